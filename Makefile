@@ -1,0 +1,137 @@
+# p2pio: top-level build.
+#
+#   make            libp2pio (shared and static), the tools, the kernel module
+#   make check      install dependencies, build, run every test this machine can run
+#   make demo       install dependencies, build, boot the emulated NVMe + GPU-BAR machine,
+#                   load the module, load and stream a model through the P2P path, report
+#   make install    install the library, header and tools under $(PREFIX)
+#
+# Userspace objects go to $(BUILD) (default build/); the sanitizer build uses build-asan/.
+# Components add sources by dropping files in place: userlib/src/*.c is the library,
+# tools/p2pio-*.c are the tools (tools/*.c beside them are shared by all tools),
+# tests/unit/test-*.c are unit test programs (tests/unit/*.c beside them are shared).
+
+BUILD ?= build
+PREFIX ?= /usr/local
+CC ?= cc
+CLANG ?= clang
+OPT ?= -O2
+SAN ?=
+CUDA_HOME ?= /usr/local/cuda
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter -Wformat=2 -Wvla
+CPPFLAGS_ALL := -D_GNU_SOURCE -Iuserlib/include -Iuserlib/src -Ikmod/uapi -MMD -MP
+# cuda.h gives libcuda's types and enums; the library loads libcuda itself at run time.
+ifneq ($(wildcard $(CUDA_HOME)/include/cuda.h),)
+CPPFLAGS_ALL += -isystem $(CUDA_HOME)/include -DP2PIO_HAVE_CUDA_H=1
+endif
+CFLAGS_ALL := -std=c11 $(OPT) -g -fPIC $(WARN) $(SAN) $(CFLAGS)
+LDLIBS_ALL := -luring -lnvme -lpci -ldl -lpthread -lm $(LDLIBS)
+LDFLAGS_ALL := $(SAN) $(LDFLAGS)
+
+LIB_SRCS := $(sort $(wildcard userlib/src/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_SO := $(BUILD)/lib/libp2pio.so
+LIB_A := $(BUILD)/lib/libp2pio.a
+LIB_MAP := userlib/libp2pio.map
+
+TOOL_MAINS := $(sort $(wildcard tools/p2pio-*.c))
+TOOL_COMMON := $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
+TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
+TOOLS := $(TOOL_MAINS:tools/%.c=$(BUILD)/bin/%)
+
+UNIT_MAINS := $(sort $(wildcard tests/unit/test-*.c))
+UNIT_COMMON := $(filter-out $(UNIT_MAINS),$(wildcard tests/unit/*.c))
+UNIT_COMMON_OBJS := $(UNIT_COMMON:%.c=$(BUILD)/%.o)
+UNIT_TESTS := $(UNIT_MAINS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all lib tools tests kmod deps check check-unit check-asan check-fuzz check-vm \
+	check-gpu demo install clean
+.DEFAULT_GOAL := all
+# Keep object files of tools and tests between builds.
+.SECONDARY:
+
+all: lib tools tests kmod
+
+lib: $(LIB_SO) $(LIB_A)
+tools: $(TOOLS)
+tests: $(UNIT_TESTS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS_ALL) -c -o $@ $<
+
+$(LIB_A): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJS) $(LIB_MAP)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libp2pio.so.0 -Wl,--version-script=$(LIB_MAP) \
+		$(LDFLAGS_ALL) -o $@ $(LIB_OBJS) $(LDLIBS_ALL)
+
+# Tools and tests link the static library so they run from the build tree as they are.
+$(BUILD)/bin/%: $(BUILD)/tools/%.o $(TOOL_COMMON_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(TOOL_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_COMMON_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UNIT_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
+
+# The kernel module builds against the Debian kernel the VM boots (scripts/kver.sh),
+# not against the host's running kernel.
+kmod:
+	@if [ -f kmod/Kbuild ]; then $(MAKE) -C kmod; fi
+
+deps:
+	@sh scripts/deps.sh
+
+# Unit tests run from the source root; they find their data under tests/data.
+check-unit: tests tools
+	prove -f --exec '' $(UNIT_TESTS)
+
+check-asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+		tests tools
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		prove -f --exec '' $(UNIT_MAINS:tests/unit/%.c=build-asan/tests/%)
+
+check-fuzz:
+	@if [ -f tests/fuzz/Makefile ]; then $(MAKE) -f tests/fuzz/Makefile run; fi
+
+check-vm: all
+	@if [ -x tests/vm/run.sh ]; then tests/vm/run.sh; fi
+
+check-gpu: all
+	@if [ -x tests/gpu/run.sh ]; then tests/gpu/run.sh; fi
+
+check: deps
+	$(MAKE) all
+	$(MAKE) check-unit
+	$(MAKE) check-asan
+	$(MAKE) check-fuzz
+	$(MAKE) check-vm
+	$(MAKE) check-gpu
+
+demo: deps
+	$(MAKE) all
+	tests/vm/demo.sh
+
+install: lib tools
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 0644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libp2pio.so.0
+	ln -sf libp2pio.so.0 $(DESTDIR)$(PREFIX)/lib/libp2pio.so
+	install -m 0644 userlib/include/p2pio.h kmod/uapi/p2pio_ioctl.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build-asan build-fuzz
+	@if [ -f kmod/Kbuild ]; then $(MAKE) -C kmod clean; fi
+
+-include $(LIB_OBJS:.o=.d) $(TOOL_COMMON_OBJS:.o=.d) $(TOOLS:$(BUILD)/bin/%=$(BUILD)/tools/%.d) \
+	$(UNIT_COMMON_OBJS:.o=.d) $(UNIT_TESTS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)
