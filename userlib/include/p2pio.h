@@ -352,6 +352,194 @@ int p2pio_extents_summary(const struct p2pio_extents *ext, uint64_t offset, uint
 const char *p2pio_extent_flag_reason(uint32_t flag);
 
 
+/*
+ * Topology: where the GPU and the NVMe controllers sit on PCIe, read through libpci (and
+ * sysfs for the parent chain and IOMMU state), and a verdict per (GPU, NVMe) pair on
+ * whether peer-to-peer DMA can work and what bounds it.
+ */
+
+/**
+ * struct p2pio_pci_link - a PCIe link's generation (1 = 2.5 GT/s ... 6 = 64 GT/s; 0 unknown)
+ * and width in lanes, as trained now and at most.
+ */
+struct p2pio_pci_link {
+	uint8_t gen;
+	uint8_t width;
+	uint8_t max_gen;
+	uint8_t max_width;
+};
+
+/* PCIe port types (the PCI Express capability's Device/Port Type), and "none". */
+#define P2PIO_PCI_PORT_NONE	 -1 /* no PCI Express capability: conventional PCI */
+#define P2PIO_PCI_PORT_ENDPOINT	 0x0
+#define P2PIO_PCI_PORT_ROOT	 0x4
+#define P2PIO_PCI_PORT_UPSTREAM	 0x5
+#define P2PIO_PCI_PORT_DOWNSTREAM 0x6
+#define P2PIO_PCI_PORT_RC_ENDPOINT 0x9
+
+/**
+ * struct p2pio_pci_dev - one PCI function.
+ * @addr:        "dddd:bb:dd.f".
+ * @vendor:      vendor id.
+ * @device:      device id.
+ * @class:       class code with programming interface (0x010802 for NVMe).
+ * @name:        "vendor device" from the PCI ID database, or numbers.
+ * @port_type:   P2PIO_PCI_PORT_*.
+ * @link:        the function's link (for a port: the link below it for root and
+ *               downstream ports, above it for an upstream port).
+ * @has_acs:     the function has an ACS capability.
+ * @acs_cap:     ACS capability register.
+ * @acs_ctrl:    ACS control register (P2P request redirect is bit 2, completion redirect 3).
+ * @iommu_group: the IOMMU group number, or -1.
+ * @numa_node:   NUMA node, or -1.
+ * @parent:      address of the upstream bridge, or "" under a host bridge.
+ * @host_bridge: the sysfs host bridge the function sits under ("pci0000:00").
+ */
+struct p2pio_pci_dev {
+	char addr[16];
+	uint16_t vendor;
+	uint16_t device;
+	uint32_t class;
+	char name[128];
+	int port_type;
+	struct p2pio_pci_link link;
+	bool has_acs;
+	uint16_t acs_cap;
+	uint16_t acs_ctrl;
+	int iommu_group;
+	int numa_node;
+	char parent[16];
+	char host_bridge[24];
+};
+
+/**
+ * struct p2pio_iommu_state - the IOMMU as the kernel set it up.
+ * @enabled:     an IOMMU driver registered units (/sys/class/iommu is not empty).
+ * @groups:      IOMMU groups in /sys/kernel/iommu_groups.
+ * @passthrough: the default domain is identity (iommu=pt or equivalent).
+ * @cmdline:     the iommu-related kernel command line options, space separated.
+ * @summary:     one sentence.
+ */
+struct p2pio_iommu_state {
+	bool enabled;
+	int groups;
+	bool passthrough;
+	char cmdline[128];
+	char summary[192];
+};
+
+/* Opaque: a scan of the PCI functions that matter to p2pio. */
+struct p2pio_topo;
+
+/**
+ * p2pio_topo_scan() - read the PCI topology.
+ * @sysfs: the sysfs root ("/sys"; tests pass a synthetic tree with bus/pci/devices and
+ *         config space files); libpci reads config space through @sysfs/bus/pci.
+ * @out:   the scan, freed with p2pio_topo_free().
+ * @err:   optional error details.
+ *
+ * A machine with no PCI bus (or no GPU, no NVMe) scans fine and reports empty lists.
+ *
+ * Return: 0 or a negative errno.
+ */
+int p2pio_topo_scan(const char *sysfs, struct p2pio_topo **out, struct p2pio_error *err);
+
+/**
+ * p2pio_topo_free() - free a scan; NULL is ignored.
+ * @topo: the scan.
+ */
+void p2pio_topo_free(struct p2pio_topo *topo);
+
+/**
+ * p2pio_topo_gpus() - the NVIDIA display and 3D controllers found.
+ * @topo:  the scan.
+ * @count: set to the number of entries.
+ *
+ * Return: the array (owned by @topo).
+ */
+const struct p2pio_pci_dev *p2pio_topo_gpus(const struct p2pio_topo *topo, size_t *count);
+
+/**
+ * p2pio_topo_nvmes() - the NVMe controllers (class 0x010802) found.
+ * @topo:  the scan.
+ * @count: set to the number of entries.
+ *
+ * Return: the array (owned by @topo).
+ */
+const struct p2pio_pci_dev *p2pio_topo_nvmes(const struct p2pio_topo *topo, size_t *count);
+
+/**
+ * p2pio_topo_find() - any scanned function (GPUs, NVMe controllers and the bridges above
+ * them) by address.
+ * @topo:   the scan.
+ * @bus_id: "dddd:bb:dd.f", or CUDA's form with an 8-digit domain ("00000000:65:00.0");
+ *          case does not matter.
+ *
+ * Return: the function, or NULL.
+ */
+const struct p2pio_pci_dev *p2pio_topo_find(const struct p2pio_topo *topo, const char *bus_id);
+
+/**
+ * p2pio_topo_iommu() - the IOMMU state read during the scan.
+ * @topo: the scan.
+ */
+const struct p2pio_iommu_state *p2pio_topo_iommu(const struct p2pio_topo *topo);
+
+/* How a GPU and an NVMe controller are connected, best first. */
+enum p2pio_p2p_kind {
+	P2PIO_P2P_SAME_SWITCH = 0, /* below one PCIe switch: traffic stays in the switch */
+	P2PIO_P2P_HOST_BRIDGE,	    /* through the root complex of one host bridge */
+	P2PIO_P2P_ACS_REDIRECT,     /* a switch, but ACS sends P2P up to the root complex */
+	P2PIO_P2P_CROSS_HOST,	    /* different host bridges (sockets, root complexes) */
+	P2PIO_P2P_UNKNOWN,	    /* a device is missing or the chain could not be read */
+};
+
+/**
+ * struct p2pio_p2p_verdict - the verdict on one (GPU, NVMe) pair.
+ * @kind:           enum p2pio_p2p_kind.
+ * @good:           P2P is expected to work at full speed.
+ * @common:         the closest common upstream bridge, or "" when there is none.
+ * @path:           the chain GPU ... common ... NVMe, as addresses joined by " > "/" < ".
+ * @acs_bridge:     the bridge whose ACS redirects P2P traffic, or "".
+ * @slowest:        the function whose link is the slowest on the path.
+ * @slowest_link:   that link.
+ * @slowest_gbps:   its bandwidth in GB/s (one direction, after encoding).
+ * @text:           the verdict as a sentence.
+ */
+struct p2pio_p2p_verdict {
+	enum p2pio_p2p_kind kind;
+	bool good;
+	char common[16];
+	char path[256];
+	char acs_bridge[16];
+	char slowest[16];
+	struct p2pio_pci_link slowest_link;
+	double slowest_gbps;
+	char text[256];
+};
+
+/**
+ * p2pio_topo_verdict() - judge the path between a GPU and an NVMe controller.
+ * @topo: the scan.
+ * @gpu:  the GPU's PCI address (any form p2pio_topo_find() takes).
+ * @nvme: the NVMe controller's PCI address.
+ * @out:  filled.
+ *
+ * Return: 0; -ENODEV when either address is not in the scan (@out then says so too).
+ */
+int p2pio_topo_verdict(const struct p2pio_topo *topo, const char *gpu, const char *nvme,
+		       struct p2pio_p2p_verdict *out);
+
+/**
+ * p2pio_pci_link_gbps() - usable bandwidth of a link in GB/s, one direction.
+ * @gen:   PCIe generation (1-6).
+ * @width: lanes.
+ *
+ * Return: GB/s after line encoding (8b/10b for gen 1-2, 128b/130b for 3-5, FLIT for 6);
+ * 0 when unknown.
+ */
+double p2pio_pci_link_gbps(unsigned int gen, unsigned int width);
+
 /* ===================================================================================== */
 /* Models: whole-model load and layer streaming                 (userlib/src/model*.c)   */
 /* ===================================================================================== */
