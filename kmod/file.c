@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * file.c - registration of files: what can be read with raw LBAs, and where it lies.
+ *
+ * A file is readable by raw NVMe commands only when its bytes sit unchanged in blocks
+ * of one PCIe NVMe namespace that the file system maps 1:1. Everything else is refused
+ * with its own errno and a log line saying why. While registered, the file cannot be
+ * written (deny_write_access(), like a running executable), so its blocks cannot move
+ * under the cached extent list.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/blk-integrity.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/log2.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/pagemap.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+
+#include "compat.h"
+#include "p2pio.h"
+
+#define P2PIO_PCI_CLASS_NVME 0x010802	/* mass storage, NVM, NVMe I/O controller */
+
+/* Refuse @filp with @err; the reason goes to the log, rate limited. */
+#define p2pio_refuse(filp, err, fmt, ...)                                        \
+	({                                                                       \
+		pr_info_ratelimited("refusing %pD (%s): " fmt "\n", (filp),      \
+				    #err, ##__VA_ARGS__);                        \
+		-(err);                                                          \
+	})
+
+static bool p2pio_fs_supported(struct super_block *sb)
+{
+	const char *name = sb->s_type->name;
+
+	return !strcmp(name, "ext4") || !strcmp(name, "xfs");
+}
+
+/* True for a namespace disk of nvme-core (not of a stacking or other driver). */
+static bool p2pio_disk_is_nvme(struct gendisk *disk)
+{
+	struct module *owner = disk->fops->owner;
+
+	if (owner)
+		return !strcmp(module_name(owner), "nvme_core");
+	/* nvme-core built in: only its disks are named nvme* (and multipath heads too). */
+	return !strncmp(disk->disk_name, "nvme", 4);
+}
+
+static struct pci_dev *p2pio_disk_pci(struct gendisk *disk)
+{
+	struct device *d;
+
+	for (d = disk_to_dev(disk)->parent; d; d = d->parent)
+		if (dev_is_pci(d))
+			return to_pci_dev(d);
+	return NULL;
+}
+
+/* File-level refusals: how the file's bytes are stored. */
+static int p2pio_file_check_inode(struct file *filp)
+{
+	struct inode *inode = file_inode(filp);
+	struct fileattr fa = {};
+	int ret;
+
+	if (!(filp->f_mode & FMODE_READ))
+		return p2pio_refuse(filp, EBADF, "not opened for reading");
+	if (!S_ISREG(inode->i_mode))
+		return p2pio_refuse(filp, EINVAL, "not a regular file");
+	if (!p2pio_fs_supported(inode->i_sb))
+		return p2pio_refuse(filp, EOPNOTSUPP, "file system %s is not ext4 or xfs",
+				    inode->i_sb->s_type->name);
+	if (IS_ENCRYPTED(inode))
+		return p2pio_refuse(filp, EMEDIUMTYPE, "encrypted file");
+	if (IS_VERITY(inode))
+		return p2pio_refuse(filp, EMEDIUMTYPE, "verity file");
+	if (IS_DAX(inode))
+		return p2pio_refuse(filp, EMEDIUMTYPE, "DAX file");
+	ret = p2pio_fileattr_get(filp, &fa);
+	if (ret && ret != -ENOIOCTLCMD)
+		return ret;
+	if (fa.flags & FS_COMPR_FL)
+		return p2pio_refuse(filp, EMEDIUMTYPE, "compressed file");
+	if (fa.flags & FS_INLINE_DATA_FL)
+		return p2pio_refuse(filp, EMEDIUMTYPE, "inline data file");
+	if (fa.flags & (FS_ENCRYPT_FL | FS_VERITY_FL))
+		return p2pio_refuse(filp, EMEDIUMTYPE, "encrypted or verity file");
+	if (fa.fsx_xflags & FS_XFLAG_REALTIME)
+		return p2pio_refuse(filp, EMEDIUMTYPE, "xfs realtime file");
+	return 0;
+}
+
+/* Device-level refusals: the block device must be a plain PCIe NVMe namespace. */
+static int p2pio_file_check_bdev(struct file *filp, struct p2pio_file *f,
+				 struct pci_dev **pdevp)
+{
+	struct block_device *bdev = file_inode(filp)->i_sb->s_bdev;
+	struct gendisk *disk;
+	struct pci_dev *pdev;
+	unsigned int lbs;
+	int nsid;
+
+	if (!bdev)
+		return p2pio_refuse(filp, ENOTBLK, "file system has no block device");
+	disk = bdev->bd_disk;
+	if (!p2pio_disk_is_nvme(disk))
+		return p2pio_refuse(filp, ENOTBLK,
+				    "%s is not an NVMe namespace (dm, md, loop, virtio, ...)",
+				    disk->disk_name);
+	if (!queue_is_mq(disk->queue))
+		return p2pio_refuse(filp, ENXIO,
+				    "%s is an NVMe multipath head; use a path device",
+				    disk->disk_name);
+	pdev = p2pio_disk_pci(disk);
+	if (!pdev || pdev->class != P2PIO_PCI_CLASS_NVME)
+		return p2pio_refuse(filp, EREMOTE,
+				    "%s is not on a PCIe NVMe controller (fabrics?)",
+				    disk->disk_name);
+	if (blk_get_integrity(disk))
+		return p2pio_refuse(filp, EPROTONOSUPPORT,
+				    "%s has metadata or protection information",
+				    disk->disk_name);
+	lbs = bdev_logical_block_size(bdev);
+	if (!is_power_of_2(lbs) || lbs < 512 || lbs > PAGE_SIZE * 16)
+		return p2pio_refuse(filp, EINVAL, "odd logical block size %u", lbs);
+	if ((p2pio_bdev_start_sect(bdev) << SECTOR_SHIFT) & (lbs - 1))
+		return p2pio_refuse(filp, EINVAL, "partition start not LBA aligned");
+	if (file_inode(filp)->i_blkbits < ilog2(lbs))
+		return p2pio_refuse(filp, EINVAL, "fs block smaller than the LBA");
+	nsid = p2pio_nvme_nsid(bdev);
+	if (nsid <= 0)
+		return p2pio_refuse(filp, ENXIO, "%s: no namespace id (%d)",
+				    disk->disk_name, nsid);
+
+	f->bdev = bdev;
+	f->q = disk->queue;
+	f->nsid = nsid;
+	f->lba_shift = ilog2(lbs);
+	f->max_cmd_bytes = min_t(u64, (u64)queue_max_hw_sectors(f->q) << SECTOR_SHIFT,
+				 (u64)P2PIO_MAX_CMD_LBAS << f->lba_shift);
+	f->max_cmd_bytes = round_down(f->max_cmd_bytes, lbs);
+	if (!f->max_cmd_bytes)
+		return p2pio_refuse(filp, EINVAL, "queue allows no transfer");
+	*pdevp = pdev;
+	return 0;
+}
+
+static int p2pio_extent_add(struct p2pio_file *f, u32 *cap, u64 foff, u64 doff, u64 len)
+{
+	struct p2pio_extent *e = f->nr_ext ? &f->ext[f->nr_ext - 1] : NULL;
+
+	if (e && e->foff + e->len == foff && e->doff + e->len == doff) {
+		e->len += len;
+		return 0;
+	}
+	if (f->nr_ext == *cap) {
+		u32 ncap = *cap ? *cap * 2 : 64;
+		struct p2pio_extent *n;
+
+		if (*cap >= P2PIO_MAX_EXTENTS)
+			return -E2BIG;
+		ncap = min_t(u32, ncap, P2PIO_MAX_EXTENTS);
+		n = kvmalloc_array(ncap, sizeof(*n), GFP_KERNEL);
+		if (!n)
+			return -ENOMEM;
+		if (f->nr_ext)
+			memcpy(n, f->ext, f->nr_ext * sizeof(*n));
+		kvfree(f->ext);
+		f->ext = n;
+		*cap = ncap;
+	}
+	f->ext[f->nr_ext++] = (struct p2pio_extent){ .foff = foff, .doff = doff, .len = len };
+	return 0;
+}
+
+/*
+ * Resolves every file block with bmap(). Holes, unwritten and delayed-allocation
+ * blocks (and xfs reflink/realtime files) come back as block 0, which is never a data
+ * block of ext4 or xfs: those files are refused, their raw LBAs never read.
+ */
+static int p2pio_file_resolve(struct file *filp, struct p2pio_file *f)
+{
+	struct inode *inode = file_inode(filp);
+	unsigned int bbits = inode->i_blkbits;
+	u64 part = (u64)p2pio_bdev_start_sect(f->bdev) << SECTOR_SHIFT;
+	u64 nblocks = DIV_ROUND_UP(f->size, 1ULL << bbits);
+	u32 cap = 0;
+	u64 i;
+	int ret;
+
+	for (i = 0; i < nblocks; i++) {
+		sector_t blk = i;
+
+		ret = bmap(inode, &blk);
+		if (ret)
+			return p2pio_refuse(filp, EOPNOTSUPP, "bmap failed (%d)", ret);
+		if (!blk)
+			return p2pio_refuse(filp, ENODATA,
+					    "block %llu is a hole, unwritten, or shared (reflink)",
+					    i);
+		ret = p2pio_extent_add(f, &cap, i << bbits, part + ((u64)blk << bbits),
+				       1ULL << bbits);
+		if (ret == -E2BIG)
+			return p2pio_refuse(filp, E2BIG, "more than %u extents",
+					    P2PIO_MAX_EXTENTS);
+		if (ret)
+			return ret;
+		if ((i & 1023) == 1023) {
+			if (fatal_signal_pending(current))
+				return -EINTR;
+			cond_resched();
+		}
+	}
+	return 0;
+}
+
+static void p2pio_file_free(struct p2pio_file *f)
+{
+	kvfree(f->ext);
+	kfree(f);
+}
+
+int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg)
+{
+	struct p2pio_file *f;
+	struct pci_dev *pdev = NULL;
+	struct file *filp;
+	u32 id;
+	int ret;
+
+	if (arg->flags || memchr_inv(arg->reserved, 0, sizeof(arg->reserved)))
+		return -EINVAL;
+	filp = fget(arg->fd);
+	if (!filp)
+		return -EBADF;
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!f) {
+		ret = -ENOMEM;
+		goto out_fput;
+	}
+	atomic_set(&f->busy, 0);
+	ret = p2pio_file_check_inode(filp);
+	if (ret)
+		goto out_free;
+	ret = p2pio_file_check_bdev(filp, f, &pdev);
+	if (ret)
+		goto out_free;
+
+	ret = deny_write_access(filp);
+	if (ret) {
+		ret = p2pio_refuse(filp, ETXTBSY, "open for writing elsewhere");
+		goto out_free;
+	}
+	/* Dirty pages get their blocks allocated and written before we look. */
+	ret = filemap_write_and_wait(filp->f_mapping);
+	if (ret)
+		goto out_allow;
+	f->size = i_size_read(file_inode(filp));
+	if (!f->size) {
+		ret = p2pio_refuse(filp, ENODATA, "empty file");
+		goto out_allow;
+	}
+	ret = p2pio_file_resolve(filp, f);
+	if (ret)
+		goto out_allow;
+
+	mutex_lock(&ctx->lock);
+	if (ctx->nr_files >= P2PIO_MAX_FILES) {
+		ret = -EMFILE;
+		goto out_unlock;
+	}
+	f->nvme = p2pio_nvme_get(pdev);
+	if (IS_ERR(f->nvme)) {
+		ret = PTR_ERR(f->nvme);
+		goto out_unlock;
+	}
+	ret = xa_alloc(&ctx->files, &id, f, xa_limit_31b, GFP_KERNEL);
+	if (ret)
+		goto out_nvme;
+	f->handle = id;
+	f->filp = filp;
+	ctx->nr_files++;
+	mutex_unlock(&ctx->lock);
+	p2pio_count(ctx, live_files, 1);
+
+	arg->handle = id;
+	arg->lba_size = 1U << f->lba_shift;
+	arg->size = f->size;
+	arg->nr_extents = f->nr_ext;
+	arg->nsid = f->nsid;
+	dev_dbg(p2pio_dev, "file %u: %pD on %s nsid %u, %llu bytes, %u extents\n",
+		id, filp, f->bdev->bd_disk->disk_name, f->nsid, f->size, f->nr_ext);
+	return 0;
+
+out_nvme:
+	p2pio_nvme_put(f->nvme);
+out_unlock:
+	mutex_unlock(&ctx->lock);
+out_allow:
+	allow_write_access(filp);
+out_free:
+	p2pio_file_free(f);
+out_fput:
+	fput(filp);
+	return ret;
+}
+
+/* Mirrors p2pio_file_register(); the caller has removed @f from the handle table. */
+void p2pio_file_release(struct p2pio_ctx *ctx, struct p2pio_file *f)
+{
+	WARN_ON_ONCE(atomic_read(&f->busy));
+	p2pio_nvme_put(f->nvme);
+	allow_write_access(f->filp);
+	fput(f->filp);
+	p2pio_file_free(f);
+	atomic64_dec(&ctx->stats.live_files);
+	atomic64_dec(&p2pio_global.live_files);
+}
+
+int p2pio_file_unregister(struct p2pio_ctx *ctx, u32 handle)
+{
+	struct p2pio_file *f;
+
+	mutex_lock(&ctx->lock);
+	f = xa_load(&ctx->files, handle);
+	if (!f) {
+		mutex_unlock(&ctx->lock);
+		return -EBADF;
+	}
+	if (atomic_read(&f->busy)) {
+		mutex_unlock(&ctx->lock);
+		return -EBUSY;
+	}
+	xa_erase(&ctx->files, handle);
+	ctx->nr_files--;
+	mutex_unlock(&ctx->lock);
+	p2pio_file_release(ctx, f);
+	return 0;
+}

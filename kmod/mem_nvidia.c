@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * mem_nvidia.c - the nvidia provider: CUDA device memory pinned through NVIDIA's
+ * nvidia_p2p_* API and mapped for each NVMe controller with nvidia_p2p_dma_map_pages().
+ *
+ * The nvidia_p2p_* symbols are referenced weakly: p2pio loads without an NVIDIA driver
+ * (the pcibar provider still works), and binds to the driver (or the tests' double)
+ * when that is loaded first. NVIDIA's closed kernel modules are not GPL-compatible; a
+ * module importing their symbols may not use GPL-only exports such as
+ * nvme_init_request(), so p2pio needs NVIDIA's open kernel modules.
+ *
+ * Pins are persistent (nvidia_p2p_get_pages_persistent) where the driver allows it; on
+ * MIG or vGPU, or when asked, they fall back to nvidia_p2p_get_pages() with a free
+ * callback that may run at any time: it revokes the pin (p2pio_mem_revoke: no new
+ * commands, wait for those in flight) and never calls put_pages or dma_unmap_pages,
+ * since the driver frees both itself after the callback returns.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/types.h>
+
+#include "nv-p2p.h"
+#include "p2pio.h"
+
+#define P2PIO_NV_ALIGN (64ULL << 10)
+/* Page-table versions: major 1 up to driver 575, major 2 from driver 580. */
+#define P2PIO_NV_PT_V1 0x00010002
+#define P2PIO_NV_PT_V2 0x00020000
+#define P2PIO_NV_DMA_VERSION 0x00020003
+
+/* Weak: resolved at load time if, and only if, the driver is already loaded. */
+extern typeof(nvidia_p2p_get_pages) nvidia_p2p_get_pages __weak;
+extern typeof(nvidia_p2p_get_pages_persistent) nvidia_p2p_get_pages_persistent __weak;
+extern typeof(nvidia_p2p_put_pages) nvidia_p2p_put_pages __weak;
+extern typeof(nvidia_p2p_put_pages_persistent) nvidia_p2p_put_pages_persistent __weak;
+extern typeof(nvidia_p2p_dma_map_pages) nvidia_p2p_dma_map_pages __weak;
+extern typeof(nvidia_p2p_dma_unmap_pages) nvidia_p2p_dma_unmap_pages __weak;
+extern typeof(nvidia_p2p_free_page_table) nvidia_p2p_free_page_table __weak;
+extern typeof(nvidia_p2p_free_dma_mapping) nvidia_p2p_free_dma_mapping __weak;
+
+struct p2pio_nv {
+	u64 va;				/* 64 KiB aligned start */
+	u64 len;			/* 64 KiB multiple */
+	struct nvidia_p2p_page_table *pt;
+	unsigned int page_shift;
+	bool persistent;
+};
+
+bool p2pio_nvidia_available(void)
+{
+	return nvidia_p2p_get_pages && nvidia_p2p_get_pages_persistent &&
+	       nvidia_p2p_put_pages && nvidia_p2p_put_pages_persistent &&
+	       nvidia_p2p_dma_map_pages && nvidia_p2p_dma_unmap_pages &&
+	       nvidia_p2p_free_page_table && nvidia_p2p_free_dma_mapping;
+}
+
+static bool p2pio_nv_pt_ok(struct nvidia_p2p_page_table *pt)
+{
+	return NVIDIA_P2P_VERSION_COMPATIBLE(pt, P2PIO_NV_PT_V1) ||
+	       NVIDIA_P2P_VERSION_COMPATIBLE(pt, P2PIO_NV_PT_V2);
+}
+
+static int p2pio_nv_page_shift(u32 type)
+{
+	switch (type) {
+	case NVIDIA_P2P_PAGE_SIZE_4KB:
+		return 12;
+	case NVIDIA_P2P_PAGE_SIZE_64KB:
+		return 16;
+	case NVIDIA_P2P_PAGE_SIZE_128KB:
+		return 17;
+	default:
+		return -EPROTO;
+	}
+}
+
+static int p2pio_nv_map(struct p2pio_mem *mem, struct p2pio_nvme *nvme,
+			struct p2pio_mem_map *map)
+{
+	struct p2pio_nv *nv = mem->priv;
+	struct nvidia_p2p_dma_mapping *dm = NULL;
+	int ret;
+
+	ret = nvidia_p2p_dma_map_pages(nvme->pdev, nv->pt, &dm);
+	if (ret)
+		return ret;
+	if (!NVIDIA_P2P_VERSION_COMPATIBLE(dm, P2PIO_NV_DMA_VERSION) ||
+	    dm->entries != nv->pt->entries) {
+		dev_err(p2pio_dev, "pin %u: unexpected DMA mapping (version %#x, %u entries)\n",
+			mem->handle, dm->version, dm->entries);
+		nvidia_p2p_dma_unmap_pages(nvme->pdev, nv->pt, dm);
+		return -EPROTO;
+	}
+	map->priv = dm;
+	return 0;
+}
+
+static dma_addr_t p2pio_nv_dma(struct p2pio_mem *mem, struct p2pio_mem_map *map, u64 off)
+{
+	struct p2pio_nv *nv = mem->priv;
+	struct nvidia_p2p_dma_mapping *dm = map->priv;
+
+	return dm->dma_addresses[off >> nv->page_shift] + (off & ((1ULL << nv->page_shift) - 1));
+}
+
+static void p2pio_nv_unmap(struct p2pio_mem *mem, struct p2pio_mem_map *map)
+{
+	struct p2pio_nv *nv = mem->priv;
+	int ret;
+
+	ret = nvidia_p2p_dma_unmap_pages(map->nvme->pdev, nv->pt, map->priv);
+	if (ret)
+		dev_warn(p2pio_dev, "pin %u: nvidia_p2p_dma_unmap_pages: %d\n", mem->handle, ret);
+}
+
+static void p2pio_nv_unpin(struct p2pio_mem *mem)
+{
+	struct p2pio_nv *nv = mem->priv;
+	int ret;
+
+	if (nv->persistent)
+		ret = nvidia_p2p_put_pages_persistent(nv->va, nv->pt, 0);
+	else
+		ret = nvidia_p2p_put_pages(0, 0, nv->va, nv->pt);
+	if (ret)
+		dev_warn(p2pio_dev, "pin %u: nvidia_p2p_put_pages: %d\n", mem->handle, ret);
+}
+
+/* After the free callback: hand the structures back, touch nothing else. */
+static void p2pio_nv_forget(struct p2pio_mem *mem)
+{
+	struct p2pio_nv *nv = mem->priv;
+	struct p2pio_mem_map *map;
+
+	list_for_each_entry(map, &mem->maps, node) {
+		nvidia_p2p_free_dma_mapping(map->priv);
+		map->priv = NULL;
+	}
+	nvidia_p2p_free_page_table(nv->pt);
+	nv->pt = NULL;
+}
+
+static const struct p2pio_mem_ops p2pio_nv_ops = {
+	.name = "nvidia",
+	.map = p2pio_nv_map,
+	.dma = p2pio_nv_dma,
+	.unmap = p2pio_nv_unmap,
+	.unpin = p2pio_nv_unpin,
+	.forget = p2pio_nv_forget,
+};
+
+static void p2pio_nv_free_callback(void *data)
+{
+	p2pio_mem_revoke(data);
+}
+
+int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem **out)
+{
+	struct nvidia_p2p_page_table *pt = NULL;
+	struct p2pio_mem *mem;
+	struct p2pio_nv *nv;
+	u64 end;
+	int shift, ret;
+
+	if (check_add_overflow(arg->addr, arg->length, &end) ||
+	    end > U64_MAX - P2PIO_NV_ALIGN)
+		return -EINVAL;
+	nv = kzalloc(sizeof(*nv), GFP_KERNEL);
+	if (!nv)
+		return -ENOMEM;
+	mem = p2pio_mem_alloc(ctx, &p2pio_nv_ops);
+	if (!mem) {
+		ret = -ENOMEM;
+		goto out_free_nv;
+	}
+	mem->priv = nv;
+	/* The driver pins whole 64 KiB pages: round out, keep the offset. */
+	nv->va = round_down(arg->addr, P2PIO_NV_ALIGN);
+	nv->len = round_up(end, P2PIO_NV_ALIGN) - nv->va;
+
+	ret = -EOPNOTSUPP;
+	if (!(arg->flags & P2PIO_PIN_F_NONPERSISTENT)) {
+		ret = nvidia_p2p_get_pages_persistent(nv->va, nv->len, &pt, 0);
+		if (!ret)
+			nv->persistent = true;
+		else if (ret == -ENOMEM)
+			goto out_free_mem;	/* BAR1 full: the caller pins less */
+		else
+			dev_dbg(p2pio_dev, "persistent pin refused (%d), using a free callback\n",
+				ret);
+	}
+	if (!nv->persistent) {
+		ret = nvidia_p2p_get_pages(0, 0, nv->va, nv->len, &pt,
+					   p2pio_nv_free_callback, mem);
+		if (ret)
+			goto out_free_mem;
+	}
+	nv->pt = pt;
+
+	if (!p2pio_nv_pt_ok(pt)) {
+		dev_err(p2pio_dev, "nvidia page table version %#x not supported (majors 1, 2)\n",
+			pt->version);
+		ret = -EPROTO;
+		goto out_put_pages;
+	}
+	shift = p2pio_nv_page_shift(pt->page_size);
+	if (shift < 0 || ((u64)pt->entries << shift) < nv->len) {
+		dev_err(p2pio_dev, "nvidia page table: page size type %u, %u entries for %llu bytes\n",
+			pt->page_size, pt->entries, nv->len);
+		ret = -EPROTO;
+		goto out_put_pages;
+	}
+	nv->page_shift = shift;
+	mem->length = arg->length;
+	mem->skew = arg->addr - nv->va;
+	mem->page_size = 1ULL << shift;
+	mem->align = P2PIO_NV_ALIGN;
+	mem->out_flags = nv->persistent ? P2PIO_PIN_OUT_PERSISTENT : P2PIO_PIN_OUT_REVOCABLE;
+	*out = mem;
+	return 0;
+
+out_put_pages:
+	/* The common release also copes with a free callback that already fired. */
+	p2pio_count(ctx, live_pins, 1);
+	p2pio_mem_release(ctx, mem);
+	return ret;
+out_free_mem:
+	kfree(mem);
+out_free_nv:
+	kfree(nv);
+	return ret;
+}

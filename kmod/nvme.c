@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * nvme.c - NVMe Read commands whose data pointer is pinned device memory.
+ *
+ * A command is a blk-mq passthrough request (REQ_OP_DRV_IN) on the namespace queue,
+ * filled by nvme_init_request() with our own struct nvme_command. It carries no bio, so
+ * nvme-pci sends our PRPs unchanged: PRP1 (dword aligned), PRP2 as the second page or a
+ * PRP list, lists chained through their last slot, list pages from a dma_pool of the
+ * controller. Completion runs in interrupt context: nothing there sleeps.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/dmapool.h>
+#include <linux/ktime.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+
+#include "compat.h"
+#include "p2pio.h"
+
+static LIST_HEAD(p2pio_nvmes);
+static DEFINE_MUTEX(p2pio_nvmes_lock);
+
+struct p2pio_nvme *p2pio_nvme_get(struct pci_dev *pdev)
+{
+	struct p2pio_nvme *nvme;
+
+	mutex_lock(&p2pio_nvmes_lock);
+	list_for_each_entry(nvme, &p2pio_nvmes, node) {
+		if (nvme->pdev == pdev) {
+			kref_get(&nvme->ref);
+			goto out_unlock;
+		}
+	}
+	nvme = kzalloc(sizeof(*nvme), GFP_KERNEL);
+	if (!nvme) {
+		nvme = ERR_PTR(-ENOMEM);
+		goto out_unlock;
+	}
+	nvme->prp_pool = dma_pool_create("p2pio_prp", &pdev->dev, P2PIO_CTRL_PAGE_SIZE,
+					 P2PIO_CTRL_PAGE_SIZE, 0);
+	if (!nvme->prp_pool) {
+		kfree(nvme);
+		nvme = ERR_PTR(-ENOMEM);
+		goto out_unlock;
+	}
+	kref_init(&nvme->ref);
+	nvme->pdev = pci_dev_get(pdev);
+	list_add(&nvme->node, &p2pio_nvmes);
+out_unlock:
+	mutex_unlock(&p2pio_nvmes_lock);
+	return nvme;
+}
+
+static void p2pio_nvme_free(struct kref *ref)
+{
+	struct p2pio_nvme *nvme = container_of(ref, struct p2pio_nvme, ref);
+
+	list_del(&nvme->node);
+	mutex_unlock(&p2pio_nvmes_lock);
+	dma_pool_destroy(nvme->prp_pool);
+	pci_dev_put(nvme->pdev);
+	kfree(nvme);
+}
+
+void p2pio_nvme_put(struct p2pio_nvme *nvme)
+{
+	kref_put_mutex(&nvme->ref, p2pio_nvme_free, &p2pio_nvmes_lock);
+}
+
+struct p2pio_prp_page {
+	__le64 *va;
+	dma_addr_t dma;
+};
+
+struct p2pio_cmd {
+	struct p2pio_ctx *ctx;
+	struct p2pio_rd *rd;
+	struct p2pio_file *f;
+	struct p2pio_mem *mem;
+	struct p2pio_nvme *nvme;
+	u64 t_start;
+	u64 len;
+	u32 nr_pages;
+	struct p2pio_prp_page pages[];
+};
+
+/* PRP list pages a transfer of @len bytes starting @first bytes before a page end needs. */
+static u32 p2pio_prp_pages(u64 first, u64 len)
+{
+	u64 nents;
+
+	if (len <= first + P2PIO_CTRL_PAGE_SIZE)
+		return 0;
+	nents = DIV_ROUND_UP(len - first, P2PIO_CTRL_PAGE_SIZE);
+	/* Every full page but the last gives up its last slot to the chain pointer. */
+	return DIV_ROUND_UP(nents - 1, P2PIO_PRPS_PER_PAGE - 1);
+}
+
+static void p2pio_prp_free(struct p2pio_cmd *c)
+{
+	u32 i;
+
+	for (i = 0; i < c->nr_pages; i++)
+		dma_pool_free(c->nvme->prp_pool, c->pages[i].va, c->pages[i].dma);
+	if (c->nr_pages)
+		p2pio_count(c->ctx, live_prp_pages, -(s64)c->nr_pages);
+	c->nr_pages = 0;
+}
+
+static int p2pio_prp_build(struct p2pio_cmd *c, struct nvme_command *nc,
+			   struct p2pio_mem_map *map, u64 off, u64 len, u32 npages)
+{
+	const struct p2pio_mem_ops *ops = c->mem->ops;
+	dma_addr_t a = ops->dma(c->mem, map, off);
+	u64 first = P2PIO_CTRL_PAGE_SIZE - (a & (P2PIO_CTRL_PAGE_SIZE - 1));
+	__le64 *list;
+	u32 slot = 0;
+
+	nc->rw.dptr.prp1 = cpu_to_le64(a);
+	if (len <= first)
+		return 0;
+	off += first;
+	len -= first;
+	if (!npages) {
+		nc->rw.dptr.prp2 = cpu_to_le64(ops->dma(c->mem, map, off));
+		return 0;
+	}
+	list = dma_pool_alloc(c->nvme->prp_pool, GFP_KERNEL, &c->pages[0].dma);
+	if (!list)
+		return -ENOMEM;
+	c->pages[0].va = list;
+	c->nr_pages = 1;
+	nc->rw.dptr.prp2 = cpu_to_le64(c->pages[0].dma);
+	while (len) {
+		if (slot == P2PIO_PRPS_PER_PAGE - 1 && len > P2PIO_CTRL_PAGE_SIZE) {
+			struct p2pio_prp_page *next = &c->pages[c->nr_pages];
+
+			if (WARN_ON_ONCE(c->nr_pages >= npages))
+				return -EIO;
+			next->va = dma_pool_alloc(c->nvme->prp_pool, GFP_KERNEL, &next->dma);
+			if (!next->va)
+				return -ENOMEM;
+			list[slot] = cpu_to_le64(next->dma);
+			list = next->va;
+			c->nr_pages++;
+			slot = 0;
+		}
+		list[slot++] = cpu_to_le64(ops->dma(c->mem, map, off));
+		off += P2PIO_CTRL_PAGE_SIZE;
+		len -= min_t(u64, len, P2PIO_CTRL_PAGE_SIZE);
+	}
+	return 0;
+}
+
+static P2PIO_END_IO_RET p2pio_end_io(struct request *rq, blk_status_t sts)
+{
+	struct p2pio_cmd *c = rq->end_io_data;
+	struct p2pio_ctx *ctx = c->ctx;
+	u64 ns = ktime_get_ns() - c->t_start;
+	int err = blk_status_to_errno(sts);
+
+	p2pio_prp_free(c);
+	p2pio_count_latency(ctx, ns);
+	if (err) {
+		p2pio_count(ctx, errors, 1);
+		dev_dbg(p2pio_dev, "read of %llu bytes at nsid %u failed: %d\n", c->len,
+			c->f->nsid, err);
+	} else {
+		p2pio_count(ctx, bytes, c->len);
+	}
+	p2pio_mem_put(c->mem);
+	atomic_dec(&c->f->busy);
+	p2pio_cmd_done(ctx, c->rd, err);
+	kfree(c);
+	return P2PIO_END_IO_FREE;
+}
+
+/*
+ * Issues one NVMe Read of @len bytes at namespace byte offset @doff into internal
+ * offset @moff of @mem. The caller holds a command slot; on success the command owns
+ * a reference on @rd, @mem and @f until p2pio_end_io().
+ */
+int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_file *f,
+		    u64 doff, struct p2pio_mem *mem, struct p2pio_mem_map *map,
+		    u64 moff, u64 len)
+{
+	struct nvme_command nc = {};
+	struct request *rq;
+	struct p2pio_cmd *c;
+	u64 first;
+	u32 npages;
+	int ret;
+
+	if (!p2pio_mem_get(mem))
+		return -ENODEV;
+	first = P2PIO_CTRL_PAGE_SIZE -
+		(mem->ops->dma(mem, map, moff) & (P2PIO_CTRL_PAGE_SIZE - 1));
+	npages = p2pio_prp_pages(first, len);
+	c = kzalloc(struct_size(c, pages, npages), GFP_KERNEL);
+	if (!c) {
+		ret = -ENOMEM;
+		goto out_put_mem;
+	}
+	c->ctx = ctx;
+	c->rd = rd;
+	c->f = f;
+	c->mem = mem;
+	c->nvme = f->nvme;
+	c->len = len;
+
+	rq = blk_mq_alloc_request(f->q, REQ_OP_DRV_IN, 0);
+	if (IS_ERR(rq)) {
+		ret = PTR_ERR(rq);
+		goto out_free_cmd;
+	}
+	nc.rw.opcode = nvme_cmd_read;
+	nc.rw.nsid = cpu_to_le32(f->nsid);
+	nc.rw.slba = cpu_to_le64(doff >> f->lba_shift);
+	nc.rw.length = cpu_to_le16((len >> f->lba_shift) - 1);
+	ret = p2pio_prp_build(c, &nc, map, moff, len, npages);
+	if (ret)
+		goto out_free_prp;
+	if (c->nr_pages)
+		p2pio_count(ctx, live_prp_pages, c->nr_pages);
+	nvme_init_request(rq, &nc);
+	rq->end_io = p2pio_end_io;
+	rq->end_io_data = c;
+
+	atomic_inc(&rd->pending);
+	atomic_inc(&f->busy);
+	p2pio_count(ctx, commands, 1);
+	c->t_start = ktime_get_ns();
+	p2pio_execute_rq_nowait(rq);
+	return 0;
+
+out_free_prp:
+	/* Not yet counted in live_prp_pages. */
+	while (c->nr_pages--)
+		dma_pool_free(c->nvme->prp_pool, c->pages[c->nr_pages].va,
+			      c->pages[c->nr_pages].dma);
+	blk_mq_free_request(rq);
+out_free_cmd:
+	kfree(c);
+out_put_mem:
+	p2pio_mem_put(mem);
+	return ret;
+}

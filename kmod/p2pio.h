@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * p2pio.h - private declarations shared by the files of p2pio.ko.
+ *
+ * Object model (all per open fd, struct p2pio_ctx):
+ *  - struct p2pio_file: a registered file: its extents on one NVMe namespace.
+ *  - struct p2pio_mem: a pinned device-memory range of one provider, with a DMA mapping
+ *    per NVMe controller that used it (struct p2pio_mem_map, made on first use).
+ *  - struct p2pio_rd: one accepted read; split into struct p2pio_cmd NVMe commands; when
+ *    the last command completes, the read is queued on the fd's completion list.
+ * struct p2pio_nvme is global: one per NVMe controller, holding its PRP dma_pool.
+ */
+#ifndef P2PIO_H
+#define P2PIO_H
+
+#include <linux/atomic.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+
+#include "uapi/p2pio_ioctl.h"
+
+/* Limits reported by P2PIO_IOC_VERSION. */
+#define P2PIO_MAX_BATCH 1024
+#define P2PIO_MAX_OUTSTANDING 4096
+#define P2PIO_MAX_FILES 1024
+#define P2PIO_MAX_PINS 1024
+#define P2PIO_MAX_CMDS 256
+#define P2PIO_MAX_READ_LEN (1ULL << 30)
+/* Extent list cap per file: 24 bytes each, 48 MiB at most. */
+#define P2PIO_MAX_EXTENTS (2U << 20)
+/* One NVMe command moves at most this many LBAs (the NLB field is 16 bits). */
+#define P2PIO_MAX_CMD_LBAS 65536U
+/* NVMe memory page size used by Linux (CC.MPS = 0) and thus by PRP entries. */
+#define P2PIO_CTRL_PAGE_SIZE 4096U
+#define P2PIO_PRPS_PER_PAGE (P2PIO_CTRL_PAGE_SIZE / sizeof(__le64))
+
+struct p2pio_counters {
+	atomic64_t reads_submitted;
+	atomic64_t reads_completed;
+	atomic64_t reads_failed;
+	atomic64_t bytes;
+	atomic64_t commands;
+	atomic64_t splits;
+	atomic64_t errors;
+	atomic64_t inflight_cmds;
+	atomic64_t outstanding;
+	atomic64_t live_files;
+	atomic64_t live_pins;
+	atomic64_t live_prp_pages;
+	atomic64_t live_fds;
+	atomic64_t revoked;
+	atomic64_t latency[P2PIO_LAT_BUCKETS];
+};
+
+extern struct p2pio_counters p2pio_global;
+
+/* Adds @n to counter @field of @ctx's counters and of the global ones. */
+#define p2pio_count(ctx, field, n)                              \
+	do {                                                    \
+		atomic64_add((n), &(ctx)->stats.field);         \
+		atomic64_add((n), &p2pio_global.field);         \
+	} while (0)
+
+/* One NVMe controller (PCI function) that registered files live on. */
+struct p2pio_nvme {
+	struct list_head node;		/* on the global list, under its mutex */
+	struct kref ref;
+	struct pci_dev *pdev;
+	struct dma_pool *prp_pool;	/* PRP list pages: 4 KiB, 4 KiB aligned */
+};
+
+struct p2pio_extent {
+	u64 foff;	/* byte offset in the file */
+	u64 doff;	/* byte offset in the namespace */
+	u64 len;	/* bytes */
+};
+
+struct p2pio_file {
+	u32 handle;
+	struct file *filp;		/* our reference; write access denied */
+	struct block_device *bdev;	/* the partition or namespace the fs is on */
+	struct request_queue *q;	/* the namespace's blk-mq queue */
+	struct p2pio_nvme *nvme;
+	u32 nsid;
+	unsigned int lba_shift;
+	u64 size;			/* i_size at registration */
+	u64 max_cmd_bytes;		/* per command: max_hw_sectors and 65536 LBAs */
+	struct p2pio_extent *ext;
+	u32 nr_ext;
+	atomic_t busy;			/* commands in flight */
+};
+
+struct p2pio_mem;
+
+/* A pin's DMA mapping for one NVMe controller. */
+struct p2pio_mem_map {
+	struct list_head node;		/* on mem->maps */
+	struct p2pio_nvme *nvme;
+	void *priv;			/* the provider's mapping */
+	dma_addr_t base;		/* pcibar: the mapped range's start */
+};
+
+/**
+ * struct p2pio_mem_ops - a device-memory provider.
+ * @name: for logs.
+ * @map: maps the pin for DMA by @nvme's controller into @map (process context).
+ * @dma: the DMA address of internal byte offset @off; contiguous up to the next
+ *	mem->page_size boundary.
+ * @unmap: undoes @map (never after a revocation).
+ * @unpin: releases the pin (never after a revocation). mem->priv is kfree()d after.
+ * @forget: after a revocation: drop the provider's structures without touching the
+ *	owner's (it frees them itself). May be NULL.
+ */
+struct p2pio_mem_ops {
+	const char *name;
+	int (*map)(struct p2pio_mem *mem, struct p2pio_nvme *nvme,
+		   struct p2pio_mem_map *map);
+	dma_addr_t (*dma)(struct p2pio_mem *mem, struct p2pio_mem_map *map, u64 off);
+	void (*unmap)(struct p2pio_mem *mem, struct p2pio_mem_map *map);
+	void (*unpin)(struct p2pio_mem *mem);
+	void (*forget)(struct p2pio_mem *mem);
+};
+
+enum p2pio_mem_state {
+	P2PIO_MEM_LIVE,
+	P2PIO_MEM_REVOKED,	/* the owner took it back (free callback) */
+	P2PIO_MEM_RELEASING,	/* we are unpinning it */
+};
+
+struct p2pio_mem {
+	u32 handle;
+	const struct p2pio_mem_ops *ops;
+	struct p2pio_ctx *ctx;
+	u64 length;		/* user-visible bytes, from offset 0 */
+	u64 skew;		/* internal offset of user offset 0 */
+	u64 page_size;
+	u32 align;
+	u32 out_flags;
+	spinlock_t lock;	/* state, maps; never held across provider calls */
+	enum p2pio_mem_state state;
+	bool revoking;		/* p2pio_mem_revoke() still uses the pin */
+	struct list_head maps;
+	atomic_t busy;		/* commands in flight into this memory */
+	wait_queue_head_t idle;	/* woken when busy drops to 0 */
+	void *priv;		/* provider state */
+};
+
+/* Per open fd. */
+struct p2pio_ctx {
+	struct mutex lock;		/* handles, submission */
+	struct xarray files;
+	struct xarray mems;
+	u32 nr_files;
+	u32 nr_mems;
+
+	struct mutex reap_lock;		/* one reaper at a time */
+	spinlock_t cq_lock;		/* done list, outstanding */
+	struct list_head done;		/* struct p2pio_rd, completed, not reaped */
+	u32 nr_done;
+	u32 outstanding;		/* accepted, not reaped */
+	wait_queue_head_t cq_wait;	/* completions, poll */
+
+	atomic_t inflight;		/* NVMe commands in flight */
+	wait_queue_head_t cmd_wait;	/* a command slot freed, or all idle */
+
+	struct p2pio_counters stats;
+};
+
+/* One accepted read. */
+struct p2pio_rd {
+	struct list_head node;		/* on ctx->done once complete */
+	struct p2pio_ctx *ctx;
+	atomic_t pending;		/* commands in flight + 1 while issuing */
+	int status;			/* first error, or 0 */
+	u32 ncmds;
+	u64 tag;
+	u64 length;
+	u64 t_start;
+	u64 latency_ns;
+};
+
+/* main.c */
+extern struct device *p2pio_dev;
+
+/* stats.c */
+int p2pio_stats_init(void);
+void p2pio_stats_exit(void);
+void p2pio_stats_fill(struct p2pio_counters *c, struct p2pio_stats *out);
+void p2pio_count_latency(struct p2pio_ctx *ctx, u64 ns);
+
+/* file.c */
+int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg);
+int p2pio_file_unregister(struct p2pio_ctx *ctx, u32 handle);
+void p2pio_file_release(struct p2pio_ctx *ctx, struct p2pio_file *f);
+
+/* mem.c */
+int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg);
+int p2pio_mem_unpin(struct p2pio_ctx *ctx, u32 handle);
+void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem);
+struct p2pio_mem *p2pio_mem_alloc(struct p2pio_ctx *ctx, const struct p2pio_mem_ops *ops);
+void p2pio_mem_revoke(struct p2pio_mem *mem);
+struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme *nvme);
+bool p2pio_mem_get(struct p2pio_mem *mem);
+void p2pio_mem_put(struct p2pio_mem *mem);
+
+/* mem_nvidia.c */
+bool p2pio_nvidia_available(void);
+int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg,
+		     struct p2pio_mem **out);
+
+/* mem_pcibar.c */
+int p2pio_pcibar_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg,
+		     struct p2pio_mem **out);
+
+/* nvme.c */
+struct p2pio_nvme *p2pio_nvme_get(struct pci_dev *pdev);
+void p2pio_nvme_put(struct p2pio_nvme *nvme);
+int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_file *f,
+		    u64 doff, struct p2pio_mem *mem, struct p2pio_mem_map *map,
+		    u64 moff, u64 len);
+
+/* read.c */
+int p2pio_submit(struct p2pio_ctx *ctx, struct p2pio_submit *arg);
+int p2pio_reap(struct p2pio_ctx *ctx, struct p2pio_reap *arg);
+ssize_t p2pio_read_completions(struct p2pio_ctx *ctx, char __user *buf, size_t len,
+			       bool nonblock);
+void p2pio_rd_put(struct p2pio_rd *rd);
+void p2pio_cmd_done(struct p2pio_ctx *ctx, struct p2pio_rd *rd, int err);
+void p2pio_ctx_drain(struct p2pio_ctx *ctx);
+
+#endif /* P2PIO_H */
