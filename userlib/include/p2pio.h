@@ -70,6 +70,679 @@ struct p2pio_error {
 /* GGUF: reader, writer, layers and experts              (userlib/src/gguf*.c)           */
 /* ===================================================================================== */
 
+/*
+ * The GGUF file format, as libp2pio reads it (Documentation/gguf.md has every rule).
+ * All numbers are little-endian; a file is
+ *
+ *	uint32 magic "GGUF"  uint32 version (2 or 3)  uint64 n_tensors  uint64 n_kv
+ *	n_kv times:      string key, uint32 value type, value
+ *	n_tensors times: string name, uint32 n_dims, uint64 ne[n_dims], uint32 ggml type,
+ *	                 uint64 offset (relative to the data section, a multiple of the alignment)
+ *	padding to the alignment (general.alignment, uint32, default 32)
+ *	the data section: tensor data at their offsets
+ *
+ * where a string is uint64 length + bytes (no terminator) and an array value is
+ * uint32 element type + uint64 count + elements. ne[0] is the innermost (contiguous)
+ * dimension. The reader treats every file as hostile: each length, count, offset and size is
+ * checked for overflow and against the file before it is used, and open() refuses anything
+ * that breaks a rule with an error that names the field and its byte offset. Codes:
+ *
+ *	-EINVAL     a field has an invalid value (magic, value type, alignment, n_dims, ne,
+ *	            ggml type id, a misaligned or overlapping tensor, a NUL byte in a name)
+ *	-ENOTSUP    a well-formed file this reader does not support (GGUF v1, versions > 3,
+ *	            big-endian files, removed ggml types)
+ *	-ENODATA    the file ends inside a field (truncated)
+ *	-ERANGE     a length, count, offset or size does not fit in the file or overflows
+ *	-EEXIST     a duplicate metadata key or tensor name
+ *	-EFBIG      the header (metadata and tensor infos) exceeds P2PIO_GGUF_MAX_HEADER
+ *	-ENOMEM, or an errno from open/fstat/pread/mmap
+ *
+ * A parsed file is immutable: every accessor below that takes a const handle is safe to call
+ * from several threads at once, and pointers it returns stay valid until p2pio_gguf_close().
+ */
+
+/** P2PIO_GGUF_MAGIC - the first four bytes, "GGUF", read as a little-endian uint32. */
+#define P2PIO_GGUF_MAGIC 0x46554747u
+/** P2PIO_GGUF_DEFAULT_ALIGNMENT - data alignment when general.alignment is absent. */
+#define P2PIO_GGUF_DEFAULT_ALIGNMENT 32u
+/** P2PIO_GGUF_MAX_DIMS - the most dimensions a tensor has (GGML_MAX_DIMS). */
+#define P2PIO_GGUF_MAX_DIMS 4
+/** P2PIO_GGUF_MAX_HEADER - the largest header (metadata and tensor infos) accepted: 1 GiB. */
+#define P2PIO_GGUF_MAX_HEADER (1ull << 30)
+/** P2PIO_GGUF_MAX_DEPTH - the deepest nesting of arrays in a metadata value. */
+#define P2PIO_GGUF_MAX_DEPTH 8
+/** P2PIO_GGUF_NO_LAYER - p2pio_gguf_layer.number of the group of non-layer tensors. */
+#define P2PIO_GGUF_NO_LAYER UINT32_MAX
+
+/**
+ * enum p2pio_gguf_type - type of a metadata value, numbered as GGUF stores them.
+ */
+enum p2pio_gguf_type {
+	P2PIO_GGUF_TYPE_UINT8 = 0,
+	P2PIO_GGUF_TYPE_INT8 = 1,
+	P2PIO_GGUF_TYPE_UINT16 = 2,
+	P2PIO_GGUF_TYPE_INT16 = 3,
+	P2PIO_GGUF_TYPE_UINT32 = 4,
+	P2PIO_GGUF_TYPE_INT32 = 5,
+	P2PIO_GGUF_TYPE_FLOAT32 = 6,
+	P2PIO_GGUF_TYPE_BOOL = 7,
+	P2PIO_GGUF_TYPE_STRING = 8,
+	P2PIO_GGUF_TYPE_ARRAY = 9,
+	P2PIO_GGUF_TYPE_UINT64 = 10,
+	P2PIO_GGUF_TYPE_INT64 = 11,
+	P2PIO_GGUF_TYPE_FLOAT64 = 12,
+	P2PIO_GGUF_TYPE_COUNT,
+};
+
+/**
+ * enum p2pio_ggml_type - ggml tensor types (ggml_type), numbered as GGUF stores them.
+ *
+ * Ids 4, 5, 31-33 and 36-38 belonged to types ggml removed; files using them, or any id
+ * from P2PIO_GGML_TYPE_COUNT on, are refused.
+ */
+enum p2pio_ggml_type {
+	P2PIO_GGML_TYPE_F32 = 0,
+	P2PIO_GGML_TYPE_F16 = 1,
+	P2PIO_GGML_TYPE_Q4_0 = 2,
+	P2PIO_GGML_TYPE_Q4_1 = 3,
+	P2PIO_GGML_TYPE_Q5_0 = 6,
+	P2PIO_GGML_TYPE_Q5_1 = 7,
+	P2PIO_GGML_TYPE_Q8_0 = 8,
+	P2PIO_GGML_TYPE_Q8_1 = 9,
+	P2PIO_GGML_TYPE_Q2_K = 10,
+	P2PIO_GGML_TYPE_Q3_K = 11,
+	P2PIO_GGML_TYPE_Q4_K = 12,
+	P2PIO_GGML_TYPE_Q5_K = 13,
+	P2PIO_GGML_TYPE_Q6_K = 14,
+	P2PIO_GGML_TYPE_Q8_K = 15,
+	P2PIO_GGML_TYPE_IQ2_XXS = 16,
+	P2PIO_GGML_TYPE_IQ2_XS = 17,
+	P2PIO_GGML_TYPE_IQ3_XXS = 18,
+	P2PIO_GGML_TYPE_IQ1_S = 19,
+	P2PIO_GGML_TYPE_IQ4_NL = 20,
+	P2PIO_GGML_TYPE_IQ3_S = 21,
+	P2PIO_GGML_TYPE_IQ2_S = 22,
+	P2PIO_GGML_TYPE_IQ4_XS = 23,
+	P2PIO_GGML_TYPE_I8 = 24,
+	P2PIO_GGML_TYPE_I16 = 25,
+	P2PIO_GGML_TYPE_I32 = 26,
+	P2PIO_GGML_TYPE_I64 = 27,
+	P2PIO_GGML_TYPE_F64 = 28,
+	P2PIO_GGML_TYPE_IQ1_M = 29,
+	P2PIO_GGML_TYPE_BF16 = 30,
+	P2PIO_GGML_TYPE_TQ1_0 = 34,
+	P2PIO_GGML_TYPE_TQ2_0 = 35,
+	P2PIO_GGML_TYPE_MXFP4 = 39,
+	P2PIO_GGML_TYPE_NVFP4 = 40,
+	P2PIO_GGML_TYPE_Q1_0 = 41,
+	P2PIO_GGML_TYPE_Q2_0 = 42,
+	P2PIO_GGML_TYPE_COUNT = 43,
+};
+
+/* ---- the ggml type table ------------------------------------------------------------ */
+
+/**
+ * p2pio_ggml_type_name() - name of a ggml type ("Q4_K").
+ * @type: a ggml type id.
+ *
+ * Return: a static string, or NULL for a removed or unknown id.
+ */
+const char *p2pio_ggml_type_name(uint32_t type);
+
+/**
+ * p2pio_ggml_type_from_name() - the id of a ggml type given its name.
+ * @name: the name as p2pio_ggml_type_name() spells it, matched case-insensitively.
+ *
+ * Return: the id (>= 0), or -ENOENT.
+ */
+int p2pio_ggml_type_from_name(const char *name);
+
+/**
+ * p2pio_ggml_type_block() - block geometry of a ggml type.
+ * @type:        a ggml type id.
+ * @block_elems: out: elements per block (1 for plain types such as F32); may be NULL.
+ * @block_bytes: out: bytes per block; may be NULL.
+ * @err:         filled on failure; may be NULL.
+ *
+ * Return: 0; -ENOTSUP for a removed id; -EINVAL for an unknown id (the message names it).
+ */
+int p2pio_ggml_type_block(uint32_t type, uint32_t *block_elems, uint32_t *block_bytes,
+			  struct p2pio_error *err);
+
+/**
+ * p2pio_ggml_row_size() - bytes of one row of @ne0 elements of a ggml type.
+ * @type:  a ggml type id.
+ * @ne0:   elements in the row; must be a multiple of the type's block elements.
+ * @bytes: out: ne0 / block_elems * block_bytes.
+ * @err:   filled on failure; may be NULL.
+ *
+ * Return: 0; -EINVAL (unknown type, @ne0 zero or not a multiple of the block), -ENOTSUP
+ * (removed type), -ERANGE (the size does not fit in 64 bits).
+ */
+int p2pio_ggml_row_size(uint32_t type, uint64_t ne0, uint64_t *bytes, struct p2pio_error *err);
+
+/**
+ * p2pio_ggml_tensor_size() - bytes of a tensor of a ggml type and shape.
+ * @type:   a ggml type id.
+ * @n_dims: 1..P2PIO_GGUF_MAX_DIMS.
+ * @ne:     @n_dims extents, innermost first, each > 0 and < 2^63; ne[0] a multiple of the
+ *          type's block elements.
+ * @bytes:  out: row size * ne[1] * ... * ne[n_dims - 1].
+ * @err:    filled on failure; may be NULL.
+ *
+ * Return: 0; -EINVAL (bad type, n_dims or extent), -ENOTSUP (removed type), -ERANGE (the
+ * element count or the size overflows).
+ */
+int p2pio_ggml_tensor_size(uint32_t type, uint32_t n_dims, const uint64_t *ne, uint64_t *bytes,
+			   struct p2pio_error *err);
+
+/* ---- opening a file --------------------------------------------------------------- */
+
+/**
+ * struct p2pio_gguf - a parsed, validated GGUF file (opaque).
+ */
+struct p2pio_gguf;
+
+/**
+ * p2pio_gguf_open() - open and validate a GGUF file.
+ * @path: the file; must be a regular file.
+ * @out:  out: the handle, for p2pio_gguf_close(); untouched on failure.
+ * @err:  filled on failure with the code, the byte offset and a message; may be NULL.
+ *
+ * Reads the header (metadata and tensor infos) with pread() and validates all of it,
+ * including every tensor's position in the data section. Tensor data are not read.
+ *
+ * Return: 0, or a negative errno (see the codes above).
+ */
+int p2pio_gguf_open(const char *path, struct p2pio_gguf **out, struct p2pio_error *err);
+
+/**
+ * p2pio_gguf_open_fd() - like p2pio_gguf_open(), for a file the caller opened.
+ * @fd:  a file descriptor open for reading on a regular file. It is duplicated (close-on-exec):
+ *       the caller keeps ownership of @fd and may close it at once. Only pread() is used, so
+ *       the file position of @fd is neither used nor moved.
+ * @out: out: the handle.
+ * @err: filled on failure; may be NULL.
+ *
+ * Return: 0, or a negative errno.
+ */
+int p2pio_gguf_open_fd(int fd, struct p2pio_gguf **out, struct p2pio_error *err);
+
+/**
+ * p2pio_gguf_close() - release a handle, its mapping and its file descriptor.
+ * @g: the handle, or NULL.
+ */
+void p2pio_gguf_close(struct p2pio_gguf *g);
+
+/**
+ * p2pio_gguf_version() - the file's GGUF version (2 or 3).
+ * @g: the handle.
+ */
+uint32_t p2pio_gguf_version(const struct p2pio_gguf *g);
+
+/**
+ * p2pio_gguf_alignment() - the data alignment: general.alignment, or 32 when absent.
+ * @g: the handle.
+ */
+uint32_t p2pio_gguf_alignment(const struct p2pio_gguf *g);
+
+/**
+ * p2pio_gguf_data_offset() - absolute file offset of the data section.
+ * @g: the handle.
+ *
+ * The end of the tensor infos rounded up to the alignment. Tensor offsets are relative to it.
+ */
+uint64_t p2pio_gguf_data_offset(const struct p2pio_gguf *g);
+
+/**
+ * p2pio_gguf_file_size() - the file's size in bytes when it was opened.
+ * @g: the handle.
+ */
+uint64_t p2pio_gguf_file_size(const struct p2pio_gguf *g);
+
+/**
+ * p2pio_gguf_fd() - the handle's own file descriptor, for reading tensor data.
+ * @g: the handle.
+ *
+ * Return: an fd owned by @g (closed by p2pio_gguf_close()); use pread() only.
+ */
+int p2pio_gguf_fd(const struct p2pio_gguf *g);
+
+/* ---- metadata ----------------------------------------------------------------------- */
+
+/**
+ * struct p2pio_gguf_value - a metadata value, or an array nested in one (opaque).
+ *
+ * Owned by its struct p2pio_gguf; valid until p2pio_gguf_close().
+ */
+struct p2pio_gguf_value;
+
+/**
+ * p2pio_gguf_type_name() - name of a metadata value type ("uint32", "string", "array").
+ * @type: a value type.
+ *
+ * Return: a static string; "invalid" for a number that is no type.
+ */
+const char *p2pio_gguf_type_name(uint32_t type);
+
+/**
+ * p2pio_gguf_kv_count() - number of metadata key/value pairs.
+ * @g: the handle.
+ */
+size_t p2pio_gguf_kv_count(const struct p2pio_gguf *g);
+
+/**
+ * p2pio_gguf_kv_key() - key of pair @i, in file order.
+ * @g: the handle.
+ * @i: 0 .. p2pio_gguf_kv_count() - 1.
+ *
+ * Return: a NUL-terminated key (keys never contain NUL bytes), or NULL if @i is out of range.
+ */
+const char *p2pio_gguf_kv_key(const struct p2pio_gguf *g, size_t i);
+
+/**
+ * p2pio_gguf_kv_value() - value of pair @i.
+ * @g: the handle.
+ * @i: 0 .. p2pio_gguf_kv_count() - 1.
+ *
+ * Return: the value, or NULL if @i is out of range.
+ */
+const struct p2pio_gguf_value *p2pio_gguf_kv_value(const struct p2pio_gguf *g, size_t i);
+
+/**
+ * p2pio_gguf_find_kv() - index of the pair with key @key (a hash lookup).
+ * @g:   the handle.
+ * @key: the key, e.g. "general.architecture".
+ *
+ * Return: the index (>= 0), or -ENOENT.
+ */
+int p2pio_gguf_find_kv(const struct p2pio_gguf *g, const char *key);
+
+/**
+ * p2pio_gguf_find_value() - value of the pair with key @key.
+ * @g:   the handle.
+ * @key: the key.
+ *
+ * Return: the value, or NULL if there is no such key.
+ */
+const struct p2pio_gguf_value *p2pio_gguf_find_value(const struct p2pio_gguf *g,
+						     const char *key);
+
+/**
+ * p2pio_gguf_value_type() - type of a value.
+ * @v: a value.
+ */
+enum p2pio_gguf_type p2pio_gguf_value_type(const struct p2pio_gguf_value *v);
+
+/**
+ * p2pio_gguf_value_u64() - a value of any integer type as an unsigned 64-bit number.
+ * @v:   a value.
+ * @out: out: the number.
+ *
+ * Return: 0; -EINVAL if @v is not an integer (bool, float, string and array are not);
+ * -ERANGE if it is negative.
+ */
+int p2pio_gguf_value_u64(const struct p2pio_gguf_value *v, uint64_t *out);
+
+/**
+ * p2pio_gguf_value_i64() - a value of any integer type as a signed 64-bit number.
+ * @v:   a value.
+ * @out: out: the number.
+ *
+ * Return: 0; -EINVAL if @v is not an integer; -ERANGE for a uint64 above INT64_MAX.
+ */
+int p2pio_gguf_value_i64(const struct p2pio_gguf_value *v, int64_t *out);
+
+/**
+ * p2pio_gguf_value_f64() - a float32 or float64 value as a double.
+ * @v:   a value.
+ * @out: out: the number.
+ *
+ * Return: 0, or -EINVAL if @v is not a float32 or float64.
+ */
+int p2pio_gguf_value_f64(const struct p2pio_gguf_value *v, double *out);
+
+/**
+ * p2pio_gguf_value_bool() - a bool value.
+ * @v:   a value.
+ * @out: out: false for a stored 0, true for anything else (GGUF stores bools as one byte).
+ *
+ * Return: 0, or -EINVAL if @v is not a bool.
+ */
+int p2pio_gguf_value_bool(const struct p2pio_gguf_value *v, bool *out);
+
+/**
+ * p2pio_gguf_value_string() - a string value.
+ * @v:   a value.
+ * @str: out: the bytes, followed by a NUL that is not part of the string. GGUF strings may
+ *       contain NUL bytes: @len is authoritative.
+ * @len: out: length in bytes; may be NULL.
+ *
+ * Return: 0, or -EINVAL if @v is not a string.
+ */
+int p2pio_gguf_value_string(const struct p2pio_gguf_value *v, const char **str, size_t *len);
+
+/**
+ * p2pio_gguf_get_u64() - p2pio_gguf_value_u64() of the value of @key.
+ * @g:   the handle.
+ * @key: the key.
+ * @out: out: the number.
+ *
+ * The p2pio_gguf_get_*() functions below look @key up and convert its value the same way
+ * as the p2pio_gguf_value_*() function of the same suffix; each returns -ENOENT when there
+ * is no such key.
+ *
+ * Return: 0, -ENOENT, -EINVAL or -ERANGE.
+ */
+int p2pio_gguf_get_u64(const struct p2pio_gguf *g, const char *key, uint64_t *out);
+
+/**
+ * p2pio_gguf_get_i64() - p2pio_gguf_value_i64() of the value of @key.
+ * @g:   the handle.
+ * @key: the key.
+ * @out: out: the number.
+ *
+ * Return: 0, -ENOENT, -EINVAL or -ERANGE.
+ */
+int p2pio_gguf_get_i64(const struct p2pio_gguf *g, const char *key, int64_t *out);
+
+/**
+ * p2pio_gguf_get_f64() - p2pio_gguf_value_f64() of the value of @key.
+ * @g:   the handle.
+ * @key: the key.
+ * @out: out: the number.
+ *
+ * Return: 0, -ENOENT or -EINVAL.
+ */
+int p2pio_gguf_get_f64(const struct p2pio_gguf *g, const char *key, double *out);
+
+/**
+ * p2pio_gguf_get_bool() - p2pio_gguf_value_bool() of the value of @key.
+ * @g:   the handle.
+ * @key: the key.
+ * @out: out: the value.
+ *
+ * Return: 0, -ENOENT or -EINVAL.
+ */
+int p2pio_gguf_get_bool(const struct p2pio_gguf *g, const char *key, bool *out);
+
+/**
+ * p2pio_gguf_get_string() - p2pio_gguf_value_string() of the value of @key.
+ * @g:   the handle.
+ * @key: the key.
+ * @str: out: the NUL-terminated bytes.
+ * @len: out: the length; may be NULL.
+ *
+ * Return: 0, -ENOENT or -EINVAL.
+ */
+int p2pio_gguf_get_string(const struct p2pio_gguf *g, const char *key, const char **str,
+			  size_t *len);
+
+/**
+ * p2pio_gguf_array_type() - element type of an array value.
+ * @v: a value.
+ *
+ * Return: the element type (>= 0), or -EINVAL if @v is not an array.
+ */
+int p2pio_gguf_array_type(const struct p2pio_gguf_value *v);
+
+/**
+ * p2pio_gguf_array_len() - number of elements of an array value.
+ * @v: a value.
+ *
+ * Return: the count; 0 if @v is not an array.
+ */
+uint64_t p2pio_gguf_array_len(const struct p2pio_gguf_value *v);
+
+/**
+ * p2pio_gguf_array_u64() - element @i of an integer array, as p2pio_gguf_value_u64().
+ * @v:   an array value.
+ * @i:   the element.
+ * @out: out: the number.
+ *
+ * The p2pio_gguf_array_*() element getters return -EINVAL when @v is not an array or its
+ * elements are not of a fitting type, -ERANGE when @i is out of range or (for the integer
+ * getters) the value does not fit.
+ *
+ * Return: 0, -EINVAL or -ERANGE.
+ */
+int p2pio_gguf_array_u64(const struct p2pio_gguf_value *v, uint64_t i, uint64_t *out);
+
+/**
+ * p2pio_gguf_array_i64() - element @i of an integer array, as p2pio_gguf_value_i64().
+ * @v:   an array value.
+ * @i:   the element.
+ * @out: out: the number.
+ *
+ * Return: 0, -EINVAL or -ERANGE.
+ */
+int p2pio_gguf_array_i64(const struct p2pio_gguf_value *v, uint64_t i, int64_t *out);
+
+/**
+ * p2pio_gguf_array_f64() - element @i of a float32 or float64 array.
+ * @v:   an array value.
+ * @i:   the element.
+ * @out: out: the number.
+ *
+ * Return: 0, -EINVAL or -ERANGE.
+ */
+int p2pio_gguf_array_f64(const struct p2pio_gguf_value *v, uint64_t i, double *out);
+
+/**
+ * p2pio_gguf_array_bool() - element @i of a bool array.
+ * @v:   an array value.
+ * @i:   the element.
+ * @out: out: the value.
+ *
+ * Return: 0, -EINVAL or -ERANGE.
+ */
+int p2pio_gguf_array_bool(const struct p2pio_gguf_value *v, uint64_t i, bool *out);
+
+/**
+ * p2pio_gguf_array_string() - element @i of a string array.
+ * @v:   an array value.
+ * @i:   the element.
+ * @str: out: the NUL-terminated bytes (see p2pio_gguf_value_string()).
+ * @len: out: the length; may be NULL.
+ *
+ * Return: 0, -EINVAL or -ERANGE.
+ */
+int p2pio_gguf_array_string(const struct p2pio_gguf_value *v, uint64_t i, const char **str,
+			    size_t *len);
+
+/**
+ * p2pio_gguf_array_array() - element @i of an array of arrays.
+ * @v:   an array value.
+ * @i:   the element.
+ * @out: out: the nested array, itself a value to pass to the p2pio_gguf_array_*() functions.
+ *
+ * Return: 0, -EINVAL or -ERANGE.
+ */
+int p2pio_gguf_array_array(const struct p2pio_gguf_value *v, uint64_t i,
+			   const struct p2pio_gguf_value **out);
+
+/**
+ * p2pio_gguf_array_data() - the packed elements of a numeric or bool array, zero-copy.
+ * @v:         an array value.
+ * @elem_size: out: bytes per element (1, 2, 4 or 8); may be NULL.
+ *
+ * The elements are little-endian, as in the file, and the pointer may be unaligned for the
+ * element type: copy with memcpy().
+ *
+ * Return: the first element, or NULL if @v is not an array of numbers or bools (or is empty).
+ */
+const void *p2pio_gguf_array_data(const struct p2pio_gguf_value *v, size_t *elem_size);
+
+/* ---- tensors ------------------------------------------------------------------------ */
+
+/**
+ * struct p2pio_gguf_tensor - what the file says about one tensor, validated.
+ * @name:         NUL-terminated; unique in the file; never contains NUL bytes.
+ * @type:         ggml type id (enum p2pio_ggml_type), known and not removed.
+ * @n_dims:       1..P2PIO_GGUF_MAX_DIMS.
+ * @ne:           extents, innermost first; dimensions beyond @n_dims are 1.
+ * @size:         bytes of data (p2pio_ggml_tensor_size()).
+ * @offset:       offset of the data from the start of the data section (aligned).
+ * @file_offset:  absolute offset of the data in the file; the data are
+ *                [@file_offset, @file_offset + @size).
+ * @layer:        N for a tensor named "blk.N.*", else P2PIO_GGUF_NO_LAYER.
+ * @n_experts:    for an MoE expert tensor ("*_exps" names): the number of experts, which is
+ *                the outermost extent ne[n_dims - 1]; 0 for any other tensor.
+ * @expert_bytes: for an expert tensor, bytes of one expert (@size / @n_experts); expert e is
+ *                [@file_offset + e * @expert_bytes, + @expert_bytes). 0 otherwise.
+ *
+ * Owned by the handle. Later versions may append fields; they never reorder them.
+ */
+struct p2pio_gguf_tensor {
+	const char *name;
+	uint32_t type;
+	uint32_t n_dims;
+	uint64_t ne[P2PIO_GGUF_MAX_DIMS];
+	uint64_t size;
+	uint64_t offset;
+	uint64_t file_offset;
+	uint32_t layer;
+	uint32_t reserved;
+	uint64_t n_experts;
+	uint64_t expert_bytes;
+};
+
+/**
+ * p2pio_gguf_tensor_count() - number of tensors.
+ * @g: the handle.
+ */
+size_t p2pio_gguf_tensor_count(const struct p2pio_gguf *g);
+
+/**
+ * p2pio_gguf_tensor() - tensor @i, in the order of the file's tensor infos.
+ * @g: the handle.
+ * @i: 0 .. p2pio_gguf_tensor_count() - 1.
+ *
+ * Return: the tensor, or NULL if @i is out of range.
+ */
+const struct p2pio_gguf_tensor *p2pio_gguf_tensor(const struct p2pio_gguf *g, size_t i);
+
+/**
+ * p2pio_gguf_find_tensor() - index of the tensor named @name (a hash lookup).
+ * @g:    the handle.
+ * @name: the name, e.g. "blk.0.attn_q.weight".
+ *
+ * Return: the index (>= 0), or -ENOENT.
+ */
+int p2pio_gguf_find_tensor(const struct p2pio_gguf *g, const char *name);
+
+/**
+ * p2pio_gguf_tensor_by_name() - the tensor named @name.
+ * @g:    the handle.
+ * @name: the name.
+ *
+ * Return: the tensor, or NULL if there is none of that name.
+ */
+const struct p2pio_gguf_tensor *p2pio_gguf_tensor_by_name(const struct p2pio_gguf *g,
+							  const char *name);
+
+/**
+ * p2pio_gguf_tensor_data() - zero-copy, read-only view of tensor @i's data.
+ * @g:    the handle.
+ * @i:    the tensor.
+ * @data: out: @size bytes at the tensor's place in a read-only shared mapping of the file.
+ * @err:  filled on failure; may be NULL.
+ *
+ * The first call maps the file (PROT_READ, MAP_SHARED); pages are read when touched. The
+ * mapping lives until p2pio_gguf_close(). Safe to call from several threads. If the file
+ * is truncated behind the handle's back, touching the missing pages raises SIGBUS, as with
+ * any mapping: files being read must not be modified.
+ *
+ * Return: 0; -ERANGE if @i is out of range; or the negative errno of mmap().
+ */
+int p2pio_gguf_tensor_data(struct p2pio_gguf *g, size_t i, const void **data,
+			   struct p2pio_error *err);
+
+/**
+ * p2pio_gguf_expert_range() - absolute file range of expert @e of expert tensor @i.
+ * @g:      the handle.
+ * @i:      a tensor with n_experts > 0.
+ * @e:      0 .. n_experts - 1.
+ * @offset: out: absolute file offset of the expert's slice; may be NULL.
+ * @len:    out: its length, the tensor's expert_bytes; may be NULL.
+ *
+ * Return: 0; -EINVAL if tensor @i is not an expert tensor; -ERANGE if @i or @e is out of range.
+ */
+int p2pio_gguf_expert_range(const struct p2pio_gguf *g, size_t i, uint64_t e, uint64_t *offset,
+			    uint64_t *len);
+
+/* ---- layers and experts --------------------------------------------------------------- */
+
+/**
+ * struct p2pio_gguf_layer - the tensors of one layer ("blk.N.*"), or the non-layer tensors.
+ * @number:          N, or P2PIO_GGUF_NO_LAYER for the group of non-layer tensors.
+ * @n_tensors:       number of tensors in the group.
+ * @tensors:         their indices (for p2pio_gguf_tensor()), by increasing file offset.
+ * @bytes:           sum of the tensors' sizes.
+ * @file_start:      absolute offset of the first tensor's data (0 for an empty group).
+ * @file_end:        absolute end of the last tensor's data: the group lies within
+ *                   [@file_start, @file_end), with alignment padding between tensors.
+ * @contiguous:      true when no tensor of another group lies inside [@file_start, @file_end),
+ *                   so one read of that range fetches exactly this group (plus padding).
+ * @n_experts:       expert count shared by the group's expert tensors; 0 if it has none.
+ * @n_expert_tensors: number of expert tensors in the group.
+ * @expert_tensors:  their indices, by increasing file offset.
+ * @expert_bytes:    bytes of one expert summed over the group's expert tensors.
+ *
+ * A name belongs to layer N when it starts with "blk.", then N in decimal (no sign, no
+ * leading zero, at most 9 digits), then ".". Owned by the handle; fields may be appended.
+ */
+struct p2pio_gguf_layer {
+	uint32_t number;
+	bool contiguous;
+	size_t n_tensors;
+	const size_t *tensors;
+	uint64_t bytes;
+	uint64_t file_start;
+	uint64_t file_end;
+	uint64_t n_experts;
+	size_t n_expert_tensors;
+	const size_t *expert_tensors;
+	uint64_t expert_bytes;
+};
+
+/**
+ * p2pio_gguf_layer_count() - number of distinct layers "blk.N" in the file.
+ * @g: the handle.
+ */
+size_t p2pio_gguf_layer_count(const struct p2pio_gguf *g);
+
+/**
+ * p2pio_gguf_layer() - layer @i, by increasing N.
+ * @g: the handle.
+ * @i: 0 .. p2pio_gguf_layer_count() - 1. In a model with layers 0..L-1, @i is N.
+ *
+ * Return: the layer, or NULL if @i is out of range.
+ */
+const struct p2pio_gguf_layer *p2pio_gguf_layer(const struct p2pio_gguf *g, size_t i);
+
+/**
+ * p2pio_gguf_find_layer() - index of layer number @number.
+ * @g:      the handle.
+ * @number: N of "blk.N".
+ *
+ * Return: the index for p2pio_gguf_layer() (>= 0), or -ENOENT.
+ */
+int p2pio_gguf_find_layer(const struct p2pio_gguf *g, uint32_t number);
+
+/**
+ * p2pio_gguf_nonlayer() - the group of tensors that belong to no layer.
+ * @g: the handle.
+ *
+ * Token embeddings, output norm and output head, typically. The group may be empty.
+ *
+ * Return: the group, never NULL; its number is P2PIO_GGUF_NO_LAYER.
+ */
+const struct p2pio_gguf_layer *p2pio_gguf_nonlayer(const struct p2pio_gguf *g);
+
+/* ---- GGUF writer (userlib/src/gguf_write*.c) ------------------------------------------- */
+
+
 /* ===================================================================================== */
 /* Context, memory and I/O engine                  (userlib/src/{ctx,cuda,mem,engine}*.c) */
 /* ===================================================================================== */
