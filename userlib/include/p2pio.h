@@ -107,8 +107,8 @@ struct p2pio_error {
 #define P2PIO_GGUF_DEFAULT_ALIGNMENT 32u
 /** P2PIO_GGUF_MAX_DIMS - the most dimensions a tensor has (GGML_MAX_DIMS). */
 #define P2PIO_GGUF_MAX_DIMS 4
-/** P2PIO_GGUF_MAX_HEADER - the largest header (metadata and tensor infos) accepted: 1 GiB. */
-#define P2PIO_GGUF_MAX_HEADER (1ull << 30)
+/** P2PIO_GGUF_MAX_HEADER - the largest header (metadata and tensor infos) accepted: 256 MiB. */
+#define P2PIO_GGUF_MAX_HEADER (256ull << 20)
 /** P2PIO_GGUF_MAX_DEPTH - the deepest nesting of arrays in a metadata value. */
 #define P2PIO_GGUF_MAX_DEPTH 8
 /** P2PIO_GGUF_NO_LAYER - p2pio_gguf_layer.number of the group of non-layer tensors. */
@@ -293,6 +293,15 @@ uint32_t p2pio_gguf_alignment(const struct p2pio_gguf *g);
  * The end of the tensor infos rounded up to the alignment. Tensor offsets are relative to it.
  */
 uint64_t p2pio_gguf_data_offset(const struct p2pio_gguf *g);
+
+/**
+ * p2pio_gguf_data_size() - bytes from the data section's start to the end of the file.
+ * @g: the handle.
+ *
+ * Every tensor lies inside [p2pio_gguf_data_offset(), + this). 0 for a file without tensors
+ * that ends before the (padded) data section would start.
+ */
+uint64_t p2pio_gguf_data_size(const struct p2pio_gguf *g);
 
 /**
  * p2pio_gguf_file_size() - the file's size in bytes when it was opened.
