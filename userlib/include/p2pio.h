@@ -751,6 +751,355 @@ const struct p2pio_gguf_layer *p2pio_gguf_nonlayer(const struct p2pio_gguf *g);
 
 /* ---- GGUF writer (userlib/src/gguf_write*.c) ------------------------------------------- */
 
+/*
+ * The writer builds a GGUF file in three steps: create it (on a path or an fd, with the
+ * data alignment), add metadata and tensor infos in the order they are to appear, then
+ * p2pio_gguf_writer_finish() writes header, tensor infos, padding and data in large
+ * sequential writes. Tensor data come from a pointer or from a fill callback that
+ * generates them chunk by chunk, so files of tens of GB never need to be held in memory.
+ *
+ * The writer writes only what a strict reader accepts: GGUF v3 (or v2), keys and tensor
+ * names unique and non-empty, names of at most 63 bytes (ggml's limit), ggml types from the
+ * type table with rows of whole blocks, 1..4 dimensions each > 0, sizes that do not
+ * overflow. general.alignment is written by the writer itself (when the alignment is not 32,
+ * or when asked to), never by the caller. Each tensor's data is padded with zeros to the
+ * alignment, the last one included.
+ *
+ * Every call but create returns 0 or a negative errno and, on failure, leaves a message in
+ * p2pio_gguf_writer_error(). A failed add leaves the writer as it was, except -ENOMEM,
+ * after which the writer refuses further work.
+ */
+
+/**
+ * struct p2pio_gguf_writer - a GGUF file being written (opaque).
+ */
+struct p2pio_gguf_writer;
+
+/**
+ * p2pio_gguf_writer_create() - start writing a GGUF file at @path.
+ * @out:       out: the writer, for p2pio_gguf_writer_free(); untouched on failure.
+ * @path:      the file to write. Nothing appears there until p2pio_gguf_writer_finish()
+ *             succeeds: the data go to a temporary file beside it (same directory), which
+ *             finish fsyncs and renames onto @path. An existing file at @path is replaced
+ *             only then; a writer freed unfinished removes its temporary file.
+ * @alignment: data alignment, a power of two from 1 to 2^30 (GGUF's default is 32).
+ * @err:       filled on failure; may be NULL.
+ *
+ * Return: 0, -EINVAL (bad alignment or path), or the errno of creating the temporary file.
+ */
+int p2pio_gguf_writer_create(struct p2pio_gguf_writer **out, const char *path,
+			     uint32_t alignment, struct p2pio_error *err);
+
+/**
+ * p2pio_gguf_writer_create_fd() - start writing a GGUF file to an open file descriptor.
+ * @out:       out: the writer.
+ * @fd:        open for writing; the file is written with write() from its current position
+ *             on (a pipe works too). The caller keeps ownership: the writer neither fsyncs
+ *             nor closes it.
+ * @alignment: as for p2pio_gguf_writer_create().
+ * @err:       filled on failure; may be NULL.
+ *
+ * Return: 0, -EBADF or -EINVAL.
+ */
+int p2pio_gguf_writer_create_fd(struct p2pio_gguf_writer **out, int fd, uint32_t alignment,
+				struct p2pio_error *err);
+
+/**
+ * p2pio_gguf_writer_free() - release a writer; if it did not finish, remove its temporary file.
+ * @w: the writer, or NULL.
+ */
+void p2pio_gguf_writer_free(struct p2pio_gguf_writer *w);
+
+/**
+ * p2pio_gguf_writer_error() - what the last failed call on @w said.
+ * @w: the writer.
+ *
+ * Return: the error (code, P2PIO_NO_OFFSET, message); valid until the next call on @w.
+ */
+const struct p2pio_error *p2pio_gguf_writer_error(const struct p2pio_gguf_writer *w);
+
+/**
+ * p2pio_gguf_writer_set_version() - write GGUF version 2 instead of the default, 3.
+ * @w:       the writer.
+ * @version: 2 or 3 (the two differ only in what big-endian files may do).
+ *
+ * Return: 0, or -EINVAL.
+ */
+int p2pio_gguf_writer_set_version(struct p2pio_gguf_writer *w, uint32_t version);
+
+/**
+ * p2pio_gguf_writer_keep_alignment_key() - write general.alignment even when it is 32.
+ * @w: the writer.
+ *
+ * Return: 0, or -EINVAL if the writer has finished.
+ */
+int p2pio_gguf_writer_keep_alignment_key(struct p2pio_gguf_writer *w);
+
+/**
+ * p2pio_gguf_writer_add() - add a scalar or string metadata value.
+ * @w:     the writer.
+ * @key:   the key, unique and not "general.alignment"; NULL to add an element to the
+ *         innermost open array (p2pio_gguf_writer_begin_array()), whose element type must
+ *         then be @type.
+ * @type:  any enum p2pio_gguf_type but P2PIO_GGUF_TYPE_ARRAY.
+ * @value: points to the value as a C object of the type: uint8_t, int8_t, uint16_t, int16_t,
+ *         uint32_t, int32_t, float, uint8_t (bool: 0 or 1), const char * (a NUL-terminated
+ *         string), uint64_t, int64_t, double.
+ *
+ * Return: 0; -EINVAL (bad type or value, misplaced key), -EEXIST (duplicate key), -ENOMEM.
+ */
+int p2pio_gguf_writer_add(struct p2pio_gguf_writer *w, const char *key, uint32_t type,
+			  const void *value);
+
+/**
+ * p2pio_gguf_writer_add_u32() - add a uint32 value; see p2pio_gguf_writer_add().
+ * @w:   the writer.
+ * @key: the key, or NULL inside an array of uint32.
+ * @v:   the value.
+ *
+ * The typed p2pio_gguf_writer_add_*() functions below behave as p2pio_gguf_writer_add()
+ * with the corresponding type.
+ *
+ * Return: 0 or a negative errno.
+ */
+int p2pio_gguf_writer_add_u32(struct p2pio_gguf_writer *w, const char *key, uint32_t v);
+
+/**
+ * p2pio_gguf_writer_add_i32() - add an int32 value.
+ * @w:   the writer.
+ * @key: the key, or NULL inside an array of int32.
+ * @v:   the value.
+ *
+ * Return: 0 or a negative errno.
+ */
+int p2pio_gguf_writer_add_i32(struct p2pio_gguf_writer *w, const char *key, int32_t v);
+
+/**
+ * p2pio_gguf_writer_add_u64() - add a uint64 value.
+ * @w:   the writer.
+ * @key: the key, or NULL inside an array of uint64.
+ * @v:   the value.
+ *
+ * Return: 0 or a negative errno.
+ */
+int p2pio_gguf_writer_add_u64(struct p2pio_gguf_writer *w, const char *key, uint64_t v);
+
+/**
+ * p2pio_gguf_writer_add_f32() - add a float32 value.
+ * @w:   the writer.
+ * @key: the key, or NULL inside an array of float32.
+ * @v:   the value.
+ *
+ * Return: 0 or a negative errno.
+ */
+int p2pio_gguf_writer_add_f32(struct p2pio_gguf_writer *w, const char *key, float v);
+
+/**
+ * p2pio_gguf_writer_add_bool() - add a bool value.
+ * @w:   the writer.
+ * @key: the key, or NULL inside an array of bool.
+ * @v:   the value.
+ *
+ * Return: 0 or a negative errno.
+ */
+int p2pio_gguf_writer_add_bool(struct p2pio_gguf_writer *w, const char *key, bool v);
+
+/**
+ * p2pio_gguf_writer_add_str() - add a NUL-terminated string value.
+ * @w:   the writer.
+ * @key: the key, or NULL inside an array of strings.
+ * @s:   the string.
+ *
+ * Return: 0 or a negative errno.
+ */
+int p2pio_gguf_writer_add_str(struct p2pio_gguf_writer *w, const char *key, const char *s);
+
+/**
+ * p2pio_gguf_writer_add_str_n() - add a string of @len bytes, which may contain NUL bytes.
+ * @w:   the writer.
+ * @key: the key, or NULL inside an array of strings.
+ * @s:   the bytes (NULL allowed when @len is 0).
+ * @len: their number.
+ *
+ * Return: 0 or a negative errno.
+ */
+int p2pio_gguf_writer_add_str_n(struct p2pio_gguf_writer *w, const char *key, const char *s,
+				size_t len);
+
+/**
+ * p2pio_gguf_writer_add_array() - add an array of scalars or strings in one call.
+ * @w:     the writer.
+ * @key:   the key; NULL to add the array as an element of the innermost open array, which
+ *         must be an array of arrays.
+ * @type:  element type, any but P2PIO_GGUF_TYPE_ARRAY (arrays of arrays are built with
+ *         p2pio_gguf_writer_begin_array()).
+ * @data:  @count elements as a C array of the type's C object (see p2pio_gguf_writer_add());
+ *         for strings, an array of @count NUL-terminated const char *.
+ * @count: number of elements; 0 makes an empty array.
+ *
+ * Return: 0 or a negative errno.
+ */
+int p2pio_gguf_writer_add_array(struct p2pio_gguf_writer *w, const char *key, uint32_t type,
+				const void *data, uint64_t count);
+
+/**
+ * p2pio_gguf_writer_begin_array() - open an array whose elements are added one by one.
+ * @w:     the writer.
+ * @key:   the key; NULL to open a nested array as the next element of an array of arrays.
+ * @type:  element type; P2PIO_GGUF_TYPE_ARRAY for an array of arrays.
+ * @count: the number of elements that will be added before p2pio_gguf_writer_end_array().
+ *
+ * Elements are then added with a NULL key (p2pio_gguf_writer_add*(), and for arrays of
+ * arrays p2pio_gguf_writer_add_array() or a nested begin_array()). Arrays nest at most
+ * P2PIO_GGUF_MAX_DEPTH deep.
+ *
+ * Return: 0; -EINVAL, -EEXIST, -E2BIG (too deep), -ENOMEM.
+ */
+int p2pio_gguf_writer_begin_array(struct p2pio_gguf_writer *w, const char *key, uint32_t type,
+				  uint64_t count);
+
+/**
+ * p2pio_gguf_writer_end_array() - close the innermost open array.
+ * @w: the writer.
+ *
+ * Return: 0, or -EINVAL if no array is open or fewer elements than its count were added.
+ */
+int p2pio_gguf_writer_end_array(struct p2pio_gguf_writer *w);
+
+/**
+ * struct p2pio_gguf_new_tensor - a tensor to add to a writer.
+ * @name:   unique, 1 to 63 bytes.
+ * @type:   ggml type id (enum p2pio_ggml_type).
+ * @n_dims: 1..P2PIO_GGUF_MAX_DIMS.
+ * @ne:     the extents, innermost first, each > 0; ne[0] a multiple of the type's block.
+ * @data:   the tensor's bytes, which must stay valid until p2pio_gguf_writer_finish()
+ *          returns; or NULL when @fill generates them.
+ * @fill:   called by p2pio_gguf_writer_finish(), in order, for consecutive chunks of the
+ *          tensor: fill @len bytes at @buf with the tensor's bytes @tensor_off ..
+ *          @tensor_off + @len - 1, which land at absolute file offset @file_off. Returns 0,
+ *          or a negative errno that makes finish fail. NULL when @data is given.
+ * @arg:    passed to @fill.
+ *
+ * Fields may be appended in later versions: zero-initialise the struct.
+ */
+struct p2pio_gguf_new_tensor {
+	const char *name;
+	uint32_t type;
+	uint32_t n_dims;
+	uint64_t ne[P2PIO_GGUF_MAX_DIMS];
+	const void *data;
+	int (*fill)(void *arg, void *buf, size_t len, uint64_t tensor_off, uint64_t file_off);
+	void *arg;
+};
+
+/**
+ * p2pio_gguf_writer_add_tensor() - add a tensor; its data go after those of earlier tensors.
+ * @w: the writer.
+ * @t: the tensor (copied, except the memory @t->data points to).
+ *
+ * Return: 0; -EINVAL (bad type, shape or data source), -ENAMETOOLONG, -EEXIST (duplicate
+ * name), -ENOTSUP (removed ggml type), -ERANGE (sizes overflow), -ENOMEM.
+ */
+int p2pio_gguf_writer_add_tensor(struct p2pio_gguf_writer *w, const struct p2pio_gguf_new_tensor *t);
+
+/**
+ * p2pio_gguf_writer_layout() - where the data section starts and how large the file will be,
+ *                              with what has been added so far.
+ * @w:           the writer.
+ * @data_offset: out: absolute offset of the data section; may be NULL.
+ * @file_size:   out: the size of the whole file; may be NULL.
+ *
+ * Useful to report a file's size without writing it, and to know where tensors will land.
+ */
+void p2pio_gguf_writer_layout(const struct p2pio_gguf_writer *w, uint64_t *data_offset,
+			      uint64_t *file_size);
+
+/**
+ * p2pio_gguf_writer_finish() - write the file.
+ * @w: the writer.
+ *
+ * Writes header, metadata, tensor infos, padding and every tensor's data (calling the fill
+ * callbacks) in 8 MiB sequential writes, generation overlapping output. A writer created on
+ * a path then fsyncs the file and renames it into place. Call once; afterwards only
+ * p2pio_gguf_writer_error() and p2pio_gguf_writer_free() may be called.
+ *
+ * Return: 0; -EINVAL (an array is still open, already finished), a fill callback's error,
+ * or the errno of write, fsync or rename.
+ */
+int p2pio_gguf_writer_finish(struct p2pio_gguf_writer *w);
+
+/**
+ * p2pio_gguf_pattern_fill() - a fill callback for struct p2pio_gguf_new_tensor that writes
+ *                             the test pattern (see p2pio_pattern_fill()).
+ * @arg:        points to the uint64_t pattern seed.
+ * @buf:        where to write.
+ * @len:        bytes to write.
+ * @tensor_off: unused: the pattern depends on the file offset only.
+ * @file_off:   absolute file offset of @buf[0].
+ *
+ * Return: 0, or -EINVAL when @arg is NULL.
+ */
+int p2pio_gguf_pattern_fill(void *arg, void *buf, size_t len, uint64_t tensor_off,
+			    uint64_t file_off);
+
+/* ---- GGUF repack (userlib/src/gguf_repack.c) ------------------------------------------ */
+
+/**
+ * p2pio_gguf_repack() - copy a GGUF file with every tensor aligned to @alignment bytes.
+ * @in:        the model to copy; never modified.
+ * @out:       the new file; must not be @in (not the same path, nor the same file through
+ *             another name). It is written to a temporary file beside @out, fsynced,
+ *             verified, and only then renamed onto @out.
+ * @alignment: a power of two, 32 to 2^30; 4096 makes every tensor an exact, LBA-aligned read.
+ * @err:       filled on failure (the reader's error for a bad input); may be NULL.
+ *
+ * The copy keeps the GGUF version, every metadata pair in order (general.alignment set to
+ * @alignment, added if absent and @alignment is not 32) and every tensor in order. The
+ * verification reopens the copy with the reader and compares every metadata value and
+ * every tensor's info and bytes with the input.
+ *
+ * Return: 0; -EINVAL (bad alignment, @out is @in), -EIO (the copy did not verify), or the
+ * error of reading @in or writing @out. On failure nothing is left at @out that was not
+ * there before.
+ */
+int p2pio_gguf_repack(const char *in, const char *out, uint32_t alignment,
+		      struct p2pio_error *err);
+
+/* ---- the deterministic test pattern (userlib/src/pattern.c, pattern.h) ------------------ */
+
+/**
+ * P2PIO_PATTERN_SEED_KEY - metadata key (uint64) under which synthetic models carry the seed
+ * of the pattern their tensor data were generated with.
+ */
+#define P2PIO_PATTERN_SEED_KEY "p2pio.pattern.seed"
+
+/**
+ * p2pio_pattern_fill() - fill a buffer with the test pattern of a file range.
+ * @seed:   the pattern seed.
+ * @offset: absolute file offset of @buf[0]; any alignment.
+ * @buf:    where to write.
+ * @len:    bytes to write.
+ *
+ * The pattern is a pure function of (seed, offset): the little-endian 64-bit word at file
+ * offset 8*i is splitmix64-mix(seed ^ (i * 0x9e3779b97f4a7c15)). userlib/src/pattern.h holds
+ * the same code as dependency-free static inline functions for CUDA kernels and test
+ * programs.
+ */
+void p2pio_pattern_fill(uint64_t seed, uint64_t offset, void *buf, size_t len);
+
+/**
+ * p2pio_pattern_check() - compare a buffer with the test pattern of a file range.
+ * @seed:     the pattern seed.
+ * @offset:   absolute file offset @buf[0] came from; any alignment.
+ * @buf:      the bytes to check.
+ * @len:      their number.
+ * @mismatch: out: the absolute file offset of the first byte that differs; may be NULL.
+ *
+ * Return: true when all @len bytes match.
+ */
+bool p2pio_pattern_check(uint64_t seed, uint64_t offset, const void *buf, size_t len,
+			 uint64_t *mismatch);
+
 
 /* ===================================================================================== */
 /* Context, memory and I/O engine                  (userlib/src/{ctx,cuda,mem,engine}*.c) */
