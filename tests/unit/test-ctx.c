@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-ctx: context options (defaults, validation, a caller's older and smaller struct),
+ * host contexts, host and device buffers on them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "p2pio.h"
+#include "tap.h"
+
+static int create(void (*edit)(struct p2pio_ctx_opts *), struct p2pio_error *err)
+{
+	struct p2pio_ctx_opts o;
+	struct p2pio_ctx *ctx = NULL;
+	int ret;
+
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	edit(&o);
+	ret = p2pio_ctx_create(&o, &ctx, err);
+	p2pio_ctx_destroy(ctx);
+	return ret;
+}
+
+static void bad_path(struct p2pio_ctx_opts *o) { o->path = (enum p2pio_path)7; }
+static void bad_chunk(struct p2pio_ctx_opts *o) { o->chunk_size = 12345; }
+static void bad_depth(struct p2pio_ctx_opts *o) { o->queue_depth = 100000; }
+static void bad_staging(struct p2pio_ctx_opts *o) { o->staging_bytes = 1 << 20; }
+static void bad_window(struct p2pio_ctx_opts *o) { o->pin_window = 4096; }
+static void bad_flags(struct p2pio_ctx_opts *o) { o->flags = 0x80; }
+static void bad_device(struct p2pio_ctx_opts *o) { o->device = -7; }
+static void bad_size(struct p2pio_ctx_opts *o) { o->size = 4; }
+
+int main(void)
+{
+	struct p2pio_ctx_opts o, got;
+	struct p2pio_error err = { 0 };
+	struct p2pio_ctx *ctx = NULL;
+	struct p2pio_buf *buf = NULL;
+	struct {
+		size_t size;
+		int device;
+		enum p2pio_path path;
+	} old = { sizeof(old), P2PIO_DEVICE_HOST, P2PIO_PATH_POSIX };
+	uint64_t host[4];
+
+	tap_plan(22);
+	p2pio_ctx_opts_init(&o);
+	tap_ok(o.size == sizeof(o) && o.path == P2PIO_PATH_AUTO && !o.queue_depth,
+	       "opts_init: size set, AUTO, zeros for the measured defaults");
+	o.device = P2PIO_DEVICE_HOST;
+	tap_is_int(p2pio_ctx_create(&o, &ctx, &err), 0, "host context");
+	tap_is_int(p2pio_ctx_device(ctx), P2PIO_DEVICE_HOST, "its device is P2PIO_DEVICE_HOST");
+	tap_ok(p2pio_ctx_cuda_context(ctx) == NULL, "and it has no CUDA context");
+	got.size = sizeof(got);
+	p2pio_ctx_get_opts(ctx, &got);
+	tap_ok(got.queue_depth && got.threads && got.chunk_size && got.pin_window &&
+		       got.staging_bytes >= (got.queue_depth + 2) * got.chunk_size,
+	       "defaults resolved: depth %u, threads %u, chunk %llu, staging %llu, window %llu",
+	       got.queue_depth, got.threads, (unsigned long long)got.chunk_size,
+	       (unsigned long long)got.staging_bytes, (unsigned long long)got.pin_window);
+
+	tap_is_int(p2pio_buf_alloc(ctx, P2PIO_MEM_CUDA, 4096, &buf, &err), -ENODEV,
+		   "CUDA memory on a host context: -ENODEV (%s)", err.msg);
+	tap_is_int(p2pio_buf_register(ctx, P2PIO_MEM_CUDA, 0x1000, 4096, &buf, &err), -ENODEV,
+		   "registering a CUDA pointer on a host context: -ENODEV");
+	tap_is_int(p2pio_buf_register(ctx, P2PIO_MEM_HOST, (uintptr_t)host, 0, &buf, &err),
+		   -EINVAL, "an empty buffer: -EINVAL");
+	tap_is_int(p2pio_buf_register(ctx, P2PIO_MEM_HOST, UINT64_MAX - 10, 100, &buf, &err),
+		   -EINVAL, "a wrapping buffer: -EINVAL");
+	tap_is_int(p2pio_buf_register(ctx, P2PIO_MEM_HOST, (uintptr_t)host, sizeof(host), &buf,
+				      &err), 0, "host memory registered");
+	tap_ok(buf && p2pio_buf_host_ptr(buf) == (void *)host &&
+		       p2pio_buf_addr(buf) == (uintptr_t)host,
+	       "its address and CPU mapping are the caller's");
+	p2pio_buf_free(buf);
+	tap_ok(p2pio_buf_alloc(ctx, P2PIO_MEM_NVDOUBLE, 65536, &buf, &err) != 0 && !buf,
+	       "test-double memory without the double fails (%s)", err.msg);
+	p2pio_ctx_destroy(ctx);
+
+	tap_is_int(create(bad_path, &err), -EINVAL, "unknown path refused (%s)", err.msg);
+	tap_is_int(create(bad_chunk, &err), -EINVAL, "odd chunk size refused (%s)", err.msg);
+	tap_is_int(create(bad_depth, &err), -EINVAL, "huge queue depth refused");
+	tap_is_int(create(bad_staging, &err), -EINVAL, "staging below depth + 2 chunks refused (%s)",
+		   err.msg);
+	tap_is_int(create(bad_window, &err), -EINVAL, "pin window not 64 KiB-aligned refused");
+	tap_is_int(create(bad_flags, &err), -EINVAL, "unknown flags refused");
+	tap_is_int(create(bad_device, &err), -EINVAL, "negative device ordinal refused");
+	tap_is_int(create(bad_size, &err), -EINVAL, "a size too small to hold the fields refused");
+
+	/* A caller compiled against an older, shorter struct gets defaults for the rest. */
+	tap_is_int(p2pio_ctx_create((struct p2pio_ctx_opts *)&old, &ctx, &err), 0,
+		   "an older, shorter options struct works");
+	got.size = sizeof(got);
+	p2pio_ctx_get_opts(ctx, &got);
+	tap_ok(got.path == P2PIO_PATH_POSIX && got.queue_depth && got.chunk_size,
+	       "its fields are used and the newer ones default");
+	p2pio_ctx_destroy(ctx);
+	return tap_exit();
+}
