@@ -48,6 +48,8 @@ static void expect(const struct gguf_build *b, int code, uint64_t offset, const 
 		    "%s: %s at %s", what, p2pio_strerror(code), at))
 		tap_diag("  got %d (%s) at offset %" PRIu64 ": %s", ret, p2pio_strerror(ret),
 			 err.offset, err.msg);
+	else
+		tap_diag("  %s", err.msg);
 	p2pio_gguf_close(g);
 }
 

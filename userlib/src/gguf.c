@@ -189,7 +189,7 @@ static int gguf_parse_tensor(struct p2pio_gguf *g, struct gguf_cursor *c, struct
 		ret = p2pio_ggml_tensor_size(pt->type, pt->n_dims, pt->ne, &pt->size, c->err);
 	if (ret && c->err && c->err->offset == P2PIO_NO_OFFSET) {
 		c->err->offset = field;
-		gguf_wrap(c->err, "at byte %llu: ", (unsigned long long)field);
+		gguf_wrap(c->err, "type field at byte %llu: ", (unsigned long long)field);
 	}
 	if (!ret) {
 		t->offset_pos = c->off;
