@@ -40,11 +40,15 @@ void cli_err(const char *fmt, ...)
 void cli_err_p2pio(const char *what, int code, const struct p2pio_error *e)
 {
 	const char *msg = (e && e->msg[0]) ? e->msg : p2pio_strerror(code);
+	char off[48] = "";
 
 	if (e && e->msg[0] && e->offset != P2PIO_NO_OFFSET)
-		cli_err("%s: %s (at byte offset %llu)", what, msg, (unsigned long long)e->offset);
+		snprintf(off, sizeof(off), " (at byte offset %llu)", (unsigned long long)e->offset);
+	/* Messages of the library often start with the file's name already. */
+	if (!what || !strncmp(msg, what, strlen(what)))
+		cli_err("%s%s", msg, off);
 	else
-		cli_err("%s: %s", what, msg);
+		cli_err("%s: %s%s", what, msg, off);
 }
 
 int cli_usage_err(const char *fmt, ...)

@@ -36,7 +36,8 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * "prog: what: message (at byte offset N)\n" on stderr, from a failed libp2pio call: the
- * error's own message when it has one, else p2pio_strerror(@code).
+ * error's own message when it has one, else p2pio_strerror(@code). "what: " is left out when
+ * @what is NULL or the message already starts with it (the library names files itself).
  */
 void cli_err_p2pio(const char *what, int code, const struct p2pio_error *e);
 
