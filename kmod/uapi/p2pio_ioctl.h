@@ -185,9 +185,9 @@ struct p2pio_read {
  * (bad handle, misaligned, out of range, reserved bits set) is still accepted and
  * completes at once with a negative errno in its status, so one bad entry never fails
  * the batch. Submission stops early, with @accepted < @count, when the fd already has
- * max_outstanding reads not yet reaped, when a memory handle was revoked, or on a fatal
- * signal; the ioctl then still returns 0 if @accepted > 0, and fails with EAGAIN
- * (queue full), EFAULT (@reads unreadable) or EINTR only when nothing was accepted.
+ * max_outstanding reads not yet reaped, when @reads cannot be read, or on a fatal signal
+ * (that read completes with -EINTR); the ioctl still returns 0 if @accepted > 0, and
+ * fails with EAGAIN (queue full: reap), EFAULT or ENOMEM only when nothing was accepted.
  * The call may sleep while the fd already has max_cmds NVMe commands in flight.
  */
 struct p2pio_submit {
