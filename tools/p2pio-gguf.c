@@ -36,6 +36,32 @@ struct gg_opts {
 
 /* ---- values --------------------------------------------------------------------------- */
 
+#define GG_SAFE_LEN 512
+
+/*
+ * @str for a terminal: as it is when it is plain printable ASCII, else quoted and escaped as
+ * JSON, so that names and strings of a hostile file cannot send control sequences.
+ */
+static const char *gg_safe(const char *str, char buf[GG_SAFE_LEN])
+{
+	const unsigned char *p;
+	FILE *f;
+
+	for (p = (const unsigned char *)str; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\')
+			break;
+	if (!*p && *str)
+		return str;
+	/* A string too long for buf is cut; the last byte stays the terminating NUL. */
+	buf[GG_SAFE_LEN - 1] = 0;
+	f = fmemopen(buf, GG_SAFE_LEN - 1, "w");
+	if (!f)
+		return "\"?\"";
+	cli_json_str(f, str);
+	fclose(f);
+	return buf;
+}
+
 static void gg_value(FILE *f, const struct p2pio_gguf_value *v, const struct gg_opts *o);
 
 static bool gg_is_int(uint32_t t)
@@ -143,24 +169,10 @@ static const char *gg_type_str(const struct p2pio_gguf_value *v, char *buf, size
 	return buf;
 }
 
-/* A key as it is when it is plain printable ASCII, else quoted and escaped. */
-static void gg_key(const char *key)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)key; *p; p++)
-		if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\')
-			break;
-	if (*p || !*key)
-		cli_json_str(stdout, key);
-	else
-		fputs(key, stdout);
-}
-
 static int gg_meta(struct p2pio_gguf *g, const struct gg_opts *o)
 {
 	size_t i, n = p2pio_gguf_kv_count(g);
-	char tbuf[64];
+	char tbuf[64], sbuf[GG_SAFE_LEN];
 
 	if (o->json)
 		fputs("{\"metadata\": [\n", stdout);
@@ -183,8 +195,8 @@ static int gg_meta(struct p2pio_gguf *g, const struct gg_opts *o)
 			fputc('}', stdout);
 			continue;
 		}
-		gg_key(p2pio_gguf_kv_key(g, i));
-		printf("  %s = ", gg_type_str(v, tbuf, sizeof(tbuf)));
+		printf("%s  %s = ", gg_safe(p2pio_gguf_kv_key(g, i), sbuf),
+		       gg_type_str(v, tbuf, sizeof(tbuf)));
 		gg_value(stdout, v, o);
 		fputc('\n', stdout);
 	}
@@ -216,7 +228,7 @@ static void gg_shape(FILE *f, const struct p2pio_gguf_tensor *t, bool json)
 static int gg_tensors(struct p2pio_gguf *g, const struct gg_opts *o)
 {
 	size_t i, n = p2pio_gguf_tensor_count(g);
-	char h[CLI_HUMAN_LEN];
+	char h[CLI_HUMAN_LEN], sbuf[GG_SAFE_LEN];
 
 	if (o->json)
 		fputs("{\"tensors\": [\n", stdout);
@@ -227,8 +239,8 @@ static int gg_tensors(struct p2pio_gguf *g, const struct gg_opts *o)
 		const struct p2pio_gguf_tensor *t = p2pio_gguf_tensor(g, i);
 
 		if (!o->json) {
-			char shape[128];
-			FILE *sf = fmemopen(shape, sizeof(shape), "w");
+			char shape[128] = "";
+			FILE *sf = fmemopen(shape, sizeof(shape) - 1, "w");
 
 			if (sf) {
 				gg_shape(sf, t, false);
@@ -238,7 +250,7 @@ static int gg_tensors(struct p2pio_gguf *g, const struct gg_opts *o)
 			}
 			printf("%-14" PRIu64 " %8" PRIu64 "  %-7s %12" PRIu64 "  %-24s %s\n",
 			       t->file_offset, gg_offset_alignment(t->file_offset),
-			       p2pio_ggml_type_name(t->type), t->size, shape, t->name);
+			       p2pio_ggml_type_name(t->type), t->size, shape, gg_safe(t->name, sbuf));
 			continue;
 		}
 		fputs(i ? ",\n  {\"name\": " : "  {\"name\": ", stdout);
@@ -312,7 +324,7 @@ static int gg_summary(struct p2pio_gguf *g, const struct gg_opts *o)
 	size_t type_count[P2PIO_GGML_TYPE_COUNT] = { 0 };
 	size_t i, n = p2pio_gguf_tensor_count(g), nl = p2pio_gguf_layer_count(g), moe_layers = 0;
 	const char *arch = NULL;
-	char h[CLI_HUMAN_LEN];
+	char h[CLI_HUMAN_LEN], sbuf[GG_SAFE_LEN];
 	uint64_t total = 0;
 	bool has_seed, first;
 	uint32_t t;
@@ -377,7 +389,7 @@ static int gg_summary(struct p2pio_gguf *g, const struct gg_opts *o)
 	}
 
 	printf("%s: GGUF v%" PRIu32 ", %s, %s (%" PRIu64 " bytes)\n", o->path, p2pio_gguf_version(g),
-	       arch ? arch : "no architecture", cli_human_bytes(p2pio_gguf_file_size(g), h),
+	       arch ? gg_safe(arch, sbuf) : "no architecture", cli_human_bytes(p2pio_gguf_file_size(g), h),
 	       p2pio_gguf_file_size(g));
 	printf("  alignment     %" PRIu32 " (data section at byte %" PRIu64 ")\n",
 	       p2pio_gguf_alignment(g), p2pio_gguf_data_offset(g));
@@ -437,6 +449,7 @@ static int gg_verify(struct p2pio_gguf *g, const struct gg_opts *o)
 {
 	size_t i, n = p2pio_gguf_tensor_count(g), nbad = 0;
 	uint64_t seed, bytes = 0;
+	char sbuf[GG_SAFE_LEN];
 	uint8_t *buf;
 	double t0, dt;
 	int ret = 0;
@@ -464,7 +477,8 @@ static int gg_verify(struct p2pio_gguf *g, const struct gg_opts *o)
 
 		ret = gg_check_tensor(p2pio_gguf_fd(g), seed, t, buf, &bad);
 		if (ret < 0) {
-			cli_err("%s: reading tensor %s: %s", o->path, t->name, p2pio_strerror(ret));
+			cli_err("%s: reading tensor %s: %s", o->path, gg_safe(t->name, sbuf),
+				p2pio_strerror(ret));
 			break;
 		}
 		bytes += t->size;
@@ -477,7 +491,7 @@ static int gg_verify(struct p2pio_gguf *g, const struct gg_opts *o)
 			       bad - t->file_offset);
 		} else {
 			printf("MISMATCH tensor %s at file offset %" PRIu64 " (byte %" PRIu64
-			       " of the tensor)\n", t->name, bad, bad - t->file_offset);
+			       " of the tensor)\n", gg_safe(t->name, sbuf), bad, bad - t->file_offset);
 		}
 		nbad++;
 		ret = 0;

@@ -240,6 +240,43 @@ static void test_gguf_tool(void)
 	tap_ok(strstr(out, "multiple") != NULL, "and says why: %.100s", out);
 }
 
+/* Names and strings with control characters and invalid UTF-8 stay harmless in every mode. */
+static void test_hostile_strings(void)
+{
+	static const char *modes[] = { "", "--meta", "--tensors" };
+	const char *strs[] = { "ok", "\xc3\x28", "\x1b]0;title\x07" };
+	struct p2pio_gguf_writer *w = NULL;
+	struct p2pio_gguf_new_tensor t;
+	char path[512];
+	float data[8] = { 0 };
+	size_t i;
+	int ok = 1, ret;
+
+	snprintf(path, sizeof(path), "%s/hostile.gguf", dir);
+	memset(&t, 0, sizeof(t));
+	t.name = "blk.0.\x1b[31mred\n\"q\"";
+	t.type = P2PIO_GGML_TYPE_F32;
+	t.n_dims = 1;
+	t.ne[0] = 8;
+	t.data = data;
+	ret = p2pio_gguf_writer_create(&w, path, 32, NULL);
+	ret = ret ?: p2pio_gguf_writer_add_str(w, "general.architecture", "\xff\xfe\x1b[2J");
+	ret = ret ?: p2pio_gguf_writer_add_str(w, "key with \"quotes\" and \x1b", "line\nbreak\ttab");
+	ret = ret ?: p2pio_gguf_writer_add_array(w, "strs", P2PIO_GGUF_TYPE_STRING, strs, 3);
+	ret = ret ?: p2pio_gguf_writer_add_tensor(w, &t);
+	ret = ret ?: p2pio_gguf_writer_finish(w);
+	p2pio_gguf_writer_free(w);
+	tap_ok(!ret, "a model with escape sequences, quotes and invalid UTF-8 in its strings");
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (run("%s/p2pio-gguf --json %s %s | python3 -m json.tool >/dev/null && echo parsed",
+			bin, modes[i], path) || !strstr(out, "parsed"))
+			ok = 0;
+		if (run("%s/p2pio-gguf %s %s", bin, modes[i], path) || strchr(out, 0x1b))
+			ok = 0;
+	}
+	tap_ok(ok, "its JSON parses and its text output carries no escape byte, in every mode");
+}
+
 int main(int argc, char **argv)
 {
 	char self[PATH_MAX];
@@ -252,10 +289,11 @@ int main(int argc, char **argv)
 		tap_bail("the tools are not built beside this test (make tools)");
 	if (!mkdtemp(dir))
 		tap_bail("mkdtemp failed");
-	tap_plan(11 + 6 + 19);
+	tap_plan(11 + 6 + 19 + 2);
 	test_tiny();
 	test_moe();
 	test_gguf_tool();
+	test_hostile_strings();
 	run("rm -rf %s", dir);
 	return tap_exit();
 }
