@@ -24,8 +24,6 @@
 #include "compat.h"
 #include "p2pio.h"
 
-#define P2PIO_PCI_CLASS_NVME 0x010802	/* mass storage, NVM, NVMe I/O controller */
-
 /* Refuse @filp with @err; the reason goes to the log, rate limited. */
 #define p2pio_refuse(filp, err, fmt, ...)                                        \
 	({                                                                       \
@@ -118,7 +116,7 @@ static int p2pio_file_check_bdev(struct file *filp, struct p2pio_file *f,
 				    "%s is an NVMe multipath head; use a path device",
 				    disk->disk_name);
 	pdev = p2pio_disk_pci(disk);
-	if (!pdev || pdev->class != P2PIO_PCI_CLASS_NVME)
+	if (!pdev || pdev->class != PCI_CLASS_STORAGE_EXPRESS)
 		return p2pio_refuse(filp, EREMOTE,
 				    "%s is not on a PCIe NVMe controller (fabrics?)",
 				    disk->disk_name);

@@ -202,7 +202,7 @@ int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg)
 
 	if (memchr_inv(arg->reserved, 0, sizeof(arg->reserved)))
 		return -EINVAL;
-	if (!arg->length)
+	if (!arg->length || arg->length > P2PIO_MAX_PIN_LEN)
 		return -EINVAL;
 
 	switch (arg->provider) {

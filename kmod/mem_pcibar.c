@@ -60,6 +60,18 @@ static const struct p2pio_mem_ops p2pio_bar_ops = {
 	.unpin = p2pio_bar_unpin,
 };
 
+/* True if BAR @bar holds the device's MSI-X table or pending-bit array. */
+static bool p2pio_bar_has_msix(struct pci_dev *pdev, unsigned int bar)
+{
+	u32 table, pba;
+
+	if (!pdev->msix_cap)
+		return false;
+	pci_read_config_dword(pdev, pdev->msix_cap + PCI_MSIX_TABLE, &table);
+	pci_read_config_dword(pdev, pdev->msix_cap + PCI_MSIX_PBA, &pba);
+	return (table & PCI_MSIX_TABLE_BIR) == bar || (pba & PCI_MSIX_PBA_BIR) == bar;
+}
+
 int p2pio_pcibar_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem **out)
 {
 	struct p2pio_bar *bar;
@@ -75,6 +87,17 @@ int p2pio_pcibar_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_
 		return -ENODEV;
 	if (!(pci_resource_flags(pdev, arg->bar) & IORESOURCE_MEM)) {
 		ret = -EINVAL;
+		goto out_put;
+	}
+	/*
+	 * Never a DMA target: bridge windows, an NVMe controller's register BAR (its
+	 * doorbells; a controller memory buffer lives in another BAR), a BAR holding the
+	 * MSI-X table (interrupt routing).
+	 */
+	if ((pdev->class >> 16) == PCI_BASE_CLASS_BRIDGE ||
+	    (pdev->class == PCI_CLASS_STORAGE_EXPRESS && arg->bar == 0) ||
+	    p2pio_bar_has_msix(pdev, arg->bar)) {
+		ret = -EACCES;
 		goto out_put;
 	}
 	barlen = pci_resource_len(pdev, arg->bar);

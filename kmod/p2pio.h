@@ -31,6 +31,8 @@
 #define P2PIO_MAX_PINS 1024
 #define P2PIO_MAX_CMDS 256
 #define P2PIO_MAX_READ_LEN (1ULL << 30)
+/* Largest pin: beyond any GPU's BAR1 today, and a bound on providers' page arrays. */
+#define P2PIO_MAX_PIN_LEN (1ULL << 40)
 /* Extent list cap per file: 24 bytes each, 48 MiB at most. */
 #define P2PIO_MAX_EXTENTS (2U << 20)
 /* One NVMe command moves at most this many LBAs (the NLB field is 16 bits). */

@@ -118,7 +118,8 @@ struct p2pio_handle_arg {
  * @flags: in, P2PIO_PIN_F_* bits.
  * @addr: in, nvidia: the CUDA device virtual address (any alignment; the module pins the
  *	enclosing 64 KiB-aligned range and keeps the offset). pcibar: byte offset in the BAR.
- * @length: in, bytes from @addr; handle offsets run from 0 (at @addr) to @length.
+ * @length: in, bytes from @addr, 1 to 2^40; handle offsets run from 0 (at @addr) to
+ *	@length.
  * @pci_domain: in, pcibar only: PCI domain (segment) of the device owning the BAR.
  * @pci_bus: in, pcibar only: bus number (0..255).
  * @pci_devfn: in, pcibar only: device and function, PCI_DEVFN(slot, func) (0..255).
