@@ -128,6 +128,9 @@ install: lib tools
 	ln -sf libp2pio.so.0 $(DESTDIR)$(PREFIX)/lib/libp2pio.so
 	install -m 0644 userlib/include/p2pio.h kmod/uapi/p2pio_ioctl.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	@if ls man/*.1 >/dev/null 2>&1; then \
+		install -d $(DESTDIR)$(PREFIX)/share/man/man1 && \
+		install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
 
 clean:
 	rm -rf build build-asan build-fuzz

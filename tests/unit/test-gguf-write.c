@@ -359,11 +359,47 @@ static void test_path_mode(void)
 	rmdir(dir);
 }
 
+/* The fd mode writes sequentially with write(): a pipe works, nothing seeks. */
+static void test_pipe(void)
+{
+	struct p2pio_gguf_writer *w = NULL;
+	struct p2pio_gguf_new_tensor t;
+	uint8_t buf[4096];
+	uint64_t seed = 9, size = 0, data_off = 0;
+	int fds[2];
+	ssize_t n;
+
+	if (pipe(fds)) {
+		tap_skip(2, "no pipe");
+		return;
+	}
+	memset(&t, 0, sizeof(t));
+	t.name = "p";
+	t.type = P2PIO_GGML_TYPE_F32;
+	t.n_dims = 1;
+	t.ne[0] = 100;
+	t.fill = p2pio_gguf_pattern_fill;
+	t.arg = &seed;
+	/* Small enough to fit the pipe's buffer, so no reader thread is needed. */
+	tap_ok(!p2pio_gguf_writer_create_fd(&w, fds[1], 128, NULL) &&
+	       !p2pio_gguf_writer_add_tensor(w, &t) && !p2pio_gguf_writer_finish(w),
+	       "a model written into a pipe");
+	p2pio_gguf_writer_layout(w, &data_off, &size);
+	p2pio_gguf_writer_free(w);
+	close(fds[1]);
+	n = read(fds[0], buf, sizeof(buf));
+	close(fds[0]);
+	tap_ok(n == (ssize_t)size && !memcmp(buf, "GGUF", 4) &&
+	       p2pio_pattern_check(seed, data_off, buf + data_off, 400, NULL),
+	       "the pipe carries the whole file (%zd bytes), data at the data offset", n);
+}
+
 int main(void)
 {
-	tap_plan(11 + 45 + 9);
+	tap_plan(11 + 45 + 9 + 2);
 	test_exact_bytes();
 	test_validation();
 	test_path_mode();
+	test_pipe();
 	return tap_exit();
 }
