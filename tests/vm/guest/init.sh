@@ -1,0 +1,117 @@
+#!/bin/busybox sh
+# /init of the VM tests' initramfs (tests/vm/run.sh builds it).
+#
+# Loads the distro's storage modules, mounts the test file systems by NVMe serial and
+# namespace, creates the files only the guest can make (fragmented, holes, unwritten),
+# then for each phase of /etc/phases loads the NVIDIA test double with that phase's
+# parameters and p2pio, runs the phase's test programs, and unloads both (which must
+# succeed: nothing may be left pinned or open). Test output and requests go to the host
+# over the second serial port (/dev/ttyS1); the kernel log goes to the console (ttyS0).
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /tmp && mount -t tmpfs tmp /tmp
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+exec 3>/dev/ttyS1
+
+VM_VARIANT=$(sed -n 's/.*vm.variant=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
+VM_SELECT=$(sed -n 's/.*vm.tests=\([^ ]*\).*/\1/p' /proc/cmdline)
+export VM_VARIANT
+
+chan() { echo "$*" >&3; }
+
+# tap NAME: runs "$@" as the test NAME, streaming its TAP to the host.
+run_test() {
+	name=$1; shift
+	chan "@@BEGIN $name"
+	"$@" >&3 2>/dev/console </dev/null
+	rc=$?
+	chan "@@END $name $rc"
+}
+
+finish() {
+	chan "@@DONE"
+	sync
+	for m in /mnt/*; do umount "$m" 2>/dev/null; done
+	poweroff -f
+}
+
+while read -r m; do
+	insmod "/mods/$m.ko" 2>/dev/null
+done </mods/order
+
+# Controllers come up asynchronously: wait for every namespace the host attached.
+want=$(cat /etc/vm-namespaces)
+i=0
+while [ "$(ls /sys/block | grep -c '^nvme')" -lt "$want" ] && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+
+# nsdev SERIAL NSID: the block device of namespace NSID of the controller SERIAL.
+nsdev() {
+	for c in /sys/class/nvme/nvme*; do
+		[ "$(cat "$c/serial" | tr -d ' ')" = "$1" ] || continue
+		for n in "$c"/nvme*n*; do
+			[ -e "$n/nsid" ] || continue
+			[ "$(cat "$n/nsid")" = "$2" ] && basename "$n"
+		done
+	done
+}
+
+# /etc/vm-mounts: "mount-point serial nsid partition fstype options" (serial "virtio": vda)
+while read -r mnt serial nsid part fstype opts; do
+	case $mnt in '#'*|'') continue ;; esac
+	if [ "$serial" = virtio ]; then
+		dev=vda
+	else
+		dev=$(nsdev "$serial" "$nsid")
+	fi
+	[ "$part" = 0 ] || dev="${dev}p$part"
+	[ "$serial" = virtio ] && [ "$part" != 0 ] && dev="vda$part"
+	i=0
+	while [ ! -b "/dev/$dev" ] && [ $i -lt 50 ]; do	# partitions are scanned late
+		sleep 0.1
+		i=$((i + 1))
+	done
+	mkdir -p "$mnt"
+	mount -t "$fstype" -o "$opts" "/dev/$dev" "$mnt" || echo "vm-init: cannot mount /dev/$dev on $mnt" >/dev/console
+done </etc/vm-mounts
+
+# A file on a loop device (refused): its image lies on the first ext4 file system.
+if [ -e /mnt/a1/lp.img ]; then
+	mkdir -p /mnt/lp && mount -t ext4 -o loop,ro /mnt/a1/lp.img /mnt/lp
+fi
+
+run_test "$VM_VARIANT.setup" /bin/vm-setup
+
+while read -r phase params tests; do
+	case $phase in '#'*|'') continue ;; esac
+	[ "$params" = "-" ] && params=""
+	export VM_PHASE=$phase
+	insmod /mods/nvdouble.ko $params
+	[ -e /mods/p2pio.ko ] && insmod /mods/p2pio.ko
+	for t in $tests; do
+		for p in /tests/$t; do
+			[ -x "$p" ] || continue
+			n=$(basename "$p")
+			case ",$VM_SELECT," in ",,"|*",$n,"*) ;; *) continue ;; esac
+			run_test "$VM_VARIANT.$phase.$n" "$p"
+		done
+	done
+	# Unloading proves nothing is left: p2pio refuses while anything is open, and the
+	# double's pins would keep p2pio's pins (and report a leak at its own unload).
+	chan "@@BEGIN $VM_VARIANT.$phase.unload"
+	chan "1..2"
+	if [ -e /mods/p2pio.ko ]; then
+		if rmmod p2pio 2>/dev/console; then chan "ok 1 - rmmod p2pio"; else chan "not ok 1 - rmmod p2pio"; fi
+	else
+		chan "ok 1 # SKIP p2pio.ko not built"
+	fi
+	if rmmod nvdouble 2>/dev/console; then chan "ok 2 - rmmod nvdouble"; else chan "not ok 2 - rmmod nvdouble"; fi
+	chan "@@END $VM_VARIANT.$phase.unload 0"
+done </etc/phases
+
+finish

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmlib.h - helpers for the guest test programs of tests/vm.
+ *
+ * A test program is a static C program tests/vm/guest/test-NAME.c printing TAP (through
+ * tests/unit/tap.h) on stdout, which the guest's /init connects to the host channel.
+ * It uses:
+ *  - the host channel: ask the host to check bytes in the "GPU" BAR against a file's
+ *    content, or to poison a BAR range before a read (the host, not the guest, compares:
+ *    it reads the file behind the ivshmem BAR);
+ *  - "GPU memory" from the NVIDIA test double (/dev/nvdouble), or a plain BAR range for
+ *    the pcibar provider, both described by struct vm_mem so checks are the same;
+ *  - thin wrappers of the /dev/p2pio ioctls that return 0 or -errno.
+ *
+ * The files under test are listed in /etc/vm-files (written by run.sh and vm-setup):
+ * one line per file, "mount-point name size kind", kind being "data" (pattern content),
+ * "frag" (pattern, fragmented on purpose), "hole", "unwritten", "secret" (root-only).
+ */
+#ifndef VMLIB_H
+#define VMLIB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "p2pio_ioctl.h"
+#include "nvdouble_ioctl.h"
+#include "pattern.h"
+
+#define VM_KIB 1024ull
+#define VM_MIB (1024ull * 1024)
+
+/* ---- host channel ----
+ *
+ * Checks and fills are streamed to the host without waiting; vm_host_sync() waits until
+ * the host has done all of them and returns 0 if every check since the previous sync
+ * matched, -1 otherwise (vm_host_why() says how many failed and what the first was).
+ * Sync after a poison, before starting reads into the range.
+ */
+int vm_host_sync(void);
+
+/* Check: every byte of BAR [bar_off, +len) equals the pattern of file @name from @foff. */
+int vm_host_pattern(uint64_t bar_off, uint64_t len, const char *name, uint64_t foff);
+/* ... equals host file FILESDIR/@name (e.g. the demo's model) from @foff. */
+int vm_host_file(uint64_t bar_off, uint64_t len, const char *name, uint64_t foff);
+/* ... all equal @byte (nothing landed there). */
+int vm_host_fill_is(uint64_t bar_off, uint64_t len, int byte);
+/* Fill BAR [bar_off, +len) with @byte. */
+int vm_host_poison(uint64_t bar_off, uint64_t len, int byte);
+/* Checks made while on are expected to fail: their mismatches do not fail the run
+ * (the sync still reports them). */
+void vm_host_expect_mismatch(bool on);
+/* The reason the last request failed, for TAP diagnostics. */
+const char *vm_host_why(void);
+
+/* ---- destination memory ---- */
+
+/**
+ * struct vm_mem - destination memory as the module sees it, and where it lies in the BAR
+ * @va:		nvidia: the "GPU virtual address"; pcibar: the BAR offset
+ * @size:	bytes usable from @va
+ * @va_offset:	@va % 65536 for GPU memory, 0 for a BAR range
+ * @npages:	64 KiB pages in @pages
+ * @pages:	BAR offset of each 64 KiB page, from @va - @va_offset
+ * @gpu:	true for memory from the test double
+ * @nvd_fd:	the /dev/nvdouble fd that owns it (freed on close)
+ */
+struct vm_mem {
+	uint64_t va;
+	uint64_t size;
+	uint32_t va_offset;
+	uint32_t npages;
+	uint64_t *pages;
+	bool gpu;
+	int nvd_fd;
+};
+
+/* Opens /dev/nvdouble (each fd is a "process" of the GPU allocator). */
+int vm_nvd_open(void);
+int vm_gpu_alloc(int nvd_fd, struct vm_mem *m, uint64_t size, uint32_t va_offset,
+		 uint32_t flags);
+int vm_gpu_free(struct vm_mem *m);
+int vm_nvd_info(struct nvdouble_info *info);
+/* A BAR range for the pcibar provider (no allocator: callers keep ranges apart). */
+void vm_bar_range(struct vm_mem *m, uint64_t bar_off, uint64_t size);
+void vm_mem_release(struct vm_mem *m);
+/* BAR offset of byte @off of @m. */
+uint64_t vm_mem_bar(const struct vm_mem *m, uint64_t off);
+
+/* Host checks of bytes [off, +len) of @m, split where the BAR pages are not contiguous. */
+int vm_mem_expect_file(const struct vm_mem *m, uint64_t off, uint64_t len, const char *name,
+		       uint64_t foff);
+int vm_mem_expect_fill(const struct vm_mem *m, uint64_t off, uint64_t len, int byte);
+int vm_mem_poison(const struct vm_mem *m, uint64_t off, uint64_t len, int byte);
+
+/* ---- /dev/p2pio ---- */
+
+/* Opens /dev/p2pio and checks the ABI version; -errno if the module is not there. */
+int vm_p2p_open(void);
+int vm_p2p_version(int pfd, struct p2pio_version *v);
+int vm_p2p_register(int pfd, int file_fd, struct p2pio_register_file *out);
+int vm_p2p_unregister(int pfd, uint32_t handle);
+int vm_p2p_pin_gpu(int pfd, const struct vm_mem *m, uint32_t flags, struct p2pio_pin *out);
+int vm_p2p_pin_bar(int pfd, const struct vm_mem *m, struct p2pio_pin *out);
+int vm_p2p_unpin(int pfd, uint32_t handle);
+int vm_p2p_submit(int pfd, const struct p2pio_read *r, uint32_t n, uint32_t *accepted);
+int vm_p2p_reap(int pfd, struct p2pio_completion *c, uint32_t max, uint32_t min,
+		int64_t timeout_ns, uint32_t *count);
+int vm_p2p_stats(int pfd, uint32_t scope, struct p2pio_stats *s);
+/* Submits one read and waits for it (10 s at most); its status, or -errno of a call. */
+int vm_p2p_read(int pfd, uint32_t file, uint32_t mem, uint64_t foff, uint64_t len,
+		uint64_t moff);
+
+/**
+ * struct vm_target - pinned destination memory of one provider
+ * @mem:	where it is (for host checks)
+ * @pin:	the P2PIO_IOC_PIN result (@pin.handle for reads)
+ * @backing:	the double's allocation behind it (for pcibar: reserves the BAR range)
+ */
+struct vm_target {
+	struct vm_mem mem;
+	struct p2pio_pin pin;
+	struct vm_mem backing;
+};
+
+/*
+ * Allocates @size bytes of "GPU memory" from the double on @nvd (with @va_offset and
+ * NVDOUBLE_ALLOC_* @aflags) and pins it with @provider (P2PIO_PROVIDER_*), passing
+ * P2PIO_PIN_F_* @pflags. 0 or -errno (of the step that failed).
+ */
+int vm_target_new(int pfd, int nvd, uint32_t provider, uint64_t size, uint32_t va_offset,
+		  uint32_t aflags, uint32_t pflags, struct vm_target *t);
+/* Unpins and frees; returns the unpin result. */
+int vm_target_free(int pfd, struct vm_target *t);
+
+/* The ivshmem device's PCI address, for pcibar pins. */
+int vm_ivshmem_bdf(uint32_t *domain, uint32_t *bus, uint32_t *devfn);
+
+/* ---- the test environment ---- */
+
+/* "iommu" when the VM has an emulated IOMMU, else "noiommu". */
+const char *vm_variant(void);
+/* The boot's phase ("default", "callback", "ptv1"): how the double was loaded. */
+const char *vm_phase(void);
+/* Path of a test file by name ("a1-data-1m"), from /etc/vm-files, or NULL. */
+const char *vm_file_path(const char *name);
+/* Iterates /etc/vm-files: returns false at the end. */
+struct vm_file {
+	char mnt[64];
+	char name[64];
+	char path[160];
+	uint64_t size;
+	char kind[16];
+};
+bool vm_file_next(int *cursor, struct vm_file *f);
+
+/* Drops to an unprivileged uid/gid (65534) in this process; false on failure. */
+bool vm_drop_privileges(void);
+/* 64-bit xorshift generator: seeded, reproducible. */
+uint64_t vm_rand(uint64_t *state);
+
+#endif /* VMLIB_H */

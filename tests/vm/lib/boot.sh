@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# tests/vm/lib/boot.sh - one boot of the test VM, and the checks of its kernel log.
+
+# Lines of a guest kernel log that fail the run, whatever the tests said.
+VM_LOG_BAD='BUG:|WARNING:|Oops|general protection fault|Call Trace|kernel BUG|Kernel panic|'\
+'lockdep|possible circular locking|possible recursive locking|KASAN|UBSAN|'\
+'INFO: task .* blocked|soft lockup|hard LOCKUP|rcu: INFO|self-detected stall|'\
+'list_add corruption|list_del corruption|refcount_t:|DMAR: DRHD: handling fault|'\
+'DMAR: \[DMA (Read|Write)|nvdouble: MISUSE|nvdouble: LEAK|BAD page|Bad page|double free|'\
+'use-after-free|scheduling while atomic|sleeping function called from invalid context'
+
+# vm_log_check LOG: prints the offending lines; fails if there are any.
+vm_log_check() {
+	! grep -aE "$VM_LOG_BAD" "$1"
+}
+
+# vm_boot VARIANT WORK INITRD OUTDIR [FILESDIR]: boots the VM once. The guest's TAP
+# lands in OUTDIR/*.tap, its console (kernel log) in OUTDIR/console.log.
+vm_boot() {
+	local variant=$1 work=$2 initrd=$3 out=$4 files=${5:-} kver append machine iommu=()
+	local sock="$out/chan.sock" gpu="$out/gpumem.bin" qpid rc=0
+	kver=$(sh scripts/kver.sh)
+	mkdir -p "$out"
+	rm -f "$sock" "$gpu" "$out"/*.tap "$out"/*.rc "$out/verified" "$out/vmhost.eof"
+	# The "GPU memory": a host file behind the ivshmem BAR, fresh for every boot.
+	truncate -s "${VM_GPU_MIB:-256}M" "$gpu"
+
+	append="console=ttyS0 panic=-1 vm.variant=$variant vm.tests=${VM_TESTS:-} p2pio.dyndbg=+p"
+	machine=q35
+	if [ "$variant" = iommu ]; then
+		# what the feasibility probe used: DMA remapping with interrupt remapping
+		machine=q35,kernel-irqchip=split
+		iommu=(-device intel-iommu,intremap=on,caching-mode=on)
+		append="$append intel_iommu=on iommu=nopt"
+	fi
+
+	# shellcheck disable=SC2046  # one argument per word, as vm_disk_args prints them
+	timeout "${VM_BOOT_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp 2 \
+		-machine "$machine" "${iommu[@]}" -display none -no-reboot -nic none \
+		-monitor none -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" -append "$append" \
+		-serial "file:$out/console.log" \
+		-chardev "socket,id=chan,path=$sock,server=on,wait=on" -serial chardev:chan \
+		$(vm_disk_args "$work") \
+		-object "memory-backend-file,id=gpumem,share=on,mem-path=$gpu,size=${VM_GPU_MIB:-256}M" \
+		-device ivshmem-plain,memdev=gpumem \
+		>"$out/qemu.log" 2>&1 &
+	qpid=$!
+	"$VMHOST" "$sock" "$gpu" "$out" ${files:+"$files"} >"$out/vmhost.log" 2>&1 || rc=1
+	wait "$qpid" || rc=1
+	rm -f "$sock"
+	return $rc
+}
