@@ -1920,7 +1920,7 @@ int p2pio_topo_scan(const char *sysfs, struct p2pio_topo **out, struct p2pio_err
 void p2pio_topo_free(struct p2pio_topo *topo);
 
 /**
- * p2pio_topo_gpus() - the NVIDIA display and 3D controllers found.
+ * p2pio_topo_gpus() - the NVIDIA display and 3D controllers found, by address.
  * @topo:  the scan.
  * @count: set to the number of entries.
  *
@@ -1929,7 +1929,7 @@ void p2pio_topo_free(struct p2pio_topo *topo);
 const struct p2pio_pci_dev *p2pio_topo_gpus(const struct p2pio_topo *topo, size_t *count);
 
 /**
- * p2pio_topo_nvmes() - the NVMe controllers (class 0x010802) found.
+ * p2pio_topo_nvmes() - the NVMe controllers (class 0x010802) found, by address.
  * @topo:  the scan.
  * @count: set to the number of entries.
  *

@@ -305,6 +305,11 @@ static int scan_pci(const char *sysfs, struct p2pio_topo *t, struct p2pio_error 
 	return ret;
 }
 
+static int cmp_addr(const void *a, const void *b)
+{
+	return strcmp(((const struct p2pio_pci_dev *)a)->addr, ((const struct p2pio_pci_dev *)b)->addr);
+}
+
 int p2pio_topo_scan(const char *sysfs, struct p2pio_topo **out, struct p2pio_error *err)
 {
 	struct p2pio_topo *t = calloc(1, sizeof(*t));
@@ -318,6 +323,11 @@ int p2pio_topo_scan(const char *sysfs, struct p2pio_topo **out, struct p2pio_err
 		p2pio_topo_free(t);
 		return ret;
 	}
+	/* libpci lists functions in sysfs directory order; people read them by address. */
+	if (t->ngpus)
+		qsort(t->gpus, t->ngpus, sizeof(*t->gpus), cmp_addr);
+	if (t->nnvmes)
+		qsort(t->nvmes, t->nnvmes, sizeof(*t->nvmes), cmp_addr);
 	read_iommu(sysfs, &t->iommu);
 	*out = t;
 	return 0;
