@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: MIT
+/*
+ * p2pio-bench, host only: storage ceilings and the library's paths into host memory on
+ * a small generated file; every result line parses and moved the whole file; --json
+ * parses; --plot writes an SVG; bad arguments exit 2.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "tool_run.h"
+
+#define FILE_SIZE (8u << 20)
+
+/* Checks every "result" line; returns how many there were, -1 if one is malformed. */
+static int check_lines(const char *out, int *skipped)
+{
+	const char *line = out;
+	int n = 0;
+
+	*skipped = 0;
+	while (line && *line) {
+		char mode[16], cache[8], target[8], size[16];
+		unsigned int depth, threads;
+		unsigned long long bytes;
+		double gibps, avg, p99, cpu;
+
+		if (!strncmp(line, "skipped ", 8))
+			(*skipped)++;
+		if (!strncmp(line, "result ", 7)) {
+			if (sscanf(line,
+				   "result mode=%15s cache=%7s target=%7s size=%15s depth=%u threads=%u "
+				   "bytes=%llu gibps=%lf avg_us=%lf p99_us=%lf cpu_s_per_gib=%lf",
+				   mode, cache, target, size, &depth, &threads, &bytes, &gibps, &avg,
+				   &p99, &cpu) != 11)
+				return -1;
+			if (bytes != FILE_SIZE || gibps <= 0 || avg <= 0 || p99 < avg * 0.999 ||
+			    cpu < 0 || strcmp(size, "1M") || depth != 4 || strcmp(target, "host"))
+				return -1;
+			n++;
+		}
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	char dir[] = "/tmp/p2pio-bench-XXXXXX", args[1024], v[256];
+	char *out = NULL, *svg = NULL;
+	int st, n, skipped;
+
+	tool_init(argv[0]);
+	if (!mkdtemp(dir))
+		tap_bail("mkdtemp");
+
+	snprintf(args, sizeof(args),
+		 "--generate 8M --device host --modes buffered,bounce,posix,auto --size 1M "
+		 "--depth 4 --threads 2 --cache warm --plot %s/sweep.svg %s/data",
+		 dir, dir);
+	st = tool_run("p2pio-bench", args, &out);
+	tap_is_int(st, 0, "warm host-only run exits 0");
+	n = check_lines(out, &skipped);
+	tap_is_int(n, 4, "four result lines that parse, each moved the whole file");
+	tap_ok(strstr(out, "mode=auto") && strstr(out, "path=posix"),
+	       "AUTO picks POSIX for a warm file and says so");
+	tap_ok(strstr(out, "ratio cache=warm best=") != NULL, "the ratios line is there");
+	free(out);
+
+	snprintf(args, sizeof(args), "%s/sweep.svg", dir);
+	{
+		FILE *f = fopen(args, "r");
+		long len = 0;
+
+		if (f) {
+			fseek(f, 0, SEEK_END);
+			len = ftell(f);
+			rewind(f);
+			svg = calloc(1, (size_t)len + 1);
+			if (svg && fread(svg, 1, (size_t)len, f) != (size_t)len)
+				svg[0] = '\0';
+			fclose(f);
+		}
+		tap_ok(svg && strstr(svg, "<svg") && strstr(svg, "<polyline") &&
+			       strstr(svg, "</svg>"),
+		       "--plot wrote an SVG line chart");
+		free(svg);
+	}
+
+	/* Cold: drops the cache (as root) and reads with O_DIRECT. */
+	snprintf(args, sizeof(args),
+		 "--device host --modes direct,bounce --size 1M --depth 4 --cache cold --json "
+		 "%s/data",
+		 dir);
+	st = tool_run("p2pio-bench", args, &out);
+	tap_is_int(st, 0, "cold JSON run exits 0");
+	tap_ok(tool_json_ok(out) != 0, "--json output parses");
+	if (tool_json_ok(out) == 1) {
+		tool_json_eval(out, "[(r[\"mode\"], r[\"ok\"], r[\"bytes\"]) for r in d[\"results\"]]",
+			       v, sizeof(v));
+		tap_ok(strcmp(v, "[('direct', True, 8388608), ('bounce', True, 8388608)]") == 0,
+		       "both modes moved the file: %s", v);
+		tool_json_eval(out, "d[\"ratios\"][0][\"cache\"]", v, sizeof(v));
+		tap_ok(strcmp(v, "cold") == 0, "a cold ratio is reported");
+	} else {
+		tap_skip(2, "no python3");
+	}
+	free(out);
+
+	/* GPU modes without a GPU: skipped with a reason, not failed. */
+	snprintf(args, sizeof(args), "--device host --modes naive,link --size 1M --depth 4 "
+		 "--cache warm %s/data", dir);
+	st = tool_run("p2pio-bench", args, &out);
+	n = check_lines(out, &skipped);
+	tap_ok(st == 0 && n == 0 && skipped == 2, "GPU baselines are skipped into host memory");
+	free(out);
+
+	snprintf(args, sizeof(args), "--modes nosuch %s/data 2>/dev/null", dir);
+	tap_is_int(tool_run("p2pio-bench", args, NULL), 2, "an unknown mode: exit 2");
+	snprintf(args, sizeof(args), "--size 0 %s/data 2>/dev/null", dir);
+	tap_is_int(tool_run("p2pio-bench", args, NULL), 2, "a zero size: exit 2");
+	tap_is_int(tool_run("p2pio-bench", "/nonexistent/x 2>/dev/null", NULL), 2,
+		   "a missing file: exit 2");
+
+	snprintf(args, sizeof(args), "rm -rf %s", dir);
+	if (system(args))
+		tap_diag("could not remove %s", dir);
+	return tap_exit();
+}

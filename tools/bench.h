@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h - pieces of p2pio-bench: the measured modes (bench_modes.c), the CUDA driver
+ * entry points the baselines need (bench_cuda.c, loaded at run time like the library
+ * does), latency bookkeeping and the SVG plot (bench_report.c).
+ */
+#ifndef P2PIO_BENCH_H
+#define P2PIO_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- CUDA driver API, the few calls the baselines make ---------------------------- */
+
+typedef int bench_cures;
+typedef unsigned long long bench_devptr;
+
+struct bench_cuda {
+	bool ok;
+	int device;
+	void *ctx;
+	bench_cures (*MemAlloc)(bench_devptr *p, size_t n);
+	bench_cures (*MemFree)(bench_devptr p);
+	bench_cures (*MemHostAlloc)(void **p, size_t n, unsigned int flags);
+	bench_cures (*MemFreeHost)(void *p);
+	bench_cures (*MemHostRegister)(void *p, size_t n, unsigned int flags);
+	bench_cures (*MemHostUnregister)(void *p);
+	bench_cures (*MemcpyHtoD)(bench_devptr dst, const void *src, size_t n);
+	bench_cures (*MemcpyHtoDAsync)(bench_devptr dst, const void *src, size_t n, void *stream);
+	bench_cures (*StreamCreate)(void **s, unsigned int flags);
+	bench_cures (*StreamDestroy)(void *s);
+	bench_cures (*StreamSynchronize)(void *s);
+	bench_cures (*CtxSetCurrent)(void *ctx);
+	char why[160];
+};
+
+/* Load libcuda and make device @device's primary context current; false (with @why) if not. */
+bool bench_cuda_init(struct bench_cuda *cu, int device);
+/* Make the context current in the calling thread. */
+void bench_cuda_bind(const struct bench_cuda *cu);
+
+/* ---- runs ------------------------------------------------------------------------ */
+
+struct bench_params {
+	const char *path;
+	uint64_t file_size;
+	uint64_t io_size;
+	unsigned int depth;
+	unsigned int threads;
+	bool cold;
+	uint64_t bytes;	 /* bytes per run (from offset 0), at most the file size */
+	double duration; /* seconds; 0 for no limit */
+	bool gpu;	 /* destination is GPU memory (else host memory) */
+	struct bench_cuda *cu;
+	int device; /* CUDA device for the library's context, or -1 */
+};
+
+struct bench_result {
+	char mode[16];
+	bool cold;
+	uint64_t io_size;
+	unsigned int depth;
+	unsigned int threads;
+	uint64_t bytes;
+	double seconds;
+	double gibps;
+	double avg_us;
+	double p99_us;
+	double cpu_s_per_gib;
+	char target[8];	   /* "gpu" or "host" */
+	char path_used[16]; /* the library's path, for library modes */
+	char note[192];	   /* why a mode did not run, or what to know about the number */
+	int err;	   /* 0, or a negative errno when the mode failed or was skipped */
+};
+
+/* Names of every mode, in the order a default run measures them. */
+extern const char *const bench_mode_names[];
+
+/* Run one mode; fills @r (err < 0 when it could not run, with a note). */
+void bench_run(const char *mode, const struct bench_params *p, struct bench_result *r);
+
+/* Whether a mode copies into the GPU only (needs CUDA). */
+bool bench_mode_needs_gpu(const char *mode);
+
+/* ---- latency samples -------------------------------------------------------------- */
+
+struct bench_lat {
+	double *v;
+	size_t n, cap;
+	double sum;
+};
+
+void bench_lat_add(struct bench_lat *l, double us);
+/* Fills avg and p99 and frees the samples. */
+void bench_lat_finish(struct bench_lat *l, double *avg, double *p99);
+
+double bench_now(void);
+/* User + system CPU seconds of the process so far (io_uring workers included). */
+double bench_cpu_seconds(void);
+
+/* ---- output ----------------------------------------------------------------------- */
+
+void bench_print_line(FILE *f, const struct bench_result *r);
+void bench_print_json(FILE *f, const struct bench_result *r);
+/* @s as a JSON string literal, quotes included. */
+void bench_json_str(FILE *f, const char *s);
+/* A line chart of GiB/s against I/O size (or depth when only depth varies). */
+int bench_plot_svg(const char *path, const struct bench_result *rs, size_t n);
+
+#endif /* P2PIO_BENCH_H */
