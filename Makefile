@@ -32,6 +32,17 @@ LDFLAGS_ALL := $(SAN) $(LDFLAGS)
 
 LIB_SRCS := $(sort $(wildcard userlib/src/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+
+# GPU kernels (the model verifier's): nvcc compiles userlib/src/kernels/*.cu into one fatbin
+# (SASS for the common data-centre GPUs, PTX for the rest) that the library embeds as a byte
+# array and loads with cuModuleLoadData. Without nvcc the array is empty and the library
+# says at run time that GPU verification is unavailable.
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+NVCC_ARCH ?= -gencode arch=compute_75,code=compute_75 -gencode arch=compute_80,code=sm_80 \
+	-gencode arch=compute_90,code=sm_90
+KERNEL_SRCS := $(sort $(wildcard userlib/src/kernels/*.cu))
+KERNEL_OBJ := $(BUILD)/gen/model_kernels.o
+LIB_OBJS += $(KERNEL_OBJ)
 LIB_SO := $(BUILD)/lib/libp2pio.so
 LIB_A := $(BUILD)/lib/libp2pio.a
 LIB_MAP := userlib/libp2pio.map
@@ -61,6 +72,22 @@ tests: $(UNIT_TESTS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/gen/model_kernels.fatbin: $(KERNEL_SRCS) userlib/src/model_kernels.h userlib/src/pattern.h
+	@mkdir -p $(dir $@)
+	@if [ -x "$(NVCC)" ]; then \
+		echo "$(NVCC) --fatbin -o $@ userlib/src/kernels/verify.cu"; \
+		$(NVCC) --fatbin $(NVCC_ARCH) -o $@ userlib/src/kernels/verify.cu; \
+	else \
+		echo "nvcc not found at $(NVCC): building without the GPU verification kernels"; \
+		: > $@; \
+	fi
+
+$(BUILD)/gen/model_kernels.c: $(BUILD)/gen/model_kernels.fatbin scripts/embed.sh
+	sh scripts/embed.sh p2pio_model_fatbin $< > $@
+
+$(KERNEL_OBJ): $(BUILD)/gen/model_kernels.c
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(LIB_A): $(LIB_OBJS)
 	@mkdir -p $(dir $@)

@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-model-stream.c - whole-model load and layer streaming into host memory, on every
+ * engine path: every byte of every tensor landed checked against the generator, the
+ * budget turned into slots, slots reused, statistics consistent, misuse refused.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2pio.h"
+#include "tap.h"
+
+#define NLAYERS 8
+#define SEED 0x5eed0f2b10ull
+#define PASSES 3
+
+static char model_path[PATH_MAX];
+
+static void cleanup(void)
+{
+	if (model_path[0])
+		unlink(model_path);
+}
+
+static int add_f32(struct p2pio_gguf_writer *w, const char *name, uint64_t ne0, uint64_t ne1,
+		   uint64_t *seed)
+{
+	struct p2pio_gguf_new_tensor t = {
+		.name = name,
+		.type = P2PIO_GGML_TYPE_F32,
+		.n_dims = ne1 > 1 ? 2 : 1,
+		.ne = { ne0, ne1, 1, 1 },
+		.fill = p2pio_gguf_pattern_fill,
+		.arg = seed,
+	};
+
+	return p2pio_gguf_writer_add_tensor(w, &t);
+}
+
+/*
+ * A small llama-like model whose layers differ in size and whose tensors are only 32-byte
+ * aligned (sizes like 4000 bytes), so reads start and end mid-block everywhere.
+ */
+static int make_model(const char *path)
+{
+	static uint64_t seed = SEED;
+	struct p2pio_gguf_writer *w;
+	struct p2pio_error err = { 0 };
+	char name[64];
+	int l, ret;
+
+	ret = p2pio_gguf_writer_create(&w, path, 32, &err);
+	if (ret)
+		return ret;
+	ret = p2pio_gguf_writer_add_str(w, "general.architecture", "llama");
+	ret = ret ? ret : p2pio_gguf_writer_add_u64(w, "p2pio.pattern.seed", SEED);
+	ret = ret ? ret : add_f32(w, "token_embd.weight", 1000, 37, &seed);
+	for (l = 0; l < NLAYERS && !ret; l++) {
+		snprintf(name, sizeof(name), "blk.%d.attn_norm.weight", l);
+		ret = add_f32(w, name, 1000, 1, &seed);
+		snprintf(name, sizeof(name), "blk.%d.attn_q.weight", l);
+		ret = ret ? ret : add_f32(w, name, 1000, 30 + 3 * l, &seed);
+		snprintf(name, sizeof(name), "blk.%d.ffn_up.weight", l);
+		ret = ret ? ret : add_f32(w, name, 1000, 50, &seed);
+		snprintf(name, sizeof(name), "blk.%d.ffn_norm.weight", l);
+		ret = ret ? ret : add_f32(w, name, 7, 1, &seed);
+	}
+	ret = ret ? ret : add_f32(w, "output_norm.weight", 1000, 1, &seed);
+	ret = ret ? ret : add_f32(w, "output.weight", 1000, 20, &seed);
+	ret = ret ? ret : p2pio_gguf_writer_finish(w);
+	p2pio_gguf_writer_free(w);
+	return ret;
+}
+
+/* Every byte of @n tensors in host memory against the pattern; the bad count. */
+static int check_tensors(const struct p2pio_model_tensor *t, uint32_t n)
+{
+	uint64_t bad_off;
+	int bad = 0;
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!t[i].addr ||
+		    !p2pio_pattern_check(SEED, t[i].file_offset, (const void *)(uintptr_t)t[i].addr,
+					 t[i].size, &bad_off)) {
+			if (!bad)
+				tap_diag("  %s differs at file offset %llu", t[i].name,
+					 (unsigned long long)(t[i].addr ? bad_off : 0));
+			bad++;
+		}
+	}
+	return bad;
+}
+
+struct progress {
+	int calls;
+	uint64_t last;
+	uint64_t total;
+	bool monotonic;
+};
+
+static int on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct progress *p = arg;
+
+	p->calls++;
+	if (done < p->last || done > total)
+		p->monotonic = false;
+	p->last = done;
+	p->total = total;
+	return 0;
+}
+
+static int cancel_progress(void *arg, uint64_t done, uint64_t total)
+{
+	(void)arg;
+	(void)done;
+	(void)total;
+	return 1;
+}
+
+static struct p2pio_ctx *host_ctx(enum p2pio_path path)
+{
+	struct p2pio_ctx_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_ctx *ctx;
+
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	o.path = path;
+	/* Small chunks, so that a layer takes several engine reads. */
+	o.chunk_size = 64 << 10;
+	if (p2pio_ctx_create(&o, &ctx, &err)) {
+		tap_diag("context: %s", err.msg);
+		return NULL;
+	}
+	return ctx;
+}
+
+static void test_whole(struct p2pio_ctx *ctx, const char *pname)
+{
+	struct p2pio_model_load_opts lo = { .chunk = 8192 };
+	struct progress pr = { .monotonic = true };
+	struct p2pio_verify_result vr;
+	struct p2pio_error err = { 0 };
+	struct p2pio_model_tensor t, *all;
+	struct p2pio_load_result res;
+	struct p2pio_model_info info;
+	struct p2pio_verifier *v;
+	struct p2pio_model *m;
+	uint64_t total = 0;
+	uint32_t i;
+	int ret;
+
+	ret = p2pio_model_open(ctx, model_path, NULL, &m, &err);
+	if (!tap_ok(ret == 0, "%s: model opens", pname)) {
+		tap_diag("  %s", err.msg);
+		return;
+	}
+	p2pio_model_info(m, &info);
+	tap_ok(info.layers == NLAYERS && info.has_seed && info.pattern_seed == SEED,
+	       "%s: %u layers, pattern seed found", pname, info.layers);
+	lo.progress = on_progress;
+	lo.progress_arg = &pr;
+	ret = p2pio_model_load(m, &lo, &res);
+	tap_is_int(ret, 0, "%s: whole load", pname);
+	tap_ok(pr.calls > 1 && pr.monotonic && pr.last == pr.total && pr.total == res.bytes,
+	       "%s: progress rose to the total over %d calls", pname, pr.calls);
+	/* The data section runs to the end of the file; the arena starts at its block. */
+	tap_ok(res.reads > 1 && res.bytes == res.arena_bytes &&
+		       res.bytes == info.file_size - (info.data_offset & ~4095ull),
+	       "%s: %llu bytes (the data section from its block on) in %llu reads", pname,
+	       (unsigned long long)res.bytes, (unsigned long long)res.reads);
+	all = calloc(info.tensors, sizeof(*all));
+	for (i = 0; i < info.tensors; i++) {
+		p2pio_model_tensor_at(m, i, &all[i]);
+		total += all[i].size;
+	}
+	tap_is_int(check_tensors(all, info.tensors), 0,
+		   "%s: every byte of every tensor is the file's", pname);
+	tap_ok(p2pio_model_tensor(m, "blk.3.attn_q.weight", &t) == 0 && t.layer == 3 &&
+		       t.addr - res.arena == t.file_offset - (info.data_offset & ~4095ull),
+	       "%s: lookup by name; tensors sit at their file-relative offsets", pname);
+	tap_is_int(p2pio_model_tensor(m, "blk.99.nothing", &t), -ENOENT,
+		   "%s: unknown name is -ENOENT", pname);
+
+	ret = p2pio_verifier_open(ctx, SEED, &v, &err);
+	tap_is_int(ret, 0, "%s: host verifier opens", pname);
+	if (!ret) {
+		p2pio_verifier_check(v, all, info.tensors, NULL, 0);
+		p2pio_verifier_result(v, &vr, true);
+		tap_ok(vr.bytes == total && vr.mismatches == 0 &&
+			       vr.first_mismatch == P2PIO_NO_OFFSET && vr.checksum != 0,
+		       "%s: verifier read %llu bytes, no mismatch", pname,
+		       (unsigned long long)vr.bytes);
+		/* The verifier must see damage: flip one byte in the middle of a tensor. */
+		p2pio_model_tensor(m, "blk.5.ffn_up.weight", &t);
+		((uint8_t *)(uintptr_t)t.addr)[777] ^= 0x40;
+		p2pio_verifier_check(v, all, info.tensors, NULL, 0);
+		p2pio_verifier_result(v, &vr, true);
+		tap_ok(vr.mismatches == 1 && vr.first_mismatch == t.file_offset + 777,
+		       "%s: a flipped byte is found at its file offset", pname);
+		p2pio_verifier_close(v);
+	} else {
+		tap_skip(2, "no verifier");
+	}
+	free(all);
+
+	lo.progress = cancel_progress;
+	tap_is_int(p2pio_model_load(m, &lo, NULL), -ECANCELED,
+		   "%s: a progress callback can cancel the load", pname);
+	p2pio_model_close(m);
+}
+
+static void stream_passes(struct p2pio_streamer *s, const char *what, int *bad, int *errs,
+			  uint32_t nslots)
+{
+	struct p2pio_layer l, l2;
+	int p, i;
+
+	for (p = 0; p < PASSES; p++) {
+		for (i = 0; i < NLAYERS; i++) {
+			if (p2pio_streamer_acquire(s, (uint32_t)i, NULL, &l)) {
+				(*errs)++;
+				continue;
+			}
+			if (l.index != (uint32_t)i || l.slot >= nslots || l.ntensors != 4)
+				(*errs)++;
+			*bad += check_tensors(l.tensors, l.ntensors);
+			/* Hold two at once now and then: they must not share a slot. */
+			if (nslots > 1 && i + 1 < NLAYERS && (i % 3) == 1) {
+				if (p2pio_streamer_acquire(s, (uint32_t)i + 1, NULL, &l2)) {
+					(*errs)++;
+				} else {
+					if (l2.slot == l.slot)
+						(*errs)++;
+					*bad += check_tensors(l2.tensors, l2.ntensors);
+					*bad += check_tensors(l.tensors, l.ntensors);
+					p2pio_streamer_release(s, (uint32_t)i + 1, NULL);
+				}
+			}
+			if (p2pio_streamer_release(s, (uint32_t)i, NULL))
+				(*errs)++;
+		}
+	}
+	(void)what;
+}
+
+static void test_stream(struct p2pio_ctx *ctx, const char *pname, uint32_t flags)
+{
+	struct p2pio_stream_stats tot, per[NLAYERS];
+	struct p2pio_error err = { 0 };
+	struct p2pio_model_info info;
+	struct p2pio_streamer_opts so = { .flags = flags };
+	struct p2pio_model_tensor t;
+	struct p2pio_streamer *s;
+	struct p2pio_layer l;
+	struct p2pio_model *m;
+	int bad = 0, errs = 0, i, ret;
+	uint64_t acq = 0;
+	uint32_t nslots;
+
+	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
+		tap_ok(0, "%s: model opens: %s", pname, err.msg);
+		return;
+	}
+	p2pio_model_info(m, &info);
+	/* A quarter of the model. */
+	so.budget = info.resident_bytes + (info.slot_bytes * NLAYERS) / 4;
+	ret = p2pio_streamer_open(m, &so, &s, &err);
+	if (!tap_ok(ret == 0, "%s/%#x: streamer opens with a quarter budget", pname, flags)) {
+		tap_diag("  %s", err.msg);
+		p2pio_model_close(m);
+		return;
+	}
+	nslots = p2pio_streamer_slots(s);
+	tap_ok(nslots == NLAYERS / 4, "%s: the budget gives %u slots", pname, nslots);
+	tap_ok(p2pio_streamer_tensor(s, "token_embd.weight", &t) == 0 && check_tensors(&t, 1) == 0,
+	       "%s: resident tensors are loaded and right", pname);
+	tap_is_int(p2pio_streamer_tensor(s, "blk.0.attn_q.weight", &t), -EINVAL,
+		   "%s: a layer tensor is not resident", pname);
+	tap_is_int(p2pio_model_load(m, NULL, NULL), -EBUSY,
+		   "%s: no whole load while streaming", pname);
+
+	stream_passes(s, pname, &bad, &errs, nslots);
+	tap_is_int(errs, 0, "%s: %d passes of acquire/release, layers in their slots", pname,
+		   PASSES);
+	tap_is_int(bad, 0, "%s: every byte of every acquired layer is the file's", pname);
+
+	p2pio_streamer_stats(s, &tot, per, NLAYERS);
+	for (i = 0; i < NLAYERS; i++)
+		acq += per[i].acquires;
+	tap_ok(tot.acquires == acq && tot.acquires >= PASSES * NLAYERS,
+	       "%s: %llu acquires, per layer adds up", pname, (unsigned long long)tot.acquires);
+	/* Out-of-order acquires (two held at once) may cost a prefetch; never many. */
+	tap_ok(tot.loads + tot.hits >= tot.acquires && tot.loads <= tot.acquires + 2 * PASSES,
+	       "%s: %llu loads + %llu hits cover the acquires", pname,
+	       (unsigned long long)tot.loads, (unsigned long long)tot.hits);
+	tap_ok(tot.reuses > 0 && tot.reuses + nslots >= tot.loads,
+	       "%s: slots were reused (%llu times)", pname, (unsigned long long)tot.reuses);
+	tap_ok(tot.bytes >= info.resident_bytes + (tot.loads - nslots) * 4000 &&
+		       tot.wall_ns > 0 && tot.io_ns > 0,
+	       "%s: %llu bytes moved, I/O time counted", pname, (unsigned long long)tot.bytes);
+	tap_ok(per[3].acquires >= PASSES && per[3].bytes > 0,
+	       "%s: per-layer statistics", pname);
+
+	tap_is_int(p2pio_streamer_acquire(s, NLAYERS, NULL, &l), -ERANGE,
+		   "%s: no such layer is -ERANGE", pname);
+	tap_is_int(p2pio_streamer_release(s, 2, NULL), -EINVAL,
+		   "%s: releasing a layer not acquired is -EINVAL", pname);
+	if (p2pio_streamer_acquire(s, 2, NULL, &l) == 0) {
+		tap_is_int(p2pio_streamer_acquire(s, 2, NULL, &l), -EBUSY,
+			   "%s: acquiring a held layer is -EBUSY", pname);
+		p2pio_streamer_release(s, 2, NULL);
+	} else {
+		tap_ok(0, "%s: reacquire", pname);
+	}
+	p2pio_streamer_reset_stats(s);
+	p2pio_streamer_stats(s, &tot, NULL, 0);
+	tap_ok(tot.acquires == 0 && tot.bytes == 0, "%s: statistics reset", pname);
+	p2pio_streamer_close(s);
+
+	/* Too small a budget says how much is needed. */
+	so.budget = info.resident_bytes + info.slot_bytes - 1;
+	ret = p2pio_streamer_open(m, &so, &s, &err);
+	tap_ok(ret == -ENOSPC && strstr(err.msg, "give at least"),
+	       "%s: a budget without room for a layer is refused: %s", pname, err.msg);
+	p2pio_model_close(m);
+}
+
+int main(void)
+{
+	static const struct {
+		enum p2pio_path path;
+		const char *name;
+	} paths[] = {
+		{ P2PIO_PATH_AUTO, "auto" },
+		{ P2PIO_PATH_POSIX, "posix" },
+		{ P2PIO_PATH_BOUNCE, "bounce" },
+	};
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	size_t i;
+	int fd;
+
+	tap_plan_lazy();
+	snprintf(model_path, sizeof(model_path), "%s/p2pio-model-XXXXXX", dir);
+	fd = mkstemp(model_path);
+	if (fd < 0)
+		tap_bail("mkstemp");
+	close(fd);
+	atexit(cleanup);
+	if (make_model(model_path))
+		tap_bail("cannot write the test model");
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct p2pio_ctx *ctx = host_ctx(paths[i].path);
+		struct p2pio_error err = { 0 };
+		struct p2pio_file *f;
+
+		if (!ctx) {
+			tap_skip(1, "no context");
+			continue;
+		}
+		/* O_DIRECT is not everywhere (tmpfs): skip the path the file cannot take. */
+		if (p2pio_file_open(ctx, model_path, 0, &f, &err)) {
+			tap_skip(1, err.msg);
+			p2pio_ctx_destroy(ctx);
+			continue;
+		}
+		p2pio_file_close(f);
+		test_whole(ctx, paths[i].name);
+		test_stream(ctx, paths[i].name, 0);
+		test_stream(ctx, paths[i].name, P2PIO_STREAM_LRU);
+		test_stream(ctx, paths[i].name, P2PIO_STREAM_NO_PREFETCH);
+		p2pio_ctx_destroy(ctx);
+	}
+	return tap_exit();
+}
