@@ -1,0 +1,859 @@
+// SPDX-License-Identifier: MIT
+/*
+ * p2pio-load - load a GGUF model into the GPU (or host memory), or stream its layers
+ * through a memory budget while a kernel per layer reads every weight byte; report time,
+ * throughput, path, CPU time, exposed stall and the bound that bandwidth sets.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "p2pio.h"
+#include "bench.h"
+#include "cli.h"
+
+#define CU_STREAM_NON_BLOCKING_FLAG 0x1
+
+struct opts {
+	const char *path;
+	int device;		/* -2: default */
+	enum p2pio_path io_path;
+	bool stream;
+	bool mmap_baseline;
+	uint64_t budget;
+	uint32_t slots;
+	uint32_t prefetch;
+	bool no_prefetch;
+	bool lru;
+	uint32_t passes;
+	double compute_us;
+	double compute_ratio;
+	double ceiling_gbps;	/* 0: measure */
+	bool verify;
+	bool cold;
+	bool json;
+	bool quiet;
+	bool per_layer;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double gbps(uint64_t bytes, double s)
+{
+	return s > 0 ? (double)bytes / s / 1e9 : 0;
+}
+
+static void usage(void)
+{
+	printf("Usage: %s [OPTION]... MODEL.gguf\n"
+	       "Load a GGUF model into GPU memory (host memory without a GPU) and report, or\n"
+	       "stream its layers through a budget while a kernel per layer reads every byte.\n"
+	       "\n"
+	       "  -d, --device N        CUDA device (default 0 when there is a GPU)\n"
+	       "      --host            load into host memory even with a GPU\n"
+	       "  -p, --path PATH       auto (default), p2p, bounce or posix\n"
+	       "      --mmap            baseline: mmap the file and copy each tensor with\n"
+	       "                        cuMemcpyHtoD (memcpy on host), as llama.cpp loads\n"
+	       "      --cold            drop the page cache (the file's pages; all when root)\n"
+	       "                        before the load and before each streaming pass\n"
+	       "      --no-verify       do not check the data against the generator's pattern\n"
+	       "      --json            one JSON object on stdout\n"
+	       "  -q, --quiet           no progress bar\n"
+	       "\n"
+	       "Streaming:\n"
+	       "      --stream          stream layers instead of loading the model whole\n"
+	       "      --budget SIZE     target memory for resident tensors and slots\n"
+	       "                        (default: a quarter of the model)\n"
+	       "      --slots N         layer slots (instead of --budget)\n"
+	       "      --prefetch N      layers loaded ahead (default 1); --no-prefetch\n"
+	       "      --lru             evict the least recently used slot\n"
+	       "      --passes N        forward passes (default 3; the first is a warm-up when\n"
+	       "                        there are more)\n"
+	       "      --compute-us US   extra compute per layer, in microseconds\n"
+	       "      --compute-ratio R extra compute per layer = R x its transfer time at the\n"
+	       "                        ceiling\n"
+	       "      --ceiling GBPS    the storage-to-target ceiling in GB/s (default: measured\n"
+	       "                        here, by reading the layers with the engine alone)\n"
+	       "      --per-layer       a line per layer\n"
+	       "\n"
+	       "Exit status: 0 on success, 1 when verification found a wrong byte, 2 for usage\n"
+	       "errors, 3 when loading failed.\n",
+	       cli_prog());
+}
+
+static bool drop_cache(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool all = false;
+
+	sync();
+	if (fd >= 0) {
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(fd);
+	}
+	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		all = write(fd, "3\n", 2) == 2;
+		close(fd);
+	}
+	return all;
+}
+
+/* ---- progress bar ---------------------------------------------------------------- */
+
+struct bar {
+	bool on;
+	double t0, last;
+};
+
+static int bar_update(void *arg, uint64_t done, uint64_t total)
+{
+	struct bar *b = arg;
+	double t = now_s();
+	char h[CLI_HUMAN_LEN];
+	int i, fill;
+
+	if (!b->on || (t - b->last < 0.1 && done < total))
+		return 0;
+	b->last = t;
+	fill = total ? (int)(40.0 * (double)done / (double)total) : 40;
+	fputs("\r[", stderr);
+	for (i = 0; i < 40; i++)
+		fputc(i < fill ? '#' : ' ', stderr);
+	fprintf(stderr, "] %3.0f%% %s %.2f GB/s ", total ? 100.0 * (double)done / (double)total : 100,
+		cli_human_bytes(done, h), gbps(done, t - b->t0));
+	if (done >= total)
+		fputc('\n', stderr);
+	return 0;
+}
+
+/* ---- setup ------------------------------------------------------------------------ */
+
+struct run {
+	struct opts o;
+	struct p2pio_ctx *ctx;
+	struct p2pio_model *m;
+	struct p2pio_model_info info;
+	struct p2pio_path_info pi;
+	struct bench_cuda cu;
+	void *stream;
+	bool gpu;
+	struct p2pio_verifier *v;
+	const char *verify_note;
+};
+
+static int setup(struct run *r)
+{
+	struct p2pio_error err = { 0 };
+	struct p2pio_ctx_opts co;
+	int ret;
+
+	p2pio_ctx_opts_init(&co);
+	if (r->o.device >= -1)
+		co.device = r->o.device;
+	co.path = r->o.io_path;
+	ret = p2pio_ctx_create(&co, &r->ctx, &err);
+	if (ret) {
+		cli_err_p2pio("context", ret, &err);
+		return ret;
+	}
+	r->gpu = p2pio_ctx_device(r->ctx) != P2PIO_DEVICE_HOST;
+	if (r->gpu) {
+		if (!bench_cuda_init(&r->cu, p2pio_ctx_device(r->ctx))) {
+			cli_err("CUDA: %s", r->cu.why);
+			return -ENODEV;
+		}
+		/* A non-blocking stream: no implicit order with the engine's copy streams. */
+		if (r->cu.StreamCreate(&r->stream, CU_STREAM_NON_BLOCKING_FLAG)) {
+			cli_err("cuStreamCreate failed");
+			return -ENODEV;
+		}
+	}
+	ret = p2pio_model_open(r->ctx, r->o.path, NULL, &r->m, &err);
+	if (ret) {
+		cli_err_p2pio(r->o.path, ret, &err);
+		return ret;
+	}
+	p2pio_model_info(r->m, &r->info);
+	memset(&r->pi, 0, sizeof(r->pi));
+	r->pi.size = sizeof(r->pi);
+	p2pio_path_info(p2pio_model_file(r->m), &r->pi);
+	if (!r->info.has_seed && r->o.verify) {
+		r->verify_note = "no p2pio.pattern.seed in the model: not verified";
+		r->o.verify = false;
+	}
+	/* The verifier also runs the compute kernel: needed even when not verifying. */
+	if (r->o.verify || r->o.compute_us > 0 || r->o.compute_ratio > 0) {
+		ret = p2pio_verifier_open(r->ctx, r->info.pattern_seed, &r->v, &err);
+		if (ret) {
+			if (r->o.compute_us > 0 || r->o.compute_ratio > 0) {
+				cli_err_p2pio("verifier", ret, &err);
+				return ret;
+			}
+			r->verify_note = strdup(err.msg);
+			r->o.verify = false;
+		}
+	}
+	return 0;
+}
+
+static void teardown(struct run *r)
+{
+	p2pio_verifier_close(r->v);
+	p2pio_model_close(r->m);
+	if (r->stream)
+		r->cu.StreamDestroy(r->stream);
+	p2pio_ctx_destroy(r->ctx);
+}
+
+static const char *target_name(const struct run *r, char *buf, size_t len)
+{
+	if (r->gpu)
+		snprintf(buf, len, "GPU %d", p2pio_ctx_device(r->ctx));
+	else
+		snprintf(buf, len, "host memory");
+	return buf;
+}
+
+/* ---- verification of a whole model -------------------------------------------------- */
+
+static int verify_tensors(struct run *r, const struct p2pio_model_tensor *t, uint32_t n,
+			  struct p2pio_verify_result *vr)
+{
+	int ret;
+
+	memset(vr, 0, sizeof(*vr));
+	if (!r->o.verify)
+		return 0;
+	ret = p2pio_verifier_check(r->v, t, n, r->stream, 0);
+	if (!ret)
+		ret = p2pio_verifier_result(r->v, vr, true);
+	return ret;
+}
+
+static struct p2pio_model_tensor *all_tensors(struct run *r)
+{
+	struct p2pio_model_tensor *t = calloc(r->info.tensors ? r->info.tensors : 1, sizeof(*t));
+	uint32_t i;
+
+	for (i = 0; t && i < r->info.tensors; i++)
+		p2pio_model_tensor_at(r->m, i, &t[i]);
+	return t;
+}
+
+static void print_verify(const struct run *r, const struct p2pio_verify_result *vr)
+{
+	char h[CLI_HUMAN_LEN];
+
+	if (!r->o.verify) {
+		printf("verify     skipped%s%s\n", r->verify_note ? ": " : "",
+		       r->verify_note ? r->verify_note : "");
+		return;
+	}
+	if (vr->mismatches)
+		printf("verify     FAILED: %" PRIu64 " bytes differ, the first at file offset %" PRIu64
+		       "\n", vr->mismatches, vr->first_mismatch);
+	else
+		printf("verify     %s checked against the pattern: OK (checksum %016" PRIx64 ")\n",
+		       cli_human_bytes(vr->bytes, h), vr->checksum);
+}
+
+/* ---- whole-model load ----------------------------------------------------------------- */
+
+static int run_whole(struct run *r)
+{
+	struct bar bar = { .on = !r->o.quiet && !r->o.json && isatty(STDERR_FILENO) };
+	struct p2pio_model_load_opts lo = { .progress = bar_update, .progress_arg = &bar };
+	struct p2pio_verify_result vr;
+	struct p2pio_load_result res;
+	struct p2pio_model_tensor *t;
+	char h[CLI_HUMAN_LEN], tn[32];
+	int ret;
+
+	if (r->o.cold)
+		drop_cache(r->o.path);
+	bar.t0 = bar.last = now_s();
+	bar.last = 0;
+	ret = p2pio_model_load(r->m, &lo, &res);
+	if (ret) {
+		cli_err("loading %s: %s", r->o.path, p2pio_strerror(ret));
+		return CLI_EXIT_ERROR;
+	}
+	t = all_tensors(r);
+	ret = t ? verify_tensors(r, t, r->info.tensors, &vr) : -ENOMEM;
+	free(t);
+	if (ret) {
+		cli_err("verification: %s", p2pio_strerror(ret));
+		return CLI_EXIT_ERROR;
+	}
+	if (r->o.json) {
+		printf("{\"mode\":\"load\",\"model\":");
+		cli_json_str(stdout, r->o.path);
+		printf(",\"target\":\"%s\",\"path\":\"%s\",\"cold\":%s,\"bytes\":%" PRIu64
+		       ",\"reads\":%" PRIu64 ",\"seconds\":",
+		       r->gpu ? "gpu" : "host", p2pio_path_name(r->pi.path),
+		       r->o.cold ? "true" : "false", res.bytes, res.reads);
+		cli_json_double(stdout, (double)res.wall_ns * 1e-9);
+		printf(",\"gbps\":");
+		cli_json_double(stdout, gbps(res.bytes, (double)res.wall_ns * 1e-9));
+		printf(",\"cpu_seconds\":");
+		cli_json_double(stdout, (double)res.cpu_ns * 1e-9);
+		printf(",\"verified\":%s,\"mismatches\":%" PRIu64 "}\n",
+		       r->o.verify ? "true" : "false", vr.mismatches);
+	} else {
+		printf("model      %s: %u tensors, %u layers, %s of data\n", r->o.path,
+		       r->info.tensors, r->info.layers, cli_human_bytes(r->info.data_size, h));
+		printf("target     %s\n", target_name(r, tn, sizeof(tn)));
+		printf("path       %s (%s)\n", p2pio_path_name(r->pi.path), r->pi.why);
+		printf("load       %s in %.3f s = %.2f GB/s, %" PRIu64 " reads, %s cache\n",
+		       cli_human_bytes(res.bytes, h), (double)res.wall_ns * 1e-9,
+		       gbps(res.bytes, (double)res.wall_ns * 1e-9), res.reads,
+		       r->o.cold ? "cold" : "warm");
+		printf("cpu        %.3f s (%.3f s per GiB)\n", (double)res.cpu_ns * 1e-9,
+		       (double)res.cpu_ns * 1e-9 / ((double)res.bytes / (1 << 30)));
+		print_verify(r, &vr);
+	}
+	return vr.mismatches ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
+/* The baseline: mmap the file and copy tensor by tensor, as llama.cpp does by default. */
+static int run_mmap(struct run *r)
+{
+	struct p2pio_model_tensor *t = all_tensors(r);
+	struct p2pio_verify_result vr;
+	bench_devptr arena = 0;
+	uint64_t lo = UINT64_MAX, hi = 0, bytes = 0;
+	double t0, c0, wall, cpu;
+	char h[CLI_HUMAN_LEN];
+	uint8_t *map, *host = NULL;
+	uint32_t i;
+	int fd, ret = 0;
+
+	if (!t)
+		return CLI_EXIT_ERROR;
+	for (i = 0; i < r->info.tensors; i++) {
+		lo = t[i].file_offset < lo ? t[i].file_offset : lo;
+		hi = t[i].file_offset + t[i].size > hi ? t[i].file_offset + t[i].size : hi;
+	}
+	if (r->o.cold)
+		drop_cache(r->o.path);
+	fd = open(r->o.path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !r->info.tensors) {
+		free(t);
+		cli_err("%s: %s", r->o.path, strerror(errno));
+		return CLI_EXIT_ERROR;
+	}
+	t0 = now_s();
+	c0 = cpu_s();
+	map = mmap(NULL, r->info.file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		ret = -errno;
+		goto out;
+	}
+	if (r->gpu ? r->cu.MemAlloc(&arena, hi - lo) != 0 : !(host = malloc(hi - lo))) {
+		ret = -ENOMEM;
+		goto out_unmap;
+	}
+	for (i = 0; i < r->info.tensors; i++) {
+		uint64_t off = t[i].file_offset - lo;
+
+		if (r->gpu) {
+			if (r->cu.MemcpyHtoD(arena + off, map + t[i].file_offset, t[i].size)) {
+				ret = -EIO;
+				break;
+			}
+			t[i].addr = arena + off;
+		} else {
+			memcpy(host + off, map + t[i].file_offset, t[i].size);
+			t[i].addr = (uint64_t)(uintptr_t)(host + off);
+		}
+		bytes += t[i].size;
+	}
+	wall = now_s() - t0;
+	cpu = cpu_s() - c0;
+	if (!ret)
+		ret = verify_tensors(r, t, r->info.tensors, &vr);
+	if (!ret) {
+		if (r->o.json) {
+			printf("{\"mode\":\"mmap\",\"cold\":%s,\"bytes\":%" PRIu64 ",\"seconds\":",
+			       r->o.cold ? "true" : "false", bytes);
+			cli_json_double(stdout, wall);
+			printf(",\"gbps\":");
+			cli_json_double(stdout, gbps(bytes, wall));
+			printf(",\"cpu_seconds\":");
+			cli_json_double(stdout, cpu);
+			printf(",\"mismatches\":%" PRIu64 "}\n", vr.mismatches);
+		} else {
+			printf("mmap       %s tensor by tensor in %.3f s = %.2f GB/s, CPU %.3f s, "
+			       "%s cache\n", cli_human_bytes(bytes, h), wall, gbps(bytes, wall), cpu,
+			       r->o.cold ? "cold" : "warm");
+			print_verify(r, &vr);
+		}
+	}
+	if (arena)
+		r->cu.MemFree(arena);
+	free(host);
+out_unmap:
+	munmap(map, r->info.file_size);
+out:
+	close(fd);
+	free(t);
+	if (ret) {
+		cli_err("mmap baseline: %s", p2pio_strerror(ret));
+		return CLI_EXIT_ERROR;
+	}
+	return vr.mismatches ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
+/* ---- streaming ------------------------------------------------------------------------ */
+
+/*
+ * The ceiling streaming is held to: the engine reading the same layer bytes back to back
+ * (four layers in flight, into a buffer of four slots), with no compute and no streamer.
+ */
+static int measure_ceiling(struct run *r, double *out)
+{
+	struct p2pio_model_tensor t;
+	uint64_t *lo, *hi, total = 0, inflight = 0;
+	struct p2pio_queue *q = NULL;
+	struct p2pio_buf *buf = NULL;
+	struct p2pio_cqe cqe[8];
+	uint32_t i, l = 0, n = r->info.layers;
+	double t0, dt;
+	int ret;
+
+	lo = calloc(n, sizeof(*lo));
+	hi = calloc(n, sizeof(*hi));
+	if (!lo || !hi) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		lo[i] = UINT64_MAX;
+	for (i = 0; i < r->info.tensors; i++) {
+		p2pio_model_tensor_at(r->m, i, &t);
+		if (t.layer < 0)
+			continue;
+		if (t.file_offset < lo[t.layer])
+			lo[t.layer] = t.file_offset & ~4095ull;
+		if (t.file_offset + t.size > hi[t.layer])
+			hi[t.layer] = t.file_offset + t.size;
+	}
+	ret = p2pio_buf_alloc(r->ctx, r->gpu ? P2PIO_MEM_CUDA : P2PIO_MEM_HOST,
+			      4 * r->info.slot_bytes, &buf, NULL);
+	if (!ret)
+		ret = p2pio_queue_create(r->ctx, &q);
+	if (ret)
+		goto out;
+	if (r->o.cold)
+		drop_cache(r->o.path);
+	t0 = now_s();
+	while (l < n || inflight) {
+		while (l < n && inflight < 4) {
+			struct p2pio_req req = {
+				.file = p2pio_model_file(r->m),
+				.file_offset = lo[l],
+				.length = hi[l] - lo[l],
+				.buf = buf,
+				.buf_offset = (l % 4) * r->info.slot_bytes,
+			};
+
+			ret = p2pio_submit(q, &req, 1);
+			if (ret < 0)
+				goto out_drain;
+			total += hi[l] - lo[l];
+			inflight++;
+			l++;
+		}
+		ret = p2pio_complete(q, cqe, 8, 1, -1);
+		if (ret < 0)
+			goto out;
+		for (i = 0; i < (uint32_t)ret; i++) {
+			inflight--;
+			if (cqe[i].res < 0)
+				l = n;	/* stop submitting; report below */
+		}
+	}
+	dt = now_s() - t0;
+	*out = gbps(total, dt);
+	ret = 0;
+out_drain:
+	while (inflight && p2pio_complete(q, cqe, 8, 1, -1) > 0)
+		inflight--;
+out:
+	p2pio_queue_destroy(q);
+	p2pio_buf_free(buf);
+	free(lo);
+	free(hi);
+	return ret;
+}
+
+static void print_stream_json(const struct run *r, const struct p2pio_stream_stats *st,
+			      uint32_t slots, uint32_t measured, double wall, double ceiling,
+			      double compute_s, const struct p2pio_verify_result *vr)
+{
+	double per_pass = measured ? (double)st->bytes / measured : 0;
+	double bound = per_pass > 0 ? ceiling * 1e9 / per_pass : 0;
+
+	printf("{\"mode\":\"stream\",\"model\":");
+	cli_json_str(stdout, r->o.path);
+	printf(",\"target\":\"%s\",\"path\":\"%s\",\"cold\":%s,\"slots\":%u,\"passes\":%u",
+	       r->gpu ? "gpu" : "host", p2pio_path_name(r->pi.path),
+	       r->o.cold ? "true" : "false", slots, measured);
+	printf(",\"seconds\":");
+	cli_json_double(stdout, wall);
+	printf(",\"passes_per_s\":");
+	cli_json_double(stdout, wall > 0 ? measured / wall : 0);
+	printf(",\"bytes_per_pass\":");
+	cli_json_double(stdout, per_pass);
+	printf(",\"ceiling_gbps\":");
+	cli_json_double(stdout, ceiling);
+	printf(",\"bound_passes_per_s\":");
+	cli_json_double(stdout, bound);
+	printf(",\"of_bound\":");
+	cli_json_double(stdout, bound > 0 && wall > 0 ? measured / wall / bound : 0);
+	printf(",\"stall_s\":");
+	cli_json_double(stdout, (double)st->stall_ns * 1e-9);
+	printf(",\"stall_fraction\":");
+	cli_json_double(stdout, wall > 0 ? (double)st->stall_ns * 1e-9 / wall : 0);
+	printf(",\"compute_s\":");
+	cli_json_double(stdout, compute_s);
+	printf(",\"loads\":%" PRIu64 ",\"hits\":%" PRIu64 ",\"reuses\":%" PRIu64
+	       ",\"wasted\":%" PRIu64 ",\"verified\":%s,\"mismatches\":%" PRIu64 "}\n",
+	       st->loads, st->hits, st->reuses, st->wasted, r->o.verify ? "true" : "false",
+	       vr->mismatches);
+}
+
+static int run_stream(struct run *r)
+{
+	struct p2pio_streamer_opts so = { .budget = r->o.budget, .slots = r->o.slots,
+					   .prefetch = r->o.prefetch };
+	struct p2pio_verify_result vr, acc = { .first_mismatch = P2PIO_NO_OFFSET };
+	struct p2pio_stream_stats st, *per = NULL;
+	struct p2pio_error err = { 0 };
+	struct p2pio_streamer *s = NULL;
+	char h[CLI_HUMAN_LEN], h2[CLI_HUMAN_LEN], tn[32];
+	double ceiling = r->o.ceiling_gbps, wall = 0, compute_s = 0, t0;
+	uint32_t p, l, slots, measured = 0;
+	int ret, rc = CLI_EXIT_ERROR;
+
+	if (r->o.no_prefetch)
+		so.flags |= P2PIO_STREAM_NO_PREFETCH;
+	if (r->o.lru)
+		so.flags |= P2PIO_STREAM_LRU;
+	if (ceiling <= 0) {
+		ret = measure_ceiling(r, &ceiling);
+		if (ret) {
+			cli_err("measuring the ceiling: %s", p2pio_strerror(ret));
+			return CLI_EXIT_ERROR;
+		}
+	}
+	if (r->o.cold)
+		drop_cache(r->o.path);
+	ret = p2pio_streamer_open(r->m, &so, &s, &err);
+	if (ret) {
+		cli_err_p2pio("streaming", ret, &err);
+		return CLI_EXIT_ERROR;
+	}
+	slots = p2pio_streamer_slots(s);
+	per = calloc(r->info.layers, sizeof(*per));
+	if (!per)
+		goto out;
+	if (!r->o.json) {
+		printf("model      %s: %u layers, %s per slot, %s resident\n", r->o.path,
+		       r->info.layers, cli_human_bytes(r->info.slot_bytes, h),
+		       cli_human_bytes(r->info.resident_bytes, h2));
+		printf("target     %s, path %s (%s)\n", target_name(r, tn, sizeof(tn)),
+		       p2pio_path_name(r->pi.path), r->pi.why);
+		printf("stream     %u slots, prefetch %u%s, %u passes\n", slots,
+		       r->o.no_prefetch ? 0 : (r->o.prefetch ? r->o.prefetch : 1),
+		       r->o.lru ? ", LRU" : "", r->o.passes);
+		printf("ceiling    %.2f GB/s (%s)\n", ceiling,
+		       r->o.ceiling_gbps > 0 ? "given" : "the engine reading the layers alone");
+	}
+	for (p = 0; p < r->o.passes; p++) {
+		struct p2pio_layer layer;
+		double pass_compute = 0;
+
+		if (r->o.cold && p)
+			drop_cache(r->o.path);
+		t0 = now_s();
+		for (l = 0; l < r->info.layers; l++) {
+			uint64_t cns = (uint64_t)(r->o.compute_us * 1e3);
+
+			ret = p2pio_streamer_acquire(s, l, r->stream, &layer);
+			if (ret) {
+				cli_err("acquire layer %u: %s", l, p2pio_strerror(ret));
+				goto out;
+			}
+			if (r->o.compute_ratio > 0)
+				cns += (uint64_t)(r->o.compute_ratio * (double)layer.bytes / ceiling);
+			pass_compute += (double)cns * 1e-9;
+			if (r->v) {
+				ret = p2pio_verifier_check(r->v, layer.tensors,
+							   r->o.verify ? layer.ntensors : 0,
+							   r->stream, cns);
+				if (ret) {
+					cli_err("kernel for layer %u: %s", l, p2pio_strerror(ret));
+					goto out;
+				}
+			}
+			ret = p2pio_streamer_release(s, l, r->stream);
+			if (ret) {
+				cli_err("layer %u: %s", l, p2pio_strerror(ret));
+				goto out;
+			}
+		}
+		/* The end of a pass: wait for its kernels (as a token's logits would). */
+		if (r->v) {
+			ret = p2pio_verifier_result(r->v, &vr, true);
+			if (ret)
+				goto out;
+			acc.bytes += vr.bytes;
+			acc.mismatches += vr.mismatches;
+			acc.checksum += vr.checksum;
+			if (vr.first_mismatch < acc.first_mismatch)
+				acc.first_mismatch = vr.first_mismatch;
+		} else if (r->stream) {
+			r->cu.StreamSynchronize(r->stream);
+		}
+		if (!r->o.json && !r->o.quiet)
+			printf("pass %-5u %.3f s%s\n", p + 1, now_s() - t0,
+			       p == 0 && r->o.passes > 1 ? " (warm-up, not counted)" : "");
+		if (p == 0 && r->o.passes > 1) {
+			p2pio_streamer_reset_stats(s);
+			continue;
+		}
+		wall += now_s() - t0;
+		compute_s += pass_compute;
+		measured++;
+	}
+	p2pio_streamer_stats(s, &st, per, r->info.layers);
+	if (r->o.json) {
+		print_stream_json(r, &st, slots, measured, wall, ceiling, compute_s, &acc);
+	} else {
+		double per_pass = (double)st.bytes / measured;
+		double bound = ceiling * 1e9 / per_pass;
+
+		printf("result     %.3f passes/s, %s streamed per pass, %.2f GB/s effective\n",
+		       measured / wall, cli_human_bytes((uint64_t)per_pass, h),
+		       gbps(st.bytes, wall));
+		printf("stall      %.3f s exposed = %.1f%% of wall time (compute %.1f%% of wall)\n",
+		       (double)st.stall_ns * 1e-9, 100.0 * (double)st.stall_ns * 1e-9 / wall,
+		       100.0 * compute_s / wall);
+		printf("bound      %.3f passes/s (bytes per pass / ceiling): %.2f of the bound\n",
+		       bound, measured / wall / bound);
+		printf("slots      %" PRIu64 " loads, %" PRIu64 " hits, %" PRIu64 " reuses, %" PRIu64
+		       " wasted prefetches, host waited %.3f s\n", st.loads, st.hits, st.reuses,
+		       st.wasted, (double)st.host_wait_ns * 1e-9);
+		if (r->o.per_layer)
+			for (l = 0; l < r->info.layers; l++)
+				printf("layer %-4u %s, %" PRIu64 " loads, %" PRIu64 " hits, stall %.3f ms, "
+				       "I/O %.3f ms\n", l, cli_human_bytes(per[l].bytes, h),
+				       per[l].loads, per[l].hits, (double)per[l].stall_ns * 1e-6,
+				       (double)per[l].io_ns * 1e-6 / (per[l].loads ? per[l].loads : 1));
+		print_verify(r, &acc);
+	}
+	rc = acc.mismatches ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+out:
+	free(per);
+	p2pio_streamer_close(s);
+	return rc;
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+enum {
+	OPT_HOST = 256, OPT_MMAP, OPT_COLD, OPT_NO_VERIFY, OPT_JSON, OPT_STREAM, OPT_BUDGET,
+	OPT_SLOTS, OPT_PREFETCH, OPT_NO_PREFETCH, OPT_LRU, OPT_PASSES, OPT_COMPUTE_US,
+	OPT_COMPUTE_RATIO, OPT_CEILING, OPT_PER_LAYER,
+};
+
+static const struct option long_opts[] = {
+	{ "device", required_argument, NULL, 'd' },
+	{ "host", no_argument, NULL, OPT_HOST },
+	{ "path", required_argument, NULL, 'p' },
+	{ "mmap", no_argument, NULL, OPT_MMAP },
+	{ "cold", no_argument, NULL, OPT_COLD },
+	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "stream", no_argument, NULL, OPT_STREAM },
+	{ "budget", required_argument, NULL, OPT_BUDGET },
+	{ "slots", required_argument, NULL, OPT_SLOTS },
+	{ "prefetch", required_argument, NULL, OPT_PREFETCH },
+	{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
+	{ "lru", no_argument, NULL, OPT_LRU },
+	{ "passes", required_argument, NULL, OPT_PASSES },
+	{ "compute-us", required_argument, NULL, OPT_COMPUTE_US },
+	{ "compute-ratio", required_argument, NULL, OPT_COMPUTE_RATIO },
+	{ "ceiling", required_argument, NULL, OPT_CEILING },
+	{ "per-layer", no_argument, NULL, OPT_PER_LAYER },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_u32(const char *s, uint32_t *out, uint32_t min)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(s, &v) || v < min || v > UINT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_double(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno || end == s || *end || !(*out >= 0) || isinf(*out))
+		return -EINVAL;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	uint32_t u;
+	int c;
+
+	*o = (struct opts){ .device = -2, .passes = 3, .verify = true };
+	while ((c = getopt_long(argc, argv, "d:p:qh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			if (parse_u32(optarg, &u, 0) || u > INT32_MAX)
+				return cli_usage_err("bad device '%s'", optarg);
+			o->device = (int)u;
+			break;
+		case OPT_HOST:
+			o->device = P2PIO_DEVICE_HOST;
+			break;
+		case 'p':
+			if (!strcmp(optarg, "auto"))
+				o->io_path = P2PIO_PATH_AUTO;
+			else if (!strcmp(optarg, "p2p"))
+				o->io_path = P2PIO_PATH_P2P;
+			else if (!strcmp(optarg, "bounce"))
+				o->io_path = P2PIO_PATH_BOUNCE;
+			else if (!strcmp(optarg, "posix"))
+				o->io_path = P2PIO_PATH_POSIX;
+			else
+				return cli_usage_err("unknown path '%s'", optarg);
+			break;
+		case OPT_MMAP:
+			o->mmap_baseline = true;
+			break;
+		case OPT_COLD:
+			o->cold = true;
+			break;
+		case OPT_NO_VERIFY:
+			o->verify = false;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case OPT_STREAM:
+			o->stream = true;
+			break;
+		case OPT_BUDGET:
+			if (cli_parse_size(optarg, &o->budget) || !o->budget)
+				return cli_usage_err("bad budget '%s'", optarg);
+			break;
+		case OPT_SLOTS:
+			if (parse_u32(optarg, &o->slots, 1))
+				return cli_usage_err("bad slot count '%s'", optarg);
+			break;
+		case OPT_PREFETCH:
+			if (parse_u32(optarg, &o->prefetch, 1))
+				return cli_usage_err("bad prefetch depth '%s'", optarg);
+			break;
+		case OPT_NO_PREFETCH:
+			o->no_prefetch = true;
+			break;
+		case OPT_LRU:
+			o->lru = true;
+			break;
+		case OPT_PASSES:
+			if (parse_u32(optarg, &o->passes, 1))
+				return cli_usage_err("bad pass count '%s'", optarg);
+			break;
+		case OPT_COMPUTE_US:
+			if (parse_double(optarg, &o->compute_us))
+				return cli_usage_err("bad --compute-us '%s'", optarg);
+			break;
+		case OPT_COMPUTE_RATIO:
+			if (parse_double(optarg, &o->compute_ratio))
+				return cli_usage_err("bad --compute-ratio '%s'", optarg);
+			break;
+		case OPT_CEILING:
+			if (parse_double(optarg, &o->ceiling_gbps) || o->ceiling_gbps <= 0)
+				return cli_usage_err("bad --ceiling '%s'", optarg);
+			break;
+		case OPT_PER_LAYER:
+			o->per_layer = true;
+			break;
+		case 'h':
+			usage();
+			exit(CLI_EXIT_OK);
+		default:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_err("expected one model file");
+	o->path = argv[optind];
+	if (o->mmap_baseline && o->stream)
+		return cli_usage_err("--mmap is a whole-model baseline; it does not stream");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct run r = { 0 };
+	int rc;
+
+	cli_init(argv[0]);
+	rc = parse(argc, argv, &r.o);
+	if (rc)
+		return rc;
+	if (setup(&r)) {
+		teardown(&r);
+		return CLI_EXIT_ERROR;
+	}
+	if (r.o.mmap_baseline)
+		rc = run_mmap(&r);
+	else if (r.o.stream)
+		rc = run_stream(&r);
+	else
+		rc = run_whole(&r);
+	teardown(&r);
+	return rc;
+}
