@@ -19,6 +19,7 @@ vm_make_initramfs() {
 	local out=$1 kver=$2 etc=$3 vmbuild=$4 p2pio=${5:-} root m b
 	root=$(mktemp -d "${TMPDIR:-/tmp}/p2pio-initramfs.XXXXXX")
 	mkdir -p "$root"/{bin,sbin,etc,mods,tests,proc,sys,dev,tmp,mnt}
+	chmod 0755 "$root"	# mktemp made it 0700: unprivileged tests must get through /
 	cp /bin/busybox "$root/bin/busybox"
 	cp tests/vm/guest/init.sh "$root/init"
 	chmod 0755 "$root/init"

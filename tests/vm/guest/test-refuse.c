@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-refuse - what p2pio must refuse, with the documented errno, and that nothing
+ * lands in the BAR when it does:
+ *  - files: metadata/PI namespace, virtio-blk, loop device, tmpfs, a directory, a file
+ *    opened write-only, holes and unwritten extents (over a deleted secret), a file open
+ *    for writing elsewhere (ETXTBSY), and writers refused while registered;
+ *  - an unprivileged user: a file they cannot read (even via O_PATH), GPU memory of
+ *    another process, pcibar pins; what they may do still works;
+ *  - requests: misaligned, out of range, zero or too long, reserved bits, bad handles,
+ *    bad batches; pins with bad fields.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "vmlib.h"
+
+#define POISON 0xc3
+
+static int pfd, nvd;
+
+/* Registers @path opened with @flags; returns 0 or -errno (unregistering on success). */
+static int try_register(const char *path, int flags)
+{
+	struct p2pio_register_file reg;
+	int fd = open(path, flags), ret;
+
+	if (fd < 0)
+		return -1000 - errno;	/* distinct from any register errno */
+	ret = vm_p2p_register(pfd, fd, &reg);
+	if (!ret)
+		vm_p2p_unregister(pfd, reg.handle);
+	close(fd);
+	return ret;
+}
+
+static void refuse_file(const char *name, int want, const char *why)
+{
+	const char *path = vm_file_path(name);
+
+	if (!path) {
+		tap_skip(1, "file not made");
+		return;
+	}
+	tap_is_int(try_register(path, O_RDONLY), want, "%s refused: %s", name, why);
+}
+
+static void files(void)
+{
+	static const char *const tags[] = { "a1", "a2", "b1", "b2" };
+	char name[64];
+	size_t i;
+	int fd;
+
+	refuse_file("md-1m", -EPROTONOSUPPORT, "namespace with metadata/PI");
+	refuse_file("vb-1m", -ENOTBLK, "virtio-blk");
+	refuse_file("lp-1m", -ENOTBLK, "loop device");
+	for (i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "%s-holes", tags[i]);
+		refuse_file(name, -ENODATA, "a hole");
+		snprintf(name, sizeof(name), "%s-unwritten", tags[i]);
+		refuse_file(name, -ENODATA, "unwritten extents");
+	}
+
+	fd = open("/tmp/tmpfs-file", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd >= 0) {
+		if (write(fd, "x", 1) != 1)
+			tap_diag("write to tmpfs failed");
+		close(fd);
+	}
+	tap_is_int(try_register("/tmp/tmpfs-file", O_RDONLY), -EOPNOTSUPP, "tmpfs refused");
+	tap_is_int(try_register("/mnt/a1", O_RDONLY | O_DIRECTORY), -EINVAL, "a directory refused");
+	tap_is_int(try_register(vm_file_path("a1-pub"), O_WRONLY), -EBADF,
+		   "a file opened write-only refused");
+	{
+		struct p2pio_register_file reg;
+
+		tap_is_int(vm_p2p_register(pfd, -1, &reg), -EBADF, "fd -1 refused");
+		tap_is_int(vm_p2p_register(pfd, 999, &reg), -EBADF, "a closed fd refused");
+		memset(&reg, 0, sizeof(reg));
+		reg.fd = open(vm_file_path("a1-pub"), O_RDONLY);
+		reg.reserved[2] = 1;
+		tap_ok(ioctl(pfd, P2PIO_IOC_REGISTER_FILE, &reg) && errno == EINVAL,
+		       "register with a reserved field set: EINVAL");
+		reg.reserved[2] = 0;
+		reg.flags = 1;
+		tap_ok(ioctl(pfd, P2PIO_IOC_REGISTER_FILE, &reg) && errno == EINVAL,
+		       "register with unknown flags: EINVAL");
+		close(reg.fd);
+	}
+}
+
+static void writers(void)
+{
+	const char *path = vm_file_path("b2-wr");
+	struct p2pio_register_file reg;
+	int w, r, ret;
+
+	w = open(path, O_WRONLY);
+	tap_is_int(try_register(path, O_RDONLY), -ETXTBSY, "a file open for writing: ETXTBSY");
+	close(w);
+	w = open(path, O_RDWR);
+	tap_is_int(try_register(path, O_RDWR), -ETXTBSY,
+		   "even through its own O_RDWR fd while another writer exists: ETXTBSY");
+	close(w);
+
+	r = open(path, O_RDONLY);
+	ret = vm_p2p_register(pfd, r, &reg);
+	tap_is_int(ret, 0, "registered once no writer is left");
+	w = open(path, O_WRONLY);
+	tap_ok(w < 0 && errno == ETXTBSY, "while registered, open for writing: ETXTBSY");
+	if (w >= 0)
+		close(w);
+	tap_ok(truncate(path, 4096) && errno == ETXTBSY, "while registered, truncate: ETXTBSY");
+	tap_is_int(vm_p2p_unregister(pfd, reg.handle), 0, "unregister");
+	w = open(path, O_WRONLY);
+	tap_ok(w >= 0, "after unregistering, writers may open it again");
+	if (w >= 0)
+		close(w);
+	close(r);
+}
+
+/* In a child: drop to nobody, then run @fn, whose TAP result comes back as exit status. */
+static int as_nobody(int (*fn)(void))
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		if (!vm_drop_privileges())
+			_exit(99);
+		pfd = vm_p2p_open();	/* its own fd, opened as nobody */
+		_exit(pfd < 0 ? 100 - pfd : fn());	/* 100 + errno */
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+/* Exit codes: 0 what was expected, else the step that differed. */
+static int nobody_secret(void)
+{
+	struct p2pio_register_file reg;
+	const char *path = vm_file_path("a1-secret");
+	int fd;
+
+	if (open(path, O_RDONLY) >= 0)
+		return 1;		/* the test setup is wrong, not p2pio */
+	fd = open(path, O_PATH);
+	if (fd < 0)
+		return 2;
+	/* an O_PATH fd does not allow reading: neither may p2pio */
+	return vm_p2p_register(pfd, fd, &reg) == -EBADF ? 0 : 3;
+}
+
+static int nobody_pcibar(void)
+{
+	struct vm_mem m;
+	struct p2pio_pin pin;
+	int ret;
+
+	vm_bar_range(&m, 0, 65536);
+	ret = vm_p2p_pin_bar(pfd, &m, &pin);
+	return ret == -EPERM ? 0 : 10 + (ret < 0 ? -ret : 0);
+}
+
+/* What an unprivileged user may do: read a file they can read into their GPU memory. */
+static int nobody_reads(void)
+{
+	struct p2pio_register_file reg;
+	struct vm_target t;
+	int fd, ret, mynvd = vm_nvd_open();
+
+	fd = open(vm_file_path("b1-pub"), O_RDONLY);
+	if (fd < 0 || mynvd < 0)
+		return 1;
+	if (vm_p2p_register(pfd, fd, &reg))
+		return 2;
+	ret = vm_target_new(pfd, mynvd, P2PIO_PROVIDER_NVIDIA, 65536, 0, 0, 0, &t);
+	if (ret)
+		return 3;
+	vm_mem_poison(&t.mem, 0, 65536, POISON);
+	if (vm_host_sync())
+		return 4;
+	if (vm_p2p_read(pfd, reg.handle, t.pin.handle, 0, 65536, 0))
+		return 5;
+	vm_mem_expect_file(&t.mem, 0, 65536, "b1-pub", 0);
+	if (vm_host_sync())
+		return 6;
+	return vm_target_free(pfd, &t) ? 7 : 0;
+}
+
+static struct vm_mem parent_gpu;
+
+static int nobody_foreign_gpu(void)
+{
+	struct p2pio_pin pin;
+	int ret = vm_p2p_pin_gpu(pfd, &parent_gpu, 0, &pin);
+
+	return ret == -EINVAL ? 0 : 20 + (ret < 0 ? -ret : 0);
+}
+
+static void unprivileged(void)
+{
+	tap_is_int(as_nobody(nobody_secret), 0,
+		   "nobody cannot register a root-only file, not even through O_PATH");
+	tap_is_int(as_nobody(nobody_pcibar), 0, "nobody cannot pin a PCI BAR: EPERM");
+	tap_is_int(as_nobody(nobody_reads), 0,
+		   "nobody can read a file they can read into their own GPU memory");
+	vm_gpu_alloc(nvd, &parent_gpu, 65536, 0, 0);
+	tap_is_int(as_nobody(nobody_foreign_gpu), 0,
+		   "nobody cannot pin GPU memory of another process: EINVAL");
+	vm_gpu_free(&parent_gpu);
+}
+
+static void requests(void)
+{
+	struct p2pio_register_file reg, reg4k;
+	struct p2pio_read r[16];
+	const char *what[16];
+	int want[16];
+	struct p2pio_version v;
+	struct vm_target t;
+	uint32_t n = 0, k, i;
+	int fd = open(vm_file_path("a1-1m"), O_RDONLY);
+	int fd4k = open(vm_file_path("a2-small"), O_RDONLY);
+	uint64_t fsize;
+	int ret;
+
+	vm_p2p_version(pfd, &v);
+	tap_is_int(vm_p2p_register(pfd, fd, &reg), 0, "register a1-1m");
+	tap_is_int(vm_p2p_register(pfd, fd4k, &reg4k), 0, "register a2-small (4 KiB LBAs)");
+	fsize = reg.size;
+	ret = vm_target_new(pfd, nvd, P2PIO_PROVIDER_NVIDIA, 256 * VM_KIB, 0, 0, 0, &t);
+	tap_is_int(ret, 0, "256 KiB of GPU memory pinned");
+	vm_mem_poison(&t.mem, 0, t.mem.size, POISON);
+	tap_ok(!vm_host_sync(), "poisoned");
+
+#define BADREAD(fo, ln, mo, fl, res, mh, fh, w, d)                                  \
+	do {                                                                                 \
+		r[n] = (struct p2pio_read){ .file = (fh), .mem = (mh), .file_offset = (fo),   \
+					    .length = (ln), .mem_offset = (mo), .flags = (fl), \
+					    .reserved = (res), .user_tag = n };               \
+		want[n] = (w);                                                                \
+		what[n] = (d);                                                                \
+		n++;                                                                          \
+	} while (0)
+	BADREAD(100, 512, 0, 0, 0, t.pin.handle, reg.handle, -EINVAL, "file offset not LBA aligned");
+	BADREAD(512, 4096, 0, 0, 0, t.pin.handle, reg4k.handle, -EINVAL, "4 KiB LBA file, 512-byte offset");
+	BADREAD(0, 1000, 0, 0, 0, t.pin.handle, reg.handle, -EINVAL, "length not LBA aligned");
+	BADREAD(0, 0, 0, 0, 0, t.pin.handle, reg.handle, -EINVAL, "length 0");
+	BADREAD(0, 512, 2, 0, 0, t.pin.handle, reg.handle, -EINVAL, "destination not dword aligned");
+	BADREAD(fsize + 4096, 512, 0, 0, 0, t.pin.handle, reg.handle, -ERANGE, "beyond the file");
+	BADREAD(fsize - 512, 1024, 0, 0, 0, t.pin.handle, reg.handle, -ERANGE, "across the file's end");
+	BADREAD(0, 4096, 256 * 1024 - 2048, 0, 0, t.pin.handle, reg.handle, -ERANGE, "past the pin's end");
+	BADREAD(0, 512, ~0ull - 255, 0, 0, t.pin.handle, reg.handle, -ERANGE, "destination offset overflowing");
+	BADREAD(~0ull - 511, 512, 0, 0, 0, t.pin.handle, reg.handle, -ERANGE, "file offset overflowing");
+	BADREAD(0, 512, 0, 1, 0, t.pin.handle, reg.handle, -EINVAL, "flags set");
+	BADREAD(0, 512, 0, 0, 7, t.pin.handle, reg.handle, -EINVAL, "reserved set");
+	BADREAD(0, 512, 0, 0, 0, t.pin.handle, 0, -EBADF, "file handle 0");
+	BADREAD(0, 512, 0, 0, 0, t.pin.handle, 0x7fffffff, -EBADF, "unknown file handle");
+	BADREAD(0, 512, 0, 0, 0, reg.handle + 1000, reg.handle, -EBADF, "unknown memory handle");
+	BADREAD(0, v.max_read_len + 512, 0, 0, 0, t.pin.handle, reg.handle, -EINVAL, "longer than max_read_len");
+	ret = vm_p2p_submit(pfd, r, n, &k);
+	tap_ok(!ret && k == n, "a batch of %u bad reads is accepted (each fails alone)", n);
+	ret = vm_p2p_reap(pfd, NULL, 0, 0, 0, NULL);
+	tap_is_int(ret, -EINVAL, "reap with max 0: EINVAL");
+	{
+		struct p2pio_completion got[16];
+		uint32_t have = 0, g;
+
+		while (have < n && !vm_p2p_reap(pfd, got + have, n - have, n - have, 5000000000ll, &g) && g)
+			have += g;
+		tap_is_int(have, n, "every bad read completed");
+		for (i = 0; i < have; i++) {
+			uint32_t j = got[i].user_tag;
+
+			if (j >= n)
+				continue;
+			tap_ok(got[i].status == want[j] && got[i].bytes == 0, "%s: %s (got %d)",
+			       what[j], strerror(-want[j]), got[i].status);
+		}
+	}
+	vm_mem_expect_fill(&t.mem, 0, t.mem.size, POISON);
+	if (!tap_ok(!vm_host_sync(), "no bad read wrote anything"))
+		tap_diag("%s", vm_host_why());
+
+	/* batches */
+	tap_is_int(vm_p2p_submit(pfd, r, 0, NULL), -EINVAL, "an empty batch: EINVAL");
+	tap_is_int(vm_p2p_submit(pfd, r, v.max_batch + 1, NULL), -EINVAL, "a batch over max_batch: EINVAL");
+	{
+		struct p2pio_submit s = { .reads = 16, .count = 1 };
+
+		tap_ok(ioctl(pfd, P2PIO_IOC_SUBMIT, &s) && errno == EFAULT, "reads at a bad address: EFAULT");
+		s.reads = (uintptr_t)r;
+		s.pad = 1;
+		tap_ok(ioctl(pfd, P2PIO_IOC_SUBMIT, &s) && errno == EINVAL, "submit pad set: EINVAL");
+	}
+	tap_ok(ioctl(pfd, _IO(P2PIO_IOC_MAGIC, 0x7f)) && errno == ENOTTY, "unknown ioctl: ENOTTY");
+	tap_is_int(vm_p2p_unregister(pfd, 0x12345), -EBADF, "unregister an unknown handle: EBADF");
+	tap_is_int(vm_p2p_unpin(pfd, 0x12345), -EBADF, "unpin an unknown handle: EBADF");
+
+	/* pins */
+	{
+		struct p2pio_pin p;
+		struct vm_mem m = t.mem;
+
+		memset(&p, 0, sizeof(p));
+		p.provider = 9;
+		p.addr = t.mem.va;
+		p.length = 65536;
+		tap_ok(ioctl(pfd, P2PIO_IOC_PIN, &p) && errno == EINVAL, "unknown provider: EINVAL");
+		p.provider = P2PIO_PROVIDER_NVIDIA;
+		p.bar = 2;
+		tap_ok(ioctl(pfd, P2PIO_IOC_PIN, &p) && errno == EINVAL, "nvidia pin with a BAR set: EINVAL");
+		p.bar = 0;
+		p.length = 0;
+		tap_ok(ioctl(pfd, P2PIO_IOC_PIN, &p) && errno == EINVAL, "length 0: EINVAL");
+		p.addr = NVDOUBLE_VA_BASE - 65536 * 4;
+		p.length = 65536;
+		tap_ok(ioctl(pfd, P2PIO_IOC_PIN, &p) && errno == EINVAL, "not GPU memory: EINVAL");
+		m.size = t.mem.size + 65536;
+		tap_is_int(vm_p2p_pin_gpu(pfd, &m, 0, &p), -EINVAL, "beyond the allocation: EINVAL");
+		vm_bar_range(&m, 0, 1ull << 40);
+		tap_is_int(vm_p2p_pin_bar(pfd, &m, &p), -ERANGE, "pcibar beyond the BAR: ERANGE");
+		vm_mem_release(&m);
+		memset(&p, 0, sizeof(p));
+		p.provider = P2PIO_PROVIDER_PCIBAR;
+		p.pci_bus = 0xff;
+		p.pci_devfn = 0xff;
+		p.length = 4096;
+		tap_ok(ioctl(pfd, P2PIO_IOC_PIN, &p) && errno == ENODEV, "pcibar of no device: ENODEV");
+	}
+
+	tap_is_int(vm_target_free(pfd, &t), 0, "unpin");
+	tap_is_int(vm_p2p_unregister(pfd, reg.handle), 0, "unregister");
+	vm_p2p_unregister(pfd, reg4k.handle);
+	close(fd);
+	close(fd4k);
+}
+
+int main(void)
+{
+	tap_plan_lazy();
+	pfd = vm_p2p_open();
+	if (pfd < 0)
+		tap_skip_all("no /dev/p2pio");
+	nvd = vm_nvd_open();
+	if (nvd < 0)
+		tap_bail("no /dev/nvdouble");
+	/* the channel is opened as root, before any child drops privileges */
+	tap_ok(!vm_host_sync(), "host channel");
+	files();
+	writers();
+	unprivileged();
+	requests();
+	close(nvd);
+	close(pfd);
+	return tap_exit();
+}
