@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "p2pio.h"
+#include "model_fixture.h"
 #include "tap.h"
 
 #define NLAYERS 8
@@ -24,56 +25,6 @@ static void cleanup(void)
 {
 	if (model_path[0])
 		unlink(model_path);
-}
-
-static int add_f32(struct p2pio_gguf_writer *w, const char *name, uint64_t ne0, uint64_t ne1,
-		   uint64_t *seed)
-{
-	struct p2pio_gguf_new_tensor t = {
-		.name = name,
-		.type = P2PIO_GGML_TYPE_F32,
-		.n_dims = ne1 > 1 ? 2 : 1,
-		.ne = { ne0, ne1, 1, 1 },
-		.fill = p2pio_gguf_pattern_fill,
-		.arg = seed,
-	};
-
-	return p2pio_gguf_writer_add_tensor(w, &t);
-}
-
-/*
- * A small llama-like model whose layers differ in size and whose tensors are only 32-byte
- * aligned (sizes like 4000 bytes), so reads start and end mid-block everywhere.
- */
-static int make_model(const char *path)
-{
-	static uint64_t seed = SEED;
-	struct p2pio_gguf_writer *w;
-	struct p2pio_error err = { 0 };
-	char name[64];
-	int l, ret;
-
-	ret = p2pio_gguf_writer_create(&w, path, 32, &err);
-	if (ret)
-		return ret;
-	ret = p2pio_gguf_writer_add_str(w, "general.architecture", "llama");
-	ret = ret ? ret : p2pio_gguf_writer_add_u64(w, "p2pio.pattern.seed", SEED);
-	ret = ret ? ret : add_f32(w, "token_embd.weight", 1000, 37, &seed);
-	for (l = 0; l < NLAYERS && !ret; l++) {
-		snprintf(name, sizeof(name), "blk.%d.attn_norm.weight", l);
-		ret = add_f32(w, name, 1000, 1, &seed);
-		snprintf(name, sizeof(name), "blk.%d.attn_q.weight", l);
-		ret = ret ? ret : add_f32(w, name, 1000, 30 + 3 * l, &seed);
-		snprintf(name, sizeof(name), "blk.%d.ffn_up.weight", l);
-		ret = ret ? ret : add_f32(w, name, 1000, 50, &seed);
-		snprintf(name, sizeof(name), "blk.%d.ffn_norm.weight", l);
-		ret = ret ? ret : add_f32(w, name, 7, 1, &seed);
-	}
-	ret = ret ? ret : add_f32(w, "output_norm.weight", 1000, 1, &seed);
-	ret = ret ? ret : add_f32(w, "output.weight", 1000, 20, &seed);
-	ret = ret ? ret : p2pio_gguf_writer_finish(w);
-	p2pio_gguf_writer_free(w);
-	return ret;
 }
 
 /* Every byte of @n tensors in host memory against the pattern; the bad count. */
@@ -353,7 +304,7 @@ int main(void)
 		tap_bail("mkstemp");
 	close(fd);
 	atexit(cleanup);
-	if (make_model(model_path))
+	if (model_fixture_write(model_path, NLAYERS, SEED))
 		tap_bail("cannot write the test model");
 	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		struct p2pio_ctx *ctx = host_ctx(paths[i].path);

@@ -1,0 +1,124 @@
+#!/bin/sh
+# The model-loading measurements of Documentation/performance.md, on a GPU machine, as root:
+# whole-model load (p2pio, mmap + cuMemcpyHtoD per tensor, PyTorch/safetensors; cold and
+# warm) and layer streaming with a quarter budget (transfer-bound, and with per-layer
+# compute 1.2x the transfer time), on the machine's own disk and on zram, side by side,
+# with the storage and link ceilings from p2pio-bench in the same run.
+#
+#   scripts/perf-model.sh BINDIR OUTDIR
+#
+# BINDIR holds p2pio-load, p2pio-mkmodel, p2pio-bench, test-model-gpu (static builds);
+# OUTDIR gets one JSON line per run in results.jsonl, and the raw outputs.
+set -u
+BIN=$1
+OUT=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+CONV="python3 $HERE/gguf-to-safetensors.py"
+T=timeout
+P8=${P8:--p llama-8b-q4k}
+PBIG=${PBIG:--p llama-70b-q4k --layers 20}
+mkdir -p "$OUT"
+R="$OUT/results.jsonl"
+: >"$R"
+
+log() { echo "== $*" | tee -a "$OUT/log.txt"; }
+
+# tag: prefix each JSON line with where it ran
+tag() { # device model
+	python3 -c '
+import json, sys
+dev, model = sys.argv[1], sys.argv[2]
+for line in sys.stdin:
+    line = line.strip()
+    if line.startswith("{"):
+        d = json.loads(line); d["device"] = dev; d["model_name"] = model
+        print(json.dumps(d))' "$1" "$2" >>"$R"
+}
+
+warm() { cat "$1" >/dev/null; }
+
+whole() { # device model gguf safetensors
+	for cache in cold warm; do
+		flag=; [ $cache = cold ] && flag=--cold
+		[ $cache = warm ] && warm "$3"
+		$T 120 "$BIN/p2pio-load" --json -q $flag "$3" 2>>"$OUT/err.txt" | tag "$1" "$2"
+		[ $cache = warm ] && warm "$3"
+		$T 120 "$BIN/p2pio-load" --json -q --mmap $flag "$3" 2>>"$OUT/err.txt" | tag "$1" "$2"
+		[ $cache = warm ] && warm "$4"
+		$T 120 $CONV --load --json $flag "$4" 2>>"$OUT/err.txt" | tag "$1" "$2"
+	done
+}
+
+ceilings() { # device model gguf
+	$T 120 "$BIN/p2pio-bench" --modes direct,buffered,link --size 16M --depth 16 --threads 16 \
+		--cache cold --json "$3" >"$OUT/bench-$1-$2.json" 2>>"$OUT/err.txt"
+	python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d["results"]:
+    print(json.dumps({"mode": "bench-" + r["mode"], "cache": r["cache"], "ok": r["ok"],
+                      "gibps": r.get("gibps"), "gbps": (r.get("gibps") or 0) * 1.073741824,
+                      "note": r.get("note")}))' "$OUT/bench-$1-$2.json" 2>>"$OUT/err.txt" | tag "$1" "$2"
+}
+
+stream() { # device model gguf
+	for cache in cold warm; do
+		flag=; [ $cache = cold ] && flag=--cold
+		[ $cache = warm ] && warm "$3"
+		$T 150 "$BIN/p2pio-load" --stream --json -q --passes 4 $flag "$3" \
+			2>>"$OUT/err.txt" | tag "$1" "$2"
+		$T 150 "$BIN/p2pio-load" --stream --json -q --passes 4 --compute-ratio 1.2 $flag "$3" \
+			2>>"$OUT/err.txt" | tag "$1" "$2"
+	done
+}
+
+log machine
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/machine.txt" 2>&1
+free -g >>"$OUT/machine.txt"
+python3 -c 'import torch, safetensors; print("torch", torch.__version__, "safetensors", safetensors.__version__)' \
+	>>"$OUT/machine.txt" 2>&1
+
+log gpu test
+TMPDIR=$PWD $T 120 "$BIN/test-model-gpu" >"$OUT/test-model-gpu.tap" 2>&1
+
+# 1. The disk this checkout lies on (virtio on the H100 machine): the 8B model.
+D=$PWD/perf-model-tmp
+mkdir -p "$D"
+log disk: models
+$T 120 "$BIN/p2pio-mkmodel" -q $P8 -s 7 "$D/m8.gguf"
+$T 120 $CONV "$D/m8.gguf" "$D/m8.safetensors" 2>>"$OUT/log.txt"
+log disk: ceilings; ceilings disk 8b "$D/m8.gguf"
+log disk: whole; whole disk 8b "$D/m8.gguf" "$D/m8.safetensors"
+log disk: stream; stream disk 8b "$D/m8.gguf"
+rm -rf "$D"
+
+# 2. zram, the stand-in for a fast NVMe array: the 8B model and a larger one.
+[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null
+Z=
+if [ -e /sys/block/zram0 ] && [ "$(cat /sys/block/zram0/disksize)" = 0 ]; then
+	Z=zram0
+elif [ -e /sys/class/zram-control/hot_add ]; then
+	Z=zram$(cat /sys/class/zram-control/hot_add)
+fi
+if [ -n "$Z" ] && echo 40G >/sys/block/$Z/disksize && mkfs.ext4 -q -F /dev/$Z &&
+   mkdir -p /mnt/p2pio-zram && mount /dev/$Z /mnt/p2pio-zram; then
+	M=/mnt/p2pio-zram
+	log zram: models
+	$T 120 "$BIN/p2pio-mkmodel" -q $P8 -s 7 "$M/m8.gguf"
+	$T 120 "$BIN/p2pio-mkmodel" -q $PBIG -s 8 "$M/m70x20.gguf"
+	$T 120 $CONV "$M/m8.gguf" "$M/m8.safetensors" 2>>"$OUT/log.txt"
+	$T 120 $CONV "$M/m70x20.gguf" "$M/m70x20.safetensors" 2>>"$OUT/log.txt"
+	log zram: ceilings; ceilings zram 8b "$M/m8.gguf"
+	log zram: whole 8b; whole zram 8b "$M/m8.gguf" "$M/m8.safetensors"
+	log zram: stream 8b; stream zram 8b "$M/m8.gguf"
+	"$BIN/p2pio-load" -q "$M/m8.gguf" >"$OUT/load-zram-8b.txt" 2>&1
+	"$BIN/p2pio-load" -q --stream --passes 3 --compute-ratio 1.2 --per-layer "$M/m8.gguf" \
+		>"$OUT/stream-zram-8b.txt" 2>&1
+	log zram: whole 70x20; whole zram 70x20 "$M/m70x20.gguf" "$M/m70x20.safetensors"
+	log zram: stream 70x20; stream zram 70x20 "$M/m70x20.gguf"
+	umount $M
+	echo 1 >/sys/block/$Z/reset
+else
+	log "no zram device"
+fi
+log done
