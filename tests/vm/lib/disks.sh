@@ -104,6 +104,10 @@ vm_make_disks() {
 		big=16
 		case $id in a1|b2) big=64 ;; md|vb) big=1 ;; esac
 		vm_stage_files "$work/stage/$id" "$id" "$lba" "$big"
+		# files a caller adds to every NVMe file system (the demo's model)
+		if [ -n "${VM_STAGE_EXTRA:-}" ] && [ "$ctrl" != V ]; then
+			cp "$VM_STAGE_EXTRA"/* "$work/stage/$id/"
+		fi
 		if [ "$id" = a1 ]; then
 			# a small ext4 image for the loop-device refusal, on a1
 			vm_stage_files "$work/stage/lp" lp 512 1

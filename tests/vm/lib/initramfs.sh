@@ -15,6 +15,7 @@ vm_module_order() {
 }
 
 # vm_make_initramfs OUT KVER ETCDIR VMBUILD [P2PIO_KO]
+# VM_PHASES names another phases file (the demo's).
 vm_make_initramfs() {
 	local out=$1 kver=$2 etc=$3 vmbuild=$4 p2pio=${5:-} root m b
 	root=$(mktemp -d "${TMPDIR:-/tmp}/p2pio-initramfs.XXXXXX")
@@ -24,7 +25,7 @@ vm_make_initramfs() {
 	cp tests/vm/guest/init.sh "$root/init"
 	chmod 0755 "$root/init"
 	cp "$etc"/* "$root/etc/"
-	grep -v '^#' tests/vm/guest/phases | sed '/^[[:space:]]*$/d' >"$root/etc/phases"
+	grep -v '^#' "${VM_PHASES:-tests/vm/guest/phases}" | sed '/^[[:space:]]*$/d' >"$root/etc/phases"
 	echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
 	echo "nobody:x:65534:65534:nobody:/:/bin/sh" >>"$root/etc/passwd"
 	echo "root:x:0:" >"$root/etc/group"
@@ -46,7 +47,7 @@ vm_make_initramfs() {
 	fi
 	for b in "$vmbuild"/guest/*; do
 		case $(basename "$b") in
-		test-*) cp "$b" "$root/tests/" ;;
+		test-* | demo-*) cp "$b" "$root/tests/" ;;
 		*) cp "$b" "$root/bin/" ;;
 		esac
 	done
