@@ -64,89 +64,6 @@ static void fail(struct bench_result *r, int err, const char *fmt, ...)
 
 /* ---- storage ceilings ------------------------------------------------------------ */
 
-static void mode_direct(const struct bench_params *p, struct bench_result *r, struct bench_lat *lat)
-{
-	uint64_t end = run_end(p), off = 0;
-	unsigned int depth = p->depth, inflight = 0, nfree = 0, i;
-	struct io_uring ring;
-	void **bufs = calloc(depth, sizeof(*bufs));
-	double *t_sub = calloc(depth, sizeof(*t_sub));
-	uint64_t *want = calloc(depth, sizeof(*want));
-	unsigned int *freel = calloc(depth, sizeof(*freel));
-	double t0 = bench_now();
-	int fd = -1, ret;
-
-	if (!bufs || !t_sub || !want || !freel) {
-		fail(r, -ENOMEM, "out of memory");
-		goto out;
-	}
-	fd = open(p->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	if (fd < 0) {
-		fail(r, -errno, "O_DIRECT open: %s", strerror(errno));
-		goto out;
-	}
-	for (i = 0; i < depth; i++) {
-		if (posix_memalign(&bufs[i], 4096, p->io_size)) {
-			fail(r, -ENOMEM, "out of memory for %u buffers", depth);
-			goto out_fd;
-		}
-		freel[nfree++] = i;
-	}
-	ret = io_uring_queue_init(depth, &ring, 0);
-	if (ret) {
-		fail(r, ret, "io_uring_queue_init: %s", strerror(-ret));
-		goto out_fd;
-	}
-	while (off < end || inflight) {
-		struct io_uring_cqe *cqe;
-
-		while (nfree && off < end && !time_up(p, t0)) {
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-			uint64_t n = end - off < p->io_size ? end - off : p->io_size;
-			unsigned int s = freel[--nfree];
-
-			/* O_DIRECT wants whole blocks; the bytes past @end are not counted. */
-			io_uring_prep_read(sqe, fd, bufs[s], (unsigned int)((n + 4095) & ~4095ull), off);
-			io_uring_sqe_set_data64(sqe, s);
-			t_sub[s] = bench_now();
-			want[s] = n;
-			off += n;
-			inflight++;
-		}
-		if (!inflight)
-			break;
-		ret = io_uring_submit_and_wait(&ring, 1);
-		if (ret < 0) {
-			fail(r, ret, "io_uring_submit: %s", strerror(-ret));
-			break;
-		}
-		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
-			unsigned int s = (unsigned int)io_uring_cqe_get_data64(cqe);
-
-			if (cqe->res < 0 && !r->err)
-				fail(r, cqe->res, "O_DIRECT read: %s", strerror(-cqe->res));
-			else if (cqe->res >= 0)
-				r->bytes += (uint64_t)cqe->res < want[s] ? (uint64_t)cqe->res : want[s];
-			bench_lat_add(lat, (bench_now() - t_sub[s]) * 1e6);
-			io_uring_cqe_seen(&ring, cqe);
-			freel[nfree++] = s;
-			inflight--;
-		}
-		if (r->err)
-			off = end;
-	}
-	io_uring_queue_exit(&ring);
-out_fd:
-	close(fd);
-out:
-	for (i = 0; bufs && i < depth; i++)
-		free(bufs[i]);
-	free(bufs);
-	free(t_sub);
-	free(want);
-	free(freel);
-}
-
 /* Stripes of the run's bytes, one per thread, in whole I/O sizes. */
 struct stripe_job {
 	const struct bench_params *p;
@@ -243,6 +160,109 @@ static void run_stripes(const struct bench_params *p, struct bench_result *r,
 out:
 	free(jobs);
 	free(tids);
+}
+
+/*
+ * One io_uring over [@j->start, @j->end) with @depth reads in flight. Block devices that
+ * complete bios in the submitting task (zram, brd) only go parallel with several rings,
+ * so the storage ceiling runs one ring per thread, sharing the queue depth between them.
+ */
+static void direct_stripe(struct stripe_job *j, unsigned int depth)
+{
+	const struct bench_params *p = j->p;
+	struct bench_result res = { 0 }, *r = &res;
+	struct bench_lat *lat = &j->lat;
+	uint64_t end = j->end, off = j->start;
+	unsigned int inflight = 0, nfree = 0, i;
+	struct io_uring ring;
+	void **bufs = calloc(depth, sizeof(*bufs));
+	double *t_sub = calloc(depth, sizeof(*t_sub));
+	uint64_t *want = calloc(depth, sizeof(*want));
+	unsigned int *freel = calloc(depth, sizeof(*freel));
+	double t0 = j->t0;
+	int fd = -1, ret;
+
+	if (!bufs || !t_sub || !want || !freel) {
+		fail(r, -ENOMEM, "out of memory");
+		goto out;
+	}
+	fd = open(p->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0) {
+		fail(r, -errno, "O_DIRECT open: %s", strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < depth; i++) {
+		if (posix_memalign(&bufs[i], 4096, p->io_size)) {
+			fail(r, -ENOMEM, "out of memory for %u buffers", depth);
+			goto out_fd;
+		}
+		freel[nfree++] = i;
+	}
+	ret = io_uring_queue_init(depth, &ring, 0);
+	if (ret) {
+		fail(r, ret, "io_uring_queue_init: %s", strerror(-ret));
+		goto out_fd;
+	}
+	while (off < end || inflight) {
+		struct io_uring_cqe *cqe;
+
+		while (nfree && off < end && !time_up(p, t0)) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			uint64_t n = end - off < p->io_size ? end - off : p->io_size;
+			unsigned int s = freel[--nfree];
+
+			/* O_DIRECT wants whole blocks; the bytes past @end are not counted. */
+			io_uring_prep_read(sqe, fd, bufs[s], (unsigned int)((n + 4095) & ~4095ull), off);
+			io_uring_sqe_set_data64(sqe, s);
+			t_sub[s] = bench_now();
+			want[s] = n;
+			off += n;
+			inflight++;
+		}
+		if (!inflight)
+			break;
+		ret = io_uring_submit_and_wait(&ring, 1);
+		if (ret < 0) {
+			fail(r, ret, "io_uring_submit: %s", strerror(-ret));
+			break;
+		}
+		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+			unsigned int s = (unsigned int)io_uring_cqe_get_data64(cqe);
+
+			if (cqe->res < 0 && !r->err)
+				fail(r, cqe->res, "O_DIRECT read: %s", strerror(-cqe->res));
+			else if (cqe->res >= 0)
+				r->bytes += (uint64_t)cqe->res < want[s] ? (uint64_t)cqe->res : want[s];
+			bench_lat_add(lat, (bench_now() - t_sub[s]) * 1e6);
+			io_uring_cqe_seen(&ring, cqe);
+			freel[nfree++] = s;
+			inflight--;
+		}
+		if (r->err)
+			off = end;
+	}
+	io_uring_queue_exit(&ring);
+out_fd:
+	close(fd);
+out:
+	j->bytes = res.bytes;
+	j->err = res.err;
+	snprintf(j->note, sizeof(j->note), "%.120s", res.note);
+	for (i = 0; bufs && i < depth; i++)
+		free(bufs[i]);
+	free(bufs);
+	free(t_sub);
+	free(want);
+	free(freel);
+}
+
+static void *direct_thread(void *arg)
+{
+	struct stripe_job *j = arg;
+	unsigned int n = j->p->threads ? j->p->threads : 1;
+
+	direct_stripe(j, (j->p->depth + n - 1) / n);
+	return NULL;
 }
 
 /* ---- GPU baselines --------------------------------------------------------------- */
@@ -688,7 +708,7 @@ void bench_run(const char *mode, const struct bench_params *p, struct bench_resu
 	t0 = bench_now();
 	c0 = bench_cpu_seconds();
 	if (!strcmp(mode, "direct"))
-		mode_direct(p, r, &lat);
+		run_stripes(p, r, &lat, direct_thread, NULL, NULL);
 	else if (!strcmp(mode, "buffered"))
 		run_stripes(p, r, &lat, buffered_thread, NULL, NULL);
 	else if (!strcmp(mode, "link"))
