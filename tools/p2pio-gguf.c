@@ -4,7 +4,7 @@
  *
  * Modes: a summary (default), the metadata (--meta), the tensors (--tensors), a check of
  * every tensor against the test pattern (--verify-pattern), and a verified copy with every
- * tensor aligned to N bytes (--repack). Every mode prints text for people or, with --json,
+ * tensor aligned to N bytes (--repack), and where each tensor lies on the disk (--extents). Every mode prints text for people or, with --json,
  * one JSON document for programs. Documentation/tools.md describes the output.
  *
  * New modes are added as one entry in gg_modes[] and one function.
@@ -547,6 +547,131 @@ static int gg_repack(struct p2pio_gguf *g, const struct gg_opts *o)
 	return CLI_EXIT_OK;
 }
 
+/* ---- extents --------------------------------------------------------------------------- */
+
+static void gg_run_flags(FILE *f, uint32_t flags)
+{
+	if (flags & P2PIO_EXTENT_NOT_RAW)
+		fprintf(f, " (%s)", p2pio_extent_flag_reason(flags));
+}
+
+/* Where each tensor lies on the disk: its LBA runs, and how fragmented the file is. */
+static int gg_extents(struct p2pio_gguf *g, const struct gg_opts *o)
+{
+	size_t i, k, n = p2pio_gguf_tensor_count(g);
+	struct p2pio_lba_run *runs = NULL;
+	const struct p2pio_blockdev *bd;
+	struct p2pio_error err = { 0 };
+	struct p2pio_extents *ext;
+	struct p2pio_frag_summary s;
+	char h[CLI_HUMAN_LEN], sbuf[GG_SAFE_LEN];
+	size_t cap = 0;
+	int ret;
+
+	ret = p2pio_extents_open_path(o->path, 0, &ext, &err);
+	if (ret) {
+		cli_err_p2pio(o->path, ret, &err);
+		return CLI_EXIT_ERROR;
+	}
+	bd = p2pio_extents_device(ext);
+	p2pio_extents_summary(ext, 0, UINT64_MAX, &s);
+	if (o->json) {
+		fputs("{\"fstype\": ", stdout);
+		cli_json_str(stdout, p2pio_extents_fstype(ext));
+		fputs(", \"device\": ", stdout);
+		cli_json_str(stdout, bd->name);
+		fputs(", \"disk\": ", stdout);
+		cli_json_str(stdout, bd->disk);
+		printf(", \"partition_start\": %" PRIu64 ", \"lba_size\": %" PRIu32
+		       ", \"nvme\": %s, \"nsid\": %" PRIu32 ", \"max_request\": %" PRIu64
+		       ", \"why_not_p2p\": ",
+		       bd->part_start, bd->lba_size, bd->is_nvme ? "true" : "false", bd->nsid,
+		       bd->max_hw_bytes);
+		cli_json_str(stdout, bd->why_not);
+		printf(", \"extents\": %zu, \"runs\": %" PRIu64 ", \"runs_per_gib\": ",
+		       p2pio_extents_count(ext), s.runs);
+		cli_json_double(stdout, s.runs_per_gib);
+		printf(", \"largest_run\": %" PRIu64 ", \"mapped_bytes\": %" PRIu64
+		       ", \"hole_bytes\": %" PRIu64 ", \"unwritten_bytes\": %" PRIu64
+		       ", \"delalloc_bytes\": %" PRIu64 ", \"other_bytes\": %" PRIu64
+		       ", \"tensors\": [\n",
+		       s.largest_run, s.mapped_bytes, s.hole_bytes, s.unwritten_bytes,
+		       s.delalloc_bytes, s.other_bytes);
+	} else {
+		printf("%s: %s on %s (disk %s, partition at %" PRIu64 ", LBA %" PRIu32 " B%s)\n",
+		       gg_safe(o->path, sbuf), p2pio_extents_fstype(ext),
+		       bd->name[0] ? bd->name : "no block device", bd->disk[0] ? bd->disk : "-",
+		       bd->part_start, bd->lba_size, bd->is_nvme ? ", NVMe" : "");
+		if (bd->why_not[0])
+			printf("  P2P: %s\n", bd->why_not);
+		printf("  %zu extents, %" PRIu64 " runs on disk (%.1f per GiB), largest %s",
+		       p2pio_extents_count(ext), s.runs, s.runs_per_gib,
+		       cli_human_bytes(s.largest_run, h));
+		printf(", holes %s", cli_human_bytes(s.hole_bytes, h));
+		printf(", unwritten %s", cli_human_bytes(s.unwritten_bytes, h));
+		printf(", not yet allocated %s\n", cli_human_bytes(s.delalloc_bytes, h));
+		printf("%-14s %12s %6s %14s  %s\n", "file_offset", "bytes", "runs", "first_lba",
+		       "name");
+	}
+	for (i = 0; i < n; i++) {
+		const struct p2pio_gguf_tensor *t = p2pio_gguf_tensor(g, i);
+		ssize_t nr = p2pio_extents_lba_runs(ext, t->file_offset, t->size, NULL, 0);
+		uint32_t bad = 0;
+
+		if (nr < 0)
+			nr = 0;
+		if ((size_t)nr > cap) {
+			struct p2pio_lba_run *nrs = realloc(runs, (size_t)nr * sizeof(*runs));
+
+			if (!nrs) {
+				cli_err("out of memory");
+				ret = CLI_EXIT_ERROR;
+				goto out;
+			}
+			runs = nrs;
+			cap = (size_t)nr;
+		}
+		nr = p2pio_extents_lba_runs(ext, t->file_offset, t->size, runs, cap);
+		for (k = 0; k < (size_t)nr; k++)
+			bad |= runs[k].flags & P2PIO_EXTENT_NOT_RAW;
+		if (o->json) {
+			fputs(i ? ",\n  {\"name\": " : "  {\"name\": ", stdout);
+			cli_json_str(stdout, t->name);
+			printf(", \"file_offset\": %" PRIu64 ", \"bytes\": %" PRIu64
+			       ", \"p2p_readable\": %s, \"runs\": [",
+			       t->file_offset, t->size, bad ? "false" : "true");
+			for (k = 0; k < (size_t)nr; k++)
+				printf("%s{\"file_offset\": %" PRIu64 ", \"length\": %" PRIu64
+				       ", \"lba\": %" PRIu64 ", \"nlb\": %" PRIu64 ", \"flags\": %" PRIu32 "}",
+				       k ? ", " : "", runs[k].file_offset, runs[k].length, runs[k].lba,
+				       runs[k].nlb, runs[k].flags);
+			fputs("]}", stdout);
+			continue;
+		}
+		printf("%-14" PRIu64 " %12" PRIu64 " %6zd ", t->file_offset, t->size, nr);
+		if (nr && !(runs[0].flags & P2PIO_EXTENT_NOT_RAW))
+			printf("%14" PRIu64, runs[0].lba);
+		else
+			printf("%14s", "-");
+		printf("  %s", gg_safe(t->name, sbuf));
+		gg_run_flags(stdout, bad);
+		fputc('\n', stdout);
+		for (k = 0; o->full && k < (size_t)nr; k++) {
+			printf("    file %" PRIu64 " +%" PRIu64 " -> lba %" PRIu64 " +%" PRIu64,
+			       runs[k].file_offset, runs[k].length, runs[k].lba, runs[k].nlb);
+			gg_run_flags(stdout, runs[k].flags);
+			fputc('\n', stdout);
+		}
+	}
+	if (o->json)
+		fputs("\n]}\n", stdout);
+	ret = CLI_EXIT_OK;
+out:
+	free(runs);
+	p2pio_extents_free(ext);
+	return ret;
+}
+
 /* ---- command line ------------------------------------------------------------------------ */
 
 struct gg_mode {
@@ -554,7 +679,7 @@ struct gg_mode {
 	int (*run)(struct p2pio_gguf *g, const struct gg_opts *o);
 };
 
-enum { GG_SUMMARY, GG_META, GG_TENSORS, GG_VERIFY, GG_REPACK, GG_N_MODES };
+enum { GG_SUMMARY, GG_META, GG_TENSORS, GG_VERIFY, GG_REPACK, GG_EXTENTS, GG_N_MODES };
 
 static const struct gg_mode gg_modes[GG_N_MODES] = {
 	[GG_SUMMARY] = { NULL, gg_summary },
@@ -562,15 +687,17 @@ static const struct gg_mode gg_modes[GG_N_MODES] = {
 	[GG_TENSORS] = { "--tensors", gg_tensors },
 	[GG_VERIFY] = { "--verify-pattern", gg_verify },
 	[GG_REPACK] = { "--repack", gg_repack },
+	[GG_EXTENTS] = { "--extents", gg_extents },
 };
 
-enum { OPT_FULL = 256, OPT_VERIFY, OPT_REPACK };
+enum { OPT_FULL = 256, OPT_VERIFY, OPT_REPACK, OPT_EXTENTS };
 
 static const struct option gg_longopts[] = {
 	{ "meta", no_argument, NULL, 'm' },
 	{ "tensors", no_argument, NULL, 't' },
 	{ "verify-pattern", no_argument, NULL, OPT_VERIFY },
 	{ "repack", no_argument, NULL, OPT_REPACK },
+	{ "extents", no_argument, NULL, OPT_EXTENTS },
 	{ "json", no_argument, NULL, 'j' },
 	{ "full", no_argument, NULL, OPT_FULL },
 	{ "align", required_argument, NULL, 'a' },
@@ -590,6 +717,8 @@ static void gg_help(void)
 	       "      --verify-pattern   check every tensor's bytes against the test pattern whose\n"
 	       "                         seed is in the metadata (p2pio.pattern.seed)\n"
 	       "      --repack           copy the model with every tensor aligned: --align N -o OUT\n"
+	       "      --extents          where each tensor lies on the disk: LBA runs (all of them\n"
+	       "                         with --full), the file's fragmentation, P2P readability\n"
 	       "Options:\n"
 	       "  -j, --json             one JSON document on stdout, for programs\n"
 	       "      --full             show arrays in full\n"
@@ -627,6 +756,7 @@ int main(int argc, char **argv)
 		case 't': ret = gg_set_mode(&mode, GG_TENSORS); break;
 		case OPT_VERIFY: ret = gg_set_mode(&mode, GG_VERIFY); break;
 		case OPT_REPACK: ret = gg_set_mode(&mode, GG_REPACK); break;
+		case OPT_EXTENTS: ret = gg_set_mode(&mode, GG_EXTENTS); break;
 		case 'j': o.json = true; break;
 		case OPT_FULL: o.full = true; break;
 		case 'o': o.output = optarg; break;
