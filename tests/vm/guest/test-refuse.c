@@ -219,6 +219,47 @@ static void unprivileged(void)
 	vm_gpu_free(&parent_gpu);
 }
 
+static int write_param(const char *path, const char *v)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	ok = fd >= 0 && write(fd, v, strlen(v)) == (ssize_t)strlen(v);
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/* A driver whose page tables have an unknown major version: no pin, nothing left held. */
+static void page_table_version(void)
+{
+	const char *param = "/sys/module/nvdouble/parameters/pt_major";
+	struct nvdouble_info before, after;
+	struct vm_target t;
+	char old[16] = "2";
+	int fd = open(param, O_RDONLY), ret;
+
+	if (fd >= 0) {
+		ssize_t n = read(fd, old, sizeof(old) - 1);
+
+		old[n > 0 ? n : 1] = 0;
+		close(fd);
+	}
+	vm_nvd_info(&before);
+	if (!tap_ok(!write_param(param, "3"), "the double now reports page-table version 3.0")) {
+		tap_skip(2, "cannot set the version");
+		return;
+	}
+	ret = vm_target_new(pfd, nvd, P2PIO_PROVIDER_NVIDIA, 65536, 0, 0, 0, &t);
+	write_param(param, old);
+	tap_is_int(ret, -EPROTO, "a pin with an unknown page-table major: EPROTO");
+	vm_nvd_info(&after);
+	tap_ok(after.pins_persistent == before.pins_persistent &&
+	       after.pins_callback == before.pins_callback && after.dma_mappings == before.dma_mappings,
+	       "the refused page table was put back");
+	if (!ret)
+		vm_target_free(pfd, &t);
+}
+
 static void requests(void)
 {
 	struct p2pio_register_file reg, reg4k;
@@ -339,6 +380,7 @@ static void requests(void)
 	}
 
 	tap_is_int(vm_target_free(pfd, &t), 0, "unpin");
+	page_table_version();
 	tap_is_int(vm_p2p_unregister(pfd, reg.handle), 0, "unregister");
 	vm_p2p_unregister(pfd, reg4k.handle);
 	close(fd);

@@ -29,7 +29,20 @@ MODULE_PARM_DESC(persistent, "Grant persistent pins (0: refuse them like MIG/vGP
 
 int nvd_pt_major = 2;
 module_param_named(pt_major, nvd_pt_major, int, 0644);
-MODULE_PARM_DESC(pt_major, "Page-table version major to report: 2 (driver 580+) or 1 (up to 575)");
+MODULE_PARM_DESC(pt_major, "Page-table version major to report: 2 (driver 580+), 1 (up to 575), or 3 (a future major the pinning module must refuse); writable at run time");
+
+/* The page-table version pins report now. */
+u32 nvd_pt_version(void)
+{
+	switch (READ_ONCE(nvd_pt_major)) {
+	case 1:
+		return NVD_PAGE_TABLE_VERSION_MAJOR1;
+	case 2:
+		return NVIDIA_P2P_PAGE_TABLE_VERSION;
+	default:
+		return 0x00030000;	/* unknown to everyone today */
+	}
+}
 
 static long nvd_ioctl_alloc(struct file *f, void __user *uarg)
 {
@@ -85,8 +98,7 @@ static long nvd_ioctl_info(void __user *uarg)
 	info.pins_total = nvd.pins_total;
 	info.refused_persistent = nvd.refused_persistent;
 	info.pages_free = nvd.npages ? nvd.npages - bitmap_weight(nvd.bitmap, nvd.npages) : 0;
-	info.pt_version = nvd_pt_major == 1 ? NVD_PAGE_TABLE_VERSION_MAJOR1 :
-					      NVIDIA_P2P_PAGE_TABLE_VERSION;
+	info.pt_version = nvd_pt_version();
 	mutex_unlock(&nvd.lock);
 	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
 }
@@ -257,7 +269,7 @@ static int __init nvd_init(void)
 {
 	int ret;
 
-	if (nvd_pt_major != 1 && nvd_pt_major != 2)
+	if (nvd_pt_major < 1 || nvd_pt_major > 3)
 		return -EINVAL;
 	ret = pci_register_driver(&nvd_driver);
 	if (ret)

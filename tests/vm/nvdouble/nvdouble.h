@@ -81,6 +81,7 @@ struct nvd_state {
 extern struct nvd_state nvd;
 extern bool nvd_persistent;
 extern int nvd_pt_major;
+u32 nvd_pt_version(void);
 
 /* mem.c: allocations */
 int nvd_alloc_new(struct file *owner, struct nvdouble_alloc *req);

@@ -97,8 +97,7 @@ static int nvd_get_pages(u64 va, u64 len, struct nvidia_p2p_page_table **page_ta
 		pin->pages[i].physical_address = nvd_page_phys(a, first + i);
 		pin->page_ptrs[i] = &pin->pages[i];
 	}
-	pin->pt.version = nvd_pt_major == 1 ? NVD_PAGE_TABLE_VERSION_MAJOR1 :
-					      NVIDIA_P2P_PAGE_TABLE_VERSION;
+	pin->pt.version = nvd_pt_version();
 	pin->pt.page_size = NVIDIA_P2P_PAGE_SIZE_64KB;
 	pin->pt.pages = pin->page_ptrs;
 	pin->pt.entries = n;
