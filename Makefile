@@ -57,6 +57,11 @@ UNIT_COMMON := $(filter-out $(UNIT_MAINS),$(wildcard tests/unit/*.c))
 UNIT_COMMON_OBJS := $(UNIT_COMMON:%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(UNIT_MAINS:tests/unit/%.c=$(BUILD)/tests/%)
 
+# GPU test programs (tests/gpu/test-*.c) build everywhere and run under tests/gpu/run.sh,
+# which skips where there is no GPU; they share the unit tests' helpers.
+GPU_MAINS := $(sort $(wildcard tests/gpu/test-*.c))
+GPU_TESTS := $(GPU_MAINS:tests/gpu/%.c=$(BUILD)/tests/gpu/%)
+
 .PHONY: all lib tools tests kmod deps check check-unit check-asan check-fuzz check-vm \
 	check-gpu demo install clean
 .DEFAULT_GOAL := all
@@ -67,7 +72,7 @@ all: lib tools tests kmod
 
 lib: $(LIB_SO) $(LIB_A)
 tools: $(TOOLS)
-tests: $(UNIT_TESTS)
+tests: $(UNIT_TESTS) $(GPU_TESTS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,6 +108,10 @@ $(LIB_SO): $(LIB_OBJS) $(LIB_MAP)
 $(BUILD)/bin/%: $(BUILD)/tools/%.o $(TOOL_COMMON_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(TOOL_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
+
+$(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(UNIT_COMMON_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UNIT_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_COMMON_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -164,4 +173,5 @@ clean:
 	@if [ -f kmod/Kbuild ]; then $(MAKE) -C kmod clean; fi
 
 -include $(LIB_OBJS:.o=.d) $(TOOL_COMMON_OBJS:.o=.d) $(TOOLS:$(BUILD)/bin/%=$(BUILD)/tools/%.d) \
-	$(UNIT_COMMON_OBJS:.o=.d) $(UNIT_TESTS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)
+	$(UNIT_COMMON_OBJS:.o=.d) $(UNIT_TESTS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
+	$(GPU_TESTS:%=%.d)

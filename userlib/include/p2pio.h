@@ -1162,7 +1162,7 @@ const char *p2pio_path_name(enum p2pio_path path);
  * @path:          the path for files opened on this context (P2PIO_PATH_AUTO by default).
  * @queue_depth:   reads in flight per path (io_uring depth for BOUNCE, commands for P2P);
  *                 0 for the default.
- * @threads:       POSIX reader threads; 0 for the default.
+ * @threads:       POSIX reader threads; 0 for the default (one per CPU, 4 to 16).
  * @chunk_size:    bytes per read command and per staging buffer; 0 for the default.
  * @staging_bytes: pinned host memory for the BOUNCE ring (rounded down to whole chunks,
  *                 at least @queue_depth + 2 chunks); 0 for the default.

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "engine.h"
 
@@ -38,6 +39,7 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 			      struct p2pio_error *err)
 {
 	uint64_t staging;
+	long ncpu;
 	size_t n;
 
 	p2pio_ctx_opts_init(o);
@@ -60,8 +62,12 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 				       "options: unknown flags 0x%x", o->flags);
 	if (!o->queue_depth)
 		o->queue_depth = P2PIO_DEF_QUEUE_DEPTH;
-	if (!o->threads)
-		o->threads = P2PIO_DEF_THREADS;
+	if (!o->threads) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		o->threads = ncpu < P2PIO_DEF_THREADS_MIN ? P2PIO_DEF_THREADS_MIN :
+			     ncpu > P2PIO_DEF_THREADS_MAX ? P2PIO_DEF_THREADS_MAX :
+							    (uint32_t)ncpu;
+	}
 	if (!o->chunk_size)
 		o->chunk_size = P2PIO_DEF_CHUNK;
 	if (!o->pin_window)

@@ -66,6 +66,12 @@ static void p2pio_bio_prep(struct p2pio_bounce *b, struct p2pio_bio *bio)
 	/* Never NULL: the ring has a slot per read and no more reads than that are issued. */
 	io_uring_prep_read(sqe, bio->op->file->dfd, bio->to + bio->done,
 			   (unsigned int)(bio->rlen - bio->done), bio->foff + bio->done);
+	/*
+	 * Always through io_uring's workers: synchronous block devices (zram, some virtual
+	 * disks) would otherwise do every read inline in this one thread, one at a time; for
+	 * NVMe it costs one worker wake-up per chunk.
+	 */
+	io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
 	io_uring_sqe_set_data(sqe, bio);
 	b->nr_reads++;
 }

@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-lib-p2p - the library's P2P path, unchanged, on the NVIDIA test double.
+ *
+ * A host-only context (there is no CUDA in the VM) reads into "GPU memory" from the
+ * double's allocator (P2PIO_MEM_NVDOUBLE), which the library pins through /dev/p2pio like
+ * CUDA memory. For every data file of the VM:
+ *  - AUTO takes P2P on the NVMe file systems, and on the others says why not (metadata
+ *    namespace: EPROTONOSUPPORT; virtio and loop: ENOTBLK) and takes BOUNCE;
+ *  - the whole file, then random reads at any offset, length and destination offset
+ *    (unaligned heads and tails, pieces across pin windows), land byte for byte as a
+ *    buffered pread() of the same range reads them, with the bytes around each
+ *    destination untouched;
+ *  - a batch of asynchronous reads completes through the queue's pollable fd, every
+ *    completion saying P2P.
+ * Then the guest's CPU time per GiB (all CPUs, /proc/stat: the kernel's interrupt and
+ * io_uring worker time included) of P2P against BOUNCE for the largest file, side by side.
+ *
+ * Linked with libp2pio.a (tests/vm/Makefile's rule for test-lib-*.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2pio.h"
+#include "tap.h"
+#include "vmlib.h"
+
+#define POISON 0x5a
+#define GUARD 4096
+#define ROUNDS 24
+#define BATCH 32
+#define MAXLEN (64 * VM_MIB)
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static uint8_t *want;
+
+/* Busy and total jiffies of all CPUs, from /proc/stat. */
+static void cpu_jiffies(uint64_t *busy, uint64_t *total)
+{
+	unsigned long long v[10] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+	int i;
+
+	*busy = *total = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+		   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) >= 8) {
+		for (i = 0; i < 10; i++)
+			*total += v[i];
+		*busy = *total - v[3] - v[4];	/* all but idle and iowait */
+	}
+	fclose(f);
+}
+
+/* One read into the middle of a poisoned window; true if it matches pread and guards. */
+static bool read_check(struct p2pio_file *f, int fd, struct p2pio_buf *buf, uint64_t blen,
+		       uint64_t off, uint64_t len, uint64_t dst, int *ret)
+{
+	uint8_t *mem = p2pio_buf_host_ptr(buf);
+	uint64_t lo = dst < GUARD ? 0 : dst - GUARD;
+	uint64_t hi = dst + len + GUARD > blen ? blen : dst + len + GUARD;
+	uint64_t i;
+
+	memset(mem + lo, POISON, hi - lo);
+	*ret = p2pio_read(f, off, len, buf, dst);
+	if (*ret)
+		return false;
+	if (pread(fd, want, len, (off_t)off) != (ssize_t)len)
+		return false;
+	if (memcmp(mem + dst, want, len)) {
+		tap_diag("data of read off=%llu len=%llu dst=%llu differs", (unsigned long long)off,
+			 (unsigned long long)len, (unsigned long long)dst);
+		return false;
+	}
+	for (i = lo; i < hi; i++) {
+		if ((i < dst || i >= dst + len) && mem[i] != POISON) {
+			tap_diag("byte %llu outside read off=%llu len=%llu dst=%llu was written",
+				 (unsigned long long)i, (unsigned long long)off,
+				 (unsigned long long)len, (unsigned long long)dst);
+			return false;
+		}
+	}
+	return true;
+}
+
+static struct p2pio_ctx *host_ctx(enum p2pio_path path, uint64_t window)
+{
+	struct p2pio_ctx_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_ctx *ctx = NULL;
+
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	o.path = path;
+	o.chunk_size = 1 * VM_MIB;
+	o.queue_depth = 8;
+	o.pin_window = window;
+	if (p2pio_ctx_create(&o, &ctx, &err))
+		tap_diag("context: %s", err.msg);
+	return ctx;
+}
+
+/* An async batch through the queue and its fd: every tag back, by P2P, data right. */
+static bool batch(struct p2pio_ctx *ctx, struct p2pio_file *f, int fd, struct p2pio_buf *buf,
+		  uint64_t size)
+{
+	struct p2pio_req r[BATCH];
+	struct p2pio_cqe c[BATCH];
+	struct p2pio_queue *q;
+	uint8_t *mem = p2pio_buf_host_ptr(buf);
+	struct pollfd pfd;
+	int i, n, got = 0;
+	bool ok = true;
+
+	if (p2pio_queue_create(ctx, &q))
+		return false;
+	for (i = 0; i < BATCH; i++) {
+		uint64_t off = vm_rand(&rng) % size;
+		uint64_t len = 1 + vm_rand(&rng) % (size - off < 65536 ? size - off : 65536);
+
+		r[i] = (struct p2pio_req){ .file = f, .file_offset = off, .length = len,
+					   .buf = buf, .buf_offset = (uint64_t)i * 70000 + i,
+					   .tag = (uint64_t)i };
+	}
+	if (p2pio_submit(q, r, BATCH) != BATCH)
+		ok = false;
+	pfd = (struct pollfd){ .fd = p2pio_queue_fd(q), .events = POLLIN };
+	while (ok && got < BATCH && poll(&pfd, 1, 30000) == 1) {
+		n = p2pio_complete(q, c + got, BATCH - got, 0, 0);
+		got += n > 0 ? n : 0;
+	}
+	for (i = 0; ok && i < got; i++) {
+		const struct p2pio_req *rq = &r[c[i].tag % BATCH];
+
+		if (c[i].res || c[i].path != P2PIO_PATH_P2P ||
+		    pread(fd, want, rq->length, (off_t)rq->file_offset) != (ssize_t)rq->length ||
+		    memcmp(mem + rq->buf_offset, want, rq->length)) {
+			tap_diag("batch read %llu: res %d path %u", (unsigned long long)c[i].tag,
+				 c[i].res, c[i].path);
+			ok = false;
+		}
+	}
+	p2pio_queue_destroy(q);
+	return ok && got == BATCH;
+}
+
+/* CPU seconds per GiB of the guest reading @path whole @reps times into @buf. */
+static double cpu_per_gib(struct p2pio_ctx *ctx, const char *path, unsigned int flags,
+			  struct p2pio_buf *buf, uint64_t size, int reps, enum p2pio_path *used)
+{
+	struct p2pio_path_info info = { .size = sizeof(info) };
+	struct p2pio_file *f = NULL;
+	uint64_t b0, t0, b1, t1;
+	long hz = sysconf(_SC_CLK_TCK);
+	int i, ret = 0;
+
+	if (p2pio_file_open(ctx, path, flags, &f, NULL))
+		return -1;
+	p2pio_path_info(f, &info);
+	*used = info.path;
+	cpu_jiffies(&b0, &t0);
+	for (i = 0; i < reps && !ret; i++)
+		ret = p2pio_read(f, 0, size, buf, 0);
+	cpu_jiffies(&b1, &t1);
+	p2pio_file_close(f);
+	if (ret)
+		return -1;
+	return (double)(b1 - b0) / hz / ((double)size * reps / (1 << 30));
+}
+
+static void measure(const char *path, uint64_t size)
+{
+	struct p2pio_ctx *p2p = host_ctx(P2PIO_PATH_AUTO, 0), *bnc = host_ctx(P2PIO_PATH_BOUNCE, 0);
+	struct p2pio_buf *gpu = NULL, *host = NULL;
+	enum p2pio_path u1 = 0, u2 = 0, u3 = 0;
+	double c_p2p = -1, c_bh = -1, c_bg = -1;
+	int reps = (int)(512 * VM_MIB / size);
+
+	if (reps < 1)
+		reps = 1;
+	if (p2p && bnc && !p2pio_buf_alloc(p2p, P2PIO_MEM_NVDOUBLE, size, &gpu, NULL) &&
+	    !p2pio_buf_alloc(bnc, P2PIO_MEM_HOST, size, &host, NULL)) {
+		c_p2p = cpu_per_gib(p2p, path, 0, gpu, size, reps, &u1);
+		p2pio_buf_free(gpu);
+		gpu = NULL;
+		c_bh = cpu_per_gib(bnc, path, 0, host, size, reps, &u2);
+		if (!p2pio_buf_alloc(bnc, P2PIO_MEM_NVDOUBLE, size, &gpu, NULL))
+			c_bg = cpu_per_gib(bnc, path, 0, gpu, size, reps, &u3);
+	}
+	tap_ok(c_p2p > 0 && c_bh > 0 && u1 == P2PIO_PATH_P2P && u2 == P2PIO_PATH_BOUNCE,
+	       "guest CPU s/GiB, %s (%llu MiB x %d): P2P %.3f, BOUNCE into host memory %.3f (%.1fx P2P), BOUNCE into test-double memory %.3f (%.1fx)",
+	       path, (unsigned long long)(size >> 20), reps, c_p2p, c_bh,
+	       c_p2p > 0 ? c_bh / c_p2p : 0, c_bg, c_p2p > 0 ? c_bg / c_p2p : 0);
+	p2pio_buf_free(gpu);
+	p2pio_buf_free(host);
+	p2pio_ctx_destroy(p2p);
+	p2pio_ctx_destroy(bnc);
+	(void)u3;
+}
+
+int main(void)
+{
+	struct p2pio_ctx *ctx, *small;
+	struct p2pio_ctx_stats st = { .size = sizeof(st) };
+	struct vm_file vf;
+	char big[160] = "";
+	uint64_t big_size = 0;
+	int cur = 0, nr_p2p = 0;
+
+	tap_plan_lazy();
+	/* A 256 KiB pin window makes reads cross windows (and the LRU work) on small files. */
+	ctx = host_ctx(P2PIO_PATH_AUTO, 0);
+	small = host_ctx(P2PIO_PATH_AUTO, 256 * VM_KIB);
+	want = malloc(MAXLEN);
+	if (!ctx || !small || !want)
+		tap_bail("cannot create contexts");
+	while (vm_file_next(&cur, &vf)) {
+		struct p2pio_path_info info = { .size = sizeof(info) };
+		struct p2pio_ctx *c = vf.size <= 4 * VM_MIB ? small : ctx;
+		struct p2pio_error err = { 0 };
+		struct p2pio_file *f = NULL;
+		struct p2pio_buf *buf = NULL;
+		bool nvme = vf.name[0] == 'a' || vf.name[0] == 'b';
+		uint64_t blen = vf.size + 2 * GUARD + 3 * VM_MIB, off, len, dst;
+		bool ok = true;
+		int fd, i, ret = 0;
+
+		if (strcmp(vf.kind, "data") || vf.size > MAXLEN || strstr(vf.name, "-wr"))
+			continue;
+		if (p2pio_file_open(c, vf.path, 0, &f, &err)) {
+			tap_ok(0, "%s: open: %s", vf.path, err.msg);
+			continue;
+		}
+		p2pio_path_info(f, &info);
+		if (!nvme) {
+			const char *want_e = !strncmp(vf.name, "md-", 3) ? "EPROTONOSUPPORT" :
+									"ENOTBLK";
+
+			tap_ok(info.path == P2PIO_PATH_BOUNCE &&
+				       strstr(info.why_not[P2PIO_PATH_P2P], want_e),
+			       "%s: AUTO takes %s; why not P2P: \"%s\"", vf.path,
+			       p2pio_path_name(info.path), info.why_not[P2PIO_PATH_P2P]);
+			p2pio_file_close(f);
+			continue;
+		}
+		if (!tap_ok(info.path == P2PIO_PATH_P2P, "%s: AUTO takes P2P (%s%s)", vf.path,
+			    info.why, info.why_not[P2PIO_PATH_P2P])) {
+			p2pio_file_close(f);
+			continue;
+		}
+		nr_p2p++;
+		fd = open(vf.path, O_RDONLY);
+		if (p2pio_buf_alloc(c, P2PIO_MEM_NVDOUBLE, blen, &buf, &err) || fd < 0) {
+			tap_ok(0, "%s: test-double memory: %s", vf.path, err.msg);
+			p2pio_file_close(f);
+			continue;
+		}
+		ok &= read_check(f, fd, buf, blen, 0, vf.size, GUARD, &ret);
+		ok &= read_check(f, fd, buf, blen, 0, vf.size, GUARD + 4, &ret);
+		for (i = 0; i < ROUNDS && ok; i++) {
+			off = vm_rand(&rng) % vf.size;
+			if (i % 4 == 0)
+				off -= off % info.lba_size;
+			len = 1 + vm_rand(&rng) % (vf.size - off < 2 * VM_MIB ? vf.size - off :
+										  2 * VM_MIB);
+			/* Same dword alignment as the file offset, mostly: P2P can take it. */
+			dst = GUARD + (vm_rand(&rng) % (VM_MIB / 4)) * 4 + (i % 3 ? off % 4 : 1);
+			ok &= read_check(f, fd, buf, blen, off, len, dst, &ret);
+		}
+		tap_ok(ok, "%s (LBA %u): whole file and %d random reads byte-exact, guards intact%s%s",
+		       vf.path, info.lba_size, ROUNDS, ret ? ": " : "",
+		       ret ? p2pio_strerror(ret) : "");
+		if (vf.size >= 4 * VM_MIB)
+			tap_ok(batch(c, f, fd, buf, vf.size), "%s: a batch of %d async reads by P2P",
+			       vf.path, BATCH);
+		if (vf.size > big_size) {
+			big_size = vf.size;
+			snprintf(big, sizeof(big), "%s", vf.path);
+		}
+		close(fd);
+		p2pio_buf_free(buf);
+		p2pio_file_close(f);
+	}
+	tap_ok(nr_p2p >= 4, "%d files read through the library's P2P path", nr_p2p);
+	p2pio_ctx_stats(ctx, &st, false);
+	tap_ok(st.path[P2PIO_PATH_P2P].bytes > 0 && st.path[P2PIO_PATH_P2P].errors == 0,
+	       "statistics: P2P delivered %llu bytes in %llu reads, read %llu from storage",
+	       (unsigned long long)st.path[P2PIO_PATH_P2P].bytes,
+	       (unsigned long long)st.path[P2PIO_PATH_P2P].requests,
+	       (unsigned long long)st.path[P2PIO_PATH_P2P].bytes_read);
+	p2pio_ctx_destroy(small);
+	p2pio_ctx_destroy(ctx);
+	if (big_size)
+		measure(big, big_size);
+	free(want);
+	return tap_exit();
+}
