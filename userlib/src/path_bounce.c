@@ -93,7 +93,8 @@ static bool p2pio_bounce_next(struct p2pio_bounce *b, struct p2pio_op **finished
 	rlen = op->end - foff < chunk ? op->end - foff : chunk;
 	lo = foff > op->off ? foff : op->off;
 	hi = foff + rlen < op->off + op->len ? foff + rlen : op->off + op->len;
-	if (op->buf->host && lo == foff && hi == foff + rlen) {
+	/* Only plain host memory: O_DIRECT cannot pin a device mapping (the test double's). */
+	if (op->buf->mem == P2PIO_MEM_HOST && lo == foff && hi == foff + rlen) {
 		direct = (char *)op->buf->host + op->dst + (foff - op->off);
 		if ((uintptr_t)direct % f->dio_mem_align)
 			direct = NULL;
