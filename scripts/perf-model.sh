@@ -7,6 +7,9 @@
 #
 #   scripts/perf-model.sh BINDIR OUTDIR
 #
+# Environment: DISK=0 skips the disk (DISK_STREAM_ONLY=1 keeps only its streaming runs);
+# POSIX=1 also loads with the POSIX path forced (--path posix --threads 16), next to AUTO.
+#
 # BINDIR holds p2pio-load, p2pio-mkmodel, p2pio-bench, test-model-gpu (static builds);
 # OUTDIR gets one JSON line per run in results.jsonl, and the raw outputs.
 set -u
@@ -17,6 +20,9 @@ CONV="python3 $HERE/gguf-to-safetensors.py"
 T=timeout
 P8=${P8:--p llama-8b-q4k}
 PBIG=${PBIG:--p llama-70b-q4k --layers 20}
+DISK=${DISK:-1}
+DISK_STREAM_ONLY=${DISK_STREAM_ONLY:-0}
+POSIX=${POSIX:-0}
 mkdir -p "$OUT"
 R="$OUT/results.jsonl"
 : >"$R"
@@ -42,6 +48,11 @@ whole() { # device model gguf safetensors
 		flag=; [ $cache = cold ] && flag=--cold
 		[ $cache = warm ] && warm "$3"
 		$T 120 "$BIN/p2pio-load" --json -q $flag "$3" 2>>"$OUT/err.txt" | tag "$1" "$2"
+		if [ "$POSIX" = 1 ]; then
+			[ $cache = warm ] && warm "$3"
+			$T 120 "$BIN/p2pio-load" --json -q --path posix --threads 16 $flag "$3" \
+				2>>"$OUT/err.txt" | tag "$1" "$2"
+		fi
 		[ $cache = warm ] && warm "$3"
 		$T 120 "$BIN/p2pio-load" --json -q --mmap $flag "$3" 2>>"$OUT/err.txt" | tag "$1" "$2"
 		[ $cache = warm ] && warm "$4"
@@ -83,14 +94,18 @@ TMPDIR=$PWD $T 120 "$BIN/test-model-gpu" >"$OUT/test-model-gpu.tap" 2>&1
 
 # 1. The disk this checkout lies on (virtio on the H100 machine): the 8B model.
 D=$PWD/perf-model-tmp
-mkdir -p "$D"
-log disk: models
-$T 120 "$BIN/p2pio-mkmodel" -q $P8 -s 7 "$D/m8.gguf"
-$T 120 $CONV "$D/m8.gguf" "$D/m8.safetensors" 2>>"$OUT/log.txt"
-log disk: ceilings; ceilings disk 8b "$D/m8.gguf"
-log disk: whole; whole disk 8b "$D/m8.gguf" "$D/m8.safetensors"
-log disk: stream; stream disk 8b "$D/m8.gguf"
-rm -rf "$D"
+if [ "$DISK" = 1 ]; then
+	mkdir -p "$D"
+	log disk: models
+	$T 120 "$BIN/p2pio-mkmodel" -q $P8 -s 7 "$D/m8.gguf"
+	if [ "$DISK_STREAM_ONLY" = 0 ]; then
+		$T 120 $CONV "$D/m8.gguf" "$D/m8.safetensors" 2>>"$OUT/log.txt"
+		log disk: ceilings; ceilings disk 8b "$D/m8.gguf"
+		log disk: whole; whole disk 8b "$D/m8.gguf" "$D/m8.safetensors"
+	fi
+	log disk: stream; stream disk 8b "$D/m8.gguf"
+	rm -rf "$D"
+fi
 
 # 2. zram, the stand-in for a fast NVMe array: the 8B model and a larger one.
 [ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null

@@ -43,6 +43,9 @@ struct opts {
 	bool json;
 	bool quiet;
 	bool per_layer;
+	uint32_t threads;
+	uint32_t queue_depth;
+	uint64_t chunk;
 };
 
 static double now_s(void)
@@ -82,6 +85,9 @@ static void usage(void)
 	       "      --no-verify       do not check the data against the generator's pattern\n"
 	       "      --json            one JSON object on stdout\n"
 	       "  -q, --quiet           no progress bar\n"
+	       "      --threads N       engine threads (POSIX path; default: the engine's)\n"
+	       "      --queue-depth N   engine queue depth (default: the engine's)\n"
+	       "      --chunk SIZE      engine chunk size (default: the engine's)\n"
 	       "\n"
 	       "Streaming:\n"
 	       "      --stream          stream layers instead of loading the model whole\n"
@@ -175,6 +181,12 @@ static int setup(struct run *r)
 	if (r->o.device >= -1)
 		co.device = r->o.device;
 	co.path = r->o.io_path;
+	if (r->o.threads)
+		co.threads = r->o.threads;
+	if (r->o.queue_depth)
+		co.queue_depth = r->o.queue_depth;
+	if (r->o.chunk)
+		co.chunk_size = r->o.chunk;
 	ret = p2pio_ctx_create(&co, &r->ctx, &err);
 	if (ret) {
 		cli_err_p2pio("context", ret, &err);
@@ -312,9 +324,10 @@ static int run_whole(struct run *r)
 	if (r->o.json) {
 		printf("{\"mode\":\"load\",\"model\":");
 		cli_json_str(stdout, r->o.path);
-		printf(",\"target\":\"%s\",\"path\":\"%s\",\"cold\":%s,\"bytes\":%" PRIu64
-		       ",\"reads\":%" PRIu64 ",\"seconds\":",
-		       r->gpu ? "gpu" : "host", p2pio_path_name(r->pi.path),
+		printf(",\"target\":\"%s\",\"requested\":\"%s\",\"path\":\"%s\",\"cold\":%s"
+		       ",\"bytes\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"seconds\":",
+		       r->gpu ? "gpu" : "host", p2pio_path_name(r->o.io_path),
+		       p2pio_path_name(r->pi.path),
 		       r->o.cold ? "true" : "false", res.bytes, res.reads);
 		cli_json_double(stdout, (double)res.wall_ns * 1e-9);
 		printf(",\"gbps\":");
@@ -520,8 +533,9 @@ static void print_stream_json(const struct run *r, const struct p2pio_stream_sta
 
 	printf("{\"mode\":\"stream\",\"model\":");
 	cli_json_str(stdout, r->o.path);
-	printf(",\"target\":\"%s\",\"path\":\"%s\",\"cold\":%s,\"slots\":%u,\"passes\":%u",
-	       r->gpu ? "gpu" : "host", p2pio_path_name(r->pi.path),
+	printf(",\"target\":\"%s\",\"requested\":\"%s\",\"path\":\"%s\",\"cold\":%s,"
+	       "\"slots\":%u,\"passes\":%u",
+	       r->gpu ? "gpu" : "host", p2pio_path_name(r->o.io_path), p2pio_path_name(r->pi.path),
 	       r->o.cold ? "true" : "false", slots, measured);
 	printf(",\"seconds\":");
 	cli_json_double(stdout, wall);
@@ -689,7 +703,7 @@ out:
 enum {
 	OPT_HOST = 256, OPT_MMAP, OPT_COLD, OPT_NO_VERIFY, OPT_JSON, OPT_STREAM, OPT_BUDGET,
 	OPT_SLOTS, OPT_PREFETCH, OPT_NO_PREFETCH, OPT_LRU, OPT_PASSES, OPT_COMPUTE_US,
-	OPT_COMPUTE_RATIO, OPT_CEILING, OPT_PER_LAYER,
+	OPT_COMPUTE_RATIO, OPT_CEILING, OPT_PER_LAYER, OPT_THREADS, OPT_QD, OPT_CHUNK,
 };
 
 static const struct option long_opts[] = {
@@ -712,6 +726,9 @@ static const struct option long_opts[] = {
 	{ "compute-ratio", required_argument, NULL, OPT_COMPUTE_RATIO },
 	{ "ceiling", required_argument, NULL, OPT_CEILING },
 	{ "per-layer", no_argument, NULL, OPT_PER_LAYER },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "queue-depth", required_argument, NULL, OPT_QD },
+	{ "chunk", required_argument, NULL, OPT_CHUNK },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -819,6 +836,18 @@ static int parse(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_PER_LAYER:
 			o->per_layer = true;
+			break;
+		case OPT_THREADS:
+			if (parse_u32(optarg, &o->threads, 1))
+				return cli_usage_err("bad thread count '%s'", optarg);
+			break;
+		case OPT_QD:
+			if (parse_u32(optarg, &o->queue_depth, 1))
+				return cli_usage_err("bad queue depth '%s'", optarg);
+			break;
+		case OPT_CHUNK:
+			if (cli_parse_size(optarg, &o->chunk) || !o->chunk)
+				return cli_usage_err("bad chunk size '%s'", optarg);
 			break;
 		case 'h':
 			usage();

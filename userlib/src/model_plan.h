@@ -61,6 +61,7 @@ struct p2pio_sched_slot {
 	bool held;
 	bool busy;
 	bool consumed;		/* an acquire has used this load already */
+	bool reserved;		/* someone waits for its stream work, to load into it */
 	bool used;		/* has ever held a layer */
 	uint64_t stamp;		/* release order, for LRU */
 };
@@ -99,7 +100,7 @@ P2PIO_HIDDEN int p2pio_sched_lookup(const struct p2pio_sched *s, uint32_t layer)
 
 /*
  * The slot to load a layer into (a prefetch when @prefetch): -EAGAIN when the only
- * candidates are loading, or busy and !@may_wait (wait for a completion, then ask again);
+ * candidates are loading or reserved, or busy and !@may_wait (wait for a completion, then ask again);
  * -ENOSPC when every slot is held (or, for a prefetch, protected). Changes nothing;
  * p2pio_sched_assign() commits.
  */
@@ -118,6 +119,8 @@ P2PIO_HIDDEN void p2pio_sched_hold(struct p2pio_sched *s, uint32_t slot);
 P2PIO_HIDDEN void p2pio_sched_release(struct p2pio_sched *s, uint32_t slot, bool busy);
 /* The stream work on @slot is known complete. */
 P2PIO_HIDDEN void p2pio_sched_idle(struct p2pio_sched *s, uint32_t slot);
+/* Keep @slot from being chosen while its owner waits for it (unlocked). */
+P2PIO_HIDDEN void p2pio_sched_reserve(struct p2pio_sched *s, uint32_t slot, bool on);
 
 /*
  * The next layer of the prefetch window that no slot holds, nearest first, or -1 when the

@@ -99,7 +99,7 @@ int p2pio_sched_victim(const struct p2pio_sched *s, bool prefetch, bool may_wait
 			/* A prefetch must not push out another layer it is about to need. */
 			if (prefetch && in_window(s, (uint32_t)sl->layer))
 				continue;
-			if (sl->loading || (sl->busy && !may_wait)) {
+			if (sl->loading || sl->reserved || (sl->busy && !may_wait)) {
 				only_busy = true;
 				continue;
 			}
@@ -202,4 +202,9 @@ int p2pio_sched_next_prefetch(const struct p2pio_sched *s)
 			return (int)l;
 	}
 	return -1;
+}
+
+void p2pio_sched_reserve(struct p2pio_sched *s, uint32_t slot, bool on)
+{
+	s->slot[slot].reserved = on;
 }

@@ -8,7 +8,10 @@
  * the slot's completion word: on a GPU that word lives in host memory mapped for the
  * device, and acquire makes the caller's stream wait on it (cuStreamWaitValue32), so a
  * layer that is still loading is waited for by the GPU, not by the host. A released slot
- * is reused only once the event recorded on the releasing stream has completed.
+ * is reused only once the event recorded on the releasing stream has completed; a
+ * prefetcher thread waits for those events, so the next layers start loading the moment a
+ * slot frees up, whether or not the caller is inside the library then (at the end of a
+ * pass it is typically waiting for the GPU).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -52,7 +55,10 @@ struct p2pio_streamer {
 	pthread_cond_t cond;			/* a load completed */
 	pthread_t reaper;
 	bool reaper_started;
-	atomic_bool stop;
+	pthread_t prefetcher;
+	bool prefetcher_started;
+	atomic_bool stop;		/* the reaper */
+	bool stop_prefetch;		/* the prefetcher; under lock */
 
 	struct p2pio_sched sched;
 	struct slot_rt *rt;
@@ -214,17 +220,53 @@ static int start_load(struct p2pio_streamer *s, uint32_t slot, uint32_t layer)
 	return 0;
 }
 
-/* Wait (unlocked) for the stream work on busy @slot. Called locked. */
-static void wait_release(struct p2pio_streamer *s, uint32_t slot)
+/*
+ * Wait (unlocked) for the stream work on busy @slot, which stays reserved meanwhile so no
+ * other thread takes it. Called locked; returns the time waited.
+ */
+static uint64_t wait_release(struct p2pio_streamer *s, uint32_t slot)
 {
-	uint64_t t0 = p2pio_model_now_ns(), dt;
+	uint64_t t0 = p2pio_model_now_ns();
 
+	p2pio_sched_reserve(&s->sched, slot, true);
 	pthread_mutex_unlock(&s->lock);
 	s->cu->EventSynchronize(s->rt[slot].ev_release);
 	pthread_mutex_lock(&s->lock);
-	dt = p2pio_model_now_ns() - t0;
-	s->total.host_wait_ns += dt;
+	p2pio_sched_reserve(&s->sched, slot, false);
 	p2pio_sched_idle(&s->sched, slot);
+	pthread_cond_broadcast(&s->cond);
+	return p2pio_model_now_ns() - t0;
+}
+
+/*
+ * The prefetcher: keeps the prefetch window loading, waiting for released slots' stream
+ * work itself. Woken by acquire, release and load completions.
+ */
+static void *prefetcher_main(void *arg)
+{
+	struct p2pio_streamer *s = arg;
+	CUcontext prev = p2pio_ctx_enter(s->ctx);
+	int layer, slot;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop_prefetch) {
+		layer = p2pio_sched_next_prefetch(&s->sched);
+		slot = layer < 0 || s->fatal ? -1 : p2pio_sched_victim(&s->sched, true, true);
+		if (slot < 0) {
+			pthread_cond_wait(&s->cond, &s->lock);
+			continue;
+		}
+		if (s->sched.slot[slot].busy) {
+			/* Then look again: the window may have moved meanwhile. */
+			wait_release(s, (uint32_t)slot);
+			continue;
+		}
+		if (start_load(s, (uint32_t)slot, (uint32_t)layer))
+			pthread_cond_wait(&s->cond, &s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	p2pio_ctx_leave(s->ctx, prev);
+	return NULL;
 }
 
 /* Fill the prefetch window with what can load without waiting. Called locked. */
@@ -268,7 +310,7 @@ int p2pio_streamer_acquire(struct p2pio_streamer *s, uint32_t layer, void *strea
 	}
 	if (slot >= 0 && s->rt[slot].poisoned) {
 		if (s->sched.slot[slot].busy)
-			wait_release(s, (uint32_t)slot);
+			s->total.host_wait_ns += wait_release(s, (uint32_t)slot);
 		s->rt[slot].poisoned = false;
 		p2pio_sched_failed(&s->sched, (uint32_t)slot);
 		slot = -1;
@@ -292,7 +334,7 @@ int p2pio_streamer_acquire(struct p2pio_streamer *s, uint32_t layer, void *strea
 			goto out_unlock;
 		}
 		if (s->sched.slot[slot].busy)
-			wait_release(s, (uint32_t)slot);
+			s->total.host_wait_ns += wait_release(s, (uint32_t)slot);
 		/* The lock was dropped: start over if something changed meanwhile. */
 		if (p2pio_sched_lookup(&s->sched, layer) >= 0 || s->sched.slot[slot].loading ||
 		    s->sched.slot[slot].held || s->sched.slot[slot].busy) {
@@ -335,6 +377,7 @@ int p2pio_streamer_acquire(struct p2pio_streamer *s, uint32_t layer, void *strea
 	out->bytes = s->m->layers[layer].bytes;
 	out->slot = (uint32_t)slot;
 	prefetch(s);
+	pthread_cond_broadcast(&s->cond);
 out_unlock:
 	pthread_mutex_unlock(&s->lock);
 	p2pio_ctx_leave(s->ctx, prev);
@@ -360,6 +403,7 @@ int p2pio_streamer_release(struct p2pio_streamer *s, uint32_t layer, void *strea
 		s->cu->EventRecord(s->rt[slot].ev_release, (CUstream)stream);
 	p2pio_sched_release(&s->sched, (uint32_t)slot, s->cu != NULL);
 	prefetch(s);
+	pthread_cond_broadcast(&s->cond);
 	if (s->async_err) {
 		ret = s->async_err;
 		s->async_err = 0;
@@ -610,6 +654,15 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 	for (i = 0; i <= prefetch && i < nslots && i < m->nlayers; i++)
 		start_load(s, i, i);
 	pthread_mutex_unlock(&s->lock);
+	/* Without a GPU a released slot is free at once: acquire and release prefetch. */
+	if (s->cu && prefetch) {
+		ret = pthread_create(&s->prefetcher, NULL, prefetcher_main, s);
+		if (ret) {
+			ret = -ret;
+			goto out_close;
+		}
+		s->prefetcher_started = true;
+	}
 	m->streamer = s;
 	if (s->cu)
 		p2pio_ctx_leave(s->ctx, prev);
@@ -634,6 +687,13 @@ void p2pio_streamer_close(struct p2pio_streamer *s)
 	if (!s)
 		return;
 	prev = p2pio_ctx_enter(s->ctx);
+	if (s->prefetcher_started) {
+		pthread_mutex_lock(&s->lock);
+		s->stop_prefetch = true;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->prefetcher, NULL);
+	}
 	if (s->reaper_started) {
 		pthread_mutex_lock(&s->lock);
 		for (;;) {
