@@ -251,9 +251,12 @@ static int __init p2pio_init(void)
 	ret = p2pio_stats_init();
 	if (ret)
 		return ret;
-	ret = misc_register(&p2pio_misc);
+	ret = p2pio_nvme_init();
 	if (ret)
 		goto out_stats;
+	ret = misc_register(&p2pio_misc);
+	if (ret)
+		goto out_nvme;
 	p2pio_dev = p2pio_misc.this_device;
 	if (p2pio_nvidia_available())
 		dev_info(p2pio_dev, "ABI %u, providers: nvidia, pcibar\n", P2PIO_ABI_VERSION);
@@ -263,6 +266,8 @@ static int __init p2pio_init(void)
 			 P2PIO_ABI_VERSION);
 	return 0;
 
+out_nvme:
+	p2pio_nvme_exit();
 out_stats:
 	p2pio_stats_exit();
 	return ret;
@@ -271,6 +276,7 @@ out_stats:
 static void __exit p2pio_exit(void)
 {
 	misc_deregister(&p2pio_misc);
+	p2pio_nvme_exit();
 	p2pio_stats_exit();
 }
 

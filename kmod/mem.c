@@ -119,7 +119,8 @@ void p2pio_mem_revoke(struct p2pio_mem *mem)
  * The mapping of @mem for @nvme's controller, made on first use. Called under
  * ctx->lock (one submitter per fd), without holding a busy reference: a provider's map
  * call may wait on locks its free callback runs under, and the callback waits for busy
- * references. A mapping that raced with a revocation is dropped, never used.
+ * references (it never takes ctx->lock or nvme->lock). A mapping that raced with a
+ * revocation is dropped, never used.
  */
 struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme *nvme)
 {
@@ -142,8 +143,16 @@ struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme
 	map = kzalloc(sizeof(*map), GFP_KERNEL);
 	if (!map)
 		return ERR_PTR(-ENOMEM);
+	/* The controller's lock keeps its removal from running while we map for it. */
+	mutex_lock(&nvme->lock);
+	if (nvme->dead) {
+		mutex_unlock(&nvme->lock);
+		kfree(map);
+		return ERR_PTR(-ENODEV);
+	}
 	ret = mem->ops->map(mem, nvme, map);
 	if (ret) {
+		mutex_unlock(&nvme->lock);
 		dev_err(p2pio_dev, "pin %u: %s DMA mapping for %s failed: %d\n", mem->handle,
 			mem->ops->name, pci_name(nvme->pdev), ret);
 		kfree(map);
@@ -151,19 +160,22 @@ struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme
 	}
 	kref_get(&nvme->ref);
 	map->nvme = nvme;
+	map->mem = mem;
 
 	spin_lock_irq(&mem->lock);
 	live = mem->state == P2PIO_MEM_LIVE;
 	if (live)
 		list_add_tail(&map->node, &mem->maps);
 	spin_unlock_irq(&mem->lock);
-	if (!live) {
-		/* Revoked meanwhile: the owner frees what it mapped. */
-		p2pio_nvme_put(map->nvme);
-		kfree(map);
-		return ERR_PTR(-ENODEV);
-	}
-	return map;
+	if (live)
+		list_add_tail(&map->nvme_node, &nvme->maps);
+	mutex_unlock(&nvme->lock);
+	if (live)
+		return map;
+	/* Revoked meanwhile: the owner frees what it mapped. */
+	p2pio_nvme_put(map->nvme);
+	kfree(map);
+	return ERR_PTR(-ENODEV);
 }
 
 /* Mirrors p2pio_mem_pin(); @mem is out of the handle table and has no busy reference. */
@@ -181,8 +193,12 @@ void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem)
 
 	list_for_each_entry_safe(map, tmp, &mem->maps, node) {
 		list_del(&map->node);
-		if (prev == P2PIO_MEM_LIVE)
+		/* Under the controller's lock: its removal may undo the mapping too. */
+		mutex_lock(&map->nvme->lock);
+		list_del(&map->nvme_node);
+		if (prev == P2PIO_MEM_LIVE && !map->unmapped)
 			mem->ops->unmap(mem, map);
+		mutex_unlock(&map->nvme->lock);
 		p2pio_nvme_put(map->nvme);
 		kfree(map);
 	}

@@ -28,9 +28,18 @@ struct p2pio_nvme *p2pio_nvme_get(struct pci_dev *pdev)
 	mutex_lock(&p2pio_nvmes_lock);
 	list_for_each_entry(nvme, &p2pio_nvmes, node) {
 		if (nvme->pdev == pdev) {
+			if (READ_ONCE(nvme->dead)) {
+				nvme = ERR_PTR(-ENODEV);
+				goto out_unlock;
+			}
 			kref_get(&nvme->ref);
 			goto out_unlock;
 		}
+	}
+	/* Being removed: its sysfs directory (where dma_pool lives) is gone. */
+	if (!device_is_registered(&pdev->dev)) {
+		nvme = ERR_PTR(-ENODEV);
+		goto out_unlock;
 	}
 	nvme = kzalloc(sizeof(*nvme), GFP_KERNEL);
 	if (!nvme) {
@@ -45,6 +54,8 @@ struct p2pio_nvme *p2pio_nvme_get(struct pci_dev *pdev)
 		goto out_unlock;
 	}
 	kref_init(&nvme->ref);
+	mutex_init(&nvme->lock);
+	INIT_LIST_HEAD(&nvme->maps);
 	nvme->pdev = pci_dev_get(pdev);
 	list_add(&nvme->node, &p2pio_nvmes);
 out_unlock:
@@ -58,7 +69,9 @@ static void p2pio_nvme_free(struct kref *ref)
 
 	list_del(&nvme->node);
 	mutex_unlock(&p2pio_nvmes_lock);
+	WARN_ON_ONCE(!list_empty(&nvme->maps));
 	dma_pool_destroy(nvme->prp_pool);
+	mutex_destroy(&nvme->lock);
 	pci_dev_put(nvme->pdev);
 	kfree(nvme);
 }
@@ -66,6 +79,73 @@ static void p2pio_nvme_free(struct kref *ref)
 void p2pio_nvme_put(struct p2pio_nvme *nvme)
 {
 	kref_put_mutex(&nvme->ref, p2pio_nvme_free, &p2pio_nvmes_lock);
+}
+
+/*
+ * The controller is gone: its driver has unbound, which waited for every request of
+ * its queues, so no command of ours is in flight and none can start. Undo the DMA
+ * mappings made for it and destroy the PRP pool now, while the device still has its
+ * IOMMU group and sysfs directory; pins and files stay until their owners release them.
+ */
+static void p2pio_nvme_removed(struct p2pio_nvme *nvme)
+{
+	struct p2pio_mem_map *map;
+	bool live;
+
+	mutex_lock(&nvme->lock);
+	WRITE_ONCE(nvme->dead, true);
+	list_for_each_entry(map, &nvme->maps, nvme_node) {
+		spin_lock_irq(&map->mem->lock);
+		live = map->mem->state != P2PIO_MEM_REVOKED;
+		spin_unlock_irq(&map->mem->lock);
+		if (live && !map->unmapped)
+			map->mem->ops->unmap(map->mem, map);
+		map->unmapped = true;
+	}
+	mutex_unlock(&nvme->lock);
+	dma_pool_destroy(nvme->prp_pool);
+	nvme->prp_pool = NULL;
+	dev_info(p2pio_dev, "NVMe controller %s removed: its reads fail from now on\n",
+		 pci_name(nvme->pdev));
+}
+
+static int p2pio_pci_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	struct pci_dev *pdev = to_pci_dev(data);
+	struct p2pio_nvme *nvme, *found = NULL;
+
+	if (action != BUS_NOTIFY_REMOVED_DEVICE)
+		return NOTIFY_DONE;
+	mutex_lock(&p2pio_nvmes_lock);
+	list_for_each_entry(nvme, &p2pio_nvmes, node) {
+		if (nvme->pdev == pdev) {
+			kref_get(&nvme->ref);
+			found = nvme;
+			break;
+		}
+	}
+	mutex_unlock(&p2pio_nvmes_lock);
+	if (!found)
+		return NOTIFY_DONE;
+	p2pio_nvme_removed(found);
+	p2pio_nvme_put(found);
+	return NOTIFY_OK;
+}
+
+/* Ahead of the IOMMU core's notifier, which takes the device out of its group. */
+static struct notifier_block p2pio_pci_nb = {
+	.notifier_call = p2pio_pci_notify,
+	.priority = INT_MAX,
+};
+
+int p2pio_nvme_init(void)
+{
+	return bus_register_notifier(&pci_bus_type, &p2pio_pci_nb);
+}
+
+void p2pio_nvme_exit(void)
+{
+	bus_unregister_notifier(&pci_bus_type, &p2pio_pci_nb);
 }
 
 struct p2pio_prp_page {
@@ -212,6 +292,12 @@ int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_fil
 	rq = blk_mq_alloc_request(f->q, REQ_OP_DRV_IN, 0);
 	if (IS_ERR(rq)) {
 		ret = PTR_ERR(rq);
+		goto out_free_cmd;
+	}
+	/* Holding a request, the controller's removal cannot complete under us. */
+	if (unlikely(!c->nvme->prp_pool)) {
+		ret = -ENODEV;
+		blk_mq_free_request(rq);
 		goto out_free_cmd;
 	}
 	nc.rw.opcode = nvme_cmd_read;

@@ -68,12 +68,24 @@ extern struct p2pio_counters p2pio_global;
 		atomic64_add((n), &p2pio_global.field);         \
 	} while (0)
 
-/* One NVMe controller (PCI function) that registered files live on. */
+/*
+ * One NVMe controller (PCI function) that registered files live on. When it is removed,
+ * its namespace queues die (no new command can start) and, once the driver has let go
+ * of it, p2pio_nvme_removed() undoes every DMA mapping made for it and destroys the PRP
+ * pool, before the device leaves its IOMMU group and sysfs.
+ */
 struct p2pio_nvme {
 	struct list_head node;		/* on the global list, under its mutex */
 	struct kref ref;
 	struct pci_dev *pdev;
-	struct dma_pool *prp_pool;	/* PRP list pages: 4 KiB, 4 KiB aligned */
+	/*
+	 * PRP list pages: 4 KiB, 4 KiB aligned. Only used while holding a request of one of
+	 * the controller's queues, which removal waits for: no lock needed.
+	 */
+	struct dma_pool *prp_pool;
+	struct mutex lock;		/* maps, dead; held across provider unmaps */
+	struct list_head maps;		/* struct p2pio_mem_map.nvme_node */
+	bool dead;			/* removed: no new mappings */
 };
 
 struct p2pio_extent {
@@ -102,7 +114,10 @@ struct p2pio_mem;
 /* A pin's DMA mapping for one NVMe controller. */
 struct p2pio_mem_map {
 	struct list_head node;		/* on mem->maps */
+	struct list_head nvme_node;	/* on nvme->maps, under nvme->lock */
+	struct p2pio_mem *mem;
 	struct p2pio_nvme *nvme;
+	bool unmapped;			/* undone at controller removal (nvme->lock) */
 	void *priv;			/* the provider's mapping */
 	dma_addr_t base;		/* pcibar: the mapped range's start */
 };
@@ -222,6 +237,8 @@ int p2pio_pcibar_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg,
 /* nvme.c */
 struct p2pio_nvme *p2pio_nvme_get(struct pci_dev *pdev);
 void p2pio_nvme_put(struct p2pio_nvme *nvme);
+int p2pio_nvme_init(void);
+void p2pio_nvme_exit(void);
 int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_file *f,
 		    u64 doff, struct p2pio_mem *mem, struct p2pio_mem_map *map,
 		    u64 moff, u64 len);
