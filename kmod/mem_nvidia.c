@@ -198,7 +198,14 @@ int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_
 			goto out_free_mem;
 	}
 	nv->pt = pt;
-
+	/*
+	 * A busy reference keeps a free callback that fires right now waiting until we are
+	 * done reading the page table (it is the driver's to free after the callback).
+	 */
+	if (!p2pio_mem_get(mem)) {
+		ret = -ENODEV;
+		goto out_release;
+	}
 	if (!p2pio_nv_pt_ok(pt)) {
 		dev_err(p2pio_dev, "nvidia page table version %#x not supported (majors 1, 2)\n",
 			pt->version);
@@ -212,6 +219,7 @@ int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_
 		ret = -EPROTO;
 		goto out_put_pages;
 	}
+	p2pio_mem_put(mem);
 	nv->page_shift = shift;
 	mem->length = arg->length;
 	mem->skew = arg->addr - nv->va;
@@ -222,6 +230,8 @@ int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_
 	return 0;
 
 out_put_pages:
+	p2pio_mem_put(mem);
+out_release:
 	/* The common release also copes with a free callback that already fired. */
 	p2pio_count(ctx, live_pins, 1);
 	p2pio_mem_release(ctx, mem);
