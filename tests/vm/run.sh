@@ -33,11 +33,18 @@ done
 
 start=$(date +%s)
 echo "vm: building the test double, guest programs and host tools for $KVER"
+make -s lib	# guest programs test-lib-*.c link libp2pio
 make -s -f tests/vm/Makefile VMBUILD="$VMBUILD" all
 P2PIO_KO=""
 # p2pio binds to the double's nvidia_p2p_* exports, with their symbol versions.
 if [ -f kmod/Kbuild ] && [ -z "${VM_NO_P2PIO:-}" ]; then
 	make -s -C kmod NVIDIA_SYMVERS="$PWD/tests/vm/nvdouble/Module.symvers"
+	# A p2pio.ko linked earlier without the double's symbol versions (plain `make`)
+	# cannot load beside it; kbuild does not relink for new KBUILD_EXTRA_SYMBOLS alone.
+	if ! modprobe --dump-modversions kmod/p2pio.ko | grep -q nvidia_p2p_get_pages; then
+		rm -f kmod/p2pio.ko kmod/p2pio.mod.c kmod/p2pio.mod.o
+		make -s -C kmod NVIDIA_SYMVERS="$PWD/tests/vm/nvdouble/Module.symvers"
+	fi
 	P2PIO_KO=kmod/p2pio.ko
 fi
 
