@@ -402,6 +402,7 @@ static int run_mmap(struct run *r)
 		} else {
 			memcpy(host + off, map + t[i].file_offset, t[i].size);
 			t[i].addr = (uint64_t)(uintptr_t)(host + off);
+			t[i].host = host + off;
 		}
 		bytes += t[i].size;
 	}

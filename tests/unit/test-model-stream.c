@@ -35,9 +35,8 @@ static int check_tensors(const struct p2pio_model_tensor *t, uint32_t n)
 	uint32_t i;
 
 	for (i = 0; i < n; i++) {
-		if (!t[i].addr ||
-		    !p2pio_pattern_check(SEED, t[i].file_offset, (const void *)(uintptr_t)t[i].addr,
-					 t[i].size, &bad_off)) {
+		if (!t[i].addr || t[i].host != (void *)(uintptr_t)t[i].addr ||
+		    !p2pio_pattern_check(SEED, t[i].file_offset, t[i].host, t[i].size, &bad_off)) {
 			if (!bad)
 				tap_diag("  %s differs at file offset %llu", t[i].name,
 					 (unsigned long long)(t[i].addr ? bad_off : 0));
@@ -150,7 +149,7 @@ static void test_whole(struct p2pio_ctx *ctx, const char *pname)
 		       (unsigned long long)vr.bytes);
 		/* The verifier must see damage: flip one byte in the middle of a tensor. */
 		p2pio_model_tensor(m, "blk.5.ffn_up.weight", &t);
-		((uint8_t *)(uintptr_t)t.addr)[777] ^= 0x40;
+		((uint8_t *)t.host)[777] ^= 0x40;
 		p2pio_verifier_check(v, all, info.tensors, NULL, 0);
 		p2pio_verifier_result(v, &vr, true);
 		tap_ok(vr.mismatches == 1 && vr.first_mismatch == t.file_offset + 777,

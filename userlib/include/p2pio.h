@@ -2042,6 +2042,9 @@ struct p2pio_verifier;
  * struct p2pio_model_tensor - a tensor of a model, and where it is in target memory.
  * @name:        the GGUF tensor name; valid while the model is open.
  * @addr:        its address in target memory, or 0 while it is not loaded.
+ * @host:        a CPU mapping of the same bytes where the target memory has one (host
+ *               memory: the same as @addr; the VM's test double: its BAR mapping), NULL
+ *               for CUDA device memory or while not loaded.
  * @size:        its size in bytes.
  * @file_offset: the absolute file offset of its first byte.
  * @type:        its ggml type id.
@@ -2050,6 +2053,7 @@ struct p2pio_verifier;
 struct p2pio_model_tensor {
 	const char *name;
 	uint64_t addr;
+	void *host;
 	uint64_t size;
 	uint64_t file_offset;
 	uint32_t type;
@@ -2427,7 +2431,8 @@ void p2pio_verifier_close(struct p2pio_verifier *v);
 /**
  * p2pio_verifier_check() - queue a check of @n tensors, then @compute_ns of busy compute.
  * @v:          the verifier.
- * @t:          the tensors, with their addresses in target memory.
+ * @t:          the tensors, with their addresses in target memory (a host context
+ *              reads them through @t->host).
  * @n:          how many.
  * @stream:     the CUstream to queue on (GPU); ignored for a host context, where the check
  *              runs before the call returns.

@@ -90,6 +90,7 @@ int p2pio_model_load(struct p2pio_model *m, const struct p2pio_model_load_opts *
 {
 	uint64_t chunk = opts && opts->chunk ? opts->chunk : P2PIO_MODEL_DEF_CHUNK;
 	uint64_t t0, c0, reads = 0, bytes = 0, addr;
+	uint8_t *host;
 	uint32_t i;
 	int ret;
 
@@ -121,8 +122,11 @@ int p2pio_model_load(struct p2pio_model *m, const struct p2pio_model_load_opts *
 	if (ret)
 		return ret;
 	addr = m->arena ? p2pio_buf_addr(m->arena) : 0;
-	for (i = 0; i < m->ntensors; i++)
+	host = m->arena ? p2pio_buf_host_ptr(m->arena) : NULL;
+	for (i = 0; i < m->ntensors; i++) {
 		m->tensors[i].addr = addr + m->whole.dst[i];
+		m->tensors[i].host = host ? host + m->whole.dst[i] : NULL;
+	}
 	if (opts && opts->progress)
 		opts->progress(opts->progress_arg, bytes, bytes);
 	return 0;

@@ -49,6 +49,7 @@ struct p2pio_streamer {
 	struct p2pio_queue *q;
 	struct p2pio_buf *resident;
 	struct p2pio_buf *slots;
+	uint8_t *slots_host;			/* its CPU mapping, NULL for CUDA memory */
 	uint64_t slots_base;
 
 	pthread_mutex_t lock;
@@ -191,8 +192,10 @@ static int start_load(struct p2pio_streamer *s, uint32_t slot, uint32_t layer)
 	rt->poisoned = false;
 	rt->pending = g->nruns;
 	rt->t_submit = p2pio_model_now_ns();
-	for (i = 0; i < g->ntensors; i++)
+	for (i = 0; i < g->ntensors; i++) {
 		lr->t[i].addr = p2pio_buf_addr(s->slots) + base + g->dst[i];
+		lr->t[i].host = s->slots_host ? s->slots_host + base + g->dst[i] : NULL;
+	}
 	for (i = 0; i < g->nruns; i++) {
 		struct p2pio_req req = {
 			.file = s->m->file,
@@ -539,6 +542,7 @@ static int layers_alloc(struct p2pio_streamer *s)
 		for (i = 0; i < g->ntensors; i++) {
 			s->lr[l].t[i] = m->tensors[g->idx[i]];
 			s->lr[l].t[i].addr = 0;
+			s->lr[l].t[i].host = NULL;
 		}
 	}
 	return 0;
@@ -618,6 +622,7 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 	ret = p2pio_buf_alloc(s->ctx, m->mem, (uint64_t)nslots * m->slot_bytes, &s->slots, err);
 	if (ret)
 		goto out_close;
+	s->slots_host = p2pio_buf_host_ptr(s->slots);
 	if (m->resident.region) {
 		ret = p2pio_buf_alloc(s->ctx, m->mem, m->resident.region, &s->resident, err);
 		if (ret)
@@ -632,9 +637,13 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 				p2pio_strerror(ret));
 		goto out_close;
 	}
-	for (i = 0; i < m->resident.ntensors; i++)
-		m->tensors[m->resident.idx[i]].addr =
-			p2pio_buf_addr(s->resident) + m->resident.dst[i];
+	for (i = 0; i < m->resident.ntensors; i++) {
+		struct p2pio_model_tensor *rt = &m->tensors[m->resident.idx[i]];
+		uint8_t *host = p2pio_buf_host_ptr(s->resident);
+
+		rt->addr = p2pio_buf_addr(s->resident) + m->resident.dst[i];
+		rt->host = host ? host + m->resident.dst[i] : NULL;
+	}
 	s->total.bytes = m->resident.region;
 	s->total.io_ns = p2pio_model_now_ns() - t;
 
@@ -743,8 +752,10 @@ void p2pio_streamer_close(struct p2pio_streamer *s)
 	p2pio_sched_fini(&s->sched);
 	if (s->m->streamer == s) {
 		s->m->streamer = NULL;
-		for (i = 0; i < s->m->resident.ntensors; i++)
+		for (i = 0; i < s->m->resident.ntensors; i++) {
 			s->m->tensors[s->m->resident.idx[i]].addr = 0;
+			s->m->tensors[s->m->resident.idx[i]].host = NULL;
+		}
 	}
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

@@ -108,8 +108,18 @@ void p2pio_verifier_close(struct p2pio_verifier *v)
 /* The CPU check: every byte compared, whole file-aligned words summed like the kernel. */
 static void cpu_check(struct p2pio_verifier *v, const struct p2pio_model_tensor *t)
 {
-	const uint8_t *p = (const uint8_t *)(uintptr_t)t->addr;
+	const uint8_t *p = t->host;
 	uint64_t off = t->file_offset, len = t->size, i = 0, w;
+
+	if (!p) {
+		/* Not loaded, or no CPU view: every byte counts as wrong. */
+		v->acc.mismatches += len;
+		if (v->acc.first_mismatch > off)
+			v->acc.first_mismatch = off;
+		v->acc.bytes += len;
+		v->acc.launches++;
+		return;
+	}
 
 	while (i < len) {
 		size_t bad = p2pio_pattern_check_range(v->seed, off + i, p + i, len - i);
