@@ -55,6 +55,11 @@ struct bench_params {
 	bool gpu;	 /* destination is GPU memory (else host memory) */
 	struct bench_cuda *cu;
 	int device; /* CUDA device for the library's context, or -1 */
+	/* Library modes: context options; 0 leaves the library's default (what users get). */
+	unsigned int lib_depth;
+	unsigned int lib_threads;
+	uint64_t lib_chunk;
+	uint32_t lib_flags;
 };
 
 struct bench_result {

@@ -36,6 +36,9 @@ struct options {
 	int device; /* -1 host, -2 default */
 	bool json;
 	const char *plot;
+	unsigned int lib_depth, lib_threads;
+	uint64_t lib_chunk;
+	uint32_t lib_flags;
 };
 
 static int parse_size(const char *s, uint64_t *out)
@@ -103,7 +106,12 @@ static void usage(FILE *f)
 		"  --duration SEC    stop each run after SEC seconds\n"
 		"  --device N|host   CUDA device, or host memory (default: device 0 if any)\n"
 		"  --json            one JSON document instead of result lines\n"
-		"  --plot FILE.svg   a line chart of the sweep\n");
+		"  --plot FILE.svg   a line chart of the sweep\n"
+		"library modes (p2p bounce posix auto) use the library's defaults unless told:\n"
+		"  --lib-depth N     context queue depth (reads in flight per path)\n"
+		"  --lib-threads N   context threads (POSIX readers, BOUNCE submitters)\n"
+		"  --chunk SIZE      context chunk size (per read command and staging buffer)\n"
+		"  --bounce-async    BOUNCE reads through io_uring workers (IOSQE_ASYNC)\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -115,6 +123,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "bytes", required_argument, NULL, 'b' },    { "duration", required_argument, NULL, 'D' },
 		{ "device", required_argument, NULL, 'G' },   { "json", no_argument, NULL, 'j' },
 		{ "plot", required_argument, NULL, 'p' },     { "help", no_argument, NULL, 'h' },
+		{ "lib-depth", required_argument, NULL, 'Q' },
+		{ "lib-threads", required_argument, NULL, 'T' },
+		{ "chunk", required_argument, NULL, 'C' },
+		{ "bounce-async", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char modebuf[512];
@@ -193,6 +205,19 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'p':
 			o->plot = optarg;
+			break;
+		case 'Q':
+		case 'T':
+			if (parse_size(optarg, &v) || !v || v > 1024)
+				return fprintf(stderr, "p2pio-bench: bad number '%s'\n", optarg), -1;
+			*(c == 'Q' ? &o->lib_depth : &o->lib_threads) = (unsigned int)v;
+			break;
+		case 'C':
+			if (parse_size(optarg, &o->lib_chunk) || !o->lib_chunk)
+				return fprintf(stderr, "p2pio-bench: bad size '%s'\n", optarg), -1;
+			break;
+		case 'A':
+			o->lib_flags |= P2PIO_CTX_BOUNCE_ASYNC;
 			break;
 		case 'h':
 			usage(stdout);
@@ -414,6 +439,10 @@ int main(int argc, char **argv)
 	p.bytes = o.bytes;
 	p.duration = o.duration;
 	p.device = -1;
+	p.lib_depth = o.lib_depth;
+	p.lib_threads = o.lib_threads;
+	p.lib_chunk = o.lib_chunk;
+	p.lib_flags = o.lib_flags;
 	p.cu = &cu;
 	memset(&cu, 0, sizeof(cu));
 	if (o.device != -1) {

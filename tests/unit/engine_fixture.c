@@ -88,6 +88,11 @@ struct p2pio_ctx *efx_host_ctx(enum p2pio_path path, uint64_t chunk, uint32_t fl
 	o.chunk_size = chunk;
 	o.queue_depth = 4;
 	o.threads = 3;
+	/*
+	 * The least staging allowed: BOUNCE's three submitting threads then wait for each
+	 * other's slots, which the tests must survive.
+	 */
+	o.staging_bytes = (o.queue_depth + 2) * chunk;
 	o.flags = flags;
 	if (p2pio_ctx_create(&o, &ctx, &err)) {
 		fprintf(stderr, "# context: %s\n", err.msg);

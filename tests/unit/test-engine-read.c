@@ -132,7 +132,7 @@ int main(void)
 
 	seed = getenv("P2PIO_SEED") ? strtoull(getenv("P2PIO_SEED"), NULL, 0) :
 				      (uint64_t)time(NULL) | 1;
-	tap_plan(1 + 3 * 9);
+	tap_plan(1 + 4 * 9);
 	tap_diag("seed %llu (set P2PIO_SEED to repeat)", (unsigned long long)seed);
 	ret = efx_make_file(path, FILE_SIZE);
 	tap_ok(!ret, "generated a %u-byte file", FILE_SIZE);
@@ -140,6 +140,7 @@ int main(void)
 		tap_bail("cannot create the test file");
 	run_path(P2PIO_PATH_POSIX, 0, "posix");
 	run_path(P2PIO_PATH_BOUNCE, 0, "bounce");
+	run_path(P2PIO_PATH_BOUNCE, P2PIO_CTX_BOUNCE_ASYNC, "bounce async");
 	run_path(P2PIO_PATH_AUTO, P2PIO_CTX_NO_WARM_CHECK, "auto");
 	unlink(path);
 	return tap_exit();

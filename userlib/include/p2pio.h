@@ -1154,6 +1154,11 @@ const char *p2pio_path_name(enum p2pio_path path);
 /* Context flags (struct p2pio_ctx_opts.flags). */
 /* AUTO: do not prefer POSIX for files that are already in the page cache. */
 #define P2PIO_CTX_NO_WARM_CHECK (1u << 0)
+/*
+ * BOUNCE: hand every read to io_uring's worker threads (IOSQE_ASYNC) instead of issuing it
+ * from the engine's own submitting threads first.
+ */
+#define P2PIO_CTX_BOUNCE_ASYNC (1u << 1)
 
 /**
  * struct p2pio_ctx_opts - how a context reads; grows at the end, so set @size.
@@ -1162,10 +1167,13 @@ const char *p2pio_path_name(enum p2pio_path path);
  * @path:          the path for files opened on this context (P2PIO_PATH_AUTO by default).
  * @queue_depth:   reads in flight per path (io_uring depth for BOUNCE, commands for P2P);
  *                 0 for the default.
- * @threads:       POSIX reader threads; 0 for the default (one per CPU, 4 to 16).
+ * @threads:       POSIX reader threads, and BOUNCE submitting threads (each with its own
+ *                 io_uring, sharing @queue_depth; at most @queue_depth of them); 0 for
+ *                 the default (one per CPU, 4 to 16).
  * @chunk_size:    bytes per read command and per staging buffer; 0 for the default.
- * @staging_bytes: pinned host memory for the BOUNCE ring (rounded down to whole chunks,
- *                 at least @queue_depth + 2 chunks); 0 for the default.
+ * @staging_bytes: pinned host memory shared by the BOUNCE threads (rounded down to whole
+ *                 chunks, at least @queue_depth + 2 chunks); 0 for the default (enough for
+ *                 each BOUNCE thread's reads plus one copy each, at least 96 MiB).
  * @pin_window:    P2P: bytes of GPU memory pinned at a time per window (64 KiB multiple);
  *                 0 for the default.
  * @flags:         P2PIO_CTX_* flags.

@@ -38,7 +38,7 @@ void p2pio_ctx_opts_init(struct p2pio_ctx_opts *opts)
 static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_opts *o,
 			      struct p2pio_error *err)
 {
-	uint64_t staging;
+	uint64_t staging, bthreads, bdepth;
 	long ncpu;
 	size_t n;
 
@@ -57,7 +57,7 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 	if (o->device < P2PIO_DEVICE_HOST)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
 				       "options: device %d is not an ordinal", o->device);
-	if (o->flags & ~P2PIO_CTX_NO_WARM_CHECK || o->reserved)
+	if (o->flags & ~(P2PIO_CTX_NO_WARM_CHECK | P2PIO_CTX_BOUNCE_ASYNC) || o->reserved)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
 				       "options: unknown flags 0x%x", o->flags);
 	if (!o->queue_depth)
@@ -87,7 +87,15 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 				       "options: pin window %llu is not a 64 KiB multiple",
 				       (unsigned long long)o->pin_window);
 	if (!o->staging_bytes) {
+		/*
+		 * Each BOUNCE thread's share of the reads in flight, plus one slot each whose
+		 * copy to the GPU runs while the thread's next read does.
+		 */
+		bthreads = o->threads < o->queue_depth ? o->threads : o->queue_depth;
+		bdepth = (o->queue_depth + bthreads - 1) / bthreads;
 		o->staging_bytes = P2PIO_DEF_STAGING;
+		if (o->staging_bytes < (uint64_t)bthreads * (bdepth + 1) * o->chunk_size)
+			o->staging_bytes = (uint64_t)bthreads * (bdepth + 1) * o->chunk_size;
 		if (o->staging_bytes < (o->queue_depth + 2) * o->chunk_size)
 			o->staging_bytes = (o->queue_depth + 2) * o->chunk_size;
 	}

@@ -72,6 +72,16 @@ static void p2pio_pslot_retire(struct p2pio_pworker *w, struct p2pio_pslot *s)
 	s->op = NULL;
 }
 
+/*
+ * Retire @s if its copy has finished, so that its operation completes (and the caller
+ * can queue the next read) without waiting for this thread's next chunk.
+ */
+static void p2pio_pslot_poll(struct p2pio_pworker *w, struct p2pio_pslot *s)
+{
+	if (s->op && w->px->ctx->cu->EventQuery(s->ev) != CUDA_ERROR_NOT_READY)
+		p2pio_pslot_retire(w, s);
+}
+
 static void p2pio_posix_chunk(struct p2pio_pworker *w, struct p2pio_op *op, uint64_t off,
 			      uint64_t n)
 {
@@ -109,6 +119,7 @@ static void p2pio_posix_chunk(struct p2pio_pworker *w, struct p2pio_op *op, uint
 	atomic_fetch_add(&op->bytes_read, n);
 	s->op = op;
 	s->n = n;
+	p2pio_pslot_poll(w, &w->slot[w->cur]);
 }
 
 static void *p2pio_posix_thread(void *arg)
