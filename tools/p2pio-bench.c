@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: p2pio-bench [options] FILE\n"
-		"  --generate SIZE   first write FILE with a pattern (kept if it has that size)\n"
+		"  --generate SIZE   first write FILE with a pattern (kept if it has that size),\n"
+		"                    --threads writers\n"
 		"  --modes LIST      comma list of: direct buffered link p2p bounce posix auto naive\n"
 		"                    mmap hostreg cufile (default: all; GPU modes skip without a GPU)\n"
 		"  --size LIST       I/O sizes, e.g. 1M,4M,16M (default 16M)\n"
@@ -238,25 +240,27 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+struct gen_job {
+	int fd;
+	uint64_t start, end;
+	uint64_t seed;
+	int err;
+};
+
 /* Pseudo-random bytes, so that no layer can compress or deduplicate them. */
-static int generate(const char *path, uint64_t size)
+static void *gen_thread(void *arg)
 {
 	const size_t chunk = 8u << 20;
-	uint64_t x = 0x9e3779b97f4a7c15ull, done = 0;
-	struct stat st;
-	uint64_t *buf;
-	int fd;
+	struct gen_job *j = arg;
+	uint64_t x = j->seed, off = j->start;
+	uint64_t *buf = malloc(chunk);
 
-	if (stat(path, &st) == 0 && (uint64_t)st.st_size == size)
-		return 0;
-	buf = malloc(chunk);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (!buf || fd < 0) {
-		free(buf);
-		return -errno;
+	if (!buf) {
+		j->err = -ENOMEM;
+		return NULL;
 	}
-	while (done < size) {
-		size_t i, n = size - done < chunk ? size - done : chunk;
+	while (off < j->end) {
+		size_t i, n = j->end - off < chunk ? j->end - off : chunk;
 
 		for (i = 0; i < chunk / 8; i++) {
 			x ^= x << 13;
@@ -264,17 +268,53 @@ static int generate(const char *path, uint64_t size)
 			x ^= x << 17;
 			buf[i] = x;
 		}
-		if (write(fd, buf, n) != (ssize_t)n) {
-			free(buf);
-			close(fd);
-			return -EIO;
+		if (pwrite(j->fd, buf, n, (off_t)off) != (ssize_t)n) {
+			j->err = -EIO;
+			break;
 		}
-		done += n;
+		off += n;
 	}
 	free(buf);
-	if (fsync(fd) || close(fd))
+	return NULL;
+}
+
+/* Write @size pattern bytes to @path, one stripe per thread (zram compresses per writer). */
+static int generate(const char *path, uint64_t size, unsigned int threads)
+{
+	struct gen_job jobs[256];
+	pthread_t tids[256];
+	uint64_t per = (size / threads + 4095) & ~4095ull;
+	unsigned int i;
+	struct stat st;
+	int fd, ret = 0;
+
+	if (stat(path, &st) == 0 && (uint64_t)st.st_size == size)
+		return 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
 		return -errno;
-	return 0;
+	for (i = 0; i < threads; i++) {
+		jobs[i].fd = fd;
+		jobs[i].start = (uint64_t)i * per < size ? (uint64_t)i * per : size;
+		jobs[i].end = jobs[i].start + per < size ? jobs[i].start + per : size;
+		jobs[i].seed = 0x9e3779b97f4a7c15ull * (i + 1);
+		jobs[i].err = 0;
+		if (pthread_create(&tids[i], NULL, gen_thread, &jobs[i])) {
+			gen_thread(&jobs[i]);
+			tids[i] = 0;
+		}
+	}
+	for (i = 0; i < threads; i++) {
+		if (tids[i])
+			pthread_join(tids[i], NULL);
+		if (jobs[i].err && !ret)
+			ret = jobs[i].err;
+	}
+	if (fsync(fd) && !ret)
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	return ret;
 }
 
 /* Empty the page cache of the file; false when only the file's own pages could go. */
@@ -422,7 +462,7 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o))
 		return 2;
 	if (o.generate) {
-		ret = generate(o.path, o.generate);
+		ret = generate(o.path, o.generate, o.threads);
 		if (ret) {
 			fprintf(stderr, "p2pio-bench: generating %s: %s\n", o.path, strerror(-ret));
 			return 2;

@@ -111,6 +111,23 @@ int main(int argc, char **argv)
 	}
 	free(out);
 
+	/* Library modes run with the library's defaults unless --lib-* and --chunk say. */
+	snprintf(args, sizeof(args),
+		 "--device host --modes bounce --size 1M --depth 4 --lib-threads 3 --lib-depth 6 "
+		 "--chunk 256K --bounce-async --cache warm %s/data", dir);
+	st = tool_run("p2pio-bench", args, &out);
+	n = check_lines(out, &skipped);
+	tap_ok(st == 0 && n == 1, "BOUNCE with context options moved the file");
+	tap_ok(strstr(out, "lib qd=6 threads=3 chunk=256K") && strstr(out, " async"),
+	       "the result line names the context options that ran");
+	free(out);
+	snprintf(args, sizeof(args), "--device host --modes posix --size 1M --depth 4 "
+		 "--cache warm %s/data", dir);
+	st = tool_run("p2pio-bench", args, &out);
+	tap_ok(st == 0 && check_lines(out, &skipped) == 1 && strstr(out, "chunk=4096K"),
+	       "without them, the library's default chunk size runs, not --size");
+	free(out);
+
 	/* GPU modes without a GPU: skipped with a reason, not failed. */
 	snprintf(args, sizeof(args), "--device host --modes naive,link --size 1M --depth 4 "
 		 "--cache warm %s/data", dir);
