@@ -164,7 +164,8 @@ static int p2pio_extent_add(struct p2pio_file *f, u32 *cap, u64 foff, u64 doff, 
 		if (*cap >= P2PIO_MAX_EXTENTS)
 			return -E2BIG;
 		ncap = min_t(u32, ncap, P2PIO_MAX_EXTENTS);
-		n = kvmalloc_array(ncap, sizeof(*n), GFP_KERNEL);
+		/* Charged to the caller's memory cgroup: its files, its memory. */
+		n = kvmalloc_array(ncap, sizeof(*n), GFP_KERNEL_ACCOUNT);
 		if (!n)
 			return -ENOMEM;
 		if (f->nr_ext)
@@ -237,7 +238,7 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg)
 	filp = fget(arg->fd);
 	if (!filp)
 		return -EBADF;
-	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	f = kzalloc(sizeof(*f), GFP_KERNEL_ACCOUNT);
 	if (!f) {
 		ret = -ENOMEM;
 		goto out_fput;

@@ -25,7 +25,7 @@
 
 struct p2pio_mem *p2pio_mem_alloc(struct p2pio_ctx *ctx, const struct p2pio_mem_ops *ops)
 {
-	struct p2pio_mem *mem = kzalloc(sizeof(*mem), GFP_KERNEL);
+	struct p2pio_mem *mem = kzalloc(sizeof(*mem), GFP_KERNEL_ACCOUNT);
 
 	if (!mem)
 		return NULL;

@@ -277,7 +277,7 @@ int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_fil
 	first = P2PIO_CTRL_PAGE_SIZE -
 		(mem->ops->dma(mem, map, moff) & (P2PIO_CTRL_PAGE_SIZE - 1));
 	npages = p2pio_prp_pages(first, len);
-	c = kzalloc(struct_size(c, pages, npages), GFP_KERNEL);
+	c = kzalloc(struct_size(c, pages, npages), GFP_KERNEL_ACCOUNT);
 	if (!c) {
 		ret = -ENOMEM;
 		goto out_put_mem;

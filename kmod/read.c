@@ -218,7 +218,7 @@ int p2pio_submit(struct p2pio_ctx *ctx, struct p2pio_submit *arg)
 		}
 		ctx->outstanding++;
 		spin_unlock_irq(&ctx->cq_lock);
-		rd = kzalloc(sizeof(*rd), GFP_KERNEL);
+		rd = kzalloc(sizeof(*rd), GFP_KERNEL_ACCOUNT);
 		if (!rd) {
 			spin_lock_irq(&ctx->cq_lock);
 			ctx->outstanding--;
