@@ -14,7 +14,8 @@
  *
  * The files under test are listed in /etc/vm-files (written by run.sh and vm-setup):
  * one line per file, "mount-point name size kind", kind being "data" (pattern content),
- * "frag" (pattern, fragmented on purpose), "hole", "unwritten", "secret" (root-only).
+ * "frag" (pattern, fragmented on purpose), "hole", "unwritten", "secret" (root-only),
+ * "hotremove" (pattern, on the controller final-hotremove takes away).
  */
 #ifndef VMLIB_H
 #define VMLIB_H

@@ -12,9 +12,14 @@ VM_DISKS=(
 	"b2 B 2 4096 mbr 263  ext4 160 -"
 	"md C 1 512  none 0   ext4 32  meta"	# 8 bytes of metadata (PI type 1) per LBA
 	"vb V 0 512  none 0   ext4 16  -"	# virtio-blk, not NVMe
+	"hr D 1 4096 none 0   ext4 48  hotremove"	# controller D: removed by final-hotremove
 )
 # Controllers: serial and extra nvme device properties.
-declare -A VM_CTRL=([A]="p2pA" [B]="p2pB,mdts=2" [C]="p2pC")
+# A allows 2 MiB commands (mdts=9): a 2 MiB command to a destination that is not page
+# aligned needs 513 PRP entries, so a chained second list page. (Not mdts=10: QEMU fails
+# a command of more than 1024 PRP entries, its IOV_MAX, which an unaligned 4 MiB one has;
+# real controllers do not.) B's 16 KiB (mdts=2) forces splits.
+declare -A VM_CTRL=([A]="p2pA,mdts=9" [B]="p2pB,mdts=2" [C]="p2pC" [D]="p2pD")
 
 # vm_stage_files DIR TAG LBA BIG: the host-made test files of one file system.
 # Names start with the tag so that no two file systems hold the same name (the content
@@ -102,7 +107,7 @@ vm_make_disks() {
 	for d in "${VM_DISKS[@]}"; do
 		read -r id ctrl nsid lba table start fs mib note <<<"$d"
 		big=16
-		case $id in a1|b2) big=64 ;; md|vb) big=1 ;; esac
+		case $id in a1|b2) big=64 ;; md|vb) big=1 ;; hr) big=16 ;; esac
 		vm_stage_files "$work/stage/$id" "$id" "$lba" "$big"
 		# files a caller adds to every NVMe file system (the demo's model)
 		if [ -n "${VM_STAGE_EXTRA:-}" ] && [ "$ctrl" != V ]; then
@@ -124,7 +129,9 @@ vm_make_disks() {
 		[ "$fs" = xfs ] && opts=rw,allocsize=4k
 		echo "/mnt/$id $( [ "$ctrl" = V ] && echo virtio || echo "${VM_CTRL[$ctrl]%%,*}") $nsid $part $fs $opts" \
 			>>"$work/etc/vm-mounts"
+		# files of the controller that goes away are not "data" for other tests
 		while read -r name kind; do
+			[ "$note" = hotremove ] && kind=hotremove
 			echo "/mnt/$id $name $(stat -c %s "$work/stage/$id/$name") $kind"
 		done <"$work/stage/$id.list" >>"$work/etc/vm-files"
 	done

@@ -45,10 +45,13 @@ vm_make_initramfs() {
 	if [ -n "$p2pio" ] && [ -f "$p2pio" ]; then
 		cp "$p2pio" "$root/mods/p2pio.ko"
 	fi
-	for b in "$vmbuild"/guest/*; do
-		case $(basename "$b") in
-		test-* | demo-*) cp "$b" "$root/tests/" ;;
-		*) cp "$b" "$root/bin/" ;;
+	# the programs of today's sources only, not stale binaries of removed ones
+	for src in tests/vm/guest/*.c; do
+		b=$(basename "$src" .c)
+		[ "$b" = vmlib ] && continue
+		case $b in
+		test-* | final-* | demo-*) cp "$vmbuild/guest/$b" "$root/tests/" ;;
+		*) cp "$vmbuild/guest/$b" "$root/bin/" ;;
 		esac
 	done
 	(cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 >"$out"

@@ -61,7 +61,8 @@ static int nvd_get_pages(u64 va, u64 len, struct nvidia_p2p_page_table **page_ta
 	if (!page_table || !len || !IS_ALIGNED(va, NVD_PAGE) || !IS_ALIGNED(len, NVD_PAGE))
 		return -EINVAL;
 	*page_table = NULL;
-	if (len >> NVD_PAGE_SHIFT > U32_MAX)
+	/* No allocation is larger than the BAR: refuse before sizing arrays by @len. */
+	if (len > nvd.bar_size)
 		return -EINVAL;
 	n = len >> NVD_PAGE_SHIFT;
 
