@@ -140,8 +140,8 @@ static int p2pio_file_check_bdev(struct file *filp, struct p2pio_file *f,
 	f->q = disk->queue;
 	f->nsid = nsid;
 	f->lba_shift = ilog2(lbs);
-	f->max_cmd_bytes = min_t(u64, (u64)queue_max_hw_sectors(f->q) << SECTOR_SHIFT,
-				 (u64)P2PIO_MAX_CMD_LBAS << f->lba_shift);
+	f->max_cmd_bytes = min3((u64)queue_max_hw_sectors(f->q) << SECTOR_SHIFT,
+				(u64)P2PIO_MAX_CMD_LBAS << f->lba_shift, P2PIO_MAX_CMD_BYTES);
 	f->max_cmd_bytes = round_down(f->max_cmd_bytes, lbs);
 	if (!f->max_cmd_bytes)
 		return p2pio_refuse(filp, EINVAL, "queue allows no transfer");

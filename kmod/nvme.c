@@ -17,6 +17,7 @@
 
 #include "compat.h"
 #include "p2pio.h"
+#include "prp.h"
 
 static LIST_HEAD(p2pio_nvmes);
 static DEFINE_MUTEX(p2pio_nvmes_lock);
@@ -165,71 +166,49 @@ struct p2pio_cmd {
 	struct p2pio_prp_page pages[];
 };
 
-/* PRP list pages a transfer of @len bytes starting @first bytes before a page end needs. */
-static u32 p2pio_prp_pages(u64 first, u64 len)
-{
-	u64 nents;
-
-	if (len <= first + P2PIO_CTRL_PAGE_SIZE)
-		return 0;
-	nents = DIV_ROUND_UP(len - first, P2PIO_CTRL_PAGE_SIZE);
-	/* Every full page but the last gives up its last slot to the chain pointer. */
-	return DIV_ROUND_UP(nents - 1, P2PIO_PRPS_PER_PAGE - 1);
-}
-
 static void p2pio_prp_free(struct p2pio_cmd *c)
 {
 	u32 i;
 
 	for (i = 0; i < c->nr_pages; i++)
 		dma_pool_free(c->nvme->prp_pool, c->pages[i].va, c->pages[i].dma);
-	if (c->nr_pages)
-		p2pio_count(c->ctx, live_prp_pages, -(s64)c->nr_pages);
 	c->nr_pages = 0;
 }
 
+struct p2pio_prp_dest {
+	struct p2pio_mem *mem;
+	struct p2pio_mem_map *map;
+};
+
+static u64 p2pio_prp_dma(const void *arg, u64 off)
+{
+	const struct p2pio_prp_dest *d = arg;
+
+	return d->mem->ops->dma(d->mem, d->map, off);
+}
+
+/* Allocates the command's @npages PRP list pages, then lays the data pointer out. */
 static int p2pio_prp_build(struct p2pio_cmd *c, struct nvme_command *nc,
 			   struct p2pio_mem_map *map, u64 off, u64 len, u32 npages)
 {
-	const struct p2pio_mem_ops *ops = c->mem->ops;
-	dma_addr_t a = ops->dma(c->mem, map, off);
-	u64 first = P2PIO_CTRL_PAGE_SIZE - (a & (P2PIO_CTRL_PAGE_SIZE - 1));
-	__le64 *list;
-	u32 slot = 0;
+	struct p2pio_prp_dest d = { .mem = c->mem, .map = map };
+	__le64 *lists[P2PIO_MAX_PRP_PAGES];
+	u64 list_dma[P2PIO_MAX_PRP_PAGES];
+	u32 i;
 
-	nc->rw.dptr.prp1 = cpu_to_le64(a);
-	if (len <= first)
-		return 0;
-	off += first;
-	len -= first;
-	if (!npages) {
-		nc->rw.dptr.prp2 = cpu_to_le64(ops->dma(c->mem, map, off));
-		return 0;
+	if (WARN_ON_ONCE(npages > P2PIO_MAX_PRP_PAGES))
+		return -EIO;
+	for (i = 0; i < npages; i++) {
+		c->pages[i].va = dma_pool_alloc(c->nvme->prp_pool, GFP_KERNEL,
+						&c->pages[i].dma);
+		if (!c->pages[i].va)
+			return -ENOMEM;
+		c->nr_pages++;
+		lists[i] = c->pages[i].va;
+		list_dma[i] = c->pages[i].dma;
 	}
-	list = dma_pool_alloc(c->nvme->prp_pool, GFP_KERNEL, &c->pages[0].dma);
-	if (!list)
-		return -ENOMEM;
-	c->pages[0].va = list;
-	c->nr_pages = 1;
-	nc->rw.dptr.prp2 = cpu_to_le64(c->pages[0].dma);
-	while (len) {
-		if (slot == P2PIO_PRPS_PER_PAGE - 1 && len > P2PIO_CTRL_PAGE_SIZE) {
-			struct p2pio_prp_page *next = &c->pages[c->nr_pages];
-
-			if (WARN_ON_ONCE(c->nr_pages >= npages))
-				return -EIO;
-			next->va = dma_pool_alloc(c->nvme->prp_pool, GFP_KERNEL, &next->dma);
-			if (!next->va)
-				return -ENOMEM;
-			list[slot] = cpu_to_le64(next->dma);
-			list = next->va;
-			c->nr_pages++;
-			slot = 0;
-		}
-		list[slot++] = cpu_to_le64(ops->dma(c->mem, map, off));
-		off += P2PIO_CTRL_PAGE_SIZE;
-		len -= min_t(u64, len, P2PIO_CTRL_PAGE_SIZE);
-	}
+	p2pio_prp_fill(p2pio_prp_dma, &d, off, len, lists, list_dma, &nc->rw.dptr.prp1,
+		       &nc->rw.dptr.prp2);
 	return 0;
 }
 
@@ -240,6 +219,8 @@ static P2PIO_END_IO_RET p2pio_end_io(struct request *rq, blk_status_t sts)
 	u64 ns = ktime_get_ns() - c->t_start;
 	int err = blk_status_to_errno(sts);
 
+	if (c->nr_pages)
+		p2pio_count(ctx, live_prp_pages, -(s64)c->nr_pages);
 	p2pio_prp_free(c);
 	p2pio_count_latency(ctx, ns);
 	if (err) {
@@ -274,8 +255,7 @@ int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_fil
 
 	if (!p2pio_mem_get(mem))
 		return -ENODEV;
-	first = P2PIO_CTRL_PAGE_SIZE -
-		(mem->ops->dma(mem, map, moff) & (P2PIO_CTRL_PAGE_SIZE - 1));
+	first = p2pio_prp_first(mem->ops->dma(mem, map, moff));
 	npages = p2pio_prp_pages(first, len);
 	c = kzalloc(struct_size(c, pages, npages), GFP_KERNEL_ACCOUNT);
 	if (!c) {
@@ -322,9 +302,7 @@ int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_fil
 
 out_free_prp:
 	/* Not yet counted in live_prp_pages. */
-	while (c->nr_pages--)
-		dma_pool_free(c->nvme->prp_pool, c->pages[c->nr_pages].va,
-			      c->pages[c->nr_pages].dma);
+	p2pio_prp_free(c);
 	blk_mq_free_request(rq);
 out_free_cmd:
 	kfree(c);

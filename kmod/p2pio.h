@@ -37,9 +37,13 @@
 #define P2PIO_MAX_EXTENTS (2U << 20)
 /* One NVMe command moves at most this many LBAs (the NLB field is 16 bits). */
 #define P2PIO_MAX_CMD_LBAS 65536U
-/* NVMe memory page size used by Linux (CC.MPS = 0) and thus by PRP entries. */
-#define P2PIO_CTRL_PAGE_SIZE 4096U
-#define P2PIO_PRPS_PER_PAGE (P2PIO_CTRL_PAGE_SIZE / sizeof(__le64))
+/*
+ * PRP list pages one command may need: a command moves at most max_hw_sectors, which
+ * nvme-pci caps at 4 MiB on 6.1 (NVME_MAX_KB_SZ), i.e. 1025 PRP entries, 3 list pages;
+ * file.c caps max_cmd_bytes at 8 MiB (2049 entries, 5 pages), so 8 pages always suffice.
+ */
+#define P2PIO_MAX_PRP_PAGES 8
+#define P2PIO_MAX_CMD_BYTES (8ULL << 20)
 
 struct p2pio_counters {
 	atomic64_t reads_submitted;
