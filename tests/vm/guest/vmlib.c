@@ -194,6 +194,30 @@ int vm_gpu_alloc(int nvd_fd, struct vm_mem *m, uint64_t size, uint32_t va_offset
 	return 0;
 }
 
+int vm_gpu_lookup(int nvd_fd, uint64_t va, uint64_t size, struct vm_mem *m)
+{
+	struct nvdouble_pages p = { .gpu_va = va };
+
+	memset(m, 0, sizeof(*m));
+	if (ioctl(nvd_fd, NVDOUBLE_IOC_PAGES, &p))
+		return -errno;
+	m->va = va;
+	m->size = size;
+	m->va_offset = va % NVDOUBLE_PAGE_SIZE;
+	m->npages = p.count;
+	m->gpu = true;
+	m->nvd_fd = -1;
+	if ((uint64_t)m->va_offset + size > (uint64_t)p.count * NVDOUBLE_PAGE_SIZE)
+		return -ERANGE;
+	m->pages = calloc(p.count, sizeof(*m->pages));
+	if (!m->pages)
+		return -ENOMEM;
+	p.bar_offsets = (uintptr_t)m->pages;
+	if (ioctl(nvd_fd, NVDOUBLE_IOC_PAGES, &p))
+		return -errno;
+	return 0;
+}
+
 int vm_gpu_free(struct vm_mem *m)
 {
 	struct nvdouble_free f = { .gpu_va = m->va };

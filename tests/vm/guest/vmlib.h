@@ -81,6 +81,9 @@ int vm_nvd_open(void);
 int vm_gpu_alloc(int nvd_fd, struct vm_mem *m, uint64_t size, uint32_t va_offset,
 		 uint32_t flags);
 int vm_gpu_free(struct vm_mem *m);
+/* Describes @size bytes at @va of an allocation someone else in this process made (a
+ * library): its BAR pages, for host checks. Release with vm_mem_release(). */
+int vm_gpu_lookup(int nvd_fd, uint64_t va, uint64_t size, struct vm_mem *m);
 int vm_nvd_info(struct nvdouble_info *info);
 /* A BAR range for the pcibar provider (no allocator: callers keep ranges apart). */
 void vm_bar_range(struct vm_mem *m, uint64_t bar_off, uint64_t size);

@@ -15,11 +15,12 @@ VM_DISKS=(
 	"hr D 1 4096 none 0   ext4 48  hotremove"	# controller D: removed by final-hotremove
 )
 # Controllers: serial and extra nvme device properties.
-# A allows 2 MiB commands (mdts=9): a 2 MiB command to a destination that is not page
-# aligned needs 513 PRP entries, so a chained second list page. (Not mdts=10: QEMU fails
-# a command of more than 1024 PRP entries, its IOV_MAX, which an unaligned 4 MiB one has;
-# real controllers do not.) B's 16 KiB (mdts=2) forces splits.
-declare -A VM_CTRL=([A]="p2pA,mdts=9" [B]="p2pB,mdts=2" [C]="p2pC" [D]="p2pD")
+# A allows 4 MiB commands (mdts=10; Linux caps there): a page-aligned 4 MiB command has
+# PRP1 and 1023 list entries, a chained second list page. QEMU fails commands of more
+# than 1024 PRP entries (its IOV_MAX), which a 4 MiB command to an unaligned destination
+# has, so test-read starts reads over 2 MiB page aligned. B's 16 KiB (mdts=2) forces
+# splits.
+declare -A VM_CTRL=([A]="p2pA,mdts=10" [B]="p2pB,mdts=2" [C]="p2pC" [D]="p2pD")
 
 # vm_stage_files DIR TAG LBA BIG: the host-made test files of one file system.
 # Names start with the tag so that no two file systems hold the same name (the content

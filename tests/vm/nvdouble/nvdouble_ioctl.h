@@ -63,7 +63,7 @@ struct nvdouble_free {
 
 /**
  * struct nvdouble_pages - NVDOUBLE_IOC_PAGES argument
- * @gpu_va:	the address NVDOUBLE_IOC_ALLOC returned
+ * @gpu_va:	the address NVDOUBLE_IOC_ALLOC returned, on any fd of the calling process
  * @bar_offsets: user pointer to an array of @count __u64, filled with the BAR offset of
  *		each 64 KiB page of the allocation
  * @count:	in: array length; out: the allocation's page count
