@@ -109,8 +109,6 @@ double bench_cpu_seconds(void);
 
 void bench_print_line(FILE *f, const struct bench_result *r);
 void bench_print_json(FILE *f, const struct bench_result *r);
-/* @s as a JSON string literal, quotes included. */
-void bench_json_str(FILE *f, const char *s);
 /* A line chart of GiB/s against I/O size (or depth when only depth varies). */
 int bench_plot_svg(const char *path, const struct bench_result *rs, size_t n);
 

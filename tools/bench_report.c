@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "cli.h"
 
 double bench_now(void)
 {
@@ -103,35 +104,19 @@ void bench_print_line(FILE *f, const struct bench_result *r)
 	fputc('\n', f);
 }
 
-void bench_json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 void bench_print_json(FILE *f, const struct bench_result *r)
 {
 	fprintf(f, "{\"mode\":");
-	bench_json_str(f, r->mode);
+	cli_json_str(f, r->mode);
 	fprintf(f, ",\"cache\":\"%s\",\"target\":\"%s\",\"io_size\":%llu,\"depth\":%u,"
 		   "\"threads\":%u,\"ok\":%s,\"bytes\":%llu,\"seconds\":%.6f,\"gibps\":%.4f,"
 		   "\"avg_us\":%.2f,\"p99_us\":%.2f,\"cpu_s_per_gib\":%.4f,\"path\":",
 		r->cold ? "cold" : "warm", r->target, (unsigned long long)r->io_size, r->depth,
 		r->threads, r->err ? "false" : "true", (unsigned long long)r->bytes, r->seconds,
 		r->gibps, r->avg_us, r->p99_us, r->cpu_s_per_gib);
-	bench_json_str(f, r->path_used);
+	cli_json_str(f, r->path_used);
 	fprintf(f, ",\"note\":");
-	bench_json_str(f, r->note);
+	cli_json_str(f, r->note);
 	fputc('}', f);
 }
 

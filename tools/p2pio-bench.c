@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cli.h"
 #include "p2pio.h"
 
 #define MAX_LIST 16
@@ -42,31 +43,6 @@ struct options {
 	uint32_t lib_flags;
 };
 
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned int shift = 0;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
-	}
-	if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
-		end += strlen(end);
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 /* A comma-separated list of sizes (or, with @as_uint, small numbers). */
 static int parse_list(const char *s, uint64_t *out, size_t *n)
 {
@@ -75,7 +51,7 @@ static int parse_list(const char *s, uint64_t *out, size_t *n)
 	snprintf(buf, sizeof(buf), "%s", s);
 	*n = 0;
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (*n == MAX_LIST || parse_size(tok, &out[*n]) || !out[*n])
+		if (*n == MAX_LIST || cli_parse_size(tok, &out[*n]) || !out[*n])
 			return -EINVAL;
 		(*n)++;
 	}
@@ -147,7 +123,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'g':
-			if (parse_size(optarg, &o->generate) || !o->generate)
+			if (cli_parse_size(optarg, &o->generate) || !o->generate)
 				return fprintf(stderr, "p2pio-bench: bad size '%s'\n", optarg), -1;
 			break;
 		case 'm':
@@ -174,7 +150,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			break;
 		case 't':
-			if (parse_size(optarg, &v) || !v || v > 256)
+			if (cli_parse_size(optarg, &v) || !v || v > 256)
 				return fprintf(stderr, "p2pio-bench: bad thread count '%s'\n", optarg), -1;
 			o->threads = (unsigned int)v;
 			break;
@@ -185,7 +161,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return fprintf(stderr, "p2pio-bench: --cache cold|warm|both\n"), -1;
 			break;
 		case 'b':
-			if (parse_size(optarg, &o->bytes) || !o->bytes)
+			if (cli_parse_size(optarg, &o->bytes) || !o->bytes)
 				return fprintf(stderr, "p2pio-bench: bad size '%s'\n", optarg), -1;
 			break;
 		case 'D':
@@ -197,7 +173,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (!strcmp(optarg, "host")) {
 				o->device = -1;
 			} else {
-				if (parse_size(optarg, &v) || v > 64)
+				if (cli_parse_size(optarg, &v) || v > 64)
 					return fprintf(stderr, "p2pio-bench: bad device '%s'\n", optarg), -1;
 				o->device = (int)v;
 			}
@@ -210,12 +186,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'Q':
 		case 'T':
-			if (parse_size(optarg, &v) || !v || v > 1024)
+			if (cli_parse_size(optarg, &v) || !v || v > 1024)
 				return fprintf(stderr, "p2pio-bench: bad number '%s'\n", optarg), -1;
 			*(c == 'Q' ? &o->lib_depth : &o->lib_threads) = (unsigned int)v;
 			break;
 		case 'C':
-			if (parse_size(optarg, &o->lib_chunk) || !o->lib_chunk)
+			if (cli_parse_size(optarg, &o->lib_chunk) || !o->lib_chunk)
 				return fprintf(stderr, "p2pio-bench: bad size '%s'\n", optarg), -1;
 			break;
 		case 'A':
@@ -506,9 +482,9 @@ int main(int argc, char **argv)
 	{
 		printf("{\"tool\":\"p2pio-bench\",\"library\":\"%s\",\"kernel\":",
 		       p2pio_version());
-		bench_json_str(stdout, un.release);
+		cli_json_str(stdout, un.release);
 		printf(",\"cpus\":%ld,\"file\":", sysconf(_SC_NPROCESSORS_ONLN));
-		bench_json_str(stdout, o.path);
+		cli_json_str(stdout, o.path);
 		printf(",\"file_size\":%llu,\"target\":\"%s\",\"results\":[",
 		       (unsigned long long)p.file_size, p.gpu ? "gpu" : "host");
 	}

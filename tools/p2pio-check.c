@@ -23,6 +23,8 @@
 #include "p2pio.h"
 #include "p2pio_ioctl.h"
 
+#include "cli.h"
+
 #define EXIT_USABLE 0
 #define EXIT_NOT_USABLE 1
 #define EXIT_ERR 2
@@ -226,29 +228,13 @@ static void check_file(struct p2pio_ctx *ctx, struct file_state *fs, bool want_p
 	p2pio_file_close(file);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static void json_dev(FILE *f, const struct p2pio_pci_dev *d)
 {
 	fprintf(f, "{\"addr\":");
-	json_str(f, d->addr);
+	cli_json_str(f, d->addr);
 	fprintf(f, ",\"vendor\":%u,\"device\":%u,\"class\":%u,\"name\":", d->vendor, d->device,
 		d->class);
-	json_str(f, d->name);
+	cli_json_str(f, d->name);
 	fprintf(f, ",\"link\":{\"gen\":%u,\"width\":%u,\"max_gen\":%u,\"max_width\":%u}",
 		d->link.gen, d->link.width, d->link.max_gen, d->link.max_width);
 	fprintf(f, ",\"iommu_group\":%d,\"numa_node\":%d}", d->iommu_group, d->numa_node);
@@ -361,16 +347,16 @@ int main(int argc, char **argv)
 
 	if (json) {
 		fprintf(o, "{\"library\":");
-		json_str(o, p2pio_version());
+		cli_json_str(o, p2pio_version());
 		fprintf(o, ",\"p2p_usable\":%s,\"module\":{\"present\":%s,\"abi\":%u,\"library_abi\":%u,"
 			   "\"abi_ok\":%s,\"features\":%llu,\"text\":",
 			usable ? "true" : "false", mod.present ? "true" : "false",
 			mod.ver.abi_version, P2PIO_ABI_VERSION, mod.abi_ok ? "true" : "false",
 			(unsigned long long)mod.ver.features);
-		json_str(o, mod.text);
+		cli_json_str(o, mod.text);
 		fprintf(o, "},\"nvidia\":{\"loaded\":%s,\"open_module\":%s,\"version\":",
 			drv.loaded ? "true" : "false", drv.open_module ? "true" : "false");
-		json_str(o, drv.version);
+		cli_json_str(o, drv.version);
 		fprintf(o, "},\"gpus\":[");
 		for (i = 0; i < ngpus; i++) {
 			fprintf(o, "%s", i ? "," : "");
@@ -385,47 +371,47 @@ int main(int argc, char **argv)
 		for (i = 0; i < nv; i++) {
 			fprintf(o, "%s{\"kind\":%d,\"good\":%s,\"common\":", i ? "," : "",
 				verdicts[i].kind, verdicts[i].good ? "true" : "false");
-			json_str(o, verdicts[i].common);
+			cli_json_str(o, verdicts[i].common);
 			fprintf(o, ",\"path\":");
-			json_str(o, verdicts[i].path);
+			cli_json_str(o, verdicts[i].path);
 			fprintf(o, ",\"slowest_gbps\":%.3f,\"text\":", verdicts[i].slowest_gbps);
-			json_str(o, verdicts[i].text);
+			cli_json_str(o, verdicts[i].text);
 			fprintf(o, "}");
 		}
 		fprintf(o, "],\"iommu\":{\"enabled\":%s,\"groups\":%d,\"passthrough\":%s,\"text\":",
 			p2pio_topo_iommu(topo)->enabled ? "true" : "false",
 			p2pio_topo_iommu(topo)->groups,
 			p2pio_topo_iommu(topo)->passthrough ? "true" : "false");
-		json_str(o, p2pio_topo_iommu(topo)->summary);
+		cli_json_str(o, p2pio_topo_iommu(topo)->summary);
 		fprintf(o, "}");
 		if (fs.path) {
 			fprintf(o, ",\"file\":{\"path\":");
-			json_str(o, fs.path);
+			cli_json_str(o, fs.path);
 			fprintf(o, ",\"fstype\":");
-			json_str(o, fs.fstype);
+			cli_json_str(o, fs.fstype);
 			fprintf(o, ",\"device\":");
-			json_str(o, fs.bd.name);
+			cli_json_str(o, fs.bd.name);
 			fprintf(o, ",\"disk\":");
-			json_str(o, fs.bd.disk);
+			cli_json_str(o, fs.bd.disk);
 			fprintf(o, ",\"nvme\":%s,\"nsid\":%u,\"lba_size\":%u,\"max_hw_bytes\":%llu,"
 				   "\"device_why_not\":",
 				fs.bd.is_nvme ? "true" : "false", fs.bd.nsid, fs.bd.lba_size,
 				(unsigned long long)fs.bd.max_hw_bytes);
-			json_str(o, fs.bd.why_not);
+			cli_json_str(o, fs.bd.why_not);
 			fprintf(o, ",\"extents\":%llu,\"runs\":%llu,\"extents_ok\":%s,\"extents_text\":",
 				(unsigned long long)fs.extents, (unsigned long long)fs.sum.runs,
 				fs.extents_ok ? "true" : "false");
-			json_str(o, fs.extents_text);
+			cli_json_str(o, fs.extents_text);
 			fprintf(o, ",\"auto_path\":");
-			json_str(o, fs.have_path ? p2pio_path_name(fs.info.path) : "");
+			cli_json_str(o, fs.have_path ? p2pio_path_name(fs.info.path) : "");
 			fprintf(o, ",\"auto_text\":");
-			json_str(o, fs.path_text);
+			cli_json_str(o, fs.path_text);
 			fprintf(o, "}");
 		}
 		fprintf(o, ",\"reasons\":[");
 		for (i = 0; i < (size_t)nreasons; i++) {
 			fprintf(o, "%s", i ? "," : "");
-			json_str(o, reasons[i]);
+			cli_json_str(o, reasons[i]);
 		}
 		fprintf(o, "]}\n");
 	} else {
