@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gguf_read.h"
 #include "gguf_write.h"
 #include "internal.h"
 
@@ -221,30 +222,6 @@ static int gw_put_str(struct p2pio_gguf_writer *w, const char *s, size_t len)
 	return 0;
 }
 
-/* Bytes of one scalar of @type in the file, or 0 for strings, arrays and unknown types. */
-static unsigned int gw_scalar_size(uint32_t type)
-{
-	switch (type) {
-	case P2PIO_GGUF_TYPE_UINT8:
-	case P2PIO_GGUF_TYPE_INT8:
-	case P2PIO_GGUF_TYPE_BOOL:
-		return 1;
-	case P2PIO_GGUF_TYPE_UINT16:
-	case P2PIO_GGUF_TYPE_INT16:
-		return 2;
-	case P2PIO_GGUF_TYPE_UINT32:
-	case P2PIO_GGUF_TYPE_INT32:
-	case P2PIO_GGUF_TYPE_FLOAT32:
-		return 4;
-	case P2PIO_GGUF_TYPE_UINT64:
-	case P2PIO_GGUF_TYPE_INT64:
-	case P2PIO_GGUF_TYPE_FLOAT64:
-		return 8;
-	default:
-		return 0;
-	}
-}
-
 /*
  * A scalar of @n bytes from a C object in host byte order (floats by their bits), read
  * with memcpy: the caller's pointer may be of any type and alignment.
@@ -274,7 +251,7 @@ static uint64_t gw_load(const void *p, unsigned int n)
 
 static bool gw_valid_type(uint32_t type)
 {
-	return gw_scalar_size(type) || type == P2PIO_GGUF_TYPE_STRING || type == P2PIO_GGUF_TYPE_ARRAY;
+	return gguf_type_size(type) || type == P2PIO_GGUF_TYPE_STRING || type == P2PIO_GGUF_TYPE_ARRAY;
 }
 
 /*
@@ -333,7 +310,7 @@ static int gw_begin_value(struct p2pio_gguf_writer *w, const char *key, uint32_t
 int p2pio_gguf_writer_add(struct p2pio_gguf_writer *w, const char *key, uint32_t type,
 			  const void *value)
 {
-	unsigned int n = gw_scalar_size(type);
+	unsigned int n = gguf_type_size(type);
 	uint64_t v;
 	int ret;
 
@@ -444,7 +421,7 @@ int p2pio_gguf_writer_end_array(struct p2pio_gguf_writer *w)
 int p2pio_gguf_writer_add_array(struct p2pio_gguf_writer *w, const char *key, uint32_t type,
 				const void *data, uint64_t count)
 {
-	unsigned int n = gw_scalar_size(type);
+	unsigned int n = gguf_type_size(type);
 	uint64_t i, bytes = 0;
 	int ret;
 
