@@ -146,6 +146,9 @@ static int model_plan(struct p2pio_model *m, struct p2pio_error *err)
 		if (m->layers[i].region > m->slot_bytes)
 			m->slot_bytes = m->layers[i].region;
 	}
+	/* Layers of empty tensors still take a (minimal) slot. */
+	if (nl && !m->slot_bytes)
+		m->slot_bytes = P2PIO_MODEL_BLOCK;
 	return group_from_gguf(m, &m->resident, p2pio_gguf_nonlayer(g), err);
 }
 
