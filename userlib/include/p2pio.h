@@ -2037,6 +2037,9 @@ double p2pio_pci_link_gbps(unsigned int gen, unsigned int width);
  *    p2pio_streamer_release() gives the slot back once the work queued on that stream is
  *    done. Neither call synchronises the host with the GPU unless there is no free slot.
  *
+ * A streamer may be used from several threads (its calls take its lock); a model's
+ * whole-load and lookup calls are for one thread at a time.
+ *
  * Addresses are uint64_t: a CUdeviceptr for a GPU context, a host pointer otherwise.
  * CUDA streams are passed as void * (a CUstream; NULL is the legacy default stream) and are
  * ignored on a context without a GPU.
