@@ -8,7 +8,8 @@
 #   scripts/perf-model.sh BINDIR OUTDIR
 #
 # Environment: DISK=0 skips the disk (DISK_STREAM_ONLY=1 keeps only its streaming runs);
-# POSIX=1 also loads with the POSIX path forced (--path posix --threads 16), next to AUTO.
+# POSIX=1 also loads with the POSIX path forced (--path posix --threads 16), next to AUTO;
+# GPU_TEST=0 skips the GPU test program (test-model-gpu) at the start.
 #
 # BINDIR holds p2pio-load, p2pio-mkmodel, p2pio-bench, test-model-gpu (static builds);
 # OUTDIR gets one JSON line per run in results.jsonl, and the raw outputs.
@@ -89,8 +90,10 @@ free -g >>"$OUT/machine.txt"
 python3 -c 'import torch, safetensors; print("torch", torch.__version__, "safetensors", safetensors.__version__)' \
 	>>"$OUT/machine.txt" 2>&1
 
-log gpu test
-TMPDIR=$PWD $T 120 "$BIN/test-model-gpu" >"$OUT/test-model-gpu.tap" 2>&1
+if [ "${GPU_TEST:-1}" = 1 ]; then
+	log gpu test
+	TMPDIR=$PWD $T 120 "$BIN/test-model-gpu" >"$OUT/test-model-gpu.tap" 2>&1
+fi
 
 # 1. The disk this checkout lies on (virtio on the H100 machine): the 8B model.
 D=$PWD/perf-model-tmp
