@@ -2,9 +2,11 @@
 /* cli.c - helpers shared by the p2pio command-line tools (see cli.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "p2pio.h"
@@ -253,4 +255,22 @@ void cli_json_double(FILE *f, double v)
 		fputs("null", f);
 	else
 		fprintf(f, "%.17g", v);
+}
+
+bool cli_drop_cache(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool all = false;
+
+	sync();
+	if (fd >= 0) {
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(fd);
+	}
+	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		all = write(fd, "3\n", 2) == 2;
+		close(fd);
+	}
+	return all;
 }

@@ -74,4 +74,10 @@ void cli_json_str(FILE *f, const char *s);
  */
 void cli_json_double(FILE *f, double v);
 
+/*
+ * Empty the page cache of @path for a cold measurement: sync, POSIX_FADV_DONTNEED on the
+ * file, then drop_caches (root only). Return: false when only the file's own pages went.
+ */
+bool cli_drop_cache(const char *path);
+
 #endif /* P2PIO_CLI_H */

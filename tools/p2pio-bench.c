@@ -293,25 +293,6 @@ static int generate(const char *path, uint64_t size, unsigned int threads)
 	return ret;
 }
 
-/* Empty the page cache of the file; false when only the file's own pages could go. */
-static bool drop_cache(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	bool all = false;
-
-	sync();
-	if (fd >= 0) {
-		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-		close(fd);
-	}
-	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		all = write(fd, "3\n", 2) == 2;
-		close(fd);
-	}
-	return all;
-}
-
 /* Read the whole file once through the page cache. */
 static void warm_up(const struct bench_params *base)
 {
@@ -507,7 +488,7 @@ int main(int argc, char **argv)
 					p.io_size = o.sizes[si];
 					p.depth = o.depths[di];
 					if (cold)
-						dropped_all &= drop_cache(o.path);
+						dropped_all &= cli_drop_cache(o.path);
 					else if (strcmp(o.modes[m], "link"))
 						warm_up(&p);
 					bench_run(o.modes[m], &p, r);

@@ -110,24 +110,6 @@ static void usage(void)
 	       cli_prog());
 }
 
-static bool drop_cache(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	bool all = false;
-
-	sync();
-	if (fd >= 0) {
-		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-		close(fd);
-	}
-	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		all = write(fd, "3\n", 2) == 2;
-		close(fd);
-	}
-	return all;
-}
-
 /* ---- progress bar ---------------------------------------------------------------- */
 
 struct bar {
@@ -306,7 +288,7 @@ static int run_whole(struct run *r)
 	int ret;
 
 	if (r->o.cold)
-		drop_cache(r->o.path);
+		cli_drop_cache(r->o.path);
 	bar.t0 = bar.last = now_s();
 	bar.last = 0;
 	ret = p2pio_model_load(r->m, &lo, &res);
@@ -372,7 +354,7 @@ static int run_mmap(struct run *r)
 		hi = t[i].file_offset + t[i].size > hi ? t[i].file_offset + t[i].size : hi;
 	}
 	if (r->o.cold)
-		drop_cache(r->o.path);
+		cli_drop_cache(r->o.path);
 	fd = open(r->o.path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || !r->info.tensors) {
 		free(t);
@@ -483,7 +465,7 @@ static int measure_ceiling(struct run *r, double *out)
 	if (ret)
 		goto out;
 	if (r->o.cold)
-		drop_cache(r->o.path);
+		cli_drop_cache(r->o.path);
 	t0 = now_s();
 	while (l < n || inflight) {
 		while (l < n && inflight < 4) {
@@ -587,7 +569,7 @@ static int run_stream(struct run *r)
 		}
 	}
 	if (r->o.cold)
-		drop_cache(r->o.path);
+		cli_drop_cache(r->o.path);
 	ret = p2pio_streamer_open(r->m, &so, &s, &err);
 	if (ret) {
 		cli_err_p2pio("streaming", ret, &err);
@@ -614,7 +596,7 @@ static int run_stream(struct run *r)
 		double pass_compute = 0;
 
 		if (r->o.cold && p)
-			drop_cache(r->o.path);
+			cli_drop_cache(r->o.path);
 		t0 = now_s();
 		for (l = 0; l < r->info.layers; l++) {
 			uint64_t cns = (uint64_t)(r->o.compute_us * 1e3);
