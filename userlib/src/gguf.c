@@ -205,33 +205,17 @@ static int gguf_parse_tensor(struct p2pio_gguf *g, struct gguf_cursor *c, struct
 	return ret;
 }
 
-/* Grow an array of parsed records, so that memory follows what the file really holds. */
-static int gguf_grow_records(void **p, size_t *cap, size_t i, size_t size)
-{
-	size_t n = *cap ? *cap * 2 : 64;
-	void *q;
-
-	if (i < *cap)
-		return 0;
-	q = realloc(*p, n * size);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 static int gguf_parse(struct p2pio_gguf *g, struct gguf_cursor *c)
 {
 	uint64_t n_tensors, n_kv, i;
-	size_t cap = 0;
+	uint64_t cap = 0;
 	int ret;
 
 	ret = gguf_parse_header(g, c, &n_tensors, &n_kv);
 	if (ret)
 		return ret;
 	for (i = 0; i < n_kv; i++) {
-		if (gguf_grow_records((void **)&g->kvs, &cap, i, sizeof(*g->kvs)))
+		if (gguf_grow((void **)&g->kvs, &cap, i, sizeof(*g->kvs)))
 			return p2pio_set_error(c->err, -ENOMEM, c->off, "out of memory for metadata");
 		g->kvs[i] = (struct gguf_kv){ 0 };
 		g->n_kv = i + 1;
@@ -241,7 +225,7 @@ static int gguf_parse(struct p2pio_gguf *g, struct gguf_cursor *c)
 	}
 	cap = 0;
 	for (i = 0; i < n_tensors; i++) {
-		if (gguf_grow_records((void **)&g->tensors, &cap, i, sizeof(*g->tensors)))
+		if (gguf_grow((void **)&g->tensors, &cap, i, sizeof(*g->tensors)))
 			return p2pio_set_error(c->err, -ENOMEM, c->off, "out of memory for tensor infos");
 		g->tensors[i] = (struct gguf_tensor){ 0 };
 		g->n_tensors = i + 1;

@@ -114,6 +114,7 @@ P2PIO_HIDDEN int gguf_read_value(struct gguf_cursor *c, struct p2pio_gguf_value 
 P2PIO_HIDDEN void gguf_value_fixup(struct p2pio_gguf_value *v, const unsigned char *hdr);
 P2PIO_HIDDEN void gguf_value_free(struct p2pio_gguf_value *v);
 P2PIO_HIDDEN uint32_t gguf_type_size(uint32_t type);
+P2PIO_HIDDEN int gguf_grow(void **p, uint64_t *cap, uint64_t i, size_t size);
 
 /* gguf_hash.c */
 P2PIO_HIDDEN int gguf_hash_build(struct gguf_hash *h, const char *const *names, size_t n,

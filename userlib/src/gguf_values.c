@@ -8,6 +8,7 @@
  * hostile count cannot make the reader allocate more than the file holds.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "gguf_read.h"
@@ -45,14 +46,19 @@ static uint64_t gguf_min_size(uint32_t type)
 	return gguf_type_size(type);
 }
 
-/* Make room for element @i in *@p, doubling; the count was checked against the file. */
-static int gguf_grow(void **p, uint64_t *cap, uint64_t i, size_t size)
+/*
+ * Make room for element @i in *@p, doubling, so that memory follows what the file really
+ * holds rather than the count it claims (the count was checked against the file too).
+ */
+int gguf_grow(void **p, uint64_t *cap, uint64_t i, size_t size)
 {
 	uint64_t n = *cap ? *cap * 2 : 16;
 	void *q;
 
 	if (i < *cap)
 		return 0;
+	if (n > SIZE_MAX / size)
+		return -ENOMEM;
 	q = realloc(*p, n * size);
 	if (!q)
 		return -ENOMEM;
