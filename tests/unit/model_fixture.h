@@ -15,4 +15,16 @@
  */
 int model_fixture_write(const char *path, int nlayers, uint64_t seed);
 
+/*
+ * The fixture's sizes, in rows of 1000 F32 values: token_embd, attn_q of layer 0 (and
+ * how many rows it grows by per layer), ffn_up and output.
+ */
+struct model_fixture_shape {
+	uint64_t embd_rows, q_rows, q_step, up_rows, out_rows;
+};
+
+/* model_fixture_write() with other sizes (the VM test's layers are about 1 MB). */
+int model_fixture_write_shape(const char *path, int nlayers, uint64_t seed,
+			      const struct model_fixture_shape *shape);
+
 #endif /* P2PIO_MODEL_FIXTURE_H */

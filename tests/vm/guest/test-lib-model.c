@@ -22,28 +22,13 @@
 #include <unistd.h>
 
 #include "p2pio.h"
+#include "model_fixture.h"
 #include "tap.h"
 #include "vmlib.h"
 
 #define NLAYERS 12
 #define PASSES 3
 #define SEED 0x766d6d6f64656cull
-
-static uint64_t fill_seed = SEED;
-
-static int add_f32(struct p2pio_gguf_writer *w, const char *name, uint64_t ne0, uint64_t ne1)
-{
-	struct p2pio_gguf_new_tensor t = {
-		.name = name,
-		.type = P2PIO_GGML_TYPE_F32,
-		.n_dims = ne1 > 1 ? 2 : 1,
-		.ne = { ne0, ne1, 1, 1 },
-		.fill = p2pio_gguf_pattern_fill,
-		.arg = &fill_seed,
-	};
-
-	return p2pio_gguf_writer_add_tensor(w, &t);
-}
 
 /* AUTO prefers POSIX for a file in the page cache: the model was just written. */
 static void drop_cache(const char *path)
@@ -67,31 +52,11 @@ static void drop_cache(const char *path)
 /* Layers of about 1 MB whose tensors are only 32-byte aligned, and differ in size. */
 static int write_model(const char *path)
 {
-	struct p2pio_gguf_writer *w;
-	struct p2pio_error err = { 0 };
-	char name[64];
-	int l, ret;
+	static const struct model_fixture_shape shape = {
+		.embd_rows = 97, .q_rows = 60, .q_step = 5, .up_rows = 170, .out_rows = 50,
+	};
+	int ret = model_fixture_write_shape(path, NLAYERS, SEED, &shape);
 
-	ret = p2pio_gguf_writer_create(&w, path, 32, &err);
-	if (ret)
-		return ret;
-	ret = p2pio_gguf_writer_add_str(w, "general.architecture", "llama");
-	ret = ret ? ret : p2pio_gguf_writer_add_u64(w, "p2pio.pattern.seed", SEED);
-	ret = ret ? ret : add_f32(w, "token_embd.weight", 1000, 97);
-	for (l = 0; l < NLAYERS && !ret; l++) {
-		snprintf(name, sizeof(name), "blk.%d.attn_norm.weight", l);
-		ret = add_f32(w, name, 1000, 1);
-		snprintf(name, sizeof(name), "blk.%d.attn_q.weight", l);
-		ret = ret ? ret : add_f32(w, name, 1000, 60 + 5 * (uint64_t)l);
-		snprintf(name, sizeof(name), "blk.%d.ffn_up.weight", l);
-		ret = ret ? ret : add_f32(w, name, 1000, 170);
-		snprintf(name, sizeof(name), "blk.%d.ffn_norm.weight", l);
-		ret = ret ? ret : add_f32(w, name, 7, 1);
-	}
-	ret = ret ? ret : add_f32(w, "output_norm.weight", 1000, 1);
-	ret = ret ? ret : add_f32(w, "output.weight", 1000, 50);
-	ret = ret ? ret : p2pio_gguf_writer_finish(w);
-	p2pio_gguf_writer_free(w);
 	if (!ret)
 		drop_cache(path);
 	return ret;
