@@ -312,6 +312,39 @@ static void test_sched_states(void)
 	p2pio_sched_fini(&s);
 }
 
+/*
+ * The end of a pass with two slots: layers 18 and 19 are released, both still computing.
+ * The prefetch of layer 0 must wait for 18's slot, which frees first, not for 19's (the
+ * furthest next use), or it starts a whole layer's compute late.
+ */
+static void test_sched_busy_order(void)
+{
+	struct p2pio_sched s;
+	uint32_t l;
+
+	if (p2pio_sched_init(&s, 20, 2, 1, false))
+		tap_bail("sched init");
+	for (l = 18; l < 20; l++) {
+		p2pio_sched_assign(&s, l - 18, l);
+		p2pio_sched_loaded(&s, l - 18);
+		p2pio_sched_hold(&s, l - 18);
+		p2pio_sched_release(&s, l - 18, true);
+	}
+	tap_is_int(p2pio_sched_next_prefetch(&s), 0, "the window after layer 19 is layer 0");
+	tap_is_int(p2pio_sched_victim(&s, true, false), -EAGAIN,
+		   "both slots busy: nothing without a wait");
+	tap_is_int(p2pio_sched_victim(&s, true, true), 0,
+		   "a prefetch waits for the slot released first (layer 18)");
+	tap_is_int(p2pio_sched_victim(&s, false, true), 0, "and so does an acquire");
+	p2pio_sched_reserve(&s, 0, true);
+	tap_is_int(p2pio_sched_victim(&s, true, true), 1,
+		   "with that slot reserved by another waiter, the other one");
+	p2pio_sched_reserve(&s, 0, false);
+	p2pio_sched_idle(&s, 1);
+	tap_is_int(p2pio_sched_victim(&s, true, true), 1, "a slot that needs no wait comes first");
+	p2pio_sched_fini(&s);
+}
+
 int main(void)
 {
 	tap_plan_lazy();
@@ -322,5 +355,6 @@ int main(void)
 	test_budget();
 	test_sched_stream();
 	test_sched_states();
+	test_sched_busy_order();
 	return tap_exit();
 }

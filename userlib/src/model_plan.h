@@ -51,9 +51,13 @@ P2PIO_HIDDEN int p2pio_layout(const struct p2pio_span *ext, uint32_t n, uint64_t
  * or none of these: evictable right away. The prefetch window (the @prefetch layers after
  * the last acquired one, in cyclic order) is protected from eviction by other prefetches.
  *
- * Victims: an empty slot first, then slots that need no wait, then the rest; among equals,
- * the layer whose next use lies furthest ahead in the cyclic order (Belady's choice, since a
- * forward pass visits the layers in order), or the least recently released one (LRU).
+ * Victims: an empty slot first, then slots that need no wait, then the rest. Among slots
+ * that need no wait, the layer whose next use lies furthest ahead in the cyclic order
+ * (Belady's choice, since a forward pass visits the layers in order), or the least recently
+ * released one (LRU). Among slots that need a wait, the one released first: a stream runs
+ * its work in order, so that slot frees first, while the one Belady would pick is usually
+ * the layer just released, whose compute may not even have started; waiting for it would
+ * hold the next load back by a whole layer's compute (every pass, at the pass boundary).
  */
 struct p2pio_sched_slot {
 	int32_t layer;		/* -1: empty */

@@ -104,8 +104,11 @@ int p2pio_sched_victim(const struct p2pio_sched *s, bool prefetch, bool may_wait
 				continue;
 			}
 			rank = sl->busy ? 0 : 1;
-			/* Larger key wins: furthest next use, or oldest release. */
-			key = s->lru ? UINT64_MAX - sl->stamp : distance(s, (uint32_t)sl->layer);
+			/* Larger key wins: furthest next use, or oldest release (see model_plan.h). */
+			if (s->lru || sl->busy)
+				key = UINT64_MAX - sl->stamp;
+			else
+				key = distance(s, (uint32_t)sl->layer);
 		}
 		if (rank > best_rank || (rank == best_rank && key > best_key)) {
 			best = (int)i;
