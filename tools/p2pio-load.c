@@ -92,7 +92,8 @@ static void usage(void)
 	       "Streaming:\n"
 	       "      --stream          stream layers instead of loading the model whole\n"
 	       "      --budget SIZE     target memory for resident tensors and slots\n"
-	       "                        (default: a quarter of the model)\n"
+	       "                        (default: a quarter of the model, at least the\n"
+	       "                        resident tensors and two slots)\n"
 	       "      --slots N         layer slots (instead of --budget)\n"
 	       "      --prefetch N      layers loaded ahead (default 1); --no-prefetch\n"
 	       "      --lru             evict the least recently used slot\n"
@@ -186,6 +187,9 @@ static int setup(struct run *r)
 			return -ENODEV;
 		}
 	}
+	/* AUTO chooses the file's path at open, by what the page cache holds then. */
+	if (r->o.cold)
+		cli_drop_cache(r->o.path);
 	ret = p2pio_model_open(r->ctx, r->o.path, NULL, &r->m, &err);
 	if (ret) {
 		cli_err_p2pio(r->o.path, ret, &err);

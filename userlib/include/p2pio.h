@@ -2304,7 +2304,8 @@ struct p2pio_stream_stats {
 /**
  * p2pio_streamer_open() - start streaming a model's layers through a budget.
  * @m:    the model (not loaded whole; p2pio_model_load() and a streamer exclude each other).
- * @opts: options, or NULL: a budget of a quarter of the model's size, prefetch 1.
+ * @opts: options, or NULL: a budget of a quarter of the model's size (but at least the
+ *        resident tensors and two slots), prefetch 1.
  * @out:  the streamer, on success.
  * @err:  optional: why the budget does not work (too small for the resident tensors and
  *        one layer, say).

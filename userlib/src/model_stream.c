@@ -558,9 +558,17 @@ static int streamer_slots(struct p2pio_model *m, const struct p2pio_streamer_opt
 		*slots = opts->slots;
 		return 0;
 	}
-	/* The default: a quarter of the model. */
-	budget = opts && opts->budget ? opts->budget : (m->resident.region + m->slot_bytes *
-							  (uint64_t)m->nlayers) / 4;
+	if (opts && opts->budget) {
+		budget = opts->budget;
+	} else {
+		/*
+		 * The default: a quarter of the model, but room for two slots, so that a load
+		 * overlaps compute even where the resident tensors take most of that quarter.
+		 */
+		budget = (m->resident.region + m->slot_bytes * (uint64_t)m->nlayers) / 4;
+		if (budget < m->resident.region + 2 * m->slot_bytes)
+			budget = m->resident.region + 2 * m->slot_bytes;
+	}
 	ret = p2pio_sched_slots_for_budget(budget, m->resident.region, m->slot_bytes, slots);
 	if (ret)
 		return p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
