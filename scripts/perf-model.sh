@@ -7,9 +7,13 @@
 #
 #   scripts/perf-model.sh BINDIR OUTDIR
 #
-# Environment: DISK=0 skips the disk (DISK_STREAM_ONLY=1 keeps only its streaming runs);
-# POSIX=1 also loads with the POSIX path forced (--path posix --threads 16), next to AUTO;
-# GPU_TEST=0 skips the GPU test program (test-model-gpu) at the start.
+# Environment: DISK=0 skips the disk (DISK_STREAM_ONLY=1 keeps only its streaming runs;
+# DISK_MODELS="8b" measures only the 8B model there, default "8b 70x20"); ZRAM=0 skips
+# zram; POSIX=1 also loads with the POSIX path forced (--path posix --threads 16), next to
+# AUTO; REPEAT=N runs each streaming measurement N times (each with its own ceiling);
+# GPU_TEST=0 skips the GPU test program (test-model-gpu) at the start. Compute-bound
+# streaming also runs with --prefetch 2, and the cold compute-bound case once more with
+# --per-layer (text, in OUTDIR).
 #
 # BINDIR holds p2pio-load, p2pio-mkmodel, p2pio-bench, test-model-gpu (static builds);
 # OUTDIR gets one JSON line per run in results.jsonl, and the raw outputs.
@@ -23,12 +27,15 @@ P8=${P8:--p llama-8b-q4k}
 PBIG=${PBIG:--p llama-70b-q4k --layers 20}
 DISK=${DISK:-1}
 DISK_STREAM_ONLY=${DISK_STREAM_ONLY:-0}
+DISK_MODELS=${DISK_MODELS:-8b 70x20}
+ZRAM=${ZRAM:-1}
 POSIX=${POSIX:-0}
+REPEAT=${REPEAT:-1}
 mkdir -p "$OUT"
 R="$OUT/results.jsonl"
 : >"$R"
 
-log() { echo "== $*" | tee -a "$OUT/log.txt"; }
+log() { echo "== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
 
 # tag: prefix each JSON line with where it ran
 tag() { # device model
@@ -76,12 +83,22 @@ for r in d["results"]:
 stream() { # device model gguf
 	for cache in cold warm; do
 		flag=; [ $cache = cold ] && flag=--cold
+		i=0
+		while [ $i -lt "$REPEAT" ]; do
+			i=$((i + 1))
+			[ $cache = warm ] && warm "$3"
+			$T 150 "$BIN/p2pio-load" --stream --json -q --passes 4 $flag "$3" \
+				2>>"$OUT/err.txt" | tag "$1" "$2"
+			[ $cache = warm ] && warm "$3"
+			$T 150 "$BIN/p2pio-load" --stream --json -q --passes 4 --compute-ratio 1.2 \
+				$flag "$3" 2>>"$OUT/err.txt" | tag "$1" "$2"
+		done
 		[ $cache = warm ] && warm "$3"
-		$T 150 "$BIN/p2pio-load" --stream --json -q --passes 4 $flag "$3" \
-			2>>"$OUT/err.txt" | tag "$1" "$2"
-		$T 150 "$BIN/p2pio-load" --stream --json -q --passes 4 --compute-ratio 1.2 $flag "$3" \
-			2>>"$OUT/err.txt" | tag "$1" "$2"
+		$T 150 "$BIN/p2pio-load" --stream --json -q --passes 4 --compute-ratio 1.2 \
+			--prefetch 2 $flag "$3" 2>>"$OUT/err.txt" | tag "$1" "$2"
 	done
+	$T 150 "$BIN/p2pio-load" --stream -q --passes 4 --compute-ratio 1.2 --cold --per-layer \
+		"$3" >"$OUT/stream-$1-$2-cold-per-layer.txt" 2>&1
 }
 
 log machine
@@ -95,18 +112,31 @@ if [ "${GPU_TEST:-1}" = 1 ]; then
 	TMPDIR=$PWD $T 120 "$BIN/test-model-gpu" >"$OUT/test-model-gpu.tap" 2>&1
 fi
 
-# 1. The disk this checkout lies on (virtio on the H100 machine): the 8B model.
+# 1. The disk this checkout lies on (virtio on the H100 machine): each of DISK_MODELS.
 D=$PWD/perf-model-tmp
+on_disk() { # name preset... (the seed follows the name: the same bytes as on zram)
+	name=$1; shift
+	seed=7; [ "$name" = 70x20 ] && seed=8
+	log disk: model $name
+	$T 150 "$BIN/p2pio-mkmodel" -q "$@" -s $seed "$D/m$name.gguf"
+	if [ "$DISK_STREAM_ONLY" = 0 ]; then
+		$T 150 $CONV "$D/m$name.gguf" "$D/m$name.safetensors" 2>>"$OUT/log.txt"
+		log disk: ceilings $name; ceilings disk $name "$D/m$name.gguf"
+		log disk: whole $name
+		whole disk $name "$D/m$name.gguf" "$D/m$name.safetensors"
+	fi
+	log disk: stream $name; stream disk $name "$D/m$name.gguf"
+	rm -f "$D/m$name.gguf" "$D/m$name.safetensors"
+}
 if [ "$DISK" = 1 ]; then
 	mkdir -p "$D"
-	log disk: models
-	$T 120 "$BIN/p2pio-mkmodel" -q $P8 -s 7 "$D/m8.gguf"
-	if [ "$DISK_STREAM_ONLY" = 0 ]; then
-		$T 120 $CONV "$D/m8.gguf" "$D/m8.safetensors" 2>>"$OUT/log.txt"
-		log disk: ceilings; ceilings disk 8b "$D/m8.gguf"
-		log disk: whole; whole disk 8b "$D/m8.gguf" "$D/m8.safetensors"
-	fi
-	log disk: stream; stream disk 8b "$D/m8.gguf"
+	for name in $DISK_MODELS; do
+		case $name in
+		8b) on_disk 8b $P8 ;;
+		70x20) on_disk 70x20 $PBIG ;;
+		*) log "unknown model $name" ;;
+		esac
+	done
 	rm -rf "$D"
 fi
 
@@ -118,6 +148,7 @@ if [ -e /sys/block/zram0 ] && [ "$(cat /sys/block/zram0/disksize)" = 0 ]; then
 elif [ -e /sys/class/zram-control/hot_add ]; then
 	Z=zram$(cat /sys/class/zram-control/hot_add)
 fi
+[ "$ZRAM" = 1 ] || Z=
 if [ -n "$Z" ] && echo 40G >/sys/block/$Z/disksize && mkfs.ext4 -q -F /dev/$Z &&
    mkdir -p /mnt/p2pio-zram && mount /dev/$Z /mnt/p2pio-zram; then
 	M=/mnt/p2pio-zram
@@ -132,11 +163,12 @@ if [ -n "$Z" ] && echo 40G >/sys/block/$Z/disksize && mkfs.ext4 -q -F /dev/$Z &&
 	"$BIN/p2pio-load" -q "$M/m8.gguf" >"$OUT/load-zram-8b.txt" 2>&1
 	"$BIN/p2pio-load" -q --stream --passes 3 --compute-ratio 1.2 --per-layer "$M/m8.gguf" \
 		>"$OUT/stream-zram-8b.txt" 2>&1
+	log zram: ceilings 70x20; ceilings zram 70x20 "$M/m70x20.gguf"
 	log zram: whole 70x20; whole zram 70x20 "$M/m70x20.gguf" "$M/m70x20.safetensors"
 	log zram: stream 70x20; stream zram 70x20 "$M/m70x20.gguf"
 	umount $M
 	echo 1 >/sys/block/$Z/reset
-else
+elif [ "$ZRAM" = 1 ]; then
 	log "no zram device"
 fi
 log done
