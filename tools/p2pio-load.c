@@ -405,7 +405,8 @@ static int run_mmap(struct run *r)
 			cli_json_double(stdout, gbps(bytes, wall));
 			printf(",\"cpu_seconds\":");
 			cli_json_double(stdout, cpu);
-			printf(",\"mismatches\":%" PRIu64 "}\n", vr.mismatches);
+			printf(",\"verified\":%s,\"mismatches\":%" PRIu64 "}\n",
+			       r->o.verify ? "true" : "false", vr.mismatches);
 		} else {
 			printf("mmap       %s tensor by tensor in %.3f s = %.2f GB/s, CPU %.3f s, "
 			       "%s cache\n", cli_human_bytes(bytes, h), wall, gbps(bytes, wall), cpu,
@@ -542,10 +543,46 @@ static void print_stream_json(const struct run *r, const struct p2pio_stream_sta
 	cli_json_double(stdout, wall > 0 ? (double)st->stall_ns * 1e-9 / wall : 0);
 	printf(",\"compute_s\":");
 	cli_json_double(stdout, compute_s);
-	printf(",\"loads\":%" PRIu64 ",\"hits\":%" PRIu64 ",\"reuses\":%" PRIu64
-	       ",\"wasted\":%" PRIu64 ",\"verified\":%s,\"mismatches\":%" PRIu64 "}\n",
-	       st->loads, st->hits, st->reuses, st->wasted, r->o.verify ? "true" : "false",
+	printf(",\"acquires\":%" PRIu64 ",\"loads\":%" PRIu64 ",\"hits\":%" PRIu64
+	       ",\"reuses\":%" PRIu64 ",\"wasted\":%" PRIu64 ",\"verified\":%s,"
+	       "\"mismatches\":%" PRIu64 "}\n", st->acquires, st->loads, st->hits, st->reuses, st->wasted, r->o.verify ? "true" : "false",
 	       vr->mismatches);
+}
+
+static void verify_add(struct p2pio_verify_result *acc, const struct p2pio_verify_result *vr)
+{
+	acc->bytes += vr->bytes;
+	acc->mismatches += vr->mismatches;
+	acc->checksum += vr->checksum;
+	if (vr->first_mismatch < acc->first_mismatch)
+		acc->first_mismatch = vr->first_mismatch;
+}
+
+/* The resident (non-layer) tensors load once, when streaming starts: check them once. */
+static int verify_resident(struct run *r, struct p2pio_streamer *s,
+			   struct p2pio_verify_result *acc)
+{
+	struct p2pio_model_tensor *t, mt;
+	struct p2pio_verify_result vr;
+	uint32_t i, n = 0;
+	int ret = 0;
+
+	if (!r->o.verify)
+		return 0;
+	t = calloc(r->info.tensors ? r->info.tensors : 1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < r->info.tensors && !ret; i++) {
+		p2pio_model_tensor_at(r->m, i, &mt);
+		if (mt.layer < 0)
+			ret = p2pio_streamer_tensor(s, mt.name, &t[n++]);
+	}
+	if (!ret && n)
+		ret = verify_tensors(r, t, n, &vr);
+	if (!ret && n)
+		verify_add(acc, &vr);
+	free(t);
+	return ret;
 }
 
 static int run_stream(struct run *r)
@@ -583,6 +620,11 @@ static int run_stream(struct run *r)
 	per = calloc(r->info.layers, sizeof(*per));
 	if (!per)
 		goto out;
+	ret = verify_resident(r, s, &acc);
+	if (ret) {
+		cli_err("checking the resident tensors: %s", p2pio_strerror(ret));
+		goto out;
+	}
 	if (!r->o.json) {
 		printf("model      %s: %u layers, %s per slot, %s resident\n", r->o.path,
 		       r->info.layers, cli_human_bytes(r->info.slot_bytes, h),
@@ -633,11 +675,7 @@ static int run_stream(struct run *r)
 			ret = p2pio_verifier_result(r->v, &vr, true);
 			if (ret)
 				goto out;
-			acc.bytes += vr.bytes;
-			acc.mismatches += vr.mismatches;
-			acc.checksum += vr.checksum;
-			if (vr.first_mismatch < acc.first_mismatch)
-				acc.first_mismatch = vr.first_mismatch;
+			verify_add(&acc, &vr);
 		} else if (r->stream) {
 			r->cu.StreamSynchronize(r->stream);
 		}
