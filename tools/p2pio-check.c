@@ -5,7 +5,8 @@
  * whether it is the open kernel module, GPU and NVMe PCIe topology with a verdict per
  * pair, the IOMMU; for a file: its file system, device, extents, and the path AUTO picks.
  *
- * Exit status: 0 P2P usable, 1 not usable (the bounce path will be used), 2 error.
+ * Exit status: 0 P2P usable, 1 not usable (the bounce path will be used), 2 bad command
+ * line, 3 error (as every p2pio tool: tools/cli.h).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -25,9 +26,8 @@
 
 #include "cli.h"
 
-#define EXIT_USABLE 0
-#define EXIT_NOT_USABLE 1
-#define EXIT_ERR 2
+#define EXIT_USABLE CLI_EXIT_OK
+#define EXIT_NOT_USABLE CLI_EXIT_FAIL
 
 struct module_state {
 	bool present;
@@ -245,7 +245,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: p2pio-check [--json] [--gpu BUSID] [--sysfs DIR] [FILE]\n"
 		   "  Says whether this machine can read FILE (or any file) peer to peer\n"
 		   "  from NVMe into GPU memory, and which path the library will use.\n"
-		   "  exit status: 0 P2P usable, 1 not usable (bounce path), 2 error\n");
+		   "  exit status: 0 P2P usable, 1 not usable (bounce path), 2 bad command\n"
+		   "  line, 3 error\n");
 }
 
 int main(int argc, char **argv)
@@ -287,12 +288,12 @@ int main(int argc, char **argv)
 			return 0;
 		default:
 			usage(stderr);
-			return EXIT_ERR;
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (argc - optind > 1) {
 		usage(stderr);
-		return EXIT_ERR;
+		return CLI_EXIT_USAGE;
 	}
 	if (optind < argc) {
 		struct stat st;
@@ -301,7 +302,7 @@ int main(int argc, char **argv)
 		if (stat(fs.path, &st) < 0 || !S_ISREG(st.st_mode)) {
 			fprintf(stderr, "p2pio-check: %s: %s\n", fs.path,
 				errno ? strerror(errno) : "not a regular file");
-			return EXIT_ERR;
+			return CLI_EXIT_ERROR;
 		}
 	}
 
@@ -310,7 +311,7 @@ int main(int argc, char **argv)
 	ret = p2pio_topo_scan(sysfs, &topo, &err);
 	if (ret) {
 		fprintf(stderr, "p2pio-check: PCI scan: %s\n", err.msg);
-		return EXIT_ERR;
+		return CLI_EXIT_ERROR;
 	}
 	gpus = p2pio_topo_gpus(topo, &ngpus);
 	nvmes = p2pio_topo_nvmes(topo, &nnvmes);
@@ -319,7 +320,7 @@ int main(int argc, char **argv)
 		if (!g) {
 			fprintf(stderr, "p2pio-check: GPU %s not found on the PCI bus\n", want_gpu);
 			p2pio_topo_free(topo);
-			return EXIT_ERR;
+			return CLI_EXIT_ERROR;
 		}
 		gpus = g;
 		ngpus = 1;

@@ -54,12 +54,14 @@ int main(int argc, char **argv)
 	       "the text screen has a verdict and the AUTO path");
 	free(out);
 
-	tap_is_int(tool_run("p2pio-check", "/nonexistent/model.gguf 2>/dev/null", NULL), 2,
-		   "a missing file is an error: exit 2");
+	tap_is_int(tool_run("p2pio-check", "/nonexistent/model.gguf 2>/dev/null", NULL), 3,
+		   "a missing file is an error: exit 3");
 	tap_is_int(tool_run("p2pio-check", "--no-such-option 2>/dev/null", NULL), 2,
-		   "a bad option is an error: exit 2");
+		   "a bad option is a usage error: exit 2");
+	snprintf(args, sizeof(args), "%s %s 2>/dev/null", file, file);
+	tap_is_int(tool_run("p2pio-check", args, NULL), 2, "two files: a usage error, exit 2");
 	snprintf(args, sizeof(args), "--gpu 0000:99:00.0 %s 2>/dev/null", file);
-	tap_is_int(tool_run("p2pio-check", args, NULL), 2, "an unknown --gpu is an error: exit 2");
+	tap_is_int(tool_run("p2pio-check", args, NULL), 3, "an unknown --gpu is an error: exit 3");
 
 	/* A synthetic machine: the verdicts come from its topology. */
 	fx_p2p_tree(root, 0);
