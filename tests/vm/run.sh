@@ -10,7 +10,8 @@
 # run on any BUG/WARNING/Oops/lockdep line in the guest's kernel log, printing the log.
 #
 # Environment: VM_VARIANTS ("noiommu iommu"), VM_TESTS (comma list of test programs to
-# run, default all), VM_NO_P2PIO (set: boot without p2pio.ko), VM_OUT (results, default build/vm/out), VM_BOOT_TIMEOUT (s, 900).
+# run, default all), VM_NO_P2PIO (set: boot without p2pio.ko), VM_OUT (results, default build/vm/out), VM_BOOT_TIMEOUT (s, 900),
+# VM_FUZZ_SEED and VM_FUZZ_CALLS (test-fuzz's seed and call count, passed to the guest).
 # See tests/vm/README.md.
 set -eu
 cd "$(dirname "$0")/../.."

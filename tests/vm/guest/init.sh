@@ -19,6 +19,10 @@ exec 3>/dev/ttyS1
 VM_VARIANT=$(sed -n 's/.*vm.variant=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
 VM_SELECT=$(sed -n 's/.*vm.tests=\([^ ]*\).*/\1/p' /proc/cmdline)
 export VM_VARIANT
+VM_FUZZ_SEED=$(sed -n 's/.*vm.fuzz_seed=\([0-9a-fA-Fx]*\).*/\1/p' /proc/cmdline)
+VM_FUZZ_CALLS=$(sed -n 's/.*vm.fuzz_calls=\([0-9]*\).*/\1/p' /proc/cmdline)
+[ -n "$VM_FUZZ_SEED" ] && export VM_FUZZ_SEED
+[ -n "$VM_FUZZ_CALLS" ] && export VM_FUZZ_CALLS
 
 chan() { echo "$*" >&3; }
 

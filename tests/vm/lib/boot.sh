@@ -26,6 +26,9 @@ vm_boot() {
 	truncate -s "${VM_GPU_MIB:-256}M" "$gpu"
 
 	append="console=ttyS0 panic=-1 vm.variant=$variant vm.tests=${VM_TESTS:-} p2pio.dyndbg=+p"
+	# test-fuzz's seed and length, to replay a run whose seed a failure printed
+	[ -n "${VM_FUZZ_SEED:-}" ] && append="$append vm.fuzz_seed=$VM_FUZZ_SEED"
+	[ -n "${VM_FUZZ_CALLS:-}" ] && append="$append vm.fuzz_calls=$VM_FUZZ_CALLS"
 	machine=q35
 	if [ "$variant" = iommu ]; then
 		# what the feasibility probe used: DMA remapping with interrupt remapping
