@@ -51,10 +51,11 @@ struct p2pio_p2p {
 	char why[P2PIO_REASON_LEN];	/* why not, when fd < 0 */
 	struct p2pio_version ver;
 
-	pthread_mutex_t lock;		/* pins, LRU, outstanding */
-	pthread_cond_t cond;		/* a completion was reaped */
+	pthread_mutex_t lock;		/* pins, LRU, outstanding, prepared */
+	pthread_cond_t cond;		/* a completion was reaped, or prepared pieces undone */
 	struct p2pio_win *lru_head, *lru_tail;
-	unsigned int outstanding;
+	unsigned int outstanding;	/* pieces submitted, not yet reaped */
+	unsigned int prepared;		/* pieces holding a window, not yet submitted */
 
 	int stop_efd;
 	pthread_t th;
@@ -333,15 +334,27 @@ static int p2pio_set_sync_memops(struct p2pio_ctx *ctx, struct p2pio_buf *buf)
 	return 0;
 }
 
-/* The window of @buf holding device address @addr, with a reference taken (p->lock held). */
-static int p2pio_win_get(struct p2pio_p2p *p, struct p2pio_buf *buf, uint64_t addr,
-			 struct p2pio_win **winp)
+static bool p2pio_pin_no_room(int err)
 {
-	uint64_t W = p->ctx->opts.pin_window, grid = p2pio_round_down(addr, W), end;
+	return err == -ENOSPC || err == -ENOMEM || err == -EMFILE || err == -EBUSY;
+}
+
+/*
+ * The window of @buf holding device address @addr, with a reference taken (p->lock held).
+ * When BAR1 has no room for another window, the least recently used idle ones are unpinned;
+ * when none is idle, pieces in flight will make some idle: wait for them. @holding: the
+ * caller's own batch holds windows it has not submitted; it must submit them before
+ * anyone waits for them, so it gets -EAGAIN back instead of a wait.
+ */
+static int p2pio_win_get(struct p2pio_p2p *p, struct p2pio_buf *buf, uint64_t addr,
+			 bool holding, struct p2pio_win **winp)
+{
+	uint64_t W = p->ctx->opts.pin_window, grid = p2pio_round_down(addr, W), start, end;
 	struct p2pio_pin arg;
 	struct p2pio_win *w;
 	int ret;
 
+again:
 	for (w = buf->wins; w; w = w->next) {
 		if (addr >= w->start && addr < w->start + w->len) {
 			p2pio_lru_unlink(p, w);
@@ -354,32 +367,41 @@ static int p2pio_win_get(struct p2pio_p2p *p, struct p2pio_buf *buf, uint64_t ad
 	ret = p2pio_set_sync_memops(p->ctx, buf);
 	if (ret)
 		return ret;
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->buf = buf;
-	w->start = grid > buf->addr ? grid : buf->addr;
+	start = grid > buf->addr ? grid : buf->addr;
 	end = grid + W < buf->addr + buf->len ? grid + W : buf->addr + buf->len;
-	w->len = end - w->start;
 	for (;;) {
 		memset(&arg, 0, sizeof(arg));
 		arg.provider = P2PIO_PROVIDER_NVIDIA;
-		arg.addr = w->start;
+		arg.addr = start;
 		arg.length = end + P2PIO_GPU_PAGE < buf->addr + buf->len ?
-				     end + P2PIO_GPU_PAGE - w->start :
-				     buf->addr + buf->len - w->start;
+				     end + P2PIO_GPU_PAGE - start :
+				     buf->addr + buf->len - start;
 		if (!ioctl(p->fd, P2PIO_IOC_PIN, &arg))
 			break;
 		ret = -errno;
-		/* Out of BAR1 space (or pins): let go of the oldest idle window, or wait. */
-		if (ret != -ENOSPC && ret != -ENOMEM && ret != -EMFILE && ret != -EBUSY)
-			goto out_free;
+		if (!p2pio_pin_no_room(ret))
+			return ret;
 		if (p2pio_win_evict(p))
 			continue;
-		if (!p->outstanding)
-			goto out_free;
+		if (holding)
+			return -EAGAIN;
+		/* Nothing in flight and nothing about to be: BAR1 cannot hold this window. */
+		if (!p->outstanding && !p->prepared)
+			return ret;
 		pthread_cond_wait(&p->cond, &p->lock);
+		/* Another submitter may have pinned this window meanwhile. */
+		goto again;
 	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		struct p2pio_handle_arg h = { .handle = arg.handle };
+
+		ioctl(p->fd, P2PIO_IOC_UNPIN, &h);
+		return -ENOMEM;
+	}
+	w->buf = buf;
+	w->start = start;
+	w->len = end - start;
 	w->handle = arg.handle;
 	w->refs = 1;
 	w->next = buf->wins;
@@ -387,10 +409,6 @@ static int p2pio_win_get(struct p2pio_p2p *p, struct p2pio_buf *buf, uint64_t ad
 	p2pio_lru_push(p, w);
 	*winp = w;
 	return 0;
-
-out_free:
-	free(w);
-	return ret;
 }
 
 void p2pio_p2p_buf_release(struct p2pio_buf *buf)
@@ -424,22 +442,27 @@ static int p2pio_p2p_edge(struct p2pio_op *op, uint64_t from, uint64_t to)
 	return p2pio_dst_write_sync(op, op->dst + (from - op->off), tmp, to - from);
 }
 
-/* Submit @n prepared reads; every accepted one completes through the reaper. */
-static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n)
+/*
+ * Submit @n prepared reads; every accepted one completes through the reaper. Return: 0, or
+ * the error that stopped it with *@done of them accepted (the caller undoes the rest).
+ */
+static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n,
+			   unsigned int *done)
 {
 	struct p2pio_submit sub;
-	unsigned int done = 0;
 	int ret;
 
-	while (done < n) {
+	*done = 0;
+	while (*done < n) {
 		memset(&sub, 0, sizeof(sub));
-		sub.reads = (uintptr_t)(rd + done);
-		sub.count = n - done;
+		sub.reads = (uintptr_t)(rd + *done);
+		sub.count = n - *done;
 		pthread_mutex_lock(&p->lock);
 		ret = ioctl(p->fd, P2PIO_IOC_SUBMIT, &sub) < 0 ? -errno : 0;
 		if (!ret) {
 			p->outstanding += sub.accepted;
-			done += sub.accepted;
+			p->prepared -= sub.accepted;
+			*done += sub.accepted;
 		} else if (ret == -EAGAIN && p->outstanding) {
 			/* The fd's queue is full: wait for the reaper to take some. */
 			pthread_cond_wait(&p->cond, &p->lock);
@@ -452,7 +475,7 @@ static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned 
 	return 0;
 }
 
-/* Undo pieces [from, n) that were prepared but not accepted. */
+/* Undo @n pieces that were prepared but not accepted. */
 static void p2pio_p2p_unprep(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n,
 			     int err)
 {
@@ -463,10 +486,25 @@ static void p2pio_p2p_unprep(struct p2pio_p2p *p, struct p2pio_read *rd, unsigne
 		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
 		pthread_mutex_lock(&p->lock);
 		pc->win->refs--;
+		p->prepared--;
+		/* Its window may be idle now, and a waiting submitter may be waiting for that. */
+		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 		p2pio_op_put(pc->op, err, 0);
 		free(pc);
 	}
+}
+
+/* Submit the batch; on an error, undo what was not accepted. */
+static int p2pio_p2p_send(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int *nr)
+{
+	unsigned int done;
+	int ret = p2pio_p2p_flush(p, rd, *nr, &done);
+
+	if (ret)
+		p2pio_p2p_unprep(p, rd + done, *nr - done, ret);
+	*nr = 0;
+	return ret;
 }
 
 int p2pio_p2p_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
@@ -502,8 +540,21 @@ int p2pio_p2p_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
 			break;
 		}
 		pthread_mutex_lock(&p->lock);
-		ret = p2pio_win_get(p, buf, dev, &w);
+		ret = p2pio_win_get(p, buf, dev, nr > 0, &w);
+		if (!ret)
+			p->prepared++;
 		pthread_mutex_unlock(&p->lock);
+		if (ret == -EAGAIN) {
+			/* BAR1 is full of this batch's windows: send it, then wait for room. */
+			ret = p2pio_p2p_send(p, rd, &nr);
+			if (!ret) {
+				pthread_mutex_lock(&p->lock);
+				ret = p2pio_win_get(p, buf, dev, false, &w);
+				if (!ret)
+					p->prepared++;
+				pthread_mutex_unlock(&p->lock);
+			}
+		}
 		if (ret) {
 			free(pc);
 			break;
@@ -524,17 +575,13 @@ int p2pio_p2p_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
 		rd[nr].mem_offset = dev - w->start;
 		rd[nr].user_tag = (uintptr_t)pc;
 		if (++nr == batch) {
-			ret = p2pio_p2p_flush(p, rd, nr);
-			if (ret) {
-				p2pio_p2p_unprep(p, rd, nr, ret);
-				nr = 0;
+			ret = p2pio_p2p_send(p, rd, &nr);
+			if (ret)
 				break;
-			}
-			nr = 0;
 		}
 	}
 	if (!ret && nr)
-		ret = p2pio_p2p_flush(p, rd, nr);
+		ret = p2pio_p2p_send(p, rd, &nr);
 	if (ret && nr)
 		p2pio_p2p_unprep(p, rd, nr, ret);
 	/* The path's reference: the pieces in flight hold the op from here. */

@@ -31,6 +31,10 @@ int nvd_pt_major = 2;
 module_param_named(pt_major, nvd_pt_major, int, 0644);
 MODULE_PARM_DESC(pt_major, "Page-table version major to report: 2 (driver 580+), 1 (up to 575), or 3 (a future major the pinning module must refuse); writable at run time");
 
+unsigned int nvd_bar1_kib;
+module_param_named(bar1_kib, nvd_bar1_kib, uint, 0644);
+MODULE_PARM_DESC(bar1_kib, "Most KiB pinned at once, all pins together (0: the whole BAR): a BAR1 aperture smaller than VRAM, where get_pages fails with -ENOMEM; writable at run time");
+
 /* The page-table version pins report now. */
 u32 nvd_pt_version(void)
 {
@@ -97,6 +101,8 @@ static long nvd_ioctl_info(void __user *uarg)
 	info.callbacks_fired = nvd.callbacks_fired;
 	info.pins_total = nvd.pins_total;
 	info.refused_persistent = nvd.refused_persistent;
+	info.refused_bar1 = nvd.refused_bar1;
+	info.pinned_bytes = nvd.pinned_bytes;
 	info.pages_free = nvd.npages ? nvd.npages - bitmap_weight(nvd.bitmap, nvd.npages) : 0;
 	info.pt_version = nvd_pt_version();
 	mutex_unlock(&nvd.lock);

@@ -76,11 +76,13 @@ struct nvd_state {
 	struct list_head pins;
 	u32 nallocs, npins_persistent, npins_callback, nmaps;
 	u64 callbacks_fired, pins_total, refused_persistent;
+	u64 pinned_bytes, refused_bar1;
 };
 
 extern struct nvd_state nvd;
 extern bool nvd_persistent;
 extern int nvd_pt_major;
+extern unsigned int nvd_bar1_kib;
 u32 nvd_pt_version(void);
 
 /* mem.c: allocations */

@@ -89,6 +89,8 @@ struct nvdouble_pages {
  * @refused_persistent: persistent pins refused since load (module parameter)
  * @pages_free:	64 KiB BAR pages not allocated
  * @pt_version:	the page-table version pins report
+ * @refused_bar1: pins refused since load because the bar1_kib limit was reached
+ * @pinned_bytes: bytes pinned now (persistent and callback pins)
  * @reserved:	zero
  */
 struct nvdouble_info {
@@ -103,7 +105,9 @@ struct nvdouble_info {
 	__u64 refused_persistent;
 	__u32 pages_free;
 	__u32 pt_version;
-	__u64 reserved[4];
+	__u64 refused_bar1;
+	__u64 pinned_bytes;
+	__u64 reserved[2];
 };
 
 #define NVDOUBLE_IOC_MAGIC	0xD6

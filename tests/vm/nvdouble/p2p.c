@@ -55,6 +55,7 @@ static int nvd_get_pages(u64 va, u64 len, struct nvidia_p2p_page_table **page_ta
 {
 	bool persistent = !free_callback;
 	struct nvd_alloc *a;
+	u64 limit;
 	struct nvd_pin *pin;
 	u32 i, n, first;
 
@@ -83,6 +84,16 @@ static int nvd_get_pages(u64 va, u64 len, struct nvidia_p2p_page_table **page_ta
 		kvfree(pin->pages);
 		kfree(pin);
 		return -ENOTSUPP;
+	}
+	limit = (u64)READ_ONCE(nvd_bar1_kib) << 10;
+	if (limit && nvd.pinned_bytes + len > limit) {
+		/* BAR1 is full: what the driver says when it cannot map more of VRAM. */
+		nvd.refused_bar1++;
+		mutex_unlock(&nvd.lock);
+		kvfree(pin->page_ptrs);
+		kvfree(pin->pages);
+		kfree(pin);
+		return -ENOMEM;
 	}
 	a = nvd_alloc_covering_locked(va, len);
 	if (!a) {
@@ -119,6 +130,7 @@ static int nvd_get_pages(u64 va, u64 len, struct nvidia_p2p_page_table **page_ta
 	else
 		nvd.npins_callback++;
 	nvd.pins_total++;
+	nvd.pinned_bytes += len;
 	mutex_unlock(&nvd.lock);
 
 	*page_table = &pin->pt;
@@ -176,6 +188,7 @@ void nvd_pin_destroy(struct nvd_pin *pin)
 	list_for_each_entry(m, &pin->maps, node)
 		nvd.nmaps--;
 	list_splice_init(&pin->maps, &maps);
+	nvd.pinned_bytes -= (u64)pin->pt.entries << NVD_PAGE_SHIFT;
 	if (pin->persistent) {
 		nvd.npins_persistent--;
 	} else {
