@@ -153,6 +153,15 @@ static int flip_byte(const char *path, uint64_t off)
 	return ret;
 }
 
+/* @dst: a copy of @src with the byte at @off flipped; false if it could not be made. */
+static bool corrupt_copy(const char *src, const char *dst, uint64_t off)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "cp %s %s", src, dst);
+	return !system(cmd) && !flip_byte(dst, off);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t tensor_bytes, data_off, file_size, ntensors, nlayers, resident, max_layer, bad_off;
@@ -377,8 +386,7 @@ int main(int argc, char **argv)
 	tap_is_int(load("%s 2>/dev/null", args), 3, "a file that is not GGUF: exit 3");
 
 	/* ---- one wrong byte ---- */
-	snprintf(args, sizeof(args), "cp %s %s", model, bad);
-	if (system(args) || flip_byte(bad, bad_off)) {
+	if (!corrupt_copy(model, bad, bad_off)) {
 		tap_skip(6, "could not make a corrupted copy");
 	} else {
 		st = load("--json -q %s", bad);
@@ -397,8 +405,7 @@ int main(int argc, char **argv)
 		tap_ok(ju64("d[\"mismatches\"]") >= 1, "with mismatches (%s)", v);
 	}
 	/* Resident tensors load once when streaming starts: they are checked then. */
-	snprintf(args, sizeof(args), "cp %s %s", model, bad2);
-	if (system(args) || flip_byte(bad2, bad_resident_off)) {
+	if (!corrupt_copy(model, bad2, bad_resident_off)) {
 		tap_skip(2, "could not make a corrupted copy");
 	} else {
 		st = load("--stream --json -q --passes 2 %s", bad2);

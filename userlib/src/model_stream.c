@@ -570,20 +570,14 @@ static int streamer_slots(struct p2pio_model *m, const struct p2pio_streamer_opt
 			budget = m->resident.region + 2 * m->slot_bytes;
 	}
 	ret = p2pio_sched_slots_for_budget(budget, m->resident.region, m->slot_bytes, slots);
-	if (ret && budget < m->resident.region)
-		return p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
-				       "a budget of %llu bytes does not hold the resident tensors "
-				       "(%llu) and one layer slot (%llu bytes): give at least %llu",
-				       (unsigned long long)budget,
-				       (unsigned long long)m->resident.region,
-				       (unsigned long long)m->slot_bytes,
-				       (unsigned long long)(m->resident.region + m->slot_bytes));
 	if (ret)
 		return p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
-				       "a budget of %llu bytes holds the resident tensors (%llu) but "
-				       "not one layer slot (%llu bytes): give at least %llu",
+				       "a budget of %llu bytes %s the resident tensors (%llu) %s one "
+				       "layer slot (%llu bytes): give at least %llu",
 				       (unsigned long long)budget,
+				       budget < m->resident.region ? "does not hold" : "holds",
 				       (unsigned long long)m->resident.region,
+				       budget < m->resident.region ? "and" : "but not",
 				       (unsigned long long)m->slot_bytes,
 				       (unsigned long long)(m->resident.region + m->slot_bytes));
 	return 0;
