@@ -56,6 +56,7 @@ static int nvd_get_pages(u64 va, u64 len, struct nvidia_p2p_page_table **page_ta
 	bool persistent = !free_callback;
 	struct nvd_alloc *a;
 	u64 limit;
+	int ret;
 	struct nvd_pin *pin;
 	u32 i, n, first;
 
@@ -72,6 +73,7 @@ static int nvd_get_pages(u64 va, u64 len, struct nvidia_p2p_page_table **page_ta
 		return -ENOMEM;
 	pin->pages = kvcalloc(n, sizeof(*pin->pages), GFP_KERNEL);
 	pin->page_ptrs = kvcalloc(n, sizeof(*pin->page_ptrs), GFP_KERNEL);
+	ret = -ENOMEM;
 	if (!pin->pages || !pin->page_ptrs)
 		goto out_free;
 
@@ -79,30 +81,21 @@ static int nvd_get_pages(u64 va, u64 len, struct nvidia_p2p_page_table **page_ta
 	if (persistent && !nvd_persistent) {
 		/* What MIG and vGPU do: the caller must fall back to callback pins. */
 		nvd.refused_persistent++;
-		mutex_unlock(&nvd.lock);
-		kvfree(pin->page_ptrs);
-		kvfree(pin->pages);
-		kfree(pin);
-		return -ENOTSUPP;
+		ret = -ENOTSUPP;
+		goto out_unlock;
 	}
 	limit = (u64)READ_ONCE(nvd_bar1_kib) << 10;
 	if (limit && nvd.pinned_bytes + len > limit) {
 		/* BAR1 is full: what the driver says when it cannot map more of VRAM. */
 		nvd.refused_bar1++;
-		mutex_unlock(&nvd.lock);
-		kvfree(pin->page_ptrs);
-		kvfree(pin->pages);
-		kfree(pin);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto out_unlock;
 	}
 	a = nvd_alloc_covering_locked(va, len);
 	if (!a) {
-		mutex_unlock(&nvd.lock);
 		pr_debug("nvdouble: no allocation of this process covers %#llx+%#llx\n", va, len);
-		kvfree(pin->page_ptrs);
-		kvfree(pin->pages);
-		kfree(pin);
-		return -EINVAL;
+		ret = -EINVAL;
+		goto out_unlock;
 	}
 	first = (va - a->va_page) >> NVD_PAGE_SHIFT;
 	for (i = 0; i < n; i++) {
@@ -136,11 +129,13 @@ static int nvd_get_pages(u64 va, u64 len, struct nvidia_p2p_page_table **page_ta
 	*page_table = &pin->pt;
 	return 0;
 
+out_unlock:
+	mutex_unlock(&nvd.lock);
 out_free:
 	kvfree(pin->page_ptrs);
 	kvfree(pin->pages);
 	kfree(pin);
-	return -ENOMEM;
+	return ret;
 }
 
 int nvidia_p2p_get_pages(uint64_t p2p_token, uint32_t va_space, uint64_t virtual_address,
