@@ -10,7 +10,8 @@
  *  - a whole-model load lands every byte of every tensor (checked through the BAR mapping);
  *  - streaming with a quarter budget, three passes: every byte of every acquired layer and
  *    of the resident tensors is the file's, slots are reused, and the P2P path moved the
- *    bytes (the context's per-path statistics).
+ *    bytes (the context's per-path statistics);
+ *  - both again with the double's BAR1 aperture cut to 1 MiB, far below the model's size.
  *
  * Linked with libp2pio.a (tests/vm/Makefile's rule for test-lib-*.c).
  */
@@ -82,7 +83,7 @@ static int check(const struct p2pio_model_tensor *t, uint32_t n)
 	return bad;
 }
 
-static struct p2pio_ctx *ctx_new(void)
+static struct p2pio_ctx *ctx_new(uint64_t pin_window)
 {
 	struct p2pio_ctx_opts o;
 	struct p2pio_error err = { 0 };
@@ -92,6 +93,7 @@ static struct p2pio_ctx *ctx_new(void)
 	o.device = P2PIO_DEVICE_HOST;
 	o.chunk_size = 1 * VM_MIB;
 	o.queue_depth = 8;
+	o.pin_window = pin_window;
 	if (p2pio_ctx_create(&o, &ctx, &err))
 		tap_diag("context: %s", err.msg);
 	return ctx;
@@ -207,7 +209,7 @@ int main(void)
 		tap_skip_all("no NVMe file system in /etc/vm-files");
 	if (write_model(path))
 		tap_bail("cannot write the model");
-	ctx = ctx_new();
+	ctx = ctx_new(0);
 	if (!ctx)
 		tap_bail("no context");
 	if (p2pio_model_open(ctx, path, &nvd, &m, &err) == 0) {
@@ -220,6 +222,20 @@ int main(void)
 	}
 	test_whole(ctx, path);
 	test_stream(ctx, path);
+	p2pio_ctx_destroy(ctx);
+	/*
+	 * Again with BAR1 far smaller than the model (1 MiB, 256 KiB pin windows): the whole
+	 * load and the streamer's two submitting threads keep unpinning idle windows.
+	 */
+	ctx = ctx_new(256 * VM_KIB);
+	if (ctx && !vm_nvd_set_bar1_kib(1024)) {
+		tap_diag("the double's BAR1 aperture cut to 1 MiB, 256 KiB pin windows");
+		test_whole(ctx, path);
+		test_stream(ctx, path);
+		vm_nvd_set_bar1_kib(0);
+	} else {
+		tap_ok(0, "a context with small windows and a 1 MiB BAR1 aperture");
+	}
 	p2pio_ctx_destroy(ctx);
 	unlink(path);
 	return tap_exit();

@@ -207,17 +207,6 @@ static bool concurrent_readers(struct p2pio_file *f, int fd, struct p2pio_buf *b
 	return ok;
 }
 
-static int set_bar1_kib(unsigned int kib)
-{
-	FILE *f = fopen("/sys/module/nvdouble/parameters/bar1_kib", "w");
-	int ok;
-
-	if (!f)
-		return -errno;
-	ok = fprintf(f, "%u\n", kib) > 0;
-	return fclose(f) || !ok ? -EIO : 0;
-}
-
 /*
  * BAR1 smaller than the destination: a 1 MiB aperture, 256 KiB windows (each pin is a
  * window plus one 64 KiB page), so @path, read whole and at random into a buffer larger
@@ -239,7 +228,7 @@ static void small_bar1(const char *path, uint64_t size)
 		tap_ok(0, "small BAR1: set-up: %s", err.msg);
 		goto out;
 	}
-	if (set_bar1_kib(1024)) {
+	if (vm_nvd_set_bar1_kib(1024)) {
 		tap_skip(4, "the double has no bar1_kib parameter");
 		goto out;
 	}
@@ -266,7 +255,7 @@ static void small_bar1(const char *path, uint64_t size)
 		tap_ok(0, "small BAR1: a fresh buffer: %s", err.msg);
 		goto out;
 	}
-	set_bar1_kib(64);
+	vm_nvd_set_bar1_kib(64);
 	ret = p2pio_read(f, 0, size, buf, 0);
 	tap_ok(ret == -ENOMEM, "a 64 KiB aperture, less than one window: the read fails (%s)",
 	       p2pio_strerror(ret));
@@ -276,7 +265,7 @@ static void small_bar1(const char *path, uint64_t size)
 	tap_is_u64(i2.pinned_bytes, i0.pinned_bytes,
 		   "freeing the buffers unpinned every window it had");
 out:
-	set_bar1_kib(0);
+	vm_nvd_set_bar1_kib(0);
 	p2pio_buf_free(buf);
 	p2pio_file_close(f);
 	p2pio_ctx_destroy(c);

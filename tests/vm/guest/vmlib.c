@@ -238,6 +238,17 @@ int vm_nvd_info(struct nvdouble_info *info)
 	return ret;
 }
 
+int vm_nvd_set_bar1_kib(unsigned int kib)
+{
+	FILE *f = fopen("/sys/module/nvdouble/parameters/bar1_kib", "w");
+	int ok;
+
+	if (!f)
+		return -errno;
+	ok = fprintf(f, "%u\n", kib) > 0;
+	return fclose(f) || !ok ? -EIO : 0;
+}
+
 void vm_bar_range(struct vm_mem *m, uint64_t bar_off, uint64_t size)
 {
 	uint32_t i;

@@ -85,6 +85,8 @@ int vm_gpu_free(struct vm_mem *m);
  * library): its BAR pages, for host checks. Release with vm_mem_release(). */
 int vm_gpu_lookup(int nvd_fd, uint64_t va, uint64_t size, struct vm_mem *m);
 int vm_nvd_info(struct nvdouble_info *info);
+/* The double's BAR1 aperture for pins, in KiB (0: the whole BAR); 0 or -errno. */
+int vm_nvd_set_bar1_kib(unsigned int kib);
 /* A BAR range for the pcibar provider (no allocator: callers keep ranges apart). */
 void vm_bar_range(struct vm_mem *m, uint64_t bar_off, uint64_t size);
 void vm_mem_release(struct vm_mem *m);
