@@ -545,8 +545,8 @@ static void print_stream_json(const struct run *r, const struct p2pio_stream_sta
 	cli_json_double(stdout, compute_s);
 	printf(",\"acquires\":%" PRIu64 ",\"loads\":%" PRIu64 ",\"hits\":%" PRIu64
 	       ",\"reuses\":%" PRIu64 ",\"wasted\":%" PRIu64 ",\"verified\":%s,"
-	       "\"mismatches\":%" PRIu64 "}\n", st->acquires, st->loads, st->hits, st->reuses, st->wasted, r->o.verify ? "true" : "false",
-	       vr->mismatches);
+	       "\"mismatches\":%" PRIu64 "}\n", st->acquires, st->loads, st->hits, st->reuses,
+	       st->wasted, r->o.verify ? "true" : "false", vr->mismatches);
 }
 
 static void verify_add(struct p2pio_verify_result *acc, const struct p2pio_verify_result *vr)
