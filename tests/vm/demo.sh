@@ -6,8 +6,8 @@
 # with an ivshmem "GPU", loads the NVIDIA test double and p2pio, and runs
 # guest/demo-load.c: libp2pio loads the model whole through the P2P path into the "GPU"
 # BAR (the host verifies every byte against the model file), then streams its layers
-# through a quarter-size budget (every layer checked against the model's pattern), and
-# prints a short report. `make demo` has built the tree first.
+# through the default budget (a quarter, at least two slots; every layer checked against
+# the model's pattern), and prints a short report. `make demo` has built the tree first.
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/vm/lib/disks.sh
