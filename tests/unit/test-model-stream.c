@@ -355,6 +355,71 @@ out:
 	unlink(copy);
 }
 
+/* Lines of @text that start with @prefix (after the time column). */
+static int trace_count(const char *text, const char *prefix)
+{
+	const char *l = text;
+	int n = 0;
+	double t;
+	int off;
+
+	while (l && *l) {
+		if (sscanf(l, "%lf %n", &t, &off) == 1 && !strncmp(l + off, prefix, strlen(prefix)))
+			n++;
+		l = strchr(l, '\n');
+		if (l)
+			l++;
+	}
+	return n;
+}
+
+/* P2PIO_STREAM_TRACE: a line per load started and done, acquire and release. */
+static void test_trace(struct p2pio_ctx *ctx)
+{
+	char path[PATH_MAX + 8], text[65536] = "", want[48];
+	struct p2pio_error err = { 0 };
+	struct p2pio_streamer *s = NULL;
+	struct p2pio_model *m = NULL;
+	struct p2pio_layer l;
+	int i, errs = 0, acq = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s.trace", model_path);
+	setenv("P2PIO_STREAM_TRACE", path, 1);
+	if (p2pio_model_open(ctx, model_path, NULL, &m, &err) ||
+	    p2pio_streamer_open(m, NULL, &s, &err)) {
+		tap_ok(0, "trace: streamer opens: %s", err.msg);
+		goto out;
+	}
+	unsetenv("P2PIO_STREAM_TRACE");
+	for (i = 0; i < NLAYERS; i++) {
+		errs += p2pio_streamer_acquire(s, (uint32_t)i, NULL, &l) != 0;
+		errs += p2pio_streamer_release(s, (uint32_t)i, NULL) != 0;
+	}
+	p2pio_streamer_close(s);
+	s = NULL;
+	f = fopen(path, "r");
+	if (f) {
+		text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+		fclose(f);
+	}
+	for (i = 0; i < NLAYERS; i++) {
+		snprintf(want, sizeof(want), "acquire layer %d slot", i);
+		acq += trace_count(text, want) == 1;
+	}
+	tap_ok(!errs && acq == NLAYERS && trace_count(text, "release layer ") == NLAYERS,
+	       "trace: one acquire and one release line per layer (%d of %d)", acq, NLAYERS);
+	tap_ok(trace_count(text, "load-start layer ") >= NLAYERS &&
+		       trace_count(text, "load-start layer ") == trace_count(text, "load-done layer "),
+	       "trace: every load that started is done (%d started)",
+	       trace_count(text, "load-start layer "));
+out:
+	unsetenv("P2PIO_STREAM_TRACE");
+	p2pio_streamer_close(s);
+	p2pio_model_close(m);
+	unlink(path);
+}
+
 int main(void)
 {
 	static const struct {
@@ -398,6 +463,8 @@ int main(void)
 		test_stream(ctx, paths[i].name, 0);
 		test_stream(ctx, paths[i].name, P2PIO_STREAM_LRU);
 		test_stream(ctx, paths[i].name, P2PIO_STREAM_NO_PREFETCH);
+		if (i == 0)
+			test_trace(ctx);
 		p2pio_ctx_destroy(ctx);
 		test_io_error(paths[i].path, paths[i].name);
 	}

@@ -15,7 +15,9 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,9 +72,29 @@ struct p2pio_streamer {
 
 	struct p2pio_stream_stats total;	/* bytes, io_ns, stall_ns, host_wait_ns */
 	uint64_t t_start;
+	FILE *trace;				/* P2PIO_STREAM_TRACE: a line per event */
+	uint64_t trace_t0;
 	int fatal;				/* the queue failed: nothing can be waited for */
 	int async_err;				/* a load failed after its stream waited on it */
 };
+
+/*
+ * A line per scheduling event, milliseconds since the streamer opened, to the file that
+ * P2PIO_STREAM_TRACE names: for finding where a stall comes from. Called locked.
+ */
+__attribute__((format(printf, 2, 3)))
+static void trace(struct p2pio_streamer *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->trace)
+		return;
+	fprintf(s->trace, "%10.3f ", (double)(p2pio_model_now_ns() - s->trace_t0) * 1e-6);
+	va_start(ap, fmt);
+	vfprintf(s->trace, fmt, ap);
+	va_end(ap);
+	fputc('\n', s->trace);
+}
 
 static void finish_load(struct p2pio_streamer *s, uint32_t slot)
 {
@@ -84,6 +106,8 @@ static void finish_load(struct p2pio_streamer *s, uint32_t slot)
 		s->lr[layer].st.io_ns += dt;
 		s->total.io_ns += dt;
 	}
+	trace(s, "load-done layer %d slot %u seq %u err %d (%.3f ms)", layer, slot, rt->seq,
+	      rt->err, (double)dt * 1e-6);
 	/*
 	 * Release: the data landed before the GPU may see the new word. A failed load stores
 	 * it too, or a stream already waiting would wait forever; the error surfaces from the
@@ -156,6 +180,7 @@ static void harvest_timing(struct p2pio_streamer *s, uint32_t slot, bool block)
 		ns = (uint64_t)((double)ms * 1e6);
 		s->lr[rt->timed_layer].st.stall_ns += ns;
 		s->total.stall_ns += ns;
+		trace(s, "stall layer %d slot %u %.3f ms (GPU)", rt->timed_layer, slot, (double)ms);
 	}
 	rt->timed_layer = -1;
 }
@@ -176,7 +201,7 @@ static void poll_released(struct p2pio_streamer *s)
 }
 
 /* Start loading @layer into @slot. Called locked; the slot is neither busy nor loading. */
-static int start_load(struct p2pio_streamer *s, uint32_t slot, uint32_t layer)
+static int start_load(struct p2pio_streamer *s, uint32_t slot, uint32_t layer, const char *who)
 {
 	const struct p2pio_model_group *g = &s->m->layers[layer];
 	uint64_t base = s->slots_base + (uint64_t)slot * s->m->slot_bytes;
@@ -192,6 +217,7 @@ static int start_load(struct p2pio_streamer *s, uint32_t slot, uint32_t layer)
 	rt->poisoned = false;
 	rt->pending = g->nruns;
 	rt->t_submit = p2pio_model_now_ns();
+	trace(s, "load-start layer %u slot %u seq %u by %s", layer, slot, rt->seq, who);
 	for (i = 0; i < g->ntensors; i++) {
 		lr->t[i].addr = p2pio_buf_addr(s->slots) + base + g->dst[i];
 		lr->t[i].host = s->slots_host ? s->slots_host + base + g->dst[i] : NULL;
@@ -232,9 +258,11 @@ static uint64_t wait_release(struct p2pio_streamer *s, uint32_t slot)
 	uint64_t t0 = p2pio_model_now_ns();
 
 	p2pio_sched_reserve(&s->sched, slot, true);
+	trace(s, "wait-release slot %u layer %d", slot, s->sched.slot[slot].layer);
 	pthread_mutex_unlock(&s->lock);
 	s->cu->EventSynchronize(s->rt[slot].ev_release);
 	pthread_mutex_lock(&s->lock);
+	trace(s, "released slot %u", slot);
 	p2pio_sched_reserve(&s->sched, slot, false);
 	p2pio_sched_idle(&s->sched, slot);
 	pthread_cond_broadcast(&s->cond);
@@ -264,7 +292,7 @@ static void *prefetcher_main(void *arg)
 			wait_release(s, (uint32_t)slot);
 			continue;
 		}
-		if (start_load(s, (uint32_t)slot, (uint32_t)layer))
+		if (start_load(s, (uint32_t)slot, (uint32_t)layer, "prefetcher"))
 			pthread_cond_wait(&s->cond, &s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -282,7 +310,7 @@ static void prefetch(struct p2pio_streamer *s)
 		slot = p2pio_sched_victim(&s->sched, true, false);
 		if (slot < 0)
 			break;
-		if (start_load(s, (uint32_t)slot, (uint32_t)layer))
+		if (start_load(s, (uint32_t)slot, (uint32_t)layer, "prefetch"))
 			break;
 	}
 }
@@ -344,7 +372,7 @@ int p2pio_streamer_acquire(struct p2pio_streamer *s, uint32_t layer, void *strea
 			slot = p2pio_sched_lookup(&s->sched, layer);
 			continue;
 		}
-		ret = start_load(s, (uint32_t)slot, layer);
+		ret = start_load(s, (uint32_t)slot, layer, "acquire");
 		if (ret)
 			goto out_unlock;
 	}
@@ -373,6 +401,8 @@ int p2pio_streamer_acquire(struct p2pio_streamer *s, uint32_t layer, void *strea
 		ret = rt->err ? rt->err : (s->fatal ? s->fatal : -EIO);
 		goto out_unlock;
 	}
+	trace(s, "acquire layer %u slot %d%s", layer, slot,
+	      s->sched.slot[slot].loading ? " (loading: the stream waits)" : "");
 	p2pio_sched_hold(&s->sched, (uint32_t)slot);
 	out->index = layer;
 	out->tensors = s->lr[layer].t;
@@ -404,6 +434,7 @@ int p2pio_streamer_release(struct p2pio_streamer *s, uint32_t layer, void *strea
 	}
 	if (s->cu)
 		s->cu->EventRecord(s->rt[slot].ev_release, (CUstream)stream);
+	trace(s, "release layer %u slot %d", layer, slot);
 	p2pio_sched_release(&s->sched, (uint32_t)slot, s->cu != NULL);
 	prefetch(s);
 	pthread_cond_broadcast(&s->cond);
@@ -611,6 +642,10 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 		return p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
 	s->m = m;
 	s->ctx = m->ctx;
+	s->trace_t0 = p2pio_model_now_ns();
+	/* secure_getenv: a set-user-ID program does not write where its caller says. */
+	if (secure_getenv("P2PIO_STREAM_TRACE"))
+		s->trace = fopen(secure_getenv("P2PIO_STREAM_TRACE"), "we");
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	if (m->gpu) {
@@ -671,7 +706,7 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 	pthread_mutex_lock(&s->lock);
 	s->sched.cursor = (int32_t)m->nlayers - 1;
 	for (i = 0; i <= prefetch && i < nslots && i < m->nlayers; i++)
-		start_load(s, i, i);
+		start_load(s, i, i, "open");
 	pthread_mutex_unlock(&s->lock);
 	/* Without a GPU a released slot is free at once: acquire and release prefetch. */
 	if (s->cu && prefetch) {
@@ -767,6 +802,8 @@ void p2pio_streamer_close(struct p2pio_streamer *s)
 			s->m->tensors[s->m->resident.idx[i]].host = NULL;
 		}
 	}
+	if (s->trace)
+		fclose(s->trace);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	p2pio_ctx_leave(s->ctx, prev);
