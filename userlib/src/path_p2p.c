@@ -539,21 +539,18 @@ int p2pio_p2p_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
 			ret = -ENOMEM;
 			break;
 		}
-		pthread_mutex_lock(&p->lock);
-		ret = p2pio_win_get(p, buf, dev, nr > 0, &w);
-		if (!ret)
-			p->prepared++;
-		pthread_mutex_unlock(&p->lock);
-		if (ret == -EAGAIN) {
-			/* BAR1 is full of this batch's windows: send it, then wait for room. */
+		for (;;) {
+			pthread_mutex_lock(&p->lock);
+			ret = p2pio_win_get(p, buf, dev, nr > 0, &w);
+			if (!ret)
+				p->prepared++;
+			pthread_mutex_unlock(&p->lock);
+			if (ret != -EAGAIN)
+				break;
+			/* BAR1 is full of this batch's windows: send it (nr drops to 0), then wait. */
 			ret = p2pio_p2p_send(p, rd, &nr);
-			if (!ret) {
-				pthread_mutex_lock(&p->lock);
-				ret = p2pio_win_get(p, buf, dev, false, &w);
-				if (!ret)
-					p->prepared++;
-				pthread_mutex_unlock(&p->lock);
-			}
+			if (ret)
+				break;
 		}
 		if (ret) {
 			free(pc);
