@@ -7,9 +7,10 @@
 #   make install    install the library, header and tools under $(PREFIX)
 #
 # Userspace objects go to $(BUILD) (default build/); the sanitizer build uses build-asan/.
-# Components add sources by dropping files in place: userlib/src/*.c is the library,
-# tools/p2pio-*.c are the tools (tools/*.c beside them are shared by all tools),
-# tests/unit/test-*.c are unit test programs (tests/unit/*.c beside them are shared).
+# Components add sources by dropping files in place: userlib/src/<component>/**.c is the
+# library (Documentation/architecture.md lists the components), tools/p2pio-*.c are the
+# tools (tools/*.c beside them are shared by all tools), tests/unit/<component>/test-*.c are
+# unit test programs (tests/unit/helpers/*.c are shared by all of them).
 
 BUILD ?= build
 PREFIX ?= /usr/local
@@ -21,7 +22,7 @@ CUDA_HOME ?= /usr/local/cuda
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-unused-parameter -Wformat=2 -Wvla
-CPPFLAGS_ALL := -D_GNU_SOURCE -Iuserlib/include -Iuserlib/src -Ikmod/uapi -MMD -MP
+CPPFLAGS_ALL := -D_GNU_SOURCE -Iuserlib/include -Iuserlib/src -Itests/unit/helpers -Ikmod/uapi -MMD -MP
 # cuda.h gives libcuda's types and enums; the library loads libcuda itself at run time.
 ifneq ($(wildcard $(CUDA_HOME)/include/cuda.h),)
 CPPFLAGS_ALL += -isystem $(CUDA_HOME)/include -DP2PIO_HAVE_CUDA_H=1
@@ -30,17 +31,24 @@ CFLAGS_ALL := -std=c11 $(OPT) -g -fPIC $(WARN) $(SAN) $(CFLAGS)
 LDLIBS_ALL := -luring -lnvme -lpci -ldl -lpthread -lm $(LDLIBS)
 LDFLAGS_ALL := $(SAN) $(LDFLAGS)
 
-LIB_SRCS := $(sort $(wildcard userlib/src/*.c))
+# Sources one and two folders below userlib/src (a component, and a component's part such as
+# engine/paths/). Base names are unique across the library: the static archive keys its
+# members by base name.
+LIB_SRCS := $(sort $(wildcard userlib/src/*/*.c userlib/src/*/*/*.c))
+LIB_DUPS := $(shell printf '%s\n' $(notdir $(LIB_SRCS)) | sort | uniq -d)
+ifneq ($(LIB_DUPS),)
+$(error two library sources share a base name: $(LIB_DUPS))
+endif
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 
-# GPU kernels (the model verifier's): nvcc compiles userlib/src/kernels/*.cu into one fatbin
+# GPU kernels (the model verifier's): nvcc compiles userlib/src/model/kernels/*.cu into one fatbin
 # (SASS for the common data-centre GPUs, PTX for the rest) that the library embeds as a byte
 # array and loads with cuModuleLoadData. Without nvcc the array is empty and the library
 # says at run time that GPU verification is unavailable.
 NVCC ?= $(CUDA_HOME)/bin/nvcc
 NVCC_ARCH ?= -gencode arch=compute_75,code=compute_75 -gencode arch=compute_80,code=sm_80 \
 	-gencode arch=compute_90,code=sm_90
-KERNEL_SRCS := $(sort $(wildcard userlib/src/kernels/*.cu))
+KERNEL_SRCS := $(sort $(wildcard userlib/src/model/kernels/*.cu))
 KERNEL_OBJ := $(BUILD)/gen/model_kernels.o
 LIB_OBJS += $(KERNEL_OBJ)
 LIB_SO := $(BUILD)/lib/libp2pio.so
@@ -52,10 +60,15 @@ TOOL_COMMON := $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
 TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
 TOOLS := $(TOOL_MAINS:tools/%.c=$(BUILD)/bin/%)
 
-UNIT_MAINS := $(sort $(wildcard tests/unit/test-*.c))
-UNIT_COMMON := $(filter-out $(UNIT_MAINS),$(wildcard tests/unit/*.c))
+# Test programs keep flat names (build/tests/test-NAME) wherever their source sits.
+UNIT_MAINS := $(sort $(wildcard tests/unit/*/test-*.c))
+UNIT_COMMON := $(wildcard tests/unit/helpers/*.c)
 UNIT_COMMON_OBJS := $(UNIT_COMMON:%.c=$(BUILD)/%.o)
-UNIT_TESTS := $(UNIT_MAINS:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(basename $(notdir $(UNIT_MAINS))))
+UNIT_DUPS := $(shell printf '%s\n' $(notdir $(UNIT_MAINS)) | sort | uniq -d)
+ifneq ($(UNIT_DUPS),)
+$(error two unit tests share a name: $(UNIT_DUPS))
+endif
 
 # GPU test programs (tests/gpu/test-*.c) build everywhere and run under tests/gpu/run.sh,
 # which skips where there is no GPU; they share the unit tests' helpers.
@@ -78,11 +91,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/gen/model_kernels.fatbin: $(KERNEL_SRCS) userlib/src/model_kernels.h userlib/src/pattern.h
+$(BUILD)/gen/model_kernels.fatbin: $(KERNEL_SRCS) userlib/src/model/kernels.h userlib/src/common/pattern.h
 	@mkdir -p $(dir $@)
 	@if [ -x "$(NVCC)" ]; then \
-		echo "$(NVCC) --fatbin -o $@ userlib/src/kernels/verify.cu"; \
-		$(NVCC) --fatbin $(NVCC_ARCH) -o $@ userlib/src/kernels/verify.cu; \
+		echo "$(NVCC) --fatbin -o $@ userlib/src/model/kernels/verify.cu"; \
+		$(NVCC) --fatbin $(NVCC_ARCH) -o $@ userlib/src/model/kernels/verify.cu; \
 	else \
 		echo "nvcc not found at $(NVCC): building without the GPU verification kernels"; \
 		: > $@; \
@@ -113,9 +126,13 @@ $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(UNIT_COMMON_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UNIT_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_COMMON_OBJS) $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UNIT_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
+# One link rule per unit test: build/tests/test-NAME from tests/unit/<component>/test-NAME.c.
+define UNIT_LINK
+$(BUILD)/tests/$(basename $(notdir $(1))): $(BUILD)/$(1:.c=.o) $$(UNIT_COMMON_OBJS) $$(LIB_A)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$< $$(UNIT_COMMON_OBJS) $$(LIB_A) $$(LDLIBS_ALL)
+endef
+$(foreach t,$(UNIT_MAINS),$(eval $(call UNIT_LINK,$(t))))
 
 # The kernel module builds against the Debian kernel the VM boots (scripts/kver.sh),
 # not against the host's running kernel.
@@ -134,7 +151,7 @@ check-asan:
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		tests tools
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		prove -f --exec '' $(UNIT_MAINS:tests/unit/%.c=build-asan/tests/%)
+		prove -f --exec '' $(UNIT_TESTS:$(BUILD)/%=build-asan/%)
 
 check-fuzz:
 	@if [ -f tests/fuzz/Makefile ]; then $(MAKE) -f tests/fuzz/Makefile run; fi
@@ -173,5 +190,5 @@ clean:
 	@if [ -f kmod/Kbuild ]; then $(MAKE) -C kmod clean; fi
 
 -include $(LIB_OBJS:.o=.d) $(TOOL_COMMON_OBJS:.o=.d) $(TOOLS:$(BUILD)/bin/%=$(BUILD)/tools/%.d) \
-	$(UNIT_COMMON_OBJS:.o=.d) $(UNIT_TESTS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
+	$(UNIT_COMMON_OBJS:.o=.d) $(UNIT_MAINS:%.c=$(BUILD)/%.d) \
 	$(GPU_TESTS:%=%.d)

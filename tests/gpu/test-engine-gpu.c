@@ -24,9 +24,9 @@
 
 #include "p2pio.h"
 #include "internal.h"
-#include "cuda_dl.h"
-#include "../unit/engine_fixture.h"
-#include "../unit/tap.h"
+#include "engine/cuda_dl.h"
+#include "engine_fixture.h"
+#include "tap.h"
 
 #define GUARD 4096
 #define ROUNDS 60

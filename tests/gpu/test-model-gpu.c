@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "../unit/model_fixture.h"
-#include "../unit/tap.h"
+#include "engine/engine.h"
+#include "model_fixture.h"
+#include "tap.h"
 
 #define NLAYERS 12
 #define SEED 0x600dcafeull

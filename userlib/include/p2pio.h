@@ -67,7 +67,7 @@ struct p2pio_error {
 #define P2PIO_NO_OFFSET UINT64_MAX
 
 /* ===================================================================================== */
-/* GGUF: reader, writer, layers and experts              (userlib/src/gguf*.c)           */
+/* GGUF: reader, writer, layers and experts              (userlib/src/gguf/)            */
 /* ===================================================================================== */
 
 /*
@@ -749,7 +749,7 @@ int p2pio_gguf_find_layer(const struct p2pio_gguf *g, uint32_t number);
  */
 const struct p2pio_gguf_layer *p2pio_gguf_nonlayer(const struct p2pio_gguf *g);
 
-/* ---- GGUF writer (userlib/src/gguf_write*.c) ------------------------------------------- */
+/* ---- GGUF writer (userlib/src/gguf/write*.c) -------------------------------------------- */
 
 /*
  * The writer builds a GGUF file in three steps: create it (on a path or an fd, with the
@@ -1042,7 +1042,7 @@ int p2pio_gguf_writer_finish(struct p2pio_gguf_writer *w);
 int p2pio_gguf_pattern_fill(void *arg, void *buf, size_t len, uint64_t tensor_off,
 			    uint64_t file_off);
 
-/* ---- GGUF repack (userlib/src/gguf_repack.c) ------------------------------------------ */
+/* ---- GGUF repack (userlib/src/gguf/repack.c) ------------------------------------------ */
 
 /**
  * p2pio_gguf_repack() - copy a GGUF file with every tensor aligned to @alignment bytes.
@@ -1065,7 +1065,7 @@ int p2pio_gguf_pattern_fill(void *arg, void *buf, size_t len, uint64_t tensor_of
 int p2pio_gguf_repack(const char *in, const char *out, uint32_t alignment,
 		      struct p2pio_error *err);
 
-/* ---- the deterministic test pattern (userlib/src/pattern.c, pattern.h) ------------------ */
+/* ---- the deterministic test pattern (userlib/src/common/pattern.[ch]) ------------------ */
 
 /**
  * P2PIO_PATTERN_SEED_KEY - metadata key (uint64) under which synthetic models carry the seed
@@ -1081,7 +1081,7 @@ int p2pio_gguf_repack(const char *in, const char *out, uint32_t alignment,
  * @len:    bytes to write.
  *
  * The pattern is a pure function of (seed, offset): the little-endian 64-bit word at file
- * offset 8*i is splitmix64-mix(seed ^ (i * 0x9e3779b97f4a7c15)). userlib/src/pattern.h holds
+ * offset 8*i is splitmix64-mix(seed ^ (i * 0x9e3779b97f4a7c15)). userlib/src/common/pattern.h holds
  * the same code as dependency-free static inline functions for CUDA kernels and test
  * programs.
  */
@@ -1102,7 +1102,7 @@ bool p2pio_pattern_check(uint64_t seed, uint64_t offset, const void *buf, size_t
 
 
 /* ===================================================================================== */
-/* Context, memory and I/O engine                  (userlib/src/{ctx,cuda,mem,engine}*.c) */
+/* Context, memory and I/O engine                  (userlib/src/engine/)                    */
 /* ===================================================================================== */
 
 /*
@@ -1552,7 +1552,7 @@ struct p2pio_ctx_stats {
 int p2pio_ctx_stats(struct p2pio_ctx *ctx, struct p2pio_ctx_stats *stats, bool reset);
 
 /* ===================================================================================== */
-/* Where the bytes lie: extents and PCIe topology       (userlib/src/{extents,topo}.c)   */
+/* Where the bytes lie: extents and PCIe topology       (userlib/src/placement/)         */
 /* ===================================================================================== */
 
 /*
@@ -2018,7 +2018,7 @@ int p2pio_topo_verdict(const struct p2pio_topo *topo, const char *gpu, const cha
 double p2pio_pci_link_gbps(unsigned int gen, unsigned int width);
 
 /* ===================================================================================== */
-/* Models: whole-model load and layer streaming                 (userlib/src/model*.c)   */
+/* Models: whole-model load and layer streaming                 (userlib/src/model/)      */
 /* ===================================================================================== */
 
 /*

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h - the context, files, buffers and read operations shared by the engine's files
+ * (ctx.c, mem.c, file.c, engine.c, path_*.c); private to libp2pio.
+ */
+#ifndef P2PIO_ENGINE_H
+#define P2PIO_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "internal.h"
+#include "engine/cuda_dl.h"
+
+/* Measured defaults (Documentation/engine.md says how). */
+#define P2PIO_DEF_QUEUE_DEPTH 16
+/* POSIX threads: one per CPU, at least 4 (reads block), at most 16 (H100 host, warm,
+ * same run: 8 threads 1.9x and 16 threads 2.15x the throughput of 4). */
+#define P2PIO_DEF_THREADS_MIN 4
+#define P2PIO_DEF_THREADS_MAX 16
+#define P2PIO_DEF_CHUNK (4ull << 20)
+#define P2PIO_DEF_STAGING (96ull << 20)
+#define P2PIO_DEF_PIN_WINDOW (64ull << 20)
+
+/* Bounds on options, so a typo cannot ask for a terabyte of pinned memory. */
+#define P2PIO_MAX_QUEUE_DEPTH 1024
+#define P2PIO_MAX_THREADS 256
+#define P2PIO_MIN_CHUNK (64ull << 10)
+#define P2PIO_MAX_CHUNK (1ull << 30)
+#define P2PIO_MAX_STAGING (64ull << 30)
+
+/* Stream completion flags per context (one per stream-ordered read in flight). */
+#define P2PIO_NR_FLAGS 4096
+
+struct p2pio_posix;
+struct p2pio_bounce;
+struct p2pio_p2p;
+struct p2pio_win;
+
+struct p2pio_flags {
+	uint32_t *host;			/* host-pinned, device-mapped */
+	CUdeviceptr dev;		/* the same words as the GPU sees them */
+	uint32_t seq[P2PIO_NR_FLAGS];	/* last value handed out per slot */
+	uint16_t free[P2PIO_NR_FLAGS];	/* stack of free slots */
+	unsigned int nr_free;
+};
+
+struct p2pio_ctx {
+	struct p2pio_ctx_opts opts;		/* resolved */
+	const struct p2pio_cuda *cu;		/* NULL: host context */
+	CUdevice dev;
+	CUcontext cuctx;
+
+	pthread_mutex_t lock;			/* paths started on first use, flags */
+	struct p2pio_posix *posix;
+	struct p2pio_bounce *bounce;
+	struct p2pio_p2p *p2p;
+	struct p2pio_flags *flags;
+
+	pthread_mutex_t stats_lock;
+	struct p2pio_ctx_stats stats;
+};
+
+struct p2pio_buf {
+	struct p2pio_ctx *ctx;
+	enum p2pio_mem mem;
+	uint64_t addr;
+	uint64_t len;
+	void *host;			/* CPU mapping, NULL for CUDA memory */
+	bool owned;			/* p2pio_buf_alloc() made it */
+	bool sync_memops;		/* CU_POINTER_ATTRIBUTE_SYNC_MEMOPS set */
+	uint64_t nvd_handle;		/* test-double allocation ... */
+	size_t nvd_map_len;		/* ... and its CPU mapping */
+	pthread_mutex_t lock;		/* the pins */
+	struct p2pio_win *wins;		/* P2P pinned windows */
+};
+
+struct p2pio_file {
+	struct p2pio_ctx *ctx;
+	int fd;				/* buffered */
+	int dfd;			/* O_DIRECT, or -1 */
+	uint64_t size;
+	uint32_t dio_align;		/* file offset and length alignment for dfd */
+	uint32_t dio_mem_align;		/* buffer alignment for dfd */
+	enum p2pio_path path;
+	uint64_t p2p_handle;		/* the module's file handle, valid when p2p_ok */
+	bool p2p_ok;
+	uint32_t lba_size;
+	pthread_mutex_t lock;		/* the reasons */
+	char why[P2PIO_REASON_LEN];
+	char why_not[P2PIO_PATH_NR][P2PIO_REASON_LEN];
+};
+
+/* A blocked p2pio_read() waiting for its one operation. */
+struct p2pio_sync {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	struct p2pio_op *op;
+};
+
+struct p2pio_queue {
+	struct p2pio_ctx *ctx;
+	int efd;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct p2pio_op *done_head, *done_tail;	/* completed, not reaped */
+	unsigned int nr_done;
+	unsigned int inflight;			/* submitted, not reaped */
+};
+
+/*
+ * One read (file range -> buffer range). Paths split it into chunks; each chunk holds a
+ * reference (@pending), and so does the path until it has handed out the last chunk. The
+ * last reference dropped completes the operation.
+ */
+struct p2pio_op {
+	struct p2pio_ctx *ctx;
+	struct p2pio_file *file;
+	struct p2pio_buf *buf;
+	uint64_t off;			/* file offset */
+	uint64_t len;
+	uint64_t dst;			/* offset in buf */
+	uint64_t tag;
+	enum p2pio_path path;
+	uint64_t t_submit;
+
+	atomic_int pending;
+	atomic_int err;			/* first error, 0 if none */
+	atomic_uint_fast64_t bytes_read;
+
+	int flag_slot;			/* stream flag, -1 if none */
+	uint32_t flag_val;
+
+	struct p2pio_queue *q;		/* completion goes here ... */
+	struct p2pio_sync *sync;	/* ... or here */
+
+	uint64_t cur;			/* path's cursor: next offset to hand out */
+	uint64_t end;			/* path's end of range (rounded as the path needs) */
+	struct p2pio_op *next;		/* in a path's list, then in q's done list */
+};
+
+/* engine.c */
+P2PIO_HIDDEN uint64_t p2pio_now_ns(void);
+P2PIO_HIDDEN void p2pio_op_get(struct p2pio_op *op);
+P2PIO_HIDDEN void p2pio_op_put(struct p2pio_op *op, int err, uint64_t bytes_read);
+P2PIO_HIDDEN void p2pio_file_note(struct p2pio_file *f, enum p2pio_path path, const char *fmt,
+				  ...) __attribute__((format(printf, 3, 4)));
+
+/* ctx.c: run @cuctx current on this thread around CUDA calls from a caller's thread. */
+P2PIO_HIDDEN CUcontext p2pio_ctx_enter(struct p2pio_ctx *ctx);
+P2PIO_HIDDEN void p2pio_ctx_leave(struct p2pio_ctx *ctx, CUcontext prev);
+/* Pinned host memory (cuMemHostAlloc) on a GPU context, aligned anonymous memory otherwise. */
+P2PIO_HIDDEN void *p2pio_staging_alloc(struct p2pio_ctx *ctx, size_t len);
+P2PIO_HIDDEN void p2pio_staging_free(struct p2pio_ctx *ctx, void *p, size_t len);
+
+/* Each path: start on first use, queue an operation, stop (waiting for what is queued). */
+P2PIO_HIDDEN int p2pio_posix_submit(struct p2pio_ctx *ctx, struct p2pio_op *op);
+P2PIO_HIDDEN void p2pio_posix_stop(struct p2pio_ctx *ctx);
+P2PIO_HIDDEN int p2pio_bounce_submit(struct p2pio_ctx *ctx, struct p2pio_op *op);
+P2PIO_HIDDEN void p2pio_bounce_stop(struct p2pio_ctx *ctx);
+P2PIO_HIDDEN int p2pio_p2p_submit(struct p2pio_ctx *ctx, struct p2pio_op *op);
+P2PIO_HIDDEN void p2pio_p2p_stop(struct p2pio_ctx *ctx);
+
+/* path_p2p.c: the module, per context and per file. */
+P2PIO_HIDDEN int p2pio_p2p_file_open(struct p2pio_file *f, char *why, size_t why_len);
+P2PIO_HIDDEN void p2pio_p2p_file_close(struct p2pio_file *f);
+/* Can this operation's destination take P2P? Fills @why when not. */
+P2PIO_HIDDEN bool p2pio_p2p_op_ok(struct p2pio_op *op, char *why, size_t why_len);
+P2PIO_HIDDEN void p2pio_p2p_buf_release(struct p2pio_buf *buf);
+
+/*
+ * Copy @len bytes from host memory @src into @op's destination at buffer offset @dst,
+ * synchronously (used for short pieces: head/tail of P2P reads). Returns 0 or -errno.
+ */
+P2PIO_HIDDEN int p2pio_dst_write_sync(struct p2pio_op *op, uint64_t dst, const void *src,
+				      uint64_t len);
+
+static inline uint64_t p2pio_round_down(uint64_t x, uint64_t a)
+{
+	return x - x % a;
+}
+
+static inline uint64_t p2pio_round_up(uint64_t x, uint64_t a)
+{
+	return p2pio_round_down(x + a - 1, a);
+}
+
+#endif /* P2PIO_ENGINE_H */

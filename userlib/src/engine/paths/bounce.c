@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: MIT
+/*
+ * path_bounce.c - the BOUNCE path: O_DIRECT reads through io_uring into a shared pool of
+ * pinned host buffers, overlapped with asynchronous host-to-device copies.
+ *
+ * Several engine workers (the context's thread count), each with its own io_uring and
+ * its own CUDA stream, take chunks from one queue of operations and staging slots from
+ * one pool. Several submitters matter for block devices that complete each bio in the
+ * task that submits it (zram, brd, some virtual disks): one ring reads them one at a time,
+ * a ring per worker reads them in parallel, as the storage ceiling's own O_DIRECT reader
+ * does. The queue depth is shared out between the rings.
+ *
+ * Each worker keeps up to its share of reads in flight, each of one chunk (block-aligned:
+ * the head and tail blocks of an unaligned range are read whole into staging and only the
+ * requested bytes copied out). When a read lands, its bytes are copied to the destination:
+ * cuMemcpyHtoDAsync on the worker's stream plus an event for device memory (the slot
+ * returns to the pool when the event fires, so the worker's next read overlaps this copy),
+ * a memcpy for host memory. Aligned middle parts of host destinations are read straight
+ * into place with no staging at all.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+struct p2pio_bslot {
+	char *mem;
+	CUevent ev;
+	struct p2pio_op *op;		/* copy in flight */
+	struct p2pio_bslot *next;	/* in the pool or in a worker's copy FIFO */
+};
+
+/* One read in flight. */
+struct p2pio_bio {
+	struct p2pio_op *op;
+	struct p2pio_bslot *slot;	/* NULL: reading straight into a host destination */
+	char *to;			/* where the read lands */
+	uint64_t foff;			/* aligned file offset of the read */
+	uint64_t rlen;			/* aligned length */
+	uint64_t done;			/* bytes read so far (short reads resume) */
+	uint64_t lo, hi;		/* the op's bytes inside [foff, foff + rlen) */
+	struct p2pio_bio *next;
+};
+
+/* A submitter: its ring, its stream, its reads and copies. Owned by its thread. */
+struct p2pio_bworker {
+	struct p2pio_bounce *b;
+	pthread_t th;
+	bool started;
+	bool ring_ok;
+	struct io_uring ring;
+	CUstream stream;
+	unsigned int nr_reads;
+	struct p2pio_bio *bios;
+	struct p2pio_bio *bio_free;
+	struct p2pio_bslot *copy_head, *copy_tail;
+};
+
+struct p2pio_bounce {
+	struct p2pio_ctx *ctx;
+	unsigned int sqe_flags;		/* IOSQE_ASYNC with P2PIO_CTX_BOUNCE_ASYNC */
+
+	pthread_mutex_t lock;		/* head, tail, stop, slot_free, nr_waiting */
+	pthread_cond_t cond;		/* work queued, a slot freed, stop */
+	struct p2pio_op *head, *tail;
+	bool stop;
+	struct p2pio_bslot *slot_free;
+	unsigned int nr_waiting;	/* workers asleep on @cond */
+
+	char *staging;
+	struct p2pio_bslot *slots;
+	unsigned int nr_slots;
+	unsigned int depth;		/* reads in flight per worker */
+	unsigned int nr;
+	struct p2pio_bworker w[];
+};
+
+static void p2pio_bio_prep(struct p2pio_bworker *w, struct p2pio_bio *bio)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	/* Never NULL: the ring has a slot per read and no more reads than that are issued. */
+	io_uring_prep_read(sqe, bio->op->file->dfd, bio->to + bio->done,
+			   (unsigned int)(bio->rlen - bio->done), bio->foff + bio->done);
+	io_uring_sqe_set_flags(sqe, w->b->sqe_flags);
+	io_uring_sqe_set_data(sqe, bio);
+	w->nr_reads++;
+}
+
+/* Can @w start a chunk now? Under b->lock. */
+static bool p2pio_bounce_can_take(const struct p2pio_bworker *w)
+{
+	return w->b->head && w->bio_free && w->b->slot_free;
+}
+
+/* Hand out the next chunk of the oldest operation to @w; false when none can start now. */
+static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finished)
+{
+	struct p2pio_bounce *b = w->b;
+	struct p2pio_op *op = b->head;
+	struct p2pio_bio *bio;
+	struct p2pio_file *f;
+	uint64_t chunk, foff, rlen, lo, hi;
+	char *direct = NULL;
+
+	if (!op || !w->bio_free)
+		return false;
+	f = op->file;
+	chunk = p2pio_round_down(b->ctx->opts.chunk_size, f->dio_align);
+	foff = op->cur;
+	rlen = op->end - foff < chunk ? op->end - foff : chunk;
+	lo = foff > op->off ? foff : op->off;
+	hi = foff + rlen < op->off + op->len ? foff + rlen : op->off + op->len;
+	/* Only plain host memory: O_DIRECT cannot pin a device mapping (the test double's). */
+	if (op->buf->mem == P2PIO_MEM_HOST && lo == foff && hi == foff + rlen) {
+		direct = (char *)op->buf->host + op->dst + (foff - op->off);
+		if ((uintptr_t)direct % f->dio_mem_align)
+			direct = NULL;
+	}
+	if (!direct && !b->slot_free)
+		return false;
+	bio = w->bio_free;
+	w->bio_free = bio->next;
+	bio->op = op;
+	bio->slot = NULL;
+	if (!direct) {
+		bio->slot = b->slot_free;
+		b->slot_free = bio->slot->next;
+	}
+	bio->to = direct ? direct : bio->slot->mem;
+	bio->foff = foff;
+	bio->rlen = rlen;
+	bio->done = 0;
+	bio->lo = lo;
+	bio->hi = hi;
+	p2pio_op_get(op);
+	op->cur += rlen;
+	if (op->cur == op->end) {
+		b->head = op->next;
+		if (!b->head)
+			b->tail = NULL;
+		op->next = *finished;
+		*finished = op;
+	}
+	p2pio_bio_prep(w, bio);
+	return true;
+}
+
+/* A slot back to the pool; a worker that waits for one may go on. */
+static void p2pio_bslot_put(struct p2pio_bounce *b, struct p2pio_bslot *s)
+{
+	pthread_mutex_lock(&b->lock);
+	s->next = b->slot_free;
+	b->slot_free = s;
+	if (b->nr_waiting)
+		pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void p2pio_bio_put(struct p2pio_bworker *w, struct p2pio_bio *bio)
+{
+	bio->next = w->bio_free;
+	w->bio_free = bio;
+}
+
+/* A read landed (or failed): copy its bytes out, resume a short read, or fail the op. */
+static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, int res)
+{
+	struct p2pio_bounce *b = w->b;
+	const struct p2pio_cuda *cu = b->ctx->cu;
+	struct p2pio_op *op = bio->op;
+	struct p2pio_bslot *s = bio->slot;
+	uint64_t need = bio->hi - bio->foff, dst = op->dst + (bio->lo - op->off);
+	int err = 0;
+	CUresult cr;
+
+	w->nr_reads--;
+	if (res < 0) {
+		err = res;
+	} else {
+		bio->done += (uint64_t)res;
+		if (bio->done < need) {
+			/* A short read that stopped on a block boundary may go on; else EOF. */
+			if (res > 0 && bio->done % op->file->dio_align == 0) {
+				p2pio_bio_prep(w, bio);
+				return;
+			}
+			err = -ENODATA;
+		}
+	}
+	if (err || atomic_load(&op->err) || !s) {
+		p2pio_op_put(op, err, bio->done);
+		if (s)
+			p2pio_bslot_put(b, s);
+		p2pio_bio_put(w, bio);
+		return;
+	}
+	if (op->buf->host) {
+		memcpy((char *)op->buf->host + dst, s->mem + (bio->lo - bio->foff),
+		       bio->hi - bio->lo);
+		p2pio_op_put(op, 0, bio->done);
+		p2pio_bslot_put(b, s);
+		p2pio_bio_put(w, bio);
+		return;
+	}
+	cr = cu->MemcpyHtoDAsync(op->buf->addr + dst, s->mem + (bio->lo - bio->foff),
+				 bio->hi - bio->lo, w->stream);
+	if (cr == CUDA_SUCCESS)
+		cr = cu->EventRecord(s->ev, w->stream);
+	if (cr != CUDA_SUCCESS) {
+		p2pio_op_put(op, p2pio_cuda_errno(cr), bio->done);
+		p2pio_bslot_put(b, s);
+		p2pio_bio_put(w, bio);
+		return;
+	}
+	atomic_fetch_add(&op->bytes_read, bio->done);
+	s->op = op;
+	s->next = NULL;
+	if (w->copy_tail)
+		w->copy_tail->next = s;
+	else
+		w->copy_head = s;
+	w->copy_tail = s;
+	p2pio_bio_put(w, bio);
+}
+
+/* Retire @w's finished copies in order; with @wait, block for the oldest. */
+static bool p2pio_bounce_retire(struct p2pio_bworker *w, bool wait)
+{
+	const struct p2pio_cuda *cu = w->b->ctx->cu;
+	struct p2pio_bslot *s;
+	struct p2pio_op *op;
+	bool any = false;
+	CUresult cr;
+
+	while ((s = w->copy_head)) {
+		cr = wait && !any ? cu->EventSynchronize(s->ev) : cu->EventQuery(s->ev);
+		if (cr == CUDA_ERROR_NOT_READY)
+			break;
+		w->copy_head = s->next;
+		if (!w->copy_head)
+			w->copy_tail = NULL;
+		op = s->op;
+		s->op = NULL;
+		/* The slot first, so the read that this completion lets the caller queue finds it. */
+		p2pio_bslot_put(w->b, s);
+		p2pio_op_put(op, cr == CUDA_SUCCESS ? 0 : p2pio_cuda_errno(cr), 0);
+		any = true;
+	}
+	return any;
+}
+
+static void *p2pio_bounce_thread(void *arg)
+{
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000 };
+	struct p2pio_bworker *w = arg;
+	struct p2pio_bounce *b = w->b;
+	struct p2pio_op *finished, *op;
+	struct io_uring_cqe *cqe;
+	bool progress;
+	int ret;
+
+	if (b->ctx->cu)
+		b->ctx->cu->CtxSetCurrent(b->ctx->cuctx);
+	for (;;) {
+		progress = false;
+		finished = NULL;
+		pthread_mutex_lock(&b->lock);
+		while (!w->nr_reads && !w->copy_head && !b->stop && !p2pio_bounce_can_take(w)) {
+			b->nr_waiting++;
+			pthread_cond_wait(&b->cond, &b->lock);
+			b->nr_waiting--;
+		}
+		if (b->stop && !b->head && !w->nr_reads && !w->copy_head) {
+			pthread_mutex_unlock(&b->lock);
+			break;
+		}
+		while (p2pio_bounce_next(w, &finished))
+			progress = true;
+		pthread_mutex_unlock(&b->lock);
+		/* New reads, and short reads resumed by p2pio_bounce_landed(). */
+		if (io_uring_sq_ready(&w->ring))
+			io_uring_submit(&w->ring);
+		/* The path's references: dropped once the last chunk of each op is out. */
+		while ((op = finished)) {
+			finished = op->next;
+			p2pio_op_put(op, 0, 0);
+		}
+		while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
+			p2pio_bounce_landed(w, io_uring_cqe_get_data(cqe), cqe->res);
+			io_uring_cqe_seen(&w->ring, cqe);
+			progress = true;
+		}
+		if (w->copy_head && p2pio_bounce_retire(w, false))
+			progress = true;
+		if (progress)
+			continue;
+		if (w->nr_reads) {
+			/* With copies pending, wake up now and then to retire them. */
+			ret = w->copy_head ? io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts) :
+					     io_uring_wait_cqe(&w->ring, &cqe);
+			(void)ret;
+		} else if (w->copy_head) {
+			p2pio_bounce_retire(w, true);
+		}
+	}
+	return NULL;
+}
+
+static void p2pio_bounce_free(struct p2pio_bounce *b)
+{
+	struct p2pio_ctx *ctx = b->ctx;
+	const struct p2pio_cuda *cu = ctx->cu;
+	CUcontext prev = p2pio_ctx_enter(ctx);
+	unsigned int i;
+
+	for (i = 0; i < b->nr; i++) {
+		struct p2pio_bworker *w = &b->w[i];
+
+		if (cu && w->stream)
+			cu->StreamDestroy(w->stream);
+		if (w->ring_ok)
+			io_uring_queue_exit(&w->ring);
+		free(w->bios);
+	}
+	if (cu)
+		for (i = 0; i < b->nr_slots; i++)
+			if (b->slots[i].ev)
+				cu->EventDestroy(b->slots[i].ev);
+	p2pio_ctx_leave(ctx, prev);
+	p2pio_staging_free(ctx, b->staging, ctx->opts.staging_bytes);
+	free(b->slots);
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+/* A worker's ring, reads and stream. */
+static int p2pio_bworker_init(struct p2pio_bounce *b, struct p2pio_bworker *w)
+{
+	const struct p2pio_cuda *cu = b->ctx->cu;
+	CUcontext prev;
+	CUresult cr = CUDA_SUCCESS;
+	unsigned int i;
+	int ret;
+
+	w->b = b;
+	ret = io_uring_queue_init(b->depth, &w->ring, 0);
+	if (ret)
+		return ret;
+	w->ring_ok = true;
+	w->bios = calloc(b->depth, sizeof(*w->bios));
+	if (!w->bios)
+		return -ENOMEM;
+	for (i = 0; i < b->depth; i++)
+		p2pio_bio_put(w, &w->bios[i]);
+	if (cu) {
+		prev = p2pio_ctx_enter(b->ctx);
+		cr = cu->StreamCreate(&w->stream, CU_STREAM_NON_BLOCKING);
+		p2pio_ctx_leave(b->ctx, prev);
+	}
+	return cr == CUDA_SUCCESS ? 0 : p2pio_cuda_errno(cr);
+}
+
+static void p2pio_bounce_join(struct p2pio_bounce *b)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&b->lock);
+	b->stop = true;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	for (i = 0; i < b->nr; i++)
+		if (b->w[i].started)
+			pthread_join(b->w[i].th, NULL);
+}
+
+static int p2pio_bounce_start(struct p2pio_ctx *ctx)
+{
+	const struct p2pio_ctx_opts *o = &ctx->opts;
+	const struct p2pio_cuda *cu = ctx->cu;
+	unsigned int i, nslots = (unsigned int)(o->staging_bytes / o->chunk_size);
+	unsigned int nr = o->threads;
+	struct p2pio_bounce *b;
+	CUresult cr = CUDA_SUCCESS;
+	CUcontext prev;
+	int ret = 0;
+
+	/* More rings than reads in flight would leave rings with nothing to do. */
+	if (nr > o->queue_depth)
+		nr = o->queue_depth;
+	b = calloc(1, sizeof(*b) + nr * sizeof(b->w[0]));
+	if (!b)
+		return -ENOMEM;
+	b->ctx = ctx;
+	b->nr = nr;
+	b->depth = (o->queue_depth + nr - 1) / nr;
+	b->sqe_flags = o->flags & P2PIO_CTX_BOUNCE_ASYNC ? IOSQE_ASYNC : 0;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	b->slots = calloc(nslots, sizeof(*b->slots));
+	b->staging = p2pio_staging_alloc(ctx, o->staging_bytes);
+	if (!b->slots || !b->staging) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	b->nr_slots = nslots;
+	for (i = 0; i < nslots; i++) {
+		b->slots[i].mem = b->staging + (uint64_t)i * o->chunk_size;
+		b->slots[nslots - 1 - i].next = b->slot_free;
+		b->slot_free = &b->slots[nslots - 1 - i];
+	}
+	if (cu) {
+		prev = p2pio_ctx_enter(ctx);
+		for (i = 0; i < nslots && cr == CUDA_SUCCESS; i++)
+			cr = cu->EventCreate(&b->slots[i].ev, CU_EVENT_DISABLE_TIMING);
+		p2pio_ctx_leave(ctx, prev);
+		if (cr != CUDA_SUCCESS) {
+			ret = p2pio_cuda_errno(cr);
+			goto out_free;
+		}
+	}
+	for (i = 0; i < nr && !ret; i++)
+		ret = p2pio_bworker_init(b, &b->w[i]);
+	for (i = 0; i < nr && !ret; i++) {
+		ret = -pthread_create(&b->w[i].th, NULL, p2pio_bounce_thread, &b->w[i]);
+		b->w[i].started = !ret;
+	}
+	if (ret) {
+		p2pio_bounce_join(b);
+		goto out_free;
+	}
+	ctx->bounce = b;
+	return 0;
+
+out_free:
+	p2pio_bounce_free(b);
+	return ret;
+}
+
+int p2pio_bounce_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
+{
+	struct p2pio_bounce *b;
+	uint32_t al = op->file->dio_align;
+	int ret = 0;
+
+	pthread_mutex_lock(&ctx->lock);
+	if (!ctx->bounce)
+		ret = p2pio_bounce_start(ctx);
+	b = ctx->bounce;
+	pthread_mutex_unlock(&ctx->lock);
+	if (ret)
+		return ret;
+	op->cur = p2pio_round_down(op->off, al);
+	op->end = p2pio_round_up(op->off + op->len, al);
+	op->next = NULL;
+	pthread_mutex_lock(&b->lock);
+	if (b->tail)
+		b->tail->next = op;
+	else
+		b->head = op;
+	b->tail = op;
+	/* Every sleeping worker: a large read has chunks for all of them. */
+	if (b->nr_waiting)
+		pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+void p2pio_bounce_stop(struct p2pio_ctx *ctx)
+{
+	struct p2pio_bounce *b = ctx->bounce;
+
+	if (!b)
+		return;
+	p2pio_bounce_join(b);
+	ctx->bounce = NULL;
+	p2pio_bounce_free(b);
+}

@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: MIT
+/*
+ * path_p2p.c - the P2P path: NVMe reads straight into pinned GPU memory through
+ * /dev/p2pio (kmod/uapi/p2pio_ioctl.h).
+ *
+ * One /dev/p2pio fd per context holds the context's registered files and pins. A read's
+ * block-aligned middle is submitted to the module in pieces that never cross a pin window;
+ * its unaligned head and tail (less than a block each) are read with pread() and copied
+ * into place, so nothing outside the destination range is written. Device memory is pinned
+ * lazily, a window (pin_window bytes on a fixed grid) at a time; when the module cannot pin
+ * more (BAR1 space is smaller than VRAM on many boards), the least recently used idle
+ * windows of the context are unpinned and the pin retried. A reaper thread collects
+ * completions from the fd (poll) and completes the operations.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "p2pio_ioctl.h"
+
+/* Page size of the nvidia provider: pins and windows are multiples of it. */
+#define P2PIO_GPU_PAGE (64u << 10)
+#define P2PIO_P2P_BATCH 64
+
+struct p2pio_win {
+	struct p2pio_buf *buf;
+	uint64_t start;			/* device address of the window */
+	uint64_t len;
+	uint32_t handle;
+	int refs;			/* pieces in flight */
+	struct p2pio_win *next;		/* in buf->wins */
+	struct p2pio_win *lru_prev, *lru_next;	/* in the context's LRU, newest first */
+};
+
+/* One submitted piece: the module's user_tag points here. */
+struct p2pio_piece {
+	struct p2pio_op *op;
+	struct p2pio_win *win;
+};
+
+struct p2pio_p2p {
+	struct p2pio_ctx *ctx;
+	int fd;				/* /dev/p2pio, -1 if it could not be used */
+	char why[P2PIO_REASON_LEN];	/* why not, when fd < 0 */
+	struct p2pio_version ver;
+
+	pthread_mutex_t lock;		/* pins, LRU, outstanding, prepared */
+	pthread_cond_t cond;		/* a completion was reaped, or prepared pieces undone */
+	struct p2pio_win *lru_head, *lru_tail;
+	unsigned int outstanding;	/* pieces submitted, not yet reaped */
+	unsigned int prepared;		/* pieces holding a window, not yet submitted */
+
+	int stop_efd;
+	pthread_t th;
+	bool th_started;
+};
+
+static const char *p2pio_errno_name(int e)
+{
+	switch (e) {
+	case ENOENT: return "ENOENT";
+	case EACCES: return "EACCES";
+	case EPERM: return "EPERM";
+	case ETXTBSY: return "ETXTBSY";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case EMEDIUMTYPE: return "EMEDIUMTYPE";
+	case ENOTBLK: return "ENOTBLK";
+	case ENXIO: return "ENXIO";
+	case EREMOTE: return "EREMOTE";
+	case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+	case ENODATA: return "ENODATA";
+	case E2BIG: return "E2BIG";
+	case EINVAL: return "EINVAL";
+	case EBADF: return "EBADF";
+	case EMFILE: return "EMFILE";
+	case ENOMEM: return "ENOMEM";
+	case ENOSPC: return "ENOSPC";
+	default: return "errno";
+	}
+}
+
+/* What a refusal of REGISTER_FILE means (Documentation/admin-guide.md has the full list). */
+static const char *p2pio_refusal_hint(int e)
+{
+	switch (e) {
+	case ETXTBSY: return "the file is open for writing elsewhere";
+	case EOPNOTSUPP: return "file system not supported (ext4 and xfs are)";
+	case EMEDIUMTYPE: return "encrypted, verity, compressed, inline or DAX file";
+	case ENOTBLK: return "not on an NVMe namespace (dm, md, loop, virtio, ...)";
+	case ENXIO: return "NVMe multipath head";
+	case EREMOTE: return "not on a PCIe NVMe controller";
+	case EPROTONOSUPPORT: return "namespace has metadata or protection information";
+	case ENODATA: return "file has holes, unwritten or shared blocks, or is empty";
+	case E2BIG: return "file too fragmented";
+	default: return strerror(e);
+	}
+}
+
+/* ---- the context's /dev/p2pio ------------------------------------------------------ */
+
+static void *p2pio_p2p_reaper(void *arg);
+
+static int p2pio_p2p_open(struct p2pio_p2p *p)
+{
+	int fd;
+
+	fd = open(P2PIO_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			snprintf(p->why, sizeof(p->why),
+				 "P2P: %s not present (module not loaded)", P2PIO_DEVICE_PATH);
+		else
+			snprintf(p->why, sizeof(p->why), "P2P: cannot open %s: %s",
+				 P2PIO_DEVICE_PATH, strerror(errno));
+		return -1;
+	}
+	if (ioctl(fd, P2PIO_IOC_VERSION, &p->ver) < 0) {
+		snprintf(p->why, sizeof(p->why), "P2P: %s: version handshake failed: %s",
+			 P2PIO_DEVICE_PATH, strerror(errno));
+		goto out_close;
+	}
+	if (p->ver.abi_version != P2PIO_ABI_VERSION) {
+		snprintf(p->why, sizeof(p->why),
+			 "P2P: module ABI version %u, this library understands version %u",
+			 p->ver.abi_version, P2PIO_ABI_VERSION);
+		goto out_close;
+	}
+	if (!(p->ver.features & P2PIO_FEAT_PROVIDER_NVIDIA) ||
+	    !(p->ver.features & P2PIO_FEAT_POLL)) {
+		snprintf(p->why, sizeof(p->why),
+			 "P2P: module lacks the nvidia provider or poll (features 0x%llx)",
+			 (unsigned long long)p->ver.features);
+		goto out_close;
+	}
+	if (!p->ver.max_batch || !p->ver.max_read_len || p->ver.max_read_len % 4096) {
+		snprintf(p->why, sizeof(p->why), "P2P: module reports unusable limits");
+		goto out_close;
+	}
+	p->fd = fd;
+	return 0;
+
+out_close:
+	close(fd);
+	return -1;
+}
+
+/* Open /dev/p2pio for @ctx once; later calls return the same state (or its reason). */
+static struct p2pio_p2p *p2pio_p2p_get(struct p2pio_ctx *ctx)
+{
+	struct p2pio_p2p *p;
+
+	pthread_mutex_lock(&ctx->lock);
+	p = ctx->p2p;
+	if (p)
+		goto out;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		goto out;
+	p->ctx = ctx;
+	p->fd = -1;
+	p->stop_efd = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	ctx->p2p = p;
+	if (p2pio_p2p_open(p))
+		goto out;
+	p->stop_efd = eventfd(0, EFD_CLOEXEC);
+	if (p->stop_efd < 0 || pthread_create(&p->th, NULL, p2pio_p2p_reaper, p)) {
+		snprintf(p->why, sizeof(p->why), "P2P: cannot start the completion thread");
+		close(p->fd);
+		p->fd = -1;
+		goto out;
+	}
+	p->th_started = true;
+out:
+	pthread_mutex_unlock(&ctx->lock);
+	return p;
+}
+
+int p2pio_p2p_file_open(struct p2pio_file *f, char *why, size_t why_len)
+{
+	struct p2pio_register_file reg = { .fd = f->fd };
+	struct p2pio_p2p *p = p2pio_p2p_get(f->ctx);
+	int e;
+
+	if (!p) {
+		snprintf(why, why_len, "P2P: out of memory");
+		return -ENOMEM;
+	}
+	if (p->fd < 0) {
+		snprintf(why, why_len, "%s", p->why);
+		return -ENODEV;
+	}
+	if (ioctl(p->fd, P2PIO_IOC_REGISTER_FILE, &reg) < 0) {
+		e = errno;
+		snprintf(why, why_len, "P2P: module refused the file: %s (%s)", p2pio_errno_name(e),
+			 p2pio_refusal_hint(e));
+		return -e;
+	}
+	if (reg.size != f->size || !reg.lba_size || reg.lba_size > 65536 ||
+	    reg.lba_size & (reg.lba_size - 1)) {
+		struct p2pio_handle_arg h = { .handle = reg.handle };
+
+		ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
+		snprintf(why, why_len,
+			 "P2P: module reports size %llu and block size %u for a file of %llu bytes",
+			 (unsigned long long)reg.size, reg.lba_size, (unsigned long long)f->size);
+		return -EIO;
+	}
+	f->p2p_handle = reg.handle;
+	f->lba_size = reg.lba_size;
+	f->p2p_ok = true;
+	return 0;
+}
+
+void p2pio_p2p_file_close(struct p2pio_file *f)
+{
+	struct p2pio_handle_arg h = { .handle = (uint32_t)f->p2p_handle };
+
+	if (!f->p2p_ok)
+		return;
+	ioctl(f->ctx->p2p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
+	f->p2p_ok = false;
+}
+
+bool p2pio_p2p_op_ok(struct p2pio_op *op, char *why, size_t why_len)
+{
+	struct p2pio_buf *buf = op->buf;
+	uint64_t a;
+
+	if (buf->mem == P2PIO_MEM_HOST) {
+		snprintf(why, why_len, "P2P: a read into host memory went by another path");
+		return false;
+	}
+	if (buf->addr % 4) {
+		snprintf(why, why_len, "P2P: destination buffer not 4-byte aligned");
+		return false;
+	}
+	a = p2pio_round_up(op->off, op->file->lba_size);
+	if ((buf->addr + op->dst + (a - op->off)) % 4) {
+		snprintf(why, why_len,
+			 "P2P: destination and file offset differ in alignment (the NVMe PRP rule needs 4 bytes)");
+		return false;
+	}
+	return true;
+}
+
+/* ---- pinned windows ------------------------------------------------------------- */
+
+/*
+ * Window k of a buffer covers device addresses [k * W, (k + 1) * W) of the grid, clipped
+ * to the buffer, and is pinned one GPU page longer: a piece that starts in it may run up
+ * to the next block boundary past its end, so block-aligned pieces never need to cross
+ * two pins even when the destination is not block-aligned.
+ */
+
+static void p2pio_lru_unlink(struct p2pio_p2p *p, struct p2pio_win *w)
+{
+	if (w->lru_prev)
+		w->lru_prev->lru_next = w->lru_next;
+	else
+		p->lru_head = w->lru_next;
+	if (w->lru_next)
+		w->lru_next->lru_prev = w->lru_prev;
+	else
+		p->lru_tail = w->lru_prev;
+	w->lru_prev = w->lru_next = NULL;
+}
+
+static void p2pio_lru_push(struct p2pio_p2p *p, struct p2pio_win *w)
+{
+	w->lru_next = p->lru_head;
+	w->lru_prev = NULL;
+	if (p->lru_head)
+		p->lru_head->lru_prev = w;
+	else
+		p->lru_tail = w;
+	p->lru_head = w;
+}
+
+/* Unpin and forget an idle window (p->lock held). */
+static void p2pio_win_drop(struct p2pio_p2p *p, struct p2pio_win *w)
+{
+	struct p2pio_handle_arg h = { .handle = w->handle };
+	struct p2pio_win **pp;
+
+	ioctl(p->fd, P2PIO_IOC_UNPIN, &h);
+	p2pio_lru_unlink(p, w);
+	for (pp = &w->buf->wins; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	free(w);
+}
+
+/* Unpin the least recently used idle window of the context; false if none is idle. */
+static bool p2pio_win_evict(struct p2pio_p2p *p)
+{
+	struct p2pio_win *w;
+
+	for (w = p->lru_tail; w; w = w->lru_prev) {
+		if (!w->refs) {
+			p2pio_win_drop(p, w);
+			return true;
+		}
+	}
+	return false;
+}
+
+static int p2pio_set_sync_memops(struct p2pio_ctx *ctx, struct p2pio_buf *buf)
+{
+	unsigned int one = 1;
+	CUcontext prev;
+	CUresult res;
+
+	if (buf->mem != P2PIO_MEM_CUDA || buf->sync_memops)
+		return 0;
+	/* NVIDIA requires it on memory that a third party DMAs into. */
+	prev = p2pio_ctx_enter(ctx);
+	res = ctx->cu->PointerSetAttribute(&one, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, buf->addr);
+	p2pio_ctx_leave(ctx, prev);
+	if (res != CUDA_SUCCESS)
+		return p2pio_cuda_errno(res);
+	buf->sync_memops = true;
+	return 0;
+}
+
+static bool p2pio_pin_no_room(int err)
+{
+	return err == -ENOSPC || err == -ENOMEM || err == -EMFILE || err == -EBUSY;
+}
+
+/*
+ * The window of @buf holding device address @addr, with a reference taken (p->lock held).
+ * When BAR1 has no room for another window, the least recently used idle ones are unpinned;
+ * when none is idle, pieces in flight will make some idle: wait for them. @holding: the
+ * caller's own batch holds windows it has not submitted; it must submit them before
+ * anyone waits for them, so it gets -EAGAIN back instead of a wait.
+ */
+static int p2pio_win_get(struct p2pio_p2p *p, struct p2pio_buf *buf, uint64_t addr,
+			 bool holding, struct p2pio_win **winp)
+{
+	uint64_t W = p->ctx->opts.pin_window, grid = p2pio_round_down(addr, W), start, end;
+	struct p2pio_pin arg;
+	struct p2pio_win *w;
+	int ret;
+
+again:
+	for (w = buf->wins; w; w = w->next) {
+		if (addr >= w->start && addr < w->start + w->len) {
+			p2pio_lru_unlink(p, w);
+			p2pio_lru_push(p, w);
+			w->refs++;
+			*winp = w;
+			return 0;
+		}
+	}
+	ret = p2pio_set_sync_memops(p->ctx, buf);
+	if (ret)
+		return ret;
+	start = grid > buf->addr ? grid : buf->addr;
+	end = grid + W < buf->addr + buf->len ? grid + W : buf->addr + buf->len;
+	for (;;) {
+		memset(&arg, 0, sizeof(arg));
+		arg.provider = P2PIO_PROVIDER_NVIDIA;
+		arg.addr = start;
+		arg.length = end + P2PIO_GPU_PAGE < buf->addr + buf->len ?
+				     end + P2PIO_GPU_PAGE - start :
+				     buf->addr + buf->len - start;
+		if (!ioctl(p->fd, P2PIO_IOC_PIN, &arg))
+			break;
+		ret = -errno;
+		if (!p2pio_pin_no_room(ret))
+			return ret;
+		if (p2pio_win_evict(p))
+			continue;
+		if (holding)
+			return -EAGAIN;
+		/* Nothing in flight and nothing about to be: BAR1 cannot hold this window. */
+		if (!p->outstanding && !p->prepared)
+			return ret;
+		pthread_cond_wait(&p->cond, &p->lock);
+		/* Another submitter may have pinned this window meanwhile. */
+		goto again;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		struct p2pio_handle_arg h = { .handle = arg.handle };
+
+		ioctl(p->fd, P2PIO_IOC_UNPIN, &h);
+		return -ENOMEM;
+	}
+	w->buf = buf;
+	w->start = start;
+	w->len = end - start;
+	w->handle = arg.handle;
+	w->refs = 1;
+	w->next = buf->wins;
+	buf->wins = w;
+	p2pio_lru_push(p, w);
+	*winp = w;
+	return 0;
+}
+
+void p2pio_p2p_buf_release(struct p2pio_buf *buf)
+{
+	struct p2pio_p2p *p = buf->ctx->p2p;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	while (buf->wins)
+		p2pio_win_drop(p, buf->wins);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- reads ---------------------------------------------------------------------- */
+
+/* The unaligned head or tail of a read: less than a block, through host memory. */
+static int p2pio_p2p_edge(struct p2pio_op *op, uint64_t from, uint64_t to)
+{
+	char tmp[65536];
+	ssize_t r;
+
+	if (from == to)
+		return 0;
+	r = pread(op->file->fd, tmp, to - from, (off_t)from);
+	if (r < 0)
+		return -errno;
+	if ((uint64_t)r != to - from)
+		return -ENODATA;
+	atomic_fetch_add(&op->bytes_read, (uint64_t)r);
+	return p2pio_dst_write_sync(op, op->dst + (from - op->off), tmp, to - from);
+}
+
+/*
+ * Submit @n prepared reads; every accepted one completes through the reaper. Return: 0, or
+ * the error that stopped it with *@done of them accepted (the caller undoes the rest).
+ */
+static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n,
+			   unsigned int *done)
+{
+	struct p2pio_submit sub;
+	int ret;
+
+	*done = 0;
+	while (*done < n) {
+		memset(&sub, 0, sizeof(sub));
+		sub.reads = (uintptr_t)(rd + *done);
+		sub.count = n - *done;
+		pthread_mutex_lock(&p->lock);
+		ret = ioctl(p->fd, P2PIO_IOC_SUBMIT, &sub) < 0 ? -errno : 0;
+		if (!ret) {
+			p->outstanding += sub.accepted;
+			p->prepared -= sub.accepted;
+			*done += sub.accepted;
+		} else if (ret == -EAGAIN && p->outstanding) {
+			/* The fd's queue is full: wait for the reaper to take some. */
+			pthread_cond_wait(&p->cond, &p->lock);
+			ret = 0;
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (ret && ret != -EINTR)
+			return ret;
+	}
+	return 0;
+}
+
+/* Undo @n pieces that were prepared but not accepted. */
+static void p2pio_p2p_unprep(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n,
+			     int err)
+{
+	struct p2pio_piece *pc;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
+		pthread_mutex_lock(&p->lock);
+		pc->win->refs--;
+		p->prepared--;
+		/* Its window may be idle now, and a waiting submitter may be waiting for that. */
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		p2pio_op_put(pc->op, err, 0);
+		free(pc);
+	}
+}
+
+/* Submit the batch; on an error, undo what was not accepted. */
+static int p2pio_p2p_send(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int *nr)
+{
+	unsigned int done;
+	int ret = p2pio_p2p_flush(p, rd, *nr, &done);
+
+	if (ret)
+		p2pio_p2p_unprep(p, rd + done, *nr - done, ret);
+	*nr = 0;
+	return ret;
+}
+
+int p2pio_p2p_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
+{
+	struct p2pio_read rd[P2PIO_P2P_BATCH];
+	struct p2pio_p2p *p = ctx->p2p;
+	struct p2pio_file *f = op->file;
+	struct p2pio_buf *buf = op->buf;
+	uint64_t lba = f->lba_size, end = op->off + op->len, a, b, pos, dev, n, max, wend;
+	unsigned int nr = 0, batch;
+	struct p2pio_win *w = NULL;
+	struct p2pio_piece *pc;
+	int ret;
+
+	a = p2pio_round_up(op->off, lba);
+	b = p2pio_round_down(end, lba);
+	if (a >= b)
+		a = b = end;
+	ret = p2pio_p2p_edge(op, op->off, a);
+	if (!ret)
+		ret = p2pio_p2p_edge(op, b > a ? b : a, end);
+	if (ret)
+		return ret;
+	max = ctx->opts.chunk_size < p->ver.max_read_len ? ctx->opts.chunk_size :
+							    p->ver.max_read_len;
+	max = p2pio_round_down(max, lba);
+	batch = p->ver.max_batch < P2PIO_P2P_BATCH ? p->ver.max_batch : P2PIO_P2P_BATCH;
+	for (pos = a; pos < b; pos += n) {
+		dev = buf->addr + op->dst + (pos - op->off);
+		pc = malloc(sizeof(*pc));
+		if (!pc) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (;;) {
+			pthread_mutex_lock(&p->lock);
+			ret = p2pio_win_get(p, buf, dev, nr > 0, &w);
+			if (!ret)
+				p->prepared++;
+			pthread_mutex_unlock(&p->lock);
+			if (ret != -EAGAIN)
+				break;
+			/* BAR1 is full of this batch's windows: send it (nr drops to 0), then wait. */
+			ret = p2pio_p2p_send(p, rd, &nr);
+			if (ret)
+				break;
+		}
+		if (ret) {
+			free(pc);
+			break;
+		}
+		/* Up to the first block boundary at or past the window's grid end. */
+		wend = p2pio_round_down(dev, ctx->opts.pin_window) + ctx->opts.pin_window;
+		n = b - pos < max ? b - pos : max;
+		if (dev + n > wend)
+			n = p2pio_round_up(wend - dev, lba);
+		pc->op = op;
+		pc->win = w;
+		p2pio_op_get(op);
+		memset(&rd[nr], 0, sizeof(rd[nr]));
+		rd[nr].file = (uint32_t)f->p2p_handle;
+		rd[nr].mem = w->handle;
+		rd[nr].file_offset = pos;
+		rd[nr].length = n;
+		rd[nr].mem_offset = dev - w->start;
+		rd[nr].user_tag = (uintptr_t)pc;
+		if (++nr == batch) {
+			ret = p2pio_p2p_send(p, rd, &nr);
+			if (ret)
+				break;
+		}
+	}
+	if (!ret && nr)
+		ret = p2pio_p2p_send(p, rd, &nr);
+	if (ret && nr)
+		p2pio_p2p_unprep(p, rd, nr, ret);
+	/* The path's reference: the pieces in flight hold the op from here. */
+	p2pio_op_put(op, ret, 0);
+	return 0;
+}
+
+static void *p2pio_p2p_reaper(void *arg)
+{
+	struct p2pio_completion c[P2PIO_P2P_BATCH];
+	struct p2pio_p2p *p = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = p->fd, .events = POLLIN },
+		{ .fd = p->stop_efd, .events = POLLIN },
+	};
+	struct p2pio_reap reap;
+	struct p2pio_piece *pc;
+	unsigned int i;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0)
+			continue;
+		memset(&reap, 0, sizeof(reap));
+		reap.completions = (uintptr_t)c;
+		reap.max = P2PIO_P2P_BATCH;
+		if (ioctl(p->fd, P2PIO_IOC_REAP, &reap) < 0)
+			reap.count = 0;
+		for (i = 0; i < reap.count && i < P2PIO_P2P_BATCH; i++) {
+			pc = (struct p2pio_piece *)(uintptr_t)c[i].user_tag;
+			pthread_mutex_lock(&p->lock);
+			pc->win->refs--;
+			p->outstanding--;
+			pthread_cond_broadcast(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+			p2pio_op_put(pc->op, c[i].status < 0 ? c[i].status : 0,
+				     c[i].status < 0 ? 0 : c[i].bytes);
+			free(pc);
+		}
+		pthread_mutex_lock(&p->lock);
+		if (pfd[1].revents & POLLIN && !p->outstanding) {
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	return NULL;
+}
+
+void p2pio_p2p_stop(struct p2pio_ctx *ctx)
+{
+	struct p2pio_p2p *p = ctx->p2p;
+	uint64_t one = 1;
+
+	if (!p)
+		return;
+	if (p->th_started) {
+		if (write(p->stop_efd, &one, sizeof(one)) < 0) {
+			/* Cannot fail on a fresh eventfd. */
+		}
+		pthread_join(p->th, NULL);
+	}
+	while (p->lru_head)
+		p2pio_win_drop(p, p->lru_head);
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->stop_efd >= 0)
+		close(p->stop_efd);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	ctx->p2p = NULL;
+	free(p);
+}
