@@ -180,6 +180,8 @@ install: lib tools
 	install -m 0755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libp2pio.so.0
 	ln -sf libp2pio.so.0 $(DESTDIR)$(PREFIX)/lib/libp2pio.so
 	install -m 0644 userlib/include/p2pio.h kmod/uapi/p2pio_ioctl.h $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(PREFIX)/include/p2pio
+	install -m 0644 userlib/include/p2pio/*.h $(DESTDIR)$(PREFIX)/include/p2pio/
 	install -m 0755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
 	@if ls man/*.1 >/dev/null 2>&1; then \
 		install -d $(DESTDIR)$(PREFIX)/share/man/man1 && \
