@@ -12,18 +12,14 @@
 
 #include "engine/engine.h"
 
-static const char *const p2pio_path_names[P2PIO_PATH_NR] = {
-	[P2PIO_PATH_AUTO] = "auto",
-	[P2PIO_PATH_P2P] = "p2p",
-	[P2PIO_PATH_BOUNCE] = "bounce",
-	[P2PIO_PATH_POSIX] = "posix",
-};
-
 const char *p2pio_path_name(enum p2pio_path path)
 {
-	if ((unsigned int)path >= P2PIO_PATH_NR)
-		return "?";
-	return p2pio_path_names[path];
+	const struct p2pio_path_ops *ops;
+
+	if (path == P2PIO_PATH_AUTO)
+		return "auto";
+	ops = p2pio_path_ops(path);
+	return ops ? ops->name : "?";
 }
 
 void p2pio_ctx_opts_init(struct p2pio_ctx_opts *opts)
@@ -161,13 +157,17 @@ out_free:
 
 void p2pio_ctx_destroy(struct p2pio_ctx *ctx)
 {
+	const struct p2pio_path_ops *ops;
 	CUcontext prev;
+	unsigned int i;
 
 	if (!ctx)
 		return;
-	p2pio_p2p_stop(ctx);
-	p2pio_bounce_stop(ctx);
-	p2pio_posix_stop(ctx);
+	for (i = 0; (ops = p2pio_paths[i]); i++) {
+		if (ctx->path_priv[ops->id] && ops->stop)
+			ops->stop(ctx->path_priv[ops->id]);
+		ctx->path_priv[ops->id] = NULL;
+	}
 	if (ctx->flags) {
 		prev = p2pio_ctx_enter(ctx);
 		ctx->cu->MemFreeHost(ctx->flags->host);
@@ -219,6 +219,33 @@ int p2pio_ctx_stats(struct p2pio_ctx *ctx, struct p2pio_ctx_stats *stats, bool r
 	}
 	pthread_mutex_unlock(&ctx->stats_lock);
 	return 0;
+}
+
+int p2pio_path_start(struct p2pio_ctx *ctx, const struct p2pio_path_ops *ops, void **privp)
+{
+	void *priv;
+	int ret = 0;
+
+	pthread_mutex_lock(&ctx->lock);
+	priv = ctx->path_priv[ops->id];
+	if (!priv) {
+		ret = ops->start(ctx, &priv);
+		if (!ret)
+			ctx->path_priv[ops->id] = priv;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	*privp = ret ? NULL : priv;
+	return ret;
+}
+
+void *p2pio_path_priv(struct p2pio_ctx *ctx, const struct p2pio_path_ops *ops)
+{
+	void *priv;
+
+	pthread_mutex_lock(&ctx->lock);
+	priv = ctx->path_priv[ops->id];
+	pthread_mutex_unlock(&ctx->lock);
+	return priv;
 }
 
 CUcontext p2pio_ctx_enter(struct p2pio_ctx *ctx)

@@ -198,26 +198,32 @@ static int p2pio_req_check(struct p2pio_ctx *ctx, const struct p2pio_req *r)
 	return 0;
 }
 
-/* The path this read takes: the file's, unless its destination rules that one out. */
-static enum p2pio_path p2pio_op_path(struct p2pio_op *op)
+/*
+ * The path this read takes: the file's, unless the read rules that one out; then the
+ * path's fallback, and so on.
+ */
+static const struct p2pio_path_ops *p2pio_op_path(struct p2pio_op *op)
 {
-	struct p2pio_file *f = op->file;
+	const struct p2pio_path_ops *ops = p2pio_path_ops(op->file->path);
 	char why[P2PIO_REASON_LEN];
-	enum p2pio_path path = f->path;
 
-	if (path == P2PIO_PATH_P2P && !p2pio_p2p_op_ok(op, why, sizeof(why))) {
-		p2pio_file_note(f, P2PIO_PATH_P2P, "%s", why);
-		path = P2PIO_PATH_BOUNCE;
+	while (ops->op_ok) {
+		why[0] = '\0';
+		if (ops->op_ok(op, why, sizeof(why)))
+			break;
+		if (why[0])
+			p2pio_file_note(op->file, ops->id, "%s", why);
+		ops = p2pio_path_ops(ops->fallback);
 	}
-	if (path == P2PIO_PATH_BOUNCE && f->dfd < 0)
-		path = P2PIO_PATH_POSIX;
-	return path;
+	return ops;
 }
 
 static int p2pio_op_start(struct p2pio_ctx *ctx, const struct p2pio_req *r,
 			  struct p2pio_queue *q, struct p2pio_sync *sync)
 {
+	const struct p2pio_path_ops *ops;
 	struct p2pio_op *op;
+	void *priv;
 	int ret;
 
 	op = calloc(1, sizeof(*op));
@@ -244,23 +250,16 @@ static int p2pio_op_start(struct p2pio_ctx *ctx, const struct p2pio_req *r,
 			return ret;
 		}
 	}
-	op->path = p2pio_op_path(op);
+	ops = p2pio_op_path(op);
+	op->path = ops->id;
 	if (!op->len) {
 		p2pio_op_put(op, 0, 0);
 		return 0;
 	}
 	/* The path holds the first reference; a path that cannot start fails the read. */
-	switch (op->path) {
-	case P2PIO_PATH_P2P:
-		ret = p2pio_p2p_submit(ctx, op);
-		break;
-	case P2PIO_PATH_BOUNCE:
-		ret = p2pio_bounce_submit(ctx, op);
-		break;
-	default:
-		ret = p2pio_posix_submit(ctx, op);
-		break;
-	}
+	ret = p2pio_path_start(ctx, ops, &priv);
+	if (!ret)
+		ret = ops->submit(priv, op);
 	if (ret)
 		p2pio_op_put(op, ret, 0);
 	return 0;

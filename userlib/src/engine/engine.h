@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * engine.h - the context, files, buffers and read operations shared by the engine's files
- * (ctx.c, mem.c, file.c, engine.c, path_*.c); private to libp2pio.
+ * (ctx.c, mem.c, file.c, engine.c, paths/); private to libp2pio. The paths' operations
+ * are in engine/path.h.
  */
 #ifndef P2PIO_ENGINE_H
 #define P2PIO_ENGINE_H
@@ -11,6 +12,7 @@
 
 #include "internal.h"
 #include "engine/cuda_dl.h"
+#include "engine/path.h"
 
 /* Measured defaults (Documentation/engine.md says how). */
 #define P2PIO_DEF_QUEUE_DEPTH 16
@@ -32,9 +34,6 @@
 /* Stream completion flags per context (one per stream-ordered read in flight). */
 #define P2PIO_NR_FLAGS 4096
 
-struct p2pio_posix;
-struct p2pio_bounce;
-struct p2pio_p2p;
 struct p2pio_win;
 
 struct p2pio_flags {
@@ -52,9 +51,7 @@ struct p2pio_ctx {
 	CUcontext cuctx;
 
 	pthread_mutex_t lock;			/* paths started on first use, flags */
-	struct p2pio_posix *posix;
-	struct p2pio_bounce *bounce;
-	struct p2pio_p2p *p2p;
+	void *path_priv[P2PIO_PATH_NR];		/* each path's state, NULL until started */
 	struct p2pio_flags *flags;
 
 	pthread_mutex_t stats_lock;
@@ -72,17 +69,19 @@ struct p2pio_buf {
 	uint64_t nvd_handle;		/* test-double allocation ... */
 	size_t nvd_map_len;		/* ... and its CPU mapping */
 	pthread_mutex_t lock;		/* the pins */
-	struct p2pio_win *wins;		/* P2P pinned windows */
+	struct p2pio_win *wins;		/* the P2P path's pinned windows */
 };
 
 struct p2pio_file {
 	struct p2pio_ctx *ctx;
 	int fd;				/* buffered */
-	int dfd;			/* O_DIRECT, or -1 */
 	uint64_t size;
+	enum p2pio_path path;
+	/* The BOUNCE path's (paths/bounce.c): */
+	int dfd;			/* O_DIRECT, or -1 */
 	uint32_t dio_align;		/* file offset and length alignment for dfd */
 	uint32_t dio_mem_align;		/* buffer alignment for dfd */
-	enum p2pio_path path;
+	/* The P2P path's (paths/p2p.c): */
 	uint64_t p2p_handle;		/* the module's file handle, valid when p2p_ok */
 	bool p2p_ok;
 	uint32_t lba_size;
@@ -153,21 +152,6 @@ P2PIO_HIDDEN void p2pio_ctx_leave(struct p2pio_ctx *ctx, CUcontext prev);
 /* Pinned host memory (cuMemHostAlloc) on a GPU context, aligned anonymous memory otherwise. */
 P2PIO_HIDDEN void *p2pio_staging_alloc(struct p2pio_ctx *ctx, size_t len);
 P2PIO_HIDDEN void p2pio_staging_free(struct p2pio_ctx *ctx, void *p, size_t len);
-
-/* Each path: start on first use, queue an operation, stop (waiting for what is queued). */
-P2PIO_HIDDEN int p2pio_posix_submit(struct p2pio_ctx *ctx, struct p2pio_op *op);
-P2PIO_HIDDEN void p2pio_posix_stop(struct p2pio_ctx *ctx);
-P2PIO_HIDDEN int p2pio_bounce_submit(struct p2pio_ctx *ctx, struct p2pio_op *op);
-P2PIO_HIDDEN void p2pio_bounce_stop(struct p2pio_ctx *ctx);
-P2PIO_HIDDEN int p2pio_p2p_submit(struct p2pio_ctx *ctx, struct p2pio_op *op);
-P2PIO_HIDDEN void p2pio_p2p_stop(struct p2pio_ctx *ctx);
-
-/* path_p2p.c: the module, per context and per file. */
-P2PIO_HIDDEN int p2pio_p2p_file_open(struct p2pio_file *f, char *why, size_t why_len);
-P2PIO_HIDDEN void p2pio_p2p_file_close(struct p2pio_file *f);
-/* Can this operation's destination take P2P? Fills @why when not. */
-P2PIO_HIDDEN bool p2pio_p2p_op_ok(struct p2pio_op *op, char *why, size_t why_len);
-P2PIO_HIDDEN void p2pio_p2p_buf_release(struct p2pio_buf *buf);
 
 /*
  * Copy @len bytes from host memory @src into @op's destination at buffer offset @dst,

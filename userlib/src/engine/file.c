@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * file.c - files on a context: open, O_DIRECT probe, page-cache residency, path choice.
+ * file.c - files on a context: open, the choice of path (the forced one, or AUTO's among
+ * the registered paths), the reasons.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -8,119 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
-
-/* AUTO prefers buffered reads when at least this share of a sample is in the page cache. */
-#define P2PIO_WARM_PERCENT 90
-#define P2PIO_WARM_SAMPLES 1024
-
-static const char *p2pio_fs_name(int fd)
-{
-	struct statfs sfs;
-
-	if (fstatfs(fd, &sfs))
-		return "unknown";
-	switch ((unsigned long)sfs.f_type) {
-	case 0xEF53: return "ext4";
-	case 0x58465342: return "xfs";
-	case 0x9123683E: return "btrfs";
-	case 0x01021994: return "tmpfs";
-	case 0x6969: return "nfs";
-	case 0x65735546: return "fuse";
-	case 0x794C7630: return "overlayfs";
-	case 0x2FC12FC1: return "zfs";
-	default: return "this file system";
-	}
-}
-
-/*
- * Open the O_DIRECT twin of @f->fd and learn its alignment; a one-block read proves it
- * works (some file systems accept O_DIRECT at open and fail the read).
- */
-static int p2pio_dio_open(struct p2pio_file *f, char *why, size_t why_len)
-{
-	char proc[64];
-	struct statx stx;
-	void *blk = NULL;
-	ssize_t n;
-	int dfd, ret;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-	dfd = open(proc, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	if (dfd < 0) {
-		ret = -errno;
-		snprintf(why, why_len, "BOUNCE: O_DIRECT not supported by %s (%s)",
-			 p2pio_fs_name(f->fd), strerror(-ret));
-		return ret;
-	}
-	f->dio_align = 4096;
-	f->dio_mem_align = 4096;
-	if (!statx(dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
-	    (stx.stx_mask & STATX_DIOALIGN)) {
-		if (!stx.stx_dio_offset_align) {
-			snprintf(why, why_len, "BOUNCE: O_DIRECT not supported by %s",
-				 p2pio_fs_name(f->fd));
-			ret = -EOPNOTSUPP;
-			goto out_close;
-		}
-		f->dio_align = stx.stx_dio_offset_align;
-		f->dio_mem_align = stx.stx_dio_mem_align > 1 ? stx.stx_dio_mem_align : 1;
-	}
-	if (f->dio_align > 65536 || f->dio_align & (f->dio_align - 1) ||
-	    f->dio_mem_align > 4096 || f->dio_mem_align & (f->dio_mem_align - 1)) {
-		snprintf(why, why_len, "BOUNCE: unusual O_DIRECT alignment %u/%u", f->dio_align,
-			 f->dio_mem_align);
-		ret = -EOPNOTSUPP;
-		goto out_close;
-	}
-	if (f->size) {
-		if (posix_memalign(&blk, 4096, f->dio_align)) {
-			ret = -ENOMEM;
-			snprintf(why, why_len, "BOUNCE: out of memory");
-			goto out_close;
-		}
-		n = pread(dfd, blk, f->dio_align, 0);
-		ret = n < 0 ? -errno : 0;
-		free(blk);
-		if (ret) {
-			snprintf(why, why_len, "BOUNCE: O_DIRECT read fails on %s (%s)",
-				 p2pio_fs_name(f->fd), strerror(-ret));
-			goto out_close;
-		}
-	}
-	f->dfd = dfd;
-	return 0;
-
-out_close:
-	close(dfd);
-	return ret;
-}
-
-/* Percentage of a sample of the file's pages that sit in the page cache. */
-static int p2pio_resident_percent(struct p2pio_file *f)
-{
-	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE), npages, step, i, hits = 0, n = 0;
-	unsigned char vec;
-	char *map;
-
-	if (!f->size)
-		return 100;
-	map = mmap(NULL, f->size, PROT_READ, MAP_SHARED, f->fd, 0);
-	if (map == MAP_FAILED)
-		return 0;
-	npages = (f->size + pg - 1) / pg;
-	step = npages > P2PIO_WARM_SAMPLES ? npages / P2PIO_WARM_SAMPLES : 1;
-	for (i = 0; i < npages; i += step, n++)
-		if (!mincore(map + i * pg, 1, &vec) && (vec & 1))
-			hits++;
-	munmap(map, f->size);
-	return (int)(hits * 100 / n);
-}
 
 void p2pio_file_note(struct p2pio_file *f, enum p2pio_path path, const char *fmt, ...)
 {
@@ -133,57 +25,71 @@ void p2pio_file_note(struct p2pio_file *f, enum p2pio_path path, const char *fmt
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* Decide the file's path: the forced one if it qualifies, else the fastest that does. */
+/*
+ * Open @f on @ops, then on the paths its reads fall back to (whether they take the file or
+ * not: a read of it may need them). Fills @why when @ops does not take the file.
+ */
+static int p2pio_file_try(struct p2pio_file *f, const struct p2pio_path_ops *ops, char *why,
+			  size_t why_len)
+{
+	const struct p2pio_path_ops *fb;
+	char fb_why[P2PIO_REASON_LEN];
+	int ret;
+
+	ret = ops->file_open ? ops->file_open(f, why, why_len) : 0;
+	if (ret)
+		return ret;
+	for (fb = p2pio_path_ops(ops->fallback); fb; fb = p2pio_path_ops(fb->fallback))
+		if (fb->file_open)
+			fb->file_open(f, fb_why, sizeof(fb_why));
+	return 0;
+}
+
+/*
+ * Decide the file's path: the forced one if it takes the file, else (AUTO) the first
+ * registered path that takes it and does not pass it on.
+ */
 static int p2pio_file_choose(struct p2pio_file *f, enum p2pio_path want, struct p2pio_error *err)
 {
-	char why[P2PIO_REASON_LEN];
-	bool auto_ = want == P2PIO_PATH_AUTO;
-	int ret, pct;
+	char why[P2PIO_REASON_LEN], passed[P2PIO_REASON_LEN] = "";
+	const struct p2pio_path_ops *ops;
+	unsigned int i;
 
-	if (want == P2PIO_PATH_P2P || auto_) {
-		ret = p2pio_p2p_file_open(f, why, sizeof(why));
-		if (!ret) {
-			/* Reads into memory P2P cannot reach fall back to O_DIRECT if it works. */
-			p2pio_dio_open(f, why, sizeof(why));
-			f->path = P2PIO_PATH_P2P;
-			snprintf(f->why, sizeof(f->why), "%s",
-				 auto_ ? "AUTO: the module accepted the file" :
-					 "forced by the caller");
-			return 0;
-		}
-		if (!auto_)
+	if (want != P2PIO_PATH_AUTO) {
+		ops = p2pio_path_ops(want);
+		if (!ops)
+			return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "path %d unknown",
+					       (int)want);
+		if (p2pio_file_try(f, ops, why, sizeof(why)))
 			return p2pio_set_error(err, -EOPNOTSUPP, P2PIO_NO_OFFSET, "%s", why);
-		snprintf(f->why_not[P2PIO_PATH_P2P], P2PIO_REASON_LEN, "%s", why);
+		f->path = ops->id;
+		snprintf(f->why, sizeof(f->why), "forced by the caller");
+		return 0;
 	}
-	if (want == P2PIO_PATH_BOUNCE || auto_) {
-		ret = p2pio_dio_open(f, why, sizeof(why));
-		if (!ret && auto_ && !(f->ctx->opts.flags & P2PIO_CTX_NO_WARM_CHECK)) {
-			pct = p2pio_resident_percent(f);
-			if (pct >= P2PIO_WARM_PERCENT) {
-				snprintf(f->why_not[P2PIO_PATH_BOUNCE], P2PIO_REASON_LEN,
-					 "BOUNCE: %d%% of the file is in the page cache, where buffered reads are faster",
-					 pct);
-				f->path = P2PIO_PATH_POSIX;
-				snprintf(f->why, sizeof(f->why),
-					 "AUTO: the file is in the page cache");
-				return 0;
-			}
+	for (i = 0; (ops = p2pio_paths[i]); i++) {
+		if (p2pio_file_try(f, ops, why, sizeof(why))) {
+			snprintf(f->why_not[ops->id], P2PIO_REASON_LEN, "%s", why);
+			continue;
 		}
-		if (!ret) {
-			f->path = P2PIO_PATH_BOUNCE;
-			snprintf(f->why, sizeof(f->why), "%s",
-				 auto_ ? "AUTO: O_DIRECT works on the file" :
-					 "forced by the caller");
-			return 0;
-		}
-		if (!auto_)
-			return p2pio_set_error(err, -EOPNOTSUPP, P2PIO_NO_OFFSET, "%s", why);
-		snprintf(f->why_not[P2PIO_PATH_BOUNCE], P2PIO_REASON_LEN, "%s", why);
+		if (ops->auto_pass &&
+		    ops->auto_pass(f, f->why_not[ops->id], passed, sizeof(passed)))
+			continue;
+		f->path = ops->id;
+		snprintf(f->why, sizeof(f->why), "%s", passed[0] ? passed : ops->auto_why);
+		return 0;
 	}
-	f->path = P2PIO_PATH_POSIX;
-	snprintf(f->why, sizeof(f->why), "%s",
-		 auto_ ? "AUTO: buffered reads work everywhere" : "forced by the caller");
-	return 0;
+	return p2pio_set_error(err, -EOPNOTSUPP, P2PIO_NO_OFFSET, "no path takes the file");
+}
+
+/* Undo what the paths set up on @f. */
+static void p2pio_file_close_paths(struct p2pio_file *f)
+{
+	const struct p2pio_path_ops *ops;
+	unsigned int i;
+
+	for (i = 0; (ops = p2pio_paths[i]); i++)
+		if (ops->file_close)
+			ops->file_close(f);
 }
 
 int p2pio_file_open_fd(struct p2pio_ctx *ctx, int fd, unsigned int flags,
@@ -228,8 +134,7 @@ int p2pio_file_open_fd(struct p2pio_ctx *ctx, int fd, unsigned int flags,
 	return 0;
 
 out_close:
-	if (f->dfd >= 0)
-		close(f->dfd);
+	p2pio_file_close_paths(f);
 	close(f->fd);
 out_free:
 	pthread_mutex_destroy(&f->lock);
@@ -256,9 +161,7 @@ void p2pio_file_close(struct p2pio_file *f)
 {
 	if (!f)
 		return;
-	p2pio_p2p_file_close(f);
-	if (f->dfd >= 0)
-		close(f->dfd);
+	p2pio_file_close_paths(f);
 	close(f->fd);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -271,15 +174,18 @@ uint64_t p2pio_file_size(const struct p2pio_file *f)
 
 int p2pio_path_info(struct p2pio_file *f, struct p2pio_path_info *info)
 {
+	const struct p2pio_path_ops *ops;
 	struct p2pio_path_info tmp;
+	unsigned int i;
 	size_t n;
 
 	if (!f || !info || info->size < sizeof(size_t))
 		return -EINVAL;
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.path = f->path;
-	tmp.dio_align = f->dfd >= 0 ? f->dio_align : 0;
-	tmp.lba_size = f->p2p_ok ? f->lba_size : 0;
+	for (i = 0; (ops = p2pio_paths[i]); i++)
+		if (ops->file_info)
+			ops->file_info(f, &tmp);
 	pthread_mutex_lock(&f->lock);
 	memcpy(tmp.why, f->why, sizeof(tmp.why));
 	memcpy(tmp.why_not, f->why_not, sizeof(tmp.why_not));

@@ -169,15 +169,24 @@ int p2pio_buf_alloc(struct p2pio_ctx *ctx, enum p2pio_mem mem, uint64_t len,
 
 void p2pio_buf_free(struct p2pio_buf *buf)
 {
+	const struct p2pio_path_ops *ops;
 	struct p2pio_nvd_alloc nvd;
 	struct p2pio_ctx *ctx;
 	CUcontext prev;
+	unsigned int i;
+	void *priv;
 
 	if (!buf)
 		return;
 	ctx = buf->ctx;
-	/* Pins first: the module must let go of the memory before it is freed. */
-	p2pio_p2p_buf_release(buf);
+	/* The paths' hold first (P2P's pins): the module must let go before the memory goes. */
+	for (i = 0; (ops = p2pio_paths[i]); i++) {
+		if (!ops->buf_release)
+			continue;
+		priv = p2pio_path_priv(ctx, ops);
+		if (priv)
+			ops->buf_release(priv, buf);
+	}
 	if (buf->owned) {
 		switch (buf->mem) {
 		case P2PIO_MEM_HOST:

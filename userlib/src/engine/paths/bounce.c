@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * path_bounce.c - the BOUNCE path: O_DIRECT reads through io_uring into a shared pool of
+ * bounce.c - the BOUNCE path: O_DIRECT reads through io_uring into a shared pool of
  * pinned host buffers, overlapped with asynchronous host-to-device copies.
  *
  * Several engine workers (the context's thread count), each with its own io_uring and
@@ -19,9 +19,15 @@
  * into place with no staging at all.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 
@@ -377,7 +383,7 @@ static void p2pio_bounce_join(struct p2pio_bounce *b)
 			pthread_join(b->w[i].th, NULL);
 }
 
-static int p2pio_bounce_start(struct p2pio_ctx *ctx)
+static int p2pio_bounce_start(struct p2pio_ctx *ctx, void **privp)
 {
 	const struct p2pio_ctx_opts *o = &ctx->opts;
 	const struct p2pio_cuda *cu = ctx->cu;
@@ -432,7 +438,7 @@ static int p2pio_bounce_start(struct p2pio_ctx *ctx)
 		p2pio_bounce_join(b);
 		goto out_free;
 	}
-	ctx->bounce = b;
+	*privp = b;
 	return 0;
 
 out_free:
@@ -440,19 +446,11 @@ out_free:
 	return ret;
 }
 
-int p2pio_bounce_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
+static int p2pio_bounce_submit(void *priv, struct p2pio_op *op)
 {
-	struct p2pio_bounce *b;
+	struct p2pio_bounce *b = priv;
 	uint32_t al = op->file->dio_align;
-	int ret = 0;
 
-	pthread_mutex_lock(&ctx->lock);
-	if (!ctx->bounce)
-		ret = p2pio_bounce_start(ctx);
-	b = ctx->bounce;
-	pthread_mutex_unlock(&ctx->lock);
-	if (ret)
-		return ret;
 	op->cur = p2pio_round_down(op->off, al);
 	op->end = p2pio_round_up(op->off + op->len, al);
 	op->next = NULL;
@@ -469,13 +467,180 @@ int p2pio_bounce_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
 	return 0;
 }
 
-void p2pio_bounce_stop(struct p2pio_ctx *ctx)
+static void p2pio_bounce_stop(void *priv)
 {
-	struct p2pio_bounce *b = ctx->bounce;
+	struct p2pio_bounce *b = priv;
 
-	if (!b)
-		return;
 	p2pio_bounce_join(b);
-	ctx->bounce = NULL;
 	p2pio_bounce_free(b);
 }
+
+/* ---- files: the O_DIRECT twin, and AUTO's page-cache check --------------------------- */
+
+/* AUTO prefers buffered reads when at least this share of a sample is in the page cache. */
+#define P2PIO_WARM_PERCENT 90
+#define P2PIO_WARM_SAMPLES 1024
+
+static const char *p2pio_fs_name(int fd)
+{
+	struct statfs sfs;
+
+	if (fstatfs(fd, &sfs))
+		return "unknown";
+	switch ((unsigned long)sfs.f_type) {
+	case 0xEF53: return "ext4";
+	case 0x58465342: return "xfs";
+	case 0x9123683E: return "btrfs";
+	case 0x01021994: return "tmpfs";
+	case 0x6969: return "nfs";
+	case 0x65735546: return "fuse";
+	case 0x794C7630: return "overlayfs";
+	case 0x2FC12FC1: return "zfs";
+	default: return "this file system";
+	}
+}
+
+/*
+ * Open the O_DIRECT twin of @f->fd and learn its alignment; a one-block read proves it
+ * works (some file systems accept O_DIRECT at open and fail the read).
+ */
+static int p2pio_dio_open(struct p2pio_file *f, char *why, size_t why_len)
+{
+	char proc[64];
+	struct statx stx;
+	void *blk = NULL;
+	ssize_t n;
+	int dfd, ret;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+	dfd = open(proc, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (dfd < 0) {
+		ret = -errno;
+		snprintf(why, why_len, "BOUNCE: O_DIRECT not supported by %s (%s)",
+			 p2pio_fs_name(f->fd), strerror(-ret));
+		return ret;
+	}
+	f->dio_align = 4096;
+	f->dio_mem_align = 4096;
+	if (!statx(dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) &&
+	    (stx.stx_mask & STATX_DIOALIGN)) {
+		if (!stx.stx_dio_offset_align) {
+			snprintf(why, why_len, "BOUNCE: O_DIRECT not supported by %s",
+				 p2pio_fs_name(f->fd));
+			ret = -EOPNOTSUPP;
+			goto out_close;
+		}
+		f->dio_align = stx.stx_dio_offset_align;
+		f->dio_mem_align = stx.stx_dio_mem_align > 1 ? stx.stx_dio_mem_align : 1;
+	}
+	if (f->dio_align > 65536 || f->dio_align & (f->dio_align - 1) ||
+	    f->dio_mem_align > 4096 || f->dio_mem_align & (f->dio_mem_align - 1)) {
+		snprintf(why, why_len, "BOUNCE: unusual O_DIRECT alignment %u/%u", f->dio_align,
+			 f->dio_mem_align);
+		ret = -EOPNOTSUPP;
+		goto out_close;
+	}
+	if (f->size) {
+		if (posix_memalign(&blk, 4096, f->dio_align)) {
+			ret = -ENOMEM;
+			snprintf(why, why_len, "BOUNCE: out of memory");
+			goto out_close;
+		}
+		n = pread(dfd, blk, f->dio_align, 0);
+		ret = n < 0 ? -errno : 0;
+		free(blk);
+		if (ret) {
+			snprintf(why, why_len, "BOUNCE: O_DIRECT read fails on %s (%s)",
+				 p2pio_fs_name(f->fd), strerror(-ret));
+			goto out_close;
+		}
+	}
+	f->dfd = dfd;
+	return 0;
+
+out_close:
+	close(dfd);
+	return ret;
+}
+
+/* Percentage of a sample of the file's pages that sit in the page cache. */
+static int p2pio_resident_percent(struct p2pio_file *f)
+{
+	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE), npages, step, i, hits = 0, n = 0;
+	unsigned char vec;
+	char *map;
+
+	if (!f->size)
+		return 100;
+	map = mmap(NULL, f->size, PROT_READ, MAP_SHARED, f->fd, 0);
+	if (map == MAP_FAILED)
+		return 0;
+	npages = (f->size + pg - 1) / pg;
+	step = npages > P2PIO_WARM_SAMPLES ? npages / P2PIO_WARM_SAMPLES : 1;
+	for (i = 0; i < npages; i += step, n++)
+		if (!mincore(map + i * pg, 1, &vec) && (vec & 1))
+			hits++;
+	munmap(map, f->size);
+	return (int)(hits * 100 / n);
+}
+
+static int p2pio_bounce_file_open(struct p2pio_file *f, char *why, size_t why_len)
+{
+	/* Opened already as another path's fallback. */
+	if (f->dfd >= 0)
+		return 0;
+	return p2pio_dio_open(f, why, why_len);
+}
+
+/* A file mostly in the page cache reads faster buffered: AUTO passes it on to POSIX. */
+static bool p2pio_bounce_auto_pass(struct p2pio_file *f, char *why_not, char *why,
+				   size_t why_len)
+{
+	int pct;
+
+	if (f->ctx->opts.flags & P2PIO_CTX_NO_WARM_CHECK)
+		return false;
+	pct = p2pio_resident_percent(f);
+	if (pct < P2PIO_WARM_PERCENT)
+		return false;
+	snprintf(why_not, why_len,
+		 "BOUNCE: %d%% of the file is in the page cache, where buffered reads are faster",
+		 pct);
+	snprintf(why, why_len, "AUTO: the file is in the page cache");
+	return true;
+}
+
+static void p2pio_bounce_file_close(struct p2pio_file *f)
+{
+	if (f->dfd >= 0)
+		close(f->dfd);
+	f->dfd = -1;
+}
+
+static void p2pio_bounce_file_info(const struct p2pio_file *f, struct p2pio_path_info *info)
+{
+	info->dio_align = f->dfd >= 0 ? f->dio_align : 0;
+}
+
+/* Only a file with its O_DIRECT twin open (P2P files may lack one). */
+static bool p2pio_bounce_op_ok(struct p2pio_op *op, char *why, size_t why_len)
+{
+	(void)why;
+	(void)why_len;
+	return op->file->dfd >= 0;
+}
+
+const struct p2pio_path_ops p2pio_bounce_ops = {
+	.id = P2PIO_PATH_BOUNCE,
+	.name = "bounce",
+	.auto_why = "AUTO: O_DIRECT works on the file",
+	.fallback = P2PIO_PATH_POSIX,
+	.start = p2pio_bounce_start,
+	.stop = p2pio_bounce_stop,
+	.file_open = p2pio_bounce_file_open,
+	.auto_pass = p2pio_bounce_auto_pass,
+	.file_close = p2pio_bounce_file_close,
+	.file_info = p2pio_bounce_file_info,
+	.op_ok = p2pio_bounce_op_ok,
+	.submit = p2pio_bounce_submit,
+};

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * path_p2p.c - the P2P path: NVMe reads straight into pinned GPU memory through
+ * p2p.c - the P2P path: NVMe reads straight into pinned GPU memory through
  * /dev/p2pio (kmod/uapi/p2pio_ioctl.h).
  *
  * One /dev/p2pio fd per context holds the context's registered files and pins. A read's
@@ -151,45 +151,45 @@ out_close:
 	return -1;
 }
 
-/* Open /dev/p2pio for @ctx once; later calls return the same state (or its reason). */
-static struct p2pio_p2p *p2pio_p2p_get(struct p2pio_ctx *ctx)
+/*
+ * Open /dev/p2pio for @ctx, once (under ctx->lock, from p2pio_path_start()). The state
+ * stays when the module cannot be used: it holds the reason, for every later file.
+ */
+static int p2pio_p2p_start(struct p2pio_ctx *ctx, void **privp)
 {
 	struct p2pio_p2p *p;
 
-	pthread_mutex_lock(&ctx->lock);
-	p = ctx->p2p;
-	if (p)
-		goto out;
 	p = calloc(1, sizeof(*p));
 	if (!p)
-		goto out;
+		return -ENOMEM;
 	p->ctx = ctx;
 	p->fd = -1;
 	p->stop_efd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
-	ctx->p2p = p;
+	*privp = p;
 	if (p2pio_p2p_open(p))
-		goto out;
+		return 0;
 	p->stop_efd = eventfd(0, EFD_CLOEXEC);
 	if (p->stop_efd < 0 || pthread_create(&p->th, NULL, p2pio_p2p_reaper, p)) {
 		snprintf(p->why, sizeof(p->why), "P2P: cannot start the completion thread");
 		close(p->fd);
 		p->fd = -1;
-		goto out;
+		return 0;
 	}
 	p->th_started = true;
-out:
-	pthread_mutex_unlock(&ctx->lock);
-	return p;
+	return 0;
 }
 
-int p2pio_p2p_file_open(struct p2pio_file *f, char *why, size_t why_len)
+static int p2pio_p2p_file_open(struct p2pio_file *f, char *why, size_t why_len)
 {
 	struct p2pio_register_file reg = { .fd = f->fd };
-	struct p2pio_p2p *p = p2pio_p2p_get(f->ctx);
+	struct p2pio_p2p *p;
+	void *priv;
 	int e;
 
+	p2pio_path_start(f->ctx, &p2pio_p2p_ops, &priv);
+	p = priv;
 	if (!p) {
 		snprintf(why, why_len, "P2P: out of memory");
 		return -ENOMEM;
@@ -220,17 +220,24 @@ int p2pio_p2p_file_open(struct p2pio_file *f, char *why, size_t why_len)
 	return 0;
 }
 
-void p2pio_p2p_file_close(struct p2pio_file *f)
+static void p2pio_p2p_file_close(struct p2pio_file *f)
 {
 	struct p2pio_handle_arg h = { .handle = (uint32_t)f->p2p_handle };
+	struct p2pio_p2p *p;
 
 	if (!f->p2p_ok)
 		return;
-	ioctl(f->ctx->p2p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
+	p = p2pio_path_priv(f->ctx, &p2pio_p2p_ops);
+	ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
 	f->p2p_ok = false;
 }
 
-bool p2pio_p2p_op_ok(struct p2pio_op *op, char *why, size_t why_len)
+static void p2pio_p2p_file_info(const struct p2pio_file *f, struct p2pio_path_info *info)
+{
+	info->lba_size = f->p2p_ok ? f->lba_size : 0;
+}
+
+static bool p2pio_p2p_op_ok(struct p2pio_op *op, char *why, size_t why_len)
 {
 	struct p2pio_buf *buf = op->buf;
 	uint64_t a;
@@ -411,12 +418,10 @@ again:
 	return 0;
 }
 
-void p2pio_p2p_buf_release(struct p2pio_buf *buf)
+static void p2pio_p2p_buf_release(void *priv, struct p2pio_buf *buf)
 {
-	struct p2pio_p2p *p = buf->ctx->p2p;
+	struct p2pio_p2p *p = priv;
 
-	if (!p)
-		return;
 	pthread_mutex_lock(&p->lock);
 	while (buf->wins)
 		p2pio_win_drop(p, buf->wins);
@@ -507,10 +512,11 @@ static int p2pio_p2p_send(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned i
 	return ret;
 }
 
-int p2pio_p2p_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
+static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 {
 	struct p2pio_read rd[P2PIO_P2P_BATCH];
-	struct p2pio_p2p *p = ctx->p2p;
+	struct p2pio_ctx *ctx = op->ctx;
+	struct p2pio_p2p *p = priv;
 	struct p2pio_file *f = op->file;
 	struct p2pio_buf *buf = op->buf;
 	uint64_t lba = f->lba_size, end = op->off + op->len, a, b, pos, dev, n, max, wend;
@@ -627,13 +633,11 @@ static void *p2pio_p2p_reaper(void *arg)
 	return NULL;
 }
 
-void p2pio_p2p_stop(struct p2pio_ctx *ctx)
+static void p2pio_p2p_stop(void *priv)
 {
-	struct p2pio_p2p *p = ctx->p2p;
+	struct p2pio_p2p *p = priv;
 	uint64_t one = 1;
 
-	if (!p)
-		return;
 	if (p->th_started) {
 		if (write(p->stop_efd, &one, sizeof(one)) < 0) {
 			/* Cannot fail on a fresh eventfd. */
@@ -648,6 +652,24 @@ void p2pio_p2p_stop(struct p2pio_ctx *ctx)
 		close(p->stop_efd);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
-	ctx->p2p = NULL;
 	free(p);
 }
+
+/*
+ * Reads into device memory the module can pin; the rest (host memory, misaligned
+ * destinations) go by BOUNCE, or POSIX when the file has no O_DIRECT twin.
+ */
+const struct p2pio_path_ops p2pio_p2p_ops = {
+	.id = P2PIO_PATH_P2P,
+	.name = "p2p",
+	.auto_why = "AUTO: the module accepted the file",
+	.fallback = P2PIO_PATH_BOUNCE,
+	.start = p2pio_p2p_start,
+	.stop = p2pio_p2p_stop,
+	.file_open = p2pio_p2p_file_open,
+	.file_close = p2pio_p2p_file_close,
+	.file_info = p2pio_p2p_file_info,
+	.op_ok = p2pio_p2p_op_ok,
+	.submit = p2pio_p2p_submit,
+	.buf_release = p2pio_p2p_buf_release,
+};

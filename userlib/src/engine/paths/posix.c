@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * path_posix.c - the POSIX path: buffered pread() by a pool of threads.
+ * posix.c - the POSIX path: buffered pread() by a pool of threads.
  *
  * Each thread takes the next chunk of the oldest operation. Host destinations are read
  * into directly. Device destinations go through two pinned staging buffers per thread:
@@ -194,7 +194,9 @@ static void p2pio_posix_free(struct p2pio_posix *px)
 	free(px);
 }
 
-static int p2pio_posix_start(struct p2pio_ctx *ctx)
+static void p2pio_posix_stop(void *priv);
+
+static int p2pio_posix_start(struct p2pio_ctx *ctx, void **privp)
 {
 	const struct p2pio_cuda *cu = ctx->cu;
 	unsigned int i, j, nr = ctx->opts.threads;
@@ -240,26 +242,18 @@ static int p2pio_posix_start(struct p2pio_ctx *ctx)
 			break;
 		px->w[i].started = true;
 	}
-	ctx->posix = px;
 	if (ret) {
-		p2pio_posix_stop(ctx);
+		p2pio_posix_stop(px);
 		return ret;
 	}
+	*privp = px;
 	return 0;
 }
 
-int p2pio_posix_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
+static int p2pio_posix_submit(void *priv, struct p2pio_op *op)
 {
-	struct p2pio_posix *px;
-	int ret = 0;
+	struct p2pio_posix *px = priv;
 
-	pthread_mutex_lock(&ctx->lock);
-	if (!ctx->posix)
-		ret = p2pio_posix_start(ctx);
-	px = ctx->posix;
-	pthread_mutex_unlock(&ctx->lock);
-	if (ret)
-		return ret;
 	op->cur = op->off;
 	op->end = op->off + op->len;
 	op->next = NULL;
@@ -274,13 +268,11 @@ int p2pio_posix_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
 	return 0;
 }
 
-void p2pio_posix_stop(struct p2pio_ctx *ctx)
+static void p2pio_posix_stop(void *priv)
 {
-	struct p2pio_posix *px = ctx->posix;
+	struct p2pio_posix *px = priv;
 	unsigned int i;
 
-	if (!px)
-		return;
 	pthread_mutex_lock(&px->lock);
 	px->stop = true;
 	pthread_cond_broadcast(&px->cond);
@@ -288,6 +280,16 @@ void p2pio_posix_stop(struct p2pio_ctx *ctx)
 	for (i = 0; i < px->nr; i++)
 		if (px->w[i].started)
 			pthread_join(px->w[i].th, NULL);
-	ctx->posix = NULL;
 	p2pio_posix_free(px);
 }
+
+/* Buffered reads work on every file and into every buffer: no checks, no fallback. */
+const struct p2pio_path_ops p2pio_posix_ops = {
+	.id = P2PIO_PATH_POSIX,
+	.name = "posix",
+	.auto_why = "AUTO: buffered reads work everywhere",
+	.fallback = P2PIO_PATH_AUTO,
+	.start = p2pio_posix_start,
+	.stop = p2pio_posix_stop,
+	.submit = p2pio_posix_submit,
+};
