@@ -50,8 +50,9 @@ struct p2pio_path_ops {
 	/*
 	 * Per file. @file_open: can @f take this path? Sets up the path's per-file state, or
 	 * fills @why (a reason the caller will read, starting with the path's name in capitals)
-	 * and returns -errno. A path that needs its context state here gets it from
-	 * p2pio_path_start(). @auto_pass (AUTO only, after @file_open accepted @f): should AUTO
+	 * and returns -errno. It may find the file open on the path already (as the fallback of
+	 * a path AUTO passed by): then it returns 0. A path that needs its context state here
+	 * gets it from p2pio_path_start(). @auto_pass (AUTO only, after @file_open accepted @f): should AUTO
 	 * pass this path by anyway, for the next one? Fills @why_not (this path's reason) and
 	 * @why (the file's reason for the path AUTO takes instead) when it does.
 	 * @file_close undoes @file_open; it is called on every file, opened by the path or not.

@@ -188,6 +188,8 @@ static int p2pio_p2p_file_open(struct p2pio_file *f, char *why, size_t why_len)
 	void *priv;
 	int e;
 
+	if (f->p2p_ok)
+		return 0;
 	p2pio_path_start(f->ctx, &p2pio_p2p_ops, &priv);
 	p = priv;
 	if (!p) {
