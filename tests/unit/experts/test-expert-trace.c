@@ -437,6 +437,8 @@ static void test_synth(void)
 	tap_ok(sl.hits * 100 < sl.accesses * 35,
 	       "uniform and no locality: LRU near capacity/experts = 25%% (%llu of %llu)",
 	       (unsigned long long)sl.hits, (unsigned long long)sl.accesses);
+	p2pio_expert_trace_free(c);
+	c = NULL;
 	p.top_k = 40;
 	tap_is_int(p2pio_expert_synth(&p, &c), -EINVAL, "top_k above the experts: %s", "-EINVAL");
 	p.top_k = 4;
