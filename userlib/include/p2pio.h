@@ -29,5 +29,7 @@
 #include "p2pio/engine.h"
 #include "p2pio/placement.h"
 #include "p2pio/model.h"
+#include "p2pio/expert_policy.h"
+#include "p2pio/expert_trace.h"
 
 #endif /* P2PIO_H */
