@@ -147,5 +147,7 @@ int main(void)
 		make_frag(mnt, tags[i]);
 		make_sparse(mnt, tags[i]);
 	}
+	/* a file the unprivileged user owns, and so may register (test-refuse) */
+	tap_ok(!chown("/mnt/b1/b1-wr", 65534, 65534), "b1-wr belongs to nobody");
 	return tap_exit();
 }
