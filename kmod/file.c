@@ -337,9 +337,11 @@ static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
 	/* On success the lease list took @fl (NULL here), or kept an older lease of ours. */
 	if (fl)
 		p2pio_lease_free(fl);
-	if (ret)
+	if (ret == -EAGAIN)
 		return p2pio_refuse(filp, EAGAIN,
-				    "no layout lease (%d): the block map is changing, or leases are off",
+				    "no layout lease: the file's block map is being changed");
+	if (ret)
+		return p2pio_refuse(filp, ENOLCK, "no layout lease (%d): is fs.leases-enable 0?",
 				    ret);
 	f->leased = true;
 	return 0;

@@ -84,6 +84,7 @@ static const char *p2pio_errno_name(int e)
 	case ENOSPC: return "ENOSPC";
 	case EDQUOT: return "EDQUOT";
 	case EAGAIN: return "EAGAIN";
+	case ENOLCK: return "ENOLCK";
 	case ESTALE: return "ESTALE";
 	default: return "errno";
 	}
@@ -97,6 +98,7 @@ static const char *p2pio_refusal_hint(int e)
 	case EACCES: return "registering locks the file's writers out: needs ownership, write permission or CAP_SYS_ADMIN";
 	case EDQUOT: return "per-user limit of the module reached (max_user_files, max_user_extent_kib)";
 	case EAGAIN: return "the file's block map is changing (no layout lease)";
+	case ENOLCK: return "no layout lease on the file (fs.leases-enable 0?)";
 	case EOPNOTSUPP: return "file system not supported (ext4 and xfs are)";
 	case EMEDIUMTYPE: return "encrypted, verity, compressed, inline or DAX file";
 	case ENOTBLK: return "not on an NVMe namespace (dm, md, loop, virtio, ...)";
