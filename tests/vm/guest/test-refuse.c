@@ -190,6 +190,24 @@ static int nobody_rootfile(void)
 	return ret == -EACCES ? 0 : 30 + (ret < 0 ? -ret : 0);
 }
 
+/*
+ * Root's file, but nobody may write it: registering locks out no writer who could not
+ * have written it anyway. (p2pio takes the layout lease on the caller's behalf: the
+ * kernel would refuse a lease to a non-owner.)
+ */
+static int nobody_writable(void)
+{
+	struct p2pio_register_file reg;
+	int fd = open(vm_file_path("a1-wr"), O_RDONLY), ret;
+
+	if (fd < 0)
+		return 1;
+	ret = vm_p2p_register(pfd, fd, &reg);
+	if (ret)
+		return 40 + (ret < 0 ? -ret : 0);
+	return vm_p2p_unregister(pfd, reg.handle) ? 2 : 0;
+}
+
 /* Not in the device's group: no /dev/p2pio at all. */
 static int nobody_nogroup(void)
 {
@@ -263,6 +281,8 @@ static void unprivileged(void)
 		   "nobody cannot register a root-only file, not even through O_PATH");
 	tap_is_int(as_nobody(nobody_rootfile), 0,
 		   "nobody cannot register a root-owned world-readable file: EACCES");
+	tap_is_int(as_nobody(nobody_writable), 0,
+		   "nobody may register a root-owned file they may write");
 	tap_is_int(as_nobody(nobody_pcibar), 0, "nobody cannot pin a PCI BAR: EPERM");
 	tap_is_int(as_nobody(nobody_reads), 0,
 		   "nobody can read a file they own into their own GPU memory");
