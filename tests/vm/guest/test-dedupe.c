@@ -181,7 +181,7 @@ static uint64_t overwrite_old_blocks(int fd, const char *name, const struct exte
 	}
 	if (fdatasync(fd))
 		tap_diag("fdatasync: %s", strerror(errno));
-	if (covered < LEN) {
+	if (covered < LEN) {	/* the allocator chose otherwise: say where */
 		tap_diag("took %llu bytes in %d extents; the victim's were at %llu+%llu",
 			 (unsigned long long)end, nz, (unsigned long long)old[0].physical,
 			 (unsigned long long)old[0].length);
@@ -237,8 +237,9 @@ static void dedupe_on(const char *mnt)
 		goto out_free;
 	zfd = open(other, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	covered = zfd < 0 ? 0 : overwrite_old_blocks(zfd, "dd-other", old, nold);
-	tap_is_int(covered, LEN, "%s: another file's data now lies on the victim's old blocks",
-		   mnt);
+	/* any of them is enough: a module reading stale LBAs would copy those bytes */
+	tap_ok(covered > 0, "%s: another file's data now lies on %llu of the victim's %llu old bytes",
+	       mnt, (unsigned long long)covered, (unsigned long long)LEN);
 
 	vm_mem_poison(&t.mem, 0, LEN, POISON);
 	vm_host_sync();
