@@ -5,12 +5,21 @@
  * A file is readable by raw NVMe commands only when its bytes sit unchanged in blocks
  * of one PCIe NVMe namespace that the file system maps 1:1. Everything else is refused
  * with its own errno and a log line saying why. While registered, the file cannot be
- * written (deny_write_access(), like a running executable), so its blocks cannot move
- * under the cached extent list.
+ * written (deny_write_access(), like a running executable). Writers are not the only
+ * ones who move blocks: the owner may dedupe into the file through a read-only fd
+ * (FIDEDUPERANGE), after which its old blocks are freed and reused by other files. So
+ * the registration also holds a layout lease (FL_LAYOUT, as pNFS block layouts do),
+ * which the file system breaks before it changes the block map (xfs: remap and dedupe,
+ * truncate, hole punch). A broken lease makes the registration stale for good: reads
+ * in flight finish, then the lease is given back and the file system goes on; every
+ * later read fails with ESTALE.
+ *
+ * Denying writers affects every user of the file, so only who could write it anyway
+ * may register it: its owner, a user with write permission, or CAP_SYS_ADMIN.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/blk-integrity.h>
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/log2.h>
@@ -20,6 +29,7 @@
 #include <linux/pagemap.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/wait_bit.h>
 
 #include "compat.h"
 #include "p2pio.h"
@@ -58,6 +68,23 @@ static struct pci_dev *p2pio_disk_pci(struct gendisk *disk)
 		if (dev_is_pci(d))
 			return to_pci_dev(d);
 	return NULL;
+}
+
+/*
+ * Registration takes deny_write_access() for as long as it lasts: only who may change
+ * the file anyway may lock every writer out (else any reader could make world-readable
+ * files such as logs unwritable, root included). A read-only file system has no
+ * writers to lock out.
+ */
+static int p2pio_file_check_access(struct file *filp)
+{
+	struct inode *inode = file_inode(filp);
+
+	if (p2pio_file_owner_or_capable(filp) || !file_permission(filp, MAY_WRITE) ||
+	    IS_RDONLY(inode) || capable(CAP_SYS_ADMIN))
+		return 0;
+	return p2pio_refuse(filp, EACCES,
+			    "registering blocks writers: needs ownership, write permission or CAP_SYS_ADMIN");
 }
 
 /* File-level refusals: how the file's bytes are stored. */
@@ -102,7 +129,7 @@ static int p2pio_file_check_bdev(struct file *filp, struct p2pio_file *f,
 	struct gendisk *disk;
 	struct pci_dev *pdev;
 	unsigned int lbs;
-	int nsid;
+	int nsid, ret;
 
 	if (!bdev)
 		return p2pio_refuse(filp, ENOTBLK, "file system has no block device");
@@ -120,10 +147,6 @@ static int p2pio_file_check_bdev(struct file *filp, struct p2pio_file *f,
 		return p2pio_refuse(filp, EREMOTE,
 				    "%s is not on a PCIe NVMe controller (fabrics?)",
 				    disk->disk_name);
-	if (blk_get_integrity(disk))
-		return p2pio_refuse(filp, EPROTONOSUPPORT,
-				    "%s has metadata or protection information",
-				    disk->disk_name);
 	lbs = bdev_logical_block_size(bdev);
 	if (!is_power_of_2(lbs) || lbs < 512 || lbs > PAGE_SIZE * 16)
 		return p2pio_refuse(filp, EINVAL, "odd logical block size %u", lbs);
@@ -135,6 +158,9 @@ static int p2pio_file_check_bdev(struct file *filp, struct p2pio_file *f,
 	if (nsid <= 0)
 		return p2pio_refuse(filp, ENXIO, "%s: no namespace id (%d)",
 				    disk->disk_name, nsid);
+	ret = p2pio_ns_check_format(filp, disk, pdev, nsid, lbs);
+	if (ret)
+		return ret;
 
 	f->bdev = bdev;
 	f->q = disk->queue;
@@ -164,7 +190,10 @@ static int p2pio_extent_add(struct p2pio_file *f, u32 *cap, u64 foff, u64 doff, 
 		if (*cap >= P2PIO_MAX_EXTENTS)
 			return -E2BIG;
 		ncap = min_t(u32, ncap, P2PIO_MAX_EXTENTS);
-		/* Charged to the caller's memory cgroup: its files, its memory. */
+		/* Charged to the user's limit and the caller's memory cgroup. */
+		if (p2pio_user_charge_ext(f->user, (u64)(ncap - *cap) * sizeof(*n)))
+			return -EDQUOT;
+		f->ext_charged += (u64)(ncap - *cap) * sizeof(*n);
 		n = kvmalloc_array(ncap, sizeof(*n), GFP_KERNEL_ACCOUNT);
 		if (!n)
 			return -ENOMEM;
@@ -208,6 +237,10 @@ static int p2pio_file_resolve(struct file *filp, struct p2pio_file *f)
 		if (ret == -E2BIG)
 			return p2pio_refuse(filp, E2BIG, "more than %u extents",
 					    P2PIO_MAX_EXTENTS);
+		if (ret == -EDQUOT)
+			return p2pio_refuse(filp, EDQUOT,
+					    "the user's extent lists would exceed max_user_extent_kib (%lu)",
+					    READ_ONCE(p2pio_max_user_extent_kib));
 		if (ret)
 			return ret;
 		if ((i & 1023) == 1023) {
@@ -221,11 +254,131 @@ static int p2pio_file_resolve(struct file *filp, struct p2pio_file *f)
 
 static void p2pio_file_free(struct p2pio_file *f)
 {
+	p2pio_user_uncharge_ext(f->user, f->ext_charged);
 	kvfree(f->ext);
 	kfree(f);
 }
 
-int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg)
+/* ---- the layout lease --------------------------------------------------------------- */
+
+/*
+ * vfs_setlease() lets only the file's owner or CAP_LEASE take or give back a lease; a
+ * registration may belong to a writer who is not the owner, and is released from any
+ * context. The lease is the module's, not the caller's: take the capability for the call.
+ */
+static int p2pio_setlease(struct file *filp, int arg, struct p2pio_lease **fl, void **priv)
+{
+	const struct cred *old;
+	struct cred *cred;
+	int ret;
+
+	cred = prepare_creds();
+	if (!cred)
+		return -ENOMEM;
+	cap_raise(cred->cap_effective, CAP_LEASE);
+	old = override_creds(cred);
+	ret = vfs_setlease(filp, arg, fl, priv);
+	revert_creds(old);
+	put_cred(cred);
+	return ret;
+}
+
+static void p2pio_lease_give_back(struct p2pio_file *f)
+{
+	void *owner = f;
+
+	if (!xchg(&f->leased, false))
+		return;
+	/* -EAGAIN when lease_break_time ran out and the kernel removed it already. */
+	p2pio_setlease(f->filp, F_UNLCK, NULL, &owner);
+}
+
+/*
+ * The file system is about to change the file's block map. Called under the inode's
+ * flc_lock: nothing here sleeps. No read starts from now on (p2pio_file_get() sees
+ * @stale); the worker waits for the reads in flight and then gives the lease back,
+ * which lets the breaker go on. Returning false keeps the lease until then.
+ */
+static bool p2pio_lease_break(struct p2pio_lease *fl)
+{
+	struct p2pio_file *f = p2pio_lease_owner(fl);
+
+	WRITE_ONCE(f->stale, true);
+	smp_mb();	/* pairs with p2pio_file_get(): @stale before reading @busy */
+	queue_work(system_unbound_wq, &f->break_work);
+	return false;
+}
+
+static const struct p2pio_lease_manager p2pio_lease_ops = {
+	.lm_break = p2pio_lease_break,
+	.lm_change = lease_modify,
+};
+
+static void p2pio_file_break_work(struct work_struct *work)
+{
+	struct p2pio_file *f = container_of(work, struct p2pio_file, break_work);
+
+	wait_var_event(&f->busy, !atomic_read(&f->busy));
+	p2pio_lease_give_back(f);
+	pr_info_ratelimited("%pD: the file system changes its block map (dedupe, reflink, truncate or hole punch): registration %u is stale, its reads fail with ESTALE\n",
+			    f->filp, f->handle);
+}
+
+static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
+{
+	struct p2pio_lease *fl;
+	int ret;
+
+	fl = p2pio_lease_alloc();
+	if (!fl)
+		return -ENOMEM;
+	p2pio_lease_init(fl, filp, f, &p2pio_lease_ops);
+	ret = p2pio_setlease(filp, F_RDLCK, &fl, NULL);
+	/* On success the lease list took @fl (NULL here), or kept an older lease of ours. */
+	if (fl)
+		p2pio_lease_free(fl);
+	if (ret == -EAGAIN)
+		return p2pio_refuse(filp, EAGAIN,
+				    "no layout lease: the file's block map is being changed");
+	if (ret)
+		return p2pio_refuse(filp, ENOLCK, "no layout lease (%d): is fs.leases-enable 0?",
+				    ret);
+	f->leased = true;
+	return 0;
+}
+
+/* Undoes p2pio_lease_take(); after it, no break can reach @f. */
+static void p2pio_lease_drop(struct p2pio_file *f)
+{
+	p2pio_lease_give_back(f);
+	cancel_work_sync(&f->break_work);
+}
+
+/*
+ * Takes an issuer's reference on @f for the reads about to start: false when the
+ * registration is stale. Reads hold @busy from before they are issued until they end.
+ */
+bool p2pio_file_get(struct p2pio_file *f)
+{
+	atomic_inc(&f->busy);
+	smp_mb__after_atomic();	/* pairs with p2pio_lease_break(): @busy before @stale */
+	if (likely(!READ_ONCE(f->stale)))
+		return true;
+	p2pio_file_put(f);
+	return false;
+}
+
+/* Any context. */
+void p2pio_file_put(struct p2pio_file *f)
+{
+	if (atomic_dec_and_test(&f->busy))
+		wake_up_var(&f->busy);
+}
+
+/* ---- registration ------------------------------------------------------------------- */
+
+int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
+			struct p2pio_file **out)
 {
 	struct p2pio_file *f;
 	struct pci_dev *pdev = NULL;
@@ -244,30 +397,49 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg)
 		goto out_fput;
 	}
 	atomic_set(&f->busy, 0);
+	INIT_WORK(&f->break_work, p2pio_file_break_work);
+	f->user = ctx->user;
+	if (atomic_inc_return(&f->user->files) > READ_ONCE(p2pio_max_user_files)) {
+		ret = p2pio_refuse(filp, EDQUOT, "the user has max_user_files (%u) registered",
+				   READ_ONCE(p2pio_max_user_files));
+		goto out_uncount;
+	}
 	ret = p2pio_file_check_inode(filp);
 	if (ret)
-		goto out_free;
+		goto out_uncount;
+	ret = p2pio_file_check_access(filp);
+	if (ret)
+		goto out_uncount;
 	ret = p2pio_file_check_bdev(filp, f, &pdev);
 	if (ret)
-		goto out_free;
+		goto out_uncount;
 
 	ret = deny_write_access(filp);
 	if (ret) {
 		ret = p2pio_refuse(filp, ETXTBSY, "open for writing elsewhere");
-		goto out_free;
+		goto out_uncount;
 	}
+	/* Before the block map is read: a change after this point breaks the lease. */
+	f->filp = filp;
+	ret = p2pio_lease_take(f, filp);
+	if (ret)
+		goto out_allow;
 	/* Dirty pages get their blocks allocated and written before we look. */
 	ret = filemap_write_and_wait(filp->f_mapping);
 	if (ret)
-		goto out_allow;
+		goto out_lease;
 	f->size = i_size_read(file_inode(filp));
 	if (!f->size) {
 		ret = p2pio_refuse(filp, ENODATA, "empty file");
-		goto out_allow;
+		goto out_lease;
 	}
 	ret = p2pio_file_resolve(filp, f);
 	if (ret)
-		goto out_allow;
+		goto out_lease;
+	if (READ_ONCE(f->stale)) {
+		ret = p2pio_refuse(filp, EAGAIN, "block map changed while being read");
+		goto out_lease;
+	}
 
 	mutex_lock(&ctx->lock);
 	if (ctx->nr_files >= P2PIO_MAX_FILES) {
@@ -279,11 +451,11 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg)
 		ret = PTR_ERR(f->nvme);
 		goto out_unlock;
 	}
-	ret = xa_alloc(&ctx->files, &id, f, xa_limit_31b, GFP_KERNEL);
-	if (ret)
+	/* Cyclic: a handle just unregistered is not soon handed out again. */
+	ret = xa_alloc_cyclic(&ctx->files, &id, f, xa_limit_31b, &ctx->next_file, GFP_KERNEL);
+	if (ret < 0)
 		goto out_nvme;
 	f->handle = id;
-	f->filp = filp;
 	ctx->nr_files++;
 	mutex_unlock(&ctx->lock);
 	p2pio_count(ctx, live_files, 1);
@@ -293,6 +465,7 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg)
 	arg->size = f->size;
 	arg->nr_extents = f->nr_ext;
 	arg->nsid = f->nsid;
+	*out = f;
 	dev_dbg(p2pio_dev, "file %u: %pD on %s nsid %u, %llu bytes, %u extents\n",
 		id, filp, f->bdev->bd_disk->disk_name, f->nsid, f->size, f->nr_ext);
 	return 0;
@@ -301,9 +474,12 @@ out_nvme:
 	p2pio_nvme_put(f->nvme);
 out_unlock:
 	mutex_unlock(&ctx->lock);
+out_lease:
+	p2pio_lease_drop(f);
 out_allow:
 	allow_write_access(filp);
-out_free:
+out_uncount:
+	atomic_dec(&f->user->files);
 	p2pio_file_free(f);
 out_fput:
 	fput(filp);
@@ -314,9 +490,11 @@ out_fput:
 void p2pio_file_release(struct p2pio_ctx *ctx, struct p2pio_file *f)
 {
 	WARN_ON_ONCE(atomic_read(&f->busy));
+	p2pio_lease_drop(f);
 	p2pio_nvme_put(f->nvme);
 	allow_write_access(f->filp);
 	fput(f->filp);
+	atomic_dec(&f->user->files);
 	p2pio_file_free(f);
 	atomic64_dec(&ctx->stats.live_files);
 	atomic64_dec(&p2pio_global.live_files);
@@ -341,4 +519,23 @@ int p2pio_file_unregister(struct p2pio_ctx *ctx, u32 handle)
 	mutex_unlock(&ctx->lock);
 	p2pio_file_release(ctx, f);
 	return 0;
+}
+
+/*
+ * The caller could not learn the handle of @f (registered as @handle): undo that
+ * registration, and only that one. Another thread of the caller may have unregistered
+ * @handle already (@f is then freed and not touched here), or have reads on it (it then
+ * stays until unregistered or the fd is closed).
+ */
+void p2pio_file_undo(struct p2pio_ctx *ctx, struct p2pio_file *f, u32 handle)
+{
+	mutex_lock(&ctx->lock);
+	if (xa_load(&ctx->files, handle) != f || atomic_read(&f->busy)) {
+		mutex_unlock(&ctx->lock);
+		return;
+	}
+	xa_erase(&ctx->files, handle);
+	ctx->nr_files--;
+	mutex_unlock(&ctx->lock);
+	p2pio_file_release(ctx, f);
 }

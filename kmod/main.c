@@ -42,6 +42,13 @@ static int p2pio_open(struct inode *inode, struct file *filp)
 	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL_ACCOUNT);
 	if (!ctx)
 		return -ENOMEM;
+	ctx->user = p2pio_user_get();
+	if (IS_ERR(ctx->user)) {
+		int ret = PTR_ERR(ctx->user);
+
+		kfree(ctx);
+		return ret;
+	}
 	mutex_init(&ctx->lock);
 	mutex_init(&ctx->reap_lock);
 	xa_init_flags(&ctx->files, XA_FLAGS_ALLOC1);
@@ -75,6 +82,7 @@ static int p2pio_release(struct inode *inode, struct file *filp)
 	}
 	xa_destroy(&ctx->mems);
 	xa_destroy(&ctx->files);
+	p2pio_user_put(ctx->user);
 	atomic64_dec(&p2pio_global.live_fds);
 	mutex_destroy(&ctx->reap_lock);
 	mutex_destroy(&ctx->lock);
@@ -133,6 +141,7 @@ static long p2pio_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		struct p2pio_stats stats;
 	} u;
 	size_t size = _IOC_SIZE(cmd);
+	struct p2pio_file *reg_f;
 	int ret;
 
 	switch (cmd) {
@@ -159,7 +168,7 @@ static long p2pio_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		ret = 0;
 		break;
 	case P2PIO_IOC_REGISTER_FILE:
-		ret = p2pio_file_register(ctx, &u.reg);
+		ret = p2pio_file_register(ctx, &u.reg, &reg_f);
 		break;
 	case P2PIO_IOC_UNREGISTER_FILE:
 		if (u.h.flags || !p2pio_zero(u.h.reserved, sizeof(u.h.reserved)))
@@ -196,7 +205,8 @@ static long p2pio_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		return ret;
 	if (cmd == P2PIO_IOC_REGISTER_FILE) {
 		if (copy_to_user(uarg, &u, size)) {
-			p2pio_file_unregister(ctx, u.reg.handle);
+			/* By pointer: the handle may be another thread's by now. */
+			p2pio_file_undo(ctx, reg_f, u.reg.handle);
 			return -EFAULT;
 		}
 		return 0;
@@ -241,7 +251,8 @@ static struct miscdevice p2pio_misc = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "p2pio",
 	.fops = &p2pio_fops,
-	.mode = 0666,
+	/* Users of the group that kmod/60-p2pio.rules gives the node (admin-guide.md). */
+	.mode = 0660,
 };
 
 static int __init p2pio_init(void)

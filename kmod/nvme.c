@@ -231,7 +231,7 @@ static P2PIO_END_IO_RET p2pio_end_io(struct request *rq, blk_status_t sts)
 		p2pio_count(ctx, bytes, c->len);
 	}
 	p2pio_mem_put(c->mem);
-	atomic_dec(&c->f->busy);
+	p2pio_file_put(c->f);
 	p2pio_cmd_done(ctx, c->rd, err);
 	kfree(c);
 	return P2PIO_END_IO_FREE;

@@ -19,7 +19,9 @@
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/uidgid.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include "uapi/p2pio_ioctl.h"
@@ -98,9 +100,34 @@ struct p2pio_extent {
 	u64 len;	/* bytes */
 };
 
+/*
+ * One local user (real uid) with /dev/p2pio open: what all their fds hold together,
+ * against the per-user limits (module parameters max_user_*). Lives while one of the
+ * user's fds is open.
+ */
+struct p2pio_user {
+	struct hlist_node node;		/* in the table of user.c, under its mutex */
+	kuid_t uid;
+	unsigned int fds;		/* under user.c's mutex */
+	atomic_t cmds;			/* NVMe commands in flight */
+	atomic_t files;			/* registered files */
+	atomic64_t ext_bytes;		/* extent lists' memory */
+	wait_queue_head_t cmd_wait;	/* a command of this user completed */
+};
+
 struct p2pio_file {
 	u32 handle;
-	struct file *filp;		/* our reference; write access denied */
+	struct file *filp;		/* our reference; write access denied; layout lease */
+	struct p2pio_user *user;	/* charged for the file and its extent list */
+	u64 ext_charged;		/* bytes of extent list charged to @user */
+	/*
+	 * The file system is about to change the file's block map (the layout lease broke):
+	 * no read starts any more, and break_work gives the lease back once the ones in
+	 * flight (@busy) are done. Set once, never cleared.
+	 */
+	bool stale;
+	bool leased;			/* holds its layout lease */
+	struct work_struct break_work;
 	struct block_device *bdev;	/* the partition or namespace the fs is on */
 	struct request_queue *q;	/* the namespace's blk-mq queue */
 	struct p2pio_nvme *nvme;
@@ -110,10 +137,12 @@ struct p2pio_file {
 	u64 max_cmd_bytes;		/* per command: max_hw_sectors and 65536 LBAs */
 	struct p2pio_extent *ext;
 	u32 nr_ext;
-	atomic_t busy;			/* commands in flight */
+	atomic_t busy;			/* commands in flight and issuers (p2pio_file_get) */
 };
 
 struct p2pio_mem;
+struct gendisk;
+struct pci_dev;
 
 /* A pin's DMA mapping for one NVMe controller. */
 struct p2pio_mem_map {
@@ -173,9 +202,11 @@ struct p2pio_mem {
 
 /* Per open fd. */
 struct p2pio_ctx {
+	struct p2pio_user *user;	/* who opened it */
 	struct mutex lock;		/* handles, submission */
 	struct xarray files;
 	struct xarray mems;
+	u32 next_file;			/* handles are allocated cyclically */
 	u32 nr_files;
 	u32 nr_mems;
 
@@ -215,8 +246,27 @@ void p2pio_stats_fill(struct p2pio_counters *c, struct p2pio_stats *out);
 void p2pio_count_latency(struct p2pio_ctx *ctx, u64 ns);
 
 /* file.c */
-int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg);
+int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
+			struct p2pio_file **out);
 int p2pio_file_unregister(struct p2pio_ctx *ctx, u32 handle);
+void p2pio_file_undo(struct p2pio_ctx *ctx, struct p2pio_file *f, u32 handle);
+bool p2pio_file_get(struct p2pio_file *f);
+void p2pio_file_put(struct p2pio_file *f);
+
+/* ns.c */
+int p2pio_ns_check_format(struct file *filp, struct gendisk *disk, struct pci_dev *pdev,
+			  u32 nsid, unsigned int lbs);
+
+/* user.c */
+extern unsigned int p2pio_max_user_cmds;
+extern unsigned int p2pio_max_user_files;
+extern unsigned long p2pio_max_user_extent_kib;
+struct p2pio_user *p2pio_user_get(void);
+void p2pio_user_put(struct p2pio_user *u);
+int p2pio_user_cmd_slot(struct p2pio_user *u);
+void p2pio_user_cmd_done(struct p2pio_user *u);
+int p2pio_user_charge_ext(struct p2pio_user *u, u64 bytes);
+void p2pio_user_uncharge_ext(struct p2pio_user *u, u64 bytes);
 void p2pio_file_release(struct p2pio_ctx *ctx, struct p2pio_file *f);
 
 /* mem.c */

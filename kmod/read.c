@@ -59,6 +59,7 @@ void p2pio_cmd_done(struct p2pio_ctx *ctx, struct p2pio_rd *rd, int err)
 		p2pio_rd_set_error(rd, err);
 	p2pio_rd_put(rd);
 	p2pio_count(ctx, inflight_cmds, -1);
+	p2pio_user_cmd_done(ctx->user);
 	/* Last touch of @ctx: under the lock p2pio_ctx_drain() checks with. */
 	spin_lock_irqsave(&ctx->cq_lock, flags);
 	atomic_dec(&ctx->inflight);
@@ -115,10 +116,13 @@ static int p2pio_read_check(struct p2pio_ctx *ctx, const struct p2pio_read *r,
 	return 0;
 }
 
+/* A command slot of the fd, then one of the user (max_user_cmds over all their fds). */
 static int p2pio_cmd_slot(struct p2pio_ctx *ctx)
 {
 	if (wait_event_killable(ctx->cmd_wait,
 				atomic_read(&ctx->inflight) < P2PIO_MAX_CMDS))
+		return -EINTR;
+	if (p2pio_user_cmd_slot(ctx->user))
 		return -EINTR;
 	atomic_inc(&ctx->inflight);
 	p2pio_count(ctx, inflight_cmds, 1);
@@ -127,6 +131,7 @@ static int p2pio_cmd_slot(struct p2pio_ctx *ctx)
 
 static void p2pio_cmd_slot_undo(struct p2pio_ctx *ctx)
 {
+	p2pio_user_cmd_done(ctx->user);
 	p2pio_count(ctx, inflight_cmds, -1);
 	atomic_dec(&ctx->inflight);
 	wake_up(&ctx->cmd_wait);
@@ -149,10 +154,15 @@ static int p2pio_rd_issue(struct p2pio_ctx *ctx, struct p2pio_rd *rd,
 	ret = p2pio_read_check(ctx, r, &f, &mem);
 	if (ret)
 		goto out_fail;
+	/* Held while issuing: a layout break waits for it, or it sees the break. */
+	if (!p2pio_file_get(f)) {
+		ret = -ESTALE;
+		goto out_fail;
+	}
 	map = p2pio_mem_get_map(mem, f->nvme);
 	if (IS_ERR(map)) {
 		ret = PTR_ERR(map);
-		goto out_fail;
+		goto out_put_file;
 	}
 	foff = r->file_offset;
 	moff = mem->skew + r->mem_offset;
@@ -163,27 +173,30 @@ static int p2pio_rd_issue(struct p2pio_ctx *ctx, struct p2pio_rd *rd,
 
 		if (WARN_ON_ONCE(!e)) {
 			ret = -EIO;
-			goto out_fail;
+			goto out_put_file;
 		}
 		within = foff - e->foff;
 		n = min3(len, e->len - within, f->max_cmd_bytes);
 		ret = p2pio_cmd_slot(ctx);
 		if (ret)
-			goto out_fail;
+			goto out_put_file;
 		ret = p2pio_nvme_read(ctx, rd, f, e->doff + within, mem, map, moff, n);
 		if (ret) {
 			p2pio_cmd_slot_undo(ctx);
-			goto out_fail;
+			goto out_put_file;
 		}
 		rd->ncmds++;
 		foff += n;
 		moff += n;
 		len -= n;
 	}
+	p2pio_file_put(f);
 	if (rd->ncmds > 1)
 		p2pio_count(ctx, splits, rd->ncmds - 1);
 	return 0;
 
+out_put_file:
+	p2pio_file_put(f);
 out_fail:
 	p2pio_rd_set_error(rd, ret);
 	if (rd->ncmds > 1)
@@ -368,7 +381,7 @@ void p2pio_ctx_drain(struct p2pio_ctx *ctx)
 	u32 n = 0;
 
 	while (!wait_event_timeout(ctx->cmd_wait, p2pio_ctx_idle(ctx), 10 * HZ))
-		dev_warn(p2pio_dev, "close: still waiting for %d NVMe commands\n",
+		dev_warn_ratelimited(p2pio_dev, "close: still waiting for %d NVMe commands\n",
 			 atomic_read(&ctx->inflight));
 	list_for_each_entry_safe(rd, tmp, &ctx->done, node) {
 		list_del(&rd->node);

@@ -90,8 +90,13 @@ static void check_module(struct module_state *m)
 	fd = open(P2PIO_DEVICE_PATH, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		m->open_errno = errno;
-		snprintf(m->text, sizeof(m->text), "%s present but cannot be opened: %s",
-			 P2PIO_DEVICE_PATH, strerror(errno));
+		if (errno == EACCES || errno == EPERM)
+			snprintf(m->text, sizeof(m->text),
+				 "%s present but cannot be opened: %s (the node is 0660, group p2pio through kmod/60-p2pio.rules: add the user to that group)",
+				 P2PIO_DEVICE_PATH, strerror(errno));
+		else
+			snprintf(m->text, sizeof(m->text), "%s present but cannot be opened: %s",
+				 P2PIO_DEVICE_PATH, strerror(errno));
 		add_reason("cannot open %s (%s)", P2PIO_DEVICE_PATH, strerror(m->open_errno));
 		return;
 	}
@@ -222,8 +227,12 @@ static void check_file(struct p2pio_ctx *ctx, struct file_state *fs, bool want_p
 				len += (size_t)snprintf(fs->path_text + len, sizeof(fs->path_text) - len,
 							"; not %s: %s", p2pio_path_name(p),
 							fs->info.why_not[p]);
+		/* the module's refusal, with its errno, as the library recorded it */
 		if (want_p2p && fs->info.path != P2PIO_PATH_P2P)
-			add_reason("AUTO picks %s for this file", p2pio_path_name(fs->info.path));
+			add_reason("AUTO picks %s for this file: %.180s",
+				   p2pio_path_name(fs->info.path),
+				   fs->info.why_not[P2PIO_PATH_P2P][0] ?
+				   fs->info.why_not[P2PIO_PATH_P2P] : fs->info.why);
 	}
 	p2pio_file_close(file);
 }

@@ -104,6 +104,8 @@ while read -r phase params tests; do
 	if [ ! -e /mods/p2pio.ko ]; then
 		chan "ok 2 # SKIP p2pio.ko not built"
 	elif insmod /mods/p2pio.ko 2>/dev/console; then
+		# what kmod/60-p2pio.rules does with group p2pio (vmlib.h: VM_P2PIO_GID)
+		chgrp 990 /dev/p2pio
 		chan "ok 2 - insmod p2pio"
 	else
 		chan "not ok 2 - insmod p2pio"

@@ -6,7 +6,9 @@
  * double's allocator (P2PIO_MEM_NVDOUBLE), which the library pins through /dev/p2pio like
  * CUDA memory. For every data file of the VM:
  *  - AUTO takes P2P on the NVMe file systems, and on the others says why not (metadata
- *    namespace: EPROTONOSUPPORT; virtio and loop: ENOTBLK) and takes BOUNCE;
+ *    namespaces, separate or extended LBAs: EPROTONOSUPPORT; virtio and loop: ENOTBLK)
+ *    and takes BOUNCE; so it does for a user who may read a file but not register it
+ *    (nobody and a root-owned file: EACCES), saying so;
  *  - the whole file, then random reads at any offset, length and destination offset
  *    (unaligned heads and tails, pieces across pin windows), land byte for byte as a
  *    buffered pread() of the same range reads them, with the bytes around each
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "p2pio.h"
@@ -336,6 +339,60 @@ static void measure(const char *path, uint64_t size)
 	(void)u3;
 }
 
+/*
+ * As nobody, a root-owned world-readable file: the module refuses to register it (that
+ * would lock its writers out), and AUTO falls back to BOUNCE saying why.
+ */
+static void nobody_fallback(void)
+{
+	char why[P2PIO_REASON_LEN + 64] = "";
+	int pfds[2], st = -1;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(pfds)) {
+		tap_ok(0, "pipe");
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		struct p2pio_path_info info = { .size = sizeof(info) };
+		struct p2pio_error err = { 0 };
+		struct p2pio_ctx_opts o;
+		struct p2pio_ctx *c = NULL;
+		struct p2pio_file *f;
+		int code;
+
+		close(pfds[0]);
+		if (!vm_drop_privileges())
+			_exit(2);
+		p2pio_ctx_opts_init(&o);
+		o.device = P2PIO_DEVICE_HOST;
+		/* the file was read above: in the page cache, AUTO would prefer buffered reads */
+		o.flags |= P2PIO_CTX_NO_WARM_CHECK;
+		if (p2pio_ctx_create(&o, &c, &err) ||
+		    p2pio_file_open(c, vm_file_path("b1-pub"), 0, &f, &err))
+			_exit(3);
+		p2pio_path_info(f, &info);
+		dprintf(pfds[1], "%s", info.why_not[P2PIO_PATH_P2P]);
+		code = info.path == P2PIO_PATH_BOUNCE &&
+		       strstr(info.why_not[P2PIO_PATH_P2P], "EACCES") ? 0 : 4;
+		p2pio_file_close(f);
+		p2pio_ctx_destroy(c);
+		_exit(code);
+	}
+	close(pfds[1]);
+	n = read(pfds[0], why, sizeof(why) - 1);
+	why[n > 0 ? n : 0] = 0;
+	close(pfds[0]);
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		st = -1;
+	else
+		st = WEXITSTATUS(st);
+	tap_is_int(st, 0, "nobody, a root-owned file: AUTO takes BOUNCE; why not P2P: \"%s\"",
+		   why);
+}
+
 int main(void)
 {
 	struct p2pio_ctx *ctx, *small;
@@ -371,8 +428,9 @@ int main(void)
 		}
 		p2pio_path_info(f, &info);
 		if (!nvme) {
-			const char *want_e = !strncmp(vf.name, "md-", 3) ? "EPROTONOSUPPORT" :
-									"ENOTBLK";
+			const char *want_e = !strncmp(vf.name, "md-", 3) ||
+						     !strncmp(vf.name, "mx-", 3) ?
+						     "EPROTONOSUPPORT" : "ENOTBLK";
 
 			tap_ok(info.path == P2PIO_PATH_BOUNCE &&
 				       strstr(info.why_not[P2PIO_PATH_P2P], want_e),
@@ -434,6 +492,7 @@ int main(void)
 		tap_ok(0, "no NVMe data file for the small-BAR1 test");
 	if (big_size)
 		measure(big, big_size);
+	nobody_fallback();
 	free(want);
 	return tap_exit();
 }

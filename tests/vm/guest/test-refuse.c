@@ -5,8 +5,12 @@
  *  - files: metadata/PI namespace, virtio-blk, loop device, tmpfs, a directory, a file
  *    opened write-only, holes and unwritten extents (over a deleted secret), a file open
  *    for writing elsewhere (ETXTBSY), and writers refused while registered;
- *  - an unprivileged user: a file they cannot read (even via O_PATH), GPU memory of
- *    another process, pcibar pins; what they may do still works;
+ *  - an unprivileged user: a file they cannot read (even via O_PATH), a file they may
+ *    read but neither own nor write (registering would lock its writers out: EACCES),
+ *    GPU memory of another process, pcibar pins, /dev/p2pio without its group; what
+ *    they may do still works;
+ *  - per-user limits (module parameters max_user_*), a registration whose result cannot
+ *    be copied out (undone), handles not reused at once;
  *  - requests: misaligned, out of range, zero or too long, reserved bits, bad handles,
  *    bad batches; pins with bad fields.
  */
@@ -15,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,7 +64,9 @@ static void files(void)
 	size_t i;
 	int fd;
 
-	refuse_file("md-1m", -EPROTONOSUPPORT, "namespace with metadata/PI");
+	refuse_file("md-1m", -EPROTONOSUPPORT, "namespace with metadata/PI (separate buffer)");
+	refuse_file("mx-1m", -EPROTONOSUPPORT,
+		    "namespace with metadata/PI in extended LBAs (no integrity profile)");
 	refuse_file("vb-1m", -ENOTBLK, "virtio-blk");
 	refuse_file("lp-1m", -ENOTBLK, "loop device");
 	for (i = 0; i < 4; i++) {
@@ -170,14 +178,55 @@ static int nobody_pcibar(void)
 	return ret == -EPERM ? 0 : 10 + (ret < 0 ? -ret : 0);
 }
 
-/* What an unprivileged user may do: read a file they can read into their GPU memory. */
+/* A root-owned world-readable file: nobody may read it, not lock its writers out. */
+static int nobody_rootfile(void)
+{
+	struct p2pio_register_file reg;
+	int fd = open(vm_file_path("b1-pub"), O_RDONLY), ret;
+
+	if (fd < 0)
+		return 1;
+	ret = vm_p2p_register(pfd, fd, &reg);
+	return ret == -EACCES ? 0 : 30 + (ret < 0 ? -ret : 0);
+}
+
+/*
+ * Root's file, but nobody may write it: registering locks out no writer who could not
+ * have written it anyway. (p2pio takes the layout lease on the caller's behalf: the
+ * kernel would refuse a lease to a non-owner.)
+ */
+static int nobody_writable(void)
+{
+	struct p2pio_register_file reg;
+	int fd = open(vm_file_path("a1-wr"), O_RDONLY), ret;
+
+	if (fd < 0)
+		return 1;
+	ret = vm_p2p_register(pfd, fd, &reg);
+	if (ret)
+		return 40 + (ret < 0 ? -ret : 0);
+	return vm_p2p_unregister(pfd, reg.handle) ? 2 : 0;
+}
+
+/* Not in the device's group: no /dev/p2pio at all. */
+static int nobody_nogroup(void)
+{
+	int fd;
+
+	if (!vm_drop_privileges_nogroup())
+		return 1;
+	fd = open("/dev/p2pio", O_RDWR);
+	return fd < 0 && errno == EACCES ? 0 : 2;
+}
+
+/* What an unprivileged user may do: read a file they own into their GPU memory. */
 static int nobody_reads(void)
 {
 	struct p2pio_register_file reg;
 	struct vm_target t;
 	int fd, ret, mynvd = vm_nvd_open();
 
-	fd = open(vm_file_path("b1-pub"), O_RDONLY);
+	fd = open(vm_file_path("b1-wr"), O_RDONLY);
 	if (fd < 0 || mynvd < 0)
 		return 1;
 	if (vm_p2p_register(pfd, fd, &reg))
@@ -190,7 +239,7 @@ static int nobody_reads(void)
 		return 4;
 	if (vm_p2p_read(pfd, reg.handle, t.pin.handle, 0, 65536, 0))
 		return 5;
-	vm_mem_expect_file(&t.mem, 0, 65536, "b1-pub", 0);
+	vm_mem_expect_file(&t.mem, 0, 65536, "b1-wr", 0);
 	if (vm_host_sync())
 		return 6;
 	return vm_target_free(pfd, &t) ? 7 : 0;
@@ -206,13 +255,37 @@ static int nobody_foreign_gpu(void)
 	return ret == -EINVAL ? 0 : 20 + (ret < 0 ? -ret : 0);
 }
 
+/* In a child: drop to nobody outside the p2pio group, then run @fn. */
+static int as_outsider(int (*fn)(void))
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0)
+		_exit(fn());
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
 static void unprivileged(void)
 {
+	struct stat st = { 0 };
+
+	tap_ok(!stat("/dev/p2pio", &st) && (st.st_mode & 0777) == 0660 &&
+	       st.st_gid == VM_P2PIO_GID, "/dev/p2pio is 0660, group %d (mode %o, gid %d)",
+	       VM_P2PIO_GID, st.st_mode & 0777, (int)st.st_gid);
+	tap_is_int(as_outsider(nobody_nogroup), 0,
+		   "nobody outside the device's group cannot open /dev/p2pio: EACCES");
 	tap_is_int(as_nobody(nobody_secret), 0,
 		   "nobody cannot register a root-only file, not even through O_PATH");
+	tap_is_int(as_nobody(nobody_rootfile), 0,
+		   "nobody cannot register a root-owned world-readable file: EACCES");
+	tap_is_int(as_nobody(nobody_writable), 0,
+		   "nobody may register a root-owned file they may write");
 	tap_is_int(as_nobody(nobody_pcibar), 0, "nobody cannot pin a PCI BAR: EPERM");
 	tap_is_int(as_nobody(nobody_reads), 0,
-		   "nobody can read a file they can read into their own GPU memory");
+		   "nobody can read a file they own into their own GPU memory");
 	vm_gpu_alloc(nvd, &parent_gpu, 65536, 0, 0);
 	tap_is_int(as_nobody(nobody_foreign_gpu), 0,
 		   "nobody cannot pin GPU memory of another process: EINVAL");
@@ -227,6 +300,81 @@ static int write_param(const char *path, const char *v)
 	if (fd >= 0)
 		close(fd);
 	return ok ? 0 : -1;
+}
+
+#define PARAM(name) "/sys/module/p2pio/parameters/" name
+
+/* Per-user limits, a registration undone when its result cannot be copied out. */
+static void limits(void)
+{
+	const char *names[] = { "a1-1m", "a1-small", "a2-small" };
+	struct p2pio_register_file reg[3], *ro;
+	struct p2pio_stats s0, s1;
+	struct vm_target t;
+	uint32_t first;
+	int fd[3], i, ret, w;
+
+	for (i = 0; i < 3; i++)
+		fd[i] = open(vm_file_path(names[i]), O_RDONLY);
+	tap_ok(!write_param(PARAM("max_user_files"), "2"), "max_user_files set to 2");
+	tap_is_int(vm_p2p_register(pfd, fd[0], &reg[0]), 0, "first file registered");
+	tap_is_int(vm_p2p_register(pfd, fd[1], &reg[1]), 0, "second file registered");
+	tap_is_int(vm_p2p_register(pfd, fd[2], &reg[2]), -EDQUOT, "a third one: EDQUOT");
+	vm_p2p_unregister(pfd, reg[1].handle);
+	write_param(PARAM("max_user_files"), "4096");
+
+	tap_ok(!write_param(PARAM("max_user_extent_kib"), "1"), "max_user_extent_kib set to 1");
+	tap_is_int(vm_p2p_register(pfd, fd[1], &reg[1]), -EDQUOT,
+		   "a file whose extent list needs more: EDQUOT");
+	write_param(PARAM("max_user_extent_kib"), "262144");
+
+	/* one command at a time for this user: a read of 64 commands still completes */
+	ret = vm_target_new(pfd, nvd, P2PIO_PROVIDER_NVIDIA, VM_MIB, 0, 0, 0, &t);
+	tap_is_int(ret, 0, "1 MiB of GPU memory pinned");
+	w = open(vm_file_path("b1-1m"), O_RDONLY);
+	ret = vm_p2p_register(pfd, w, &reg[1]);
+	tap_ok(!write_param(PARAM("max_user_cmds"), "1"), "max_user_cmds set to 1");
+	vm_mem_poison(&t.mem, 0, VM_MIB, POISON);
+	vm_host_sync();
+	tap_is_int(ret ? ret : vm_p2p_read(pfd, reg[1].handle, t.pin.handle, 0, VM_MIB, 0), 0,
+		   "a 1 MiB read on the 16 KiB-MDTS controller, one command at a time");
+	vm_mem_expect_file(&t.mem, 0, VM_MIB, "b1-1m", 0);
+	tap_ok(!vm_host_sync(), "its bytes are right");
+	write_param(PARAM("max_user_cmds"), "1024");
+	vm_p2p_unregister(pfd, reg[1].handle);
+	close(w);
+	vm_target_free(pfd, &t);
+
+	/* handles are not handed out again at once */
+	first = reg[0].handle;
+	vm_p2p_unregister(pfd, first);
+	tap_is_int(vm_p2p_register(pfd, fd[0], &reg[0]), 0, "registered again");
+	tap_ok(reg[0].handle != first, "with a new handle (%u, was %u)", reg[0].handle, first);
+	vm_p2p_unregister(pfd, reg[0].handle);
+
+	/* the result cannot be copied out: the registration is undone, writers may open */
+	ro = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ro == MAP_FAILED) {
+		tap_skip(2, "mmap");
+	} else {
+		memset(ro, 0, sizeof(*ro));
+		w = open(vm_file_path("b2-wr"), O_RDONLY);
+		ro->fd = w;
+		mprotect(ro, 4096, PROT_READ);
+		vm_p2p_stats(pfd, P2PIO_STATS_FD, &s0);
+		tap_ok(ioctl(pfd, P2PIO_IOC_REGISTER_FILE, ro) && errno == EFAULT,
+		       "register with a read-only argument: EFAULT");
+		vm_p2p_stats(pfd, P2PIO_STATS_FD, &s1);
+		close(w);
+		w = open(vm_file_path("b2-wr"), O_WRONLY);
+		tap_ok(w >= 0 && s1.live_files == s0.live_files,
+		       "and undone: no file left registered, writers may open it");
+		if (w >= 0)
+			close(w);
+		munmap(ro, 4096);
+	}
+	for (i = 0; i < 3; i++)
+		close(fd[i]);
 }
 
 /* A driver whose page tables have an unknown major version: no pin, nothing left held. */
@@ -401,6 +549,7 @@ int main(void)
 	files();
 	writers();
 	unprivileged();
+	limits();
 	requests();
 	close(nvd);
 	close(pfd);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tap.h"
@@ -147,5 +148,9 @@ int main(void)
 		make_frag(mnt, tags[i]);
 		make_sparse(mnt, tags[i]);
 	}
+	/* a file the unprivileged user owns, and so may register (test-refuse) */
+	tap_ok(!chown("/mnt/b1/b1-wr", 65534, 65534), "b1-wr belongs to nobody");
+	/* root's, but anyone may write it: a writer may register it too */
+	tap_ok(!chmod("/mnt/a1/a1-wr", 0666), "a1-wr is writable by everyone");
 	return tap_exit();
 }

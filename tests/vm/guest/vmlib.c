@@ -619,12 +619,24 @@ const char *vm_file_path(const char *name)
 	return NULL;
 }
 
+static bool vm_drop_to(const gid_t *groups, size_t n)
+{
+	return !setgroups(n, groups) && !setresgid(65534, 65534, 65534) &&
+	       !setresuid(65534, 65534, 65534) && geteuid() == 65534;
+}
+
 bool vm_drop_privileges(void)
 {
-	gid_t g = 65534;
+	static const gid_t g[] = { 65534, VM_P2PIO_GID };
 
-	return !setgroups(1, &g) && !setresgid(65534, 65534, 65534) &&
-	       !setresuid(65534, 65534, 65534) && geteuid() == 65534;
+	return vm_drop_to(g, 2);
+}
+
+bool vm_drop_privileges_nogroup(void)
+{
+	static const gid_t g[] = { 65534 };
+
+	return vm_drop_to(g, 1);
 }
 
 uint64_t vm_rand(uint64_t *s)

@@ -160,8 +160,18 @@ struct vm_file {
 };
 bool vm_file_next(int *cursor, struct vm_file *f);
 
-/* Drops to an unprivileged uid/gid (65534) in this process; false on failure. */
+/*
+ * The group /dev/p2pio belongs to in the VM (init.sh sets it, as kmod/60-p2pio.rules
+ * does on a real system with group "p2pio"); the node is 0660.
+ */
+#define VM_P2PIO_GID 990
+/*
+ * Drops to an unprivileged uid/gid (65534) in this process, a member of VM_P2PIO_GID
+ * (a user allowed to use /dev/p2pio); false on failure.
+ */
 bool vm_drop_privileges(void);
+/* The same, without the p2pio group (a user not allowed to open /dev/p2pio). */
+bool vm_drop_privileges_nogroup(void);
 /* 64-bit xorshift generator: seeded, reproducible. */
 uint64_t vm_rand(uint64_t *state);
 

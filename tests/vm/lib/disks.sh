@@ -10,7 +10,8 @@ VM_DISKS=(
 	"a2 A 2 4096 gpt 300  xfs  320 -"	# 4 KiB LBAs, GPT
 	"b1 B 1 512  gpt 3001 xfs  320 -"	# controller B: small MDTS (16 KiB)
 	"b2 B 2 4096 mbr 263  ext4 160 -"
-	"md C 1 512  none 0   ext4 32  meta"	# 8 bytes of metadata (PI type 1) per LBA
+	"md C 1 512  none 0   ext4 32  meta"	# 8 bytes of metadata (PI type 1) per LBA, separate
+	"mx C 2 512  none 0   ext4 32  metaext"	# the same, extended LBAs (mset=1): no integrity profile
 	"vb V 0 512  none 0   ext4 16  -"	# virtio-blk, not NVMe
 	"hr D 1 4096 none 0   ext4 48  hotremove"	# controller D: removed by final-hotremove
 )
@@ -90,8 +91,9 @@ vm_mkdisk() {
 		dd if="$part" of="$out" bs=1M seek=$((start * lba)) oflag=seek_bytes \
 			conv=notrunc,sparse status=none
 	fi
-	if [ "$meta" = meta ]; then
-		# QEMU keeps the metadata after the data: nlbas = size / (lba + 8). An
+	if [ "$meta" = meta ] || [ "$meta" = metaext ]; then
+		# QEMU keeps the metadata after the data, whether the host sees it
+		# interleaved (mset=1) or not: nlbas = size / (lba + 8). An
 		# application tag of 0xffff turns PI checking off for blocks the host wrote.
 		data=$(stat -c %s "$out")
 		nlba=$((data / lba))
@@ -108,7 +110,7 @@ vm_make_disks() {
 	for d in "${VM_DISKS[@]}"; do
 		read -r id ctrl nsid lba table start fs mib note <<<"$d"
 		big=16
-		case $id in a1|b2) big=64 ;; md|vb) big=1 ;; hr) big=16 ;; esac
+		case $id in a1|b2) big=64 ;; md|mx|vb) big=1 ;; hr) big=16 ;; esac
 		vm_stage_files "$work/stage/$id" "$id" "$lba" "$big"
 		# files a caller adds to every NVMe file system (the demo's model)
 		if [ -n "${VM_STAGE_EXTRA:-}" ] && [ "$ctrl" != V ]; then
@@ -156,6 +158,7 @@ vm_disk_args() {
 		echo "-drive file=$work/$id.img,if=none,id=$id,format=raw,cache=unsafe,snapshot=on"
 		local extra=""
 		[ "$note" = meta ] && extra=",ms=8,pi=1"
+		[ "$note" = metaext ] && extra=",ms=8,pi=1,mset=1"
 		echo "-device nvme-ns,drive=$id,bus=nv$ctrl,nsid=$nsid,logical_block_size=$lba,physical_block_size=$lba$extra"
 	done
 }

@@ -82,6 +82,10 @@ static const char *p2pio_errno_name(int e)
 	case EMFILE: return "EMFILE";
 	case ENOMEM: return "ENOMEM";
 	case ENOSPC: return "ENOSPC";
+	case EDQUOT: return "EDQUOT";
+	case EAGAIN: return "EAGAIN";
+	case ENOLCK: return "ENOLCK";
+	case ESTALE: return "ESTALE";
 	default: return "errno";
 	}
 }
@@ -91,12 +95,16 @@ static const char *p2pio_refusal_hint(int e)
 {
 	switch (e) {
 	case ETXTBSY: return "the file is open for writing elsewhere";
+	case EACCES: return "registering locks the file's writers out: needs ownership, write permission or CAP_SYS_ADMIN";
+	case EDQUOT: return "per-user limit of the module reached (max_user_files, max_user_extent_kib)";
+	case EAGAIN: return "the file's block map is changing (no layout lease)";
+	case ENOLCK: return "no layout lease on the file (fs.leases-enable 0?)";
 	case EOPNOTSUPP: return "file system not supported (ext4 and xfs are)";
 	case EMEDIUMTYPE: return "encrypted, verity, compressed, inline or DAX file";
 	case ENOTBLK: return "not on an NVMe namespace (dm, md, loop, virtio, ...)";
 	case ENXIO: return "NVMe multipath head";
 	case EREMOTE: return "not on a PCIe NVMe controller";
-	case EPROTONOSUPPORT: return "namespace has metadata or protection information";
+	case EPROTONOSUPPORT: return "namespace format has metadata or protection information";
 	case ENODATA: return "file has holes, unwritten or shared blocks, or is empty";
 	case E2BIG: return "file too fragmented";
 	default: return strerror(e);
