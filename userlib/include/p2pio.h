@@ -29,5 +29,6 @@
 #include "p2pio/engine.h"
 #include "p2pio/placement.h"
 #include "p2pio/model.h"
+#include "p2pio/expert_policy.h"
 
 #endif /* P2PIO_H */
