@@ -314,6 +314,17 @@ struct p2pio_experts_io {
 int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
 			struct p2pio_experts_io *io, bool reset);
 
+/**
+ * p2pio_experts_layer_stats() - one layer's hits, misses and resident experts.
+ * @x:     a cache.
+ * @layer: the layer.
+ * @st:    filled on return.
+ *
+ * Return: 0 or -ERANGE.
+ */
+int p2pio_experts_layer_stats(struct p2pio_experts *x, uint32_t layer,
+			      struct p2pio_expert_layer_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

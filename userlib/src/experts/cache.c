@@ -327,8 +327,10 @@ static void harvest(struct p2pio_experts *x, struct xtiming *t, bool block)
 		x->cu->EventSynchronize(t->e1);
 	else if (x->cu->EventQuery(t->e1) != CUDA_SUCCESS)
 		return;
-	if (x->cu->EventElapsedTime(&ms, t->e0, t->e1) == CUDA_SUCCESS && ms > 0)
+	if (x->cu->EventElapsedTime(&ms, t->e0, t->e1) == CUDA_SUCCESS && ms > 0) {
 		x->io.stall_ns += (uint64_t)((double)ms * 1e6);
+		p2pio_residency_add_stall(x->res, (uint64_t)((double)ms * 1e6));
+	}
 	t->live = false;
 }
 
@@ -351,7 +353,9 @@ static int wait_loads(struct p2pio_experts *x, uint32_t layer, const uint32_t *i
 		for (i = 0; i < n && !x->fatal; i++)
 			while (x->ent[idx(x, layer, ids[i])].loading && !x->fatal)
 				pthread_cond_wait(&x->cond, &x->lock);
-		x->io.stall_ns += p2pio_now_ns() - t0;
+		t0 = p2pio_now_ns() - t0;
+		x->io.stall_ns += t0;
+		p2pio_residency_add_stall(x->res, t0);
 		return x->fatal;
 	}
 	t = &x->tim[x->tim_next++ % NR_TIMINGS];
@@ -587,6 +591,17 @@ int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
 	}
 	pthread_mutex_unlock(&x->lock);
 	p2pio_ctx_leave(x->ctx, prev);
+	return ret;
+}
+
+int p2pio_experts_layer_stats(struct p2pio_experts *x, uint32_t layer,
+			      struct p2pio_expert_layer_stats *st)
+{
+	int ret;
+
+	pthread_mutex_lock(&x->lock);
+	ret = layer < x->nl ? p2pio_residency_layer_stats(x->res, layer, st) : -ERANGE;
+	pthread_mutex_unlock(&x->lock);
 	return ret;
 }
 

@@ -260,8 +260,9 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	ret = check_budget(x, opts, region, &eb, err);
 	if (ret)
 		goto out_close;
+	/* A layer without experts never admits one; the core wants a size all the same. */
 	for (l = 0; l < x->nl; l++)
-		region[l] = p2pio_xpool_expert_bytes(x->pool, l);
+		region[l] = p2pio_xpool_expert_bytes(x->pool, l) ?: 1;
 	memset(&ro, 0, sizeof(ro));
 	ro.nr_layers = x->nl;
 	ro.nr_experts = x->ne;
