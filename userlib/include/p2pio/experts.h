@@ -208,6 +208,17 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 			  uint32_t n, void *stream, uint64_t *ptrs_out);
 
 /**
+ * p2pio_experts_host() - a CPU view of a resident expert's memory.
+ * @x:      a cache.
+ * @layer:  the layer.
+ * @expert: the expert.
+ *
+ * Return: the CPU address of the expert's first byte (host memory; the VM test double's BAR
+ * mapping), or NULL for CUDA device memory or an expert that is not resident.
+ */
+void *p2pio_experts_host(struct p2pio_experts *x, uint32_t layer, uint32_t expert);
+
+/**
  * p2pio_experts_release() - the work queued on @stream so far is the last to use experts.
  * @x:      a cache.
  * @layer:  the layer.

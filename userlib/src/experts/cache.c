@@ -443,6 +443,18 @@ out_unlock:
 	return ret;
 }
 
+void *p2pio_experts_host(struct p2pio_experts *x, uint32_t layer, uint32_t expert)
+{
+	const struct p2pio_xchunk *c;
+	void *host;
+
+	pthread_mutex_lock(&x->lock);
+	c = p2pio_xpool_chunk(x->pool, layer, expert);
+	host = c ? c->host : NULL;
+	pthread_mutex_unlock(&x->lock);
+	return host;
+}
+
 int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
 			  uint32_t n, void *stream)
 {
