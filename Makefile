@@ -28,7 +28,7 @@ ifneq ($(wildcard $(CUDA_HOME)/include/cuda.h),)
 CPPFLAGS_ALL += -isystem $(CUDA_HOME)/include -DP2PIO_HAVE_CUDA_H=1
 endif
 CFLAGS_ALL := -std=c11 $(OPT) -g -fPIC $(WARN) $(SAN) $(CFLAGS)
-LDLIBS_ALL := -luring -lnvme -lpci -ldl -lpthread -lm $(LDLIBS)
+LDLIBS_ALL := -luring -lnvme -lpci -ljson-c -ldl -lpthread -lm $(LDLIBS)
 LDFLAGS_ALL := $(SAN) $(LDFLAGS)
 
 # Sources one and two folders below userlib/src (a component, and a component's part such as

@@ -156,10 +156,49 @@ static void test_names(void)
 	gb_free(&b);
 }
 
+/* A 1-D "*_exps" tensor is valid GGUF: listed as an ordinary tensor, refused only when its
+ * experts are asked for, with the reason. */
+static void test_one_dim_experts(void)
+{
+	struct gb_tensor t[2] = {
+		GB_T("blk.0.ffn_up_exps.weight", P2PIO_GGML_TYPE_F32, 1, 8),
+		GB_T("blk.0.ffn_down_exps.weight", P2PIO_GGML_TYPE_F32, 3, 8, 2, 4),
+	};
+	struct p2pio_gguf *g = NULL;
+	struct p2pio_error err;
+	struct gguf_build b;
+	uint64_t n = 0, off, len;
+
+	gb_init(&b);
+	gb_model(&b, 3, 0, t, 2);
+	if (!tap_is_int(gb_open(&b, &g, &err), 0, "a file with a 1-D '_exps' tensor opens")) {
+		tap_diag("%s", err.msg);
+		gb_free(&b);
+		return;
+	}
+	tap_ok(p2pio_gguf_tensor(g, 0)->n_experts == 0 && p2pio_gguf_tensor(g, 0)->expert_bytes == 0 &&
+		       p2pio_gguf_tensor(g, 0)->layer == 0,
+	       "it is listed as an ordinary tensor of layer 0 (n_experts 0)");
+	tap_ok(p2pio_gguf_layer(g, 0)->n_experts == 4 && p2pio_gguf_layer(g, 0)->n_expert_tensors == 1,
+	       "the layer's experts come from its 3-D expert tensor only");
+	tap_is_int(p2pio_gguf_expert_range(g, 0, 0, &off, &len), -EINVAL,
+		   "its expert range is refused");
+	memset(&err, 0, sizeof(err));
+	tap_is_int(p2pio_gguf_tensor_experts(g, 0, &n, &err), -EINVAL, "asking for its experts fails");
+	tap_ok(strstr(err.msg, "blk.0.ffn_up_exps.weight") && strstr(err.msg, "1 dimension") &&
+		       strstr(err.msg, "needs at least 2"),
+	       "and says why: %s", err.msg);
+	tap_ok(!p2pio_gguf_tensor_experts(g, 1, &n, NULL) && n == 4, "the 3-D one has 4 experts");
+	tap_is_int(p2pio_gguf_tensor_experts(g, 2, &n, NULL), -ERANGE, "tensor 2 does not exist");
+	p2pio_gguf_close(g);
+	gb_free(&b);
+}
+
 int main(void)
 {
 	tap_plan_lazy();
 	test_moe();
 	test_names();
+	test_one_dim_experts();
 	return tap_exit();
 }

@@ -628,6 +628,23 @@ int p2pio_gguf_tensor_data(struct p2pio_gguf *g, size_t i, const void **data,
 int p2pio_gguf_expert_range(const struct p2pio_gguf *g, size_t i, uint64_t e, uint64_t *offset,
 			    uint64_t *len);
 
+/**
+ * p2pio_gguf_tensor_experts() - the experts of tensor @i, or why it has none.
+ * @g:         the handle.
+ * @i:         0 .. p2pio_gguf_tensor_count() - 1.
+ * @n_experts: out: its expert count (its n_experts); may be NULL.
+ * @err:       optional: why it has no experts.
+ *
+ * A tensor named like an expert tensor ("*_exps") with a single dimension is valid GGUF and
+ * is listed as an ordinary tensor (n_experts 0); this is where a caller that needs its
+ * experts learns why there are none.
+ *
+ * Return: 0; -EINVAL if the tensor has no experts (a 1-D "*_exps" tensor, or a name that is
+ * not an expert tensor's); -ERANGE if @i is out of range.
+ */
+int p2pio_gguf_tensor_experts(const struct p2pio_gguf *g, size_t i, uint64_t *n_experts,
+			      struct p2pio_error *err);
+
 /* ---- layers and experts --------------------------------------------------------------- */
 
 /**

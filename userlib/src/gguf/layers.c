@@ -55,24 +55,46 @@ static int gguf_cmp_u32(const void *a, const void *b)
 
 static int gguf_classify(struct p2pio_gguf *g, struct p2pio_error *err)
 {
-	char q[GGUF_QUOTE_MAX];
 	struct gguf_tensor *t;
 	size_t i;
 
 	for (i = 0; i < g->n_tensors; i++) {
 		t = &g->tensors[i];
 		t->t.layer = gguf_layer_number(t->t.name);
-		if (!gguf_is_experts(t->t.name))
+		/* A name is a convention, not a format rule: a 1-D "*_exps" tensor is valid
+		 * GGUF and is listed as an ordinary tensor; p2pio_gguf_tensor_experts() says
+		 * why it has no experts when a caller asks for them. */
+		if (!gguf_is_experts(t->t.name) || t->t.n_dims < 2)
 			continue;
-		if (t->t.n_dims < 2)
-			return p2pio_set_error(err, -EINVAL, t->pos,
-					       "tensor '%s' at byte %llu: an expert tensor ('*_exps') needs at least 2 dimensions, it has %u",
-					       gguf_quote(q, t->t.name, t->name.len),
-					       (unsigned long long)t->pos, t->t.n_dims);
 		t->t.n_experts = t->t.ne[t->t.n_dims - 1];
 		t->t.expert_bytes = t->t.size / t->t.n_experts;
 	}
 	return 0;
+}
+
+int p2pio_gguf_tensor_experts(const struct p2pio_gguf *g, size_t i, uint64_t *n_experts,
+			      struct p2pio_error *err)
+{
+	const struct gguf_tensor *t;
+	char q[GGUF_QUOTE_MAX];
+
+	if (i >= g->n_tensors)
+		return p2pio_set_error(err, -ERANGE, P2PIO_NO_OFFSET, "no tensor %zu (the file has %zu)",
+				       i, g->n_tensors);
+	t = &g->tensors[i];
+	if (t->t.n_experts) {
+		if (n_experts)
+			*n_experts = t->t.n_experts;
+		return 0;
+	}
+	if (gguf_is_experts(t->t.name))
+		return p2pio_set_error(err, -EINVAL, t->pos,
+				       "tensor '%s' at byte %llu is named as an expert tensor ('*_exps') but has %u dimension%s: experts are slices of its outermost dimension, so it needs at least 2",
+				       gguf_quote(q, t->t.name, t->name.len), (unsigned long long)t->pos,
+				       t->t.n_dims, t->t.n_dims == 1 ? "" : "s");
+	return p2pio_set_error(err, -EINVAL, t->pos,
+			       "tensor '%s' at byte %llu is not an expert tensor (its name does not end in '_exps')",
+			       gguf_quote(q, t->t.name, t->name.len), (unsigned long long)t->pos);
 }
 
 /* Distinct layer numbers, sorted, into g->layers. */

@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: MIT
+/*
+ * moe_synth.c - p2pio-moe synth (a synthetic trace from skew and locality parameters) and
+ * fit (the parameters whose LRU and oracle hit rates, at 10, 25 and 50 % of the experts per
+ * layer, match those of real traces; for a model shape no trace exists for).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "moe.h"
+
+static const double fit_fracs[] = { 0.10, 0.25, 0.50 };
+#define NR_FRACS 3
+
+struct synth_cli {
+	struct p2pio_expert_synth_params p;
+	const char *out;
+	bool json;
+};
+
+static int parse_double(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return end == s || *end || errno || !(*out >= lo && *out <= hi) ? -EINVAL : 0;
+}
+
+static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(s, &v) || v < lo || v > hi)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* Shape and generator options shared by synth and fit; 1 when @opt was one of them,
+ * 0 when not, -1 on a bad value (message printed). */
+static int synth_opt(int opt, const char *arg, struct p2pio_expert_synth_params *p)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case 'L': if (parse_u32(arg, 1, P2PIO_EXPERT_TRACE_MAX_LAYERS, &p->nr_layers)) break; return 1;
+	case 'E': if (parse_u32(arg, 1, P2PIO_EXPERT_TRACE_MAX_EXPERTS, &p->nr_experts)) break; return 1;
+	case 'k': if (parse_u32(arg, 1, P2PIO_EXPERT_TRACE_MAX_TOP_K, &p->top_k)) break; return 1;
+	case 'n': if (cli_parse_u64(arg, &v) || !v || v > (1u << 24)) break; p->tokens = v; return 1;
+	case 'z': if (parse_double(arg, 0, 8, &p->skew)) break; return 1;
+	case 'l': if (parse_double(arg, 0, 1, &p->locality)) break; return 1;
+	case 'w': if (parse_u32(arg, 1, 1024, &p->window)) break; return 1;
+	case 'S': if (cli_parse_u64(arg, &p->seed)) break; return 1;
+	default: return 0;
+	}
+	cli_usage_err("bad value '%s' for -%c (see --help)", arg, opt);
+	return -1;
+}
+
+#define SYNTH_LONGOPTS                                                                         \
+	{ "layers", required_argument, NULL, 'L' }, { "experts", required_argument, NULL, 'E' }, \
+	{ "top-k", required_argument, NULL, 'k' }, { "tokens", required_argument, NULL, 'n' },   \
+	{ "skew", required_argument, NULL, 'z' }, { "locality", required_argument, NULL, 'l' },  \
+	{ "window", required_argument, NULL, 'w' }, { "seed", required_argument, NULL, 'S' },    \
+	{ "output", required_argument, NULL, 'o' }, { "json", no_argument, NULL, 'j' },         \
+	{ "help", no_argument, NULL, 'h' }
+#define SYNTH_SHORTOPTS "L:E:k:n:z:l:w:S:o:jh"
+
+static const char synth_opts_help[] =
+	"  -L, --layers N      MoE layers (default 36)\n"
+	"  -E, --experts N     experts per layer (default 128)\n"
+	"  -k, --top-k N       experts per token and layer (default 4)\n"
+	"  -n, --tokens N      tokens (synth default 512; fit default: the real traces' mean)\n"
+	"  -z, --skew S        Zipf exponent of expert popularity, 0-8 (default 0.8)\n"
+	"  -l, --locality P    probability a slot reuses a recent expert, 0-1 (default 0.5)\n"
+	"  -w, --window W      tokens of history for --locality (default 4)\n"
+	"  -S, --seed N        random seed (default 1)\n"
+	"  -o, --output FILE   write the trace (native format)\n"
+	"  -j, --json          JSON output\n";
+
+static void synth_defaults(struct p2pio_expert_synth_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->nr_layers = 36;
+	p->nr_experts = 128;
+	p->top_k = 4;
+	p->skew = 0.8;
+	p->locality = 0.5;
+	p->window = 4;
+	p->seed = 1;
+}
+
+static int save_trace(const struct p2pio_expert_trace *t, const char *path)
+{
+	struct p2pio_error err = { 0 };
+	int r = p2pio_expert_trace_save(t, path, &err);
+
+	if (r)
+		cli_err_p2pio(path, r, &err);
+	return r;
+}
+
+/* LRU and oracle hit rates of @t at the fit's capacities (per layer). */
+static int fit_rates(const struct p2pio_expert_trace *t, double lru[NR_FRACS],
+		     double opt[NR_FRACS], uint64_t *tokens)
+{
+	unsigned int i, k;
+	int r;
+
+	for (i = 0; i < NR_FRACS; i++) {
+		for (k = 0; k < 2; k++) {
+			struct moe_cap c = { .frac = fit_fracs[i] };
+			struct p2pio_expert_replay_opts o = { 0 };
+			struct p2pio_expert_stats st = { .size = sizeof(st) };
+			struct p2pio_error err = { 0 };
+
+			o.policy = k ? "oracle" : "lru";
+			o.per_layer = true;
+			o.capacity = moe_cap_experts(&c, t, false);
+			r = p2pio_expert_replay(t, &o, &st, NULL, &err);
+			if (r) {
+				cli_err_p2pio("replay", r, &err);
+				return r;
+			}
+			(k ? opt : lru)[i] = moe_hit_rate(&st);
+			if (tokens)
+				*tokens = st.tokens;
+		}
+	}
+	return 0;
+}
+
+static int synth_main(int argc, char **argv)
+{
+	static const struct option lo[] = { SYNTH_LONGOPTS, { 0 } };
+	struct p2pio_expert_synth_params p;
+	struct p2pio_expert_trace *t;
+	double lru[NR_FRACS], opt[NR_FRACS];
+	const char *out = NULL;
+	bool json = false;
+	unsigned int i;
+	int o, r;
+
+	synth_defaults(&p);
+	p.tokens = 512;
+	while ((o = getopt_long(argc, argv, SYNTH_SHORTOPTS, lo, NULL)) != -1) {
+		r = synth_opt(o, optarg, &p);
+		if (r < 0)
+			return CLI_EXIT_USAGE;
+		if (r)
+			continue;
+		switch (o) {
+		case 'o': out = optarg; break;
+		case 'j': json = true; break;
+		case 'h':
+			printf("usage: p2pio-moe synth [OPTIONS] -o FILE\n"
+			       "Make a synthetic routing trace and report its LRU and oracle hit rates.\n\n%s",
+			       synth_opts_help);
+			return CLI_EXIT_OK;
+		default: return cli_usage_err("synth: bad option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_err("synth: unexpected argument '%s'", argv[optind]);
+	if (p.top_k > p.nr_experts)
+		return cli_usage_err("synth: top-k %u is more than the %u experts", p.top_k, p.nr_experts);
+	r = p2pio_expert_synth(&p, &t);
+	if (r) {
+		cli_err("synth: %s", strerror(-r));
+		return CLI_EXIT_ERROR;
+	}
+	r = fit_rates(t, lru, opt, NULL);
+	if (!r && out)
+		r = save_trace(t, out);
+	p2pio_expert_trace_free(t);
+	if (r)
+		return CLI_EXIT_ERROR;
+	if (json) {
+		printf("{\"layers\":%u,\"experts\":%u,\"top_k\":%u,\"tokens\":%llu,\"skew\":", p.nr_layers,
+		       p.nr_experts, p.top_k, (unsigned long long)p.tokens);
+		cli_json_double(stdout, p.skew);
+		printf(",\"locality\":");
+		cli_json_double(stdout, p.locality);
+		printf(",\"window\":%u,\"seed\":%llu,\"rates\":[", p.window, (unsigned long long)p.seed);
+		for (i = 0; i < NR_FRACS; i++) {
+			printf("%s{\"capacity_fraction\":%.2f,\"lru\":", i ? "," : "", fit_fracs[i]);
+			cli_json_double(stdout, lru[i]);
+			printf(",\"oracle\":");
+			cli_json_double(stdout, opt[i]);
+			printf("}");
+		}
+		printf("]}\n");
+	} else {
+		printf("synthetic trace: %u layers, %u experts, top-%u, %llu tokens; skew %.3f, locality %.3f, window %u, seed %llu\n",
+		       p.nr_layers, p.nr_experts, p.top_k, (unsigned long long)p.tokens, p.skew, p.locality,
+		       p.window, (unsigned long long)p.seed);
+		printf("capacity  LRU     oracle\n");
+		for (i = 0; i < NR_FRACS; i++)
+			printf("%3.0f%%      %5.1f%%  %5.1f%%\n", fit_fracs[i] * 100, lru[i] * 100, opt[i] * 100);
+		if (out)
+			printf("written to %s\n", out);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* ---- fit --------------------------------------------------------------------------------- */
+
+struct fit_eval {
+	double lru[NR_FRACS], opt[NR_FRACS];
+	double err;	/* the largest distance to the target, in hit-rate points (0-100) */
+};
+
+static int fit_try(struct p2pio_expert_synth_params *p, const double *tl, const double *to,
+		   struct fit_eval *e)
+{
+	struct p2pio_expert_trace *t;
+	unsigned int i;
+	int r;
+
+	r = p2pio_expert_synth(p, &t);
+	if (r)
+		return r;
+	r = fit_rates(t, e->lru, e->opt, NULL);
+	p2pio_expert_trace_free(t);
+	if (r)
+		return r;
+	e->err = 0;
+	for (i = 0; i < NR_FRACS; i++) {
+		e->err = fmax(e->err, 100 * fabs(e->lru[i] - tl[i]));
+		e->err = fmax(e->err, 100 * fabs(e->opt[i] - to[i]));
+	}
+	return 0;
+}
+
+static int fit_main(int argc, char **argv)
+{
+	static const struct option lo[] = { SYNTH_LONGOPTS, { 0 } };
+	static const uint32_t windows[] = { 1, 2, 4, 8, 16, 32 };
+	double tl[NR_FRACS] = { 0 }, to[NR_FRACS] = { 0 }, step_s, step_l;
+	struct p2pio_expert_synth_params p, best;
+	struct fit_eval e, be = { .err = INFINITY };
+	uint64_t tokens_sum = 0;
+	const char *out = NULL;
+	bool json = false, tokens_set = false;
+	unsigned int i, nr, w, iter;
+	int o, r;
+
+	synth_defaults(&p);
+	while ((o = getopt_long(argc, argv, SYNTH_SHORTOPTS, lo, NULL)) != -1) {
+		r = synth_opt(o, optarg, &p);
+		if (r < 0)
+			return CLI_EXIT_USAGE;
+		if (r) {
+			tokens_set |= o == 'n';
+			continue;
+		}
+		switch (o) {
+		case 'o': out = optarg; break;
+		case 'j': json = true; break;
+		case 'h':
+			printf("usage: p2pio-moe fit [OPTIONS] TRACE...\n"
+			       "Find the synth parameters (skew, locality, window) for the shape given whose\n"
+			       "LRU and oracle hit rates at 10, 25 and 50%% of the experts per layer are closest\n"
+			       "to the real traces' (their mean), and report the fit.\n\n%s",
+			       synth_opts_help);
+			return CLI_EXIT_OK;
+		default: return cli_usage_err("fit: bad option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_err("fit: no trace given");
+	nr = (unsigned int)(argc - optind);
+	for (i = 0; i < nr; i++) {
+		struct p2pio_error err = { 0 };
+		struct p2pio_expert_trace *t;
+		double l[NR_FRACS], op[NR_FRACS];
+		uint64_t tok = 0;
+		unsigned int k;
+
+		r = p2pio_expert_trace_load(argv[optind + i], &t, &err);
+		if (r) {
+			cli_err_p2pio(argv[optind + i], r, &err);
+			return CLI_EXIT_ERROR;
+		}
+		r = fit_rates(t, l, op, &tok);
+		p2pio_expert_trace_free(t);
+		if (r)
+			return CLI_EXIT_ERROR;
+		for (k = 0; k < NR_FRACS; k++) {
+			tl[k] += l[k] / nr;
+			to[k] += op[k] / nr;
+		}
+		tokens_sum += tok;
+	}
+	if (!tokens_set)
+		p.tokens = tokens_sum / nr ? tokens_sum / nr : 1;
+
+	/* A coarse grid, then a local search around the best point. */
+	for (w = 0; w < MOE_ARRAY_SIZE(windows); w++) {
+		for (i = 0; i <= 10; i++) {
+			unsigned int k;
+
+			for (k = 0; k <= 9; k++) {
+				p.window = windows[w];
+				p.skew = 0.2 * i;
+				p.locality = 0.1 * k;
+				if (fit_try(&p, tl, to, &e))
+					return CLI_EXIT_ERROR;
+				if (e.err < be.err) {
+					be = e;
+					best = p;
+				}
+			}
+		}
+	}
+	step_s = 0.1;
+	step_l = 0.05;
+	for (iter = 0; iter < 6; iter++) {
+		bool moved = true;
+
+		while (moved) {
+			static const int d[8][2] = { { 1, 0 }, { -1, 0 }, { 0, 1 }, { 0, -1 },
+						     { 1, 1 }, { -1, -1 }, { 1, -1 }, { -1, 1 } };
+			unsigned int k;
+
+			moved = false;
+			for (k = 0; k < 8; k++) {
+				p = best;
+				p.skew += d[k][0] * step_s;
+				p.locality += d[k][1] * step_l;
+				if (p.skew < 0 || p.skew > 8 || p.locality < 0 || p.locality > 1)
+					continue;
+				if (fit_try(&p, tl, to, &e))
+					return CLI_EXIT_ERROR;
+				if (e.err < be.err - 1e-9) {
+					be = e;
+					best = p;
+					moved = true;
+				}
+			}
+		}
+		step_s /= 2;
+		step_l /= 2;
+	}
+
+	if (out) {
+		struct p2pio_expert_trace *t;
+
+		r = p2pio_expert_synth(&best, &t);
+		if (r || save_trace(t, out)) {
+			p2pio_expert_trace_free(t);
+			return CLI_EXIT_ERROR;
+		}
+		p2pio_expert_trace_free(t);
+	}
+	if (json) {
+		printf("{\"layers\":%u,\"experts\":%u,\"top_k\":%u,\"tokens\":%llu,\"skew\":",
+		       best.nr_layers, best.nr_experts, best.top_k, (unsigned long long)best.tokens);
+		cli_json_double(stdout, best.skew);
+		printf(",\"locality\":");
+		cli_json_double(stdout, best.locality);
+		printf(",\"window\":%u,\"seed\":%llu,\"max_error_points\":", best.window,
+		       (unsigned long long)best.seed);
+		cli_json_double(stdout, be.err);
+		printf(",\"within_3_points\":%s,\"rates\":[", be.err <= 3 ? "true" : "false");
+		for (i = 0; i < NR_FRACS; i++) {
+			printf("%s{\"capacity_fraction\":%.2f,\"real_lru\":", i ? "," : "", fit_fracs[i]);
+			cli_json_double(stdout, tl[i]);
+			printf(",\"synth_lru\":");
+			cli_json_double(stdout, be.lru[i]);
+			printf(",\"real_oracle\":");
+			cli_json_double(stdout, to[i]);
+			printf(",\"synth_oracle\":");
+			cli_json_double(stdout, be.opt[i]);
+			printf("}");
+		}
+		printf("]}\n");
+	} else {
+		printf("fit of a %u-layer, %u-expert, top-%u synthetic trace (%llu tokens) to %u trace%s\n",
+		       best.nr_layers, best.nr_experts, best.top_k, (unsigned long long)best.tokens, nr,
+		       nr == 1 ? "" : "s (their mean)");
+		printf("parameters: --skew %.4f --locality %.4f --window %u --seed %llu\n", best.skew,
+		       best.locality, best.window, (unsigned long long)best.seed);
+		printf("capacity  LRU real  synth   oracle real  synth\n");
+		for (i = 0; i < NR_FRACS; i++)
+			printf("%3.0f%%      %5.1f%%    %5.1f%%  %5.1f%%       %5.1f%%\n", fit_fracs[i] * 100,
+			       tl[i] * 100, be.lru[i] * 100, to[i] * 100, be.opt[i] * 100);
+		printf("largest difference: %.2f points (%s 3)\n", be.err, be.err <= 3 ? "within" : "NOT within");
+		if (out)
+			printf("written to %s\n", out);
+	}
+	return be.err <= 3 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+const struct moe_cmd moe_cmd_synth = {
+	.name = "synth",
+	.summary = "a synthetic trace with tunable skew and temporal locality",
+	.main = synth_main,
+};
+
+const struct moe_cmd moe_cmd_fit = {
+	.name = "fit",
+	.summary = "synth parameters whose LRU and oracle hit rates match real traces",
+	.main = fit_main,
+};

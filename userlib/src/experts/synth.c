@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+/*
+ * synth.c - synthetic routing traces: per layer, a Zipf popularity over the experts (in a
+ * random order per layer) and temporal locality (a slot reuses, with probability
+ * @locality, one of the experts the layer chose in the last @window tokens). Seeded with
+ * SplitMix64, so a seed gives the same trace everywhere.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experts/trace.h"
+
+static uint64_t sm64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1). */
+static double sm64_unit(uint64_t *s)
+{
+	return (double)(sm64(s) >> 11) * 0x1.0p-53;
+}
+
+static uint32_t sm64_below(uint64_t *s, uint32_t n)
+{
+	return (uint32_t)(sm64_unit(s) * n);
+}
+
+static bool in_set(const uint32_t *ids, uint32_t n, uint32_t x)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (ids[i] == x)
+			return true;
+	return false;
+}
+
+int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_expert_trace **out)
+{
+	struct p2pio_expert_trace_info info = { 0 };
+	uint32_t E = p->nr_experts, L = p->nr_layers, K = p->top_k, W = p->window;
+	uint32_t *perm = NULL, *hist = NULL, *cand = NULL, sel[P2PIO_EXPERT_TRACE_MAX_TOP_K];
+	double *cdf = NULL, total;
+	struct p2pio_expert_trace *t = NULL;
+	uint64_t s = p->seed, tok;
+	uint32_t l, e, j, r;
+	int ret;
+
+	*out = NULL;
+	if (!(p->skew >= 0 && p->skew <= 8) || !(p->locality >= 0 && p->locality <= 1) || !W ||
+	    W > 1024 || !p->tokens || p->tokens > (1u << 24))
+		return -EINVAL;
+	info.nr_layers = L;
+	info.nr_experts = E;
+	info.top_k = K;
+	snprintf(info.model, sizeof(info.model), "synth %ux%u top-%u", L, E, K);
+	ret = p2pio_expert_trace_new(&info, &t);
+	if (ret)
+		return ret;
+	perm = calloc((size_t)L * E, sizeof(*perm));
+	cdf = calloc(E, sizeof(*cdf));
+	hist = calloc((size_t)L * W * K, sizeof(*hist));	/* ring of the last W cells */
+	cand = calloc((size_t)W * K, sizeof(*cand));
+	if (!perm || !cdf || !hist || !cand) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* Popularity: rank r has weight 1 / (r + 1)^skew; each layer its own ranking. */
+	total = 0;
+	for (r = 0; r < E; r++) {
+		total += pow(r + 1.0, -p->skew);
+		cdf[r] = total;
+	}
+	for (l = 0; l < L; l++) {
+		uint32_t *pl = &perm[(size_t)l * E];
+
+		for (e = 0; e < E; e++)
+			pl[e] = e;
+		for (e = E - 1; e > 0; e--) {
+			uint32_t x = sm64_below(&s, e + 1), tmp = pl[e];
+
+			pl[e] = pl[x];
+			pl[x] = tmp;
+		}
+	}
+
+	for (tok = 0; tok < p->tokens; tok++) {
+		for (l = 0; l < L; l++) {
+			uint32_t *ring = &hist[(size_t)l * W * K];
+			uint32_t n = 0, nc, h, avail = tok < W ? (uint32_t)tok : W;
+
+			while (n < K) {
+				uint32_t x = UINT32_MAX;
+
+				if (avail && sm64_unit(&s) < p->locality) {
+					/* Experts of the last @avail tokens not chosen yet. */
+					for (nc = 0, h = 0; h < avail * K; h++)
+						if (!in_set(sel, n, ring[h]) && !in_set(cand, nc, ring[h]))
+							cand[nc++] = ring[h];
+					if (nc)
+						x = cand[sm64_below(&s, nc)];
+				}
+				for (j = 0; x == UINT32_MAX && j < 64; j++) {
+					double u = sm64_unit(&s) * total;
+					uint32_t lo = 0, hi = E - 1;
+
+					while (lo < hi) {
+						uint32_t mid = (lo + hi) / 2;
+
+						if (cdf[mid] > u)
+							hi = mid;
+						else
+							lo = mid + 1;
+					}
+					if (!in_set(sel, n, perm[(size_t)l * E + lo]))
+						x = perm[(size_t)l * E + lo];
+				}
+				/* Rejection kept failing (a very skewed layer): the most popular
+				 * expert not chosen yet. */
+				for (r = 0; x == UINT32_MAX && r < E; r++)
+					if (!in_set(sel, n, perm[(size_t)l * E + r]))
+						x = perm[(size_t)l * E + r];
+				sel[n++] = x;
+			}
+			ret = p2pio_expert_trace_add(t, l, sel, n);
+			if (ret)
+				goto out;
+			memmove(ring + K, ring, (size_t)(W - 1) * K * sizeof(*ring));
+			memcpy(ring, sel, K * sizeof(*ring));
+		}
+		ret = p2pio_expert_trace_end_token(t, tok ? 0 : P2PIO_EXPERT_TOKEN_SEQ_START);
+		if (ret)
+			goto out;
+	}
+	*out = t;
+	t = NULL;
+	ret = 0;
+out:
+	p2pio_expert_trace_free(t);
+	free(perm);
+	free(cdf);
+	free(hist);
+	free(cand);
+	return ret;
+}

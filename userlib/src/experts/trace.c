@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+/*
+ * trace.c - routing traces in memory: built token by token, read cell by cell.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experts/trace.h"
+
+int p2pio_trace_check_info(const struct p2pio_expert_trace_info *info, struct p2pio_error *err,
+			   uint64_t off)
+{
+	if (!info->nr_layers || info->nr_layers > P2PIO_EXPERT_TRACE_MAX_LAYERS)
+		return p2pio_set_error(err, -EINVAL, off, "expert trace: %u layers (1 to %u allowed)",
+				       info->nr_layers, P2PIO_EXPERT_TRACE_MAX_LAYERS);
+	if (!info->nr_experts || info->nr_experts > P2PIO_EXPERT_TRACE_MAX_EXPERTS)
+		return p2pio_set_error(err, -EINVAL, off, "expert trace: %u experts per layer (1 to %u allowed)",
+				       info->nr_experts, P2PIO_EXPERT_TRACE_MAX_EXPERTS);
+	if (!info->top_k || info->top_k > P2PIO_EXPERT_TRACE_MAX_TOP_K ||
+	    info->top_k > info->nr_experts)
+		return p2pio_set_error(err, -EINVAL, off,
+				       "expert trace: top_k %u (1 to %u, and at most the %u experts)",
+				       info->top_k, P2PIO_EXPERT_TRACE_MAX_TOP_K, info->nr_experts);
+	if (!memchr(info->model, '\0', sizeof(info->model)))
+		return p2pio_set_error(err, -EINVAL, off, "expert trace: model name not terminated");
+	return 0;
+}
+
+bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info, const uint32_t *ids,
+			 uint32_t n)
+{
+	uint32_t i, j;
+
+	if (n > info->top_k)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (ids[i] >= info->nr_experts)
+			return false;
+		for (j = 0; j < i; j++)
+			if (ids[i] == ids[j])
+				return false;
+	}
+	return true;
+}
+
+int p2pio_expert_trace_new(const struct p2pio_expert_trace_info *info,
+			   struct p2pio_expert_trace **out)
+{
+	struct p2pio_expert_trace *t;
+
+	*out = NULL;
+	if (!info || p2pio_trace_check_info(info, NULL, P2PIO_NO_OFFSET))
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->info = *info;
+	t->cur_count = calloc(info->nr_layers, sizeof(*t->cur_count));
+	t->cur_set = calloc(info->nr_layers, sizeof(*t->cur_set));
+	t->cur_ids = calloc((size_t)info->nr_layers * info->top_k, sizeof(*t->cur_ids));
+	if (!t->cur_count || !t->cur_set || !t->cur_ids) {
+		p2pio_expert_trace_free(t);
+		return -ENOMEM;
+	}
+	*out = t;
+	return 0;
+}
+
+void p2pio_expert_trace_free(struct p2pio_expert_trace *t)
+{
+	if (!t)
+		return;
+	free(t->flags);
+	free(t->count);
+	free(t->ids);
+	free(t->cur_count);
+	free(t->cur_set);
+	free(t->cur_ids);
+	free(t);
+}
+
+int p2pio_expert_trace_add(struct p2pio_expert_trace *t, uint32_t layer, const uint32_t *ids,
+			   uint32_t n)
+{
+	uint32_t i;
+
+	if (layer >= t->info.nr_layers || t->cur_set[layer] || (n && !ids) ||
+	    !p2pio_trace_cell_ok(&t->info, ids, n))
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		t->cur_ids[(size_t)layer * t->info.top_k + i] = (uint16_t)ids[i];
+	t->cur_count[layer] = (uint8_t)n;
+	t->cur_set[layer] = true;
+	return 0;
+}
+
+static int trace_grow(struct p2pio_expert_trace *t)
+{
+	size_t L = t->info.nr_layers, K = t->info.top_k;
+	uint64_t cap = t->cap_tokens ? t->cap_tokens * 2 : 64;
+	uint8_t *flags, *count;
+	uint16_t *ids;
+
+	if (cap > (SIZE_MAX / 2) / (L * K))
+		return -ENOMEM;
+	flags = realloc(t->flags, cap);
+	if (!flags)
+		return -ENOMEM;
+	t->flags = flags;
+	count = realloc(t->count, cap * L);
+	if (!count)
+		return -ENOMEM;
+	t->count = count;
+	ids = realloc(t->ids, cap * L * K * sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	t->ids = ids;
+	t->cap_tokens = cap;
+	return 0;
+}
+
+int p2pio_expert_trace_end_token(struct p2pio_expert_trace *t, uint32_t flags)
+{
+	size_t L = t->info.nr_layers, K = t->info.top_k;
+	int ret;
+
+	if (flags & ~P2PIO_EXPERT_TOKEN_FLAGS)
+		return -EINVAL;
+	if (t->nr_tokens == t->cap_tokens) {
+		ret = trace_grow(t);
+		if (ret)
+			return ret;
+	}
+	t->flags[t->nr_tokens] = (uint8_t)flags;
+	memcpy(&t->count[t->nr_tokens * L], t->cur_count, L);
+	memcpy(&t->ids[t->nr_tokens * L * K], t->cur_ids, L * K * sizeof(*t->ids));
+	t->nr_tokens++;
+	memset(t->cur_count, 0, L);
+	memset(t->cur_set, 0, L * sizeof(*t->cur_set));
+	return 0;
+}
+
+const struct p2pio_expert_trace_info *p2pio_expert_trace_info(const struct p2pio_expert_trace *t)
+{
+	return &t->info;
+}
+
+uint64_t p2pio_expert_trace_tokens(const struct p2pio_expert_trace *t)
+{
+	return t->nr_tokens;
+}
+
+uint32_t p2pio_expert_trace_token_flags(const struct p2pio_expert_trace *t, uint64_t token)
+{
+	return token < t->nr_tokens ? t->flags[token] : 0;
+}
+
+int p2pio_expert_trace_cell(const struct p2pio_expert_trace *t, uint64_t token, uint32_t layer,
+			    const uint16_t **ids)
+{
+	size_t c;
+
+	if (token >= t->nr_tokens || layer >= t->info.nr_layers)
+		return -EINVAL;
+	c = token * t->info.nr_layers + layer;
+	*ids = &t->ids[c * t->info.top_k];
+	return t->count[c];
+}

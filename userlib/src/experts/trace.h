@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * experts/trace.h - the in-memory trace, shared by the trace's readers, writer, replay and
+ * synthesiser. Cells have a fixed stride of top_k ids.
+ */
+#ifndef P2PIO_EXPERTS_TRACE_H
+#define P2PIO_EXPERTS_TRACE_H
+
+#include "internal.h"
+
+struct p2pio_expert_trace {
+	struct p2pio_expert_trace_info info;
+	uint64_t nr_tokens;
+	uint64_t cap_tokens;
+	uint8_t *flags;		/* [token] */
+	uint8_t *count;		/* [token][layer] */
+	uint16_t *ids;		/* [token][layer][top_k] */
+	/* the token being built */
+	uint8_t *cur_count;	/* [layer] */
+	bool *cur_set;		/* [layer] */
+	uint16_t *cur_ids;	/* [layer][top_k] */
+};
+
+/* Check a shape against the format's limits; 0 or -EINVAL with a message in @err. */
+P2PIO_HIDDEN int p2pio_trace_check_info(const struct p2pio_expert_trace_info *info,
+					struct p2pio_error *err, uint64_t off);
+
+/* Check one cell: n <= top_k, ids < nr_experts and distinct. */
+P2PIO_HIDDEN bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info,
+				      const uint32_t *ids, uint32_t n);
+
+
+
+/* The file's bytes, read whole (at most P2PIO_TRACE_MAX_FILE). */
+#define P2PIO_TRACE_MAX_FILE (1ull << 30)
+
+/* Parse a JSON routing log already in memory (trace_json.c). */
+P2PIO_HIDDEN int p2pio_trace_parse_json(const char *path, const char *buf, size_t len,
+					struct p2pio_expert_trace **out, struct p2pio_error *err);
+#endif /* P2PIO_EXPERTS_TRACE_H */
