@@ -173,6 +173,19 @@ static struct xrelease *release_get(struct p2pio_experts *x, uint32_t n)
 	return r;
 }
 
+/* Let the built-in prefetch's held experts go. Called locked. */
+static void prefetch_unhold(struct p2pio_experts *x)
+{
+	uint32_t i;
+
+	for (i = 0; i < x->pf_n; i++) {
+		x->ent[idx(x, x->pf_layer, x->pf_ids[i])].refs--;
+		p2pio_residency_busy_put(x->res, x->pf_layer, x->pf_ids[i]);
+		bury(x, x->pf_layer, x->pf_ids[i]);
+	}
+	x->pf_n = 0;
+}
+
 /* ---- loads ------------------------------------------------------------------------ */
 
 /* Start loading (@layer, @expert), which the core has just admitted. Called locked. */
@@ -245,7 +258,9 @@ static int load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool p
 					    (size_t)x->nl * x->ne, &nv);
 		if (ret != -ENOSPC || prefetch)
 			break;
-		if (x->cu && x->rel) {
+		if (x->pf_n) {
+			prefetch_unhold(x);
+		} else if (x->cu && x->rel) {
 			poll_releases(x, true);
 		} else if (x->loading) {
 			t0 = p2pio_now_ns();
@@ -432,10 +447,22 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		goto out_unlock;
 	}
 	if (x->flags & P2PIO_EXPERTS_PREFETCH_PREV) {
+		uint32_t k;
+
+		prefetch_unhold(x);
 		memcpy(x->prev_ids + idx(x, layer, 0), ids, n * sizeof(*ids));
 		x->prev_n[layer] = n;
 		next = layer + 1 < x->nl ? layer + 1 : 0;
-		prefetch_locked(x, next, x->prev_ids + idx(x, next, 0), x->prev_n[next]);
+		for (i = 0; i < x->prev_n[next]; i++) {
+			k = x->prev_ids[idx(x, next, i)];
+			if (p2pio_residency_state(x->res, next, k) != P2PIO_RES_ABSENT ||
+			    x->ent[idx(x, next, k)].zombie || load(x, next, k, true))
+				continue;
+			p2pio_residency_busy_get(x->res, next, k);
+			x->ent[idx(x, next, k)].refs++;
+			x->pf_ids[x->pf_n++] = k;
+		}
+		x->pf_layer = next;
 	}
 out_unlock:
 	pthread_mutex_unlock(&x->lock);

@@ -84,6 +84,14 @@ struct p2pio_experts {
 
 	uint32_t *prev_ids;			/* [nl * ne] last routing per layer */
 	uint32_t *prev_n;			/* [nl] */
+	/*
+	 * The built-in prefetch's experts stay busy until their layer is required (as the
+	 * replay models it), so the next prefetch or another layer's miss cannot undo them;
+	 * a demand miss with no other room lets them go first.
+	 */
+	uint32_t *pf_ids;			/* [ne] */
+	uint32_t pf_n;
+	uint32_t pf_layer;
 
 	struct p2pio_experts_io io;
 	uint64_t t_start;

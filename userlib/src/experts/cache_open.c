@@ -242,7 +242,9 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	x->victims = calloc((size_t)x->nl * x->ne, sizeof(*x->victims));
 	x->prev_ids = calloc((size_t)x->nl * x->ne, sizeof(*x->prev_ids));
 	x->prev_n = calloc(x->nl, sizeof(*x->prev_n));
+	x->pf_ids = calloc(x->ne, sizeof(*x->pf_ids));
 	if (!region || !x->data_len || !x->ent || !x->victims || !x->prev_ids || !x->prev_n ||
+	    !x->pf_ids ||
 	    flags_alloc(x, (size_t)x->nl * x->ne) || timings_create(x)) {
 		ret = p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
 		goto out_close;
@@ -354,6 +356,7 @@ void p2pio_experts_close(struct p2pio_experts *x)
 	free(x->victims);
 	free(x->prev_ids);
 	free(x->prev_n);
+	free(x->pf_ids);
 	pthread_mutex_destroy(&x->lock);
 	pthread_cond_destroy(&x->cond);
 	p2pio_ctx_leave(x->ctx, prev);
