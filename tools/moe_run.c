@@ -415,6 +415,8 @@ static int run_open(struct run *r)
 		cli_err_p2pio("context", ret, &err);
 		return ret;
 	}
+	/* Cold: the experts come from storage, and AUTO does not take POSIX for a cached file. */
+	cli_drop_cache(r->o.model);
 	ret = p2pio_model_open(r->ctx, r->o.model, &mo, &r->m, &err);
 	if (ret) {
 		cli_err_p2pio(r->o.model, ret, &err);
