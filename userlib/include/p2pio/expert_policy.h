@@ -29,12 +29,12 @@ extern "C" {
  *
  * Built-in policies (p2pio_expert_policy_find()):
  *   "lru"    least recently used.
- *   "lfu"    least frequently used, counts decayed by a factor per token ("decay=0.9";
+ *   "lfu"    least frequently used, counts decayed by a factor per token ("decay=0.95";
  *            1.0 is plain LFU); ties go to the least recently used. Counts are kept for
  *            experts that are not resident too (a returning expert keeps its history).
  *   "lrfu"   least recently/frequently used (Lee et al., 2001): each expert's combined
  *            recency-frequency value is the sum over its past uses of 2^(-lambda * age in
- *            tokens) ("lambda=0.5"); lambda 0 is LFU, a large lambda is LRU. See
+ *            tokens) ("lambda=0.05"); lambda 0 is LFU, a large lambda is LRU. See
  *            Documentation/moe.md for why this one.
  *   "oracle" Belady's offline optimum: evicts the expert whose next use is furthest in the
  *            future. Needs the future: only a replay of a trace can create it (its create

@@ -4,7 +4,7 @@
  * expert's count, every count is multiplied by @decay at each token's end (so a burst long
  * ago weighs less than steady use now), and the lowest count goes; ties go to the least
  * recently touched. Counts outlive eviction: an expert that comes back keeps its history.
- * Options: "decay=D", 0 < D <= 1 (default 0.9; 1 is plain LFU).
+ * Options: "decay=D", 0 < D <= 1 (default 0.95; 1 is plain LFU).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -39,7 +39,7 @@ static int lfu_create(void **state, uint32_t nr_layers, uint32_t nr_experts, con
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->decay = 0.9;
+	p->decay = 0.95;
 	if (pol_parse_args(args, lfu_set, p)) {
 		free(p);
 		return -EINVAL;
