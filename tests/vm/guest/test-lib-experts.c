@@ -12,7 +12,8 @@
  *  - every byte of every slice of every required expert is the file's (through the BAR);
  *  - the budget held, experts were evicted and reloaded, chunks were reused;
  *  - the P2P path moved the bytes (the context's per-path statistics);
- *  - again with previous-token prefetch, and with the double's BAR1 cut to 1 MiB.
+ *  - again with previous-token prefetch (room for 5 experts), and with the double's BAR1
+ *    cut to 1 MiB.
  *
  * Linked with libp2pio.a (tests/vm/Makefile's rule for test-lib-*.c).
  */
@@ -102,7 +103,8 @@ static int check_expert(struct p2pio_experts *x, uint32_t layer, uint32_t expert
 	return 0;
 }
 
-static void test_decode(struct p2pio_ctx *ctx, const char *path, uint32_t flags, const char *what)
+static void test_decode(struct p2pio_ctx *ctx, const char *path, uint32_t flags, uint32_t capacity,
+			const char *what)
 {
 	struct p2pio_ctx_stats before = { .size = sizeof(before) }, after = { .size = sizeof(after) };
 	struct p2pio_expert_stats st = { .size = sizeof(st) };
@@ -113,7 +115,7 @@ static void test_decode(struct p2pio_ctx *ctx, const char *path, uint32_t flags,
 	struct p2pio_error err = { 0 };
 	struct p2pio_experts *x;
 	struct p2pio_model *m;
-	uint32_t tok, l, i, ids[USED], capacity = NLAYERS * NEXPERTS / 4;
+	uint32_t tok, l, i, ids[USED];
 	uint64_t ptr[USED], p2p_bytes;
 	int errs = 0, bad = 0;
 
@@ -174,6 +176,10 @@ static void test_decode(struct p2pio_ctx *ctx, const char *path, uint32_t flags,
 	       (unsigned long long)st.prefetches, (unsigned long long)io.peak,
 	       (unsigned long long)(capacity * info.expert_bytes),
 	       (unsigned long long)io.creates, (unsigned long long)io.loads);
+	if (flags & P2PIO_EXPERTS_PREFETCH_PREV)
+		tap_ok(st.prefetches > 0 && st.prefetch_used > 0,
+		       "%s: the previous token's routing was prefetched (%llu, %llu used)", what,
+		       (unsigned long long)st.prefetches, (unsigned long long)st.prefetch_used);
 	tap_ok(p2p_bytes >= io.bytes && io.bytes > 0 &&
 	       after.path[P2PIO_PATH_BOUNCE].bytes == before.path[P2PIO_PATH_BOUNCE].bytes,
 	       "%s: the P2P path moved the experts' %llu bytes (P2P counted %llu)", what,
@@ -213,13 +219,13 @@ int main(void)
 	} else {
 		tap_ok(0, "model opens: %s", err.msg);
 	}
-	test_decode(ctx, path, 0, "lru");
-	test_decode(ctx, path, P2PIO_EXPERTS_PREFETCH_PREV, "lru+prev");
+	test_decode(ctx, path, 0, NLAYERS * NEXPERTS / 4, "lru");
+	test_decode(ctx, path, P2PIO_EXPERTS_PREFETCH_PREV, 5, "lru+prev");
 	p2pio_ctx_destroy(ctx);
 	ctx = ctx_new(256 * VM_KIB);
 	if (ctx && !vm_nvd_set_bar1_kib(1024)) {
 		tap_diag("the double's BAR1 aperture cut to 1 MiB, 256 KiB pin windows");
-		test_decode(ctx, path, 0, "small BAR1");
+		test_decode(ctx, path, 0, NLAYERS * NEXPERTS / 4, "small BAR1");
 		vm_nvd_set_bar1_kib(0);
 	} else {
 		tap_ok(0, "a context with small windows and a 1 MiB BAR1 aperture");
