@@ -24,7 +24,7 @@ log() { echo "== $(date +%T) $*" | tee -a "$O/log.txt"; }
 
 log gpu: "$(nvidia-smi -L 2>&1 | head -1)"
 log test-experts-gpu
-timeout 120 "$B/test-experts-gpu" >"$O/test-experts-gpu.tap" 2>&1
+timeout 60 "$B/test-experts-gpu" >"$O/test-experts-gpu.tap" 2>&1
 echo "rc=$?" >>"$O/test-experts-gpu.tap"
 
 [ -e /sys/block/zram0 ] || modprobe zram num_devices=1 || exit 1
@@ -38,7 +38,7 @@ ls -l $Z/oss.gguf >>"$O/log.txt"
 run() { # tag args...
 	tag=$1; shift
 	log "run $tag"
-	timeout 100 "$B/p2pio-moe" run $Z/oss.gguf --trace "$T" -n "$TOKENS" "$@" \
+	timeout 40 "$B/p2pio-moe" run $Z/oss.gguf --trace "$T" -n "$TOKENS" "$@" \
 		>"$O/run-$tag.txt" 2>&1
 	echo "rc=$?" >>"$O/run-$tag.txt"
 }
