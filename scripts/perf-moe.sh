@@ -11,7 +11,7 @@
 # BINDIR holds p2pio-moe, p2pio-mkmodel and test-experts-gpu; TRACE is a routing trace of
 # LAYERS layers x 128 experts, top-4 (p2pio-moe synth or fit). OUTDIR gets the text report
 # of each run. Environment: LAYERS (default 12), TOKENS (default 200), ZSIZE (zram
-# disksize, default 32G).
+# disksize, default 32G), PREV=0 skips the runs with previous-token prefetch.
 set -u
 B=$1
 O=$2
@@ -44,6 +44,8 @@ run() { # tag args...
 }
 for f in 0.10 0.25 0.50; do
 	run "f$f-miss" --fraction $f --miss-cost
+done
+[ "${PREV:-1}" = 1 ] && for f in 0.10 0.25 0.50; do
 	run "f$f-prev" --fraction $f --prefetch-prev
 done
 umount $Z
