@@ -11,7 +11,8 @@
 # BINDIR holds p2pio-moe, p2pio-mkmodel and test-experts-gpu; TRACE is a routing trace of
 # LAYERS layers x 128 experts, top-4 (p2pio-moe synth or fit). OUTDIR gets the text report
 # of each run. Environment: LAYERS (default 12), TOKENS (default 200), ZSIZE (zram
-# disksize, default 32G), PREV=0 skips the runs with previous-token prefetch.
+# disksize, default 32G), PREV=0 skips the runs with previous-token prefetch, TGPU, TMK,
+# TRUN the time-outs of the GPU test, the model's writing and each run (seconds).
 set -u
 B=$1
 O=$2
@@ -24,7 +25,7 @@ log() { echo "== $(date +%T) $*" | tee -a "$O/log.txt"; }
 
 log gpu: "$(nvidia-smi -L 2>&1 | head -1)"
 log test-experts-gpu
-timeout 60 "$B/test-experts-gpu" >"$O/test-experts-gpu.tap" 2>&1
+timeout ${TGPU:-60} "$B/test-experts-gpu" >"$O/test-experts-gpu.tap" 2>&1
 echo "rc=$?" >>"$O/test-experts-gpu.tap"
 
 [ -e /sys/block/zram0 ] || modprobe zram num_devices=1 || exit 1
@@ -33,12 +34,12 @@ echo "$ZSIZE" >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 &&
 	mkdir -p /mnt/p2pio-zram && mount /dev/zram0 /mnt/p2pio-zram || exit 1
 Z=/mnt/p2pio-zram
 log mkmodel
-timeout 150 "$B/p2pio-mkmodel" -q -p gpt-oss-120b --layers "$LAYERS" -s 11 $Z/oss.gguf || exit 1
+timeout ${TMK:-150} "$B/p2pio-mkmodel" -q -p gpt-oss-120b --layers "$LAYERS" -s 11 $Z/oss.gguf || exit 1
 ls -l $Z/oss.gguf >>"$O/log.txt"
 run() { # tag args...
 	tag=$1; shift
 	log "run $tag"
-	timeout 40 "$B/p2pio-moe" run $Z/oss.gguf --trace "$T" -n "$TOKENS" "$@" \
+	timeout ${TRUN:-40} "$B/p2pio-moe" run $Z/oss.gguf --trace "$T" -n "$TOKENS" "$@" \
 		>"$O/run-$tag.txt" 2>&1
 	echo "rc=$?" >>"$O/run-$tag.txt"
 }
