@@ -43,6 +43,7 @@ struct run_opts {
 	bool miss_cost;
 	bool no_verify;
 	bool json;
+	uint64_t chunk;			/* engine chunk size; 0: the library's default */
 };
 
 struct run {
@@ -86,6 +87,7 @@ static void run_help(void)
 	       "                       reads of the model on the same path, %d deep)\n"
 	       "  -d, --device N|host  CUDA device (default 0 if there is one)\n"
 	       "      --path P         auto, p2p, bounce or posix (default auto)\n"
+	       "      --chunk SIZE     the engine's read and staging chunk (default: the library's)\n"
 	       "      --miss-cost      also time batches of 1, 2, 4 and 8 cold misses against\n"
 	       "                       their bytes / the ceiling\n"
 	       "      --no-verify      do not check the experts' bytes\n"
@@ -97,7 +99,7 @@ static void run_help(void)
 
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
-	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON,
+	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK,
 };
 
 static const struct option run_longopts[] = {
@@ -115,6 +117,7 @@ static const struct option run_longopts[] = {
 	{ "miss-cost", no_argument, NULL, OPT_MISS_COST },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "chunk", required_argument, NULL, OPT_CHUNK },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -194,6 +197,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		case OPT_MISS_COST: o->miss_cost = true; break;
 		case OPT_NO_VERIFY: o->no_verify = true; break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_CHUNK:
+			if (cli_parse_size(optarg, &o->chunk) || !o->chunk)
+				return cli_usage_err("bad chunk size '%s'", optarg);
+			break;
 		case 'h': run_help(); exit(CLI_EXIT_OK);
 		default: return cli_usage_err("unknown option");
 		}
@@ -410,6 +417,7 @@ static int run_open(struct run *r)
 	if (r->o.device_set)
 		co.device = r->o.device;
 	co.path = r->o.path;
+	co.chunk_size = r->o.chunk;
 	ret = p2pio_ctx_create(&co, &r->ctx, &err);
 	if (ret) {
 		cli_err_p2pio("context", ret, &err);
