@@ -40,6 +40,8 @@ struct mk_spec {
 	uint32_t more_bits_type;	/* attn_v and ffn_down in "more bits" layers (Q4_K_M) */
 	bool mix;			/* apply the Q4_K_M-like mix */
 	const char *tokenizer;		/* tokenizer.ggml.model */
+	uint32_t expert_type;		/* ggml type of the *_exps weights; 0: @type's */
+	bool expert_bias;		/* gpt-oss: ffn_{gate,up,down}_exps.bias (F32) */
 };
 
 struct mk_preset {
@@ -50,26 +52,36 @@ struct mk_preset {
 
 #define Q4K P2PIO_GGML_TYPE_Q4_K
 #define Q6K P2PIO_GGML_TYPE_Q6_K
+#define Q80 P2PIO_GGML_TYPE_Q8_0
+#define MXFP4 P2PIO_GGML_TYPE_MXFP4
 
 static const struct mk_preset mk_presets[] = {
 	{ "tiny", "4-layer llama-like, Q4_K/Q6_K mix, ~8 MiB, for tests",
 	  { "llama", 4, 512, 1536, 8, 2, 0, 2048, 2048, 0, 0, 0, false, Q4K, Q4K, Q6K, Q6K, true,
-	    "llama" } },
+	    "llama", 0, false } },
 	{ "moe-tiny", "4-layer qwen3moe-like, 8 experts (2 used), ~17 MiB, for tests",
 	  { "qwen3moe", 4, 512, 1536, 8, 2, 64, 2048, 2048, 8, 2, 512, true, Q4K, Q4K, Q6K, Q6K,
-	    true, "gpt2" } },
+	    true, "gpt2", 0, false } },
 	{ "llama-8b-q4k", "Llama-3-8B shapes, Q4_K_M-like mix, ~4.6 GiB",
 	  { "llama", 32, 4096, 14336, 32, 8, 0, 128256, 8192, 0, 0, 0, false, Q4K, Q4K, Q6K, Q6K,
-	    true, "gpt2" } },
+	    true, "gpt2", 0, false } },
 	{ "llama-70b-q4k", "Llama-3-70B shapes, Q4_K_M-like mix, ~40 GiB",
 	  { "llama", 80, 8192, 28672, 64, 8, 0, 128256, 8192, 0, 0, 0, false, Q4K, Q4K, Q6K, Q6K,
-	    true, "gpt2" } },
+	    true, "gpt2", 0, false } },
 	{ "qwen3-30b-a3b-q4k", "Qwen3-30B-A3B shapes (48 layers, 128 experts, 8 used), ~17 GiB",
 	  { "qwen3moe", 48, 2048, 6144, 32, 4, 128, 151936, 40960, 128, 8, 768, true, Q4K, Q4K,
-	    Q6K, Q6K, true, "gpt2" } },
+	    Q6K, Q6K, true, "gpt2", 0, false } },
 	{ "mixtral-8x7b-q4k", "Mixtral-8x7B shapes (32 layers, 8 experts, 2 used), ~26 GiB",
 	  { "llama", 32, 4096, 14336, 32, 8, 0, 32000, 32768, 8, 2, 14336, false, Q4K, Q4K, Q6K,
-	    Q6K, true, "llama" } },
+	    Q6K, true, "llama", 0, false } },
+	{ "gpt-oss-120b", "gpt-oss-120b shapes (36 layers, 128 experts, 4 used), MXFP4 "
+	  "experts, Q8_0 rest, ~60 GB",
+	  { "gpt-oss", 36, 2880, 2880, 64, 8, 64, 201088, 131072, 128, 4, 2880, false, Q80, Q80,
+	    Q80, Q80, false, "gpt2", MXFP4, true } },
+	{ "gpt-oss-tiny", "4-layer gpt-oss-like, 16 experts (4 used), MXFP4 experts, ~8 MiB, "
+	  "for tests",
+	  { "gpt-oss", 4, 256, 256, 4, 2, 64, 1024, 2048, 16, 4, 256, false, Q80, Q80, Q80, Q80,
+	    false, "gpt2", MXFP4, true } },
 };
 
 struct mk_opts {
@@ -107,6 +119,7 @@ static void mk_help(void)
 	       "  -t, --type T           ggml type of the weight matrices (default Q4_K)\n"
 	       "      --embd-type T      type of token_embd.weight (default: --type)\n"
 	       "      --output-type T    type of output.weight (default Q6_K)\n"
+	       "      --expert-type T    type of the *_exps weights (default: --type)\n"
 	       "      --no-mix           no Q4_K_M-like Q6_K attn_v/ffn_down in some layers\n"
 	       "  -s, --seed N           pattern seed (default 1)\n"
 	       "  -a, --align N          data alignment, a power of two (default 32)\n"
@@ -184,11 +197,20 @@ static int mk_layer(struct mk_ctx *c, const struct mk_spec *s, uint32_t i)
 	}
 	MK("ffn_norm.weight", P2PIO_GGML_TYPE_F32, 1, s->hidden, 1, 1);
 	if (s->experts) {
+		uint32_t et = s->expert_type ? s->expert_type : s->type;
+
 		/* Experts are the outermost dimension: expert e is one contiguous slice. */
 		MK("ffn_gate_inp.weight", P2PIO_GGML_TYPE_F32, 2, s->hidden, s->experts, 1);
-		MK("ffn_gate_exps.weight", s->type, 3, s->hidden, s->expert_ffn, s->experts);
-		MK("ffn_up_exps.weight", s->type, 3, s->hidden, s->expert_ffn, s->experts);
-		MK("ffn_down_exps.weight", dtype, 3, s->expert_ffn, s->hidden, s->experts);
+		MK("ffn_gate_exps.weight", et, 3, s->hidden, s->expert_ffn, s->experts);
+		if (s->expert_bias)
+			MK("ffn_gate_exps.bias", P2PIO_GGML_TYPE_F32, 2, s->expert_ffn, s->experts, 1);
+		MK("ffn_up_exps.weight", et, 3, s->hidden, s->expert_ffn, s->experts);
+		if (s->expert_bias)
+			MK("ffn_up_exps.bias", P2PIO_GGML_TYPE_F32, 2, s->expert_ffn, s->experts, 1);
+		MK("ffn_down_exps.weight", s->expert_type ? et : dtype, 3, s->expert_ffn, s->hidden,
+		   s->experts);
+		if (s->expert_bias)
+			MK("ffn_down_exps.bias", P2PIO_GGML_TYPE_F32, 2, s->hidden, s->experts, 1);
 	} else {
 		MK("ffn_gate.weight", s->type, 2, s->hidden, s->ffn, 1);
 		MK("ffn_up.weight", s->type, 2, s->hidden, s->ffn, 1);
@@ -313,7 +335,7 @@ static int mk_type(const char *arg, uint32_t *out)
 enum {
 	OPT_ARCH = 256, OPT_LAYERS, OPT_HIDDEN, OPT_FFN, OPT_HEADS, OPT_KV_HEADS, OPT_HEAD_DIM,
 	OPT_VOCAB, OPT_CONTEXT, OPT_EXPERTS, OPT_EXPERTS_USED, OPT_EXPERT_FFN, OPT_QK_NORM,
-	OPT_EMBD_TYPE, OPT_OUTPUT_TYPE, OPT_NO_MIX,
+	OPT_EMBD_TYPE, OPT_OUTPUT_TYPE, OPT_NO_MIX, OPT_EXPERT_TYPE,
 };
 
 static const struct option mk_longopts[] = {
@@ -335,6 +357,7 @@ static const struct option mk_longopts[] = {
 	{ "embd-type", required_argument, NULL, OPT_EMBD_TYPE },
 	{ "output-type", required_argument, NULL, OPT_OUTPUT_TYPE },
 	{ "no-mix", no_argument, NULL, OPT_NO_MIX },
+	{ "expert-type", required_argument, NULL, OPT_EXPERT_TYPE },
 	{ "seed", required_argument, NULL, 's' },
 	{ "align", required_argument, NULL, 'a' },
 	{ "size-only", no_argument, NULL, 'n' },
@@ -385,6 +408,11 @@ static int mk_parse(int argc, char **argv, struct mk_opts *o)
 		case OPT_EMBD_TYPE:
 			embd_set = true;
 			ret = mk_type(optarg, &s->embd_type);
+			if (ret)
+				return ret;
+			continue;
+		case OPT_EXPERT_TYPE:
+			ret = mk_type(optarg, &s->expert_type);
 			if (ret)
 				return ret;
 			continue;

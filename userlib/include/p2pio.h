@@ -31,5 +31,6 @@
 #include "p2pio/model.h"
 #include "p2pio/expert_policy.h"
 #include "p2pio/expert_trace.h"
+#include "p2pio/experts.h"
 
 #endif /* P2PIO_H */

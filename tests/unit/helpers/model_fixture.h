@@ -27,4 +27,15 @@ struct model_fixture_shape {
 int model_fixture_write_shape(const char *path, int nlayers, uint64_t seed,
 			      const struct model_fixture_shape *shape);
 
+/*
+ * Write a gpt-oss-like mixture-of-experts model of @nlayers layers with @nexperts experts
+ * each (2 used per token) to @path: per layer attn_norm, attn_q, ffn_gate_inp (the router)
+ * and the expert tensors ffn_gate_exps, ffn_up_exps (MXFP4, @hidden x @ffn per expert),
+ * ffn_down_exps (MXFP4, @ffn x @hidden) and ffn_gate_exps.bias (F32, @ffn), so an expert's
+ * slices are neither block-aligned nor block-sized; plus token_embd and output. Every byte
+ * is the test pattern of @seed. @hidden and @ffn must be multiples of 32. Returns 0 or -errno.
+ */
+int model_fixture_write_moe(const char *path, int nlayers, uint32_t nexperts, uint64_t hidden,
+			    uint64_t ffn, uint64_t seed);
+
 #endif /* P2PIO_MODEL_FIXTURE_H */

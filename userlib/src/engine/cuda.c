@@ -75,6 +75,14 @@ static const struct p2pio_cu_sym p2pio_cu_syms[] = {
 	P2PIO_SYM(MemsetD8Async),
 	P2PIO_SYM(CtxPushCurrent),
 	P2PIO_SYM(CtxPopCurrent),
+	P2PIO_SYM(MemGetAllocationGranularity),
+	P2PIO_SYM(MemAddressReserve),
+	P2PIO_SYM(MemAddressFree),
+	P2PIO_SYM(MemCreate),
+	P2PIO_SYM(MemRelease),
+	P2PIO_SYM(MemMap),
+	P2PIO_SYM(MemUnmap),
+	P2PIO_SYM(MemSetAccess),
 };
 
 static void p2pio_cuda_load(void)

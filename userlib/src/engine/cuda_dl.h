@@ -94,6 +94,15 @@ struct p2pio_cuda {
 	P2PIO_CU_FN(MemsetD8Async);
 	P2PIO_CU_FN(CtxPushCurrent);
 	P2PIO_CU_FN(CtxPopCurrent);
+	/* Virtual memory management: the expert cache's stable addresses (experts/xmem_cuda.c). */
+	P2PIO_CU_FN(MemGetAllocationGranularity);
+	P2PIO_CU_FN(MemAddressReserve);
+	P2PIO_CU_FN(MemAddressFree);
+	P2PIO_CU_FN(MemCreate);
+	P2PIO_CU_FN(MemRelease);
+	P2PIO_CU_FN(MemMap);
+	P2PIO_CU_FN(MemUnmap);
+	P2PIO_CU_FN(MemSetAccess);
 };
 
 /*

@@ -29,7 +29,7 @@ uint64_t p2pio_model_cpu_ns(void)
 	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
 }
 
-static void group_free(struct p2pio_model_group *g)
+void p2pio_model_group_free(struct p2pio_model_group *g)
 {
 	free(g->idx);
 	free(g->dst);
@@ -41,8 +41,8 @@ static void group_free(struct p2pio_model_group *g)
  * Plan group @g (its idx[] filled): runs and destinations. @gap: tensors closer than this
  * share a read; the whole-model plan passes the file size, so that it is one range.
  */
-static int group_plan(struct p2pio_model *m, struct p2pio_model_group *g, uint64_t gap,
-		      struct p2pio_error *err)
+int p2pio_model_group_plan(struct p2pio_model *m, struct p2pio_model_group *g, uint64_t gap,
+			   struct p2pio_error *err)
 {
 	struct p2pio_span *ext;
 	uint32_t i;
@@ -95,7 +95,7 @@ static int group_from_gguf(struct p2pio_model *m, struct p2pio_model_group *g,
 					       gl->tensors[i], m->ntensors);
 		g->idx[i] = (uint32_t)gl->tensors[i];
 	}
-	return group_plan(m, g, P2PIO_MODEL_MERGE_GAP, err);
+	return p2pio_model_group_plan(m, g, P2PIO_MODEL_MERGE_GAP, err);
 }
 
 static int model_plan(struct p2pio_model *m, struct p2pio_error *err)
@@ -136,7 +136,7 @@ static int model_plan(struct p2pio_model *m, struct p2pio_error *err)
 	m->whole.ntensors = m->ntensors;
 	m->whole.number = P2PIO_GGUF_NO_LAYER;
 	/* The whole model is one range: the data section, rounded out to blocks. */
-	ret = group_plan(m, &m->whole, m->file_size, err);
+	ret = p2pio_model_group_plan(m, &m->whole, m->file_size, err);
 	if (ret)
 		return ret;
 	for (i = 0; i < nl; i++) {
@@ -200,9 +200,9 @@ void p2pio_model_close(struct p2pio_model *m)
 	p2pio_streamer_close(m->streamer);
 	p2pio_buf_free(m->arena);
 	for (i = 0; i < m->nlayers && m->layers; i++)
-		group_free(&m->layers[i]);
-	group_free(&m->resident);
-	group_free(&m->whole);
+		p2pio_model_group_free(&m->layers[i]);
+	p2pio_model_group_free(&m->resident);
+	p2pio_model_group_free(&m->whole);
 	free(m->layers);
 	free(m->tensors);
 	p2pio_file_close(m->file);

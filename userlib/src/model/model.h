@@ -61,6 +61,14 @@ P2PIO_HIDDEN int p2pio_model_read_group(struct p2pio_model *m, const struct p2pi
 					struct p2pio_buf *buf, uint64_t base, uint64_t chunk,
 					p2pio_progress_fn progress, void *arg, uint64_t *reads);
 
+/*
+ * model.c: plan group @g (its idx[] and ntensors filled): its runs, destinations and region.
+ * Tensors closer than @gap share a read. The expert cache plans its dense part with it.
+ */
+P2PIO_HIDDEN int p2pio_model_group_plan(struct p2pio_model *m, struct p2pio_model_group *g,
+					uint64_t gap, struct p2pio_error *err);
+P2PIO_HIDDEN void p2pio_model_group_free(struct p2pio_model_group *g);
+
 /* Host CPU time of the process (user + system), in nanoseconds. */
 P2PIO_HIDDEN uint64_t p2pio_model_cpu_ns(void);
 P2PIO_HIDDEN uint64_t p2pio_model_now_ns(void);

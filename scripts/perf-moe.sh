@@ -1,0 +1,54 @@
+#!/bin/sh
+# The expert cache's measurements of Documentation/moe.md ("Runtime"), on a GPU machine, as
+# root: the GPU test program, then on zram (the fast-NVMe stand-in) a gpt-oss-120b-shaped
+# model (MXFP4 experts of 13.2 MB, 128 per layer, 4 used; LAYERS of its 36 layers, to keep
+# the file small enough to write in seconds) decoded by `p2pio-moe run` with 10, 25 and 50 %
+# of the experts resident, without and with previous-token prefetch, and the cost of
+# batched misses against bytes / the measured ceiling.
+#
+#   scripts/perf-moe.sh BINDIR OUTDIR TRACE
+#
+# BINDIR holds p2pio-moe, p2pio-mkmodel and test-experts-gpu; TRACE is a routing trace of
+# LAYERS layers x 128 experts, top-4 (p2pio-moe synth or fit). OUTDIR gets the text report
+# of each run. Environment: LAYERS (default 12), TOKENS (default 200), ZSIZE (zram
+# disksize, default 32G), PREV=0 skips the runs with previous-token prefetch, TGPU, TMK,
+# TRUN the time-outs of the GPU test, the model's writing and each run (seconds).
+set -u
+B=$1
+O=$2
+T=$3
+LAYERS=${LAYERS:-12}
+TOKENS=${TOKENS:-200}
+ZSIZE=${ZSIZE:-32G}
+mkdir -p "$O"
+log() { echo "== $(date +%T) $*" | tee -a "$O/log.txt"; }
+
+log gpu: "$(nvidia-smi -L 2>&1 | head -1)"
+log test-experts-gpu
+timeout ${TGPU:-60} "$B/test-experts-gpu" >"$O/test-experts-gpu.tap" 2>&1
+echo "rc=$?" >>"$O/test-experts-gpu.tap"
+
+[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 || exit 1
+[ "$(cat /sys/block/zram0/disksize)" = 0 ] || { echo "zram0 is in use" >&2; exit 1; }
+echo "$ZSIZE" >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 &&
+	mkdir -p /mnt/p2pio-zram && mount /dev/zram0 /mnt/p2pio-zram || exit 1
+Z=/mnt/p2pio-zram
+log mkmodel
+timeout ${TMK:-150} "$B/p2pio-mkmodel" -q -p gpt-oss-120b --layers "$LAYERS" -s 11 $Z/oss.gguf || exit 1
+ls -l $Z/oss.gguf >>"$O/log.txt"
+run() { # tag args...
+	tag=$1; shift
+	log "run $tag"
+	timeout ${TRUN:-40} "$B/p2pio-moe" run $Z/oss.gguf --trace "$T" -n "$TOKENS" "$@" \
+		>"$O/run-$tag.txt" 2>&1
+	echo "rc=$?" >>"$O/run-$tag.txt"
+}
+for f in 0.10 0.25 0.50; do
+	run "f$f-miss" --fraction $f --miss-cost
+done
+[ "${PREV:-1}" = 1 ] && for f in 0.10 0.25 0.50; do
+	run "f$f-prev" --fraction $f --prefetch-prev
+done
+umount $Z
+echo 1 >/sys/block/zram0/reset
+log done

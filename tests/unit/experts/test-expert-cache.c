@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-expert-cache.c - the expert cache on host memory, on every engine path: the dense
+ * part resident, every byte of every slice of every required expert checked against the
+ * pattern, the budget never exceeded, nothing committed at open, experts evicted and
+ * reloaded at the same address, pins, prefetch (explicit and from the previous token),
+ * statistics consistent, misuse refused.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p2pio.h"
+#include "model_fixture.h"
+#include "tap.h"
+
+#define NLAYERS 4
+#define NEXPERTS 8
+#define HIDDEN 256
+#define FFN 96
+#define SEED 0xe4e47c0ffeeull
+#define TOKENS 40
+#define USED 2
+
+static char model_path[PATH_MAX];
+
+static void cleanup(void)
+{
+	if (model_path[0])
+		unlink(model_path);
+}
+
+static struct p2pio_ctx *host_ctx(enum p2pio_path path)
+{
+	struct p2pio_ctx_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_ctx *ctx;
+
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	o.path = path;
+	o.chunk_size = 64 << 10;
+	if (p2pio_ctx_create(&o, &ctx, &err)) {
+		tap_diag("context: %s", err.msg);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* Every byte of every slice of (layer, expert) at @ptr; 0 when all match. */
+static int check_expert(struct p2pio_experts *x, uint32_t layer, uint32_t expert, uint64_t ptr)
+{
+	struct p2pio_expert_slice s[8];
+	uint64_t bad;
+	int n, i;
+
+	n = p2pio_experts_slices(x, layer, expert, s, 8);
+	if (n <= 0 || n > 8)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (!p2pio_pattern_check(SEED, s[i].file_offset,
+					 (const void *)(uintptr_t)(ptr + s[i].offset), s[i].size,
+					 &bad)) {
+			tap_diag("  layer %u expert %u %s differs at file offset %llu", layer,
+				 expert, s[i].name, (unsigned long long)bad);
+			return 1;
+		}
+	return 0;
+}
+
+/* A routing with some locality: experts drift slowly, token by token. */
+static void route(uint32_t token, uint32_t layer, uint32_t *ids)
+{
+	uint32_t a = (token / 3 + layer * 5) % NEXPERTS;
+	uint32_t b = (a + 1 + (token * 7 + layer) % (NEXPERTS - 1)) % NEXPERTS;
+
+	ids[0] = a;
+	ids[1] = b;
+}
+
+static uint64_t budget_for(struct p2pio_model *m, uint32_t experts)
+{
+	struct p2pio_experts_info info;
+	struct p2pio_experts *x;
+
+	if (p2pio_experts_open(m, NULL, &x, NULL))
+		return 0;
+	p2pio_experts_info(x, &info);
+	p2pio_experts_close(x);
+	return info.dense_bytes + experts * info.expert_bytes;
+}
+
+static void test_decode(struct p2pio_ctx *ctx, const char *pname)
+{
+	uint64_t home[NLAYERS][NEXPERTS] = { { 0 } }, ptr[USED], committed_max = 0;
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	struct p2pio_experts_opts o;
+	struct p2pio_experts_info info;
+	struct p2pio_model_tensor t;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x;
+	struct p2pio_model *m;
+	uint32_t tok, l, ids[USED], i;
+	int bad = 0, moved = 0, ret = 0;
+	uint64_t b;
+
+	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
+		tap_ok(0, "%s: model opens: %s", pname, err.msg);
+		return;
+	}
+	b = budget_for(m, 12);
+	p2pio_experts_opts_init(&o);
+	o.budget = b;
+	ret = p2pio_experts_open(m, &o, &x, &err);
+	tap_is_int(ret, 0, "%s: cache opens with room for 12 of %d experts", pname,
+		   NLAYERS * NEXPERTS);
+	if (ret) {
+		tap_diag("  %s", err.msg);
+		goto out_model;
+	}
+	p2pio_experts_info(x, &info);
+	tap_ok(info.layers == NLAYERS && info.experts == NEXPERTS && info.experts_used == USED &&
+	       info.capacity == 12 && info.stable, "%s: shape: %u layers, %u experts, capacity %llu",
+	       pname, info.layers, info.experts, (unsigned long long)info.capacity);
+	p2pio_experts_stats(x, NULL, &io, false);
+	tap_ok(io.committed == 0 && io.dense_bytes == info.dense_bytes,
+	       "%s: no expert memory committed at open", pname);
+	ret = p2pio_experts_tensor(x, "blk.2.attn_q.weight", &t);
+	tap_ok(!ret && t.host && p2pio_pattern_check(SEED, t.file_offset, t.host, t.size, NULL),
+	       "%s: a dense tensor is resident and right", pname);
+	tap_is_int(p2pio_experts_tensor(x, "blk.0.ffn_up_exps.weight", &t), -EINVAL,
+		   "%s: an expert tensor is not a dense one", pname);
+
+	for (tok = 0; tok < TOKENS && !ret; tok++) {
+		p2pio_experts_token_begin(x);
+		for (l = 0; l < NLAYERS && !ret; l++) {
+			route(tok, l, ids);
+			ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
+			if (ret) {
+				tap_diag("  token %u layer %u: %s", tok, l, p2pio_strerror(ret));
+				break;
+			}
+			for (i = 0; i < USED; i++) {
+				bad += check_expert(x, l, ids[i], ptr[i]);
+				if (home[l][ids[i]] && home[l][ids[i]] != ptr[i])
+					moved++;
+				home[l][ids[i]] = ptr[i];
+			}
+			p2pio_experts_stats(x, NULL, &io, false);
+			if (io.committed > committed_max)
+				committed_max = io.committed;
+			ret = p2pio_experts_release(x, l, ids, USED, NULL);
+		}
+		ret = ret ?: p2pio_experts_token_end(x);
+	}
+	tap_is_int(ret, 0, "%s: %d tokens decoded", pname, TOKENS);
+	tap_is_int(bad, 0, "%s: every byte of every required expert is the file's", pname);
+	tap_is_int(moved, 0, "%s: an expert has the same address every time", pname);
+	p2pio_experts_stats(x, &st, &io, false);
+	tap_ok(committed_max <= 12 * info.expert_bytes && io.peak <= 12 * info.expert_bytes,
+	       "%s: the budget holds (peak %llu of %llu bytes)", pname,
+	       (unsigned long long)io.peak, (unsigned long long)(12 * info.expert_bytes));
+	tap_ok(st.accesses == TOKENS * NLAYERS * USED && st.hits + st.misses == st.accesses &&
+	       st.misses > 0 && st.hits > 0 && st.evictions > 0 && st.tokens == TOKENS,
+	       "%s: %llu accesses, %llu hits, %llu misses, %llu evictions", pname,
+	       (unsigned long long)st.accesses, (unsigned long long)st.hits,
+	       (unsigned long long)st.misses, (unsigned long long)st.evictions);
+	tap_ok(io.loads == st.misses && io.creates <= 12 && io.maps == io.loads &&
+	       io.unmaps == st.evictions && io.bytes >= io.loads * info.expert_data,
+	       "%s: a load per miss, chunks reused (%llu created, %llu maps)", pname,
+	       (unsigned long long)io.creates, (unsigned long long)io.maps);
+	p2pio_experts_close(x);
+out_model:
+	p2pio_model_close(m);
+}
+
+static void test_pins_prefetch(struct p2pio_ctx *ctx)
+{
+	struct p2pio_expert_stats st = { .size = sizeof(st) }, st2 = { .size = sizeof(st2) };
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	struct p2pio_experts_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x;
+	struct p2pio_model *m;
+	uint32_t hot[2] = { 5, 6 }, ids[USED], tok, l, all[NEXPERTS], i;
+	uint64_t ptr[NEXPERTS], pin_ptr[2];
+	int ret = 0, bad = 0;
+
+	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
+		tap_ok(0, "model opens: %s", err.msg);
+		return;
+	}
+	p2pio_experts_opts_init(&o);
+	o.budget = budget_for(m, 5);
+	if (p2pio_experts_open(m, &o, &x, &err)) {
+		tap_ok(0, "cache opens: %s", err.msg);
+		goto out_model;
+	}
+	tap_is_int(p2pio_experts_pin(x, 3, hot, 2, true), 0, "pin two experts of layer 3");
+	ret = p2pio_experts_require(x, 3, hot, 2, NULL, pin_ptr);
+	p2pio_experts_release(x, 3, hot, 2, NULL);
+	p2pio_experts_stats(x, &st, NULL, false);
+	tap_ok(!ret && st.hits == 2 && st.misses == 0, "pinned experts are resident at once");
+	for (tok = 0; tok < TOKENS && !ret; tok++)
+		for (l = 0; l < 3 && !ret; l++) {
+			route(tok, l, ids);
+			ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
+			ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
+		}
+	p2pio_experts_stats(x, &st, NULL, false);
+	ret = ret ?: p2pio_experts_require(x, 3, hot, 2, NULL, ptr);
+	p2pio_experts_stats(x, &st2, NULL, false);
+	tap_ok(!ret && st.evictions > 0 && st2.hits == st.hits + 2 && ptr[0] == pin_ptr[0] &&
+	       ptr[1] == pin_ptr[1], "pinned experts survive %llu evictions",
+	       (unsigned long long)st.evictions);
+	bad = check_expert(x, 3, hot[0], ptr[0]) + check_expert(x, 3, hot[1], ptr[1]);
+	tap_is_int(bad, 0, "and their bytes are right");
+	p2pio_experts_release(x, 3, hot, 2, NULL);
+
+	/* Three more held experts fill the budget; a fourth cannot be loaded. */
+	for (i = 0; i < NEXPERTS; i++)
+		all[i] = i;
+	tap_is_int(p2pio_experts_require(x, 0, all, 3, NULL, ptr), 0, "hold three experts");
+	tap_is_int(p2pio_experts_require(x, 1, all, 1, NULL, ptr), -ENOSPC,
+		   "a fourth does not fit beside two pinned and three held: -ENOSPC");
+	tap_is_int(p2pio_experts_release(x, 0, all, 3, NULL), 0, "release them");
+	tap_is_int(p2pio_experts_release(x, 0, all, 1, NULL), -EINVAL,
+		   "releasing an expert not held is refused");
+	tap_is_int(p2pio_experts_pin(x, 3, hot, 2, false), 0, "unpin");
+
+	/* Explicit prefetch: the next require of those experts hits. */
+	p2pio_experts_stats(x, &st, &io, false);
+	ret = p2pio_experts_prefetch(x, 2, all + 4, 3);
+	tap_ok(ret >= 1 && ret <= 3, "prefetch starts loads (%d)", ret);
+	ret = p2pio_experts_require(x, 2, all + 4, 3, NULL, ptr);
+	p2pio_experts_stats(x, &st2, NULL, false);
+	tap_ok(!ret && st2.misses == st.misses && st2.prefetches > st.prefetches &&
+	       st2.prefetch_used > st.prefetch_used, "prefetched experts are hits when required");
+	bad = 0;
+	for (i = 0; i < 3; i++)
+		bad += check_expert(x, 2, all[4 + i], ptr[i]);
+	tap_is_int(bad, 0, "and their bytes are right");
+	p2pio_experts_release(x, 2, all + 4, 3, NULL);
+
+	/* Misuse. */
+	ids[0] = ids[1] = 1;
+	tap_is_int(p2pio_experts_require(x, 0, ids, 2, NULL, ptr), -EINVAL,
+		   "duplicate ids are refused");
+	ids[1] = NEXPERTS;
+	tap_is_int(p2pio_experts_require(x, 0, ids, 2, NULL, ptr), -ERANGE,
+		   "an expert out of range is refused");
+	tap_is_int(p2pio_experts_require(x, NLAYERS, ids, 1, NULL, ptr), -ERANGE,
+		   "a layer out of range is refused");
+	tap_is_int(p2pio_experts_slices(x, 0, NEXPERTS, NULL, 0), -ERANGE,
+		   "slices of an expert out of range are refused");
+	p2pio_experts_close(x);
+out_model:
+	p2pio_model_close(m);
+}
+
+/* The previous token's routing at the next layer loads while this layer is required. */
+static void test_prefetch_prev(struct p2pio_ctx *ctx)
+{
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_experts_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x;
+	struct p2pio_model *m;
+	uint32_t tok, l, ids[USED], i;
+	uint64_t ptr[USED];
+	int ret = 0, bad = 0;
+
+	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
+		tap_ok(0, "model opens: %s", err.msg);
+		return;
+	}
+	p2pio_experts_opts_init(&o);
+	o.budget = budget_for(m, 6);
+	o.flags = P2PIO_EXPERTS_PREFETCH_PREV;
+	if (p2pio_experts_open(m, &o, &x, &err)) {
+		tap_ok(0, "cache opens: %s", err.msg);
+		goto out_model;
+	}
+	for (tok = 0; tok < TOKENS && !ret; tok++) {
+		p2pio_experts_token_begin(x);
+		for (l = 0; l < NLAYERS && !ret; l++) {
+			route(tok, l, ids);
+			ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
+			for (i = 0; !ret && i < USED; i++)
+				bad += check_expert(x, l, ids[i], ptr[i]);
+			ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
+		}
+		p2pio_experts_token_end(x);
+	}
+	p2pio_experts_stats(x, &st, NULL, false);
+	tap_ok(!ret && !bad, "decode with previous-token prefetch, every byte right");
+	tap_ok(st.prefetches > 0 && st.prefetch_used > 0 &&
+	       st.loads == st.misses + st.prefetches,
+	       "previous-token prefetch: %llu issued, %llu used, %llu misses left",
+	       (unsigned long long)st.prefetches, (unsigned long long)st.prefetch_used,
+	       (unsigned long long)st.misses);
+	p2pio_experts_close(x);
+out_model:
+	p2pio_model_close(m);
+}
+
+static void test_open_errors(struct p2pio_ctx *ctx)
+{
+	struct p2pio_experts_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x = NULL;
+	struct p2pio_model *m;
+
+	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
+		tap_ok(0, "model opens: %s", err.msg);
+		return;
+	}
+	p2pio_experts_opts_init(&o);
+	o.budget = budget_for(m, 1) - 1;
+	tap_is_int(p2pio_experts_open(m, &o, &x, &err), -ENOSPC,
+		   "a budget below the dense part and one expert is refused");
+	tap_ok(strstr(err.msg, "give at least") != NULL, "and says how much is needed");
+	o.budget = 0;
+	o.policy = "no-such-policy";
+	tap_is_int(p2pio_experts_open(m, &o, &x, &err), -EINVAL, "an unknown policy is refused");
+	o.policy = "lfu";
+	tap_is_int(p2pio_experts_open(m, &o, &x, &err), 0, "another policy by name");
+	p2pio_experts_close(x);
+	p2pio_model_close(m);
+}
+
+static void test_dense_model(struct p2pio_ctx *ctx)
+{
+	char path[PATH_MAX + 8];
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x = NULL;
+	struct p2pio_model *m;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s.dense", model_path);
+	fd = model_fixture_write(path, 2, SEED);
+	if (fd || p2pio_model_open(ctx, path, NULL, &m, &err)) {
+		tap_ok(0, "dense model: %s", err.msg);
+		unlink(path);
+		return;
+	}
+	tap_is_int(p2pio_experts_open(m, NULL, &x, &err), -EINVAL,
+		   "a model without expert tensors is refused");
+	tap_ok(strstr(err.msg, "_exps") != NULL, "with a reason: %s", err.msg);
+	p2pio_model_close(m);
+	unlink(path);
+}
+
+int main(void)
+{
+	static const struct {
+		enum p2pio_path path;
+		const char *name;
+	} paths[] = {
+		{ P2PIO_PATH_POSIX, "posix" },
+		{ P2PIO_PATH_BOUNCE, "bounce" },
+	};
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	struct p2pio_ctx *ctx;
+	size_t i;
+	int fd;
+
+	tap_plan_lazy();
+	snprintf(model_path, sizeof(model_path), "%s/p2pio-moe-XXXXXX", dir);
+	fd = mkstemp(model_path);
+	if (fd < 0)
+		tap_bail("mkstemp");
+	close(fd);
+	atexit(cleanup);
+	if (model_fixture_write_moe(model_path, NLAYERS, NEXPERTS, HIDDEN, FFN, SEED))
+		tap_bail("cannot write the test model");
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		ctx = host_ctx(paths[i].path);
+		if (!ctx) {
+			tap_ok(0, "%s context", paths[i].name);
+			continue;
+		}
+		test_decode(ctx, paths[i].name);
+		p2pio_ctx_destroy(ctx);
+	}
+	ctx = host_ctx(P2PIO_PATH_AUTO);
+	if (!ctx)
+		tap_bail("no context");
+	test_pins_prefetch(ctx);
+	test_prefetch_prev(ctx);
+	test_open_errors(ctx);
+	test_dense_model(ctx);
+	p2pio_ctx_destroy(ctx);
+	return tap_exit();
+}

@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-expert-pool.c - the expert pool's bookkeeping (experts/vmm_pool.c) against a fake
+ * allocator that keeps its own books: nothing committed at creation, every expert a fixed,
+ * aligned home inside the one reservation, chunks created only up to the limit and reused
+ * through the free list, no home mapped twice, no chunk mapped in two places, everything
+ * unmapped and freed at the end; allocator failures leave the books consistent.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experts/xmem.h"
+#include "tap.h"
+
+#define GRAN (64u << 10)
+#define MAX_CHUNKS 256
+
+struct fake {
+	uint64_t va, va_len;		/* the reservation */
+	int reserves, unreserves;
+	uint64_t next_handle;
+	struct {
+		bool live;
+		uint64_t len;
+		uint64_t mapped_at;	/* 0: unmapped */
+	} chunk[MAX_CHUNKS];
+	int creates, destroys, maps, unmaps;
+	int live, mapped;
+	int errors;			/* misuse seen by the fake */
+	int fail_create, fail_map;	/* fail the next one */
+};
+
+static void misuse(struct fake *f, const char *what)
+{
+	f->errors++;
+	tap_diag("fake allocator: %s", what);
+}
+
+static int f_reserve(void *arg, uint64_t len, uint64_t *va)
+{
+	struct fake *f = arg;
+
+	if (f->reserves)
+		misuse(f, "second reservation");
+	if (len % GRAN)
+		misuse(f, "reservation not a granularity multiple");
+	f->reserves++;
+	f->va = 0x7f0000000000ull;
+	f->va_len = len;
+	*va = f->va;
+	return 0;
+}
+
+static void f_unreserve(void *arg, uint64_t va, uint64_t len)
+{
+	struct fake *f = arg;
+	int i;
+
+	if (va != f->va || len != f->va_len)
+		misuse(f, "unreserve of another range");
+	for (i = 0; i < MAX_CHUNKS; i++)
+		if (f->chunk[i].live && f->chunk[i].mapped_at)
+			misuse(f, "unreserve while mapped");
+	f->unreserves++;
+}
+
+static int f_create(void *arg, struct p2pio_xchunk *c)
+{
+	struct fake *f = arg;
+
+	if (f->fail_create) {
+		f->fail_create = 0;
+		return -ENOMEM;
+	}
+	if (!c->len || c->len % GRAN)
+		misuse(f, "chunk length not a granularity multiple");
+	if (f->next_handle >= MAX_CHUNKS)
+		return -ENOMEM;
+	c->handle = f->next_handle++;
+	f->chunk[c->handle].live = true;
+	f->chunk[c->handle].len = c->len;
+	f->creates++;
+	f->live++;
+	return 0;
+}
+
+static void f_destroy(void *arg, struct p2pio_xchunk *c)
+{
+	struct fake *f = arg;
+
+	if (c->handle >= MAX_CHUNKS || !f->chunk[c->handle].live)
+		return misuse(f, "destroy of an unknown chunk");
+	if (f->chunk[c->handle].mapped_at)
+		misuse(f, "destroy of a mapped chunk");
+	f->chunk[c->handle].live = false;
+	f->destroys++;
+	f->live--;
+}
+
+static int f_map(void *arg, uint64_t va, struct p2pio_xchunk *c)
+{
+	struct fake *f = arg;
+	int i;
+
+	if (f->fail_map) {
+		f->fail_map = 0;
+		return -EIO;
+	}
+	if (c->handle >= MAX_CHUNKS || !f->chunk[c->handle].live)
+		misuse(f, "map of an unknown chunk");
+	else if (f->chunk[c->handle].mapped_at)
+		misuse(f, "chunk mapped twice");
+	if (va % GRAN || va < f->va || va + c->len > f->va + f->va_len)
+		misuse(f, "map outside the reservation or misaligned");
+	for (i = 0; i < MAX_CHUNKS; i++)
+		if (f->chunk[i].live && f->chunk[i].mapped_at &&
+		    va < f->chunk[i].mapped_at + f->chunk[i].len &&
+		    f->chunk[i].mapped_at < va + c->len)
+			misuse(f, "map over a mapped range");
+	f->chunk[c->handle].mapped_at = va;
+	c->addr = va;
+	f->maps++;
+	f->mapped++;
+	return 0;
+}
+
+static void f_unmap(void *arg, struct p2pio_xchunk *c)
+{
+	struct fake *f = arg;
+
+	if (c->handle >= MAX_CHUNKS || f->chunk[c->handle].mapped_at != c->addr || !c->addr)
+		return misuse(f, "unmap of a chunk not mapped there");
+	f->chunk[c->handle].mapped_at = 0;
+	f->unmaps++;
+	f->mapped--;
+}
+
+static const struct p2pio_xmem_ops fake_ops = {
+	.name = "fake",
+	.reserve = f_reserve,
+	.unreserve = f_unreserve,
+	.create = f_create,
+	.destroy = f_destroy,
+	.map = f_map,
+	.unmap = f_unmap,
+	.granularity = GRAN,
+};
+
+static void test_homes(void)
+{
+	/* Layer 1 has no experts; layer 2's experts are not a granularity multiple. */
+	static const uint64_t len[3] = { GRAN, 0, 2 * GRAN + 1 };
+	struct fake f = { 0 };
+	struct p2pio_xpool_stats st;
+	struct p2pio_xpool *p;
+	uint64_t h, seen[3][4];
+	int l, e, bad = 0;
+
+	tap_is_int(p2pio_xpool_create(&fake_ops, &f, 3, 4, len, 0, &p), 0, "pool created");
+	p2pio_xpool_stats(p, &st);
+	tap_ok(st.committed == 0 && f.creates == 0, "nothing committed at creation");
+	tap_is_u64(f.va_len, 4 * GRAN + 4 * 3 * GRAN, "one reservation for every expert");
+	tap_is_u64(p2pio_xpool_expert_bytes(p, 2), 3 * GRAN, "lengths rounded to the granularity");
+	for (l = 0; l < 3; l++)
+		for (e = 0; e < 4; e++) {
+			h = p2pio_xpool_home(p, (uint32_t)l, (uint32_t)e);
+			seen[l][e] = h;
+			if (l == 1 ? h != 0 : (h % GRAN || h < f.va ||
+					       h + p2pio_xpool_expert_bytes(p, (uint32_t)l) >
+						       f.va + f.va_len))
+				bad++;
+		}
+	for (e = 1; e < 4; e++)
+		bad += seen[0][e] < seen[0][e - 1] + GRAN || seen[2][e] < seen[2][e - 1] + 3 * GRAN;
+	bad += seen[2][0] < seen[0][3] + GRAN;
+	tap_is_int(bad, 0, "homes are aligned, inside the reservation and disjoint");
+	tap_ok(p2pio_xpool_stable(p), "a reserving allocator gives stable addresses");
+	p2pio_xpool_destroy(p);
+	tap_ok(f.unreserves == 1 && f.errors == 0, "the reservation is given back");
+}
+
+static void test_reuse(void)
+{
+	static const uint64_t len[2] = { GRAN, 2 * GRAN };
+	const struct p2pio_xchunk *c, *c2;
+	struct fake f = { 0 };
+	struct p2pio_xpool_stats st;
+	struct p2pio_xpool *p;
+	uint64_t first_addr;
+	int e;
+
+	/* Room for four chunks of layer 0, or two of layer 1. */
+	tap_is_int(p2pio_xpool_create(&fake_ops, &f, 2, 8, len, 4 * GRAN, &p), 0,
+		   "pool with a limit of four small chunks");
+	tap_is_int(p2pio_xpool_map(p, 0, 3, &c), 0, "map an expert");
+	tap_ok(c && c->addr == p2pio_xpool_home(p, 0, 3), "it is readable at its home");
+	first_addr = c->addr;
+	tap_is_int(p2pio_xpool_map(p, 0, 3, &c2), -EEXIST, "mapping it twice is refused");
+	tap_ok(p2pio_xpool_chunk(p, 0, 3) == c, "the chunk backing it is found");
+	for (e = 4; e < 7; e++)
+		tap_is_int(p2pio_xpool_map(p, 0, (uint32_t)e, &c2), 0, "map expert %d", e);
+	tap_is_int(p2pio_xpool_map(p, 0, 7, &c2), -ENOSPC, "a fifth chunk is over the limit");
+	tap_is_int(f.creates, 4, "four chunks created");
+	tap_is_int(p2pio_xpool_unmap(p, 0, 3), 0, "evict expert 3");
+	tap_ok(p2pio_xpool_chunk(p, 0, 3) == NULL, "nothing backs it any more");
+	tap_is_int(p2pio_xpool_unmap(p, 0, 3), -ENOENT, "unmapping it again is refused");
+	tap_is_int(p2pio_xpool_map(p, 0, 7, &c2), 0, "expert 7 takes the freed chunk");
+	tap_ok(f.creates == 4 && c2->addr == p2pio_xpool_home(p, 0, 7),
+	       "without a new allocation, at its own home");
+	p2pio_xpool_stats(p, &st);
+	tap_ok(st.reuses == 1 && st.committed == 4 * GRAN && st.mapped == 4 * GRAN &&
+	       st.maps == 5 && st.unmaps == 1, "statistics: 1 reuse, 4 chunks, 5 maps, 1 unmap");
+
+	/* Expert 3 comes back at the same address. */
+	tap_is_int(p2pio_xpool_unmap(p, 0, 4), 0, "evict expert 4");
+	tap_is_int(p2pio_xpool_map(p, 0, 3, &c), 0, "expert 3 is loaded again");
+	tap_is_u64(c->addr, first_addr, "at the address it had before");
+
+	/* A larger layer: free small chunks are destroyed to make room within the limit. */
+	tap_is_int(p2pio_xpool_unmap(p, 0, 5), 0, "evict expert 5");
+	tap_is_int(p2pio_xpool_unmap(p, 0, 6), 0, "evict expert 6");
+	tap_is_int(p2pio_xpool_map(p, 1, 0, &c), 0, "a layer-1 expert fits once they go");
+	p2pio_xpool_stats(p, &st);
+	tap_ok(st.committed == 4 * GRAN && st.destroys == 2 && f.live == 3,
+	       "two free small chunks destroyed, the limit holds");
+	tap_is_int(p2pio_xpool_map(p, 1, 1, &c), -ENOSPC, "no room for a second one");
+
+	/* Allocator failures. */
+	tap_is_int(p2pio_xpool_unmap(p, 0, 7), 0, "evict expert 7");
+	f.fail_map = 1;
+	tap_is_int(p2pio_xpool_map(p, 0, 0, &c), -EIO, "a failed map is reported");
+	tap_ok(p2pio_xpool_chunk(p, 0, 0) == NULL, "and leaves the expert unbacked");
+	tap_is_int(p2pio_xpool_map(p, 0, 0, &c), 0, "the chunk is still there to map");
+	p2pio_xpool_stats(p, &st);
+	tap_ok(st.creates == 5 && f.live == 3, "no chunk was lost or created by the failure");
+
+	p2pio_xpool_set_limit(p, 0);
+	tap_is_int(p2pio_xpool_unmap(p, 0, 0), 0, "evict expert 0");
+	f.fail_create = 1;
+	tap_is_int(p2pio_xpool_map(p, 1, 1, &c), -ENOMEM, "a failed create is reported");
+	p2pio_xpool_trim(p, 0);
+	p2pio_xpool_stats(p, &st);
+	tap_ok(st.committed == 2 * GRAN + GRAN && f.live == 2,
+	       "trim frees the free chunks, keeps the mapped ones");
+	p2pio_xpool_destroy(p);
+	tap_ok(f.live == 0 && f.mapped == 0 && f.unreserves == 1,
+	       "destroy unmaps and frees everything");
+	tap_is_int(f.errors, 0, "the fake allocator saw no misuse");
+}
+
+/* An allocator that cannot remap: addresses are the chunks'. */
+static int n_create(void *arg, struct p2pio_xchunk *c)
+{
+	int *n = arg;
+
+	c->handle = (uint64_t)++*n;
+	c->addr = 0x100000ull * c->handle;
+	return 0;
+}
+
+static void n_destroy(void *arg, struct p2pio_xchunk *c)
+{
+	int *n = arg;
+
+	--*n;
+}
+
+static void test_unstable(void)
+{
+	static const struct p2pio_xmem_ops ops = {
+		.name = "fixed", .create = n_create, .destroy = n_destroy, .granularity = GRAN,
+	};
+	static const uint64_t len[1] = { GRAN };
+	const struct p2pio_xchunk *c;
+	struct p2pio_xpool *p;
+	int n = 0;
+
+	tap_is_int(p2pio_xpool_create(&ops, &n, 1, 4, len, 2 * GRAN, &p), 0,
+		   "pool over an allocator without a reservation");
+	tap_ok(!p2pio_xpool_stable(p) && p2pio_xpool_home(p, 0, 0) == 0, "no homes");
+	tap_ok(p2pio_xpool_map(p, 0, 1, &c) == 0 && c->addr == 0x100000ull,
+	       "an expert lives where its chunk is");
+	p2pio_xpool_unmap(p, 0, 1);
+	tap_ok(p2pio_xpool_map(p, 0, 2, &c) == 0 && c->addr == 0x100000ull && n == 1,
+	       "the chunk is reused");
+	p2pio_xpool_destroy(p);
+	tap_is_int(n, 0, "every chunk destroyed");
+}
+
+static void test_bad(void)
+{
+	static const uint64_t huge[2] = { UINT64_MAX / 2, UINT64_MAX / 2 };
+	struct fake f = { 0 };
+	struct p2pio_xpool *p = NULL;
+
+	tap_is_int(p2pio_xpool_create(&fake_ops, &f, 2, 4, huge, 0, &p), -EOVERFLOW,
+		   "a reservation that overflows is refused");
+	tap_is_int(p2pio_xpool_create(&fake_ops, &f, 0, 4, huge, 0, &p), -EINVAL,
+		   "no layers is refused");
+	tap_is_int(f.reserves, 0, "nothing was reserved");
+}
+
+int main(void)
+{
+	tap_plan_lazy();
+	test_homes();
+	test_reuse();
+	test_unstable();
+	test_bad();
+	return tap_exit();
+}

@@ -1,0 +1,667 @@
+// SPDX-License-Identifier: MIT
+/*
+ * moe_run.c - `p2pio-moe run`: decode a routing trace with the real expert cache on a
+ * synthetic model (p2pio-mkmodel), one GPU kernel per required expert that reads every
+ * byte of it and checks it against the pattern, and report tokens/s, hit rate, the
+ * stream's stall, and the bound that the storage ceiling and the measured misses set:
+ * tokens/s <= ceiling / (bytes missed per token).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench.h"
+#include "cli.h"
+#include "moe.h"
+#include "p2pio.h"
+
+#define RUN_MAX_USED 64
+#define RUN_MAX_SLICES 16
+/* The ceiling measurement: this much of the model, in expert-sized reads, this many deep. */
+#define CEIL_BYTES (2ull << 30)
+#define CEIL_DEPTH 32
+
+struct run_opts {
+	const char *model;
+	const char *trace;
+	uint64_t budget;
+	double fraction;
+	const char *policy;
+	bool prefetch_prev;
+	uint64_t tokens;
+	uint64_t warmup;
+	bool warmup_set;
+	uint64_t compute_ns;
+	double ceiling;			/* bytes/s; 0: measure */
+	int device;
+	bool device_set;
+	enum p2pio_path path;
+	bool miss_cost;
+	bool no_verify;
+	bool json;
+	uint64_t chunk;			/* engine chunk size; 0: the library's default */
+};
+
+struct run {
+	struct run_opts o;
+	struct p2pio_ctx *ctx;
+	struct p2pio_model *m;
+	struct p2pio_experts *x;
+	struct p2pio_verifier *v;
+	struct p2pio_expert_trace *t;
+	struct p2pio_experts_info info;
+	struct p2pio_model_info minfo;
+	struct bench_cuda cu;
+	void *stream;
+	uint64_t verified_bytes;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void run_help(void)
+{
+	printf("Usage: %s run MODEL.gguf --trace TRACE [OPTIONS]\n"
+	       "Decode a routing trace with the real expert cache on a synthetic model, every\n"
+	       "required expert read and checked by a GPU kernel, and report tokens/s, the hit\n"
+	       "rate, the stream's stall, and the bound the storage ceiling and the misses set.\n"
+	       "\n"
+	       "  -t, --trace T        routing trace (native, or a JSON log p2pio-moe reads)\n"
+	       "  -b, --budget B       memory for the dense part and the experts (K/M/G units)\n"
+	       "  -f, --fraction F     instead: the dense part and F (0 < F <= 1) of all experts\n"
+	       "      --policy P       eviction policy (lru, lfu, lrfu; default lru)\n"
+	       "      --prefetch-prev  prefetch the previous token's routing, a layer ahead\n"
+	       "  -n, --tokens N       decode at most N tokens of the trace\n"
+	       "      --warmup N       tokens decoded before the measurement (default: a tenth)\n"
+	       "      --compute-us U   GPU time per layer standing in for its arithmetic\n"
+	       "      --ceiling GBPS   the storage ceiling in GB/s (default: measured, expert-sized\n"
+	       "                       reads of the model on the same path, %d deep)\n"
+	       "  -d, --device N|host  CUDA device (default 0 if there is one)\n"
+	       "      --path P         auto, p2p, bounce or posix (default auto)\n"
+	       "      --chunk SIZE     the engine's read and staging chunk (default: the library's)\n"
+	       "      --miss-cost      also time batches of 1, 2, 4 and 8 cold misses against\n"
+	       "                       their bytes / the ceiling\n"
+	       "      --no-verify      do not check the experts' bytes\n"
+	       "      --json           one JSON object instead of the report\n"
+	       "\n"
+	       "Exit status: 0 success, 1 a byte was wrong, 2 bad usage, 3 the run failed.\n",
+	       cli_prog(), CEIL_DEPTH);
+}
+
+enum {
+	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
+	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK,
+};
+
+static const struct option run_longopts[] = {
+	{ "trace", required_argument, NULL, 't' },
+	{ "budget", required_argument, NULL, 'b' },
+	{ "fraction", required_argument, NULL, 'f' },
+	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "prefetch-prev", no_argument, NULL, OPT_PREFETCH_PREV },
+	{ "tokens", required_argument, NULL, 'n' },
+	{ "warmup", required_argument, NULL, OPT_WARMUP },
+	{ "compute-us", required_argument, NULL, OPT_COMPUTE },
+	{ "ceiling", required_argument, NULL, OPT_CEILING },
+	{ "device", required_argument, NULL, 'd' },
+	{ "path", required_argument, NULL, OPT_PATH },
+	{ "miss-cost", no_argument, NULL, OPT_MISS_COST },
+	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "chunk", required_argument, NULL, OPT_CHUNK },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_double(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return errno || end == s || *end ? -EINVAL : 0;
+}
+
+static int run_parse(int argc, char **argv, struct run_opts *o)
+{
+	uint64_t v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->tokens = UINT64_MAX;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:b:f:n:d:h", run_longopts, NULL)) != -1) {
+		switch (c) {
+		case 't': o->trace = optarg; break;
+		case 'b':
+			if (cli_parse_size(optarg, &o->budget) || !o->budget)
+				return cli_usage_err("bad budget '%s'", optarg);
+			break;
+		case 'f':
+			if (parse_double(optarg, &o->fraction) || !(o->fraction > 0) ||
+			    o->fraction > 1)
+				return cli_usage_err("the fraction must be in (0, 1], not '%s'", optarg);
+			break;
+		case OPT_POLICY: o->policy = optarg; break;
+		case OPT_PREFETCH_PREV: o->prefetch_prev = true; break;
+		case 'n':
+			if (cli_parse_u64(optarg, &o->tokens) || !o->tokens)
+				return cli_usage_err("bad token count '%s'", optarg);
+			break;
+		case OPT_WARMUP:
+			if (cli_parse_u64(optarg, &o->warmup))
+				return cli_usage_err("bad warm-up '%s'", optarg);
+			o->warmup_set = true;
+			break;
+		case OPT_COMPUTE:
+			if (cli_parse_u64(optarg, &v) || v > 10000000)
+				return cli_usage_err("bad compute time '%s'", optarg);
+			o->compute_ns = v * 1000;
+			break;
+		case OPT_CEILING:
+			if (parse_double(optarg, &o->ceiling) || !(o->ceiling > 0))
+				return cli_usage_err("bad ceiling '%s'", optarg);
+			o->ceiling *= 1e9;
+			break;
+		case 'd':
+			o->device_set = true;
+			if (!strcmp(optarg, "host")) {
+				o->device = P2PIO_DEVICE_HOST;
+			} else if (cli_parse_u64(optarg, &v) || v > 1024) {
+				return cli_usage_err("bad device '%s'", optarg);
+			} else {
+				o->device = (int)v;
+			}
+			break;
+		case OPT_PATH:
+			if (!strcmp(optarg, "auto"))
+				o->path = P2PIO_PATH_AUTO;
+			else if (!strcmp(optarg, "p2p"))
+				o->path = P2PIO_PATH_P2P;
+			else if (!strcmp(optarg, "bounce"))
+				o->path = P2PIO_PATH_BOUNCE;
+			else if (!strcmp(optarg, "posix"))
+				o->path = P2PIO_PATH_POSIX;
+			else
+				return cli_usage_err("unknown path '%s'", optarg);
+			break;
+		case OPT_MISS_COST: o->miss_cost = true; break;
+		case OPT_NO_VERIFY: o->no_verify = true; break;
+		case OPT_JSON: o->json = true; break;
+		case OPT_CHUNK:
+			if (cli_parse_size(optarg, &o->chunk) || !o->chunk)
+				return cli_usage_err("bad chunk size '%s'", optarg);
+			break;
+		case 'h': run_help(); exit(CLI_EXIT_OK);
+		default: return cli_usage_err("unknown option");
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_err("give one model file");
+	o->model = argv[optind];
+	if (!o->trace)
+		return cli_usage_err("--trace is required");
+	if (o->budget && o->fraction > 0)
+		return cli_usage_err("give --budget or --fraction, not both");
+	if (o->policy && !strcmp(o->policy, "oracle"))
+		return cli_usage_err("the oracle needs the future: use p2pio-moe replay for it");
+	return 0;
+}
+
+static void stream_sync(struct run *r)
+{
+	if (r->stream)
+		r->cu.StreamSynchronize(r->stream);
+}
+
+/* Queue the check of every slice of (layer, expert) at @ptr: one kernel launch. */
+static int verify_expert(struct run *r, uint32_t layer, uint32_t expert, uint64_t ptr)
+{
+	struct p2pio_expert_slice s[RUN_MAX_SLICES];
+	struct p2pio_model_tensor t[RUN_MAX_SLICES];
+	void *host = r->stream ? NULL : p2pio_experts_host(r->x, layer, expert);
+	int n, i;
+
+	n = p2pio_experts_slices(r->x, layer, expert, s, RUN_MAX_SLICES);
+	if (n < 0 || n > RUN_MAX_SLICES)
+		return n < 0 ? n : -E2BIG;
+	for (i = 0; i < n; i++) {
+		memset(&t[i], 0, sizeof(t[i]));
+		t[i].name = s[i].name;
+		t[i].addr = ptr + s[i].offset;
+		t[i].host = host ? (char *)host + s[i].offset : NULL;
+		t[i].size = s[i].size;
+		t[i].file_offset = s[i].file_offset;
+		r->verified_bytes += s[i].size;
+	}
+	return p2pio_verifier_check(r->v, t, (uint32_t)n, r->stream, 0);
+}
+
+/* Decode tokens [@from, @to) of the trace. */
+static int decode(struct run *r, uint64_t from, uint64_t to)
+{
+	const struct p2pio_expert_trace_info *ti = p2pio_expert_trace_info(r->t);
+	uint32_t ids[RUN_MAX_USED];
+	uint64_t ptr[RUN_MAX_USED], tok;
+	const uint16_t *cell;
+	uint32_t l, i;
+	int n, ret;
+
+	for (tok = from; tok < to; tok++) {
+		p2pio_experts_token_begin(r->x);
+		for (l = 0; l < ti->nr_layers; l++) {
+			n = p2pio_expert_trace_cell(r->t, tok, l, &cell);
+			if (n < 0)
+				return n;
+			if (n > RUN_MAX_USED)
+				return -E2BIG;
+			for (i = 0; i < (uint32_t)n; i++)
+				ids[i] = cell[i];
+			ret = p2pio_experts_require(r->x, l, ids, (uint32_t)n, r->stream, ptr);
+			if (ret) {
+				cli_err("token %" PRIu64 " layer %u: %s", tok, l, p2pio_strerror(ret));
+				return ret;
+			}
+			for (i = 0; !r->o.no_verify && i < (uint32_t)n; i++) {
+				ret = verify_expert(r, l, ids[i], ptr[i]);
+				if (ret)
+					return ret;
+			}
+			if (r->o.compute_ns)
+				p2pio_verifier_check(r->v, NULL, 0, r->stream, r->o.compute_ns);
+			ret = p2pio_experts_release(r->x, l, ids, (uint32_t)n, r->stream);
+			if (ret)
+				return ret;
+		}
+		ret = p2pio_experts_token_end(r->x);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * The storage ceiling for expert loads: expert-sized reads of the model (its expert
+ * region, sequentially, as many as CEIL_BYTES allow), CEIL_DEPTH in flight, on the same
+ * context and path, into target memory.
+ */
+static int measure_ceiling(struct run *r, double *bps)
+{
+	uint64_t len = r->info.expert_data, start = r->minfo.data_offset, end = r->minfo.file_size;
+	uint64_t off, total = 0, t0, ring = (uint64_t)CEIL_DEPTH * len;
+	enum p2pio_mem mem = p2pio_ctx_device(r->ctx) == P2PIO_DEVICE_HOST ? P2PIO_MEM_HOST
+									  : P2PIO_MEM_CUDA;
+	struct p2pio_cqe cqe[CEIL_DEPTH];
+	struct p2pio_queue *q = NULL;
+	struct p2pio_buf *buf = NULL;
+	unsigned int inflight = 0, slot = 0;
+	int ret, n, i;
+
+	if (!len)
+		return -EINVAL;
+	if (end - start > CEIL_BYTES)
+		end = start + CEIL_BYTES;
+	ret = p2pio_buf_alloc(r->ctx, mem, ring, &buf, NULL);
+	ret = ret ?: p2pio_queue_create(r->ctx, &q);
+	if (ret)
+		goto out;
+	cli_drop_cache(r->o.model);
+	t0 = now_ns();
+	for (off = start; (off + len <= end || inflight) && !ret;) {
+		while (off + len <= end && inflight < CEIL_DEPTH) {
+			struct p2pio_req req = {
+				.file = p2pio_model_file(r->m),
+				.file_offset = off,
+				.length = len,
+				.buf = buf,
+				.buf_offset = (uint64_t)(slot++ % CEIL_DEPTH) * len,
+			};
+
+			n = p2pio_submit(q, &req, 1);
+			if (n < 0) {
+				ret = n;
+				break;
+			}
+			inflight++;
+			off += len;
+		}
+		if (!inflight)
+			break;
+		n = p2pio_complete(q, cqe, CEIL_DEPTH, 1, -1);
+		if (n < 0) {
+			ret = n;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			inflight--;
+			if (cqe[i].res < 0)
+				ret = cqe[i].res;
+			total += cqe[i].bytes;
+		}
+	}
+	*bps = (double)total / ((double)(now_ns() - t0) * 1e-9);
+out:
+	p2pio_queue_destroy(q);
+	p2pio_buf_free(buf);
+	return ret;
+}
+
+/* Batches of @k cold misses: time until the stream has them, against bytes / ceiling. */
+static void miss_cost(struct run *r, double ceiling, FILE *out)
+{
+	static const uint32_t ks[] = { 1, 2, 4, 8 };
+	struct p2pio_experts_io a = { .size = sizeof(a) }, b = { .size = sizeof(b) };
+	uint32_t ids[8], layer = 0, next = 0, i, rep, k;
+	uint64_t t0, dt, ns, bytes;
+	size_t ki;
+
+	for (ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
+		k = ks[ki];
+		if (k > r->info.experts || k > r->info.capacity)
+			break;
+		ns = 0;
+		bytes = 0;
+		for (rep = 0; rep < 10; rep++) {
+			/* Walk the experts in order: each batch is ones not used for longest. */
+			if (next + k > r->info.experts) {
+				next = 0;
+				layer = (layer + 1) % r->info.layers;
+			}
+			for (i = 0; i < k; i++)
+				ids[i] = next++;
+			p2pio_experts_stats(r->x, NULL, &a, false);
+			t0 = now_ns();
+			if (p2pio_experts_require(r->x, layer, ids, k, r->stream, (uint64_t[8]){ 0 }))
+				continue;
+			stream_sync(r);
+			dt = now_ns() - t0;
+			p2pio_experts_release(r->x, layer, ids, k, r->stream);
+			stream_sync(r);
+			p2pio_experts_stats(r->x, NULL, &b, false);
+			ns += dt;
+			bytes += b.bytes - a.bytes;
+		}
+		fprintf(out, "  %u cold miss%s: %8.1f us per batch, %6.2f MiB read, bytes/ceiling "
+			"%8.1f us, overhead %+8.1f us\n", k, k == 1 ? "  " : "es",
+			(double)ns / rep * 1e-3, (double)bytes / rep / 1048576.0,
+			(double)bytes / rep / ceiling * 1e6,
+			((double)ns / rep * 1e-9 - (double)bytes / rep / ceiling) * 1e6);
+	}
+}
+
+static int run_open(struct run *r)
+{
+	struct p2pio_experts_opts xo;
+	struct p2pio_ctx_opts co;
+	struct p2pio_model_opts mo = { 0 };
+	struct p2pio_error err = { 0 };
+	const struct p2pio_expert_trace_info *ti;
+	uint64_t all;
+	int ret;
+
+	ret = p2pio_expert_trace_load(r->o.trace, &r->t, &err);
+	if (ret) {
+		cli_err_p2pio(r->o.trace, ret, &err);
+		return ret;
+	}
+	p2pio_ctx_opts_init(&co);
+	if (r->o.device_set)
+		co.device = r->o.device;
+	co.path = r->o.path;
+	co.chunk_size = r->o.chunk;
+	ret = p2pio_ctx_create(&co, &r->ctx, &err);
+	if (ret) {
+		cli_err_p2pio("context", ret, &err);
+		return ret;
+	}
+	/* Cold: the experts come from storage, and AUTO does not take POSIX for a cached file. */
+	cli_drop_cache(r->o.model);
+	ret = p2pio_model_open(r->ctx, r->o.model, &mo, &r->m, &err);
+	if (ret) {
+		cli_err_p2pio(r->o.model, ret, &err);
+		return ret;
+	}
+	p2pio_model_info(r->m, &r->minfo);
+	if (!r->minfo.has_seed && !r->o.no_verify) {
+		cli_err("%s has no pattern seed (not from p2pio-mkmodel): use --no-verify",
+			r->o.model);
+		return -EINVAL;
+	}
+	/* The shape first, with every expert allowed: nothing is loaded for it. */
+	ret = p2pio_experts_open(r->m, NULL, &r->x, &err);
+	if (ret) {
+		cli_err_p2pio(r->o.model, ret, &err);
+		return ret;
+	}
+	p2pio_experts_info(r->x, &r->info);
+	p2pio_experts_close(r->x);
+	r->x = NULL;
+	ti = p2pio_expert_trace_info(r->t);
+	if (ti->nr_layers != r->info.layers || ti->nr_experts > r->info.experts) {
+		cli_err("the trace (%u layers, %u experts) does not fit the model (%u layers, %u "
+			"experts)", ti->nr_layers, ti->nr_experts, r->info.layers, r->info.experts);
+		return -EINVAL;
+	}
+	p2pio_experts_opts_init(&xo);
+	all = (uint64_t)r->info.layers * r->info.experts;
+	if (r->o.fraction > 0)
+		xo.budget = r->info.dense_bytes +
+			    (uint64_t)((double)all * r->o.fraction + 0.5) * r->info.expert_bytes;
+	else
+		xo.budget = r->o.budget;
+	xo.policy = r->o.policy;
+	xo.flags = r->o.prefetch_prev ? P2PIO_EXPERTS_PREFETCH_PREV : 0;
+	ret = p2pio_experts_open(r->m, &xo, &r->x, &err);
+	if (ret) {
+		cli_err_p2pio("expert cache", ret, &err);
+		return ret;
+	}
+	p2pio_experts_info(r->x, &r->info);
+	ret = p2pio_verifier_open(r->ctx, r->minfo.pattern_seed, &r->v, &err);
+	if (ret) {
+		cli_err_p2pio("verifier", ret, &err);
+		return ret;
+	}
+	if (p2pio_ctx_device(r->ctx) != P2PIO_DEVICE_HOST) {
+		if (!bench_cuda_init(&r->cu, p2pio_ctx_device(r->ctx))) {
+			cli_err("%s", r->cu.why);
+			return -ENODEV;
+		}
+		if (r->cu.StreamCreate(&r->stream, 1 /* CU_STREAM_NON_BLOCKING */)) {
+			cli_err("cuStreamCreate failed");
+			return -ENODEV;
+		}
+	}
+	return 0;
+}
+
+static void run_close(struct run *r)
+{
+	if (r->stream) {
+		r->cu.StreamSynchronize(r->stream);
+		r->cu.StreamDestroy(r->stream);
+	}
+	p2pio_verifier_close(r->v);
+	p2pio_experts_close(r->x);
+	p2pio_model_close(r->m);
+	p2pio_ctx_destroy(r->ctx);
+	p2pio_expert_trace_free(r->t);
+}
+
+static int moe_run(int argc, char **argv)
+{
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	struct p2pio_path_info pi = { .size = sizeof(pi) };
+	struct p2pio_verify_result vr = { 0 };
+	struct run r;
+	uint64_t tokens, warm, t0, wall, all;
+	double tps, ceiling, missed, bound, hit;
+	char h1[CLI_HUMAN_LEN], h2[CLI_HUMAN_LEN], h3[CLI_HUMAN_LEN];
+	FILE *out = stdout;
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	ret = run_parse(argc, argv, &r.o);
+	if (ret)
+		return ret;
+	ret = run_open(&r);
+	if (ret)
+		goto out_fail;
+	tokens = p2pio_expert_trace_tokens(r.t);
+	if (tokens > r.o.tokens)
+		tokens = r.o.tokens;
+	warm = r.o.warmup_set ? r.o.warmup : tokens / 10;
+	if (warm >= tokens)
+		warm = 0;
+	ceiling = r.o.ceiling;
+	if (!(ceiling > 0)) {
+		ret = measure_ceiling(&r, &ceiling);
+		if (ret) {
+			cli_err("measuring the storage ceiling: %s", p2pio_strerror(ret));
+			goto out_fail;
+		}
+	}
+	p2pio_path_info(p2pio_model_file(r.m), &pi);
+	/* Warm-up, then the measurement, each ending with the stream drained. */
+	ret = decode(&r, 0, warm);
+	stream_sync(&r);
+	if (ret)
+		goto out_fail;
+	p2pio_experts_stats(r.x, NULL, &io, true);
+	{
+		struct p2pio_expert_stats s0 = { .size = sizeof(s0) };
+
+		p2pio_experts_stats(r.x, &s0, NULL, false);
+		t0 = now_ns();
+		ret = decode(&r, warm, tokens);
+		stream_sync(&r);
+		wall = now_ns() - t0;
+		if (ret)
+			goto out_fail;
+		p2pio_experts_stats(r.x, &st, &io, false);
+		st.accesses -= s0.accesses;
+		st.hits -= s0.hits;
+		st.misses -= s0.misses;
+		st.late -= s0.late;
+		st.prefetches -= s0.prefetches;
+		st.prefetch_used -= s0.prefetch_used;
+		st.evictions -= s0.evictions;
+	}
+	if (!r.o.no_verify) {
+		ret = p2pio_verifier_result(r.v, &vr, false);
+		if (ret)
+			goto out_fail;
+	}
+	tokens -= warm;
+	all = (uint64_t)r.info.layers * r.info.experts;
+	tps = tokens ? (double)tokens / ((double)wall * 1e-9) : 0;
+	missed = tokens ? (double)io.bytes / (double)tokens : 0;
+	bound = missed > 0 ? ceiling / missed : 0;
+	hit = st.accesses ? (double)st.hits / (double)st.accesses : 0;
+	if (r.o.json) {
+		fprintf(out, "{\"model\":");
+		cli_json_str(out, r.o.model);
+		fprintf(out, ",\"trace\":");
+		cli_json_str(out, r.o.trace);
+		fprintf(out, ",\"path\":\"%s\",\"policy\":\"%s\",\"prefetch_prev\":%s,"
+			"\"budget\":%" PRIu64 ",\"dense_bytes\":%" PRIu64 ",\"expert_bytes\":%" PRIu64
+			",\"capacity\":%" PRIu64 ",\"experts\":%" PRIu64 ",\"resident_fraction\":",
+			p2pio_path_name(pi.path), r.o.policy ? r.o.policy : "lru",
+			r.o.prefetch_prev ? "true" : "false", r.info.budget, r.info.dense_bytes,
+			r.info.expert_bytes, r.info.capacity, all);
+		cli_json_double(out, (double)r.info.capacity / (double)all);
+		fprintf(out, ",\"warmup_tokens\":%" PRIu64 ",\"tokens\":%" PRIu64 ",\"wall_s\":",
+			warm, tokens);
+		cli_json_double(out, (double)wall * 1e-9);
+		fprintf(out, ",\"tokens_per_s\":");
+		cli_json_double(out, tps);
+		fprintf(out, ",\"accesses\":%" PRIu64 ",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
+			",\"late\":%" PRIu64 ",\"prefetches\":%" PRIu64 ",\"prefetch_used\":%" PRIu64
+			",\"hit_rate\":", st.accesses, st.hits, st.misses, st.late, st.prefetches,
+			st.prefetch_used);
+		cli_json_double(out, hit);
+		fprintf(out, ",\"bytes_read\":%" PRIu64 ",\"missed_bytes_per_token\":", io.bytes);
+		cli_json_double(out, missed);
+		fprintf(out, ",\"stall_s\":");
+		cli_json_double(out, (double)io.stall_ns * 1e-9);
+		fprintf(out, ",\"host_wait_s\":");
+		cli_json_double(out, (double)io.host_wait_ns * 1e-9);
+		fprintf(out, ",\"ceiling_Bps\":");
+		cli_json_double(out, ceiling);
+		fprintf(out, ",\"ceiling_measured\":%s,\"bound_tokens_per_s\":",
+			r.o.ceiling > 0 ? "false" : "true");
+		cli_json_double(out, bound);
+		fprintf(out, ",\"of_bound\":");
+		cli_json_double(out, bound > 0 ? tps / bound : 0);
+		fprintf(out, ",\"verified_bytes\":%" PRIu64 ",\"mismatches\":%" PRIu64 "}\n",
+			vr.bytes, vr.mismatches);
+	} else {
+		fprintf(out, "model     %s: %u layers x %u experts (%u used), expert %s, dense %s\n",
+			r.o.model, r.info.layers, r.info.experts, r.info.experts_used,
+			cli_human_bytes(r.info.expert_data, h1), cli_human_bytes(r.info.dense_bytes, h2));
+		fprintf(out, "budget    %s: dense + %" PRIu64 " experts = %.1f%% of the experts "
+			"(%s each, rounded to the allocation granularity)\n",
+			cli_human_bytes(r.info.budget, h1), r.info.capacity,
+			100.0 * (double)r.info.capacity / (double)all,
+			cli_human_bytes(r.info.expert_bytes, h3));
+		fprintf(out, "path      %s (%s); policy %s%s\n", p2pio_path_name(pi.path), pi.why,
+			r.o.policy ? r.o.policy : "lru",
+			r.o.prefetch_prev ? ", previous-token prefetch" : "");
+		fprintf(out, "decode    %" PRIu64 " tokens after %" PRIu64 " of warm-up in %.3f s: "
+			"%.2f tokens/s\n", tokens, warm, (double)wall * 1e-9, tps);
+		fprintf(out, "hits      %.1f%% (%" PRIu64 " of %" PRIu64 "; %" PRIu64 " late), %.2f "
+			"misses/token, %" PRIu64 " prefetches (%" PRIu64 " used)\n", 100 * hit,
+			st.hits, st.accesses, st.late,
+			tokens ? (double)st.misses / (double)tokens : 0, st.prefetches,
+			st.prefetch_used);
+		fprintf(out, "missed    %s per token (%s read)\n",
+			cli_human_bytes((uint64_t)missed, h1), cli_human_bytes(io.bytes, h2));
+		fprintf(out, "stall     %.3f s on the stream (%.3f ms/token), host waited %.3f s\n",
+			(double)io.stall_ns * 1e-9,
+			tokens ? (double)io.stall_ns * 1e-6 / (double)tokens : 0,
+			(double)io.host_wait_ns * 1e-9);
+		fprintf(out, "ceiling   %.2f GB/s (%s)\n", ceiling * 1e-9,
+			r.o.ceiling > 0 ? "given" : "measured: expert-sized reads of the model, "
+						    "same path");
+		if (bound > 0)
+			fprintf(out, "bound     %.2f tokens/s = ceiling / missed bytes per token; "
+				"achieved %.2f of it\n", bound, tps / bound);
+		else
+			fprintf(out, "bound     none: no misses in the measurement\n");
+		if (!r.o.no_verify)
+			fprintf(out, "verify    %s checked by %s, %" PRIu64 " bytes wrong\n",
+				cli_human_bytes(vr.bytes, h1), r.stream ? "GPU kernels" : "the CPU",
+				vr.mismatches);
+	}
+	if (r.o.miss_cost && !r.o.json) {
+		fprintf(out, "miss cost (ceiling %.2f GB/s):\n", ceiling * 1e-9);
+		miss_cost(&r, ceiling, out);
+	}
+	ret = vr.mismatches ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+	if (vr.mismatches)
+		cli_err("%" PRIu64 " bytes differ from the model (first at file offset %" PRIu64 ")",
+			vr.mismatches, vr.first_mismatch);
+	run_close(&r);
+	return ret;
+
+out_fail:
+	run_close(&r);
+	return CLI_EXIT_ERROR;
+}
+
+const struct moe_cmd moe_cmd_run = {
+	.name = "run",
+	.summary = "decode a trace with the real expert cache, every expert verified; tokens/s "
+		   "against the bound",
+	.main = moe_run,
+};

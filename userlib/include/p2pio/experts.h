@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * p2pio/experts.h - libp2pio: the MoE expert cache (the runtime: memory, I/O, streams).
+ *
+ * Part of the public API; include <p2pio.h>, which includes every part. Its source is
+ * userlib/src/experts/. The eviction policies and the statistics the cache shares with the
+ * trace simulator are in p2pio/expert_policy.h.
+ */
+#ifndef P2PIO_PUBLIC_EXPERTS_H
+#define P2PIO_PUBLIC_EXPERTS_H
+
+#include "p2pio/common.h"
+#include "p2pio/engine.h"
+#include "p2pio/model.h"
+#include "p2pio/expert_policy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ===================================================================================== */
+/* MoE expert cache                                              (userlib/src/experts/)     */
+/* ===================================================================================== */
+
+/*
+ * An expert cache runs a mixture-of-experts model whose experts do not fit in target
+ * memory. The dense part (attention, norms, router, shared experts, embeddings: every
+ * tensor that is not a "*_exps" tensor) is loaded once and stays resident; the experts are
+ * loaded on demand into a budget of memory and evicted by a policy (p2pio/expert_policy.h).
+ *
+ * Expert e of a layer is slice e of each of the layer's "*_exps" tensors (gate, up, down,
+ * and their scales or biases); the cache reads all of an expert's slices in one load, as a
+ * few block-aligned reads, on the path the context uses for the model's file (P2P, BOUNCE
+ * or POSIX; host memory on a context without a GPU).
+ *
+ * Memory: on a GPU the cache reserves address space for every expert of every layer once
+ * (CUDA virtual memory management), so an expert has the same device pointer whenever it is
+ * resident (CUDA-graph friendly), and backs it with physical memory only while it is
+ * resident; physical chunks are recycled, so a miss maps a chunk but does not allocate one.
+ * Nothing is committed for experts at open. Host contexts do the same with mmap.
+ *
+ * Everything is stream-ordered: p2pio_experts_require() hands out pointers at once and
+ * makes the caller's CUDA stream wait for the experts still loading (the host is not
+ * blocked); p2pio_experts_release() records, on the stream, the point after which the
+ * experts may be evicted. Without a GPU, require returns once the data is in place and
+ * release takes effect at once.
+ *
+ * A cache may be used from several threads (its calls take its lock).
+ */
+
+struct p2pio_experts;
+
+/* Flags (struct p2pio_experts_opts.flags). */
+/*
+ * Built-in prefetch from the previous token's routing: when layer L is required, the
+ * experts layer L + 1 used in the previous token (and, at the last layer, those layer 0
+ * used in this one) start loading, one layer ahead of their use.
+ */
+#define P2PIO_EXPERTS_PREFETCH_PREV (1u << 0)
+
+/**
+ * struct p2pio_experts_opts - options of p2pio_experts_open(); grows at the end, set @size.
+ * @size:        sizeof(struct p2pio_experts_opts) as the caller compiled it.
+ * @budget:      bytes of target memory for the dense part and the resident experts
+ *               together; 0: enough for every expert (nothing is evicted).
+ * @layer_floor: optional, [layers] bytes: a layer never loses experts to another layer's
+ *               miss below this many bytes of its own.
+ * @policy:      eviction policy by name (p2pio_expert_policy_find()); NULL: "lru".
+ * @policy_args: the policy's option string, or NULL.
+ * @flags:       P2PIO_EXPERTS_* flags.
+ */
+struct p2pio_experts_opts {
+	size_t size;
+	uint64_t budget;
+	const uint64_t *layer_floor;
+	const char *policy;
+	const char *policy_args;
+	uint32_t flags;
+	uint32_t reserved;
+};
+
+/**
+ * p2pio_experts_opts_init() - fill @o with the defaults (and @o->size).
+ * @o: the options.
+ */
+void p2pio_experts_opts_init(struct p2pio_experts_opts *o);
+
+/**
+ * p2pio_experts_open() - load a model's dense part and open an expert cache over the rest.
+ * @m:    a model opened with p2pio_model_open(), not loaded whole and not streaming; it must
+ *        outlive the cache.
+ * @opts: options, or NULL for the defaults.
+ * @out:  the cache.
+ * @err:  optional: why it cannot open (no expert tensors, a budget smaller than the dense
+ *        part and one expert, no virtual memory management on the GPU, ...).
+ *
+ * Return: 0, -EINVAL, -ENOSPC (budget), -EOPNOTSUPP, -ENOMEM, or an I/O error loading the
+ * dense part.
+ */
+int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *opts,
+		       struct p2pio_experts **out, struct p2pio_error *err);
+
+/**
+ * p2pio_experts_close() - wait for loads and released stream work, free everything.
+ * @x: a cache, or NULL.
+ */
+void p2pio_experts_close(struct p2pio_experts *x);
+
+/**
+ * struct p2pio_experts_info - the shape of the cache.
+ * @layers:       layers of the model (blk.0 .. blk.layers-1).
+ * @experts:      experts per layer (the largest count of any layer).
+ * @experts_used: experts a token routes to per layer ({arch}.expert_used_count; 0 unknown).
+ * @expert_bytes: bytes one expert commits (its reads laid out, rounded to the allocation
+ *                granularity), the largest of any layer.
+ * @expert_data:  bytes of tensor data of one expert (the sum of its slices), largest layer.
+ * @dense_bytes:  target memory the resident dense part takes.
+ * @budget:       the budget in force (bytes, dense part included).
+ * @capacity:     experts of the largest size that fit beside the dense part.
+ * @stable:       whether experts keep one address (false only for the VM's test double).
+ */
+struct p2pio_experts_info {
+	uint32_t layers;
+	uint32_t experts;
+	uint32_t experts_used;
+	uint32_t reserved;
+	uint64_t expert_bytes;
+	uint64_t expert_data;
+	uint64_t dense_bytes;
+	uint64_t budget;
+	uint64_t capacity;
+	bool stable;
+};
+
+/**
+ * p2pio_experts_info() - the cache's shape.
+ * @x:    a cache.
+ * @info: filled on return.
+ */
+void p2pio_experts_info(const struct p2pio_experts *x, struct p2pio_experts_info *info);
+
+/**
+ * struct p2pio_expert_slice - one tensor's slice of an expert, in the expert's memory.
+ * @name:        the "*_exps" tensor's name; valid while the model is open.
+ * @offset:      offset of the slice from the expert's pointer.
+ * @size:        bytes (the tensor's expert_bytes).
+ * @file_offset: absolute file offset of its first byte.
+ * @type:        the tensor's ggml type.
+ */
+struct p2pio_expert_slice {
+	const char *name;
+	uint64_t offset;
+	uint64_t size;
+	uint64_t file_offset;
+	uint32_t type;
+	uint32_t reserved;
+};
+
+/**
+ * p2pio_experts_slices() - where each of an expert's slices lies in its memory.
+ * @x:      a cache.
+ * @layer:  the layer.
+ * @expert: the expert.
+ * @out:    up to @max slices, by increasing file offset.
+ * @max:    room in @out.
+ *
+ * Offsets keep each slice's file offset modulo the block size (the reads land in place,
+ * with no copy), so they may differ between experts of a layer; they never change.
+ * Return: the number of slices (may exceed @max: then only @max are filled), -ERANGE.
+ */
+int p2pio_experts_slices(const struct p2pio_experts *x, uint32_t layer, uint32_t expert,
+			 struct p2pio_expert_slice *out, uint32_t max);
+
+/**
+ * p2pio_experts_tensor() - a resident (dense) tensor's address, by name.
+ * @x:    a cache.
+ * @name: the tensor name.
+ * @out:  filled on success.
+ *
+ * Return: 0, -ENOENT (no such tensor), -EINVAL (an expert tensor: require its experts).
+ */
+int p2pio_experts_tensor(const struct p2pio_experts *x, const char *name,
+			 struct p2pio_model_tensor *out);
+
+/**
+ * p2pio_experts_require() - hand out experts of a layer, ordered before work on @stream.
+ * @x:        a cache.
+ * @layer:    the layer.
+ * @ids:      the experts the token routes to (distinct).
+ * @n:        how many.
+ * @stream:   a CUstream of the context's device (NULL: the legacy stream); ignored
+ *            without a GPU.
+ * @ptrs_out: [@n] each expert's address (a CUdeviceptr, or a host pointer).
+ *
+ * Each expert counts as a hit or a miss; misses are loaded at once, all in parallel
+ * (evicting what the policy chooses among experts that are not pinned, not held and not in
+ * use by released stream work). @stream waits for every expert still loading, whether this
+ * call or an earlier prefetch started it; the host does not. The experts are held (never
+ * evicted) until p2pio_experts_release(). Without a GPU the call returns once they are
+ * loaded. When the budget is full of held, pinned or in-use experts, the call waits for
+ * released stream work to finish; it fails with -ENOSPC when nothing can ever free room.
+ *
+ * Return: 0; -ERANGE (layer or expert out of range), -EINVAL (duplicate ids, a layer
+ * without experts), -ENOSPC, -ENOMEM, or the -errno of a failed load (also reported for a
+ * load that failed after a stream had started waiting on it).
+ */
+int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			  uint32_t n, void *stream, uint64_t *ptrs_out);
+
+/**
+ * p2pio_experts_host() - a CPU view of a resident expert's memory.
+ * @x:      a cache.
+ * @layer:  the layer.
+ * @expert: the expert.
+ *
+ * Return: the CPU address of the expert's first byte (host memory; the VM test double's BAR
+ * mapping), or NULL for CUDA device memory or an expert that is not resident.
+ */
+void *p2pio_experts_host(struct p2pio_experts *x, uint32_t layer, uint32_t expert);
+
+/**
+ * p2pio_experts_release() - the work queued on @stream so far is the last to use experts.
+ * @x:      a cache.
+ * @layer:  the layer.
+ * @ids:    experts handed out by p2pio_experts_require().
+ * @n:      how many.
+ * @stream: the stream that used them; the experts become evictable once the work queued on
+ *          it before this call has completed (a CUDA event; at once without a GPU).
+ *
+ * Return: 0, -ERANGE, -EINVAL (an expert not held).
+ */
+int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			  uint32_t n, void *stream);
+
+/**
+ * p2pio_experts_prefetch() - a hint: start loading experts likely to be required soon.
+ * @x:     a cache.
+ * @layer: the layer.
+ * @ids:   experts (already resident or loading ones are skipped).
+ * @n:     how many.
+ *
+ * Never blocks; a prefetch that would need room nobody can give up now is dropped.
+ * Return: the number of loads started, or -ERANGE.
+ */
+int p2pio_experts_prefetch(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			   uint32_t n);
+
+/**
+ * p2pio_experts_pin() - keep experts resident (loading them if needed), or let them go.
+ * @x:     a cache.
+ * @layer: the layer.
+ * @ids:   experts.
+ * @n:     how many.
+ * @pin:   true to pin, false to unpin.
+ *
+ * Pinned experts count against the budget and are never evicted.
+ * Return: 0, -ERANGE, -ENOSPC (no room to load one), or a load's -errno.
+ */
+int p2pio_experts_pin(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+		      uint32_t n, bool pin);
+
+/**
+ * p2pio_experts_token_begin() - a token's forward pass starts (statistics, prefetch).
+ * @x: a cache.
+ */
+void p2pio_experts_token_begin(struct p2pio_experts *x);
+
+/**
+ * p2pio_experts_token_end() - the token's forward pass is queued.
+ * @x: a cache.
+ *
+ * Return: 0, or the -errno of a load that failed after a stream had started waiting on it.
+ */
+int p2pio_experts_token_end(struct p2pio_experts *x);
+
+/**
+ * struct p2pio_experts_io - what the cache's runtime did (beside the hit and miss counts of
+ * struct p2pio_expert_stats).
+ * @size:        sizeof(struct p2pio_experts_io) as the caller compiled it.
+ * @loads:       expert loads started (demand and prefetch).
+ * @prefetches:  of those, prefetches.
+ * @reads:       engine reads submitted.
+ * @bytes:       bytes read for experts.
+ * @io_ns:       sum over loads of submit-to-completion time.
+ * @stalls:      waits queued on streams (or, without a GPU, blocking waits) for experts
+ *               still loading.
+ * @stall_ns:    time the streams waited at them (CUDA events), or require blocked.
+ * @host_wait_ns: time the calling thread blocked (no room until released work finished).
+ * @committed:   physical bytes the expert pool holds now ...
+ * @peak:        ... and at most;
+ * @creates:     physical allocations made; @maps, @unmaps: mappings made and removed.
+ * @dense_bytes: the resident dense part.
+ * @wall_ns:     time since open (or the last reset).
+ */
+struct p2pio_experts_io {
+	size_t size;
+	uint64_t loads;
+	uint64_t prefetches;
+	uint64_t reads;
+	uint64_t bytes;
+	uint64_t io_ns;
+	uint64_t stalls;
+	uint64_t stall_ns;
+	uint64_t host_wait_ns;
+	uint64_t committed;
+	uint64_t peak;
+	uint64_t creates;
+	uint64_t maps;
+	uint64_t unmaps;
+	uint64_t dense_bytes;
+	uint64_t wall_ns;
+};
+
+/**
+ * p2pio_experts_stats() - the cache's statistics.
+ * @x:     a cache.
+ * @st:    optional: hits, misses, per token and per layer (the residency statistics, the
+ *         same a trace replay reports); set its size first.
+ * @io:    optional: the runtime's counters; set @io->size first.
+ * @reset: zero the runtime counters (@io) afterwards; stream waits queued before are
+ *         waited for first, so they count before the reset.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
+			struct p2pio_experts_io *io, bool reset);
+
+/**
+ * p2pio_experts_layer_stats() - one layer's hits, misses and resident experts.
+ * @x:     a cache.
+ * @layer: the layer.
+ * @st:    filled on return.
+ *
+ * Return: 0 or -ERANGE.
+ */
+int p2pio_experts_layer_stats(struct p2pio_experts *x, uint32_t layer,
+			      struct p2pio_expert_layer_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* P2PIO_PUBLIC_EXPERTS_H */

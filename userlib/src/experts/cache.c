@@ -1,0 +1,656 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cache.c - the expert cache: which experts are resident is the residency core's business
+ * (residency.c, shared with the trace replay); this file does the rest: memory from the
+ * pool (vmm_pool.c), loads through the engine, completion words the caller's streams wait
+ * on, and releases by CUDA event.
+ *
+ * As in the layer streamer (model/stream.c): loads are submitted to an engine queue; a
+ * reaper thread takes their completions and, once every read of an expert's load is done,
+ * stores the load's sequence number in that expert's completion word (host memory mapped
+ * for the device); require makes the caller's stream wait on the word
+ * (cuStreamWaitValue32), so the GPU waits for a missing expert, not the host. Released
+ * experts stay "busy" in the core until the event recorded on the releasing stream has
+ * completed, so the policy never picks an expert queued work still reads.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "model/model.h"
+#include "experts/cache.h"
+#include "experts/expert_io.h"
+
+/* ---- completion ------------------------------------------------------------------- */
+
+/* Unmap a failed expert's memory once nothing references it. Called locked. */
+static void bury(struct p2pio_experts *x, uint32_t layer, uint32_t expert)
+{
+	struct xentry *e = &x->ent[idx(x, layer, expert)];
+
+	if (!e->zombie || e->refs)
+		return;
+	e->zombie = false;
+	p2pio_xpool_unmap(x->pool, layer, expert);
+}
+
+static void finish_load(struct p2pio_experts *x, size_t i)
+{
+	uint32_t layer = (uint32_t)(i / x->ne), expert = (uint32_t)(i % x->ne);
+	struct xentry *e = &x->ent[i];
+
+	x->io.io_ns += p2pio_now_ns() - e->t_submit;
+	/* Release: the data landed before the GPU may see the word. A failed load stores it
+	 * too, or a stream already waiting would wait forever. */
+	__atomic_store_n(&x->flag[i], e->seq, __ATOMIC_RELEASE);
+	e->loading = false;
+	x->loading--;
+	p2pio_residency_loaded(x->res, layer, expert, e->err);
+	if (!e->err)
+		return;
+	if (e->refs) {
+		/* A stream may wait on it already: tell the caller, free it after release. */
+		if (!x->async_err)
+			x->async_err = e->err;
+		e->zombie = true;
+		return;
+	}
+	p2pio_xpool_unmap(x->pool, layer, expert);
+}
+
+void *p2pio_experts_reaper(void *arg)
+{
+	struct p2pio_experts *x = arg;
+	struct p2pio_cqe cqe[REAP_BATCH];
+	int n, i;
+
+	while (!atomic_load(&x->stop)) {
+		n = p2pio_complete(x->q, cqe, REAP_BATCH, 1, REAP_TIMEOUT_MS);
+		if (n == -ETIMEDOUT || n == -EINTR || n == -EAGAIN || n == 0)
+			continue;
+		pthread_mutex_lock(&x->lock);
+		if (n < 0) {
+			size_t k;
+
+			/* No completion will come: let every waiting stream go on. */
+			x->fatal = n;
+			for (k = 0; k < (size_t)x->nl * x->ne; k++)
+				if (x->ent[k].loading)
+					__atomic_store_n(&x->flag[k], x->ent[k].seq, __ATOMIC_RELEASE);
+			pthread_cond_broadcast(&x->cond);
+			pthread_mutex_unlock(&x->lock);
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			size_t k = (size_t)cqe[i].tag;
+			struct xentry *e = &x->ent[k];
+
+			if (cqe[i].res < 0 && !e->err)
+				e->err = cqe[i].res;
+			if (--e->pending == 0)
+				finish_load(x, k);
+		}
+		pthread_cond_broadcast(&x->cond);
+		pthread_mutex_unlock(&x->lock);
+	}
+	return NULL;
+}
+
+/* ---- releases --------------------------------------------------------------------- */
+
+static void release_done(struct p2pio_experts *x, struct xrelease *r)
+{
+	uint32_t i;
+
+	for (i = 0; i < r->n; i++) {
+		struct p2pio_expert_ref ref = r->refs[i];
+
+		p2pio_residency_busy_put(x->res, ref.layer, ref.expert);
+		x->ent[idx(x, ref.layer, ref.expert)].refs--;
+		bury(x, ref.layer, ref.expert);
+	}
+	r->n = 0;
+	r->next = x->rel_free;
+	x->rel_free = r;
+}
+
+/* Retire releases whose stream work has completed; with @block, wait for the oldest. */
+static void poll_releases(struct p2pio_experts *x, bool block)
+{
+	struct xrelease **pp = &x->rel, *r;
+	uint64_t t0;
+
+	if (block && x->rel) {
+		CUevent ev = x->rel->ev;
+
+		t0 = p2pio_now_ns();
+		pthread_mutex_unlock(&x->lock);
+		x->cu->EventSynchronize(ev);
+		pthread_mutex_lock(&x->lock);
+		x->io.host_wait_ns += p2pio_now_ns() - t0;
+	}
+	while ((r = *pp)) {
+		if (x->cu->EventQuery(r->ev) != CUDA_SUCCESS) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		release_done(x, r);
+	}
+}
+
+static struct xrelease *release_get(struct p2pio_experts *x, uint32_t n)
+{
+	struct xrelease *r = x->rel_free;
+
+	if (r) {
+		x->rel_free = r->next;
+	} else {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return NULL;
+		if (x->cu->EventCreate(&r->ev, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
+			free(r);
+			return NULL;
+		}
+	}
+	if (r->cap < n) {
+		struct p2pio_expert_ref *refs = realloc(r->refs, n * sizeof(*refs));
+
+		if (!refs) {
+			r->next = x->rel_free;
+			x->rel_free = r;
+			return NULL;
+		}
+		r->refs = refs;
+		r->cap = n;
+	}
+	r->n = 0;
+	r->next = NULL;
+	return r;
+}
+
+/* Let the built-in prefetch's held experts go. Called locked. */
+static void prefetch_unhold(struct p2pio_experts *x)
+{
+	uint32_t i;
+
+	for (i = 0; i < x->pf_n; i++) {
+		x->ent[idx(x, x->pf_layer, x->pf_ids[i])].refs--;
+		p2pio_residency_busy_put(x->res, x->pf_layer, x->pf_ids[i]);
+		bury(x, x->pf_layer, x->pf_ids[i]);
+	}
+	x->pf_n = 0;
+}
+
+/* ---- loads ------------------------------------------------------------------------ */
+
+/* Start loading (@layer, @expert), which the core has just admitted. Called locked. */
+static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool prefetch)
+{
+	const struct p2pio_gguf_layer *gl = p2pio_gguf_layer(x->m->gguf, layer);
+	size_t i = idx(x, layer, expert);
+	struct xentry *e = &x->ent[i];
+	const struct p2pio_xchunk *c;
+	struct p2pio_expert_plan plan;
+	uint32_t r;
+	int ret;
+
+	ret = p2pio_expert_plan(x->m->gguf, gl, expert, P2PIO_MODEL_BLOCK, x->m->file_size, &plan);
+	if (!ret)
+		ret = p2pio_xpool_map(x->pool, layer, expert, &c);
+	if (ret) {
+		p2pio_residency_loaded(x->res, layer, expert, ret);
+		return ret;
+	}
+	e->seq++;
+	e->err = 0;
+	e->loading = true;
+	e->pending = plan.nruns + 1;	/* the submitter's own reference */
+	e->t_submit = p2pio_now_ns();
+	x->loading++;
+	x->io.loads++;
+	x->io.prefetches += prefetch;
+	for (r = 0; r < plan.nruns; r++) {
+		struct p2pio_req req = {
+			.file = x->m->file,
+			.file_offset = plan.runs[r].file_off,
+			.length = plan.runs[r].len,
+			.buf = c->buf,
+			.buf_offset = c->buf_off + plan.runs[r].dst_off,
+			.tag = i,
+		};
+
+		ret = p2pio_submit(x->q, &req, 1);
+		if (ret < 0) {
+			/* The reads already submitted complete; the load fails then. */
+			e->err = ret;
+			e->pending -= plan.nruns - r;
+			break;
+		}
+		x->io.reads++;
+		x->io.bytes += plan.runs[r].len;
+	}
+	ret = e->err;
+	if (--e->pending == 0)
+		finish_load(x, i);
+	return ret;
+}
+
+/*
+ * Admit and load (@layer, @expert). A demand load waits for room (released stream work,
+ * loads in flight) where the budget is full of experts nobody can give up now; a prefetch
+ * gives up. Called locked.
+ */
+static int load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool prefetch)
+{
+	size_t nv = 0, i;
+	uint64_t t0;
+	int ret;
+
+	for (;;) {
+		if (x->fatal)
+			return x->fatal;
+		ret = p2pio_residency_admit(x->res, layer, expert, prefetch, x->victims,
+					    (size_t)x->nl * x->ne, &nv);
+		if (ret != -ENOSPC || prefetch)
+			break;
+		if (x->pf_n) {
+			prefetch_unhold(x);
+		} else if (x->cu && x->rel) {
+			poll_releases(x, true);
+		} else if (x->loading) {
+			t0 = p2pio_now_ns();
+			pthread_cond_wait(&x->cond, &x->lock);
+			x->io.host_wait_ns += p2pio_now_ns() - t0;
+		} else {
+			return -ENOSPC;
+		}
+		/* The lock was dropped: someone else may have loaded it meanwhile. */
+		if (p2pio_residency_state(x->res, layer, expert) != P2PIO_RES_ABSENT)
+			return 0;
+	}
+	if (ret)
+		return ret;
+	for (i = 0; i < nv; i++) {
+		struct xentry *v = &x->ent[idx(x, x->victims[i].layer, x->victims[i].expert)];
+
+		/* The core never evicts a referenced expert; a zombie is unmapped on release. */
+		if (!v->zombie)
+			p2pio_xpool_unmap(x->pool, x->victims[i].layer, x->victims[i].expert);
+	}
+	return start_load(x, layer, expert, prefetch);
+}
+
+static uint64_t expert_addr(const struct p2pio_experts *x, uint32_t layer, uint32_t expert)
+{
+	const struct p2pio_xchunk *c = p2pio_xpool_chunk(x->pool, layer, expert);
+
+	return c ? c->addr : 0;
+}
+
+static int check_ids(const struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+		     uint32_t n)
+{
+	const struct p2pio_gguf_layer *gl;
+	uint32_t i, j;
+
+	if (layer >= x->nl)
+		return -ERANGE;
+	gl = p2pio_gguf_layer(x->m->gguf, layer);
+	if (!gl->n_experts)
+		return n ? -EINVAL : 0;
+	for (i = 0; i < n; i++) {
+		if (ids[i] >= gl->n_experts)
+			return -ERANGE;
+		for (j = 0; j < i; j++)
+			if (ids[j] == ids[i])
+				return -EINVAL;
+	}
+	return 0;
+}
+
+/* Prefetch what is absent of @ids; the number of loads started. Called locked. */
+static int prefetch_locked(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			   uint32_t n)
+{
+	int started = 0;
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		if (p2pio_residency_state(x->res, layer, ids[i]) != P2PIO_RES_ABSENT ||
+		    x->ent[idx(x, layer, ids[i])].zombie)
+			continue;
+		if (load(x, layer, ids[i], true) == 0)
+			started++;
+	}
+	return started;
+}
+
+/* ---- the stream's wait ------------------------------------------------------------ */
+
+static void harvest(struct p2pio_experts *x, struct xtiming *t, bool block)
+{
+	float ms = 0;
+
+	if (!t->live)
+		return;
+	if (block)
+		x->cu->EventSynchronize(t->e1);
+	else if (x->cu->EventQuery(t->e1) != CUDA_SUCCESS)
+		return;
+	if (x->cu->EventElapsedTime(&ms, t->e0, t->e1) == CUDA_SUCCESS && ms > 0) {
+		x->io.stall_ns += (uint64_t)((double)ms * 1e6);
+		p2pio_residency_add_stall(x->res, (uint64_t)((double)ms * 1e6));
+	}
+	t->live = false;
+}
+
+/* Make @stream wait for those of @ids still loading; without a GPU, wait here. */
+static int wait_loads(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids, uint32_t n,
+		      CUstream cs)
+{
+	struct xtiming *t = NULL;
+	uint64_t t0;
+	uint32_t i;
+	bool any = false;
+
+	for (i = 0; i < n; i++)
+		any |= x->ent[idx(x, layer, ids[i])].loading;
+	if (!any)
+		return 0;
+	x->io.stalls++;
+	if (!x->cu) {
+		t0 = p2pio_now_ns();
+		for (i = 0; i < n && !x->fatal; i++)
+			while (x->ent[idx(x, layer, ids[i])].loading && !x->fatal)
+				pthread_cond_wait(&x->cond, &x->lock);
+		t0 = p2pio_now_ns() - t0;
+		x->io.stall_ns += t0;
+		p2pio_residency_add_stall(x->res, t0);
+		return x->fatal;
+	}
+	t = &x->tim[x->tim_next++ % NR_TIMINGS];
+	harvest(x, t, true);
+	x->cu->EventRecord(t->e0, cs);
+	for (i = 0; i < n; i++) {
+		size_t k = idx(x, layer, ids[i]);
+
+		if (x->ent[k].loading)
+			x->cu->StreamWaitValue32(cs, x->flag_dev + k * sizeof(uint32_t),
+						 x->ent[k].seq, CU_STREAM_WAIT_VALUE_GEQ);
+	}
+	x->cu->EventRecord(t->e1, cs);
+	t->live = true;
+	return 0;
+}
+
+/* ---- the API ---------------------------------------------------------------------- */
+
+int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			  uint32_t n, void *stream, uint64_t *ptrs_out)
+{
+	CUcontext prev;
+	uint32_t i, got = 0, next;
+	int ret;
+
+	ret = check_ids(x, layer, ids, n);
+	if (ret)
+		return ret;
+	prev = p2pio_ctx_enter(x->ctx);
+	pthread_mutex_lock(&x->lock);
+	if (x->async_err) {
+		ret = x->async_err;
+		x->async_err = 0;
+		goto out_unlock;
+	}
+	if (x->cu)
+		poll_releases(x, false);
+	for (i = 0; i < n; i++) {
+		struct xentry *e = &x->ent[idx(x, layer, ids[i])];
+
+		if (e->zombie) {
+			ret = -EIO;
+			break;
+		}
+		if (!p2pio_residency_access(x->res, layer, ids[i])) {
+			ret = load(x, layer, ids[i], false);
+			if (ret)
+				break;
+		}
+		/* Held from here: no later miss of this call may evict it. */
+		p2pio_residency_busy_get(x->res, layer, ids[i]);
+		e->held++;
+		e->refs++;
+		got++;
+	}
+	if (!ret)
+		ret = wait_loads(x, layer, ids, n, (CUstream)stream);
+	for (i = 0; !ret && i < n; i++) {
+		ptrs_out[i] = expert_addr(x, layer, ids[i]);
+		if (!ptrs_out[i] || x->ent[idx(x, layer, ids[i])].zombie)
+			ret = x->ent[idx(x, layer, ids[i])].err ?: -EIO;
+	}
+	if (ret) {
+		/* Nothing handed out: give back what this call took. */
+		for (i = 0; i < got; i++) {
+			struct xentry *e = &x->ent[idx(x, layer, ids[i])];
+
+			e->held--;
+			e->refs--;
+			p2pio_residency_busy_put(x->res, layer, ids[i]);
+			bury(x, layer, ids[i]);
+		}
+		goto out_unlock;
+	}
+	if (x->flags & P2PIO_EXPERTS_PREFETCH_PREV) {
+		uint32_t k;
+
+		prefetch_unhold(x);
+		memcpy(x->prev_ids + idx(x, layer, 0), ids, n * sizeof(*ids));
+		x->prev_n[layer] = n;
+		next = layer + 1 < x->nl ? layer + 1 : 0;
+		for (i = 0; i < x->prev_n[next]; i++) {
+			k = x->prev_ids[idx(x, next, i)];
+			if (p2pio_residency_state(x->res, next, k) != P2PIO_RES_ABSENT ||
+			    x->ent[idx(x, next, k)].zombie || load(x, next, k, true))
+				continue;
+			p2pio_residency_busy_get(x->res, next, k);
+			x->ent[idx(x, next, k)].refs++;
+			x->pf_ids[x->pf_n++] = k;
+		}
+		x->pf_layer = next;
+	}
+out_unlock:
+	pthread_mutex_unlock(&x->lock);
+	p2pio_ctx_leave(x->ctx, prev);
+	return ret;
+}
+
+void *p2pio_experts_host(struct p2pio_experts *x, uint32_t layer, uint32_t expert)
+{
+	const struct p2pio_xchunk *c;
+	void *host;
+
+	pthread_mutex_lock(&x->lock);
+	c = p2pio_xpool_chunk(x->pool, layer, expert);
+	host = c ? c->host : NULL;
+	pthread_mutex_unlock(&x->lock);
+	return host;
+}
+
+int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			  uint32_t n, void *stream)
+{
+	struct xrelease *r = NULL;
+	CUcontext prev;
+	uint32_t i;
+	int ret;
+
+	ret = check_ids(x, layer, ids, n);
+	if (ret)
+		return ret;
+	prev = p2pio_ctx_enter(x->ctx);
+	pthread_mutex_lock(&x->lock);
+	for (i = 0; i < n; i++)
+		if (!x->ent[idx(x, layer, ids[i])].held) {
+			ret = -EINVAL;
+			goto out_unlock;
+		}
+	if (x->cu && n) {
+		r = release_get(x, n);
+		if (!r) {
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+		x->cu->EventRecord(r->ev, (CUstream)stream);
+	}
+	for (i = 0; i < n; i++) {
+		x->ent[idx(x, layer, ids[i])].held--;
+		if (r) {
+			r->refs[r->n++] = (struct p2pio_expert_ref){ layer, ids[i] };
+			continue;
+		}
+		x->ent[idx(x, layer, ids[i])].refs--;
+		p2pio_residency_busy_put(x->res, layer, ids[i]);
+		bury(x, layer, ids[i]);
+	}
+	if (r) {
+		struct xrelease **pp = &x->rel;
+
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = r;
+	}
+out_unlock:
+	pthread_mutex_unlock(&x->lock);
+	p2pio_ctx_leave(x->ctx, prev);
+	return ret;
+}
+
+int p2pio_experts_prefetch(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			   uint32_t n)
+{
+	CUcontext prev;
+	int ret;
+
+	ret = check_ids(x, layer, ids, n);
+	if (ret)
+		return ret;
+	prev = p2pio_ctx_enter(x->ctx);
+	pthread_mutex_lock(&x->lock);
+	if (x->cu)
+		poll_releases(x, false);
+	ret = prefetch_locked(x, layer, ids, n);
+	pthread_mutex_unlock(&x->lock);
+	p2pio_ctx_leave(x->ctx, prev);
+	return ret;
+}
+
+int p2pio_experts_pin(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids, uint32_t n,
+		      bool pin)
+{
+	CUcontext prev;
+	uint32_t i;
+	int ret;
+
+	ret = check_ids(x, layer, ids, n);
+	if (ret)
+		return ret;
+	prev = p2pio_ctx_enter(x->ctx);
+	pthread_mutex_lock(&x->lock);
+	for (i = 0; i < n && !ret; i++) {
+		if (pin && p2pio_residency_state(x->res, layer, ids[i]) == P2PIO_RES_ABSENT)
+			ret = load(x, layer, ids[i], false);
+		if (!ret)
+			ret = p2pio_residency_pin(x->res, layer, ids[i], pin);
+	}
+	pthread_mutex_unlock(&x->lock);
+	p2pio_ctx_leave(x->ctx, prev);
+	return ret;
+}
+
+void p2pio_experts_token_begin(struct p2pio_experts *x)
+{
+	pthread_mutex_lock(&x->lock);
+	p2pio_residency_token_begin(x->res);
+	pthread_mutex_unlock(&x->lock);
+}
+
+int p2pio_experts_token_end(struct p2pio_experts *x)
+{
+	int ret;
+
+	pthread_mutex_lock(&x->lock);
+	p2pio_residency_token_end(x->res);
+	ret = x->async_err;
+	x->async_err = 0;
+	pthread_mutex_unlock(&x->lock);
+	return ret;
+}
+
+int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
+			struct p2pio_experts_io *io, bool reset)
+{
+	struct p2pio_experts_io cur;
+	struct p2pio_xpool_stats ps;
+	CUcontext prev;
+	uint32_t i;
+	int ret = 0;
+
+	if (io && io->size < sizeof(size_t))
+		return -EINVAL;
+	prev = p2pio_ctx_enter(x->ctx);
+	pthread_mutex_lock(&x->lock);
+	for (i = 0; x->cu && i < NR_TIMINGS; i++)
+		harvest(x, &x->tim[i], reset);
+	if (st)
+		ret = p2pio_residency_stats(x->res, st);
+	cur = x->io;
+	p2pio_xpool_stats(x->pool, &ps);
+	cur.committed = ps.committed;
+	cur.peak = ps.peak;
+	cur.creates = ps.creates;
+	cur.maps = ps.maps;
+	cur.unmaps = ps.unmaps;
+	cur.dense_bytes = x->dense.region;
+	cur.wall_ns = p2pio_now_ns() - x->t_start;
+	if (io) {
+		size_t len = io->size < sizeof(cur) ? io->size : sizeof(cur);
+
+		cur.size = io->size;
+		memcpy(io, &cur, len);
+	}
+	if (reset) {
+		memset(&x->io, 0, sizeof(x->io));
+		x->t_start = p2pio_now_ns();
+	}
+	pthread_mutex_unlock(&x->lock);
+	p2pio_ctx_leave(x->ctx, prev);
+	return ret;
+}
+
+int p2pio_experts_layer_stats(struct p2pio_experts *x, uint32_t layer,
+			      struct p2pio_expert_layer_stats *st)
+{
+	int ret;
+
+	pthread_mutex_lock(&x->lock);
+	ret = layer < x->nl ? p2pio_residency_layer_stats(x->res, layer, st) : -ERANGE;
+	pthread_mutex_unlock(&x->lock);
+	return ret;
+}
+
+void p2pio_experts_drain_releases(struct p2pio_experts *x)
+{
+	struct xrelease *r;
+
+	while ((r = x->rel)) {
+		x->cu->EventSynchronize(r->ev);
+		x->rel = r->next;
+		release_done(x, r);
+	}
+}

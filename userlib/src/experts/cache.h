@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * experts/cache.h - the expert cache's state, shared by cache.c (require, release,
+ * prefetch: the hot path) and cache_open.c (open, close, the dense part). Private.
+ */
+#ifndef P2PIO_EXPERTS_CACHE_H
+#define P2PIO_EXPERTS_CACHE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine/engine.h"
+#include "model/model.h"
+#include "experts/residency.h"
+#include "experts/xmem.h"
+
+#define REAP_BATCH 64
+#define REAP_TIMEOUT_MS 50
+/* Stall measurements in flight (event pairs around a require's stream waits). */
+#define NR_TIMINGS 64
+
+struct xentry {
+	uint32_t seq;		/* number of the current (or last) load */
+	uint32_t pending;	/* reads of the current load in flight */
+	int err;		/* first error of the current load */
+	bool loading;
+	bool zombie;		/* its load failed while referenced: unmap once free */
+	uint32_t held;		/* required and not released */
+	uint32_t refs;		/* held, or released with the stream work not yet done */
+	uint64_t t_submit;
+};
+
+/* Experts released on a stream: busy until @ev has completed. */
+struct xrelease {
+	CUevent ev;
+	uint32_t n;
+	uint32_t cap;
+	struct p2pio_expert_ref *refs;
+	struct xrelease *next;
+};
+
+struct xtiming {
+	CUevent e0, e1;
+	bool live;
+};
+
+struct p2pio_experts {
+	struct p2pio_model *m;
+	struct p2pio_ctx *ctx;
+	const struct p2pio_cuda *cu;		/* NULL: no GPU, require blocks */
+	struct p2pio_queue *q;
+	uint32_t nl, ne, used;
+	uint32_t flags;
+	uint64_t budget;
+	uint64_t *data_len;			/* [nl] tensor bytes of one expert */
+
+	struct p2pio_model_group dense;
+	struct p2pio_buf *dense_buf;
+	uint64_t *dense_addr;			/* [m->ntensors], 0 for expert tensors */
+
+	const struct p2pio_xmem_ops *xops;
+	void *xarg;
+	struct p2pio_xpool *pool;
+	struct p2pio_residency *res;
+	struct p2pio_expert_ref *victims;	/* [nl * ne] */
+	struct xentry *ent;			/* [nl * ne] */
+	volatile uint32_t *flag;		/* completion words, host view ... */
+	CUdeviceptr flag_dev;			/* ... and the device's */
+	void *flag_mem;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;			/* a load completed */
+	pthread_t reaper;
+	bool reaper_started;
+	atomic_bool stop;
+	uint32_t loading;			/* loads in flight */
+	int fatal;				/* the queue failed */
+	int async_err;				/* a load failed under a waiting stream */
+
+	struct xrelease *rel;			/* pending releases, oldest first */
+	struct xrelease *rel_free;
+	struct xtiming tim[NR_TIMINGS];
+	uint32_t tim_next;
+
+	uint32_t *prev_ids;			/* [nl * ne] last routing per layer */
+	uint32_t *prev_n;			/* [nl] */
+	/*
+	 * The built-in prefetch's experts stay busy until their layer is required (as the
+	 * replay models it), so the next prefetch or another layer's miss cannot undo them;
+	 * a demand miss with no other room lets them go first.
+	 */
+	uint32_t *pf_ids;			/* [ne] */
+	uint32_t pf_n;
+	uint32_t pf_layer;
+
+	struct p2pio_experts_io io;
+	uint64_t t_start;
+};
+
+static inline size_t idx(const struct p2pio_experts *x, uint32_t layer, uint32_t expert)
+{
+	return (size_t)layer * x->ne + expert;
+}
+
+/* cache.c: the thread that reaps the engine's completions (started by open). */
+P2PIO_HIDDEN void *p2pio_experts_reaper(void *arg);
+/* cache.c: retire every release (close: waits for the stream work). Called locked. */
+P2PIO_HIDDEN void p2pio_experts_drain_releases(struct p2pio_experts *x);
+
+#endif /* P2PIO_EXPERTS_CACHE_H */

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+/*
+ * xmem_cuda.c - expert memory on a GPU through CUDA's virtual memory management: one
+ * cuMemAddressReserve for every expert's home, physical chunks from cuMemCreate mapped
+ * over a home (cuMemMap + cuMemSetAccess) while the expert is resident. Each mapping is
+ * registered as an engine buffer of its own, since the engine checks a CUDA range against
+ * the allocation that backs it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "experts/xmem.h"
+
+#ifdef P2PIO_HAVE_CUDA_H
+
+struct xmem_cuda {
+	struct p2pio_ctx *ctx;
+	const struct p2pio_cuda *cu;
+	CUmemAllocationProp prop;
+	CUmemAccessDesc access;
+	struct p2pio_xmem_ops ops;	/* the granularity is the device's */
+};
+
+static int cuda_reserve(void *arg, uint64_t len, uint64_t *va)
+{
+	struct xmem_cuda *x = arg;
+	CUdeviceptr p = 0;
+	CUcontext prev = p2pio_ctx_enter(x->ctx);
+	CUresult res = x->cu->MemAddressReserve(&p, len, x->ops.granularity, 0, 0);
+
+	p2pio_ctx_leave(x->ctx, prev);
+	if (res != CUDA_SUCCESS)
+		return p2pio_cuda_errno(res);
+	*va = p;
+	return 0;
+}
+
+static void cuda_unreserve(void *arg, uint64_t va, uint64_t len)
+{
+	struct xmem_cuda *x = arg;
+	CUcontext prev = p2pio_ctx_enter(x->ctx);
+
+	x->cu->MemAddressFree(va, len);
+	p2pio_ctx_leave(x->ctx, prev);
+}
+
+static int cuda_create(void *arg, struct p2pio_xchunk *c)
+{
+	struct xmem_cuda *x = arg;
+	CUmemGenericAllocationHandle h;
+	CUcontext prev = p2pio_ctx_enter(x->ctx);
+	CUresult res = x->cu->MemCreate(&h, c->len, &x->prop, 0);
+
+	p2pio_ctx_leave(x->ctx, prev);
+	if (res != CUDA_SUCCESS)
+		return p2pio_cuda_errno(res);
+	c->handle = h;
+	return 0;
+}
+
+static void cuda_destroy(void *arg, struct p2pio_xchunk *c)
+{
+	struct xmem_cuda *x = arg;
+	CUcontext prev = p2pio_ctx_enter(x->ctx);
+
+	x->cu->MemRelease(c->handle);
+	p2pio_ctx_leave(x->ctx, prev);
+}
+
+static int cuda_map(void *arg, uint64_t va, struct p2pio_xchunk *c)
+{
+	struct xmem_cuda *x = arg;
+	CUcontext prev = p2pio_ctx_enter(x->ctx);
+	CUresult res;
+	int ret;
+
+	res = x->cu->MemMap(va, c->len, 0, c->handle, 0);
+	if (res == CUDA_SUCCESS) {
+		res = x->cu->MemSetAccess(va, c->len, &x->access, 1);
+		if (res != CUDA_SUCCESS)
+			x->cu->MemUnmap(va, c->len);
+	}
+	p2pio_ctx_leave(x->ctx, prev);
+	if (res != CUDA_SUCCESS)
+		return p2pio_cuda_errno(res);
+	ret = p2pio_buf_register(x->ctx, P2PIO_MEM_CUDA, va, c->len, &c->buf, NULL);
+	if (ret) {
+		prev = p2pio_ctx_enter(x->ctx);
+		x->cu->MemUnmap(va, c->len);
+		p2pio_ctx_leave(x->ctx, prev);
+		return ret;
+	}
+	c->addr = va;
+	c->buf_off = 0;
+	c->host = NULL;
+	return 0;
+}
+
+static void cuda_unmap(void *arg, struct p2pio_xchunk *c)
+{
+	struct xmem_cuda *x = arg;
+	CUcontext prev;
+
+	/* The engine's pins of the range go first (p2pio_buf_free() releases them). */
+	p2pio_buf_free(c->buf);
+	c->buf = NULL;
+	prev = p2pio_ctx_enter(x->ctx);
+	x->cu->MemUnmap(c->addr, c->len);
+	p2pio_ctx_leave(x->ctx, prev);
+}
+
+static void cuda_fini(void *arg)
+{
+	free(arg);
+}
+
+int p2pio_xmem_cuda_create(struct p2pio_ctx *ctx, const struct p2pio_xmem_ops **ops,
+			   void **arg, struct p2pio_error *err)
+{
+	struct xmem_cuda *x;
+	int vmm = 0, rdma = 0;
+	size_t gran = 0;
+	CUcontext prev;
+	CUresult res;
+
+	if (!ctx->cu)
+		return p2pio_set_error(err, -ENODEV, P2PIO_NO_OFFSET,
+				       "CUDA expert memory on a context without a GPU");
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
+	x->ctx = ctx;
+	x->cu = ctx->cu;
+	prev = p2pio_ctx_enter(ctx);
+	res = x->cu->DeviceGetAttribute(&vmm, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
+					ctx->dev);
+	if (res == CUDA_SUCCESS && vmm)
+		x->cu->DeviceGetAttribute(&rdma,
+					  CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_WITH_CUDA_VMM_SUPPORTED,
+					  ctx->dev);
+	x->prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+	x->prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+	x->prop.location.id = ctx->dev;
+	/* Third-party DMA (the P2P path) into the chunks needs this flag on the allocation. */
+	x->prop.allocFlags.gpuDirectRDMACapable = rdma ? 1 : 0;
+	if (res == CUDA_SUCCESS && vmm)
+		res = x->cu->MemGetAllocationGranularity(&gran, &x->prop,
+							 CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
+	p2pio_ctx_leave(ctx, prev);
+	if (res != CUDA_SUCCESS || !vmm || !gran) {
+		free(x);
+		return p2pio_set_error(err, -EOPNOTSUPP, P2PIO_NO_OFFSET,
+				       "CUDA device %d has no virtual memory management (%s)",
+				       ctx->opts.device,
+				       res != CUDA_SUCCESS ? p2pio_cuda_errname(res) : "not supported");
+	}
+	x->access.location = x->prop.location;
+	x->access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	x->ops = (struct p2pio_xmem_ops){
+		.name = "cuda",
+		.reserve = cuda_reserve,
+		.unreserve = cuda_unreserve,
+		.create = cuda_create,
+		.destroy = cuda_destroy,
+		.map = cuda_map,
+		.unmap = cuda_unmap,
+		.fini = cuda_fini,
+		.granularity = gran,
+	};
+	*ops = &x->ops;
+	*arg = x;
+	return 0;
+}
+
+#else /* !P2PIO_HAVE_CUDA_H */
+
+int p2pio_xmem_cuda_create(struct p2pio_ctx *ctx, const struct p2pio_xmem_ops **ops,
+			   void **arg, struct p2pio_error *err)
+{
+	return p2pio_set_error(err, -EOPNOTSUPP, P2PIO_NO_OFFSET,
+			       "libp2pio was built without cuda.h: no CUDA expert memory");
+}
+
+#endif
