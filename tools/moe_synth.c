@@ -57,6 +57,9 @@ static int synth_opt(int opt, const char *arg, struct p2pio_expert_synth_params 
 	case 'l': if (parse_double(arg, 0, 1, &p->locality)) break; return 1;
 	case 'w': if (parse_u32(arg, 1, 1024, &p->window)) break; return 1;
 	case 'S': if (cli_parse_u64(arg, &p->seed)) break; return 1;
+	case 'V': if (parse_double(arg, 0, 1, &p->layer_spread)) break; return 1;
+	case 'D': if (parse_double(arg, 0, 1, &p->drift)) break; return 1;
+	case 'C': if (parse_double(arg, 0, 64, &p->cutoff)) break; return 1;
 	default: return 0;
 	}
 	cli_usage_err("bad value '%s' for -%c (see --help)", arg, opt);
@@ -68,9 +71,11 @@ static int synth_opt(int opt, const char *arg, struct p2pio_expert_synth_params 
 	{ "top-k", required_argument, NULL, 'k' }, { "tokens", required_argument, NULL, 'n' },   \
 	{ "skew", required_argument, NULL, 'z' }, { "locality", required_argument, NULL, 'l' },  \
 	{ "window", required_argument, NULL, 'w' }, { "seed", required_argument, NULL, 'S' },    \
+	{ "layer-spread", required_argument, NULL, 'V' }, { "drift", required_argument, NULL, 'D' }, \
+	{ "cutoff", required_argument, NULL, 'C' }, \
 	{ "output", required_argument, NULL, 'o' }, { "json", no_argument, NULL, 'j' },         \
 	{ "help", no_argument, NULL, 'h' }
-#define SYNTH_SHORTOPTS "L:E:k:n:z:l:w:S:o:jh"
+#define SYNTH_SHORTOPTS "L:E:k:n:z:l:w:S:V:D:C:o:jh"
 
 static const char synth_opts_help[] =
 	"  -L, --layers N      MoE layers (default 36)\n"
@@ -80,6 +85,10 @@ static const char synth_opts_help[] =
 	"  -z, --skew S        Zipf exponent of expert popularity, 0-8 (default 0.8)\n"
 	"  -l, --locality P    probability a slot reuses a recent expert, 0-1 (default 0.5)\n"
 	"  -w, --window W      tokens of history for --locality (default 4)\n"
+	"  -V, --layer-spread V each layer's skew is skew x (1 + V u), u uniform in -1..1;\n"
+	"                      0-1 (synth default 0)\n"
+	"  -D, --drift P       per token and layer, the probability two experts swap\n"
+	"                      popularity ranks, 0-1 (synth default 0)\n"
 	"  -S, --seed N        random seed (default 1)\n"
 	"  -o, --output FILE   write the trace (native format)\n"
 	"  -j, --json          JSON output\n";
