@@ -273,11 +273,15 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
  *            tokens (temporal locality), 0 .. 1.
  * @window:   tokens of history @locality draws from (>= 1).
  * @seed:     the random seed: the same parameters give the same trace on every machine.
- * @layer_spread: 0 .. 1: each layer's Zipf exponent is @skew x (1 + @layer_spread x u), u
+ * @layer_spread: 0 .. 1: each layer's Zipf exponent is @skew x (1 + @layer_spread x u) and its
+ *            locality @locality x (1 + @layer_spread x u') (at most 1), u and u'
  *            drawn uniformly in -1 .. 1 per layer (real models mix flat and skewed layers);
- *            0: every layer has @skew.
+ *            0: every layer has @skew and @locality.
  * @drift:    0 .. 1: per token and layer, the probability that two experts (drawn
  *            uniformly) swap popularity ranks, so the popular set moves over the sequence.
+ * @cutoff:   0 .. 64: rank r's weight is also multiplied by exp(-@cutoff x r / nr_experts),
+ *            thinning the tail (real layers leave many experts unused over a few hundred
+ *            tokens); 0: plain Zipf.
  *
  * @layer_spread and @drift draw from a stream of their own: with both 0 the trace is the
  * one the other parameters gave before they existed.
@@ -303,7 +307,7 @@ struct p2pio_expert_synth_params {
  *
  * Return: 0, -EINVAL for parameters out of range (top_k > nr_experts, skew < 0 or > 8,
  * locality outside 0 .. 1, window 0, tokens 0 or above 2^24, layer_spread or drift
- * outside 0 .. 1), -ENOMEM.
+ * outside 0 .. 1, cutoff outside 0 .. 64), -ENOMEM.
  */
 int p2pio_expert_synth(const struct p2pio_expert_synth_params *p,
 		       struct p2pio_expert_trace **out);

@@ -5,12 +5,13 @@
  * @locality, one of the experts the layer chose in the last @window tokens). Seeded with
  * SplitMix64, so a seed gives the same trace everywhere.
  *
- * Two refinements, both off at 0, fitted to the real traces (Documentation/moe.md):
- * @layer_spread gives each layer its own Zipf exponent (real models have layers whose
+ * @cutoff thins the tail of the popularity (rank r's weight times exp(-cutoff r / experts)):
+ * in a few hundred tokens a real layer leaves many of its experts unused. @layer_spread
+ * gives each layer its own Zipf exponent and locality (real models have layers whose
  * routing is nearly uniform next to layers with a few dominant experts), and @drift lets
  * popularity move over the sequence (a token swaps two experts' popularity ranks in a
  * layer with that probability), so the hot set of the end is not that of the start. They
- * draw from their own random stream: with both 0 the trace is the same as without them.
+ * draw from their own random stream: with all three 0 the trace is the same as without them.
  */
 #include <errno.h>
 #include <math.h>
@@ -65,7 +66,8 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 	*out = NULL;
 	if (!(p->skew >= 0 && p->skew <= 8) || !(p->locality >= 0 && p->locality <= 1) || !W ||
 	    W > 1024 || !p->tokens || p->tokens > (1u << 24) ||
-	    !(p->layer_spread >= 0 && p->layer_spread <= 1) || !(p->drift >= 0 && p->drift <= 1))
+	    !(p->layer_spread >= 0 && p->layer_spread <= 1) || !(p->drift >= 0 && p->drift <= 1) ||
+	    !(p->cutoff >= 0 && p->cutoff <= 64))
 		return -EINVAL;
 	info.nr_layers = L;
 	info.nr_experts = E;
