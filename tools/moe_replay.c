@@ -28,11 +28,11 @@ static double moe_per_token(uint64_t v, const struct p2pio_expert_stats *st)
 
 const char *moe_series_label(const struct moe_series *s, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s%s%s%s%s", s->policy,
+	snprintf(buf, size, "%s%s%s%s%s%s%s", s->policy,
 		 s->args ? "(" : "", s->args ? s->args : "", s->args ? ")" : "",
-		 s->prefetch == (P2PIO_EXPERT_PREFETCH_LAG | P2PIO_EXPERT_PREFETCH_NEXT) ? "+lag+next" :
-		 s->prefetch == P2PIO_EXPERT_PREFETCH_LAG ? "+lag" :
-		 s->prefetch == P2PIO_EXPERT_PREFETCH_NEXT ? "+next" : "");
+		 s->prefetch & P2PIO_EXPERT_PREFETCH_LAG ? "+lag" : "",
+		 s->prefetch & P2PIO_EXPERT_PREFETCH_LEARNED ? "+learned" : "",
+		 s->prefetch & P2PIO_EXPERT_PREFETCH_NEXT ? "+next" : "");
 	return buf;
 }
 
@@ -253,8 +253,9 @@ void moe_report_json(FILE *f, const struct moe_sweep *sw)
 			cli_json_str(f, moe_series_label(&sw->series[s], lab, sizeof(lab)));
 			fprintf(f, ",\"policy\":");
 			cli_json_str(f, sw->series[s].policy);
-			fprintf(f, ",\"prefetch_lag\":%s,\"prefetch_next\":%s,\"capacity\":%u,\"capacity_fraction\":",
+			fprintf(f, ",\"prefetch_lag\":%s,\"prefetch_learned\":%s,\"prefetch_next\":%s,\"capacity\":%u,\"capacity_fraction\":",
 				sw->series[s].prefetch & P2PIO_EXPERT_PREFETCH_LAG ? "true" : "false",
+				sw->series[s].prefetch & P2PIO_EXPERT_PREFETCH_LEARNED ? "true" : "false",
 				sw->series[s].prefetch & P2PIO_EXPERT_PREFETCH_NEXT ? "true" : "false",
 				pt->cap);
 			cli_json_double(f, pt->frac);

@@ -57,6 +57,9 @@ static int synth_opt(int opt, const char *arg, struct p2pio_expert_synth_params 
 	case 'l': if (parse_double(arg, 0, 1, &p->locality)) break; return 1;
 	case 'w': if (parse_u32(arg, 1, 1024, &p->window)) break; return 1;
 	case 'S': if (cli_parse_u64(arg, &p->seed)) break; return 1;
+	case 'V': if (parse_double(arg, 0, 1, &p->layer_spread)) break; return 1;
+	case 'D': if (parse_double(arg, 0, 1, &p->drift)) break; return 1;
+	case 'C': if (parse_double(arg, 0, 64, &p->cutoff)) break; return 1;
 	default: return 0;
 	}
 	cli_usage_err("bad value '%s' for -%c (see --help)", arg, opt);
@@ -68,9 +71,11 @@ static int synth_opt(int opt, const char *arg, struct p2pio_expert_synth_params 
 	{ "top-k", required_argument, NULL, 'k' }, { "tokens", required_argument, NULL, 'n' },   \
 	{ "skew", required_argument, NULL, 'z' }, { "locality", required_argument, NULL, 'l' },  \
 	{ "window", required_argument, NULL, 'w' }, { "seed", required_argument, NULL, 'S' },    \
+	{ "layer-spread", required_argument, NULL, 'V' }, { "drift", required_argument, NULL, 'D' }, \
+	{ "cutoff", required_argument, NULL, 'C' }, \
 	{ "output", required_argument, NULL, 'o' }, { "json", no_argument, NULL, 'j' },         \
 	{ "help", no_argument, NULL, 'h' }
-#define SYNTH_SHORTOPTS "L:E:k:n:z:l:w:S:o:jh"
+#define SYNTH_SHORTOPTS "L:E:k:n:z:l:w:S:V:D:C:o:jh"
 
 static const char synth_opts_help[] =
 	"  -L, --layers N      MoE layers (default 36)\n"
@@ -80,6 +85,12 @@ static const char synth_opts_help[] =
 	"  -z, --skew S        Zipf exponent of expert popularity, 0-8 (default 0.8)\n"
 	"  -l, --locality P    probability a slot reuses a recent expert, 0-1 (default 0.5)\n"
 	"  -w, --window W      tokens of history for --locality (default 4)\n"
+	"  -V, --layer-spread V each layer's skew is skew x (1 + V u), u uniform in -1..1;\n"
+	"                      0-1 (synth default 0)\n"
+	"  -D, --drift P       per token and layer, the probability two experts swap\n"
+	"                      popularity ranks, 0-1 (synth default 0)\n"
+	"  -C, --cutoff C      popularity tail: rank r's weight times exp(-C r / experts),\n"
+	"                      0-64 (synth default 0)\n"
 	"  -S, --seed N        random seed (default 1)\n"
 	"  -o, --output FILE   write the trace (native format)\n"
 	"  -j, --json          JSON output\n";
@@ -187,7 +198,13 @@ static int synth_main(int argc, char **argv)
 		cli_json_double(stdout, p.skew);
 		printf(",\"locality\":");
 		cli_json_double(stdout, p.locality);
-		printf(",\"window\":%u,\"seed\":%llu,\"rates\":[", p.window, (unsigned long long)p.seed);
+		printf(",\"window\":%u,\"cutoff\":", p.window);
+		cli_json_double(stdout, p.cutoff);
+		printf(",\"layer_spread\":");
+		cli_json_double(stdout, p.layer_spread);
+		printf(",\"drift\":");
+		cli_json_double(stdout, p.drift);
+		printf(",\"seed\":%llu,\"rates\":[", (unsigned long long)p.seed);
 		for (i = 0; i < NR_FRACS; i++) {
 			printf("%s{\"capacity_fraction\":%.2f,\"lru\":", i ? "," : "", fit_fracs[i]);
 			cli_json_double(stdout, lru[i]);
@@ -197,9 +214,9 @@ static int synth_main(int argc, char **argv)
 		}
 		printf("]}\n");
 	} else {
-		printf("synthetic trace: %u layers, %u experts, top-%u, %llu tokens; skew %.3f, locality %.3f, window %u, seed %llu\n",
+		printf("synthetic trace: %u layers, %u experts, top-%u, %llu tokens; skew %.3f, locality %.3f, window %u, cutoff %.3f, layer spread %.3f, drift %.3f, seed %llu\n",
 		       p.nr_layers, p.nr_experts, p.top_k, (unsigned long long)p.tokens, p.skew, p.locality,
-		       p.window, (unsigned long long)p.seed);
+		       p.window, p.cutoff, p.layer_spread, p.drift, (unsigned long long)p.seed);
 		printf("capacity  LRU     oracle\n");
 		for (i = 0; i < NR_FRACS; i++)
 			printf("%3.0f%%      %5.1f%%  %5.1f%%\n", fit_fracs[i] * 100, lru[i] * 100, opt[i] * 100);
@@ -241,13 +258,14 @@ static int fit_try(struct p2pio_expert_synth_params *p, const double *tl, const 
 static int fit_main(int argc, char **argv)
 {
 	static const struct option lo[] = { SYNTH_LONGOPTS, { 0 } };
-	static const uint32_t windows[] = { 1, 2, 4, 8, 16, 32 };
-	double tl[NR_FRACS] = { 0 }, to[NR_FRACS] = { 0 }, step_s, step_l;
+	static const uint32_t windows[] = { 2, 4, 8, 16, 32 };
+	double tl[NR_FRACS] = { 0 }, to[NR_FRACS] = { 0 };
 	struct p2pio_expert_synth_params p, best;
 	struct fit_eval e, be = { .err = INFINITY };
 	uint64_t tokens_sum = 0;
 	const char *out = NULL;
 	bool json = false, tokens_set = false;
+	double *per = NULL;	/* [trace][lru, oracle][fraction] */
 	unsigned int i, nr, w, iter;
 	int o, r;
 
@@ -265,7 +283,8 @@ static int fit_main(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'h':
 			printf("usage: p2pio-moe fit [OPTIONS] TRACE...\n"
-			       "Find the synth parameters (skew, locality, window) for the shape given whose\n"
+			       "Find the synth parameters (skew, locality, window, cutoff, layer spread, drift)\n"
+			       "for the shape given whose\n"
 			       "LRU and oracle hit rates at 10, 25 and 50%% of the experts per layer are closest\n"
 			       "to the real traces' (their mean), and report the fit.\n\n%s",
 			       synth_opts_help);
@@ -276,6 +295,9 @@ static int fit_main(int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_err("fit: no trace given");
 	nr = (unsigned int)(argc - optind);
+	per = calloc((size_t)nr * 2 * NR_FRACS, sizeof(*per));
+	if (!per)
+		goto fail;
 	for (i = 0; i < nr; i++) {
 		struct p2pio_error err = { 0 };
 		struct p2pio_expert_trace *t;
@@ -286,67 +308,84 @@ static int fit_main(int argc, char **argv)
 		r = p2pio_expert_trace_load(argv[optind + i], &t, &err);
 		if (r) {
 			cli_err_p2pio(argv[optind + i], r, &err);
-			return CLI_EXIT_ERROR;
+			goto fail;
 		}
 		r = fit_rates(t, l, op, &tok);
 		p2pio_expert_trace_free(t);
 		if (r)
-			return CLI_EXIT_ERROR;
+			goto fail;
 		for (k = 0; k < NR_FRACS; k++) {
 			tl[k] += l[k] / nr;
 			to[k] += op[k] / nr;
+			per[(i * 2) * NR_FRACS + k] = l[k];
+			per[(i * 2 + 1) * NR_FRACS + k] = op[k];
 		}
 		tokens_sum += tok;
 	}
 	if (!tokens_set)
 		p.tokens = tokens_sum / nr ? tokens_sum / nr : 1;
 
-	/* A coarse grid, then a local search around the best point. */
+	/* A coarse grid over skew, locality, window and cutoff (layer spread 0.5), then a
+	 * coordinate search over the continuous parameters around the best point. */
 	for (w = 0; w < MOE_ARRAY_SIZE(windows); w++) {
-		for (i = 0; i <= 10; i++) {
-			unsigned int k;
+		for (i = 0; i <= 6; i++) {
+			unsigned int k, c;
 
-			for (k = 0; k <= 9; k++) {
-				p.window = windows[w];
-				p.skew = 0.2 * i;
-				p.locality = 0.1 * k;
-				if (fit_try(&p, tl, to, &e))
-					return CLI_EXIT_ERROR;
-				if (e.err < be.err) {
-					be = e;
-					best = p;
+			for (k = 0; k <= 8; k++) {
+				for (c = 0; c < 3; c++) {
+					p.window = windows[w];
+					p.skew = 0.2 * i;
+					p.locality = 0.1 * k;
+					p.cutoff = 2.0 * c;
+					p.layer_spread = 0.5;
+					p.drift = 0;
+					if (fit_try(&p, tl, to, &e))
+						goto fail;
+					if (e.err < be.err) {
+						be = e;
+						best = p;
+					}
 				}
 			}
 		}
 	}
-	step_s = 0.1;
-	step_l = 0.05;
-	for (iter = 0; iter < 6; iter++) {
-		bool moved = true;
+	{
+		/* skew, locality, cutoff, layer_spread, drift: step and range. */
+		double step[5] = { 0.1, 0.05, 0.5, 0.1, 0.02 };
+		static const double hi[5] = { 8, 1, 64, 1, 1 };
+		unsigned int k, sg;
 
-		while (moved) {
-			static const int d[8][2] = { { 1, 0 }, { -1, 0 }, { 0, 1 }, { 0, -1 },
-						     { 1, 1 }, { -1, -1 }, { 1, -1 }, { -1, 1 } };
-			unsigned int k;
+		for (iter = 0; iter < 5; iter++) {
+			bool moved = true;
 
-			moved = false;
-			for (k = 0; k < 8; k++) {
-				p = best;
-				p.skew += d[k][0] * step_s;
-				p.locality += d[k][1] * step_l;
-				if (p.skew < 0 || p.skew > 8 || p.locality < 0 || p.locality > 1)
-					continue;
-				if (fit_try(&p, tl, to, &e))
-					return CLI_EXIT_ERROR;
-				if (e.err < be.err - 1e-9) {
-					be = e;
-					best = p;
-					moved = true;
+			while (moved) {
+				moved = false;
+				for (k = 0; k < 5; k++) {
+					for (sg = 0; sg < 2; sg++) {
+						double *v[5];
+
+						p = best;
+						v[0] = &p.skew;
+						v[1] = &p.locality;
+						v[2] = &p.cutoff;
+						v[3] = &p.layer_spread;
+						v[4] = &p.drift;
+						*v[k] += sg ? -step[k] : step[k];
+						if (*v[k] < 0 || *v[k] > hi[k])
+							continue;
+						if (fit_try(&p, tl, to, &e))
+							goto fail;
+						if (e.err < be.err - 1e-9) {
+							be = e;
+							best = p;
+							moved = true;
+						}
+					}
 				}
 			}
+			for (k = 0; k < 5; k++)
+				step[k] /= 2;
 		}
-		step_s /= 2;
-		step_l /= 2;
 	}
 
 	if (out) {
@@ -355,7 +394,7 @@ static int fit_main(int argc, char **argv)
 		r = p2pio_expert_synth(&best, &t);
 		if (r || save_trace(t, out)) {
 			p2pio_expert_trace_free(t);
-			return CLI_EXIT_ERROR;
+			goto fail;
 		}
 		p2pio_expert_trace_free(t);
 	}
@@ -365,8 +404,13 @@ static int fit_main(int argc, char **argv)
 		cli_json_double(stdout, best.skew);
 		printf(",\"locality\":");
 		cli_json_double(stdout, best.locality);
-		printf(",\"window\":%u,\"seed\":%llu,\"max_error_points\":", best.window,
-		       (unsigned long long)best.seed);
+		printf(",\"window\":%u,\"cutoff\":", best.window);
+		cli_json_double(stdout, best.cutoff);
+		printf(",\"layer_spread\":");
+		cli_json_double(stdout, best.layer_spread);
+		printf(",\"drift\":");
+		cli_json_double(stdout, best.drift);
+		printf(",\"seed\":%llu,\"max_error_points\":", (unsigned long long)best.seed);
 		cli_json_double(stdout, be.err);
 		printf(",\"within_3_points\":%s,\"rates\":[", be.err <= 3 ? "true" : "false");
 		for (i = 0; i < NR_FRACS; i++) {
@@ -385,17 +429,35 @@ static int fit_main(int argc, char **argv)
 		printf("fit of a %u-layer, %u-expert, top-%u synthetic trace (%llu tokens) to %u trace%s\n",
 		       best.nr_layers, best.nr_experts, best.top_k, (unsigned long long)best.tokens, nr,
 		       nr == 1 ? "" : "s (their mean)");
-		printf("parameters: --skew %.4f --locality %.4f --window %u --seed %llu\n", best.skew,
-		       best.locality, best.window, (unsigned long long)best.seed);
+		printf("parameters: --skew %.4f --locality %.4f --window %u --cutoff %.4f --layer-spread %.4f --drift %.4f --seed %llu\n",
+		       best.skew, best.locality, best.window, best.cutoff, best.layer_spread, best.drift,
+		       (unsigned long long)best.seed);
 		printf("capacity  LRU real  synth   oracle real  synth\n");
 		for (i = 0; i < NR_FRACS; i++)
 			printf("%3.0f%%      %5.1f%%    %5.1f%%  %5.1f%%       %5.1f%%\n", fit_fracs[i] * 100,
 			       tl[i] * 100, be.lru[i] * 100, to[i] * 100, be.opt[i] * 100);
 		printf("largest difference: %.2f points (%s 3)\n", be.err, be.err <= 3 ? "within" : "NOT within");
+		printf("each trace (LRU 10/25/50 %%, oracle 10/25/50 %%) and the synthetic trace's difference (points):\n");
+		for (i = 0; i < nr; i++) {
+			unsigned int k;
+
+			printf("  %s\n   ", argv[optind + i]);
+			for (k = 0; k < 2 * NR_FRACS; k++)
+				printf(" %5.1f", per[i * 2 * NR_FRACS + k] * 100);
+			printf("  |");
+			for (k = 0; k < 2 * NR_FRACS; k++)
+				printf(" %+5.1f", 100 * ((k < NR_FRACS ? be.lru[k] : be.opt[k - NR_FRACS]) -
+							per[i * 2 * NR_FRACS + k]));
+			printf("\n");
+		}
 		if (out)
 			printf("written to %s\n", out);
 	}
+	free(per);
 	return be.err <= 3 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+fail:
+	free(per);
+	return CLI_EXIT_ERROR;
 }
 
 const struct moe_cmd moe_cmd_synth = {

@@ -61,8 +61,9 @@ static void replay_usage(FILE *f)
 		"  -g, --global            one budget for all layers (default: per layer)\n"
 		"  -p, --policies LIST     policies (default lru,lfu,lrfu); NAME:ARGS sets options,\n"
 		"                          e.g. lfu:decay=0.8\n"
-		"  -f, --prefetch LIST     prefetch sources: none, lag, next, lag+next\n"
-		"                          (default none,lag,next)\n"
+		"  -f, --prefetch LIST     prefetch sources, comma-separated: none, or lag, learned,\n"
+		"                          next joined by '+' (e.g. learned+lag); default\n"
+		"                          none,lag,learned,next\n"
 		"      --no-oracle         leave the oracle (Belady) out\n"
 		"      --with-prefill      replay prompt tokens too (default: generated tokens only)\n"
 		"  -b, --bandwidth GB/s    storage bandwidth, for predicted tokens/s\n"
@@ -130,18 +131,30 @@ static int parse_prefetch(const char *s, unsigned int *out, unsigned int *n)
 		return -ENOMEM;
 	*n = 0;
 	for (tok = strtok_r(dup, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save)) {
-		if (*n == 4)
+		char *save2 = NULL, *src;
+		unsigned int bits = 0;
+
+		if (*n == 8) {
 			ret = -EINVAL;
-		else if (!strcmp(tok, "none"))
-			out[(*n)++] = 0;
-		else if (!strcmp(tok, "lag"))
-			out[(*n)++] = P2PIO_EXPERT_PREFETCH_LAG;
-		else if (!strcmp(tok, "next"))
-			out[(*n)++] = P2PIO_EXPERT_PREFETCH_NEXT;
-		else if (!strcmp(tok, "lag+next") || !strcmp(tok, "next+lag"))
-			out[(*n)++] = P2PIO_EXPERT_PREFETCH_LAG | P2PIO_EXPERT_PREFETCH_NEXT;
-		else
-			ret = -EINVAL;
+			break;
+		}
+		if (strcmp(tok, "none")) {
+			/* SOURCE[+SOURCE...] */
+			for (src = strtok_r(tok, "+", &save2); src && !ret;
+			     src = strtok_r(NULL, "+", &save2)) {
+				if (!strcmp(src, "lag"))
+					bits |= P2PIO_EXPERT_PREFETCH_LAG;
+				else if (!strcmp(src, "next"))
+					bits |= P2PIO_EXPERT_PREFETCH_NEXT;
+				else if (!strcmp(src, "learned"))
+					bits |= P2PIO_EXPERT_PREFETCH_LEARNED;
+				else
+					ret = -EINVAL;
+			}
+			if (!bits)
+				ret = -EINVAL;
+		}
+		out[(*n)++] = bits;
 	}
 	free(dup);
 	return ret || !*n ? -EINVAL : 0;
@@ -164,10 +177,10 @@ static int replay_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *caps_s = "10%,25%,50%", *pol_s = "lru,lfu,lrfu", *pf_s = "none,lag,next";
+	const char *caps_s = "10%,25%,50%", *pol_s = "lru,lfu,lrfu", *pf_s = "none,lag,learned,next";
 	const char *svg = NULL, *model = NULL;
 	struct moe_sweep sw = { 0 };
-	unsigned int pf[4], nr_pf, i, k;
+	unsigned int pf[8], nr_pf, i, k;
 	bool json = false, oracle = true;
 	char *pols = NULL, *save = NULL, *tok;
 	int opt, ret = CLI_EXIT_OK, r;
@@ -209,7 +222,7 @@ static int replay_main(int argc, char **argv)
 	}
 	if (parse_prefetch(pf_s, pf, &nr_pf)) {
 		free(sw.caps);
-		return cli_usage_err("--prefetch: '%s' is not a list of none, lag, next, lag+next", pf_s);
+		return cli_usage_err("--prefetch: '%s' is not a list of none or lag, learned, next joined by '+'", pf_s);
 	}
 	if (model && expert_bytes_of(model, &sw.expert_bytes)) {
 		ret = CLI_EXIT_ERROR;

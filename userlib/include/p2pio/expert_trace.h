@@ -205,6 +205,12 @@ int p2pio_expert_trace_writer_close(struct p2pio_expert_trace_writer *w, struct 
 #define P2PIO_EXPERT_PREFETCH_NEXT 0x2u	/* the true routing of the layer, one layer ahead:
 					 * an oracle predictor, the ceiling of any
 					 * next-layer predictor */
+#define P2PIO_EXPERT_PREFETCH_LEARNED 0x4u /* a predictor a caller can run: for layer l,
+					 * the top_k experts most often chosen at l
+					 * together with the experts the token chose at
+					 * l - 1 (layer 0: the token before's last
+					 * layer), counted over the tokens replayed so
+					 * far (the whole replay, never the future) */
 
 /**
  * struct p2pio_expert_replay_opts - one replay.
@@ -246,7 +252,8 @@ struct p2pio_expert_replay_opts {
  * accesses, stay protected (busy) until layer l + 1 is done, and are dropped where no
  * room can be made. Documentation/moe.md has the details.
  *
- * Return: 0; -EINVAL for an unknown policy, bad options or a capacity of 0; -ENOMEM.
+ * Return: 0; -EINVAL for an unknown policy, bad options or a capacity of 0; -E2BIG when
+ * the learned predictor's table (layers x experts^2 counters) would pass 2^26; -ENOMEM.
  */
 int p2pio_expert_replay(const struct p2pio_expert_trace *t,
 			const struct p2pio_expert_replay_opts *o, struct p2pio_expert_stats *st,
@@ -266,6 +273,18 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
  *            tokens (temporal locality), 0 .. 1.
  * @window:   tokens of history @locality draws from (>= 1).
  * @seed:     the random seed: the same parameters give the same trace on every machine.
+ * @layer_spread: 0 .. 1: each layer's Zipf exponent is @skew x (1 + @layer_spread x u) and its
+ *            locality @locality x (1 + @layer_spread x u') (at most 1), u and u'
+ *            drawn uniformly in -1 .. 1 per layer (real models mix flat and skewed layers);
+ *            0: every layer has @skew and @locality.
+ * @drift:    0 .. 1: per token and layer, the probability that two experts (drawn
+ *            uniformly) swap popularity ranks, so the popular set moves over the sequence.
+ * @cutoff:   0 .. 64: rank r's weight is also multiplied by exp(-@cutoff x r / nr_experts),
+ *            thinning the tail (real layers leave many experts unused over a few hundred
+ *            tokens); 0: plain Zipf.
+ *
+ * @layer_spread and @drift draw from a stream of their own: with both 0 the trace is the
+ * one the other parameters gave before they existed.
  */
 struct p2pio_expert_synth_params {
 	uint32_t nr_layers;
@@ -276,6 +295,9 @@ struct p2pio_expert_synth_params {
 	double locality;
 	uint32_t window;
 	uint64_t seed;
+	double layer_spread;
+	double drift;
+	double cutoff;
 };
 
 /**
@@ -284,7 +306,8 @@ struct p2pio_expert_synth_params {
  * @out: the trace.
  *
  * Return: 0, -EINVAL for parameters out of range (top_k > nr_experts, skew < 0 or > 8,
- * locality outside 0 .. 1, window 0, tokens 0 or above 2^24), -ENOMEM.
+ * locality outside 0 .. 1, window 0, tokens 0 or above 2^24, layer_spread or drift
+ * outside 0 .. 1, cutoff outside 0 .. 64), -ENOMEM.
  */
 int p2pio_expert_synth(const struct p2pio_expert_synth_params *p,
 		       struct p2pio_expert_trace **out);

@@ -6,10 +6,17 @@
  * Per token, per layer in order: the layer's experts are demand-accessed one after another
  * (a miss is admitted at once). Then the prefetch for the next layer (layer 0 of the next
  * token after the last layer) is issued from the chosen predictors: the previous token's
- * routing at that layer (LAG), and/or that layer's true routing (NEXT, an oracle
- * predictor). Prefetched experts stay busy (not evictable) until their layer has been
- * accessed, so a prefetch is never undone by the next prefetch or by its own layer's
- * misses - unless a demand miss finds no other room, which releases them first.
+ * routing at that layer (LAG), a table of layer-to-layer co-occurrences learned from the
+ * tokens already replayed (LEARNED: what a caller can predict from the routing it has
+ * seen, never the future), and/or that layer's true routing (NEXT, an oracle predictor).
+ * Prefetched experts stay busy (not evictable) until their layer has been accessed, so a
+ * prefetch is never undone by the next prefetch or by its own layer's misses - unless a
+ * demand miss finds no other room, which releases them first.
+ *
+ * A layer's experts are busy while the layer runs, as in the real cache (require() hands
+ * them to GPU work together): one of the token's experts is never evicted to make room for
+ * another of the same layer - unless a per-layer capacity is below top_k, where they must
+ * evict each other (and none is protected).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +25,9 @@
 #include "experts/policy.h"
 #include "experts/residency.h"
 #include "experts/trace.h"
+
+/* The learned predictor's table: layers x experts^2 counters (256 MiB at most). */
+#define REPLAY_MAX_COOC ((size_t)1 << 26)
 
 struct replay {
 	const struct p2pio_expert_trace *t;
@@ -28,7 +38,95 @@ struct replay {
 	uint32_t *held;		/* prefetched experts kept busy for their layer */
 	uint32_t nr_held;
 	uint32_t held_layer;
+	uint32_t *inuse;	/* the running layer's experts, busy until it is done */
+	uint32_t nr_inuse;
+	bool protect;		/* ... when a layer's top_k experts fit at once */
+	/* LEARNED: cooc[l][a][b] counts tokens that chose a at layer l - 1 (layer 0: the
+	 * last layer of the token before) and b at layer l; score[] is scratch. */
+	uint32_t *cooc;
+	uint64_t *score;
 };
+
+static void replay_unuse(struct replay *rp, uint32_t layer)
+{
+	uint32_t i;
+
+	for (i = 0; i < rp->nr_inuse; i++)
+		p2pio_residency_busy_put(rp->r, layer, rp->inuse[i]);
+	rp->nr_inuse = 0;
+}
+
+/* The cell (token index @ti, layer @l)'s predecessor: layer l - 1 of the token, or the last
+ * layer of the token before; 0 experts when there is none. */
+static int replay_prev_cell(const struct replay *rp, uint64_t ti, uint32_t l,
+			    const uint16_t **ids)
+{
+	if (l)
+		return p2pio_expert_trace_cell(rp->t, rp->tok[ti], l - 1, ids);
+	if (!ti)
+		return 0;
+	return p2pio_expert_trace_cell(rp->t, rp->tok[ti - 1], rp->t->info.nr_layers - 1, ids);
+}
+
+static uint32_t *replay_cooc_row(const struct replay *rp, uint32_t l, uint32_t a)
+{
+	size_t E = rp->t->info.nr_experts;
+
+	return &rp->cooc[((size_t)l * E + a) * E];
+}
+
+/* Learn from the cell (token index @ti, layer @l), once the token has run it. */
+static void replay_learn(struct replay *rp, uint64_t ti, uint32_t l)
+{
+	const uint16_t *prev, *ids;
+	int np, n, i, j;
+
+	if (!rp->cooc)
+		return;
+	np = replay_prev_cell(rp, ti, l, &prev);
+	n = p2pio_expert_trace_cell(rp->t, rp->tok[ti], l, &ids);
+	for (i = 0; i < np; i++) {
+		uint32_t *row = replay_cooc_row(rp, l, prev[i]);
+
+		for (j = 0; j < n; j++)
+			if (row[ids[j]] < UINT32_MAX)
+				row[ids[j]]++;
+	}
+}
+
+/* LEARNED's prediction for (token index @ti, layer @l): the top_k experts with the most
+ * co-occurrences with the predecessor cell's experts (ties: the lower id); only experts
+ * seen at least once with them. Returns the count, ids in @out. */
+static int replay_learned(struct replay *rp, uint64_t ti, uint32_t l, uint16_t *out)
+{
+	uint32_t E = rp->t->info.nr_experts, K = rp->t->info.top_k, e;
+	const uint16_t *prev;
+	int np, i, n = 0;
+
+	np = replay_prev_cell(rp, ti, l, &prev);
+	if (np <= 0)
+		return 0;
+	memset(rp->score, 0, E * sizeof(*rp->score));
+	for (i = 0; i < np; i++) {
+		const uint32_t *row = replay_cooc_row(rp, l, prev[i]);
+
+		for (e = 0; e < E; e++)
+			rp->score[e] += row[e];
+	}
+	/* Selection of the K best: K is small (<= 255), E at most 65536. */
+	while ((uint32_t)n < K) {
+		uint32_t best = UINT32_MAX;
+
+		for (e = 0; e < E; e++)
+			if (rp->score[e] && (best == UINT32_MAX || rp->score[e] > rp->score[best]))
+				best = e;
+		if (best == UINT32_MAX)
+			break;
+		out[n++] = (uint16_t)best;
+		rp->score[best] = 0;
+	}
+	return n;
+}
 
 static void replay_release(struct replay *rp)
 {
@@ -70,6 +168,12 @@ static void replay_predict(struct replay *rp, uint64_t ti, uint32_t l)
 		n = p2pio_expert_trace_cell(rp->t, rp->tok[ti - 1], l, &ids);
 		replay_prefetch(rp, l, ids, n);
 	}
+	if ((rp->o->prefetch & P2PIO_EXPERT_PREFETCH_LEARNED)) {
+		uint16_t pred[P2PIO_EXPERT_TRACE_MAX_TOP_K];
+
+		n = replay_learned(rp, ti, l, pred);
+		replay_prefetch(rp, l, pred, n);
+	}
 }
 
 static int replay_seq(struct replay *rp, struct pol_future *f, struct p2pio_expert_stats *st,
@@ -89,6 +193,7 @@ static int replay_seq(struct replay *rp, struct pol_future *f, struct p2pio_expe
 		goto out;
 	}
 	c = rp->o->capacity;
+	rp->protect = !rp->o->per_layer || c >= in->top_k;
 	for (l = 0; l < in->nr_layers; l++) {
 		bytes[l] = 1;
 		cap[l] = c;
@@ -114,16 +219,23 @@ static int replay_seq(struct replay *rp, struct pol_future *f, struct p2pio_expe
 
 			n = p2pio_expert_trace_cell(rp->t, rp->tok[ti], l, &ids);
 			for (i = 0; i < n; i++) {
-				if (p2pio_residency_access(rp->r, l, ids[i]))
-					continue;
-				ret = p2pio_residency_admit(rp->r, l, ids[i], false, NULL, 0, NULL);
-				if (ret == -ENOSPC && rp->nr_held) {
-					replay_release(rp);
+				if (!p2pio_residency_access(rp->r, l, ids[i])) {
 					ret = p2pio_residency_admit(rp->r, l, ids[i], false, NULL, 0, NULL);
-				}
-				if (!ret)
+					if (ret == -ENOSPC && rp->nr_held) {
+						replay_release(rp);
+						ret = p2pio_residency_admit(rp->r, l, ids[i], false, NULL, 0, NULL);
+					}
+					if (ret)
+						continue;
 					p2pio_residency_loaded(rp->r, l, ids[i], 0);
+				}
+				if (rp->protect) {
+					p2pio_residency_busy_get(rp->r, l, ids[i]);
+					rp->inuse[rp->nr_inuse++] = ids[i];
+				}
 			}
+			replay_unuse(rp, l);
+			replay_learn(rp, ti, l);
 			if (l + 1 < in->nr_layers)
 				replay_predict(rp, ti, l + 1);
 			else if (ti + 1 < rp->nr_tok)
@@ -185,16 +297,34 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
 				       o->policy ? o->policy : "(none)");
 	if (!o->capacity)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "a cache of 0 experts");
-	if (o->prefetch & ~(P2PIO_EXPERT_PREFETCH_LAG | P2PIO_EXPERT_PREFETCH_NEXT))
+	if (o->prefetch & ~(P2PIO_EXPERT_PREFETCH_LAG | P2PIO_EXPERT_PREFETCH_NEXT |
+			    P2PIO_EXPERT_PREFETCH_LEARNED))
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "unknown prefetch bits 0x%x",
 				       o->prefetch);
 	memset(&sum, 0, sizeof(sum));
 	if (layers)
 		memset(layers, 0, t->info.nr_layers * sizeof(*layers));
 	rp.tok = calloc(t->nr_tokens ? t->nr_tokens : 1, sizeof(*rp.tok));
-	rp.held = calloc((size_t)2 * t->info.top_k, sizeof(*rp.held));
+	rp.held = calloc((size_t)3 * t->info.top_k, sizeof(*rp.held));
+	rp.inuse = calloc(t->info.top_k ? t->info.top_k : 1, sizeof(*rp.inuse));
+	if (o->prefetch & P2PIO_EXPERT_PREFETCH_LEARNED) {
+		size_t cells = (size_t)t->info.nr_layers * t->info.nr_experts * t->info.nr_experts;
+
+		if (cells > REPLAY_MAX_COOC) {
+			ret = p2pio_set_error(err, -E2BIG, P2PIO_NO_OFFSET,
+					      "learned prefetch: %u layers x %u^2 experts is too large a table",
+					      t->info.nr_layers, t->info.nr_experts);
+			goto out;
+		}
+		rp.cooc = calloc(cells, sizeof(*rp.cooc));
+		rp.score = calloc(t->info.nr_experts, sizeof(*rp.score));
+		if (!rp.cooc || !rp.score) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
 	seq = calloc(t->nr_tokens * t->info.nr_layers * t->info.top_k + 1, sizeof(*seq));
-	if (!rp.tok || !rp.held || !seq) {
+	if (!rp.tok || !rp.held || !rp.inuse || !seq) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -226,6 +356,9 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
 	}
 out:
 	free(seq);
+	free(rp.cooc);
+	free(rp.score);
+	free(rp.inuse);
 	free(rp.held);
 	free(rp.tok);
 	if (!ret) {

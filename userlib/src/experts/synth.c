@@ -4,6 +4,14 @@
  * random order per layer) and temporal locality (a slot reuses, with probability
  * @locality, one of the experts the layer chose in the last @window tokens). Seeded with
  * SplitMix64, so a seed gives the same trace everywhere.
+ *
+ * @cutoff thins the tail of the popularity (rank r's weight times exp(-cutoff r / experts)):
+ * in a few hundred tokens a real layer leaves many of its experts unused. @layer_spread
+ * gives each layer its own Zipf exponent and locality (real models have layers whose
+ * routing is nearly uniform next to layers with a few dominant experts), and @drift lets
+ * popularity move over the sequence (a token swaps two experts' popularity ranks in a
+ * layer with that probability), so the hot set of the end is not that of the start. They
+ * draw from their own random stream: with all three 0 the trace is the same as without them.
  */
 #include <errno.h>
 #include <math.h>
@@ -48,15 +56,18 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 	struct p2pio_expert_trace_info info = { 0 };
 	uint32_t E = p->nr_experts, L = p->nr_layers, K = p->top_k, W = p->window;
 	uint32_t *perm = NULL, *hist = NULL, *cand = NULL, sel[P2PIO_EXPERT_TRACE_MAX_TOP_K];
-	double *cdf = NULL, total;
+	double *cdf = NULL, *total = NULL, *loc = NULL;
 	struct p2pio_expert_trace *t = NULL;
-	uint64_t s = p->seed, tok;
+	/* @s: the routing draws; @s2: the refinements' draws (their own stream). */
+	uint64_t s = p->seed, s2 = p->seed ^ 0x5851f42d4c957f2dull, tok;
 	uint32_t l, e, j, r;
 	int ret;
 
 	*out = NULL;
 	if (!(p->skew >= 0 && p->skew <= 8) || !(p->locality >= 0 && p->locality <= 1) || !W ||
-	    W > 1024 || !p->tokens || p->tokens > (1u << 24))
+	    W > 1024 || !p->tokens || p->tokens > (1u << 24) ||
+	    !(p->layer_spread >= 0 && p->layer_spread <= 1) || !(p->drift >= 0 && p->drift <= 1) ||
+	    !(p->cutoff >= 0 && p->cutoff <= 64))
 		return -EINVAL;
 	info.nr_layers = L;
 	info.nr_experts = E;
@@ -66,21 +77,31 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 	if (ret)
 		return ret;
 	perm = calloc((size_t)L * E, sizeof(*perm));
-	cdf = calloc(E, sizeof(*cdf));
+	cdf = calloc((size_t)L * E, sizeof(*cdf));
+	total = calloc(L, sizeof(*total));
+	loc = calloc(L, sizeof(*loc));
 	hist = calloc((size_t)L * W * K, sizeof(*hist));	/* ring of the last W cells */
 	cand = calloc((size_t)W * K, sizeof(*cand));
-	if (!perm || !cdf || !hist || !cand) {
+	if (!perm || !cdf || !total || !loc || !hist || !cand) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* Popularity: rank r has weight 1 / (r + 1)^skew; each layer its own ranking. */
-	total = 0;
-	for (r = 0; r < E; r++) {
-		total += pow(r + 1.0, -p->skew);
-		cdf[r] = total;
-	}
+	/* Popularity: rank r has weight 1 / (r + 1)^skew_l; each layer its own ranking, and
+	 * with @layer_spread its own exponent, skew x (1 + spread x u), u uniform in -1 .. 1. */
 	for (l = 0; l < L; l++) {
+		double skew = p->skew, *cl = &cdf[(size_t)l * E];
 		uint32_t *pl = &perm[(size_t)l * E];
+
+		loc[l] = p->locality;
+		if (p->layer_spread > 0) {
+			skew *= 1 + p->layer_spread * (2 * sm64_unit(&s2) - 1);
+			loc[l] = fmin(1, loc[l] * (1 + p->layer_spread * (2 * sm64_unit(&s2) - 1)));
+		}
+		total[l] = 0;
+		for (r = 0; r < E; r++) {
+			total[l] += pow(r + 1.0, -skew) * exp(-p->cutoff * r / E);
+			cl[r] = total[l];
+		}
 
 		for (e = 0; e < E; e++)
 			pl[e] = e;
@@ -94,13 +115,20 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 
 	for (tok = 0; tok < p->tokens; tok++) {
 		for (l = 0; l < L; l++) {
-			uint32_t *ring = &hist[(size_t)l * W * K];
+			uint32_t *ring = &hist[(size_t)l * W * K], *pl = &perm[(size_t)l * E];
 			uint32_t n = 0, nc, h, avail = tok < W ? (uint32_t)tok : W;
+
+			if (p->drift > 0 && sm64_unit(&s2) < p->drift) {
+				uint32_t a = sm64_below(&s2, E), b = sm64_below(&s2, E), tmp = pl[a];
+
+				pl[a] = pl[b];
+				pl[b] = tmp;
+			}
 
 			while (n < K) {
 				uint32_t x = UINT32_MAX;
 
-				if (avail && sm64_unit(&s) < p->locality) {
+				if (avail && sm64_unit(&s) < loc[l]) {
 					/* Experts of the last @avail tokens not chosen yet. */
 					for (nc = 0, h = 0; h < avail * K; h++)
 						if (!in_set(sel, n, ring[h]) && !in_set(cand, nc, ring[h]))
@@ -109,13 +137,14 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 						x = cand[sm64_below(&s, nc)];
 				}
 				for (j = 0; x == UINT32_MAX && j < 64; j++) {
-					double u = sm64_unit(&s) * total;
+					const double *cl = &cdf[(size_t)l * E];
+					double u = sm64_unit(&s) * total[l];
 					uint32_t lo = 0, hi = E - 1;
 
 					while (lo < hi) {
 						uint32_t mid = (lo + hi) / 2;
 
-						if (cdf[mid] > u)
+						if (cl[mid] > u)
 							hi = mid;
 						else
 							lo = mid + 1;
@@ -147,6 +176,8 @@ out:
 	p2pio_expert_trace_free(t);
 	free(perm);
 	free(cdf);
+	free(total);
+	free(loc);
 	free(hist);
 	free(cand);
 	return ret;

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-expert-predict.c - the replay's learned (co-occurrence) prefetch and its rule that a
+ * layer's experts stay resident while the layer runs, on hand-made traces with answers
+ * worked out by hand; and the synthetic generator's refinements (tail cutoff, per-layer
+ * spread, popularity drift).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <p2pio.h>
+
+#include "tap.h"
+
+/* A trace of @n tokens, @layers layers, one expert per cell: token t picks xs[t] at every
+ * layer. */
+static struct p2pio_expert_trace *mirror_trace(const uint32_t *xs, size_t n, uint32_t layers,
+					       uint32_t experts)
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = layers, .nr_experts = experts,
+						.top_k = 1 };
+	struct p2pio_expert_trace *t = NULL;
+	size_t i;
+	uint32_t l;
+
+	if (p2pio_expert_trace_new(&info, &t))
+		tap_bail("trace_new");
+	for (i = 0; i < n; i++) {
+		for (l = 0; l < layers; l++)
+			p2pio_expert_trace_add(t, l, &xs[i], 1);
+		p2pio_expert_trace_end_token(t, 0);
+	}
+	return t;
+}
+
+/*
+ * Two layers, two experts, one per layer per token, capacity 1 per layer; tokens alternate
+ * 0, 1, 0, 1, 0, 1 and each token picks the same expert at both layers.
+ *  - No prefetch: every access misses (12 misses).
+ *  - Learned: layer 1 is predicted from the token's layer 0 with what earlier tokens showed;
+ *    the pairs 0->0 and 1->1 are learned from tokens 0 and 1, so tokens 2..5 hit at layer 1
+ *    (4 hits). Layer 0 is predicted from the token before's layer 1: token 1 learns 0->1,
+ *    token 2 learns 1->0, so tokens 3..5 hit (3 hits). 7 hits, 5 misses, 7 prefetches, all
+ *    used; a miss is never turned into a hit before the pair was seen once.
+ */
+static void test_learned(void)
+{
+	static const uint32_t xs[] = { 0, 1, 0, 1, 0, 1 };
+	struct p2pio_expert_replay_opts o = { .policy = "lru", .capacity = 1, .per_layer = true };
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_expert_layer_stats ls[2];
+	struct p2pio_error err = { 0 };
+	struct p2pio_expert_trace *t = mirror_trace(xs, 6, 2, 2);
+
+	tap_is_int(p2pio_expert_replay(t, &o, &st, ls, &err), 0, "replay without prefetch");
+	tap_ok(st.hits == 0 && st.misses == 12, "alternating experts, 1 frame: all 12 miss");
+	o.prefetch = P2PIO_EXPERT_PREFETCH_LEARNED;
+	tap_is_int(p2pio_expert_replay(t, &o, &st, ls, &err), 0, "replay with learned prefetch");
+	tap_ok(ls[1].hits == 4 && ls[0].hits == 3, "layer 1: 4 hits, layer 0: 3 hits (%llu, %llu)",
+	       (unsigned long long)ls[1].hits, (unsigned long long)ls[0].hits);
+	tap_ok(st.hits == 7 && st.misses == 5 && st.prefetches == 7 && st.prefetch_used == 7 &&
+	       st.prefetch_wasted == 0 && st.loads == 12,
+	       "7 hits, 5 misses, 7 prefetches all used, 12 loads (%llu/%llu/%llu/%llu/%llu)",
+	       (unsigned long long)st.hits, (unsigned long long)st.misses,
+	       (unsigned long long)st.prefetches, (unsigned long long)st.prefetch_used,
+	       (unsigned long long)st.loads);
+	o.prefetch = P2PIO_EXPERT_PREFETCH_LAG;
+	p2pio_expert_replay(t, &o, &st, ls, &err);
+	tap_ok(st.hits == 0 && st.prefetches == 0,
+	       "lag prefetch on alternating experts: the token before's expert is resident, nothing to load");
+	o.prefetch = 0x80;
+	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, &err), -EINVAL, "unknown prefetch bits: %s",
+		   "-EINVAL");
+	p2pio_expert_trace_free(t);
+}
+
+/* A mapping that changes: the learned predictor follows what it has seen, never the future. */
+static void test_learned_no_future(void)
+{
+	/* Layer 0 picks 0 always; layer 1 picks 1 for 4 tokens, then 2 for 4 tokens. */
+	struct p2pio_expert_trace_info info = { .nr_layers = 2, .nr_experts = 3, .top_k = 1 };
+	struct p2pio_expert_replay_opts o = { .policy = "lru", .capacity = 1, .per_layer = true,
+					      .prefetch = P2PIO_EXPERT_PREFETCH_LEARNED };
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_expert_layer_stats ls[2];
+	struct p2pio_expert_trace *t = NULL;
+	uint32_t i, zero = 0;
+
+	p2pio_expert_trace_new(&info, &t);
+	for (i = 0; i < 8; i++) {
+		uint32_t x = i < 4 ? 1 : 2;
+
+		p2pio_expert_trace_add(t, 0, &zero, 1);
+		p2pio_expert_trace_add(t, 1, &x, 1);
+		p2pio_expert_trace_end_token(t, 0);
+	}
+	p2pio_expert_replay(t, &o, &st, ls, NULL);
+	/* Layer 1: token 0 misses (nothing learned), 1-3 hit; token 4 misses (the table says
+	 * 1), token 5 still predicts 1 (1 seen 4 times, 2 once): misses... until 2 has been
+	 * seen more often than 1, which 8 tokens never reach. With capacity 1 the wrong
+	 * prefetch evicts the right expert: tokens 4-7 all miss. */
+	tap_ok(ls[1].hits == 3 && ls[1].misses == 5,
+	       "layer 1: 3 hits before the change, none after (%llu hits)",
+	       (unsigned long long)ls[1].hits);
+	p2pio_expert_trace_free(t);
+}
+
+/*
+ * One layer, capacity 2, top_k 2: tokens {0,1}, {2,3}, {0,1}. At token 1, expert 2 comes in
+ * first (evicting 0 or 1), then 3 must come in: unconstrained, Belady would evict 2 (never
+ * used again) and keep one of 0/1 for token 2 - but 2 is in use by the layer, as in the real
+ * cache, so 0/1 go and token 2 misses both: 0 hits. With capacity 1 (< top_k) nothing is
+ * protected and the layer's experts evict each other.
+ */
+static void test_inuse(void)
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = 1, .nr_experts = 4, .top_k = 2 };
+	static const uint32_t cells[3][2] = { { 0, 1 }, { 2, 3 }, { 0, 1 } };
+	struct p2pio_expert_replay_opts o = { .policy = "oracle", .capacity = 2, .per_layer = true };
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_expert_trace *t = NULL;
+	int i;
+
+	p2pio_expert_trace_new(&info, &t);
+	for (i = 0; i < 3; i++) {
+		p2pio_expert_trace_add(t, 0, cells[i], 2);
+		p2pio_expert_trace_end_token(t, 0);
+	}
+	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, NULL), 0, "oracle replay");
+	tap_ok(st.hits == 0 && st.misses == 6,
+	       "a layer's experts are not evicted while it runs: the oracle gets 0 hits (%llu)",
+	       (unsigned long long)st.hits);
+	o.capacity = 1;
+	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, NULL), 0, "capacity below top_k");
+	tap_ok(st.misses == 6 && st.evictions == 5, "below top_k: each miss evicts (%llu evictions)",
+	       (unsigned long long)st.evictions);
+	p2pio_expert_trace_free(t);
+}
+
+/* Distinct experts a layer of @t uses, summed over layers. */
+static uint64_t distinct(const struct p2pio_expert_trace *t)
+{
+	const struct p2pio_expert_trace_info *in = p2pio_expert_trace_info(t);
+	uint64_t tok, n = 0;
+	uint32_t l, e;
+	bool *seen = calloc(in->nr_experts, sizeof(*seen));
+
+	if (!seen)
+		tap_bail("calloc");
+	for (l = 0; l < in->nr_layers; l++) {
+		memset(seen, 0, in->nr_experts * sizeof(*seen));
+		for (tok = 0; tok < p2pio_expert_trace_tokens(t); tok++) {
+			const uint16_t *ids;
+			int c = p2pio_expert_trace_cell(t, tok, l, &ids), k;
+
+			for (k = 0; k < c; k++)
+				seen[ids[k]] = true;
+		}
+		for (e = 0; e < in->nr_experts; e++)
+			n += seen[e];
+	}
+	free(seen);
+	return n;
+}
+
+/* Spread of per-layer LRU hit rates (max - min). */
+static double layer_range(const struct p2pio_expert_trace *t)
+{
+	struct p2pio_expert_replay_opts o = { .policy = "lru", .capacity = 16, .per_layer = true };
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_expert_layer_stats ls[16];
+	double lo = 1, hi = 0;
+	int l;
+
+	if (p2pio_expert_replay(t, &o, &st, ls, NULL))
+		tap_bail("replay");
+	for (l = 0; l < 16; l++) {
+		double h = (double)ls[l].hits / (double)ls[l].accesses;
+
+		lo = fmin(lo, h);
+		hi = fmax(hi, h);
+	}
+	return hi - lo;
+}
+
+static bool same_trace(const struct p2pio_expert_trace *a, const struct p2pio_expert_trace *b)
+{
+	uint64_t tok;
+	uint32_t l;
+
+	for (tok = 0; tok < p2pio_expert_trace_tokens(a); tok++)
+		for (l = 0; l < p2pio_expert_trace_info(a)->nr_layers; l++) {
+			const uint16_t *x, *y;
+			int n = p2pio_expert_trace_cell(a, tok, l, &x);
+
+			if (n != p2pio_expert_trace_cell(b, tok, l, &y) || memcmp(x, y, n * sizeof(*x)))
+				return false;
+		}
+	return true;
+}
+
+static void test_synth_refinements(void)
+{
+	struct p2pio_expert_synth_params p = { .nr_layers = 16, .nr_experts = 64, .top_k = 4,
+					       .tokens = 300, .skew = 0.5, .locality = 0.3,
+					       .window = 4, .seed = 7 };
+	struct p2pio_expert_trace *base = NULL, *x = NULL, *y = NULL;
+	uint64_t d0;
+	double r0;
+
+	tap_is_int(p2pio_expert_synth(&p, &base), 0, "synth, refinements off");
+	d0 = distinct(base);
+	r0 = layer_range(base);
+
+	p.cutoff = 8;
+	p2pio_expert_synth(&p, &x);
+	tap_ok(distinct(x) * 10 < d0 * 8, "a tail cutoff leaves experts unused (%llu < %llu distinct)",
+	       (unsigned long long)distinct(x), (unsigned long long)d0);
+	p2pio_expert_trace_free(x);
+	p.cutoff = 0;
+
+	p.layer_spread = 1;
+	p2pio_expert_synth(&p, &x);
+	tap_ok(layer_range(x) > r0 + 0.05, "layer spread widens per-layer hit rates (%.3f > %.3f)",
+	       layer_range(x), r0);
+	p2pio_expert_trace_free(x);
+	p.layer_spread = 0;
+
+	p.drift = 0.5;
+	p2pio_expert_synth(&p, &x);
+	p2pio_expert_synth(&p, &y);
+	tap_ok(same_trace(x, y), "drift: the same seed gives the same trace");
+	tap_ok(!same_trace(x, base), "drift changes the trace");
+	p2pio_expert_trace_free(x);
+	p2pio_expert_trace_free(y);
+	/* With a thin tail, drift brings experts of the tail into use. */
+	p.cutoff = 8;
+	p2pio_expert_synth(&p, &x);
+	p.drift = 0;
+	p2pio_expert_synth(&p, &y);
+	tap_ok(distinct(x) > distinct(y), "drift brings more experts into use (%llu > %llu)",
+	       (unsigned long long)distinct(x), (unsigned long long)distinct(y));
+	p2pio_expert_trace_free(x);
+	p2pio_expert_trace_free(y);
+	x = NULL;
+	p.cutoff = 0;
+
+	p.drift = 1.5;
+	tap_is_int(p2pio_expert_synth(&p, &x), -EINVAL, "drift above 1: %s", "-EINVAL");
+	p.drift = 0;
+	p.layer_spread = -0.1;
+	tap_is_int(p2pio_expert_synth(&p, &x), -EINVAL, "negative layer spread: %s", "-EINVAL");
+	p.layer_spread = 0;
+	p.cutoff = NAN;
+	tap_is_int(p2pio_expert_synth(&p, &x), -EINVAL, "a cutoff that is not a number: %s",
+		   "-EINVAL");
+	p2pio_expert_trace_free(base);
+}
+
+int main(void)
+{
+	tap_plan_lazy();
+	test_learned();
+	test_learned_no_future();
+	test_inuse();
+	test_synth_refinements();
+	return tap_exit();
+}
