@@ -219,7 +219,7 @@ check-pkg:
 
 # Debian packages of the working tree (tracked and new files), built in build/pkg/src.
 deb:
-	sh scripts/build-deb.sh
+	bash scripts/build-deb.sh
 
 check: deps
 	$(MAKE) all
