@@ -207,9 +207,11 @@ check-man: lib man
 	sh scripts/check-man.sh $(BUILD)
 
 # The Python package on host memory, every byte checked against the file (NumPy).
+# Debian's python3 (with Debian's python3-numpy) even where another python3 is first on PATH.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 check-python: lib tools
-	P2PIO_LIBRARY=$(abspath $(LIB_SO)) P2PIO_BIN=$(abspath $(BUILD)/bin) \
-		PYTHONPATH=$(abspath python) python3 -m unittest discover -v -s python/tests
+	PYTHONDONTWRITEBYTECODE=1 P2PIO_LIBRARY=$(abspath $(LIB_SO)) P2PIO_BIN=$(abspath $(BUILD)/bin) \
+		PYTHONPATH=$(abspath python) $(PYTHON) -m unittest discover -v -s python/tests
 
 # Builds the Debian packages, installs them on this machine, builds a program with
 # pkg-config alone, has DKMS build the module for every VM kernel and runs the VM's P2P

@@ -1,1 +1,22 @@
-"""p2pio (stub)"""
+# SPDX-License-Identifier: MIT
+"""p2pio: load LLM weights (GGUF) from NVMe into GPU memory, peer to peer, from Python.
+
+    import p2pio, torch
+    with p2pio.Context() as ctx:                    # GPU 0 if there is one, else host
+        model = ctx.open_model("model.gguf")
+        model.load()
+        w = torch.from_dlpack(model["blk.0.attn_q.weight"])   # no copy
+
+A thin layer over libp2pio.so.0 through ctypes (python/README.md says why). Buffers and
+tensors are exported through DLPack; errors are P2pioError (an OSError) with the library's
+message.
+"""
+
+from ._api import (DTYPES, GGML_DTYPES, Buffer, Context, File, Layer, Model, Streamer, Tensor,
+		   ggml_type_name, version)
+from ._lib import P2pioError
+
+__version__ = version()
+
+__all__ = ["Context", "Buffer", "File", "Model", "Streamer", "Layer", "Tensor", "P2pioError",
+	   "version", "ggml_type_name", "DTYPES", "GGML_DTYPES"]
