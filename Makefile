@@ -217,7 +217,7 @@ check-python: lib tools
 # pkg-config alone, has DKMS build the module for every VM kernel and runs the VM's P2P
 # read test with DKMS's module; lintian; then removes the packages again.
 check-pkg:
-	sh scripts/check-pkg.sh
+	bash scripts/check-pkg.sh
 
 # Debian packages of the working tree (tracked and new files), built in build/pkg/src.
 deb:

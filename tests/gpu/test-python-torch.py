@@ -6,7 +6,8 @@ without a copy with the right dtype and shape, and every byte equals the file's.
 tests/gpu/run.sh runs it where there is a GPU (skips without torch with CUDA).
 
 Environment (run.sh sets them for the build tree): P2PIO_LIBRARY (libp2pio.so), P2PIO_BIN
-(p2pio-mkmodel's directory), PYTHONPATH (python/ and python/tests/).
+(p2pio-mkmodel's directory), PYTHONPATH (python/). P2PIO_TORCH_CPU=1 runs the same checks
+on host memory with a CPU-only torch (to try this script where there is no GPU).
 """
 
 import os
@@ -31,9 +32,11 @@ def ok(cond, what):
 	return cond
 
 
+CPU = bool(os.environ.get("P2PIO_TORCH_CPU"))
+DEV = "cpu" if CPU else "cuda"
 try:
 	import torch
-	if not torch.cuda.is_available():
+	if not CPU and not torch.cuda.is_available():
 		raise ImportError("torch.cuda.is_available() is False")
 except ImportError as e:
 	print("1..0 # SKIP PyTorch with CUDA not available: %s" % e)
@@ -49,20 +52,20 @@ TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": 
 		"int64": torch.int64, "float64": torch.float64, "uint8": torch.uint8}
 
 
-def file_u8(data, off, nbytes, device="cuda"):
-	return torch.frombuffer(bytearray(data[off:off + nbytes]), dtype=torch.uint8).to(device)
+def file_u8(data, off, nbytes):
+	return torch.frombuffer(bytearray(data[off:off + nbytes]), dtype=torch.uint8).to(DEV)
 
 
 def check_tensor(t, data, what, stream=None):
 	"""torch.from_dlpack(t): on the GPU, no copy, dtype and shape, every byte."""
 	tt = torch.from_dlpack(t)
-	good = tt.is_cuda and tt.data_ptr() == t.data_ptr and tt.dtype == TORCH_DTYPES[t.dtype] \
+	good = tt.device.type == DEV and tt.data_ptr() == t.data_ptr and tt.dtype == TORCH_DTYPES[t.dtype] \
 		and tuple(tt.shape) == t.shape
 	u8 = torch.from_dlpack(t.view("uint8"))
 	good = good and torch.equal(u8, file_u8(data, t.file_offset, t.nbytes))
 	if not good:
 		print("# %s: cuda %s ptr %x/%x dtype %s/%s shape %s/%s" % (
-			what, tt.is_cuda, tt.data_ptr(), t.data_ptr, tt.dtype, t.dtype, tuple(tt.shape),
+			what, tt.device, tt.data_ptr(), t.data_ptr, tt.dtype, t.dtype, tuple(tt.shape),
 			t.shape))
 	return good
 
@@ -100,8 +103,8 @@ def main():
 			with open(p, "rb") as f:
 				data[p] = f.read()
 
-		ctx = p2pio.Context(device=torch.cuda.current_device())
-		ok(ctx.is_gpu, "a GPU context on device %d" % ctx.device)
+		ctx = p2pio.Context(device="host" if CPU else torch.cuda.current_device())
+		ok(ctx.is_gpu != CPU, "a %s context (device %d)" % (DEV, ctx.device))
 
 		for p in models:
 			with ctx.open_model(p) as m:
@@ -126,19 +129,22 @@ def main():
 
 		# streamed layers, ordered on a torch stream
 		p = models[1]
-		st = torch.cuda.Stream()
+		st = None if CPU else torch.cuda.Stream()
 		with ctx.open_model(p) as m, m.stream(slots=2) as s:
 			good = True
 			for _ in range(2):
 				for i in range(m.layers):
 					L = s.acquire(i, stream=st)
-					with torch.cuda.stream(st):
-						for name, t in L.tensors.items():
-							u8 = torch.from_dlpack(t.view("uint8"))
-							good = good and torch.equal(
-								u8, file_u8(data[p], t.file_offset, t.nbytes))
+					if st is not None:
+						torch.cuda.set_stream(st)
+					for name, t in L.tensors.items():
+						u8 = torch.from_dlpack(t.view("uint8"))
+						good = good and torch.equal(
+							u8, file_u8(data[p], t.file_offset, t.nbytes))
 					L.release()
-			st.synchronize()
+			if st is not None:
+				st.synchronize()
+				torch.cuda.set_stream(torch.cuda.default_stream())
 			stats = s.stats()
 			ok(good, "%s: streamed %d layers twice through %d slots on a torch stream, every "
 			   "byte matches (loads %d, hits %d)" % (os.path.basename(p), m.layers, s.slots,
@@ -146,7 +152,7 @@ def main():
 
 		# file ranges into a torch tensor the caller allocated
 		p = models[0]
-		dest = torch.full((3 << 20,), 0xA5, dtype=torch.uint8, device="cuda")
+		dest = torch.full((3 << 20,), 0xA5, dtype=torch.uint8, device=DEV)
 		with ctx.register(dest) as buf, ctx.open_file(p) as f:
 			t = f.read(4097, 2 << 20, into=buf, buf_offset=13)
 			want = file_u8(data[p], 4097, 2 << 20)
@@ -167,7 +173,8 @@ def main():
 		tt = torch.from_dlpack(m["blk.1.float32.weight"])
 		m.close()
 		ctx.close()
-		torch.cuda.synchronize()
+		if not CPU:
+			torch.cuda.synchronize()
 		ok(torch.equal(tt.cpu(), torch.from_numpy(arrays["blk.1.float32.weight"])),
 		   "a torch tensor stays valid after its model and context are closed")
 		del tt
