@@ -112,18 +112,17 @@ all: lib tools tests kmod man
 lib: $(LIB_SO) $(LIB_A)
 tools: $(TOOLS)
 tests: $(UNIT_TESTS) $(GPU_TESTS)
-man: $(MAN_STAMP) $(BUILD)/lib/p2pio.pc
+man: $(MAN_STAMP)
 
 $(MAN_STAMP): $(PUBLIC_HEADERS) scripts/kdoc-man.py
 	rm -rf $(BUILD)/man
 	python3 scripts/kdoc-man.py --version $(VERSION) -o $(BUILD)/man $(PUBLIC_HEADERS)
 	@touch $@
 
-# pkg-config's description of the installed library.
-$(BUILD)/lib/p2pio.pc: userlib/p2pio.pc.in Makefile userlib/include/p2pio/common.h
-	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+# pkg-config's description of the installed library, written at install time for the
+# directories of that install.
+PC_SED := sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -246,7 +245,8 @@ install: lib tools man
 	install -m 0755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libp2pio.so.$(VERSION)
 	ln -sf libp2pio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libp2pio.so.0
 	ln -sf libp2pio.so.0 $(DESTDIR)$(LIBDIR)/libp2pio.so
-	install -m 0644 $(BUILD)/lib/p2pio.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(PC_SED) userlib/p2pio.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/p2pio.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/p2pio.pc
 	install -m 0644 userlib/include/p2pio.h kmod/uapi/p2pio_ioctl.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 0644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/p2pio/
 	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
