@@ -322,7 +322,7 @@ def synopsis_code(decl):
 	return out
 
 
-def see_also(doc, by_name, all_docs):
+def see_also(doc, by_name):
 	refs = []
 	text = doc.summary + " " + " ".join(" ".join(l) for _, l in doc.body) + " " + \
 		" ".join(t for _, t in doc.params)
@@ -342,7 +342,7 @@ def see_also(doc, by_name, all_docs):
 	return ",\n".join("\\fB%s\\fP(%s)" % (esc(n), s) for n, s in uniq)
 
 
-def function_page(doc, version, by_name, all_docs):
+def function_page(doc, version, by_name):
 	params = [p for p, _ in doc.params]
 	out = [th(doc.name, "3", version), ".SH NAME",
 	       name_line(doc), ".SH SYNOPSIS"]
@@ -366,11 +366,11 @@ def function_page(doc, version, by_name, all_docs):
 		if out[out.index(".SH RETURN VALUE") + 1] == ".PP":
 			del out[out.index(".SH RETURN VALUE") + 1]
 	out.append(".SH SEE ALSO")
-	out.append(see_also(doc, by_name, all_docs))
+	out.append(see_also(doc, by_name))
 	return "\n".join(out) + "\n"
 
 
-def type_page(doc, version, by_name, all_docs):
+def type_page(doc, version, by_name):
 	params = [p for p, _ in doc.params]
 	out = [th(doc.name, "3type", version), ".SH NAME",
 	       name_line(doc), ".SH SYNOPSIS"]
@@ -391,7 +391,7 @@ def type_page(doc, version, by_name, all_docs):
 		out.append(".SH RETURN VALUE")
 		paragraphs(out, ret, params)
 	out.append(".SH SEE ALSO")
-	out.append(see_also(doc, by_name, all_docs))
+	out.append(see_also(doc, by_name))
 	return "\n".join(out) + "\n"
 
 
@@ -483,9 +483,9 @@ def main():
 		if d.kind == "macro":
 			continue
 		if d.kind == "function":
-			page, body = "%s.3" % d.name, function_page(d, a.version, by_name, all_docs)
+			page, body = "%s.3" % d.name, function_page(d, a.version, by_name)
 		else:
-			page, body = "%s.3type" % d.name, type_page(d, a.version, by_name, all_docs)
+			page, body = "%s.3type" % d.name, type_page(d, a.version, by_name)
 		with open(os.path.join(a.outdir, "man3", page), "w", encoding="utf-8") as f:
 			f.write(body)
 		n += 1

@@ -6,8 +6,6 @@ The structs mirror userlib/include/p2pio/*.h field for field; tests/test_layout.
 """
 
 import ctypes
-import ctypes.util
-import errno as _errno
 import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_int,
 		    c_int32, c_size_t, c_uint, c_uint32, c_uint64, c_void_p)
@@ -205,5 +203,3 @@ def new_error():
 	e.offset = P2PIO_NO_OFFSET
 	return e
 
-
-__all__ = ["lib", "check", "strerror", "P2pioError", "new_error", "STRUCTS", "_errno"]
