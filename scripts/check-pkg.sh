@@ -108,6 +108,7 @@ step "the Python package, installed"
 if (cd "$work" && PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -c \
 		'import p2pio, sys; sys.exit(not p2pio.__file__.startswith("/usr/lib/python3/dist-packages/"))') &&
 	(cd "$work" && env -u P2PIO_LIBRARY PYTHONDONTWRITEBYTECODE=1 P2PIO_BIN=/usr/bin \
+		P2PIO_INCLUDE=/usr/include \
 		/usr/bin/python3 -m unittest discover -s "$ROOT/python/tests") >$OUT/python.log 2>&1; then
 	ok "python/tests pass against python3-p2pio and libp2pio0 ($(grep -o 'Ran [0-9]* tests' $OUT/python.log))"
 else
