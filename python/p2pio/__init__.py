@@ -7,14 +7,15 @@
         model.load()
         w = torch.from_dlpack(model["blk.0.attn_q.weight"])   # no copy
 
-A thin layer over libp2pio.so.0 through ctypes (python/README.md says why). Buffers and
-tensors are exported through DLPack; errors are P2pioError (an OSError) with the library's
-message.
+A thin layer over libp2pio.so.0 through ctypes (python/README.md says why): _lib (the
+library, its structs, errors), _dlpack (the capsules), _resource (lifetimes), _tensor,
+_context (contexts, buffers, files), _model (models, streamers, layers).
 """
 
-from ._api import (DTYPES, GGML_DTYPES, Buffer, Context, File, Layer, Model, Streamer, Tensor,
-		   ggml_type_name, version)
+from ._context import Buffer, Context, File
 from ._lib import P2pioError
+from ._model import Layer, Model, Streamer
+from ._tensor import DTYPES, GGML_DTYPES, Tensor, ggml_type_name, version
 
 __version__ = version()
 
