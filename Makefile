@@ -4,7 +4,9 @@
 #   make check      install dependencies, build, run every test this machine can run
 #   make demo       install dependencies, build, boot the emulated NVMe + GPU-BAR machine,
 #                   load the module, load and stream a model through the P2P path, report
-#   make install    install the library, header and tools under $(PREFIX)
+#   make install    install the library, headers, p2pio.pc, tools and man pages under
+#                   $(DESTDIR)$(PREFIX) (LIBDIR, INCLUDEDIR, BINDIR, MANDIR override parts)
+#   make deb        Debian packages (debian/) in build/pkg/, as dpkg-buildpackage makes them
 #
 # Userspace objects go to $(BUILD) (default build/); the sanitizer build uses build-asan/.
 # Components add sources by dropping files in place: userlib/src/<component>/**.c is the
@@ -14,6 +16,14 @@
 
 BUILD ?= build
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# The library's version, from the public header (P2PIO_VERSION_*).
+VERSION := $(shell sed -n 's/^\#define P2PIO_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' \
+	userlib/include/p2pio/common.h | paste -sd.)
 CC ?= cc
 CLANG ?= clang
 OPT ?= -O2
@@ -59,6 +69,22 @@ TOOL_MAINS := $(sort $(wildcard tools/p2pio-*.c))
 TOOL_COMMON := $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
 TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
 TOOLS := $(TOOL_MAINS:tools/%.c=$(BUILD)/bin/%)
+# Tools link the static library (they run from the build tree as they are);
+# TOOLS_LINK=shared links them against libp2pio.so.0 instead (the Debian packages do).
+TOOLS_LINK ?= static
+ifeq ($(TOOLS_LINK),shared)
+TOOL_LIB_DEP := $(LIB_SO)
+TOOL_LIB := -L$(BUILD)/lib -lp2pio
+else
+TOOL_LIB_DEP := $(LIB_A)
+TOOL_LIB := $(LIB_A)
+endif
+
+# Man pages: man/*.1 for the tools are written by hand; section 3 (one page per function,
+# one per documented struct, enum or typedef as 3type) and libp2pio(7) are generated from
+# the kernel-doc comments of every public header (scripts/kdoc-man.py).
+PUBLIC_HEADERS := $(sort $(wildcard userlib/include/p2pio/*.h))
+MAN_STAMP := $(BUILD)/man/.stamp
 
 # Test programs keep flat names (build/tests/test-NAME) wherever their source sits.
 UNIT_MAINS := $(sort $(wildcard tests/unit/*/test-*.c))
@@ -75,17 +101,28 @@ endif
 GPU_MAINS := $(sort $(wildcard tests/gpu/test-*.c))
 GPU_TESTS := $(GPU_MAINS:tests/gpu/%.c=$(BUILD)/tests/gpu/%)
 
-.PHONY: all lib tools tests kmod deps check check-unit check-asan check-fuzz check-vm \
-	check-gpu demo install clean
+.PHONY: all lib tools tests kmod man deps check check-unit check-asan check-fuzz check-vm \
+	check-gpu check-man check-python check-pkg demo install deb clean
 .DEFAULT_GOAL := all
 # Keep object files of tools and tests between builds.
 .SECONDARY:
 
-all: lib tools tests kmod
+all: lib tools tests kmod man
 
 lib: $(LIB_SO) $(LIB_A)
 tools: $(TOOLS)
 tests: $(UNIT_TESTS) $(GPU_TESTS)
+man: $(MAN_STAMP)
+
+$(MAN_STAMP): $(PUBLIC_HEADERS) scripts/kdoc-man.py
+	rm -rf $(BUILD)/man
+	python3 scripts/kdoc-man.py --version $(VERSION) -o $(BUILD)/man $(PUBLIC_HEADERS)
+	@touch $@
+
+# pkg-config's description of the installed library, written at install time for the
+# directories of that install.
+PC_SED := sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -118,9 +155,9 @@ $(LIB_SO): $(LIB_OBJS) $(LIB_MAP)
 		$(LDFLAGS_ALL) -o $@ $(LIB_OBJS) $(LDLIBS_ALL)
 
 # Tools and tests link the static library so they run from the build tree as they are.
-$(BUILD)/bin/%: $(BUILD)/tools/%.o $(TOOL_COMMON_OBJS) $(LIB_A)
+$(BUILD)/bin/%: $(BUILD)/tools/%.o $(TOOL_COMMON_OBJS) $(TOOL_LIB_DEP)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(TOOL_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(TOOL_COMMON_OBJS) $(TOOL_LIB) $(LDLIBS_ALL)
 
 $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(UNIT_COMMON_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -162,30 +199,60 @@ check-vm: all
 check-gpu: all
 	@if [ -x tests/gpu/run.sh ]; then tests/gpu/run.sh; fi
 
+# Every exported function has a man page that man-db parses and groff renders cleanly;
+# the generator's own test runs on a fixture header.
+check-man: lib man
+	python3 tests/man/test_kdoc_man.py
+	sh scripts/check-man.sh $(BUILD)
+
+# The Python package on host memory, every byte checked against the file (NumPy).
+# Debian's python3 (with Debian's python3-numpy) even where another python3 is first on PATH.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
+check-python: lib tools
+	PYTHONDONTWRITEBYTECODE=1 P2PIO_LIBRARY=$(abspath $(LIB_SO)) P2PIO_BIN=$(abspath $(BUILD)/bin) \
+		PYTHONPATH=$(abspath python) $(PYTHON) -m unittest discover -v -s python/tests
+
+# Builds the Debian packages, installs them on this machine, builds a program with
+# pkg-config alone, has DKMS build the module for every VM kernel and runs the VM's P2P
+# read test with DKMS's module; lintian; then removes the packages again.
+check-pkg:
+	bash scripts/check-pkg.sh
+
+# Debian packages of the working tree (tracked and new files), built in build/pkg/src.
+deb:
+	bash scripts/build-deb.sh
+
 check: deps
 	$(MAKE) all
 	$(MAKE) check-unit
 	$(MAKE) check-asan
 	$(MAKE) check-fuzz
+	$(MAKE) check-man
+	$(MAKE) check-python
 	$(MAKE) check-vm
+	$(MAKE) check-pkg
 	$(MAKE) check-gpu
 
 demo: deps
 	$(MAKE) all
 	tests/vm/demo.sh
 
-install: lib tools
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
-	install -m 0644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libp2pio.so.0
-	ln -sf libp2pio.so.0 $(DESTDIR)$(PREFIX)/lib/libp2pio.so
-	install -m 0644 userlib/include/p2pio.h kmod/uapi/p2pio_ioctl.h $(DESTDIR)$(PREFIX)/include/
-	install -d $(DESTDIR)$(PREFIX)/include/p2pio
-	install -m 0644 userlib/include/p2pio/*.h $(DESTDIR)$(PREFIX)/include/p2pio/
-	install -m 0755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
-	@if ls man/*.1 >/dev/null 2>&1; then \
-		install -d $(DESTDIR)$(PREFIX)/share/man/man1 && \
-		install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
+install: lib tools man
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(INCLUDEDIR)/p2pio \
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(MANDIR)/man7
+	install -m 0644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 0755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libp2pio.so.$(VERSION)
+	ln -sf libp2pio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libp2pio.so.0
+	ln -sf libp2pio.so.0 $(DESTDIR)$(LIBDIR)/libp2pio.so
+	$(PC_SED) userlib/p2pio.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/p2pio.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/p2pio.pc
+	install -m 0644 userlib/include/p2pio.h kmod/uapi/p2pio_ioctl.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/p2pio/
+	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(BUILD)/man/man3/* $(DESTDIR)$(MANDIR)/man3/
+	install -m 0644 $(BUILD)/man/man7/* $(DESTDIR)$(MANDIR)/man7/
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -6,7 +6,8 @@ set -eu
 PKGS="make gcc clang llvm libclang-rt-14-dev pkg-config perl python3 \
 	libnvme-dev libpci-dev liburing-dev libjson-c-dev \
 	linux-image-amd64 linux-headers-amd64 kmod \
-	qemu-system-x86 busybox-static cpio e2fsprogs xfsprogs fdisk"
+	qemu-system-x86 busybox-static cpio e2fsprogs xfsprogs fdisk \
+	debhelper dh-dkms dkms dh-python dpkg-dev fakeroot lintian man-db python3-numpy"
 
 missing=""
 for p in $PKGS; do

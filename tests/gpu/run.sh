@@ -1,5 +1,6 @@
 #!/bin/sh
-# tests/gpu/run.sh - run every GPU test program (build/tests/gpu/test-*) under prove.
+# tests/gpu/run.sh - run every GPU test program (build/tests/gpu/test-*, and the Python
+# tests tests/gpu/test-*.py) under prove.
 # Prints a TAP skip and succeeds where there is no NVIDIA GPU or no libcuda.
 set -e
 cd "$(dirname "$0")/../.."
@@ -15,4 +16,11 @@ if [ -z "$tests" ]; then
 	echo "1..0 # SKIP no GPU test programs built under $BUILD/tests/gpu"
 	exit 0
 fi
-exec prove -f --exec '' $tests
+# The Python package's GPU test (PyTorch; it skips itself without torch) uses the build
+# tree's library and tools.
+P2PIO_LIBRARY=$PWD/$BUILD/lib/libp2pio.so
+P2PIO_BIN=$PWD/$BUILD/bin
+PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH}
+PYTHONDONTWRITEBYTECODE=1
+export P2PIO_LIBRARY P2PIO_BIN PYTHONPATH PYTHONDONTWRITEBYTECODE
+exec prove -f --exec '' $tests tests/gpu/test-*.py

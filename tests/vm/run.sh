@@ -10,7 +10,9 @@
 # run on any BUG/WARNING/Oops/lockdep line in the guest's kernel log, printing the log.
 #
 # Environment: VM_VARIANTS ("noiommu iommu"), VM_TESTS (comma list of test programs to
-# run, default all), VM_NO_P2PIO (set: boot without p2pio.ko), VM_OUT (results, default build/vm/out), VM_BOOT_TIMEOUT (s, 900),
+# run, default all), VM_NO_P2PIO (set: boot without p2pio.ko), VM_P2PIO_KO (load this
+# p2pio.ko instead of building kmod/'s, "{kver}" standing for the kernel booted: make
+# check-pkg's DKMS-built module), VM_OUT (results, default build/vm/out), VM_BOOT_TIMEOUT (s, 900),
 # VM_FUZZ_SEED and VM_FUZZ_CALLS (test-fuzz's seed and call count, passed to the guest).
 # See tests/vm/README.md.
 set -eu
@@ -37,8 +39,20 @@ echo "vm: building the test double, guest programs and host tools for $KVER"
 make -s lib	# guest programs test-lib-*.c link libp2pio
 make -s -f tests/vm/Makefile VMBUILD="$VMBUILD" all
 P2PIO_KO=""
+if [ -n "${VM_P2PIO_KO:-}" ]; then
+	# A module built elsewhere (make check-pkg: the one DKMS built from the package)
+	# must be built for the kernel the VM boots and bound to the double's symbols.
+	# "{kver}" in its path stands for the kernel booted.
+	P2PIO_KO=${VM_P2PIO_KO//\{kver\}/$KVER}
+	[ -f "$P2PIO_KO" ] || { echo "run.sh: VM_P2PIO_KO: $P2PIO_KO: no such file" >&2; exit 1; }
+	vermagic=$(modinfo -F vermagic "$P2PIO_KO")
+	case "$vermagic" in
+	"$KVER "*) ;;
+	*) echo "run.sh: $P2PIO_KO is for '$vermagic', the VM boots $KVER" >&2; exit 1 ;;
+	esac
+	echo "vm: loading $P2PIO_KO instead of kmod/p2pio.ko"
 # p2pio binds to the double's nvidia_p2p_* exports, with their symbol versions.
-if [ -f kmod/Kbuild ] && [ -z "${VM_NO_P2PIO:-}" ]; then
+elif [ -f kmod/Kbuild ] && [ -z "${VM_NO_P2PIO:-}" ]; then
 	make -s -C kmod NVIDIA_SYMVERS="$PWD/tests/vm/nvdouble/Module.symvers"
 	# A p2pio.ko linked earlier without the double's symbol versions (plain `make`)
 	# cannot load beside it; kbuild does not relink for new KBUILD_EXTRA_SYMBOLS alone.

@@ -1,0 +1,339 @@
+# SPDX-License-Identifier: MIT
+"""The p2pio Python package on host memory, with NumPy as the DLPack consumer: every byte of
+every tensor and range is compared with the file. Run by `make check-python`
+(P2PIO_LIBRARY=build/lib/libp2pio.so, P2PIO_BIN=build/bin) or against the installed
+packages (python3 -m unittest discover -s python/tests)."""
+
+import errno
+import gc
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import numpy as np
+
+import p2pio
+from p2pio import _dlpack
+
+import gguf_writer as gw
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def mkmodel():
+	b = os.environ.get("P2PIO_BIN")
+	exe = os.path.join(b, "p2pio-mkmodel") if b else shutil.which("p2pio-mkmodel")
+	if not exe or not os.path.exists(exe):
+		raise unittest.SkipTest("p2pio-mkmodel not found (set P2PIO_BIN)")
+	return exe
+
+
+class Files:
+	"""Models written once for all tests."""
+
+	dir = None
+
+	@classmethod
+	def setup(cls):
+		if cls.dir:
+			return
+		cls.dir = tempfile.mkdtemp(prefix="p2pio-py-")
+		cls.tiny = os.path.join(cls.dir, "tiny.gguf")
+		subprocess.run([mkmodel(), "-q", "-p", "tiny", "-s", "7", cls.tiny], check=True)
+		cls.moe = os.path.join(cls.dir, "moe.gguf")
+		subprocess.run([mkmodel(), "-q", "-p", "moe-tiny", "-a", "4096", "-s", "9", cls.moe],
+			       check=True)
+		# Every element type, plus a quantized one, in two layers and a non-layer group.
+		rng = np.random.default_rng(5)
+		cls.typed = os.path.join(cls.dir, "typed.gguf")
+		cls.arrays = {}
+		spec = []
+		for layer in range(2):
+			for dtype, gt in (("float32", gw.F32), ("float16", gw.F16), ("int8", gw.I8),
+					  ("int16", gw.I16), ("int32", gw.I32), ("int64", gw.I64),
+					  ("float64", gw.F64)):
+				name = "blk.%d.%s.weight" % (layer, dtype)
+				shape = (3 + layer, 5, 64)  # outermost first
+				if dtype.startswith("float"):
+					a = rng.standard_normal(shape).astype(dtype)
+				else:
+					a = rng.integers(-100, 100, shape).astype(dtype)
+				cls.arrays[name] = a
+				spec.append((name, gt, list(reversed(shape)), a.tobytes()))
+			bf = rng.integers(0, 65535, (4, 32), dtype=np.uint16)
+			name = "blk.%d.bf16.weight" % layer
+			cls.arrays[name] = bf
+			spec.append((name, gw.BF16, [32, 4], bf.tobytes()))
+			q = rng.integers(0, 255, gw.nbytes(gw.Q8_0, [64, 6]), dtype=np.uint8)
+			name = "blk.%d.q8.weight" % layer
+			cls.arrays[name] = q
+			spec.append((name, gw.Q8_0, [64, 6], q.tobytes()))
+		norm = rng.standard_normal(128).astype(np.float32)
+		cls.arrays["output_norm.weight"] = norm
+		spec.append(("output_norm.weight", gw.F32, [128], norm.tobytes()))
+		cls.offsets = gw.write(cls.typed, spec)
+		cls.bytes = {}
+		for p in (cls.tiny, cls.moe, cls.typed):
+			with open(p, "rb") as f:
+				cls.bytes[p] = f.read()
+
+
+def setUpModule():
+	Files.setup()
+
+
+def tearDownModule():
+	if Files.dir:
+		shutil.rmtree(Files.dir)
+
+
+def host_bytes(t):
+	"""A tensor's bytes through NumPy's DLPack import (no copy), as bytes."""
+	a = np.from_dlpack(t.view("uint8"))
+	assert a.ctypes.data == t.data_ptr
+	return a.tobytes()
+
+
+class TestContext(unittest.TestCase):
+	def test_version(self):
+		self.assertRegex(p2pio.version(), r"^\d+\.\d+\.\d+$")
+		self.assertEqual(p2pio.ggml_type_name(12), "Q4_K")
+
+	def test_host_context(self):
+		with p2pio.Context(device="host") as ctx:
+			self.assertEqual(ctx.device, -1)
+			self.assertFalse(ctx.is_gpu)
+
+	def test_bad_options_raise_with_message(self):
+		with self.assertRaises(p2pio.P2pioError) as cm:
+			p2pio.Context(device=7)  # no GPU here, or not that many
+		self.assertIn(cm.exception.errno, (errno.ENODEV, errno.EINVAL))
+		self.assertTrue(cm.exception.strerror)
+
+	def test_bad_path_name(self):
+		with self.assertRaises(ValueError):
+			p2pio.Context(device="host", path="teleport")
+
+
+class TestFileReads(unittest.TestCase):
+	def setUp(self):
+		self.ctx = p2pio.Context(device="host")
+		self.data = Files.bytes[Files.tiny]
+
+	def tearDown(self):
+		self.ctx.close()
+
+	def test_random_ranges_into_new_buffers(self):
+		rng = random.Random(3)
+		with self.ctx.open_file(Files.tiny) as f:
+			self.assertEqual(f.size, len(self.data))
+			for _ in range(40):
+				off = rng.randrange(0, len(self.data) - 1)
+				n = rng.randrange(1, min(len(self.data) - off, 3 << 20) + 1)
+				t = f.read(off, n)
+				self.assertEqual(t.shape, (n,))
+				self.assertEqual(t.dtype, "uint8")
+				self.assertEqual(host_bytes(t), self.data[off:off + n], (off, n))
+
+	def test_read_into_registered_numpy_array_at_offset(self):
+		dest = np.full(1 << 20, 0xA5, dtype=np.uint8)
+		with self.ctx.register(dest) as buf, self.ctx.open_file(Files.tiny) as f:
+			t = f.read(12345, 500000, into=buf, buf_offset=777)
+			self.assertEqual(t.data_ptr, dest.ctypes.data + 777)
+			self.assertEqual(dest[777:777 + 500000].tobytes(), self.data[12345:12345 + 500000])
+			self.assertTrue((dest[:777] == 0xA5).all())
+			self.assertTrue((dest[777 + 500000:] == 0xA5).all())
+			del t
+
+	def test_typed_view_of_a_buffer(self):
+		off = Files.offsets["blk.1.float32.weight"]
+		want = Files.arrays["blk.1.float32.weight"]
+		with self.ctx.open_file(Files.typed) as f:
+			t = f.read(off, want.nbytes)
+			a = np.from_dlpack(t.view("float32", want.shape))
+			self.assertEqual(a.shape, want.shape)
+			self.assertTrue(np.array_equal(a, want))
+
+	def test_path_info(self):
+		with self.ctx.open_file(Files.tiny) as f:
+			info = f.path_info()
+		self.assertIn(info["path"], ("p2p", "bounce", "posix"))
+		self.assertTrue(info["why"])
+
+	def test_errors(self):
+		with self.assertRaises(p2pio.P2pioError) as cm:
+			self.ctx.open_file(os.path.join(Files.dir, "absent.gguf"))
+		self.assertEqual(cm.exception.errno, errno.ENOENT)
+		self.assertIn("absent.gguf", str(cm.exception))
+		with self.ctx.open_file(Files.tiny) as f:
+			buf = self.ctx.alloc(4096)
+			with self.assertRaises(p2pio.P2pioError) as cm:
+				f.read(len(self.data) - 10, 100, into=buf)
+			self.assertEqual(cm.exception.errno, errno.ENODATA)
+			with self.assertRaises(p2pio.P2pioError) as cm:
+				f.read(0, 4097, into=buf)
+			self.assertEqual(cm.exception.errno, errno.EINVAL)
+			buf.close()
+		with self.assertRaises(ValueError):
+			f.read(0, 1)
+
+
+class TestModel(unittest.TestCase):
+	def setUp(self):
+		self.ctx = p2pio.Context(device="host")
+
+	def tearDown(self):
+		self.ctx.close()
+
+	def check_every_tensor(self, path, tensors):
+		data = Files.bytes[path]
+		total = 0
+		for name, t in tensors.items():
+			self.assertEqual(host_bytes(t), data[t.file_offset:t.file_offset + t.nbytes], name)
+			total += t.nbytes
+		return total
+
+	def test_load_whole_mkmodel_every_byte(self):
+		for path in (Files.tiny, Files.moe):
+			with self.ctx.open_model(path) as m:
+				self.assertEqual(m.info["has_seed"], True)
+				seen = []
+				res = m.load(chunk=1 << 20, progress=lambda d, t: seen.append((d, t)))
+				self.assertGreaterEqual(res["bytes"], m.info["data_size"])
+				self.assertTrue(seen and seen[-1][0] == seen[-1][1])
+				ts = m.tensors()
+				self.assertEqual(sorted(ts), sorted(m.names))
+				self.assertEqual(len(ts), m.info["tensors"])
+				total = self.check_every_tensor(path, ts)
+				self.assertGreater(total, 1 << 20)
+				# F32 tensors come with their shape, outermost first.
+				f32 = [t for t in ts.values() if t.ggml_type == 0]
+				self.assertTrue(f32)
+				for t in f32:
+					a = np.from_dlpack(t)
+					self.assertEqual(a.dtype, np.float32)
+					self.assertEqual(a.nbytes, t.nbytes)
+					self.assertEqual(a.shape, t.shape)
+				# Quantized tensors are raw bytes.
+				q = [t for t in ts.values() if t.type_name == "Q4_K"]
+				self.assertTrue(q)
+				a = np.from_dlpack(q[0])
+				self.assertEqual((a.dtype, a.shape), (np.uint8, (q[0].nbytes,)))
+				del ts, f32, q, a
+
+	def test_element_types_and_shapes(self):
+		with self.ctx.open_model(Files.typed) as m:
+			m.load()
+			for name, want in Files.arrays.items():
+				t = m[name]
+				self.assertEqual(t.file_offset, Files.offsets[name])
+				if name.endswith("bf16.weight"):
+					self.assertEqual((t.dtype, t.shape), ("bfloat16", want.shape))
+					self.assertEqual(t.__dlpack_device__(), (1, 0))
+					# NumPy has no bfloat16: compare the same bytes as uint16.
+					a = np.from_dlpack(t.view("uint16", want.shape))
+				elif name.endswith("q8.weight"):
+					self.assertEqual((t.dtype, t.shape, t.type_name), ("uint8", want.shape, "Q8_0"))
+					a = np.from_dlpack(t)
+				else:
+					self.assertEqual((t.dtype, t.shape), (str(want.dtype), want.shape))
+					a = np.from_dlpack(t)
+				self.assertEqual(a.dtype, want.dtype, name)
+				self.assertTrue(np.array_equal(a, want), name)
+
+	def test_stream_layers_two_passes(self):
+		for path in (Files.tiny, Files.typed):
+			data = Files.bytes[path]
+			with self.ctx.open_model(path) as m, m.stream(slots=2) as s:
+				self.assertEqual(s.slots, 2)
+				layers = m.layers
+				self.assertGreaterEqual(layers, 2)
+				seen = set()
+				for _ in range(2):
+					for i in range(layers):
+						with s.layer(i) as L:
+							self.assertEqual(L.index, i)
+							self.assertTrue(L.tensors)
+							for name, t in L.tensors.items():
+								self.assertTrue(name.startswith("blk.%d." % i))
+								self.assertEqual(t.layer, i)
+								self.assertEqual(host_bytes(t), data[t.file_offset:
+												       t.file_offset + t.nbytes])
+								seen.add(name)
+				resident = [n for n in m.names if not n.startswith("blk.")]
+				for n in resident:
+					t = s.tensor(n)
+					self.assertEqual(host_bytes(t), data[t.file_offset:t.file_offset + t.nbytes])
+				self.assertEqual(len(seen) + len(resident), len(m.names))
+				st = s.stats()
+				self.assertEqual(st["acquires"], 2 * layers)
+				with self.assertRaises(p2pio.P2pioError) as cm:
+					s.acquire(layers)
+				self.assertEqual(cm.exception.errno, errno.ERANGE)
+
+	def test_model_errors(self):
+		with self.assertRaises(p2pio.P2pioError) as cm:
+			self.ctx.open_model(os.path.join(Files.dir, "absent.gguf"))
+		self.assertEqual(cm.exception.errno, errno.ENOENT)
+		bad = os.path.join(Files.dir, "truncated.gguf")
+		with open(bad, "wb") as f:
+			f.write(Files.bytes[Files.tiny][:200])
+		with self.assertRaises(p2pio.P2pioError) as cm:
+			self.ctx.open_model(bad)
+		self.assertIsNotNone(cm.exception.offset)
+		self.assertRegex(cm.exception.strerror, r"byte \d+")  # the library's message
+		self.assertNotEqual(cm.exception.strerror, os.strerror(cm.exception.errno))
+		with self.ctx.open_model(Files.tiny) as m:
+			with self.assertRaises(ValueError):
+				m["output_norm.weight"]
+			m.load()
+			with self.assertRaises(p2pio.P2pioError) as cm:
+				m["no.such.tensor"]
+			self.assertEqual(cm.exception.errno, errno.ENOENT)
+
+
+class TestLifetime(unittest.TestCase):
+	def test_exported_memory_outlives_close(self):
+		gc.collect()
+		base = _dlpack.live_exports()
+		ctx = p2pio.Context(device="host")
+		m = ctx.open_model(Files.typed)
+		m.load()
+		a = np.from_dlpack(m["blk.0.float64.weight"])
+		want = Files.arrays["blk.0.float64.weight"]
+		self.assertEqual(_dlpack.live_exports(), base + 1)
+		with self.assertRaises(BufferError):
+			m.load()  # would move exported tensors
+		m.close()
+		ctx.close()
+		self.assertIsNotNone(m._handle)  # still allocated: NumPy uses it
+		self.assertTrue(np.array_equal(a, want))
+		del a
+		gc.collect()
+		self.assertEqual(_dlpack.live_exports(), base)
+		self.assertIsNone(m._handle)
+		self.assertIsNone(ctx._handle)
+
+	def test_unconsumed_capsule_is_deleted(self):
+		gc.collect()
+		base = _dlpack.live_exports()
+		with p2pio.Context(device="host") as ctx:
+			b = ctx.alloc(64)
+			cap = b.__dlpack__()
+			self.assertEqual(_dlpack.live_exports(), base + 1)
+			del cap
+			gc.collect()
+			self.assertEqual(_dlpack.live_exports(), base)
+			with self.assertRaises(BufferError):
+				b.__dlpack__(copy=True)
+			with self.assertRaises(BufferError):
+				b.__dlpack__(dl_device=(2, 0))
+			b.close()
+			self.assertIsNone(b._handle)
+
+
+if __name__ == "__main__":
+	unittest.main()
