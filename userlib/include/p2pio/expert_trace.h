@@ -101,13 +101,26 @@ int p2pio_expert_trace_add(struct p2pio_expert_trace *t, uint32_t layer, const u
  */
 int p2pio_expert_trace_end_token(struct p2pio_expert_trace *t, uint32_t flags);
 
-/** p2pio_expert_trace_free() - free a trace (NULL is fine). @t: the trace. */
+/**
+ * p2pio_expert_trace_free() - free a trace.
+ * @t: the trace; NULL is fine.
+ */
 void p2pio_expert_trace_free(struct p2pio_expert_trace *t);
 
-/** p2pio_expert_trace_info() - the trace's shape. @t: the trace. Return: its info. */
+/**
+ * p2pio_expert_trace_info() - the trace's shape.
+ * @t: the trace.
+ *
+ * Return: its info, owned by the trace.
+ */
 const struct p2pio_expert_trace_info *p2pio_expert_trace_info(const struct p2pio_expert_trace *t);
 
-/** p2pio_expert_trace_tokens() - tokens in the trace. @t: the trace. Return: the count. */
+/**
+ * p2pio_expert_trace_tokens() - tokens in the trace.
+ * @t: the trace.
+ *
+ * Return: the count.
+ */
 uint64_t p2pio_expert_trace_tokens(const struct p2pio_expert_trace *t);
 
 /**
@@ -170,7 +183,10 @@ int p2pio_expert_trace_writer_open(const char *path, const struct p2pio_expert_t
 
 /**
  * p2pio_expert_trace_writer_add() - as p2pio_expert_trace_add(), for a writer.
- * @w: the writer. @layer, @ids, @n: as p2pio_expert_trace_add().
+ * @w:     the writer.
+ * @layer: as p2pio_expert_trace_add().
+ * @ids:   as p2pio_expert_trace_add().
+ * @n:     as p2pio_expert_trace_add().
  *
  * Return: 0 or -EINVAL.
  */
@@ -179,7 +195,8 @@ int p2pio_expert_trace_writer_add(struct p2pio_expert_trace_writer *w, uint32_t 
 
 /**
  * p2pio_expert_trace_writer_end_token() - write the token being built.
- * @w: the writer. @flags: P2PIO_EXPERT_TOKEN_* bits.
+ * @w:     the writer.
+ * @flags: P2PIO_EXPERT_TOKEN_* bits.
  *
  * Return: 0, -EINVAL for unknown flags, -EIO (or the write's errno) when writing failed.
  */
