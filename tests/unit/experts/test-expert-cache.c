@@ -333,6 +333,161 @@ static void test_open_errors(struct p2pio_ctx *ctx)
 	p2pio_model_close(m);
 }
 
+/*
+ * A caller's own policy, by table: it evicts the resident expert with the highest number
+ * (a rule no built-in policy has), and counts its hooks, so the test sees the cache call
+ * the caller's table and not a built-in one.
+ */
+struct mypol {
+	uint32_t layers, experts;
+	bool *resident;
+	unsigned int inserted, accessed, removed, victims;
+};
+
+static struct mypol *mypol_last;
+
+static int mypol_create(void **state, uint32_t nl, uint32_t ne, const char *args,
+			const void *data)
+{
+	struct mypol *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->resident = calloc((size_t)nl * ne, sizeof(bool));
+	if (!p->resident) {
+		free(p);
+		return -ENOMEM;
+	}
+	p->layers = nl;
+	p->experts = ne;
+	*state = mypol_last = p;
+	return 0;
+}
+
+static void mypol_destroy(void *state)
+{
+	struct mypol *p = state;
+
+	free(p->resident);
+	free(p);
+	mypol_last = NULL;
+}
+
+static void mypol_inserted(void *state, struct p2pio_expert_ref r, uint64_t tick)
+{
+	struct mypol *p = state;
+
+	p->resident[(size_t)r.layer * p->experts + r.expert] = true;
+	p->inserted++;
+}
+
+static void mypol_accessed(void *state, struct p2pio_expert_ref r, uint64_t tick)
+{
+	((struct mypol *)state)->accessed++;
+}
+
+static void mypol_removed(void *state, struct p2pio_expert_ref r)
+{
+	struct mypol *p = state;
+
+	p->resident[(size_t)r.layer * p->experts + r.expert] = false;
+	p->removed++;
+}
+
+static int mypol_victim(void *state, uint32_t layer,
+			bool (*evictable)(void *arg, struct p2pio_expert_ref ref), void *arg,
+			struct p2pio_expert_ref *out)
+{
+	struct mypol *p = state;
+	struct p2pio_expert_ref r;
+	uint32_t l, e;
+
+	p->victims++;
+	for (l = p->layers; l-- > 0;) {
+		if (layer != P2PIO_EXPERT_ANY_LAYER && l != layer)
+			continue;
+		for (e = p->experts; e-- > 0;) {
+			r.layer = l;
+			r.expert = e;
+			if (p->resident[(size_t)l * p->experts + e] && evictable(arg, r)) {
+				*out = r;
+				return 0;
+			}
+		}
+	}
+	return -ENOENT;
+}
+
+static const struct p2pio_expert_policy_ops mypol_ops = {
+	.name = "highest-first",
+	.create = mypol_create,
+	.destroy = mypol_destroy,
+	.inserted = mypol_inserted,
+	.accessed = mypol_accessed,
+	.removed = mypol_removed,
+	.victim = mypol_victim,
+};
+
+static void test_custom_policy(struct p2pio_ctx *ctx)
+{
+	struct p2pio_expert_policy_ops broken = mypol_ops;
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_experts_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x = NULL;
+	struct p2pio_model *m;
+	uint32_t tok, l, ids[USED], i;
+	uint64_t ptr[USED];
+	int bad = 0, ret = 0;
+
+	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
+		tap_ok(0, "model opens: %s", err.msg);
+		return;
+	}
+	p2pio_experts_opts_init(&o);
+	o.budget = budget_for(m, 12);
+	o.policy_ops = &mypol_ops;
+	o.policy = "lru";
+	tap_is_int(p2pio_experts_open(m, &o, &x, &err), -EINVAL,
+		   "a policy by name and by table together is refused");
+	o.policy = NULL;
+	broken.victim = NULL;
+	o.policy_ops = &broken;
+	tap_is_int(p2pio_experts_open(m, &o, &x, &err), -EINVAL,
+		   "a policy table without a victim hook is refused");
+	tap_ok(strstr(err.msg, "lacks a hook") != NULL, "and says why: %s", err.msg);
+	o.policy_ops = &mypol_ops;
+	ret = p2pio_experts_open(m, &o, &x, &err);
+	tap_is_int(ret, 0, "a cache opens with the caller's policy table");
+	if (ret)
+		goto out;
+	for (tok = 0; tok < TOKENS && !ret; tok++) {
+		p2pio_experts_token_begin(x);
+		for (l = 0; l < NLAYERS && !ret; l++) {
+			route(tok, l, ids);
+			ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
+			for (i = 0; !ret && i < USED; i++)
+				bad += check_expert(x, l, ids[i], ptr[i]);
+			ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
+		}
+		ret = ret ?: p2pio_experts_token_end(x);
+	}
+	tap_is_int(ret, 0, "%d tokens decoded under the caller's policy", TOKENS);
+	tap_is_int(bad, 0, "every byte of every required expert is the file's");
+	p2pio_experts_stats(x, &st, NULL, false);
+	tap_ok(mypol_last && st.evictions > 0 && mypol_last->victims >= st.evictions &&
+	       mypol_last->removed == st.evictions && mypol_last->inserted == st.misses &&
+	       mypol_last->accessed == st.accesses,
+	       "the cache called the caller's hooks: %u inserts for %llu misses, %u removals for "
+	       "%llu evictions", mypol_last ? mypol_last->inserted : 0,
+	       (unsigned long long)st.misses, mypol_last ? mypol_last->removed : 0,
+	       (unsigned long long)st.evictions);
+	p2pio_experts_close(x);
+	tap_ok(mypol_last == NULL, "closing the cache destroys the policy's state");
+out:
+	p2pio_model_close(m);
+}
+
 static void test_dense_model(struct p2pio_ctx *ctx)
 {
 	char path[PATH_MAX + 8];
@@ -393,6 +548,7 @@ int main(void)
 	test_pins_prefetch(ctx);
 	test_prefetch_prev(ctx);
 	test_open_errors(ctx);
+	test_custom_policy(ctx);
 	test_dense_model(ctx);
 	p2pio_ctx_destroy(ctx);
 	return tap_exit();

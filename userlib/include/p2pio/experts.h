@@ -68,6 +68,10 @@ struct p2pio_experts;
  * @policy:      eviction policy by name (p2pio_expert_policy_find()); NULL: "lru".
  * @policy_args: the policy's option string, or NULL.
  * @flags:       P2PIO_EXPERTS_* flags.
+ * @policy_ops:  the caller's own eviction policy (struct p2pio_expert_policy_ops: @name,
+ *               @create, @destroy, @inserted, @accessed, @removed and @victim filled in);
+ *               when set, @policy must be NULL. The table must outlive the cache; its
+ *               @create gets @policy_args and NULL data.
  */
 struct p2pio_experts_opts {
 	size_t size;
@@ -77,6 +81,7 @@ struct p2pio_experts_opts {
 	const char *policy_args;
 	uint32_t flags;
 	uint32_t reserved;
+	const struct p2pio_expert_policy_ops *policy_ops;
 };
 
 /**

@@ -173,10 +173,42 @@ static int check_budget(struct p2pio_experts *x, const struct p2pio_experts_opts
 	return 0;
 }
 
+/*
+ * The policy: the caller's own table (options that carry policy_ops), or a built-in one by
+ * name (LRU by default). A caller's table is checked for every hook the core calls.
+ */
+static int policy_choose(const struct p2pio_experts_opts *opts,
+			 const struct p2pio_expert_policy_ops **pol, struct p2pio_error *err)
+{
+	const struct p2pio_expert_policy_ops *p = NULL;
+
+	if (opts && opts->size >= offsetof(struct p2pio_experts_opts, policy_ops) +
+				  sizeof(opts->policy_ops))
+		p = opts->policy_ops;
+	if (p) {
+		if (opts->policy)
+			return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+					       "give a policy by name or by table, not both");
+		if (!p->name || !p->create || !p->destroy || !p->inserted || !p->accessed ||
+		    !p->removed || !p->victim)
+			return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+					       "policy table '%s' lacks a hook the cache calls",
+					       p->name ? p->name : "(unnamed)");
+		*pol = p;
+		return 0;
+	}
+	p = p2pio_expert_policy_find(opts && opts->policy ? opts->policy : "lru");
+	if (!p)
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "no eviction policy named '%s'",
+				       opts->policy);
+	*pol = p;
+	return 0;
+}
+
 int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *opts,
 		       struct p2pio_experts **out, struct p2pio_error *err)
 {
-	const struct p2pio_expert_policy_ops *pol;
+	const struct p2pio_expert_policy_ops *pol = NULL;
 	struct p2pio_residency_opts ro;
 	struct p2pio_experts *x;
 	uint64_t *region = NULL, eb = 0, used = 0;
@@ -194,10 +226,9 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	if (m->streamer || m->arena)
 		return p2pio_set_error(err, -EBUSY, P2PIO_NO_OFFSET,
 				       "the model is already streaming or loaded whole");
-	pol = p2pio_expert_policy_find(opts && opts->policy ? opts->policy : "lru");
-	if (!pol)
-		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "no eviction policy named '%s'",
-				       opts->policy);
+	ret = policy_choose(opts, &pol, err);
+	if (ret)
+		return ret;
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
