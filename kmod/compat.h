@@ -2,8 +2,10 @@
 /*
  * compat.h - every kernel-version difference p2pio depends on, and nowhere else.
  *
- * Written for Linux 6.1 (Debian 12). Known to change for 6.8 and 6.12: since 6.5
- * block_device_operations.ioctl takes blk_mode_t instead of fmode_t (p2pio_nvme_nsid).
+ * Built and tested (tests/vm) on Debian 12's 6.1 and bookworm-backports' 6.12. Between
+ * them only block_device_operations.ioctl changed: it takes a blk_mode_t (BLK_OPEN_*)
+ * since 6.5, an fmode_t before (p2pio_nvme_nsid). Everything else p2pio calls here kept
+ * its signature and meaning from 6.1 through 6.12.
  */
 #ifndef P2PIO_COMPAT_H
 #define P2PIO_COMPAT_H
@@ -44,13 +46,19 @@ static inline sector_t p2pio_bdev_start_sect(struct block_device *bdev)
  * disk (the caller checks the fops owner and that the queue is blk-mq, which rules
  * out the multipath head disk whose ioctl takes an SRCU path lookup).
  */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+#define P2PIO_BDEV_IOCTL_READ BLK_OPEN_READ
+#else
+#define P2PIO_BDEV_IOCTL_READ FMODE_READ
+#endif
+
 static inline int p2pio_nvme_nsid(struct block_device *bdev)
 {
 	const struct block_device_operations *fops = bdev->bd_disk->fops;
 
 	if (!fops->ioctl)
 		return -ENOTTY;
-	return fops->ioctl(bdev, FMODE_READ, NVME_IOCTL_ID, 0);
+	return fops->ioctl(bdev, P2PIO_BDEV_IOCTL_READ, NVME_IOCTL_ID, 0);
 }
 
 static inline int p2pio_fileattr_get(struct file *filp, struct fileattr *fa)
