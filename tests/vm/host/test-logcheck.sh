@@ -64,6 +64,7 @@ EOT
 GOOD=$(cat <<'EOT'
 [    0.148591] Kernel command line: console=ttyS0 panic=-1 vm.variant=noiommu vm.tests= p2pio.dyndbg=+p slub_debug=FZPU page_poison=1 init_on_free=1 sysctl.kernel.hung_task_timeout_secs=60 kfence.sample_interval=10
 [    0.175205] mem auto-init: stack:all(zero), heap alloc:on, heap free:off
+[    0.059112] mem auto-init: SLAB_POISON will take precedence over init_on_alloc/init_on_free
 [    0.175205] mem auto-init: CONFIG_PAGE_POISONING is on, will take precedence over init_on_alloc and init_on_free
 [    0.229113] SLUB: HWalign=64, Order=0-3, MinObjects=0, CPUs=2, Nodes=1
 [    0.229113] **********************************************************
