@@ -29,6 +29,10 @@ VMBUILD=${VMBUILD:-build/vm}
 VM_OUT=${VM_OUT:-$VMBUILD/out}
 VARIANTS=${VM_VARIANTS:-noiommu iommu}
 KERNELS=${VM_KERNELS:-$(sh scripts/kver.sh --all)}
+# vmcheck.ko's defects of the selftest boot, and the report line each must cause
+SELFTEST_FAULTS=slub,kfence,warn
+declare -A SELFTEST_REPORT=([slub]='BUG kmalloc-32 .*Redzone overwritten' [kfence]='BUG: KFENCE: ' \
+	[warn]='WARNING: .*vmcheck')
 MKPATTERN=$VMBUILD/host/mkpattern
 VMHOST=$VMBUILD/host/vmhost
 export MKPATTERN VMHOST
@@ -71,9 +75,16 @@ for kver in $KERNELS; do
 	echo $brc >"$VM_OUT/$kver/build.rc"
 	P2PIO_KO=""
 	[ -f "$kb/kmod/p2pio.ko" ] && P2PIO_KO=$kb/kmod/p2pio.ko
-	VM_NVDOUBLE_KO=$kb/nvdouble/nvdouble.ko \
+	VM_NVDOUBLE_KO=$kb/nvdouble/nvdouble.ko VM_VMCHECK_KO=$kb/vmcheck/vmcheck.ko \
 		vm_make_initramfs "$kb/initrd.gz" "$kver" "$WORK/etc" "$VMBUILD" "$P2PIO_KO"
 	echo "vm: $kver build took $(( $(date +%s) - t0 )) s"
+	if [ -z "${VM_NO_SELFTEST:-}" ]; then
+		echo "vm: booting $kver (selftest: defects on purpose)"
+		t0=$(date +%s)
+		VM_KVER=$kver VM_SELFTEST=$SELFTEST_FAULTS \
+			vm_boot selftest "$WORK" "$kb/initrd.gz" "$VM_OUT/$kver/selftest" || true
+		echo "vm: $kver selftest boot took $(( $(date +%s) - t0 )) s"
+	fi
 	for v in $VARIANTS; do
 		echo "vm: booting $kver ($v)"
 		t0=$(date +%s)
@@ -94,6 +105,24 @@ harness=$VM_OUT/harness.tap
 		else
 			echo "not ok $n - $kver: building the test double or p2pio.ko failed or warned ($VMBUILD/k/$kver/build.log)"
 		fi
+	done
+	# The selftest boots: each defect on purpose was reported by its checker, and the
+	# scanner flagged that report (its flagged lines hold it).
+	for kver in $KERNELS; do
+		out=$VM_OUT/$kver/selftest
+		[ -z "${VM_NO_SELFTEST:-}" ] || continue
+		flagged=$(vm_log_check "$out/console.log" 2>/dev/null)
+		for f in ${SELFTEST_FAULTS//,/ }; do
+			n=$((n + 1))
+			said=$(grep -ao "vmcheck: fault=$f: -*[0-9]*" "$out/console.log" 2>/dev/null | head -n 1)
+			if [ "$f" = kfence ] && ! grep -qs '^CONFIG_KFENCE=y' "/boot/config-$kver"; then
+				echo "ok $n - $kver selftest: $f # SKIP the kernel is built without KFENCE"
+			elif printf '%s\n' "$flagged" | grep -qE "${SELFTEST_REPORT[$f]}"; then
+				echo "ok $n - $kver selftest: $f: reported and caught by the scanner ($(printf '%s\n' "$flagged" | grep -E "${SELFTEST_REPORT[$f]}" | head -n 1 | sed 's/^\[[ 0-9.]*\] //'))"
+			else
+				echo "not ok $n - $kver selftest: $f: no '${SELFTEST_REPORT[$f]}' among the scanner's lines (${said:-vmcheck said nothing}; $out/console.log)"
+			fi
+		done
 	done
 	for v in $runs; do
 		out=$VM_OUT/$v

@@ -212,6 +212,21 @@ static void one_call(struct fuzz *z, unsigned s)
 	case 6:
 		cmd = P2PIO_IOC_SUBMIT;
 		n = 1 + pick(z, 8);
+		if (!pick(z, 3)) {
+			/* well formed: 4 KiB-aligned reads of files and pins this fd got, the
+			 * ones that reach the controllers (and race the frees and removal) */
+			for (i = 0; i < n; i++)
+				z->reads[i] = (struct p2pio_read){
+					.file = LOAD(w->files[s][pick(z, MAXH)]),
+					.mem = LOAD(w->mems[s][pick(z, MAXH)]),
+					.file_offset = pick(z, 256) * 4096,
+					.length = (1 + pick(z, 16)) * 4096,
+					.mem_offset = pick(z, 256) * 4096, .user_tag = i,
+				};
+			a.sub.reads = (uintptr_t)z->reads;
+			a.sub.count = n;
+			break;
+		}
 		for (i = 0; i < n; i++) {
 			z->reads[i] = (struct p2pio_read){
 				.file = handle(z, w->files[s]), .mem = handle(z, w->mems[s]),

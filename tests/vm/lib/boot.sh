@@ -33,6 +33,8 @@ vm_boot() {
 	# test-fuzz's seed and length, to replay a run whose seed a failure printed
 	[ -n "${VM_FUZZ_SEED:-}" ] && append="$append vm.fuzz_seed=$VM_FUZZ_SEED"
 	[ -n "${VM_FUZZ_CALLS:-}" ] && append="$append vm.fuzz_calls=$VM_FUZZ_CALLS"
+	# the selftest boot: vmcheck.ko's defects on purpose, nothing else
+	[ -n "${VM_SELFTEST:-}" ] && append="$append vm.selftest=$VM_SELFTEST"
 	machine=q35
 	if [ "$variant" = iommu ]; then
 		# what the feasibility probe used: DMA remapping with interrupt remapping

@@ -17,7 +17,7 @@ vm_module_order() {
 
 # vm_make_initramfs OUT KVER ETCDIR VMBUILD [P2PIO_KO]
 # VM_PHASES names another phases file (the demo's), VM_NVDOUBLE_KO another build of the
-# test double (run.sh builds one per kernel).
+# test double (run.sh builds one per kernel), VM_VMCHECK_KO the selftest's vmcheck.ko.
 vm_make_initramfs() {
 	local out=$1 kver=$2 etc=$3 vmbuild=$4 p2pio=${5:-} root m b
 	root=$(mktemp -d "${TMPDIR:-/tmp}/p2pio-initramfs.XXXXXX")
@@ -44,6 +44,9 @@ vm_make_initramfs() {
 		echo "$b" >>"$root/mods/order"
 	done
 	cp "${VM_NVDOUBLE_KO:-tests/vm/nvdouble/nvdouble.ko}" "$root/mods/nvdouble.ko"
+	if [ -n "${VM_VMCHECK_KO:-}" ]; then
+		cp "$VM_VMCHECK_KO" "$root/mods/vmcheck.ko"
+	fi
 	if [ -n "$p2pio" ] && [ -f "$p2pio" ]; then
 		cp "$p2pio" "$root/mods/p2pio.ko"
 	fi
