@@ -53,6 +53,7 @@ VM_SELFTEST=$(sed -n 's/.*vm.selftest=\([a-z,]*\).*/\1/p' /proc/cmdline)
 if [ -n "$VM_SELFTEST" ]; then
 	for f in $(echo "$VM_SELFTEST" | tr , ' '); do
 		insmod /mods/vmcheck.ko fault="$f" 2>/dev/console
+		rmmod vmcheck 2>/dev/console
 	done
 	finish
 fi
