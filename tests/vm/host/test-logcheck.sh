@@ -19,6 +19,9 @@ BAD=$(cat <<'EOT'
 [   12.345678] BUG p2pio_cmd (Tainted: G           OE     ): Object already free
 [   12.345678] BUG kmalloc-1k (Tainted: G    B      OE     ): Right Redzone overwritten
 [   12.345678] BUG kmalloc-32 (Tainted: G           OE     ): Freechain corrupt
+[   13.835148] BUG kmalloc-32 (Tainted: G           OE     ): Object corrupt
+[   13.834170] [Right Redzone overwritten] 0xff4a4b04ca57c360-0xff4a4b04ca57c360 @offset=864. First byte 0x42 instead of 0xcc
+[   13.834170] [Poison overwritten] 0xff4a4b04ca57c360-0xff4a4b04ca57c361 @offset=864. First byte 0x0 instead of 0x6b
 [   12.345678] FIX kmalloc-64: Restoring kmalloc Redzone 0xffff8880041b2c40-0xffff8880041b2c47=0xcc
 [   12.345678] FIX kmalloc-64: Marking all objects used
 [   12.345678] Slab 0xffffea0000106c80 objects=21 used=21 fp=0x0 flags=0x100000000000200: Invalid object pointer 0x00000000aabbccdd
