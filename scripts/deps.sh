@@ -11,7 +11,7 @@ set -eu
 PKGS="make gcc clang llvm libclang-rt-14-dev pkg-config perl python3 \
 	libnvme-dev libpci-dev liburing-dev libjson-c-dev \
 	linux-image-amd64 linux-headers-amd64 kmod pahole \
-	qemu-system-x86 busybox-static cpio e2fsprogs xfsprogs fdisk"
+	qemu-system-x86 busybox-static cpio xz-utils e2fsprogs xfsprogs fdisk"
 BACKPORTS=bookworm-backports
 BACKPORTS_LIST=/etc/apt/sources.list.d/p2pio-bookworm-backports.sources
 
