@@ -15,9 +15,11 @@
 #
 # Environment: VM_KERNELS (kernel versions, default all of scripts/kver.sh --all),
 # VM_VARIANTS ("noiommu iommu"), VM_TESTS (comma list of test programs to run, default
-# all), VM_NO_P2PIO (set: boot without p2pio.ko), VM_OUT (results, default build/vm/out:
-# VM_OUT/<kernel>/<variant>/), VM_BOOT_TIMEOUT (s, 900), VM_FUZZ_SEED and VM_FUZZ_CALLS
-# (test-fuzz's seed and call count, passed to the guest). See tests/vm/README.md.
+# all), VM_NO_P2PIO (set: boot without p2pio.ko), VM_NO_SELFTEST (set: no selftest boot),
+# VM_REPORT_ONLY (set: judge the last run's outputs again, boot nothing), VM_OUT
+# (results, default build/vm/out: VM_OUT/<kernel>/<variant>/), VM_BOOT_TIMEOUT (s, 600:
+# what a hung guest costs), VM_FUZZ_SEED and VM_FUZZ_CALLS (test-fuzz's seed and call
+# count, passed to the guest). See tests/vm/README.md.
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/vm/lib/disks.sh

@@ -44,7 +44,7 @@ vm_boot() {
 	fi
 
 	# shellcheck disable=SC2046  # one argument per word, as vm_disk_args prints them
-	timeout "${VM_BOOT_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp 2 \
+	timeout "${VM_BOOT_TIMEOUT:-600}" qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp 2 \
 		-machine "$machine" "${iommu[@]}" -display none -no-reboot -nic none \
 		-monitor none -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" -append "$append" \
 		-serial "file:$out/console.log" \
