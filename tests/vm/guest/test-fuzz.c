@@ -387,8 +387,9 @@ static void *remover(void *arg)
 	return NULL;
 }
 
-/* One run of w->calls calls; the tally of all callers in @sum. */
-static void run(struct world *w, struct fuzz *sum)
+/* One run of w->calls calls; the tally of all callers in @sum. 0, or -errno when
+ * /dev/p2pio or /dev/nvdouble does not open for this user (nothing was tried). */
+static int run(struct world *w, struct fuzz *sum)
 {
 	struct fuzz z[NWORKER + 1];
 	pthread_t t[NWORKER + 2];
@@ -399,14 +400,20 @@ static void run(struct world *w, struct fuzz *sum)
 	w->stop = 0;
 	memset(w->files, 0, sizeof(w->files));
 	memset(w->mems, 0, sizeof(w->mems));
-	for (i = 0; i < NSLOT; i++)
+	for (i = 0; i < NSLOT; i++) {
 		w->slot[i] = vm_p2p_open();
+		if (w->slot[i] < 0)
+			return w->slot[i];
+	}
 	w->nvd = vm_nvd_open();
+	if (w->nvd < 0)
+		return w->nvd;
 	for (g = 0; g < NGPU; g++)
 		gpu_new(w, g);
 	for (i = 0; i <= NWORKER; i++) {
-		z[i] = (struct fuzz){ .w = w, .rng = (w->seed ^ (0x9e3779b97f4a7c15ull * (i + 1))) | 1,
-				      .calls = w->calls / NWORKER + (i < w->calls % NWORKER) };
+		z[i] = (struct fuzz){ .w = w, .rng = (w->seed ^ (0x9e3779b97f4a7c15ull * (i + 1))) | 1 };
+		if (i < NWORKER)
+			z[i].calls = w->calls / NWORKER + (i < w->calls % NWORKER);
 		z[i].reads = calloc(BUF_ENTRIES, sizeof(*z[i].reads));
 		z[i].comp = calloc(BUF_ENTRIES, sizeof(*z[i].comp));
 		if (!z[i].reads || !z[i].comp)
@@ -437,6 +444,7 @@ static void run(struct world *w, struct fuzz *sum)
 		free(z[i].reads);
 		free(z[i].comp);
 	}
+	return 0;
 }
 
 int main(void)
@@ -449,7 +457,7 @@ int main(void)
 	uint64_t seed = 0x70a2c0ffee5eedull, cmds0;
 	unsigned calls = 10000, i;
 	const char *e;
-	int st, p, keep;
+	int st, p, keep, ret;
 	pid_t pid;
 
 	tap_plan_lazy();
@@ -481,7 +489,8 @@ int main(void)
 	{
 		struct vm_mem scratch;	/* reserves the pcibar scratch range */
 
-		vm_gpu_alloc(keep, &scratch, 8 * VM_MIB, 0, 0);
+		if (vm_gpu_alloc(keep, &scratch, 8 * VM_MIB, 0, 0))
+			tap_bail("no GPU memory for the pcibar scratch range");
 		w.bar_off = vm_mem_bar(&scratch, 0);
 		vm_mem_release(&scratch);
 	}
@@ -494,7 +503,9 @@ int main(void)
 	vm_p2p_stats(p, P2PIO_STATS_GLOBAL, &s);
 	cmds0 = s.commands;
 	vm_nvd_info(&i0);
-	run(&w, &sum);
+	ret = run(&w, &sum);
+	if (ret)
+		tap_bail("/dev/p2pio or /dev/nvdouble does not open as root");
 	vm_nvd_info(&i1);
 	tap_is_int(sum.calls, calls, "%u random calls as root on %d threads: %u succeeded, %u failed with an errno",
 		   sum.calls, NWORKER, sum.ok, sum.err);
@@ -520,7 +531,12 @@ int main(void)
 		y.seed ^= 0x5555;
 		y.remove_bdf[0] = 0;
 		y.frees = y.nvd_closes = y.swaps = 0;
-		run(&y, &sum);
+		ret = run(&y, &sum);
+		if (ret) {
+			tap_diag("as nobody: /dev/p2pio or /dev/nvdouble does not open: %s",
+				 strerror(-ret));
+			_exit(2);
+		}
 		/* a diagnostic line is all a child may print into the TAP stream */
 		tap_diag("as nobody: %u calls, %u succeeded, %u failed with an errno, %u odd; "
 			 "%u GPU frees, %u allocator closes, %u fds replaced",
