@@ -193,6 +193,8 @@ check-asan:
 check-fuzz:
 	@if [ -f tests/fuzz/Makefile ]; then $(MAKE) -f tests/fuzz/Makefile run; fi
 
+# Every installed kernel of the matrix (scripts/kver.sh --all: 6.1 and 6.12), with the
+# memory checkers on; VM_KERNELS, VM_VARIANTS, VM_TESTS narrow it (tests/vm/README.md).
 check-vm: all
 	@if [ -x tests/vm/run.sh ]; then tests/vm/run.sh; fi
 

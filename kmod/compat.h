@@ -2,10 +2,11 @@
 /*
  * compat.h - every kernel-version difference p2pio depends on, and nowhere else.
  *
- * Written for Linux 6.1 (Debian 12). Known to change for 6.8 and 6.12: since 6.5
- * block_device_operations.ioctl takes blk_mode_t instead of fmode_t (p2pio_nvme_nsid);
- * since 6.3 idmapped-mount helpers take struct mnt_idmap; since 6.9 leases are struct
- * file_lease (fields under .c) instead of struct file_lock.
+ * Built and tested (tests/vm) on Debian 12's 6.1 and bookworm-backports' 6.12. What differs
+ * between them: since 6.5 block_device_operations.ioctl takes a blk_mode_t (BLK_OPEN_*)
+ * instead of an fmode_t (p2pio_nvme_nsid); since 6.3 the idmapped-mount helpers take a
+ * struct mnt_idmap; since 6.9 leases are struct file_lease (fields under .c) instead of
+ * struct file_lock.
  */
 #ifndef P2PIO_COMPAT_H
 #define P2PIO_COMPAT_H
@@ -55,13 +56,19 @@ static inline sector_t p2pio_bdev_start_sect(struct block_device *bdev)
  * disk (the caller checks the fops owner and that the queue is blk-mq, which rules
  * out the multipath head disk whose ioctl takes an SRCU path lookup).
  */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+#define P2PIO_BDEV_IOCTL_READ BLK_OPEN_READ
+#else
+#define P2PIO_BDEV_IOCTL_READ FMODE_READ
+#endif
+
 static inline int p2pio_nvme_nsid(struct block_device *bdev)
 {
 	const struct block_device_operations *fops = bdev->bd_disk->fops;
 
 	if (!fops->ioctl)
 		return -ENOTTY;
-	return fops->ioctl(bdev, FMODE_READ, NVME_IOCTL_ID, 0);
+	return fops->ioctl(bdev, P2PIO_BDEV_IOCTL_READ, NVME_IOCTL_ID, 0);
 }
 
 static inline int p2pio_fileattr_get(struct file *filp, struct fileattr *fa)

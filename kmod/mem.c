@@ -132,6 +132,9 @@ struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme
 	list_for_each_entry(map, &mem->maps, node) {
 		if (map->nvme == nvme) {
 			spin_unlock_irq(&mem->lock);
+			/* undone by the controller's removal: its DMA addresses are freed */
+			if (READ_ONCE(nvme->dead))
+				return ERR_PTR(-ENODEV);
 			return map;
 		}
 	}

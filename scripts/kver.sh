@@ -1,18 +1,27 @@
 #!/bin/sh
-# Prints the newest installed Debian kernel that has both an image in /boot and its
-# headers (/lib/modules/<ver>/build): the kernel the module is built for and the VM boots.
+# Installed Debian kernels that have both an image in /boot and their headers
+# (/lib/modules/<ver>/build): the kernels the module is built for and the VM boots.
+#
+#   scripts/kver.sh        the newest one (what `make -C kmod` builds for)
+#   scripts/kver.sh --all  every one, oldest first, one a line (the VM matrix:
+#                          Debian 12's 6.1 and bookworm-backports' 6.12, scripts/deps.sh)
+#
 # The host's running kernel (uname -r) is deliberately not used: it may not load modules.
 set -eu
-best=""
+all=""
 for img in /boot/vmlinuz-*; do
 	[ -e "$img" ] || continue
 	v=${img#/boot/vmlinuz-}
 	[ -d "/lib/modules/$v/build" ] || continue
-	best=$(printf '%s\n%s\n' "$best" "$v" | sed '/^$/d' | sort -V | tail -n 1)
+	all=$(printf '%s\n%s\n' "$all" "$v" | sed '/^$/d' | sort -V)
 done
-if [ -z "$best" ]; then
+if [ -z "$all" ]; then
 	echo "kver: no kernel with both /boot/vmlinuz-<ver> and /lib/modules/<ver>/build;" \
 		"install linux-image-amd64 and linux-headers-amd64 (scripts/deps.sh)" >&2
 	exit 1
 fi
-echo "$best"
+if [ "${1:-}" = --all ]; then
+	echo "$all"
+else
+	echo "$all" | tail -n 1
+fi

@@ -5,10 +5,8 @@
  * instead of hanging, and closing releases everything. Controller D (serial p2pD) is
  * there only for this; it runs in the last phase of a boot (the controller stays removed).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,50 +18,6 @@
 
 #define NREADS 512
 #define LEN (64 * VM_KIB)
-
-/* The PCI address of the NVMe controller with serial @serial, into @bdf. */
-static int ctrl_pci(const char *serial, char *bdf, size_t len)
-{
-	char path[300], buf[64], link[PATH_MAX];
-	struct dirent *d;
-	DIR *dir = opendir("/sys/class/nvme");
-	int ret = -ENODEV;
-
-	while (dir && (d = readdir(dir))) {
-		FILE *f;
-		ssize_t n;
-
-		if (strncmp(d->d_name, "nvme", 4))
-			continue;
-		snprintf(path, sizeof(path), "/sys/class/nvme/%s/serial", d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		buf[0] = 0;
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = 0;
-		fclose(f);
-		buf[strcspn(buf, " \n")] = 0;
-		if (strcmp(buf, serial))
-			continue;
-		snprintf(path, sizeof(path), "/sys/class/nvme/%s/device", d->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n > 0) {
-			const char *base;
-
-			link[n] = 0;
-			base = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
-			if (strlen(base) < len) {
-				memcpy(bdf, base, strlen(base) + 1);
-				ret = 0;
-			}
-		}
-		break;
-	}
-	if (dir)
-		closedir(dir);
-	return ret;
-}
 
 int main(void)
 {
@@ -79,7 +33,7 @@ int main(void)
 	pid_t pid;
 
 	tap_plan_lazy();
-	if (!file || ctrl_pci("p2pD", bdf, sizeof(bdf)))
+	if (!file || vm_nvme_ctrl_bdf("p2pD", bdf, sizeof(bdf)))
 		tap_skip_all("controller p2pD is not there (removed by an earlier phase)");
 	pfd = vm_p2p_open();
 	if (pfd < 0)

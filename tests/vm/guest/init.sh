@@ -47,6 +47,17 @@ while read -r m; do
 	insmod "/mods/$m.ko" 2>/dev/null
 done </mods/order
 
+# The selftest boot (run.sh): vmcheck.ko makes each listed defect on purpose, which the
+# memory checkers must report and the host's log scanner must catch; nothing else runs.
+VM_SELFTEST=$(sed -n 's/.*vm.selftest=\([a-z,]*\).*/\1/p' /proc/cmdline)
+if [ -n "$VM_SELFTEST" ]; then
+	for f in $(echo "$VM_SELFTEST" | tr , ' '); do
+		insmod /mods/vmcheck.ko fault="$f" 2>/dev/console
+		rmmod vmcheck 2>/dev/console
+	done
+	finish
+fi
+
 # Controllers come up asynchronously: wait for every namespace the host attached.
 want=$(cat /etc/vm-namespaces)
 i=0
@@ -90,6 +101,40 @@ if [ -e /mnt/a1/lp.img ]; then
 	mkdir -p /mnt/lp && mount -t ext4 -o loop,ro /mnt/a1/lp.img /mnt/lp
 fi
 
+# The memory checkers lib/boot.sh asked for are on (a kernel that ignores one must not
+# pass for checked): SLUB debugging of kmalloc caches, page poisoning (which Debian's
+# kernels let win over init_on_free, and say so), KFENCE where built, the hung-task
+# timeout.
+checkers() {
+	chan "@@BEGIN $VM_VARIANT.checkers"
+	chan "1..4"
+	s=/sys/kernel/slab/kmalloc-64
+	if [ "$(cat $s/sanity_checks $s/red_zone $s/poison $s/store_user 2>/dev/null | tr -d '\n')" = 1111 ]; then
+		chan "ok 1 - slub_debug=FZPU: kmalloc-64 has sanity checks, red zones, poisoning, owners"
+	else
+		chan "not ok 1 - slub_debug=FZPU is not in effect on kmalloc-64"
+	fi
+	if dmesg | grep -q 'PAGE_POISONING is on, will take precedence'; then
+		chan "ok 2 - page_poison=1 in effect (over init_on_free, as the kernel says)"
+	else
+		chan "not ok 2 - page_poison=1 is not in effect"
+	fi
+	if [ ! -d /sys/module/kfence ]; then
+		chan "ok 3 # SKIP this kernel has no KFENCE (Debian's 6.1: CONFIG_KFENCE off)"
+	elif [ "$(cat /sys/module/kfence/parameters/sample_interval)" = 10 ]; then
+		chan "ok 3 - KFENCE samples an allocation every 10 ms"
+	else
+		chan "not ok 3 - KFENCE sample_interval is $(cat /sys/module/kfence/parameters/sample_interval)"
+	fi
+	if [ "$(cat /proc/sys/kernel/hung_task_timeout_secs)" = 60 ]; then
+		chan "ok 4 - hung tasks reported after 60 s"
+	else
+		chan "not ok 4 - hung_task_timeout_secs is $(cat /proc/sys/kernel/hung_task_timeout_secs)"
+	fi
+	chan "@@END $VM_VARIANT.checkers 0"
+}
+checkers
+
 run_test "$VM_VARIANT.setup" /bin/vm-setup
 
 while read -r phase params tests; do
@@ -131,5 +176,18 @@ while read -r phase params tests; do
 	if rmmod nvdouble 2>/dev/console; then chan "ok 2 - rmmod nvdouble"; else chan "not ok 2 - rmmod nvdouble"; fi
 	chan "@@END $VM_VARIANT.$phase.unload 0"
 done </etc/phases
+
+# Every report (WARN, BUG, SLUB, KFENCE, bad page, soft lockup...) also taints the
+# kernel: a second witness beside the host's scan of the log. Out-of-tree (O, 4096) and
+# unsigned (E, 8192) modules are the only taints allowed.
+t=$(cat /proc/sys/kernel/tainted)
+chan "@@BEGIN $VM_VARIANT.taint"
+chan "1..1"
+if [ $((t & ~(4096 | 8192))) = 0 ]; then
+	chan "ok 1 - the kernel is not tainted by a report (tainted=$t)"
+else
+	chan "not ok 1 - the kernel is tainted: $t (see Documentation/admin-guide/tainted-kernels.rst)"
+fi
+chan "@@END $VM_VARIANT.taint 0"
 
 finish

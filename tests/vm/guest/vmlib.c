@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -647,4 +648,47 @@ uint64_t vm_rand(uint64_t *s)
 	x ^= x >> 7;
 	x ^= x << 17;
 	return *s = x;
+}
+
+int vm_nvme_ctrl_bdf(const char *serial, char *bdf, size_t len)
+{
+	char path[300], buf[64], link[PATH_MAX];
+	struct dirent *d;
+	DIR *dir = opendir("/sys/class/nvme");
+	int ret = -ENODEV;
+
+	while (dir && (d = readdir(dir))) {
+		FILE *f;
+		ssize_t n;
+
+		if (strncmp(d->d_name, "nvme", 4))
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/serial", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		buf[0] = 0;
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+		buf[strcspn(buf, " \n")] = 0;
+		if (strcmp(buf, serial))
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/device", d->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			const char *base;
+
+			link[n] = 0;
+			base = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+			if (strlen(base) < len) {
+				memcpy(bdf, base, strlen(base) + 1);
+				ret = 0;
+			}
+		}
+		break;
+	}
+	if (dir)
+		closedir(dir);
+	return ret;
 }

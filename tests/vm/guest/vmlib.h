@@ -141,6 +141,9 @@ int vm_target_free(int pfd, struct vm_target *t);
 
 /* The ivshmem device's PCI address, for pcibar pins. */
 int vm_ivshmem_bdf(uint32_t *domain, uint32_t *bus, uint32_t *devfn);
+/* The PCI address ("0000:00:05.0") of the NVMe controller with serial @serial, into
+ * @bdf (for /sys/bus/pci/devices/<bdf>/remove); 0 or -ENODEV. */
+int vm_nvme_ctrl_bdf(const char *serial, char *bdf, size_t len);
 
 /* ---- the test environment ---- */
 

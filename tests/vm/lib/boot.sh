@@ -1,34 +1,40 @@
 # shellcheck shell=bash
 # tests/vm/lib/boot.sh - one boot of the test VM, and the checks of its kernel log.
 
-# Lines of a guest kernel log that fail the run, whatever the tests said.
-VM_LOG_BAD='BUG:|WARNING:|Oops|general protection fault|Call Trace|kernel BUG|Kernel panic|'\
-'lockdep|possible circular locking|possible recursive locking|KASAN|UBSAN|'\
-'INFO: task .* blocked|soft lockup|hard LOCKUP|rcu: INFO|self-detected stall|'\
-'list_add corruption|list_del corruption|refcount_t:|DMAR: DRHD: handling fault|'\
-'DMAR: \[DMA (Read|Write)|nvdouble: MISUSE|nvdouble: LEAK|BAD page|Bad page|double free|'\
-'use-after-free|scheduling while atomic|sleeping function called from invalid context'
+. tests/vm/lib/logcheck.sh
 
-# vm_log_check LOG: prints the offending lines; fails if there are any.
-vm_log_check() {
-	! grep -aE "$VM_LOG_BAD" "$1"
+# vm_checkers KVER: the kernel command line that turns on the memory checkers Debian
+# builds in. Both kernels: SLUB debugging of every cache (sanity checks, red zones,
+# poisoning, owner tracking), page poisoning (checked when a freed page is reused),
+# init_on_free (page_poison takes precedence over it for pages, and slab poisoning for
+# caches: both kernels log so), a 60 s hung-task timeout. KFENCE only where it is built
+# (6.12; Debian's 6.1 has CONFIG_KFENCE off). Neither has lockdep (CONFIG_PROVE_LOCKING).
+# The guest checks what took effect (init.sh: the "checkers" test).
+vm_checkers() {
+	local kver=$1 c="slub_debug=FZPU page_poison=1 init_on_free=1 sysctl.kernel.hung_task_timeout_secs=60"
+	grep -qs '^CONFIG_KFENCE=y' "/boot/config-$kver" && c="$c kfence.sample_interval=10"
+	echo "$c"
 }
 
-# vm_boot VARIANT WORK INITRD OUTDIR [FILESDIR]: boots the VM once. The guest's TAP
-# lands in OUTDIR/*.tap, its console (kernel log) in OUTDIR/console.log.
+# vm_boot VARIANT WORK INITRD OUTDIR [FILESDIR]: boots the VM once, with the kernel
+# VM_KVER (default: scripts/kver.sh's). The guest's TAP lands in OUTDIR/*.tap, its
+# console (kernel log) in OUTDIR/console.log.
 vm_boot() {
 	local variant=$1 work=$2 initrd=$3 out=$4 files=${5:-} kver append machine iommu=()
 	local sock="$out/chan.sock" gpu="$out/gpumem.bin" qpid rc=0
-	kver=$(sh scripts/kver.sh)
+	kver=${VM_KVER:-$(sh scripts/kver.sh)}
 	mkdir -p "$out"
 	rm -f "$sock" "$gpu" "$out"/*.tap "$out"/*.rc "$out/verified" "$out/vmhost.eof"
 	# The "GPU memory": a host file behind the ivshmem BAR, fresh for every boot.
 	truncate -s "${VM_GPU_MIB:-256}M" "$gpu"
 
 	append="console=ttyS0 panic=-1 vm.variant=$variant vm.tests=${VM_TESTS:-} p2pio.dyndbg=+p"
+	append="$append $(vm_checkers "$kver")"
 	# test-fuzz's seed and length, to replay a run whose seed a failure printed
 	[ -n "${VM_FUZZ_SEED:-}" ] && append="$append vm.fuzz_seed=$VM_FUZZ_SEED"
 	[ -n "${VM_FUZZ_CALLS:-}" ] && append="$append vm.fuzz_calls=$VM_FUZZ_CALLS"
+	# the selftest boot: vmcheck.ko's defects on purpose, nothing else
+	[ -n "${VM_SELFTEST:-}" ] && append="$append vm.selftest=$VM_SELFTEST"
 	machine=q35
 	if [ "$variant" = iommu ]; then
 		# what the feasibility probe used: DMA remapping with interrupt remapping
@@ -38,7 +44,7 @@ vm_boot() {
 	fi
 
 	# shellcheck disable=SC2046  # one argument per word, as vm_disk_args prints them
-	timeout "${VM_BOOT_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp 2 \
+	timeout "${VM_BOOT_TIMEOUT:-600}" qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp 2 \
 		-machine "$machine" "${iommu[@]}" -display none -no-reboot -nic none \
 		-monitor none -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" -append "$append" \
 		-serial "file:$out/console.log" \

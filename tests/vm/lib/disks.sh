@@ -14,6 +14,7 @@ VM_DISKS=(
 	"mx C 2 512  none 0   ext4 32  metaext"	# the same, extended LBAs (mset=1): no integrity profile
 	"vb V 0 512  none 0   ext4 16  -"	# virtio-blk, not NVMe
 	"hr D 1 4096 none 0   ext4 48  hotremove"	# controller D: removed by final-hotremove
+	"fz E 1 4096 none 0   ext4 48  hotremove"	# controller E: removed under test-fuzz (final phase)
 )
 # Controllers: serial and extra nvme device properties.
 # A allows 4 MiB commands (mdts=10; Linux caps there): a page-aligned 4 MiB command has
@@ -21,7 +22,7 @@ VM_DISKS=(
 # than 1024 PRP entries (its IOV_MAX), which a 4 MiB command to an unaligned destination
 # has, so test-read starts reads over 2 MiB page aligned. B's 16 KiB (mdts=2) forces
 # splits.
-declare -A VM_CTRL=([A]="p2pA,mdts=10" [B]="p2pB,mdts=2" [C]="p2pC" [D]="p2pD")
+declare -A VM_CTRL=([A]="p2pA,mdts=10" [B]="p2pB,mdts=2" [C]="p2pC" [D]="p2pD" [E]="p2pE")
 
 # vm_stage_files DIR TAG LBA BIG: the host-made test files of one file system.
 # Names start with the tag so that no two file systems hold the same name (the content

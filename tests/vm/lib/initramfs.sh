@@ -10,12 +10,14 @@ VM_MODULES="nvme ext4 xfs virtio_pci virtio_blk loop t10-pi crc64-rocksoft"
 vm_module_order() {
 	local kver=$1 m
 	for m in $VM_MODULES; do
-		modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
+		# built into some kernels (t10-pi in 6.12): nothing to load then
+		modprobe -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" { print $2 }'
 	done | awk '!seen[$0]++'
 }
 
 # vm_make_initramfs OUT KVER ETCDIR VMBUILD [P2PIO_KO]
-# VM_PHASES names another phases file (the demo's).
+# VM_PHASES names another phases file (the demo's), VM_NVDOUBLE_KO another build of the
+# test double (run.sh builds one per kernel), VM_VMCHECK_KO the selftest's vmcheck.ko.
 vm_make_initramfs() {
 	local out=$1 kver=$2 etc=$3 vmbuild=$4 p2pio=${5:-} root m b
 	root=$(mktemp -d "${TMPDIR:-/tmp}/p2pio-initramfs.XXXXXX")
@@ -41,7 +43,10 @@ vm_make_initramfs() {
 		esac
 		echo "$b" >>"$root/mods/order"
 	done
-	cp tests/vm/nvdouble/nvdouble.ko "$root/mods/"
+	cp "${VM_NVDOUBLE_KO:-tests/vm/nvdouble/nvdouble.ko}" "$root/mods/nvdouble.ko"
+	if [ -n "${VM_VMCHECK_KO:-}" ]; then
+		cp "$VM_VMCHECK_KO" "$root/mods/vmcheck.ko"
+	fi
 	if [ -n "$p2pio" ] && [ -f "$p2pio" ]; then
 		cp "$p2pio" "$root/mods/p2pio.ko"
 	fi
