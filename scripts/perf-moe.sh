@@ -55,7 +55,10 @@ run() { # tag args...
 }
 if [ "$MISS" = 1 ]; then
 	if [ -n "${BEFORE:-}" ]; then
-		BIN=$BEFORE run before --fraction 0.10 --miss-cost
+		BIN=$BEFORE
+		run before --fraction 0.10 --miss-cost
+		BIN=$B
+		grep -E '^(decode|bound)' "$O/run-before.txt" | tee -a "$O/log.txt"
 		grep -A6 '^miss cost' "$O/run-before.txt" | tee -a "$O/log.txt"
 	fi
 	for p in ${PIECES:-default 4M 1M 256K}; do
