@@ -47,13 +47,16 @@ static void batch_load_done(struct p2pio_experts *x)
 		x->io.batch_done_ns += p2pio_now_ns() - x->batch_t0;
 }
 
-/* A read of entry @e completed: the first of the current batch starts the breakdown. */
-static void batch_read_done(struct p2pio_experts *x, const struct xentry *e)
+/*
+ * A read of entry @e completed, reaped at @t (before the lock, which require holds while
+ * it submits): the first of the current batch is the breakdown's "first". Locked.
+ */
+static void batch_read_done(struct p2pio_experts *x, const struct xentry *e, uint64_t t)
 {
 	if (!e->batch || e->batch != x->batch || x->batch_first)
 		return;
 	x->batch_first = true;
-	x->io.batch_first_ns += p2pio_now_ns() - x->batch_t0;
+	x->io.batch_first_ns += t > x->batch_t0 ? t - x->batch_t0 : 0;
 }
 
 static void finish_load(struct p2pio_experts *x, size_t i)
@@ -87,12 +90,14 @@ void *p2pio_experts_reaper(void *arg)
 {
 	struct p2pio_experts *x = arg;
 	struct p2pio_cqe cqe[REAP_BATCH];
+	uint64_t t;
 	int n, i;
 
 	while (!atomic_load(&x->stop)) {
 		n = p2pio_complete(x->q, cqe, REAP_BATCH, 1, REAP_TIMEOUT_MS);
 		if (n == -ETIMEDOUT || n == -EINTR || n == -EAGAIN || n == 0)
 			continue;
+		t = p2pio_now_ns();
 		pthread_mutex_lock(&x->lock);
 		if (n < 0) {
 			size_t k;
@@ -112,7 +117,7 @@ void *p2pio_experts_reaper(void *arg)
 
 			if (cqe[i].res < 0 && !e->err)
 				e->err = cqe[i].res;
-			batch_read_done(x, e);
+			batch_read_done(x, e, t);
 			if (--e->pending == 0)
 				finish_load(x, k);
 		}
