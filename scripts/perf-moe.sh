@@ -13,6 +13,12 @@
 # of each run. Environment: LAYERS (default 12), TOKENS (default 200), ZSIZE (zram
 # disksize, default 32G), PREV=0 skips the runs with previous-token prefetch, TGPU, TMK,
 # TRUN the time-outs of the GPU test, the model's writing and each run (seconds).
+#
+# MISS=1: only the cost of batched misses, before against after: no GPU test, no decode
+# sweep; `p2pio-moe run --fraction 0.10 --miss-cost` with the binaries of BEFORE (a
+# directory, e.g. main's build: optional) and of BINDIR, the latter once per read piece in
+# PIECES (default "default 4M 1M 256K"; "default" is the library's choice, 4M reads
+# whole 4 MiB chunks as before the pieces). scripts/perf-moe-bins.sh builds both sets.
 set -u
 B=$1
 O=$2
@@ -23,10 +29,14 @@ ZSIZE=${ZSIZE:-32G}
 mkdir -p "$O"
 log() { echo "== $(date +%T) $*" | tee -a "$O/log.txt"; }
 
+MISS=${MISS:-0}
+
 log gpu: "$(nvidia-smi -L 2>&1 | head -1)"
-log test-experts-gpu
-timeout ${TGPU:-60} "$B/test-experts-gpu" >"$O/test-experts-gpu.tap" 2>&1
-echo "rc=$?" >>"$O/test-experts-gpu.tap"
+if [ "$MISS" != 1 ]; then
+	log test-experts-gpu
+	timeout ${TGPU:-60} "$B/test-experts-gpu" >"$O/test-experts-gpu.tap" 2>&1
+	echo "rc=$?" >>"$O/test-experts-gpu.tap"
+fi
 
 [ -e /sys/block/zram0 ] || modprobe zram num_devices=1 || exit 1
 [ "$(cat /sys/block/zram0/disksize)" = 0 ] || { echo "zram0 is in use" >&2; exit 1; }
@@ -39,10 +49,32 @@ ls -l $Z/oss.gguf >>"$O/log.txt"
 run() { # tag args...
 	tag=$1; shift
 	log "run $tag"
-	timeout ${TRUN:-40} "$B/p2pio-moe" run $Z/oss.gguf --trace "$T" -n "$TOKENS" "$@" \
+	timeout ${TRUN:-40} "${BIN:-$B}/p2pio-moe" run $Z/oss.gguf --trace "$T" -n "$TOKENS" "$@" \
 		>"$O/run-$tag.txt" 2>&1
 	echo "rc=$?" >>"$O/run-$tag.txt"
 }
+if [ "$MISS" = 1 ]; then
+	if [ -n "${BEFORE:-}" ]; then
+		BIN=$BEFORE
+		run before --fraction 0.10 --miss-cost
+		BIN=$B
+		grep -E '^(decode|bound)' "$O/run-before.txt" | tee -a "$O/log.txt"
+		grep -A6 '^miss cost' "$O/run-before.txt" | tee -a "$O/log.txt"
+	fi
+	for p in ${PIECES:-default 4M 1M 256K}; do
+		if [ "$p" = default ]; then
+			run "after-$p" --fraction 0.10 --miss-cost
+		else
+			run "after-$p" --fraction 0.10 --miss-cost --read-piece "$p"
+		fi
+		grep -E '^(decode|bound)' "$O/run-after-$p.txt" | tee -a "$O/log.txt"
+		grep -A7 '^miss cost' "$O/run-after-$p.txt" | tee -a "$O/log.txt"
+	done
+	umount $Z
+	echo 1 >/sys/block/zram0/reset
+	log done
+	exit 0
+fi
 for f in 0.10 0.25 0.50; do
 	run "f$f-miss" --fraction $f --miss-cost
 done

@@ -44,6 +44,8 @@ struct run_opts {
 	bool no_verify;
 	bool json;
 	uint64_t chunk;			/* engine chunk size; 0: the library's default */
+	uint64_t read_piece;		/* the cache's read piece; 0: the library's default */
+	bool keep_cache;		/* leave the model in the page cache */
 };
 
 struct run {
@@ -88,8 +90,12 @@ static void run_help(void)
 	       "  -d, --device N|host  CUDA device (default 0 if there is one)\n"
 	       "      --path P         auto, p2p, bounce or posix (default auto)\n"
 	       "      --chunk SIZE     the engine's read and staging chunk (default: the library's)\n"
+	       "      --read-piece SIZE  the reads an expert load is cut into (default: the\n"
+	       "                       library's, a share of the expert for every engine thread)\n"
+	       "      --keep-cache     do not drop the model from the page cache first (times\n"
+	       "                       the software path on a file in memory)\n"
 	       "      --miss-cost      also time batches of 1, 2, 4 and 8 cold misses against\n"
-	       "                       their bytes / the ceiling\n"
+	       "                       their bytes / the ceiling, with where the time goes\n"
 	       "      --no-verify      do not check the experts' bytes\n"
 	       "      --json           one JSON object instead of the report\n"
 	       "\n"
@@ -99,7 +105,7 @@ static void run_help(void)
 
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
-	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK,
+	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_KEEP_CACHE,
 };
 
 static const struct option run_longopts[] = {
@@ -118,6 +124,8 @@ static const struct option run_longopts[] = {
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
+	{ "read-piece", required_argument, NULL, OPT_READ_PIECE },
+	{ "keep-cache", no_argument, NULL, OPT_KEEP_CACHE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -195,11 +203,17 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 				return cli_usage_err("unknown path '%s'", optarg);
 			break;
 		case OPT_MISS_COST: o->miss_cost = true; break;
+		case OPT_KEEP_CACHE: o->keep_cache = true; break;
 		case OPT_NO_VERIFY: o->no_verify = true; break;
 		case OPT_JSON: o->json = true; break;
 		case OPT_CHUNK:
 			if (cli_parse_size(optarg, &o->chunk) || !o->chunk)
 				return cli_usage_err("bad chunk size '%s'", optarg);
+			break;
+		case OPT_READ_PIECE:
+			if (cli_parse_size(optarg, &o->read_piece) || !o->read_piece ||
+			    o->read_piece > (1ull << 30))
+				return cli_usage_err("bad read piece '%s'", optarg);
 			break;
 		case 'h': run_help(); exit(CLI_EXIT_OK);
 		default: return cli_usage_err("unknown option");
@@ -314,7 +328,8 @@ static int measure_ceiling(struct run *r, double *bps)
 	ret = ret ?: p2pio_queue_create(r->ctx, &q);
 	if (ret)
 		goto out;
-	cli_drop_cache(r->o.model);
+	if (!r->o.keep_cache)
+		cli_drop_cache(r->o.model);
 	t0 = now_ns();
 	for (off = start; (off + len <= end || inflight) && !ret;) {
 		while (off + len <= end && inflight < CEIL_DEPTH) {
@@ -355,22 +370,33 @@ out:
 	return ret;
 }
 
-/* Batches of @k cold misses: time until the stream has them, against bytes / ceiling. */
+/*
+ * Batches of @k cold misses: time until the stream has them, against bytes / ceiling, and
+ * where it goes (means per batch, from the start of require): every read submitted
+ * (admission, unmapping victims, mapping: "map" and "unmap" of that), the first read's
+ * bytes in place, the last load complete (its completion word stored: on BOUNCE the last
+ * copy is done), the stream released (require, then the stream synchronised).
+ */
 static void miss_cost(struct run *r, double ceiling, FILE *out)
 {
 	static const uint32_t ks[] = { 1, 2, 4, 8 };
 	struct p2pio_experts_io a = { .size = sizeof(a) }, b = { .size = sizeof(b) };
-	uint32_t ids[8], layer = 0, next = 0, i, rep, k;
-	uint64_t t0, dt, ns, bytes;
+	uint32_t ids[8], layer = 0, next = 0, i, rep, k, done;
+	uint64_t t0, dt, ns, bytes, reads, batches, submit, first, last, map, unmap;
+	double n, us;
 	size_t ki;
 
+	p2pio_experts_stats(r->x, NULL, &a, false);
+	fprintf(out, "  reads of %.0f KiB; times in us per batch, from the start of require:\n",
+		(double)a.read_piece / 1024.0);
+	fprintf(out, "  %-3s %8s %6s %8s %7s %7s %8s %8s %9s %9s %9s\n", "k", "MiB", "reads",
+		"submit", "(map", "unmap)", "first", "last", "released", "bytes/ceil", "overhead");
 	for (ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
 		k = ks[ki];
 		if (k > r->info.experts || k > r->info.capacity)
 			break;
-		ns = 0;
-		bytes = 0;
-		for (rep = 0; rep < 10; rep++) {
+		ns = bytes = reads = batches = submit = first = last = map = unmap = 0;
+		for (rep = 0, done = 0; rep < 10; rep++) {
 			/* Walk the experts in order: each batch is ones not used for longest. */
 			if (next + k > r->info.experts) {
 				next = 0;
@@ -387,14 +413,29 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 			p2pio_experts_release(r->x, layer, ids, k, r->stream);
 			stream_sync(r);
 			p2pio_experts_stats(r->x, NULL, &b, false);
+			done++;
 			ns += dt;
 			bytes += b.bytes - a.bytes;
+			reads += b.reads - a.reads;
+			batches += b.batches - a.batches;
+			submit += b.batch_submit_ns - a.batch_submit_ns;
+			first += b.batch_first_ns - a.batch_first_ns;
+			last += b.batch_done_ns - a.batch_done_ns;
+			map += b.map_ns - a.map_ns;
+			unmap += b.unmap_ns - a.unmap_ns;
 		}
-		fprintf(out, "  %u cold miss%s: %8.1f us per batch, %6.2f MiB read, bytes/ceiling "
-			"%8.1f us, overhead %+8.1f us\n", k, k == 1 ? "  " : "es",
-			(double)ns / rep * 1e-3, (double)bytes / rep / 1048576.0,
-			(double)bytes / rep / ceiling * 1e6,
-			((double)ns / rep * 1e-9 - (double)bytes / rep / ceiling) * 1e6);
+		if (!done)
+			continue;
+		n = (double)done;
+		us = (double)bytes / n / ceiling * 1e6;
+		fprintf(out, "  %-3u %8.2f %6.1f %8.1f %7.1f %7.1f %8.1f %8.1f %9.1f %9.1f %+9.1f\n",
+			k, (double)bytes / n / 1048576.0, (double)reads / n,
+			(double)submit / n * 1e-3, (double)map / n * 1e-3, (double)unmap / n * 1e-3,
+			(double)first / n * 1e-3, (double)last / n * 1e-3, (double)ns / n * 1e-3,
+			us, (double)ns / n * 1e-3 - us);
+		if (batches != done)
+			fprintf(out, "      (%" PRIu64 " of %u batches started loads: not all cold)\n",
+				batches, done);
 	}
 }
 
@@ -424,7 +465,8 @@ static int run_open(struct run *r)
 		return ret;
 	}
 	/* Cold: the experts come from storage, and AUTO does not take POSIX for a cached file. */
-	cli_drop_cache(r->o.model);
+	if (!r->o.keep_cache)
+		cli_drop_cache(r->o.model);
 	ret = p2pio_model_open(r->ctx, r->o.model, &mo, &r->m, &err);
 	if (ret) {
 		cli_err_p2pio(r->o.model, ret, &err);
@@ -460,6 +502,7 @@ static int run_open(struct run *r)
 		xo.budget = r->o.budget;
 	xo.policy = r->o.policy;
 	xo.flags = r->o.prefetch_prev ? P2PIO_EXPERTS_PREFETCH_PREV : 0;
+	xo.read_piece = r->o.read_piece;
 	ret = p2pio_experts_open(r->m, &xo, &r->x, &err);
 	if (ret) {
 		cli_err_p2pio("expert cache", ret, &err);

@@ -3,8 +3,9 @@
  * test-expert-cache.c - the expert cache on host memory, on every engine path: the dense
  * part resident, every byte of every slice of every required expert checked against the
  * pattern, the budget never exceeded, nothing committed at open, experts evicted and
- * reloaded at the same address, pins, prefetch (explicit and from the previous token),
- * statistics consistent, misuse refused.
+ * reloaded at the same address, loads cut into many reads, pins, prefetch (explicit and
+ * from the previous token), statistics consistent (the miss batches' breakdown too),
+ * misuse refused.
  */
 #include <errno.h>
 #include <limits.h>
@@ -93,7 +94,8 @@ static uint64_t budget_for(struct p2pio_model *m, uint32_t experts)
 	return info.dense_bytes + experts * info.expert_bytes;
 }
 
-static void test_decode(struct p2pio_ctx *ctx, const char *pname)
+/* Decode with room for 12 experts; @piece: the read piece (0: the default). */
+static void test_decode(struct p2pio_ctx *ctx, const char *pname, uint64_t piece)
 {
 	uint64_t home[NLAYERS][NEXPERTS] = { { 0 } }, ptr[USED], committed_max = 0;
 	struct p2pio_expert_stats st = { .size = sizeof(st) };
@@ -105,8 +107,9 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname)
 	struct p2pio_experts *x;
 	struct p2pio_model *m;
 	uint32_t tok, l, ids[USED], i;
-	int bad = 0, moved = 0, ret = 0;
-	uint64_t b;
+	int bad = 0, moved = 0, untimed = 0, ret = 0;
+	uint64_t b, batches = 0;
+	struct p2pio_experts_io before = { .size = sizeof(before) };
 
 	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
 		tap_ok(0, "%s: model opens: %s", pname, err.msg);
@@ -115,9 +118,10 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname)
 	b = budget_for(m, 12);
 	p2pio_experts_opts_init(&o);
 	o.budget = b;
+	o.read_piece = piece;
 	ret = p2pio_experts_open(m, &o, &x, &err);
-	tap_is_int(ret, 0, "%s: cache opens with room for 12 of %d experts", pname,
-		   NLAYERS * NEXPERTS);
+	tap_is_int(ret, 0, "%s: cache opens with room for 12 of %d experts, reads of %llu bytes",
+		   pname, NLAYERS * NEXPERTS, (unsigned long long)piece);
 	if (ret) {
 		tap_diag("  %s", err.msg);
 		goto out_model;
@@ -139,6 +143,7 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname)
 		p2pio_experts_token_begin(x);
 		for (l = 0; l < NLAYERS && !ret; l++) {
 			route(tok, l, ids);
+			p2pio_experts_stats(x, NULL, &before, false);
 			ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
 			if (ret) {
 				tap_diag("  token %u layer %u: %s", tok, l, p2pio_strerror(ret));
@@ -153,6 +158,14 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname)
 			p2pio_experts_stats(x, NULL, &io, false);
 			if (io.committed > committed_max)
 				committed_max = io.committed;
+			/* Without a GPU, require returns with its miss batch complete. */
+			batches += io.loads > before.loads;
+			if (io.batches - before.batches != (io.loads > before.loads) ||
+			    io.batch_done_ns - before.batch_done_ns <
+				    io.batch_first_ns - before.batch_first_ns ||
+			    io.batch_done_ns - before.batch_done_ns <
+				    io.batch_submit_ns - before.batch_submit_ns)
+				untimed++;
 			ret = p2pio_experts_release(x, l, ids, USED, NULL);
 		}
 		ret = ret ?: p2pio_experts_token_end(x);
@@ -173,6 +186,13 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname)
 	       io.unmaps == st.evictions && io.bytes >= io.loads * info.expert_data,
 	       "%s: a load per miss, chunks reused (%llu created, %llu maps)", pname,
 	       (unsigned long long)io.creates, (unsigned long long)io.maps);
+	tap_ok(!untimed && io.batches == batches && io.batches > 0 && io.batch_done_ns > 0 &&
+	       io.read_piece == (piece ? piece : io.read_piece) && io.read_piece > 0 &&
+	       io.reads >= io.loads && io.reads >= io.bytes / io.read_piece &&
+	       (!piece || io.reads > 2 * io.loads),
+	       "%s: %llu miss batches timed, %llu reads of %llu bytes for %llu loads", pname,
+	       (unsigned long long)io.batches, (unsigned long long)io.reads,
+	       (unsigned long long)io.read_piece, (unsigned long long)io.loads);
 	p2pio_experts_close(x);
 out_model:
 	p2pio_model_close(m);
@@ -539,7 +559,9 @@ int main(void)
 			tap_ok(0, "%s context", paths[i].name);
 			continue;
 		}
-		test_decode(ctx, paths[i].name);
+		test_decode(ctx, paths[i].name, 0);
+		/* Much smaller than a slice: every load is many reads, landing side by side. */
+		test_decode(ctx, paths[i].name, 4096);
 		p2pio_ctx_destroy(ctx);
 	}
 	ctx = host_ctx(P2PIO_PATH_AUTO);

@@ -72,6 +72,10 @@ struct p2pio_experts;
  *               @create, @destroy, @inserted, @accessed, @removed and @victim filled in);
  *               when set, @policy must be NULL. The table must outlive the cache; its
  *               @create gets @policy_args and NULL data.
+ * @read_piece:  bytes of each engine read an expert load is cut into (rounded up to
+ *               4 KiB); 0: the default, about a 2 x threads-th of the largest expert,
+ *               between 256 KiB and the context's chunk, so that one expert's bytes are
+ *               read by every engine thread at once and copied while the rest is read.
  */
 struct p2pio_experts_opts {
 	size_t size;
@@ -82,6 +86,7 @@ struct p2pio_experts_opts {
 	uint32_t flags;
 	uint32_t reserved;
 	const struct p2pio_expert_policy_ops *policy_ops;
+	uint64_t read_piece;
 };
 
 /**
@@ -296,6 +301,16 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  * @creates:     physical allocations made; @maps, @unmaps: mappings made and removed.
  * @dense_bytes: the resident dense part.
  * @wall_ns:     time since open (or the last reset).
+ * @batches:     require calls that started loads (a miss batch); for those, summed, the
+ *               time from the call's start until ...
+ * @batch_submit_ns: ... every read of its misses was submitted (admission, unmapping
+ *               victims, mapping, submission);
+ * @batch_first_ns: ... the first read of its misses completed (its bytes in place);
+ * @batch_done_ns: ... the last of its misses completed and its completion word was
+ *               stored (the caller's stream may go on).
+ * @map_ns:      time spent backing experts with memory (mapping), and ...
+ * @unmap_ns:    ... taking it back from victims, on the caller's thread.
+ * @read_piece:  the bytes of each read a load is cut into.
  */
 struct p2pio_experts_io {
 	size_t size;
@@ -314,6 +329,13 @@ struct p2pio_experts_io {
 	uint64_t unmaps;
 	uint64_t dense_bytes;
 	uint64_t wall_ns;
+	uint64_t batches;
+	uint64_t batch_submit_ns;
+	uint64_t batch_first_ns;
+	uint64_t batch_done_ns;
+	uint64_t map_ns;
+	uint64_t unmap_ns;
+	uint64_t read_piece;
 };
 
 /**

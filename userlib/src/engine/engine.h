@@ -149,6 +149,13 @@ P2PIO_HIDDEN void p2pio_file_note(struct p2pio_file *f, enum p2pio_path path, co
 /* ctx.c: run @cuctx current on this thread around CUDA calls from a caller's thread. */
 P2PIO_HIDDEN CUcontext p2pio_ctx_enter(struct p2pio_ctx *ctx);
 P2PIO_HIDDEN void p2pio_ctx_leave(struct p2pio_ctx *ctx, CUcontext prev);
+/*
+ * mem.c: a buffer over memory the library itself just mapped for this context (the expert
+ * cache's CUDA chunks): p2pio_buf_register() without its driver queries, which a miss
+ * would otherwise pay on every mapping. Returns 0 or -ENOMEM.
+ */
+P2PIO_HIDDEN int p2pio_buf_wrap(struct p2pio_ctx *ctx, enum p2pio_mem mem, uint64_t addr,
+				uint64_t len, struct p2pio_buf **bufp);
 /* Pinned host memory (cuMemHostAlloc) on a GPU context, aligned anonymous memory otherwise. */
 P2PIO_HIDDEN void *p2pio_staging_alloc(struct p2pio_ctx *ctx, size_t len);
 P2PIO_HIDDEN void p2pio_staging_free(struct p2pio_ctx *ctx, void *p, size_t len);

@@ -66,6 +66,13 @@ static int p2pio_buf_check_cuda(struct p2pio_ctx *ctx, uint64_t addr, uint64_t l
 	return 0;
 }
 
+int p2pio_buf_wrap(struct p2pio_ctx *ctx, enum p2pio_mem mem, uint64_t addr, uint64_t len,
+		   struct p2pio_buf **bufp)
+{
+	*bufp = NULL;
+	return p2pio_buf_new(ctx, mem, addr, len, bufp);
+}
+
 int p2pio_buf_register(struct p2pio_ctx *ctx, enum p2pio_mem mem, uint64_t addr, uint64_t len,
 		       struct p2pio_buf **bufp, struct p2pio_error *err)
 {

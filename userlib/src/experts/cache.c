@@ -37,6 +37,28 @@ static void bury(struct p2pio_experts *x, uint32_t layer, uint32_t expert)
 	p2pio_xpool_unmap(x->pool, layer, expert);
 }
 
+/* A load of the current miss batch finished; the last one, once the call has submitted
+ * everything, completes the batch. Called locked. */
+static void batch_load_done(struct p2pio_experts *x)
+{
+	if (x->batch_left)
+		x->batch_left--;
+	if (!x->batch_open && !x->batch_left)
+		x->io.batch_done_ns += p2pio_now_ns() - x->batch_t0;
+}
+
+/*
+ * A read of entry @e completed, reaped at @t (before the lock, which require holds while
+ * it submits): the first of the current batch is the breakdown's "first". Locked.
+ */
+static void batch_read_done(struct p2pio_experts *x, const struct xentry *e, uint64_t t)
+{
+	if (!e->batch || e->batch != x->batch || x->batch_first)
+		return;
+	x->batch_first = true;
+	x->io.batch_first_ns += t > x->batch_t0 ? t - x->batch_t0 : 0;
+}
+
 static void finish_load(struct p2pio_experts *x, size_t i)
 {
 	uint32_t layer = (uint32_t)(i / x->ne), expert = (uint32_t)(i % x->ne);
@@ -47,6 +69,9 @@ static void finish_load(struct p2pio_experts *x, size_t i)
 	 * too, or a stream already waiting would wait forever. */
 	__atomic_store_n(&x->flag[i], e->seq, __ATOMIC_RELEASE);
 	e->loading = false;
+	if (e->batch && e->batch == x->batch)
+		batch_load_done(x);
+	e->batch = 0;
 	x->loading--;
 	p2pio_residency_loaded(x->res, layer, expert, e->err);
 	if (!e->err)
@@ -65,12 +90,14 @@ void *p2pio_experts_reaper(void *arg)
 {
 	struct p2pio_experts *x = arg;
 	struct p2pio_cqe cqe[REAP_BATCH];
+	uint64_t t;
 	int n, i;
 
 	while (!atomic_load(&x->stop)) {
 		n = p2pio_complete(x->q, cqe, REAP_BATCH, 1, REAP_TIMEOUT_MS);
 		if (n == -ETIMEDOUT || n == -EINTR || n == -EAGAIN || n == 0)
 			continue;
+		t = p2pio_now_ns();
 		pthread_mutex_lock(&x->lock);
 		if (n < 0) {
 			size_t k;
@@ -90,6 +117,7 @@ void *p2pio_experts_reaper(void *arg)
 
 			if (cqe[i].res < 0 && !e->err)
 				e->err = cqe[i].res;
+			batch_read_done(x, e, t);
 			if (--e->pending == 0)
 				finish_load(x, k);
 		}
@@ -196,43 +224,64 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	struct xentry *e = &x->ent[i];
 	const struct p2pio_xchunk *c;
 	struct p2pio_expert_plan plan;
-	uint32_t r;
+	uint32_t r, npieces = 0;
+	uint64_t t0, off;
 	int ret;
 
 	ret = p2pio_expert_plan(x->m->gguf, gl, expert, P2PIO_MODEL_BLOCK, x->m->file_size, &plan);
-	if (!ret)
+	if (!ret) {
+		t0 = p2pio_now_ns();
 		ret = p2pio_xpool_map(x->pool, layer, expert, &c);
+		x->io.map_ns += p2pio_now_ns() - t0;
+	}
 	if (ret) {
 		p2pio_residency_loaded(x->res, layer, expert, ret);
 		return ret;
 	}
+	/*
+	 * Each run in pieces of x->piece bytes, each its own engine read: the engine's threads
+	 * take them in parallel (one expert's bytes read by all of them, not by the one or two
+	 * that took a whole run), and each piece is copied out while later ones are still read,
+	 * so a lone miss costs about its bytes / the storage bandwidth, not a chunk's latency.
+	 */
+	for (r = 0; r < plan.nruns; r++)
+		npieces += (uint32_t)((plan.runs[r].len + x->piece - 1) / x->piece);
 	e->seq++;
 	e->err = 0;
 	e->loading = true;
-	e->pending = plan.nruns + 1;	/* the submitter's own reference */
+	e->pending = npieces + 1;	/* the submitter's own reference */
 	e->t_submit = p2pio_now_ns();
+	if (!prefetch && x->batch_open) {
+		e->batch = x->batch;
+		x->batch_left++;
+		x->batch_loads++;
+	}
 	x->loading++;
 	x->io.loads++;
 	x->io.prefetches += prefetch;
-	for (r = 0; r < plan.nruns; r++) {
-		struct p2pio_req req = {
-			.file = x->m->file,
-			.file_offset = plan.runs[r].file_off,
-			.length = plan.runs[r].len,
-			.buf = c->buf,
-			.buf_offset = c->buf_off + plan.runs[r].dst_off,
-			.tag = i,
-		};
+	for (r = 0; r < plan.nruns && !e->err; r++) {
+		for (off = 0; off < plan.runs[r].len; off += x->piece) {
+			uint64_t len = plan.runs[r].len - off;
+			struct p2pio_req req = {
+				.file = x->m->file,
+				.file_offset = plan.runs[r].file_off + off,
+				.length = len < x->piece ? len : x->piece,
+				.buf = c->buf,
+				.buf_offset = c->buf_off + plan.runs[r].dst_off + off,
+				.tag = i,
+			};
 
-		ret = p2pio_submit(x->q, &req, 1);
-		if (ret < 0) {
-			/* The reads already submitted complete; the load fails then. */
-			e->err = ret;
-			e->pending -= plan.nruns - r;
-			break;
+			ret = p2pio_submit(x->q, &req, 1);
+			if (ret < 0) {
+				/* The reads already submitted complete; the load fails then. */
+				e->err = ret;
+				e->pending -= npieces;
+				break;
+			}
+			npieces--;
+			x->io.reads++;
+			x->io.bytes += req.length;
 		}
-		x->io.reads++;
-		x->io.bytes += plan.runs[r].len;
 	}
 	ret = e->err;
 	if (--e->pending == 0)
@@ -275,6 +324,7 @@ static int load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool p
 	}
 	if (ret)
 		return ret;
+	t0 = p2pio_now_ns();
 	for (i = 0; i < nv; i++) {
 		struct xentry *v = &x->ent[idx(x, x->victims[i].layer, x->victims[i].expert)];
 
@@ -282,6 +332,8 @@ static int load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool p
 		if (!v->zombie)
 			p2pio_xpool_unmap(x->pool, x->victims[i].layer, x->victims[i].expert);
 	}
+	if (nv)
+		x->io.unmap_ns += p2pio_now_ns() - t0;
 	return start_load(x, layer, expert, prefetch);
 }
 
@@ -388,11 +440,40 @@ static int wait_loads(struct p2pio_experts *x, uint32_t layer, const uint32_t *i
 	return 0;
 }
 
+/* ---- the miss batch's breakdown ---------------------------------------------------- */
+
+/* A require call (started at @t0) has its first miss: a new batch. Called locked. */
+static void batch_begin(struct p2pio_experts *x, uint64_t t0)
+{
+	x->batch = x->batch + 1 ?: 1;
+	x->batch_t0 = t0;
+	x->batch_left = 0;
+	x->batch_loads = 0;
+	x->batch_first = false;
+	x->batch_open = true;
+}
+
+/*
+ * Every miss of the call is submitted. A batch that started no load (late hits, failures)
+ * does not count; one whose loads all finished already is complete now. Called locked.
+ */
+static void batch_end(struct p2pio_experts *x)
+{
+	x->batch_open = false;
+	if (!x->batch_loads)
+		return;
+	x->io.batches++;
+	x->io.batch_submit_ns += p2pio_now_ns() - x->batch_t0;
+	if (!x->batch_left)
+		x->io.batch_done_ns += p2pio_now_ns() - x->batch_t0;
+}
+
 /* ---- the API ---------------------------------------------------------------------- */
 
 int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
 			  uint32_t n, void *stream, uint64_t *ptrs_out)
 {
+	uint64_t t0 = p2pio_now_ns();
 	CUcontext prev;
 	uint32_t i, got = 0, next;
 	int ret;
@@ -417,6 +498,8 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 			break;
 		}
 		if (!p2pio_residency_access(x->res, layer, ids[i])) {
+			if (!x->batch_open)
+				batch_begin(x, t0);
 			ret = load(x, layer, ids[i], false);
 			if (ret)
 				break;
@@ -427,6 +510,8 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		e->refs++;
 		got++;
 	}
+	if (x->batch_open)
+		batch_end(x);
 	if (!ret)
 		ret = wait_loads(x, layer, ids, n, (CUstream)stream);
 	for (i = 0; !ret && i < n; i++) {
@@ -617,6 +702,7 @@ int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
 	cur.maps = ps.maps;
 	cur.unmaps = ps.unmaps;
 	cur.dense_bytes = x->dense.region;
+	cur.read_piece = x->piece;
 	cur.wall_ns = p2pio_now_ns() - x->t_start;
 	if (io) {
 		size_t len = io->size < sizeof(cur) ? io->size : sizeof(cur);

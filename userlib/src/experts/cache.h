@@ -18,6 +18,8 @@
 #define REAP_TIMEOUT_MS 50
 /* Stall measurements in flight (event pairs around a require's stream waits). */
 #define NR_TIMINGS 64
+/* The default read piece: at least this, at most the engine's chunk (cache_open.c). */
+#define P2PIO_EXPERTS_MIN_PIECE (256ull << 10)
 
 struct xentry {
 	uint32_t seq;		/* number of the current (or last) load */
@@ -27,6 +29,7 @@ struct xentry {
 	bool zombie;		/* its load failed while referenced: unmap once free */
 	uint32_t held;		/* required and not released */
 	uint32_t refs;		/* held, or released with the stream work not yet done */
+	uint32_t batch;		/* the miss batch its demand load belongs to; 0: none */
 	uint64_t t_submit;
 };
 
@@ -92,6 +95,20 @@ struct p2pio_experts {
 	uint32_t *pf_ids;			/* [ne] */
 	uint32_t pf_n;
 	uint32_t pf_layer;
+
+	uint64_t piece;				/* bytes per engine read of a load */
+
+	/*
+	 * The current miss batch (the demand loads of one require), for the statistics'
+	 * breakdown: its number, when the call started, its loads not finished, whether its
+	 * first read completed, and whether the call is still submitting.
+	 */
+	uint32_t batch;
+	uint64_t batch_t0;
+	uint32_t batch_left;
+	uint32_t batch_loads;			/* loads the batch started */
+	bool batch_first;
+	bool batch_open;
 
 	struct p2pio_experts_io io;
 	uint64_t t_start;

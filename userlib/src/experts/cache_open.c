@@ -82,6 +82,32 @@ static int plan_layers(struct p2pio_experts *x, uint64_t *region, struct p2pio_e
 	return 0;
 }
 
+/*
+ * The bytes of each engine read of a load: the caller's, or enough pieces of the largest
+ * expert for twice the engine's threads (every thread busy on one miss, with room to
+ * balance), no smaller than P2PIO_EXPERTS_MIN_PIECE (each read has a fixed cost) and no
+ * larger than the engine's chunk (which would cut it again, into pieces one thread reads).
+ */
+static uint64_t read_piece(const struct p2pio_experts *x, const struct p2pio_experts_opts *o)
+{
+	const struct p2pio_ctx_opts *co = &x->ctx->opts;
+	uint64_t largest = 0, piece;
+	uint32_t l;
+
+	if (o && o->size >= offsetof(struct p2pio_experts_opts, read_piece) + sizeof(uint64_t) &&
+	    o->read_piece)
+		return p2pio_round_up(o->read_piece, P2PIO_MODEL_BLOCK);
+	for (l = 0; l < x->nl; l++)
+		if (x->data_len[l] > largest)
+			largest = x->data_len[l];
+	piece = p2pio_round_up(largest / (2 * (uint64_t)(co->threads ?: 1)) + 1, P2PIO_MODEL_BLOCK);
+	if (piece < P2PIO_EXPERTS_MIN_PIECE)
+		piece = P2PIO_EXPERTS_MIN_PIECE;
+	if (co->chunk_size && piece > co->chunk_size)
+		piece = p2pio_round_down(co->chunk_size, P2PIO_MODEL_BLOCK) ?: P2PIO_MODEL_BLOCK;
+	return piece;
+}
+
 static int make_pool(struct p2pio_experts *x, const uint64_t *region, uint64_t limit,
 		     struct p2pio_error *err)
 {
@@ -283,6 +309,7 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	ret = plan_layers(x, region, err);
 	if (ret)
 		goto out_close;
+	x->piece = read_piece(x, opts);
 	ret = dense_load(x, err);
 	if (ret)
 		goto out_close;

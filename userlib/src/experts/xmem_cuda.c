@@ -3,8 +3,9 @@
  * xmem_cuda.c - expert memory on a GPU through CUDA's virtual memory management: one
  * cuMemAddressReserve for every expert's home, physical chunks from cuMemCreate mapped
  * over a home (cuMemMap + cuMemSetAccess) while the expert is resident. Each mapping is
- * registered as an engine buffer of its own, since the engine checks a CUDA range against
- * the allocation that backs it.
+ * an engine buffer of its own, since the engine's paths work on one allocation per buffer
+ * (made without the driver queries of p2pio_buf_register(): a miss pays for the mapping
+ * calls only).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -85,7 +86,8 @@ static int cuda_map(void *arg, uint64_t va, struct p2pio_xchunk *c)
 	p2pio_ctx_leave(x->ctx, prev);
 	if (res != CUDA_SUCCESS)
 		return p2pio_cuda_errno(res);
-	ret = p2pio_buf_register(x->ctx, P2PIO_MEM_CUDA, va, c->len, &c->buf, NULL);
+	/* Device memory of this context, one allocation: nothing for the driver to check. */
+	ret = p2pio_buf_wrap(x->ctx, P2PIO_MEM_CUDA, va, c->len, &c->buf);
 	if (ret) {
 		prev = p2pio_ctx_enter(x->ctx);
 		x->cu->MemUnmap(va, c->len);
