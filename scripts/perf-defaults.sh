@@ -1,0 +1,108 @@
+#!/bin/bash
+# The sweep behind the engine's defaults and the honest ceilings of performance.md, on a
+# GPU machine, as root, in one go: a zram block device (ext4) with the 8B-shaped model on
+# it, then in one run
+#   - p2pio-bench's ceilings and peers at their best (storage, link and cuFile sweeps) and
+#     the library's paths with 64 MiB requests, 32 in flight (what the model loader sends),
+#     cold and warm;
+#   - whole-model loads (p2pio-load) with the defaults, repeated, and with one engine
+#     setting changed at a time (threads, queue depth, chunk, staging), cold and warm.
+#
+#   scripts/perf-defaults.sh BINDIR OUTDIR
+#
+# Environment: LIMIT (seconds, default 400) caps the whole run; VARIANTS=0 runs only the
+# defaults; MODEL (default "-p llama-8b-q4k") the p2pio-mkmodel preset.
+set -u
+BIN=$(cd "$1" && pwd)
+OUT=$2
+mkdir -p "$OUT"
+T0=$(date +%s)
+LIMIT=${LIMIT:-400}
+VARIANTS=${VARIANTS:-1}
+MODEL=${MODEL:--p llama-8b-q4k}
+left() { echo $((LIMIT - ($(date +%s) - T0))); }
+log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
+cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
+	if [ $c -le 1 ]; then log "SKIP (no time): $*"; return 124; fi
+	timeout -k 2 $c "$@"; local rc=$?; [ $rc = 124 ] && log "TIMEOUT after ${c}s: $*"; return $rc; }
+export LD_LIBRARY_PATH="$BIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
+
+{ uname -a; nproc; grep -m1 'model name' /proc/cpuinfo; free -g | head -2
+  timeout 10 nvidia-smi --query-gpu=name,driver_version,pcie.link.gen.current,pcie.link.width.current,clocks.sm,clocks.max.sm --format=csv
+  lsblk -o NAME,MAJ:MIN,SIZE,TYPE,MOUNTPOINT | head -20; } >"$OUT/machine.txt" 2>&1
+log start
+
+[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null
+if [ "$(cat /sys/block/zram0/disksize 2>/dev/null)" != 0 ] && ! grep -q '^/dev/zram0 ' /proc/mounts; then
+	echo 1 >/sys/block/zram0/reset
+fi
+MNT=/mnt/p2pio-zram
+if ! grep -q '^/dev/zram0 ' /proc/mounts; then
+	echo 24G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $MNT &&
+		mount /dev/zram0 $MNT || { log "no zram"; exit 1; }
+fi
+M=$MNT/m8.gguf
+[ -s "$M" ] || cap 60 "$BIN/p2pio-mkmodel" -q $MODEL -s 7 "$M"
+dev=$(stat -c '%d' "$M"); maj=$((dev >> 8)); min=$((dev & 255))
+mkdir -p /run/udev/data
+[ -e "/run/udev/data/b$maj:$min" ] ||
+	printf 'E:ID_FS_USAGE=filesystem\nE:ID_FS_TYPE=ext4\n' >"/run/udev/data/b$maj:$min"
+log "model $(stat -c %s "$M") bytes; udev record b$maj:$min"
+cap 10 "$BIN/p2pio-check" "$M" >"$OUT/check.txt" 2>&1
+
+R="$OUT/loads.jsonl"
+: >"$R"
+load() { # tag cache args...
+	local tag=$1 cache=$2 flag=; shift 2
+	[ "$cache" = cold ] && flag=--cold
+	[ "$cache" = warm ] && cat "$M" >/dev/null
+	cap 30 "$BIN/p2pio-load" --json -q $flag "$@" "$M" 2>>"$OUT/load.err" |
+		sed "s/^{/{\"tag\":\"$tag\",/" >>"$R"
+}
+
+log "loads, defaults"
+for i in 1 2 3; do
+	load default cold
+	load default warm
+done
+load default-noverify cold --no-verify
+load default-noverify warm --no-verify
+
+log "bench"
+cap 150 "$BIN/p2pio-bench" --modes storage,link,cufile,bounce,posix,auto --size 64M \
+	--depth 32 --duration 2 --cache both --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
+
+if [ "$VARIANTS" = 1 ]; then
+	log "loads, variants"
+	for cache in cold warm; do
+		for v in "--threads 8" "--threads 32" "--queue-depth 32" "--queue-depth 64" \
+			 "--chunk 1M" "--chunk 2M" "--chunk 8M" "--staging 256M" "--staging 512M" \
+			 "--chunk 1M --queue-depth 64" "--chunk 2M --queue-depth 32" \
+			 "--chunk 1M --queue-depth 64 --staging 256M" "--threads 8 --chunk 2M" \
+			 "--path posix" "--path bounce"; do
+			load "$v" $cache --no-verify $v
+		done
+	done
+fi
+log done
+python3 - "$OUT" <<'PY'
+import json, sys, os
+out = sys.argv[1]
+try:
+    d = json.load(open(os.path.join(out, "bench.json")))
+    for b in d.get("best", []):
+        print("best", json.dumps(b))
+    for r in d["results"]:
+        if r["mode"] in ("bounce", "posix", "auto"):
+            print("%-7s %s %7.3f GiB/s cpu %.3f %s %s" % (r["mode"], r["cache"], r["gibps"], r["cpu_s_per_gib"], r["path"], r["note"][:70]))
+    for x in d["ratios"]:
+        print("ratio", json.dumps(x))
+except Exception as e:
+    print("bench.json:", e)
+for line in open(os.path.join(out, "loads.jsonl")):
+    try:
+        j = json.loads(line)
+    except Exception:
+        continue
+    print("load %-40s %s %-6s %6.2f GB/s cpu %.2f s" % (j["tag"], "cold" if j["cold"] else "warm", j["path"], j["gbps"], j["cpu_seconds"]))
+PY
