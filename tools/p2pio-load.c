@@ -158,6 +158,7 @@ struct run {
 	struct p2pio_verifier *v;
 	const char *verify_note;
 	char ceiling_why[192];	/* which ceilings and shapes the stream's bound came from */
+	double open_s;		/* p2pio_model_open(): parse, choose the path, start it */
 };
 
 static int setup(struct run *r)
@@ -198,7 +199,9 @@ static int setup(struct run *r)
 	/* AUTO chooses the file's path at open, by what the page cache holds then. */
 	if (r->o.cold)
 		cli_drop_cache(r->o.path);
+	r->open_s = now_s();
 	ret = p2pio_model_open(r->ctx, r->o.path, NULL, &r->m, &err);
+	r->open_s = now_s() - r->open_s;
 	if (ret) {
 		cli_err_p2pio(r->o.path, ret, &err);
 		return ret;
@@ -340,6 +343,8 @@ static int run_whole(struct run *r)
 		cli_json_double(stdout, gbps(res.bytes, (double)res.wall_ns * 1e-9));
 		printf(",\"cpu_seconds\":");
 		cli_json_double(stdout, (double)res.cpu_ns * 1e-9);
+		printf(",\"open_seconds\":");
+		cli_json_double(stdout, r->open_s);
 		print_engine_json(r);
 		printf(",\"verified\":%s,\"mismatches\":%" PRIu64 "}\n",
 		       r->o.verify ? "true" : "false", vr.mismatches);

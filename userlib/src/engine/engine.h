@@ -22,6 +22,13 @@
 #define P2PIO_DEF_STAGING (96ull << 20)
 #define P2PIO_DEF_PIN_WINDOW (64ull << 20)
 
+/*
+ * Copy-completion events block rather than spin: a worker waiting for its copy to the GPU
+ * sleeps, and leaves the CPU to the readers (on zram, and in buffered reads, the CPU is
+ * what reads: a spinning waiter took a core from them).
+ */
+#define P2PIO_COPY_EVENT_FLAGS (CU_EVENT_DISABLE_TIMING | CU_EVENT_BLOCKING_SYNC)
+
 /* Bounds on options, so a typo cannot ask for a terabyte of pinned memory. */
 #define P2PIO_MAX_QUEUE_DEPTH 1024
 #define P2PIO_MAX_THREADS 256
@@ -156,6 +163,9 @@ P2PIO_HIDDEN void p2pio_staging_free(struct p2pio_ctx *ctx, void *p, size_t len)
 
 /* Each path: start on first use, queue an operation, stop (waiting for what is queued). */
 P2PIO_HIDDEN int p2pio_posix_submit(struct p2pio_ctx *ctx, struct p2pio_op *op);
+/* Start a path now (threads, pinned staging) rather than on its first read. */
+P2PIO_HIDDEN int p2pio_posix_prepare(struct p2pio_ctx *ctx);
+P2PIO_HIDDEN int p2pio_bounce_prepare(struct p2pio_ctx *ctx);
 P2PIO_HIDDEN void p2pio_posix_stop(struct p2pio_ctx *ctx);
 P2PIO_HIDDEN int p2pio_bounce_submit(struct p2pio_ctx *ctx, struct p2pio_op *op);
 P2PIO_HIDDEN void p2pio_bounce_stop(struct p2pio_ctx *ctx);

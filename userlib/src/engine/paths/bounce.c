@@ -415,7 +415,7 @@ static int p2pio_bounce_start(struct p2pio_ctx *ctx)
 	if (cu) {
 		prev = p2pio_ctx_enter(ctx);
 		for (i = 0; i < nslots && cr == CUDA_SUCCESS; i++)
-			cr = cu->EventCreate(&b->slots[i].ev, CU_EVENT_DISABLE_TIMING);
+			cr = cu->EventCreate(&b->slots[i].ev, P2PIO_COPY_EVENT_FLAGS);
 		p2pio_ctx_leave(ctx, prev);
 		if (cr != CUDA_SUCCESS) {
 			ret = p2pio_cuda_errno(cr);
@@ -440,19 +440,27 @@ out_free:
 	return ret;
 }
 
-int p2pio_bounce_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
+int p2pio_bounce_prepare(struct p2pio_ctx *ctx)
 {
-	struct p2pio_bounce *b;
-	uint32_t al = op->file->dio_align;
 	int ret = 0;
 
 	pthread_mutex_lock(&ctx->lock);
 	if (!ctx->bounce)
 		ret = p2pio_bounce_start(ctx);
-	b = ctx->bounce;
 	pthread_mutex_unlock(&ctx->lock);
+	return ret;
+}
+
+int p2pio_bounce_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
+{
+	struct p2pio_bounce *b;
+	uint32_t al = op->file->dio_align;
+	int ret;
+
+	ret = p2pio_bounce_prepare(ctx);
 	if (ret)
 		return ret;
+	b = ctx->bounce;
 	op->cur = p2pio_round_down(op->off, al);
 	op->end = p2pio_round_up(op->off + op->len, al);
 	op->next = NULL;

@@ -217,7 +217,7 @@ static int p2pio_posix_start(struct p2pio_ctx *ctx)
 
 			res = cu->StreamCreate(&w->stream, CU_STREAM_NON_BLOCKING);
 			for (j = 0; j < 2 && res == CUDA_SUCCESS; j++) {
-				res = cu->EventCreate(&w->slot[j].ev, CU_EVENT_DISABLE_TIMING);
+				res = cu->EventCreate(&w->slot[j].ev, P2PIO_COPY_EVENT_FLAGS);
 				w->slot[j].mem = p2pio_staging_alloc(ctx, ctx->opts.chunk_size);
 				if (res == CUDA_SUCCESS && !w->slot[j].mem)
 					ret = -ENOMEM;
@@ -248,18 +248,26 @@ static int p2pio_posix_start(struct p2pio_ctx *ctx)
 	return 0;
 }
 
-int p2pio_posix_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
+int p2pio_posix_prepare(struct p2pio_ctx *ctx)
 {
-	struct p2pio_posix *px;
 	int ret = 0;
 
 	pthread_mutex_lock(&ctx->lock);
 	if (!ctx->posix)
 		ret = p2pio_posix_start(ctx);
-	px = ctx->posix;
 	pthread_mutex_unlock(&ctx->lock);
+	return ret;
+}
+
+int p2pio_posix_submit(struct p2pio_ctx *ctx, struct p2pio_op *op)
+{
+	struct p2pio_posix *px;
+	int ret;
+
+	ret = p2pio_posix_prepare(ctx);
 	if (ret)
 		return ret;
+	px = ctx->posix;
 	op->cur = op->off;
 	op->end = op->off + op->len;
 	op->next = NULL;
