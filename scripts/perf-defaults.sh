@@ -73,13 +73,31 @@ cap 150 "$BIN/p2pio-bench" --modes storage,link,cufile,bounce,posix,auto --size 
 	--depth 32 --duration 2 --cache both --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
 
 if [ "$VARIANTS" = 1 ]; then
+	# The paths in steady state (started before the clock), one engine setting at a time:
+	# BOUNCE cold over chunk x queue depth x threads, POSIX warm over chunk x threads.
+	log "bench, engine settings"
+	V="$OUT/variants.txt"
+	: >"$V"
+	for c in 1M 2M 4M; do
+		for q in 16 32 64; do
+			for t in 16 32; do
+				cap 20 "$BIN/p2pio-bench" --modes bounce --size 64M --depth 32 --duration 2 \
+					--cache cold --chunk $c --lib-depth $q --lib-threads $t "$M" 2>&1 |
+					grep '^result' >>"$V"
+			done
+		done
+	done
+	for c in 512K 1M 2M 4M; do
+		for t in 8 16; do
+			cap 20 "$BIN/p2pio-bench" --modes posix --size 64M --depth 32 --duration 2 \
+				--cache warm --chunk $c --lib-threads $t "$M" 2>&1 | grep '^result' >>"$V"
+		done
+	done
 	log "loads, variants"
 	for cache in cold warm; do
 		for v in "--threads 8" "--threads 32" "--queue-depth 32" "--queue-depth 64" \
-			 "--chunk 1M" "--chunk 2M" "--chunk 8M" "--staging 256M" "--staging 512M" \
-			 "--chunk 1M --queue-depth 64" "--chunk 2M --queue-depth 32" \
-			 "--chunk 1M --queue-depth 64 --staging 256M" "--threads 8 --chunk 2M" \
-			 "--path posix" "--path bounce"; do
+			 "--chunk 1M" "--chunk 2M" "--chunk 1M --queue-depth 64" \
+			 "--chunk 2M --queue-depth 32" "--path posix" "--path bounce"; do
 			load "$v" $cache --no-verify $v
 		done
 	done
@@ -99,10 +117,16 @@ try:
         print("ratio", json.dumps(x))
 except Exception as e:
     print("bench.json:", e)
+try:
+    for line in open(os.path.join(out, "variants.txt")):
+        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        print("variant %-6s %s %-45s %7s GiB/s cpu %s" % (f["mode"], f["cache"], line.split("# ")[-1].strip()[:45], f["gibps"], f["cpu_s_per_gib"]))
+except Exception as e:
+    print("variants:", e)
 for line in open(os.path.join(out, "loads.jsonl")):
     try:
         j = json.loads(line)
     except Exception:
         continue
-    print("load %-40s %s %-6s %6.2f GB/s cpu %.2f s" % (j["tag"], "cold" if j["cold"] else "warm", j["path"], j["gbps"], j["cpu_seconds"]))
+    print("load %-30s %s %-6s %6.2f GB/s cpu %.2f s open %.3f s" % (j["tag"], "cold" if j["cold"] else "warm", j["path"], j["gbps"], j["cpu_seconds"], j.get("open_seconds", 0)))
 PY
