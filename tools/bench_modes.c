@@ -136,6 +136,7 @@ struct stripe_job {
 	void *cufile_handle;
 	struct cufile_api *cf;
 	pthread_barrier_t *ready;	/* setup done: the clock starts (cuFile) */
+	double t_end;			/* its last byte landed (teardown after it is not timed) */
 };
 
 static void split(const struct bench_params *p, struct stripe_job *jobs, unsigned int n,
@@ -179,6 +180,7 @@ static void *buffered_thread(void *arg)
 		off += (uint64_t)got;
 	}
 out:
+	j->t_end = bench_now();
 	if (fd >= 0)
 		close(fd);
 	free(buf);
@@ -192,7 +194,7 @@ out:
  */
 static void run_stripes(const struct bench_params *p, struct bench_result *r,
 			struct bench_lat *lat, void *(*fn)(void *), void *handle, struct cufile_api *cf,
-			double *t_start, double *cpu_start)
+			double *t_start, double *cpu_start, double *t_end)
 {
 	unsigned int n = p->threads ? p->threads : 1, i, started = 0;
 	struct stripe_job *jobs = calloc(n, sizeof(*jobs));
@@ -232,6 +234,8 @@ static void run_stripes(const struct bench_params *p, struct bench_result *r,
 
 		if (tids[i])
 			pthread_join(tids[i], NULL);
+		if (jobs[i].t_end > *t_end)
+			*t_end = jobs[i].t_end;
 		r->bytes += jobs[i].bytes;
 		for (k = 0; k < jobs[i].lat.n; k++)
 			bench_lat_add(lat, jobs[i].lat.v[k]);
@@ -327,6 +331,7 @@ static void direct_stripe(struct stripe_job *j, unsigned int depth)
 		if (r->err)
 			off = end;
 	}
+	j->t_end = bench_now();
 	io_uring_queue_exit(&ring);
 out_fd:
 	close(fd);
@@ -412,7 +417,7 @@ static int link_get(struct bench_cuda *cu, unsigned int i, uint64_t size)
  * queued at once. One copy per stream before the clock starts wakes the copy engines.
  */
 static void mode_link(const struct bench_params *p, struct bench_result *r, struct bench_lat *lat,
-		      double *t_start)
+		      double *t_start, double *t_end)
 {
 	struct bench_cuda *cu = p->cu;
 	unsigned int ns = p->depth < LINK_MAX_STREAMS ? p->depth : LINK_MAX_STREAMS, i, k;
@@ -448,6 +453,7 @@ static void mode_link(const struct bench_params *p, struct bench_result *r, stru
 			fail(r, -EIO, "cuStreamSynchronize failed");
 			return;
 		}
+	*t_end = bench_now();
 	r->bytes = total;
 	/* All copies were queued at once: each one's share of the time. */
 	for (i = 0; i < k; i++)
@@ -491,7 +497,7 @@ out:
 }
 
 static void mode_mmap(const struct bench_params *p, struct bench_result *r, struct bench_lat *lat,
-		      bool reg)
+		      bool reg, double *t_end)
 {
 	struct bench_cuda *cu = p->cu;
 	uint64_t end = run_end(p), off = 0, maplen = (end + 4095) & ~4095ull;
@@ -559,6 +565,8 @@ static void mode_mmap(const struct bench_params *p, struct bench_result *r, stru
 		while (batch)
 			bench_lat_add(lat, (bench_now() - t) * 1e6 / p->depth), batch--;
 	}
+	/* Unmapping (and unregistering) is not the load: a loader keeps the mapping. */
+	*t_end = bench_now();
 out:
 	if (stream)
 		cu->StreamDestroy(stream);
@@ -631,6 +639,7 @@ static void *cufile_thread(void *arg)
 		j->bytes += (uint64_t)got;
 		off += (uint64_t)got;
 	}
+	j->t_end = bench_now();
 	j->cf->BufDeregister((void *)(uintptr_t)dev);
 	cu->MemFree(dev);
 	return NULL;
@@ -651,7 +660,7 @@ static void *cufile_thread(void *arg)
  * allocated and registered before the clock starts.
  */
 static void mode_cufile(const struct bench_params *p, struct bench_result *r, struct bench_lat *lat,
-			double *t_start, double *cpu_start)
+			double *t_start, double *cpu_start, double *t_end)
 {
 	static struct cufile_api cf;
 	static bool loaded, open_drv;
@@ -697,7 +706,7 @@ static void mode_cufile(const struct bench_params *p, struct bench_result *r, st
 				     "Documentation/performance.md)" : "");
 		goto out;
 	}
-	run_stripes(p, r, lat, cufile_thread, fh, &cf, t_start, cpu_start);
+	run_stripes(p, r, lat, cufile_thread, fh, &cf, t_start, cpu_start, t_end);
 	cf.HandleDeregister(fh);
 out:
 	if (fd >= 0)
@@ -719,7 +728,8 @@ static enum p2pio_path path_of(const char *mode)
 }
 
 static void mode_library(const char *mode, const struct bench_params *p, struct bench_result *r,
-			 struct bench_lat *lat, double *t_start, double *cpu_start)
+			 struct bench_lat *lat, double *t_start, double *cpu_start, double *t_end,
+			 double *cpu_end)
 {
 	uint64_t end = run_end(p), off = 0;
 	unsigned int depth = p->depth, inflight = 0, nfree = 0, i;
@@ -842,6 +852,9 @@ static void mode_library(const char *mode, const struct bench_params *p, struct 
 		if (r->err)
 			off = end;
 	}
+	/* The clock stops at the last completion: tearing the path down is not the read. */
+	*t_end = bench_now();
+	*cpu_end = bench_cpu_seconds();
 out:
 	if (q)
 		p2pio_queue_destroy(q);
@@ -860,7 +873,7 @@ void bench_run(const char *mode, const struct bench_params *p, struct bench_resu
 {
 	struct bench_lat lat = { 0 };
 	bool gpu_mode = bench_mode_needs_gpu(mode);
-	double t0, c0, t1, c1;
+	double t0, c0, t1, c1, t_end = 0, c_end = 0;
 
 	memset(r, 0, sizeof(*r));
 	snprintf(r->mode, sizeof(r->mode), "%s", mode);
@@ -883,26 +896,27 @@ void bench_run(const char *mode, const struct bench_params *p, struct bench_resu
 	t0 = bench_now();
 	c0 = bench_cpu_seconds();
 	if (!strcmp(mode, "direct"))
-		run_stripes(p, r, &lat, direct_thread, NULL, NULL, NULL, NULL);
+		run_stripes(p, r, &lat, direct_thread, NULL, NULL, NULL, NULL, &t_end);
 	else if (!strcmp(mode, "buffered"))
-		run_stripes(p, r, &lat, buffered_thread, NULL, NULL, NULL, NULL);
+		run_stripes(p, r, &lat, buffered_thread, NULL, NULL, NULL, NULL, &t_end);
 	else if (!strcmp(mode, "link"))
-		mode_link(p, r, &lat, &t0);
+		mode_link(p, r, &lat, &t0, &t_end);
 	else if (!strcmp(mode, "naive"))
 		mode_naive(p, r, &lat);
 	else if (!strcmp(mode, "mmap"))
-		mode_mmap(p, r, &lat, false);
+		mode_mmap(p, r, &lat, false, &t_end);
 	else if (!strcmp(mode, "hostreg"))
-		mode_mmap(p, r, &lat, true);
+		mode_mmap(p, r, &lat, true, &t_end);
 	else if (!strcmp(mode, "cufile"))
-		mode_cufile(p, r, &lat, &t0, &c0);
+		mode_cufile(p, r, &lat, &t0, &c0, &t_end);
 	else if (!strcmp(mode, "p2p") || !strcmp(mode, "bounce") || !strcmp(mode, "posix") ||
 		 !strcmp(mode, "auto"))
-		mode_library(mode, p, r, &lat, &t0, &c0);
+		mode_library(mode, p, r, &lat, &t0, &c0, &t_end, &c_end);
 	else
 		fail(r, -EINVAL, "unknown mode");
-	t1 = bench_now();
-	c1 = bench_cpu_seconds();
+	/* Modes that know when their last byte landed say so; teardown after it is not timed. */
+	t1 = t_end > 0 ? t_end : bench_now();
+	c1 = c_end > 0 ? c_end : bench_cpu_seconds();
 	bench_lat_finish(&lat, &r->avg_us, &r->p99_us);
 	r->seconds = t1 - t0;
 	if (!r->err && r->bytes) {
