@@ -8,10 +8,13 @@
 #   - whole-model loads (p2pio-load) with the defaults, repeated, and with one engine
 #     setting changed at a time (threads, queue depth, chunk, staging), cold and warm.
 #
-#   scripts/perf-defaults.sh BINDIR OUTDIR
+#   scripts/perf-defaults.sh BINDIR OUTDIR [DIR]
 #
+# DIR: put the model in DIR (a directory on the disk to measure) instead of on zram.
 # Environment: LIMIT (seconds, default 400) caps the whole run; VARIANTS=0 runs only the
-# defaults; MODEL (default "-p llama-8b-q4k") the p2pio-mkmodel preset.
+# defaults; MODEL (default "-p llama-8b-q4k") the p2pio-mkmodel preset; DUR (default 2)
+# caps each p2pio-bench shape, in seconds; STREAM=1 also streams the layers (quarter
+# budget, 4 passes, transfer-bound), cold and warm, against the honest ceiling.
 set -u
 BIN=$(cd "$1" && pwd)
 OUT=$2
@@ -20,6 +23,9 @@ T0=$(date +%s)
 LIMIT=${LIMIT:-400}
 VARIANTS=${VARIANTS:-1}
 MODEL=${MODEL:--p llama-8b-q4k}
+DIR=${3:-}
+DUR=${DUR:-2}
+STREAM=${STREAM:-0}
 left() { echo $((LIMIT - ($(date +%s) - T0))); }
 log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
 cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
@@ -32,17 +38,21 @@ export LD_LIBRARY_PATH="$BIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_6
   lsblk -o NAME,MAJ:MIN,SIZE,TYPE,MOUNTPOINT | head -20; } >"$OUT/machine.txt" 2>&1
 log start
 
-[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null
-if [ "$(cat /sys/block/zram0/disksize 2>/dev/null)" != 0 ] && ! grep -q '^/dev/zram0 ' /proc/mounts; then
-	echo 1 >/sys/block/zram0/reset
+if [ -n "$DIR" ]; then
+	MNT=$DIR
+else
+	[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null
+	if [ "$(cat /sys/block/zram0/disksize 2>/dev/null)" != 0 ] && ! grep -q '^/dev/zram0 ' /proc/mounts; then
+		echo 1 >/sys/block/zram0/reset
+	fi
+	MNT=/mnt/p2pio-zram
+	if ! grep -q '^/dev/zram0 ' /proc/mounts; then
+		echo 40G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $MNT &&
+			mount /dev/zram0 $MNT || { log "no zram"; exit 1; }
+	fi
 fi
-MNT=/mnt/p2pio-zram
-if ! grep -q '^/dev/zram0 ' /proc/mounts; then
-	echo 24G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $MNT &&
-		mount /dev/zram0 $MNT || { log "no zram"; exit 1; }
-fi
-M=$MNT/m8.gguf
-[ -s "$M" ] || cap 60 "$BIN/p2pio-mkmodel" -q $MODEL -s 7 "$M"
+M=$MNT/model-$(echo "$MODEL" | tr -c 'a-z0-9' '_').gguf
+[ -s "$M" ] || cap 90 "$BIN/p2pio-mkmodel" -q $MODEL -s 7 "$M"
 dev=$(stat -c '%d' "$M"); maj=$((dev >> 8)); min=$((dev & 255))
 mkdir -p /run/udev/data
 [ -e "/run/udev/data/b$maj:$min" ] ||
@@ -69,8 +79,19 @@ load default-noverify cold --no-verify
 load default-noverify warm --no-verify
 
 log "bench"
-cap 150 "$BIN/p2pio-bench" --modes storage,link,cufile,bounce,posix,auto --size 64M \
-	--depth 32 --duration 2 --cache both --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
+cap 200 "$BIN/p2pio-bench" --modes storage,link,cufile,mmap,bounce,posix,auto --size 64M \
+	--depth 32 --duration $DUR --cache both --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
+load mmap cold --mmap --no-verify
+load mmap warm --mmap --no-verify
+if [ "$STREAM" = 1 ]; then
+	log "streams"
+	for cache in cold warm; do
+		flag=; [ $cache = cold ] && flag=--cold
+		[ $cache = warm ] && cat "$M" >/dev/null
+		cap 60 "$BIN/p2pio-load" --stream --json -q --passes 4 $flag "$M" 2>>"$OUT/load.err" |
+			sed "s/^{/{\"tag\":\"stream\",/" >>"$OUT/streams.jsonl"
+	done
+fi
 
 if [ "$VARIANTS" = 1 ]; then
 	# The paths in steady state (started before the clock), one engine setting at a time:
@@ -128,5 +149,11 @@ for line in open(os.path.join(out, "loads.jsonl")):
         j = json.loads(line)
     except Exception:
         continue
-    print("load %-30s %s %-6s %6.2f GB/s cpu %.2f s open %.3f s" % (j["tag"], "cold" if j["cold"] else "warm", j["path"], j["gbps"], j["cpu_seconds"], j.get("open_seconds", 0)))
+    print("load %-30s %s %-6s %6.2f GB/s cpu %.2f s open %.3f s" % (j["tag"], "cold" if j["cold"] else "warm", j.get("path", "mmap"), j["gbps"], j["cpu_seconds"], j.get("open_seconds", 0)))
+try:
+    for line in open(os.path.join(out, "streams.jsonl")):
+        j = json.loads(line)
+        print("stream", json.dumps({k: j.get(k) for k in ("cold", "path", "gbps", "ceiling_gbps", "ceiling_from", "of_bound", "stall_fraction")}))
+except FileNotFoundError:
+    pass
 PY
