@@ -12,10 +12,15 @@
 #include "internal.h"
 #include "engine/cuda_dl.h"
 
-/* Measured defaults (Documentation/engine.md says how). */
+/*
+ * Measured defaults (Documentation/engine.md says how; scripts/perf-defaults.sh is the
+ * sweep, Documentation/performance.md its H200 results: no other threads, depth or chunk
+ * setting beat these outside run-to-run spread, and smaller chunks lost warm).
+ */
 #define P2PIO_DEF_QUEUE_DEPTH 16
-/* POSIX threads: one per CPU, at least 4 (reads block), at most 16 (H100 host, warm,
- * same run: 8 threads 1.9x and 16 threads 2.15x the throughput of 4). */
+/* Threads: one per CPU, at least 4 (reads block), at most 16 (H100 host, warm, same run:
+ * 8 threads 1.9x and 16 threads 2.15x the throughput of 4; H200, 16 CPUs: 8 and 32
+ * threads within the spread of 16). */
 #define P2PIO_DEF_THREADS_MIN 4
 #define P2PIO_DEF_THREADS_MAX 16
 #define P2PIO_DEF_CHUNK (4ull << 20)
