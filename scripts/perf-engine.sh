@@ -25,7 +25,7 @@ cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
 	timeout -k 2 $c "$@"; local rc=$?; [ $rc = 124 ] && log "TIMEOUT after ${c}s: $*"; return $rc; }
 export LD_LIBRARY_PATH="$BIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
 B="$BIN/p2pio-bench"
-MODES=direct,buffered,link,bounce,posix,auto,naive,mmap,hostreg,cufile
+MODES=storage,link,bounce,posix,auto,naive,mmap,hostreg,cufile
 COMMON="--size 16M --depth 16 --threads 16 --duration 4"
 
 udev_record() {

@@ -69,7 +69,7 @@ whole() { # device model gguf safetensors
 }
 
 ceilings() { # device model gguf
-	$T 120 "$BIN/p2pio-bench" --modes direct,buffered,link --size 16M --depth 16 --threads 16 \
+	$T 120 "$BIN/p2pio-bench" --modes storage,link --duration 2 \
 		--cache cold --json "$3" >"$OUT/bench-$1-$2.json" 2>>"$OUT/err.txt"
 	python3 -c '
 import json, sys

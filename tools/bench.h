@@ -36,6 +36,19 @@ struct bench_cuda {
 	char why[160];
 };
 
+/*
+ * The shapes a sweep mode runs (bench_sweep()): the storage ceiling (O_DIRECT and buffered
+ * reads into host memory at several request sizes and depths), the link ceiling (large
+ * pinned copies on one and several streams) and the peers (cuFile, mmap, hostreg) each at
+ * the shapes where they may do best. A sweep reports every shape and its best.
+ */
+struct bench_shape {
+	const char *mode; /* the measuring mode: direct, buffered, link, cufile, ... */
+	uint64_t io_size;
+	unsigned int depth;   /* reads in flight; link: streams */
+	unsigned int threads;
+};
+
 /* Load libcuda and make device @device's primary context current; false (with @why) if not. */
 bool bench_cuda_init(struct bench_cuda *cu, int device);
 /* Make the context current in the calling thread. */
@@ -88,6 +101,15 @@ void bench_run(const char *mode, const struct bench_params *p, struct bench_resu
 
 /* Whether a mode copies into the GPU only (needs CUDA). */
 bool bench_mode_needs_gpu(const char *mode);
+
+/*
+ * The shapes of sweep mode @mode (storage, link, cufile, mmap, hostreg) into @out (at most
+ * @max); 0 when @mode is not a sweep mode. @ncpu adds the CPU count to the thread counts.
+ */
+size_t bench_sweep(const char *mode, unsigned int ncpu, struct bench_shape *out, size_t max);
+
+/* Bytes each link ceiling run copies: enough for GPU clocks and copy engines to settle. */
+#define BENCH_LINK_BYTES (4ull << 30)
 
 /* ---- latency samples -------------------------------------------------------------- */
 

@@ -41,6 +41,7 @@ struct options {
 	unsigned int lib_depth, lib_threads;
 	uint64_t lib_chunk;
 	uint32_t lib_flags;
+	bool fixed; /* sweep modes run --size/--depth/--threads, not their grids */
 };
 
 /* A comma-separated list of sizes (or, with @as_uint, small numbers). */
@@ -74,8 +75,12 @@ static void usage(FILE *f)
 		"usage: p2pio-bench [options] FILE\n"
 		"  --generate SIZE   first write FILE with a pattern (kept if it has that size),\n"
 		"                    --threads writers\n"
-		"  --modes LIST      comma list of: direct buffered link p2p bounce posix auto naive\n"
-		"                    mmap hostreg cufile (default: all; GPU modes skip without a GPU)\n"
+		"  --modes LIST      comma list of: storage direct buffered link p2p bounce posix\n"
+		"                    auto naive mmap hostreg cufile (default: all but direct and\n"
+		"                    buffered; GPU modes skip without a GPU)\n"
+		"                    storage, link, cufile, mmap and hostreg sweep their own shapes\n"
+		"                    and report the best (storage: direct and buffered reads)\n"
+		"  --fixed           sweep modes run --size, --depth and --threads instead\n"
 		"  --size LIST       I/O sizes, e.g. 1M,4M,16M (default 16M)\n"
 		"  --depth LIST      queue depths, e.g. 1,4,16 (default 16)\n"
 		"  --threads N       reader threads where a mode has them (default 4)\n"
@@ -105,6 +110,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "lib-threads", required_argument, NULL, 'T' },
 		{ "chunk", required_argument, NULL, 'C' },
 		{ "bounce-async", no_argument, NULL, 'A' },
+		{ "fixed", no_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char modebuf[512];
@@ -197,6 +203,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'A':
 			o->lib_flags |= P2PIO_CTX_BOUNCE_ASYNC;
 			break;
+		case 'F':
+			o->fixed = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -212,7 +221,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 	o->path = argv[optind];
 	if (!o->nmodes)
 		for (i = 0; bench_mode_names[i]; i++)
-			o->modes[o->nmodes++] = bench_mode_names[i];
+			if (strcmp(bench_mode_names[i], "direct") &&
+			    strcmp(bench_mode_names[i], "buffered"))
+				o->modes[o->nmodes++] = bench_mode_names[i];
 	return 0;
 }
 
@@ -307,96 +318,144 @@ static void warm_up(const struct bench_params *base)
 	bench_run("buffered", &p, &r);
 }
 
-struct best {
-	double gibps, cpu;
-	bool have;
-};
-
-static struct best best_of(const struct bench_result *rs, size_t n, const char *mode, bool cold)
+/* The fastest result of @mode (or, when @mode2 is set, of either) in one cache state. */
+static const struct bench_result *best_of(const struct bench_result *rs, size_t n, const char *mode,
+					  const char *mode2, int cold)
 {
-	struct best b = { 0 };
+	const struct bench_result *b = NULL;
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (!rs[i].err && rs[i].cold == cold && !strcmp(rs[i].mode, mode) &&
-		    rs[i].gibps > b.gibps) {
-			b.gibps = rs[i].gibps;
-			b.cpu = rs[i].cpu_s_per_gib;
-			b.have = true;
-		}
+		if (!rs[i].err && (cold < 0 || rs[i].cold == cold) &&
+		    (!strcmp(rs[i].mode, mode) || (mode2 && !strcmp(rs[i].mode, mode2))) &&
+		    (!b || rs[i].gibps > b->gibps))
+			b = &rs[i];
 	return b;
 }
 
-/* The ratios issue 4 asks for, from this run's results only. */
+static void shape_str(const struct bench_result *r, char *buf, size_t len)
+{
+	if (!strcmp(r->mode, "link"))
+		snprintf(buf, len, "link %lluM x %u stream%s", (unsigned long long)(r->io_size >> 20),
+			 r->depth, r->depth == 1 ? "" : "s");
+	else
+		snprintf(buf, len, "%s %lluK qd%u x%u", r->mode,
+			 (unsigned long long)(r->io_size >> 10), r->depth, r->threads);
+}
+
+/* The best shape of one sweep, as a line or a JSON object. */
+static void print_best(FILE *f, const char *sweep, const struct bench_result *b, int cold,
+		       bool json, bool first)
+{
+	if (json) {
+		fprintf(f, "%s{\"sweep\":\"%s\",\"cache\":\"%s\"", first ? "" : ",", sweep,
+			cold ? "cold" : "warm");
+		if (b)
+			fprintf(f, ",\"mode\":\"%s\",\"io_size\":%llu,\"depth\":%u,\"threads\":%u,"
+				   "\"gibps\":%.4f,\"cpu_s_per_gib\":%.4f",
+				b->mode, (unsigned long long)b->io_size, b->depth, b->threads,
+				b->gibps, b->cpu_s_per_gib);
+		fprintf(f, "}");
+		return;
+	}
+	if (!b) {
+		fprintf(f, "best sweep=%s cache=%s: no shape ran\n", sweep, cold ? "cold" : "warm");
+		return;
+	}
+	fprintf(f, "best sweep=%s cache=%s of=%s size=%lluK depth=%u threads=%u gibps=%.3f "
+		   "cpu_s_per_gib=%.3f\n", sweep, cold ? "cold" : "warm", b->mode,
+		(unsigned long long)(b->io_size >> 10), b->depth, b->threads, b->gibps,
+		b->cpu_s_per_gib);
+}
+
+/*
+ * The ratios issue 4 and issue 11 ask for, from this run's results only: the best library
+ * path against the storage ceiling (the fastest direct or buffered shape in the same cache
+ * state), the link ceiling (the fastest link shape) and each peer at its fastest shape,
+ * with the CPU cost of the best path beside cuFile's.
+ */
 static void summarise(FILE *f, const struct bench_result *rs, size_t n, bool json)
 {
 	static const char *const lib[] = { "p2p", "bounce", "posix", "auto" };
 	static const char *const peers[] = { "naive", "mmap", "cufile", "hostreg" };
-	struct best link = best_of(rs, n, "link", true);
-	struct best lw = best_of(rs, n, "link", false);
+	const struct bench_result *link = best_of(rs, n, "link", NULL, -1);
 	int cold, k;
 	bool first = true;
+	char sh[96], sl[96];
 
-	if (lw.gibps > link.gibps)
-		link = lw;
 	if (json)
 		fprintf(f, ",\"ratios\":[");
+	if (link)
+		shape_str(link, sl, sizeof(sl));
 	for (cold = 1; cold >= 0; cold--) {
-		struct best d = best_of(rs, n, "direct", cold), b = best_of(rs, n, "buffered", cold);
-		struct best storage = d.gibps >= b.gibps ? d : b, lb = { 0 }, au;
-		const char *lname = NULL;
-		char line[1024];
+		const struct bench_result *storage = best_of(rs, n, "direct", "buffered", cold);
+		const struct bench_result *lb = NULL, *au = best_of(rs, n, "auto", NULL, cold), *x;
+		char line[1400];
 		size_t len = 0;
 
 		for (k = 0; k < 4; k++) {
-			struct best x = best_of(rs, n, lib[k], cold);
-
-			if (x.gibps > lb.gibps) {
+			x = best_of(rs, n, lib[k], NULL, cold);
+			if (x && (!lb || x->gibps > lb->gibps))
 				lb = x;
-				lname = lib[k];
-			}
 		}
-		if (!lb.have)
+		if (!lb)
 			continue;
-		au = best_of(rs, n, "auto", cold);
+		if (storage)
+			shape_str(storage, sh, sizeof(sh));
 		if (json) {
-			fprintf(f, "%s{\"cache\":\"%s\",\"best\":\"%s\",\"best_gibps\":%.4f",
-				first ? "" : ",", cold ? "cold" : "warm", lname, lb.gibps);
-			if (storage.have)
-				fprintf(f, ",\"best_over_storage\":%.4f", lb.gibps / storage.gibps);
-			if (au.have && storage.have)
-				fprintf(f, ",\"auto_over_storage\":%.4f", au.gibps / storage.gibps);
-			if (link.have)
-				fprintf(f, ",\"best_over_link\":%.4f", lb.gibps / link.gibps);
+			fprintf(f, "%s{\"cache\":\"%s\",\"best\":\"%s\",\"best_gibps\":%.4f"
+				   ",\"best_cpu_s_per_gib\":%.4f",
+				first ? "" : ",", cold ? "cold" : "warm", lb->mode, lb->gibps,
+				lb->cpu_s_per_gib);
+			if (storage) {
+				fprintf(f, ",\"storage_gibps\":%.4f,\"storage_shape\":", storage->gibps);
+				cli_json_str(f, sh);
+				fprintf(f, ",\"best_over_storage\":%.4f", lb->gibps / storage->gibps);
+			}
+			if (au && storage)
+				fprintf(f, ",\"auto_over_storage\":%.4f", au->gibps / storage->gibps);
+			if (link) {
+				fprintf(f, ",\"link_gibps\":%.4f,\"link_shape\":", link->gibps);
+				cli_json_str(f, sl);
+				fprintf(f, ",\"best_over_link\":%.4f", lb->gibps / link->gibps);
+			}
 			for (k = 0; k < 4; k++) {
-				struct best x = best_of(rs, n, peers[k], cold);
-
-				if (x.have)
-					fprintf(f, ",\"over_%s\":%.4f", peers[k], lb.gibps / x.gibps);
+				x = best_of(rs, n, peers[k], NULL, cold);
+				if (!x)
+					continue;
+				shape_str(x, sh, sizeof(sh));
+				fprintf(f, ",\"over_%s\":%.4f,\"%s_gibps\":%.4f,\"%s_cpu_s_per_gib\":%.4f"
+					   ",\"%s_shape\":", peers[k], lb->gibps / x->gibps, peers[k],
+					x->gibps, peers[k], x->cpu_s_per_gib, peers[k]);
+				cli_json_str(f, sh);
 			}
 			fprintf(f, "}");
 			first = false;
 			continue;
 		}
-		len += (size_t)snprintf(line + len, sizeof(line) - len, "ratio cache=%s best=%s",
-					cold ? "cold" : "warm", lname);
-		if (storage.have)
+		len += (size_t)snprintf(line + len, sizeof(line) - len,
+					"ratio cache=%s best=%s (%.3f GiB/s, %.3f cpu s/GiB)",
+					cold ? "cold" : "warm", lb->mode, lb->gibps, lb->cpu_s_per_gib);
+		if (storage && len < sizeof(line))
 			len += (size_t)snprintf(line + len, sizeof(line) - len,
-						" best/storage=%.3f (target 0.95)",
-						lb.gibps / storage.gibps);
-		if (au.have && storage.have)
+						" best/storage=%.3f (target 0.95; storage %.3f: %s)",
+						lb->gibps / storage->gibps, storage->gibps, sh);
+		if (au && storage && len < sizeof(line))
 			len += (size_t)snprintf(line + len, sizeof(line) - len, " auto/storage=%.3f",
-						au.gibps / storage.gibps);
-		if (link.have)
+						au->gibps / storage->gibps);
+		if (link && len < sizeof(line))
 			len += (size_t)snprintf(line + len, sizeof(line) - len,
-						" best/link=%.3f%s", lb.gibps / link.gibps,
-						cold ? "" : " (target 0.8)");
+						" best/link=%.3f%s (link %.3f: %s)", lb->gibps / link->gibps,
+						cold ? "" : " (target 0.9)", link->gibps, sl);
 		for (k = 0; k < 4; k++) {
-			struct best x = best_of(rs, n, peers[k], cold);
-
-			if (x.have && len < sizeof(line))
-				len += (size_t)snprintf(line + len, sizeof(line) - len, " best/%s=%.2f",
-							peers[k], lb.gibps / x.gibps);
+			x = best_of(rs, n, peers[k], NULL, cold);
+			if (!x || len >= sizeof(line))
+				continue;
+			shape_str(x, sh, sizeof(sh));
+			len += (size_t)snprintf(line + len, sizeof(line) - len,
+						" best/%s=%.2f (%s %.3f, %.3f cpu s/GiB: %s)", peers[k],
+						lb->gibps / x->gibps, peers[k], x->gibps,
+						x->cpu_s_per_gib, sh);
 		}
 		fprintf(f, "%s\n", line);
 	}
@@ -404,17 +463,45 @@ static void summarise(FILE *f, const struct bench_result *rs, size_t n, bool jso
 		fprintf(f, "]");
 }
 
+/* One run of a shape, the cache prepared first; appended to @rs and printed. */
+static void run_one(const struct options *o, struct bench_params *p, const char *mode,
+		    struct bench_result *r, bool *dropped_all, size_t idx)
+{
+	if (p->cold)
+		*dropped_all &= cli_drop_cache(o->path);
+	else if (strcmp(mode, "link"))
+		warm_up(p);
+	bench_run(mode, p, r);
+	if (p->cold && !*dropped_all && !r->err && !r->note[0])
+		snprintf(r->note, sizeof(r->note), "only the file's own pages were dropped (not root)");
+	if (o->json) {
+		printf("%s", idx ? "," : "");
+		bench_print_json(stdout, r);
+	} else {
+		bench_print_line(stdout, r);
+	}
+	fflush(stdout);
+}
+
+/* A sweep's grid, or --fixed storage's sizes x depths x (direct, buffered). */
+#define MAX_SHAPES (2 * MAX_LIST * MAX_LIST)
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct bench_params p = { 0 };
 	struct bench_cuda cu;
 	struct bench_result *rs = NULL;
+	struct bench_shape shapes[MAX_SHAPES];
 	struct utsname un;
-	size_t nrs = 0, cap, m, si, di;
+	size_t nrs = 0, cap, m, si, di, ns, k;
+	unsigned int ncpu = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
+	char *bests = NULL;
+	size_t bests_len = 0;
+	FILE *bf = NULL;
 	struct stat st;
 	int cold, ret, status = 0;
-	bool dropped_all = true;
+	bool dropped_all = true, first_best = true;
 
 	if (parse_args(argc, argv, &o))
 		return 2;
@@ -454,9 +541,10 @@ int main(int argc, char **argv)
 		snprintf(cu.why, sizeof(cu.why), "--device host");
 	}
 
-	cap = o.nmodes * o.nsizes * o.ndepths * 2;
+	cap = o.nmodes * (64 + 2 * o.nsizes * o.ndepths) * 2;
 	rs = calloc(cap, sizeof(*rs));
-	if (!rs)
+	bf = open_memstream(&bests, &bests_len);
+	if (!rs || !bf)
 		return 2;
 	uname(&un);
 	if (o.json)
@@ -464,14 +552,14 @@ int main(int argc, char **argv)
 		printf("{\"tool\":\"p2pio-bench\",\"library\":\"%s\",\"kernel\":",
 		       p2pio_version());
 		cli_json_str(stdout, un.release);
-		printf(",\"cpus\":%ld,\"file\":", sysconf(_SC_NPROCESSORS_ONLN));
+		printf(",\"cpus\":%u,\"file\":", ncpu);
 		cli_json_str(stdout, o.path);
 		printf(",\"file_size\":%llu,\"target\":\"%s\",\"results\":[",
 		       (unsigned long long)p.file_size, p.gpu ? "gpu" : "host");
 	}
 	else
-		printf("# p2pio-bench %s on %s, %ld CPUs; %s (%llu bytes) into %s%s%s\n",
-		       p2pio_version(), un.release, sysconf(_SC_NPROCESSORS_ONLN), o.path,
+		printf("# p2pio-bench %s on %s, %u CPUs; %s (%llu bytes) into %s%s%s\n",
+		       p2pio_version(), un.release, ncpu, o.path,
 		       (unsigned long long)p.file_size, p.gpu ? "GPU" : "host memory",
 		       p.gpu ? "" : ": ", p.gpu ? "" : cu.why);
 	fflush(stdout);
@@ -480,38 +568,55 @@ int main(int argc, char **argv)
 		if (!(o.caches & (cold ? 1 : 2)))
 			continue;
 		p.cold = cold;
-		for (m = 0; m < o.nmodes; m++)
-			for (si = 0; si < o.nsizes; si++)
-				for (di = 0; di < o.ndepths; di++) {
-					struct bench_result *r = &rs[nrs];
+		for (m = 0; m < o.nmodes; m++) {
+			size_t first = nrs;
 
-					p.io_size = o.sizes[si];
-					p.depth = o.depths[di];
-					if (cold)
-						dropped_all &= cli_drop_cache(o.path);
-					else if (strcmp(o.modes[m], "link"))
-						warm_up(&p);
-					bench_run(o.modes[m], &p, r);
-					if (cold && !dropped_all && !r->err && !r->note[0])
-						snprintf(r->note, sizeof(r->note),
-							 "only the file's own pages were dropped (not root)");
-					if (o.json) {
-						printf("%s", nrs ? "," : "");
-						bench_print_json(stdout, r);
-					} else {
-						bench_print_line(stdout, r);
+			ns = o.fixed ? 0 : bench_sweep(o.modes[m], ncpu, shapes, MAX_SHAPES);
+			if (!ns && !strcmp(o.modes[m], "storage")) {
+				/* --fixed: the two ceiling modes at the given shapes. */
+				for (si = 0; si < o.nsizes; si++)
+					for (di = 0; di < o.ndepths; di++) {
+						shapes[ns++] = (struct bench_shape){ "direct", o.sizes[si],
+										     o.depths[di], o.threads };
+						shapes[ns++] = (struct bench_shape){ "buffered", o.sizes[si],
+										     o.depths[di], o.threads };
 					}
-					fflush(stdout);
-					nrs++;
-				}
+			} else if (!ns) {
+				for (si = 0; si < o.nsizes; si++)
+					for (di = 0; di < o.ndepths; di++)
+						shapes[ns++] = (struct bench_shape){ o.modes[m], o.sizes[si],
+										     o.depths[di], o.threads };
+			}
+			for (k = 0; k < ns && nrs < cap; k++) {
+				p.io_size = shapes[k].io_size;
+				p.depth = shapes[k].depth;
+				p.threads = shapes[k].threads;
+				run_one(&o, &p, shapes[k].mode, &rs[nrs], &dropped_all, nrs);
+				nrs++;
+			}
+			p.threads = o.threads;
+			/* A sweep: its best shape, from the results just taken. */
+			if (!o.fixed && bench_sweep(o.modes[m], ncpu, shapes, MAX_SHAPES)) {
+				const struct bench_result *b = NULL;
+
+				for (k = first; k < nrs; k++)
+					if (!rs[k].err && (!b || rs[k].gibps > b->gibps))
+						b = &rs[k];
+				print_best(o.json ? bf : stdout, o.modes[m], b, cold, o.json,
+					   first_best);
+				first_best = false;
+			}
+		}
 	}
+	fclose(bf);
 	if (o.json) {
-		printf("]");
+		printf("],\"best\":[%s]", bests ? bests : "");
 		summarise(stdout, rs, nrs, true);
 		printf("}\n");
 	} else {
 		summarise(stdout, rs, nrs, false);
 	}
+	free(bests);
 	if (o.plot) {
 		ret = bench_plot_svg(o.plot, rs, nrs);
 		if (ret) {

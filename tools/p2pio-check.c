@@ -249,6 +249,33 @@ static void json_dev(FILE *f, const struct p2pio_pci_dev *d)
 	fprintf(f, ",\"iommu_group\":%d,\"numa_node\":%d}", d->iommu_group, d->numa_node);
 }
 
+/*
+ * The engine's defaults on this machine and where each comes from (Documentation/engine.md
+ * gives the sweep behind them): threads from the online CPUs, staging from threads, queue
+ * depth and chunk.
+ */
+static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool json)
+{
+	struct p2pio_ctx_opts o = { .size = sizeof(o) };
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!ctx || p2pio_ctx_get_opts(ctx, &o)) {
+		snprintf(buf, len, json ? "null" : "unknown: no library context");
+		return;
+	}
+	if (json)
+		snprintf(buf, len, "{\"threads\":%u,\"online_cpus\":%ld,\"queue_depth\":%u,"
+			 "\"chunk\":%llu,\"staging\":%llu,\"copy_wait\":\"blocking\"}",
+			 o.threads, ncpu, o.queue_depth, (unsigned long long)o.chunk_size,
+			 (unsigned long long)o.staging_bytes);
+	else
+		snprintf(buf, len, "%u threads (one per online CPU: %ld, kept within 4..16), queue depth "
+			 "%u, %llu KiB chunks, %llu MiB staging (pinned with a GPU; a read and a copy "
+			 "in flight per thread), copy waits block",
+			 o.threads, ncpu, o.queue_depth, (unsigned long long)(o.chunk_size >> 10),
+			 (unsigned long long)(o.staging_bytes >> 20));
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: p2pio-check [--json] [--gpu BUSID] [--sysfs DIR] [FILE]\n"
@@ -273,6 +300,7 @@ int main(int argc, char **argv)
 	const struct p2pio_pci_dev *gpus, *nvmes, *g;
 	struct p2pio_ctx_opts copts;
 	struct p2pio_ctx *ctx = NULL;
+	char eng[320];
 	struct p2pio_topo *topo = NULL;
 	struct p2pio_error err = { 0 };
 	size_t ngpus = 0, nnvmes = 0, nv = 0, i, j;
@@ -393,7 +421,8 @@ int main(int argc, char **argv)
 			p2pio_topo_iommu(topo)->groups,
 			p2pio_topo_iommu(topo)->passthrough ? "true" : "false");
 		cli_json_str(o, p2pio_topo_iommu(topo)->summary);
-		fprintf(o, "}");
+		engine_text(ctx, eng, sizeof(eng), true);
+		fprintf(o, "},\"engine\":%s", eng);
 		if (fs.path) {
 			fprintf(o, ",\"file\":{\"path\":");
 			cli_json_str(o, fs.path);
@@ -447,6 +476,8 @@ int main(int argc, char **argv)
 		fprintf(o, "  IOMMU         %s%s%s\n", p2pio_topo_iommu(topo)->summary,
 			p2pio_topo_iommu(topo)->cmdline[0] ? "; cmdline: " : "",
 			p2pio_topo_iommu(topo)->cmdline);
+		engine_text(ctx, eng, sizeof(eng), false);
+		fprintf(o, "  engine        %s\n", eng);
 		if (fs.path) {
 			fprintf(o, "  file          %s\n", fs.path);
 			if (fs.bd.name[0])

@@ -48,6 +48,46 @@ static int check_lines(const char *out, int *skipped)
 	return n;
 }
 
+/*
+ * A storage sweep's output: direct and buffered at 1, 4 and 16 MiB, with 16 and 64 reads
+ * in flight, every one moving the whole file; a best line whose rate is the fastest of
+ * them; the ratio line dividing by that rate.
+ */
+static void check_sweep(const char *out)
+{
+	const char *line = out, *b;
+	double best = 0, gibps, bg = -1;
+	unsigned int depth, threads, seen = 0;
+	unsigned long long bytes;
+	char mode[16], size[16], want[64];
+	int n = 0, bad = 0;
+
+	for (; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, "result mode=direct ", 19) && strncmp(line, "result mode=buffered ", 21))
+			continue;
+		if (sscanf(line, "result mode=%15s cache=warm target=host size=%15s depth=%u "
+				 "threads=%u bytes=%llu gibps=%lf", mode, size, &depth, &threads,
+			   &bytes, &gibps) != 6 || bytes != FILE_SIZE || gibps <= 0) {
+			bad++;
+			continue;
+		}
+		n++;
+		if (gibps > best)
+			best = gibps;
+		seen |= (!strcmp(size, "1M") ? 1u : !strcmp(size, "4M") ? 2u :
+			 !strcmp(size, "16M") ? 4u : 0u) |
+			(depth == 16 ? 8u : depth == 64 ? 16u : 0u) |
+			(!strcmp(mode, "direct") ? 32u : 64u);
+	}
+	tap_ok(!bad && n >= 15 && seen == 127,
+	       "storage sweep: %d shapes, direct and buffered at 1/4/16M, depth 16 and 64", n);
+	b = strstr(out, "best sweep=storage cache=warm of=");
+	tap_ok(b && sscanf(strstr(b, "gibps="), "gibps=%lf", &bg) == 1 && bg == best,
+	       "the best line names the fastest shape (%.3f, fastest %.3f)", bg, best);
+	snprintf(want, sizeof(want), "storage %.3f:", best);
+	tap_ok(strstr(out, want) != NULL, "the ratio line divides by that best (%s)", want);
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/p2pio-bench-XXXXXX", args[1024], v[256];
@@ -128,12 +168,29 @@ int main(int argc, char **argv)
 	       "without them, the library's default chunk size runs, not --size");
 	free(out);
 
-	/* GPU modes without a GPU: skipped with a reason, not failed. */
+	/* GPU modes without a GPU: skipped with a reason, not failed (link: each shape). */
 	snprintf(args, sizeof(args), "--device host --modes naive,link --size 1M --depth 4 "
 		 "--cache warm %s/data", dir);
 	st = tool_run("p2pio-bench", args, &out);
 	n = check_lines(out, &skipped);
-	tap_ok(st == 0 && n == 0 && skipped == 2, "GPU baselines are skipped into host memory");
+	tap_ok(st == 0 && n == 0 && skipped == 5 && strstr(out, "best sweep=link cache=warm: no shape"),
+	       "GPU baselines are skipped into host memory, the link sweep's four shapes too");
+	free(out);
+
+	/* The storage ceiling: a sweep of shapes, its best reported and used by the ratios. */
+	snprintf(args, sizeof(args), "--device host --modes storage,posix --size 1M --depth 4 "
+		 "--cache warm %s/data", dir);
+	st = tool_run("p2pio-bench", args, &out);
+	tap_is_int(st, 0, "storage sweep exits 0");
+	check_sweep(out);
+	free(out);
+	snprintf(args, sizeof(args), "--device host --modes storage --fixed --size 1M --depth 4 "
+		 "--threads 2 --cache warm %s/data", dir);
+	st = tool_run("p2pio-bench", args, &out);
+	n = check_lines(out, &skipped);
+	tap_ok(st == 0 && n == 2 && strstr(out, "mode=direct") && strstr(out, "mode=buffered") &&
+		       !strstr(out, "best sweep="),
+	       "--fixed: the storage modes at the given shape only, no sweep");
 	free(out);
 
 	snprintf(args, sizeof(args), "--modes nosuch %s/data 2>/dev/null", dir);

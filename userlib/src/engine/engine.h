@@ -14,15 +14,27 @@
 #include "engine/cuda_dl.h"
 #include "engine/path.h"
 
-/* Measured defaults (Documentation/engine.md says how). */
+/*
+ * Measured defaults (Documentation/engine.md says how; scripts/perf-defaults.sh is the
+ * sweep, Documentation/performance.md its H200 results: no other threads, depth or chunk
+ * setting beat these outside run-to-run spread, and smaller chunks lost warm).
+ */
 #define P2PIO_DEF_QUEUE_DEPTH 16
-/* POSIX threads: one per CPU, at least 4 (reads block), at most 16 (H100 host, warm,
- * same run: 8 threads 1.9x and 16 threads 2.15x the throughput of 4). */
+/* Threads: one per CPU, at least 4 (reads block), at most 16 (H100 host, warm, same run:
+ * 8 threads 1.9x and 16 threads 2.15x the throughput of 4; H200, 16 CPUs: 8 and 32
+ * threads within the spread of 16). */
 #define P2PIO_DEF_THREADS_MIN 4
 #define P2PIO_DEF_THREADS_MAX 16
 #define P2PIO_DEF_CHUNK (4ull << 20)
 #define P2PIO_DEF_STAGING (96ull << 20)
 #define P2PIO_DEF_PIN_WINDOW (64ull << 20)
+
+/*
+ * Copy-completion events block rather than spin: a worker waiting for its copy to the GPU
+ * sleeps, and leaves the CPU to the readers (on zram, and in buffered reads, the CPU is
+ * what reads: a spinning waiter took a core from them).
+ */
+#define P2PIO_COPY_EVENT_FLAGS (CU_EVENT_DISABLE_TIMING | CU_EVENT_BLOCKING_SYNC)
 
 /* Bounds on options, so a typo cannot ask for a terabyte of pinned memory. */
 #define P2PIO_MAX_QUEUE_DEPTH 1024

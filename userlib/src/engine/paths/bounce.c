@@ -421,7 +421,7 @@ static int p2pio_bounce_start(struct p2pio_ctx *ctx, void **privp)
 	if (cu) {
 		prev = p2pio_ctx_enter(ctx);
 		for (i = 0; i < nslots && cr == CUDA_SUCCESS; i++)
-			cr = cu->EventCreate(&b->slots[i].ev, CU_EVENT_DISABLE_TIMING);
+			cr = cu->EventCreate(&b->slots[i].ev, P2PIO_COPY_EVENT_FLAGS);
 		p2pio_ctx_leave(ctx, prev);
 		if (cr != CUDA_SUCCESS) {
 			ret = p2pio_cuda_errno(cr);

@@ -219,7 +219,7 @@ static int p2pio_posix_start(struct p2pio_ctx *ctx, void **privp)
 
 			res = cu->StreamCreate(&w->stream, CU_STREAM_NON_BLOCKING);
 			for (j = 0; j < 2 && res == CUDA_SUCCESS; j++) {
-				res = cu->EventCreate(&w->slot[j].ev, CU_EVENT_DISABLE_TIMING);
+				res = cu->EventCreate(&w->slot[j].ev, P2PIO_COPY_EVENT_FLAGS);
 				w->slot[j].mem = p2pio_staging_alloc(ctx, ctx->opts.chunk_size);
 				if (res == CUDA_SUCCESS && !w->slot[j].mem)
 					ret = -ENOMEM;

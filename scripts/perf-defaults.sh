@@ -1,0 +1,159 @@
+#!/bin/bash
+# The sweep behind the engine's defaults and the honest ceilings of performance.md, on a
+# GPU machine, as root, in one go: a zram block device (ext4) with the 8B-shaped model on
+# it, then in one run
+#   - p2pio-bench's ceilings and peers at their best (storage, link and cuFile sweeps) and
+#     the library's paths with 64 MiB requests, 32 in flight (what the model loader sends),
+#     cold and warm;
+#   - whole-model loads (p2pio-load) with the defaults, repeated, and with one engine
+#     setting changed at a time (threads, queue depth, chunk, staging), cold and warm.
+#
+#   scripts/perf-defaults.sh BINDIR OUTDIR [DIR]
+#
+# DIR: put the model in DIR (a directory on the disk to measure) instead of on zram.
+# Environment: LIMIT (seconds, default 400) caps the whole run; VARIANTS=0 runs only the
+# defaults; MODEL (default "-p llama-8b-q4k") the p2pio-mkmodel preset; DUR (default 2)
+# caps each p2pio-bench shape, in seconds; STREAM=1 also streams the layers (quarter
+# budget, 4 passes, transfer-bound), cold and warm, against the honest ceiling.
+set -u
+BIN=$(cd "$1" && pwd)
+OUT=$2
+mkdir -p "$OUT"
+T0=$(date +%s)
+LIMIT=${LIMIT:-400}
+VARIANTS=${VARIANTS:-1}
+MODEL=${MODEL:--p llama-8b-q4k}
+DIR=${3:-}
+DUR=${DUR:-2}
+STREAM=${STREAM:-0}
+left() { echo $((LIMIT - ($(date +%s) - T0))); }
+log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
+cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
+	if [ $c -le 1 ]; then log "SKIP (no time): $*"; return 124; fi
+	timeout -k 2 $c "$@"; local rc=$?; [ $rc = 124 ] && log "TIMEOUT after ${c}s: $*"; return $rc; }
+export LD_LIBRARY_PATH="$BIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
+
+{ uname -a; nproc; grep -m1 'model name' /proc/cpuinfo; free -g | head -2
+  timeout 10 nvidia-smi --query-gpu=name,driver_version,pcie.link.gen.current,pcie.link.width.current,clocks.sm,clocks.max.sm --format=csv
+  lsblk -o NAME,MAJ:MIN,SIZE,TYPE,MOUNTPOINT | head -20; } >"$OUT/machine.txt" 2>&1
+log start
+
+if [ -n "$DIR" ]; then
+	MNT=$DIR
+else
+	[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null
+	if [ "$(cat /sys/block/zram0/disksize 2>/dev/null)" != 0 ] && ! grep -q '^/dev/zram0 ' /proc/mounts; then
+		echo 1 >/sys/block/zram0/reset
+	fi
+	MNT=/mnt/p2pio-zram
+	if ! grep -q '^/dev/zram0 ' /proc/mounts; then
+		echo 40G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $MNT &&
+			mount /dev/zram0 $MNT || { log "no zram"; exit 1; }
+	fi
+fi
+M=$MNT/model-$(echo "$MODEL" | tr -c 'a-z0-9' '_').gguf
+[ -s "$M" ] || cap 90 "$BIN/p2pio-mkmodel" -q $MODEL -s 7 "$M"
+dev=$(stat -c '%d' "$M"); maj=$((dev >> 8)); min=$((dev & 255))
+mkdir -p /run/udev/data
+[ -e "/run/udev/data/b$maj:$min" ] ||
+	printf 'E:ID_FS_USAGE=filesystem\nE:ID_FS_TYPE=ext4\n' >"/run/udev/data/b$maj:$min"
+log "model $(stat -c %s "$M") bytes; udev record b$maj:$min"
+cap 10 "$BIN/p2pio-check" "$M" >"$OUT/check.txt" 2>&1
+
+R="$OUT/loads.jsonl"
+: >"$R"
+load() { # tag cache args...
+	local tag=$1 cache=$2 flag=; shift 2
+	[ "$cache" = cold ] && flag=--cold
+	[ "$cache" = warm ] && cat "$M" >/dev/null
+	cap 30 "$BIN/p2pio-load" --json -q $flag "$@" "$M" 2>>"$OUT/load.err" |
+		sed "s/^{/{\"tag\":\"$tag\",/" >>"$R"
+}
+
+log "loads, defaults"
+for i in 1 2 3; do
+	load default cold
+	load default warm
+done
+load default-noverify cold --no-verify
+load default-noverify warm --no-verify
+
+log "bench"
+cap 200 "$BIN/p2pio-bench" --modes storage,link,cufile,mmap,bounce,posix,auto --size 64M \
+	--depth 32 --duration $DUR --cache both --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
+load mmap cold --mmap --no-verify
+load mmap warm --mmap --no-verify
+if [ "$STREAM" = 1 ]; then
+	log "streams"
+	for cache in cold warm; do
+		flag=; [ $cache = cold ] && flag=--cold
+		[ $cache = warm ] && cat "$M" >/dev/null
+		cap 60 "$BIN/p2pio-load" --stream --json -q --passes 4 $flag "$M" 2>>"$OUT/load.err" |
+			sed "s/^{/{\"tag\":\"stream\",/" >>"$OUT/streams.jsonl"
+	done
+fi
+
+if [ "$VARIANTS" = 1 ]; then
+	# The paths in steady state (started before the clock), one engine setting at a time:
+	# BOUNCE cold over chunk x queue depth x threads, POSIX warm over chunk x threads.
+	log "bench, engine settings"
+	V="$OUT/variants.txt"
+	: >"$V"
+	for c in 1M 2M 4M; do
+		for q in 16 32 64; do
+			for t in 16 32; do
+				cap 20 "$BIN/p2pio-bench" --modes bounce --size 64M --depth 32 --duration 2 \
+					--cache cold --chunk $c --lib-depth $q --lib-threads $t "$M" 2>&1 |
+					grep '^result' >>"$V"
+			done
+		done
+	done
+	for c in 512K 1M 2M 4M; do
+		for t in 8 16; do
+			cap 20 "$BIN/p2pio-bench" --modes posix --size 64M --depth 32 --duration 2 \
+				--cache warm --chunk $c --lib-threads $t "$M" 2>&1 | grep '^result' >>"$V"
+		done
+	done
+	log "loads, variants"
+	for cache in cold warm; do
+		for v in "--threads 8" "--threads 32" "--queue-depth 32" "--queue-depth 64" \
+			 "--chunk 1M" "--chunk 2M" "--chunk 1M --queue-depth 64" \
+			 "--chunk 2M --queue-depth 32" "--path posix" "--path bounce"; do
+			load "$v" $cache --no-verify $v
+		done
+	done
+fi
+log done
+python3 - "$OUT" <<'PY'
+import json, sys, os
+out = sys.argv[1]
+try:
+    d = json.load(open(os.path.join(out, "bench.json")))
+    for b in d.get("best", []):
+        print("best", json.dumps(b))
+    for r in d["results"]:
+        if r["mode"] in ("bounce", "posix", "auto"):
+            print("%-7s %s %7.3f GiB/s cpu %.3f %s %s" % (r["mode"], r["cache"], r["gibps"], r["cpu_s_per_gib"], r["path"], r["note"][:70]))
+    for x in d["ratios"]:
+        print("ratio", json.dumps(x))
+except Exception as e:
+    print("bench.json:", e)
+try:
+    for line in open(os.path.join(out, "variants.txt")):
+        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        print("variant %-6s %s %-45s %7s GiB/s cpu %s" % (f["mode"], f["cache"], line.split("# ")[-1].strip()[:45], f["gibps"], f["cpu_s_per_gib"]))
+except Exception as e:
+    print("variants:", e)
+for line in open(os.path.join(out, "loads.jsonl")):
+    try:
+        j = json.loads(line)
+    except Exception:
+        continue
+    print("load %-30s %s %-6s %6.2f GB/s cpu %.2f s open %.3f s" % (j["tag"], "cold" if j["cold"] else "warm", j.get("path", "mmap"), j["gbps"], j["cpu_seconds"], j.get("open_seconds", 0)))
+try:
+    for line in open(os.path.join(out, "streams.jsonl")):
+        j = json.loads(line)
+        print("stream", json.dumps({k: j.get(k) for k in ("cold", "path", "gbps", "ceiling_gbps", "ceiling_from", "of_bound", "stall_fraction")}))
+except FileNotFoundError:
+    pass
+PY
