@@ -29,6 +29,7 @@ static DEFINE_MUTEX(p2pio_nvmes_lock);
  */
 struct p2pio_nvme *p2pio_nvme_get(struct pci_dev *pdev)
 {
+	struct device_driver *drv;
 	struct p2pio_nvme *nvme;
 
 	mutex_lock(&p2pio_nvmes_lock);
@@ -38,8 +39,12 @@ struct p2pio_nvme *p2pio_nvme_get(struct pci_dev *pdev)
 			goto out_unlock;
 		}
 	}
-	/* Unbound or being removed: no PRP pool for a device on its way out. */
-	if (!READ_ONCE(pdev->dev.driver) || !device_is_registered(&pdev->dev)) {
+	/*
+	 * Unbound, bound to another driver (a file system still mounted from an earlier
+	 * binding), or being removed: no PRP pool for a device nvme-pci does not drive.
+	 */
+	drv = READ_ONCE(pdev->dev.driver);
+	if (!drv || strcmp(drv->name, "nvme") || !device_is_registered(&pdev->dev)) {
 		nvme = ERR_PTR(-ENODEV);
 		goto out_unlock;
 	}
