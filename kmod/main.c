@@ -95,10 +95,8 @@ static void p2pio_version_fill(struct p2pio_version *v)
 	memset(v, 0, sizeof(*v));
 	v->abi_version = P2PIO_ABI_VERSION;
 	v->max_batch = P2PIO_MAX_BATCH;
-	v->features = P2PIO_FEAT_PROVIDER_PCIBAR | P2PIO_FEAT_POLL | P2PIO_FEAT_READ |
-		      P2PIO_FEAT_STATS;
-	if (p2pio_nvidia_available())
-		v->features |= P2PIO_FEAT_PROVIDER_NVIDIA;
+	v->features = P2PIO_FEAT_POLL | P2PIO_FEAT_READ | P2PIO_FEAT_STATS |
+		      p2pio_mem_features();
 	v->max_outstanding = P2PIO_MAX_OUTSTANDING;
 	v->max_files = P2PIO_MAX_FILES;
 	v->max_pins = P2PIO_MAX_PINS;
@@ -257,6 +255,7 @@ static struct miscdevice p2pio_misc = {
 
 static int __init p2pio_init(void)
 {
+	char names[64];
 	int ret;
 
 	ret = p2pio_stats_init();
@@ -265,18 +264,27 @@ static int __init p2pio_init(void)
 	ret = p2pio_nvme_init();
 	if (ret)
 		goto out_stats;
-	ret = misc_register(&p2pio_misc);
+	/* Device-memory providers, each behind struct p2pio_mem_provider. */
+	ret = p2pio_nvidia_init();
 	if (ret)
 		goto out_nvme;
+	ret = p2pio_pcibar_init();
+	if (ret)
+		goto out_nvidia;
+	ret = misc_register(&p2pio_misc);
+	if (ret)
+		goto out_pcibar;
 	p2pio_dev = p2pio_misc.this_device;
-	if (p2pio_nvidia_available())
-		dev_info(p2pio_dev, "ABI %u, providers: nvidia, pcibar\n", P2PIO_ABI_VERSION);
-	else
-		dev_info(p2pio_dev,
-			 "ABI %u, providers: pcibar (nvidia_p2p_* not found: load NVIDIA's open kernel modules before p2pio for the nvidia provider)\n",
-			 P2PIO_ABI_VERSION);
+	dev_info(p2pio_dev, "ABI %u, providers: %s%s\n", P2PIO_ABI_VERSION,
+		 p2pio_mem_provider_names(names, sizeof(names)),
+		 p2pio_mem_features() & P2PIO_FEAT_PROVIDER_NVIDIA ? "" :
+		 " (nvidia_p2p_* not found: load NVIDIA's open kernel modules before p2pio for the nvidia provider)");
 	return 0;
 
+out_pcibar:
+	p2pio_pcibar_exit();
+out_nvidia:
+	p2pio_nvidia_exit();
 out_nvme:
 	p2pio_nvme_exit();
 out_stats:
@@ -287,6 +295,8 @@ out_stats:
 static void __exit p2pio_exit(void)
 {
 	misc_deregister(&p2pio_misc);
+	p2pio_pcibar_exit();
+	p2pio_nvidia_exit();
 	p2pio_nvme_exit();
 	p2pio_stats_exit();
 }

@@ -1,42 +1,124 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
- * mem.c - pinned device memory, whatever the provider: handles, per-controller DMA
- * mappings made on first use, in-flight accounting, revocation and release.
+ * mem.c - pinned device memory, whatever the provider: the provider registry, handles,
+ * per-controller DMA mappings made on first use, in-flight accounting, revocation and
+ * release. It calls providers only through struct p2pio_mem_provider.
  *
  * Lifetime rules:
- *  - a command holds a "busy" reference on its memory from before its PRPs are built
+ *  - a command holds a "busy" reference on its memory while its PRPs are filled and
  *    until its completion; references are only granted while the pin is LIVE;
- *  - revocation (the owner's free callback) marks the pin REVOKED, waits until no
- *    command is in flight, and lets the provider drop its view; the owner frees the
- *    pages and mappings itself, so unmap/unpin are never called afterwards;
- *  - release (unpin, close) marks it RELEASING, and unmaps and unpins unless it was
- *    revoked first.
- * mem->lock is a spinlock held only for state changes, never across provider calls,
- * so a provider's callback can always take it.
+ *  - a provider call that reads structures the memory's owner may free on revocation
+ *    (NVIDIA's page table and DMA mappings) holds a "call" reference, granted only until
+ *    a revocation starts;
+ *  - revocation (the owner's free callback, or the target device going away) marks the
+ *    pin revoked, waits until no busy and no call reference is left, and lets the
+ *    provider drop its view; it waits for nothing else, because an owner may call it
+ *    under locks its other entry points take (NVIDIA's driver holds its API lock across
+ *    the callback, and dma_map_pages and put_pages take that lock);
+ *  - release (unpin, close) unmaps and unpins unless a revocation came first, and frees
+ *    the pin only once a revocation in progress has finished with it.
+ * mem->lock is a spinlock held only for state changes, never across provider calls, so
+ * a provider's callback can always take it. mem->maps_lock (a mutex) keeps the map list
+ * and is held across provider map calls; a revocation of an owner-freed pin never takes
+ * it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/capability.h>
 #include <linux/device.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
 
 #include "p2pio.h"
 
-struct p2pio_mem *p2pio_mem_alloc(struct p2pio_ctx *ctx, const struct p2pio_mem_ops *ops)
+/* Registered at module init, before /dev/p2pio exists; unregistered after it is gone. */
+static LIST_HEAD(p2pio_providers);
+static DEFINE_MUTEX(p2pio_providers_lock);
+
+void p2pio_mem_provider_register(struct p2pio_mem_provider *prov)
+{
+	mutex_lock(&p2pio_providers_lock);
+	list_add_tail(&prov->node, &p2pio_providers);
+	mutex_unlock(&p2pio_providers_lock);
+}
+
+void p2pio_mem_provider_unregister(struct p2pio_mem_provider *prov)
+{
+	mutex_lock(&p2pio_providers_lock);
+	list_del(&prov->node);
+	mutex_unlock(&p2pio_providers_lock);
+}
+
+static bool p2pio_mem_provider_ready(const struct p2pio_mem_provider *prov)
+{
+	return !prov->available || prov->available();
+}
+
+/* The P2PIO_FEAT_PROVIDER_* bits of the providers that can pin now. */
+u64 p2pio_mem_features(void)
+{
+	struct p2pio_mem_provider *prov;
+	u64 features = 0;
+
+	mutex_lock(&p2pio_providers_lock);
+	list_for_each_entry(prov, &p2pio_providers, node)
+		if (p2pio_mem_provider_ready(prov))
+			features |= prov->feature;
+	mutex_unlock(&p2pio_providers_lock);
+	return features;
+}
+
+/* "nvidia, pcibar": the providers that can pin now, for the load message. */
+const char *p2pio_mem_provider_names(char *buf, size_t len)
+{
+	struct p2pio_mem_provider *prov;
+	size_t n = 0;
+
+	buf[0] = 0;
+	mutex_lock(&p2pio_providers_lock);
+	list_for_each_entry(prov, &p2pio_providers, node)
+		if (p2pio_mem_provider_ready(prov) && n < len)
+			n += scnprintf(buf + n, len - n, "%s%s", n ? ", " : "", prov->name);
+	mutex_unlock(&p2pio_providers_lock);
+	return buf;
+}
+
+static const struct p2pio_mem_provider *p2pio_mem_provider_find(u32 id)
+{
+	struct p2pio_mem_provider *prov, *found = NULL;
+
+	mutex_lock(&p2pio_providers_lock);
+	list_for_each_entry(prov, &p2pio_providers, node) {
+		if (prov->id == id) {
+			found = prov;
+			break;
+		}
+	}
+	mutex_unlock(&p2pio_providers_lock);
+	return found;
+}
+
+struct p2pio_mem *p2pio_mem_alloc(struct p2pio_ctx *ctx, const struct p2pio_mem_provider *prov)
 {
 	struct p2pio_mem *mem = kzalloc(sizeof(*mem), GFP_KERNEL_ACCOUNT);
 
 	if (!mem)
 		return NULL;
-	mem->ops = ops;
+	mem->prov = prov;
 	mem->ctx = ctx;
 	mem->state = P2PIO_MEM_LIVE;
 	spin_lock_init(&mem->lock);
+	mutex_init(&mem->maps_lock);
 	INIT_LIST_HEAD(&mem->maps);
 	atomic_set(&mem->busy, 0);
 	init_waitqueue_head(&mem->idle);
 	return mem;
+}
+
+/* Frees a pin its provider made but never pinned (the provider's pin failed early). */
+void p2pio_mem_free_unused(struct p2pio_mem *mem)
+{
+	mutex_destroy(&mem->maps_lock);
+	kfree(mem);
 }
 
 bool p2pio_mem_get(struct p2pio_mem *mem)
@@ -63,151 +145,220 @@ void p2pio_mem_put(struct p2pio_mem *mem)
 	spin_unlock_irqrestore(&mem->lock, flags);
 }
 
-static bool p2pio_mem_quiet(struct p2pio_mem *mem, bool revoke_too)
+/*
+ * Enters a provider call that reads the owner's structures (a page table, a DMA
+ * mapping). False once a revocation has started: the owner is freeing them.
+ */
+bool p2pio_mem_call_begin(struct p2pio_mem *mem)
 {
-	bool quiet;
+	bool ok;
 
 	spin_lock_irq(&mem->lock);
-	quiet = !atomic_read(&mem->busy) && !(revoke_too && mem->revoking);
+	ok = !mem->revoked;
+	if (ok)
+		mem->calls++;
 	spin_unlock_irq(&mem->lock);
-	return quiet;
+	return ok;
 }
 
-/*
- * Waits until no command uses @mem (and, with @revoke_too, until a revocation in
- * progress has finished with it). Checked under the lock, so the last
- * p2pio_mem_put() or p2pio_mem_revoke() has left @mem once this returns.
- */
-static void p2pio_mem_wait_idle(struct p2pio_mem *mem, bool revoke_too)
+void p2pio_mem_call_end(struct p2pio_mem *mem)
 {
-	wait_event(mem->idle, p2pio_mem_quiet(mem, revoke_too));
+	spin_lock_irq(&mem->lock);
+	if (!--mem->calls)
+		wake_up(&mem->idle);
+	spin_unlock_irq(&mem->lock);
+}
+
+static bool p2pio_mem_unused(struct p2pio_mem *mem)
+{
+	bool unused;
+
+	spin_lock_irq(&mem->lock);
+	unused = !atomic_read(&mem->busy) && !mem->calls;
+	spin_unlock_irq(&mem->lock);
+	return unused;
+}
+
+static bool p2pio_mem_revoke_over(struct p2pio_mem *mem)
+{
+	bool over;
+
+	spin_lock_irq(&mem->lock);
+	over = !mem->revoked || mem->revoke_done;
+	spin_unlock_irq(&mem->lock);
+	return over;
 }
 
 /*
- * The owner takes the memory back (nvidia free callback). May run at any time, from
- * any context that can sleep, concurrently with submission and release.
+ * Undoes @map unless that is done or no longer ours to do. Under the map's controller
+ * lock. An owner-freed pin is unmapped only inside a call reference, so never after its
+ * revocation started; the owner frees those mappings.
+ */
+void p2pio_mem_unmap_locked(struct p2pio_mem_map *map)
+{
+	struct p2pio_mem *mem = map->mem;
+
+	lockdep_assert_held(&map->nvme->lock);
+	if (map->unmapped)
+		return;
+	if (!mem->prov->owner_frees) {
+		mem->prov->unmap(mem, map);
+	} else if (p2pio_mem_call_begin(mem)) {
+		mem->prov->unmap(mem, map);
+		p2pio_mem_call_end(mem);
+	}
+	map->unmapped = true;
+}
+
+/*
+ * The owner takes the memory back (nvidia free callback) or the target device goes
+ * away. May run at any time, from any context that can sleep, concurrently with
+ * submission, mapping and release, and at most once per pin. Waits only for busy and
+ * call references, which are never held across a call into the owner that could wait
+ * for the owner's locks.
  */
 void p2pio_mem_revoke(struct p2pio_mem *mem)
 {
-	enum p2pio_mem_state prev;
-
 	spin_lock_irq(&mem->lock);
-	prev = mem->state;
-	if (prev == P2PIO_MEM_LIVE) {
-		mem->state = P2PIO_MEM_REVOKED;
-		mem->revoking = true;
+	if (mem->revoked) {
+		spin_unlock_irq(&mem->lock);
+		return;
 	}
+	mem->revoked = true;
+	if (mem->state == P2PIO_MEM_LIVE)
+		mem->state = P2PIO_MEM_REVOKED;
 	spin_unlock_irq(&mem->lock);
 
 	/* Commands already issued finish (or time out) into still-valid memory. */
-	p2pio_mem_wait_idle(mem, false);
-	if (prev != P2PIO_MEM_LIVE)
-		return;
-	if (mem->ops->forget)
-		mem->ops->forget(mem);
+	wait_event(mem->idle, p2pio_mem_unused(mem));
+	if (mem->prov->revoke)
+		mem->prov->revoke(mem);
 	p2pio_count(mem->ctx, revoked, 1);
-	dev_dbg(p2pio_dev, "pin %u revoked by its owner\n", mem->handle);
+	dev_dbg(p2pio_dev, "pin %u revoked\n", mem->handle);
 
-	/* From here on a release may free @mem. */
+	/* From here on a release may free @mem: the last touch is under its lock. */
 	spin_lock_irq(&mem->lock);
-	mem->revoking = false;
+	mem->revoke_done = true;
 	wake_up(&mem->idle);
 	spin_unlock_irq(&mem->lock);
 }
 
+static struct p2pio_mem_map *p2pio_mem_find_map(struct p2pio_mem *mem,
+						struct p2pio_nvme *nvme)
+{
+	struct p2pio_mem_map *map;
+
+	lockdep_assert_held(&mem->maps_lock);
+	list_for_each_entry(map, &mem->maps, node)
+		if (map->nvme == nvme)
+			return map;
+	return NULL;
+}
+
 /*
- * The mapping of @mem for @nvme's controller, made on first use. Called under
- * ctx->lock (one submitter per fd), without holding a busy reference: a provider's map
- * call may wait on locks its free callback runs under, and the callback waits for busy
- * references (it never takes ctx->lock or nvme->lock). A mapping that raced with a
- * revocation is dropped, never used.
+ * The mapping of @mem for @nvme's controller, made on first use. Called under ctx->lock
+ * (one submitter per fd), which also keeps the pin from being released. Holds no busy
+ * reference: a provider's map call may wait on locks its owner holds while revoking.
+ * A mapping its controller has lost (unbind, removal) is never handed out again.
  */
 struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme *nvme)
 {
 	struct p2pio_mem_map *map;
-	bool live;
 	int ret;
 
-	spin_lock_irq(&mem->lock);
-	list_for_each_entry(map, &mem->maps, node) {
-		if (map->nvme == nvme) {
-			spin_unlock_irq(&mem->lock);
-			/* undone by the controller's removal: its DMA addresses are freed */
-			if (READ_ONCE(nvme->dead))
-				return ERR_PTR(-ENODEV);
-			return map;
-		}
+	mutex_lock(&mem->maps_lock);
+	map = p2pio_mem_find_map(mem, nvme);
+	if (map) {
+		if (READ_ONCE(map->unmapped) || READ_ONCE(mem->revoked))
+			map = ERR_PTR(-ENODEV);
+		goto out_unlock;
 	}
-	live = mem->state == P2PIO_MEM_LIVE;
-	spin_unlock_irq(&mem->lock);
-	if (!live)
-		return ERR_PTR(-ENODEV);
-
+	if (READ_ONCE(mem->revoked)) {
+		map = ERR_PTR(-ENODEV);
+		goto out_unlock;
+	}
 	map = kzalloc(sizeof(*map), GFP_KERNEL);
-	if (!map)
-		return ERR_PTR(-ENOMEM);
-	/* The controller's lock keeps its removal from running while we map for it. */
+	if (!map) {
+		map = ERR_PTR(-ENOMEM);
+		goto out_unlock;
+	}
+	map->mem = mem;
+	map->nvme = nvme;
+	/* The controller's lock keeps its unbind from undoing maps while we make one. */
 	mutex_lock(&nvme->lock);
 	if (nvme->dead) {
-		mutex_unlock(&nvme->lock);
-		kfree(map);
-		return ERR_PTR(-ENODEV);
+		ret = -ENODEV;
+		goto out_free;
 	}
-	ret = mem->ops->map(mem, nvme, map);
+	ret = mem->prov->map(mem, nvme, map);
+	/* A map that lost a race with the owner's free fails however the owner says so. */
+	if (ret && READ_ONCE(mem->revoked))
+		ret = -ENODEV;
 	if (ret) {
-		mutex_unlock(&nvme->lock);
-		dev_err(p2pio_dev, "pin %u: %s DMA mapping for %s failed: %d\n", mem->handle,
-			mem->ops->name, pci_name(nvme->pdev), ret);
-		kfree(map);
-		return ERR_PTR(ret);
+		if (ret != -ENODEV)
+			dev_err_ratelimited(p2pio_dev, "pin %u: %s DMA mapping for %s failed: %d\n",
+					    mem->handle, mem->prov->name, pci_name(nvme->pdev),
+					    ret);
+		goto out_free;
 	}
 	kref_get(&nvme->ref);
-	map->nvme = nvme;
-	map->mem = mem;
-
-	spin_lock_irq(&mem->lock);
-	live = mem->state == P2PIO_MEM_LIVE;
-	if (live)
-		list_add_tail(&map->node, &mem->maps);
-	spin_unlock_irq(&mem->lock);
-	if (live)
-		list_add_tail(&map->nvme_node, &nvme->maps);
+	list_add_tail(&map->nvme_node, &nvme->maps);
 	mutex_unlock(&nvme->lock);
-	if (live)
-		return map;
-	/* Revoked meanwhile: the owner frees what it mapped. */
-	p2pio_nvme_put(map->nvme);
+	list_add_tail(&map->node, &mem->maps);
+	goto out_unlock;
+
+out_free:
+	mutex_unlock(&nvme->lock);
 	kfree(map);
-	return ERR_PTR(-ENODEV);
+	map = ERR_PTR(ret);
+out_unlock:
+	mutex_unlock(&mem->maps_lock);
+	return map;
 }
 
 /* Mirrors p2pio_mem_pin(); @mem is out of the handle table and has no busy reference. */
 void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem)
 {
 	struct p2pio_mem_map *map, *tmp;
-	enum p2pio_mem_state prev;
+	bool revoked;
 
 	spin_lock_irq(&mem->lock);
-	prev = mem->state;
-	if (prev == P2PIO_MEM_LIVE)
+	if (mem->state == P2PIO_MEM_LIVE)
 		mem->state = P2PIO_MEM_RELEASING;
 	spin_unlock_irq(&mem->lock);
-	p2pio_mem_wait_idle(mem, true);
+	wait_event(mem->idle, !atomic_read(&mem->busy));
 
+	mutex_lock(&mem->maps_lock);
 	list_for_each_entry_safe(map, tmp, &mem->maps, node) {
-		list_del(&map->node);
-		/* Under the controller's lock: its removal may undo the mapping too. */
+		/* Under the controller's lock: its unbind may undo the mapping too. */
 		mutex_lock(&map->nvme->lock);
+		p2pio_mem_unmap_locked(map);
 		list_del(&map->nvme_node);
-		if (prev == P2PIO_MEM_LIVE && !map->unmapped)
-			mem->ops->unmap(mem, map);
 		mutex_unlock(&map->nvme->lock);
+		list_del(&map->node);
 		p2pio_nvme_put(map->nvme);
 		kfree(map);
 	}
-	if (prev == P2PIO_MEM_LIVE)
-		mem->ops->unpin(mem);
-	kfree(mem->priv);
+	mutex_unlock(&mem->maps_lock);
+
+	/*
+	 * Unpin unless a revocation started: the provider's unpin may race one that starts
+	 * now (NVIDIA's driver serialises put_pages with its free path under its API lock
+	 * and returns 0 to whichever comes second), and p2pio holds nothing the revocation
+	 * waits for while it calls.
+	 */
+	spin_lock_irq(&mem->lock);
+	revoked = mem->revoked;
+	spin_unlock_irq(&mem->lock);
+	if (!mem->prov->release(mem, revoked)) {
+		/* Still pinned as far as the owner knows: a callback may yet use @mem. */
+		dev_err(p2pio_dev, "pin %u: %s refused to release it; keeping its state\n",
+			mem->handle, mem->prov->name);
+		return;
+	}
+	/* A revocation in progress may still be waiting on @mem. */
+	wait_event(mem->idle, p2pio_mem_revoke_over(mem));
+	mutex_destroy(&mem->maps_lock);
 	kfree(mem);
 	atomic64_dec(&ctx->stats.live_pins);
 	atomic64_dec(&p2pio_global.live_pins);
@@ -215,6 +366,7 @@ void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem)
 
 int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg)
 {
+	const struct p2pio_mem_provider *prov;
 	struct p2pio_mem *mem = NULL;
 	u32 id;
 	int ret;
@@ -223,28 +375,12 @@ int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg)
 		return -EINVAL;
 	if (!arg->length || arg->length > P2PIO_MAX_PIN_LEN)
 		return -EINVAL;
-
-	switch (arg->provider) {
-	case P2PIO_PROVIDER_NVIDIA:
-		if (arg->flags & ~P2PIO_PIN_F_ALL)
-			return -EINVAL;
-		if (arg->pci_domain || arg->pci_bus || arg->pci_devfn || arg->bar)
-			return -EINVAL;
-		if (!p2pio_nvidia_available())
-			return -EOPNOTSUPP;
-		ret = p2pio_nvidia_pin(ctx, arg, &mem);
-		break;
-	case P2PIO_PROVIDER_PCIBAR:
-		if (arg->flags)
-			return -EINVAL;
-		/* Any BAR of any device: a raw DMA target, so only for root. */
-		if (!capable(CAP_SYS_ADMIN))
-			return -EPERM;
-		ret = p2pio_pcibar_pin(ctx, arg, &mem);
-		break;
-	default:
+	prov = p2pio_mem_provider_find(arg->provider);
+	if (!prov)
 		return -EINVAL;
-	}
+	if (!p2pio_mem_provider_ready(prov))
+		return -EOPNOTSUPP;
+	ret = prov->pin(ctx, arg, &mem);
 	if (ret)
 		return ret;
 	p2pio_count(ctx, live_pins, 1);
@@ -265,7 +401,7 @@ int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg)
 	arg->page_size = mem->page_size;
 	arg->align = mem->align;
 	arg->out_flags = mem->out_flags;
-	dev_dbg(p2pio_dev, "pin %u: %s, %llu bytes at %#llx\n", id, mem->ops->name,
+	dev_dbg(p2pio_dev, "pin %u: %s, %llu bytes at %#llx\n", id, prov->name,
 		arg->length, arg->addr);
 	return 0;
 

@@ -12,11 +12,23 @@
  * Pins are persistent (nvidia_p2p_get_pages_persistent) where the driver allows it; on
  * MIG or vGPU, or when asked, they fall back to nvidia_p2p_get_pages() with a free
  * callback that may run at any time: it revokes the pin (p2pio_mem_revoke: no new
- * commands, wait for those in flight) and never calls put_pages or dma_unmap_pages,
- * since the driver frees both itself after the callback returns.
+ * commands or calls, wait for those in flight) and never calls put_pages or
+ * dma_unmap_pages, since the driver frees both itself after the callback returns.
+ *
+ * The driver runs the callback under its API lock, which nvidia_p2p_dma_map_pages()
+ * and nvidia_p2p_put_pages() take: p2pio never holds anything the callback waits for
+ * across those two. What reads the driver's structures (the page table after
+ * get_pages, a DMA mapping after dma_map_pages, dma_unmap_pages, PRP filling) runs
+ * under a call or busy reference, which the callback waits for, so never after the
+ * driver freed them. One window is the driver's own: dma_map_pages reads the page table
+ * before taking its lock, so a free that completes while dma_map_pages starts is a use
+ * after free inside the driver that no caller can close without deadlocking. Callback
+ * pins are therefore for CAP_SYS_ADMIN only; unprivileged users get persistent pins or
+ * EPERM.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/capability.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
 #include <linux/types.h>
@@ -48,7 +60,9 @@ struct p2pio_nv {
 	bool persistent;
 };
 
-bool p2pio_nvidia_available(void)
+static struct p2pio_mem_provider p2pio_nv_provider;
+
+static bool p2pio_nv_available(void)
 {
 	return nvidia_p2p_get_pages && nvidia_p2p_get_pages_persistent &&
 	       nvidia_p2p_put_pages && nvidia_p2p_put_pages_persistent &&
@@ -86,15 +100,20 @@ static int p2pio_nv_map(struct p2pio_mem *mem, struct p2pio_nvme *nvme,
 	ret = nvidia_p2p_dma_map_pages(nvme->pdev, nv->pt, &dm);
 	if (ret)
 		return ret;
+	/* Revoked meanwhile: the driver frees @dm with the page table; never touch it. */
+	if (!p2pio_mem_call_begin(mem))
+		return -ENODEV;
 	if (!NVIDIA_P2P_VERSION_COMPATIBLE(dm, P2PIO_NV_DMA_VERSION) ||
 	    dm->entries != nv->pt->entries) {
 		dev_err(p2pio_dev, "pin %u: unexpected DMA mapping (version %#x, %u entries)\n",
 			mem->handle, dm->version, dm->entries);
 		nvidia_p2p_dma_unmap_pages(nvme->pdev, nv->pt, dm);
-		return -EPROTO;
+		ret = -EPROTO;
+	} else {
+		map->priv = dm;
 	}
-	map->priv = dm;
-	return 0;
+	p2pio_mem_call_end(mem);
+	return ret;
 }
 
 static dma_addr_t p2pio_nv_dma(struct p2pio_mem *mem, struct p2pio_mem_map *map, u64 off)
@@ -115,48 +134,30 @@ static void p2pio_nv_unmap(struct p2pio_mem *mem, struct p2pio_mem_map *map)
 		dev_warn(p2pio_dev, "pin %u: nvidia_p2p_dma_unmap_pages: %d\n", mem->handle, ret);
 }
 
-static void p2pio_nv_unpin(struct p2pio_mem *mem)
+static bool p2pio_nv_release(struct p2pio_mem *mem, bool revoked)
 {
 	struct p2pio_nv *nv = mem->priv;
-	int ret;
+	int ret = 0;
 
-	if (nv->persistent)
+	if (!revoked && nv->persistent)
 		ret = nvidia_p2p_put_pages_persistent(nv->va, nv->pt, 0);
-	else
+	else if (!revoked)
 		ret = nvidia_p2p_put_pages(0, 0, nv->va, nv->pt);
-	if (ret)
+	if (ret) {
 		dev_warn(p2pio_dev, "pin %u: nvidia_p2p_put_pages: %d\n", mem->handle, ret);
-}
-
-/* After the free callback: hand the structures back, touch nothing else. */
-static void p2pio_nv_forget(struct p2pio_mem *mem)
-{
-	struct p2pio_nv *nv = mem->priv;
-	struct p2pio_mem_map *map;
-
-	list_for_each_entry(map, &mem->maps, node) {
-		nvidia_p2p_free_dma_mapping(map->priv);
-		map->priv = NULL;
+		return false;
 	}
-	nvidia_p2p_free_page_table(nv->pt);
-	nv->pt = NULL;
+	kfree(nv);
+	mem->priv = NULL;
+	return true;
 }
-
-static const struct p2pio_mem_ops p2pio_nv_ops = {
-	.name = "nvidia",
-	.map = p2pio_nv_map,
-	.dma = p2pio_nv_dma,
-	.unmap = p2pio_nv_unmap,
-	.unpin = p2pio_nv_unpin,
-	.forget = p2pio_nv_forget,
-};
 
 static void p2pio_nv_free_callback(void *data)
 {
 	p2pio_mem_revoke(data);
 }
 
-int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem **out)
+static int p2pio_nv_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem **out)
 {
 	struct nvidia_p2p_page_table *pt = NULL;
 	struct p2pio_mem *mem;
@@ -164,13 +165,17 @@ int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_
 	u64 end;
 	int shift, ret;
 
+	if (arg->flags & ~P2PIO_PIN_F_ALL)
+		return -EINVAL;
+	if (arg->pci_domain || arg->pci_bus || arg->pci_devfn || arg->bar)
+		return -EINVAL;
 	if (check_add_overflow(arg->addr, arg->length, &end) ||
 	    end > U64_MAX - P2PIO_NV_ALIGN)
 		return -EINVAL;
 	nv = kzalloc(sizeof(*nv), GFP_KERNEL);
 	if (!nv)
 		return -ENOMEM;
-	mem = p2pio_mem_alloc(ctx, &p2pio_nv_ops);
+	mem = p2pio_mem_alloc(ctx, &p2pio_nv_provider);
 	if (!mem) {
 		ret = -ENOMEM;
 		goto out_free_nv;
@@ -180,7 +185,7 @@ int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_
 	nv->va = round_down(arg->addr, P2PIO_NV_ALIGN);
 	nv->len = round_up(end, P2PIO_NV_ALIGN) - nv->va;
 
-	ret = -EOPNOTSUPP;
+	ret = -EOPNOTSUPP;	/* what a caller asking for a callback pin has chosen */
 	if (!(arg->flags & P2PIO_PIN_F_NONPERSISTENT)) {
 		ret = nvidia_p2p_get_pages_persistent(nv->va, nv->len, &pt, 0);
 		if (!ret)
@@ -192,17 +197,29 @@ int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_
 				ret);
 	}
 	if (!nv->persistent) {
+		/*
+		 * See the top of this file: callback pins are not safe against their owner.
+		 * Unprivileged users keep the persistent pin's own refusal (EINVAL for memory
+		 * that is not theirs), and get EPERM where only a callback pin could work.
+		 */
+		if (!capable(CAP_SYS_ADMIN)) {
+			if (ret == -EOPNOTSUPP || ret == -ENOTSUPP)
+				ret = -EPERM;
+			dev_dbg(p2pio_dev, "callback pin refused: CAP_SYS_ADMIN only (%d)\n", ret);
+			goto out_free_mem;
+		}
 		ret = nvidia_p2p_get_pages(0, 0, nv->va, nv->len, &pt,
 					   p2pio_nv_free_callback, mem);
 		if (ret)
 			goto out_free_mem;
 	}
+	/* Published before a free callback can run (it takes the driver's lock). */
 	nv->pt = pt;
 	/*
-	 * A busy reference keeps a free callback that fires right now waiting until we are
+	 * A call reference keeps a free callback that fires right now waiting until we are
 	 * done reading the page table (it is the driver's to free after the callback).
 	 */
-	if (!p2pio_mem_get(mem)) {
+	if (!p2pio_mem_call_begin(mem)) {
 		ret = -ENODEV;
 		goto out_release;
 	}
@@ -219,7 +236,7 @@ int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_
 		ret = -EPROTO;
 		goto out_put_pages;
 	}
-	p2pio_mem_put(mem);
+	p2pio_mem_call_end(mem);
 	nv->page_shift = shift;
 	mem->length = arg->length;
 	mem->skew = arg->addr - nv->va;
@@ -230,15 +247,39 @@ int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_
 	return 0;
 
 out_put_pages:
-	p2pio_mem_put(mem);
+	p2pio_mem_call_end(mem);
 out_release:
 	/* The common release also copes with a free callback that already fired. */
 	p2pio_count(ctx, live_pins, 1);
 	p2pio_mem_release(ctx, mem);
 	return ret;
 out_free_mem:
-	kfree(mem);
+	p2pio_mem_free_unused(mem);
 out_free_nv:
 	kfree(nv);
 	return ret;
+}
+
+static struct p2pio_mem_provider p2pio_nv_provider = {
+	.id = P2PIO_PROVIDER_NVIDIA,
+	.name = "nvidia",
+	.feature = P2PIO_FEAT_PROVIDER_NVIDIA,
+	.owner_frees = true,
+	.available = p2pio_nv_available,
+	.pin = p2pio_nv_pin,
+	.map = p2pio_nv_map,
+	.dma = p2pio_nv_dma,
+	.unmap = p2pio_nv_unmap,
+	.release = p2pio_nv_release,
+};
+
+int p2pio_nvidia_init(void)
+{
+	p2pio_mem_provider_register(&p2pio_nv_provider);
+	return 0;
+}
+
+void p2pio_nvidia_exit(void)
+{
+	p2pio_mem_provider_unregister(&p2pio_nv_provider);
 }

@@ -22,23 +22,29 @@
 static LIST_HEAD(p2pio_nvmes);
 static DEFINE_MUTEX(p2pio_nvmes_lock);
 
+/*
+ * The current binding of @pdev, which must be bound to its driver. Under the list lock,
+ * which the unbind notifier takes after the driver has let go: either the notifier finds
+ * the new binding and undoes it, or we see the device unbound and refuse.
+ */
 struct p2pio_nvme *p2pio_nvme_get(struct pci_dev *pdev)
 {
+	struct device_driver *drv;
 	struct p2pio_nvme *nvme;
 
 	mutex_lock(&p2pio_nvmes_lock);
 	list_for_each_entry(nvme, &p2pio_nvmes, node) {
-		if (nvme->pdev == pdev) {
-			if (READ_ONCE(nvme->dead)) {
-				nvme = ERR_PTR(-ENODEV);
-				goto out_unlock;
-			}
+		if (nvme->pdev == pdev && !nvme->dead) {
 			kref_get(&nvme->ref);
 			goto out_unlock;
 		}
 	}
-	/* Being removed: its sysfs directory (where dma_pool lives) is gone. */
-	if (!device_is_registered(&pdev->dev)) {
+	/*
+	 * Unbound, bound to another driver (a file system still mounted from an earlier
+	 * binding), or being removed: no PRP pool for a device nvme-pci does not drive.
+	 */
+	drv = READ_ONCE(pdev->dev.driver);
+	if (!drv || strcmp(drv->name, "nvme") || !device_is_registered(&pdev->dev)) {
 		nvme = ERR_PTR(-ENODEV);
 		goto out_unlock;
 	}
@@ -71,7 +77,7 @@ static void p2pio_nvme_free(struct kref *ref)
 	list_del(&nvme->node);
 	mutex_unlock(&p2pio_nvmes_lock);
 	WARN_ON_ONCE(!list_empty(&nvme->maps));
-	dma_pool_destroy(nvme->prp_pool);
+	dma_pool_destroy(nvme->prp_pool);	/* NULL once unbound */
 	mutex_destroy(&nvme->lock);
 	pci_dev_put(nvme->pdev);
 	kfree(nvme);
@@ -83,30 +89,25 @@ void p2pio_nvme_put(struct p2pio_nvme *nvme)
 }
 
 /*
- * The controller is gone: its driver has unbound, which waited for every request of
- * its queues, so no command of ours is in flight and none can start. Undo the DMA
- * mappings made for it and destroy the PRP pool now, while the device still has its
- * IOMMU group and sysfs directory; pins and files stay until their owners release them.
+ * The controller's driver has let go of it (unbind, or removal, which unbinds first),
+ * which waited for every request of its queues: no command of ours is in flight and none
+ * can start. Undo the DMA mappings made for it and destroy the PRP pool now, while the
+ * device still has its IOMMU group and sysfs directory. The maps stay on their pins'
+ * lists, marked unmapped, until the pins are released; pins and files stay valid objects
+ * whose reads fail with ENODEV. A rebind makes a new struct p2pio_nvme.
  */
-static void p2pio_nvme_removed(struct p2pio_nvme *nvme)
+static void p2pio_nvme_gone(struct p2pio_nvme *nvme)
 {
 	struct p2pio_mem_map *map;
-	bool live;
 
 	mutex_lock(&nvme->lock);
-	WRITE_ONCE(nvme->dead, true);
-	list_for_each_entry(map, &nvme->maps, nvme_node) {
-		spin_lock_irq(&map->mem->lock);
-		live = map->mem->state != P2PIO_MEM_REVOKED;
-		spin_unlock_irq(&map->mem->lock);
-		if (live && !map->unmapped)
-			map->mem->ops->unmap(map->mem, map);
-		map->unmapped = true;
-	}
+	nvme->dead = true;
+	list_for_each_entry(map, &nvme->maps, nvme_node)
+		p2pio_mem_unmap_locked(map);
 	mutex_unlock(&nvme->lock);
 	dma_pool_destroy(nvme->prp_pool);
 	nvme->prp_pool = NULL;
-	dev_info(p2pio_dev, "NVMe controller %s removed: its reads fail from now on\n",
+	dev_info(p2pio_dev, "NVMe controller %s unbound: its reads fail from now on\n",
 		 pci_name(nvme->pdev));
 }
 
@@ -115,25 +116,27 @@ static int p2pio_pci_notify(struct notifier_block *nb, unsigned long action, voi
 	struct pci_dev *pdev = to_pci_dev(data);
 	struct p2pio_nvme *nvme, *found = NULL;
 
-	if (action != BUS_NOTIFY_REMOVED_DEVICE)
+	if (action != BUS_NOTIFY_UNBOUND_DRIVER)
 		return NOTIFY_DONE;
 	mutex_lock(&p2pio_nvmes_lock);
 	list_for_each_entry(nvme, &p2pio_nvmes, node) {
-		if (nvme->pdev == pdev) {
+		if (nvme->pdev == pdev && !nvme->dead) {
 			kref_get(&nvme->ref);
 			found = nvme;
+			/* Under the list lock: p2pio_nvme_get() never hands it out again. */
+			WRITE_ONCE(nvme->dead, true);
 			break;
 		}
 	}
 	mutex_unlock(&p2pio_nvmes_lock);
 	if (!found)
 		return NOTIFY_DONE;
-	p2pio_nvme_removed(found);
+	p2pio_nvme_gone(found);
 	p2pio_nvme_put(found);
 	return NOTIFY_OK;
 }
 
-/* Ahead of the IOMMU core's notifier, which takes the device out of its group. */
+/* At unbind, before removal takes the device out of its IOMMU group and sysfs. */
 static struct notifier_block p2pio_pci_nb = {
 	.notifier_call = p2pio_pci_notify,
 	.priority = INT_MAX,
@@ -184,32 +187,7 @@ static u64 p2pio_prp_dma(const void *arg, u64 off)
 {
 	const struct p2pio_prp_dest *d = arg;
 
-	return d->mem->ops->dma(d->mem, d->map, off);
-}
-
-/* Allocates the command's @npages PRP list pages, then lays the data pointer out. */
-static int p2pio_prp_build(struct p2pio_cmd *c, struct nvme_command *nc,
-			   struct p2pio_mem_map *map, u64 off, u64 len, u32 npages)
-{
-	struct p2pio_prp_dest d = { .mem = c->mem, .map = map };
-	__le64 *lists[P2PIO_MAX_PRP_PAGES];
-	u64 list_dma[P2PIO_MAX_PRP_PAGES];
-	u32 i;
-
-	if (WARN_ON_ONCE(npages > P2PIO_MAX_PRP_PAGES))
-		return -EIO;
-	for (i = 0; i < npages; i++) {
-		c->pages[i].va = dma_pool_alloc(c->nvme->prp_pool, GFP_KERNEL,
-						&c->pages[i].dma);
-		if (!c->pages[i].va)
-			return -ENOMEM;
-		c->nr_pages++;
-		lists[i] = c->pages[i].va;
-		list_dma[i] = c->pages[i].dma;
-	}
-	p2pio_prp_fill(p2pio_prp_dma, &d, off, len, lists, list_dma, &nc->rw.dptr.prp1,
-		       &nc->rw.dptr.prp2);
-	return 0;
+	return d->mem->prov->dma(d->mem, d->map, off);
 }
 
 static P2PIO_END_IO_RET p2pio_end_io(struct request *rq, blk_status_t sts)
@@ -241,27 +219,31 @@ static P2PIO_END_IO_RET p2pio_end_io(struct request *rq, blk_status_t sts)
  * Issues one NVMe Read of @len bytes at namespace byte offset @doff into internal
  * offset @moff of @mem. The caller holds a command slot; on success the command owns
  * a reference on @rd, @mem and @f until p2pio_end_io().
+ *
+ * Everything that may sleep (the command, a request, which waits for a tag or a frozen
+ * queue, PRP list pages) comes first; the busy reference on @mem, which a revocation
+ * waits for, is held only from filling the PRPs on.
  */
 int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_file *f,
 		    u64 doff, struct p2pio_mem *mem, struct p2pio_mem_map *map,
 		    u64 moff, u64 len)
 {
+	struct p2pio_prp_dest d = { .mem = mem, .map = map };
+	__le64 *lists[P2PIO_MAX_PRP_PAGES];
+	u64 list_dma[P2PIO_MAX_PRP_PAGES];
 	struct nvme_command nc = {};
 	struct request *rq;
 	struct p2pio_cmd *c;
-	u64 first;
-	u32 npages;
+	u32 npages, i;
 	int ret;
 
-	if (!p2pio_mem_get(mem))
-		return -ENODEV;
-	first = p2pio_prp_first(mem->ops->dma(mem, map, moff));
-	npages = p2pio_prp_pages(first, len);
+	/* Providers keep the offset within a 4 KiB page (struct p2pio_mem_provider.dma). */
+	npages = p2pio_prp_pages(p2pio_prp_first(moff), len);
+	if (WARN_ON_ONCE(npages > P2PIO_MAX_PRP_PAGES))
+		return -EIO;
 	c = kzalloc(struct_size(c, pages, npages), GFP_KERNEL_ACCOUNT);
-	if (!c) {
-		ret = -ENOMEM;
-		goto out_put_mem;
-	}
+	if (!c)
+		return -ENOMEM;
 	c->ctx = ctx;
 	c->rd = rd;
 	c->f = f;
@@ -274,19 +256,42 @@ int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_fil
 		ret = PTR_ERR(rq);
 		goto out_free_cmd;
 	}
-	/* Holding a request, the controller's removal cannot complete under us. */
-	if (unlikely(!c->nvme->prp_pool)) {
+	/*
+	 * Holding a request, the controller's unbind cannot complete under us: its pool
+	 * and the map's DMA addresses stay valid until the command ends.
+	 */
+	if (unlikely(!c->nvme->prp_pool || READ_ONCE(map->unmapped))) {
 		ret = -ENODEV;
-		blk_mq_free_request(rq);
-		goto out_free_cmd;
+		goto out_free_rq;
+	}
+	for (i = 0; i < npages; i++) {
+		c->pages[i].va = dma_pool_alloc(c->nvme->prp_pool, GFP_KERNEL,
+						&c->pages[i].dma);
+		if (!c->pages[i].va) {
+			ret = -ENOMEM;
+			goto out_free_prp;
+		}
+		c->nr_pages++;
+		lists[i] = c->pages[i].va;
+		list_dma[i] = c->pages[i].dma;
+	}
+
+	/* From here to the issue nothing sleeps. */
+	if (!p2pio_mem_get(mem)) {
+		ret = -ENODEV;
+		goto out_free_prp;
+	}
+	if (WARN_ON_ONCE(p2pio_prp_first(mem->prov->dma(mem, map, moff)) !=
+			 p2pio_prp_first(moff))) {
+		ret = -EIO;
+		goto out_put_mem;
 	}
 	nc.rw.opcode = nvme_cmd_read;
 	nc.rw.nsid = cpu_to_le32(f->nsid);
 	nc.rw.slba = cpu_to_le64(doff >> f->lba_shift);
 	nc.rw.length = cpu_to_le16((len >> f->lba_shift) - 1);
-	ret = p2pio_prp_build(c, &nc, map, moff, len, npages);
-	if (ret)
-		goto out_free_prp;
+	p2pio_prp_fill(p2pio_prp_dma, &d, moff, len, lists, list_dma, &nc.rw.dptr.prp1,
+		       &nc.rw.dptr.prp2);
 	if (c->nr_pages)
 		p2pio_count(ctx, live_prp_pages, c->nr_pages);
 	nvme_init_request(rq, &nc);
@@ -300,13 +305,14 @@ int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_fil
 	p2pio_execute_rq_nowait(rq);
 	return 0;
 
+out_put_mem:
+	p2pio_mem_put(mem);
 out_free_prp:
 	/* Not yet counted in live_prp_pages. */
 	p2pio_prp_free(c);
+out_free_rq:
 	blk_mq_free_request(rq);
 out_free_cmd:
 	kfree(c);
-out_put_mem:
-	p2pio_mem_put(mem);
 	return ret;
 }

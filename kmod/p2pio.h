@@ -75,10 +75,12 @@ extern struct p2pio_counters p2pio_global;
 	} while (0)
 
 /*
- * One NVMe controller (PCI function) that registered files live on. When it is removed,
- * its namespace queues die (no new command can start) and, once the driver has let go
- * of it, p2pio_nvme_removed() undoes every DMA mapping made for it and destroys the PRP
- * pool, before the device leaves its IOMMU group and sysfs.
+ * One binding of an NVMe controller (PCI function) to its driver, which registered
+ * files live on. When the driver lets go of the device (unbind, or removal, which
+ * unbinds first), its namespace queues are dead (no new command can start) and
+ * p2pio_nvme_gone() undoes every DMA mapping made for it and destroys the PRP pool
+ * while the device still has its IOMMU group and sysfs directory. A later binding of the
+ * same device gets a new struct p2pio_nvme.
  */
 struct p2pio_nvme {
 	struct list_head node;		/* on the global list, under its mutex */
@@ -86,12 +88,12 @@ struct p2pio_nvme {
 	struct pci_dev *pdev;
 	/*
 	 * PRP list pages: 4 KiB, 4 KiB aligned. Only used while holding a request of one of
-	 * the controller's queues, which removal waits for: no lock needed.
+	 * the controller's queues, which the unbind waits for: no lock needed.
 	 */
 	struct dma_pool *prp_pool;
-	struct mutex lock;		/* maps, dead; held across provider unmaps */
+	struct mutex lock;		/* maps, dead; held across provider map/unmap */
 	struct list_head maps;		/* struct p2pio_mem_map.nvme_node */
-	bool dead;			/* removed: no new mappings */
+	bool dead;			/* unbound: no new mappings, no new files */
 };
 
 struct p2pio_extent {
@@ -140,63 +142,87 @@ struct p2pio_file {
 	atomic_t busy;			/* commands in flight and issuers (p2pio_file_get) */
 };
 
+struct p2pio_ctx;
 struct p2pio_mem;
 struct gendisk;
 struct pci_dev;
 
-/* A pin's DMA mapping for one NVMe controller. */
+/* A pin's DMA mapping for one NVMe controller binding; the pin owns it. */
 struct p2pio_mem_map {
-	struct list_head node;		/* on mem->maps */
+	struct list_head node;		/* on mem->maps, under mem->maps_lock */
 	struct list_head nvme_node;	/* on nvme->maps, under nvme->lock */
 	struct p2pio_mem *mem;
 	struct p2pio_nvme *nvme;
-	bool unmapped;			/* undone at controller removal (nvme->lock) */
+	bool unmapped;			/* undone (controller gone, revocation); nvme->lock */
 	void *priv;			/* the provider's mapping */
 	dma_addr_t base;		/* pcibar: the mapped range's start */
 };
 
 /**
- * struct p2pio_mem_ops - a device-memory provider.
+ * struct p2pio_mem_provider - a source of device memory that NVMe can DMA into.
+ * @id: its P2PIO_PROVIDER_* value in struct p2pio_pin.
  * @name: for logs.
- * @map: maps the pin for DMA by @nvme's controller into @map (process context).
+ * @feature: its P2PIO_FEAT_PROVIDER_* bit.
+ * @owner_frees: a revocation means the memory's owner frees the provider's mappings
+ *	itself (NVIDIA's free callback): after one starts, p2pio never calls @unmap. When
+ *	false, a revocation (the target device going away) makes p2pio undo the mappings.
+ * @available: whether it can pin now (NULL: always).
+ * @pin: checks the provider's fields of @arg (its own permission rules included) and
+ *	pins, returning a struct p2pio_mem from p2pio_mem_alloc() with length, skew,
+ *	page_size, align, out_flags and priv filled in. Process context.
+ * @map: maps the pin for DMA by @nvme's controller into @map. Called under
+ *	mem->maps_lock and nvme->lock, holding no busy reference (see mem.c). A provider
+ *	whose owner may revoke reads the owner's structures only inside
+ *	p2pio_mem_call_begin()/_end().
  * @dma: the DMA address of internal byte offset @off; contiguous up to the next
- *	mem->page_size boundary.
- * @unmap: undoes @map (never after a revocation).
- * @unpin: releases the pin (never after a revocation). mem->priv is kfree()d after.
- * @forget: after a revocation: drop the provider's structures without touching the
- *	owner's (it frees them itself). May be NULL.
+ *	mem->page_size boundary, and (dma & 4095) == (off & 4095). Only called while a
+ *	busy reference is held.
+ * @unmap: undoes @map. Called under nvme->lock, never twice for one map.
+ * @revoke: after a revocation, once no command and no provider call uses the pin
+ *	(may be NULL).
+ * @release: unpins unless @revoked (whatever @revoke left), frees mem->priv. Returns
+ *	false when the pin could not be let go, so that @mem must stay allocated.
+ * @node: on the provider list.
  */
-struct p2pio_mem_ops {
+struct p2pio_mem_provider {
+	u32 id;
 	const char *name;
-	int (*map)(struct p2pio_mem *mem, struct p2pio_nvme *nvme,
-		   struct p2pio_mem_map *map);
+	u64 feature;
+	bool owner_frees;
+	bool (*available)(void);
+	int (*pin)(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem **out);
+	int (*map)(struct p2pio_mem *mem, struct p2pio_nvme *nvme, struct p2pio_mem_map *map);
 	dma_addr_t (*dma)(struct p2pio_mem *mem, struct p2pio_mem_map *map, u64 off);
 	void (*unmap)(struct p2pio_mem *mem, struct p2pio_mem_map *map);
-	void (*unpin)(struct p2pio_mem *mem);
-	void (*forget)(struct p2pio_mem *mem);
+	void (*revoke)(struct p2pio_mem *mem);
+	bool (*release)(struct p2pio_mem *mem, bool revoked);
+	struct list_head node;
 };
 
 enum p2pio_mem_state {
 	P2PIO_MEM_LIVE,
-	P2PIO_MEM_REVOKED,	/* the owner took it back (free callback) */
-	P2PIO_MEM_RELEASING,	/* we are unpinning it */
+	P2PIO_MEM_REVOKED,	/* the owner took it back */
+	P2PIO_MEM_RELEASING,	/* we are unpinning it (a revocation may still come) */
 };
 
 struct p2pio_mem {
 	u32 handle;
-	const struct p2pio_mem_ops *ops;
+	const struct p2pio_mem_provider *prov;
 	struct p2pio_ctx *ctx;
 	u64 length;		/* user-visible bytes, from offset 0 */
 	u64 skew;		/* internal offset of user offset 0 */
 	u64 page_size;
 	u32 align;
 	u32 out_flags;
-	spinlock_t lock;	/* state, maps; never held across provider calls */
+	spinlock_t lock;	/* state, revoked, busy hand-out, calls; never held across a provider call */
 	enum p2pio_mem_state state;
-	bool revoking;		/* p2pio_mem_revoke() still uses the pin */
+	bool revoked;		/* a revocation started (whatever the state) */
+	bool revoke_done;	/* ... and has finished with the pin */
+	unsigned int calls;	/* provider calls that read the owner's structures */
+	struct mutex maps_lock;	/* maps; held across provider map calls */
 	struct list_head maps;
 	atomic_t busy;		/* commands in flight into this memory */
-	wait_queue_head_t idle;	/* woken when busy drops to 0 */
+	wait_queue_head_t idle;	/* woken when busy or calls drop to 0, and at revoke end */
 	void *priv;		/* provider state */
 };
 
@@ -269,24 +295,29 @@ int p2pio_user_charge_ext(struct p2pio_user *u, u64 bytes);
 void p2pio_user_uncharge_ext(struct p2pio_user *u, u64 bytes);
 void p2pio_file_release(struct p2pio_ctx *ctx, struct p2pio_file *f);
 
-/* mem.c */
+/* mem.c: pins, whatever the provider */
+void p2pio_mem_provider_register(struct p2pio_mem_provider *prov);
+void p2pio_mem_provider_unregister(struct p2pio_mem_provider *prov);
+u64 p2pio_mem_features(void);
+const char *p2pio_mem_provider_names(char *buf, size_t len);
 int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg);
 int p2pio_mem_unpin(struct p2pio_ctx *ctx, u32 handle);
 void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem);
-struct p2pio_mem *p2pio_mem_alloc(struct p2pio_ctx *ctx, const struct p2pio_mem_ops *ops);
+struct p2pio_mem *p2pio_mem_alloc(struct p2pio_ctx *ctx, const struct p2pio_mem_provider *prov);
+void p2pio_mem_free_unused(struct p2pio_mem *mem);
 void p2pio_mem_revoke(struct p2pio_mem *mem);
 struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme *nvme);
 bool p2pio_mem_get(struct p2pio_mem *mem);
 void p2pio_mem_put(struct p2pio_mem *mem);
+bool p2pio_mem_call_begin(struct p2pio_mem *mem);
+void p2pio_mem_call_end(struct p2pio_mem *mem);
+void p2pio_mem_unmap_locked(struct p2pio_mem_map *map);
 
-/* mem_nvidia.c */
-bool p2pio_nvidia_available(void);
-int p2pio_nvidia_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg,
-		     struct p2pio_mem **out);
-
-/* mem_pcibar.c */
-int p2pio_pcibar_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg,
-		     struct p2pio_mem **out);
+/* Providers: each fills a struct p2pio_mem_provider in and registers it. */
+int p2pio_nvidia_init(void);
+void p2pio_nvidia_exit(void);
+int p2pio_pcibar_init(void);
+void p2pio_pcibar_exit(void);
 
 /* nvme.c */
 struct p2pio_nvme *p2pio_nvme_get(struct pci_dev *pdev);

@@ -119,6 +119,10 @@ static void check_module(struct module_state *m)
 			 (m->ver.features & P2PIO_FEAT_PROVIDER_PCIBAR) ? " pcibar" : "");
 		if (!(m->ver.features & P2PIO_FEAT_PROVIDER_NVIDIA))
 			add_reason("module built without the NVIDIA provider (no nv-p2p.h at build)");
+		else if (geteuid() != 0)
+			/* The module refuses callback pins to non-root (admin-guide.md). */
+			snprintf(m->text + strlen(m->text), sizeof(m->text) - strlen(m->text),
+				 "; GPU pins: persistent only (MIG and vGPU allow only callback pins, which need root)");
 	}
 	close(fd);
 }

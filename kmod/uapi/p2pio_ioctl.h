@@ -105,7 +105,8 @@ struct p2pio_handle_arg {
 
 /* p2pio_pin.flags */
 #define P2PIO_PIN_F_NONPERSISTENT (1U << 0) /* nvidia: use nvidia_p2p_get_pages with a
-					     * free callback, not a persistent pin */
+					     * free callback, not a persistent pin
+					     * (CAP_SYS_ADMIN only, else EPERM) */
 #define P2PIO_PIN_F_ALL (P2PIO_PIN_F_NONPERSISTENT)
 
 /* p2pio_pin.out_flags */

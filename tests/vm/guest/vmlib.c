@@ -567,6 +567,81 @@ int vm_p2p_read(int pfd, uint32_t file, uint32_t mem, uint64_t foff, uint64_t le
 	return c.status;
 }
 
+/* ---- NVMe controllers ---- */
+
+static int vm_read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	if (!fgets(buf, len, f))
+		buf[0] = 0;
+	fclose(f);
+	buf[strcspn(buf, " \n")] = 0;
+	return 0;
+}
+
+int vm_nvme_find(const char *serial, uint32_t nsid, char *bdf, size_t bdflen, char *ns,
+		 size_t nslen)
+{
+	char path[512], buf[PATH_MAX];
+	DIR *dir = opendir("/sys/class/nvme"), *cdir;
+	struct dirent *d, *e;
+	int ret = -ENODEV;
+
+	while (dir && (d = readdir(dir))) {
+		ssize_t n;
+
+		if (strncmp(d->d_name, "nvme", 4))
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/serial", d->d_name);
+		if (vm_read_line(path, buf, sizeof(buf)) || strcmp(buf, serial))
+			continue;
+		if (bdf) {
+			const char *base;
+
+			snprintf(path, sizeof(path), "/sys/class/nvme/%s/device", d->d_name);
+			n = readlink(path, buf, sizeof(buf) - 1);
+			if (n <= 0)
+				break;
+			buf[n] = 0;
+			base = strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf;
+			if (strlen(base) >= bdflen)
+				break;
+			memcpy(bdf, base, strlen(base) + 1);
+		}
+		if (!nsid) {
+			ret = 0;
+			break;
+		}
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s", d->d_name);
+		cdir = opendir(path);
+		while (cdir && (e = readdir(cdir))) {
+			unsigned long id;
+
+			if (strncmp(e->d_name, "nvme", 4) || !strchr(e->d_name, 'n'))
+				continue;
+			snprintf(path, sizeof(path), "/sys/class/nvme/%.64s/%.64s/nsid",
+				 d->d_name, e->d_name);
+			if (vm_read_line(path, buf, sizeof(buf)))
+				continue;
+			id = strtoul(buf, NULL, 0);
+			if (id != nsid || (ns && strlen(e->d_name) >= nslen))
+				continue;
+			if (ns)
+				memcpy(ns, e->d_name, strlen(e->d_name) + 1);
+			ret = 0;
+		}
+		if (cdir)
+			closedir(cdir);
+		break;
+	}
+	if (dir)
+		closedir(dir);
+	return ret;
+}
+
 /* ---- environment ---- */
 
 const char *vm_variant(void)

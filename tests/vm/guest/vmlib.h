@@ -145,6 +145,16 @@ int vm_ivshmem_bdf(uint32_t *domain, uint32_t *bus, uint32_t *devfn);
  * @bdf (for /sys/bus/pci/devices/<bdf>/remove); 0 or -ENODEV. */
 int vm_nvme_ctrl_bdf(const char *serial, char *bdf, size_t len);
 
+/* ---- NVMe controllers ---- */
+
+/*
+ * The NVMe controller with serial @serial: its PCI address into @bdf (may be NULL) and,
+ * with @nsid > 0, the block device name of that namespace ("nvme1n2") into @ns (may be
+ * NULL). 0, or -ENODEV when there is no such controller or namespace (yet).
+ */
+int vm_nvme_find(const char *serial, uint32_t nsid, char *bdf, size_t bdflen, char *ns,
+		 size_t nslen);
+
 /* ---- the test environment ---- */
 
 /* "iommu" when the VM has an emulated IOMMU, else "noiommu". */

@@ -18,7 +18,10 @@
 #include "nvdouble.h"
 
 struct nvd_state nvd = {
+	.api_lock = __MUTEX_INITIALIZER(nvd.api_lock),
 	.lock = __MUTEX_INITIALIZER(nvd.lock),
+	.graves = LIST_HEAD_INIT(nvd.graves),
+	.map_graves = LIST_HEAD_INIT(nvd.map_graves),
 	.allocs = LIST_HEAD_INIT(nvd.allocs),
 	.pins = LIST_HEAD_INIT(nvd.pins),
 };
@@ -103,6 +106,7 @@ static long nvd_ioctl_info(void __user *uarg)
 	info.refused_persistent = nvd.refused_persistent;
 	info.refused_bar1 = nvd.refused_bar1;
 	info.pinned_bytes = nvd.pinned_bytes;
+	info.maps_after_revoke = nvd.maps_after_revoke;
 	info.pages_free = nvd.npages ? nvd.npages - bitmap_weight(nvd.bitmap, nvd.npages) : 0;
 	info.pt_version = nvd_pt_version();
 	mutex_unlock(&nvd.lock);
@@ -290,6 +294,7 @@ static void __exit nvd_exit(void)
 {
 	misc_deregister(&nvd_misc);
 	pci_unregister_driver(&nvd_driver);
+	nvd_graves_free();
 }
 
 module_init(nvd_init);

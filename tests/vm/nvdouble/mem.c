@@ -150,8 +150,8 @@ static struct nvd_alloc *nvd_alloc_lookup_va_locked(struct file *owner, u64 va)
 
 /*
  * Like cuMemFree: the address is gone at once. Callback pins are revoked: each callback
- * runs synchronously, without our lock (it waits for the pinning module's DMA and may
- * call put_pages/dma_unmap_pages, which must find the pin gone), and only then are its
+ * runs synchronously, under the API lock but without nvd.lock (it waits for the pinning
+ * module's DMA and may call dma_unmap_pages, which must find the pin revoking), and only then are its
  * DMA mappings and page table torn down, as nv-p2p.c does after the callback returns.
  * Persistent pins keep a reference: the pages stay allocated until they are put.
  */
@@ -160,16 +160,21 @@ static void nvd_alloc_release(struct nvd_alloc *a)
 	struct nvd_pin *pin, *tmp;
 	LIST_HEAD(revoked);
 
+	lockdep_assert_held(&nvd.api_lock);
 	lockdep_assert_held(&nvd.lock);
 	a->owner = NULL;
 	list_for_each_entry_safe(pin, tmp, &a->pins, alloc_node) {
 		if (pin->persistent)
 			continue;
 		list_del_init(&pin->node);		/* out of the registry */
+		pin->state = NVD_PIN_REVOKING;
+		pin->revoked = true;
+		list_add_tail(&pin->grave, &nvd.graves);
 		list_move_tail(&pin->alloc_node, &revoked);
 	}
 	mutex_unlock(&nvd.lock);
 
+	/* Under the API lock, like the real driver. */
 	list_for_each_entry_safe(pin, tmp, &revoked, alloc_node) {
 		pr_debug("nvdouble: free of %#llx fires the callback of pin %p\n", a->va, pin);
 		pin->free_callback(pin->data);
@@ -184,14 +189,17 @@ int nvd_alloc_free(struct file *owner, u64 va)
 {
 	struct nvd_alloc *a;
 
+	mutex_lock(&nvd.api_lock);
 	mutex_lock(&nvd.lock);
 	a = nvd_alloc_lookup_va_locked(owner, va);
 	if (!a) {
 		mutex_unlock(&nvd.lock);
+		mutex_unlock(&nvd.api_lock);
 		return -EINVAL;
 	}
 	nvd_alloc_release(a);
 	mutex_unlock(&nvd.lock);
+	mutex_unlock(&nvd.api_lock);
 	return 0;
 }
 
@@ -200,6 +208,7 @@ void nvd_alloc_free_all(struct file *owner)
 {
 	struct nvd_alloc *a;
 
+	mutex_lock(&nvd.api_lock);
 	mutex_lock(&nvd.lock);
 	for (;;) {
 		a = NULL;
@@ -211,6 +220,7 @@ void nvd_alloc_free_all(struct file *owner)
 		nvd_alloc_release(a);
 	}
 	mutex_unlock(&nvd.lock);
+	mutex_unlock(&nvd.api_lock);
 }
 
 /*

@@ -8,9 +8,16 @@
  * allocation. Pins (nvidia_p2p_get_pages*) hold a reference on their allocation.
  *
  * Locking: nvd.lock (a mutex) guards every list, the bitmap and all reference counts.
- * Free callbacks run with no lock of ours held: the pinning module's callback waits for
- * its in-flight DMA and may call back into us (put_pages, dma_unmap_pages), which then
- * finds the pin already unlinked and returns 0, as the real driver does.
+ * nvd.api_lock stands for the real driver's RM API lock: get_pages, put_pages and
+ * dma_map_pages take it, and a free holds it across the free callbacks, as
+ * CliDelThirdPartyP2PVidmemInfo() runs them under that lock. A pinning module whose
+ * callback waits for something it holds across those calls deadlocks here as it would
+ * on a GPU. dma_unmap_pages takes only nvd.lock (the driver's mapping-list semaphore).
+ *
+ * Freed pins and DMA mappings are never reused: they stay as poisoned tombstones until
+ * unload, so a pinning module that reads a page table or DMA mapping after the driver
+ * freed it faults at once (non-canonical pointers), and a call naming one is reported
+ * as MISUSE where the real driver would dereference freed memory.
  */
 #ifndef NVDOUBLE_H
 #define NVDOUBLE_H
@@ -44,8 +51,20 @@ struct nvd_alloc {
 	struct list_head pins;		/* struct nvd_pin.alloc_node */
 };
 
+/* Non-canonical on x86-64: a dereference faults. */
+#define NVD_POISON	((void *)0xdead00000000beefull)
+
+enum nvd_pin_state {
+	NVD_PIN_LIVE,		/* in nvd.pins */
+	NVD_PIN_REVOKING,	/* its free callback runs: the driver still holds it */
+	NVD_PIN_DEAD,		/* freed by the driver: a tombstone in nvd.graves */
+};
+
 struct nvd_pin {
 	struct nvidia_p2p_page_table pt;	/* what the caller sees */
+	enum nvd_pin_state state;
+	bool revoked;				/* by a free callback, not put */
+	struct list_head grave;			/* in nvd.graves unless LIVE */
 	struct list_head node;			/* in nvd.pins: the live-pin registry */
 	struct list_head alloc_node;
 	struct nvd_alloc *alloc;
@@ -65,6 +84,7 @@ struct nvd_map {
 };
 
 struct nvd_state {
+	struct mutex api_lock;
 	struct mutex lock;
 	struct pci_dev *pdev;
 	phys_addr_t bar_phys;
@@ -74,6 +94,9 @@ struct nvd_state {
 	u64 next_va;
 	struct list_head allocs;
 	struct list_head pins;
+	struct list_head graves;	/* struct nvd_pin.grave */
+	struct list_head map_graves;	/* struct nvd_map.node, freed mappings */
+	u64 maps_after_revoke;
 	u32 nallocs, npins_persistent, npins_callback, nmaps;
 	u64 callbacks_fired, pins_total, refused_persistent;
 	u64 pinned_bytes, refused_bar1;
@@ -97,6 +120,7 @@ phys_addr_t nvd_page_phys(const struct nvd_alloc *a, u32 i);
 /* p2p.c: the exported API's helpers */
 void nvd_pin_destroy(struct nvd_pin *pin);
 void nvd_leak_check(void);
+void nvd_graves_free(void);
 
 /* Kernel-version differences of the double live here only. */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)

@@ -91,6 +91,9 @@ struct nvdouble_pages {
  * @pt_version:	the page-table version pins report
  * @refused_bar1: pins refused since load because the bar1_kib limit was reached
  * @pinned_bytes: bytes pinned now (persistent and callback pins)
+ * @maps_after_revoke: dma_map_pages calls refused because a free callback had already
+ *		revoked the pin (a race the real driver loses with a use after free; the
+ *		pinning module keeps such pins to root)
  * @reserved:	zero
  */
 struct nvdouble_info {
@@ -107,7 +110,8 @@ struct nvdouble_info {
 	__u32 pt_version;
 	__u64 refused_bar1;
 	__u64 pinned_bytes;
-	__u64 reserved[2];
+	__u64 maps_after_revoke;
+	__u64 reserved[1];
 };
 
 #define NVDOUBLE_IOC_MAGIC	0xD6

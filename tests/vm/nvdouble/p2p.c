@@ -33,6 +33,18 @@ static struct nvd_pin *nvd_pin_lookup_locked(struct nvidia_p2p_page_table *pt)
 	return NULL;
 }
 
+/* A pin the driver revoked or freed, by the page table the caller was given. */
+static struct nvd_pin *nvd_grave_lookup_locked(struct nvidia_p2p_page_table *pt)
+{
+	struct nvd_pin *pin;
+
+	lockdep_assert_held(&nvd.lock);
+	list_for_each_entry(pin, &nvd.graves, grave)
+		if (&pin->pt == pt)
+			return pin;
+	return NULL;
+}
+
 /* The caller's live allocation that holds all of [va, va + len). */
 static struct nvd_alloc *nvd_alloc_covering_locked(u64 va, u64 len)
 {
@@ -142,21 +154,32 @@ int nvidia_p2p_get_pages(uint64_t p2p_token, uint32_t va_space, uint64_t virtual
 			 uint64_t length, struct nvidia_p2p_page_table **page_table,
 			 void (*free_callback)(void *data), void *data)
 {
+	int ret;
+
 	if (!free_callback || !data || p2p_token || va_space)
 		return -EINVAL;
-	return nvd_get_pages(virtual_address, length, page_table, free_callback, data);
+	mutex_lock(&nvd.api_lock);
+	ret = nvd_get_pages(virtual_address, length, page_table, free_callback, data);
+	mutex_unlock(&nvd.api_lock);
+	return ret;
 }
 EXPORT_SYMBOL(nvidia_p2p_get_pages);
 
 int nvidia_p2p_get_pages_persistent(uint64_t virtual_address, uint64_t length,
 				    struct nvidia_p2p_page_table **page_table, uint32_t flags)
 {
+	int ret;
+
 	if (flags & ~(u32)NVIDIA_P2P_FLAGS_FORCE_BAR1_MAPPING)
 		return -EINVAL;
-	return nvd_get_pages(virtual_address, length, page_table, NULL, NULL);
+	mutex_lock(&nvd.api_lock);
+	ret = nvd_get_pages(virtual_address, length, page_table, NULL, NULL);
+	mutex_unlock(&nvd.api_lock);
+	return ret;
 }
 EXPORT_SYMBOL(nvidia_p2p_get_pages_persistent);
 
+/* Undoes a mapping and keeps it as a poisoned tombstone (see nvdouble.h). */
 static void nvd_map_free(struct nvd_map *m)
 {
 	struct device *dev = &m->m.pci_dev->dev;
@@ -165,7 +188,13 @@ static void nvd_map_free(struct nvd_map *m)
 	for (i = 0; i < m->m.entries; i++)
 		dma_unmap_resource(dev, m->m.dma_addresses[i], NVD_PAGE, DMA_BIDIRECTIONAL, 0);
 	kvfree(m->m.dma_addresses);
-	kfree(m);
+	m->m.dma_addresses = NVD_POISON;
+	m->m.entries = 0;
+	m->m.version = 0;
+	m->m.private = NULL;
+	mutex_lock(&nvd.lock);
+	list_add_tail(&m->node, &nvd.map_graves);
+	mutex_unlock(&nvd.lock);
 }
 
 /*
@@ -194,11 +223,24 @@ void nvd_pin_destroy(struct nvd_pin *pin)
 	nvd_alloc_put_locked(pin->alloc);
 	mutex_unlock(&nvd.lock);
 
-	list_for_each_entry_safe(m, tmp, &maps, node)
+	list_for_each_entry_safe(m, tmp, &maps, node) {
+		list_del(&m->node);
 		nvd_map_free(m);
+	}
 	kvfree(pin->page_ptrs);
 	kvfree(pin->pages);
-	kfree(pin);
+	/* A tombstone: what the caller still points at faults when read. */
+	mutex_lock(&nvd.lock);
+	pin->pt.pages = NVD_POISON;
+	pin->pt.gpu_uuid = NVD_POISON;
+	pin->pt.entries = 0x7fffffff;
+	pin->pt.version = 0;
+	pin->pages = NULL;
+	pin->page_ptrs = NULL;
+	if (pin->state == NVD_PIN_LIVE)
+		list_add_tail(&pin->grave, &nvd.graves);
+	pin->state = NVD_PIN_DEAD;
+	mutex_unlock(&nvd.lock);
 }
 
 int nvidia_p2p_dma_map_pages(struct pci_dev *peer, struct nvidia_p2p_page_table *page_table,
@@ -213,11 +255,24 @@ int nvidia_p2p_dma_map_pages(struct pci_dev *peer, struct nvidia_p2p_page_table 
 		return -EINVAL;
 	*dma_mapping = NULL;
 
+	mutex_lock(&nvd.api_lock);
 	mutex_lock(&nvd.lock);
 	pin = nvd_pin_lookup_locked(page_table);
 	if (!pin) {
+		struct nvd_pin *grave = nvd_grave_lookup_locked(page_table);
+
+		/*
+		 * The real driver reads the page table before taking its API lock: a map that
+		 * races a free reads freed memory there. The pinning module cannot close that
+		 * window (its callback must not wait for a map that waits for the API lock),
+		 * so it is counted, not reported; any other stale page table is misuse.
+		 */
+		if (grave && grave->revoked)
+			nvd.maps_after_revoke++;
 		mutex_unlock(&nvd.lock);
-		nvd_misuse("dma_map_pages of a page table that is not pinned\n");
+		mutex_unlock(&nvd.api_lock);
+		if (!grave || !grave->revoked)
+			nvd_misuse("dma_map_pages of a page table that is not pinned\n");
 		return -EINVAL;
 	}
 	m = kzalloc(sizeof(*m), GFP_KERNEL);
@@ -249,6 +304,7 @@ int nvidia_p2p_dma_map_pages(struct pci_dev *peer, struct nvidia_p2p_page_table 
 	list_add_tail(&m->node, &pin->maps);
 	nvd.nmaps++;
 	mutex_unlock(&nvd.lock);
+	mutex_unlock(&nvd.api_lock);
 	*dma_mapping = &m->m;
 	return 0;
 
@@ -261,6 +317,7 @@ out_free:
 	kfree(m);
 out_unlock:
 	mutex_unlock(&nvd.lock);
+	mutex_unlock(&nvd.api_lock);
 	return ret;
 }
 EXPORT_SYMBOL(nvidia_p2p_dma_map_pages);
@@ -284,10 +341,23 @@ int nvidia_p2p_dma_unmap_pages(struct pci_dev *peer, struct nvidia_p2p_page_tabl
 			}
 		}
 	}
-	if (!m) {
-		/* Revoked: the teardown after the free callback unmaps it. */
+	if (!pin) {
+		struct nvd_pin *grave = nvd_grave_lookup_locked(page_table);
+		bool revoking = grave && grave->state == NVD_PIN_REVOKING;
+
 		mutex_unlock(&nvd.lock);
-		return 0;
+		/* During the callback the driver still has it and unmaps it itself. */
+		if (revoking)
+			return 0;
+		nvd_misuse("dma_unmap_pages of a page table the driver has freed (%s)\n",
+			   grave && grave->revoked ? "after its free callback returned" :
+			   "after put_pages");
+		return -EINVAL;
+	}
+	if (!m) {
+		mutex_unlock(&nvd.lock);
+		nvd_misuse("dma_unmap_pages of a mapping that is not mapped\n");
+		return -EINVAL;
 	}
 	if (peer != m->m.pci_dev)
 		nvd_misuse("dma_unmap_pages with peer %s, mapped for %s\n", pci_name(peer),
@@ -308,20 +378,29 @@ int nvidia_p2p_put_pages(uint64_t p2p_token, uint32_t va_space, uint64_t virtual
 	if (!page_table)
 		return 0;
 
+	mutex_lock(&nvd.api_lock);
 	mutex_lock(&nvd.lock);
 	pin = nvd_pin_lookup_locked(page_table);
 	if (!pin) {
-		/* The free callback got there first: nothing left to release. */
+		struct nvd_pin *grave = nvd_grave_lookup_locked(page_table);
+
 		mutex_unlock(&nvd.lock);
-		return 0;
+		mutex_unlock(&nvd.api_lock);
+		/* The free callback got there first: nothing left to release. */
+		if (grave && grave->revoked)
+			return 0;
+		nvd_misuse("put_pages of a page table that is not pinned\n");
+		return -EINVAL;
 	}
 	if (pin->persistent) {
 		mutex_unlock(&nvd.lock);
+		mutex_unlock(&nvd.api_lock);
 		nvd_misuse("put_pages of a persistent pin\n");
 		return -EINVAL;
 	}
 	if (virtual_address != pin->va) {
 		mutex_unlock(&nvd.lock);
+		mutex_unlock(&nvd.api_lock);
 		nvd_misuse("put_pages at %#llx of a pin made at %#llx\n", virtual_address,
 			   pin->va);
 		return -EINVAL;
@@ -329,6 +408,7 @@ int nvidia_p2p_put_pages(uint64_t p2p_token, uint32_t va_space, uint64_t virtual
 	list_del_init(&pin->node);
 	mutex_unlock(&nvd.lock);
 	nvd_pin_destroy(pin);
+	mutex_unlock(&nvd.api_lock);
 	return 0;
 }
 EXPORT_SYMBOL(nvidia_p2p_put_pages);
@@ -343,16 +423,19 @@ int nvidia_p2p_put_pages_persistent(uint64_t virtual_address,
 	if (!page_table)
 		return 0;
 
+	mutex_lock(&nvd.api_lock);
 	mutex_lock(&nvd.lock);
 	pin = nvd_pin_lookup_locked(page_table);
 	if (!pin || !pin->persistent) {
 		mutex_unlock(&nvd.lock);
+		mutex_unlock(&nvd.api_lock);
 		nvd_misuse("put_pages_persistent of %s\n",
 			   pin ? "a callback pin" : "a page table that is not pinned");
 		return -EINVAL;
 	}
 	if (virtual_address != pin->va) {
 		mutex_unlock(&nvd.lock);
+		mutex_unlock(&nvd.api_lock);
 		nvd_misuse("put_pages_persistent at %#llx of a pin made at %#llx\n",
 			   virtual_address, pin->va);
 		return -EINVAL;
@@ -360,6 +443,7 @@ int nvidia_p2p_put_pages_persistent(uint64_t virtual_address,
 	list_del_init(&pin->node);
 	mutex_unlock(&nvd.lock);
 	nvd_pin_destroy(pin);
+	mutex_unlock(&nvd.api_lock);
 	return 0;
 }
 EXPORT_SYMBOL(nvidia_p2p_put_pages_persistent);
@@ -392,6 +476,24 @@ void nvd_leak_check(void)
 		mutex_unlock(&nvd.lock);
 		nvd_pin_destroy(pin);
 		mutex_lock(&nvd.lock);
+	}
+	mutex_unlock(&nvd.lock);
+}
+
+/* At unload: the tombstones of every freed pin and mapping. */
+void nvd_graves_free(void)
+{
+	struct nvd_pin *pin, *ptmp;
+	struct nvd_map *m, *mtmp;
+
+	mutex_lock(&nvd.lock);
+	list_for_each_entry_safe(pin, ptmp, &nvd.graves, grave) {
+		list_del(&pin->grave);
+		kfree(pin);
+	}
+	list_for_each_entry_safe(m, mtmp, &nvd.map_graves, node) {
+		list_del(&m->node);
+		kfree(m);
 	}
 	mutex_unlock(&nvd.lock);
 }
