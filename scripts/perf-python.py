@@ -56,9 +56,10 @@ def load_p2pio(gguf, _st, _threads):
 	m.load()
 	out = {n: torch.from_dlpack(t) for n, t in m.tensors().items()}
 	torch.cuda.synchronize()
+	path = m.path_info()["path"]
 	m.close()
 	ctx.close()  # freed with the last tensor
-	return out, m.path_info()["path"]
+	return out, path
 
 
 def load_safetensors(_gguf, st, _threads):
