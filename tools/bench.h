@@ -108,6 +108,9 @@ bool bench_mode_needs_gpu(const char *mode);
  */
 size_t bench_sweep(const char *mode, unsigned int ncpu, struct bench_shape *out, size_t max);
 
+/* Free the link ceiling's pinned and device buffers (kept between its runs). */
+void bench_link_release(void);
+
 /* Bytes each link ceiling run copies: enough for GPU clocks and copy engines to settle. */
 #define BENCH_LINK_BYTES (4ull << 30)
 

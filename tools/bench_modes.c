@@ -360,23 +360,28 @@ static void *direct_thread(void *arg)
 
 /*
  * Pinned host and device buffers for the link ceiling, kept from one run to the next (a
- * 1 GiB cuMemHostAlloc takes longer than the copies it serves) and freed at exit.
+ * 1 GiB cuMemHostAlloc takes longer than the copies it serves) until bench_link_release().
+ * A copy of the caller's driver table, not a pointer to it: the caller's may be gone.
  */
 #define LINK_MAX_STREAMS 8
 static struct {
-	struct bench_cuda *cu;
+	struct bench_cuda cu;
+	bool have_cu;
 	void *host[LINK_MAX_STREAMS];
 	bench_devptr dev[LINK_MAX_STREAMS];
 	void *stream[LINK_MAX_STREAMS];
 	uint64_t size[LINK_MAX_STREAMS];
 } link_bufs;
 
-static void link_free(void)
+void bench_link_release(void)
 {
-	struct bench_cuda *cu = link_bufs.cu;
+	struct bench_cuda *cu = &link_bufs.cu;
 	unsigned int i;
 
-	for (i = 0; cu && i < LINK_MAX_STREAMS; i++) {
+	if (!link_bufs.have_cu)
+		return;
+	bench_cuda_bind(cu);
+	for (i = 0; i < LINK_MAX_STREAMS; i++) {
 		if (link_bufs.stream[i])
 			cu->StreamDestroy(link_bufs.stream[i]);
 		if (link_bufs.dev[i])
@@ -389,9 +394,9 @@ static void link_free(void)
 
 static int link_get(struct bench_cuda *cu, unsigned int i, uint64_t size)
 {
-	if (!link_bufs.cu) {
-		link_bufs.cu = cu;
-		atexit(link_free);
+	if (!link_bufs.have_cu) {
+		link_bufs.cu = *cu;
+		link_bufs.have_cu = true;
 	}
 	if (!link_bufs.stream[i] && cu->StreamCreate(&link_bufs.stream[i], 1))
 		return -EIO;

@@ -617,6 +617,7 @@ int main(int argc, char **argv)
 		summarise(stdout, rs, nrs, false);
 	}
 	free(bests);
+	bench_link_release();
 	if (o.plot) {
 		ret = bench_plot_svg(o.plot, rs, nrs);
 		if (ret) {
