@@ -140,6 +140,7 @@ static long p2pio_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	} u;
 	size_t size = _IOC_SIZE(cmd);
 	struct p2pio_file *reg_f;
+	struct p2pio_mem *pin_m;
 	int ret;
 
 	switch (cmd) {
@@ -173,10 +174,11 @@ static long p2pio_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 			return -EINVAL;
 		return p2pio_file_unregister(ctx, u.h.handle);
 	case P2PIO_IOC_PIN:
-		ret = p2pio_mem_pin(ctx, &u.pin);
+		ret = p2pio_mem_pin(ctx, &u.pin, &pin_m);
 		if (ret == 0 && copy_to_user(uarg, &u, size)) {
-			/* The caller cannot learn the handle: undo the pin. */
-			p2pio_mem_unpin(ctx, u.pin.handle);
+			/* The caller cannot learn the handle: undo the pin, by pointer (the
+			 * handle may be another thread's by now). */
+			p2pio_mem_undo(ctx, pin_m, u.pin.handle);
 			return -EFAULT;
 		}
 		return ret;

@@ -352,8 +352,9 @@ void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem)
 	spin_unlock_irq(&mem->lock);
 	if (!mem->prov->release(mem, revoked)) {
 		/* Still pinned as far as the owner knows: a callback may yet use @mem. */
-		dev_err(p2pio_dev, "pin %u: %s refused to release it; keeping its state\n",
-			mem->handle, mem->prov->name);
+		dev_err_ratelimited(p2pio_dev,
+				    "pin %u: %s refused to release it; keeping its state\n",
+				    mem->handle, mem->prov->name);
 		return;
 	}
 	/* A revocation in progress may still be waiting on @mem. */
@@ -364,7 +365,7 @@ void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem)
 	atomic64_dec(&p2pio_global.live_pins);
 }
 
-int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg)
+int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem **memp)
 {
 	const struct p2pio_mem_provider *prov;
 	struct p2pio_mem *mem = NULL;
@@ -390,9 +391,12 @@ int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg)
 		ret = -EMFILE;
 		goto out_release;
 	}
-	ret = xa_alloc(&ctx->mems, &id, mem, xa_limit_31b, GFP_KERNEL);
-	if (ret)
+	/* Cyclic: a handle just unpinned is not handed out again at once, so a stale handle
+	 * in another thread of the caller fails instead of reaching a new pin. */
+	ret = xa_alloc_cyclic(&ctx->mems, &id, mem, xa_limit_31b, &ctx->next_mem, GFP_KERNEL);
+	if (ret < 0)
 		goto out_release;
+	ret = 0;
 	mem->handle = id;
 	ctx->nr_mems++;
 	mutex_unlock(&ctx->lock);
@@ -403,12 +407,32 @@ int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg)
 	arg->out_flags = mem->out_flags;
 	dev_dbg(p2pio_dev, "pin %u: %s, %llu bytes at %#llx\n", id, prov->name,
 		arg->length, arg->addr);
+	*memp = mem;
 	return 0;
 
 out_release:
 	mutex_unlock(&ctx->lock);
 	p2pio_mem_release(ctx, mem);
 	return ret;
+}
+
+/*
+ * The caller could not learn the handle of @mem (pinned as @handle): undo that pin, and
+ * only that one. Another thread of the caller may have unpinned @handle already (@mem is
+ * then freed and not touched here), or have reads on it (it then stays until unpinned or
+ * the fd is closed). Mirrors p2pio_file_undo().
+ */
+void p2pio_mem_undo(struct p2pio_ctx *ctx, struct p2pio_mem *mem, u32 handle)
+{
+	mutex_lock(&ctx->lock);
+	if (xa_load(&ctx->mems, handle) != mem || atomic_read(&mem->busy)) {
+		mutex_unlock(&ctx->lock);
+		return;
+	}
+	xa_erase(&ctx->mems, handle);
+	ctx->nr_mems--;
+	mutex_unlock(&ctx->lock);
+	p2pio_mem_release(ctx, mem);
 }
 
 int p2pio_mem_unpin(struct p2pio_ctx *ctx, u32 handle)

@@ -105,8 +105,9 @@ static int p2pio_nv_map(struct p2pio_mem *mem, struct p2pio_nvme *nvme,
 		return -ENODEV;
 	if (!NVIDIA_P2P_VERSION_COMPATIBLE(dm, P2PIO_NV_DMA_VERSION) ||
 	    dm->entries != nv->pt->entries) {
-		dev_err(p2pio_dev, "pin %u: unexpected DMA mapping (version %#x, %u entries)\n",
-			mem->handle, dm->version, dm->entries);
+		dev_err_ratelimited(p2pio_dev,
+				    "pin %u: unexpected DMA mapping (version %#x, %u entries)\n",
+				    mem->handle, dm->version, dm->entries);
 		nvidia_p2p_dma_unmap_pages(nvme->pdev, nv->pt, dm);
 		ret = -EPROTO;
 	} else {
@@ -131,7 +132,8 @@ static void p2pio_nv_unmap(struct p2pio_mem *mem, struct p2pio_mem_map *map)
 
 	ret = nvidia_p2p_dma_unmap_pages(map->nvme->pdev, nv->pt, map->priv);
 	if (ret)
-		dev_warn(p2pio_dev, "pin %u: nvidia_p2p_dma_unmap_pages: %d\n", mem->handle, ret);
+		dev_warn_ratelimited(p2pio_dev, "pin %u: nvidia_p2p_dma_unmap_pages: %d\n",
+				     mem->handle, ret);
 }
 
 static bool p2pio_nv_release(struct p2pio_mem *mem, bool revoked)
@@ -144,7 +146,8 @@ static bool p2pio_nv_release(struct p2pio_mem *mem, bool revoked)
 	else if (!revoked)
 		ret = nvidia_p2p_put_pages(0, 0, nv->va, nv->pt);
 	if (ret) {
-		dev_warn(p2pio_dev, "pin %u: nvidia_p2p_put_pages: %d\n", mem->handle, ret);
+		dev_warn_ratelimited(p2pio_dev, "pin %u: nvidia_p2p_put_pages: %d\n",
+				     mem->handle, ret);
 		return false;
 	}
 	kfree(nv);
@@ -224,15 +227,17 @@ static int p2pio_nv_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2p
 		goto out_release;
 	}
 	if (!p2pio_nv_pt_ok(pt)) {
-		dev_err(p2pio_dev, "nvidia page table version %#x not supported (majors 1, 2)\n",
-			pt->version);
+		dev_err_ratelimited(p2pio_dev,
+				    "nvidia page table version %#x not supported (majors 1, 2)\n",
+				    pt->version);
 		ret = -EPROTO;
 		goto out_put_pages;
 	}
 	shift = p2pio_nv_page_shift(pt->page_size);
 	if (shift < 0 || ((u64)pt->entries << shift) < nv->len) {
-		dev_err(p2pio_dev, "nvidia page table: page size type %u, %u entries for %llu bytes\n",
-			pt->page_size, pt->entries, nv->len);
+		dev_err_ratelimited(p2pio_dev,
+				    "nvidia page table: page size type %u, %u entries for %llu bytes\n",
+				    pt->page_size, pt->entries, nv->len);
 		ret = -EPROTO;
 		goto out_put_pages;
 	}

@@ -233,6 +233,7 @@ struct p2pio_ctx {
 	struct xarray files;
 	struct xarray mems;
 	u32 next_file;			/* handles are allocated cyclically */
+	u32 next_mem;
 	u32 nr_files;
 	u32 nr_mems;
 
@@ -300,7 +301,8 @@ void p2pio_mem_provider_register(struct p2pio_mem_provider *prov);
 void p2pio_mem_provider_unregister(struct p2pio_mem_provider *prov);
 u64 p2pio_mem_features(void);
 const char *p2pio_mem_provider_names(char *buf, size_t len);
-int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg);
+int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem **memp);
+void p2pio_mem_undo(struct p2pio_ctx *ctx, struct p2pio_mem *mem, u32 handle);
 int p2pio_mem_unpin(struct p2pio_ctx *ctx, u32 handle);
 void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem);
 struct p2pio_mem *p2pio_mem_alloc(struct p2pio_ctx *ctx, const struct p2pio_mem_provider *prov);

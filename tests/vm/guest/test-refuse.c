@@ -527,6 +527,40 @@ static void requests(void)
 		tap_ok(ioctl(pfd, P2PIO_IOC_PIN, &p) && errno == ENODEV, "pcibar of no device: ENODEV");
 	}
 
+	/* a pin whose result cannot be copied out is undone; handles are not reused at once */
+	{
+		struct p2pio_stats s0, s1;
+		struct p2pio_pin *ro, p;
+		uint32_t first;
+
+		memset(&p, 0, sizeof(p));
+		p.provider = P2PIO_PROVIDER_NVIDIA;
+		p.addr = t.mem.va;
+		p.length = 65536;
+		ro = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (ro == MAP_FAILED) {
+			tap_skip(4, "mmap");
+		} else {
+			*ro = p;
+			mprotect(ro, 4096, PROT_READ);
+			vm_p2p_stats(pfd, P2PIO_STATS_FD, &s0);
+			tap_ok(ioctl(pfd, P2PIO_IOC_PIN, ro) && errno == EFAULT,
+			       "pin with a read-only argument: EFAULT");
+			vm_p2p_stats(pfd, P2PIO_STATS_FD, &s1);
+			tap_ok(s1.live_pins == s0.live_pins,
+			       "and undone: no pin left (%llu, was %llu)",
+			       (unsigned long long)s1.live_pins, (unsigned long long)s0.live_pins);
+			munmap(ro, 4096);
+			tap_ok(!ioctl(pfd, P2PIO_IOC_PIN, &p), "pinned");
+			first = p.handle;
+			vm_p2p_unpin(pfd, first);
+			ret = ioctl(pfd, P2PIO_IOC_PIN, &p);
+			tap_ok(!ret && p.handle != first,
+			       "pinned again with a new handle (%u, was %u)", p.handle, first);
+			vm_p2p_unpin(pfd, p.handle);
+		}
+	}
+
 	tap_is_int(vm_target_free(pfd, &t), 0, "unpin");
 	page_table_version();
 	tap_is_int(vm_p2p_unregister(pfd, reg.handle), 0, "unregister");
