@@ -45,6 +45,19 @@ static struct nvd_pin *nvd_grave_lookup_locked(struct nvidia_p2p_page_table *pt)
 	return NULL;
 }
 
+/*
+ * Takes a pin out of the registry and off its allocation's list at once, under the lock,
+ * as RM unlinks a page table from its tracker atomically: a free of the allocation that
+ * runs next does not see it, so it neither fires its callback nor tears it down a
+ * second time.
+ */
+static void nvd_pin_unlink_locked(struct nvd_pin *pin)
+{
+	lockdep_assert_held(&nvd.lock);
+	list_del_init(&pin->node);
+	list_del_init(&pin->alloc_node);
+}
+
 /* The caller's live allocation that holds all of [va, va + len). */
 static struct nvd_alloc *nvd_alloc_covering_locked(u64 va, u64 len)
 {
@@ -208,7 +221,7 @@ void nvd_pin_destroy(struct nvd_pin *pin)
 
 	mutex_lock(&nvd.lock);
 	list_del_init(&pin->node);
-	list_del(&pin->alloc_node);
+	list_del_init(&pin->alloc_node);	/* the unlinking caller's list, or none */
 	list_for_each_entry(m, &pin->maps, node)
 		nvd.nmaps--;
 	list_splice_init(&pin->maps, &maps);
@@ -405,7 +418,7 @@ int nvidia_p2p_put_pages(uint64_t p2p_token, uint32_t va_space, uint64_t virtual
 			   pin->va);
 		return -EINVAL;
 	}
-	list_del_init(&pin->node);
+	nvd_pin_unlink_locked(pin);
 	mutex_unlock(&nvd.lock);
 	nvd_pin_destroy(pin);
 	mutex_unlock(&nvd.api_lock);
@@ -440,7 +453,7 @@ int nvidia_p2p_put_pages_persistent(uint64_t virtual_address,
 			   virtual_address, pin->va);
 		return -EINVAL;
 	}
-	list_del_init(&pin->node);
+	nvd_pin_unlink_locked(pin);
 	mutex_unlock(&nvd.lock);
 	nvd_pin_destroy(pin);
 	mutex_unlock(&nvd.api_lock);
@@ -472,7 +485,7 @@ void nvd_leak_check(void)
 		       nvd.npins_persistent, nvd.npins_callback, nvd.nmaps, nvd.nallocs);
 	while (!list_empty(&nvd.pins)) {
 		pin = list_first_entry(&nvd.pins, struct nvd_pin, node);
-		list_del_init(&pin->node);
+		nvd_pin_unlink_locked(pin);
 		mutex_unlock(&nvd.lock);
 		nvd_pin_destroy(pin);
 		mutex_lock(&nvd.lock);
