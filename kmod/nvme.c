@@ -276,6 +276,17 @@ int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_fil
 		list_dma[i] = c->pages[i].dma;
 	}
 
+	/*
+	 * The file's layout lease may have broken while we slept above (a command slot, a tag,
+	 * PRP pages), and the kernel drops a lease whose break outlasts lease_break_time even
+	 * though our issuer reference still holds the break worker: the extents are trusted
+	 * only if no break has started. A break that starts after this check waits for this
+	 * command (we hold @f->busy since p2pio_file_get()), and nothing below sleeps.
+	 */
+	if (unlikely(READ_ONCE(f->stale))) {
+		ret = -ESTALE;
+		goto out_free_prp;
+	}
 	/* From here to the issue nothing sleeps. */
 	if (!p2pio_mem_get(mem)) {
 		ret = -ENODEV;
