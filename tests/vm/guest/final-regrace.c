@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+/*
+ * final-regrace - registrations race the removal of their NVMe controller (issue 10,
+ * item 8). Threads register files of controller E (serial p2pE), read through each
+ * registration and unregister it, in a tight loop, while the controller is removed
+ * (PCI remove) and rescanned, ROUNDS times. Every call must return 0 or a clean errno,
+ * every byte a successful read landed is checked by the host, and afterwards nothing
+ * may be left: no command, read, file, pin or PRP page, and the user's per-user count
+ * of registered files back at zero (one file registers under max_user_files=1).
+ *
+ * What it is for: a registration that looked at the controller after p2pio's removal
+ * notifier had run but before the device left sysfs made a PRP pool (dma_pool_create)
+ * for a device on its way out; unregistering it later destroyed the pool after the
+ * sysfs directory was gone ("kernfs: can not remove 'pools', no directory" WARNING,
+ * which fails the log scan), and a pool and its mappings outlived the device.
+ * Registration now requires nvme-pci bound, checked under the lock the notifier takes.
+ *
+ * Runs in the last phase (test-fuzz removed E there before; the first rescan brings it
+ * back) and leaves E present, mounted on /mnt/rr<N>: later programs keep their disks.
+ * The file systems of a removed controller stay mounted (init.sh: no umount).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "vmlib.h"
+
+#define SERIAL "p2pE"
+#define NSID 1
+#define ROUNDS 12
+#define NWORKERS 4
+#define LEN (64 * VM_KIB)
+#define PARAM "/sys/module/p2pio/parameters/max_user_files"
+
+static const char *const names[NWORKERS] = { "fz-1m", "fz-odd", "fz-big", "fz-pub" };
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;	/* host channel, mnt */
+static char mnt[128];		/* where E's file system is mounted this round */
+static atomic_int stop;
+
+struct worker {
+	pthread_t tid;
+	int idx;
+	int pfd;
+	struct vm_target t;
+	uint64_t seed;
+	/* results, over all rounds */
+	unsigned int regs, reg_errs, reads_ok, read_errs, checked, bad, odd;
+	char why[160];
+};
+
+static void odd(struct worker *w, const char *what, int ret)
+{
+	if (!w->odd++)
+		snprintf(w->why, sizeof(w->why), "%s: %d (%s)", what, ret, strerror(-ret));
+}
+
+/* What a registration on a controller going away may say besides 0. */
+static bool clean_reg_errno(int ret)
+{
+	switch (-ret) {
+	case ENODEV: case ENXIO: case EIO: case EAGAIN: case ENOLCK: case ENOTBLK:
+		return true;
+	}
+	return false;
+}
+
+/* ... and a read through a registration made before or during the removal. */
+static bool clean_read_errno(int ret)
+{
+	switch (-ret) {
+	case ENODEV: case ENXIO: case EIO: case ESTALE:
+		return true;
+	}
+	return false;
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct p2pio_register_file reg;
+	char path[160];
+	int fd, ret;
+
+	while (!atomic_load(&stop)) {
+		uint64_t off;
+
+		pthread_mutex_lock(&lock);
+		snprintf(path, sizeof(path), "%.100s/%s", mnt, names[w->idx]);
+		pthread_mutex_unlock(&lock);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;	/* the file system may fail to read its inode now */
+		ret = vm_p2p_register(w->pfd, fd, &reg);
+		if (ret) {
+			w->reg_errs++;
+			if (!clean_reg_errno(ret))
+				odd(w, "register", ret);
+			close(fd);
+			continue;
+		}
+		w->regs++;
+		off = vm_rand(&w->seed) % (reg.size > LEN ? reg.size - LEN : 1) & ~4095ull;
+		ret = vm_p2p_read(w->pfd, reg.handle, w->t.pin.handle, off,
+				  reg.size - off < LEN ? reg.size - off : LEN, 0);
+		if (!ret) {
+			w->reads_ok++;
+			pthread_mutex_lock(&lock);
+			vm_mem_expect_file(&w->t.mem, 0, reg.size - off < LEN ? reg.size - off : LEN,
+					   names[w->idx], off);
+			/* before the next read overwrites it */
+			if (vm_host_sync()) {
+				w->bad++;
+				if (w->bad == 1)
+					tap_diag("worker %d: %s", w->idx, vm_host_why());
+			}
+			w->checked++;
+			pthread_mutex_unlock(&lock);
+		} else {
+			w->read_errs++;
+			if (!clean_read_errno(ret))
+				odd(w, "read", ret);
+		}
+		ret = vm_p2p_unregister(w->pfd, reg.handle);
+		if (ret)
+			odd(w, "unregister", ret);
+		close(fd);
+	}
+	return NULL;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Rescans the PCI bus until controller E's namespace is a block device again. */
+static int bring_back(char *bdf, size_t bdflen, char *ns, size_t nslen)
+{
+	int i;
+
+	if (!vm_nvme_find(SERIAL, NSID, bdf, bdflen, ns, nslen))
+		return 0;
+	if (write_str("/sys/bus/pci/rescan", "1"))
+		return -EIO;
+	for (i = 0; i < 200; i++) {	/* the namespace scan is asynchronous */
+		char dev[96];
+
+		if (!vm_nvme_find(SERIAL, NSID, bdf, bdflen, ns, nslen)) {
+			snprintf(dev, sizeof(dev), "/dev/%s", ns);
+			if (!access(dev, R_OK))
+				return 0;
+		}
+		sleep_ms(50);
+	}
+	return -ENODEV;
+}
+
+/* Registers @path once under max_user_files=1: 0 when the user holds no file. */
+static void user_count_is_zero(int pfd)
+{
+	struct p2pio_register_file r1, r2;
+	const char *file = vm_file_path("a1-small");
+	int fd, ret, ret2;
+
+	if (access(PARAM, W_OK)) {
+		tap_skip(1, "this module has no per-user limits (no max_user_files)");
+		return;
+	}
+	fd = file ? open(file, O_RDONLY) : -1;
+	write_str(PARAM, "1");
+	ret = vm_p2p_register(pfd, fd, &r1);
+	ret2 = ret ? ret : vm_p2p_register(pfd, fd, &r2);
+	write_str(PARAM, "4096");
+	tap_ok(!ret && ret2 == -EDQUOT,
+	       "the user's count of registered files is back at zero (max_user_files=1: one registers (%d), a second gets EDQUOT (%d))",
+	       ret, ret2);
+	if (!ret)
+		vm_p2p_unregister(pfd, r1.handle);
+	if (!ret2)
+		vm_p2p_unregister(pfd, r2.handle);
+	if (fd >= 0)
+		close(fd);
+}
+
+int main(void)
+{
+	static struct worker w[NWORKERS];
+	unsigned int r, i, removed = 0, mounted = 0, regs = 0, regerr = 0, rok = 0, rerr = 0;
+	unsigned int bad = 0, nodd = 0, checked = 0;
+	char bdf[64], ns[64], dev[96], path[128];
+	struct p2pio_stats s;
+	int pfd, nvd, ret;
+
+	tap_plan_lazy();
+	pfd = vm_p2p_open();
+	if (pfd < 0)
+		tap_skip_all("no /dev/p2pio");
+	nvd = vm_nvd_open();
+	if (nvd < 0)
+		tap_bail("no /dev/nvdouble");
+	tap_ok(!vm_host_sync(), "host channel");
+	for (i = 0; i < NWORKERS; i++) {
+		w[i].idx = i;
+		w[i].seed = 0x5eed0000 + i;
+		w[i].pfd = vm_p2p_open();
+		ret = w[i].pfd < 0 ? w[i].pfd :
+				     vm_target_new(w[i].pfd, nvd, P2PIO_PROVIDER_NVIDIA, LEN, 0, 0,
+						   0, &w[i].t);
+		if (!tap_is_int(ret, 0, "worker %u: own fd, %llu KiB of GPU memory pinned", i,
+				LEN / VM_KIB))
+			return tap_exit();
+	}
+
+	/* still there (test-fuzz did not run): its file system is mounted read-write from
+	 * boot; every round mounts a fresh controller's read-only */
+	if (!vm_nvme_find(SERIAL, 0, bdf, sizeof(bdf), NULL, 0)) {
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", bdf);
+		write_str(path, "1");
+	}
+	for (r = 0; r < ROUNDS; r++) {
+		ret = bring_back(bdf, sizeof(bdf), ns, sizeof(ns));
+		if (ret) {
+			tap_diag("round %u: controller %s did not come back: %s", r, SERIAL,
+				 strerror(-ret));
+			break;
+		}
+		snprintf(path, sizeof(path), "/mnt/rr%u", r);
+		snprintf(dev, sizeof(dev), "/dev/%s", ns);
+		mkdir(path, 0755);
+		if (mount(dev, path, "ext4", MS_RDONLY, "noload")) {
+			tap_diag("round %u: mount %s on %s: %s", r, dev, path, strerror(errno));
+			break;
+		}
+		mounted++;
+		pthread_mutex_lock(&lock);
+		snprintf(mnt, sizeof(mnt), "%s", path);
+		pthread_mutex_unlock(&lock);
+
+		atomic_store(&stop, 0);
+		for (i = 0; i < NWORKERS; i++)
+			pthread_create(&w[i].tid, NULL, work, &w[i]);
+		/* a few registrations and reads first, then the removal under them */
+		sleep_ms(150 + 40 * r);
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", bdf);
+		if (!write_str(path, "1"))
+			removed++;
+		sleep_ms(100);	/* registrations against the removed controller */
+		atomic_store(&stop, 1);
+		for (i = 0; i < NWORKERS; i++)
+			pthread_join(w[i].tid, NULL);
+	}
+	tap_ok(mounted == ROUNDS && removed == ROUNDS,
+	       "%u rounds: controller %s mounted %u times, removed %u times", ROUNDS, SERIAL,
+	       mounted, removed);
+	tap_ok(!bring_back(bdf, sizeof(bdf), ns, sizeof(ns)), "%s rescanned: present again",
+	       SERIAL);
+
+	for (i = 0; i < NWORKERS; i++) {
+		regs += w[i].regs;
+		regerr += w[i].reg_errs;
+		rok += w[i].reads_ok;
+		rerr += w[i].read_errs;
+		bad += w[i].bad;
+		checked += w[i].checked;
+		nodd += w[i].odd;
+		if (w[i].odd)
+			tap_diag("worker %u: %u odd results, first %s", i, w[i].odd, w[i].why);
+	}
+	tap_diag("registrations: %u, refused %u; reads: %u landed, %u failed", regs, regerr,
+		 rok, rerr);
+	tap_ok(!nodd, "every call returned 0 or a clean errno (%u odd)", nodd);
+	tap_ok(rok > 0 && checked == rok && !bad,
+	       "every byte of the %u successful reads checked by the host (%u wrong)", rok, bad);
+	tap_ok(rerr + regerr > 0, "the removal was met: %u reads and %u registrations failed",
+	       rerr, regerr);
+
+	for (i = 0; i < NWORKERS; i++) {
+		tap_is_int(vm_target_free(w[i].pfd, &w[i].t), 0, "worker %u: unpin", i);
+		close(w[i].pfd);
+	}
+	close(nvd);
+	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s);
+	tap_ok(!s.inflight_cmds && !s.outstanding && !s.live_files && !s.live_pins &&
+	       !s.live_prp_pages, "nothing left: commands, reads, files, pins, PRP pages");
+	user_count_is_zero(pfd);
+	close(pfd);
+	return tap_exit();
+}
