@@ -179,6 +179,21 @@ static int bring_back(char *bdf, size_t bdflen, char *ns, size_t nslen)
 	return -ENODEV;
 }
 
+/* Mounts the fresh namespace read-only; the disk may still be coming up (ENXIO). */
+static int mount_fresh(const char *dev, const char *path)
+{
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (!mount(dev, path, "ext4", MS_RDONLY, "noload"))
+			return 0;
+		if (errno != ENXIO && errno != ENODEV && errno != ENOENT)
+			return -1;
+		sleep_ms(50);
+	}
+	return -1;
+}
+
 /* Registers @path once under max_user_files=1: 0 when the user holds no file. */
 static void user_count_is_zero(int pfd)
 {
@@ -251,7 +266,7 @@ int main(void)
 		snprintf(path, sizeof(path), "/mnt/rr%u", r);
 		snprintf(dev, sizeof(dev), "/dev/%s", ns);
 		mkdir(path, 0755);
-		if (mount(dev, path, "ext4", MS_RDONLY, "noload")) {
+		if (mount_fresh(dev, path)) {
 			tap_diag("round %u: mount %s on %s: %s", r, dev, path, strerror(errno));
 			break;
 		}

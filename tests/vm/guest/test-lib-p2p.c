@@ -8,7 +8,10 @@
  *  - AUTO takes P2P on the NVMe file systems, and on the others says why not (metadata
  *    namespaces, separate or extended LBAs: EPROTONOSUPPORT; virtio and loop: ENOTBLK)
  *    and takes BOUNCE; so it does for a user who may read a file but not register it
- *    (nobody and a root-owned file: EACCES), saying so;
+ *    (nobody and a root-owned file: EACCES), saying so; and so it does for a user whose
+ *    pins the module refuses (nobody, with persistent pins refused as under MIG or vGPU:
+ *    only callback pins would work, and they are root's: EPERM), while a forced P2P read
+ *    fails with EPERM, saying so;
  *  - the whole file, then random reads at any offset, length and destination offset
  *    (unaligned heads and tails, pieces across pin windows), land byte for byte as a
  *    buffered pread() of the same range reads them, with the bytes around each
@@ -393,6 +396,132 @@ static void nobody_fallback(void)
 		   why);
 }
 
+/* Writes @s to the double's parameter @name; 0 or -1. */
+static int nvd_param(const char *name, const char *s)
+{
+	char path[128];
+	int fd, ret = -1;
+
+	snprintf(path, sizeof(path), "/sys/module/nvdouble/parameters/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd >= 0 && write(fd, s, strlen(s)) == (ssize_t)strlen(s))
+		ret = 0;
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/*
+ * The child of nobody_pin_refused(), as nobody: AUTO, then a forced P2P, on @path (a file
+ * nobody owns, so the module registers it). Returns a bit per failed check; the reasons
+ * go to @out.
+ */
+static int nobody_pins(const char *path, int out)
+{
+	struct p2pio_path_info info = { .size = sizeof(info) };
+	struct p2pio_ctx_stats st = { .size = sizeof(st) };
+	struct p2pio_ctx *c = host_ctx(P2PIO_PATH_AUTO, 0), *forced = host_ctx(P2PIO_PATH_P2P, 0);
+	struct p2pio_error err = { 0 };
+	struct p2pio_buf *buf = NULL, *buf2 = NULL;
+	struct p2pio_file *f = NULL, *g = NULL;
+	uint64_t size = VM_MIB + 12288, blen = size + 2 * GUARD;
+	int fd = open(path, O_RDONLY), code = 0, ret = 0;
+
+	if (!c || !forced || fd < 0 || p2pio_file_open(c, path, 0, &f, &err) ||
+	    p2pio_buf_alloc(c, P2PIO_MEM_NVDOUBLE, blen, &buf, &err))
+		return 1;
+	p2pio_path_info(f, &info);
+	if (info.path != P2PIO_PATH_P2P)	/* registered: the pin is what fails */
+		code |= 2;
+	/* AUTO: the read lands, by BOUNCE, and the file says why */
+	if (!read_check(f, fd, buf, blen, 0, size, GUARD, &ret))
+		code |= 4;
+	p2pio_path_info(f, &info);
+	p2pio_ctx_stats(c, &st, false);
+	dprintf(out, "AUTO: path %s (%s); why not P2P: %s\n", p2pio_path_name(info.path), info.why,
+		info.why_not[P2PIO_PATH_P2P]);
+	if (info.path != P2PIO_PATH_BOUNCE || !strstr(info.why_not[P2PIO_PATH_P2P], "EPERM") ||
+	    !strstr(info.why_not[P2PIO_PATH_P2P], "CAP_SYS_ADMIN"))
+		code |= 8;
+	if (st.path[P2PIO_PATH_P2P].errors || !st.path[P2PIO_PATH_BOUNCE].requests)
+		code |= 16;
+	/* a second read goes straight by BOUNCE */
+	if (!read_check(f, fd, buf, blen, 4096, 65536, GUARD + 4096, &ret))
+		code |= 4;
+	/* forced P2P: the read fails with EPERM and the file says why */
+	if (p2pio_file_open(forced, path, 0, &g, &err) ||
+	    p2pio_buf_alloc(forced, P2PIO_MEM_NVDOUBLE, blen, &buf2, &err))
+		return code | 32;
+	ret = p2pio_read(g, 0, 65536, buf2, 0);
+	p2pio_path_info(g, &info);
+	dprintf(out, "forced P2P: read %d (%s); why not P2P: %s", ret, p2pio_strerror(ret),
+		info.why_not[P2PIO_PATH_P2P]);
+	if (ret != -EPERM || info.path != P2PIO_PATH_P2P ||
+	    !strstr(info.why_not[P2PIO_PATH_P2P], "EPERM"))
+		code |= 64;
+	p2pio_buf_free(buf2);
+	p2pio_file_close(g);
+	p2pio_buf_free(buf);
+	p2pio_file_close(f);
+	p2pio_ctx_destroy(forced);
+	p2pio_ctx_destroy(c);
+	close(fd);
+	return code;
+}
+
+/*
+ * The driver refuses persistent pins (MIG, vGPU: the double's persistent=0), so the
+ * module could pin only with a free callback, which it allows root alone: nobody gets
+ * EPERM for the pin of a file it may register. AUTO reads it by BOUNCE and says why; a
+ * forced P2P read fails with EPERM, saying why.
+ */
+static void nobody_pin_refused(void)
+{
+	char why[2 * P2PIO_REASON_LEN + 256] = "", path[160];
+	const char *src = vm_file_path("a1-1m");
+	int pfds[2], st = -1, in = -1, outfd = -1;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "/mnt/a1/lib-nobody");
+	/* a copy of a1-1m that nobody owns: the module lets its owner register it */
+	in = src ? open(src, O_RDONLY) : -1;
+	outfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (in < 0 || outfd < 0 || pread(in, want, VM_MIB + 12288, 0) != VM_MIB + 12288 ||
+	    write(outfd, want, VM_MIB + 12288) != VM_MIB + 12288 || fsync(outfd) ||
+	    fchown(outfd, 65534, 65534)) {
+		tap_ok(0, "a file nobody owns");
+		goto out;
+	}
+	if (!tap_ok(!nvd_param("persistent", "0"), "the double refuses persistent pins (MIG, vGPU)") ||
+	    pipe(pfds))
+		goto out_param;
+	pid = fork();
+	if (pid == 0) {
+		close(pfds[0]);
+		_exit(vm_drop_privileges() ? nobody_pins(path, pfds[1]) : 128);
+	}
+	close(pfds[1]);
+	n = read(pfds[0], why, sizeof(why) - 1);
+	why[n > 0 ? n : 0] = 0;
+	close(pfds[0]);
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		st = -1;
+	else
+		st = WEXITSTATUS(st);
+	tap_is_int(st, 0,
+		   "nobody, persistent pins refused: AUTO reads by BOUNCE byte for byte, a forced P2P read fails with EPERM, both say why");
+	tap_diag("%s", why);
+out_param:
+	nvd_param("persistent", "1");
+out:
+	if (in >= 0)
+		close(in);
+	if (outfd >= 0)
+		close(outfd);
+	unlink(path);
+}
+
 int main(void)
 {
 	struct p2pio_ctx *ctx, *small;
@@ -493,6 +622,7 @@ int main(void)
 	if (big_size)
 		measure(big, big_size);
 	nobody_fallback();
+	nobody_pin_refused();
 	free(want);
 	return tap_exit();
 }

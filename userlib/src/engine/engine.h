@@ -88,7 +88,8 @@ struct p2pio_file {
 	struct p2pio_ctx *ctx;
 	int fd;				/* buffered */
 	uint64_t size;
-	enum p2pio_path path;
+	_Atomic enum p2pio_path path;	/* AUTO may move it to a fallback (p2p.c) */
+	bool forced;			/* the caller named the path: no AUTO */
 	/* The BOUNCE path's (paths/bounce.c): */
 	int dfd;			/* O_DIRECT, or -1 */
 	uint32_t dio_align;		/* file offset and length alignment for dfd */

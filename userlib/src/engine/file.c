@@ -63,6 +63,7 @@ static int p2pio_file_choose(struct p2pio_file *f, enum p2pio_path want, struct 
 		if (p2pio_file_try(f, ops, why, sizeof(why)))
 			return p2pio_set_error(err, -EOPNOTSUPP, P2PIO_NO_OFFSET, "%s", why);
 		f->path = ops->id;
+		f->forced = true;
 		snprintf(f->why, sizeof(f->why), "forced by the caller");
 		return 0;
 	}

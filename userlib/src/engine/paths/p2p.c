@@ -54,6 +54,9 @@ struct p2pio_p2p {
 	pthread_mutex_t lock;		/* pins, LRU, outstanding, prepared */
 	pthread_cond_t cond;		/* a completion was reaped, or prepared pieces undone */
 	struct p2pio_win *lru_head, *lru_tail;
+	bool pinned;			/* a pin has worked on this context */
+	int pin_err;			/* pins refused for good (EPERM), or 0 */
+	char pin_why[P2PIO_REASON_LEN];	/* why, when pin_err */
 	unsigned int outstanding;	/* pieces submitted, not yet reaped */
 	unsigned int prepared;		/* pieces holding a window, not yet submitted */
 
@@ -247,6 +250,20 @@ static void p2pio_p2p_file_info(const struct p2pio_file *f, struct p2pio_path_in
 	info->lba_size = f->p2p_ok ? f->lba_size : 0;
 }
 
+static int p2pio_p2p_pin_probe(struct p2pio_op *op, char *why, size_t why_len);
+
+/* AUTO's file @f leaves P2P for its fallback: pins are refused (@why says why). */
+static void p2pio_p2p_fall_back(struct p2pio_file *f, const char *why)
+{
+	enum p2pio_path p2p = P2PIO_PATH_P2P;
+
+	pthread_mutex_lock(&f->lock);
+	if (atomic_compare_exchange_strong(&f->path, &p2p, p2pio_p2p_ops.fallback))
+		snprintf(f->why, sizeof(f->why), "AUTO: %s; reads go by %s", why,
+			 p2pio_path_ops(p2pio_p2p_ops.fallback)->name);
+	pthread_mutex_unlock(&f->lock);
+}
+
 static bool p2pio_p2p_op_ok(struct p2pio_op *op, char *why, size_t why_len)
 {
 	struct p2pio_buf *buf = op->buf;
@@ -266,7 +283,16 @@ static bool p2pio_p2p_op_ok(struct p2pio_op *op, char *why, size_t why_len)
 			 "P2P: destination and file offset differ in alignment (the NVMe PRP rule needs 4 bytes)");
 		return false;
 	}
-	return true;
+	if (!p2pio_p2p_pin_probe(op, why, why_len))
+		return true;
+	if (op->file->forced) {
+		/* The caller asked for P2P: the read fails with the pin's errno, and says why. */
+		p2pio_file_note(op->file, P2PIO_PATH_P2P, "%s", why);
+		why[0] = '\0';
+		return true;
+	}
+	p2pio_p2p_fall_back(op->file, why);
+	return false;
 }
 
 /* ---- pinned windows ------------------------------------------------------------- */
@@ -351,6 +377,22 @@ static int p2pio_set_sync_memops(struct p2pio_ctx *ctx, struct p2pio_buf *buf)
 	return 0;
 }
 
+/*
+ * The module refused a pin with EPERM: it had to fall back to a pin with a free callback
+ * (the driver refuses persistent pins here, as under MIG or vGPU), and those are for
+ * CAP_SYS_ADMIN only (Documentation/admin-guide.md). No retry changes that for this
+ * process: remember it, so that AUTO sends the context's reads by another path
+ * (p2pio_p2p_op_ok()) and a forced P2P fails them with this reason (p->lock held).
+ */
+static int p2pio_pin_refused(struct p2pio_p2p *p, int err)
+{
+	p->pin_err = err;
+	snprintf(p->pin_why, sizeof(p->pin_why),
+		 "P2P: the module refused to pin device memory: %s (the driver refuses persistent pins here, as under MIG or vGPU, and pins with a free callback need CAP_SYS_ADMIN)",
+		 p2pio_errno_name(err));
+	return -err;
+}
+
 static bool p2pio_pin_no_room(int err)
 {
 	return err == -ENOSPC || err == -ENOMEM || err == -EMFILE || err == -EBUSY;
@@ -381,6 +423,8 @@ again:
 			return 0;
 		}
 	}
+	if (p->pin_err)
+		return -p->pin_err;
 	ret = p2pio_set_sync_memops(p->ctx, buf);
 	if (ret)
 		return ret;
@@ -393,9 +437,13 @@ again:
 		arg.length = end + P2PIO_GPU_PAGE < buf->addr + buf->len ?
 				     end + P2PIO_GPU_PAGE - start :
 				     buf->addr + buf->len - start;
-		if (!ioctl(p->fd, P2PIO_IOC_PIN, &arg))
+		if (!ioctl(p->fd, P2PIO_IOC_PIN, &arg)) {
+			p->pinned = true;
 			break;
+		}
 		ret = -errno;
+		if (ret == -EPERM)
+			return p2pio_pin_refused(p, -ret);
 		if (!p2pio_pin_no_room(ret))
 			return ret;
 		if (p2pio_win_evict(p))
@@ -426,6 +474,36 @@ again:
 	p2pio_lru_push(p, w);
 	*winp = w;
 	return 0;
+}
+
+/*
+ * Before the first pin of the context: pin the window of @op's first piece, so that a
+ * refusal for good (EPERM) is known before the read is sent down this path. 0, or the
+ * refusal's -errno with @why filled. Other pin errors are the read's own, met in submit.
+ */
+static int p2pio_p2p_pin_probe(struct p2pio_op *op, char *why, size_t why_len)
+{
+	struct p2pio_p2p *p = p2pio_path_priv(op->ctx, &p2pio_p2p_ops);
+	uint64_t lba = op->file->lba_size, a, b;
+	struct p2pio_win *w;
+	int ret = 0;
+
+	a = p2pio_round_up(op->off, lba);
+	b = p2pio_round_down(op->off + op->len, lba);
+	if (!p || p->fd < 0 || a >= b)
+		return 0;	/* nothing of it goes through the module */
+	pthread_mutex_lock(&p->lock);
+	if (!p->pinned && !p->pin_err &&
+	    !p2pio_win_get(p, op->buf, op->buf->addr + op->dst + (a - op->off), false, &w)) {
+		w->refs--;	/* idle in the LRU: the read's submit finds it */
+		pthread_cond_broadcast(&p->cond);
+	}
+	if (p->pin_err) {
+		ret = -p->pin_err;
+		snprintf(why, why_len, "%s", p->pin_why);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ret;
 }
 
 static void p2pio_p2p_buf_release(void *priv, struct p2pio_buf *buf)
