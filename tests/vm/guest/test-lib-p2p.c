@@ -411,6 +411,22 @@ static int nvd_param(const char *name, const char *s)
 	return ret;
 }
 
+/* A context that does not prefer buffered reads of files in the page cache. */
+static struct p2pio_ctx *cold_ctx(enum p2pio_path path)
+{
+	struct p2pio_ctx_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_ctx *ctx = NULL;
+
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	o.path = path;
+	o.flags |= P2PIO_CTX_NO_WARM_CHECK;
+	if (p2pio_ctx_create(&o, &ctx, &err))
+		return NULL;
+	return ctx;
+}
+
 /*
  * The child of nobody_pin_refused(), as nobody: AUTO, then a forced P2P, on @path (a file
  * nobody owns, so the module registers it). Returns a bit per failed check; the reasons
@@ -420,7 +436,7 @@ static int nobody_pins(const char *path, int out)
 {
 	struct p2pio_path_info info = { .size = sizeof(info) };
 	struct p2pio_ctx_stats st = { .size = sizeof(st) };
-	struct p2pio_ctx *c = host_ctx(P2PIO_PATH_AUTO, 0), *forced = host_ctx(P2PIO_PATH_P2P, 0);
+	struct p2pio_ctx *c = cold_ctx(P2PIO_PATH_AUTO), *forced = cold_ctx(P2PIO_PATH_P2P);
 	struct p2pio_error err = { 0 };
 	struct p2pio_buf *buf = NULL, *buf2 = NULL;
 	struct p2pio_file *f = NULL, *g = NULL;
@@ -493,6 +509,8 @@ static void nobody_pin_refused(void)
 		tap_ok(0, "a file nobody owns");
 		goto out;
 	}
+	close(outfd);	/* a writer would make the registration ETXTBSY */
+	outfd = -1;
 	if (!tap_ok(!nvd_param("persistent", "0"), "the double refuses persistent pins (MIG, vGPU)") ||
 	    pipe(pfds))
 		goto out_param;

@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-leasebreak - the layout lease of a registered xfs (reflink) file breaks while
+ * large reads are in flight from several threads (issue 10, item 1).
+ *
+ * On each xfs file system, three threads each register the victim on their own fd and
+ * read the whole file (32 MiB: 2048 commands on controller B) again and again, with
+ * max_user_cmds=1 so that every issuer sleeps for a command slot between its commands
+ * (held across the break, as a busy controller would) and lease_break_time=1 s. Then
+ * another process breaks the lease:
+ *  - "dedupe": a same-content twin deduped into the victim (FIDEDUPERANGE through the
+ *    victim's read-only fd); the file system was filled first, so the victim's freed
+ *    blocks are all it has left, and another file takes them and writes its own bytes
+ *    over them at once (as test-dedupe does);
+ *  - "reflink": the victim cloned into another file (FICLONERANGE with the victim as
+ *    source: xfs breaks both files' layouts).
+ * Truncate, hole punch and a reflink onto the victim need it open for writing, which
+ * registration denies: they are checked to fail with ETXTBSY and to leave the
+ * registration intact.
+ *
+ * Pass: the break returns before lease_break_time (p2pio gave the lease back; the kernel
+ * did not have to take it); every read that completes whole is the victim's bytes
+ * (checked by the host), every other read fails with ESTALE; every read submitted after
+ * the break returned fails with ESTALE; no NVMe command is issued after the break
+ * returned (the module's command counter); never a byte of the other file.
+ *
+ * A module whose commands trusted the extents once their read had started (before
+ * "a command checks its file's layout lease once more after its last sleep") kept
+ * issuing a read's remaining commands after the break, on blocks the dedupe had freed:
+ * the break then waited for lease_break_time, commands were counted after it, and the
+ * other file's bytes reached the GPU memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "vmlib.h"
+
+#define VSIZE (32 * VM_MIB)
+#define NTHREADS 3
+#define MAX_OLD 256
+#define PARAM_CMDS "/sys/module/p2pio/parameters/max_user_cmds"
+#define LEASE_TIME "/proc/sys/fs/lease-break-time"
+
+static int nvd;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;	/* host channel */
+static atomic_int stop;
+static _Atomic uint64_t break_end_ns;	/* 0 until the breaker has returned */
+
+struct reader {
+	pthread_t tid;
+	int pfd;
+	int fd;
+	struct p2pio_register_file reg;
+	struct vm_target t;
+	bool registered, pinned;
+	/* results */
+	unsigned int whole, stale, after_ok, odd, bad;
+	atomic_uint done;
+	char why[128];
+};
+
+struct extent {
+	uint64_t logical;
+	uint64_t physical;
+	uint64_t length;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int read_str(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+/* Every extent of @fd, up to @max; their number, or -errno. */
+static int extents(int fd, struct extent *out, int max)
+{
+	enum { BATCH = 256 };
+	size_t sz = sizeof(struct fiemap) + BATCH * sizeof(struct fiemap_extent);
+	struct fiemap *fm = malloc(sz);
+	uint64_t start = 0;
+	int n = 0, last = 0;
+	uint32_t i;
+
+	if (!fm)
+		return -ENOMEM;
+	while (!last) {
+		memset(fm, 0, sz);
+		fm->fm_start = start;
+		fm->fm_length = ~0ull - start;
+		fm->fm_flags = FIEMAP_FLAG_SYNC;
+		fm->fm_extent_count = BATCH;
+		if (ioctl(fd, FS_IOC_FIEMAP, fm)) {
+			free(fm);
+			return -errno;
+		}
+		if (!fm->fm_mapped_extents)
+			break;
+		for (i = 0; i < fm->fm_mapped_extents; i++) {
+			struct fiemap_extent *e = &fm->fm_extents[i];
+
+			if (n < max)
+				out[n++] = (struct extent){ e->fe_logical, e->fe_physical,
+							    e->fe_length };
+			start = e->fe_logical + e->fe_length;
+			if (e->fe_flags & FIEMAP_EXTENT_LAST)
+				last = 1;
+		}
+	}
+	free(fm);
+	return n;
+}
+
+/* Writes [off, off + len) of the pattern of @name into @fd. */
+static int write_pattern(int fd, const char *name, uint64_t off, uint64_t len)
+{
+	static char buf[256 * 1024];
+
+	while (len) {
+		size_t n = len < sizeof(buf) ? len : sizeof(buf);
+
+		vm_pattern_fill(vm_pattern_seed(name), off, buf, n);
+		if (pwrite(fd, buf, n, off) != (ssize_t)n)
+			return -errno;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int make_file(const char *path, const char *pattern_of)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = write_pattern(fd, pattern_of, 0, VSIZE);
+	if (!ret && fsync(fd))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* Takes every block the file system will still hand out for @fd (unwritten extents). */
+static uint64_t fill(int fd)
+{
+	uint64_t chunk, end = 0;
+	int round;
+
+	for (round = 0; round < 2; round++) {	/* the log held some blocks busy in the first */
+		for (chunk = 64 * VM_MIB; chunk >= 4096;) {
+			if (!fallocate(fd, 0, end, chunk))
+				end += chunk;
+			else if (errno == ENOSPC)
+				chunk /= 2;
+			else
+				break;
+		}
+		syncfs(fd);
+	}
+	return end;
+}
+
+/*
+ * The file system being full but for the victim's freed blocks, @fd takes what is left
+ * and the pattern of @name goes over every part of it on one of the @nold extents @old.
+ * The bytes of @old now holding @name's data.
+ */
+static uint64_t overwrite_old_blocks(int fd, const char *name, const struct extent *old,
+				     int nold)
+{
+	static struct extent z[4096];
+	uint64_t covered = 0;
+	int nz, i, j;
+
+	fill(fd);
+	nz = extents(fd, z, 4096);
+	for (i = 0; i < nold; i++) {
+		for (j = 0; j < nz; j++) {
+			uint64_t lo = old[i].physical > z[j].physical ? old[i].physical :
+									  z[j].physical;
+			uint64_t hi_o = old[i].physical + old[i].length;
+			uint64_t hi_z = z[j].physical + z[j].length;
+			uint64_t hi = hi_o < hi_z ? hi_o : hi_z;
+
+			if (lo < hi &&
+			    !write_pattern(fd, name, z[j].logical + (lo - z[j].physical), hi - lo))
+				covered += hi - lo;
+		}
+	}
+	fdatasync(fd);
+	return covered;
+}
+
+static void odd(struct reader *r, const char *what, int ret)
+{
+	if (!r->odd++)
+		snprintf(r->why, sizeof(r->why), "%s: %d (%s)", what, ret, strerror(-ret));
+}
+
+/* Reads the whole victim again and again until told to stop. */
+static void *read_loop(void *arg)
+{
+	struct reader *r = arg;
+
+	while (!atomic_load(&stop)) {
+		struct p2pio_read rd = { .file = r->reg.handle, .mem = r->t.pin.handle,
+					 .length = VSIZE };
+		struct p2pio_completion c;
+		uint64_t at = now_ns(), end;
+		uint32_t k = 0, got = 0;
+		int ret;
+
+		ret = vm_p2p_submit(r->pfd, &rd, 1, &k);
+		if (ret || k != 1) {
+			odd(r, "submit", ret);
+			break;
+		}
+		ret = vm_p2p_reap(r->pfd, &c, 1, 1, 120000000000ll, &got);
+		if (ret || got != 1) {
+			odd(r, "reap", ret ? ret : -ETIMEDOUT);
+			break;
+		}
+		end = atomic_load(&break_end_ns);
+		if (!c.status) {
+			r->whole++;
+			if (end && at > end)
+				r->after_ok++;
+			pthread_mutex_lock(&lock);
+			vm_mem_expect_file(&r->t.mem, 0, VSIZE, "lb-victim", 0);
+			if (vm_host_sync()) {	/* before the next read overwrites it */
+				if (!r->bad++)
+					tap_diag("%s", vm_host_why());
+			}
+			pthread_mutex_unlock(&lock);
+		} else if (c.status == -ESTALE) {
+			r->stale++;
+		} else {
+			odd(r, "read status", c.status);
+		}
+		atomic_fetch_add(&r->done, 1);
+	}
+	return NULL;
+}
+
+static int dedupe(int src, int dst)
+{
+	struct file_dedupe_range *d = calloc(1, sizeof(*d) + sizeof(d->info[0]));
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	d->src_length = VSIZE;
+	d->dest_count = 1;
+	d->info[0].dest_fd = dst;
+	ret = ioctl(src, FIDEDUPERANGE, d) ? -errno : 0;
+	if (!ret && d->info[0].status != FILE_DEDUPE_RANGE_SAME)
+		ret = d->info[0].status < 0 ? d->info[0].status : -EILSEQ;
+	free(d);
+	return ret;
+}
+
+/* What another process does to the victim: 0 or -errno. */
+static int breaker(const char *kind, int victim, int twin, int copy)
+{
+	struct file_clone_range cr = { .src_fd = victim, .src_length = VSIZE };
+
+	if (!strcmp(kind, "dedupe"))
+		return dedupe(twin, victim);
+	return ioctl(copy, FICLONERANGE, &cr) ? -errno : 0;
+}
+
+/* Truncate, punch and reflink onto a registered file: refused, lease intact. */
+static void denied_writers(const char *victim_path, const char *mnt)
+{
+	int wfd, tr;
+
+	tr = truncate(victim_path, VSIZE / 2) ? -errno : 0;
+	wfd = open(victim_path, O_WRONLY | O_CLOEXEC);
+	tap_ok(tr == -ETXTBSY && wfd < 0 && errno == ETXTBSY,
+	       "%s: truncate (%d) and an open for writing (punch hole, reflink onto it) fail with ETXTBSY",
+	       mnt, tr);
+	if (wfd >= 0) {
+		fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096);
+		close(wfd);
+	}
+}
+
+static void one_break(const char *mnt, const char *kind, bool first)
+{
+	static struct reader rs[NTHREADS];
+	char victim[128], twin[128], other[128], filler[128], copy[128];
+	struct extent old[MAX_OLD];
+	struct p2pio_stats s0, s1;
+	uint64_t t0, took, covered = 0;
+	unsigned int i, whole = 0, stale = 0, after_ok = 0, nodd = 0, bad = 0;
+	int xfd = -1, tfd = -1, ffd = -1, zfd = -1, cfd = -1, nold = 0, ret, st, ready;
+	bool dd = !strcmp(kind, "dedupe");
+	pid_t pid;
+
+	snprintf(victim, sizeof(victim), "%s/lb-victim", mnt);
+	snprintf(twin, sizeof(twin), "%s/lb-twin", mnt);
+	snprintf(other, sizeof(other), "%s/lb-other", mnt);
+	snprintf(filler, sizeof(filler), "%s/lb-filler", mnt);
+	snprintf(copy, sizeof(copy), "%s/lb-copy", mnt);
+	memset(rs, 0, sizeof(rs));
+	for (i = 0; i < NTHREADS; i++)
+		rs[i].pfd = -1;
+	if (!tap_ok(!make_file(victim, "lb-victim") && (!dd || !make_file(twin, "lb-victim")),
+		    "%s %s: victim%s written (%llu MiB)", mnt, kind, dd ? " and twin" : "",
+		    VSIZE / VM_MIB))
+		goto out;
+	xfd = open(victim, O_RDONLY | O_CLOEXEC);
+	tfd = dd ? open(twin, O_RDONLY | O_CLOEXEC) : -1;
+	cfd = dd ? -1 : open(copy, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	nold = xfd < 0 ? -EBADF : extents(xfd, old, MAX_OLD);
+	if (!tap_ok(nold > 0 && (dd ? tfd >= 0 : cfd >= 0), "%s %s: the victim's blocks (%d extents)",
+		    mnt, kind, nold))
+		goto out;
+	for (i = 0; i < NTHREADS; i++) {
+		rs[i].pfd = vm_p2p_open();
+		rs[i].fd = xfd;
+		ret = rs[i].pfd < 0 ? rs[i].pfd : vm_p2p_register(rs[i].pfd, xfd, &rs[i].reg);
+		rs[i].registered = !ret;
+		if (!ret)
+			ret = vm_target_new(rs[i].pfd, nvd, P2PIO_PROVIDER_NVIDIA, VSIZE, 0, 0, 0,
+					    &rs[i].t);
+		rs[i].pinned = rs[i].registered && !ret;
+		if (!tap_is_int(ret, 0, "%s %s: reader %u registered the victim on its fd, %llu MiB pinned",
+				mnt, kind, i, VSIZE / VM_MIB))
+			goto out_close;
+	}
+	if (first)
+		denied_writers(victim, mnt);
+	if (dd) {
+		/* full: the victim's blocks, once freed, are all there is */
+		ffd = open(filler, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		tap_ok(ffd >= 0 && fill(ffd) > 0, "%s %s: file system filled", mnt, kind);
+	}
+
+	atomic_store(&stop, 0);
+	atomic_store(&break_end_ns, 0);
+	for (i = 0; i < NTHREADS; i++)
+		pthread_create(&rs[i].tid, NULL, read_loop, &rs[i]);
+	/* every reader has read the victim whole once: reads are streaming */
+	for (ready = 0; ready < 600; ready++) {
+		for (i = 0; i < NTHREADS && atomic_load(&rs[i].done); i++)
+			;
+		if (i == NTHREADS)
+			break;
+		sleep_ms(50);
+	}
+	sleep_ms(100);	/* into the middle of the next reads */
+
+	t0 = now_ns();
+	pid = fork();
+	if (pid == 0)
+		_exit(-breaker(kind, xfd, tfd, cfd));
+	ret = waitpid(pid, &st, 0) == pid && WIFEXITED(st) ? -WEXITSTATUS(st) : -ECHILD;
+	took = now_ns() - t0;
+	vm_p2p_stats(rs[0].pfd, P2PIO_STATS_GLOBAL, &s0);
+	atomic_store(&break_end_ns, now_ns());
+	tap_is_int(ret, 0, "%s %s: another process broke the lease", mnt, kind);
+	tap_ok(took < 1000000000ull,
+	       "%s %s: the break returned in %llu ms, before lease_break_time (1 s): p2pio gave the lease back",
+	       mnt, kind, (unsigned long long)(took / 1000000));
+	if (dd) {
+		zfd = open(other, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		covered = zfd < 0 ? 0 : overwrite_old_blocks(zfd, "lb-other", old, nold);
+		tap_ok(covered > 0, "%s %s: another file's data lies on %llu of the victim's old bytes",
+		       mnt, kind, (unsigned long long)covered);
+	}
+	sleep_ms(300);	/* reads submitted after the break */
+	atomic_store(&stop, 1);
+	for (i = 0; i < NTHREADS; i++)
+		pthread_join(rs[i].tid, NULL);
+	vm_p2p_stats(rs[0].pfd, P2PIO_STATS_GLOBAL, &s1);
+
+	for (i = 0; i < NTHREADS; i++) {
+		whole += rs[i].whole;
+		stale += rs[i].stale;
+		after_ok += rs[i].after_ok;
+		bad += rs[i].bad;
+		nodd += rs[i].odd;
+		if (rs[i].odd)
+			tap_diag("reader %u: %s", i, rs[i].why);
+	}
+	tap_ok(!bad && whole > 0,
+	       "%s %s: every read that completed is the victim's bytes (%u whole, %u wrong)", mnt,
+	       kind, whole, bad);
+	tap_ok(!nodd && stale > 0, "%s %s: every other read failed with ESTALE (%u; %u odd)", mnt,
+	       kind, stale, nodd);
+	tap_is_int(after_ok, 0, "%s %s: no read submitted after the break succeeded", mnt, kind);
+	tap_ok(s1.commands == s0.commands,
+	       "%s %s: no NVMe command issued after the break returned (%llu)", mnt, kind,
+	       (unsigned long long)(s1.commands - s0.commands));
+	for (i = 0; i < NTHREADS; i++)
+		tap_is_int(vm_p2p_read(rs[i].pfd, rs[i].reg.handle, rs[i].t.pin.handle, 0, 65536, 0),
+			   -ESTALE, "%s %s: reader %u: a later read: ESTALE", mnt, kind, i);
+out_close:
+	for (i = 0; i < NTHREADS; i++) {
+		if (rs[i].pinned)
+			tap_is_int(vm_target_free(rs[i].pfd, &rs[i].t), 0, "%s %s: reader %u unpinned",
+				   mnt, kind, i);
+		if (rs[i].registered)
+			tap_is_int(vm_p2p_unregister(rs[i].pfd, rs[i].reg.handle), 0,
+				   "%s %s: reader %u: the stale registration unregisters", mnt, kind, i);
+		if (rs[i].pfd > 0)
+			close(rs[i].pfd);
+	}
+out:
+	if (zfd >= 0)
+		close(zfd);
+	if (ffd >= 0)
+		close(ffd);
+	if (cfd >= 0)
+		close(cfd);
+	if (tfd >= 0)
+		close(tfd);
+	if (xfd >= 0)
+		close(xfd);
+	unlink(filler);
+	unlink(other);
+	unlink(copy);
+	unlink(twin);
+	unlink(victim);
+	sync();
+}
+
+int main(void)
+{
+	static const char *const xfs[] = { "/mnt/a2", "/mnt/b1" };
+	char cmds[32] = "1024", lease[32] = "45";
+	struct p2pio_stats s;
+	int pfd;
+	size_t i;
+
+	tap_plan_lazy();
+	pfd = vm_p2p_open();
+	if (pfd < 0)
+		tap_skip_all("no /dev/p2pio");
+	nvd = vm_nvd_open();
+	if (nvd < 0)
+		tap_bail("no /dev/nvdouble");
+	tap_ok(!vm_host_sync(), "host channel");
+	read_str(PARAM_CMDS, cmds, sizeof(cmds));
+	read_str(LEASE_TIME, lease, sizeof(lease));
+	/* issuers sleep for a slot between commands; the kernel waits 1 s for a break */
+	tap_ok(!write_str(PARAM_CMDS, "1") && !write_str(LEASE_TIME, "1"),
+	       "max_user_cmds=1 (was %s), lease_break_time=1 s (was %s)", cmds, lease);
+	for (i = 0; i < sizeof(xfs) / sizeof(xfs[0]); i++) {
+		one_break(xfs[i], "dedupe", true);
+		one_break(xfs[i], "reflink", false);
+	}
+	write_str(PARAM_CMDS, cmds);
+	write_str(LEASE_TIME, lease);
+	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s);
+	tap_ok(!s.inflight_cmds && !s.outstanding && !s.live_files && !s.live_pins &&
+	       !s.live_prp_pages, "nothing left: commands, reads, files, pins, PRP pages");
+	close(nvd);
+	close(pfd);
+	return tap_exit();
+}
