@@ -35,7 +35,7 @@ struct module_state {
 	int open_errno;
 	bool abi_ok;
 	struct p2pio_version ver;
-	char text[256];
+	char text[384];
 };
 
 struct driver_state {
@@ -122,7 +122,7 @@ static void check_module(struct module_state *m)
 		else if (geteuid() != 0)
 			/* The module refuses callback pins to non-root (admin-guide.md). */
 			snprintf(m->text + strlen(m->text), sizeof(m->text) - strlen(m->text),
-				 "; GPU pins: persistent only (MIG and vGPU allow only callback pins, which need root)");
+				 "; GPU pins for this user: persistent only (pins with a free callback, the only kind MIG and vGPU grant, need CAP_SYS_ADMIN: there the module refuses with EPERM and libp2pio reads by bounce)");
 	}
 	close(fd);
 }

@@ -496,6 +496,7 @@ static void nobody_pin_refused(void)
 	char why[2 * P2PIO_REASON_LEN + 256] = "", path[160];
 	const char *src = vm_file_path("a1-1m");
 	int pfds[2], st = -1, in = -1, outfd = -1;
+	size_t len;
 	ssize_t n;
 	pid_t pid;
 
@@ -520,8 +521,10 @@ static void nobody_pin_refused(void)
 		_exit(vm_drop_privileges() ? nobody_pins(path, pfds[1]) : 128);
 	}
 	close(pfds[1]);
-	n = read(pfds[0], why, sizeof(why) - 1);
-	why[n > 0 ? n : 0] = 0;
+	/* to the end: a pipe closed early would kill the child (SIGPIPE) */
+	for (len = 0; (n = read(pfds[0], why + len, sizeof(why) - 1 - len)) > 0;)
+		len += n;
+	why[len] = 0;
 	close(pfds[0]);
 	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
 		st = -1;
