@@ -91,21 +91,26 @@ static void *work(void *arg)
 	char path[160];
 	int fd, ret;
 
+	/*
+	 * Opened once a round, before the removal: newer kernels shut a file system down when
+	 * its disk goes (open then fails), and registrations must still meet the removal.
+	 */
+	pthread_mutex_lock(&lock);
+	snprintf(path, sizeof(path), "%.100s/%s", mnt, names[w->idx]);
+	pthread_mutex_unlock(&lock);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		odd(w, "open", -errno);
+		return NULL;
+	}
 	while (!atomic_load(&stop)) {
 		uint64_t off;
 
-		pthread_mutex_lock(&lock);
-		snprintf(path, sizeof(path), "%.100s/%s", mnt, names[w->idx]);
-		pthread_mutex_unlock(&lock);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;	/* the file system may fail to read its inode now */
 		ret = vm_p2p_register(w->pfd, fd, &reg);
 		if (ret) {
 			w->reg_errs++;
 			if (!clean_reg_errno(ret))
 				odd(w, "register", ret);
-			close(fd);
 			continue;
 		}
 		w->regs++;
@@ -133,8 +138,8 @@ static void *work(void *arg)
 		ret = vm_p2p_unregister(w->pfd, reg.handle);
 		if (ret)
 			odd(w, "unregister", ret);
-		close(fd);
 	}
+	close(fd);
 	return NULL;
 }
 
