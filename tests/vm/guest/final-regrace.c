@@ -3,7 +3,8 @@
  * final-regrace - registrations race the removal of their NVMe controller (issue 10,
  * item 8). Threads register files of controller E (serial p2pE), read through each
  * registration and unregister it, in a tight loop, while the controller is removed
- * (PCI remove) and rescanned, ROUNDS times. Every call must return 0 or a clean errno,
+ * (PCI remove) and rescanned, ROUNDS times (two threads read through each registration,
+ * two only register and unregister, so that more registrations meet the removal). Every call must return 0 or a clean errno,
  * every byte a successful read landed is checked by the host, and afterwards nothing
  * may be left: no command, read, file, pin or PRP page, and the user's per-user count
  * of registered files back at zero (one file registers under max_user_files=1).
@@ -16,7 +17,7 @@
  * Registration now requires nvme-pci bound, checked under the lock the notifier takes.
  *
  * Runs in the last phase (test-fuzz removed E there before; the first rescan brings it
- * back) and leaves E present, mounted on /mnt/rr<N>: later programs keep their disks.
+ * back) and rescans it once more at the end: later programs find it present (unmounted).
  * The file systems of a removed controller stay mounted (init.sh: no umount).
  */
 #include <errno.h>
@@ -36,21 +37,22 @@
 
 #define SERIAL "p2pE"
 #define NSID 1
-#define ROUNDS 12
+#define ROUNDS 24
 #define NWORKERS 4
+#define NREADERS 2		/* workers 0 and 1 read through each registration */
 #define LEN (64 * VM_KIB)
 #define PARAM "/sys/module/p2pio/parameters/max_user_files"
 
 static const char *const names[NWORKERS] = { "fz-1m", "fz-odd", "fz-big", "fz-pub" };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;	/* host channel, mnt */
-static char mnt[128];		/* where E's file system is mounted this round */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;	/* host channel */
 static atomic_int stop;
 
 struct worker {
 	pthread_t tid;
 	int idx;
 	int pfd;
+	int fd;			/* this round's file, open before the removal */
 	struct vm_target t;
 	uint64_t seed;
 	/* results, over all rounds */
@@ -64,7 +66,10 @@ static void odd(struct worker *w, const char *what, int ret)
 		snprintf(w->why, sizeof(w->why), "%s: %d (%s)", what, ret, strerror(-ret));
 }
 
-/* What a registration on a controller going away may say besides 0. */
+/*
+ * What a registration on a controller going away may say besides 0. Not ENOMEM: that is
+ * what a module says whose dma_pool_create() met a device that has left sysfs.
+ */
 static bool clean_reg_errno(int ret)
 {
 	switch (-ret) {
@@ -88,21 +93,8 @@ static void *work(void *arg)
 {
 	struct worker *w = arg;
 	struct p2pio_register_file reg;
-	char path[160];
-	int fd, ret;
+	int fd = w->fd, ret;
 
-	/*
-	 * Opened once a round, before the removal: newer kernels shut a file system down when
-	 * its disk goes (open then fails), and registrations must still meet the removal.
-	 */
-	pthread_mutex_lock(&lock);
-	snprintf(path, sizeof(path), "%.100s/%s", mnt, names[w->idx]);
-	pthread_mutex_unlock(&lock);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		odd(w, "open", -errno);
-		return NULL;
-	}
 	while (!atomic_load(&stop)) {
 		uint64_t off;
 
@@ -114,6 +106,8 @@ static void *work(void *arg)
 			continue;
 		}
 		w->regs++;
+		if (w->idx >= NREADERS)
+			goto unregister;	/* registrations only: more of them meet the removal */
 		off = vm_rand(&w->seed) % (reg.size > LEN ? reg.size - LEN : 1) & ~4095ull;
 		ret = vm_p2p_read(w->pfd, reg.handle, w->t.pin.handle, off,
 				  reg.size - off < LEN ? reg.size - off : LEN, 0);
@@ -135,11 +129,11 @@ static void *work(void *arg)
 			if (!clean_read_errno(ret))
 				odd(w, "read", ret);
 		}
+unregister:
 		ret = vm_p2p_unregister(w->pfd, reg.handle);
 		if (ret)
 			odd(w, "unregister", ret);
 	}
-	close(fd);
 	return NULL;
 }
 
@@ -230,7 +224,7 @@ int main(void)
 {
 	static struct worker w[NWORKERS];
 	unsigned int r, i, removed = 0, mounted = 0, regs = 0, regerr = 0, rok = 0, rerr = 0;
-	unsigned int bad = 0, nodd = 0, checked = 0;
+	unsigned int bad = 0, nodd = 0, checked = 0, opened = 0, k;
 	char bdf[64], ns[64], dev[96], path[128];
 	struct p2pio_stats s;
 	int pfd, nvd, ret;
@@ -276,26 +270,42 @@ int main(void)
 			break;
 		}
 		mounted++;
-		pthread_mutex_lock(&lock);
-		snprintf(mnt, sizeof(mnt), "%s", path);
-		pthread_mutex_unlock(&lock);
 
+		/*
+		 * Opened once a round, before the removal: newer kernels shut a file system
+		 * down when its disk goes (opens then fail), and registrations must still
+		 * meet the removal. A fresh disk may fail its first reads for a moment.
+		 */
+		for (i = 0; i < NWORKERS; i++) {
+			snprintf(path, sizeof(path), "/mnt/rr%u/%s", r, names[i]);
+			for (k = 0; (w[i].fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && k < 40; k++)
+				sleep_ms(50);
+			if (w[i].fd < 0)
+				tap_diag("round %u: open %s: %s", r, path, strerror(errno));
+			else
+				opened++;
+		}
 		atomic_store(&stop, 0);
 		for (i = 0; i < NWORKERS; i++)
-			pthread_create(&w[i].tid, NULL, work, &w[i]);
+			if (w[i].fd >= 0)
+				pthread_create(&w[i].tid, NULL, work, &w[i]);
 		/* a few registrations and reads first, then the removal under them */
-		sleep_ms(150 + 40 * r);
+		sleep_ms(60 + 15 * (r % 8));
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", bdf);
 		if (!write_str(path, "1"))
 			removed++;
-		sleep_ms(100);	/* registrations against the removed controller */
+		sleep_ms(60);	/* registrations against the removed controller */
 		atomic_store(&stop, 1);
-		for (i = 0; i < NWORKERS; i++)
+		for (i = 0; i < NWORKERS; i++) {
+			if (w[i].fd < 0)
+				continue;
 			pthread_join(w[i].tid, NULL);
+			close(w[i].fd);
+		}
 	}
-	tap_ok(mounted == ROUNDS && removed == ROUNDS,
-	       "%u rounds: controller %s mounted %u times, removed %u times", ROUNDS, SERIAL,
-	       mounted, removed);
+	tap_ok(mounted == ROUNDS && removed == ROUNDS && opened >= ROUNDS * NWORKERS * 3 / 4,
+	       "%u rounds: controller %s mounted %u times, removed %u times, %u of %u files opened",
+	       ROUNDS, SERIAL, mounted, removed, opened, ROUNDS * NWORKERS);
 	tap_ok(!bring_back(bdf, sizeof(bdf), ns, sizeof(ns)), "%s rescanned: present again",
 	       SERIAL);
 
