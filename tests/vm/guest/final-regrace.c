@@ -41,6 +41,7 @@
 #define NWORKERS 4
 #define NREADERS 2		/* workers 0 and 1 read through each registration */
 #define LEN (64 * VM_KIB)
+#define BATCH 4			/* reads a reader submits at once, each into its own LEN */
 #define PARAM "/sys/module/p2pio/parameters/max_user_files"
 
 static const char *const names[NWORKERS] = { "fz-1m", "fz-odd", "fz-big", "fz-pub" };
@@ -89,6 +90,60 @@ static bool clean_read_errno(int ret)
 	return false;
 }
 
+/*
+ * BATCH reads through @reg into BATCH regions of the pin, submitted together (more
+ * submissions meet the removal); the host then checks every one that succeeded, in one
+ * round trip, before the next batch overwrites them.
+ */
+static void read_batch(struct worker *w, const struct p2pio_register_file *reg)
+{
+	struct p2pio_read rd[BATCH];
+	struct p2pio_completion c[BATCH];
+	uint32_t k = 0, got = 0, n, j;
+	unsigned int ok = 0;
+	int ret;
+
+	for (j = 0; j < BATCH; j++) {
+		uint64_t off = vm_rand(&w->seed) % (reg->size > LEN ? reg->size - LEN : 1) & ~4095ull;
+
+		rd[j] = (struct p2pio_read){ .file = reg->handle, .mem = w->t.pin.handle,
+					     .file_offset = off,
+					     .length = reg->size - off < LEN ? reg->size - off : LEN,
+					     .mem_offset = j * LEN, .user_tag = j };
+	}
+	ret = vm_p2p_submit(w->pfd, rd, BATCH, &k);
+	if (ret && ret != -EAGAIN)
+		odd(w, "submit", ret);
+	while (got < k && !vm_p2p_reap(w->pfd, c + got, k - got, k - got, 10000000000ll, &n) && n)
+		got += n;
+	if (got < k)
+		odd(w, "reap (a read that never completes)", -ETIMEDOUT);
+	pthread_mutex_lock(&lock);
+	for (j = 0; j < got; j++) {
+		const struct p2pio_read *r = &rd[c[j].user_tag % BATCH];
+
+		if (!c[j].status) {
+			w->reads_ok++;
+			vm_mem_expect_file(&w->t.mem, r->mem_offset, r->length, names[w->idx],
+					   r->file_offset);
+			ok++;
+		} else {
+			w->read_errs++;
+			if (!clean_read_errno(c[j].status))
+				odd(w, "read", c[j].status);
+		}
+	}
+	if (ok) {
+		if (vm_host_sync()) {
+			if (!w->bad)
+				tap_diag("worker %d: %s", w->idx, vm_host_why());
+			w->bad += ok;
+		}
+		w->checked += ok;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
 static void *work(void *arg)
 {
 	struct worker *w = arg;
@@ -96,8 +151,6 @@ static void *work(void *arg)
 	int fd = w->fd, ret;
 
 	while (!atomic_load(&stop)) {
-		uint64_t off;
-
 		ret = vm_p2p_register(w->pfd, fd, &reg);
 		if (ret) {
 			w->reg_errs++;
@@ -108,27 +161,7 @@ static void *work(void *arg)
 		w->regs++;
 		if (w->idx >= NREADERS)
 			goto unregister;	/* registrations only: more of them meet the removal */
-		off = vm_rand(&w->seed) % (reg.size > LEN ? reg.size - LEN : 1) & ~4095ull;
-		ret = vm_p2p_read(w->pfd, reg.handle, w->t.pin.handle, off,
-				  reg.size - off < LEN ? reg.size - off : LEN, 0);
-		if (!ret) {
-			w->reads_ok++;
-			pthread_mutex_lock(&lock);
-			vm_mem_expect_file(&w->t.mem, 0, reg.size - off < LEN ? reg.size - off : LEN,
-					   names[w->idx], off);
-			/* before the next read overwrites it */
-			if (vm_host_sync()) {
-				w->bad++;
-				if (w->bad == 1)
-					tap_diag("worker %d: %s", w->idx, vm_host_why());
-			}
-			w->checked++;
-			pthread_mutex_unlock(&lock);
-		} else {
-			w->read_errs++;
-			if (!clean_read_errno(ret))
-				odd(w, "read", ret);
-		}
+		read_batch(w, &reg);
 unregister:
 		ret = vm_p2p_unregister(w->pfd, reg.handle);
 		if (ret)
@@ -242,10 +275,10 @@ int main(void)
 		w[i].seed = 0x5eed0000 + i;
 		w[i].pfd = vm_p2p_open();
 		ret = w[i].pfd < 0 ? w[i].pfd :
-				     vm_target_new(w[i].pfd, nvd, P2PIO_PROVIDER_NVIDIA, LEN, 0, 0,
-						   0, &w[i].t);
+				     vm_target_new(w[i].pfd, nvd, P2PIO_PROVIDER_NVIDIA, BATCH * LEN, 0,
+						   0, 0, &w[i].t);
 		if (!tap_is_int(ret, 0, "worker %u: own fd, %llu KiB of GPU memory pinned", i,
-				LEN / VM_KIB))
+				BATCH * LEN / VM_KIB))
 			return tap_exit();
 	}
 
