@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: MIT
 /*
  * final-regrace - registrations race the removal of their NVMe controller (issue 10,
- * item 8). Threads register files of controller E (serial p2pE), read through each
- * registration and unregister it, in a tight loop, while the controller is removed
- * (PCI remove) and rescanned, ROUNDS times (two threads read through each registration,
- * two only register and unregister, so that more registrations meet the removal). Every call must return 0 or a clean errno,
- * every byte a successful read landed is checked by the host, and afterwards nothing
- * may be left: no command, read, file, pin or PRP page, and the user's per-user count
- * of registered files back at zero (one file registers under max_user_files=1).
+ * item 8). Four threads register files of controller E (serial p2pE) in a tight loop
+ * while the controller is removed (PCI remove) and rescanned, ROUNDS times: two read four
+ * ranges through each registration in one submission, two only register and unregister,
+ * so that many registrations and submissions meet the removal. Every call must return 0
+ * or a clean errno, every byte a successful read landed is checked by the host, and
+ * afterwards nothing may be left: no command, read, file, pin or PRP page, and the
+ * user's count of registered files back at zero (one file registers under
+ * max_user_files=1, a second does not).
  *
  * What it is for: a registration that looked at the controller after p2pio's removal
  * notifier had run but before the device left sysfs made a PRP pool (dma_pool_create)
- * for a device on its way out; unregistering it later destroyed the pool after the
- * sysfs directory was gone ("kernfs: can not remove 'pools', no directory" WARNING,
- * which fails the log scan), and a pool and its mappings outlived the device.
- * Registration now requires nvme-pci bound, checked under the lock the notifier takes.
+ * for a device on its way out (ENOMEM when its sysfs directory was already gone, else a
+ * "kernfs: can not remove 'pools'" WARNING when the pool was destroyed later), and a
+ * submitter could get the map of a removed controller, whose DMA addresses were freed
+ * (a general protection fault in p2pio_nv_dma). Registration now requires nvme-pci
+ * bound, checked under the lock the notifier takes, and a dead binding's maps are never
+ * handed out (tests/vm/FINDINGS.md has the runs on the module before the fix).
  *
  * Runs in the last phase (test-fuzz removed E there before; the first rescan brings it
  * back) and rescans it once more at the end: later programs find it present (unmounted).
