@@ -94,6 +94,15 @@ void *p2pio_experts_reaper(void *arg)
 	int n, i;
 
 	while (!atomic_load(&x->stop)) {
+		/*
+		 * Nothing in flight: sleep until a load starts. p2pio_complete() returns at once
+		 * when nothing is in flight, and looping on it would take a CPU from the engine's
+		 * threads (and its queue's lock from the submitter) for nothing.
+		 */
+		pthread_mutex_lock(&x->lock);
+		while (!x->loading && !atomic_load(&x->stop))
+			pthread_cond_wait(&x->reap_cond, &x->lock);
+		pthread_mutex_unlock(&x->lock);
 		n = p2pio_complete(x->q, cqe, REAP_BATCH, 1, REAP_TIMEOUT_MS);
 		if (n == -ETIMEDOUT || n == -EINTR || n == -EAGAIN || n == 0)
 			continue;
@@ -256,7 +265,8 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 		x->batch_left++;
 		x->batch_loads++;
 	}
-	x->loading++;
+	if (!x->loading++)
+		pthread_cond_signal(&x->reap_cond);
 	x->io.loads++;
 	x->io.prefetches += prefetch;
 	for (r = 0; r < plan.nruns && !e->err; r++) {
@@ -380,6 +390,24 @@ static int prefetch_locked(struct p2pio_experts *x, uint32_t layer, const uint32
 			started++;
 	}
 	return started;
+}
+
+/*
+ * Unmap the homes of the experts evicted since the last flush (the pool defers them: a
+ * miss maps the victim's chunk at its own home at once and submits its reads; the
+ * victim's home is unmapped here, after the batch, when the caller releases a layer and
+ * the GPU still has that layer's work to do). No queued work reads a victim: the core
+ * evicts only experts whose release events have completed. Called locked.
+ */
+static void flush_unmaps(struct p2pio_experts *x)
+{
+	uint64_t t0;
+
+	if (!p2pio_xpool_ghosts(x->pool))
+		return;
+	t0 = p2pio_now_ns();
+	x->io.late_unmaps += p2pio_xpool_flush(x->pool);
+	x->io.late_unmap_ns += p2pio_now_ns() - t0;
 }
 
 /* ---- the stream's wait ------------------------------------------------------------ */
@@ -610,6 +638,7 @@ int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_
 			pp = &(*pp)->next;
 		*pp = r;
 	}
+	flush_unmaps(x);
 out_unlock:
 	pthread_mutex_unlock(&x->lock);
 	p2pio_ctx_leave(x->ctx, prev);
@@ -701,6 +730,7 @@ int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
 	cur.creates = ps.creates;
 	cur.maps = ps.maps;
 	cur.unmaps = ps.unmaps;
+	cur.forced_unmaps = ps.forced_unmaps;
 	cur.dense_bytes = x->dense.region;
 	cur.read_piece = x->piece;
 	cur.wall_ns = p2pio_now_ns() - x->t_start;
