@@ -30,7 +30,8 @@ log "zram: $(cat /sys/block/zram0/comp_algorithm)"
 echo 64G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 &&
 	mkdir -p $Z && mount /dev/zram0 $Z || exit 1
 # Writeback keeps pace with the writer: little dirty page cache on top of zram's copy.
-sysctl -q -w vm.dirty_background_bytes=1073741824 vm.dirty_bytes=4294967296
+echo 1073741824 >/proc/sys/vm/dirty_background_bytes
+echo 4294967296 >/proc/sys/vm/dirty_bytes
 log mkmodel
 ( while sleep 15; do echo "   $(date +%T) $(du -sk $Z | cut -f1) KiB; $(free -g | sed -n 2p)" \
 	>>"$O/log.txt"; done ) &
