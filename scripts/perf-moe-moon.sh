@@ -10,8 +10,8 @@
 #
 # BINDIR holds p2pio-moe and p2pio-mkmodel. Environment: BUDGET (default 8G), TOKENS
 # (default: the whole trace), FRACS ("0.10 0.25 0.50": also those fractions), PREV=1 (also
-# the budget run with previous-token prefetch), TMK and TRUN (time-outs of the model's
-# writing and of each run, seconds). zram0 gets a 64G disksize with lz4 where the kernel
+# the budget run with previous-token prefetch), EXTRA (options for every run, e.g.
+# "--threads 14"), TMK and TRUN (time-outs of the model's writing and of each run, seconds). zram0 gets a 64G disksize with lz4 where the kernel
 # has it (incompressible data is stored as it is; lz4 gives up on it fastest).
 set -u
 B=$1
@@ -51,9 +51,9 @@ run() { # tag args...
 	tag=$1; shift
 	log "run $tag"
 	timeout ${TRUN:-120} "$B/p2pio-moe" run $Z/oss.gguf --trace "$T" ${TOKENS:+-n $TOKENS} "$@" \
-		>"$O/run-$tag.txt" 2>&1
+		${EXTRA:-} >"$O/run-$tag.txt" 2>&1
 	echo "rc=$?" >>"$O/run-$tag.txt"
-	grep -E '^(budget|decode|hits|bound)' "$O/run-$tag.txt" | tee -a "$O/log.txt"
+	grep -E '^(budget|decode|hits|stall|memory|bound)' "$O/run-$tag.txt" | tee -a "$O/log.txt"
 }
 run moon --budget "${BUDGET:-8G}"
 [ "${PREV:-0}" = 1 ] && run moon-prev --budget "${BUDGET:-8G}" --prefetch-prev

@@ -44,6 +44,8 @@ struct run_opts {
 	bool no_verify;
 	bool json;
 	uint64_t chunk;			/* engine chunk size; 0: the library's default */
+	uint32_t threads;		/* engine threads; 0: the library's default */
+	bool poll;			/* P2PIO_CTX_POLL */
 	uint64_t read_piece;		/* the cache's read piece; 0: the library's default */
 	bool keep_cache;		/* leave the model in the page cache */
 	bool eager_unmap;		/* unmap victims before the miss loads (as before) */
@@ -91,6 +93,11 @@ static void run_help(void)
 	       "  -d, --device N|host  CUDA device (default 0 if there is one)\n"
 	       "      --path P         auto, p2p, bounce or posix (default auto)\n"
 	       "      --chunk SIZE     the engine's read and staging chunk (default: the library's)\n"
+	       "      --threads N      the engine's threads (default: the library's, one per CPU\n"
+	       "                       up to 16; storage that the CPUs read, as zram, wants a\n"
+	       "                       CPU or two left for the caller and the cache's reaper)\n"
+	       "      --poll           the engine's threads poll before they sleep\n"
+	       "                       (P2PIO_CTX_POLL: latency over CPU time)\n"
 	       "      --read-piece SIZE  the reads an expert load is cut into (default: the\n"
 	       "                       library's, a share of the expert for every engine thread)\n"
 	       "      --keep-cache     do not drop the model from the page cache first (times\n"
@@ -109,7 +116,7 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_KEEP_CACHE,
-	OPT_EAGER_UNMAP,
+	OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL,
 };
 
 static const struct option run_longopts[] = {
@@ -126,6 +133,8 @@ static const struct option run_longopts[] = {
 	{ "path", required_argument, NULL, OPT_PATH },
 	{ "miss-cost", no_argument, NULL, OPT_MISS_COST },
 	{ "eager-unmap", no_argument, NULL, OPT_EAGER_UNMAP },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "poll", no_argument, NULL, OPT_POLL },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
@@ -209,6 +218,12 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_MISS_COST: o->miss_cost = true; break;
 		case OPT_EAGER_UNMAP: o->eager_unmap = true; break;
+		case OPT_POLL: o->poll = true; break;
+		case OPT_THREADS:
+			if (cli_parse_u64(optarg, &v) || !v || v > 64)
+				return cli_usage_err("bad thread count '%s'", optarg);
+			o->threads = (uint32_t)v;
+			break;
 		case OPT_KEEP_CACHE: o->keep_cache = true; break;
 		case OPT_NO_VERIFY: o->no_verify = true; break;
 		case OPT_JSON: o->json = true; break;
@@ -468,6 +483,8 @@ static int run_open(struct run *r)
 		co.device = r->o.device;
 	co.path = r->o.path;
 	co.chunk_size = r->o.chunk;
+	co.threads = r->o.threads;
+	co.flags |= r->o.poll ? P2PIO_CTX_POLL : 0;
 	ret = p2pio_ctx_create(&co, &r->ctx, &err);
 	if (ret) {
 		cli_err_p2pio("context", ret, &err);

@@ -34,7 +34,7 @@ static void cleanup(void)
 		unlink(model_path);
 }
 
-static struct p2pio_ctx *host_ctx(enum p2pio_path path)
+static struct p2pio_ctx *host_ctx_flags(enum p2pio_path path, uint32_t flags)
 {
 	struct p2pio_ctx_opts o;
 	struct p2pio_error err = { 0 };
@@ -44,11 +44,17 @@ static struct p2pio_ctx *host_ctx(enum p2pio_path path)
 	o.device = P2PIO_DEVICE_HOST;
 	o.path = path;
 	o.chunk_size = 64 << 10;
+	o.flags = flags;
 	if (p2pio_ctx_create(&o, &ctx, &err)) {
 		tap_diag("context: %s", err.msg);
 		return NULL;
 	}
 	return ctx;
+}
+
+static struct p2pio_ctx *host_ctx(enum p2pio_path path)
+{
+	return host_ctx_flags(path, 0);
 }
 
 /* Every byte of every slice of (layer, expert) at @ptr; 0 when all match. */
@@ -577,6 +583,14 @@ int main(void)
 		/* Victims unmapped before their miss loads, as before deferred unmapping. */
 		test_decode(ctx, paths[i].name, 0, P2PIO_EXPERTS_EAGER_UNMAP);
 		p2pio_ctx_destroy(ctx);
+	}
+	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */
+	ctx = host_ctx_flags(P2PIO_PATH_BOUNCE, P2PIO_CTX_POLL);
+	if (ctx) {
+		test_decode(ctx, "bounce, polling", 0, 0);
+		p2pio_ctx_destroy(ctx);
+	} else {
+		tap_ok(0, "bounce context with P2PIO_CTX_POLL");
 	}
 	ctx = host_ctx(P2PIO_PATH_AUTO);
 	if (!ctx)

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,21 @@ static void finish_load(struct p2pio_experts *x, size_t i)
 	p2pio_xpool_unmap(x->pool, layer, expert);
 }
 
+/* P2PIO_CTX_POLL: completions polled for (yielding) before the reaper sleeps on them. */
+static int reap_poll(struct p2pio_experts *x, struct p2pio_cqe *cqe)
+{
+	uint64_t t0 = p2pio_now_ns();
+	int n;
+
+	do {
+		n = p2pio_complete(x->q, cqe, REAP_BATCH, 0, 0);
+		if (n)
+			return n;
+		sched_yield();
+	} while (p2pio_now_ns() - t0 < P2PIO_CTX_POLL_US * 1000ull && !atomic_load(&x->stop));
+	return 0;
+}
+
 void *p2pio_experts_reaper(void *arg)
 {
 	struct p2pio_experts *x = arg;
@@ -103,7 +119,9 @@ void *p2pio_experts_reaper(void *arg)
 		while (!x->loading && !atomic_load(&x->stop))
 			pthread_cond_wait(&x->reap_cond, &x->lock);
 		pthread_mutex_unlock(&x->lock);
-		n = p2pio_complete(x->q, cqe, REAP_BATCH, 1, REAP_TIMEOUT_MS);
+		n = x->ctx->opts.flags & P2PIO_CTX_POLL ? reap_poll(x, cqe) : 0;
+		if (!n)
+			n = p2pio_complete(x->q, cqe, REAP_BATCH, 1, REAP_TIMEOUT_MS);
 		if (n == -ETIMEDOUT || n == -EINTR || n == -EAGAIN || n == 0)
 			continue;
 		t = p2pio_now_ns();
@@ -412,16 +430,27 @@ static void flush_unmaps(struct p2pio_experts *x)
 
 /* ---- the stream's wait ------------------------------------------------------------ */
 
+/*
+ * Add the stall that timing @t measured, once its stream has passed it; with @block, wait
+ * for that. Called locked; the wait drops the lock: the stream may be waiting on a
+ * completion word that only the reaper, which needs the lock, can store (a caller that
+ * ran NR_TIMINGS stalled requires ahead of its loads waited here for ever).
+ */
 static void harvest(struct p2pio_experts *x, struct xtiming *t, bool block)
 {
 	float ms = 0;
 
 	if (!t->live)
 		return;
-	if (block)
+	if (x->cu->EventQuery(t->e1) != CUDA_SUCCESS) {
+		if (!block)
+			return;
+		pthread_mutex_unlock(&x->lock);
 		x->cu->EventSynchronize(t->e1);
-	else if (x->cu->EventQuery(t->e1) != CUDA_SUCCESS)
-		return;
+		pthread_mutex_lock(&x->lock);
+		if (!t->live)
+			return;
+	}
 	if (x->cu->EventElapsedTime(&ms, t->e0, t->e1) == CUDA_SUCCESS && ms > 0) {
 		x->io.stall_ns += (uint64_t)((double)ms * 1e6);
 		p2pio_residency_add_stall(x->res, (uint64_t)((double)ms * 1e6));
