@@ -243,6 +243,30 @@ static void prefetch_unhold(struct p2pio_experts *x)
 
 /* ---- loads ------------------------------------------------------------------------ */
 
+#define XREQS 64
+
+/*
+ * Submit the @nq pieces of @e's load in @reqs; @left counts its pieces not submitted yet.
+ * On a failure the load fails: the pieces submitted complete, the rest never will.
+ */
+static void submit_pieces(struct p2pio_experts *x, struct xentry *e, struct p2pio_req *reqs,
+			  uint32_t *nq, uint32_t *left)
+{
+	int ret = p2pio_submit(x->q, reqs, *nq);
+	uint32_t done = ret < 0 ? 0 : (uint32_t)ret, k;
+
+	for (k = 0; k < done; k++)
+		x->io.bytes += reqs[k].length;
+	x->io.reads += done;
+	*left -= done;
+	if (done < *nq) {
+		e->err = ret < 0 ? ret : -EIO;
+		e->pending -= *left;
+		*left = 0;
+	}
+	*nq = 0;
+}
+
 /* Start loading (@layer, @expert), which the core has just admitted. Called locked. */
 static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool prefetch)
 {
@@ -251,7 +275,8 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	struct xentry *e = &x->ent[i];
 	const struct p2pio_xchunk *c;
 	struct p2pio_expert_plan plan;
-	uint32_t r, npieces = 0;
+	struct p2pio_req reqs[XREQS];
+	uint32_t r, npieces = 0, nq = 0;
 	uint64_t t0, off;
 	int ret;
 
@@ -287,10 +312,12 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 		pthread_cond_signal(&x->reap_cond);
 	x->io.loads++;
 	x->io.prefetches += prefetch;
+	/* The pieces go to the engine together (one wake-up of its threads per batch). */
 	for (r = 0; r < plan.nruns && !e->err; r++) {
-		for (off = 0; off < plan.runs[r].len; off += x->piece) {
+		for (off = 0; off < plan.runs[r].len && !e->err; off += x->piece) {
 			uint64_t len = plan.runs[r].len - off;
-			struct p2pio_req req = {
+
+			reqs[nq++] = (struct p2pio_req){
 				.file = x->m->file,
 				.file_offset = plan.runs[r].file_off + off,
 				.length = len < x->piece ? len : x->piece,
@@ -298,19 +325,12 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 				.buf_offset = c->buf_off + plan.runs[r].dst_off + off,
 				.tag = i,
 			};
-
-			ret = p2pio_submit(x->q, &req, 1);
-			if (ret < 0) {
-				/* The reads already submitted complete; the load fails then. */
-				e->err = ret;
-				e->pending -= npieces;
-				break;
-			}
-			npieces--;
-			x->io.reads++;
-			x->io.bytes += req.length;
+			if (nq == XREQS || (r + 1 == plan.nruns && off + x->piece >= plan.runs[r].len))
+				submit_pieces(x, e, reqs, &nq, &npieces);
 		}
 	}
+	if (nq && !e->err)
+		submit_pieces(x, e, reqs, &nq, &npieces);
 	ret = e->err;
 	if (--e->pending == 0)
 		finish_load(x, i);

@@ -484,26 +484,35 @@ out_free:
 	return ret;
 }
 
-static int p2pio_bounce_submit(void *priv, struct p2pio_op *op)
+static int p2pio_bounce_submit_many(void *priv, struct p2pio_op **ops, unsigned int n)
 {
 	struct p2pio_bounce *b = priv;
-	uint32_t al = op->file->dio_align;
+	unsigned int i;
 
-	op->cur = p2pio_round_down(op->off, al);
-	op->end = p2pio_round_up(op->off + op->len, al);
-	op->next = NULL;
+	for (i = 0; i < n; i++) {
+		uint32_t al = ops[i]->file->dio_align;
+
+		ops[i]->cur = p2pio_round_down(ops[i]->off, al);
+		ops[i]->end = p2pio_round_up(ops[i]->off + ops[i]->len, al);
+		ops[i]->next = i + 1 < n ? ops[i + 1] : NULL;
+	}
 	pthread_mutex_lock(&b->lock);
 	if (b->tail)
-		b->tail->next = op;
+		b->tail->next = ops[0];
 	else
-		b->head = op;
-	b->tail = op;
-	atomic_fetch_add(&b->submitted, 1);
-	/* Every sleeping worker: a large read has chunks for all of them. */
+		b->head = ops[0];
+	b->tail = ops[n - 1];
+	atomic_fetch_add(&b->submitted, n);
+	/* Every sleeping worker: a large read, or many, has chunks for all of them. */
 	if (b->nr_waiting)
 		pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
+}
+
+static int p2pio_bounce_submit(void *priv, struct p2pio_op *op)
+{
+	return p2pio_bounce_submit_many(priv, &op, 1);
 }
 
 static void p2pio_bounce_stop(void *priv)
@@ -682,4 +691,5 @@ const struct p2pio_path_ops p2pio_bounce_ops = {
 	.file_info = p2pio_bounce_file_info,
 	.op_ok = p2pio_bounce_op_ok,
 	.submit = p2pio_bounce_submit,
+	.submit_many = p2pio_bounce_submit_many,
 };
