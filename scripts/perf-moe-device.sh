@@ -5,7 +5,7 @@
 # 36-layer model in an 8 GiB budget, driven by the fitted trace) with the best setting;
 # then, if time is left, the whole model at 50 %. Results: $OUT/moe12.tgz.
 T0=$(date +%s)
-C=$(cd "$(dirname "$0")" && pwd)   # the carried tree: .perf/{after,before} binaries, traces
+C=$(cd "$(dirname "$0")" && pwd)
 P=$C/.perf
 B=$P/after
 R=/tmp/moe12
@@ -42,6 +42,7 @@ try() { # tag args...: 10 % with the miss cost; remember the best achieved/bound
 	[ -n "$v" ] && [ "$(awk "BEGIN{print ($v > $bestv)}")" = 1 ] && { best=$tag; bestv=$v; bestargs="$*"; }
 }
 try t16
+try t14 --threads 14
 try t14p --threads 14 --poll
 try t12p --threads 12 --poll
 try t14p1M --threads 14 --poll --read-piece 1M
