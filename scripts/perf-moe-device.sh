@@ -36,10 +36,12 @@ run1() { # tag args...
 }
 best=t16; bestv=0; bestargs=""
 try() { # tag args...: 10 % with the miss cost; remember the best achieved/bound
-	tag=$1; shift
-	run1 $tag-f0.10 "$@" --fraction 0.10 --miss-cost
-	v=$(sed -n 's/.*achieved \([0-9.]*\) of it.*/\1/p' $R/run1-$tag-f0.10.txt)
-	[ -n "$v" ] && [ "$(awk "BEGIN{print ($v > $bestv)}")" = 1 ] && { best=$tag; bestv=$v; bestargs="$*"; }
+	# (its own variable: sh has no locals, and run1 sets $tag - in the call that was
+	# measured this read the wrong file and left the best at t16, the defaults)
+	ttag=$1; shift
+	run1 $ttag-f0.10 "$@" --fraction 0.10 --miss-cost
+	v=$(sed -n 's/.*achieved \([0-9.]*\) of it.*/\1/p' $R/run1-$ttag-f0.10.txt)
+	[ -n "$v" ] && [ "$(awk "BEGIN{print ($v > $bestv)}")" = 1 ] && { best=$ttag; bestv=$v; bestargs="$*"; }
 }
 try t16
 try t14 --threads 14
