@@ -19,6 +19,14 @@ bins() { # tree dest
 			"$b/lib/libp2pio.a" -Wl,-Bstatic -luring -ljson-c -Wl,-Bdynamic \
 			-ldl -lpthread -lm
 	done
+	# The GPU test programs of the cache, where the tree has them.
+	(cd "$1" && make -s -j2 tests >/dev/null 2>&1) || true
+	for n in test-experts-gpu test-vmm-gpu; do
+		[ -f "$b/tests/gpu/$n.o" ] || continue
+		cc -o "$2/$n" "$b/tests/gpu/$n.o" "$b/tests/unit/helpers/model_fixture.o" \
+			"$b/lib/libp2pio.a" -Wl,-Bstatic -luring -ljson-c \
+			-Wl,-Bdynamic -ldl -lpthread -lm
+	done
 }
 
 bins "$TOP" "$OUT/after"

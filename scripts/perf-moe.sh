@@ -19,6 +19,8 @@
 # directory, e.g. main's build: optional) and of BINDIR, the latter once per read piece in
 # PIECES (default "default 4M 1M 256K"; "default" is the library's choice, 4M reads
 # whole 4 MiB chunks as before the pieces). scripts/perf-moe-bins.sh builds both sets.
+# EAGER=1 adds a run that unmaps victims before their miss loads (--eager-unmap, as before
+# deferred unmapping); FRACS="0.25 0.50" adds plain decode runs at those fractions.
 set -u
 B=$1
 O=$2
@@ -69,6 +71,14 @@ if [ "$MISS" = 1 ]; then
 		fi
 		grep -E '^(decode|bound)' "$O/run-after-$p.txt" | tee -a "$O/log.txt"
 		grep -A7 '^miss cost' "$O/run-after-$p.txt" | tee -a "$O/log.txt"
+	done
+	if [ "${EAGER:-0}" = 1 ]; then
+		run after-eager --fraction 0.10 --miss-cost --eager-unmap
+		grep -A7 '^miss cost' "$O/run-after-eager.txt" | tee -a "$O/log.txt"
+	fi
+	for f in ${FRACS:-}; do
+		run "f$f" --fraction $f
+		grep -E '^(decode|hits|stall|bound)' "$O/run-f$f.txt" | tee -a "$O/log.txt"
 	done
 	umount $Z
 	echo 1 >/sys/block/zram0/reset

@@ -44,8 +44,11 @@ struct run_opts {
 	bool no_verify;
 	bool json;
 	uint64_t chunk;			/* engine chunk size; 0: the library's default */
+	uint32_t threads;		/* engine threads; 0: the library's default */
+	bool poll;			/* P2PIO_CTX_POLL */
 	uint64_t read_piece;		/* the cache's read piece; 0: the library's default */
 	bool keep_cache;		/* leave the model in the page cache */
+	bool eager_unmap;		/* unmap victims before the miss loads (as before) */
 };
 
 struct run {
@@ -90,10 +93,17 @@ static void run_help(void)
 	       "  -d, --device N|host  CUDA device (default 0 if there is one)\n"
 	       "      --path P         auto, p2p, bounce or posix (default auto)\n"
 	       "      --chunk SIZE     the engine's read and staging chunk (default: the library's)\n"
+	       "      --threads N      the engine's threads (default: the library's, one per CPU\n"
+	       "                       up to 16; storage that the CPUs read, as zram, wants a\n"
+	       "                       CPU or two left for the caller and the cache's reaper)\n"
+	       "      --poll           the engine's threads poll before they sleep\n"
+	       "                       (P2PIO_CTX_POLL: latency over CPU time)\n"
 	       "      --read-piece SIZE  the reads an expert load is cut into (default: the\n"
 	       "                       library's, a share of the expert for every engine thread)\n"
 	       "      --keep-cache     do not drop the model from the page cache first (times\n"
 	       "                       the software path on a file in memory)\n"
+	       "      --eager-unmap    unmap a victim before its miss loads, not after the\n"
+	       "                       batch (for comparison; P2PIO_EXPERTS_EAGER_UNMAP)\n"
 	       "      --miss-cost      also time batches of 1, 2, 4 and 8 cold misses against\n"
 	       "                       their bytes / the ceiling, with where the time goes\n"
 	       "      --no-verify      do not check the experts' bytes\n"
@@ -106,6 +116,7 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_KEEP_CACHE,
+	OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL,
 };
 
 static const struct option run_longopts[] = {
@@ -121,6 +132,9 @@ static const struct option run_longopts[] = {
 	{ "device", required_argument, NULL, 'd' },
 	{ "path", required_argument, NULL, OPT_PATH },
 	{ "miss-cost", no_argument, NULL, OPT_MISS_COST },
+	{ "eager-unmap", no_argument, NULL, OPT_EAGER_UNMAP },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "poll", no_argument, NULL, OPT_POLL },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
@@ -203,6 +217,13 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 				return cli_usage_err("unknown path '%s'", optarg);
 			break;
 		case OPT_MISS_COST: o->miss_cost = true; break;
+		case OPT_EAGER_UNMAP: o->eager_unmap = true; break;
+		case OPT_POLL: o->poll = true; break;
+		case OPT_THREADS:
+			if (cli_parse_u64(optarg, &v) || !v || v > 64)
+				return cli_usage_err("bad thread count '%s'", optarg);
+			o->threads = (uint32_t)v;
+			break;
 		case OPT_KEEP_CACHE: o->keep_cache = true; break;
 		case OPT_NO_VERIFY: o->no_verify = true; break;
 		case OPT_JSON: o->json = true; break;
@@ -375,27 +396,29 @@ out:
  * where it goes (means per batch, from the start of require): every read submitted
  * (admission, unmapping victims, mapping: "map" and "unmap" of that), the first read's
  * bytes in place, the last load complete (its completion word stored: on BOUNCE the last
- * copy is done), the stream released (require, then the stream synchronised).
+ * copy is done), the stream released (require, then the stream synchronised); and, off
+ * that path, the victims' deferred unmapping at release ("late").
  */
 static void miss_cost(struct run *r, double ceiling, FILE *out)
 {
 	static const uint32_t ks[] = { 1, 2, 4, 8 };
 	struct p2pio_experts_io a = { .size = sizeof(a) }, b = { .size = sizeof(b) };
 	uint32_t ids[8], layer = 0, next = 0, i, rep, k, done;
-	uint64_t t0, dt, ns, bytes, reads, batches, submit, first, last, map, unmap;
+	uint64_t t0, dt, ns, bytes, reads, batches, submit, first, last, map, unmap, late;
 	double n, us;
 	size_t ki;
 
 	p2pio_experts_stats(r->x, NULL, &a, false);
 	fprintf(out, "  reads of %.0f KiB; times in us per batch, from the start of require:\n",
 		(double)a.read_piece / 1024.0);
-	fprintf(out, "  %-3s %8s %6s %8s %7s %7s %8s %8s %9s %9s %9s\n", "k", "MiB", "reads",
-		"submit", "(map", "unmap)", "first", "last", "released", "bytes/ceil", "overhead");
+	fprintf(out, "  %-3s %8s %6s %8s %7s %7s %8s %8s %9s %9s %9s %7s\n", "k", "MiB", "reads",
+		"submit", "(map", "unmap)", "first", "last", "released", "bytes/ceil", "overhead",
+		"late");
 	for (ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
 		k = ks[ki];
 		if (k > r->info.experts || k > r->info.capacity)
 			break;
-		ns = bytes = reads = batches = submit = first = last = map = unmap = 0;
+		ns = bytes = reads = batches = submit = first = last = map = unmap = late = 0;
 		for (rep = 0, done = 0; rep < 10; rep++) {
 			/* Walk the experts in order: each batch is ones not used for longest. */
 			if (next + k > r->info.experts) {
@@ -423,16 +446,17 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 			last += b.batch_done_ns - a.batch_done_ns;
 			map += b.map_ns - a.map_ns;
 			unmap += b.unmap_ns - a.unmap_ns;
+			late += b.late_unmap_ns - a.late_unmap_ns;
 		}
 		if (!done)
 			continue;
 		n = (double)done;
 		us = (double)bytes / n / ceiling * 1e6;
-		fprintf(out, "  %-3u %8.2f %6.1f %8.1f %7.1f %7.1f %8.1f %8.1f %9.1f %9.1f %+9.1f\n",
+		fprintf(out, "  %-3u %8.2f %6.1f %8.1f %7.1f %7.1f %8.1f %8.1f %9.1f %9.1f %+9.1f %7.1f\n",
 			k, (double)bytes / n / 1048576.0, (double)reads / n,
 			(double)submit / n * 1e-3, (double)map / n * 1e-3, (double)unmap / n * 1e-3,
 			(double)first / n * 1e-3, (double)last / n * 1e-3, (double)ns / n * 1e-3,
-			us, (double)ns / n * 1e-3 - us);
+			us, (double)ns / n * 1e-3 - us, (double)late / n * 1e-3);
 		if (batches != done)
 			fprintf(out, "      (%" PRIu64 " of %u batches started loads: not all cold)\n",
 				batches, done);
@@ -459,6 +483,8 @@ static int run_open(struct run *r)
 		co.device = r->o.device;
 	co.path = r->o.path;
 	co.chunk_size = r->o.chunk;
+	co.threads = r->o.threads;
+	co.flags |= r->o.poll ? P2PIO_CTX_POLL : 0;
 	ret = p2pio_ctx_create(&co, &r->ctx, &err);
 	if (ret) {
 		cli_err_p2pio("context", ret, &err);
@@ -502,6 +528,7 @@ static int run_open(struct run *r)
 		xo.budget = r->o.budget;
 	xo.policy = r->o.policy;
 	xo.flags = r->o.prefetch_prev ? P2PIO_EXPERTS_PREFETCH_PREV : 0;
+	xo.flags |= r->o.eager_unmap ? P2PIO_EXPERTS_EAGER_UNMAP : 0;
 	xo.read_piece = r->o.read_piece;
 	ret = p2pio_experts_open(r->m, &xo, &r->x, &err);
 	if (ret) {
@@ -673,6 +700,14 @@ static int moe_run(int argc, char **argv)
 			(double)io.stall_ns * 1e-9,
 			tokens ? (double)io.stall_ns * 1e-6 / (double)tokens : 0,
 			(double)io.host_wait_ns * 1e-9);
+		/* Where the caller's thread spends its time on memory, per call. */
+		fprintf(out, "memory    %" PRIu64 " maps %.1f us, unmaps in require %.1f us, %" PRIu64
+			" after the batch %.1f us (%" PRIu64 " forced)\n", io.maps,
+			io.maps ? (double)io.map_ns * 1e-3 / (double)io.maps : 0,
+			io.unmaps ? (double)io.unmap_ns * 1e-3 / (double)io.unmaps : 0,
+			io.late_unmaps,
+			io.late_unmaps ? (double)io.late_unmap_ns * 1e-3 / (double)io.late_unmaps : 0,
+			io.forced_unmaps);
 		fprintf(out, "ceiling   %.2f GB/s (%s)\n", ceiling * 1e-9,
 			r.o.ceiling > 0 ? "given" : "measured: expert-sized reads of the model, "
 						    "same path");

@@ -60,6 +60,8 @@ static int synth_opt(int opt, const char *arg, struct p2pio_expert_synth_params 
 	case 'V': if (parse_double(arg, 0, 1, &p->layer_spread)) break; return 1;
 	case 'D': if (parse_double(arg, 0, 1, &p->drift)) break; return 1;
 	case 'C': if (parse_double(arg, 0, 64, &p->cutoff)) break; return 1;
+	case 'R': if (parse_double(arg, 0, 1, &p->repeat)) break; return 1;
+	case 'Q': if (parse_double(arg, 0, 1024, &p->offset)) break; return 1;
 	default: return 0;
 	}
 	cli_usage_err("bad value '%s' for -%c (see --help)", arg, opt);
@@ -72,10 +74,11 @@ static int synth_opt(int opt, const char *arg, struct p2pio_expert_synth_params 
 	{ "skew", required_argument, NULL, 'z' }, { "locality", required_argument, NULL, 'l' },  \
 	{ "window", required_argument, NULL, 'w' }, { "seed", required_argument, NULL, 'S' },    \
 	{ "layer-spread", required_argument, NULL, 'V' }, { "drift", required_argument, NULL, 'D' }, \
-	{ "cutoff", required_argument, NULL, 'C' }, \
+	{ "cutoff", required_argument, NULL, 'C' }, { "repeat", required_argument, NULL, 'R' }, \
+	{ "offset", required_argument, NULL, 'Q' }, \
 	{ "output", required_argument, NULL, 'o' }, { "json", no_argument, NULL, 'j' },         \
 	{ "help", no_argument, NULL, 'h' }
-#define SYNTH_SHORTOPTS "L:E:k:n:z:l:w:S:V:D:C:o:jh"
+#define SYNTH_SHORTOPTS "L:E:k:n:z:l:w:S:V:D:C:R:Q:o:jh"
 
 static const char synth_opts_help[] =
 	"  -L, --layers N      MoE layers (default 36)\n"
@@ -91,6 +94,10 @@ static const char synth_opts_help[] =
 	"                      popularity ranks, 0-1 (synth default 0)\n"
 	"  -C, --cutoff C      popularity tail: rank r's weight times exp(-C r / experts),\n"
 	"                      0-64 (synth default 0)\n"
+	"  -R, --repeat P      probability a slot reuses one of the token before's experts\n"
+	"                      at the layer, 0-1 (default 0)\n"
+	"  -Q, --offset Q      Zipf-Mandelbrot offset: rank r's weight 1 / (r + 1 + Q)^skew,\n"
+	"                      a flat head of about Q experts, 0-1024 (default 0)\n"
 	"  -S, --seed N        random seed (default 1)\n"
 	"  -o, --output FILE   write the trace (native format)\n"
 	"  -j, --json          JSON output\n";
@@ -204,6 +211,10 @@ static int synth_main(int argc, char **argv)
 		cli_json_double(stdout, p.layer_spread);
 		printf(",\"drift\":");
 		cli_json_double(stdout, p.drift);
+		printf(",\"repeat\":");
+		cli_json_double(stdout, p.repeat);
+		printf(",\"offset\":");
+		cli_json_double(stdout, p.offset);
 		printf(",\"seed\":%llu,\"rates\":[", (unsigned long long)p.seed);
 		for (i = 0; i < NR_FRACS; i++) {
 			printf("%s{\"capacity_fraction\":%.2f,\"lru\":", i ? "," : "", fit_fracs[i]);
@@ -214,9 +225,10 @@ static int synth_main(int argc, char **argv)
 		}
 		printf("]}\n");
 	} else {
-		printf("synthetic trace: %u layers, %u experts, top-%u, %llu tokens; skew %.3f, locality %.3f, window %u, cutoff %.3f, layer spread %.3f, drift %.3f, seed %llu\n",
+		printf("synthetic trace: %u layers, %u experts, top-%u, %llu tokens; skew %.3f, locality %.3f, window %u, cutoff %.3f, layer spread %.3f, drift %.3f, repeat %.3f, offset %.3f, seed %llu\n",
 		       p.nr_layers, p.nr_experts, p.top_k, (unsigned long long)p.tokens, p.skew, p.locality,
-		       p.window, p.cutoff, p.layer_spread, p.drift, (unsigned long long)p.seed);
+		       p.window, p.cutoff, p.layer_spread, p.drift, p.repeat, p.offset,
+		       (unsigned long long)p.seed);
 		printf("capacity  LRU     oracle\n");
 		for (i = 0; i < NR_FRACS; i++)
 			printf("%3.0f%%      %5.1f%%  %5.1f%%\n", fit_fracs[i] * 100, lru[i] * 100, opt[i] * 100);
@@ -257,20 +269,22 @@ static int fit_try(struct p2pio_expert_synth_params *p, const double *tl, const 
 
 static int fit_main(int argc, char **argv)
 {
-	static const struct option lo[] = { SYNTH_LONGOPTS, { 0 } };
+	static const struct option lo[] = {
+		SYNTH_LONGOPTS, { "refine", no_argument, NULL, 'r' }, { 0 }
+	};
 	static const uint32_t windows[] = { 2, 4, 8, 16, 32 };
 	double tl[NR_FRACS] = { 0 }, to[NR_FRACS] = { 0 };
 	struct p2pio_expert_synth_params p, best;
 	struct fit_eval e, be = { .err = INFINITY };
 	uint64_t tokens_sum = 0;
 	const char *out = NULL;
-	bool json = false, tokens_set = false;
+	bool json = false, tokens_set = false, refine = false;
 	double *per = NULL;	/* [trace][lru, oracle][fraction] */
 	unsigned int i, nr, w, iter;
 	int o, r;
 
 	synth_defaults(&p);
-	while ((o = getopt_long(argc, argv, SYNTH_SHORTOPTS, lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, SYNTH_SHORTOPTS "r", lo, NULL)) != -1) {
 		r = synth_opt(o, optarg, &p);
 		if (r < 0)
 			return CLI_EXIT_USAGE;
@@ -281,12 +295,14 @@ static int fit_main(int argc, char **argv)
 		switch (o) {
 		case 'o': out = optarg; break;
 		case 'j': json = true; break;
+		case 'r': refine = true; break;
 		case 'h':
 			printf("usage: p2pio-moe fit [OPTIONS] TRACE...\n"
-			       "Find the synth parameters (skew, locality, window, cutoff, layer spread, drift)\n"
-			       "for the shape given whose\n"
+			       "Find the synth parameters (skew, locality, window, cutoff, layer spread, drift,\n"
+			       "repeat, offset) for the shape given whose\n"
 			       "LRU and oracle hit rates at 10, 25 and 50%% of the experts per layer are closest\n"
-			       "to the real traces' (their mean), and report the fit.\n\n%s",
+			       "to the real traces' (their mean), and report the fit.\n\n%s"
+			       "  -r, --refine        skip the grid: search from the parameters given\n",
 			       synth_opts_help);
 			return CLI_EXIT_OK;
 		default: return cli_usage_err("fit: bad option");
@@ -326,8 +342,14 @@ static int fit_main(int argc, char **argv)
 		p.tokens = tokens_sum / nr ? tokens_sum / nr : 1;
 
 	/* A coarse grid over skew, locality, window and cutoff (layer spread 0.5), then a
-	 * coordinate search over the continuous parameters around the best point. */
-	for (w = 0; w < MOE_ARRAY_SIZE(windows); w++) {
+	 * coordinate search over every parameter around the best point; --refine starts the
+	 * search from the parameters given instead of the grid's best. */
+	if (refine) {
+		if (fit_try(&p, tl, to, &be))
+			goto fail;
+		best = p;
+	}
+	for (w = 0; !refine && w < MOE_ARRAY_SIZE(windows); w++) {
 		for (i = 0; i <= 6; i++) {
 			unsigned int k, c;
 
@@ -339,6 +361,8 @@ static int fit_main(int argc, char **argv)
 					p.cutoff = 2.0 * c;
 					p.layer_spread = 0.5;
 					p.drift = 0;
+					p.repeat = 0;
+					p.offset = 0;
 					if (fit_try(&p, tl, to, &e))
 						goto fail;
 					if (e.err < be.err) {
@@ -350,9 +374,11 @@ static int fit_main(int argc, char **argv)
 		}
 	}
 	{
-		/* skew, locality, cutoff, layer_spread, drift: step and range. */
-		double step[5] = { 0.1, 0.05, 0.5, 0.1, 0.02 };
-		static const double hi[5] = { 8, 1, 64, 1, 1 };
+		/* skew, locality, cutoff, layer_spread, drift, repeat: step and range; then the
+		 * window, one token either way (the grid's windows are far apart: 2 and 4 differ
+		 * much in what LRU sees against what the oracle sees). */
+		double step[7] = { 0.1, 0.05, 0.5, 0.1, 0.02, 0.05, 4 };
+		static const double hi[7] = { 8, 1, 64, 1, 1, 1, 1024 };
 		unsigned int k, sg;
 
 		for (iter = 0; iter < 5; iter++) {
@@ -360,19 +386,28 @@ static int fit_main(int argc, char **argv)
 
 			while (moved) {
 				moved = false;
-				for (k = 0; k < 5; k++) {
+				for (k = 0; k < 8; k++) {
 					for (sg = 0; sg < 2; sg++) {
-						double *v[5];
+						double *v[7];
 
 						p = best;
+						if (k == 7) {
+							if (sg ? p.window <= 1 : p.window >= 1024)
+								continue;
+							p.window = sg ? p.window - 1 : p.window + 1;
+							goto try;
+						}
 						v[0] = &p.skew;
 						v[1] = &p.locality;
 						v[2] = &p.cutoff;
 						v[3] = &p.layer_spread;
 						v[4] = &p.drift;
+						v[5] = &p.repeat;
+						v[6] = &p.offset;
 						*v[k] += sg ? -step[k] : step[k];
 						if (*v[k] < 0 || *v[k] > hi[k])
 							continue;
+try:
 						if (fit_try(&p, tl, to, &e))
 							goto fail;
 						if (e.err < be.err - 1e-9) {
@@ -383,7 +418,7 @@ static int fit_main(int argc, char **argv)
 					}
 				}
 			}
-			for (k = 0; k < 5; k++)
+			for (k = 0; k < 7; k++)
 				step[k] /= 2;
 		}
 	}
@@ -410,6 +445,10 @@ static int fit_main(int argc, char **argv)
 		cli_json_double(stdout, best.layer_spread);
 		printf(",\"drift\":");
 		cli_json_double(stdout, best.drift);
+		printf(",\"repeat\":");
+		cli_json_double(stdout, best.repeat);
+		printf(",\"offset\":");
+		cli_json_double(stdout, best.offset);
 		printf(",\"seed\":%llu,\"max_error_points\":", (unsigned long long)best.seed);
 		cli_json_double(stdout, be.err);
 		printf(",\"within_3_points\":%s,\"rates\":[", be.err <= 3 ? "true" : "false");
@@ -429,9 +468,9 @@ static int fit_main(int argc, char **argv)
 		printf("fit of a %u-layer, %u-expert, top-%u synthetic trace (%llu tokens) to %u trace%s\n",
 		       best.nr_layers, best.nr_experts, best.top_k, (unsigned long long)best.tokens, nr,
 		       nr == 1 ? "" : "s (their mean)");
-		printf("parameters: --skew %.4f --locality %.4f --window %u --cutoff %.4f --layer-spread %.4f --drift %.4f --seed %llu\n",
+		printf("parameters: --skew %.4f --locality %.4f --window %u --cutoff %.4f --layer-spread %.4f --drift %.4f --repeat %.4f --offset %.4f --seed %llu\n",
 		       best.skew, best.locality, best.window, best.cutoff, best.layer_spread, best.drift,
-		       (unsigned long long)best.seed);
+		       best.repeat, best.offset, (unsigned long long)best.seed);
 		printf("capacity  LRU real  synth   oracle real  synth\n");
 		for (i = 0; i < NR_FRACS; i++)
 			printf("%3.0f%%      %5.1f%%    %5.1f%%  %5.1f%%       %5.1f%%\n", fit_fracs[i] * 100,

@@ -18,7 +18,7 @@
 
 #define FILE_SIZE ((2u << 20) + 777)
 #define CHUNK (64u << 10)
-#define NR 64
+#define NR 150			/* more than one engine batch (P2PIO_SUBMIT_BATCH, 64) */
 #define SLOT (96u << 10)		/* each request's own destination slot */
 
 static char path[PATH_MAX];

@@ -34,7 +34,7 @@ static void cleanup(void)
 		unlink(model_path);
 }
 
-static struct p2pio_ctx *host_ctx(enum p2pio_path path)
+static struct p2pio_ctx *host_ctx_flags(enum p2pio_path path, uint32_t flags)
 {
 	struct p2pio_ctx_opts o;
 	struct p2pio_error err = { 0 };
@@ -44,11 +44,17 @@ static struct p2pio_ctx *host_ctx(enum p2pio_path path)
 	o.device = P2PIO_DEVICE_HOST;
 	o.path = path;
 	o.chunk_size = 64 << 10;
+	o.flags = flags;
 	if (p2pio_ctx_create(&o, &ctx, &err)) {
 		tap_diag("context: %s", err.msg);
 		return NULL;
 	}
 	return ctx;
+}
+
+static struct p2pio_ctx *host_ctx(enum p2pio_path path)
+{
+	return host_ctx_flags(path, 0);
 }
 
 /* Every byte of every slice of (layer, expert) at @ptr; 0 when all match. */
@@ -95,7 +101,8 @@ static uint64_t budget_for(struct p2pio_model *m, uint32_t experts)
 }
 
 /* Decode with room for 12 experts; @piece: the read piece (0: the default). */
-static void test_decode(struct p2pio_ctx *ctx, const char *pname, uint64_t piece)
+static void test_decode(struct p2pio_ctx *ctx, const char *pname, uint64_t piece,
+			uint32_t flags)
 {
 	uint64_t home[NLAYERS][NEXPERTS] = { { 0 } }, ptr[USED], committed_max = 0;
 	struct p2pio_expert_stats st = { .size = sizeof(st) };
@@ -119,6 +126,7 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname, uint64_t piece
 	p2pio_experts_opts_init(&o);
 	o.budget = b;
 	o.read_piece = piece;
+	o.flags = flags;
 	ret = p2pio_experts_open(m, &o, &x, &err);
 	tap_is_int(ret, 0, "%s: cache opens with room for 12 of %d experts, reads of %llu bytes",
 		   pname, NLAYERS * NEXPERTS, (unsigned long long)piece);
@@ -193,6 +201,16 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname, uint64_t piece
 	       "%s: %llu miss batches timed, %llu reads of %llu bytes for %llu loads", pname,
 	       (unsigned long long)io.batches, (unsigned long long)io.reads,
 	       (unsigned long long)io.read_piece, (unsigned long long)io.loads);
+	/* Deferred: each victim's home is unmapped at the release after its eviction, or by
+	 * the miss that maps the home again first; eager: at once, in require. */
+	if (flags & P2PIO_EXPERTS_EAGER_UNMAP)
+		tap_ok(io.late_unmaps == 0 && io.forced_unmaps == 0,
+		       "%s, eager unmapping: no unmap after the batch", pname);
+	else
+		tap_ok(io.late_unmaps > 0 && io.late_unmaps + io.forced_unmaps == st.evictions,
+		       "%s: every victim unmapped after its batch (%llu at release, %llu forced, "
+		       "%llu evictions)", pname, (unsigned long long)io.late_unmaps,
+		       (unsigned long long)io.forced_unmaps, (unsigned long long)st.evictions);
 	p2pio_experts_close(x);
 out_model:
 	p2pio_model_close(m);
@@ -559,10 +577,20 @@ int main(void)
 			tap_ok(0, "%s context", paths[i].name);
 			continue;
 		}
-		test_decode(ctx, paths[i].name, 0);
+		test_decode(ctx, paths[i].name, 0, 0);
 		/* Much smaller than a slice: every load is many reads, landing side by side. */
-		test_decode(ctx, paths[i].name, 4096);
+		test_decode(ctx, paths[i].name, 4096, 0);
+		/* Victims unmapped before their miss loads, as before deferred unmapping. */
+		test_decode(ctx, paths[i].name, 0, P2PIO_EXPERTS_EAGER_UNMAP);
 		p2pio_ctx_destroy(ctx);
+	}
+	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */
+	ctx = host_ctx_flags(P2PIO_PATH_BOUNCE, P2PIO_CTX_POLL);
+	if (ctx) {
+		test_decode(ctx, "bounce, polling", 0, 0);
+		p2pio_ctx_destroy(ctx);
+	} else {
+		tap_ok(0, "bounce context with P2PIO_CTX_POLL");
 	}
 	ctx = host_ctx(P2PIO_PATH_AUTO);
 	if (!ctx)

@@ -3,8 +3,9 @@
  * test-expert-pool.c - the expert pool's bookkeeping (experts/vmm_pool.c) against a fake
  * allocator that keeps its own books: nothing committed at creation, every expert a fixed,
  * aligned home inside the one reservation, chunks created only up to the limit and reused
- * through the free list, no home mapped twice, no chunk mapped in two places, everything
- * unmapped and freed at the end; allocator failures leave the books consistent.
+ * through the free list, no home mapped twice, no chunk mapped in two places (except, with
+ * deferred unmapping, a freed chunk at its old home until the flush), everything unmapped
+ * and freed at the end; allocator failures leave the books consistent.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #define GRAN (64u << 10)
 #define MAX_CHUNKS 256
+#define MAX_MAPS 256
 
 struct fake {
 	uint64_t va, va_len;		/* the reservation */
@@ -24,13 +26,27 @@ struct fake {
 	struct {
 		bool live;
 		uint64_t len;
-		uint64_t mapped_at;	/* 0: unmapped */
 	} chunk[MAX_CHUNKS];
+	struct {
+		bool live;
+		uint64_t va, len, handle;
+	} map[MAX_MAPS];		/* every mapping in place */
 	int creates, destroys, maps, unmaps;
 	int live, mapped;
 	int errors;			/* misuse seen by the fake */
 	int fail_create, fail_map;	/* fail the next one */
+	bool alias_ok;			/* a chunk may be mapped at two homes (deferred) */
 };
+
+/* Mappings of chunk @handle in place. */
+static int maps_of(const struct fake *f, uint64_t handle)
+{
+	int i, n = 0;
+
+	for (i = 0; i < MAX_MAPS; i++)
+		n += f->map[i].live && f->map[i].handle == handle;
+	return n;
+}
 
 static void misuse(struct fake *f, const char *what)
 {
@@ -60,8 +76,8 @@ static void f_unreserve(void *arg, uint64_t va, uint64_t len)
 
 	if (va != f->va || len != f->va_len)
 		misuse(f, "unreserve of another range");
-	for (i = 0; i < MAX_CHUNKS; i++)
-		if (f->chunk[i].live && f->chunk[i].mapped_at)
+	for (i = 0; i < MAX_MAPS; i++)
+		if (f->map[i].live)
 			misuse(f, "unreserve while mapped");
 	f->unreserves++;
 }
@@ -92,7 +108,7 @@ static void f_destroy(void *arg, struct p2pio_xchunk *c)
 
 	if (c->handle >= MAX_CHUNKS || !f->chunk[c->handle].live)
 		return misuse(f, "destroy of an unknown chunk");
-	if (f->chunk[c->handle].mapped_at)
+	if (maps_of(f, c->handle))
 		misuse(f, "destroy of a mapped chunk");
 	f->chunk[c->handle].live = false;
 	f->destroys++;
@@ -110,16 +126,21 @@ static int f_map(void *arg, uint64_t va, struct p2pio_xchunk *c)
 	}
 	if (c->handle >= MAX_CHUNKS || !f->chunk[c->handle].live)
 		misuse(f, "map of an unknown chunk");
-	else if (f->chunk[c->handle].mapped_at)
+	else if (maps_of(f, c->handle) && !f->alias_ok)
 		misuse(f, "chunk mapped twice");
 	if (va % GRAN || va < f->va || va + c->len > f->va + f->va_len)
 		misuse(f, "map outside the reservation or misaligned");
-	for (i = 0; i < MAX_CHUNKS; i++)
-		if (f->chunk[i].live && f->chunk[i].mapped_at &&
-		    va < f->chunk[i].mapped_at + f->chunk[i].len &&
-		    f->chunk[i].mapped_at < va + c->len)
+	for (i = 0; i < MAX_MAPS; i++)
+		if (f->map[i].live && va < f->map[i].va + f->map[i].len && f->map[i].va < va + c->len)
 			misuse(f, "map over a mapped range");
-	f->chunk[c->handle].mapped_at = va;
+	for (i = 0; i < MAX_MAPS && f->map[i].live; i++)
+		;
+	if (i == MAX_MAPS)
+		return -ENOMEM;
+	f->map[i].live = true;
+	f->map[i].va = va;
+	f->map[i].len = c->len;
+	f->map[i].handle = c->handle;
 	c->addr = va;
 	f->maps++;
 	f->mapped++;
@@ -129,10 +150,15 @@ static int f_map(void *arg, uint64_t va, struct p2pio_xchunk *c)
 static void f_unmap(void *arg, struct p2pio_xchunk *c)
 {
 	struct fake *f = arg;
+	int i;
 
-	if (c->handle >= MAX_CHUNKS || f->chunk[c->handle].mapped_at != c->addr || !c->addr)
+	for (i = 0; i < MAX_MAPS; i++)
+		if (f->map[i].live && f->map[i].va == c->addr && f->map[i].handle == c->handle &&
+		    f->map[i].len == c->len)
+			break;
+	if (i == MAX_MAPS || !c->addr)
 		return misuse(f, "unmap of a chunk not mapped there");
-	f->chunk[c->handle].mapped_at = 0;
+	f->map[i].live = false;
 	f->unmaps++;
 	f->mapped--;
 }
@@ -250,6 +276,54 @@ static void test_reuse(void)
 	tap_is_int(f.errors, 0, "the fake allocator saw no misuse");
 }
 
+/* Deferred unmapping: evictions cost no allocator call until the flush. */
+static void test_deferred(void)
+{
+	static const uint64_t len[2] = { GRAN, 2 * GRAN };
+	const struct p2pio_xchunk *c;
+	struct fake f = { .alias_ok = true };
+	struct p2pio_xpool_stats st;
+	struct p2pio_xpool *p;
+	uint64_t h;
+	int e;
+
+	tap_is_int(p2pio_xpool_create(&fake_ops, &f, 2, 8, len, 2 * GRAN, &p), 0,
+		   "pool with room for two small chunks, deferred unmapping");
+	p2pio_xpool_set_deferred(p, true);
+	for (e = 0; e < 2; e++)
+		p2pio_xpool_map(p, 0, (uint32_t)e, &c);
+	h = c->handle;
+	tap_is_int(p2pio_xpool_unmap(p, 0, 1), 0, "evict expert 1");
+	tap_ok(f.unmaps == 0 && f.mapped == 2 && p2pio_xpool_ghosts(p) == 1 &&
+	       p2pio_xpool_chunk(p, 0, 1) == NULL,
+	       "no allocator call: its home stays mapped, the pool calls it free");
+	tap_is_int(p2pio_xpool_map(p, 0, 2, &c), 0, "expert 2 takes the freed chunk");
+	tap_ok(c->handle == h && c->addr == p2pio_xpool_home(p, 0, 2) && f.mapped == 3 &&
+	       f.creates == 2, "at its own home, the chunk mapped at both homes for now");
+	tap_is_int(p2pio_xpool_unmap(p, 0, 2), 0, "evict expert 2 too");
+	tap_is_int(p2pio_xpool_map(p, 0, 1, &c), 0, "expert 1 comes back before the flush");
+	p2pio_xpool_stats(p, &st);
+	tap_ok(c->addr == p2pio_xpool_home(p, 0, 1) && st.forced_unmaps == 1 &&
+	       p2pio_xpool_ghosts(p) == 1 && f.errors == 0,
+	       "its old mapping is undone first (forced), expert 2's waits");
+	tap_is_int((int)p2pio_xpool_flush(p), 1, "the flush undoes the one left");
+	p2pio_xpool_stats(p, &st);
+	tap_ok(f.mapped == 2 && st.late_unmaps == 1 && p2pio_xpool_ghosts(p) == 0,
+	       "two homes mapped, one for each resident expert");
+	/* A larger layer needs the small free chunks destroyed: their ghosts go first. */
+	p2pio_xpool_unmap(p, 0, 0);
+	p2pio_xpool_unmap(p, 0, 1);
+	tap_is_int(p2pio_xpool_map(p, 1, 0, &c), 0, "a layer-1 expert fits once both go");
+	tap_ok(f.live == 1 && p2pio_xpool_ghosts(p) == 0 && f.errors == 0,
+	       "the ghosts were unmapped before their chunks were destroyed");
+	p2pio_xpool_unmap(p, 1, 0);
+	tap_ok(p2pio_xpool_ghosts(p) == 1, "a ghost left at destruction ...");
+	p2pio_xpool_destroy(p);
+	tap_ok(f.live == 0 && f.mapped == 0 && f.unreserves == 1,
+	       "... is unmapped by destroy, with everything else");
+	tap_is_int(f.errors, 0, "the fake allocator saw no misuse");
+}
+
 /* An allocator that cannot remap: addresses are the chunks'. */
 static int n_create(void *arg, struct p2pio_xchunk *c)
 {
@@ -307,6 +381,7 @@ int main(void)
 	tap_plan_lazy();
 	test_homes();
 	test_reuse();
+	test_deferred();
 	test_unstable();
 	test_bad();
 	return tap_exit();

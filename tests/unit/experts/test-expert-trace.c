@@ -392,6 +392,63 @@ static void test_replay(void)
 	p2pio_expert_trace_free(t);
 }
 
+/* @repeat 1: a layer keeps the token before's experts; @offset flattens the head. */
+static void test_synth_refinements(struct p2pio_expert_synth_params p,
+				   const struct p2pio_expert_trace *plain)
+{
+	struct p2pio_expert_replay_opts o = { .policy = "lru", .capacity = 8, .per_layer = true };
+	struct p2pio_expert_stats s0 = { .size = sizeof(s0) }, s1 = { .size = sizeof(s1) };
+	struct p2pio_expert_trace *t = NULL;
+	bool same = true, kept = true;
+	uint64_t tok;
+	uint32_t l, i, j;
+
+	/* Both 0: the trace without them (@plain, made from the same parameters). */
+	p2pio_expert_synth(&p, &t);
+	for (tok = 0; t && tok < p.tokens; tok++)
+		for (l = 0; l < p.nr_layers; l++) {
+			const uint16_t *x, *y;
+
+			if (p2pio_expert_trace_cell(t, tok, l, &x) != 4 ||
+			    p2pio_expert_trace_cell(plain, tok, l, &y) != 4 || memcmp(x, y, 8))
+				same = false;
+		}
+	tap_ok(t && same, "repeat 0, offset 0: the same trace as without them");
+	p2pio_expert_trace_free(t);
+	t = NULL;
+	p.repeat = 1;
+	tap_is_int(p2pio_expert_synth(&p, &t), 0, "synth with repeat 1");
+	for (tok = 1; t && tok < p.tokens; tok++)
+		for (l = 0; l < p.nr_layers; l++) {
+			const uint16_t *x, *y;
+
+			p2pio_expert_trace_cell(t, tok - 1, l, &x);
+			p2pio_expert_trace_cell(t, tok, l, &y);
+			for (i = 0; i < 4; i++) {
+				for (j = 0; j < 4 && y[i] != x[j]; j++)
+					;
+				kept &= j < 4;
+			}
+		}
+	tap_ok(t && kept, "repeat 1: every token takes the experts of the token before");
+	p2pio_expert_trace_free(t);
+	t = NULL;
+	/* A flat head of 16 experts: with 8 slots per layer LRU catches less of it. */
+	p.repeat = 0;
+	p.locality = 0;
+	p.skew = 2;
+	p2pio_expert_synth(&p, &t);
+	p2pio_expert_replay(t, &o, &s0, NULL, NULL);
+	p2pio_expert_trace_free(t);
+	t = NULL;
+	p.offset = 16;
+	p2pio_expert_synth(&p, &t);
+	p2pio_expert_replay(t, &o, &s1, NULL, NULL);
+	tap_ok(t && s1.hits < s0.hits, "offset 16 flattens the head: fewer LRU hits (%llu < %llu)",
+	       (unsigned long long)s1.hits, (unsigned long long)s0.hits);
+	p2pio_expert_trace_free(t);
+}
+
 static void test_synth(void)
 {
 	struct p2pio_expert_synth_params p = { .nr_layers = 4, .nr_experts = 32, .top_k = 4,
@@ -444,6 +501,15 @@ static void test_synth(void)
 	p.top_k = 4;
 	p.locality = 1.5;
 	tap_is_int(p2pio_expert_synth(&p, &c), -EINVAL, "locality above 1: %s", "-EINVAL");
+	p.locality = 0.5;
+	p.skew = 1.0;
+	p.repeat = 1.5;
+	tap_is_int(p2pio_expert_synth(&p, &c), -EINVAL, "repeat above 1: %s", "-EINVAL");
+	p.repeat = 0;
+	p.offset = 2000;
+	tap_is_int(p2pio_expert_synth(&p, &c), -EINVAL, "offset above 1024: %s", "-EINVAL");
+	p.offset = 0;
+	test_synth_refinements(p, a);
 	p2pio_expert_trace_free(a);
 	p2pio_expert_trace_free(b);
 	p2pio_expert_trace_free(c);

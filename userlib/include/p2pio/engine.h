@@ -72,6 +72,14 @@ const char *p2pio_path_name(enum p2pio_path path);
  * from the engine's own submitting threads first.
  */
 #define P2PIO_CTX_BOUNCE_ASYNC (1u << 1)
+/*
+ * Latency over CPU time: BOUNCE's threads, and an expert cache's completion thread, poll
+ * (yielding the CPU to any thread that wants it) for P2PIO_CTX_POLL_US before they sleep
+ * on a copy, on new work or on completions. Where waking a sleeping thread is slow (a
+ * virtual machine's idle vCPUs) each hand-off of a read otherwise pays that wake-up.
+ */
+#define P2PIO_CTX_POLL (1u << 2)
+#define P2PIO_CTX_POLL_US 200
 
 /**
  * struct p2pio_ctx_opts - how a context reads; grows at the end, so set @size.

@@ -299,9 +299,15 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
  * @cutoff:   0 .. 64: rank r's weight is also multiplied by exp(-@cutoff x r / nr_experts),
  *            thinning the tail (real layers leave many experts unused over a few hundred
  *            tokens); 0: plain Zipf.
+ * @repeat:   0 .. 1: probability that a slot takes one of the experts the layer chose for
+ *            the token just before (drawn before @locality): the short-range reuse a
+ *            recency policy catches, apart from @locality's longer window.
+ * @offset:   0 .. 1024: Zipf-Mandelbrot offset: rank r's weight is 1 / (r + 1 + @offset)^skew
+ *            (times the cutoff), a flat head of about @offset experts before the power
+ *            law: a layer's working set, which recency catches once it fits; 0: plain Zipf.
  *
- * @layer_spread and @drift draw from a stream of their own: with both 0 the trace is the
- * one the other parameters gave before they existed.
+ * @layer_spread, @drift and @repeat draw from a stream of their own: with all three 0 the
+ * trace is the one the other parameters gave before they existed.
  */
 struct p2pio_expert_synth_params {
 	uint32_t nr_layers;
@@ -315,6 +321,8 @@ struct p2pio_expert_synth_params {
 	double layer_spread;
 	double drift;
 	double cutoff;
+	double repeat;
+	double offset;
 };
 
 /**
@@ -324,7 +332,7 @@ struct p2pio_expert_synth_params {
  *
  * Return: 0, -EINVAL for parameters out of range (top_k > nr_experts, skew < 0 or > 8,
  * locality outside 0 .. 1, window 0, tokens 0 or above 2^24, layer_spread or drift
- * outside 0 .. 1, cutoff outside 0 .. 64), -ENOMEM.
+ * outside 0 .. 1, cutoff outside 0 .. 64, repeat outside 0 .. 1, offset outside 0 .. 1024), -ENOMEM.
  */
 int p2pio_expert_synth(const struct p2pio_expert_synth_params *p,
 		       struct p2pio_expert_trace **out);

@@ -57,6 +57,13 @@ struct p2pio_experts;
  * used in this one) start loading, one layer ahead of their use.
  */
 #define P2PIO_EXPERTS_PREFETCH_PREV (1u << 0)
+/*
+ * Unmap a victim's memory before the miss that evicts it loads, as before deferred
+ * unmapping (for measurements). By default a miss maps the victim's physical memory at
+ * its own address at once and the victim's address is unmapped later, at the next
+ * p2pio_experts_release(), off the miss's path.
+ */
+#define P2PIO_EXPERTS_EAGER_UNMAP (1u << 1)
 
 /**
  * struct p2pio_experts_opts - options of p2pio_experts_open(); grows at the end, set @size.
@@ -309,8 +316,13 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  * @batch_done_ns: ... the last of its misses completed and its completion word was
  *               stored (the caller's stream may go on).
  * @map_ns:      time spent backing experts with memory (mapping), and ...
- * @unmap_ns:    ... taking it back from victims, on the caller's thread.
+ * @unmap_ns:    ... taking it back from victims, on the caller's thread, in require (with
+ *               deferred unmapping only the bookkeeping, and @forced_unmaps);
  * @read_piece:  the bytes of each read a load is cut into.
+ * @late_unmaps: victims' addresses unmapped after their miss batch (in release) ...
+ * @late_unmap_ns: ... and the time that took;
+ * @forced_unmaps: of the deferred unmaps, those a miss had to do first (the expert came
+ *               back before its old mapping was undone).
  */
 struct p2pio_experts_io {
 	size_t size;
@@ -336,6 +348,9 @@ struct p2pio_experts_io {
 	uint64_t map_ns;
 	uint64_t unmap_ns;
 	uint64_t read_piece;
+	uint64_t late_unmaps;
+	uint64_t late_unmap_ns;
+	uint64_t forced_unmaps;
 };
 
 /**

@@ -218,14 +218,21 @@ static const struct p2pio_path_ops *p2pio_op_path(struct p2pio_op *op)
 	return ops;
 }
 
-static int p2pio_op_start(struct p2pio_ctx *ctx, const struct p2pio_req *r,
-			  struct p2pio_queue *q, struct p2pio_sync *sync)
+/*
+ * A new operation for @r, its path chosen and started: handed to the caller through @opp
+ * with @opsp and @privp to submit it, or completed already (a zero length, a path that
+ * cannot start: *@opp NULL). Return 0, or -errno when nothing was made.
+ */
+static int p2pio_op_prepare(struct p2pio_ctx *ctx, const struct p2pio_req *r,
+			    struct p2pio_queue *q, struct p2pio_sync *sync, struct p2pio_op **opp,
+			    const struct p2pio_path_ops **opsp, void **privp)
 {
 	const struct p2pio_path_ops *ops;
 	struct p2pio_op *op;
 	void *priv;
 	int ret;
 
+	*opp = NULL;
 	op = calloc(1, sizeof(*op));
 	if (!op)
 		return -ENOMEM;
@@ -258,11 +265,77 @@ static int p2pio_op_start(struct p2pio_ctx *ctx, const struct p2pio_req *r,
 	}
 	/* The path holds the first reference; a path that cannot start fails the read. */
 	ret = p2pio_path_start(ctx, ops, &priv);
-	if (!ret)
-		ret = ops->submit(priv, op);
+	if (ret) {
+		p2pio_op_put(op, ret, 0);
+		return 0;
+	}
+	*opp = op;
+	*opsp = ops;
+	*privp = priv;
+	return 0;
+}
+
+static int p2pio_op_start(struct p2pio_ctx *ctx, const struct p2pio_req *r,
+			  struct p2pio_queue *q, struct p2pio_sync *sync)
+{
+	const struct p2pio_path_ops *ops;
+	struct p2pio_op *op;
+	void *priv;
+	int ret;
+
+	ret = p2pio_op_prepare(ctx, r, q, sync, &op, &ops, &priv);
+	if (ret || !op)
+		return ret;
+	ret = ops->submit(priv, op);
 	if (ret)
 		p2pio_op_put(op, ret, 0);
 	return 0;
+}
+
+/* Reads submitted together at most; a path with submit_many gets them in one call. */
+#define P2PIO_SUBMIT_BATCH 64
+
+/*
+ * Requests [@i, @i + @nr) of one p2pio_submit(), all valid and counted in flight: made
+ * into operations and handed to their paths, consecutive ones for the same path in one
+ * submit_many(). Return 0, or the -errno of the first request that could not be made
+ * (the ones before it are submitted; the caller uncounts it and the rest).
+ */
+static int p2pio_submit_batch(struct p2pio_queue *q, const struct p2pio_req *reqs,
+			      unsigned int nr, unsigned int *made)
+{
+	struct p2pio_op *ops_v[P2PIO_SUBMIT_BATCH];
+	const struct p2pio_path_ops *path_v[P2PIO_SUBMIT_BATCH];
+	void *priv_v[P2PIO_SUBMIT_BATCH];
+	unsigned int n = 0, i, j, k;
+	int ret = 0;
+
+	for (i = 0; i < nr; i++) {
+		ret = p2pio_op_prepare(q->ctx, &reqs[i], q, NULL, &ops_v[n], &path_v[n], &priv_v[n]);
+		if (ret)
+			break;
+		if (ops_v[n])
+			n++;
+	}
+	*made = i;
+	for (j = 0; j < n; j = k) {
+		int err;
+
+		for (k = j + 1; k < n && path_v[k] == path_v[j] && priv_v[k] == priv_v[j]; k++)
+			;
+		if (path_v[j]->submit_many && k - j > 1) {
+			err = path_v[j]->submit_many(priv_v[j], &ops_v[j], k - j);
+			while (err && j < k)
+				p2pio_op_put(ops_v[j++], err, 0);
+			continue;
+		}
+		for (; j < k; j++) {
+			err = path_v[j]->submit(priv_v[j], ops_v[j]);
+			if (err)
+				p2pio_op_put(ops_v[j], err, 0);
+		}
+	}
+	return ret;
 }
 
 static void p2pio_wait_account(struct p2pio_ctx *ctx, uint64_t t0)
@@ -370,20 +443,28 @@ int p2pio_submit(struct p2pio_queue *q, const struct p2pio_req *reqs, unsigned i
 
 	if (!q || (!reqs && nr))
 		return -EINVAL;
-	for (i = 0; i < nr; i++) {
-		ret = p2pio_req_check(q->ctx, &reqs[i]);
-		if (!ret) {
-			/* Counted first: the read may complete before p2pio_op_start() returns. */
-			pthread_mutex_lock(&q->lock);
-			q->inflight++;
-			pthread_mutex_unlock(&q->lock);
-			ret = p2pio_op_start(q->ctx, &reqs[i], q, NULL);
-			if (ret) {
-				pthread_mutex_lock(&q->lock);
-				q->inflight--;
-				pthread_mutex_unlock(&q->lock);
-			}
+	for (i = 0; i < nr;) {
+		unsigned int n, made;
+
+		/* The valid requests ahead, up to a batch. */
+		for (n = 0; i + n < nr && n < P2PIO_SUBMIT_BATCH; n++) {
+			ret = p2pio_req_check(q->ctx, &reqs[i + n]);
+			if (ret)
+				break;
 		}
+		if (!n)
+			return i ? (int)i : ret;
+		/* Counted first: a read may complete before its submission returns. */
+		pthread_mutex_lock(&q->lock);
+		q->inflight += n;
+		pthread_mutex_unlock(&q->lock);
+		ret = p2pio_submit_batch(q, &reqs[i], n, &made);
+		if (made < n) {
+			pthread_mutex_lock(&q->lock);
+			q->inflight -= n - made;
+			pthread_mutex_unlock(&q->lock);
+		}
+		i += made;
 		if (ret)
 			return i ? (int)i : ret;
 	}

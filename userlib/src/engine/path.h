@@ -72,6 +72,12 @@ struct p2pio_path_ops {
 	 */
 	bool (*op_ok)(struct p2pio_op *op, char *why, size_t why_len);
 	int (*submit)(void *priv, struct p2pio_op *op);
+	/*
+	 * Optional: @submit for @n reads at once (one p2pio_submit() of many requests): the
+	 * path queues them all or none (a nonzero return fails every one), so that its
+	 * threads are woken and its lock taken once, not once per read.
+	 */
+	int (*submit_many)(void *priv, struct p2pio_op **ops, unsigned int n);
 
 	/* Per buffer, before p2pio_buf_free() frees it: let go of what the path holds on it. */
 	void (*buf_release)(void *priv, struct p2pio_buf *buf);

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,21 @@ static void finish_load(struct p2pio_experts *x, size_t i)
 	p2pio_xpool_unmap(x->pool, layer, expert);
 }
 
+/* P2PIO_CTX_POLL: completions polled for (yielding) before the reaper sleeps on them. */
+static int reap_poll(struct p2pio_experts *x, struct p2pio_cqe *cqe)
+{
+	uint64_t t0 = p2pio_now_ns();
+	int n;
+
+	do {
+		n = p2pio_complete(x->q, cqe, REAP_BATCH, 0, 0);
+		if (n)
+			return n;
+		sched_yield();
+	} while (p2pio_now_ns() - t0 < P2PIO_CTX_POLL_US * 1000ull && !atomic_load(&x->stop));
+	return 0;
+}
+
 void *p2pio_experts_reaper(void *arg)
 {
 	struct p2pio_experts *x = arg;
@@ -94,7 +110,18 @@ void *p2pio_experts_reaper(void *arg)
 	int n, i;
 
 	while (!atomic_load(&x->stop)) {
-		n = p2pio_complete(x->q, cqe, REAP_BATCH, 1, REAP_TIMEOUT_MS);
+		/*
+		 * Nothing in flight: sleep until a load starts. p2pio_complete() returns at once
+		 * when nothing is in flight, and looping on it would take a CPU from the engine's
+		 * threads (and its queue's lock from the submitter) for nothing.
+		 */
+		pthread_mutex_lock(&x->lock);
+		while (!x->loading && !atomic_load(&x->stop))
+			pthread_cond_wait(&x->reap_cond, &x->lock);
+		pthread_mutex_unlock(&x->lock);
+		n = x->ctx->opts.flags & P2PIO_CTX_POLL ? reap_poll(x, cqe) : 0;
+		if (!n)
+			n = p2pio_complete(x->q, cqe, REAP_BATCH, 1, REAP_TIMEOUT_MS);
 		if (n == -ETIMEDOUT || n == -EINTR || n == -EAGAIN || n == 0)
 			continue;
 		t = p2pio_now_ns();
@@ -216,6 +243,30 @@ static void prefetch_unhold(struct p2pio_experts *x)
 
 /* ---- loads ------------------------------------------------------------------------ */
 
+#define XREQS 64
+
+/*
+ * Submit the @nq pieces of @e's load in @reqs; @left counts its pieces not submitted yet.
+ * On a failure the load fails: the pieces submitted complete, the rest never will.
+ */
+static void submit_pieces(struct p2pio_experts *x, struct xentry *e, struct p2pio_req *reqs,
+			  uint32_t *nq, uint32_t *left)
+{
+	int ret = p2pio_submit(x->q, reqs, *nq);
+	uint32_t done = ret < 0 ? 0 : (uint32_t)ret, k;
+
+	for (k = 0; k < done; k++)
+		x->io.bytes += reqs[k].length;
+	x->io.reads += done;
+	*left -= done;
+	if (done < *nq) {
+		e->err = ret < 0 ? ret : -EIO;
+		e->pending -= *left;
+		*left = 0;
+	}
+	*nq = 0;
+}
+
 /* Start loading (@layer, @expert), which the core has just admitted. Called locked. */
 static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool prefetch)
 {
@@ -224,7 +275,8 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	struct xentry *e = &x->ent[i];
 	const struct p2pio_xchunk *c;
 	struct p2pio_expert_plan plan;
-	uint32_t r, npieces = 0;
+	struct p2pio_req reqs[XREQS];
+	uint32_t r, npieces = 0, nq = 0;
 	uint64_t t0, off;
 	int ret;
 
@@ -256,13 +308,16 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 		x->batch_left++;
 		x->batch_loads++;
 	}
-	x->loading++;
+	if (!x->loading++)
+		pthread_cond_signal(&x->reap_cond);
 	x->io.loads++;
 	x->io.prefetches += prefetch;
+	/* The pieces go to the engine together (one wake-up of its threads per batch). */
 	for (r = 0; r < plan.nruns && !e->err; r++) {
-		for (off = 0; off < plan.runs[r].len; off += x->piece) {
+		for (off = 0; off < plan.runs[r].len && !e->err; off += x->piece) {
 			uint64_t len = plan.runs[r].len - off;
-			struct p2pio_req req = {
+
+			reqs[nq++] = (struct p2pio_req){
 				.file = x->m->file,
 				.file_offset = plan.runs[r].file_off + off,
 				.length = len < x->piece ? len : x->piece,
@@ -270,19 +325,12 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 				.buf_offset = c->buf_off + plan.runs[r].dst_off + off,
 				.tag = i,
 			};
-
-			ret = p2pio_submit(x->q, &req, 1);
-			if (ret < 0) {
-				/* The reads already submitted complete; the load fails then. */
-				e->err = ret;
-				e->pending -= npieces;
-				break;
-			}
-			npieces--;
-			x->io.reads++;
-			x->io.bytes += req.length;
+			if (nq == XREQS || (r + 1 == plan.nruns && off + x->piece >= plan.runs[r].len))
+				submit_pieces(x, e, reqs, &nq, &npieces);
 		}
 	}
+	if (nq && !e->err)
+		submit_pieces(x, e, reqs, &nq, &npieces);
 	ret = e->err;
 	if (--e->pending == 0)
 		finish_load(x, i);
@@ -382,18 +430,47 @@ static int prefetch_locked(struct p2pio_experts *x, uint32_t layer, const uint32
 	return started;
 }
 
+/*
+ * Unmap the homes of the experts evicted since the last flush (the pool defers them: a
+ * miss maps the victim's chunk at its own home at once and submits its reads; the
+ * victim's home is unmapped here, after the batch, when the caller releases a layer and
+ * the GPU still has that layer's work to do). No queued work reads a victim: the core
+ * evicts only experts whose release events have completed. Called locked.
+ */
+static void flush_unmaps(struct p2pio_experts *x)
+{
+	uint64_t t0;
+
+	if (!p2pio_xpool_ghosts(x->pool))
+		return;
+	t0 = p2pio_now_ns();
+	x->io.late_unmaps += p2pio_xpool_flush(x->pool);
+	x->io.late_unmap_ns += p2pio_now_ns() - t0;
+}
+
 /* ---- the stream's wait ------------------------------------------------------------ */
 
+/*
+ * Add the stall that timing @t measured, once its stream has passed it; with @block, wait
+ * for that. Called locked; the wait drops the lock: the stream may be waiting on a
+ * completion word that only the reaper, which needs the lock, can store (a caller that
+ * ran NR_TIMINGS stalled requires ahead of its loads waited here for ever).
+ */
 static void harvest(struct p2pio_experts *x, struct xtiming *t, bool block)
 {
 	float ms = 0;
 
 	if (!t->live)
 		return;
-	if (block)
+	if (x->cu->EventQuery(t->e1) != CUDA_SUCCESS) {
+		if (!block)
+			return;
+		pthread_mutex_unlock(&x->lock);
 		x->cu->EventSynchronize(t->e1);
-	else if (x->cu->EventQuery(t->e1) != CUDA_SUCCESS)
-		return;
+		pthread_mutex_lock(&x->lock);
+		if (!t->live)
+			return;
+	}
 	if (x->cu->EventElapsedTime(&ms, t->e0, t->e1) == CUDA_SUCCESS && ms > 0) {
 		x->io.stall_ns += (uint64_t)((double)ms * 1e6);
 		p2pio_residency_add_stall(x->res, (uint64_t)((double)ms * 1e6));
@@ -610,6 +687,7 @@ int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_
 			pp = &(*pp)->next;
 		*pp = r;
 	}
+	flush_unmaps(x);
 out_unlock:
 	pthread_mutex_unlock(&x->lock);
 	p2pio_ctx_leave(x->ctx, prev);
@@ -701,6 +779,7 @@ int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
 	cur.creates = ps.creates;
 	cur.maps = ps.maps;
 	cur.unmaps = ps.unmaps;
+	cur.forced_unmaps = ps.forced_unmaps;
 	cur.dense_bytes = x->dense.region;
 	cur.read_piece = x->piece;
 	cur.wall_ns = p2pio_now_ns() - x->t_start;

@@ -73,6 +73,7 @@ struct p2pio_experts {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;			/* a load completed */
+	pthread_cond_t reap_cond;		/* a load started (the reaper sleeps without) */
 	pthread_t reaper;
 	bool reaper_started;
 	atomic_bool stop;

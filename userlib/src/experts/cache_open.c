@@ -264,6 +264,7 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	x->nl = m->nlayers;
 	pthread_mutex_init(&x->lock, NULL);
 	pthread_cond_init(&x->cond, NULL);
+	pthread_cond_init(&x->reap_cond, NULL);
 	for (l = 0; l < x->nl; l++) {
 		const struct p2pio_gguf_layer *gl = p2pio_gguf_layer(m->gguf, l);
 
@@ -335,6 +336,8 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	if (ret)
 		goto out_close;
 	p2pio_xpool_set_limit(x->pool, eb);
+	/* Victims are unmapped after the miss batch (at release), not before its reads. */
+	p2pio_xpool_set_deferred(x->pool, !(x->flags & P2PIO_EXPERTS_EAGER_UNMAP));
 	ret = p2pio_queue_create(x->ctx, &x->q);
 	if (ret) {
 		p2pio_set_error(err, ret, P2PIO_NO_OFFSET, "engine queue: %s", p2pio_strerror(ret));
@@ -377,7 +380,10 @@ void p2pio_experts_close(struct p2pio_experts *x)
 		p2pio_experts_drain_releases(x);
 	pthread_mutex_unlock(&x->lock);
 	if (x->reaper_started) {
+		pthread_mutex_lock(&x->lock);
 		atomic_store(&x->stop, true);
+		pthread_cond_broadcast(&x->reap_cond);
+		pthread_mutex_unlock(&x->lock);
 		pthread_join(x->reaper, NULL);
 	}
 	for (i = 0; x->cu && i < NR_TIMINGS; i++) {
@@ -417,6 +423,7 @@ void p2pio_experts_close(struct p2pio_experts *x)
 	free(x->pf_ids);
 	pthread_mutex_destroy(&x->lock);
 	pthread_cond_destroy(&x->cond);
+	pthread_cond_destroy(&x->reap_cond);
 	p2pio_ctx_leave(x->ctx, prev);
 	free(x);
 }

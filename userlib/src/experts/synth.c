@@ -12,6 +12,7 @@
  * popularity move over the sequence (a token swaps two experts' popularity ranks in a
  * layer with that probability), so the hot set of the end is not that of the start. They
  * draw from their own random stream: with all three 0 the trace is the same as without them.
+ * @repeat (a slot takes one of the token before's experts) draws from that stream too.
  */
 #include <errno.h>
 #include <math.h>
@@ -67,7 +68,8 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 	if (!(p->skew >= 0 && p->skew <= 8) || !(p->locality >= 0 && p->locality <= 1) || !W ||
 	    W > 1024 || !p->tokens || p->tokens > (1u << 24) ||
 	    !(p->layer_spread >= 0 && p->layer_spread <= 1) || !(p->drift >= 0 && p->drift <= 1) ||
-	    !(p->cutoff >= 0 && p->cutoff <= 64))
+	    !(p->cutoff >= 0 && p->cutoff <= 64) || !(p->repeat >= 0 && p->repeat <= 1) ||
+	    !(p->offset >= 0 && p->offset <= 1024))
 		return -EINVAL;
 	info.nr_layers = L;
 	info.nr_experts = E;
@@ -99,7 +101,7 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 		}
 		total[l] = 0;
 		for (r = 0; r < E; r++) {
-			total[l] += pow(r + 1.0, -skew) * exp(-p->cutoff * r / E);
+			total[l] += pow(r + 1.0 + p->offset, -skew) * exp(-p->cutoff * r / E);
 			cl[r] = total[l];
 		}
 
@@ -128,7 +130,15 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 			while (n < K) {
 				uint32_t x = UINT32_MAX;
 
-				if (avail && sm64_unit(&s) < loc[l]) {
+				/* The token before's experts (the newest cell of the ring). */
+				if (p->repeat > 0 && avail && sm64_unit(&s2) < p->repeat) {
+					for (nc = 0, h = 0; h < K; h++)
+						if (!in_set(sel, n, ring[h]))
+							cand[nc++] = ring[h];
+					if (nc)
+						x = cand[sm64_below(&s2, nc)];
+				}
+				if (x == UINT32_MAX && avail && sm64_unit(&s) < loc[l]) {
 					/* Experts of the last @avail tokens not chosen yet. */
 					for (nc = 0, h = 0; h < avail * K; h++)
 						if (!in_set(sel, n, ring[h]) && !in_set(cand, nc, ring[h]))

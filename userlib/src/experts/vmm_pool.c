@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * vmm_pool.c - the expert pool's bookkeeping: homes in one reservation, physical chunks
- * created up to a limit and recycled through a free list (experts/xmem.h).
+ * created up to a limit and recycled through a free list (experts/xmem.h), and unmapping
+ * deferred off the miss path: with p2pio_xpool_set_deferred(), an evicted expert's home
+ * keeps its mapping (a "ghost" of the chunk) until p2pio_xpool_flush(), while the chunk
+ * itself is free at once and may be mapped at another home meanwhile.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,7 +23,10 @@ struct p2pio_xpool {
 	uint64_t va_len;
 	uint64_t limit;
 	struct p2pio_xchunk **backing;	/* [nlayers * nexperts] */
-	struct p2pio_xchunk *free;	/* unmapped chunks */
+	struct p2pio_xchunk *free;	/* unmapped chunks (maybe still ghosted) */
+	bool deferred;
+	struct p2pio_xchunk *ghosts;	/* [nghosts]: old mappings not undone yet */
+	size_t nghosts, ghost_cap;
 	struct p2pio_xpool_stats st;
 };
 
@@ -92,10 +98,12 @@ void p2pio_xpool_destroy(struct p2pio_xpool *p)
 
 	if (!p)
 		return;
+	p->deferred = false;
 	for (l = 0; l < p->nlayers; l++)
 		for (e = 0; e < p->nexperts; e++)
 			p2pio_xpool_unmap(p, l, e);
 	p2pio_xpool_trim(p, 0);
+	free(p->ghosts);
 	while ((c = p->free)) {
 		/* Only chunks trim could not count (none): keep the books honest anyway. */
 		p->free = c->next;
@@ -124,6 +132,35 @@ uint64_t p2pio_xpool_home(const struct p2pio_xpool *p, uint32_t layer, uint32_t 
 bool p2pio_xpool_stable(const struct p2pio_xpool *p)
 {
 	return p->ops->reserve != NULL;
+}
+
+/* Undo ghost @i (its home is unmapped: the allocator's unmap of the old mapping). */
+static void ghost_drop(struct p2pio_xpool *p, size_t i)
+{
+	p->ops->unmap(p->arg, &p->ghosts[i]);
+	p->ghosts[i] = p->ghosts[--p->nghosts];
+}
+
+size_t p2pio_xpool_flush(struct p2pio_xpool *p)
+{
+	size_t n = p->nghosts;
+
+	while (p->nghosts)
+		ghost_drop(p, p->nghosts - 1);
+	p->st.late_unmaps += n;
+	return n;
+}
+
+void p2pio_xpool_set_deferred(struct p2pio_xpool *p, bool on)
+{
+	if (!on)
+		p2pio_xpool_flush(p);
+	p->deferred = on && p->va;
+}
+
+size_t p2pio_xpool_ghosts(const struct p2pio_xpool *p)
+{
+	return p->nghosts;
 }
 
 /* A free chunk of @len bytes, unlinked, or NULL. */
@@ -159,7 +196,10 @@ int p2pio_xpool_map(struct p2pio_xpool *p, uint32_t layer, uint32_t expert,
 	if (c) {
 		p->st.reuses++;
 	} else {
-		/* A free chunk of another size stands in the way of growing: give it back. */
+		/* A free chunk of another size stands in the way of growing: give it back
+		 * (unmapped everywhere first: a ghost may still map it). */
+		if (p->limit && p->st.committed + len > p->limit && p->free)
+			p2pio_xpool_flush(p);
 		while (p->limit && p->st.committed + len > p->limit && p->free) {
 			struct p2pio_xchunk *f = p->free;
 
@@ -186,7 +226,17 @@ int p2pio_xpool_map(struct p2pio_xpool *p, uint32_t layer, uint32_t expert,
 			p->st.peak = p->st.committed;
 	}
 	if (p->va) {
-		ret = p->ops->map(p->arg, p2pio_xpool_home(p, layer, expert), c);
+		uint64_t home = p2pio_xpool_home(p, layer, expert);
+		size_t g;
+
+		/* The home's old mapping (an earlier residency, not flushed yet) goes first. */
+		for (g = 0; g < p->nghosts; g++)
+			if (p->ghosts[g].addr == home) {
+				ghost_drop(p, g);
+				p->st.forced_unmaps++;
+				break;
+			}
+		ret = p->ops->map(p->arg, home, c);
 		if (ret) {
 			c->next = p->free;
 			p->free = c;
@@ -208,6 +258,23 @@ const struct p2pio_xchunk *p2pio_xpool_chunk(const struct p2pio_xpool *p, uint32
 	return p->backing[(size_t)layer * p->nexperts + expert];
 }
 
+/* Room for one more ghost; false (unmap at once instead) when none can be made. */
+static bool grow_ghosts(struct p2pio_xpool *p)
+{
+	struct p2pio_xchunk *g;
+	size_t cap;
+
+	if (p->nghosts < p->ghost_cap)
+		return true;
+	cap = p->ghost_cap ? 2 * p->ghost_cap : 16;
+	g = realloc(p->ghosts, cap * sizeof(*g));
+	if (!g)
+		return false;
+	p->ghosts = g;
+	p->ghost_cap = cap;
+	return true;
+}
+
 int p2pio_xpool_unmap(struct p2pio_xpool *p, uint32_t layer, uint32_t expert)
 {
 	struct p2pio_xchunk *c;
@@ -219,8 +286,15 @@ int p2pio_xpool_unmap(struct p2pio_xpool *p, uint32_t layer, uint32_t expert)
 	c = p->backing[i];
 	if (!c)
 		return -ENOENT;
-	if (p->va)
+	if (p->va && p->deferred && grow_ghosts(p)) {
+		/* The chunk is free now; its old home stays mapped until the next flush. */
+		p->ghosts[p->nghosts++] = *c;
+		p->ghosts[p->nghosts - 1].next = NULL;
+		c->buf = NULL;
+		c->host = NULL;
+	} else if (p->va) {
 		p->ops->unmap(p->arg, c);
+	}
 	p->backing[i] = NULL;
 	p->st.unmaps++;
 	p->st.mapped -= c->len;
@@ -233,6 +307,8 @@ void p2pio_xpool_trim(struct p2pio_xpool *p, uint64_t keep)
 {
 	struct p2pio_xchunk *c;
 
+	if (p->st.committed > keep && p->free)
+		p2pio_xpool_flush(p);
 	while (p->st.committed > keep && (c = p->free)) {
 		p->free = c->next;
 		p->ops->destroy(p->arg, c);

@@ -82,6 +82,8 @@ struct p2pio_xpool_stats {
 	uint64_t maps;
 	uint64_t unmaps;
 	uint64_t destroys;
+	uint64_t late_unmaps;	/* deferred unmaps done by a flush ... */
+	uint64_t forced_unmaps;	/* ... and by a map of the same home before the flush */
 };
 
 struct p2pio_xpool;
@@ -117,8 +119,24 @@ P2PIO_HIDDEN int p2pio_xpool_map(struct p2pio_xpool *p, uint32_t layer, uint32_t
 /* The chunk backing (@layer, @expert), or NULL. */
 P2PIO_HIDDEN const struct p2pio_xchunk *p2pio_xpool_chunk(const struct p2pio_xpool *p,
 							  uint32_t layer, uint32_t expert);
-/* Take the chunk back into the free list. Return 0, or -ENOENT when none backs it. */
+/*
+ * Take the chunk back into the free list. Return 0, or -ENOENT when none backs it.
+ * Deferred (p2pio_xpool_set_deferred()), the home stays mapped until the next flush, or
+ * until the home is mapped again: the caller must guarantee, as for an unmap, that no
+ * work reads the expert any more; a stale pointer reads whatever the chunk holds next.
+ */
 P2PIO_HIDDEN int p2pio_xpool_unmap(struct p2pio_xpool *p, uint32_t layer, uint32_t expert);
+/*
+ * Defer unmapping (on) or not (off: flushes). A deferred eviction costs no allocator call:
+ * the next miss maps the freed chunk at its own home right away (a chunk may be mapped at
+ * two homes at once, which CUDA and mmap allow) and the old home is unmapped later, off
+ * the miss path. No effect on allocators without a reservation.
+ */
+P2PIO_HIDDEN void p2pio_xpool_set_deferred(struct p2pio_xpool *p, bool on);
+/* Undo every deferred unmap now; the number undone. */
+P2PIO_HIDDEN size_t p2pio_xpool_flush(struct p2pio_xpool *p);
+/* Deferred unmaps pending. */
+P2PIO_HIDDEN size_t p2pio_xpool_ghosts(const struct p2pio_xpool *p);
 /* Change the limit on @committed (0: none); free chunks above it are destroyed. */
 P2PIO_HIDDEN void p2pio_xpool_set_limit(struct p2pio_xpool *p, uint64_t limit);
 /* Destroy free chunks until @committed <= @keep. */

@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,8 @@ struct p2pio_bounce {
 	bool stop;
 	struct p2pio_bslot *slot_free;
 	unsigned int nr_waiting;	/* workers asleep on @cond */
+	atomic_uint submitted;		/* operations queued so far (polled without the lock) */
+	bool poll;			/* P2PIO_CTX_POLL */
 
 	char *staging;
 	struct p2pio_bslot *slots;
@@ -232,6 +236,12 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 	p2pio_bio_put(w, bio);
 }
 
+/*
+ * P2PIO_CTX_POLL: instead of sleeping at once, poll for up to P2PIO_CTX_POLL_US for @w's
+ * oldest copy to finish (with @copies) or for new work; true when either came.
+ */
+static bool p2pio_bounce_poll(struct p2pio_bworker *w, bool copies);
+
 /* Retire @w's finished copies in order; with @wait, block for the oldest. */
 static bool p2pio_bounce_retire(struct p2pio_bworker *w, bool wait)
 {
@@ -271,10 +281,19 @@ static void *p2pio_bounce_thread(void *arg)
 	if (b->ctx->cu)
 		b->ctx->cu->CtxSetCurrent(b->ctx->cuctx);
 	for (;;) {
+		bool polled = false;
+
 		progress = false;
 		finished = NULL;
 		pthread_mutex_lock(&b->lock);
 		while (!w->nr_reads && !w->copy_head && !b->stop && !p2pio_bounce_can_take(w)) {
+			if (b->poll && !polled) {
+				polled = true;
+				pthread_mutex_unlock(&b->lock);
+				p2pio_bounce_poll(w, false);
+				pthread_mutex_lock(&b->lock);
+				continue;
+			}
 			b->nr_waiting++;
 			pthread_cond_wait(&b->cond, &b->lock);
 			b->nr_waiting--;
@@ -309,10 +328,27 @@ static void *p2pio_bounce_thread(void *arg)
 					     io_uring_wait_cqe(&w->ring, &cqe);
 			(void)ret;
 		} else if (w->copy_head) {
-			p2pio_bounce_retire(w, true);
+			if (!b->poll || !p2pio_bounce_poll(w, true))
+				p2pio_bounce_retire(w, true);
 		}
 	}
 	return NULL;
+}
+
+static bool p2pio_bounce_poll(struct p2pio_bworker *w, bool copies)
+{
+	struct p2pio_bounce *b = w->b;
+	unsigned int seen = atomic_load(&b->submitted);
+	uint64_t t0 = p2pio_now_ns();
+
+	do {
+		if (copies && p2pio_bounce_retire(w, false))
+			return true;
+		if (atomic_load(&b->submitted) != seen || b->stop)
+			return true;
+		sched_yield();
+	} while (p2pio_now_ns() - t0 < P2PIO_CTX_POLL_US * 1000ull);
+	return false;
 }
 
 static void p2pio_bounce_free(struct p2pio_bounce *b)
@@ -404,6 +440,8 @@ static int p2pio_bounce_start(struct p2pio_ctx *ctx, void **privp)
 	b->nr = nr;
 	b->depth = (o->queue_depth + nr - 1) / nr;
 	b->sqe_flags = o->flags & P2PIO_CTX_BOUNCE_ASYNC ? IOSQE_ASYNC : 0;
+	b->poll = o->flags & P2PIO_CTX_POLL;
+	atomic_init(&b->submitted, 0);
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
 	b->slots = calloc(nslots, sizeof(*b->slots));
@@ -446,25 +484,35 @@ out_free:
 	return ret;
 }
 
-static int p2pio_bounce_submit(void *priv, struct p2pio_op *op)
+static int p2pio_bounce_submit_many(void *priv, struct p2pio_op **ops, unsigned int n)
 {
 	struct p2pio_bounce *b = priv;
-	uint32_t al = op->file->dio_align;
+	unsigned int i;
 
-	op->cur = p2pio_round_down(op->off, al);
-	op->end = p2pio_round_up(op->off + op->len, al);
-	op->next = NULL;
+	for (i = 0; i < n; i++) {
+		uint32_t al = ops[i]->file->dio_align;
+
+		ops[i]->cur = p2pio_round_down(ops[i]->off, al);
+		ops[i]->end = p2pio_round_up(ops[i]->off + ops[i]->len, al);
+		ops[i]->next = i + 1 < n ? ops[i + 1] : NULL;
+	}
 	pthread_mutex_lock(&b->lock);
 	if (b->tail)
-		b->tail->next = op;
+		b->tail->next = ops[0];
 	else
-		b->head = op;
-	b->tail = op;
-	/* Every sleeping worker: a large read has chunks for all of them. */
+		b->head = ops[0];
+	b->tail = ops[n - 1];
+	atomic_fetch_add(&b->submitted, n);
+	/* Every sleeping worker: a large read, or many, has chunks for all of them. */
 	if (b->nr_waiting)
 		pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
+}
+
+static int p2pio_bounce_submit(void *priv, struct p2pio_op *op)
+{
+	return p2pio_bounce_submit_many(priv, &op, 1);
 }
 
 static void p2pio_bounce_stop(void *priv)
@@ -643,4 +691,5 @@ const struct p2pio_path_ops p2pio_bounce_ops = {
 	.file_info = p2pio_bounce_file_info,
 	.op_ok = p2pio_bounce_op_ok,
 	.submit = p2pio_bounce_submit,
+	.submit_many = p2pio_bounce_submit_many,
 };
