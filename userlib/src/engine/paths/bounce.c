@@ -56,6 +56,7 @@ struct p2pio_bworker {
 	pthread_t th;
 	bool started;
 	bool ring_ok;
+	bool fixed;			/* the staging is registered with the ring */
 	struct io_uring ring;
 	CUstream stream;
 	unsigned int nr_reads;
@@ -88,8 +89,13 @@ static void p2pio_bio_prep(struct p2pio_bworker *w, struct p2pio_bio *bio)
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 
 	/* Never NULL: the ring has a slot per read and no more reads than that are issued. */
-	io_uring_prep_read(sqe, bio->op->file->dfd, bio->to + bio->done,
-			   (unsigned int)(bio->rlen - bio->done), bio->foff + bio->done);
+	if (bio->slot && w->fixed)
+		io_uring_prep_read_fixed(sqe, bio->op->file->dfd, bio->to + bio->done,
+					 (unsigned int)(bio->rlen - bio->done),
+					 bio->foff + bio->done, 0);
+	else
+		io_uring_prep_read(sqe, bio->op->file->dfd, bio->to + bio->done,
+				   (unsigned int)(bio->rlen - bio->done), bio->foff + bio->done);
 	io_uring_sqe_set_flags(sqe, w->b->sqe_flags);
 	io_uring_sqe_set_data(sqe, bio);
 	w->nr_reads++;
@@ -357,6 +363,13 @@ static int p2pio_bworker_init(struct p2pio_bounce *b, struct p2pio_bworker *w)
 	if (ret)
 		return ret;
 	w->ring_ok = true;
+	if (getenv("P2PIO_X_FIXED")) {
+		struct iovec iov = { b->staging, b->ctx->opts.staging_bytes };
+
+		w->fixed = !io_uring_register_buffers(&w->ring, &iov, 1);
+		if (!w->fixed)
+			fprintf(stderr, "P2PIO_X_FIXED: registration failed\n");
+	}
 	w->bios = calloc(b->depth, sizeof(*w->bios));
 	if (!w->bios)
 		return -ENOMEM;
