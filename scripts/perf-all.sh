@@ -1,0 +1,61 @@
+#!/bin/bash
+# One official run for Documentation/performance.md on a GPU machine, as root, within one
+# time limit, every result packed into one tarball (OUTDIR/perf.tgz) so that a machine
+# that returns few files returns all of it. Each step has its own time limit, so a step
+# that hangs loses that step, not the run:
+#   zram-8b     the 8B-shaped model on zram: whole loads with the defaults (cold and warm),
+#               p2pio-bench's ceilings, peers at their best and the library's paths,
+#               streams transfer-bound and compute-bound  (scripts/perf-defaults.sh)
+#   zram-70x20  the 70B-shaped model, 20 layers, on zram: loads, cold bench
+#   vda-8b      the 8B-shaped model on the root (virtio) disk: loads, cold bench
+#   python      p2pio, safetensors and Python threads into PyTorch (scripts/perf-python.py)
+#   gpu-tests   tests/gpu/run.sh, with what time is left
+#
+#   scripts/perf-all.sh BINDIR OUTDIR [DISKDIR]
+#
+# BINDIR: the build's bin (its lib next to it); DISKDIR (default /var/tmp/p2pio-perf): a
+# directory on the root disk. LIMIT (seconds, default 560) caps the whole run.
+set -u
+BIN=$(cd "$1" && pwd)
+OUT=$2
+DISK=${3:-/var/tmp/p2pio-perf}
+LIMIT=${LIMIT:-560}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+LIB=$(cd "$BIN/../lib" && pwd)
+T0=$(date +%s)
+R=$OUT/perf
+mkdir -p "$R" "$DISK"
+left() { echo $((LIMIT - ($(date +%s) - T0))); }
+log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$R/log.txt"; }
+# step NAME SECONDS COMMAND...: at most SECONDS, and never past the run's limit.
+step() { local name=$1 c=$2 l rc; shift 2; l=$(( $(left) - 10 )); [ $l -lt $c ] && c=$l
+	if [ $c -le 5 ]; then log "SKIP $name (no time left)"; return; fi
+	log "step $name (limit ${c}s)"
+	LIMIT=$c timeout -k 5 $((c + 3)) "$@" >"$R/$name.txt" 2>&1; rc=$?
+	log "step $name rc=$rc"; }
+pack() { tar -C "$OUT" -czf "$OUT/perf.tgz" perf && rm -rf "$R"; }
+trap pack EXIT
+trap 'exit 1' TERM INT
+
+log "start, limit ${LIMIT}s"
+export LD_LIBRARY_PATH="$LIB:${LD_LIBRARY_PATH:-}"
+step zram-8b 120 env STREAM=1 VARIANTS=0 ROUNDS=5 \
+	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-8b"
+step zram-70x20 75 env VARIANTS=0 ROUNDS=3 DUR=1 MODEL="-p llama-70b-q4k --layers 20" \
+	BENCH_CACHE=cold BENCH_MODES=storage,link,cufile,bounce,auto \
+	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-70x20"
+step vda-8b 85 env VARIANTS=0 ROUNDS=3 DUR=1 BENCH_CACHE=cold \
+	BENCH_MODES=storage,link,cufile,bounce,auto \
+	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/vda-8b" "$DISK"
+
+# Python: the zram model and its safetensors copy.
+M=/mnt/p2pio-zram/model-_p_llama_8b_q4k_.gguf
+py() {
+	python3 "$SRC/scripts/gguf-to-safetensors.py" "$M" "${M%.gguf}.safetensors" &&
+	PYTHONPATH="$SRC/python" P2PIO_LIBRARY="$LIB/libp2pio.so" \
+		python3 "$SRC/scripts/perf-python.py" --runs 3 --json "$M" "${M%.gguf}.safetensors"
+}
+[ -s "$M" ] && step python 80 bash -c "$(declare -f py); M=$M SRC=$SRC LIB=$LIB py"
+rm -f "${M%.gguf}.safetensors"
+step gpu-tests 120 "$SRC/tests/gpu/run.sh"	# BUILD: build/ of the source tree
+log done
