@@ -39,7 +39,7 @@ trap 'exit 1' TERM INT
 
 log "start, limit ${LIMIT}s"
 export LD_LIBRARY_PATH="$LIB:${LD_LIBRARY_PATH:-}"
-step zram-8b 120 env STREAM=1 VARIANTS=0 ROUNDS=5 \
+step zram-8b 130 env STREAM=1 HOST=1 VARIANTS=0 ROUNDS=5 \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-8b"
 step zram-70x20 75 env VARIANTS=0 ROUNDS=3 DUR=1 MODEL="-p llama-70b-q4k --layers 20" \
 	BENCH_CACHE=cold BENCH_MODES=storage,link,cufile,bounce,auto \

@@ -17,7 +17,8 @@
 # with the defaults; BENCH_CACHE (default both) and BENCH_MODES (default
 # storage,link,cufile,mmap,bounce,posix,auto) for p2pio-bench; STREAM=1 also streams the
 # layers (quarter budget, 4 passes) transfer-bound, cold and warm, against the honest
-# ceiling, and compute-bound (compute per layer 1.5 x its transfer time at that ceiling).
+# ceiling, and compute-bound (compute per layer 1.5 x its transfer time at that ceiling);
+# HOST=1 also loads into host memory (--host), cold and warm, three times each.
 set -u
 BIN=$(cd "$1" && pwd)
 OUT=$2
@@ -30,6 +31,7 @@ DIR=${3:-}
 DUR=${DUR:-2}
 STREAM=${STREAM:-0}
 ROUNDS=${ROUNDS:-5}
+HOST=${HOST:-0}
 BENCH_CACHE=${BENCH_CACHE:-both}
 BENCH_MODES=${BENCH_MODES:-storage,link,cufile,mmap,bounce,posix,auto}
 left() { echo $((LIMIT - ($(date +%s) - T0))); }
@@ -81,6 +83,14 @@ for i in $(seq "$ROUNDS"); do
 	load default cold
 	load default warm
 done
+
+if [ "$HOST" = 1 ]; then
+	log "loads into host memory"
+	for i in 1 2 3; do
+		load host cold --host --no-verify
+		load host warm --host --no-verify
+	done
+fi
 
 log "bench"
 cap 200 "$BIN/p2pio-bench" --modes $BENCH_MODES --size 64M --depth 32 --duration $DUR \

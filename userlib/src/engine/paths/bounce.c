@@ -75,6 +75,7 @@ struct p2pio_bounce {
 	bool stop;
 	struct p2pio_bslot *slot_free;
 	unsigned int nr_waiting;	/* workers asleep on @cond */
+	unsigned int nr_ready;		/* workers past registering the staging */
 
 	char *staging;
 	struct p2pio_bslot *slots;
@@ -264,6 +265,26 @@ static bool p2pio_bounce_retire(struct p2pio_bworker *w, bool wait)
 	return any;
 }
 
+/*
+ * Register the staging pool with @w's ring, so that its reads into staging are fixed-buffer
+ * reads: the kernel pins the pool once here instead of pinning each read's pages anew
+ * (on zram, where the CPU is the device, that per-read pinning came off the rate). Each
+ * worker registers its own ring, in parallel; p2pio_bounce_start() waits for them, so the
+ * cost stays in the open. Where the kernel refuses (old kernel, RLIMIT_MEMLOCK for an
+ * unprivileged user: io_uring charges each ring for the pool), reads go unregistered.
+ */
+static void p2pio_bworker_register(struct p2pio_bworker *w)
+{
+	struct p2pio_bounce *b = w->b;
+	struct iovec iov = { b->staging, b->ctx->opts.staging_bytes };
+
+	w->fixed = !io_uring_register_buffers(&w->ring, &iov, 1);
+	pthread_mutex_lock(&b->lock);
+	b->nr_ready++;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
 static void *p2pio_bounce_thread(void *arg)
 {
 	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000 };
@@ -276,6 +297,7 @@ static void *p2pio_bounce_thread(void *arg)
 
 	if (b->ctx->cu)
 		b->ctx->cu->CtxSetCurrent(b->ctx->cuctx);
+	p2pio_bworker_register(w);
 	for (;;) {
 		progress = false;
 		finished = NULL;
@@ -363,13 +385,6 @@ static int p2pio_bworker_init(struct p2pio_bounce *b, struct p2pio_bworker *w)
 	if (ret)
 		return ret;
 	w->ring_ok = true;
-	if (getenv("P2PIO_X_FIXED")) {
-		struct iovec iov = { b->staging, b->ctx->opts.staging_bytes };
-
-		w->fixed = !io_uring_register_buffers(&w->ring, &iov, 1);
-		if (!w->fixed)
-			fprintf(stderr, "P2PIO_X_FIXED: registration failed\n");
-	}
 	w->bios = calloc(b->depth, sizeof(*w->bios));
 	if (!w->bios)
 		return -ENOMEM;
@@ -451,6 +466,10 @@ static int p2pio_bounce_start(struct p2pio_ctx *ctx, void **privp)
 		p2pio_bounce_join(b);
 		goto out_free;
 	}
+	pthread_mutex_lock(&b->lock);
+	while (b->nr_ready < nr)
+		pthread_cond_wait(&b->cond, &b->lock);
+	pthread_mutex_unlock(&b->lock);
 	*privp = b;
 	return 0;
 
