@@ -14,7 +14,8 @@
 #   scripts/perf-all.sh BINDIR OUTDIR [DISKDIR]
 #
 # BINDIR: the build's bin (its lib next to it); DISKDIR (default /var/tmp/p2pio-perf): a
-# directory on the root disk. LIMIT (seconds, default 560) caps the whole run.
+# directory on the root disk. LIMIT (seconds, default 560) caps the whole run; PERF (a perf
+# binary) and PERF_LIB (its libraries) add CPU profiles of a cold load and of O_DIRECT.
 set -u
 BIN=$(cd "$1" && pwd)
 OUT=$2
@@ -39,8 +40,38 @@ trap 'exit 1' TERM INT
 
 log "start, limit ${LIMIT}s"
 export LD_LIBRARY_PATH="$LIB:${LD_LIBRARY_PATH:-}"
-step zram-8b 130 env STREAM=1 HOST=1 VARIANTS=0 ROUNDS=5 \
-	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-8b"
+# The defaults, and whole loads with one setting changed (two interleaved rounds).
+step zram-8b 150 env STREAM=1 HOST=1 VARIANTS=1 GRID=0 VROUNDS=2 ROUNDS=5 \
+	VCOLD="--queue-depth 32
+--queue-depth 64
+--threads 32 --queue-depth 32
+--chunk 1M --threads 64 --queue-depth 64
+--chunk 2M" VWARM="--threads 8
+--chunk 2M" "$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-8b"
+M=/mnt/p2pio-zram/model-_p_llama_8b_q4k_.gguf
+
+# Where the CPU goes (PERF: a perf binary, PERF_LIB its libraries): system-wide samples of a
+# cold load with the defaults and of O_DIRECT reads alone at its shape (16 rings x one
+# 4 MiB read) and at the storage ceiling's usual best (64 x one 1 MiB read).
+prof() {
+	local p=(env LD_LIBRARY_PATH="$PERF_LIB" "$PERF") name=$1; shift
+	"${p[@]}" record -a -e cpu-clock -F 999 -o "$R/perf.data" -- "$@" >"$R/prof-$name.out" 2>&1
+	"${p[@]}" report -i "$R/perf.data" --stdio --no-children --sort comm,dso,sym \
+		--percent-limit 0.3 >"$R/prof-$name.txt" 2>&1
+	rm -f "$R/perf.data"
+}
+if [ -n "${PERF:-}" ] && [ -s "$M" ]; then
+	log "profiles"
+	timeout 30 bash -c "$(declare -f prof); R=$R PERF=$PERF PERF_LIB=${PERF_LIB:-} prof load \
+		$BIN/p2pio-load --cold --json -q --no-verify $M"
+	timeout 30 bash -c "$(declare -f prof); R=$R PERF=$PERF PERF_LIB=${PERF_LIB:-} prof direct-16x4M \
+		$BIN/p2pio-bench --modes direct --size 4M --depth 16 --threads 16 --cache cold \
+		--duration 1 $M"
+	timeout 30 bash -c "$(declare -f prof); R=$R PERF=$PERF PERF_LIB=${PERF_LIB:-} prof direct-64x1M \
+		$BIN/p2pio-bench --modes direct --size 1M --depth 64 --threads 64 --cache cold \
+		--duration 1 $M"
+	log "profiles done"
+fi
 step zram-70x20 75 env VARIANTS=0 ROUNDS=3 DUR=1 MODEL="-p llama-70b-q4k --layers 20" \
 	BENCH_CACHE=cold BENCH_MODES=storage,link,cufile,bounce,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-70x20"
@@ -49,7 +80,6 @@ step vda-8b 85 env VARIANTS=0 ROUNDS=3 DUR=1 BENCH_CACHE=cold \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/vda-8b" "$DISK"
 
 # Python: the zram model and its safetensors copy.
-M=/mnt/p2pio-zram/model-_p_llama_8b_q4k_.gguf
 py() {
 	python3 "$SRC/scripts/gguf-to-safetensors.py" "$M" "${M%.gguf}.safetensors" &&
 	PYTHONPATH="$SRC/python" P2PIO_LIBRARY="$LIB/libp2pio.so" \

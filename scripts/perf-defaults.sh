@@ -19,6 +19,8 @@
 # layers (quarter budget, 4 passes) transfer-bound, cold and warm, against the honest
 # ceiling, and compute-bound (compute per layer 1.5 x its transfer time at that ceiling);
 # HOST=1 also loads into host memory (--host), cold and warm, three times each.
+# VARIANTS=1: the bench grid of engine settings (GRID=0 leaves it out) and whole loads with
+# one setting changed (VCOLD, VWARM: one set of p2pio-load options a line; VROUNDS rounds).
 set -u
 BIN=$(cd "$1" && pwd)
 OUT=$2
@@ -32,6 +34,26 @@ DUR=${DUR:-2}
 STREAM=${STREAM:-0}
 ROUNDS=${ROUNDS:-5}
 HOST=${HOST:-0}
+GRID=${GRID:-1}
+VROUNDS=${VROUNDS:-1}
+VCOLD=${VCOLD-"--threads 8
+--threads 32
+--queue-depth 32
+--queue-depth 64
+--chunk 1M
+--chunk 2M
+--chunk 1M --queue-depth 64
+--chunk 2M --queue-depth 32
+--path posix"}
+VWARM=${VWARM-"--threads 8
+--threads 32
+--queue-depth 32
+--queue-depth 64
+--chunk 1M
+--chunk 2M
+--chunk 1M --queue-depth 64
+--chunk 2M --queue-depth 32
+--path bounce"}
 BENCH_CACHE=${BENCH_CACHE:-both}
 BENCH_MODES=${BENCH_MODES:-storage,link,cufile,mmap,bounce,posix,auto}
 left() { echo $((LIMIT - ($(date +%s) - T0))); }
@@ -118,32 +140,38 @@ for l in open(sys.argv[1]):
 fi
 
 if [ "$VARIANTS" = 1 ]; then
-	# The paths in steady state (started before the clock), one engine setting at a time:
-	# BOUNCE cold over chunk x queue depth x threads, POSIX warm over chunk x threads.
-	log "bench, engine settings"
-	V="$OUT/variants.txt"
-	: >"$V"
-	for c in 1M 2M 4M; do
-		for q in 16 32 64; do
-			for t in 16 32; do
-				cap 20 "$BIN/p2pio-bench" --modes bounce --size 64M --depth 32 --duration 2 \
-					--cache cold --chunk $c --lib-depth $q --lib-threads $t "$M" 2>&1 |
+	if [ "$GRID" = 1 ]; then
+		# The paths in steady state (started before the clock), one engine setting at a
+		# time: BOUNCE cold over chunk x queue depth x threads, POSIX warm over chunk x
+		# threads.
+		log "bench, engine settings"
+		V="$OUT/variants.txt"
+		: >"$V"
+		for c in 1M 2M 4M; do
+			for q in 16 32 64; do
+				for t in 16 32; do
+					cap 20 "$BIN/p2pio-bench" --modes bounce --size 64M --depth 32 \
+						--duration 2 --cache cold --chunk $c --lib-depth $q \
+						--lib-threads $t "$M" 2>&1 | grep '^result' >>"$V"
+				done
+			done
+		done
+		for c in 512K 1M 2M 4M; do
+			for t in 8 16; do
+				cap 20 "$BIN/p2pio-bench" --modes posix --size 64M --depth 32 --duration 2 \
+					--cache warm --chunk $c --lib-threads $t "$M" 2>&1 |
 					grep '^result' >>"$V"
 			done
 		done
-	done
-	for c in 512K 1M 2M 4M; do
-		for t in 8 16; do
-			cap 20 "$BIN/p2pio-bench" --modes posix --size 64M --depth 32 --duration 2 \
-				--cache warm --chunk $c --lib-threads $t "$M" 2>&1 | grep '^result' >>"$V"
-		done
-	done
+	fi
+	# Whole loads with one setting changed, VROUNDS interleaved rounds.
 	log "loads, variants"
-	for cache in cold warm; do
-		for v in "--threads 8" "--threads 32" "--queue-depth 32" "--queue-depth 64" \
-			 "--chunk 1M" "--chunk 2M" "--chunk 1M --queue-depth 64" \
-			 "--chunk 2M --queue-depth 32" "--path posix" "--path bounce"; do
-			load "$v" $cache --no-verify $v
+	for i in $(seq "$VROUNDS"); do
+		for cache in cold warm; do
+			[ $cache = cold ] && list=$VCOLD || list=$VWARM
+			while IFS= read -r v; do
+				[ -n "$v" ] && load "$v" $cache --no-verify $v
+			done <<<"$list"
 		done
 	done
 fi

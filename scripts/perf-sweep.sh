@@ -19,13 +19,13 @@ T0=$(date +%s)
 LIMIT=${LIMIT:-240}
 ROUNDS=${ROUNDS:-5}
 MODEL=${MODEL:--p llama-8b-q4k}
-COLD=${COLD:-"|
+COLD=${COLD-"|
 |--chunk 2M
 |--chunk 1M
 |--chunk 1M --queue-depth 32
 |--chunk 512K --queue-depth 32
 |--threads 8"}
-WARM=${WARM:-"|
+WARM=${WARM-"|
 |--threads 8
 |--chunk 2M
 |--chunk 1M"}
