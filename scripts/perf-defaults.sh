@@ -137,6 +137,9 @@ for l in open(sys.argv[1]):
 	cap 45 "$BIN/p2pio-load" --stream --json -q --passes 4 --cold --compute-ratio 1.5 \
 		${c:+--ceiling $c} "$M" 2>>"$OUT/load.err" |
 		sed "s/^{/{\"tag\":\"compute-bound\",/" >>"$OUT/streams.jsonl"
+	# The same in text with a line per layer: where the stall is.
+	cap 30 "$BIN/p2pio-load" --stream -q --per-layer --passes 4 --cold --compute-ratio 1.5 \
+		${c:+--ceiling $c} "$M" >"$OUT/stream-compute-per-layer.txt" 2>&1
 fi
 
 if [ "$VARIANTS" = 1 ]; then
