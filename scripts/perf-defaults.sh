@@ -15,7 +15,8 @@
 # defaults; MODEL (default "-p llama-8b-q4k") the p2pio-mkmodel preset; DUR (default 2)
 # caps each p2pio-bench shape, in seconds; ROUNDS (default 5) whole loads per cache state
 # with the defaults; BENCH_CACHE (default both) and BENCH_MODES (default
-# storage,link,cufile,mmap,bounce,posix,auto) for p2pio-bench; STREAM=1 also streams the
+# storage,link,cufile,mmap,bounce,posix,auto; empty: no bench) for p2pio-bench; MMAP_LOADS=0
+# leaves out p2pio-load --mmap (the bench's mmap mode is the peer at its best); STREAM=1 also streams the
 # layers (quarter budget, 4 passes) transfer-bound, cold and warm, against the honest
 # ceiling, and compute-bound (compute per layer 1.5 x its transfer time at that ceiling);
 # HOST=1 also loads into host memory (--host), cold and warm, three times each.
@@ -55,7 +56,8 @@ VWARM=${VWARM-"--threads 8
 --chunk 2M --queue-depth 32
 --path bounce"}
 BENCH_CACHE=${BENCH_CACHE:-both}
-BENCH_MODES=${BENCH_MODES:-storage,link,cufile,mmap,bounce,posix,auto}
+BENCH_MODES=${BENCH_MODES-storage,link,cufile,mmap,bounce,posix,auto}
+MMAP_LOADS=${MMAP_LOADS:-1}
 left() { echo $((LIMIT - ($(date +%s) - T0))); }
 log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
 cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
@@ -115,12 +117,13 @@ if [ "$HOST" = 1 ]; then
 fi
 
 log "bench"
-cap 200 "$BIN/p2pio-bench" --modes $BENCH_MODES --size 64M --depth 32 --duration $DUR \
-	--cache $BENCH_CACHE --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
-case $BENCH_MODES in *mmap*)
+[ -n "$BENCH_MODES" ] &&
+	cap 200 "$BIN/p2pio-bench" --modes $BENCH_MODES --size 64M --depth 32 --duration $DUR \
+		--cache $BENCH_CACHE --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
+if [ "$MMAP_LOADS" = 1 ]; then
 	load mmap cold --mmap --no-verify
 	load mmap warm --mmap --no-verify
-esac
+fi
 if [ "$STREAM" = 1 ]; then
 	log "streams"
 	for cache in cold warm; do
@@ -138,7 +141,7 @@ for l in open(sys.argv[1]):
 		${c:+--ceiling $c} "$M" 2>>"$OUT/load.err" |
 		sed "s/^{/{\"tag\":\"compute-bound\",/" >>"$OUT/streams.jsonl"
 	# The same in text with a line per layer: where the stall is.
-	cap 30 "$BIN/p2pio-load" --stream -q --per-layer --passes 4 --cold --compute-ratio 1.5 \
+	cap 15 "$BIN/p2pio-load" --stream -q --per-layer --passes 4 --cold --compute-ratio 1.5 \
 		${c:+--ceiling $c} "$M" >"$OUT/stream-compute-per-layer.txt" 2>&1
 fi
 
