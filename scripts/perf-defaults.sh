@@ -13,8 +13,15 @@
 # DIR: put the model in DIR (a directory on the disk to measure) instead of on zram.
 # Environment: LIMIT (seconds, default 400) caps the whole run; VARIANTS=0 runs only the
 # defaults; MODEL (default "-p llama-8b-q4k") the p2pio-mkmodel preset; DUR (default 2)
-# caps each p2pio-bench shape, in seconds; STREAM=1 also streams the layers (quarter
-# budget, 4 passes, transfer-bound), cold and warm, against the honest ceiling.
+# caps each p2pio-bench shape, in seconds; ROUNDS (default 5) whole loads per cache state
+# with the defaults; BENCH_CACHE (default both) and BENCH_MODES (default
+# storage,link,cufile,mmap,bounce,posix,auto; empty: no bench) for p2pio-bench; MMAP_LOADS=0
+# leaves out p2pio-load --mmap (the bench's mmap mode is the peer at its best); STREAM=1 also streams the
+# layers (quarter budget, 4 passes) transfer-bound, cold and warm, against the honest
+# ceiling, and compute-bound (compute per layer 1.5 x its transfer time at that ceiling);
+# HOST=1 also loads into host memory (--host), cold and warm, three times each.
+# VARIANTS=1: the bench grid of engine settings (GRID=0 leaves it out) and whole loads with
+# one setting changed (VCOLD, VWARM: one set of p2pio-load options a line; VROUNDS rounds).
 set -u
 BIN=$(cd "$1" && pwd)
 OUT=$2
@@ -26,6 +33,31 @@ MODEL=${MODEL:--p llama-8b-q4k}
 DIR=${3:-}
 DUR=${DUR:-2}
 STREAM=${STREAM:-0}
+ROUNDS=${ROUNDS:-5}
+HOST=${HOST:-0}
+GRID=${GRID:-1}
+VROUNDS=${VROUNDS:-1}
+VCOLD=${VCOLD-"--threads 8
+--threads 32
+--queue-depth 32
+--queue-depth 64
+--chunk 1M
+--chunk 2M
+--chunk 1M --queue-depth 64
+--chunk 2M --queue-depth 32
+--path posix"}
+VWARM=${VWARM-"--threads 8
+--threads 32
+--queue-depth 32
+--queue-depth 64
+--chunk 1M
+--chunk 2M
+--chunk 1M --queue-depth 64
+--chunk 2M --queue-depth 32
+--path bounce"}
+BENCH_CACHE=${BENCH_CACHE:-both}
+BENCH_MODES=${BENCH_MODES-storage,link,cufile,mmap,bounce,posix,auto}
+MMAP_LOADS=${MMAP_LOADS:-1}
 left() { echo $((LIMIT - ($(date +%s) - T0))); }
 log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
 cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
@@ -71,55 +103,81 @@ load() { # tag cache args...
 }
 
 log "loads, defaults"
-for i in 1 2 3; do
+for i in $(seq "$ROUNDS"); do
 	load default cold
 	load default warm
 done
-load default-noverify cold --no-verify
-load default-noverify warm --no-verify
+
+if [ "$HOST" = 1 ]; then
+	log "loads into host memory"
+	for i in 1 2 3; do
+		load host cold --host --no-verify
+		load host warm --host --no-verify
+	done
+fi
 
 log "bench"
-cap 200 "$BIN/p2pio-bench" --modes storage,link,cufile,mmap,bounce,posix,auto --size 64M \
-	--depth 32 --duration $DUR --cache both --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
-load mmap cold --mmap --no-verify
-load mmap warm --mmap --no-verify
+[ -n "$BENCH_MODES" ] &&
+	cap 200 "$BIN/p2pio-bench" --modes $BENCH_MODES --size 64M --depth 32 --duration $DUR \
+		--cache $BENCH_CACHE --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
+if [ "$MMAP_LOADS" = 1 ]; then
+	load mmap cold --mmap --no-verify
+	load mmap warm --mmap --no-verify
+fi
 if [ "$STREAM" = 1 ]; then
 	log "streams"
 	for cache in cold warm; do
 		flag=; [ $cache = cold ] && flag=--cold
 		[ $cache = warm ] && cat "$M" >/dev/null
-		cap 60 "$BIN/p2pio-load" --stream --json -q --passes 4 $flag "$M" 2>>"$OUT/load.err" |
-			sed "s/^{/{\"tag\":\"stream\",/" >>"$OUT/streams.jsonl"
+		cap 45 "$BIN/p2pio-load" --stream --json -q --passes 4 $flag "$M" 2>>"$OUT/load.err" |
+			sed "s/^{/{\"tag\":\"transfer-bound\",/" >>"$OUT/streams.jsonl"
 	done
+	# Compute-bound: the cold ceiling just measured, so the compute per layer is known.
+	c=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    j = json.loads(l)
+    if j.get("cold"): print(j["ceiling_gbps"]); break' "$OUT/streams.jsonl" 2>/dev/null)
+	cap 45 "$BIN/p2pio-load" --stream --json -q --passes 4 --cold --compute-ratio 1.5 \
+		${c:+--ceiling $c} "$M" 2>>"$OUT/load.err" |
+		sed "s/^{/{\"tag\":\"compute-bound\",/" >>"$OUT/streams.jsonl"
+	# The same in text with a line per layer: where the stall is.
+	cap 15 "$BIN/p2pio-load" --stream -q --per-layer --passes 4 --cold --compute-ratio 1.5 \
+		${c:+--ceiling $c} "$M" >"$OUT/stream-compute-per-layer.txt" 2>&1
 fi
 
 if [ "$VARIANTS" = 1 ]; then
-	# The paths in steady state (started before the clock), one engine setting at a time:
-	# BOUNCE cold over chunk x queue depth x threads, POSIX warm over chunk x threads.
-	log "bench, engine settings"
-	V="$OUT/variants.txt"
-	: >"$V"
-	for c in 1M 2M 4M; do
-		for q in 16 32 64; do
-			for t in 16 32; do
-				cap 20 "$BIN/p2pio-bench" --modes bounce --size 64M --depth 32 --duration 2 \
-					--cache cold --chunk $c --lib-depth $q --lib-threads $t "$M" 2>&1 |
+	if [ "$GRID" = 1 ]; then
+		# The paths in steady state (started before the clock), one engine setting at a
+		# time: BOUNCE cold over chunk x queue depth x threads, POSIX warm over chunk x
+		# threads.
+		log "bench, engine settings"
+		V="$OUT/variants.txt"
+		: >"$V"
+		for c in 1M 2M 4M; do
+			for q in 16 32 64; do
+				for t in 16 32; do
+					cap 20 "$BIN/p2pio-bench" --modes bounce --size 64M --depth 32 \
+						--duration 2 --cache cold --chunk $c --lib-depth $q \
+						--lib-threads $t "$M" 2>&1 | grep '^result' >>"$V"
+				done
+			done
+		done
+		for c in 512K 1M 2M 4M; do
+			for t in 8 16; do
+				cap 20 "$BIN/p2pio-bench" --modes posix --size 64M --depth 32 --duration 2 \
+					--cache warm --chunk $c --lib-threads $t "$M" 2>&1 |
 					grep '^result' >>"$V"
 			done
 		done
-	done
-	for c in 512K 1M 2M 4M; do
-		for t in 8 16; do
-			cap 20 "$BIN/p2pio-bench" --modes posix --size 64M --depth 32 --duration 2 \
-				--cache warm --chunk $c --lib-threads $t "$M" 2>&1 | grep '^result' >>"$V"
-		done
-	done
+	fi
+	# Whole loads with one setting changed, VROUNDS interleaved rounds.
 	log "loads, variants"
-	for cache in cold warm; do
-		for v in "--threads 8" "--threads 32" "--queue-depth 32" "--queue-depth 64" \
-			 "--chunk 1M" "--chunk 2M" "--chunk 1M --queue-depth 64" \
-			 "--chunk 2M --queue-depth 32" "--path posix" "--path bounce"; do
-			load "$v" $cache --no-verify $v
+	for i in $(seq "$VROUNDS"); do
+		for cache in cold warm; do
+			[ $cache = cold ] && list=$VCOLD || list=$VWARM
+			while IFS= read -r v; do
+				[ -n "$v" ] && load "$v" $cache --no-verify $v
+			done <<<"$list"
 		done
 	done
 fi
@@ -144,16 +202,22 @@ try:
         print("variant %-6s %s %-45s %7s GiB/s cpu %s" % (f["mode"], f["cache"], line.split("# ")[-1].strip()[:45], f["gibps"], f["cpu_s_per_gib"]))
 except Exception as e:
     print("variants:", e)
+import statistics
+med = {}
 for line in open(os.path.join(out, "loads.jsonl")):
     try:
         j = json.loads(line)
     except Exception:
         continue
-    print("load %-30s %s %-6s %6.2f GB/s cpu %.2f s open %.3f s" % (j["tag"], "cold" if j["cold"] else "warm", j.get("path", "mmap"), j["gbps"], j["cpu_seconds"], j.get("open_seconds", 0)))
+    print("load %-30s %s %-6s %6.2f GB/s cpu %.2f s (%.3f s/GB) open %.3f s" % (j["tag"], "cold" if j["cold"] else "warm", j.get("path", "mmap"), j["gbps"], j["cpu_seconds"], j["cpu_seconds"] / (j["bytes"] / 1e9), j.get("open_seconds", 0)))
+    med.setdefault((j["tag"], j["cold"]), []).append(j)
+for (tag, cold), js in med.items():
+    g = [j["gbps"] for j in js]
+    print("median %-28s %s n=%d %6.2f GB/s (%.2f-%.2f) cpu %.3f s/GB" % (tag, "cold" if cold else "warm", len(g), statistics.median(g), min(g), max(g), statistics.median([j["cpu_seconds"] / (j["bytes"] / 1e9) for j in js])))
 try:
     for line in open(os.path.join(out, "streams.jsonl")):
         j = json.loads(line)
-        print("stream", json.dumps({k: j.get(k) for k in ("cold", "path", "gbps", "ceiling_gbps", "ceiling_from", "of_bound", "stall_fraction")}))
+        print("stream", json.dumps({k: j.get(k) for k in ("tag", "cold", "path", "slots", "bytes_per_pass", "passes_per_s", "bound_passes_per_s", "ceiling_gbps", "ceiling_from", "of_bound", "stall_fraction", "compute_s", "seconds")}))
 except FileNotFoundError:
     pass
 PY

@@ -14,10 +14,14 @@
     scripts/perf-python.py [--runs 3] [--threads 8] [--modes p2pio,safetensors,threads] \\
         [--json] m.gguf m.safetensors
 
-Each run times from just before the load (torch and its CUDA context are initialised
-first, outside the timing) to a device synchronise after it; "cold" drops the page cache
-first (as root: sync and /proc/sys/vm/drop_caches; otherwise the files' pages with
-posix_fadvise). Every mode's bytes are compared once with the file (a checksum on the GPU).
+Each run is timed in two parts (torch and its CUDA context are initialised first, outside
+both): the open (p2pio: the context, which starts its I/O path with its threads and pinned
+staging, and the model's header; threads: the header and the CUDA arena; safetensors has
+none apart from its load) and the load, up to a device synchronise after it. Each mode runs
+--runs times per cache state and reports every run, the median and the best; "cold" drops
+the page cache first (as root: sync and /proc/sys/vm/drop_caches; otherwise the files'
+pages with posix_fadvise); "warm" reads the mode's file once first. Every mode's bytes are
+compared once with the file (a checksum on the GPU).
 Needs torch with CUDA, safetensors, and p2pio (PYTHONPATH=python,
 P2PIO_LIBRARY=build/lib/libp2pio.so in a build tree).
 """
@@ -25,6 +29,7 @@ P2PIO_LIBRARY=build/lib/libp2pio.so in a build tree).
 import argparse
 import json
 import os
+import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,9 +55,19 @@ def drop_caches(paths):
 		return "fadvise"
 
 
-def load_p2pio(gguf, _st, _threads):
+def warm_up(path):
+	"""Read @path once through the page cache: a warm run must not depend on whether the
+	previous (cold) run read with O_DIRECT, which leaves the cache empty."""
+	buf = bytearray(PIECE)
+	with open(path, "rb", buffering=0) as f:
+		while f.readinto(buf):
+			pass
+
+
+def load_p2pio(gguf, _st, _threads, clock):
 	ctx = p2pio.Context(device=torch.cuda.current_device())
 	m = ctx.open_model(gguf)
+	clock.append(time.perf_counter())
 	m.load()
 	out = {n: torch.from_dlpack(t) for n, t in m.tensors().items()}
 	torch.cuda.synchronize()
@@ -62,8 +77,9 @@ def load_p2pio(gguf, _st, _threads):
 	return out, path
 
 
-def load_safetensors(_gguf, st, _threads):
+def load_safetensors(_gguf, st, _threads, clock):
 	from safetensors.torch import load_file
+	clock.append(time.perf_counter())
 	out = load_file(st, device="cuda")
 	torch.cuda.synchronize()
 	return out, "safetensors"
@@ -89,9 +105,11 @@ def gguf_table(gguf):
 	return start, end - start, table
 
 
-def load_threads(gguf, _st, threads):
+def load_threads(gguf, _st, threads, clock):
 	start, size, table = gguf_table(gguf)
 	arena = torch.empty(size, dtype=torch.uint8, device="cuda")
+	torch.cuda.synchronize()
+	clock.append(time.perf_counter())
 	fd = os.open(gguf, os.O_RDONLY)
 	local = threading.local()
 
@@ -149,26 +167,36 @@ def main():
 	for mode in a.modes.split(","):
 		fn = MODES[mode]
 		for cache in ("cold", "warm"):
-			times = []
+			opens, loads = [], []
+			if cache == "warm":
+				warm_up(a.safetensors if mode == "safetensors" else a.gguf)
 			for r in range(a.runs):
 				how = drop_caches([a.gguf, a.safetensors]) if cache == "cold" else "-"
-				t0 = time.perf_counter()
-				tensors, path = fn(a.gguf, a.safetensors, a.threads)
-				dt = time.perf_counter() - t0
-				times.append(dt)
+				clock = [time.perf_counter()]
+				tensors, path = fn(a.gguf, a.safetensors, a.threads, clock)
+				clock.append(time.perf_counter())
+				opens.append(clock[1] - clock[0])
+				loads.append(clock[2] - clock[1])
 				if mode not in sums:
 					sums[mode] = checksum(tensors)
 				nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
 				del tensors
 				torch.cuda.empty_cache()
-			best = min(times)
-			res = {"mode": mode, "cache": cache, "drop": how, "path": path, "runs": times,
-			       "best_s": best, "bytes": nbytes, "gb_s": nbytes / best / 1e9}
+			med = statistics.median(loads)
+			tot = statistics.median([o + l for o, l in zip(opens, loads)])
+			res = {"mode": mode, "cache": cache, "drop": how, "path": path,
+			       "open_s": opens, "load_s": loads, "median_load_s": med,
+			       "best_load_s": min(loads), "median_open_s": statistics.median(opens),
+			       "bytes": nbytes, "gb_s": nbytes / med / 1e9,
+			       "best_gb_s": nbytes / min(loads) / 1e9,
+			       "with_open_gb_s": nbytes / tot / 1e9}
 			results.append(res)
 			if not a.json:
-				print("%-12s %-5s %-16s best %.3f s  %.2f GB/s  (runs %s)" % (
-					mode, cache, path, best, res["gb_s"],
-					", ".join("%.3f" % t for t in times)), flush=True)
+				print("%-12s %-5s %-16s load median %.3f s = %.2f GB/s (best %.2f), open "
+				      "median %.3f s, open + load %.2f GB/s  (loads %s)" % (
+					mode, cache, path, med, res["gb_s"], res["best_gb_s"],
+					res["median_open_s"], res["with_open_gb_s"],
+					", ".join("%.3f" % t for t in loads)), flush=True)
 	same = len(set(sums.values())) == 1
 	if a.json:
 		print(json.dumps({"file_size": size, "torch": torch.__version__,

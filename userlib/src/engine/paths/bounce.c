@@ -58,6 +58,7 @@ struct p2pio_bworker {
 	pthread_t th;
 	bool started;
 	bool ring_ok;
+	bool fixed;			/* the staging is registered with the ring */
 	struct io_uring ring;
 	CUstream stream;
 	unsigned int nr_reads;
@@ -78,6 +79,7 @@ struct p2pio_bounce {
 	unsigned int nr_waiting;	/* workers asleep on @cond */
 	atomic_uint submitted;		/* operations queued so far (polled without the lock) */
 	bool poll;			/* P2PIO_CTX_POLL */
+	unsigned int nr_ready;		/* workers past registering the staging */
 
 	char *staging;
 	struct p2pio_bslot *slots;
@@ -92,8 +94,13 @@ static void p2pio_bio_prep(struct p2pio_bworker *w, struct p2pio_bio *bio)
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 
 	/* Never NULL: the ring has a slot per read and no more reads than that are issued. */
-	io_uring_prep_read(sqe, bio->op->file->dfd, bio->to + bio->done,
-			   (unsigned int)(bio->rlen - bio->done), bio->foff + bio->done);
+	if (bio->slot && w->fixed)
+		io_uring_prep_read_fixed(sqe, bio->op->file->dfd, bio->to + bio->done,
+					 (unsigned int)(bio->rlen - bio->done),
+					 bio->foff + bio->done, 0);
+	else
+		io_uring_prep_read(sqe, bio->op->file->dfd, bio->to + bio->done,
+				   (unsigned int)(bio->rlen - bio->done), bio->foff + bio->done);
 	io_uring_sqe_set_flags(sqe, w->b->sqe_flags);
 	io_uring_sqe_set_data(sqe, bio);
 	w->nr_reads++;
@@ -268,6 +275,26 @@ static bool p2pio_bounce_retire(struct p2pio_bworker *w, bool wait)
 	return any;
 }
 
+/*
+ * Register the staging pool with @w's ring, so that its reads into staging are fixed-buffer
+ * reads: the kernel pins the pool once here instead of pinning each read's pages anew
+ * (on zram, where the CPU is the device, that per-read pinning came off the rate). Each
+ * worker registers its own ring, in parallel; p2pio_bounce_start() waits for them, so the
+ * cost stays in the open. Where the kernel refuses (old kernel, RLIMIT_MEMLOCK for an
+ * unprivileged user: io_uring charges each ring for the pool), reads go unregistered.
+ */
+static void p2pio_bworker_register(struct p2pio_bworker *w)
+{
+	struct p2pio_bounce *b = w->b;
+	struct iovec iov = { b->staging, b->ctx->opts.staging_bytes };
+
+	w->fixed = !io_uring_register_buffers(&w->ring, &iov, 1);
+	pthread_mutex_lock(&b->lock);
+	b->nr_ready++;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
 static void *p2pio_bounce_thread(void *arg)
 {
 	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000 };
@@ -280,6 +307,7 @@ static void *p2pio_bounce_thread(void *arg)
 
 	if (b->ctx->cu)
 		b->ctx->cu->CtxSetCurrent(b->ctx->cuctx);
+	p2pio_bworker_register(w);
 	for (;;) {
 		bool polled = false;
 
@@ -476,6 +504,10 @@ static int p2pio_bounce_start(struct p2pio_ctx *ctx, void **privp)
 		p2pio_bounce_join(b);
 		goto out_free;
 	}
+	pthread_mutex_lock(&b->lock);
+	while (b->nr_ready < nr)
+		pthread_cond_wait(&b->cond, &b->lock);
+	pthread_mutex_unlock(&b->lock);
 	*privp = b;
 	return 0;
 
