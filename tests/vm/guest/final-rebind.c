@@ -23,18 +23,6 @@
 #define SERIAL "p2pB"
 #define NSID 2
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 int main(void)
 {
 	struct nvdouble_info before, ni;
@@ -63,7 +51,7 @@ int main(void)
 	vm_nvd_info(&before);
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver/unbind", bdf);
-	tap_is_int(write_str(path, bdf), 0, "nvme-pci unbound from %s", bdf);
+	tap_is_int(vm_write_str(path, bdf), 0, "nvme-pci unbound from %s", bdf);
 	vm_nvd_info(&ni);
 	tap_ok(ni.dma_mappings + 1 == before.dma_mappings,
 	       "the pin's DMA mapping for the unbound controller is undone at once (%u -> %u)",
@@ -74,7 +62,7 @@ int main(void)
 	tap_is_int(vm_p2p_unregister(pfd, reg.handle), 0, "unregister it");
 	close(fd);
 
-	tap_is_int(write_str("/sys/bus/pci/drivers/nvme/bind", bdf), 0, "nvme-pci bound again");
+	tap_is_int(vm_write_str("/sys/bus/pci/drivers/nvme/bind", bdf), 0, "nvme-pci bound again");
 	ret = -ENODEV;
 	for (i = 0; i < 100 && ret; i++) {
 		ret = vm_nvme_find(SERIAL, NSID, NULL, 0, ns, sizeof(ns));

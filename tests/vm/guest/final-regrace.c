@@ -32,7 +32,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "tap.h"
@@ -173,25 +172,6 @@ unregister:
 	return NULL;
 }
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 /* Rescans the PCI bus until controller E's namespace is a block device again. */
 static int bring_back(char *bdf, size_t bdflen, char *ns, size_t nslen)
 {
@@ -199,7 +179,7 @@ static int bring_back(char *bdf, size_t bdflen, char *ns, size_t nslen)
 
 	if (!vm_nvme_find(SERIAL, NSID, bdf, bdflen, ns, nslen))
 		return 0;
-	if (write_str("/sys/bus/pci/rescan", "1"))
+	if (vm_write_str("/sys/bus/pci/rescan", "1"))
 		return -EIO;
 	for (i = 0; i < 200; i++) {	/* the namespace scan is asynchronous */
 		char dev[96];
@@ -209,7 +189,7 @@ static int bring_back(char *bdf, size_t bdflen, char *ns, size_t nslen)
 			if (!access(dev, R_OK))
 				return 0;
 		}
-		sleep_ms(50);
+		vm_sleep_ms(50);
 	}
 	return -ENODEV;
 }
@@ -224,7 +204,7 @@ static int mount_fresh(const char *dev, const char *path)
 			return 0;
 		if (errno != ENXIO && errno != ENODEV && errno != ENOENT)
 			return -1;
-		sleep_ms(50);
+		vm_sleep_ms(50);
 	}
 	return -1;
 }
@@ -241,10 +221,10 @@ static void user_count_is_zero(int pfd)
 		return;
 	}
 	fd = file ? open(file, O_RDONLY) : -1;
-	write_str(PARAM, "1");
+	vm_write_str(PARAM, "1");
 	ret = vm_p2p_register(pfd, fd, &r1);
 	ret2 = ret ? ret : vm_p2p_register(pfd, fd, &r2);
-	write_str(PARAM, "4096");
+	vm_write_str(PARAM, "4096");
 	tap_ok(!ret && ret2 == -EDQUOT,
 	       "the user's count of registered files is back at zero (max_user_files=1: one registers (%d), a second gets EDQUOT (%d))",
 	       ret, ret2);
@@ -289,7 +269,7 @@ int main(void)
 	 * boot; every round mounts a fresh controller's read-only */
 	if (!vm_nvme_find(SERIAL, 0, bdf, sizeof(bdf), NULL, 0)) {
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", bdf);
-		write_str(path, "1");
+		vm_write_str(path, "1");
 	}
 	for (r = 0; r < ROUNDS; r++) {
 		ret = bring_back(bdf, sizeof(bdf), ns, sizeof(ns));
@@ -315,7 +295,7 @@ int main(void)
 		for (i = 0; i < NWORKERS; i++) {
 			snprintf(path, sizeof(path), "/mnt/rr%u/%s", r, names[i]);
 			for (k = 0; (w[i].fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && k < 40; k++)
-				sleep_ms(50);
+				vm_sleep_ms(50);
 			if (w[i].fd < 0)
 				tap_diag("round %u: open %s: %s", r, path, strerror(errno));
 			else
@@ -326,11 +306,11 @@ int main(void)
 			if (w[i].fd >= 0)
 				pthread_create(&w[i].tid, NULL, work, &w[i]);
 		/* a few registrations and reads first, then the removal under them */
-		sleep_ms(60 + 15 * (r % 8));
+		vm_sleep_ms(60 + 15 * (r % 8));
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", bdf);
-		if (!write_str(path, "1"))
+		if (!vm_write_str(path, "1"))
 			removed++;
-		sleep_ms(60);	/* registrations against the removed controller */
+		vm_sleep_ms(60);	/* registrations against the removed controller */
 		atomic_store(&stop, 1);
 		for (i = 0; i < NWORKERS; i++) {
 			if (w[i].fd < 0)

@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,81 +30,6 @@
 #define MAX_OLD 64
 
 static int pfd, nvd;
-
-struct extent {
-	uint64_t logical;
-	uint64_t physical;
-	uint64_t length;
-};
-
-/* Every extent of @fd, up to @max; their number, or -errno. */
-static int extents(int fd, struct extent *out, int max)
-{
-	enum { BATCH = 256 };
-	size_t sz = sizeof(struct fiemap) + BATCH * sizeof(struct fiemap_extent);
-	struct fiemap *fm = malloc(sz);
-	uint64_t start = 0;
-	int n = 0, last = 0;
-	uint32_t i;
-
-	if (!fm)
-		return -ENOMEM;
-	while (!last) {
-		memset(fm, 0, sz);
-		fm->fm_start = start;
-		fm->fm_length = ~0ull - start;
-		fm->fm_flags = FIEMAP_FLAG_SYNC;
-		fm->fm_extent_count = BATCH;
-		if (ioctl(fd, FS_IOC_FIEMAP, fm)) {
-			free(fm);
-			return -errno;
-		}
-		if (!fm->fm_mapped_extents)
-			break;
-		for (i = 0; i < fm->fm_mapped_extents; i++) {
-			struct fiemap_extent *e = &fm->fm_extents[i];
-
-			if (n < max)
-				out[n++] = (struct extent){ e->fe_logical, e->fe_physical,
-							    e->fe_length };
-			start = e->fe_logical + e->fe_length;
-			if (e->fe_flags & FIEMAP_EXTENT_LAST)
-				last = 1;
-		}
-	}
-	free(fm);
-	return n;
-}
-
-/* Writes [off, off + len) of the pattern of @name into @fd. */
-static int write_pattern(int fd, const char *name, uint64_t off, uint64_t len)
-{
-	static char buf[256 * 1024];
-
-	while (len) {
-		size_t n = len < sizeof(buf) ? len : sizeof(buf);
-
-		vm_pattern_fill(vm_pattern_seed(name), off, buf, n);
-		if (pwrite(fd, buf, n, off) != (ssize_t)n)
-			return -errno;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int make_file(const char *path, const char *pattern_of)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = write_pattern(fd, pattern_of, 0, LEN);
-	if (!ret && fsync(fd))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
 
 /* Dedupes [0, LEN) of @src into @dst; 0 when the whole range now shares @src's blocks. */
 static int dedupe(int src, int dst)
@@ -129,56 +53,21 @@ static int dedupe(int src, int dst)
 	return ret;
 }
 
-/* Takes every block the file system will still hand out for @fd (unwritten extents). */
-static uint64_t fill(int fd)
-{
-	uint64_t chunk, end = 0;
-	int round;
-
-	/* twice: the second round gets blocks the log still held busy in the first */
-	for (round = 0; round < 2; round++) {
-		for (chunk = 64 * VM_MIB; chunk >= 4096;) {
-			if (!fallocate(fd, 0, end, chunk))
-				end += chunk;
-			else if (errno == ENOSPC)
-				chunk /= 2;
-			else
-				break;
-		}
-		syncfs(fd);
-	}
-	return end;
-}
-
 /*
  * With the file system full but for the victim's freed blocks, @fd takes what is left,
  * and the pattern of @name is written over every part of it that lies on one of the
  * @nold extents @old. Returns the bytes of @old now holding @name's data.
  */
-static uint64_t overwrite_old_blocks(int fd, const char *name, const struct extent *old,
+static uint64_t overwrite_old_blocks(int fd, const char *name, const struct vm_extent *old,
 				     int nold)
 {
-	static struct extent z[4096];
-	uint64_t end, covered = 0;
-	int nz, i, j;
+	static struct vm_extent z[4096];
+	uint64_t end, covered;
+	int nz, j;
 
-	end = fill(fd);
-	nz = extents(fd, z, 4096);
-	for (i = 0; i < nold; i++) {
-		for (j = 0; j < nz; j++) {
-			uint64_t lo = old[i].physical > z[j].physical ? old[i].physical :
-									  z[j].physical;
-			uint64_t hi_o = old[i].physical + old[i].length;
-			uint64_t hi_z = z[j].physical + z[j].length;
-			uint64_t hi = hi_o < hi_z ? hi_o : hi_z;
-
-			if (lo >= hi)
-				continue;
-			if (write_pattern(fd, name, z[j].logical + (lo - z[j].physical), hi - lo))
-				continue;
-			covered += hi - lo;
-		}
-	}
+	end = vm_fill_fs(fd);
+	nz = vm_file_extents(fd, z, 4096);
+	covered = vm_write_pattern_over(fd, name, z, nz, old, nold);
 	if (fdatasync(fd))
 		tap_diag("fdatasync: %s", strerror(errno));
 	if (covered < LEN) {	/* the allocator chose otherwise: say where */
@@ -195,7 +84,7 @@ static uint64_t overwrite_old_blocks(int fd, const char *name, const struct exte
 static void dedupe_on(const char *mnt)
 {
 	char victim[128], twin[128], other[128], filler[128];
-	struct extent old[MAX_OLD];
+	struct vm_extent old[MAX_OLD];
 	struct p2pio_register_file reg, again;
 	struct vm_target t;
 	uint64_t covered;
@@ -206,12 +95,13 @@ static void dedupe_on(const char *mnt)
 	snprintf(other, sizeof(other), "%s/dd-other", mnt);
 	snprintf(filler, sizeof(filler), "%s/dd-filler", mnt);
 	/* the twin holds the victim's content: the dedupe is allowed to share it */
-	if (!tap_ok(!make_file(victim, "dd-victim") && !make_file(twin, "dd-victim"),
+	if (!tap_ok(!vm_make_pattern_file(victim, "dd-victim", LEN) &&
+		    !vm_make_pattern_file(twin, "dd-victim", LEN),
 		    "%s: victim and twin written", mnt))
 		goto out;
 	xfd = open(victim, O_RDONLY | O_CLOEXEC);
 	tfd = open(twin, O_RDONLY | O_CLOEXEC);
-	nold = extents(xfd, old, MAX_OLD);
+	nold = vm_file_extents(xfd, old, MAX_OLD);
 	if (!tap_ok(xfd >= 0 && tfd >= 0 && nold > 0, "%s: the victim's blocks (%d extents)",
 		    mnt, nold))
 		goto out;
@@ -230,7 +120,7 @@ static void dedupe_on(const char *mnt)
 
 	/* full: the victim's blocks, once freed, are all the file system has left */
 	ffd = open(filler, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	tap_ok(ffd >= 0 && fill(ffd) > 0, "%s: file system filled", mnt);
+	tap_ok(ffd >= 0 && vm_fill_fs(ffd) > 0, "%s: file system filled", mnt);
 	/* read-only fd, registered file: neither stops the owner's dedupe */
 	ret = dedupe(tfd, xfd);
 	if (!tap_is_int(ret, 0, "%s: the twin deduped into the victim (read-only fd)", mnt))

@@ -32,7 +32,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -71,12 +70,6 @@ struct reader {
 	char why[128];
 };
 
-struct extent {
-	uint64_t logical;
-	uint64_t physical;
-	uint64_t length;
-};
-
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -85,157 +78,21 @@ static uint64_t now_ns(void)
 	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-static void sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-static int read_str(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
-/* Every extent of @fd, up to @max; their number, or -errno. */
-static int extents(int fd, struct extent *out, int max)
-{
-	enum { BATCH = 256 };
-	size_t sz = sizeof(struct fiemap) + BATCH * sizeof(struct fiemap_extent);
-	struct fiemap *fm = malloc(sz);
-	uint64_t start = 0;
-	int n = 0, last = 0;
-	uint32_t i;
-
-	if (!fm)
-		return -ENOMEM;
-	while (!last) {
-		memset(fm, 0, sz);
-		fm->fm_start = start;
-		fm->fm_length = ~0ull - start;
-		fm->fm_flags = FIEMAP_FLAG_SYNC;
-		fm->fm_extent_count = BATCH;
-		if (ioctl(fd, FS_IOC_FIEMAP, fm)) {
-			free(fm);
-			return -errno;
-		}
-		if (!fm->fm_mapped_extents)
-			break;
-		for (i = 0; i < fm->fm_mapped_extents; i++) {
-			struct fiemap_extent *e = &fm->fm_extents[i];
-
-			if (n < max)
-				out[n++] = (struct extent){ e->fe_logical, e->fe_physical,
-							    e->fe_length };
-			start = e->fe_logical + e->fe_length;
-			if (e->fe_flags & FIEMAP_EXTENT_LAST)
-				last = 1;
-		}
-	}
-	free(fm);
-	return n;
-}
-
-/* Writes [off, off + len) of the pattern of @name into @fd. */
-static int write_pattern(int fd, const char *name, uint64_t off, uint64_t len)
-{
-	static char buf[256 * 1024];
-
-	while (len) {
-		size_t n = len < sizeof(buf) ? len : sizeof(buf);
-
-		vm_pattern_fill(vm_pattern_seed(name), off, buf, n);
-		if (pwrite(fd, buf, n, off) != (ssize_t)n)
-			return -errno;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int make_file(const char *path, const char *pattern_of)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = write_pattern(fd, pattern_of, 0, VSIZE);
-	if (!ret && fsync(fd))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-/* Takes every block the file system will still hand out for @fd (unwritten extents). */
-static uint64_t fill(int fd)
-{
-	uint64_t chunk, end = 0;
-	int round;
-
-	for (round = 0; round < 2; round++) {	/* the log held some blocks busy in the first */
-		for (chunk = 64 * VM_MIB; chunk >= 4096;) {
-			if (!fallocate(fd, 0, end, chunk))
-				end += chunk;
-			else if (errno == ENOSPC)
-				chunk /= 2;
-			else
-				break;
-		}
-		syncfs(fd);
-	}
-	return end;
-}
-
 /*
  * The file system being full but for the victim's freed blocks, @fd takes what is left
  * and the pattern of @name goes over every part of it on one of the @nold extents @old.
  * The bytes of @old now holding @name's data.
  */
-static uint64_t overwrite_old_blocks(int fd, const char *name, const struct extent *old,
+static uint64_t overwrite_old_blocks(int fd, const char *name, const struct vm_extent *old,
 				     int nold)
 {
-	static struct extent z[4096];
-	uint64_t covered = 0;
-	int nz, i, j;
+	static struct vm_extent z[4096];
+	uint64_t covered;
+	int nz;
 
-	fill(fd);
-	nz = extents(fd, z, 4096);
-	for (i = 0; i < nold; i++) {
-		for (j = 0; j < nz; j++) {
-			uint64_t lo = old[i].physical > z[j].physical ? old[i].physical :
-									  z[j].physical;
-			uint64_t hi_o = old[i].physical + old[i].length;
-			uint64_t hi_z = z[j].physical + z[j].length;
-			uint64_t hi = hi_o < hi_z ? hi_o : hi_z;
-
-			if (lo < hi &&
-			    !write_pattern(fd, name, z[j].logical + (lo - z[j].physical), hi - lo))
-				covered += hi - lo;
-		}
-	}
+	vm_fill_fs(fd);
+	nz = vm_file_extents(fd, z, 4096);
+	covered = vm_write_pattern_over(fd, name, z, nz, old, nold);
 	fdatasync(fd);
 	return covered;
 }
@@ -336,7 +193,7 @@ static void one_break(const char *mnt, const char *kind, bool first)
 {
 	static struct reader rs[NTHREADS];
 	char victim[128], twin[128], other[128], filler[128], copy[128];
-	struct extent old[MAX_OLD];
+	struct vm_extent old[MAX_OLD];
 	struct p2pio_stats s0, s1;
 	uint64_t t0, took, covered = 0;
 	unsigned int i, whole = 0, stale = 0, after_ok = 0, nodd = 0, bad = 0;
@@ -352,14 +209,15 @@ static void one_break(const char *mnt, const char *kind, bool first)
 	memset(rs, 0, sizeof(rs));
 	for (i = 0; i < NTHREADS; i++)
 		rs[i].pfd = -1;
-	if (!tap_ok(!make_file(victim, "lb-victim") && (!dd || !make_file(twin, "lb-victim")),
+	if (!tap_ok(!vm_make_pattern_file(victim, "lb-victim", VSIZE) &&
+		    (!dd || !vm_make_pattern_file(twin, "lb-victim", VSIZE)),
 		    "%s %s: victim%s written (%llu MiB)", mnt, kind, dd ? " and twin" : "",
 		    VSIZE / VM_MIB))
 		goto out;
 	xfd = open(victim, O_RDONLY | O_CLOEXEC);
 	tfd = dd ? open(twin, O_RDONLY | O_CLOEXEC) : -1;
 	cfd = dd ? -1 : open(copy, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	nold = xfd < 0 ? -EBADF : extents(xfd, old, MAX_OLD);
+	nold = xfd < 0 ? -EBADF : vm_file_extents(xfd, old, MAX_OLD);
 	if (!tap_ok(nold > 0 && (dd ? tfd >= 0 : cfd >= 0), "%s %s: the victim's blocks (%d extents)",
 		    mnt, kind, nold))
 		goto out;
@@ -381,7 +239,7 @@ static void one_break(const char *mnt, const char *kind, bool first)
 	if (dd) {
 		/* full: the victim's blocks, once freed, are all there is */
 		ffd = open(filler, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		tap_ok(ffd >= 0 && fill(ffd) > 0, "%s %s: file system filled", mnt, kind);
+		tap_ok(ffd >= 0 && vm_fill_fs(ffd) > 0, "%s %s: file system filled", mnt, kind);
 	}
 
 	atomic_store(&stop, 0);
@@ -394,9 +252,9 @@ static void one_break(const char *mnt, const char *kind, bool first)
 			;
 		if (i == NTHREADS)
 			break;
-		sleep_ms(50);
+		vm_sleep_ms(50);
 	}
-	sleep_ms(100);	/* into the middle of the next reads */
+	vm_sleep_ms(100);	/* into the middle of the next reads */
 
 	t0 = now_ns();
 	pid = fork();
@@ -416,7 +274,7 @@ static void one_break(const char *mnt, const char *kind, bool first)
 		tap_ok(covered > 0, "%s %s: another file's data lies on %llu of the victim's old bytes",
 		       mnt, kind, (unsigned long long)covered);
 	}
-	sleep_ms(300);	/* reads submitted after the break */
+	vm_sleep_ms(300);	/* reads submitted after the break */
 	atomic_store(&stop, 1);
 	for (i = 0; i < NTHREADS; i++)
 		pthread_join(rs[i].tid, NULL);
@@ -489,17 +347,17 @@ int main(void)
 	if (nvd < 0)
 		tap_bail("no /dev/nvdouble");
 	tap_ok(!vm_host_sync(), "host channel");
-	read_str(PARAM_CMDS, cmds, sizeof(cmds));
-	read_str(LEASE_TIME, lease, sizeof(lease));
+	vm_read_str(PARAM_CMDS, cmds, sizeof(cmds));
+	vm_read_str(LEASE_TIME, lease, sizeof(lease));
 	/* issuers sleep for a slot between commands; the kernel waits 1 s for a break */
-	tap_ok(!write_str(PARAM_CMDS, "1") && !write_str(LEASE_TIME, "1"),
+	tap_ok(!vm_write_str(PARAM_CMDS, "1") && !vm_write_str(LEASE_TIME, "1"),
 	       "max_user_cmds=1 (was %s), lease_break_time=1 s (was %s)", cmds, lease);
 	for (i = 0; i < sizeof(xfs) / sizeof(xfs[0]); i++) {
 		one_break(xfs[i], "dedupe", true);
 		one_break(xfs[i], "reflink", false);
 	}
-	write_str(PARAM_CMDS, cmds);
-	write_str(LEASE_TIME, lease);
+	vm_write_str(PARAM_CMDS, cmds);
+	vm_write_str(LEASE_TIME, lease);
 	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s);
 	tap_ok(!s.inflight_cmds && !s.outstanding && !s.live_files && !s.live_pins &&
 	       !s.live_prp_pages, "nothing left: commands, reads, files, pins, PRP pages");

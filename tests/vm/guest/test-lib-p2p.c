@@ -396,19 +396,13 @@ static void nobody_fallback(void)
 		   why);
 }
 
-/* Writes @s to the double's parameter @name; 0 or -1. */
+/* Writes @s to the double's parameter @name; 0 or -errno. */
 static int nvd_param(const char *name, const char *s)
 {
 	char path[128];
-	int fd, ret = -1;
 
 	snprintf(path, sizeof(path), "/sys/module/nvdouble/parameters/%s", name);
-	fd = open(path, O_WRONLY);
-	if (fd >= 0 && write(fd, s, strlen(s)) == (ssize_t)strlen(s))
-		ret = 0;
-	if (fd >= 0)
-		close(fd);
-	return ret;
+	return vm_write_str(path, s);
 }
 
 /* A context that does not prefer buffered reads of files in the page cache. */

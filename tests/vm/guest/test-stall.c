@@ -46,34 +46,6 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int sysfs_read(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
-static int sysfs_write(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 /* Sets or clears Bus Master Enable in the PCI command register of @bdf. */
 static int bus_master(const char *bdf, bool on)
 {
@@ -128,7 +100,7 @@ int main(void)
 	snprintf(qnr, sizeof(qnr), "/sys/block/%s/queue/nr_requests", ns);
 	/* nvme_init_request() takes the command timeout from this, not from the queue */
 	snprintf(qto, sizeof(qto), "/sys/module/nvme_core/parameters/io_timeout");
-	if (sysfs_read(qnr, old_nr, sizeof(old_nr)) || sysfs_read(qto, old_to, sizeof(old_to)))
+	if (vm_read_str(qnr, old_nr, sizeof(old_nr)) || vm_read_str(qto, old_to, sizeof(old_to)))
 		tap_skip_all("no queue attributes for the namespace");
 	snprintf(mnt, sizeof(mnt), "%s", file);
 	*strrchr(mnt, '/') = 0;
@@ -160,8 +132,8 @@ int main(void)
 	tap_is_int(vm_p2p_read(pa, ra.handle, x.pin.handle, 0, LEN, 0), 0, "a read maps pin 1");
 	tap_is_int(vm_p2p_read(pb, rb.handle, py.handle, 0, LEN, 0), 0, "a read maps pin 2");
 
-	tap_is_int(sysfs_write(qnr, "4"), 0, "%s: 4 requests (was %s)", ns, old_nr);
-	tap_is_int(sysfs_write(qto, "8"), 0, "nvme: 8 s I/O timeout (was %s s)", old_to);
+	tap_is_int(vm_write_str(qnr, "4"), 0, "%s: 4 requests (was %s)", ns, old_nr);
+	tap_is_int(vm_write_str(qto, "8"), 0, "nvme: 8 s I/O timeout (was %s s)", old_to);
 	tap_is_int(bus_master(bdf, false), 0, "%s: bus mastering off", bdf);
 	for (i = 0; i < NFILL; i++)
 		rd[i] = (struct p2pio_read){ .file = ra.handle, .mem = x.pin.handle,
@@ -190,8 +162,8 @@ int main(void)
 	pthread_join(th, NULL);
 	tap_ok(st.status == -ENODEV || st.status == 0 || st.status == -EIO,
 	       "the stuck read ended: %s", strerror(-st.status));
-	sysfs_write(qnr, old_nr);
-	sysfs_write(qto, old_to);
+	vm_write_str(qnr, old_nr);
+	vm_write_str(qto, old_to);
 	ret = -1;
 	for (i = 0; i < 50 && ret; i++) {	/* the reset may still be finishing */
 		ret = vm_p2p_read(pa, ra.handle, x.pin.handle, 64 * VM_KIB, 64 * VM_KIB, 0);

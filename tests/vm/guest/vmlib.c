@@ -7,12 +7,15 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmlib.h"
@@ -639,6 +642,171 @@ int vm_nvme_find(const char *serial, uint32_t nsid, char *bdf, size_t bdflen, ch
 	}
 	if (dir)
 		closedir(dir);
+	return ret;
+}
+
+/* ---- files and kernel attributes ---- */
+
+int vm_write_str(const char *path, const char *s)
+{
+	size_t len = strlen(s);
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, len);
+	if (n < 0)
+		ret = -errno;
+	else if ((size_t)n != len)
+		ret = -EIO;
+	close(fd);
+	return ret;
+}
+
+int vm_read_str(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = len > 1 ? read(fd, buf, len - 1) : 0;	/* a failed or empty read writes nothing */
+	if (n < 0)
+		ret = -errno;
+	else if (!n)
+		ret = len > 1 ? -ENODATA : -EINVAL;
+	close(fd);
+	if (ret)
+		return ret;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+void vm_sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+int vm_file_extents(int fd, struct vm_extent *out, int max)
+{
+	enum { BATCH = 256 };
+	size_t sz = sizeof(struct fiemap) + BATCH * sizeof(struct fiemap_extent);
+	struct fiemap *fm = malloc(sz);
+	uint64_t start = 0;
+	int n = 0, last = 0;
+	uint32_t i;
+
+	if (!fm)
+		return -ENOMEM;
+	while (!last) {
+		memset(fm, 0, sz);
+		fm->fm_start = start;
+		fm->fm_length = ~0ull - start;
+		fm->fm_flags = FIEMAP_FLAG_SYNC;
+		fm->fm_extent_count = BATCH;
+		if (ioctl(fd, FS_IOC_FIEMAP, fm)) {
+			free(fm);
+			return -errno;
+		}
+		if (!fm->fm_mapped_extents)
+			break;
+		for (i = 0; i < fm->fm_mapped_extents; i++) {
+			struct fiemap_extent *e = &fm->fm_extents[i];
+
+			if (n < max)
+				out[n++] = (struct vm_extent){ e->fe_logical, e->fe_physical,
+							       e->fe_length };
+			start = e->fe_logical + e->fe_length;
+			if (e->fe_flags & FIEMAP_EXTENT_LAST)
+				last = 1;
+		}
+	}
+	free(fm);
+	return n;
+}
+
+int vm_write_pattern(int fd, const char *name, uint64_t off, uint64_t len)
+{
+	enum { BUF = 256 * 1024 };
+	char *buf = malloc(BUF);	/* not static: callers may be threads */
+	uint64_t seed = vm_pattern_seed(name);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (len) {
+		size_t n = len < BUF ? len : BUF;
+		ssize_t w;
+
+		vm_pattern_fill(seed, off, buf, n);
+		w = pwrite(fd, buf, n, off);
+		if (w != (ssize_t)n) {
+			ret = w < 0 ? -errno : -EIO;
+			break;
+		}
+		off += n;
+		len -= n;
+	}
+	free(buf);
+	return ret;
+}
+
+uint64_t vm_fill_fs(int fd)
+{
+	uint64_t chunk, end = 0;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		for (chunk = 64 * VM_MIB; chunk >= 4096;) {
+			if (!fallocate(fd, 0, end, chunk))
+				end += chunk;
+			else if (errno == ENOSPC)
+				chunk /= 2;
+			else
+				break;
+		}
+		syncfs(fd);
+	}
+	return end;
+}
+
+uint64_t vm_write_pattern_over(int fd, const char *name, const struct vm_extent *have,
+			       int nhave, const struct vm_extent *old, int nold)
+{
+	uint64_t covered = 0;
+	int i, j;
+
+	for (i = 0; i < nold; i++) {
+		for (j = 0; j < nhave; j++) {
+			uint64_t lo = old[i].physical > have[j].physical ? old[i].physical :
+									     have[j].physical;
+			uint64_t hi_o = old[i].physical + old[i].length;
+			uint64_t hi_h = have[j].physical + have[j].length;
+			uint64_t hi = hi_o < hi_h ? hi_o : hi_h;
+
+			if (lo < hi &&
+			    !vm_write_pattern(fd, name, have[j].logical + (lo - have[j].physical),
+					      hi - lo))
+				covered += hi - lo;
+		}
+	}
+	return covered;
+}
+
+int vm_make_pattern_file(const char *path, const char *pattern_of, uint64_t size)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = vm_write_pattern(fd, pattern_of, 0, size);
+	if (!ret && fsync(fd))
+		ret = -errno;
+	close(fd);
 	return ret;
 }
 

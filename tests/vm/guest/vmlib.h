@@ -155,6 +155,64 @@ int vm_nvme_ctrl_bdf(const char *serial, char *bdf, size_t len);
 int vm_nvme_find(const char *serial, uint32_t nsid, char *bdf, size_t bdflen, char *ns,
 		 size_t nslen);
 
+/* ---- files and kernel attributes ---- */
+
+/*
+ * Writes @s (no newline added) to @path in one write(), as a sysfs or /proc attribute
+ * wants it; 0 or -errno (-EIO for a short write).
+ */
+int vm_write_str(const char *path, const char *s);
+/*
+ * Reads the first line of @path (a sysfs or /proc attribute) into @buf, without its
+ * newline; 0 or -errno, -ENODATA for an empty file. On failure @buf is left as it was,
+ * so a caller may keep a default in it (the value it restores after a test).
+ */
+int vm_read_str(const char *path, char *buf, size_t len);
+/* Sleeps @ms milliseconds (not resumed after a signal). */
+void vm_sleep_ms(unsigned int ms);
+
+/**
+ * struct vm_extent - one extent of a file, as FIEMAP reports it
+ * @logical:	byte offset in the file
+ * @physical:	byte offset on the block device
+ * @length:	bytes
+ */
+struct vm_extent {
+	uint64_t logical;
+	uint64_t physical;
+	uint64_t length;
+};
+
+/*
+ * The extents of @fd (FIEMAP, after syncing the file), the first @max of them into
+ * @out: where its blocks are, for tests that hand them to another file. Their number
+ * (at most @max), or -errno.
+ */
+int vm_file_extents(int fd, struct vm_extent *out, int max);
+/* Writes bytes [off, off + len) of the pattern of file @name (pattern.h) at @off of @fd;
+ * 0 or -errno. */
+int vm_write_pattern(int fd, const char *name, uint64_t off, uint64_t len);
+/*
+ * Gives @fd every block its file system will still hand out (fallocate: unwritten
+ * extents; two rounds, as the log may hold some blocks busy in the first): after it, the
+ * blocks another file frees are all the file system has to give. The bytes taken.
+ */
+uint64_t vm_fill_fs(int fd);
+/*
+ * Writes the pattern of file @name over every part of @fd's @nhave extents @have (from
+ * vm_file_extents()) that lies on one of the @nold extents @old of another file, where
+ * that file's data was: a reader still using @old's block addresses now gets @name's
+ * bytes. Returns the bytes of @old written over.
+ */
+uint64_t vm_write_pattern_over(int fd, const char *name, const struct vm_extent *have,
+			       int nhave, const struct vm_extent *old, int nold);
+/*
+ * Creates or truncates @path and fills it with bytes [0, @size) of the pattern of file
+ * @pattern_of (so the host can check any byte of it, and a twin can hold the same
+ * bytes), synced to disk; 0 or -errno.
+ */
+int vm_make_pattern_file(const char *path, const char *pattern_of, uint64_t size);
+
 /* ---- the test environment ---- */
 
 /* "iommu" when the VM has an emulated IOMMU, else "noiommu". */
