@@ -37,54 +37,30 @@ ROUNDS=${ROUNDS:-5}
 HOST=${HOST:-0}
 GRID=${GRID:-1}
 VROUNDS=${VROUNDS:-1}
-VCOLD=${VCOLD-"--threads 8
+# The settings tried in both cache states, then the other path of each.
+VSET="--threads 8
 --threads 32
 --queue-depth 32
 --queue-depth 64
 --chunk 1M
 --chunk 2M
 --chunk 1M --queue-depth 64
---chunk 2M --queue-depth 32
+--chunk 2M --queue-depth 32"
+VCOLD=${VCOLD-"$VSET
 --path posix"}
-VWARM=${VWARM-"--threads 8
---threads 32
---queue-depth 32
---queue-depth 64
---chunk 1M
---chunk 2M
---chunk 1M --queue-depth 64
---chunk 2M --queue-depth 32
+VWARM=${VWARM-"$VSET
 --path bounce"}
 BENCH_CACHE=${BENCH_CACHE:-both}
 BENCH_MODES=${BENCH_MODES-storage,link,cufile,mmap,bounce,posix,auto}
 MMAP_LOADS=${MMAP_LOADS:-1}
-left() { echo $((LIMIT - ($(date +%s) - T0))); }
-log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
-cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
-	if [ $c -le 1 ]; then log "SKIP (no time): $*"; return 124; fi
-	timeout -k 2 $c "$@"; local rc=$?; [ $rc = 124 ] && log "TIMEOUT after ${c}s: $*"; return $rc; }
-export LD_LIBRARY_PATH="$BIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
+. "$(dirname "$0")/perf-lib.sh"
 
 { uname -a; nproc; grep -m1 'model name' /proc/cpuinfo; free -g | head -2
   timeout 10 nvidia-smi --query-gpu=name,driver_version,pcie.link.gen.current,pcie.link.width.current,clocks.sm,clocks.max.sm --format=csv
   lsblk -o NAME,MAJ:MIN,SIZE,TYPE,MOUNTPOINT | head -20; } >"$OUT/machine.txt" 2>&1
 log start
 
-if [ -n "$DIR" ]; then
-	MNT=$DIR
-else
-	[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null
-	if [ "$(cat /sys/block/zram0/disksize 2>/dev/null)" != 0 ] && ! grep -q '^/dev/zram0 ' /proc/mounts; then
-		echo 1 >/sys/block/zram0/reset
-	fi
-	MNT=/mnt/p2pio-zram
-	if ! grep -q '^/dev/zram0 ' /proc/mounts; then
-		echo 40G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $MNT &&
-			mount /dev/zram0 $MNT || { log "no zram"; exit 1; }
-	fi
-fi
-M=$MNT/model-$(echo "$MODEL" | tr -c 'a-z0-9' '_').gguf
-[ -s "$M" ] || cap 90 "$BIN/p2pio-mkmodel" -q $MODEL -s 7 "$M"
+perf_model "$DIR" "$MODEL"
 dev=$(stat -c '%d' "$M"); maj=$((dev >> 8)); min=$((dev & 255))
 mkdir -p /run/udev/data
 [ -e "/run/udev/data/b$maj:$min" ] ||

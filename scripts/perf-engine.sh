@@ -17,13 +17,7 @@ DSIZE=${4:-4G}
 mkdir -p "$OUT"
 T0=$(date +%s)
 LIMIT=${LIMIT:-170}
-left() { echo $((LIMIT - ($(date +%s) - T0))); }
-log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
-# cap SECONDS CMD...: run with a timeout of min(SECONDS, time left - 2)
-cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
-	if [ $c -le 1 ]; then log "SKIP (no time): $*"; return 124; fi
-	timeout -k 2 $c "$@"; local rc=$?; [ $rc = 124 ] && log "TIMEOUT after ${c}s: $*"; return $rc; }
-export LD_LIBRARY_PATH="$BIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
+. "$(dirname "$0")/perf-lib.sh"
 B="$BIN/p2pio-bench"
 MODES=storage,link,bounce,posix,auto,naive,mmap,hostreg,cufile
 COMMON="--size 16M --depth 16 --threads 16 --duration 4"

@@ -29,33 +29,14 @@ WARM=${WARM-"|
 |--threads 8
 |--chunk 2M
 |--chunk 1M"}
-left() { echo $((LIMIT - ($(date +%s) - T0))); }
-log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
-cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
-	if [ $c -le 1 ]; then log "SKIP (no time): $*"; return 124; fi
-	timeout -k 2 $c "$@"; local rc=$?; [ $rc = 124 ] && log "TIMEOUT after ${c}s: $*"; return $rc; }
-export LD_LIBRARY_PATH="$BIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
+. "$(dirname "$0")/perf-lib.sh"
 
 { uname -a; nproc; lscpu 2>/dev/null | grep -Ei 'model name|cache|numa|socket'
   grep . /sys/devices/system/cpu/cpu0/cache/index*/size 2>/dev/null; free -g | head -2; } \
 	>"$OUT/machine.txt" 2>&1
 log start
 
-if [ -n "$DIR" ]; then
-	MNT=$DIR
-else
-	[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null
-	if [ "$(cat /sys/block/zram0/disksize 2>/dev/null)" != 0 ] && ! grep -q '^/dev/zram0 ' /proc/mounts; then
-		echo 1 >/sys/block/zram0/reset
-	fi
-	MNT=/mnt/p2pio-zram
-	if ! grep -q '^/dev/zram0 ' /proc/mounts; then
-		echo 40G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $MNT &&
-			mount /dev/zram0 $MNT || { log "no zram"; exit 1; }
-	fi
-fi
-M=$MNT/model-$(echo "$MODEL" | tr -c 'a-z0-9' '_').gguf
-[ -s "$M" ] || cap 90 "$BIN/p2pio-mkmodel" -q $MODEL -s 7 "$M"
+perf_model "$DIR" "$MODEL"
 log "model $(stat -c %s "$M") bytes"
 
 R="$OUT/sweep.jsonl"
