@@ -81,8 +81,8 @@ struct p2pio_experts;
  *               @create gets @policy_args and NULL data.
  * @read_piece:  bytes of each engine read an expert load is cut into (rounded up to
  *               4 KiB); 0: the default, about a 2 x threads-th of the largest expert,
- *               between 256 KiB and the context's chunk, so that one expert's bytes are
- *               read by every engine thread at once and copied while the rest is read.
+ *               between 1 MiB and the context's chunk, so that one expert's bytes are
+ *               read by many engine threads at once and copied while the rest is read.
  */
 struct p2pio_experts_opts {
 	size_t size;
