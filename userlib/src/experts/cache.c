@@ -325,11 +325,12 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 				.buf_offset = c->buf_off + plan.runs[r].dst_off + off,
 				.tag = i,
 			};
-			if (nq == XREQS || (r + 1 == plan.nruns && off + x->piece >= plan.runs[r].len))
+			if (nq == XREQS)
 				submit_pieces(x, e, reqs, &nq, &npieces);
 		}
 	}
-	if (nq && !e->err)
+	/* The last batch (a failed submission leaves none: it empties @reqs). */
+	if (nq)
 		submit_pieces(x, e, reqs, &nq, &npieces);
 	ret = e->err;
 	if (--e->pending == 0)
