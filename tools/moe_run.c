@@ -47,6 +47,7 @@ struct run_opts {
 	uint32_t threads;		/* engine threads; 0: the library's default */
 	bool poll;			/* P2PIO_CTX_POLL */
 	uint64_t read_piece;		/* the cache's read piece; 0: the library's default */
+	uint32_t read_pieces;		/* or reads per expert load; 0: by the piece */
 	bool keep_cache;		/* leave the model in the page cache */
 	bool eager_unmap;		/* unmap victims before the miss loads (as before) */
 };
@@ -100,6 +101,8 @@ static void run_help(void)
 	       "                       (P2PIO_CTX_POLL: latency over CPU time)\n"
 	       "      --read-piece SIZE  the reads an expert load is cut into (default: the\n"
 	       "                       library's, a share of the expert for every engine thread)\n"
+	       "      --read-pieces N  instead: cut each expert load into about N reads, shared\n"
+	       "                       out between its tensors by their bytes\n"
 	       "      --keep-cache     do not drop the model from the page cache first (times\n"
 	       "                       the software path on a file in memory)\n"
 	       "      --eager-unmap    unmap a victim before its miss loads, not after the\n"
@@ -115,8 +118,8 @@ static void run_help(void)
 
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
-	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_KEEP_CACHE,
-	OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL,
+	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL,
 };
 
 static const struct option run_longopts[] = {
@@ -139,6 +142,7 @@ static const struct option run_longopts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
 	{ "read-piece", required_argument, NULL, OPT_READ_PIECE },
+	{ "read-pieces", required_argument, NULL, OPT_READ_PIECES },
 	{ "keep-cache", no_argument, NULL, OPT_KEEP_CACHE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -235,6 +239,11 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			if (cli_parse_size(optarg, &o->read_piece) || !o->read_piece ||
 			    o->read_piece > (1ull << 30))
 				return cli_usage_err("bad read piece '%s'", optarg);
+			break;
+		case OPT_READ_PIECES:
+			if (cli_parse_u64(optarg, &v) || !v || v > 1024)
+				return cli_usage_err("bad read piece count '%s'", optarg);
+			o->read_pieces = (uint32_t)v;
 			break;
 		case 'h': run_help(); exit(CLI_EXIT_OK);
 		default: return cli_usage_err("unknown option");
@@ -530,6 +539,7 @@ static int run_open(struct run *r)
 	xo.flags = r->o.prefetch_prev ? P2PIO_EXPERTS_PREFETCH_PREV : 0;
 	xo.flags |= r->o.eager_unmap ? P2PIO_EXPERTS_EAGER_UNMAP : 0;
 	xo.read_piece = r->o.read_piece;
+	xo.read_pieces = r->o.read_pieces;
 	ret = p2pio_experts_open(r->m, &xo, &r->x, &err);
 	if (ret) {
 		cli_err_p2pio("expert cache", ret, &err);
@@ -577,6 +587,7 @@ static int moe_run(int argc, char **argv)
 	uint64_t tokens, warm, t0, wall, all;
 	double tps, ceiling, missed, bound, hit;
 	char h1[CLI_HUMAN_LEN], h2[CLI_HUMAN_LEN], h3[CLI_HUMAN_LEN];
+	char what[64];
 	FILE *out = stdout;
 	int ret;
 
@@ -673,6 +684,8 @@ static int moe_run(int argc, char **argv)
 		cli_json_double(out, bound);
 		fprintf(out, ",\"of_bound\":");
 		cli_json_double(out, bound > 0 ? tps / bound : 0);
+		fprintf(out, ",\"reads_busy_s\":");
+		cli_json_double(out, (double)io.busy_ns * 1e-9);
 		fprintf(out, ",\"verified_bytes\":%" PRIu64 ",\"mismatches\":%" PRIu64 "}\n",
 			vr.bytes, vr.mismatches);
 	} else {
@@ -708,6 +721,16 @@ static int moe_run(int argc, char **argv)
 			io.late_unmaps,
 			io.late_unmaps ? (double)io.late_unmap_ns * 1e-3 / (double)io.late_unmaps : 0,
 			io.forced_unmaps);
+		/* Loads in flight: where the decode loses to the bound, idle reads or slow ones. */
+		if (io.read_pieces)
+			snprintf(what, sizeof(what), "about %" PRIu64 " per load", io.read_pieces);
+		else
+			snprintf(what, sizeof(what), "at most %s each",
+				 cli_human_bytes(io.read_piece, h1));
+		fprintf(out, "reads     %" PRIu64 " (%s): loads in flight %.1f%% of the decode, "
+			"%.2f GB/s while any were\n", io.reads, what,
+			wall ? 100.0 * (double)io.busy_ns / (double)wall : 0,
+			io.busy_ns ? (double)io.bytes / (double)io.busy_ns : 0);
 		fprintf(out, "ceiling   %.2f GB/s (%s)\n", ceiling * 1e-9,
 			r.o.ceiling > 0 ? "given" : "measured: expert-sized reads of the model, "
 						    "same path");

@@ -100,9 +100,12 @@ static uint64_t budget_for(struct p2pio_model *m, uint32_t experts)
 	return info.dense_bytes + experts * info.expert_bytes;
 }
 
-/* Decode with room for 12 experts; @piece: the read piece (0: the default). */
+/*
+ * Decode with room for 12 experts; @piece: the read piece (0: the default), or @pieces
+ * reads per load.
+ */
 static void test_decode(struct p2pio_ctx *ctx, const char *pname, uint64_t piece,
-			uint32_t flags)
+			uint32_t pieces, uint32_t flags)
 {
 	uint64_t home[NLAYERS][NEXPERTS] = { { 0 } }, ptr[USED], committed_max = 0;
 	struct p2pio_expert_stats st = { .size = sizeof(st) };
@@ -126,6 +129,7 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname, uint64_t piece
 	p2pio_experts_opts_init(&o);
 	o.budget = b;
 	o.read_piece = piece;
+	o.read_pieces = pieces;
 	o.flags = flags;
 	ret = p2pio_experts_open(m, &o, &x, &err);
 	tap_is_int(ret, 0, "%s: cache opens with room for 12 of %d experts, reads of %llu bytes",
@@ -196,11 +200,17 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname, uint64_t piece
 	       (unsigned long long)io.creates, (unsigned long long)io.maps);
 	tap_ok(!untimed && io.batches == batches && io.batches > 0 && io.batch_done_ns > 0 &&
 	       io.read_piece == (piece ? piece : io.read_piece) && io.read_piece > 0 &&
-	       io.reads >= io.loads && io.reads >= io.bytes / io.read_piece &&
-	       (!piece || io.reads > 2 * io.loads),
-	       "%s: %llu miss batches timed, %llu reads of %llu bytes for %llu loads", pname,
+	       io.reads >= io.loads && (pieces || io.reads >= io.bytes / io.read_piece) &&
+	       (!piece || io.reads > 2 * io.loads) && io.read_pieces == pieces &&
+	       (!pieces || (io.reads >= io.loads * pieces / 2 &&
+			    /* each run at least one: at most 16 expert tensors */
+			    io.reads <= io.loads * (pieces + 16))) &&
+	       io.busy_ns > 0 && io.busy_ns <= io.wall_ns,
+	       "%s: %llu miss batches timed, %llu reads of %llu bytes for %llu loads, "
+	       "loads in flight %.0f%% of the time", pname,
 	       (unsigned long long)io.batches, (unsigned long long)io.reads,
-	       (unsigned long long)io.read_piece, (unsigned long long)io.loads);
+	       (unsigned long long)io.read_piece, (unsigned long long)io.loads,
+	       io.wall_ns ? 100.0 * (double)io.busy_ns / (double)io.wall_ns : 0);
 	/* Deferred: each victim's home is unmapped at the release after its eviction, or by
 	 * the miss that maps the home again first; eager: at once, in require. */
 	if (flags & P2PIO_EXPERTS_EAGER_UNMAP)
@@ -577,17 +587,19 @@ int main(void)
 			tap_ok(0, "%s context", paths[i].name);
 			continue;
 		}
-		test_decode(ctx, paths[i].name, 0, 0);
+		test_decode(ctx, paths[i].name, 0, 0, 0);
 		/* Much smaller than a slice: every load is many reads, landing side by side. */
-		test_decode(ctx, paths[i].name, 4096, 0);
+		test_decode(ctx, paths[i].name, 4096, 0, 0);
+		/* A count of reads per load, shared out between its slices by their bytes. */
+		test_decode(ctx, paths[i].name, 0, 9, 0);
 		/* Victims unmapped before their miss loads, as before deferred unmapping. */
-		test_decode(ctx, paths[i].name, 0, P2PIO_EXPERTS_EAGER_UNMAP);
+		test_decode(ctx, paths[i].name, 0, 0, P2PIO_EXPERTS_EAGER_UNMAP);
 		p2pio_ctx_destroy(ctx);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */
 	ctx = host_ctx_flags(P2PIO_PATH_BOUNCE, P2PIO_CTX_POLL);
 	if (ctx) {
-		test_decode(ctx, "bounce, polling", 0, 0);
+		test_decode(ctx, "bounce, polling", 0, 0, 0);
 		p2pio_ctx_destroy(ctx);
 	} else {
 		tap_ok(0, "bounce context with P2PIO_CTX_POLL");

@@ -83,6 +83,9 @@ struct p2pio_experts;
  *               4 KiB); 0: the default, about a 2 x threads-th of the largest expert,
  *               between 1 MiB and the context's chunk, so that one expert's bytes are
  *               read by many engine threads at once and copied while the rest is read.
+ * @read_pieces: instead of @read_piece: cut each load into about this many reads, shared
+ *               out between its runs in proportion to their bytes (none larger than the
+ *               context's chunk); 0: use @read_piece.
  */
 struct p2pio_experts_opts {
 	size_t size;
@@ -94,6 +97,8 @@ struct p2pio_experts_opts {
 	uint32_t reserved;
 	const struct p2pio_expert_policy_ops *policy_ops;
 	uint64_t read_piece;
+	uint32_t read_pieces;
+	uint32_t reserved2;
 };
 
 /**
@@ -323,6 +328,9 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  * @late_unmap_ns: ... and the time that took;
  * @forced_unmaps: of the deferred unmaps, those a miss had to do first (the expert came
  *               back before its old mapping was undone).
+ * @busy_ns:     time at least one load was in flight (the reads' wall time: @bytes over
+ *               it is the rate the loads got while there were any).
+ * @read_pieces: the reads per load asked for (0: cut by @read_piece).
  */
 struct p2pio_experts_io {
 	size_t size;
@@ -351,6 +359,8 @@ struct p2pio_experts_io {
 	uint64_t late_unmaps;
 	uint64_t late_unmap_ns;
 	uint64_t forced_unmaps;
+	uint64_t busy_ns;
+	uint64_t read_pieces;
 };
 
 /**

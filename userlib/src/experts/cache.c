@@ -73,7 +73,8 @@ static void finish_load(struct p2pio_experts *x, size_t i)
 	if (e->batch && e->batch == x->batch)
 		batch_load_done(x);
 	e->batch = 0;
-	x->loading--;
+	if (!--x->loading)
+		x->io.busy_ns += p2pio_now_ns() - x->busy_t0;
 	p2pio_residency_loaded(x->res, layer, expert, e->err);
 	if (!e->err)
 		return;
@@ -267,6 +268,35 @@ static void submit_pieces(struct p2pio_experts *x, struct xentry *e, struct p2pi
 	*nq = 0;
 }
 
+/*
+ * The bytes of each read of @plan's runs: x->piece; or, with x->pieces, about that many
+ * reads shared out between the runs by their bytes (every run at least one, none larger
+ * than the engine's chunk), each run cut into equal block-aligned pieces.
+ */
+static void expert_pieces(const struct p2pio_experts *x, const struct p2pio_expert_plan *plan,
+			  uint64_t *piece)
+{
+	uint64_t chunk = p2pio_round_down(x->ctx->opts.chunk_size, P2PIO_MODEL_BLOCK), total = 0;
+	uint32_t r;
+
+	for (r = 0; r < plan->nruns; r++)
+		total += plan->runs[r].len;
+	for (r = 0; r < plan->nruns; r++) {
+		uint64_t len = plan->runs[r].len, n;
+
+		if (!x->pieces || !total) {
+			piece[r] = x->piece;
+			continue;
+		}
+		n = (x->pieces * len + total / 2) / total;
+		if (chunk && n < (len + chunk - 1) / chunk)
+			n = (len + chunk - 1) / chunk;
+		if (!n)
+			n = 1;
+		piece[r] = p2pio_round_up((len + n - 1) / n, P2PIO_MODEL_BLOCK);
+	}
+}
+
 /* Start loading (@layer, @expert), which the core has just admitted. Called locked. */
 static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool prefetch)
 {
@@ -276,6 +306,7 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	const struct p2pio_xchunk *c;
 	struct p2pio_expert_plan plan;
 	struct p2pio_req reqs[XREQS];
+	uint64_t piece[P2PIO_EXPERT_MAX_SLICES];
 	uint32_t r, npieces = 0, nq = 0;
 	uint64_t t0, off;
 	int ret;
@@ -291,13 +322,14 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 		return ret;
 	}
 	/*
-	 * Each run in pieces of x->piece bytes, each its own engine read: the engine's threads
-	 * take them in parallel (one expert's bytes read by all of them, not by the one or two
-	 * that took a whole run), and each piece is copied out while later ones are still read,
-	 * so a lone miss costs about its bytes / the storage bandwidth, not a chunk's latency.
+	 * Each run in pieces, each its own engine read: the engine's threads take them in
+	 * parallel (one expert's bytes read by all of them, not by the one or two that took a
+	 * whole run), and each piece is copied out while later ones are still read, so a lone
+	 * miss costs about its bytes / the storage bandwidth, not a chunk's latency.
 	 */
+	expert_pieces(x, &plan, piece);
 	for (r = 0; r < plan.nruns; r++)
-		npieces += (uint32_t)((plan.runs[r].len + x->piece - 1) / x->piece);
+		npieces += (uint32_t)((plan.runs[r].len + piece[r] - 1) / piece[r]);
 	e->seq++;
 	e->err = 0;
 	e->loading = true;
@@ -308,19 +340,21 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 		x->batch_left++;
 		x->batch_loads++;
 	}
-	if (!x->loading++)
+	if (!x->loading++) {
+		x->busy_t0 = e->t_submit;
 		pthread_cond_signal(&x->reap_cond);
+	}
 	x->io.loads++;
 	x->io.prefetches += prefetch;
 	/* The pieces go to the engine together (one wake-up of its threads per batch). */
 	for (r = 0; r < plan.nruns && !e->err; r++) {
-		for (off = 0; off < plan.runs[r].len && !e->err; off += x->piece) {
+		for (off = 0; off < plan.runs[r].len && !e->err; off += piece[r]) {
 			uint64_t len = plan.runs[r].len - off;
 
 			reqs[nq++] = (struct p2pio_req){
 				.file = x->m->file,
 				.file_offset = plan.runs[r].file_off + off,
-				.length = len < x->piece ? len : x->piece,
+				.length = len < piece[r] ? len : piece[r],
 				.buf = c->buf,
 				.buf_offset = c->buf_off + plan.runs[r].dst_off + off,
 				.tag = i,
@@ -783,6 +817,9 @@ int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
 	cur.forced_unmaps = ps.forced_unmaps;
 	cur.dense_bytes = x->dense.region;
 	cur.read_piece = x->piece;
+	cur.read_pieces = x->pieces;
+	if (x->loading)
+		cur.busy_ns += p2pio_now_ns() - x->busy_t0;
 	cur.wall_ns = p2pio_now_ns() - x->t_start;
 	if (io) {
 		size_t len = io->size < sizeof(cur) ? io->size : sizeof(cur);
@@ -793,6 +830,7 @@ int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
 	if (reset) {
 		memset(&x->io, 0, sizeof(x->io));
 		x->t_start = p2pio_now_ns();
+		x->busy_t0 = x->t_start;	/* a load in flight counts from here */
 	}
 	pthread_mutex_unlock(&x->lock);
 	p2pio_ctx_leave(x->ctx, prev);

@@ -104,6 +104,8 @@ struct p2pio_experts {
 	uint32_t pf_layer;
 
 	uint64_t piece;				/* bytes per engine read of a load */
+	uint32_t pieces;			/* or reads per load; 0: by @piece */
+	uint64_t busy_t0;			/* when @loading last went from 0 to 1 */
 
 	/*
 	 * The current miss batch (the demand loads of one require), for the statistics'

@@ -311,6 +311,9 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	if (ret)
 		goto out_close;
 	x->piece = read_piece(x, opts);
+	if (opts && opts->size >= offsetof(struct p2pio_experts_opts, read_pieces) +
+				    sizeof(uint32_t))
+		x->pieces = opts->read_pieces;
 	ret = dense_load(x, err);
 	if (ret)
 		goto out_close;
