@@ -108,6 +108,24 @@ bool bench_mode_needs_gpu(const char *mode);
  */
 size_t bench_sweep(const char *mode, unsigned int ncpu, struct bench_shape *out, size_t max);
 
+/* The honest ceiling of a tool's bound (bench_ceiling()). */
+struct bench_ceiling_params {
+	const char *path;	/* the file the bound's reads read */
+	uint64_t file_size;
+	bool cold;		/* the caller's cache state: dropped before each shape */
+	struct bench_cuda *cu;	/* into a GPU: also the link ceiling; NULL: host memory */
+	double duration;	/* seconds per shape at most; 0: 1 s */
+};
+
+/*
+ * The ceiling of reading @cp->path into the target: the best of the storage sweep on the
+ * file (every shape reads the whole file, for at most the duration) and, into a GPU, the
+ * lower of that and the best of the link sweep. Sets @gbps (GB/s) and @why (the shapes
+ * that set it). 0, or -EIO when no storage shape ran.
+ */
+int bench_ceiling(const struct bench_ceiling_params *cp, double *gbps, char *why,
+		  size_t why_len);
+
 /* Free the link ceiling's pinned and device buffers (kept between its runs). */
 void bench_link_release(void);
 

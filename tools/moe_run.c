@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "cli.h"
@@ -21,9 +22,9 @@
 
 #define RUN_MAX_USED 64
 #define RUN_MAX_SLICES 16
-/* The ceiling measurement: this much of the model, in expert-sized reads, this many deep. */
-#define CEIL_BYTES (2ull << 30)
-#define CEIL_DEPTH 32
+/* The same path's rate: this much of the model, in expert-sized reads, this many deep. */
+#define PATH_BYTES (2ull << 30)
+#define PATH_DEPTH 32
 
 struct run_opts {
 	const char *model;
@@ -57,6 +58,7 @@ struct run {
 	struct p2pio_ctx *ctx;
 	struct p2pio_model *m;
 	struct p2pio_experts *x;
+	uint32_t threads;		/* the engine's */
 	struct p2pio_verifier *v;
 	struct p2pio_expert_trace *t;
 	struct p2pio_experts_info info;
@@ -89,20 +91,21 @@ static void run_help(void)
 	       "  -n, --tokens N       decode at most N tokens of the trace\n"
 	       "      --warmup N       tokens decoded before the measurement (default: a tenth)\n"
 	       "      --compute-us U   GPU time per layer standing in for its arithmetic\n"
-	       "      --ceiling GBPS   the storage ceiling in GB/s (default: measured, expert-sized\n"
-	       "                       reads of the model on the same path, %d deep)\n"
+	       "      --ceiling GBPS   the ceiling in GB/s (default: measured, the best of the\n"
+	       "                       storage sweep on the model and, into a GPU, of the link\n"
+	       "                       sweep; the path's own expert-sized reads, %d deep, are\n"
+	       "                       reported beside it)\n"
 	       "  -d, --device N|host  CUDA device (default 0 if there is one)\n"
 	       "      --path P         auto, p2p, bounce or posix (default auto)\n"
 	       "      --chunk SIZE     the engine's read and staging chunk (default: the library's)\n"
-	       "      --threads N      the engine's threads (default: the library's, one per CPU\n"
-	       "                       up to 16; storage that the CPUs read, as zram, wants a\n"
-	       "                       CPU or two left for the caller and the cache's reaper)\n"
-	       "      --poll           the engine's threads poll before they sleep\n"
-	       "                       (P2PIO_CTX_POLL: latency over CPU time)\n"
-	       "      --read-piece SIZE  the reads an expert load is cut into (default: the\n"
-	       "                       library's, a share of the expert for every engine thread)\n"
-	       "      --read-pieces N  instead: cut each expert load into about N reads, shared\n"
-	       "                       out between its tensors by their bytes\n"
+	       "      --threads N      the engine's threads (default: the CPUs less two, for this\n"
+	       "                       thread and the cache's reaper, within 4..16)\n"
+	       "      --poll, --no-poll  the engine's threads poll before they sleep, or not\n"
+	       "                       (P2PIO_CTX_POLL: latency over CPU time; default: poll)\n"
+	       "      --read-pieces N  cut each expert load into about N reads, shared out\n"
+	       "                       between its tensors by their bytes (default: the\n"
+	       "                       library's, half the engine's threads)\n"
+	       "      --read-piece SIZE  instead: reads of SIZE\n"
 	       "      --keep-cache     do not drop the model from the page cache first (times\n"
 	       "                       the software path on a file in memory)\n"
 	       "      --eager-unmap    unmap a victim before its miss loads, not after the\n"
@@ -113,13 +116,13 @@ static void run_help(void)
 	       "      --json           one JSON object instead of the report\n"
 	       "\n"
 	       "Exit status: 0 success, 1 a byte was wrong, 2 bad usage, 3 the run failed.\n",
-	       cli_prog(), CEIL_DEPTH);
+	       cli_prog(), PATH_DEPTH);
 }
 
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
-	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL,
 };
 
 static const struct option run_longopts[] = {
@@ -138,6 +141,7 @@ static const struct option run_longopts[] = {
 	{ "eager-unmap", no_argument, NULL, OPT_EAGER_UNMAP },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "poll", no_argument, NULL, OPT_POLL },
+	{ "no-poll", no_argument, NULL, OPT_NO_POLL },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
@@ -164,6 +168,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->tokens = UINT64_MAX;
+	o->poll = true;		/* a decode waits on each miss: latency over CPU time */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:b:f:n:d:h", run_longopts, NULL)) != -1) {
 		switch (c) {
@@ -223,6 +228,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		case OPT_MISS_COST: o->miss_cost = true; break;
 		case OPT_EAGER_UNMAP: o->eager_unmap = true; break;
 		case OPT_POLL: o->poll = true; break;
+		case OPT_NO_POLL: o->poll = false; break;
 		case OPT_THREADS:
 			if (cli_parse_u64(optarg, &v) || !v || v > 64)
 				return cli_usage_err("bad thread count '%s'", optarg);
@@ -334,17 +340,18 @@ static int decode(struct run *r, uint64_t from, uint64_t to)
 }
 
 /*
- * The storage ceiling for expert loads: expert-sized reads of the model (its expert
- * region, sequentially, as many as CEIL_BYTES allow), CEIL_DEPTH in flight, on the same
+ * What the cache's path reads at one good shape, for comparison with the ceiling (it is
+ * not one: the decode read faster than this): expert-sized reads of the model (its expert
+ * region, sequentially, as many as PATH_BYTES allow), PATH_DEPTH in flight, on the same
  * context and path, into target memory.
  */
-static int measure_ceiling(struct run *r, double *bps)
+static int measure_path(struct run *r, double *bps)
 {
 	uint64_t len = r->info.expert_data, start = r->minfo.data_offset, end = r->minfo.file_size;
-	uint64_t off, total = 0, t0, ring = (uint64_t)CEIL_DEPTH * len;
+	uint64_t off, total = 0, t0, ring = (uint64_t)PATH_DEPTH * len;
 	enum p2pio_mem mem = p2pio_ctx_device(r->ctx) == P2PIO_DEVICE_HOST ? P2PIO_MEM_HOST
 									  : P2PIO_MEM_CUDA;
-	struct p2pio_cqe cqe[CEIL_DEPTH];
+	struct p2pio_cqe cqe[PATH_DEPTH];
 	struct p2pio_queue *q = NULL;
 	struct p2pio_buf *buf = NULL;
 	unsigned int inflight = 0, slot = 0;
@@ -352,8 +359,8 @@ static int measure_ceiling(struct run *r, double *bps)
 
 	if (!len)
 		return -EINVAL;
-	if (end - start > CEIL_BYTES)
-		end = start + CEIL_BYTES;
+	if (end - start > PATH_BYTES)
+		end = start + PATH_BYTES;
 	ret = p2pio_buf_alloc(r->ctx, mem, ring, &buf, NULL);
 	ret = ret ?: p2pio_queue_create(r->ctx, &q);
 	if (ret)
@@ -362,13 +369,13 @@ static int measure_ceiling(struct run *r, double *bps)
 		cli_drop_cache(r->o.model);
 	t0 = now_ns();
 	for (off = start; (off + len <= end || inflight) && !ret;) {
-		while (off + len <= end && inflight < CEIL_DEPTH) {
+		while (off + len <= end && inflight < PATH_DEPTH) {
 			struct p2pio_req req = {
 				.file = p2pio_model_file(r->m),
 				.file_offset = off,
 				.length = len,
 				.buf = buf,
-				.buf_offset = (uint64_t)(slot++ % CEIL_DEPTH) * len,
+				.buf_offset = (uint64_t)(slot++ % PATH_DEPTH) * len,
 			};
 
 			n = p2pio_submit(q, &req, 1);
@@ -381,7 +388,7 @@ static int measure_ceiling(struct run *r, double *bps)
 		}
 		if (!inflight)
 			break;
-		n = p2pio_complete(q, cqe, CEIL_DEPTH, 1, -1);
+		n = p2pio_complete(q, cqe, PATH_DEPTH, 1, -1);
 		if (n < 0) {
 			ret = n;
 			break;
@@ -493,6 +500,17 @@ static int run_open(struct run *r)
 	co.path = r->o.path;
 	co.chunk_size = r->o.chunk;
 	co.threads = r->o.threads;
+	if (!co.threads) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		/*
+		 * The CPUs less two: this thread and the cache's reaper need one each, and where
+		 * the CPUs are the storage (zram) a thread per CPU starved them: 14 threads
+		 * beat 16 on the H200's 16 CPUs (Documentation/moe.md).
+		 */
+		co.threads = ncpu - 2 < 4 ? 4 : ncpu - 2 > 16 ? 16 : (uint32_t)(ncpu - 2);
+	}
+	r->threads = co.threads;
 	co.flags |= r->o.poll ? P2PIO_CTX_POLL : 0;
 	ret = p2pio_ctx_create(&co, &r->ctx, &err);
 	if (ret) {
@@ -585,7 +603,8 @@ static int moe_run(int argc, char **argv)
 	struct p2pio_verify_result vr = { 0 };
 	struct run r;
 	uint64_t tokens, warm, t0, wall, all;
-	double tps, ceiling, missed, bound, hit;
+	double tps, ceiling, missed, bound, hit, path_rate = 0;
+	char ceiling_why[192] = "given";
 	char h1[CLI_HUMAN_LEN], h2[CLI_HUMAN_LEN], h3[CLI_HUMAN_LEN];
 	char what[64];
 	FILE *out = stdout;
@@ -604,13 +623,27 @@ static int moe_run(int argc, char **argv)
 	warm = r.o.warmup_set ? r.o.warmup : tokens / 10;
 	if (warm >= tokens)
 		warm = 0;
+	ret = measure_path(&r, &path_rate);
+	if (ret) {
+		cli_err("measuring the path's reads: %s", p2pio_strerror(ret));
+		goto out_fail;
+	}
 	ceiling = r.o.ceiling;
 	if (!(ceiling > 0)) {
-		ret = measure_ceiling(&r, &ceiling);
+		struct bench_ceiling_params cp = {
+			.path = r.o.model,
+			.file_size = r.minfo.file_size,
+			.cold = !r.o.keep_cache,
+			.cu = r.stream ? &r.cu : NULL,
+			.duration = 1,
+		};
+
+		ret = bench_ceiling(&cp, &ceiling, ceiling_why, sizeof(ceiling_why));
 		if (ret) {
-			cli_err("measuring the storage ceiling: %s", p2pio_strerror(ret));
+			cli_err("measuring the ceiling: %s", p2pio_strerror(ret));
 			goto out_fail;
 		}
+		ceiling *= 1e9;
 	}
 	p2pio_path_info(p2pio_model_file(r.m), &pi);
 	/* Warm-up, then the measurement, each ending with the stream drained. */
@@ -679,8 +712,12 @@ static int moe_run(int argc, char **argv)
 		cli_json_double(out, (double)io.host_wait_ns * 1e-9);
 		fprintf(out, ",\"ceiling_Bps\":");
 		cli_json_double(out, ceiling);
-		fprintf(out, ",\"ceiling_measured\":%s,\"bound_tokens_per_s\":",
+		fprintf(out, ",\"ceiling_measured\":%s,\"ceiling_from\":",
 			r.o.ceiling > 0 ? "false" : "true");
+		cli_json_str(out, ceiling_why);
+		fprintf(out, ",\"path_Bps\":");
+		cli_json_double(out, path_rate);
+		fprintf(out, ",\"bound_tokens_per_s\":");
 		cli_json_double(out, bound);
 		fprintf(out, ",\"of_bound\":");
 		cli_json_double(out, bound > 0 ? tps / bound : 0);
@@ -700,6 +737,9 @@ static int moe_run(int argc, char **argv)
 		fprintf(out, "path      %s (%s); policy %s%s\n", p2pio_path_name(pi.path), pi.why,
 			r.o.policy ? r.o.policy : "lru",
 			r.o.prefetch_prev ? ", previous-token prefetch" : "");
+		fprintf(out, "engine    %u threads%s%s\n", r.threads,
+			r.o.threads ? " (given)" : " (the CPUs less two, within 4..16)",
+			r.o.poll ? ", polling before they sleep" : "");
 		fprintf(out, "decode    %" PRIu64 " tokens after %" PRIu64 " of warm-up in %.3f s: "
 			"%.2f tokens/s\n", tokens, warm, (double)wall * 1e-9, tps);
 		fprintf(out, "hits      %.1f%% (%" PRIu64 " of %" PRIu64 "; %" PRIu64 " late), %.2f "
@@ -731,9 +771,8 @@ static int moe_run(int argc, char **argv)
 			"%.2f GB/s while any were\n", io.reads, what,
 			wall ? 100.0 * (double)io.busy_ns / (double)wall : 0,
 			io.busy_ns ? (double)io.bytes / (double)io.busy_ns : 0);
-		fprintf(out, "ceiling   %.2f GB/s (%s)\n", ceiling * 1e-9,
-			r.o.ceiling > 0 ? "given" : "measured: expert-sized reads of the model, "
-						    "same path");
+		fprintf(out, "ceiling   %.2f GB/s (%s); the path's expert-sized reads, %d deep: "
+			"%.2f GB/s\n", ceiling * 1e-9, ceiling_why, PATH_DEPTH, path_rate * 1e-9);
 		if (bound > 0)
 			fprintf(out, "bound     %.2f tokens/s = ceiling / missed bytes per token; "
 				"achieved %.2f of it\n", bound, tps / bound);

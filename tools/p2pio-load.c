@@ -458,81 +458,22 @@ out:
 /* ---- streaming ------------------------------------------------------------------------ */
 
 /*
- * The ceiling streaming is held to, the honest one of issue 11: the storage ceiling (the
- * best of p2pio-bench's storage sweep, O_DIRECT and buffered reads into host memory at
- * several request sizes and depths) on the model file, in the stream's cache state, and,
- * into a GPU, the link ceiling (the best of large pinned copies on one and several
- * streams); the lower of the two. Each shape reads the whole file, for at most 1 s: on
- * the H200 a 2 GiB read per shape put the ceiling 9 % under the same shapes over the
- * whole file (thread start and the last reads weigh more in a short read), and the stream
- * above it.
+ * The ceiling streaming is held to, the honest one of issue 11 (bench_ceiling()). Each
+ * shape reads the whole file, for at most 1 s: on the H200 a 2 GiB read per shape put the
+ * ceiling 9 % under the same shapes over the whole file (thread start and the last reads
+ * weigh more in a short read), and the stream above it.
  */
 static int measure_ceiling(struct run *r, double *out, char *why, size_t why_len)
 {
-	struct bench_shape shapes[64];
-	struct bench_result res, best_s = { 0 }, best_l = { 0 };
-	struct bench_params p = { 0 };
-	unsigned int ncpu = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
-	size_t n, k;
-	double s_gbps, l_gbps = 0;
+	struct bench_ceiling_params cp = {
+		.path = r->o.path,
+		.file_size = r->info.file_size,
+		.cold = r->o.cold,
+		.cu = r->gpu ? &r->cu : NULL,
+		.duration = 1,
+	};
 
-	p.path = r->o.path;
-	p.file_size = r->info.file_size;
-	p.bytes = 0;
-	p.duration = 1;
-	p.cold = r->o.cold;
-	p.gpu = r->gpu;
-	p.cu = &r->cu;
-	p.device = -1;
-	n = bench_sweep("storage", ncpu, shapes, 64);
-	for (k = 0; k < n; k++) {
-		p.io_size = shapes[k].io_size;
-		p.depth = shapes[k].depth;
-		p.threads = shapes[k].threads;
-		if (r->o.cold) {
-			cli_drop_cache(r->o.path);
-		} else {
-			struct bench_params w = p;
-
-			w.io_size = 16u << 20;
-			w.depth = 1;
-			w.threads = 16;
-			w.bytes = 0;
-			w.duration = 0;
-			bench_run("buffered", &w, &res);
-		}
-		bench_run(shapes[k].mode, &p, &res);
-		if (!res.err && res.gibps > best_s.gibps)
-			best_s = res;
-	}
-	if (best_s.gibps <= 0)
-		return -EIO;
-	s_gbps = best_s.gibps * (double)(1ull << 30) / 1e9;
-	if (r->gpu) {
-		n = bench_sweep("link", ncpu, shapes, 64);
-		for (k = 0; k < n; k++) {
-			p.io_size = shapes[k].io_size;
-			p.depth = shapes[k].depth;
-			p.threads = shapes[k].threads;
-			bench_run("link", &p, &res);
-			if (!res.err && res.gibps > best_l.gibps)
-				best_l = res;
-		}
-		/* Its 1-2 GiB of pinned and device memory would otherwise stay for the stream. */
-		bench_link_release();
-		l_gbps = best_l.gibps * (double)(1ull << 30) / 1e9;
-	}
-	*out = l_gbps > 0 && l_gbps < s_gbps ? l_gbps : s_gbps;
-	snprintf(why, why_len, "storage %.2f GB/s (%s %lluK qd%u x%u)%s", s_gbps, best_s.mode,
-		 (unsigned long long)(best_s.io_size >> 10), best_s.depth, best_s.threads,
-		 l_gbps > 0 ? "" : ", no link");
-	if (l_gbps > 0) {
-		size_t len = strlen(why);
-
-		snprintf(why + len, why_len - len, ", link %.2f GB/s (%lluM x %u streams)", l_gbps,
-			 (unsigned long long)(best_l.io_size >> 20), best_l.depth);
-	}
-	return 0;
+	return bench_ceiling(&cp, out, why, why_len);
 }
 
 static void print_stream_json(const struct run *r, const struct p2pio_stream_stats *st,

@@ -200,11 +200,12 @@ static void test_decode(struct p2pio_ctx *ctx, const char *pname, uint64_t piece
 	       (unsigned long long)io.creates, (unsigned long long)io.maps);
 	tap_ok(!untimed && io.batches == batches && io.batches > 0 && io.batch_done_ns > 0 &&
 	       io.read_piece == (piece ? piece : io.read_piece) && io.read_piece > 0 &&
-	       io.reads >= io.loads && (pieces || io.reads >= io.bytes / io.read_piece) &&
-	       (!piece || io.reads > 2 * io.loads) && io.read_pieces == pieces &&
-	       (!pieces || (io.reads >= io.loads * pieces / 2 &&
+	       io.reads >= io.loads && (io.read_pieces || io.reads >= io.bytes / io.read_piece) &&
+	       (!piece || io.reads > 2 * io.loads) &&
+	       io.read_pieces == (pieces || piece ? pieces : io.read_pieces) &&
+	       (!io.read_pieces || (io.reads >= io.loads * io.read_pieces / 2 &&
 			    /* each run at least one: at most 16 expert tensors */
-			    io.reads <= io.loads * (pieces + 16))) &&
+			    io.reads <= io.loads * (io.read_pieces + 16))) &&
 	       io.busy_ns > 0 && io.busy_ns <= io.wall_ns,
 	       "%s: %llu miss batches timed, %llu reads of %llu bytes for %llu loads, "
 	       "loads in flight %.0f%% of the time", pname,

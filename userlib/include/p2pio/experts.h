@@ -80,12 +80,12 @@ struct p2pio_experts;
  *               when set, @policy must be NULL. The table must outlive the cache; its
  *               @create gets @policy_args and NULL data.
  * @read_piece:  bytes of each engine read an expert load is cut into (rounded up to
- *               4 KiB); 0: the default, about a 2 x threads-th of the largest expert,
- *               between 1 MiB and the context's chunk, so that one expert's bytes are
- *               read by many engine threads at once and copied while the rest is read.
- * @read_pieces: instead of @read_piece: cut each load into about this many reads, shared
- *               out between its runs in proportion to their bytes (none larger than the
- *               context's chunk); 0: use @read_piece.
+ *               4 KiB), between 1 MiB and the context's chunk; 0: by @read_pieces.
+ * @read_pieces: cut each load into about this many reads, shared out between its
+ *               tensors' runs in proportion to their bytes (none larger than the
+ *               context's chunk), so that one expert's bytes are read by many engine
+ *               threads at once and copied while the rest is read; 0 (with @read_piece
+ *               0): the default, half the context's threads, each read at least 1 MiB.
  */
 struct p2pio_experts_opts {
 	size_t size;
@@ -330,7 +330,7 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  *               back before its old mapping was undone).
  * @busy_ns:     time at least one load was in flight (the reads' wall time: @bytes over
  *               it is the rate the loads got while there were any).
- * @read_pieces: the reads per load asked for (0: cut by @read_piece).
+ * @read_pieces: the reads per load (0: loads cut by @read_piece).
  */
 struct p2pio_experts_io {
 	size_t size;

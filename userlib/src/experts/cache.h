@@ -19,11 +19,10 @@
 /* Stall measurements in flight (event pairs around a require's stream waits). */
 #define NR_TIMINGS 64
 /*
- * The default read piece: at least this, at most the engine's chunk (cache_open.c). Each
- * read has a fixed cost (submission, a ring's wake-up, a copy and its event): on the H200
- * a lone gpt-oss-120b miss in 1 MiB pieces beat 256 KiB, ~405 KiB (2 x threads pieces)
- * and 4 MiB in both rounds measured (Documentation/moe.md, "Where the miss batch's time
- * goes"), so an expert is cut into fewer, larger pieces than one per thread pair.
+ * The smallest default read (cache_open.c): each read has a fixed cost (submission, a
+ * ring's wake-up, a copy and its event); on the H200 a lone gpt-oss-120b miss in 1 MiB
+ * pieces beat 256 KiB and ~405 KiB (Documentation/moe.md, "Where the miss batch's time
+ * goes"), and a decode's loads did best in larger reads still (the third round).
  */
 #define P2PIO_EXPERTS_MIN_PIECE (1ull << 20)
 
