@@ -479,6 +479,26 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 	}
 }
 
+/* The most experts one layer of one token to decode requires at once. */
+static uint32_t widest_cell(const struct run *r)
+{
+	const struct p2pio_expert_trace_info *ti = p2pio_expert_trace_info(r->t);
+	uint64_t tok, tokens = p2pio_expert_trace_tokens(r->t);
+	const uint16_t *cell;
+	uint32_t l, widest = 0;
+	int n;
+
+	if (tokens > r->o.tokens)
+		tokens = r->o.tokens;
+	for (tok = 0; tok < tokens; tok++)
+		for (l = 0; l < ti->nr_layers; l++) {
+			n = p2pio_expert_trace_cell(r->t, tok, l, &cell);
+			if (n > 0 && (uint32_t)n > widest)
+				widest = (uint32_t)n;
+		}
+	return widest;
+}
+
 static int run_open(struct run *r)
 {
 	struct p2pio_experts_opts xo;
@@ -487,6 +507,7 @@ static int run_open(struct run *r)
 	struct p2pio_error err = { 0 };
 	const struct p2pio_expert_trace_info *ti;
 	uint64_t all;
+	uint32_t need;
 	int ret;
 
 	ret = p2pio_expert_trace_load(r->o.trace, &r->t, &err);
@@ -564,6 +585,20 @@ static int run_open(struct run *r)
 		return ret;
 	}
 	p2pio_experts_info(r->x, &r->info);
+	/*
+	 * The cache only checks that the budget holds one expert; a layer's experts of a token
+	 * are resident at once, so with fewer slots than the trace's largest cell the first
+	 * require failed with a bare "token 0 layer 0: No space left on device". Say what is
+	 * missing instead.
+	 */
+	need = widest_cell(r);
+	if (r->info.capacity < need) {
+		cli_err("a budget of %" PRIu64 " bytes holds the dense part (%" PRIu64 ") and %"
+			PRIu64 " experts, but the trace needs %u of a layer at once: give at least %"
+			PRIu64, r->info.budget, r->info.dense_bytes, r->info.capacity, need,
+			r->info.dense_bytes + (uint64_t)need * r->info.expert_bytes);
+		return -ENOSPC;
+	}
 	ret = p2pio_verifier_open(r->ctx, r->minfo.pattern_seed, &r->v, &err);
 	if (ret) {
 		cli_err_p2pio("verifier", ret, &err);

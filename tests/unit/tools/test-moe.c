@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: MIT
+/*
+ * p2pio-moe, run as built on a generated tiny MoE model (4 layers x 8 experts, 2 used) and
+ * a synthetic routing trace, always into host memory (run -d host, so that a machine with
+ * a GPU runs the same checks): a run decodes the trace with every expert verified and keeps
+ * its books (hits + misses = accesses, the bound = the ceiling / bytes missed per token);
+ * the real cache misses exactly where the replay of the same policy and capacity does;
+ * with every expert in the budget no expert is read twice; the read options, the engine
+ * options and a given ceiling change what the report says; one flipped byte in every
+ * expert of a layer makes the run exit 1 and name an offset among them; budgets too small
+ * for the dense part or for a token's experts fail with what to give; bad arguments exit
+ * 2, unreadable inputs 3; and the replay's oracle never hits less than a demand policy.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "tool_run.h"
+
+#define LAYERS 4
+#define EXPERTS 8
+#define USED 2
+#define TOKENS 40
+/* Where the whole trace is not needed: the first tokens, for time (ASan, 2 CPUs). */
+#define SHORT 12
+
+static char dir[] = "/tmp/p2pio-moe-XXXXXX";
+static char model[128], trace[128];
+static char *out;		/* the last run's standard output */
+static char v[512];		/* the last JSON expression's value */
+
+static void rm_dir(void)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd))
+		tap_diag("could not remove %s", dir);
+}
+
+/* Leave no model behind in /tmp when giving up. */
+static void bail(const char *why)
+{
+	rm_dir();
+	tap_bail(why);
+}
+
+/* Run p2pio-moe with @fmt's arguments; its stdout lands in out. */
+static int moe(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int moe(const char *fmt, ...)
+{
+	char args[1024];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	free(out);
+	out = NULL;
+	st = tool_run("p2pio-moe", args, &out);
+	if (!out)
+		out = calloc(1, 1);
+	if (!out)
+		bail("out of memory");
+	return st;
+}
+
+/* A python3 expression over @json as d: its str() in v. */
+static const char *jeval(const char *json, const char *expr)
+{
+	v[0] = '\0';
+	tool_json_eval(json, expr, v, sizeof(v));
+	return v;
+}
+
+static bool jis(const char *expr, const char *want)
+{
+	return !strcmp(jeval(out, expr), want);
+}
+
+/* A python3 expression over the JSON and what it says when it holds. */
+struct jcheck {
+	const char *expr;
+	const char *what;
+};
+
+/* What tool_json_eval()'s command line leaves for the expression. */
+#define JEXPR_MAX 900
+
+/*
+ * One test for each of @n checks over the last output, in as few python3 runs as the
+ * command line allows: each run costs a quarter of a second, on a 2-CPU machine, under
+ * ASan too.
+ */
+static void jchecks(const struct jcheck *c, int n)
+{
+	static const char head[] = "\"\".join(\"1\" if x else \"0\" for x in [";
+	char expr[JEXPR_MAX + 16];
+	int i = 0, first, k;
+	size_t len;
+
+	while (i < n) {
+		first = i;
+		len = snprintf(expr, sizeof(expr), "%s", head);
+		while (i < n && len + strlen(c[i].expr) + 8 < JEXPR_MAX)
+			len += (size_t)snprintf(expr + len, sizeof(expr) - len, "(%s),",
+						c[i++].expr);
+		if (i == first)
+			bail("a JSON check too long for one python3 command line");
+		snprintf(expr + len, sizeof(expr) - len, "])");
+		jeval(out, expr);
+		for (k = first; k < i; k++)
+			if (!tap_ok(strlen(v) == (size_t)(i - first) && v[k - first] == '1', "%s",
+				    c[k].what))
+				tap_diag("  does not hold: %s", c[k].expr);
+	}
+}
+
+/* Whether a line of @text starts with @prefix and contains @needle. */
+static bool has_line(const char *text, const char *prefix, const char *needle)
+{
+	const char *l, *end, *hit;
+
+	for (l = text; l && *l; l = end ? end + 1 : NULL) {
+		end = strchr(l, '\n');
+		if (strncmp(l, prefix, strlen(prefix)))
+			continue;
+		hit = needle ? strstr(l, needle) : l;
+		if (hit && (!end || hit < end))
+			return true;
+	}
+	return false;
+}
+
+/* The line of @text that starts with @prefix, or "". */
+static const char *line_of(const char *text, const char *prefix)
+{
+	const char *l;
+
+	for (l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, prefix, strlen(prefix)))
+			return l;
+	return "";
+}
+
+/* From the text report: the measured misses ("hits ... (H of A;") and reads. */
+static bool text_counts(uint64_t *misses, uint64_t *reads)
+{
+	uint64_t h, a;
+
+	if (sscanf(line_of(out, "hits "), "hits %*f%% (%" SCNu64 " of %" SCNu64 ";", &h, &a) != 2 ||
+	    sscanf(line_of(out, "reads "), "reads %" SCNu64 " (", reads) != 1 || h > a)
+		return false;
+	*misses = a - h;
+	return true;
+}
+
+static int flip_byte(int fd, uint64_t off)
+{
+	unsigned char b;
+
+	if (pread(fd, &b, 1, (off_t)off) != 1)
+		return -1;
+	b ^= 0xff;
+	return pwrite(fd, &b, 1, (off_t)off) == 1 ? 0 : -1;
+}
+
+/* @dst: a copy of @src with the byte at each of @off[0..@n) flipped. */
+static bool corrupt_copy(const char *src, const char *dst, const uint64_t *off, int n)
+{
+	char cmd[300];
+	int fd, i, ret = 0;
+
+	snprintf(cmd, sizeof(cmd), "cp %s %s", src, dst);
+	if (system(cmd))
+		return false;
+	fd = open(dst, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	for (i = 0; i < n && !ret; i++)
+		ret = flip_byte(fd, off[i]);
+	close(fd);
+	return !ret;
+}
+
+/* The misses of `replay -g -c @cap -p lru -f none` of the trace: the same cache, modelled. */
+static int64_t replay_lru_misses(uint64_t cap)
+{
+	uint64_t n, misses;
+
+	if (moe("replay --json -g -c %" PRIu64 " -p lru -f none --no-oracle %s", cap, trace) ||
+	    sscanf(jeval(out, "(len(d[\"results\"]), d[\"results\"][0][\"misses\"])"),
+		   "(%" SCNu64 ", %" SCNu64 ")", &n, &misses) != 2 || n != 1)
+		return -1;
+	return (int64_t)misses;
+}
+
+#define NCHECKS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* The measured run, a quarter of the experts resident: its books. */
+static const struct jcheck run_checks[] = {
+	{ "d[\"mismatches\"] == 0 and d[\"verified_bytes\"] > 0",
+	  "every required expert verified, no byte wrong" },
+	{ "(d[\"experts\"], d[\"warmup_tokens\"] + d[\"tokens\"]) == (32, 40) and d[\"tokens\"] > 0",
+	  "32 experts; warm-up + measured tokens = the trace's 40" },
+	{ "(d[\"capacity\"], d[\"resident_fraction\"]) == (8, 0.25)",
+	  "capacity: a quarter of the 32 experts" },
+	{ "d[\"budget\"] >= d[\"dense_bytes\"] + d[\"capacity\"] * d[\"expert_bytes\"]",
+	  "the budget holds the dense part and the capacity" },
+	{ "d[\"accesses\"] == d[\"tokens\"] * 4 * 2",
+	  "accesses: measured tokens x 4 layers x 2 experts used" },
+	{ "d[\"misses\"] > 0 and d[\"hits\"] + d[\"misses\"] == d[\"accesses\"]",
+	  "some misses, and hits + misses = accesses" },
+	{ "abs(d[\"hit_rate\"] - d[\"hits\"] / d[\"accesses\"]) < 1e-12",
+	  "hit_rate = hits / accesses" },
+	{ "d[\"bytes_read\"] > 0 and abs(d[\"missed_bytes_per_token\"] * d[\"tokens\"] / "
+	  "d[\"bytes_read\"] - 1) < 1e-9",
+	  "bytes were read; missed bytes per token = bytes read / tokens" },
+	{ "d[\"ceiling_measured\"] is True and d[\"ceiling_Bps\"] > 0",
+	  "the ceiling was measured" },
+	{ "d[\"ceiling_from\"].startswith(\"storage \")",
+	  "and the storage sweep set it (ceiling_from \"storage ...\")" },
+	{ "d[\"bound_tokens_per_s\"] > 0 and abs(d[\"bound_tokens_per_s\"] * "
+	  "d[\"missed_bytes_per_token\"] / d[\"ceiling_Bps\"] - 1) < 1e-9",
+	  "bound = ceiling / missed bytes per token" },
+	{ "d[\"of_bound\"] > 0 and abs(d[\"of_bound\"] * d[\"bound_tokens_per_s\"] / "
+	  "d[\"tokens_per_s\"] - 1) < 1e-9",
+	  "of_bound = tokens/s over the bound, above 0" },
+	{ "0 < d[\"reads_busy_s\"] <= d[\"wall_s\"]",
+	  "reads in flight for some of the decode, no longer than it" },
+	{ "d[\"path_Bps\"] > 0", "the path's own expert-sized reads were measured" },
+};
+
+/* The replay of the trace with the default policies, prefetches and capacities. */
+static const struct jcheck replay_checks[] = {
+	{ "sorted(r[\"capacity\"] for r in d[\"results\"] if r[\"series\"] == \"oracle\") == "
+	  "[1, 2, 4]", "the oracle at 10%, 25% and 50% of 8 experts: 1, 2 and 4" },
+	{ "all(r[\"hits\"] + r[\"misses\"] == r[\"accesses\"] == 320 for r in d[\"results\"])",
+	  "every series: hits + misses = 320 accesses" },
+	{ "all(r[\"hit_rate\"] <= o[\"hit_rate\"] for o in d[\"results\"] if o[\"series\"] == "
+	  "\"oracle\" for r in d[\"results\"] if r[\"capacity\"] == o[\"capacity\"] and not "
+	  "(r[\"prefetch_lag\"] or r[\"prefetch_learned\"] or r[\"prefetch_next\"]))",
+	  "at every capacity the oracle hits at least as often as LRU, LFU and LRFU without "
+	  "prefetch" },
+	{ "any(r[\"policy\"] == \"lru\" and not (r[\"prefetch_lag\"] or r[\"prefetch_learned\"] or "
+	  "r[\"prefetch_next\"]) for r in d[\"results\"])", "(LRU without prefetch is among them)" },
+	{ "[o[\"hit_rate\"] for o in d[\"results\"] if o[\"series\"] == \"oracle\"] == "
+	  "sorted(o[\"hit_rate\"] for o in d[\"results\"] if o[\"series\"] == \"oracle\")",
+	  "the oracle's hit rate grows with the capacity" },
+};
+
+int main(int argc, char **argv)
+{
+	uint64_t dense, xbytes, slice_min_reads, misses = 0, reads = 0, need, m_all, m_warm;
+	uint64_t bad_off[EXPERTS], slice, exps_off, exps_bytes, got, a, b, c, d;
+	char bad[128], args[512], want[256];
+	char *g = NULL;
+	const char *p;
+	int st, e, i, counted;
+	int64_t r;
+
+	tool_init(argv[0]);
+	if (system("command -v python3 >/dev/null 2>&1"))
+		tap_skip_all("python3 is needed to parse the JSON");
+	if (!mkdtemp(dir))
+		tap_bail("mkdtemp");
+	snprintf(model, sizeof(model), "%s/m.gguf", dir);
+	snprintf(trace, sizeof(trace), "%s/t.trace", dir);
+	snprintf(bad, sizeof(bad), "%s/bad.gguf", dir);
+
+	/* A seed other than the default: verification must take it from the metadata. */
+	snprintf(args, sizeof(args), "-q -p moe-tiny -s 3 %s", model);
+	if (tool_run("p2pio-mkmodel", args, NULL))
+		bail("p2pio-mkmodel -p moe-tiny failed");
+	if (moe("synth -L %d -E %d -k %d -n %d -S 1 -o %s", LAYERS, EXPERTS, USED, TOKENS, trace))
+		bail("p2pio-moe synth failed");
+	/*
+	 * Layer 0's first expert tensor (8 experts: slices along its outermost dimension),
+	 * and the fewest reads of at most 64 KiB an expert load of any layer can take.
+	 */
+	snprintf(args, sizeof(args), "--tensors --json %s", model);
+	if (tool_run("p2pio-gguf", args, &g) ||
+	    sscanf(jeval(g, "next((t[\"file_offset\"], t[\"bytes\"]) for t in d[\"tensors\"] if "
+			    "t[\"layer\"] == 0 and t[\"name\"].endswith(\"_exps.weight\") and "
+			    "t[\"experts\"] == 8) + (min(sum(-(-t[\"expert_bytes\"] // 65536) for t "
+			    "in d[\"tensors\"] if t[\"layer\"] == l and t[\"experts\"]) for l in "
+			    "range(4)),)"),
+		   "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ")", &exps_off, &exps_bytes,
+		   &slice_min_reads) != 3 || exps_bytes % EXPERTS || !slice_min_reads)
+		bail("no layer-0 expert tensor of 8 experts in the moe-tiny model");
+	free(g);
+	/* One byte in the middle of each expert's slice: e*size/8 .. (e+1)*size/8. */
+	slice = exps_bytes / EXPERTS;
+	for (e = 0; e < EXPERTS; e++)
+		bad_off[e] = exps_off + (uint64_t)e * slice + slice / 2;
+
+	/*
+	 * ---- a quarter of the experts, the ceiling measured ----
+	 * --keep-cache: cold, the storage sweep drops the file before each of its shapes and
+	 * takes seconds; warm it is the same sweep, in a second.
+	 */
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25", model, trace);
+	tap_is_int(st, 0, "run --fraction 0.25: exit 0");
+	tap_ok(tool_json_ok(out) == 1, "its output is JSON");
+	jchecks(run_checks, NCHECKS(run_checks));
+
+	/* ---- the real cache against its model: warm-up 0, every access counted ---- */
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
+		 "--warmup 0", model, trace);
+	counted = sscanf(jeval(out, "(d[\"warmup_tokens\"], d[\"tokens\"], d[\"mismatches\"], "
+			       "d[\"misses\"])"), "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ", %"
+			 SCNu64 ")", &a, &b, &c, &got);
+	tap_ok(st == 0 && counted == 4 && a == 0 && b == TOKENS && c == 0,
+	       "--warmup 0: all 40 tokens measured, no byte wrong");
+	r = replay_lru_misses(8);
+	tap_ok(r >= 0 && (uint64_t)r == got,
+	       "LRU, 8 experts: the real cache misses as often as the replay of it (%" PRIu64
+	       " and %" PRId64 ")", got, r);
+
+	/* ---- the text report, cold (the default), a given ceiling ---- */
+	st = moe("run -d host %s --trace %s --fraction 0.25 --ceiling 5 -n %d", model, trace, SHORT);
+	tap_is_int(st, 0, "text report: exit 0");
+	tap_ok(has_line(out, "model ", "4 layers x 8 experts (2 used)") &&
+		       has_line(out, "budget ", "dense + 8 experts = 25.0% of the experts"),
+	       "model and budget lines");
+	tap_ok(has_line(out, "engine ", " threads") && has_line(out, "reads ", " per load") &&
+		       has_line(out, "ceiling ", "5.00 GB/s (given)") &&
+		       has_line(out, "bound ", " tokens/s = ceiling / missed bytes per token"),
+	       "engine, reads, ceiling (given) and bound lines");
+	tap_ok(has_line(out, "verify ", "checked by the CPU, 0 bytes wrong"),
+	       "verify ... 0 bytes wrong");
+
+	/* ---- options say what they did ---- */
+	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
+		 "--read-pieces 3 -n %d", model, trace, SHORT);
+	tap_ok(st == 0 && has_line(out, "reads ", "(about 3 per load)") &&
+		       has_line(out, "verify ", ", 0 bytes wrong"),
+	       "--read-pieces 3: exit 0, about 3 reads per load, 0 bytes wrong");
+	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
+		 "--read-piece 64K -n %d", model, trace, SHORT);
+	tap_ok(st == 0 && has_line(out, "reads ", "(at most 64.0 KiB each)") &&
+		       has_line(out, "verify ", ", 0 bytes wrong"),
+	       "--read-piece 64K: exit 0, reads of at most 64 KiB, 0 bytes wrong");
+	/* Every miss loads its expert, each slice in reads of at most 64 KiB. */
+	counted = text_counts(&misses, &reads);
+	tap_ok(counted && misses > 0 && reads >= misses * slice_min_reads,
+	       "and its reads cover the misses' bytes 64 KiB at a time (%" PRIu64 " reads >= %"
+	       PRIu64 " misses x %" PRIu64 ")", reads, misses, slice_min_reads);
+	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
+		 "--no-poll --threads 4 -n %d", model, trace, SHORT);
+	tap_ok(st == 0 && has_line(out, "engine ", "4 threads (given)") &&
+		       !has_line(out, "engine ", "polling") &&
+		       has_line(out, "verify ", ", 0 bytes wrong"),
+	       "--no-poll --threads 4: exit 0, 4 threads given, no polling, 0 bytes wrong");
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 -n %d",
+		 model, trace, SHORT);
+	tap_ok(st == 0 && jis("(d[\"ceiling_measured\"], d[\"ceiling_Bps\"], d[\"ceiling_from\"], "
+			      "d[\"mismatches\"], abs(d[\"bound_tokens_per_s\"] * "
+			      "d[\"missed_bytes_per_token\"] - 5e9) < 1)",
+			      "(False, 5000000000, 'given', 0, True)"),
+	       "--ceiling 5: not measured, 5e9 bytes/s, given; the bound divides it: %s", v);
+
+	/* ---- every expert fits: none is read twice ---- */
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 1 --ceiling 5 "
+		 "--warmup 0", model, trace);
+	counted = sscanf(jeval(out, "(d[\"capacity\"], d[\"mismatches\"], d[\"misses\"])"),
+			 "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ")", &a, &c, &m_all);
+	tap_ok(st == 0 && counted == 3 && a == LAYERS * EXPERTS && c == 0,
+	       "--fraction 1: every expert has a slot, no byte wrong");
+	r = replay_lru_misses(LAYERS * EXPERTS);
+	tap_ok(r > 0 && (uint64_t)r == m_all,
+	       "--warmup 0: the misses are the trace's distinct experts (%" PRIu64 ", replay %"
+	       PRId64 ")", m_all, r);
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 1 --ceiling 5 "
+		 "--warmup 0 -n 4", model, trace);
+	counted = sscanf(jeval(out, "(d[\"tokens\"], d[\"misses\"])"), "(%" SCNu64 ", %" SCNu64
+			 ")", &b, &m_warm);
+	tap_ok(st == 0 && counted == 2 && b == 4 && m_warm > 0 && m_warm <= m_all,
+	       "-n 4: the first four tokens miss %" PRIu64 " times", m_warm);
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 1 --ceiling 5 "
+		 "--warmup 4", model, trace);
+	counted = sscanf(jeval(out, "(d[\"misses\"], d[\"hits\"] + d[\"misses\"] - "
+			       "d[\"accesses\"])"), "(%" SCNu64 ", %" SCNu64 ")", &got, &d);
+	tap_ok(st == 0 && counted == 2 && got == m_all - m_warm && d == 0,
+	       "--warmup 4: the misses left are exactly the experts first needed after it "
+	       "(%" PRIu64 " = %" PRIu64 " - %" PRIu64 ")", got, m_all, m_warm);
+
+	/* ---- budgets too small ---- */
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 1 --ceiling 5 -n 1",
+		 model, trace);
+	if (st || sscanf(jeval(out, "(d[\"dense_bytes\"], d[\"expert_bytes\"])"), "(%" SCNu64
+			 ", %" SCNu64 ")", &dense, &xbytes) != 2 || !dense || !xbytes)
+		bail("the dense part's and an expert's bytes");
+	st = moe("run -d host --keep-cache %s --trace %s --budget 1M --ceiling 5 2>&1", model,
+		 trace);
+	snprintf(want, sizeof(want), "does not hold the dense part (%" PRIu64 ")", dense);
+	tap_ok(st == 3 && strstr(out, "a budget of 1048576 bytes") && strstr(out, want),
+	       "--budget 1M, short of the dense part: exit 3, says so");
+	/* Room for one expert, but a token needs two of a layer at once. */
+	need = dense + USED * xbytes;
+	st = moe("run -d host --keep-cache %s --trace %s --budget %" PRIu64 " --ceiling 5 2>&1",
+		 model, trace, need - 1);
+	snprintf(want, sizeof(want), "needs %d of a layer at once: give at least %" PRIu64, USED,
+		 need);
+	tap_ok(st == 3 && strstr(out, want), "a budget of one expert: exit 3, says what to give");
+	st = moe("run -d host --json --keep-cache %s --trace %s --budget %" PRIu64
+		 " --ceiling 5 -n %d", model, trace, need, SHORT);
+	tap_ok(st == 0 && jis("(d[\"capacity\"], d[\"mismatches\"])", "(2, 0)"),
+	       "and that budget decodes with two experts: %s", v);
+
+	/* ---- a flipped byte in every expert of layer 0's tensor ---- */
+	if (!corrupt_copy(model, bad, bad_off, EXPERTS)) {
+		tap_skip(3, "could not make a corrupted copy");
+	} else {
+		st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 "
+			 "--ceiling 5 -n %d 2>/dev/null", bad, trace, SHORT);
+		tap_is_int(st, 1, "a wrong byte in each expert of layer 0: exit 1");
+		/* Every token checks its 2 experts of layer 0, hits too, warm-up included. */
+		tap_ok(jis("d[\"mismatches\"] == 2 * (d[\"warmup_tokens\"] + d[\"tokens\"])",
+			   "True"), "one mismatch for each time a token required one of them");
+		st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 -n %d "
+			 "2>&1", bad, trace, SHORT);
+		p = strstr(out, "(first at file offset ");
+		got = p ? strtoull(p + strlen("(first at file offset "), NULL, 10) : 0;
+		for (i = 0; i < EXPERTS && got != bad_off[i]; i++)
+			;
+		tap_ok(st == 1 && i < EXPERTS, "exit 1, and the first offset named (%" PRIu64
+		       ") is one of the flipped bytes", got);
+	}
+
+	/* ---- errors ---- */
+	tap_is_int(moe("run -d host %s --trace %s --read-pieces 0 2>/dev/null", model, trace), 2,
+		   "--read-pieces 0: exit 2");
+	tap_is_int(moe("run -d host %s 2>/dev/null", model), 2, "no --trace: exit 2");
+	tap_is_int(moe("run -d host %s --trace %s --no-such-option 2>/dev/null", model, trace), 2,
+		   "an unknown option: exit 2");
+	tap_is_int(moe("run -d host %s --trace %s --fraction 0 2>/dev/null", model, trace), 2,
+		   "--fraction 0: exit 2");
+	tap_is_int(moe("run -d host %s --trace %s --fraction 0.5 --budget 8M 2>/dev/null", model,
+		       trace), 2, "--fraction with --budget: exit 2");
+	tap_is_int(moe("run -d host %s --trace %s --policy oracle 2>/dev/null", model, trace), 2,
+		   "--policy oracle: exit 2");
+	tap_is_int(moe("run -d host --trace %s 2>/dev/null", trace), 2, "no model: exit 2");
+	tap_is_int(moe("run -d host %s/nosuch.gguf --trace %s --ceiling 5 2>/dev/null", dir,
+		       trace), 3, "a missing model file: exit 3");
+	tap_is_int(moe("run -d host %s --trace %s/nosuch.trace --ceiling 5 2>/dev/null", model,
+		       dir), 3, "a missing trace file: exit 3");
+	snprintf(args, sizeof(args), "%s/l3.trace", dir);
+	if (moe("synth -L 3 -E 8 -k 2 -n 4 -o %s", args)) {
+		tap_skip(1, "could not make a 3-layer trace");
+	} else {
+		st = moe("run -d host --keep-cache %s --trace %s --ceiling 5 2>&1", model, args);
+		tap_ok(st == 3 && strstr(out, "does not fit the model (4 layers, 8 experts)"),
+		       "a trace of 3 layers on a model of 4: exit 3, says so");
+	}
+
+	/* ---- replay: the oracle (Belady) is the fewest misses a demand cache can have ---- */
+	st = moe("replay --json %s", trace);
+	tap_is_int(st, 0, "replay --json: exit 0");
+	tap_ok(tool_json_ok(out) == 1, "its output is JSON");
+	jchecks(replay_checks, NCHECKS(replay_checks));
+
+	free(out);
+	rm_dir();
+	return tap_exit();
+}
