@@ -47,6 +47,7 @@ struct run_opts {
 	uint64_t chunk;			/* engine chunk size; 0: the library's default */
 	uint32_t threads;		/* engine threads; 0: the library's default */
 	bool poll;			/* P2PIO_CTX_POLL */
+	bool bounce_async;		/* P2PIO_CTX_BOUNCE_ASYNC */
 	uint64_t read_piece;		/* the cache's read piece; 0: the library's default */
 	uint32_t read_pieces;		/* or reads per expert load; 0: by the piece */
 	bool keep_cache;		/* leave the model in the page cache */
@@ -106,6 +107,8 @@ static void run_help(void)
 	       "                       between its tensors by their bytes (default: the\n"
 	       "                       library's, half the engine's threads)\n"
 	       "      --read-piece SIZE  instead: reads of SIZE\n"
+	       "      --bounce-async   BOUNCE's reads go to the kernel's io_uring workers\n"
+	       "                       (P2PIO_CTX_BOUNCE_ASYNC: more submitters than threads)\n"
 	       "      --keep-cache     do not drop the model from the page cache first (times\n"
 	       "                       the software path on a file in memory)\n"
 	       "      --eager-unmap    unmap a victim before its miss loads, not after the\n"
@@ -122,7 +125,7 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
-	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
 };
 
 static const struct option run_longopts[] = {
@@ -142,6 +145,7 @@ static const struct option run_longopts[] = {
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "poll", no_argument, NULL, OPT_POLL },
 	{ "no-poll", no_argument, NULL, OPT_NO_POLL },
+	{ "bounce-async", no_argument, NULL, OPT_BOUNCE_ASYNC },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
@@ -229,6 +233,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		case OPT_EAGER_UNMAP: o->eager_unmap = true; break;
 		case OPT_POLL: o->poll = true; break;
 		case OPT_NO_POLL: o->poll = false; break;
+		case OPT_BOUNCE_ASYNC: o->bounce_async = true; break;
 		case OPT_THREADS:
 			if (cli_parse_u64(optarg, &v) || !v || v > 64)
 				return cli_usage_err("bad thread count '%s'", optarg);
@@ -533,6 +538,7 @@ static int run_open(struct run *r)
 	}
 	r->threads = co.threads;
 	co.flags |= r->o.poll ? P2PIO_CTX_POLL : 0;
+	co.flags |= r->o.bounce_async ? P2PIO_CTX_BOUNCE_ASYNC : 0;
 	ret = p2pio_ctx_create(&co, &r->ctx, &err);
 	if (ret) {
 		cli_err_p2pio("context", ret, &err);

@@ -269,13 +269,15 @@ static void submit_pieces(struct p2pio_experts *x, struct xentry *e, struct p2pi
 }
 
 /*
- * The bytes of each read of @plan's runs: x->piece; or, with x->pieces, about that many
- * reads shared out between the runs by their bytes (every run at least one, none larger
+ * The bytes of each read of @plan's runs: x->piece; or, with x->pieces (x->lone_pieces
+ * where no other load is in flight), about that many reads shared out between the runs by
+ * their bytes (every run at least one, none larger
  * than the engine's chunk), each run cut into equal block-aligned pieces.
  */
 static void expert_pieces(const struct p2pio_experts *x, const struct p2pio_expert_plan *plan,
 			  uint64_t *piece)
 {
+	uint32_t pieces = x->loading ? x->pieces : x->lone_pieces;
 	uint64_t chunk = p2pio_round_down(x->ctx->opts.chunk_size, P2PIO_MODEL_BLOCK), total = 0;
 	uint32_t r;
 
@@ -284,11 +286,11 @@ static void expert_pieces(const struct p2pio_experts *x, const struct p2pio_expe
 	for (r = 0; r < plan->nruns; r++) {
 		uint64_t len = plan->runs[r].len, n;
 
-		if (!x->pieces || !total) {
+		if (!pieces || !total) {
 			piece[r] = x->piece;
 			continue;
 		}
-		n = (x->pieces * len + total / 2) / total;
+		n = (pieces * len + total / 2) / total;
 		if (chunk && n < (len + chunk - 1) / chunk)
 			n = (len + chunk - 1) / chunk;
 		if (!n)

@@ -104,6 +104,7 @@ struct p2pio_experts {
 
 	uint64_t piece;				/* bytes per engine read of a load */
 	uint32_t pieces;			/* or reads per load; 0: by @piece */
+	uint32_t lone_pieces;			/* ... for a load that starts alone */
 	uint64_t busy_t0;			/* when @loading last went from 0 to 1 */
 
 	/*

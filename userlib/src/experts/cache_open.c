@@ -93,28 +93,39 @@ static uint64_t largest_expert(const struct p2pio_experts *x)
 	return largest;
 }
 
-/*
- * Reads per load: the caller's; none where the caller gave a read size instead; by
- * default half the engine's threads (two loads in flight fill them: a decode has several
- * misses in flight most of the time, and larger reads cost less per byte), no more than
- * leave each read P2PIO_EXPERTS_MIN_PIECE. On the H200 (zram, 14 threads) 7 reads per
- * gpt-oss-120b expert decoded at 0.99 of the old bound at 10 % resident, against 0.82 with
- * 1 MiB reads, 0.75 with 14 and 0.69 with 28 reads per load (Documentation/moe.md).
- */
-static uint32_t read_pieces(const struct p2pio_experts *x, const struct p2pio_experts_opts *o)
+/* @n reads per load, fewer where a read of the largest expert would be under the floor. */
+static uint32_t pieces_floor(const struct p2pio_experts *x, uint64_t n)
 {
-	uint64_t n;
-
-	if (o && o->size >= offsetof(struct p2pio_experts_opts, read_pieces) + sizeof(uint32_t) &&
-	    o->read_pieces)
-		return o->read_pieces;
-	if (o && o->size >= offsetof(struct p2pio_experts_opts, read_piece) + sizeof(uint64_t) &&
-	    o->read_piece)
-		return 0;
-	n = (x->ctx->opts.threads ?: 2) / 2;
 	if (n > largest_expert(x) / P2PIO_EXPERTS_MIN_PIECE)
 		n = largest_expert(x) / P2PIO_EXPERTS_MIN_PIECE;
 	return n ? (uint32_t)n : 1;
+}
+
+/*
+ * Reads per load (and in @lone, for a load that starts while no other is in flight): the
+ * caller's; none where the caller gave a read size instead; by default half the engine's
+ * threads (two loads in flight fill them: a decode has misses in flight nearly all the
+ * time, and larger reads cost less per byte), and all of them for a load that starts
+ * alone (nothing else would keep the other half busy), no more than leave each read
+ * P2PIO_EXPERTS_MIN_PIECE. On the H200 (zram, 14 threads) 7 reads per gpt-oss-120b
+ * expert decoded at 0.99 of the old bound at 10 % resident, against 0.82 with 1 MiB
+ * reads, 0.75 with 14 and 0.69 with 28 reads per load; a lone miss took 0.93 ms in 14
+ * reads and 1.17 ms in 7 (Documentation/moe.md, third round).
+ */
+static uint32_t read_pieces(const struct p2pio_experts *x, const struct p2pio_experts_opts *o,
+			    uint32_t *lone)
+{
+	uint32_t threads = x->ctx->opts.threads ?: 2;
+
+	*lone = 0;
+	if (o && o->size >= offsetof(struct p2pio_experts_opts, read_pieces) + sizeof(uint32_t) &&
+	    o->read_pieces)
+		return *lone = o->read_pieces;
+	if (o && o->size >= offsetof(struct p2pio_experts_opts, read_piece) + sizeof(uint64_t) &&
+	    o->read_piece)
+		return 0;
+	*lone = pieces_floor(x, threads);
+	return pieces_floor(x, threads / 2);
 }
 
 /*
@@ -339,7 +350,7 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	ret = plan_layers(x, region, err);
 	if (ret)
 		goto out_close;
-	x->pieces = read_pieces(x, opts);
+	x->pieces = read_pieces(x, opts, &x->lone_pieces);
 	x->piece = read_piece(x, opts, x->pieces);
 	ret = dense_load(x, err);
 	if (ret)
