@@ -5,13 +5,15 @@
 #   LD_LIBRARY_PATH=... sh scripts/perf-moe-device.sh build/bin DIR OUT
 #
 # DIR holds oss1.trace (one layer) and oss36-fit.trace (the fitted 36-layer trace; the
-# commands in moe.md). In order, each with a time limit, inside LIMIT seconds (default
-# 480): the GPU tests (GPUTESTS=1); on a 1-layer gpt-oss-120b-shaped model on zram, decode
-# at 10 % (with the miss cost), 25 and 50 % resident with the defaults, twice, and with
-# 1 MiB reads (the second round's best) once; the same on the virtio disk (VIRTIO=1); the
-# whole model (36 layers, 63 GB on a 64G zram) in an 8 GiB budget and at 25 and 50 %
-# resident with the defaults (leaving VIRTIO_S seconds for the virtio disk). Every run measures its own ceiling (the storage and link
-# sweeps). Results: OUT/moe.tgz.
+# commands in moe.md). In order, each step with a time limit, inside LIMIT seconds
+# (default 480): the GPU tests (GPUTESTS=1); on a 1-layer gpt-oss-120b-shaped model on
+# zram, decode at 10 % (with the miss cost), 25 and 50 % resident for each engine setting
+# of VARIANTS ("tag:opt,opt ..."; "def:" the defaults, run REPEAT times, default 2); the
+# whole model (36 layers, 63 GB on a 64G zram) for each "tag|options" line of MOONS
+# (default: 8 GiB twice, 25 and 50 %), and in 8 GiB with the best variant if that is not
+# the defaults; the 1-layer model on the virtio disk at 10, 25 and 50 % (VIRTIO=1; the
+# moonshot leaves it VIRTIO_S seconds). Every run measures its own ceiling (the storage
+# and link sweeps). Results: OUT/moe.tgz.
 T0=$(date +%s)
 B=$1
 D=$2
@@ -37,19 +39,34 @@ fi
 
 run1() { # model tag args...
 	m=$1; tag=$2; shift 2
-	timeout 25 $B/p2pio-moe run $m --trace $D/oss1.trace -n 60 "$@" >$R/run1-$tag.txt 2>&1
+	timeout ${TRUN1:-25} $B/p2pio-moe run $m --trace $D/oss1.trace -n 60 "$@" >$R/run1-$tag.txt 2>&1
 	echo "rc=$?" >>$R/run1-$tag.txt
 	log "$tag: $(grep -E '^bound' $R/run1-$tag.txt)"
 	grep -E '^(reads|ceiling)' $R/run1-$tag.txt >>$R/log.txt
 	grep -A7 '^miss cost' $R/run1-$tag.txt >>$R/log.txt
 }
+# Each variant ("tag:options", VARIANTS) at 10 % (with the miss cost), 25 and 50 %; the
+# defaults (tag def, no options) REPEAT times. Remembers the variant best on average.
+best=def; bestargs=; bestv=0
 layer1() { # model prefix
-	for k in 1 2; do
-		run1 $1 $2def-f0.10-$k --fraction 0.10 --miss-cost
-		run1 $1 $2def-f0.25-$k --fraction 0.25
-		run1 $1 $2def-f0.50-$k --fraction 0.50
+	for v in ${VARIANTS:-def:}; do
+		vt=${v%%:*}; va=$(echo "${v#*:}" | tr , ' ')
+		n=1; [ "$vt" = def ] && n=${REPEAT:-2}
+		k=1; sum=0
+		while [ $k -le $n ]; do
+			run1 $1 $2$vt-f0.10-$k --fraction 0.10 --miss-cost $va
+			run1 $1 $2$vt-f0.25-$k --fraction 0.25 $va
+			run1 $1 $2$vt-f0.50-$k --fraction 0.50 $va
+			for f in 0.10 0.25 0.50; do
+				x=$(sed -n 's/.*achieved \([0-9.]*\) of it.*/\1/p' $R/run1-$2$vt-f$f-$k.txt)
+				sum=$(awk "BEGIN{print $sum + ${x:-0} / (3 * $n)}")
+			done
+			k=$((k + 1))
+		done
+		log "$2$vt: mean of bound $sum"
+		[ "$(awk "BEGIN{print ($sum > $bestv)}")" = 1 ] && { best=$vt; bestv=$sum; bestargs=$va; }
 	done
-	for f in 0.10 0.25 0.50; do run1 $1 $2p1M-f$f --fraction $f --read-piece 1M; done
+	log "best: $best ($bestv): $bestargs"
 }
 echo 8G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $Z &&
 	mount /dev/zram0 $Z && timeout 25 $B/p2pio-mkmodel -q -p gpt-oss-120b --layers 1 -s 11 $Z/oss.gguf
@@ -58,16 +75,25 @@ layer1 $Z/oss.gguf z-
 zreset
 save
 
+moons=${MOONS-"8G|--budget 8G
+8G-2|--budget 8G
+f0.25|--fraction 0.25 -n 150
+f0.50|--fraction 0.50 -n 150"}
+[ "$best" != def ] && moons="$moons
+8G-$best|--budget 8G $bestargs"
 # The whole model (lz4: incompressible pages are stored as they are, and fastest).
-grep -qw lz4 /sys/block/zram0/comp_algorithm && echo lz4 >/sys/block/zram0/comp_algorithm
-echo 64G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mount /dev/zram0 $Z || { log "zram 64G failed"; save; exit 0; }
-echo 1073741824 >/proc/sys/vm/dirty_background_bytes
-echo 4294967296 >/proc/sys/vm/dirty_bytes
-log "mkmodel (whole model)"
-timeout 100 $B/p2pio-mkmodel -q -p gpt-oss-120b -s 11 $Z/oss.gguf; rc=$?
-sync
-echo 1 >/proc/sys/vm/drop_caches
-log "mkmodel rc=$rc: $(ls -l $Z/oss.gguf 2>&1)"
+rc=1
+[ -n "$moons" ] && grep -qw lz4 /sys/block/zram0/comp_algorithm && echo lz4 >/sys/block/zram0/comp_algorithm
+if [ -n "$moons" ] && echo 64G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 &&
+	mount /dev/zram0 $Z; then
+	echo 1073741824 >/proc/sys/vm/dirty_background_bytes
+	echo 4294967296 >/proc/sys/vm/dirty_bytes
+	log "mkmodel (whole model)"
+	timeout 100 $B/p2pio-mkmodel -q -p gpt-oss-120b -s 11 $Z/oss.gguf; rc=$?
+	sync
+	echo 1 >/proc/sys/vm/drop_caches
+	log "mkmodel rc=$rc: $(ls -l $Z/oss.gguf 2>&1)"
+fi
 runm() { # tag seconds args...
 	tag=$1; t=$2; shift 2
 	log "moon $tag (timeout $t s): $*"
@@ -77,20 +103,20 @@ runm() { # tag seconds args...
 	save
 }
 if [ $rc = 0 ]; then
-	for a in "8G --budget 8G" "8G-2 --budget 8G" "f0.25 --fraction 0.25 -n 150" \
-		 "f0.50 --fraction 0.50 -n 150"; do
+	echo "$moons" | while IFS='|' read -r tag args; do
+		[ -n "$tag" ] || continue
 		t=$(($(left) - ${VIRTIO_S:-0})); [ $t -gt 80 ] && t=80
-		[ $t -gt 45 ] && runm ${a%% *} $t ${a#* }
+		[ $t -gt 45 ] && runm $tag $t $args
 	done
 fi
 zreset
 save
 
 if [ "${VIRTIO:-0}" = 1 ] && [ $(left) -gt 60 ]; then
+	TRUN1=50
 	mkdir -p $V && timeout 40 $B/p2pio-mkmodel -q -p gpt-oss-120b --layers 1 -s 11 $V/oss.gguf && sync
 	log "1-layer model on the virtio disk: $(ls -l $V/oss.gguf 2>&1) ($(df -h $V | tail -1))"
 	for f in 0.10 0.25 0.50; do run1 $V/oss.gguf v-def-f$f --fraction $f; done
-	run1 $V/oss.gguf v-def-miss --fraction 0.10 --miss-cost -n 20
 	rm -f $V/oss.gguf
 	save
 fi
