@@ -307,7 +307,9 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  * @stalls:      waits queued on streams (or, without a GPU, blocking waits) for experts
  *               still loading.
  * @stall_ns:    time the streams waited at them (CUDA events), or require blocked.
- * @host_wait_ns: time the calling thread blocked (no room until released work finished).
+ * @host_wait_ns: time the calling thread blocked: no room until released work finished,
+ *               or 64 stalled requires ahead of its streams (how far a caller may run
+ *               ahead of the GPU work it queued).
  * @committed:   physical bytes the expert pool holds now ...
  * @peak:        ... and at most;
  * @creates:     physical allocations made; @maps, @unmaps: mappings made and removed.

@@ -208,7 +208,8 @@ static struct xrelease *release_get(struct p2pio_experts *x, uint32_t n)
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return NULL;
-		if (x->cu->EventCreate(&r->ev, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
+		if (x->cu->EventCreate(&r->ev, CU_EVENT_DISABLE_TIMING | XEVENT_FLAGS) !=
+		    CUDA_SUCCESS) {
 			free(r);
 			return NULL;
 		}
@@ -500,11 +501,15 @@ static void harvest(struct p2pio_experts *x, struct xtiming *t, bool block)
 	if (!t->live)
 		return;
 	if (x->cu->EventQuery(t->e1) != CUDA_SUCCESS) {
+		uint64_t t0 = p2pio_now_ns();
+
 		if (!block)
 			return;
 		pthread_mutex_unlock(&x->lock);
 		x->cu->EventSynchronize(t->e1);
 		pthread_mutex_lock(&x->lock);
+		/* A caller NR_TIMINGS stalls ahead of its stream waits for it here. */
+		x->io.host_wait_ns += p2pio_now_ns() - t0;
 		if (!t->live)
 			return;
 	}

@@ -16,6 +16,12 @@
 
 #define REAP_BATCH 64
 #define REAP_TIMEOUT_MS 50
+/*
+ * The events the caller's thread waits on (releases, stall timings) block it: a caller
+ * that runs ahead waits on them most of the time, and a spinning wait takes a CPU that the
+ * engine's threads need where the CPUs are the storage (zram).
+ */
+#define XEVENT_FLAGS CU_EVENT_BLOCKING_SYNC
 /* Stall measurements in flight (event pairs around a require's stream waits). */
 #define NR_TIMINGS 64
 /*

@@ -205,7 +205,8 @@ static int timings_create(struct p2pio_experts *x)
 	uint32_t i;
 
 	for (i = 0; x->cu && i < NR_TIMINGS; i++)
-		if (x->cu->EventCreate(&x->tim[i].e0, 0) || x->cu->EventCreate(&x->tim[i].e1, 0))
+		if (x->cu->EventCreate(&x->tim[i].e0, XEVENT_FLAGS) ||
+		    x->cu->EventCreate(&x->tim[i].e1, XEVENT_FLAGS))
 			return -ENOMEM;
 	return 0;
 }
