@@ -83,8 +83,9 @@ class p2pio_model_load_opts(Structure):
 
 
 class p2pio_load_result(Structure):
-	_fields_ = [("bytes", c_uint64), ("reads", c_uint64), ("wall_ns", c_uint64),
-		    ("cpu_ns", c_uint64), ("arena", c_uint64), ("arena_bytes", c_uint64)]
+	_fields_ = [(n, c_uint64) for n in ("bytes", "reads", "wall_ns", "cpu_ns", "arena",
+					    "arena_bytes", "first_ns", "last_submit_ns",
+					    "mid_start_ns", "mid_end_ns", "mid_bytes")]
 
 
 class p2pio_streamer_opts(Structure):
