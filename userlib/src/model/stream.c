@@ -461,12 +461,18 @@ uint32_t p2pio_streamer_prefetch(const struct p2pio_streamer *s, const char **wh
 	return s->sched.prefetch;
 }
 
+/*
+ * As the prefetcher does, from the caller's thread: load the window, waiting for busy
+ * slots' stream work, until nothing is left to start and no load is in flight. At most a
+ * window's worth of loads: one that failed empties its slot and would be started again
+ * for ever (its error comes from the acquire).
+ */
 int p2pio_streamer_wait_prefetch(struct p2pio_streamer *s)
 {
 	CUcontext prev = p2pio_ctx_enter(s->ctx);
-	uint32_t i;
-	bool waiting;
-	int ret = 0;
+	int layer, slot, ret = 0;
+	uint32_t i, started = 0;
+	bool pending;
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
@@ -474,15 +480,28 @@ int p2pio_streamer_wait_prefetch(struct p2pio_streamer *s)
 			ret = s->fatal;
 			break;
 		}
-		/* Start what can start now; the prefetcher starts what waited for a release. */
-		prefetch(s);
-		waiting = false;
+		poll_released(s);
+		layer = started < s->sched.prefetch ? p2pio_sched_next_prefetch(&s->sched) : -1;
+		slot = layer < 0 ? -1 : p2pio_sched_victim(&s->sched, true, true);
+		if (slot >= 0 && s->sched.slot[slot].busy) {
+			wait_release(s, (uint32_t)slot);
+			continue;
+		}
+		if (slot >= 0) {
+			started++;
+			ret = start_load(s, (uint32_t)slot, (uint32_t)layer, "wait-prefetch");
+			if (ret)
+				break;
+			continue;
+		}
+		pending = false;
 		for (i = 0; i < s->sched.nslots; i++)
-			waiting |= s->sched.slot[i].loading || s->sched.slot[i].reserved;
-		if (!waiting)
+			pending |= s->sched.slot[i].loading || s->sched.slot[i].reserved;
+		if (!pending)
 			break;
 		pthread_cond_wait(&s->cond, &s->lock);
 	}
+	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	p2pio_ctx_leave(s->ctx, prev);
 	return ret;
