@@ -150,6 +150,8 @@ PROTOTYPES = {
 	"p2pio_streamer_open": (c_int, [vp, POINTER(p2pio_streamer_opts), POINTER(vp), ERRP]),
 	"p2pio_streamer_close": (None, [vp]),
 	"p2pio_streamer_slots": (c_uint32, [vp]),
+	"p2pio_streamer_prefetch": (c_uint32, [vp, POINTER(c_char_p)]),
+	"p2pio_streamer_wait_prefetch": (c_int, [vp]),
 	"p2pio_streamer_tensor": (c_int, [vp, c_char_p, POINTER(p2pio_model_tensor)]),
 	"p2pio_streamer_acquire": (c_int, [vp, c_uint32, vp, POINTER(p2pio_layer)]),
 	"p2pio_streamer_release": (c_int, [vp, c_uint32, vp]),
