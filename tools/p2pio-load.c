@@ -97,7 +97,8 @@ static void usage(void)
 	       "                        (default: a quarter of the model, at least the\n"
 	       "                        resident tensors and two slots)\n"
 	       "      --slots N         layer slots (instead of --budget)\n"
-	       "      --prefetch N      layers loaded ahead (default 1); --no-prefetch\n"
+	       "      --prefetch N      layers loaded ahead (default: every slot but the\n"
+	       "                        acquired layer's, up to 3); --no-prefetch\n"
 	       "      --lru             evict the least recently used slot\n"
 	       "      --passes N        forward passes (default 3; the first is a warm-up when\n"
 	       "                        there are more)\n"
@@ -304,6 +305,68 @@ static void print_engine_json(const struct run *r)
 
 /* ---- whole-model load ----------------------------------------------------------------- */
 
+/*
+ * Where a load's time went: its start (until a tenth of the bytes landed), its middle
+ * (a tenth to nine tenths, with its rate) and its tail (the last tenth); and the time the
+ * whole load would have taken at the middle's rate, so that a load under the path's
+ * steady state shows how much its two ends cost.
+ */
+struct phases {
+	double first_s, submitted_s, tenth_s, nine_s, tail_s, mid_gbps, at_mid_s;
+};
+
+static void load_phases(const struct p2pio_load_result *res, struct phases *ph)
+{
+	memset(ph, 0, sizeof(*ph));
+	ph->first_s = (double)res->first_ns * 1e-9;
+	ph->submitted_s = (double)res->last_submit_ns * 1e-9;
+	if (!res->mid_bytes || res->mid_end_ns <= res->mid_start_ns)
+		return;
+	ph->tenth_s = (double)res->mid_start_ns * 1e-9;
+	ph->nine_s = (double)res->mid_end_ns * 1e-9;
+	ph->tail_s = (double)res->wall_ns * 1e-9 - ph->nine_s;
+	ph->mid_gbps = gbps(res->mid_bytes, ph->nine_s - ph->tenth_s);
+	ph->at_mid_s = (double)res->bytes / (ph->mid_gbps * 1e9);
+}
+
+static void print_phases_json(const struct p2pio_load_result *res)
+{
+	struct phases ph;
+
+	load_phases(res, &ph);
+	printf(",\"phases\":{\"first_landed_s\":");
+	cli_json_double(stdout, ph.first_s);
+	printf(",\"last_submitted_s\":");
+	cli_json_double(stdout, ph.submitted_s);
+	printf(",\"tenth_landed_s\":");
+	cli_json_double(stdout, ph.tenth_s);
+	printf(",\"nine_tenths_landed_s\":");
+	cli_json_double(stdout, ph.nine_s);
+	printf(",\"tail_s\":");
+	cli_json_double(stdout, ph.tail_s);
+	printf(",\"mid_bytes\":%" PRIu64 ",\"mid_gbps\":", res->mid_bytes);
+	cli_json_double(stdout, ph.mid_gbps);
+	printf(",\"at_mid_rate_s\":");
+	cli_json_double(stdout, ph.at_mid_s);
+	printf("}");
+}
+
+static void print_phases(const struct p2pio_load_result *res)
+{
+	double wall = (double)res->wall_ns * 1e-9;
+	struct phases ph;
+
+	load_phases(res, &ph);
+	printf("phases     first read landed at %.1f ms, last submitted at %.1f ms, a tenth landed "
+	       "at %.1f ms, nine tenths at %.1f ms, the last tenth took %.1f ms\n",
+	       ph.first_s * 1e3, ph.submitted_s * 1e3, ph.tenth_s * 1e3, ph.nine_s * 1e3,
+	       ph.tail_s * 1e3);
+	if (ph.mid_gbps > 0)
+		printf("middle     %.2f GB/s from a tenth to nine tenths: the load at that rate "
+		       "%.1f ms, the ends cost %.1f ms (%.1f%%)\n", ph.mid_gbps, ph.at_mid_s * 1e3,
+		       (wall - ph.at_mid_s) * 1e3, 100.0 * (wall - ph.at_mid_s) / wall);
+}
+
 static int run_whole(struct run *r)
 {
 	struct bar bar = { .on = !r->o.quiet && !r->o.json && isatty(STDERR_FILENO) };
@@ -345,6 +408,7 @@ static int run_whole(struct run *r)
 		cli_json_double(stdout, (double)res.cpu_ns * 1e-9);
 		printf(",\"open_seconds\":");
 		cli_json_double(stdout, r->open_s);
+		print_phases_json(&res);
 		print_engine_json(r);
 		printf(",\"verified\":%s,\"mismatches\":%" PRIu64 "}\n",
 		       r->o.verify ? "true" : "false", vr.mismatches);
@@ -359,6 +423,7 @@ static int run_whole(struct run *r)
 		       r->o.cold ? "cold" : "warm");
 		printf("cpu        %.3f s (%.3f s per GiB)\n", (double)res.cpu_ns * 1e-9,
 		       (double)res.cpu_ns * 1e-9 / ((double)res.bytes / (1 << 30)));
+		print_phases(&res);
 		print_verify(r, &vr);
 	}
 	return vr.mismatches ? CLI_EXIT_FAIL : CLI_EXIT_OK;
@@ -476,19 +541,23 @@ static int measure_ceiling(struct run *r, double *out, char *why, size_t why_len
 	return bench_ceiling(&cp, out, why, why_len);
 }
 
-static void print_stream_json(const struct run *r, const struct p2pio_stream_stats *st,
-			      uint32_t slots, uint32_t measured, double wall, double ceiling,
-			      double compute_s, const struct p2pio_verify_result *vr)
+static void print_stream_json(const struct run *r, struct p2pio_streamer *s,
+			      const struct p2pio_stream_stats *st, uint32_t measured, double wall,
+			      double ceiling, double compute_s, const struct p2pio_verify_result *vr)
 {
+	const char *why = "";
+	uint32_t prefetch = p2pio_streamer_prefetch(s, &why);
 	double per_pass = measured ? (double)st->bytes / measured : 0;
 	double bound = per_pass > 0 ? ceiling * 1e9 / per_pass : 0;
 
 	printf("{\"mode\":\"stream\",\"model\":");
 	cli_json_str(stdout, r->o.path);
 	printf(",\"target\":\"%s\",\"requested\":\"%s\",\"path\":\"%s\",\"cold\":%s,"
-	       "\"slots\":%u,\"passes\":%u",
+	       "\"slots\":%u,\"prefetch\":%u,\"prefetch_why\":",
 	       r->gpu ? "gpu" : "host", p2pio_path_name(r->o.io_path), p2pio_path_name(r->pi.path),
-	       r->o.cold ? "true" : "false", slots, measured);
+	       r->o.cold ? "true" : "false", p2pio_streamer_slots(s), prefetch);
+	cli_json_str(stdout, why);
+	printf(",\"passes\":%u", measured);
 	printf(",\"seconds\":");
 	cli_json_double(stdout, wall);
 	printf(",\"passes_per_s\":");
@@ -597,8 +666,10 @@ static int run_stream(struct run *r)
 		       cli_human_bytes(r->info.resident_bytes, h2));
 		printf("target     %s, path %s (%s)\n", target_name(r, tn, sizeof(tn)),
 		       p2pio_path_name(r->pi.path), r->pi.why);
-		printf("stream     %u slots, prefetch %u%s, %u passes\n", slots,
-		       r->o.no_prefetch ? 0 : (r->o.prefetch ? r->o.prefetch : 1),
+		const char *why = "";
+		uint32_t prefetch = p2pio_streamer_prefetch(s, &why);
+
+		printf("stream     %u slots, prefetch %u (%s)%s, %u passes\n", slots, prefetch, why,
 		       r->o.lru ? ", LRU" : "", r->o.passes);
 		printf("ceiling    %.2f GB/s (%s)\n", ceiling,
 		       r->o.ceiling_gbps > 0 ? "given" : r->ceiling_why);
@@ -645,6 +716,15 @@ static int run_stream(struct run *r)
 		} else if (r->stream) {
 			r->cu.StreamSynchronize(r->stream);
 		}
+		/*
+		 * And for the loads the window started meanwhile: the next pass's first layers
+		 * load in this pass's time, not in the gap before the next (the cache drop).
+		 */
+		ret = p2pio_streamer_wait_prefetch(s);
+		if (ret) {
+			cli_err("waiting for the prefetch: %s", p2pio_strerror(ret));
+			goto out;
+		}
 		if (!r->o.json && !r->o.quiet)
 			printf("pass %-5u %.3f s%s\n", p + 1, now_s() - t0,
 			       p == 0 && r->o.passes > 1 ? " (warm-up, not counted)" : "");
@@ -658,7 +738,7 @@ static int run_stream(struct run *r)
 	}
 	p2pio_streamer_stats(s, &st, per, r->info.layers);
 	if (r->o.json) {
-		print_stream_json(r, &st, slots, measured, wall, ceiling, compute_s, &acc);
+		print_stream_json(r, s, &st, measured, wall, ceiling, compute_s, &acc);
 	} else {
 		double per_pass = (double)st.bytes / measured;
 		double bound = ceiling * 1e9 / per_pass;

@@ -83,8 +83,9 @@ class p2pio_model_load_opts(Structure):
 
 
 class p2pio_load_result(Structure):
-	_fields_ = [("bytes", c_uint64), ("reads", c_uint64), ("wall_ns", c_uint64),
-		    ("cpu_ns", c_uint64), ("arena", c_uint64), ("arena_bytes", c_uint64)]
+	_fields_ = [(n, c_uint64) for n in ("bytes", "reads", "wall_ns", "cpu_ns", "arena",
+					    "arena_bytes", "first_ns", "last_submit_ns",
+					    "mid_start_ns", "mid_end_ns", "mid_bytes")]
 
 
 class p2pio_streamer_opts(Structure):
@@ -149,6 +150,8 @@ PROTOTYPES = {
 	"p2pio_streamer_open": (c_int, [vp, POINTER(p2pio_streamer_opts), POINTER(vp), ERRP]),
 	"p2pio_streamer_close": (None, [vp]),
 	"p2pio_streamer_slots": (c_uint32, [vp]),
+	"p2pio_streamer_prefetch": (c_uint32, [vp, POINTER(c_char_p)]),
+	"p2pio_streamer_wait_prefetch": (c_int, [vp]),
 	"p2pio_streamer_tensor": (c_int, [vp, c_char_p, POINTER(p2pio_model_tensor)]),
 	"p2pio_streamer_acquire": (c_int, [vp, c_uint32, vp, POINTER(p2pio_layer)]),
 	"p2pio_streamer_release": (c_int, [vp, c_uint32, vp]),

@@ -212,6 +212,10 @@ class Streamer(_Resource):
 		self.model = model
 		self._maker = model._maker
 		self.slots = lib.p2pio_streamer_slots(h)
+		why = ctypes.c_char_p()
+		# The layers loaded ahead, and how that was chosen (the default from the slots).
+		self.prefetch = lib.p2pio_streamer_prefetch(h, ctypes.byref(why))
+		self.prefetch_why = why.value.decode()
 
 	def acquire(self, layer, stream=None):
 		"""Layer @layer, its data ordered before work queued on @stream (a CUstream, a
@@ -241,3 +245,7 @@ class Streamer(_Resource):
 
 	def reset_stats(self):
 		lib.p2pio_streamer_reset_stats(self._h())
+
+	def wait_prefetch(self):
+		"""Waits until the layers loaded ahead have landed (say, at the end of a pass)."""
+		check(lib.p2pio_streamer_wait_prefetch(self._h()), None, "waiting for the prefetch")

@@ -204,6 +204,10 @@ class TestModel(unittest.TestCase):
 				res = m.load(chunk=1 << 20, progress=lambda d, t: seen.append((d, t)))
 				self.assertGreaterEqual(res["bytes"], m.info["data_size"])
 				self.assertTrue(seen and seen[-1][0] == seen[-1][1])
+				# The phases, in order within the load's time.
+				self.assertTrue(0 < res["first_ns"] <= res["wall_ns"])
+				self.assertTrue(0 < res["last_submit_ns"] <= res["wall_ns"])
+				self.assertTrue(res["mid_start_ns"] <= res["mid_end_ns"] <= res["wall_ns"])
 				ts = m.tensors()
 				self.assertEqual(sorted(ts), sorted(m.names))
 				self.assertEqual(len(ts), m.info["tensors"])
@@ -249,6 +253,9 @@ class TestModel(unittest.TestCase):
 			data = Files.bytes[path]
 			with self.ctx.open_model(path) as m, m.stream(slots=2) as s:
 				self.assertEqual(s.slots, 2)
+				# Two slots: the default window is the one not acquired.
+				self.assertEqual(s.prefetch, 1)
+				self.assertIn("default", s.prefetch_why)
 				layers = m.layers
 				self.assertGreaterEqual(layers, 2)
 				seen = set()
@@ -268,6 +275,7 @@ class TestModel(unittest.TestCase):
 					t = s.tensor(n)
 					self.assertEqual(host_bytes(t), data[t.file_offset:t.file_offset + t.nbytes])
 				self.assertEqual(len(seen) + len(resident), len(m.names))
+				s.wait_prefetch()
 				st = s.stats()
 				self.assertEqual(st["acquires"], 2 * layers)
 				with self.assertRaises(p2pio.P2pioError) as cm:

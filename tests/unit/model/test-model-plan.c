@@ -273,6 +273,49 @@ static void test_sched_stream(void)
 	p2pio_sched_fini(&m.s);
 }
 
+/*
+ * The default window: every slot but the acquired layer's, up to 3; with more slots the
+ * rest keep layers, which a window over every slot would give up.
+ */
+static void test_sched_default_prefetch(void)
+{
+	struct sim m;
+	uint64_t capped_hits;
+
+	tap_is_int(p2pio_sched_default_prefetch(1, 32), 0, "1 slot: nothing ahead");
+	tap_is_int(p2pio_sched_default_prefetch(2, 32), 1, "2 slots: 1 ahead");
+	tap_is_int(p2pio_sched_default_prefetch(3, 32), 2, "3 slots: 2 ahead");
+	tap_is_int(p2pio_sched_default_prefetch(4, 32), 3, "4 slots: 3 ahead");
+	tap_is_int(p2pio_sched_default_prefetch(30, 32), P2PIO_SCHED_PREFETCH_MAX,
+		   "30 slots: the cap");
+	tap_is_int(p2pio_sched_default_prefetch(8, 3), 2, "more slots than layers: layers - 1");
+	tap_is_int(p2pio_sched_default_prefetch(0, 3), 0, "no slot: nothing");
+
+	/* A quarter budget with the default window: the pass's end loads the next's start. */
+	sim_run(&m, 16, 4, p2pio_sched_default_prefetch(4, 16), false, 1, 4);
+	tap_ok(m.errors == 0 && m.s.total.wasted == 0, "default window: acquires right, no waste");
+	/*
+	 * Each acquire a load or a hit, plus the next pass's window, but for the layer whose
+	 * slot the stream still uses (lag 1): acquire does not wait for it, the streamer's
+	 * prefetcher thread does.
+	 */
+	tap_is_u64(m.s.total.loads + m.s.total.hits, 64 + m.s.prefetch - 1,
+		   "a pass's acquires, plus the next pass's window (%u) but one", m.s.prefetch);
+	p2pio_sched_fini(&m.s);
+
+	/* 30 slots of 32 layers: capped, the other slots hit; a window of 29 never would. */
+	sim_run(&m, 32, 30, p2pio_sched_default_prefetch(30, 32), false, 1, 3);
+	capped_hits = m.s.total.hits;
+	tap_ok(m.errors == 0 && capped_hits >= 2 * (30 - 3 - 2),
+	       "30 slots, window 3: %llu hits over the 2 passes after the first",
+	       (unsigned long long)capped_hits);
+	p2pio_sched_fini(&m.s);
+	sim_run(&m, 32, 30, 29, false, 1, 3);
+	tap_ok(m.errors == 0 && m.s.total.hits < capped_hits,
+	       "a window over every slot: %llu hits", (unsigned long long)m.s.total.hits);
+	p2pio_sched_fini(&m.s);
+}
+
 static void test_sched_states(void)
 {
 	struct p2pio_sched s;
@@ -354,6 +397,7 @@ int main(void)
 	test_layout_random();
 	test_budget();
 	test_sched_stream();
+	test_sched_default_prefetch();
 	test_sched_states();
 	test_sched_busy_order();
 	return tap_exit();

@@ -126,6 +126,19 @@ static void test_whole(struct p2pio_ctx *ctx, const char *pname)
 		       res.bytes == info.file_size - (info.data_offset & ~4095ull),
 	       "%s: %llu bytes (the data section from its block on) in %llu reads", pname,
 	       (unsigned long long)res.bytes, (unsigned long long)res.reads);
+	/* The phases come in order, and the middle holds eight tenths of the bytes. */
+	tap_ok(res.first_ns > 0 && res.first_ns <= res.mid_start_ns &&
+		       res.mid_start_ns < res.mid_end_ns && res.mid_end_ns <= res.wall_ns &&
+		       res.last_submit_ns > 0 && res.last_submit_ns <= res.wall_ns,
+	       "%s: phases in order: first read %llu ns, a tenth %llu, nine tenths %llu, "
+	       "end %llu ns", pname, (unsigned long long)res.first_ns,
+	       (unsigned long long)res.mid_start_ns, (unsigned long long)res.mid_end_ns,
+	       (unsigned long long)res.wall_ns);
+	/* Completions come in batches of at most 32 reads of one chunk each. */
+	tap_ok(res.mid_bytes + 32 * lo.chunk > res.bytes * 8 / 10 &&
+		       res.mid_bytes < res.bytes * 8 / 10 + 32 * lo.chunk,
+	       "%s: the middle is eight tenths of the bytes, to a batch (%llu of %llu)", pname,
+	       (unsigned long long)res.mid_bytes, (unsigned long long)res.bytes);
 	all = calloc(info.tensors, sizeof(*all));
 	for (i = 0; i < info.tensors; i++) {
 		p2pio_model_tensor_at(m, i, &all[i]);
@@ -283,6 +296,135 @@ static void test_stream(struct p2pio_ctx *ctx, const char *pname, uint32_t flags
 	p2pio_model_close(m);
 }
 
+/* Open a streamer of @slots slots (and @prefetch, 0: the default) on a fresh model. */
+static struct p2pio_streamer *open_slots(struct p2pio_ctx *ctx, struct p2pio_model **m,
+					 uint32_t slots, uint32_t prefetch)
+{
+	struct p2pio_streamer_opts so = { .slots = slots, .prefetch = prefetch };
+	struct p2pio_error err = { 0 };
+	struct p2pio_streamer *s = NULL;
+
+	if (p2pio_model_open(ctx, model_path, NULL, m, &err))
+		return NULL;
+	if (p2pio_streamer_open(*m, &so, &s, &err)) {
+		tap_diag("streamer: %s", err.msg);
+		p2pio_model_close(*m);
+		return NULL;
+	}
+	return s;
+}
+
+static void close_slots(struct p2pio_streamer *s, struct p2pio_model *m)
+{
+	p2pio_streamer_close(s);
+	p2pio_model_close(m);
+}
+
+/*
+ * The default prefetch window: every slot but the acquired layer's, up to 3. With it the
+ * first layers of the next pass load during this one (what hides a slow first read after
+ * a cache drop at the start of a pass), and p2pio_streamer_wait_prefetch() waits for them.
+ */
+static void test_prefetch_window(struct p2pio_ctx *ctx, const char *pname)
+{
+	struct p2pio_stream_stats tot, per[NLAYERS];
+	struct p2pio_streamer *s;
+	struct p2pio_model *m;
+	const char *why = NULL;
+	struct p2pio_layer l;
+	int bad = 0, errs = 0;
+	uint32_t i, n;
+
+	s = open_slots(ctx, &m, 4, 0);
+	if (!tap_ok(s != NULL, "%s: a streamer of 4 slots opens", pname))
+		return;
+	n = p2pio_streamer_prefetch(s, &why);
+	tap_ok(n == 3 && why && strstr(why, "default"),
+	       "%s: 4 slots: the default window is 3 (%s)", pname, why ? why : "");
+	for (i = 0; i < NLAYERS; i++) {
+		if (p2pio_streamer_acquire(s, i, NULL, &l)) {
+			errs++;
+			continue;
+		}
+		bad += check_tensors(l.tensors, l.ntensors);
+		if (p2pio_streamer_release(s, i, NULL))
+			errs++;
+	}
+	tap_is_int(p2pio_streamer_wait_prefetch(s), 0, "%s: waiting for the window", pname);
+	p2pio_streamer_stats(s, &tot, per, NLAYERS);
+	/* Open loaded 0-3; the pass 4-7 and then the next pass's 0, 1 and 2. */
+	tap_ok(errs == 0 && bad == 0 && tot.loads == NLAYERS + 3 && tot.wasted == 0,
+	       "%s: a pass is %llu loads: every layer, and the window of the next pass", pname,
+	       (unsigned long long)tot.loads);
+	tap_ok(per[0].loads == 2 && per[1].loads == 2 && per[2].loads == 2 && per[3].loads == 1,
+	       "%s: layers 0-2 were loaded again for the next pass, 3 not yet", pname);
+	/* The next pass finds them loaded: acquiring 0 loads only 3, the new end of it. */
+	if (p2pio_streamer_acquire(s, 0, NULL, &l) == 0) {
+		bad += check_tensors(l.tensors, l.ntensors);
+		p2pio_streamer_release(s, 0, NULL);
+	}
+	p2pio_streamer_stats(s, &tot, per, NLAYERS);
+	tap_ok(bad == 0 && per[0].loads == 2 && per[3].loads == 2 && tot.loads == NLAYERS + 4,
+	       "%s: the next pass's layer 0 needed no load; 3 started behind it", pname);
+	stream_passes(s, pname, &bad, &errs, 4);
+	tap_ok(bad == 0 && errs == 0, "%s: passes with the default window are right", pname);
+	close_slots(s, m);
+
+	/*
+	 * The old default, one layer ahead, given: on a host target (a stream that is idle at
+	 * release) the furthest-next-use choice keeps the two other slots' layers, 0 and 1, for
+	 * the next pass instead (hits), which the default window gives up.
+	 */
+	s = open_slots(ctx, &m, 4, 1);
+	if (s) {
+		n = p2pio_streamer_prefetch(s, &why);
+		stream_passes(s, pname, &bad, &errs, 4);
+		p2pio_streamer_stats(s, &tot, NULL, 0);
+		tap_ok(n == 1 && !strcmp(why, "given") && bad == 0 && errs == 0 && tot.hits > 0,
+		       "%s: prefetch 1 given (%s): right, %llu hits", pname, why,
+		       (unsigned long long)tot.hits);
+		close_slots(s, m);
+	}
+
+	/* Tight budgets: two slots leave one ahead, one slot none; a larger ask is capped. */
+	s = open_slots(ctx, &m, 2, 0);
+	if (s) {
+		n = p2pio_streamer_prefetch(s, &why);
+		tap_ok(n == 1, "%s: 2 slots: window 1 (%s)", pname, why);
+		stream_passes(s, pname, &bad, &errs, 2);
+		tap_ok(bad == 0 && errs == 0, "%s: 2 slots stream right", pname);
+		close_slots(s, m);
+	}
+	s = open_slots(ctx, &m, 1, 0);
+	if (s) {
+		n = p2pio_streamer_prefetch(s, &why);
+		tap_ok(n == 0 && strstr(why, "one slot"), "%s: 1 slot: no window (%s)", pname, why);
+		stream_passes(s, pname, &bad, &errs, 1);
+		tap_ok(bad == 0 && errs == 0, "%s: 1 slot streams right", pname);
+		close_slots(s, m);
+	}
+	s = open_slots(ctx, &m, 4, 10);
+	if (s) {
+		n = p2pio_streamer_prefetch(s, &why);
+		tap_ok(n == 3 && strstr(why, "given 10"), "%s: 10 asked of 4 slots: 3 (%s)", pname,
+		       why);
+		close_slots(s, m);
+	}
+	/* More slots than the cap: the rest keep layers, and the next pass hits them. */
+	s = open_slots(ctx, &m, 6, 0);
+	if (s) {
+		n = p2pio_streamer_prefetch(s, &why);
+		tap_ok(n == 3 && strstr(why, "at most 3"), "%s: 6 slots: window 3 (%s)", pname,
+		       why);
+		stream_passes(s, pname, &bad, &errs, 6);
+		p2pio_streamer_stats(s, &tot, NULL, 0);
+		tap_ok(bad == 0 && errs == 0 && tot.hits > 0,
+		       "%s: 6 slots stream right, with %llu hits", pname,
+		       (unsigned long long)tot.hits);
+		close_slots(s, m);
+	}
+}
+
 /*
  * The file shrinks under an open streamer (the last layers' bytes are gone): acquiring
  * those layers fails with an error instead of hanging or handing out garbage, the layers
@@ -304,7 +446,7 @@ static void test_io_error(enum p2pio_path path, const char *pname)
 	snprintf(copy, sizeof(copy), "%s.cut", model_path);
 	snprintf(cmd, sizeof(cmd), "cp %s %s", model_path, copy);
 	if (!ctx || system(cmd)) {
-		tap_skip(3, "no context or copy");
+		tap_skip(4, "no context or copy");
 		p2pio_ctx_destroy(ctx);
 		return;
 	}
@@ -322,7 +464,7 @@ static void test_io_error(enum p2pio_path path, const char *pname)
 		close(fd);
 	}
 	if (ret) {
-		tap_skip(3, "ftruncate");
+		tap_skip(4, "ftruncate");
 		goto out;
 	}
 	for (i = 0; i < NLAYERS; i++) {
@@ -343,6 +485,12 @@ static void test_io_error(enum p2pio_path path, const char *pname)
 	tap_ok(ok == 5 && bad == 0, "%s: layers before the cut load and are right", pname);
 	tap_ok(failed >= 2, "%s: %d of the 3 layers past the cut fail instead of hanging", pname,
 	       failed);
+	/* Layer 4 acquired, the window is 5, past the cut: waiting for it ends. */
+	ret = p2pio_streamer_acquire(s, 4, NULL, &l);
+	if (!ret)
+		p2pio_streamer_release(s, 4, NULL);
+	tap_ok(ret == 0 && p2pio_streamer_wait_prefetch(s) == 0,
+	       "%s: waiting for a window whose load fails returns", pname);
 	ret = p2pio_streamer_acquire(s, 1, NULL, &l);
 	tap_ok(ret == 0 && check_tensors(l.tensors, l.ntensors) == 0,
 	       "%s: the streamer keeps working after the failures", pname);
@@ -463,6 +611,7 @@ int main(void)
 		test_stream(ctx, paths[i].name, 0);
 		test_stream(ctx, paths[i].name, P2PIO_STREAM_LRU);
 		test_stream(ctx, paths[i].name, P2PIO_STREAM_NO_PREFETCH);
+		test_prefetch_window(ctx, paths[i].name);
 		if (i == 0)
 			test_trace(ctx);
 		p2pio_ctx_destroy(ctx);

@@ -183,6 +183,14 @@ struct p2pio_model_load_opts {
  * @cpu_ns:   CPU time the process spent meanwhile (user + system, all threads).
  * @arena:    the arena's address in target memory.
  * @arena_bytes: the arena's size.
+ * @first_ns: from the start of the load until its first read (of up to the chunk size)
+ *            landed: the start-up.
+ * @last_submit_ns: until the last read was submitted.
+ * @mid_start_ns: until a tenth of the bytes had landed.
+ * @mid_end_ns: until nine tenths had landed.
+ * @mid_bytes: bytes landed between those two moments: @mid_bytes / (@mid_end_ns -
+ *            @mid_start_ns) is the rate of the middle of the load, its start and tail left
+ *            out (0 when the load has too few reads to tell them apart).
  */
 struct p2pio_load_result {
 	uint64_t bytes;
@@ -191,6 +199,11 @@ struct p2pio_load_result {
 	uint64_t cpu_ns;
 	uint64_t arena;
 	uint64_t arena_bytes;
+	uint64_t first_ns;
+	uint64_t last_submit_ns;
+	uint64_t mid_start_ns;
+	uint64_t mid_end_ns;
+	uint64_t mid_bytes;
 };
 
 /**
@@ -237,8 +250,12 @@ int p2pio_model_tensor_at(const struct p2pio_model *m, uint32_t i,
  * @budget:   target memory the streamer may use in bytes, resident tensors included; the
  *            slots are what is left divided by the slot size. Ignored when @slots is set.
  * @slots:    number of layer slots (at least 1; 2 or more let loads overlap compute).
- * @prefetch: layers loaded ahead of the last one acquired (default 1: the next layer
- *            loads while this one computes); at most slots - 1 are ever in flight.
+ * @prefetch: layers loaded ahead of the last one acquired; at most slots - 1. By default
+ *            every slot but the acquired layer's, up to 3: the next layers load while this
+ *            one computes, and at the end of a pass the next pass's first layers do, so
+ *            a slow first read (a cold cache) hides behind several layers' compute; with
+ *            more slots the rest keep layers for the next pass. p2pio_streamer_prefetch()
+ *            says what was chosen.
  * @flags:    P2PIO_STREAM_* flags.
  */
 struct p2pio_streamer_opts {
@@ -304,7 +321,8 @@ struct p2pio_stream_stats {
  * p2pio_streamer_open() - start streaming a model's layers through a budget.
  * @m:    the model (not loaded whole; p2pio_model_load() and a streamer exclude each other).
  * @opts: options, or NULL: a budget of a quarter of the model's size (but at least the
- *        resident tensors and two slots), prefetch 1.
+ *        resident tensors and two slots), the default prefetch window (see
+ *        struct p2pio_streamer_opts).
  * @out:  the streamer, on success.
  * @err:  optional: why the budget does not work (too small for the resident tensors and
  *        one layer, say).
@@ -329,6 +347,27 @@ void p2pio_streamer_close(struct p2pio_streamer *s);
  * @s: the streamer.
  */
 uint32_t p2pio_streamer_slots(const struct p2pio_streamer *s);
+
+/**
+ * p2pio_streamer_prefetch() - the prefetch window: how many layers load ahead.
+ * @s:   the streamer.
+ * @why: optional: set to how it was chosen (the default from the slots, the caller's
+ *       value, capped to the slots), a string valid until the streamer is closed.
+ */
+uint32_t p2pio_streamer_prefetch(const struct p2pio_streamer *s, const char **why);
+
+/**
+ * p2pio_streamer_wait_prefetch() - wait until the prefetch window has landed.
+ * @s: the streamer.
+ *
+ * Starts the loads of the window that can start and waits until no load is in flight:
+ * say, at the end of a pass, before a benchmark stops its clock (so that the next pass's
+ * first layers, loaded ahead, are timed in this one) or drops the page cache. A slot whose
+ * stream work is still running is waited for; held slots are not freed.
+ *
+ * Return: 0, or a negative errno when the engine's queue failed.
+ */
+int p2pio_streamer_wait_prefetch(struct p2pio_streamer *s);
 
 /**
  * p2pio_streamer_tensor() - a resident (non-layer) tensor's address, by name.

@@ -12,12 +12,36 @@
 /* Reads in flight at once; the engine splits each into its own chunks and queue depth. */
 #define P2PIO_MODEL_MAX_INFLIGHT 32
 
+/*
+ * The phases of a load, for telling its start and its tail from its middle: when the first
+ * read landed, when the last was submitted, and when a tenth and nine tenths of the bytes
+ * had landed (with the bytes between those two moments). Times since @t0.
+ */
+static void note_phases(struct p2pio_load_result *res, uint64_t t0, uint64_t before,
+			uint64_t done, uint64_t total)
+{
+	uint64_t t = p2pio_model_now_ns() - t0;
+
+	if (!res)
+		return;
+	if (!before)
+		res->first_ns = t;
+	if (before * 10 < total && done * 10 >= total) {
+		res->mid_start_ns = t;
+		res->mid_bytes = done;
+	}
+	if (before * 10 < total * 9 && done * 10 >= total * 9) {
+		res->mid_end_ns = t;
+		res->mid_bytes = done - res->mid_bytes;
+	}
+}
+
 int p2pio_model_read_group(struct p2pio_model *m, const struct p2pio_model_group *g,
 			   struct p2pio_buf *buf, uint64_t base, uint64_t chunk,
-			   p2pio_progress_fn progress, void *arg, uint64_t *reads)
+			   p2pio_progress_fn progress, void *arg, struct p2pio_load_result *res)
 {
 	struct p2pio_cqe cqe[P2PIO_MODEL_MAX_INFLIGHT];
-	uint64_t total = 0, done = 0, pos = 0, nreads = 0;
+	uint64_t total = 0, done = 0, pos = 0, nreads = 0, before, t0 = p2pio_model_now_ns();
 	struct p2pio_queue *q;
 	unsigned int inflight = 0;
 	uint32_t run = 0, i;
@@ -56,6 +80,8 @@ int p2pio_model_read_group(struct p2pio_model *m, const struct p2pio_model_group
 				run++;
 				pos = 0;
 			}
+			if (res && run == g->nruns)
+				res->last_submit_ns = p2pio_model_now_ns() - t0;
 		}
 		if (!inflight)
 			break;
@@ -65,6 +91,7 @@ int p2pio_model_read_group(struct p2pio_model *m, const struct p2pio_model_group
 			first_err = first_err ? first_err : ret;
 			break;
 		}
+		before = done;
 		for (i = 0; i < (uint32_t)ret; i++) {
 			inflight--;
 			if (cqe[i].res < 0 && !first_err) {
@@ -73,6 +100,7 @@ int p2pio_model_read_group(struct p2pio_model *m, const struct p2pio_model_group
 			}
 			done += cqe[i].tag;
 		}
+		note_phases(res, t0, before, done, total);
 		if (progress && !stop && progress(arg, done, total)) {
 			first_err = -ECANCELED;
 			stop = true;
@@ -80,8 +108,8 @@ int p2pio_model_read_group(struct p2pio_model *m, const struct p2pio_model_group
 	}
 	if (!inflight)
 		p2pio_queue_destroy(q);
-	if (reads)
-		*reads = nreads;
+	if (res)
+		res->reads = nreads;
 	return first_err;
 }
 
@@ -89,7 +117,8 @@ int p2pio_model_load(struct p2pio_model *m, const struct p2pio_model_load_opts *
 		     struct p2pio_load_result *res)
 {
 	uint64_t chunk = opts && opts->chunk ? opts->chunk : P2PIO_MODEL_DEF_CHUNK;
-	uint64_t t0, c0, reads = 0, bytes = 0, addr;
+	struct p2pio_load_result r = { 0 };
+	uint64_t t0, c0, bytes = 0, addr;
 	uint8_t *host;
 	uint32_t i;
 	int ret;
@@ -110,12 +139,12 @@ int p2pio_model_load(struct p2pio_model *m, const struct p2pio_model_load_opts *
 	c0 = p2pio_model_cpu_ns();
 	ret = p2pio_model_read_group(m, &m->whole, m->arena, 0, chunk,
 				     opts ? opts->progress : NULL, opts ? opts->progress_arg : NULL,
-				     &reads);
+				     &r);
 	if (res) {
+		*res = r;
 		res->wall_ns = p2pio_model_now_ns() - t0;
 		res->cpu_ns = p2pio_model_cpu_ns() - c0;
 		res->bytes = bytes;
-		res->reads = reads;
 		res->arena = m->arena ? p2pio_buf_addr(m->arena) : 0;
 		res->arena_bytes = m->whole.region;
 	}

@@ -56,10 +56,14 @@ struct p2pio_model {
 	struct p2pio_streamer *streamer;
 };
 
-/* model_load.c: read @g's runs into @buf at @base (region offset 0), from the caller. */
+/*
+ * model_load.c: read @g's runs into @buf at @base (region offset 0), from the caller. @res
+ * (optional) gets the reads and the phases (first_ns .. mid_bytes), times since the call.
+ */
 P2PIO_HIDDEN int p2pio_model_read_group(struct p2pio_model *m, const struct p2pio_model_group *g,
 					struct p2pio_buf *buf, uint64_t base, uint64_t chunk,
-					p2pio_progress_fn progress, void *arg, uint64_t *reads);
+					p2pio_progress_fn progress, void *arg,
+					struct p2pio_load_result *res);
 
 /*
  * model.c: plan group @g (its idx[] and ntensors filled): its runs, destinations and region.

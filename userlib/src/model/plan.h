@@ -95,6 +95,16 @@ struct p2pio_sched {
 P2PIO_HIDDEN int p2pio_sched_slots_for_budget(uint64_t budget, uint64_t resident,
 					      uint64_t slot_bytes, uint32_t *slots);
 
+/*
+ * The default prefetch window for @nslots slots over @nlayers layers: every slot but the
+ * acquired layer's loads ahead, up to P2PIO_SCHED_PREFETCH_MAX. Loading further ahead does
+ * not hide more (a load that runs up to that many times its steady time is hidden behind as
+ * many layers' compute); it takes slots that the furthest-next-use choice could keep layers
+ * in for the next pass. 0 with one slot (nothing can load while it is held).
+ */
+#define P2PIO_SCHED_PREFETCH_MAX 3u
+P2PIO_HIDDEN uint32_t p2pio_sched_default_prefetch(uint32_t nslots, uint32_t nlayers);
+
 P2PIO_HIDDEN int p2pio_sched_init(struct p2pio_sched *s, uint32_t nlayers, uint32_t nslots,
 				  uint32_t prefetch, bool lru);
 P2PIO_HIDDEN void p2pio_sched_fini(struct p2pio_sched *s);

@@ -21,6 +21,15 @@ int p2pio_sched_slots_for_budget(uint64_t budget, uint64_t resident, uint64_t sl
 	return 0;
 }
 
+uint32_t p2pio_sched_default_prefetch(uint32_t nslots, uint32_t nlayers)
+{
+	uint32_t n = nslots < nlayers ? nslots : nlayers;
+
+	if (n <= 1)
+		return 0;
+	return n - 1 < P2PIO_SCHED_PREFETCH_MAX ? n - 1 : P2PIO_SCHED_PREFETCH_MAX;
+}
+
 int p2pio_sched_init(struct p2pio_sched *s, uint32_t nlayers, uint32_t nslots, uint32_t prefetch,
 		     bool lru)
 {

@@ -64,6 +64,7 @@ struct p2pio_streamer {
 	bool stop_prefetch;		/* the prefetcher; under lock */
 
 	struct p2pio_sched sched;
+	char prefetch_why[128];			/* how the prefetch window was chosen */
 	struct slot_rt *rt;
 	struct layer_rt *lr;
 	volatile uint32_t *flag;		/* completion words, host view */
@@ -453,6 +454,59 @@ uint32_t p2pio_streamer_slots(const struct p2pio_streamer *s)
 	return s->sched.nslots;
 }
 
+uint32_t p2pio_streamer_prefetch(const struct p2pio_streamer *s, const char **why)
+{
+	if (why)
+		*why = s->prefetch_why;
+	return s->sched.prefetch;
+}
+
+/*
+ * As the prefetcher does, from the caller's thread: load the window, waiting for busy
+ * slots' stream work, until nothing is left to start and no load is in flight. At most a
+ * window's worth of loads: one that failed empties its slot and would be started again
+ * for ever (its error comes from the acquire).
+ */
+int p2pio_streamer_wait_prefetch(struct p2pio_streamer *s)
+{
+	CUcontext prev = p2pio_ctx_enter(s->ctx);
+	int layer, slot, ret = 0;
+	uint32_t i, started = 0;
+	bool pending;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		if (s->fatal) {
+			ret = s->fatal;
+			break;
+		}
+		poll_released(s);
+		layer = started < s->sched.prefetch ? p2pio_sched_next_prefetch(&s->sched) : -1;
+		slot = layer < 0 ? -1 : p2pio_sched_victim(&s->sched, true, true);
+		if (slot >= 0 && s->sched.slot[slot].busy) {
+			wait_release(s, (uint32_t)slot);
+			continue;
+		}
+		if (slot >= 0) {
+			started++;
+			ret = start_load(s, (uint32_t)slot, (uint32_t)layer, "wait-prefetch");
+			if (ret)
+				break;
+			continue;
+		}
+		pending = false;
+		for (i = 0; i < s->sched.nslots; i++)
+			pending |= s->sched.slot[i].loading || s->sched.slot[i].reserved;
+		if (!pending)
+			break;
+		pthread_cond_wait(&s->cond, &s->lock);
+	}
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	p2pio_ctx_leave(s->ctx, prev);
+	return ret;
+}
+
 int p2pio_streamer_tensor(const struct p2pio_streamer *s, const char *name,
 			  struct p2pio_model_tensor *out)
 {
@@ -614,10 +668,45 @@ static int streamer_slots(struct p2pio_model *m, const struct p2pio_streamer_opt
 	return 0;
 }
 
+/*
+ * The prefetch window: the caller's, or by default every slot but the acquired layer's,
+ * up to P2PIO_SCHED_PREFETCH_MAX (model/plan.h says why); what was chosen goes to @why.
+ */
+static uint32_t streamer_prefetch(const struct p2pio_model *m,
+				  const struct p2pio_streamer_opts *opts, uint32_t nslots,
+				  char *why, size_t len)
+{
+	uint32_t usable = nslots < m->nlayers ? nslots : m->nlayers;
+	uint32_t cap = usable ? usable - 1 : 0, n;
+
+	if (opts && (opts->flags & P2PIO_STREAM_NO_PREFETCH)) {
+		snprintf(why, len, "none: P2PIO_STREAM_NO_PREFETCH");
+		return 0;
+	}
+	if (opts && opts->prefetch) {
+		n = opts->prefetch < cap ? opts->prefetch : cap;
+		if (n < opts->prefetch)
+			snprintf(why, len, "given %u, at most %u with %u slots", opts->prefetch, n,
+				 usable);
+		else
+			snprintf(why, len, "given");
+		return n;
+	}
+	n = p2pio_sched_default_prefetch(nslots, m->nlayers);
+	if (!n)
+		snprintf(why, len, "default: one slot, none to load ahead into");
+	else if (n == cap)
+		snprintf(why, len, "default: every slot but the acquired layer's (%u slots)", usable);
+	else
+		snprintf(why, len, "default: %u slots, at most %u loading ahead, the rest keep layers",
+			 usable, P2PIO_SCHED_PREFETCH_MAX);
+	return n;
+}
+
 int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts *opts,
 			struct p2pio_streamer **out, struct p2pio_error *err)
 {
-	uint32_t nslots, prefetch = 1, flags = opts ? opts->flags : 0, i;
+	uint32_t nslots, prefetch, flags = opts ? opts->flags : 0, i;
 	struct p2pio_streamer *s;
 	CUcontext prev = NULL;
 	char why[160];
@@ -633,13 +722,10 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 	ret = streamer_slots(m, opts, &nslots, err);
 	if (ret)
 		return ret;
-	if (opts && opts->prefetch)
-		prefetch = opts->prefetch;
-	if (flags & P2PIO_STREAM_NO_PREFETCH)
-		prefetch = 0;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
+	prefetch = streamer_prefetch(m, opts, nslots, s->prefetch_why, sizeof(s->prefetch_why));
 	s->m = m;
 	s->ctx = m->ctx;
 	s->trace_t0 = p2pio_model_now_ns();
@@ -705,7 +791,7 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 	/* Start with layer 0 and its prefetch window, as if the last layer had just run. */
 	pthread_mutex_lock(&s->lock);
 	s->sched.cursor = (int32_t)m->nlayers - 1;
-	for (i = 0; i <= prefetch && i < nslots && i < m->nlayers; i++)
+	for (i = 0; i <= s->sched.prefetch && i < nslots && i < m->nlayers; i++)
 		start_load(s, i, i, "open");
 	pthread_mutex_unlock(&s->lock);
 	/* Without a GPU a released slot is free at once: acquire and release prefetch. */
