@@ -17,11 +17,13 @@
 #define REAP_BATCH 64
 #define REAP_TIMEOUT_MS 50
 /*
- * The events the caller's thread waits on (releases, stall timings) block it: a caller
- * that runs ahead waits on them most of the time, and a spinning wait takes a CPU that the
- * engine's threads need where the CPUs are the storage (zram).
+ * The flags of the events the caller's thread waits on (releases, stall timings). Not
+ * CU_EVENT_BLOCKING_SYNC, though a spinning wait takes a CPU the engine's threads could
+ * use where the CPUs are the storage (zram): with blocking-sync events, decodes at 50 %
+ * resident on the H200 hung in 5 runs of 5 (those at 10 and 25 % did not), and the same
+ * tree with these flags 0 did not (Documentation/moe.md, third round; cause not found).
  */
-#define XEVENT_FLAGS CU_EVENT_BLOCKING_SYNC
+#define XEVENT_FLAGS 0
 /* Stall measurements in flight (event pairs around a require's stream waits). */
 #define NR_TIMINGS 64
 /*
