@@ -83,6 +83,15 @@ int tool_run(const char *tool, const char *args, char **out)
 	return run_capture(cmd, NULL, out);
 }
 
+void tool_rm_dir(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		printf("# could not remove %s\n", dir);
+}
+
 int tool_json_ok(const char *json)
 {
 	if (system("command -v python3 >/dev/null 2>&1"))

@@ -17,6 +17,9 @@ void tool_init(const char *argv0);
  */
 int tool_run(const char *tool, const char *args, char **out);
 
+/* Remove @dir and everything in it (a test's scratch directory); a TAP diagnostic if not. */
+void tool_rm_dir(const char *dir);
+
 /* Whether @json is valid JSON (python3's parser); -1 when python3 is missing. */
 int tool_json_ok(const char *json);
 

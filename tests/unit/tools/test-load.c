@@ -27,19 +27,10 @@ static char dir[] = "/tmp/p2pio-load-XXXXXX";
 static char *out;		/* the last run's standard output */
 static char v[512];		/* the last JSON expression's value */
 
-static void rm_dir(void)
-{
-	char cmd[64];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd))
-		tap_diag("could not remove %s", dir);
-}
-
 /* Leave no model behind in /tmp when giving up. */
 static void bail(const char *why)
 {
-	rm_dir();
+	tool_rm_dir(dir);
 	tap_bail(why);
 }
 
@@ -415,6 +406,6 @@ int main(int argc, char **argv)
 	}
 
 	free(out);
-	rm_dir();
+	tool_rm_dir(dir);
 	return tap_exit();
 }

@@ -35,19 +35,10 @@ static char model[128], trace[128];
 static char *out;		/* the last run's standard output */
 static char v[512];		/* the last JSON expression's value */
 
-static void rm_dir(void)
-{
-	char cmd[64];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd))
-		tap_diag("could not remove %s", dir);
-}
-
 /* Leave no model behind in /tmp when giving up. */
 static void bail(const char *why)
 {
-	rm_dir();
+	tool_rm_dir(dir);
 	tap_bail(why);
 }
 
@@ -468,6 +459,6 @@ int main(int argc, char **argv)
 	jchecks(replay_checks, NCHECKS(replay_checks));
 
 	free(out);
-	rm_dir();
+	tool_rm_dir(dir);
 	return tap_exit();
 }
