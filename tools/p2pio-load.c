@@ -372,7 +372,7 @@ static int run_whole(struct run *r)
 	struct bar bar = { .on = !r->o.quiet && !r->o.json && isatty(STDERR_FILENO) };
 	struct p2pio_model_load_opts lo = { .progress = bar_update, .progress_arg = &bar };
 	struct p2pio_verify_result vr;
-	struct p2pio_load_result res;
+	struct p2pio_load_result res = { .size = sizeof(res) };
 	struct p2pio_model_tensor *t;
 	char h[CLI_HUMAN_LEN], tn[32];
 	int ret;

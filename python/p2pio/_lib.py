@@ -83,7 +83,7 @@ class p2pio_model_load_opts(Structure):
 
 
 class p2pio_load_result(Structure):
-	_fields_ = [(n, c_uint64) for n in ("bytes", "reads", "wall_ns", "cpu_ns", "arena",
+	_fields_ = [("size", c_size_t)] + [(n, c_uint64) for n in ("bytes", "reads", "wall_ns", "cpu_ns", "arena",
 					    "arena_bytes", "first_ns", "last_submit_ns",
 					    "mid_start_ns", "mid_end_ns", "mid_bytes")]
 

@@ -133,13 +133,13 @@ class Model(_Resource):
 					cb_error.append(e)
 					return 1
 			opts.progress = PROGRESS_FN(cb)
-		res = p2pio_load_result()
+		res = p2pio_load_result(size=ctypes.sizeof(p2pio_load_result))
 		ret = lib.p2pio_model_load(h, ctypes.byref(opts), ctypes.byref(res))
 		if cb_error:
 			raise cb_error[0]
 		check(ret, None, "load %s" % self.path)
 		self.loaded = True
-		return {f: getattr(res, f) for f, _ in p2pio_load_result._fields_}
+		return {f: getattr(res, f) for f, _ in p2pio_load_result._fields_ if f != "size"}
 
 	def tensor(self, name):
 		"""The tensor @name in target memory (after load())."""

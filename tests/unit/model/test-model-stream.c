@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,7 @@ static void test_whole(struct p2pio_ctx *ctx, const char *pname)
 	struct p2pio_verify_result vr;
 	struct p2pio_error err = { 0 };
 	struct p2pio_model_tensor t, *all;
-	struct p2pio_load_result res;
+	struct p2pio_load_result res = { .size = sizeof(res) };
 	struct p2pio_model_info info;
 	struct p2pio_verifier *v;
 	struct p2pio_model *m;
@@ -115,6 +116,24 @@ static void test_whole(struct p2pio_ctx *ctx, const char *pname)
 	p2pio_model_info(m, &info);
 	tap_ok(info.layers == NLAYERS && info.has_seed && info.pattern_seed == SEED,
 	       "%s: %u layers, pattern seed found", pname, info.layers);
+	/* The result grows at the end: its size must be set, and nothing past it is written. */
+	{
+		struct {
+			struct p2pio_load_result r;
+			unsigned char canary[64];
+		} old = { .r.size = 0 };
+
+		tap_is_int(p2pio_model_load(m, NULL, &old.r), -EINVAL,
+			   "%s: a result without its size is refused", pname);
+		memset(&old, 0xa5, sizeof(old));
+		old.r.size = offsetof(struct p2pio_load_result, first_ns);
+		ret = p2pio_model_load(m, NULL, &old.r);
+		tap_ok(ret == 0 && old.r.size == offsetof(struct p2pio_load_result, first_ns) &&
+			       old.r.bytes > 0 && old.r.reads > 0 &&
+			       old.r.first_ns == 0xa5a5a5a5a5a5a5a5ull &&
+			       old.r.mid_bytes == 0xa5a5a5a5a5a5a5a5ull && old.canary[0] == 0xa5,
+		       "%s: a caller's older, shorter result gets its fields and no more", pname);
+	}
 	lo.progress = on_progress;
 	lo.progress_arg = &pr;
 	ret = p2pio_model_load(m, &lo, &res);

@@ -51,7 +51,7 @@ static void load_whole(struct p2pio_ctx *ctx, const char *path, int pfd, int nvd
 {
 	struct p2pio_path_info pi = { .size = sizeof(pi) };
 	struct p2pio_error err = { 0 };
-	struct p2pio_load_result res = { 0 };
+	struct p2pio_load_result res = { .size = sizeof(res) };
 	struct p2pio_model_info info;
 	struct p2pio_model_tensor t;
 	struct p2pio_stats s0, s1;

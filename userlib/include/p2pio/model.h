@@ -176,7 +176,10 @@ struct p2pio_model_load_opts {
 };
 
 /**
- * struct p2pio_load_result - what a whole-model load did.
+ * struct p2pio_load_result - what a whole-model load did; grows at the end, set @size.
+ * @size:     sizeof(struct p2pio_load_result) as the caller compiled it: the library
+ *            writes no further (a caller built before a field was added gets the fields
+ *            it knows).
  * @bytes:    bytes read from the file (the data section, rounded out to whole blocks).
  * @reads:    reads submitted.
  * @wall_ns:  wall time of the load, from the first submit to the last completion.
@@ -193,6 +196,7 @@ struct p2pio_model_load_opts {
  *            out (0 when the load has too few reads to tell them apart).
  */
 struct p2pio_load_result {
+	size_t size;
 	uint64_t bytes;
 	uint64_t reads;
 	uint64_t wall_ns;
@@ -210,14 +214,15 @@ struct p2pio_load_result {
  * p2pio_model_load() - load the whole model into one arena of target memory.
  * @m:    the model.
  * @opts: options, or NULL for the defaults.
- * @res:  optional: what the load did.
+ * @res:  optional: what the load did (set @res->size first).
  *
  * Allocates the arena (the data section rounded out to the engine's block size), reads the
  * data section into it with large reads in parallel, and returns once every byte has
  * landed (for a GPU context: is visible to work launched afterwards on any stream). After
  * it, p2pio_model_tensor() gives each tensor's address. Loading twice reloads.
  *
- * Return: 0, or a negative errno (-ENOMEM when the arena does not fit, -EIO, -ECANCELED).
+ * Return: 0, or a negative errno (-EINVAL when @res->size is not set, -ENOMEM when the
+ * arena does not fit, -EIO, -ECANCELED).
  */
 int p2pio_model_load(struct p2pio_model *m, const struct p2pio_model_load_opts *opts,
 		     struct p2pio_load_result *res);

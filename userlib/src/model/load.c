@@ -4,6 +4,7 @@
  * each tensor at its file-relative offset.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,6 +124,8 @@ int p2pio_model_load(struct p2pio_model *m, const struct p2pio_model_load_opts *
 	uint32_t i;
 	int ret;
 
+	if (res && res->size < offsetof(struct p2pio_load_result, bytes) + sizeof(res->bytes))
+		return -EINVAL;
 	if (m->streamer)
 		return -EBUSY;
 	if (chunk < P2PIO_MODEL_BLOCK)
@@ -141,12 +144,16 @@ int p2pio_model_load(struct p2pio_model *m, const struct p2pio_model_load_opts *
 				     opts ? opts->progress : NULL, opts ? opts->progress_arg : NULL,
 				     &r);
 	if (res) {
-		*res = r;
-		res->wall_ns = p2pio_model_now_ns() - t0;
-		res->cpu_ns = p2pio_model_cpu_ns() - c0;
-		res->bytes = bytes;
-		res->arena = m->arena ? p2pio_buf_addr(m->arena) : 0;
-		res->arena_bytes = m->whole.region;
+		size_t len = res->size < sizeof(r) ? res->size : sizeof(r);
+
+		r.wall_ns = p2pio_model_now_ns() - t0;
+		r.cpu_ns = p2pio_model_cpu_ns() - c0;
+		r.bytes = bytes;
+		r.arena = m->arena ? p2pio_buf_addr(m->arena) : 0;
+		r.arena_bytes = m->whole.region;
+		/* No further than the caller's struct reaches; its size stays its own. */
+		r.size = res->size;
+		memcpy(res, &r, len);
 	}
 	if (ret)
 		return ret;
