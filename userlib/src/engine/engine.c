@@ -275,6 +275,15 @@ static int p2pio_op_prepare(struct p2pio_ctx *ctx, const struct p2pio_req *r,
 	return 0;
 }
 
+/* Hand a prepared @op to its path; a path that refuses it fails the read. */
+static void p2pio_op_submit(const struct p2pio_path_ops *ops, void *priv, struct p2pio_op *op)
+{
+	int err = ops->submit(priv, op);
+
+	if (err)
+		p2pio_op_put(op, err, 0);
+}
+
 static int p2pio_op_start(struct p2pio_ctx *ctx, const struct p2pio_req *r,
 			  struct p2pio_queue *q, struct p2pio_sync *sync)
 {
@@ -284,12 +293,9 @@ static int p2pio_op_start(struct p2pio_ctx *ctx, const struct p2pio_req *r,
 	int ret;
 
 	ret = p2pio_op_prepare(ctx, r, q, sync, &op, &ops, &priv);
-	if (ret || !op)
-		return ret;
-	ret = ops->submit(priv, op);
-	if (ret)
-		p2pio_op_put(op, ret, 0);
-	return 0;
+	if (!ret && op)
+		p2pio_op_submit(ops, priv, op);
+	return ret;
 }
 
 /* Reads submitted together at most; a path with submit_many gets them in one call. */
@@ -329,11 +335,8 @@ static int p2pio_submit_batch(struct p2pio_queue *q, const struct p2pio_req *req
 				p2pio_op_put(ops_v[j++], err, 0);
 			continue;
 		}
-		for (; j < k; j++) {
-			err = path_v[j]->submit(priv_v[j], ops_v[j]);
-			if (err)
-				p2pio_op_put(ops_v[j], err, 0);
-		}
+		for (; j < k; j++)
+			p2pio_op_submit(path_v[j], priv_v[j], ops_v[j]);
 	}
 	return ret;
 }

@@ -74,7 +74,7 @@ struct p2pio_bounce {
 	pthread_mutex_t lock;		/* head, tail, stop, slot_free, nr_waiting */
 	pthread_cond_t cond;		/* work queued, a slot freed, stop */
 	struct p2pio_op *head, *tail;
-	bool stop;
+	atomic_bool stop;		/* set under @lock; the poll loop reads it without */
 	struct p2pio_bslot *slot_free;
 	unsigned int nr_waiting;	/* workers asleep on @cond */
 	atomic_uint submitted;		/* operations queued so far (polled without the lock) */
@@ -372,7 +372,7 @@ static bool p2pio_bounce_poll(struct p2pio_bworker *w, bool copies)
 	do {
 		if (copies && p2pio_bounce_retire(w, false))
 			return true;
-		if (atomic_load(&b->submitted) != seen || b->stop)
+		if (atomic_load(&b->submitted) != seen || atomic_load(&b->stop))
 			return true;
 		sched_yield();
 	} while (p2pio_now_ns() - t0 < P2PIO_CTX_POLL_US * 1000ull);
@@ -439,7 +439,7 @@ static void p2pio_bounce_join(struct p2pio_bounce *b)
 	unsigned int i;
 
 	pthread_mutex_lock(&b->lock);
-	b->stop = true;
+	atomic_store(&b->stop, true);
 	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 	for (i = 0; i < b->nr; i++)
@@ -470,6 +470,7 @@ static int p2pio_bounce_start(struct p2pio_ctx *ctx, void **privp)
 	b->sqe_flags = o->flags & P2PIO_CTX_BOUNCE_ASYNC ? IOSQE_ASYNC : 0;
 	b->poll = o->flags & P2PIO_CTX_POLL;
 	atomic_init(&b->submitted, 0);
+	atomic_init(&b->stop, false);
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
 	b->slots = calloc(nslots, sizeof(*b->slots));
