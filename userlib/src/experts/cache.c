@@ -208,8 +208,8 @@ static struct xrelease *release_get(struct p2pio_experts *x, uint32_t n)
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return NULL;
-		if (x->cu->EventCreate(&r->ev, CU_EVENT_DISABLE_TIMING | XEVENT_FLAGS) !=
-		    CUDA_SUCCESS) {
+		/* Spinning, not blocking-sync: see timings_create() (cache_open.c). */
+		if (x->cu->EventCreate(&r->ev, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
 			free(r);
 			return NULL;
 		}
@@ -272,8 +272,8 @@ static void submit_pieces(struct p2pio_experts *x, struct xentry *e, struct p2pi
 /*
  * The bytes of each read of @plan's runs: x->piece; or, with x->pieces (x->lone_pieces
  * where no other load is in flight), about that many reads shared out between the runs by
- * their bytes (every run at least one, none larger
- * than the engine's chunk), each run cut into equal block-aligned pieces.
+ * their bytes (every run at least one, none larger than the engine's chunk), each run cut
+ * into equal block-aligned pieces.
  */
 static void expert_pieces(const struct p2pio_experts *x, const struct p2pio_expert_plan *plan,
 			  uint64_t *piece)
@@ -501,10 +501,11 @@ static void harvest(struct p2pio_experts *x, struct xtiming *t, bool block)
 	if (!t->live)
 		return;
 	if (x->cu->EventQuery(t->e1) != CUDA_SUCCESS) {
-		uint64_t t0 = p2pio_now_ns();
+		uint64_t t0;
 
 		if (!block)
 			return;
+		t0 = p2pio_now_ns();
 		pthread_mutex_unlock(&x->lock);
 		x->cu->EventSynchronize(t->e1);
 		pthread_mutex_lock(&x->lock);

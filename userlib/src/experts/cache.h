@@ -16,14 +16,6 @@
 
 #define REAP_BATCH 64
 #define REAP_TIMEOUT_MS 50
-/*
- * The flags of the events the caller's thread waits on (releases, stall timings). Not
- * CU_EVENT_BLOCKING_SYNC, though a spinning wait takes a CPU the engine's threads could
- * use where the CPUs are the storage (zram): with blocking-sync events every decode at
- * 50 % resident on the H200 hung (8 of 8; none at 10 and 25 %), and the same tree with
- * these flags 0 did not (Documentation/moe.md, third round; the cause is not found).
- */
-#define XEVENT_FLAGS 0
 /* Stall measurements in flight (event pairs around a require's stream waits). */
 #define NR_TIMINGS 64
 /*

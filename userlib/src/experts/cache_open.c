@@ -96,8 +96,10 @@ static uint64_t largest_expert(const struct p2pio_experts *x)
 /* @n reads per load, fewer where a read of the largest expert would be under the floor. */
 static uint32_t pieces_floor(const struct p2pio_experts *x, uint64_t n)
 {
-	if (n > largest_expert(x) / P2PIO_EXPERTS_MIN_PIECE)
-		n = largest_expert(x) / P2PIO_EXPERTS_MIN_PIECE;
+	uint64_t most = largest_expert(x) / P2PIO_EXPERTS_MIN_PIECE;
+
+	if (n > most)
+		n = most;
 	return n ? (uint32_t)n : 1;
 }
 
@@ -200,13 +202,20 @@ static int flags_alloc(struct p2pio_experts *x, size_t n)
 	return 0;
 }
 
+/*
+ * The stall timings' events, which the caller's thread waits on as it does on the release
+ * events (cache.c), spinning: not CU_EVENT_BLOCKING_SYNC, though a spinning wait takes a
+ * CPU the engine's threads could use where the CPUs are the storage (zram): with
+ * blocking-sync events every decode at 50 % resident on the H200 hung (8 of 8; none at 10
+ * and 25 %), and the same tree with spinning ones did not (Documentation/moe.md, third
+ * round; the cause is not found).
+ */
 static int timings_create(struct p2pio_experts *x)
 {
 	uint32_t i;
 
 	for (i = 0; x->cu && i < NR_TIMINGS; i++)
-		if (x->cu->EventCreate(&x->tim[i].e0, XEVENT_FLAGS) ||
-		    x->cu->EventCreate(&x->tim[i].e1, XEVENT_FLAGS))
+		if (x->cu->EventCreate(&x->tim[i].e0, 0) || x->cu->EventCreate(&x->tim[i].e1, 0))
 			return -ENOMEM;
 	return 0;
 }
