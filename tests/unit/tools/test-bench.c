@@ -14,6 +14,9 @@
 
 #define FILE_SIZE (8u << 20)
 
+/* Run p2pio-bench with these arguments; its stdout lands in main()'s out. */
+#define bench(...) tool_run(&out, "p2pio-bench", __VA_ARGS__)
+
 /* Checks every "result" line; returns how many there were, -1 if one is malformed. */
 static int check_lines(const char *out, int *skipped)
 {
@@ -90,30 +93,25 @@ static void check_sweep(const char *out)
 
 int main(int argc, char **argv)
 {
-	char dir[] = "/tmp/p2pio-bench-XXXXXX", args[1024], v[256];
-	char *out = NULL, *svg = NULL;
+	const char *dir, *v;
+	char path[1024], *out = NULL, *svg = NULL;
 	int st, n, skipped;
 
 	tool_init(argv[0]);
-	if (!mkdtemp(dir))
-		tap_bail("mkdtemp");
+	dir = tool_scratch("bench");
 
-	snprintf(args, sizeof(args),
-		 "--generate 8M --device host --modes buffered,bounce,posix,auto --size 1M "
-		 "--depth 4 --threads 2 --cache warm --plot %s/sweep.svg %s/data",
-		 dir, dir);
-	st = tool_run("p2pio-bench", args, &out);
+	st = bench("--generate 8M --device host --modes buffered,bounce,posix,auto --size 1M "
+		   "--depth 4 --threads 2 --cache warm --plot %s/sweep.svg %s/data", dir, dir);
 	tap_is_int(st, 0, "warm host-only run exits 0");
 	n = check_lines(out, &skipped);
 	tap_is_int(n, 4, "four result lines that parse, each moved the whole file");
 	tap_ok(strstr(out, "mode=auto") && strstr(out, "path=posix"),
 	       "AUTO picks POSIX for a warm file and says so");
 	tap_ok(strstr(out, "ratio cache=warm best=") != NULL, "the ratios line is there");
-	free(out);
 
-	snprintf(args, sizeof(args), "%s/sweep.svg", dir);
+	snprintf(path, sizeof(path), "%s/sweep.svg", dir);
 	{
-		FILE *f = fopen(args, "r");
+		FILE *f = fopen(path, "r");
 		long len = 0;
 
 		if (f) {
@@ -132,76 +130,55 @@ int main(int argc, char **argv)
 	}
 
 	/* Cold: drops the cache (as root) and reads with O_DIRECT. */
-	snprintf(args, sizeof(args),
-		 "--device host --modes direct,bounce --size 1M --depth 4 --cache cold --json "
-		 "%s/data",
-		 dir);
-	st = tool_run("p2pio-bench", args, &out);
+	st = bench("--device host --modes direct,bounce --size 1M --depth 4 --cache cold --json "
+		   "%s/data", dir);
 	tap_is_int(st, 0, "cold JSON run exits 0");
 	tap_ok(tool_json_ok(out) != 0, "--json output parses");
 	if (tool_json_ok(out) == 1) {
-		tool_json_eval(out, "[(r[\"mode\"], r[\"ok\"], r[\"bytes\"]) for r in d[\"results\"]]",
-			       v, sizeof(v));
+		v = tool_jeval(out, "[(r[\"mode\"], r[\"ok\"], r[\"bytes\"]) for r in "
+				    "d[\"results\"]]");
 		tap_ok(strcmp(v, "[('direct', True, 8388608), ('bounce', True, 8388608)]") == 0,
 		       "both modes moved the file: %s", v);
-		tool_json_eval(out, "d[\"ratios\"][0][\"cache\"]", v, sizeof(v));
+		v = tool_jeval(out, "d[\"ratios\"][0][\"cache\"]");
 		tap_ok(strcmp(v, "cold") == 0, "a cold ratio is reported");
 	} else {
 		tap_skip(2, "no python3");
 	}
-	free(out);
 
 	/* Library modes run with the library's defaults unless --lib-* and --chunk say. */
-	snprintf(args, sizeof(args),
-		 "--device host --modes bounce --size 1M --depth 4 --lib-threads 3 --lib-depth 6 "
-		 "--chunk 256K --bounce-async --cache warm %s/data", dir);
-	st = tool_run("p2pio-bench", args, &out);
+	st = bench("--device host --modes bounce --size 1M --depth 4 --lib-threads 3 --lib-depth 6 "
+		   "--chunk 256K --bounce-async --cache warm %s/data", dir);
 	n = check_lines(out, &skipped);
 	tap_ok(st == 0 && n == 1, "BOUNCE with context options moved the file");
 	tap_ok(strstr(out, "lib qd=6 threads=3 chunk=256K") && strstr(out, " async"),
 	       "the result line names the context options that ran");
-	free(out);
-	snprintf(args, sizeof(args), "--device host --modes posix --size 1M --depth 4 "
-		 "--cache warm %s/data", dir);
-	st = tool_run("p2pio-bench", args, &out);
+	st = bench("--device host --modes posix --size 1M --depth 4 --cache warm %s/data", dir);
 	tap_ok(st == 0 && check_lines(out, &skipped) == 1 && strstr(out, "chunk=4096K"),
 	       "without them, the library's default chunk size runs, not --size");
-	free(out);
 
 	/* GPU modes without a GPU: skipped with a reason, not failed (link: each shape). */
-	snprintf(args, sizeof(args), "--device host --modes naive,link --size 1M --depth 4 "
-		 "--cache warm %s/data", dir);
-	st = tool_run("p2pio-bench", args, &out);
+	st = bench("--device host --modes naive,link --size 1M --depth 4 --cache warm %s/data",
+		   dir);
 	n = check_lines(out, &skipped);
 	tap_ok(st == 0 && n == 0 && skipped == 5 && strstr(out, "best sweep=link cache=warm: no shape"),
 	       "GPU baselines are skipped into host memory, the link sweep's four shapes too");
-	free(out);
 
 	/* The storage ceiling: a sweep of shapes, its best reported and used by the ratios. */
-	snprintf(args, sizeof(args), "--device host --modes storage,posix --size 1M --depth 4 "
-		 "--cache warm %s/data", dir);
-	st = tool_run("p2pio-bench", args, &out);
+	st = bench("--device host --modes storage,posix --size 1M --depth 4 --cache warm %s/data",
+		   dir);
 	tap_is_int(st, 0, "storage sweep exits 0");
 	check_sweep(out);
-	free(out);
-	snprintf(args, sizeof(args), "--device host --modes storage --fixed --size 1M --depth 4 "
-		 "--threads 2 --cache warm %s/data", dir);
-	st = tool_run("p2pio-bench", args, &out);
+	st = bench("--device host --modes storage --fixed --size 1M --depth 4 --threads 2 "
+		   "--cache warm %s/data", dir);
 	n = check_lines(out, &skipped);
 	tap_ok(st == 0 && n == 2 && strstr(out, "mode=direct") && strstr(out, "mode=buffered") &&
 		       !strstr(out, "best sweep="),
 	       "--fixed: the storage modes at the given shape only, no sweep");
+
+	tap_is_int(bench("--modes nosuch %s/data 2>/dev/null", dir), 2, "an unknown mode: exit 2");
+	tap_is_int(bench("--size 0 %s/data 2>/dev/null", dir), 2, "a zero size: exit 2");
+	tap_is_int(bench("/nonexistent/x 2>/dev/null"), 2, "a missing file: exit 2");
+
 	free(out);
-
-	snprintf(args, sizeof(args), "--modes nosuch %s/data 2>/dev/null", dir);
-	tap_is_int(tool_run("p2pio-bench", args, NULL), 2, "an unknown mode: exit 2");
-	snprintf(args, sizeof(args), "--size 0 %s/data 2>/dev/null", dir);
-	tap_is_int(tool_run("p2pio-bench", args, NULL), 2, "a zero size: exit 2");
-	tap_is_int(tool_run("p2pio-bench", "/nonexistent/x 2>/dev/null", NULL), 2,
-		   "a missing file: exit 2");
-
-	snprintf(args, sizeof(args), "rm -rf %s", dir);
-	if (system(args))
-		tap_diag("could not remove %s", dir);
 	return tap_exit();
 }

@@ -7,46 +7,22 @@
  * exit codes say what happened.
  */
 #include <errno.h>
-#include <stdarg.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "p2pio.h"
 #include "tap.h"
+#include "tool_run.h"
 
-static char bin[PATH_MAX];
-static char dir[] = "/tmp/p2pio-test-mkmodel-XXXXXX";
-static char out[8192];
+static const char *bin;		/* where the tools are: tool_bindir() */
+static const char *dir;		/* the scratch directory, removed at exit */
+static char *out;		/* the last command's standard output */
 
-/* Run a shell command; its stdout lands in out[]; returns the exit status. */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	FILE *p;
-	size_t n;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	p = popen(cmd, "r");
-	if (!p)
-		return -1;
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	/* Drain what does not fit. */
-	while (fread(cmd, 1, sizeof(cmd), p) > 0)
-		;
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* Run a shell command line; its stdout lands in out; returns the exit status. */
+#define run(...) tool_sh(&out, __VA_ARGS__)
 
 static const struct p2pio_gguf_tensor *tensor(struct p2pio_gguf *g, const char *name)
 {
@@ -85,12 +61,14 @@ static void test_tiny(void)
 	struct p2pio_error e = { 0 };
 	const char *s = NULL;
 	uint64_t v = 0, size = 0;
+	char path[PATH_MAX];
 	struct stat st;
 	bool ok;
 	int i;
 
 	tap_is_int(run("%s/p2pio-mkmodel -q -p tiny %s/tiny.gguf", bin, dir), 0, "mkmodel -p tiny");
-	if (p2pio_gguf_open(strcat(strcpy(out, dir), "/tiny.gguf"), &g, &e)) {
+	snprintf(path, sizeof(path), "%s/tiny.gguf", dir);
+	if (p2pio_gguf_open(path, &g, &e)) {
 		tap_diag("%s", e.msg);
 		tap_skip(9, "tiny.gguf does not open");
 		return;
@@ -125,7 +103,7 @@ static void test_tiny(void)
 	       "seed 1 in the metadata; every byte is its pattern");
 	tap_is_int(run("%s/p2pio-mkmodel -p tiny --size-only", bin), 0, "--size-only");
 	size = strtoull(out, NULL, 10);
-	tap_ok(!stat(p2pio_gguf_file_size(g) ? strcat(strcpy(out, dir), "/tiny.gguf") : "", &st) &&
+	tap_ok(!stat(p2pio_gguf_file_size(g) ? path : "", &st) &&
 	       (uint64_t)st.st_size == size && size == p2pio_gguf_file_size(g),
 	       "--size-only prints the size it writes (%llu)", (unsigned long long)size);
 	p2pio_gguf_close(g);
@@ -133,7 +111,8 @@ static void test_tiny(void)
 	tap_is_int(run("%s/p2pio-mkmodel -q -p tiny --align 4096 --seed 77 --layers 3 %s/a.gguf",
 		       bin, dir), 0, "mkmodel --align 4096 --seed 77 --layers 3");
 	g = NULL;
-	if (p2pio_gguf_open(strcat(strcpy(out, dir), "/a.gguf"), &g, NULL)) {
+	snprintf(path, sizeof(path), "%s/a.gguf", dir);
+	if (p2pio_gguf_open(path, &g, NULL)) {
 		tap_skip(1, "a.gguf does not open");
 		return;
 	}
@@ -151,12 +130,14 @@ static void test_moe(void)
 	const struct p2pio_gguf_layer *l;
 	struct p2pio_gguf *g = NULL;
 	uint64_t v = 0, off = 0, len = 0;
+	char path[PATH_MAX];
 	const void *data;
 	int idx;
 
 	tap_is_int(run("%s/p2pio-mkmodel -q -p moe-tiny %s/moe.gguf", bin, dir), 0,
 		   "mkmodel -p moe-tiny");
-	if (p2pio_gguf_open(strcat(strcpy(out, dir), "/moe.gguf"), &g, NULL)) {
+	snprintf(path, sizeof(path), "%s/moe.gguf", dir);
+	if (p2pio_gguf_open(path, &g, NULL)) {
 		tap_skip(5, "moe.gguf does not open");
 		return;
 	}
@@ -282,18 +263,17 @@ int main(int argc, char **argv)
 	char self[PATH_MAX];
 
 	/* build/tests/test-mkmodel finds its tools in build/bin (build-asan likewise). */
-	snprintf(self, sizeof(self), "%s", argv[0]);
-	snprintf(bin, sizeof(bin), "%s/../bin", dirname(self));
+	tool_init(argv[0]);
+	bin = tool_bindir();
 	if (access(strcat(strcpy(self, bin), "/p2pio-mkmodel"), X_OK) ||
 	    access(strcat(strcpy(self, bin), "/p2pio-gguf"), X_OK))
 		tap_bail("the tools are not built beside this test (make tools)");
-	if (!mkdtemp(dir))
-		tap_bail("mkdtemp failed");
+	dir = tool_scratch("mkmodel");
 	tap_plan(11 + 6 + 19 + 2);
 	test_tiny();
 	test_moe();
 	test_gguf_tool();
 	test_hostile_strings();
-	run("rm -rf %s", dir);
+	free(out);
 	return tap_exit();
 }

@@ -11,9 +11,7 @@
  * for the dense part or for a token's experts fail with what to give; bad arguments exit
  * 2, unreadable inputs 3; and the replay's oracle never hits less than a demand policy.
  */
-#include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,51 +28,12 @@
 /* Where the whole trace is not needed: the first tokens, for time (ASan, 2 CPUs). */
 #define SHORT 12
 
-static char dir[] = "/tmp/p2pio-moe-XXXXXX";
+static const char *dir;		/* the scratch directory, removed at exit */
 static char model[128], trace[128];
 static char *out;		/* the last run's standard output */
-static char v[512];		/* the last JSON expression's value */
 
-/* Leave no model behind in /tmp when giving up. */
-static void bail(const char *why)
-{
-	tool_rm_dir(dir);
-	tap_bail(why);
-}
-
-/* Run p2pio-moe with @fmt's arguments; its stdout lands in out. */
-static int moe(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int moe(const char *fmt, ...)
-{
-	char args[1024];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	free(out);
-	out = NULL;
-	st = tool_run("p2pio-moe", args, &out);
-	if (!out)
-		out = calloc(1, 1);
-	if (!out)
-		bail("out of memory");
-	return st;
-}
-
-/* A python3 expression over @json as d: its str() in v. */
-static const char *jeval(const char *json, const char *expr)
-{
-	v[0] = '\0';
-	tool_json_eval(json, expr, v, sizeof(v));
-	return v;
-}
-
-static bool jis(const char *expr, const char *want)
-{
-	return !strcmp(jeval(out, expr), want);
-}
+/* Run p2pio-moe with these arguments; its stdout lands in out. */
+#define moe(...) tool_run(&out, "p2pio-moe", __VA_ARGS__)
 
 /* A python3 expression over the JSON and what it says when it holds. */
 struct jcheck {
@@ -82,7 +41,7 @@ struct jcheck {
 	const char *what;
 };
 
-/* What tool_json_eval()'s command line leaves for the expression. */
+/* What tool_jeval()'s command line leaves for the expression. */
 #define JEXPR_MAX 900
 
 /*
@@ -94,6 +53,7 @@ static void jchecks(const struct jcheck *c, int n)
 {
 	static const char head[] = "\"\".join(\"1\" if x else \"0\" for x in [";
 	char expr[JEXPR_MAX + 16];
+	const char *r;
 	int i = 0, first, k;
 	size_t len;
 
@@ -104,41 +64,14 @@ static void jchecks(const struct jcheck *c, int n)
 			len += (size_t)snprintf(expr + len, sizeof(expr) - len, "(%s),",
 						c[i++].expr);
 		if (i == first)
-			bail("a JSON check too long for one python3 command line");
+			tap_bail("a JSON check too long for one python3 command line");
 		snprintf(expr + len, sizeof(expr) - len, "])");
-		jeval(out, expr);
+		r = tool_jeval(out, expr);
 		for (k = first; k < i; k++)
-			if (!tap_ok(strlen(v) == (size_t)(i - first) && v[k - first] == '1', "%s",
+			if (!tap_ok(strlen(r) == (size_t)(i - first) && r[k - first] == '1', "%s",
 				    c[k].what))
 				tap_diag("  does not hold: %s", c[k].expr);
 	}
-}
-
-/* Whether a line of @text starts with @prefix and contains @needle. */
-static bool has_line(const char *text, const char *prefix, const char *needle)
-{
-	const char *l, *end, *hit;
-
-	for (l = text; l && *l; l = end ? end + 1 : NULL) {
-		end = strchr(l, '\n');
-		if (strncmp(l, prefix, strlen(prefix)))
-			continue;
-		hit = needle ? strstr(l, needle) : l;
-		if (hit && (!end || hit < end))
-			return true;
-	}
-	return false;
-}
-
-/* The line of @text that starts with @prefix, or "". */
-static const char *line_of(const char *text, const char *prefix)
-{
-	const char *l;
-
-	for (l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
-		if (!strncmp(l, prefix, strlen(prefix)))
-			return l;
-	return "";
 }
 
 /* From the text report: the measured misses ("hits ... (H of A;") and reads. */
@@ -146,39 +79,12 @@ static bool text_counts(uint64_t *misses, uint64_t *reads)
 {
 	uint64_t h, a;
 
-	if (sscanf(line_of(out, "hits "), "hits %*f%% (%" SCNu64 " of %" SCNu64 ";", &h, &a) != 2 ||
-	    sscanf(line_of(out, "reads "), "reads %" SCNu64 " (", reads) != 1 || h > a)
+	if (sscanf(tool_line(out, "hits "), "hits %*f%% (%" SCNu64 " of %" SCNu64 ";", &h,
+		   &a) != 2 ||
+	    sscanf(tool_line(out, "reads "), "reads %" SCNu64 " (", reads) != 1 || h > a)
 		return false;
 	*misses = a - h;
 	return true;
-}
-
-static int flip_byte(int fd, uint64_t off)
-{
-	unsigned char b;
-
-	if (pread(fd, &b, 1, (off_t)off) != 1)
-		return -1;
-	b ^= 0xff;
-	return pwrite(fd, &b, 1, (off_t)off) == 1 ? 0 : -1;
-}
-
-/* @dst: a copy of @src with the byte at each of @off[0..@n) flipped. */
-static bool corrupt_copy(const char *src, const char *dst, const uint64_t *off, int n)
-{
-	char cmd[300];
-	int fd, i, ret = 0;
-
-	snprintf(cmd, sizeof(cmd), "cp %s %s", src, dst);
-	if (system(cmd))
-		return false;
-	fd = open(dst, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	for (i = 0; i < n && !ret; i++)
-		ret = flip_byte(fd, off[i]);
-	close(fd);
-	return !ret;
 }
 
 /* The misses of `replay -g -c @cap -p lru -f none` of the trace: the same cache, modelled. */
@@ -187,7 +93,7 @@ static int64_t replay_lru_misses(uint64_t cap)
 	uint64_t n, misses;
 
 	if (moe("replay --json -g -c %" PRIu64 " -p lru -f none --no-oracle %s", cap, trace) ||
-	    sscanf(jeval(out, "(len(d[\"results\"]), d[\"results\"][0][\"misses\"])"),
+	    sscanf(tool_jeval(out, "(len(d[\"results\"]), d[\"results\"][0][\"misses\"])"),
 		   "(%" SCNu64 ", %" SCNu64 ")", &n, &misses) != 2 || n != 1)
 		return -1;
 	return (int64_t)misses;
@@ -252,40 +158,38 @@ int main(int argc, char **argv)
 	uint64_t dense, xbytes, slice_min_reads, misses = 0, reads = 0, need, m_all, m_warm;
 	uint64_t bad_off[EXPERTS], slice, exps_off, exps_bytes, got, a, b, c, d;
 	char bad[128], args[512], want[256];
+	const char *v = tool_jval;	/* what the last JSON check saw */
 	char *g = NULL;
 	const char *p;
 	int st, e, i, counted;
 	int64_t r;
 
 	tool_init(argv[0]);
-	if (system("command -v python3 >/dev/null 2>&1"))
-		tap_skip_all("python3 is needed to parse the JSON");
-	if (!mkdtemp(dir))
-		tap_bail("mkdtemp");
+	tool_need_python();
+	dir = tool_scratch("moe");
 	snprintf(model, sizeof(model), "%s/m.gguf", dir);
 	snprintf(trace, sizeof(trace), "%s/t.trace", dir);
 	snprintf(bad, sizeof(bad), "%s/bad.gguf", dir);
 
 	/* A seed other than the default: verification must take it from the metadata. */
-	snprintf(args, sizeof(args), "-q -p moe-tiny -s 3 %s", model);
-	if (tool_run("p2pio-mkmodel", args, NULL))
-		bail("p2pio-mkmodel -p moe-tiny failed");
+	if (tool_run(NULL, "p2pio-mkmodel", "-q -p moe-tiny -s 3 %s", model))
+		tap_bail("p2pio-mkmodel -p moe-tiny failed");
 	if (moe("synth -L %d -E %d -k %d -n %d -S 1 -o %s", LAYERS, EXPERTS, USED, TOKENS, trace))
-		bail("p2pio-moe synth failed");
+		tap_bail("p2pio-moe synth failed");
 	/*
 	 * Layer 0's first expert tensor (8 experts: slices along its outermost dimension),
 	 * and the fewest reads of at most 64 KiB an expert load of any layer can take.
 	 */
-	snprintf(args, sizeof(args), "--tensors --json %s", model);
-	if (tool_run("p2pio-gguf", args, &g) ||
-	    sscanf(jeval(g, "next((t[\"file_offset\"], t[\"bytes\"]) for t in d[\"tensors\"] if "
-			    "t[\"layer\"] == 0 and t[\"name\"].endswith(\"_exps.weight\") and "
-			    "t[\"experts\"] == 8) + (min(sum(-(-t[\"expert_bytes\"] // 65536) for t "
-			    "in d[\"tensors\"] if t[\"layer\"] == l and t[\"experts\"]) for l in "
-			    "range(4)),)"),
+	if (tool_run(&g, "p2pio-gguf", "--tensors --json %s", model) ||
+	    sscanf(tool_jeval(g, "next((t[\"file_offset\"], t[\"bytes\"]) for t in "
+				 "d[\"tensors\"] if t[\"layer\"] == 0 and "
+				 "t[\"name\"].endswith(\"_exps.weight\") and "
+				 "t[\"experts\"] == 8) + (min(sum(-(-t[\"expert_bytes\"] // 65536) "
+				 "for t in d[\"tensors\"] if t[\"layer\"] == l and "
+				 "t[\"experts\"]) for l in range(4)),)"),
 		   "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ")", &exps_off, &exps_bytes,
 		   &slice_min_reads) != 3 || exps_bytes % EXPERTS || !slice_min_reads)
-		bail("no layer-0 expert tensor of 8 experts in the moe-tiny model");
+		tap_bail("no layer-0 expert tensor of 8 experts in the moe-tiny model");
 	free(g);
 	/* One byte in the middle of each expert's slice: e*size/8 .. (e+1)*size/8. */
 	slice = exps_bytes / EXPERTS;
@@ -305,9 +209,9 @@ int main(int argc, char **argv)
 	/* ---- the real cache against its model: warm-up 0, every access counted ---- */
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
 		 "--warmup 0", model, trace);
-	counted = sscanf(jeval(out, "(d[\"warmup_tokens\"], d[\"tokens\"], d[\"mismatches\"], "
-			       "d[\"misses\"])"), "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ", %"
-			 SCNu64 ")", &a, &b, &c, &got);
+	counted = sscanf(tool_jeval(out, "(d[\"warmup_tokens\"], d[\"tokens\"], "
+				    "d[\"mismatches\"], d[\"misses\"])"),
+			 "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ", %" SCNu64 ")", &a, &b, &c, &got);
 	tap_ok(st == 0 && counted == 4 && a == 0 && b == TOKENS && c == 0,
 	       "--warmup 0: all 40 tokens measured, no byte wrong");
 	r = replay_lru_misses(8);
@@ -318,26 +222,27 @@ int main(int argc, char **argv)
 	/* ---- the text report, cold (the default), a given ceiling ---- */
 	st = moe("run -d host %s --trace %s --fraction 0.25 --ceiling 5 -n %d", model, trace, SHORT);
 	tap_is_int(st, 0, "text report: exit 0");
-	tap_ok(has_line(out, "model ", "4 layers x 8 experts (2 used)") &&
-		       has_line(out, "budget ", "dense + 8 experts = 25.0% of the experts"),
+	tap_ok(tool_has_line(out, "model ", "4 layers x 8 experts (2 used)") &&
+		       tool_has_line(out, "budget ", "dense + 8 experts = 25.0% of the experts"),
 	       "model and budget lines");
-	tap_ok(has_line(out, "engine ", " threads") && has_line(out, "reads ", " per load") &&
-		       has_line(out, "ceiling ", "5.00 GB/s (given)") &&
-		       has_line(out, "bound ", " tokens/s = ceiling / missed bytes per token"),
+	tap_ok(tool_has_line(out, "engine ", " threads") &&
+		       tool_has_line(out, "reads ", " per load") &&
+		       tool_has_line(out, "ceiling ", "5.00 GB/s (given)") &&
+		       tool_has_line(out, "bound ", " tokens/s = ceiling / missed bytes per token"),
 	       "engine, reads, ceiling (given) and bound lines");
-	tap_ok(has_line(out, "verify ", "checked by the CPU, 0 bytes wrong"),
+	tap_ok(tool_has_line(out, "verify ", "checked by the CPU, 0 bytes wrong"),
 	       "verify ... 0 bytes wrong");
 
 	/* ---- options say what they did ---- */
 	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
 		 "--read-pieces 3 -n %d", model, trace, SHORT);
-	tap_ok(st == 0 && has_line(out, "reads ", "(about 3 per load)") &&
-		       has_line(out, "verify ", ", 0 bytes wrong"),
+	tap_ok(st == 0 && tool_has_line(out, "reads ", "(about 3 per load)") &&
+		       tool_has_line(out, "verify ", ", 0 bytes wrong"),
 	       "--read-pieces 3: exit 0, about 3 reads per load, 0 bytes wrong");
 	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
 		 "--read-piece 64K -n %d", model, trace, SHORT);
-	tap_ok(st == 0 && has_line(out, "reads ", "(at most 64.0 KiB each)") &&
-		       has_line(out, "verify ", ", 0 bytes wrong"),
+	tap_ok(st == 0 && tool_has_line(out, "reads ", "(at most 64.0 KiB each)") &&
+		       tool_has_line(out, "verify ", ", 0 bytes wrong"),
 	       "--read-piece 64K: exit 0, reads of at most 64 KiB, 0 bytes wrong");
 	/* Every miss loads its expert, each slice in reads of at most 64 KiB. */
 	counted = text_counts(&misses, &reads);
@@ -346,22 +251,23 @@ int main(int argc, char **argv)
 	       PRIu64 " misses x %" PRIu64 ")", reads, misses, slice_min_reads);
 	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
 		 "--no-poll --threads 4 -n %d", model, trace, SHORT);
-	tap_ok(st == 0 && has_line(out, "engine ", "4 threads (given)") &&
-		       !has_line(out, "engine ", "polling") &&
-		       has_line(out, "verify ", ", 0 bytes wrong"),
+	tap_ok(st == 0 && tool_has_line(out, "engine ", "4 threads (given)") &&
+		       !tool_has_line(out, "engine ", "polling") &&
+		       tool_has_line(out, "verify ", ", 0 bytes wrong"),
 	       "--no-poll --threads 4: exit 0, 4 threads given, no polling, 0 bytes wrong");
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 -n %d",
 		 model, trace, SHORT);
-	tap_ok(st == 0 && jis("(d[\"ceiling_measured\"], d[\"ceiling_Bps\"], d[\"ceiling_from\"], "
-			      "d[\"mismatches\"], abs(d[\"bound_tokens_per_s\"] * "
-			      "d[\"missed_bytes_per_token\"] - 5e9) < 1)",
-			      "(False, 5000000000, 'given', 0, True)"),
+	tap_ok(st == 0 && tool_jis(out, "(d[\"ceiling_measured\"], d[\"ceiling_Bps\"], "
+				   "d[\"ceiling_from\"], d[\"mismatches\"], "
+				   "abs(d[\"bound_tokens_per_s\"] * "
+				   "d[\"missed_bytes_per_token\"] - 5e9) < 1)",
+				   "(False, 5000000000, 'given', 0, True)"),
 	       "--ceiling 5: not measured, 5e9 bytes/s, given; the bound divides it: %s", v);
 
 	/* ---- every expert fits: none is read twice ---- */
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 1 --ceiling 5 "
 		 "--warmup 0", model, trace);
-	counted = sscanf(jeval(out, "(d[\"capacity\"], d[\"mismatches\"], d[\"misses\"])"),
+	counted = sscanf(tool_jeval(out, "(d[\"capacity\"], d[\"mismatches\"], d[\"misses\"])"),
 			 "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ")", &a, &c, &m_all);
 	tap_ok(st == 0 && counted == 3 && a == LAYERS * EXPERTS && c == 0,
 	       "--fraction 1: every expert has a slot, no byte wrong");
@@ -371,14 +277,14 @@ int main(int argc, char **argv)
 	       PRId64 ")", m_all, r);
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 1 --ceiling 5 "
 		 "--warmup 0 -n 4", model, trace);
-	counted = sscanf(jeval(out, "(d[\"tokens\"], d[\"misses\"])"), "(%" SCNu64 ", %" SCNu64
-			 ")", &b, &m_warm);
+	counted = sscanf(tool_jeval(out, "(d[\"tokens\"], d[\"misses\"])"),
+			 "(%" SCNu64 ", %" SCNu64 ")", &b, &m_warm);
 	tap_ok(st == 0 && counted == 2 && b == 4 && m_warm > 0 && m_warm <= m_all,
 	       "-n 4: the first four tokens miss %" PRIu64 " times", m_warm);
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 1 --ceiling 5 "
 		 "--warmup 4", model, trace);
-	counted = sscanf(jeval(out, "(d[\"misses\"], d[\"hits\"] + d[\"misses\"] - "
-			       "d[\"accesses\"])"), "(%" SCNu64 ", %" SCNu64 ")", &got, &d);
+	counted = sscanf(tool_jeval(out, "(d[\"misses\"], d[\"hits\"] + d[\"misses\"] - "
+				    "d[\"accesses\"])"), "(%" SCNu64 ", %" SCNu64 ")", &got, &d);
 	tap_ok(st == 0 && counted == 2 && got == m_all - m_warm && d == 0,
 	       "--warmup 4: the misses left are exactly the experts first needed after it "
 	       "(%" PRIu64 " = %" PRIu64 " - %" PRIu64 ")", got, m_all, m_warm);
@@ -386,9 +292,9 @@ int main(int argc, char **argv)
 	/* ---- budgets too small ---- */
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 1 --ceiling 5 -n 1",
 		 model, trace);
-	if (st || sscanf(jeval(out, "(d[\"dense_bytes\"], d[\"expert_bytes\"])"), "(%" SCNu64
-			 ", %" SCNu64 ")", &dense, &xbytes) != 2 || !dense || !xbytes)
-		bail("the dense part's and an expert's bytes");
+	if (st || sscanf(tool_jeval(out, "(d[\"dense_bytes\"], d[\"expert_bytes\"])"),
+			 "(%" SCNu64 ", %" SCNu64 ")", &dense, &xbytes) != 2 || !dense || !xbytes)
+		tap_bail("the dense part's and an expert's bytes");
 	st = moe("run -d host --keep-cache %s --trace %s --budget 1M --ceiling 5 2>&1", model,
 		 trace);
 	snprintf(want, sizeof(want), "does not hold the dense part (%" PRIu64 ")", dense);
@@ -403,19 +309,20 @@ int main(int argc, char **argv)
 	tap_ok(st == 3 && strstr(out, want), "a budget of one expert: exit 3, says what to give");
 	st = moe("run -d host --json --keep-cache %s --trace %s --budget %" PRIu64
 		 " --ceiling 5 -n %d", model, trace, need, SHORT);
-	tap_ok(st == 0 && jis("(d[\"capacity\"], d[\"mismatches\"])", "(2, 0)"),
+	tap_ok(st == 0 && tool_jis(out, "(d[\"capacity\"], d[\"mismatches\"])", "(2, 0)"),
 	       "and that budget decodes with two experts: %s", v);
 
 	/* ---- a flipped byte in every expert of layer 0's tensor ---- */
-	if (!corrupt_copy(model, bad, bad_off, EXPERTS)) {
+	if (!tool_corrupt_copy(model, bad, bad_off, EXPERTS)) {
 		tap_skip(3, "could not make a corrupted copy");
 	} else {
 		st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 "
 			 "--ceiling 5 -n %d 2>/dev/null", bad, trace, SHORT);
 		tap_is_int(st, 1, "a wrong byte in each expert of layer 0: exit 1");
 		/* Every token checks its 2 experts of layer 0, hits too, warm-up included. */
-		tap_ok(jis("d[\"mismatches\"] == 2 * (d[\"warmup_tokens\"] + d[\"tokens\"])",
-			   "True"), "one mismatch for each time a token required one of them");
+		tap_ok(tool_jis(out, "d[\"mismatches\"] == 2 * (d[\"warmup_tokens\"] + "
+				"d[\"tokens\"])", "True"),
+		       "one mismatch for each time a token required one of them");
 		st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 -n %d "
 			 "2>&1", bad, trace, SHORT);
 		p = strstr(out, "(first at file offset ");
@@ -459,6 +366,5 @@ int main(int argc, char **argv)
 	jchecks(replay_checks, NCHECKS(replay_checks));
 
 	free(out);
-	tool_rm_dir(dir);
 	return tap_exit();
 }
