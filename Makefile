@@ -97,9 +97,12 @@ $(error two unit tests share a name: $(UNIT_DUPS))
 endif
 
 # GPU test programs (tests/gpu/test-*.c) build everywhere and run under tests/gpu/run.sh,
-# which skips where there is no GPU; they share the unit tests' helpers.
+# which skips where there is no GPU; they share the unit tests' helpers and their own
+# (tests/gpu/*.c other than test-*: the CUDA set-up that skips without a GPU).
 GPU_MAINS := $(sort $(wildcard tests/gpu/test-*.c))
 GPU_TESTS := $(GPU_MAINS:tests/gpu/%.c=$(BUILD)/tests/gpu/%)
+GPU_COMMON := $(filter-out $(GPU_MAINS),$(wildcard tests/gpu/*.c))
+GPU_COMMON_OBJS := $(GPU_COMMON:%.c=$(BUILD)/%.o)
 
 .PHONY: all lib tools tests kmod man deps check check-unit check-asan check-fuzz check-vm \
 	check-gpu check-man check-python check-pkg demo install deb clean
@@ -159,9 +162,9 @@ $(BUILD)/bin/%: $(BUILD)/tools/%.o $(TOOL_COMMON_OBJS) $(TOOL_LIB_DEP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(TOOL_COMMON_OBJS) $(TOOL_LIB) $(LDLIBS_ALL)
 
-$(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(UNIT_COMMON_OBJS) $(LIB_A)
+$(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(GPU_COMMON_OBJS) $(UNIT_COMMON_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UNIT_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(GPU_COMMON_OBJS) $(UNIT_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
 
 # One link rule per unit test: build/tests/test-NAME from tests/unit/<component>/test-NAME.c.
 define UNIT_LINK
@@ -262,4 +265,4 @@ clean:
 
 -include $(LIB_OBJS:.o=.d) $(TOOL_COMMON_OBJS:.o=.d) $(TOOLS:$(BUILD)/bin/%=$(BUILD)/tools/%.d) \
 	$(UNIT_COMMON_OBJS:.o=.d) $(UNIT_MAINS:%.c=$(BUILD)/%.d) \
-	$(GPU_TESTS:%=%.d)
+	$(GPU_TESTS:%=%.d) $(GPU_COMMON_OBJS:.o=.d)

@@ -24,8 +24,8 @@
 
 #include "p2pio.h"
 #include "internal.h"
-#include "engine/cuda_dl.h"
 #include "engine_fixture.h"
+#include "gpu_fixture.h"
 #include "tap.h"
 
 #define GUARD 4096
@@ -249,14 +249,11 @@ out:
 
 int main(void)
 {
-	char why[160];
 	uint64_t chunks[] = { 1 << 20, 4 << 20, 16 << 20 };
 	uint32_t qds[] = { 4, 16, 32 };
 	unsigned int i, j;
 
-	cu = p2pio_cuda_get(why, sizeof(why));
-	if (!cu)
-		tap_skip_all(why);
+	cu = gpu_fixture_cuda();
 	fsize = (getenv("P2PIO_GPU_FILE_MB") ? strtoull(getenv("P2PIO_GPU_FILE_MB"), NULL, 0) :
 					       1024) << 20;
 	fsize += 4567;	/* never a whole number of blocks */

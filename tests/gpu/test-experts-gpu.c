@@ -9,13 +9,10 @@
  * be found. Skips where there is no GPU.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "engine/engine.h"
+#include "gpu_fixture.h"
 #include "model_fixture.h"
 #include "tap.h"
 
@@ -27,13 +24,7 @@
 #define TOKENS 24
 #define SEED 0xe4b37a11ull
 
-static char model_path[PATH_MAX];
-
-static void cleanup(void)
-{
-	if (model_path[0])
-		unlink(model_path);
-}
+static const char *model_path;
 
 static void route(uint32_t token, uint32_t layer, uint32_t *ids)
 {
@@ -93,7 +84,6 @@ static void test_decode(struct p2pio_ctx *ctx, const struct p2pio_cuda *cu, uint
 	uint64_t ptr[USED], want = 0;
 	int errs = 0, moved = 0;
 	CUstream cs = NULL;
-	CUcontext prev;
 
 	memset(home, 0, sizeof(home));
 	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
@@ -118,9 +108,7 @@ static void test_decode(struct p2pio_ctx *ctx, const struct p2pio_cuda *cu, uint
 	tap_ok(info.stable && io.committed == 0 && info.capacity == capacity,
 	       "CUDA VMM cache: stable addresses, nothing committed at open, capacity %u "
 	       "(%llu-byte experts)", capacity, (unsigned long long)info.expert_bytes);
-	prev = p2pio_ctx_enter(ctx);
-	cu->StreamCreate(&cs, CU_STREAM_NON_BLOCKING);
-	p2pio_ctx_leave(ctx, prev);
+	cs = gpu_fixture_stream(ctx, cu);
 	for (tok = 0; tok < TOKENS; tok++) {
 		p2pio_experts_token_begin(x);
 		for (l = 0; l < NLAYERS; l++) {
@@ -162,10 +150,7 @@ static void test_decode(struct p2pio_ctx *ctx, const struct p2pio_cuda *cu, uint
 	       (unsigned long long)(capacity * info.expert_bytes), (unsigned long long)io.creates,
 	       (unsigned long long)io.maps, (double)io.stall_ns * 1e-6,
 	       (unsigned long long)io.stalls);
-	prev = p2pio_ctx_enter(ctx);
-	cu->StreamSynchronize(cs);
-	cu->StreamDestroy(cs);
-	p2pio_ctx_leave(ctx, prev);
+	gpu_fixture_stream_destroy(ctx, cu, cs);
 out_model:
 	p2pio_verifier_close(v);
 	p2pio_experts_close(x);
@@ -200,9 +185,7 @@ static void test_flip_and_miss(struct p2pio_ctx *ctx, const struct p2pio_cuda *c
 		goto out_model;
 	}
 	p2pio_experts_info(x, &info);
-	prev = p2pio_ctx_enter(ctx);
-	cu->StreamCreate(&cs, CU_STREAM_NON_BLOCKING);
-	p2pio_ctx_leave(ctx, prev);
+	cs = gpu_fixture_stream(ctx, cu);
 	t0 = p2pio_now_ns();
 	p2pio_experts_require(x, 2, ids, USED, cs, ptr);
 	prev = p2pio_ctx_enter(ctx);
@@ -229,10 +212,7 @@ static void test_flip_and_miss(struct p2pio_ctx *ctx, const struct p2pio_cuda *c
 	       "one flipped byte of an expert in VRAM is found at file offset %llu",
 	       (unsigned long long)vr.first_mismatch);
 	p2pio_experts_release(x, 2, ids, USED, cs);
-	prev = p2pio_ctx_enter(ctx);
-	cu->StreamSynchronize(cs);
-	cu->StreamDestroy(cs);
-	p2pio_ctx_leave(ctx, prev);
+	gpu_fixture_stream_destroy(ctx, cu, cs);
 out_model:
 	p2pio_verifier_close(v);
 	p2pio_experts_close(x);
@@ -241,27 +221,12 @@ out_model:
 
 int main(void)
 {
-	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	const struct p2pio_cuda *cu;
-	struct p2pio_error err = { 0 };
-	struct p2pio_ctx_opts o;
 	struct p2pio_ctx *ctx;
-	char why[160];
-	int fd;
 
-	cu = p2pio_cuda_get(why, sizeof(why));
-	if (!cu)
-		tap_skip_all(why);
-	p2pio_ctx_opts_init(&o);
-	if (o.device == P2PIO_DEVICE_HOST || p2pio_ctx_create(&o, &ctx, &err))
-		tap_skip_all("no GPU context");
+	ctx = gpu_fixture_ctx(&cu);
 	tap_plan_lazy();
-	snprintf(model_path, sizeof(model_path), "%s/p2pio-experts-gpu-XXXXXX", dir);
-	fd = mkstemp(model_path);
-	if (fd < 0)
-		tap_bail("mkstemp");
-	close(fd);
-	atexit(cleanup);
+	model_path = gpu_fixture_tmpfile("p2pio-experts-gpu");
 	if (model_fixture_write_moe(model_path, NLAYERS, NEXPERTS, HIDDEN, FFN, SEED))
 		tap_bail("cannot write the test model");
 	test_decode(ctx, cu, 0, 0, 12);

@@ -7,13 +7,11 @@
  * shows up as mismatches. Skips where there is no GPU.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "engine/engine.h"
+#include "gpu_fixture.h"
 #include "model_fixture.h"
 #include "tap.h"
 
@@ -21,13 +19,7 @@
 #define SEED 0x600dcafeull
 #define PASSES 3
 
-static char model_path[PATH_MAX];
-
-static void cleanup(void)
-{
-	if (model_path[0])
-		unlink(model_path);
-}
+static const char *model_path;
 
 static uint64_t tensors_bytes(struct p2pio_model *m, struct p2pio_model_tensor **out)
 {
@@ -104,7 +96,6 @@ static void test_stream(struct p2pio_ctx *ctx, const struct p2pio_cuda *cu, uint
 	struct p2pio_layer l;
 	uint64_t want = 0;
 	CUstream cs = NULL;
-	CUcontext prev;
 	int p, i, errs = 0;
 
 	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
@@ -118,9 +109,7 @@ static void test_stream(struct p2pio_ctx *ctx, const struct p2pio_cuda *cu, uint
 		p2pio_model_close(m);
 		return;
 	}
-	prev = p2pio_ctx_enter(ctx);
-	cu->StreamCreate(&cs, CU_STREAM_NON_BLOCKING);
-	p2pio_ctx_leave(ctx, prev);
+	cs = gpu_fixture_stream(ctx, cu);
 	for (p = 0; p < PASSES; p++) {
 		for (i = 0; i < NLAYERS; i++) {
 			if (p2pio_streamer_acquire(s, (uint32_t)i, cs, &l)) {
@@ -149,35 +138,18 @@ static void test_stream(struct p2pio_ctx *ctx, const struct p2pio_cuda *cu, uint
 	       (double)st.host_wait_ns * 1e-6);
 	p2pio_verifier_close(v);
 	p2pio_streamer_close(s);
-	prev = p2pio_ctx_enter(ctx);
-	cu->StreamDestroy(cs);
-	p2pio_ctx_leave(ctx, prev);
+	gpu_fixture_stream_destroy(ctx, cu, cs);
 	p2pio_model_close(m);
 }
 
 int main(void)
 {
-	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	const struct p2pio_cuda *cu;
-	struct p2pio_error err = { 0 };
-	struct p2pio_ctx_opts o;
 	struct p2pio_ctx *ctx;
-	char why[160];
-	int fd;
 
-	cu = p2pio_cuda_get(why, sizeof(why));
-	if (!cu)
-		tap_skip_all(why);
-	p2pio_ctx_opts_init(&o);
-	if (o.device == P2PIO_DEVICE_HOST || p2pio_ctx_create(&o, &ctx, &err))
-		tap_skip_all("no GPU context");
+	ctx = gpu_fixture_ctx(&cu);
 	tap_plan_lazy();
-	snprintf(model_path, sizeof(model_path), "%s/p2pio-model-gpu-XXXXXX", dir);
-	fd = mkstemp(model_path);
-	if (fd < 0)
-		tap_bail("mkstemp");
-	close(fd);
-	atexit(cleanup);
+	model_path = gpu_fixture_tmpfile("p2pio-model-gpu");
 	if (model_fixture_write(model_path, NLAYERS, SEED))
 		tap_bail("cannot write the test model");
 	test_whole(ctx, cu);

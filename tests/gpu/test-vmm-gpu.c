@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "gpu_fixture.h"
 #include "tap.h"
 
 #define NHOMES 8
@@ -156,8 +156,6 @@ static void time_calls(const struct vmm *v, CUstream cs, volatile uint32_t *word
 int main(void)
 {
 	const struct p2pio_cuda *cu;
-	struct p2pio_error err = { 0 };
-	struct p2pio_ctx_opts o;
 	struct p2pio_ctx *ctx;
 	struct vmm v = { 0 };
 	CUdeviceptr word_dev = 0;
@@ -165,16 +163,10 @@ int main(void)
 	CUstream cs = NULL;
 	CUcontext prev;
 	size_t gran = 0;
-	char why[160];
 	uint64_t t0;
 	int i;
 
-	cu = p2pio_cuda_get(why, sizeof(why));
-	if (!cu)
-		tap_skip_all(why);
-	p2pio_ctx_opts_init(&o);
-	if (o.device == P2PIO_DEVICE_HOST || p2pio_ctx_create(&o, &ctx, &err))
-		tap_skip_all("no GPU context");
+	ctx = gpu_fixture_ctx(&cu);
 	tap_plan_lazy();
 	prev = p2pio_ctx_enter(ctx);
 	v.cu = cu;
