@@ -29,6 +29,7 @@ struct bench_cuda {
 	bench_cures (*MemHostUnregister)(void *p);
 	bench_cures (*MemcpyHtoD)(bench_devptr dst, const void *src, size_t n);
 	bench_cures (*MemcpyHtoDAsync)(bench_devptr dst, const void *src, size_t n, void *stream);
+	bench_cures (*MemsetD8)(bench_devptr dst, unsigned char v, size_t n);
 	bench_cures (*StreamCreate)(void **s, unsigned int flags);
 	bench_cures (*StreamDestroy)(void *s);
 	bench_cures (*StreamSynchronize)(void *s);

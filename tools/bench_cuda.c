@@ -51,6 +51,7 @@ bool bench_cuda_init(struct bench_cuda *cu, int device)
 	LOAD(MemHostUnregister, "cuMemHostUnregister");
 	LOAD(MemcpyHtoD, "cuMemcpyHtoD_v2");
 	LOAD(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
+	LOAD(MemsetD8, "cuMemsetD8_v2");
 	LOAD(StreamCreate, "cuStreamCreate");
 	LOAD(StreamDestroy, "cuStreamDestroy_v2");
 	LOAD(StreamSynchronize, "cuStreamSynchronize");

@@ -35,6 +35,7 @@ struct opts {
 	bool no_prefetch;
 	bool lru;
 	uint32_t passes;
+	uint32_t repeat;
 	double compute_us;
 	double compute_ratio;
 	double ceiling_gbps;	/* 0: measure */
@@ -90,6 +91,9 @@ static void usage(void)
 	       "      --queue-depth N   engine queue depth (default: the engine's)\n"
 	       "      --chunk SIZE      engine chunk size (default: the engine's)\n"
 	       "      --staging SIZE    engine pinned staging (default: the engine's)\n"
+	       "      --repeat N        load the whole model N times into the same memory\n"
+	       "                        (cold: the cache dropped before each), a result each;\n"
+	       "                        the first load pays what a process pays once\n"
 	       "\n"
 	       "Streaming:\n"
 	       "      --stream          stream layers instead of loading the model whole\n"
@@ -160,7 +164,23 @@ struct run {
 	const char *verify_note;
 	char ceiling_why[192];	/* which ceilings and shapes the stream's bound came from */
 	double open_s;		/* p2pio_model_open(): parse, choose the path, start it */
+	uint64_t arena, arena_bytes;	/* the whole load's arena, once loaded */
 };
+
+/*
+ * Zero the arena a load filled, so that a load into it again (--repeat) is verified on
+ * what that load wrote and not on what the one before left there.
+ */
+static int clear_arena(struct run *r)
+{
+	if (!r->arena)
+		return 0;
+	if (!r->gpu) {
+		memset((void *)(uintptr_t)r->arena, 0, r->arena_bytes);
+		return 0;
+	}
+	return r->cu.MemsetD8(r->arena, 0, r->arena_bytes) ? -EIO : 0;
+}
 
 static int setup(struct run *r)
 {
@@ -367,7 +387,7 @@ static void print_phases(const struct p2pio_load_result *res)
 		       (wall - ph.at_mid_s) * 1e3, 100.0 * (wall - ph.at_mid_s) / wall);
 }
 
-static int run_whole(struct run *r)
+static int run_whole(struct run *r, uint32_t round)
 {
 	struct bar bar = { .on = !r->o.quiet && !r->o.json && isatty(STDERR_FILENO) };
 	struct p2pio_model_load_opts lo = { .progress = bar_update, .progress_arg = &bar };
@@ -377,6 +397,10 @@ static int run_whole(struct run *r)
 	char h[CLI_HUMAN_LEN], tn[32];
 	int ret;
 
+	if (round && clear_arena(r)) {
+		cli_err("clearing the arena before loading again failed");
+		return CLI_EXIT_ERROR;
+	}
 	if (r->o.cold)
 		cli_drop_cache(r->o.path);
 	bar.t0 = bar.last = now_s();
@@ -386,6 +410,8 @@ static int run_whole(struct run *r)
 		cli_err("loading %s: %s", r->o.path, p2pio_strerror(ret));
 		return CLI_EXIT_ERROR;
 	}
+	r->arena = res.arena;
+	r->arena_bytes = res.arena_bytes;
 	t = all_tensors(r);
 	ret = t ? verify_tensors(r, t, r->info.tensors, &vr) : -ENOMEM;
 	free(t);
@@ -394,7 +420,7 @@ static int run_whole(struct run *r)
 		return CLI_EXIT_ERROR;
 	}
 	if (r->o.json) {
-		printf("{\"mode\":\"load\",\"model\":");
+		printf("{\"mode\":\"load\",\"round\":%u,\"model\":", round);
 		cli_json_str(stdout, r->o.path);
 		printf(",\"target\":\"%s\",\"requested\":\"%s\",\"path\":\"%s\",\"cold\":%s"
 		       ",\"bytes\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"seconds\":",
@@ -417,10 +443,10 @@ static int run_whole(struct run *r)
 		       r->info.tensors, r->info.layers, cli_human_bytes(r->info.data_size, h));
 		printf("target     %s\n", target_name(r, tn, sizeof(tn)));
 		printf("path       %s (%s)\n", p2pio_path_name(r->pi.path), r->pi.why);
-		printf("load       %s in %.3f s = %.2f GB/s, %" PRIu64 " reads, %s cache\n",
+		printf("load       %s in %.3f s = %.2f GB/s, %" PRIu64 " reads, %s cache%s\n",
 		       cli_human_bytes(res.bytes, h), (double)res.wall_ns * 1e-9,
 		       gbps(res.bytes, (double)res.wall_ns * 1e-9), res.reads,
-		       r->o.cold ? "cold" : "warm");
+		       r->o.cold ? "cold" : "warm", round ? " (again, same arena)" : "");
 		printf("cpu        %.3f s (%.3f s per GiB)\n", (double)res.cpu_ns * 1e-9,
 		       (double)res.cpu_ns * 1e-9 / ((double)res.bytes / (1 << 30)));
 		print_phases(&res);
@@ -773,7 +799,7 @@ out:
 
 enum {
 	OPT_HOST = 256, OPT_MMAP, OPT_COLD, OPT_NO_VERIFY, OPT_JSON, OPT_STREAM, OPT_BUDGET,
-	OPT_SLOTS, OPT_PREFETCH, OPT_NO_PREFETCH, OPT_LRU, OPT_PASSES, OPT_COMPUTE_US,
+	OPT_SLOTS, OPT_PREFETCH, OPT_NO_PREFETCH, OPT_LRU, OPT_PASSES, OPT_REPEAT, OPT_COMPUTE_US,
 	OPT_COMPUTE_RATIO, OPT_CEILING, OPT_PER_LAYER, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
 };
 
@@ -793,6 +819,7 @@ static const struct option long_opts[] = {
 	{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
 	{ "lru", no_argument, NULL, OPT_LRU },
 	{ "passes", required_argument, NULL, OPT_PASSES },
+	{ "repeat", required_argument, NULL, OPT_REPEAT },
 	{ "compute-us", required_argument, NULL, OPT_COMPUTE_US },
 	{ "compute-ratio", required_argument, NULL, OPT_COMPUTE_RATIO },
 	{ "ceiling", required_argument, NULL, OPT_CEILING },
@@ -831,7 +858,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	uint32_t u;
 	int c;
 
-	*o = (struct opts){ .device = -2, .passes = 3, .verify = true };
+	*o = (struct opts){ .device = -2, .passes = 3, .repeat = 1, .verify = true };
 	while ((c = getopt_long(argc, argv, "d:p:qh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -894,6 +921,10 @@ static int parse(int argc, char **argv, struct opts *o)
 			if (parse_u32(optarg, &o->passes, 1))
 				return cli_usage_err("bad pass count '%s'", optarg);
 			break;
+		case OPT_REPEAT:
+			if (parse_u32(optarg, &o->repeat, 1))
+				return cli_usage_err("bad repeat count '%s'", optarg);
+			break;
 		case OPT_COMPUTE_US:
 			if (parse_double(optarg, &o->compute_us))
 				return cli_usage_err("bad --compute-us '%s'", optarg);
@@ -943,6 +974,7 @@ static int parse(int argc, char **argv, struct opts *o)
 int main(int argc, char **argv)
 {
 	struct run r = { 0 };
+	uint32_t i;
 	int rc;
 
 	cli_init(argv[0]);
@@ -958,7 +990,8 @@ int main(int argc, char **argv)
 	else if (r.o.stream)
 		rc = run_stream(&r);
 	else
-		rc = run_whole(&r);
+		for (i = 0; i < r.o.repeat && rc == CLI_EXIT_OK; i++)
+			rc = run_whole(&r, i);
 	teardown(&r);
 	return rc;
 }

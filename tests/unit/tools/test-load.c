@@ -111,6 +111,24 @@ int main(int argc, char **argv)
 			"True"),
 	       "reads, time and throughput are reported");
 
+	/* ---- --repeat: loads into the same arena, each verified on what it wrote ---- */
+	st = load("--json -q --repeat 2 %s", model);
+	tap_is_int(st, 0, "--repeat 2: exit 0");
+	tap_is_int(tool_count_lines(out, "{\"mode\":\"load\","), 2, "--repeat 2: two results");
+	{
+		const char *second = tool_line(out, "{\"mode\":\"load\",\"round\":1,");
+
+		tap_ok(second && tool_jis(second, "(d[\"round\"], d[\"verified\"], "
+					  "d[\"mismatches\"], d[\"bytes\"] > 0)",
+					  "(1, True, 0, True)"),
+		       "the second load is round 1, read and verified: %s", v);
+	}
+	st = load("-q --repeat 2 %s", model);
+	tap_ok(st == 0 && tool_count_lines(out, "load ") == 2 &&
+		       tool_count_lines(out, "verify ") == 2 &&
+		       tool_has_line(out, "load ", "(again, same arena)"),
+	       "--repeat 2 in text: two loads, two verifications, the second says so");
+
 	/* ---- --cold: AUTO sees the cache as --cold leaves it ---- */
 	if (direct_io_works(model)) {
 		warm(model);
