@@ -274,26 +274,46 @@ static uint64_t wait_release(struct p2pio_streamer *s, uint32_t slot)
  * The prefetcher: keeps the prefetch window loading, waiting for released slots' stream
  * work itself. Woken by acquire, release and load completions.
  */
+/* What prefetch_step() did. */
+enum prefetch_step_result {
+	PREFETCH_NONE,		/* nothing in the window can start now */
+	PREFETCH_WAITED,	/* waited for a victim's stream work: look again */
+	PREFETCH_STARTED,	/* a load started */
+};
+
+/*
+ * One step of filling the prefetch window, for the prefetcher thread and for
+ * p2pio_streamer_wait_prefetch(), locked: start the window's next layer in a free slot, or
+ * wait for the stream work of the slot it would take (the window may move meanwhile, so
+ * the caller looks again). A negative errno when the load could not start.
+ */
+static int prefetch_step(struct p2pio_streamer *s, const char *who)
+{
+	int layer = p2pio_sched_next_prefetch(&s->sched);
+	int slot = layer < 0 || s->fatal ? -1 : p2pio_sched_victim(&s->sched, true, true);
+	int ret;
+
+	if (slot < 0)
+		return PREFETCH_NONE;
+	if (s->sched.slot[slot].busy) {
+		wait_release(s, (uint32_t)slot);
+		return PREFETCH_WAITED;
+	}
+	ret = start_load(s, (uint32_t)slot, (uint32_t)layer, who);
+	return ret ? ret : PREFETCH_STARTED;
+}
+
 static void *prefetcher_main(void *arg)
 {
 	struct p2pio_streamer *s = arg;
 	CUcontext prev = p2pio_ctx_enter(s->ctx);
-	int layer, slot;
+	int step;
 
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop_prefetch) {
-		layer = p2pio_sched_next_prefetch(&s->sched);
-		slot = layer < 0 || s->fatal ? -1 : p2pio_sched_victim(&s->sched, true, true);
-		if (slot < 0) {
-			pthread_cond_wait(&s->cond, &s->lock);
-			continue;
-		}
-		if (s->sched.slot[slot].busy) {
-			/* Then look again: the window may have moved meanwhile. */
-			wait_release(s, (uint32_t)slot);
-			continue;
-		}
-		if (start_load(s, (uint32_t)slot, (uint32_t)layer, "prefetcher"))
+		step = prefetch_step(s, "prefetcher");
+		/* Nothing to start, or a start that failed: until something changes. */
+		if (step == PREFETCH_NONE || step < 0)
 			pthread_cond_wait(&s->cond, &s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -470,8 +490,8 @@ uint32_t p2pio_streamer_prefetch(const struct p2pio_streamer *s, const char **wh
 int p2pio_streamer_wait_prefetch(struct p2pio_streamer *s)
 {
 	CUcontext prev = p2pio_ctx_enter(s->ctx);
-	int layer, slot, ret = 0;
 	uint32_t i, started = 0;
+	int step, ret = 0;
 	bool pending;
 
 	pthread_mutex_lock(&s->lock);
@@ -481,19 +501,16 @@ int p2pio_streamer_wait_prefetch(struct p2pio_streamer *s)
 			break;
 		}
 		poll_released(s);
-		layer = started < s->sched.prefetch ? p2pio_sched_next_prefetch(&s->sched) : -1;
-		slot = layer < 0 ? -1 : p2pio_sched_victim(&s->sched, true, true);
-		if (slot >= 0 && s->sched.slot[slot].busy) {
-			wait_release(s, (uint32_t)slot);
-			continue;
+		step = started < s->sched.prefetch ? prefetch_step(s, "wait-prefetch") :
+						     PREFETCH_NONE;
+		if (step < 0) {
+			ret = step;
+			break;
 		}
-		if (slot >= 0) {
+		if (step == PREFETCH_STARTED)
 			started++;
-			ret = start_load(s, (uint32_t)slot, (uint32_t)layer, "wait-prefetch");
-			if (ret)
-				break;
+		if (step != PREFETCH_NONE)
 			continue;
-		}
 		pending = false;
 		for (i = 0; i < s->sched.nslots; i++)
 			pending |= s->sched.slot[i].loading || s->sched.slot[i].reserved;
