@@ -66,6 +66,12 @@ struct bench_params {
 	bool cold;
 	uint64_t bytes;	 /* bytes per run (from offset 0), at most the file size */
 	double duration; /* seconds; 0 for no limit */
+	/*
+	 * O_DIRECT modes: read each stripe again from its start until this many seconds have
+	 * passed (then the duration stops them): a steady-state rate, with every thread busy
+	 * to the end, where one pass over a small file is mostly its start and its tail.
+	 */
+	double steady;
 	bool gpu;	 /* destination is GPU memory (else host memory) */
 	struct bench_cuda *cu;
 	int device; /* CUDA device for the library's context, or -1 */
@@ -118,9 +124,14 @@ struct bench_ceiling_params {
 	double duration;	/* seconds per shape at most; 0: 1 s */
 };
 
+/* The O_DIRECT shapes of a ceiling read for at least this long (bench_params.steady). */
+#define BENCH_CEILING_STEADY_S 0.3
+
 /*
  * The ceiling of reading @cp->path into the target: the best of the storage sweep on the
- * file (every shape reads the whole file, for at most the duration) and, into a GPU, the
+ * file (every shape reads the whole file, for at most the duration; the O_DIRECT shapes
+ * read it again until BENCH_CEILING_STEADY_S have passed, so that a small file's ceiling
+ * is a steady rate and not one short pass's start and tail) and, into a GPU, the
  * lower of that and the best of the link sweep. Sets @gbps (GB/s) and @why (the shapes
  * that set it). 0, or -EIO when no storage shape ran.
  */

@@ -293,9 +293,14 @@ static void direct_stripe(struct stripe_job *j, unsigned int depth)
 		fail(r, ret, "io_uring_queue_init: %s", strerror(-ret));
 		goto out_fd;
 	}
-	while (off < end || inflight) {
+	for (;;) {
 		struct io_uring_cqe *cqe;
 
+		/* Steady: the stripe again from its start until p->steady seconds have passed. */
+		if (off >= end && !r->err && p->steady > 0 && bench_now() - t0 < p->steady)
+			off = j->start;
+		if (off >= end && !inflight)
+			break;
 		while (nfree && off < end && !time_up(p, t0)) {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 			uint64_t n = end - off < p->io_size ? end - off : p->io_size;

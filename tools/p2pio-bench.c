@@ -35,6 +35,7 @@ struct options {
 	int caches; /* bit 0: cold, bit 1: warm */
 	uint64_t bytes;
 	double duration;
+	double steady; /* O_DIRECT: read again until this many seconds (bench_params.steady) */
 	int device; /* -1 host, -2 default */
 	bool json;
 	const char *plot;
@@ -87,6 +88,9 @@ static void usage(FILE *f)
 		"  --cache MODE      cold (drop caches first), warm, or both (default)\n"
 		"  --bytes SIZE      bytes per run from the start of FILE (default: all of it)\n"
 		"  --duration SEC    stop each run after SEC seconds\n"
+		"  --steady SEC      O_DIRECT modes read their stripes again until SEC seconds\n"
+		"                    have passed: a steady rate, not one pass (its start and\n"
+		"                    tail) over a small file\n"
 		"  --device N|host   CUDA device, or host memory (default: device 0 if any)\n"
 		"  --json            one JSON document instead of result lines\n"
 		"  --plot FILE.svg   a line chart of the sweep\n"
@@ -111,6 +115,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "chunk", required_argument, NULL, 'C' },
 		{ "bounce-async", no_argument, NULL, 'A' },
 		{ "fixed", no_argument, NULL, 'F' },
+		{ "steady", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char modebuf[512];
@@ -205,6 +210,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'F':
 			o->fixed = true;
+			break;
+		case 'S':
+			o->steady = strtod(optarg, &end);
+			if (*end || o->steady <= 0)
+				return fprintf(stderr, "p2pio-bench: bad --steady '%s'\n", optarg), -1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -522,6 +532,7 @@ int main(int argc, char **argv)
 	p.threads = o.threads;
 	p.bytes = o.bytes;
 	p.duration = o.duration;
+	p.steady = o.steady;
 	p.device = -1;
 	p.lib_depth = o.lib_depth;
 	p.lib_threads = o.lib_threads;

@@ -145,6 +145,19 @@ int main(int argc, char **argv)
 		tap_skip(2, "no python3");
 	}
 
+	/* --steady: O_DIRECT reads its stripes again until the time has passed; one pass without. */
+	st = bench("--device host --modes direct --size 1M --depth 4 --threads 2 --cache warm "
+		   "--steady 0.2 --duration 5 --json %s/data", dir);
+	tap_is_int(st, 0, "--steady run exits 0");
+	if (tool_json_ok(out) == 1) {
+		tap_ok(tool_jis(out, "(d[\"results\"][0][\"bytes\"] > 2 * 8388608, "
+				"0.2 <= d[\"results\"][0][\"seconds\"] < 5)", "(True, True)"),
+		       "--steady 0.2 read the 8 MiB file again for at least 0.2 s");
+	} else {
+		tap_skip(1, "no python3");
+	}
+	tap_is_int(bench("--steady 0 %s/data 2>/dev/null", dir), 2, "--steady 0: exit 2");
+
 	/* Library modes run with the library's defaults unless --lib-* and --chunk say. */
 	st = bench("--device host --modes bounce --size 1M --depth 4 --lib-threads 3 --lib-depth 6 "
 		   "--chunk 256K --bounce-async --cache warm %s/data", dir);
