@@ -48,6 +48,7 @@ struct opts {
 	uint32_t queue_depth;
 	uint64_t chunk;
 	uint64_t staging;
+	bool bounce_async;
 };
 
 static double now_s(void)
@@ -91,6 +92,7 @@ static void usage(void)
 	       "      --queue-depth N   engine queue depth (default: the engine's)\n"
 	       "      --chunk SIZE      engine chunk size (default: the engine's)\n"
 	       "      --staging SIZE    engine pinned staging (default: the engine's)\n"
+	       "      --bounce-async    BOUNCE's reads go to the kernel's io_uring workers\n"
 	       "      --repeat N        load the whole model N times into the same memory\n"
 	       "                        (cold: the cache dropped before each), a result each;\n"
 	       "                        the first load pays what a process pays once\n"
@@ -200,6 +202,8 @@ static int setup(struct run *r)
 		co.chunk_size = r->o.chunk;
 	if (r->o.staging)
 		co.staging_bytes = r->o.staging;
+	if (r->o.bounce_async)
+		co.flags |= P2PIO_CTX_BOUNCE_ASYNC;
 	ret = p2pio_ctx_create(&co, &r->ctx, &err);
 	if (ret) {
 		cli_err_p2pio("context", ret, &err);
@@ -319,8 +323,9 @@ static void print_engine_json(const struct run *r)
 	if (p2pio_ctx_get_opts(r->ctx, &co))
 		return;
 	printf(",\"engine\":{\"threads\":%u,\"queue_depth\":%u,\"chunk\":%" PRIu64
-	       ",\"staging\":%" PRIu64 "}", co.threads, co.queue_depth, (uint64_t)co.chunk_size,
-	       (uint64_t)co.staging_bytes);
+	       ",\"staging\":%" PRIu64 ",\"bounce_async\":%s}", co.threads, co.queue_depth,
+	       (uint64_t)co.chunk_size, (uint64_t)co.staging_bytes,
+	       co.flags & P2PIO_CTX_BOUNCE_ASYNC ? "true" : "false");
 }
 
 /* ---- whole-model load ----------------------------------------------------------------- */
@@ -800,7 +805,7 @@ out:
 enum {
 	OPT_HOST = 256, OPT_MMAP, OPT_COLD, OPT_NO_VERIFY, OPT_JSON, OPT_STREAM, OPT_BUDGET,
 	OPT_SLOTS, OPT_PREFETCH, OPT_NO_PREFETCH, OPT_LRU, OPT_PASSES, OPT_REPEAT, OPT_COMPUTE_US,
-	OPT_COMPUTE_RATIO, OPT_CEILING, OPT_PER_LAYER, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
+	OPT_COMPUTE_RATIO, OPT_CEILING, OPT_PER_LAYER, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING, OPT_BOUNCE_ASYNC,
 };
 
 static const struct option long_opts[] = {
@@ -828,6 +833,7 @@ static const struct option long_opts[] = {
 	{ "queue-depth", required_argument, NULL, OPT_QD },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
 	{ "staging", required_argument, NULL, OPT_STAGING },
+	{ "bounce-async", no_argument, NULL, OPT_BOUNCE_ASYNC },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -947,6 +953,9 @@ static int parse(int argc, char **argv, struct opts *o)
 		case OPT_QD:
 			if (parse_u32(optarg, &o->queue_depth, 1))
 				return cli_usage_err("bad queue depth '%s'", optarg);
+			break;
+		case OPT_BOUNCE_ASYNC:
+			o->bounce_async = true;
 			break;
 		case OPT_STAGING:
 			if (cli_parse_size(optarg, &o->staging) || !o->staging)

@@ -111,6 +111,17 @@ int main(int argc, char **argv)
 			"True"),
 	       "reads, time and throughput are reported");
 
+	/* ---- --bounce-async: the engine option reaches the context, the load verifies ---- */
+	if (direct_io_works(model)) {
+		st = load("--json -q --cold -p bounce --bounce-async --queue-depth 8 %s", model);
+		tap_ok(st == 0 && tool_jis(out, "(d[\"path\"], d[\"engine\"][\"bounce_async\"], "
+					  "d[\"engine\"][\"queue_depth\"], d[\"verified\"], "
+					  "d[\"mismatches\"])", "('bounce', True, 8, True, 0)"),
+		       "--bounce-async: BOUNCE through io_uring's workers, verified: %s", v);
+	} else {
+		tap_skip(1, "no O_DIRECT on this file system");
+	}
+
 	/* ---- --repeat: loads into the same arena, each verified on what it wrote ---- */
 	st = load("--json -q --repeat 2 %s", model);
 	tap_is_int(st, 0, "--repeat 2: exit 0");
