@@ -206,8 +206,14 @@ int main(int argc, char **argv)
 			"d[\"ceiling_gbps\"] > 0", "True"),
 	       "bytes per pass, passes per second and the ceiling are reported");
 
+	/*
+	 * The streams below are about slots, windows and verification: they give a ceiling
+	 * (--ceiling 1) instead of sweeping the storage for seconds each.
+	 */
+
 	/* Stats reset after the warm-up, which left every layer in its own slot. */
-	st = load("--stream --json -q --passes 3 --slots %" PRIu64 " %s", nlayers, model);
+	st = load("--stream --ceiling 1 --json -q --passes 3 --slots %" PRIu64 " %s", nlayers,
+		  model);
 	tap_ok(st == 0 && tool_ju64(out, "d[\"slots\"]") == nlayers,
 	       "--slots %" PRIu64 ": exit 0, %s slots", nlayers, v);
 	snprintf(want, sizeof(want), "(0, %" PRIu64 ", 0, 0)", acquires);
@@ -219,34 +225,34 @@ int main(int argc, char **argv)
 	 * On demand only, so every load is consumed by the acquire that started it; and with
 	 * no prefetch to take the second slot, furthest-next-use keeps a layer in it.
 	 */
-	st = load("--stream --json -q --passes 3 --no-prefetch %s", model);
+	st = load("--stream --ceiling 1 --json -q --passes 3 --no-prefetch %s", model);
 	tap_ok(st == 0 && tool_ju64(out, "d[\"loads\"] + d[\"hits\"]") == acquires &&
 		       tool_ju64(out, "d[\"hits\"]") > 0,
 	       "--no-prefetch, two slots: loads + hits = acquires, and some hit (%s)", v);
-	st = load("--stream --json -q --passes 3 --slots 3 --no-prefetch %s", model);
+	st = load("--stream --ceiling 1 --json -q --passes 3 --slots 3 --no-prefetch %s", model);
 	tap_ok(st == 0 && tool_ju64(out, "d[\"loads\"] + d[\"hits\"]") == acquires &&
 		       tool_ju64(out, "d[\"hits\"]") > 0,
 	       "--no-prefetch, 3 slots, furthest next use: some layers stay for their next use "
 	       "(hits %s)", v);
 	/* LRU evicts exactly the layer a cyclic sweep needs next. */
-	st = load("--stream --json -q --passes 3 --slots 3 --no-prefetch --lru %s", model);
+	st = load("--stream --ceiling 1 --json -q --passes 3 --slots 3 --no-prefetch --lru %s", model);
 	snprintf(want, sizeof(want), "(%" PRIu64 ", 0, 0)", acquires);
 	tap_ok(st == 0 && tool_jis(out, "(d[\"loads\"], d[\"hits\"], d[\"mismatches\"])", want),
 	       "--lru, 3 slots: every acquire loads, none hits: %s", v);
-	st = load("--stream --json -q --passes 3 --lru %s", model);
+	st = load("--stream --ceiling 1 --json -q --passes 3 --lru %s", model);
 	snprintf(want, sizeof(want), "(%" PRIu64 ", True, 0)", acquires);
 	tap_ok(st == 0 && tool_jis(out, "(d[\"loads\"] + d[\"hits\"] - d[\"wasted\"], "
 				   "d[\"verified\"], d[\"mismatches\"])", want),
 	       "--lru with prefetch, default budget: the books balance, verified: %s", v);
 
 	/* The held layer and two prefetched ones fill all three slots: no layer stays. */
-	st = load("--stream --json -q --passes 3 --slots 3 --prefetch 2 %s", model);
+	st = load("--stream --ceiling 1 --json -q --passes 3 --slots 3 --prefetch 2 %s", model);
 	snprintf(want, sizeof(want), "(3, %" PRIu64 ", 0, True, 0)", acquires);
 	tap_ok(st == 0 && tool_jis(out, "(d[\"slots\"], d[\"loads\"], d[\"hits\"], "
 				   "d[\"verified\"], d[\"mismatches\"])", want),
 	       "--prefetch 2, 3 slots: every acquire takes a fresh load, verified: %s", v);
 
-	st = load("--stream --json -q --passes 3 --compute-us 200 %s", model);
+	st = load("--stream --ceiling 1 --json -q --passes 3 --compute-us 200 %s", model);
 	compute = atof(tool_jeval(out, "d[\"compute_s\"]"));
 	tap_ok(st == 0 && fabs(compute - 200e-6 * (double)acquires) < 1e-9,
 	       "--compute-us 200: 200 us per layer of the measured passes (%s s)", v);
@@ -254,7 +260,7 @@ int main(int argc, char **argv)
 			"True"),
 	       "the measured passes took at least their compute");
 
-	st = load("--stream --passes 3 --per-layer %s", model);
+	st = load("--stream --ceiling 1 --passes 3 --per-layer %s", model);
 	tap_is_int(st, 0, "--per-layer text: exit 0");
 	{
 		int l, per = 0;
@@ -273,11 +279,11 @@ int main(int argc, char **argv)
 	       "the slots line, and verify ... OK");
 
 	/* Room for the resident tensors and three and a half slots: three. */
-	st = load("--stream --json -q --passes 2 --budget %" PRIu64 " %s",
+	st = load("--stream --ceiling 1 --json -q --passes 2 --budget %" PRIu64 " %s",
 		  resident + 3 * max_layer + max_layer / 2, model);
 	tap_ok(st == 0 && tool_jis(out, "(d[\"slots\"], d[\"mismatches\"])", "(3, 0)"),
 	       "--budget in bytes: the slots it holds: %s", v);
-	st = load("--stream --json -q --passes 2 --budget 1G %s", model);
+	st = load("--stream --ceiling 1 --json -q --passes 2 --budget 1G %s", model);
 	tap_ok(st == 0 && tool_ju64(out, "d[\"slots\"]") == nlayers,
 	       "--budget 1G: no more slots than layers (%s)", v);
 
@@ -325,7 +331,7 @@ int main(int argc, char **argv)
 		st = load("--json -q --mmap %s", bad);
 		tap_ok(st == 1 && tool_jis(out, "d[\"mismatches\"]", "1"),
 		       "--mmap: exit 1, one mismatch");
-		st = load("--stream --json -q --passes 3 %s", bad);
+		st = load("--stream --ceiling 1 --json -q --passes 3 %s", bad);
 		tap_is_int(st, 1, "streaming the corrupted file: exit 1");
 		tap_ok(tool_ju64(out, "d[\"mismatches\"]") >= 1, "with mismatches (%s)", v);
 	}
@@ -333,7 +339,7 @@ int main(int argc, char **argv)
 	if (!tool_corrupt_copy(model, bad2, &bad_resident_off, 1)) {
 		tap_skip(2, "could not make a corrupted copy");
 	} else {
-		st = load("--stream --json -q --passes 2 %s", bad2);
+		st = load("--stream --ceiling 1 --json -q --passes 2 %s", bad2);
 		tap_is_int(st, 1, "a flipped byte in a resident tensor: streaming exits 1");
 		tap_ok(tool_jis(out, "(d[\"verified\"], d[\"mismatches\"])", "(True, 1)"),
 		       "one mismatch, found once: %s", v);
