@@ -124,6 +124,13 @@ struct bench_ceiling_params {
 	double duration;	/* seconds per shape at most; 0: 1 s */
 };
 
+/* What set a ceiling, to measure its storage shape again after the run it bounds. */
+struct bench_ceiling_best {
+	struct bench_shape shape;	/* the storage sweep's best shape */
+	double storage_gbps;		/* its rate then */
+	double link_gbps;		/* the link sweep's best; 0 without a GPU */
+};
+
 /* The O_DIRECT shapes of a ceiling read for at least this long (bench_params.steady). */
 #define BENCH_CEILING_STEADY_S 0.3
 
@@ -132,11 +139,22 @@ struct bench_ceiling_params {
  * file (every shape reads the whole file, for at most the duration; the O_DIRECT shapes
  * read it again until BENCH_CEILING_STEADY_S have passed, so that a small file's ceiling
  * is a steady rate and not one short pass's start and tail) and, into a GPU, the
- * lower of that and the best of the link sweep. Sets @gbps (GB/s) and @why (the shapes
- * that set it). 0, or -EIO when no storage shape ran.
+ * lower of that and the best of the link sweep. Sets @gbps (GB/s), @why (the shapes that
+ * set it) and, when not NULL, @best. 0, or -EIO when no storage shape ran.
  */
 int bench_ceiling(const struct bench_ceiling_params *cp, double *gbps, char *why,
-		  size_t why_len);
+		  size_t why_len, struct bench_ceiling_best *best);
+
+/*
+ * After the run a ceiling bounds: its best storage shape (@best, from bench_ceiling())
+ * again, in the same cache state. The storage ceiling becomes the higher of the two rates,
+ * so that a device that sped up while the run read it does not leave the run above its
+ * bound; @gbps (the ceiling) is updated and @why says what the shape read again. 0, or
+ * the shape's negative errno (then @gbps stays).
+ */
+int bench_ceiling_again(const struct bench_ceiling_params *cp,
+			const struct bench_ceiling_best *best, double *gbps, char *why,
+			size_t why_len);
 
 /* Free the link ceiling's pinned and device buffers (kept between its runs). */
 void bench_link_release(void);

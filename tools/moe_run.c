@@ -645,7 +645,9 @@ static int moe_run(int argc, char **argv)
 	struct run r;
 	uint64_t tokens, warm, t0, wall, all;
 	double tps, ceiling, missed, bound, hit, path_rate = 0;
-	char ceiling_why[192] = "given";
+	char ceiling_why[256] = "given";
+	struct bench_ceiling_params cp;
+	struct bench_ceiling_best best;
 	char h1[CLI_HUMAN_LEN], h2[CLI_HUMAN_LEN], h3[CLI_HUMAN_LEN];
 	char what[64];
 	FILE *out = stdout;
@@ -669,17 +671,16 @@ static int moe_run(int argc, char **argv)
 		cli_err("measuring the path's reads: %s", p2pio_strerror(ret));
 		goto out_fail;
 	}
+	cp = (struct bench_ceiling_params){
+		.path = r.o.model,
+		.file_size = r.minfo.file_size,
+		.cold = !r.o.keep_cache,
+		.cu = r.stream ? &r.cu : NULL,
+		.duration = 1,
+	};
 	ceiling = r.o.ceiling;
 	if (!(ceiling > 0)) {
-		struct bench_ceiling_params cp = {
-			.path = r.o.model,
-			.file_size = r.minfo.file_size,
-			.cold = !r.o.keep_cache,
-			.cu = r.stream ? &r.cu : NULL,
-			.duration = 1,
-		};
-
-		ret = bench_ceiling(&cp, &ceiling, ceiling_why, sizeof(ceiling_why));
+		ret = bench_ceiling(&cp, &ceiling, ceiling_why, sizeof(ceiling_why), &best);
 		if (ret) {
 			cli_err("measuring the ceiling: %s", p2pio_strerror(ret));
 			goto out_fail;
@@ -716,6 +717,16 @@ static int moe_run(int argc, char **argv)
 		ret = p2pio_verifier_result(r.v, &vr, false);
 		if (ret)
 			goto out_fail;
+	}
+	/* The best storage shape again: a device faster now than before is no bound's excuse. */
+	if (!(r.o.ceiling > 0)) {
+		ceiling *= 1e-9;
+		ret = bench_ceiling_again(&cp, &best, &ceiling, ceiling_why, sizeof(ceiling_why));
+		ceiling *= 1e9;
+		if (ret) {
+			cli_err("measuring the ceiling again: %s", p2pio_strerror(ret));
+			goto out_fail;
+		}
 	}
 	tokens -= warm;
 	all = (uint64_t)r.info.layers * r.info.experts;

@@ -205,6 +205,9 @@ int main(int argc, char **argv)
 	tap_ok(tool_jis(out, "d[\"bytes_per_pass\"] > 0 and d[\"passes_per_s\"] > 0 and "
 			"d[\"ceiling_gbps\"] > 0", "True"),
 	       "bytes per pass, passes per second and the ceiling are reported");
+	tap_ok(tool_jis(out, "\"its best storage shape again after: \" in d[\"ceiling_from\"]",
+			"True"),
+	       "the ceiling's best storage shape was read again after the passes");
 
 	/*
 	 * The streams below are about slots, windows and verification: they give a ceiling
