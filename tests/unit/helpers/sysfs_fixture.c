@@ -77,15 +77,6 @@ void fx_devlink(const char *root, const char *devno, const char *rel, const char
 	fx_link(root, "dev/block", devno, target);
 }
 
-void fx_rm(const char *root)
-{
-	char cmd[PATH_MAX + 16];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	if (system(cmd) != 0)
-		tap_diag("could not remove %s", root);
-}
-
 
 static void put16(unsigned char *c, int off, unsigned int v)
 {

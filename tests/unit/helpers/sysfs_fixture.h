@@ -35,7 +35,6 @@ void fx_pci_dev(const char *root, const struct fx_pci *p);
  * port, one 0000:81:00.0 on another host bridge; IOMMU on with two groups.
  */
 void fx_p2p_tree(const char *root, int acs_ctrl_0201);
-/* Remove the tree. */
-void fx_rm(const char *root);
+/* (Remove a tree with tool_rm_dir(), tool_run.h.) */
 
 #endif

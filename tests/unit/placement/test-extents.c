@@ -19,6 +19,7 @@
 #include "p2pio.h"
 #include "sysfs_fixture.h"
 #include "tap.h"
+#include "tool_run.h"
 
 static void test_fixture(void)
 {
@@ -115,7 +116,7 @@ static void test_fixture(void)
 	tap_is_int(p2pio_blockdev_probe(root, 0, 42, &bd, NULL), 0, "probe 0:42 succeeds");
 	tap_ok(!bd.name[0] && strstr(bd.why_not, "not a block device"), "0:42: %s", bd.why_not);
 
-	fx_rm(root);
+	tool_rm_dir(root);
 }
 
 /* The byte at file offset @off of file number @id: distinct per file and per block. */

@@ -15,6 +15,7 @@
 #include "p2pio.h"
 #include "sysfs_fixture.h"
 #include "tap.h"
+#include "tool_run.h"
 
 static void test_fixture(void)
 {
@@ -91,7 +92,7 @@ static void test_fixture(void)
 	       "%s", v.text);
 	tap_ok(p2pio_topo_iommu(t)->passthrough, "iommu=pt seen: %s", p2pio_topo_iommu(t)->summary);
 	p2pio_topo_free(t);
-	fx_rm(root);
+	tool_rm_dir(root);
 }
 
 static void test_empty(void)
@@ -106,7 +107,7 @@ static void test_empty(void)
 	p2pio_topo_gpus(t, &n);
 	tap_ok(n == 0 && !p2pio_topo_iommu(t)->enabled, "no GPU, no IOMMU");
 	p2pio_topo_free(t);
-	fx_rm(root);
+	tool_rm_dir(root);
 }
 
 static void test_host(void)
