@@ -270,10 +270,6 @@ static uint64_t wait_release(struct p2pio_streamer *s, uint32_t slot)
 	return p2pio_model_now_ns() - t0;
 }
 
-/*
- * The prefetcher: keeps the prefetch window loading, waiting for released slots' stream
- * work itself. Woken by acquire, release and load completions.
- */
 /* What prefetch_step() did. */
 enum prefetch_step_result {
 	PREFETCH_NONE,		/* nothing in the window can start now */
@@ -303,6 +299,10 @@ static int prefetch_step(struct p2pio_streamer *s, const char *who)
 	return ret ? ret : PREFETCH_STARTED;
 }
 
+/*
+ * The prefetcher: keeps the prefetch window loading, waiting for released slots' stream
+ * work itself. Woken by acquire, release and load completions.
+ */
 static void *prefetcher_main(void *arg)
 {
 	struct p2pio_streamer *s = arg;
