@@ -93,10 +93,10 @@ static uint64_t largest_expert(const struct p2pio_experts *x)
 	return largest;
 }
 
-/* @n reads per load, fewer where a read of the largest expert would be under the floor. */
-static uint32_t pieces_floor(const struct p2pio_experts *x, uint64_t n)
+/* @n reads per load, fewer where a read of the @largest expert would be under the floor. */
+static uint32_t pieces_floor(uint64_t largest, uint64_t n)
 {
-	uint64_t most = largest_expert(x) / P2PIO_EXPERTS_MIN_PIECE;
+	uint64_t most = largest / P2PIO_EXPERTS_MIN_PIECE;
 
 	if (n > most)
 		n = most;
@@ -115,7 +115,7 @@ static uint32_t pieces_floor(const struct p2pio_experts *x, uint64_t n)
  * reads and 1.17 ms in 7 (Documentation/moe.md, third round).
  */
 static uint32_t read_pieces(const struct p2pio_experts *x, const struct p2pio_experts_opts *o,
-			    uint32_t *lone)
+			    uint64_t largest, uint32_t *lone)
 {
 	uint32_t threads = x->ctx->opts.threads ?: 2;
 
@@ -126,8 +126,8 @@ static uint32_t read_pieces(const struct p2pio_experts *x, const struct p2pio_ex
 	if (o && o->size >= offsetof(struct p2pio_experts_opts, read_piece) + sizeof(uint64_t) &&
 	    o->read_piece)
 		return 0;
-	*lone = pieces_floor(x, threads);
-	return pieces_floor(x, threads / 2);
+	*lone = pieces_floor(largest, threads);
+	return pieces_floor(largest, threads / 2);
 }
 
 /*
@@ -136,13 +136,13 @@ static uint32_t read_pieces(const struct p2pio_experts *x, const struct p2pio_ex
  * the largest expert (for the statistics).
  */
 static uint64_t read_piece(const struct p2pio_experts *x, const struct p2pio_experts_opts *o,
-			   uint32_t pieces)
+			   uint64_t largest, uint32_t pieces)
 {
 	const struct p2pio_ctx_opts *co = &x->ctx->opts;
 	uint64_t piece;
 
 	if (pieces)
-		piece = p2pio_round_up(largest_expert(x) / pieces + 1, P2PIO_MODEL_BLOCK);
+		piece = p2pio_round_up(largest / pieces + 1, P2PIO_MODEL_BLOCK);
 	else
 		piece = p2pio_round_up(o->read_piece, P2PIO_MODEL_BLOCK);
 	if (co->chunk_size && piece > co->chunk_size)
@@ -287,7 +287,7 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	const struct p2pio_expert_policy_ops *pol = NULL;
 	struct p2pio_residency_opts ro;
 	struct p2pio_experts *x;
-	uint64_t *region = NULL, eb = 0, used = 0;
+	uint64_t *region = NULL, eb = 0, used = 0, largest;
 	const char *arch = NULL;
 	CUcontext prev = NULL;
 	char why[160], key[160];
@@ -360,8 +360,9 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	ret = plan_layers(x, region, err);
 	if (ret)
 		goto out_close;
-	x->pieces = read_pieces(x, opts, &x->lone_pieces);
-	x->piece = read_piece(x, opts, x->pieces);
+	largest = largest_expert(x);
+	x->pieces = read_pieces(x, opts, largest, &x->lone_pieces);
+	x->piece = read_piece(x, opts, largest, x->pieces);
 	ret = dense_load(x, err);
 	if (ret)
 		goto out_close;
