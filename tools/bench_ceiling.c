@@ -16,6 +16,17 @@
 #include "bench.h"
 #include "cli.h"
 
+static double gib_to_gb(double gibps)
+{
+	return gibps * (double)(1ull << 30) / 1e9;
+}
+
+/* The ceiling: the storage's, or the link's where there is one and it is lower. */
+static double lower_of(double storage_gbps, double link_gbps)
+{
+	return link_gbps > 0 && link_gbps < storage_gbps ? link_gbps : storage_gbps;
+}
+
 /* The sweep's parameters for @cp, before a shape is chosen. */
 static void ceiling_params(const struct bench_ceiling_params *cp, struct bench_params *p)
 {
@@ -82,7 +93,7 @@ int bench_ceiling(const struct bench_ceiling_params *cp, double *gbps, char *why
 		cli_drop_cache(cp->path);
 	if (best_s.gibps <= 0)
 		return -EIO;
-	s_gbps = best_s.gibps * (double)(1ull << 30) / 1e9;
+	s_gbps = gib_to_gb(best_s.gibps);
 	if (cp->cu) {
 		n = bench_sweep("link", ncpu, shapes, 64);
 		for (k = 0; k < n; k++) {
@@ -95,9 +106,9 @@ int bench_ceiling(const struct bench_ceiling_params *cp, double *gbps, char *why
 		}
 		/* Its 1-2 GiB of pinned and device memory would otherwise stay for the caller. */
 		bench_link_release();
-		l_gbps = best_l.gibps * (double)(1ull << 30) / 1e9;
+		l_gbps = gib_to_gb(best_l.gibps);
 	}
-	*gbps = l_gbps > 0 && l_gbps < s_gbps ? l_gbps : s_gbps;
+	*gbps = lower_of(s_gbps, l_gbps);
 	if (best) {
 		best->shape = shapes[kbest];
 		best->storage_gbps = s_gbps;
@@ -131,9 +142,9 @@ int bench_ceiling_again(const struct bench_ceiling_params *cp,
 		cli_drop_cache(cp->path);
 	if (res.err)
 		return res.err;
-	again = res.gibps * (double)(1ull << 30) / 1e9;
+	again = gib_to_gb(res.gibps);
 	s_gbps = again > best->storage_gbps ? again : best->storage_gbps;
-	*gbps = best->link_gbps > 0 && best->link_gbps < s_gbps ? best->link_gbps : s_gbps;
+	*gbps = lower_of(s_gbps, best->link_gbps);
 	snprintf(why + len, why_len - len, "; its best storage shape again after: %.2f GB/s",
 		 again);
 	return 0;

@@ -644,7 +644,7 @@ static int moe_run(int argc, char **argv)
 	struct p2pio_verify_result vr = { 0 };
 	struct run r;
 	uint64_t tokens, warm, t0, wall, all;
-	double tps, ceiling, missed, bound, hit, path_rate = 0;
+	double tps, ceiling, ceiling_gbps, missed, bound, hit, path_rate = 0;
 	char ceiling_why[256] = "given";
 	struct bench_ceiling_params cp;
 	struct bench_ceiling_best best;
@@ -680,12 +680,12 @@ static int moe_run(int argc, char **argv)
 	};
 	ceiling = r.o.ceiling;
 	if (!(ceiling > 0)) {
-		ret = bench_ceiling(&cp, &ceiling, ceiling_why, sizeof(ceiling_why), &best);
+		ret = bench_ceiling(&cp, &ceiling_gbps, ceiling_why, sizeof(ceiling_why), &best);
 		if (ret) {
 			cli_err("measuring the ceiling: %s", p2pio_strerror(ret));
 			goto out_fail;
 		}
-		ceiling *= 1e9;
+		ceiling = ceiling_gbps * 1e9;
 	}
 	p2pio_path_info(p2pio_model_file(r.m), &pi);
 	/* Warm-up, then the measurement, each ending with the stream drained. */
@@ -720,13 +720,13 @@ static int moe_run(int argc, char **argv)
 	}
 	/* The best storage shape again: a device faster now than before is no bound's excuse. */
 	if (!(r.o.ceiling > 0)) {
-		ceiling *= 1e-9;
-		ret = bench_ceiling_again(&cp, &best, &ceiling, ceiling_why, sizeof(ceiling_why));
-		ceiling *= 1e9;
+		ret = bench_ceiling_again(&cp, &best, &ceiling_gbps, ceiling_why,
+					  sizeof(ceiling_why));
 		if (ret) {
 			cli_err("measuring the ceiling again: %s", p2pio_strerror(ret));
 			goto out_fail;
 		}
+		ceiling = ceiling_gbps * 1e9;
 	}
 	tokens -= warm;
 	all = (uint64_t)r.info.layers * r.info.experts;

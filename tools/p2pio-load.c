@@ -554,10 +554,11 @@ out:
 /* ---- streaming ------------------------------------------------------------------------ */
 
 /*
- * The ceiling streaming is held to, the honest one of issue 11 (bench_ceiling()). Each
- * shape reads the whole file, for at most 1 s: on the H200 a 2 GiB read per shape put the
- * ceiling 9 % under the same shapes over the whole file (thread start and the last reads
- * weigh more in a short read), and the stream above it.
+ * The ceiling streaming is held to, the honest one of issue 11 (bench_ceiling(), and
+ * bench_ceiling_again() after the passes), on the model file in the stream's cache state.
+ * Each shape reads the whole file, for at most 1 s: on the H200 a 2 GiB read per shape put
+ * the ceiling 9 % under the same shapes over the whole file (thread start and the last
+ * reads weigh more in a short read), and the stream above it.
  */
 static void ceiling_params(struct run *r, struct bench_ceiling_params *cp)
 {
@@ -568,25 +569,6 @@ static void ceiling_params(struct run *r, struct bench_ceiling_params *cp)
 		.cu = r->gpu ? &r->cu : NULL,
 		.duration = 1,
 	};
-}
-
-static int measure_ceiling(struct run *r, double *out, char *why, size_t why_len,
-			   struct bench_ceiling_best *best)
-{
-	struct bench_ceiling_params cp;
-
-	ceiling_params(r, &cp);
-	return bench_ceiling(&cp, out, why, why_len, best);
-}
-
-/* After the passes: the best storage shape again, and the higher rate the bound. */
-static int measure_ceiling_again(struct run *r, const struct bench_ceiling_best *best,
-				 double *ceiling, char *why, size_t why_len)
-{
-	struct bench_ceiling_params cp;
-
-	ceiling_params(r, &cp);
-	return bench_ceiling_again(&cp, best, ceiling, why, why_len);
 }
 
 static void print_stream_json(const struct run *r, struct p2pio_streamer *s,
@@ -679,6 +661,7 @@ static int run_stream(struct run *r)
 	char h[CLI_HUMAN_LEN], h2[CLI_HUMAN_LEN], tn[32];
 	double ceiling = r->o.ceiling_gbps, wall = 0, compute_s = 0, t0;
 	struct bench_ceiling_best best = { 0 };
+	struct bench_ceiling_params cp;
 	uint32_t p, l, slots, measured = 0;
 	int ret, rc = CLI_EXIT_ERROR;
 
@@ -686,8 +669,9 @@ static int run_stream(struct run *r)
 		so.flags |= P2PIO_STREAM_NO_PREFETCH;
 	if (r->o.lru)
 		so.flags |= P2PIO_STREAM_LRU;
+	ceiling_params(r, &cp);
 	if (ceiling <= 0) {
-		ret = measure_ceiling(r, &ceiling, r->ceiling_why, sizeof(r->ceiling_why), &best);
+		ret = bench_ceiling(&cp, &ceiling, r->ceiling_why, sizeof(r->ceiling_why), &best);
 		if (ret) {
 			cli_err("measuring the ceiling: %s", p2pio_strerror(ret));
 			return CLI_EXIT_ERROR;
@@ -787,8 +771,8 @@ static int run_stream(struct run *r)
 	}
 	p2pio_streamer_stats(s, &st, per, r->info.layers);
 	if (r->o.ceiling_gbps <= 0) {
-		ret = measure_ceiling_again(r, &best, &ceiling, r->ceiling_why,
-					    sizeof(r->ceiling_why));
+		ret = bench_ceiling_again(&cp, &best, &ceiling, r->ceiling_why,
+					  sizeof(r->ceiling_why));
 		if (ret) {
 			cli_err("measuring the ceiling again: %s", p2pio_strerror(ret));
 			goto out;
@@ -831,7 +815,8 @@ out:
 enum {
 	OPT_HOST = 256, OPT_MMAP, OPT_COLD, OPT_NO_VERIFY, OPT_JSON, OPT_STREAM, OPT_BUDGET,
 	OPT_SLOTS, OPT_PREFETCH, OPT_NO_PREFETCH, OPT_LRU, OPT_PASSES, OPT_REPEAT, OPT_COMPUTE_US,
-	OPT_COMPUTE_RATIO, OPT_CEILING, OPT_PER_LAYER, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING, OPT_BOUNCE_ASYNC,
+	OPT_COMPUTE_RATIO, OPT_CEILING, OPT_PER_LAYER, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
+	OPT_BOUNCE_ASYNC,
 };
 
 static const struct option long_opts[] = {
