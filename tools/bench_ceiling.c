@@ -72,11 +72,11 @@ static void ceiling_shape(const struct bench_ceiling_params *cp, struct bench_pa
 int bench_ceiling(const struct bench_ceiling_params *cp, double *gbps, char *why,
 		  size_t why_len, struct bench_ceiling_best *best)
 {
-	struct bench_shape shapes[64];
+	struct bench_shape shapes[64], best_shape = { 0 };
 	struct bench_result res, best_s = { 0 }, best_l = { 0 };
 	struct bench_params p;
 	unsigned int ncpu = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
-	size_t n, k, kbest = 0;
+	size_t n, k;
 	double s_gbps, l_gbps = 0;
 
 	ceiling_params(cp, &p);
@@ -85,7 +85,8 @@ int bench_ceiling(const struct bench_ceiling_params *cp, double *gbps, char *why
 		ceiling_shape(cp, &p, &shapes[k], &res);
 		if (!res.err && res.gibps > best_s.gibps) {
 			best_s = res;
-			kbest = k;
+			/* Kept apart: the link sweep below refills @shapes. */
+			best_shape = shapes[k];
 		}
 	}
 	/* The buffered shapes leave the file cached: a cold caller goes on from cold. */
@@ -110,7 +111,7 @@ int bench_ceiling(const struct bench_ceiling_params *cp, double *gbps, char *why
 	}
 	*gbps = lower_of(s_gbps, l_gbps);
 	if (best) {
-		best->shape = shapes[kbest];
+		best->shape = best_shape;
 		best->storage_gbps = s_gbps;
 		best->link_gbps = l_gbps;
 	}
@@ -135,6 +136,10 @@ int bench_ceiling_again(const struct bench_ceiling_params *cp,
 	size_t len = strlen(why);
 	double again, s_gbps;
 
+	/* Only a storage shape: a link shape's rate is no storage ceiling. */
+	if (!best->shape.mode || (strcmp(best->shape.mode, "direct") &&
+				  strcmp(best->shape.mode, "buffered")))
+		return -EINVAL;
 	ceiling_params(cp, &p);
 	ceiling_shape(cp, &p, &best->shape, &res);
 	/* The buffered shapes leave the file cached: a cold caller goes on from cold. */
@@ -145,7 +150,9 @@ int bench_ceiling_again(const struct bench_ceiling_params *cp,
 	again = gib_to_gb(res.gibps);
 	s_gbps = again > best->storage_gbps ? again : best->storage_gbps;
 	*gbps = lower_of(s_gbps, best->link_gbps);
-	snprintf(why + len, why_len - len, "; its best storage shape again after: %.2f GB/s",
-		 again);
+	snprintf(why + len, why_len - len,
+		 "; its best storage shape again after (%s %lluK qd%u x%u): %.2f GB/s",
+		 best->shape.mode, (unsigned long long)(best->shape.io_size >> 10),
+		 best->shape.depth, best->shape.threads, again);
 	return 0;
 }

@@ -22,8 +22,13 @@ const char *const tool_jval = jval;
 
 void tool_init(const char *argv0)
 {
+	const char *env = getenv("P2PIO_BIN");
 	char self[PATH_MAX], *slash;
 
+	if (env && *env) {
+		snprintf(bindir, sizeof(bindir), "%s", env);
+		return;
+	}
 	if (!realpath(argv0, self))
 		snprintf(self, sizeof(self), "%s", argv0);
 	slash = strrchr(self, '/');

@@ -21,7 +21,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Remember where the tools are: <dir of argv0>/../bin. Call first. */
+/*
+ * Remember where the tools are: $P2PIO_BIN where set (tests/gpu/run.sh sets it: the GPU
+ * tests live a level deeper), else <dir of argv0>/../bin. Call first.
+ */
 void tool_init(const char *argv0);
 
 /* That directory, for a command line that does not start with a tool (tool_sh()). */

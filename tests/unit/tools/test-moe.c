@@ -124,7 +124,9 @@ static const struct jcheck run_checks[] = {
 	  "the ceiling was measured" },
 	{ "d[\"ceiling_from\"].startswith(\"storage \")",
 	  "and the storage sweep set it (ceiling_from \"storage ...\")" },
-	{ "\"its best storage shape again after: \" in d[\"ceiling_from\"]",
+	{ "__import__(\"re\").search(r\"its best storage shape again after "
+	  "\\((direct|buffered) \\d+K qd\\d+ x\\d+\\): [0-9.]+ GB/s\", d[\"ceiling_from\"]) "
+	  "is not None",
 	  "its best shape was read again after the decode" },
 	{ "d[\"bound_tokens_per_s\"] > 0 and abs(d[\"bound_tokens_per_s\"] * "
 	  "d[\"missed_bytes_per_token\"] / d[\"ceiling_Bps\"] - 1) < 1e-9",

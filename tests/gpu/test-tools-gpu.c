@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-tools-gpu.c - the tools' ceiling into a GPU: `p2pio-load --stream` sweeps the
+ * storage (into host memory) and the link (pinned copies), bounds the stream by the lower,
+ * and reads the storage sweep's best shape again after its passes. That second reading
+ * must be of a storage shape: it once re-ran a shape of the link sweep (which had refilled
+ * the sweep's array), so a 54 GB/s link rate stood as zram's "storage" ceiling and every
+ * p2pio-moe decode on the H200 looked like a third of its bound. Without a GPU there is
+ * no link sweep, so only this test can see that.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gpu_fixture.h"
+#include "tap.h"
+#include "tool_run.h"
+
+/* The shape and rate a ceiling_from names, as python3 finds them (re, over d). */
+#define AGAIN_RE "r\"again after \\((\\w+) \\d+K qd\\d+ x\\d+\\): ([0-9.]+) GB/s\""
+#define LINK_RE "r\", link ([0-9.]+) GB/s\""
+
+int main(int argc, char **argv)
+{
+	const char *dir, *v;
+	char *out = NULL;
+	int st;
+
+	(void)argc;
+	gpu_fixture_cuda();
+	tool_init(argv[0]);
+	tool_need_python();
+	tap_plan(6);
+	dir = tool_scratch("tools-gpu");
+
+	st = tool_run(NULL, "p2pio-mkmodel", "-q -p llama-8b-q4k --layers 2 -s 5 %s/m.gguf", dir);
+	if (st)
+		tap_bail("p2pio-mkmodel failed");
+	st = tool_run(&out, "p2pio-load", "--stream --passes 2 --json -q %s/m.gguf", dir);
+	tap_is_int(st, 0, "p2pio-load --stream into the GPU exits 0");
+	tap_ok(tool_jis(out, "(d[\"target\"], d[\"mismatches\"])", "('gpu', 0)"),
+	       "it streamed into the GPU, every byte verified: %s", tool_jval);
+	v = tool_jeval(out, "d[\"ceiling_from\"]");
+	tap_diag("ceiling_from: %s", v);
+	tap_ok(tool_jis(out, "__import__(\"re\").search(" LINK_RE ", d[\"ceiling_from\"]) "
+			"is not None", "True"),
+	       "the ceiling names the link sweep's best");
+	tap_ok(tool_jis(out, "__import__(\"re\").search(" AGAIN_RE ", d[\"ceiling_from\"])"
+			".group(1) in (\"direct\", \"buffered\")", "True"),
+	       "the shape read again after the passes is a storage shape (direct or buffered)");
+	/* Its rate is the storage's: a link rate there was the defect. */
+	tap_ok(tool_jis(out, "float(__import__(\"re\").search(" AGAIN_RE ", d[\"ceiling_from\"])"
+			".group(2)) < float(__import__(\"re\").search(" LINK_RE
+			", d[\"ceiling_from\"]).group(1))", "True"),
+	       "and it read slower than the link: a storage rate, not the link's");
+	tap_ok(tool_jis(out, "d[\"ceiling_gbps\"] <= float(__import__(\"re\").search(" LINK_RE
+			", d[\"ceiling_from\"]).group(1)) + 1e-9", "True"),
+	       "the ceiling is no higher than the link");
+	free(out);
+	return tap_exit();
+}
