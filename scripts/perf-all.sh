@@ -51,14 +51,14 @@ zram_reset
 log "start, limit ${LIMIT}s"
 export LD_LIBRARY_PATH="$LIB:${LD_LIBRARY_PATH:-}"
 M=/mnt/p2pio-zram/model-_p_llama_8b_q4k_.gguf
-step zram-8b 80 env STREAM=1 VARIANTS=0 ROUNDS=5 DUR=1 MMAP_LOADS=0 \
+step zram-8b 110 env STREAM=1 VARIANTS=0 ROUNDS=5 DUR=1 MMAP_LOADS=0 \
 	BENCH_MODES=storage,link,cufile,mmap,bounce,posix,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-8b"
-step zram-70x20 45 env VARIANTS=0 ROUNDS=3 DUR=1 MODEL="-p llama-70b-q4k --layers 20" \
+step zram-70x20 90 env VARIANTS=0 ROUNDS=3 DUR=1 MODEL="-p llama-70b-q4k --layers 20" \
 	BENCH_CACHE=cold BENCH_MODES=storage,link,cufile,bounce,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-70x20"
 rm -f /mnt/p2pio-zram/model-_p_llama_70b_q4k___layers_20_.gguf
-step vda-8b 60 env VARIANTS=0 ROUNDS=3 DUR=1 BENCH_CACHE=cold \
+step vda-8b 120 env VARIANTS=0 ROUNDS=3 DUR=1 BENCH_CACHE=cold \
 	BENCH_MODES=storage,link,cufile,bounce,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/vda-8b" "$DISK"
 rm -f "$DISK"/model-*.gguf

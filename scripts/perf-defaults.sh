@@ -111,7 +111,10 @@ if [ "$STREAM" = 1 ]; then
 	# Compute-bound: the cold ceiling just measured, so the compute per layer is known.
 	c=$(python3 -c 'import json,sys
 for l in open(sys.argv[1]):
-    j = json.loads(l)
+    try:
+        j = json.loads(l)
+    except Exception:
+        continue
     if j.get("cold"): print(j["ceiling_gbps"]); break' "$OUT/streams.jsonl" 2>/dev/null)
 	cap 45 "$BIN/p2pio-load" --stream --json -q --passes 4 --cold --compute-ratio 1.5 \
 		${c:+--ceiling $c} "$M" 2>>"$OUT/load.err" |
@@ -192,7 +195,10 @@ for (tag, cold), js in med.items():
     print("median %-28s %s n=%d %6.2f GB/s (%.2f-%.2f) cpu %.3f s/GB" % (tag, "cold" if cold else "warm", len(g), statistics.median(g), min(g), max(g), statistics.median([j["cpu_seconds"] / (j["bytes"] / 1e9) for j in js])))
 try:
     for line in open(os.path.join(out, "streams.jsonl")):
-        j = json.loads(line)
+        try:
+            j = json.loads(line)
+        except Exception:
+            continue
         print("stream", json.dumps({k: j.get(k) for k in ("tag", "cold", "path", "slots", "bytes_per_pass", "passes_per_s", "bound_passes_per_s", "ceiling_gbps", "ceiling_from", "of_bound", "stall_fraction", "compute_s", "seconds")}))
 except FileNotFoundError:
     pass

@@ -8,10 +8,12 @@ left() { echo $((LIMIT - ($(date +%s) - T0))); }
 # A line in OUT/log.txt and on stdout, stamped with the seconds since T0.
 log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
 # cap SECONDS CMD...: CMD with a timeout of min(SECONDS, time left - 2), so that one step
-# that hangs costs that step and not the run.
+# that hangs costs that step and not the run. Its own lines go to stderr: CMD's stdout is
+# often piped into a results file (a TIMEOUT line there broke the JSON Lines).
 cap() { local c=$1 l; shift; l=$(( $(left) - 2 )); [ $l -lt $c ] && c=$l
-	if [ $c -le 1 ]; then log "SKIP (no time): $*"; return 124; fi
-	timeout -k 2 $c "$@"; local rc=$?; [ $rc = 124 ] && log "TIMEOUT after ${c}s: $*"; return $rc; }
+	if [ $c -le 1 ]; then log "SKIP (no time): $*" >&2; return 124; fi
+	timeout -k 2 $c "$@"; local rc=$?
+	[ $rc = 124 ] && log "TIMEOUT after ${c}s: $*" >&2; return $rc; }
 # libp2pio from BIN, libcuda's companions (libcufile) from the CUDA install.
 export LD_LIBRARY_PATH="$BIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
 
