@@ -149,8 +149,10 @@ int bench_ceiling(const struct bench_ceiling_params *cp, double *gbps, char *why
  * After the run a ceiling bounds: its best storage shape (@best, from bench_ceiling())
  * again, in the same cache state. The storage ceiling becomes the higher of the two rates,
  * so that a device that sped up while the run read it does not leave the run above its
- * bound; @gbps (the ceiling) is updated and @why says what the shape read again. 0, or
- * the shape's negative errno (then @gbps stays).
+ * bound; @gbps (the ceiling) is updated and @why says which shape was read again and at
+ * what rate. 0; -EINVAL when @best's shape is not a storage one (direct or buffered: only
+ * a storage shape's rate is a storage ceiling); or the shape's negative errno (then
+ * @gbps stays).
  */
 int bench_ceiling_again(const struct bench_ceiling_params *cp,
 			const struct bench_ceiling_best *best, double *gbps, char *why,
