@@ -18,6 +18,7 @@
 /* The shape and rate a ceiling_from names, as python3 finds them (re, over d). */
 #define AGAIN_RE "r\"again after \\((\\w+) \\d+K qd\\d+ x\\d+\\): ([0-9.]+) GB/s\""
 #define LINK_RE "r\", link ([0-9.]+) GB/s\""
+#define STORAGE_RE "r\"^storage ([0-9.]+) GB/s\""
 
 int main(int argc, char **argv)
 {
@@ -47,11 +48,15 @@ int main(int argc, char **argv)
 	tap_ok(tool_jis(out, "__import__(\"re\").search(" AGAIN_RE ", d[\"ceiling_from\"])"
 			".group(1) in (\"direct\", \"buffered\")", "True"),
 	       "the shape read again after the passes is a storage shape (direct or buffered)");
-	/* Its rate is the storage's: a link rate there was the defect. */
+	/*
+	 * Its rate is the storage's, give or take the drift between two readings (a link
+	 * rate there was the defect: 54 GB/s against zram's 29). Not "below the link": a
+	 * file in the page cache reads faster than the link.
+	 */
 	tap_ok(tool_jis(out, "float(__import__(\"re\").search(" AGAIN_RE ", d[\"ceiling_from\"])"
-			".group(2)) < float(__import__(\"re\").search(" LINK_RE
+			".group(2)) < 1.5 * float(__import__(\"re\").search(" STORAGE_RE
 			", d[\"ceiling_from\"]).group(1))", "True"),
-	       "and it read slower than the link: a storage rate, not the link's");
+	       "and it read within 1.5 x of the sweep's storage rate: a storage rate, not the link's");
 	tap_ok(tool_jis(out, "d[\"ceiling_gbps\"] <= float(__import__(\"re\").search(" LINK_RE
 			", d[\"ceiling_from\"]).group(1)) + 1e-9", "True"),
 	       "the ceiling is no higher than the link");
