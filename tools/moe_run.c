@@ -46,6 +46,7 @@ struct run_opts {
 	bool json;
 	uint64_t chunk;			/* engine chunk size; 0: the library's default */
 	uint32_t threads;		/* engine threads; 0: the library's default */
+	uint32_t queue_depth;		/* engine queue depth; 0: the library's default */
 	bool poll;			/* P2PIO_CTX_POLL */
 	bool bounce_async;		/* P2PIO_CTX_BOUNCE_ASYNC */
 	uint64_t read_piece;		/* the cache's read piece; 0: the library's default */
@@ -60,6 +61,7 @@ struct run {
 	struct p2pio_model *m;
 	struct p2pio_experts *x;
 	uint32_t threads;		/* the engine's */
+	uint32_t queue_depth;		/* the engine's */
 	struct p2pio_verifier *v;
 	struct p2pio_expert_trace *t;
 	struct p2pio_experts_info info;
@@ -101,6 +103,8 @@ static void run_help(void)
 	       "      --chunk SIZE     the engine's read and staging chunk (default: the library's)\n"
 	       "      --threads N      the engine's threads (default: the CPUs less two, for this\n"
 	       "                       thread and the cache's reaper, within 4..16)\n"
+	       "      --queue-depth N  the engine's reads in flight, shared out between its\n"
+	       "                       threads (default: the library's)\n"
 	       "      --poll, --no-poll  the engine's threads poll before they sleep, or not\n"
 	       "                       (P2PIO_CTX_POLL: latency over CPU time; default: poll)\n"
 	       "      --read-pieces N  cut each expert load into about N reads, shared out\n"
@@ -125,7 +129,7 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
-	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC, OPT_QUEUE_DEPTH,
 };
 
 static const struct option run_longopts[] = {
@@ -143,6 +147,7 @@ static const struct option run_longopts[] = {
 	{ "miss-cost", no_argument, NULL, OPT_MISS_COST },
 	{ "eager-unmap", no_argument, NULL, OPT_EAGER_UNMAP },
 	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 	{ "poll", no_argument, NULL, OPT_POLL },
 	{ "no-poll", no_argument, NULL, OPT_NO_POLL },
 	{ "bounce-async", no_argument, NULL, OPT_BOUNCE_ASYNC },
@@ -238,6 +243,11 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			if (cli_parse_u64(optarg, &v) || !v || v > 64)
 				return cli_usage_err("bad thread count '%s'", optarg);
 			o->threads = (uint32_t)v;
+			break;
+		case OPT_QUEUE_DEPTH:
+			if (cli_parse_u64(optarg, &v) || !v || v > 1024)
+				return cli_usage_err("bad queue depth '%s'", optarg);
+			o->queue_depth = (uint32_t)v;
 			break;
 		case OPT_KEEP_CACHE: o->keep_cache = true; break;
 		case OPT_NO_VERIFY: o->no_verify = true; break;
@@ -526,6 +536,7 @@ static int run_open(struct run *r)
 	co.path = r->o.path;
 	co.chunk_size = r->o.chunk;
 	co.threads = r->o.threads;
+	co.queue_depth = r->o.queue_depth;
 	if (!co.threads) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -544,6 +555,9 @@ static int run_open(struct run *r)
 		cli_err_p2pio("context", ret, &err);
 		return ret;
 	}
+	/* What the engine resolved (its default depth where none was given). */
+	if (p2pio_ctx_get_opts(r->ctx, &co) == 0)
+		r->queue_depth = co.queue_depth;
 	/* Cold: the experts come from storage, and AUTO does not take POSIX for a cached file. */
 	if (!r->o.keep_cache)
 		cli_drop_cache(r->o.model);
@@ -739,6 +753,7 @@ static int moe_run(int argc, char **argv)
 		cli_json_str(out, r.o.model);
 		fprintf(out, ",\"trace\":");
 		cli_json_str(out, r.o.trace);
+		fprintf(out, ",\"threads\":%u,\"queue_depth\":%u", r.threads, r.queue_depth);
 		fprintf(out, ",\"path\":\"%s\",\"policy\":\"%s\",\"prefetch_prev\":%s,"
 			"\"budget\":%" PRIu64 ",\"dense_bytes\":%" PRIu64 ",\"expert_bytes\":%" PRIu64
 			",\"capacity\":%" PRIu64 ",\"experts\":%" PRIu64 ",\"resident_fraction\":",
@@ -789,9 +804,10 @@ static int moe_run(int argc, char **argv)
 		fprintf(out, "path      %s (%s); policy %s%s\n", p2pio_path_name(pi.path), pi.why,
 			r.o.policy ? r.o.policy : "lru",
 			r.o.prefetch_prev ? ", previous-token prefetch" : "");
-		fprintf(out, "engine    %u threads%s%s\n", r.threads,
+		fprintf(out, "engine    %u threads%s%s; %u reads in flight%s\n", r.threads,
 			r.o.threads ? " (given)" : " (the CPUs less two, within 4..16)",
-			r.o.poll ? ", polling before they sleep" : "");
+			r.o.poll ? ", polling before they sleep" : "", r.queue_depth,
+			r.o.queue_depth ? " (given)" : " (the library's)");
 		fprintf(out, "decode    %" PRIu64 " tokens after %" PRIu64 " of warm-up in %.3f s: "
 			"%.2f tokens/s\n", tokens, warm, (double)wall * 1e-9, tps);
 		fprintf(out, "hits      %.1f%% (%" PRIu64 " of %" PRIu64 "; %" PRIu64 " late), %.2f "

@@ -259,6 +259,18 @@ int main(int argc, char **argv)
 		       !tool_has_line(out, "engine ", "polling") &&
 		       tool_has_line(out, "verify ", ", 0 bytes wrong"),
 	       "--no-poll --threads 4: exit 0, 4 threads given, no polling, 0 bytes wrong");
+	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
+		 "--threads 4 --queue-depth 4 -n %d", model, trace, SHORT);
+	tap_ok(st == 0 && tool_has_line(out, "engine ", "4 reads in flight (given)") &&
+		       tool_has_line(out, "verify ", ", 0 bytes wrong"),
+	       "--queue-depth 4: exit 0, the engine reads 4 at a time, 0 bytes wrong");
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
+		 "--threads 4 --queue-depth 6 -n %d", model, trace, SHORT);
+	tap_ok(st == 0 && tool_jis(out, "(d[\"threads\"], d[\"queue_depth\"], d[\"mismatches\"])",
+				   "(4, 6, 0)"),
+	       "--queue-depth 6 in JSON: threads 4, queue_depth 6, 0 bytes wrong: %s", tool_jval);
+	tap_ok(moe("run -d host %s --trace %s --queue-depth 0", model, trace) == 2,
+	       "--queue-depth 0: a usage error (exit 2)");
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 -n %d",
 		 model, trace, SHORT);
 	tap_ok(st == 0 && tool_jis(out, "(d[\"ceiling_measured\"], d[\"ceiling_Bps\"], "
