@@ -74,6 +74,19 @@ static void jchecks(const struct jcheck *c, int n)
 	}
 }
 
+/*
+ * A short run at 25 % resident with @opts added: exit 0, a line of the report starting
+ * with @prefix that holds @needle, and no byte wrong. The report stays in @out.
+ */
+static bool option_says(const char *opts, const char *prefix, const char *needle)
+{
+	int st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 %s -n %d",
+		     model, trace, opts, SHORT);
+
+	return st == 0 && tool_has_line(out, prefix, needle) &&
+	       tool_has_line(out, "verify ", ", 0 bytes wrong");
+}
+
 /* From the text report: the measured misses ("hits ... (H of A;") and reads. */
 static bool text_counts(uint64_t *misses, uint64_t *reads)
 {
@@ -238,31 +251,20 @@ int main(int argc, char **argv)
 	       "verify ... 0 bytes wrong");
 
 	/* ---- options say what they did ---- */
-	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
-		 "--read-pieces 3 -n %d", model, trace, SHORT);
-	tap_ok(st == 0 && tool_has_line(out, "reads ", "(about 3 per load)") &&
-		       tool_has_line(out, "verify ", ", 0 bytes wrong"),
+	tap_ok(option_says("--read-pieces 3", "reads ", "(about 3 per load)"),
 	       "--read-pieces 3: exit 0, about 3 reads per load, 0 bytes wrong");
-	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
-		 "--read-piece 64K -n %d", model, trace, SHORT);
-	tap_ok(st == 0 && tool_has_line(out, "reads ", "(at most 64.0 KiB each)") &&
-		       tool_has_line(out, "verify ", ", 0 bytes wrong"),
+	tap_ok(option_says("--read-piece 64K", "reads ", "(at most 64.0 KiB each)"),
 	       "--read-piece 64K: exit 0, reads of at most 64 KiB, 0 bytes wrong");
 	/* Every miss loads its expert, each slice in reads of at most 64 KiB. */
 	counted = text_counts(&misses, &reads);
 	tap_ok(counted && misses > 0 && reads >= misses * slice_min_reads,
 	       "and its reads cover the misses' bytes 64 KiB at a time (%" PRIu64 " reads >= %"
 	       PRIu64 " misses x %" PRIu64 ")", reads, misses, slice_min_reads);
-	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
-		 "--no-poll --threads 4 -n %d", model, trace, SHORT);
-	tap_ok(st == 0 && tool_has_line(out, "engine ", "4 threads (given)") &&
-		       !tool_has_line(out, "engine ", "polling") &&
-		       tool_has_line(out, "verify ", ", 0 bytes wrong"),
+	tap_ok(option_says("--no-poll --threads 4", "engine ", "4 threads (given)") &&
+		       !tool_has_line(out, "engine ", "polling"),
 	       "--no-poll --threads 4: exit 0, 4 threads given, no polling, 0 bytes wrong");
-	st = moe("run -d host --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
-		 "--threads 4 --queue-depth 4 -n %d", model, trace, SHORT);
-	tap_ok(st == 0 && tool_has_line(out, "engine ", "4 reads in flight (given)") &&
-		       tool_has_line(out, "verify ", ", 0 bytes wrong"),
+	tap_ok(option_says("--threads 4 --queue-depth 4", "engine ",
+			   "4 reads in flight (given)"),
 	       "--queue-depth 4: exit 0, the engine reads 4 at a time, 0 bytes wrong");
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
 		 "--threads 4 --queue-depth 6 -n %d", model, trace, SHORT);
