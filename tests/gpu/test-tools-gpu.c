@@ -6,7 +6,8 @@
  * must be of a storage shape: it once re-ran a shape of the link sweep (which had refilled
  * the sweep's array), so a 54 GB/s link rate stood as zram's "storage" ceiling and every
  * p2pio-moe decode on the H200 looked like a third of its bound. Without a GPU there is
- * no link sweep, so only this test can see that.
+ * no link sweep, so only this test can see that. Then p2pio-moe run into the GPU (CUDA
+ * virtual memory, the checking kernels), which the host tests run into host memory only.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
 	gpu_fixture_cuda();
 	tool_init(argv[0]);
 	tool_need_python();
-	tap_plan(6);
+	tap_plan(9);
 	dir = tool_scratch("tools-gpu");
 
 	st = tool_run(NULL, "p2pio-mkmodel", "-q -p llama-8b-q4k --layers 2 -s 5 %s/m.gguf", dir);
@@ -60,6 +61,26 @@ int main(int argc, char **argv)
 	tap_ok(tool_jis(out, "d[\"ceiling_gbps\"] <= float(__import__(\"re\").search(" LINK_RE
 			", d[\"ceiling_from\"]).group(1)) + 1e-9", "True"),
 	       "the ceiling is no higher than the link");
+
+	/*
+	 * p2pio-moe run into the GPU: CUDA virtual memory for the experts, the GPU kernels
+	 * that check every byte of them, and the same ceiling read again after the decode.
+	 */
+	if (tool_run(NULL, "p2pio-mkmodel", "-q -p moe-tiny -s 3 %s/moe.gguf", dir) ||
+	    tool_run(NULL, "p2pio-moe", "synth -L 4 -E 8 -k 2 -n 24 -S 1 -o %s/moe.trace", dir))
+		tap_bail("p2pio-mkmodel -p moe-tiny or p2pio-moe synth failed");
+	st = tool_run(&out, "p2pio-moe", "run %s/moe.gguf --trace %s/moe.trace --fraction 0.5 "
+		      "--json", dir, dir);
+	tap_is_int(st, 0, "p2pio-moe run into the GPU exits 0");
+	tap_ok(tool_jis(out, "(d[\"mismatches\"], d[\"verified_bytes\"] > 0, d[\"misses\"] > 0, "
+			"d[\"tokens_per_s\"] > 0)", "(0, True, True, True)"),
+	       "its GPU kernels checked the experts' bytes, none wrong, with misses to load: %s",
+	       tool_jval);
+	tap_ok(tool_jis(out, "__import__(\"re\").search(" AGAIN_RE ", d[\"ceiling_from\"])"
+			".group(1) in (\"direct\", \"buffered\") and "
+			"__import__(\"re\").search(" LINK_RE ", d[\"ceiling_from\"]) is not None",
+			"True"),
+	       "its ceiling names the link and reads a storage shape again after the decode");
 	free(out);
 	return tap_exit();
 }
