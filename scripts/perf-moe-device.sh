@@ -14,6 +14,11 @@
 # the defaults; the 1-layer model on the virtio disk at 10, 25 and 50 % (VIRTIO=1; the
 # moonshot leaves it VIRTIO_S seconds). Every run measures its own ceiling (the storage
 # and link sweeps). Results: OUT/moe.tgz.
+#
+# The 1-layer decodes run TOKENS1 tokens of oss1.trace (default 1000; a shorter trace
+# decodes what it has): with 60 tokens a decode lasted 30-80 ms, so a cold file's first
+# reads weighed in it while the ceiling it is divided by reads steadily for 0.3 s per
+# shape. Make oss1.trace with -n 1080 (moe.md, "Fifth round").
 T0=$(date +%s)
 B=$1
 D=$2
@@ -39,7 +44,7 @@ fi
 
 run1() { # model tag args...
 	m=$1; tag=$2; shift 2
-	timeout ${TRUN1:-25} $B/p2pio-moe run $m --trace $D/oss1.trace -n 60 "$@" >$R/run1-$tag.txt 2>&1
+	timeout ${TRUN1:-25} $B/p2pio-moe run $m --trace $D/oss1.trace -n ${TOKENS1:-1000} "$@" >$R/run1-$tag.txt 2>&1
 	echo "rc=$?" >>$R/run1-$tag.txt
 	log "$tag: $(grep -E '^bound' $R/run1-$tag.txt)"
 	grep -E '^(reads|ceiling)' $R/run1-$tag.txt >>$R/log.txt
