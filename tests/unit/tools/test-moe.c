@@ -147,6 +147,8 @@ static const struct jcheck run_checks[] = {
 	{ "d[\"of_bound\"] > 0 and abs(d[\"of_bound\"] * d[\"bound_tokens_per_s\"] / "
 	  "d[\"tokens_per_s\"] - 1) < 1e-9",
 	  "of_bound = tokens/s over the bound, above 0" },
+	{ "d[\"short_decode\"] is (d[\"wall_s\"] < 0.5)",
+	  "short_decode says whether the decode lasted under 0.5 s" },
 	{ "0 < d[\"reads_busy_s\"] <= d[\"wall_s\"]",
 	  "reads in flight for some of the decode, no longer than it" },
 	{ "d[\"path_Bps\"] > 0", "the path's own expert-sized reads were measured" },
@@ -247,6 +249,18 @@ int main(int argc, char **argv)
 		       tool_has_line(out, "ceiling ", "5.00 GB/s (given)") &&
 		       tool_has_line(out, "bound ", " tokens/s = ceiling / missed bytes per token"),
 	       "engine, reads, ceiling (given) and bound lines");
+	/* A decode under 0.5 s says its ratio is no steady one (a few tokens: milliseconds). */
+	{
+		const char *in = strstr(tool_line(out, "decode "), " in ");
+		double secs = -1;
+		bool noted = tool_has_line(out, "bound ", "(a short decode: its first reads weigh in");
+
+		bool read = in && sscanf(in, " in %lf s", &secs) == 1 && secs >= 0;
+
+		tap_ok(read && noted == (secs < 0.5),
+		       "the bound line says the decode was short exactly when it lasted under 0.5 s "
+		       "(%.3f s, %s)", secs, noted ? "said" : "not said");
+	}
 	tap_ok(tool_has_line(out, "verify ", "checked by the CPU, 0 bytes wrong"),
 	       "verify ... 0 bytes wrong");
 
