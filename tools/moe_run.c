@@ -135,7 +135,8 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
-	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC, OPT_QUEUE_DEPTH,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
+	OPT_QUEUE_DEPTH,
 };
 
 static const struct option run_longopts[] = {
@@ -665,6 +666,7 @@ static int moe_run(int argc, char **argv)
 	struct run r;
 	uint64_t tokens, warm, t0, wall, all;
 	double tps, ceiling, ceiling_gbps, missed, bound, hit, path_rate = 0;
+	bool short_decode;		/* under MOE_STEADY_S: no steady ratio */
 	char ceiling_why[256] = "given";
 	struct bench_ceiling_params cp;
 	struct bench_ceiling_best best;
@@ -751,6 +753,7 @@ static int moe_run(int argc, char **argv)
 	tokens -= warm;
 	all = (uint64_t)r.info.layers * r.info.experts;
 	tps = tokens ? (double)tokens / ((double)wall * 1e-9) : 0;
+	short_decode = (double)wall * 1e-9 < MOE_STEADY_S;
 	missed = tokens ? (double)io.bytes / (double)tokens : 0;
 	bound = missed > 0 ? ceiling / missed : 0;
 	hit = st.accesses ? (double)st.hits / (double)st.accesses : 0;
@@ -794,8 +797,7 @@ static int moe_run(int argc, char **argv)
 		cli_json_double(out, bound);
 		fprintf(out, ",\"of_bound\":");
 		cli_json_double(out, bound > 0 ? tps / bound : 0);
-		fprintf(out, ",\"short_decode\":%s",
-			(double)wall * 1e-9 < MOE_STEADY_S ? "true" : "false");
+		fprintf(out, ",\"short_decode\":%s", short_decode ? "true" : "false");
 		fprintf(out, ",\"reads_busy_s\":");
 		cli_json_double(out, (double)io.busy_ns * 1e-9);
 		fprintf(out, ",\"verified_bytes\":%" PRIu64 ",\"mismatches\":%" PRIu64 "}\n",
@@ -852,9 +854,8 @@ static int moe_run(int argc, char **argv)
 		if (bound > 0)
 			fprintf(out, "bound     %.2f tokens/s = ceiling / missed bytes per token; "
 				"achieved %.2f of it%s\n", bound, tps / bound,
-				(double)wall * 1e-9 < MOE_STEADY_S ?
-				" (a short decode: its first reads weigh in; decode more "
-				"tokens for a steady ratio)" : "");
+				short_decode ? " (a short decode: its first reads weigh in; "
+					       "decode more tokens for a steady ratio)" : "");
 		else
 			fprintf(out, "bound     none: no misses in the measurement\n");
 		if (!r.o.no_verify)

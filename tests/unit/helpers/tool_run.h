@@ -78,6 +78,15 @@ bool tool_jis(const char *json, const char *expr, const char *want);
 /* @expr over @json as an unsigned number; 0 when it is none. */
 uint64_t tool_ju64(const char *json, const char *expr);
 
+/*
+ * A Python raw string for tool_jis(): the part of a measured ceiling's "ceiling_from"
+ * that says its best storage shape (direct or buffered, never the link's) was read again
+ * after the run (tools/bench_ceiling.c, bench_ceiling_again()).
+ */
+#define TOOL_CEILING_AGAIN_RE \
+	"r\"its best storage shape again after \\((direct|buffered) \\d+K qd\\d+ x\\d+\\): " \
+	"[0-9.]+ GB/s\""
+
 /* Whether a line of @text starts with @prefix and contains @needle (NULL: any line). */
 bool tool_has_line(const char *text, const char *prefix, const char *needle);
 
