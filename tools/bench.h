@@ -2,11 +2,14 @@
 /*
  * bench.h - pieces of p2pio-bench: the measured modes (bench_modes.c), the CUDA driver
  * entry points the baselines need (bench_cuda.c, loaded at run time like the library
- * does), latency bookkeeping and the SVG plot (bench_report.c).
+ * does), latency bookkeeping and the SVG plot (bench_report.c), the start line of a
+ * measurement's threads (bench_gate.c).
  */
 #ifndef P2PIO_BENCH_H
 #define P2PIO_BENCH_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -179,6 +182,48 @@ void bench_lat_finish(struct bench_lat *l, double *avg, double *p99);
 double bench_now(void);
 /* User + system CPU seconds of the process so far (io_uring workers included). */
 double bench_cpu_seconds(void);
+
+/* ---- threads at a start line ----------------------------------------------------- */
+
+/*
+ * A measurement's threads are all created and set up before its clock starts, so that
+ * neither is timed: each waits at the gate (bench_gate_wait()) until the caller opens it.
+ * Where one cannot be created the gate is aborted instead, and those waiting, or still on
+ * their way to it, go home: nobody waits for a thread that never started.
+ */
+struct bench_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned int waiting;	/* threads at the line */
+	atomic_int state;	/* 0: hold, 1: go, -1: aborted */
+	bool spin;		/* waiters spin on @state instead of sleeping */
+};
+
+/*
+ * @spin: the waiters spin until the gate opens, so that none pays a wake-up after the
+ * clock started; only for fewer threads than CPUs. 0 or a negative errno.
+ */
+int bench_gate_init(struct bench_gate *g, bool spin);
+void bench_gate_destroy(struct bench_gate *g);
+
+/*
+ * Start @n threads, thread i running @fn(@args + i * @stride), into @tids. Every thread
+ * given a gate (@g) calls bench_gate_wait() once, whether its setup worked or not; with
+ * @g NULL they run at once. 0 when all @n run; when one cannot be created, the gate is
+ * aborted, the threads started are joined, and pthread_create's error comes back as a
+ * negative errno.
+ */
+int bench_gate_spawn(struct bench_gate *g, pthread_t *tids, unsigned int n, void *(*fn)(void *),
+		     void *args, size_t stride);
+
+/* In a thread: wait at the line. True when the gate opened, false when it was aborted. */
+bool bench_gate_wait(struct bench_gate *g);
+
+/* Wait until @n threads wait at the line, then let them go; the time (bench_now()) it opened. */
+double bench_gate_open(struct bench_gate *g, unsigned int n);
+
+/* Send the threads at the line, and those still coming, home. */
+void bench_gate_abort(struct bench_gate *g);
 
 /* ---- output ----------------------------------------------------------------------- */
 
