@@ -3,7 +3,8 @@
  * bench.h - pieces of p2pio-bench: the measured modes (bench_modes.c), the CUDA driver
  * entry points the baselines need (bench_cuda.c, loaded at run time like the library
  * does), latency bookkeeping and the SVG plot (bench_report.c), the start line of a
- * measurement's threads (bench_gate.c).
+ * measurement's threads (bench_gate.c), and the burst floor of a set of byte ranges
+ * (bench_burst.c).
  */
 #ifndef P2PIO_BENCH_H
 #define P2PIO_BENCH_H
@@ -166,6 +167,69 @@ void bench_link_release(void);
 
 /* Bytes each link ceiling run copies: enough for GPU clocks and copy engines to settle. */
 #define BENCH_LINK_BYTES (4ull << 30)
+
+/* ---- the burst floor of a few byte ranges ----------------------------------------- */
+
+/* Bytes [offset, offset + length) of a file. */
+struct bench_range {
+	uint64_t offset;
+	uint64_t length;
+};
+
+struct bench_burst_params {
+	int fd;				/* the file, open for reading */
+	const struct bench_range *ranges;
+	size_t nr_ranges;
+	bool cold;			/* evict the ranges from the page cache before each try */
+	/*
+	 * Optional: called after every repetition with each range and its bytes as they
+	 * landed; 0, or a negative errno that ends the measurement with that error.
+	 */
+	int (*check)(void *arg, const struct bench_range *range, const void *data);
+	void *check_arg;
+};
+
+struct bench_burst {
+	double seconds;			/* the fastest repetition: threads let go to last byte */
+	unsigned int threads;		/* its shape: threads, */
+	uint64_t piece;			/* and bytes per read; 0: each run in one read */
+	uint64_t bytes;			/* bytes each repetition read */
+	unsigned int runs;		/* the ranges rounded out to blocks, merged if they meet */
+	unsigned int shapes;		/* shapes timed */
+	bool buffered;			/* O_DIRECT was refused: buffered reads */
+	char note[192];			/* the fallback to buffered reads, or why it failed */
+};
+
+/* Repetitions of each shape; the floor is the fastest. */
+#define BENCH_BURST_REPS 3
+#define BENCH_BURST_MAX_RANGES 4096
+#define BENCH_BURST_MAX_BYTES (4ull << 30)
+
+/*
+ * The floor of reading just @bp's ranges: the fastest any of a sweep of shapes read them,
+ * with O_DIRECT preads into aligned host memory (buffered ones where the file system
+ * refuses O_DIRECT: @res->buffered, and the note says so). Threads 1, 2, 4, ... 64 (no
+ * more than there are reads) x reads of each run whole, 4M, 1M, 512K and 256K, each shape
+ * BENCH_BURST_REPS times, its threads created and waiting before the clock starts. Ranges
+ * are rounded out to the O_DIRECT alignment (4096 at least); the rounding is read too, as
+ * a loader that reads in place reads it. Each read must return all its bytes, a poisoned
+ * word at each end of each read must have been overwritten, and @bp->check sees every
+ * range after every repetition: a read that returned nothing cannot look fast.
+ *
+ * Return: 0 with @res filled; -EBADF (negative fd), -EINVAL (no ranges, an empty range,
+ * not a regular file), -ERANGE (a range past the end of the file, or overflowing),
+ * -E2BIG (more than BENCH_BURST_MAX_RANGES ranges or BENCH_BURST_MAX_BYTES bytes),
+ * -ENOMEM, a read's or pthread_create's negative errno, -EIO (a read left its poison in
+ * place), or @bp->check's error; @res->note says what failed.
+ */
+int bench_burst_floor(const struct bench_burst_params *bp, struct bench_burst *res);
+
+/*
+ * Advise the kernel to drop @n ranges of @fd from the page cache (POSIX_FADV_DONTNEED,
+ * the per-file part of cli_drop_cache()): how the floor makes each try cold, and how a
+ * caller puts what it measures in the same state. Dirty pages stay.
+ */
+void bench_evict_ranges(int fd, const struct bench_range *ranges, size_t n);
 
 /* ---- latency samples -------------------------------------------------------------- */
 

@@ -3,9 +3,9 @@
  * The start line of a measurement's threads (tools/bench_gate.c) when one of them cannot
  * be created: pthread_create fails at a chosen call here. p2pio-bench's stripes
  * (run_stripes() in tools/bench_modes.c) behind a gate, as cuFile runs them, and without
- * one, as the storage modes do, each return the creation's error after joining the
- * threads that started, where a barrier of n + 1 used to wait forever for the missing
- * one; with every creation working they run as before.
+ * one, as the storage modes do, and the burst floor (tools/bench_burst.c) each return the
+ * creation's error after joining the threads that started, where a barrier of n + 1 used
+ * to wait forever for the missing one; with every creation working they run as before.
  * An alarm turns a hang into a failure.
  */
 #include <errno.h>
@@ -41,6 +41,7 @@ static void fail_from_now(int k)
 #define pthread_create flaky_create
 #include "../../../tools/bench_gate.c"
 #undef pthread_create
+#include "../../../tools/bench_burst.c"
 #include "../../../tools/bench_modes.c"
 
 #define THREADS 8
@@ -89,6 +90,9 @@ static int gated(const struct bench_params *p, struct bench_result *r, double *t
 int main(int argc, char **argv)
 {
 	struct bench_params p = { .threads = THREADS, .io_size = 1u << 20, .depth = 1 };
+	struct bench_range rg[2] = { { 0, 8192 }, { 1u << 20, 8192 } };
+	struct bench_burst_params bp = { .ranges = rg, .nr_ranges = 2 };
+	struct bench_burst fl;
 	struct bench_result r;
 	char path[256];
 	double t_start = 0, t0;
@@ -143,14 +147,30 @@ int main(int argc, char **argv)
 	p.threads = 4;
 	fail_from_now(-1);
 	bench_run("buffered", &p, &r);
-	tap_ok(r.err == 0 && r.bytes == FILE_SIZE, "buffered, 4 threads: the whole file read (%llu)",
-	       (unsigned long long)r.bytes);
+	tap_ok(r.err == 0 && r.bytes == FILE_SIZE,
+	       "buffered, 4 threads: the whole file read (%llu)", (unsigned long long)r.bytes);
 	fail_from_now(2);
 	bench_run("buffered", &p, &r);
 	tap_ok(r.err == -EAGAIN && strstr(r.note, "could not start 4 threads"),
 	       "buffered, the 3rd thread not created: -EAGAIN after the 2 started finished: %s",
 	       r.note);
 
+	/* ---- the burst floor ---- */
+	bp.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (bp.fd < 0)
+		tap_bail("open");
+	fail_from_now(-1);
+	ret = bench_burst_floor(&bp, &fl);
+	tap_ok(ret == 0 && fl.seconds > 0, "the burst floor of two ranges: %d, %.1f us", ret,
+	       fl.seconds * 1e6);
+	/* Its shapes: 1 thread (3 tries: calls 0-2), then 2 threads (calls 3, 4, ...). */
+	fail_from_now(4);
+	ret = bench_burst_floor(&bp, &fl);
+	tap_is_int(ret, -EAGAIN, "the burst floor, a 2-thread try's second thread not created: "
+		   "-EAGAIN");
+	tap_ok(strstr(fl.note, "could not start 2 threads") != NULL, "and it says so: %s",
+	       fl.note);
+	close(bp.fd);
 	close(fd);
 	return tap_exit();
 }
