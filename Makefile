@@ -166,11 +166,20 @@ $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(GPU_COMMON_OBJS) $(UNIT_COMMON_OB
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(GPU_COMMON_OBJS) $(UNIT_COMMON_OBJS) $(LIB_A) $(LDLIBS_ALL)
 
+# Unit tests of the tools' shared code (tools/*.c) link the objects they test, and what
+# those call: UNIT_OBJS_test-NAME. test-bench-gate includes bench_gate.c and the code
+# under test itself, with pthread_create failing where it says.
+UNIT_OBJS_test-bench-burst := $(addprefix $(BUILD)/tools/,bench_burst.o bench_gate.o \
+	bench_report.o cli.o)
+UNIT_OBJS_test-bench-gate := $(addprefix $(BUILD)/tools/,bench_report.o bench_cuda.o cli.o)
+
 # One link rule per unit test: build/tests/test-NAME from tests/unit/<component>/test-NAME.c.
 define UNIT_LINK
-$(BUILD)/tests/$(basename $(notdir $(1))): $(BUILD)/$(1:.c=.o) $$(UNIT_COMMON_OBJS) $$(LIB_A)
+$(BUILD)/tests/$(basename $(notdir $(1))): $(BUILD)/$(1:.c=.o) $$(UNIT_OBJS_$(basename $(notdir $(1)))) \
+		$$(UNIT_COMMON_OBJS) $$(LIB_A)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$< $$(UNIT_COMMON_OBJS) $$(LIB_A) $$(LDLIBS_ALL)
+	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$< $$(UNIT_OBJS_$(basename $(notdir $(1)))) $$(UNIT_COMMON_OBJS) \
+		$$(LIB_A) $$(LDLIBS_ALL)
 endef
 $(foreach t,$(UNIT_MAINS),$(eval $(call UNIT_LINK,$(t))))
 

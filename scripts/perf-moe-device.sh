@@ -31,6 +31,9 @@ rm -rf $R; mkdir -p $R
 left() { echo $((LIMIT - ($(date +%s) - T0))); }
 log() { echo "== $(date +%T) +$(($(date +%s) - T0))s $*" | tee -a "$R/log.txt"; }
 save() { tar czf $O/moe.tgz -C /tmp moe; }
+# The miss-cost table of a run's report: its heading and every indented line after it (the
+# rows, their notes, the floor's shape lines), however many there are.
+misscost() { awk '/^miss cost/ { p = 1; print; next } p && /^  / { print; next } { p = 0 }' "$1"; }
 zreset() { umount $Z 2>/dev/null; [ -e /sys/block/zram0/reset ] && echo 1 >/sys/block/zram0/reset; }
 [ -e /sys/block/zram0 ] || modprobe zram num_devices=1
 zreset
@@ -48,7 +51,7 @@ run1() { # model tag args...
 	echo "rc=$?" >>$R/run1-$tag.txt
 	log "$tag: $(grep -E '^bound' $R/run1-$tag.txt)"
 	grep -E '^(reads|ceiling)' $R/run1-$tag.txt >>$R/log.txt
-	grep -A7 '^miss cost' $R/run1-$tag.txt >>$R/log.txt
+	misscost $R/run1-$tag.txt >>$R/log.txt
 }
 # Each variant ("tag:options", VARIANTS) at 10 % (with the miss cost), 25 and 50 %; the
 # defaults (tag def, no options) REPEAT times. Remembers the variant best on average.

@@ -4,7 +4,7 @@
 # model (MXFP4 experts of 13.2 MB, 128 per layer, 4 used; LAYERS of its 36 layers, to keep
 # the file small enough to write in seconds) decoded by `p2pio-moe run` with 10, 25 and 50 %
 # of the experts resident, without and with previous-token prefetch, and the cost of
-# batched misses against bytes / the measured ceiling.
+# batched misses against bytes / the measured ceiling and against their burst floor.
 #
 #   scripts/perf-moe.sh BINDIR OUTDIR TRACE
 #
@@ -30,6 +30,9 @@ TOKENS=${TOKENS:-200}
 ZSIZE=${ZSIZE:-32G}
 mkdir -p "$O"
 log() { echo "== $(date +%T) $*" | tee -a "$O/log.txt"; }
+# The miss-cost table of a run's report: its heading and every indented line after it (the
+# rows, their notes, the floor's shape lines), however many there are.
+misscost() { awk '/^miss cost/ { p = 1; print; next } p && /^  / { print; next } { p = 0 }' "$1"; }
 
 MISS=${MISS:-0}
 
@@ -61,7 +64,7 @@ if [ "$MISS" = 1 ]; then
 		run before --fraction 0.10 --miss-cost
 		BIN=$B
 		grep -E '^(decode|bound)' "$O/run-before.txt" | tee -a "$O/log.txt"
-		grep -A6 '^miss cost' "$O/run-before.txt" | tee -a "$O/log.txt"
+		misscost "$O/run-before.txt" | tee -a "$O/log.txt"
 	fi
 	for p in ${PIECES:-default 4M 1M 256K}; do
 		if [ "$p" = default ]; then
@@ -70,11 +73,11 @@ if [ "$MISS" = 1 ]; then
 			run "after-$p" --fraction 0.10 --miss-cost --read-piece "$p"
 		fi
 		grep -E '^(decode|bound)' "$O/run-after-$p.txt" | tee -a "$O/log.txt"
-		grep -A7 '^miss cost' "$O/run-after-$p.txt" | tee -a "$O/log.txt"
+		misscost "$O/run-after-$p.txt" | tee -a "$O/log.txt"
 	done
 	if [ "${EAGER:-0}" = 1 ]; then
 		run after-eager --fraction 0.10 --miss-cost --eager-unmap
-		grep -A7 '^miss cost' "$O/run-after-eager.txt" | tee -a "$O/log.txt"
+		misscost "$O/run-after-eager.txt" | tee -a "$O/log.txt"
 	fi
 	for f in ${FRACS:-}; do
 		run "f$f" --fraction $f

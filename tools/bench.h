@@ -2,11 +2,15 @@
 /*
  * bench.h - pieces of p2pio-bench: the measured modes (bench_modes.c), the CUDA driver
  * entry points the baselines need (bench_cuda.c, loaded at run time like the library
- * does), latency bookkeeping and the SVG plot (bench_report.c).
+ * does), latency bookkeeping and the SVG plot (bench_report.c), the start line of a
+ * measurement's threads (bench_gate.c), and the burst floor of a set of byte ranges
+ * (bench_burst.c).
  */
 #ifndef P2PIO_BENCH_H
 #define P2PIO_BENCH_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -164,6 +168,69 @@ void bench_link_release(void);
 /* Bytes each link ceiling run copies: enough for GPU clocks and copy engines to settle. */
 #define BENCH_LINK_BYTES (4ull << 30)
 
+/* ---- the burst floor of a few byte ranges ----------------------------------------- */
+
+/* Bytes [offset, offset + length) of a file. */
+struct bench_range {
+	uint64_t offset;
+	uint64_t length;
+};
+
+struct bench_burst_params {
+	int fd;				/* the file, open for reading */
+	const struct bench_range *ranges;
+	size_t nr_ranges;
+	bool cold;			/* evict the ranges from the page cache before each try */
+	/*
+	 * Optional: called after every repetition with each range and its bytes as they
+	 * landed; 0, or a negative errno that ends the measurement with that error.
+	 */
+	int (*check)(void *arg, const struct bench_range *range, const void *data);
+	void *check_arg;
+};
+
+struct bench_burst {
+	double seconds;			/* the fastest repetition: threads let go to last byte */
+	unsigned int threads;		/* its shape: threads, */
+	uint64_t piece;			/* and bytes per read; 0: each run in one read */
+	uint64_t bytes;			/* bytes each repetition read */
+	unsigned int runs;		/* the ranges rounded out to blocks, merged if they meet */
+	unsigned int shapes;		/* shapes timed */
+	bool buffered;			/* O_DIRECT was refused: buffered reads */
+	char note[192];			/* the fallback to buffered reads, or why it failed */
+};
+
+/* Repetitions of each shape; the floor is the fastest. */
+#define BENCH_BURST_REPS 3
+#define BENCH_BURST_MAX_RANGES 4096
+#define BENCH_BURST_MAX_BYTES (4ull << 30)
+
+/*
+ * The floor of reading just @bp's ranges: the fastest any of a sweep of shapes read them,
+ * with O_DIRECT preads into aligned host memory (buffered ones where the file system
+ * refuses O_DIRECT: @res->buffered, and the note says so). Threads 1, 2, 4, ... 64 (no
+ * more than there are reads) x reads of each run whole, 4M, 1M, 512K and 256K, each shape
+ * BENCH_BURST_REPS times, its threads created and waiting before the clock starts. Ranges
+ * are rounded out to the O_DIRECT alignment (4096 at least); the rounding is read too, as
+ * a loader that reads in place reads it. Each read must return all its bytes, a poisoned
+ * word at each end of each read must have been overwritten, and @bp->check sees every
+ * range after every repetition: a read that returned nothing cannot look fast.
+ *
+ * Return: 0 with @res filled; -EBADF (negative fd), -EINVAL (no ranges, an empty range,
+ * not a regular file), -ERANGE (a range past the end of the file, or overflowing),
+ * -E2BIG (more than BENCH_BURST_MAX_RANGES ranges or BENCH_BURST_MAX_BYTES bytes),
+ * -ENOMEM, a read's or pthread_create's negative errno, -EIO (a read left its poison in
+ * place), or @bp->check's error; @res->note says what failed.
+ */
+int bench_burst_floor(const struct bench_burst_params *bp, struct bench_burst *res);
+
+/*
+ * Advise the kernel to drop @n ranges of @fd from the page cache (POSIX_FADV_DONTNEED,
+ * the per-file part of cli_drop_cache()): how the floor makes each try cold, and how a
+ * caller puts what it measures in the same state. Dirty pages stay.
+ */
+void bench_evict_ranges(int fd, const struct bench_range *ranges, size_t n);
+
 /* ---- latency samples -------------------------------------------------------------- */
 
 struct bench_lat {
@@ -179,6 +246,48 @@ void bench_lat_finish(struct bench_lat *l, double *avg, double *p99);
 double bench_now(void);
 /* User + system CPU seconds of the process so far (io_uring workers included). */
 double bench_cpu_seconds(void);
+
+/* ---- threads at a start line ----------------------------------------------------- */
+
+/*
+ * A measurement's threads are all created and set up before its clock starts, so that
+ * neither is timed: each waits at the gate (bench_gate_wait()) until the caller opens it.
+ * Where one cannot be created the gate is aborted instead, and those waiting, or still on
+ * their way to it, go home: nobody waits for a thread that never started.
+ */
+struct bench_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned int waiting;	/* threads at the line */
+	atomic_int state;	/* 0: hold, 1: go, -1: aborted */
+	bool spin;		/* waiters spin on @state instead of sleeping */
+};
+
+/*
+ * @spin: the waiters spin until the gate opens, so that none pays a wake-up after the
+ * clock started; only for fewer threads than CPUs. 0 or a negative errno.
+ */
+int bench_gate_init(struct bench_gate *g, bool spin);
+void bench_gate_destroy(struct bench_gate *g);
+
+/*
+ * Start @n threads, thread i running @fn(@args + i * @stride), into @tids. Every thread
+ * given a gate (@g) calls bench_gate_wait() once, whether its setup worked or not; with
+ * @g NULL they run at once. 0 when all @n run; when one cannot be created, the gate is
+ * aborted, the threads started are joined, and pthread_create's error comes back as a
+ * negative errno.
+ */
+int bench_gate_spawn(struct bench_gate *g, pthread_t *tids, unsigned int n, void *(*fn)(void *),
+		     void *args, size_t stride);
+
+/* In a thread: wait at the line. True when the gate opened, false when it was aborted. */
+bool bench_gate_wait(struct bench_gate *g);
+
+/* Wait until @n threads wait at the line, then let them go; the time (bench_now()) it opened. */
+double bench_gate_open(struct bench_gate *g, unsigned int n);
+
+/* Send the threads at the line, and those still coming, home. */
+void bench_gate_abort(struct bench_gate *g);
 
 /* ---- output ----------------------------------------------------------------------- */
 

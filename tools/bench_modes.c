@@ -135,7 +135,7 @@ struct stripe_job {
 	char note[128];
 	void *cufile_handle;
 	struct cufile_api *cf;
-	pthread_barrier_t *ready;	/* setup done: the clock starts (cuFile) */
+	struct bench_gate *gate;	/* setup done: the clock starts (cuFile) */
 	double t_end;			/* its last byte landed (teardown after it is not timed) */
 };
 
@@ -189,51 +189,54 @@ out:
 
 /*
  * One thread per stripe. With @t_start, each thread sets up (device buffer, registration)
- * and then waits at a barrier; the clock starts when all have, so setup is not measured
- * (as for the library's modes, whose paths start before the clock).
+ * and then waits at a gate; the clock starts when all have, so setup is not measured
+ * (as for the library's modes, whose paths start before the clock). When a thread cannot
+ * be created, those started are sent home (or, without a gate, finish) and joined, and
+ * the error is @r's and the return value: 0 or a negative errno.
  */
-static void run_stripes(const struct bench_params *p, struct bench_result *r,
-			struct bench_lat *lat, void *(*fn)(void *), void *handle, struct cufile_api *cf,
-			double *t_start, double *cpu_start, double *t_end)
+static int run_stripes(const struct bench_params *p, struct bench_result *r,
+		       struct bench_lat *lat, void *(*fn)(void *), void *handle,
+		       struct cufile_api *cf, double *t_start, double *cpu_start, double *t_end)
 {
-	unsigned int n = p->threads ? p->threads : 1, i, started = 0;
+	unsigned int n = p->threads ? p->threads : 1, i;
 	struct stripe_job *jobs = calloc(n, sizeof(*jobs));
 	pthread_t *tids = calloc(n, sizeof(*tids));
-	pthread_barrier_t ready;
+	struct bench_gate gate, *g = NULL;
+	int ret;
 
 	if (!jobs || !tids) {
 		fail(r, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (t_start && pthread_barrier_init(&ready, NULL, n + 1)) {
-		fail(r, -ENOMEM, "pthread_barrier_init failed");
-		goto out;
+	if (t_start) {
+		ret = bench_gate_init(&gate, false);
+		if (ret) {
+			fail(r, ret, "the threads' start line: %s", strerror(-ret));
+			goto out;
+		}
+		g = &gate;
 	}
 	split(p, jobs, n, r, bench_now());
 	for (i = 0; i < n; i++) {
 		jobs[i].cufile_handle = handle;
 		jobs[i].cf = cf;
-		jobs[i].ready = t_start ? &ready : NULL;
-		if (pthread_create(&tids[i], NULL, fn, &jobs[i])) {
-			jobs[i].err = -EAGAIN;
-			tids[i] = 0;
-			/* Stand in for the thread at the barrier, which counts n + 1. */
-			if (t_start)
-				pthread_barrier_wait(&ready);
-		} else {
-			started++;
-		}
+		jobs[i].gate = g;
 	}
-	if (t_start) {
-		pthread_barrier_wait(&ready);
-		*t_start = bench_now();
+	ret = bench_gate_spawn(g, tids, n, fn, jobs, sizeof(*jobs));
+	if (ret) {
+		fail(r, ret, "could not start %u threads: %s", n, strerror(-ret));
+		for (i = 0; i < n; i++)
+			free(jobs[i].lat.v);
+		goto out_gate;
+	}
+	if (g) {
+		*t_start = bench_gate_open(g, n);
 		*cpu_start = bench_cpu_seconds();
 	}
 	for (i = 0; i < n; i++) {
 		size_t k;
 
-		if (tids[i])
-			pthread_join(tids[i], NULL);
+		pthread_join(tids[i], NULL);
 		if (jobs[i].t_end > *t_end)
 			*t_end = jobs[i].t_end;
 		r->bytes += jobs[i].bytes;
@@ -244,12 +247,13 @@ static void run_stripes(const struct bench_params *p, struct bench_result *r,
 			fail(r, jobs[i].err, "%s", jobs[i].note[0] ? jobs[i].note :
 							  strerror(-jobs[i].err));
 	}
-	if (t_start)
-		pthread_barrier_destroy(&ready);
-	(void)started;
+out_gate:
+	if (g)
+		bench_gate_destroy(g);
 out:
 	free(jobs);
 	free(tids);
+	return r->err;
 }
 
 /*
@@ -627,12 +631,13 @@ static void *cufile_thread(void *arg)
 	bench_cuda_bind(cu);
 	if (cu->MemAlloc(&dev, j->p->io_size)) {
 		j->err = -ENOMEM;
-		pthread_barrier_wait(j->ready);
+		bench_gate_wait(j->gate);
 		return NULL;
 	}
 	if (j->cf->BufRegister((void *)(uintptr_t)dev, j->p->io_size, 0).err)
 		snprintf(j->note, sizeof(j->note), "cuFileBufRegister failed (reads go unregistered)");
-	pthread_barrier_wait(j->ready);
+	if (!bench_gate_wait(j->gate))
+		goto out;	/* another thread could not be created: nothing is measured */
 	j->t0 = bench_now();
 	for (off = j->start; off < j->end && !time_up(j->p, j->t0);) {
 		size_t n = j->end - off < j->p->io_size ? j->end - off : j->p->io_size;
@@ -650,6 +655,7 @@ static void *cufile_thread(void *arg)
 		off += (uint64_t)got;
 	}
 	j->t_end = bench_now();
+out:
 	j->cf->BufDeregister((void *)(uintptr_t)dev);
 	cu->MemFree(dev);
 	return NULL;

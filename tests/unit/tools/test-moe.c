@@ -6,12 +6,15 @@
  * its books (hits + misses = accesses, the bound = the ceiling / bytes missed per token);
  * the real cache misses exactly where the replay of the same policy and capacity does;
  * with every expert in the budget no expert is read twice; the read options, the engine
- * options and a given ceiling change what the report says; one flipped byte in every
- * expert of a layer makes the run exit 1 and name an offset among them; budgets too small
- * for the dense part or for a token's experts fail with what to give; bad arguments exit
- * 2, unreadable inputs 3; and the replay's oracle never hits less than a demand policy.
+ * options and a given ceiling change what the report says; --miss-cost times batches of
+ * 1, 2, 4 and 8 cold misses, each against its floor, and names the floor's shape for
+ * each; one flipped byte in every expert of a layer makes the run exit 1 and name an
+ * offset among them; budgets too small for the dense part or for a token's experts fail
+ * with what to give; bad arguments exit 2, unreadable inputs 3; and the replay's oracle
+ * never hits less than a demand policy.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +263,43 @@ int main(int argc, char **argv)
 	}
 	tap_ok(tool_has_line(out, "verify ", "checked by the CPU, 0 bytes wrong"),
 	       "verify ... 0 bytes wrong");
+
+	/*
+	 * ---- --miss-cost: batches of 1, 2, 4 and 8 cold misses, each against its floor ----
+	 * Cold (the default): each batch's ranges and each of the floor's tries are evicted.
+	 */
+	st = moe("run -d host %s --trace %s --fraction 0.25 --ceiling 5 -n %d --miss-cost", model,
+		 trace, SHORT);
+	tap_ok(st == 0 && tool_has_line(out, "miss cost ", "(ceiling 5.00 GB/s)") &&
+		       tool_has_line(out, "  k ", " bytes/ceil  overhead ") &&
+		       tool_has_line(out, "  k ", " late    floor over floor"),
+	       "--miss-cost: exit 0, a table whose columns end with late, floor, over floor");
+	for (i = 1; i <= 8; i *= 2) {
+		double col[14] = { 0 };
+		unsigned int k = 0, threads = 0;
+		char row[16], shape[32];
+		const char *l;
+		bool named;
+
+		snprintf(row, sizeof(row), "  %-3d ", i);
+		counted = sscanf(tool_line(out, row), "%u %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf "
+				 "%lf %lf %lf", &k, &col[0], &col[1], &col[2], &col[3], &col[4],
+				 &col[5], &col[6], &col[7], &col[8], &col[9], &col[10], &col[11],
+				 &col[12]);
+		/* col[7] released, col[11] floor, col[12] over floor: printed to 0.1 us each. */
+		tap_ok(counted == 14 && k == (unsigned int)i && col[11] > 0 &&
+			       fabs(col[12] - (col[7] - col[11])) < 0.15,
+		       "k=%d: a floor of %.1f us, and over floor = released - floor (%.1f - %.1f = "
+		       "%+.1f)", i, col[11], col[7], col[11], col[12]);
+		snprintf(shape, sizeof(shape), "  floor shape k=%d: ", i);
+		l = tool_line(out, shape);
+		named = *l && sscanf(l + strlen(shape), "%u thread", &threads) == 1 &&
+			threads >= 1 && threads <= 64 && strstr(l, " x ") &&
+			strstr(l, "the best of 3 tries");
+		tap_ok(named, "k=%d: a line names the floor's shape:%.*s", i,
+		       (int)strcspn(l + 1, "\n"), l + (*l != 0));
+	}
+	tap_is_int(tool_count_lines(out, "  floor shape k="), 4, "one shape line per k, no more");
 
 	/* ---- options say what they did ---- */
 	tap_ok(option_says("--read-pieces 3", "reads ", "(about 3 per load)"),

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The burst floor (tools/bench_burst.c) over a scratch file whose every byte is known:
+ * ranges aligned, unaligned, overlapping each other's blocks and ending at the file's
+ * unaligned end come back as a positive time, a shape of the sweep and the bytes the
+ * rounding says, and the check sees each range's own bytes after every try; a lone
+ * unaligned range of three bytes is one shape; a check that fails, no ranges, an empty
+ * range, a range past the end, an overflowing one, a negative descriptor and a directory
+ * are refused with their errno and a note; where O_DIRECT is refused (tmpfs before 6.6)
+ * the reads are buffered and the note says so.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "../../../tools/bench.h"
+#include "tap.h"
+#include "tool_run.h"
+
+/* An unaligned size: the last range ends inside a block. */
+#define FILE_SIZE ((6u << 20) + 1234)
+#define TMPFS_MAGIC_ 0x01021994
+
+static uint8_t byte_at(uint64_t off)
+{
+	return (uint8_t)(off * 131 + (off >> 12) + 7);
+}
+
+struct seen {
+	unsigned int calls;
+	unsigned int wrong;
+	int fail_with;		/* what the check returns; 0: its verdict */
+};
+
+static int check(void *arg, const struct bench_range *r, const void *data)
+{
+	struct seen *s = arg;
+	const uint8_t *p = data;
+	uint64_t i;
+
+	s->calls++;
+	for (i = 0; i < r->length; i++)
+		if (p[i] != byte_at(r->offset + i)) {
+			s->wrong++;
+			break;
+		}
+	return s->fail_with;
+}
+
+static bool in(uint64_t v, const uint64_t *set, size_t n)
+{
+	while (n--)
+		if (set[n] == v)
+			return true;
+	return false;
+}
+
+static int make_file(const char *path, uint64_t size)
+{
+	uint8_t *buf = malloc(size);
+	uint64_t i;
+	int fd;
+
+	if (!buf)
+		return -1;
+	for (i = 0; i < size; i++)
+		buf[i] = byte_at(i);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0 && (write(fd, buf, size) != (ssize_t)size || fsync(fd))) {
+		close(fd);
+		fd = -1;
+	}
+	free(buf);
+	return fd;
+}
+
+/* The floor of @n ranges of @fd; the note goes to the diagnostics when it failed. */
+static int floor_of(int fd, const struct bench_range *rg, size_t n, struct seen *s,
+		    struct bench_burst *res)
+{
+	struct bench_burst_params bp = {
+		.fd = fd, .ranges = rg, .nr_ranges = n, .cold = true,
+		.check = s ? check : NULL, .check_arg = s,
+	};
+
+	return bench_burst_floor(&bp, res);
+}
+
+/* A refusal: @want and a note. */
+static void refused(int fd, const struct bench_range *rg, size_t n, int want, const char *what)
+{
+	struct bench_burst res;
+	int ret = floor_of(fd, rg, n, NULL, &res);
+
+	tap_ok(ret == want && res.note[0] && res.seconds == 0, "%s: %d (%s)", what, ret,
+	       res.note);
+}
+
+int main(int argc, char **argv)
+{
+	static const uint64_t pieces[] = { 0, 4u << 20, 1u << 20, 512u << 10, 256u << 10 };
+	/*
+	 * A and E share A's first block; B and C share a block; D ends the file. Three runs:
+	 * [0, 1M), [2M, 3M + 53248), [6M - 4096, 6M + 4096) - the last read stops at the
+	 * file's end, 6M + 1234.
+	 */
+	const struct bench_range rg[] = {
+		{ 0, 1u << 20 },			/* A */
+		{ (2u << 20) + 100, (1u << 20) + 5 },	/* B */
+		{ (3u << 20) + 200, 50000 },		/* C */
+		{ FILE_SIZE - 3000, 3000 },		/* D */
+		{ 12345, 10 },				/* E */
+	};
+	const uint64_t bytes = (1u << 20) + (1u << 20) + 53248 + 4096 + 1234;
+	const size_t n = sizeof(rg) / sizeof(rg[0]);
+	struct seen s = { 0 };
+	struct bench_burst res;
+	struct bench_range one;
+	const char *dir;
+	char path[256];
+	struct statfs sfs;
+	int fd, dfd, ret;
+
+	tool_init(argv[0]);
+	dir = tool_scratch("bench-burst");
+	snprintf(path, sizeof(path), "%s/f", dir);
+	fd = make_file(path, FILE_SIZE);
+	if (fd < 0)
+		tap_bail("could not write the scratch file");
+
+	/* ---- five ranges, three runs ---- */
+	ret = floor_of(fd, rg, n, &s, &res);
+	tap_is_int(ret, 0, "five ranges: 0 (%s)", res.note[0] ? res.note : "no note");
+	tap_ok(res.seconds > 0 && res.seconds < 10, "a positive time: %.1f us", res.seconds * 1e6);
+	/* 1..64 threads: powers of two, capped at the number of reads (3 runs whole: 3). */
+	tap_ok(res.threads >= 1 && res.threads <= 64 && in(res.piece, pieces, 5),
+	       "a shape of the sweep: %u threads x %llu-byte reads", res.threads,
+	       (unsigned long long)res.piece);
+	tap_ok(res.runs == 3 && res.bytes == bytes,
+	       "3 runs of %llu bytes: the ranges rounded out to blocks, merged, cut at the end "
+	       "(%u runs, %llu bytes)", (unsigned long long)bytes, res.runs,
+	       (unsigned long long)res.bytes);
+	/* Whole runs (1 and 3 threads), 4M (= whole: skipped), 1M, 512K, 256K, and more threads. */
+	tap_ok(res.shapes >= 8 && res.shapes <= 35, "%u shapes timed", res.shapes);
+	tap_ok(s.calls == n * res.shapes * BENCH_BURST_REPS && s.wrong == 0,
+	       "the check saw every range after every try (%u calls), each with its own bytes "
+	       "(%u wrong)", s.calls, s.wrong);
+	tap_ok(!res.buffered || strstr(res.note, "buffered reads"),
+	       "%s", res.buffered ? "buffered reads, and the note says so" : "O_DIRECT reads");
+
+	/* ---- one unaligned range of three bytes: one block, one thread, the run whole ---- */
+	memset(&s, 0, sizeof(s));
+	one = (struct bench_range){ 4097, 3 };
+	ret = floor_of(fd, &one, 1, &s, &res);
+	tap_ok(ret == 0 && res.seconds > 0 && res.runs == 1 && res.bytes == 4096 &&
+		       res.threads == 1 && res.piece == 0 && res.shapes == 1,
+	       "3 bytes at 4097: one 4096-byte read, one shape (%d, %u runs, %llu bytes, %u "
+	       "shapes)", ret, res.runs, (unsigned long long)res.bytes, res.shapes);
+	tap_ok(s.calls == BENCH_BURST_REPS && s.wrong == 0, "and the check saw its 3 bytes");
+
+	/* ---- a check that fails ends the floor with its error ---- */
+	memset(&s, 0, sizeof(s));
+	s.fail_with = -EBADMSG;
+	ret = floor_of(fd, rg, n, &s, &res);
+	tap_ok(ret == -EBADMSG && strstr(res.note, "check of range 0") && s.calls == 1,
+	       "a check returning -EBADMSG: %d after one call (%s)", ret, res.note);
+
+	/* ---- bad arguments ---- */
+	refused(fd, rg, 0, -EINVAL, "no ranges: -EINVAL");
+	refused(fd, NULL, 3, -EINVAL, "no range array: -EINVAL");
+	one = (struct bench_range){ 4096, 0 };
+	refused(fd, &one, 1, -EINVAL, "an empty range: -EINVAL");
+	one = (struct bench_range){ FILE_SIZE - 10, 11 };
+	refused(fd, &one, 1, -ERANGE, "a range one byte past the end: -ERANGE");
+	one = (struct bench_range){ FILE_SIZE + 4096, 1 };
+	refused(fd, &one, 1, -ERANGE, "a range after the end: -ERANGE");
+	one = (struct bench_range){ UINT64_MAX - 5, 10 };
+	refused(fd, &one, 1, -ERANGE, "a range whose end overflows: -ERANGE");
+	one = (struct bench_range){ 0, 4096 };
+	refused(-1, &one, 1, -EBADF, "descriptor -1: -EBADF");
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	refused(dfd, &one, 1, -EINVAL, "a directory: -EINVAL");
+	close(dfd);
+	tap_ok(bench_burst_floor(NULL, &res) == -EINVAL && bench_burst_floor(NULL, NULL) == -EINVAL,
+	       "no parameters or no result: -EINVAL");
+	close(fd);
+
+	/* ---- where O_DIRECT is refused ---- */
+	snprintf(path, sizeof(path), "/dev/shm/p2pio-burst-%d", (int)getpid());
+	if (statfs("/dev/shm", &sfs) || (unsigned long)sfs.f_type != TMPFS_MAGIC_) {
+		tap_skip(1, "no tmpfs at /dev/shm");
+	} else if ((fd = make_file(path, 1u << 20)) < 0) {
+		tap_skip(1, "cannot write to /dev/shm");
+	} else {
+		dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+		if (dfd >= 0) {
+			close(dfd);
+			tap_skip(1, "this kernel's tmpfs takes O_DIRECT");
+		} else {
+			memset(&s, 0, sizeof(s));
+			one = (struct bench_range){ 1000, 300000 };
+			ret = floor_of(fd, &one, 1, &s, &res);
+			tap_ok(ret == 0 && res.buffered && strstr(res.note, "buffered reads") &&
+				       s.wrong == 0 && s.calls > 0,
+			       "tmpfs: buffered reads, and the note says so (%d: %s)", ret,
+			       res.note);
+		}
+		close(fd);
+		unlink(path);
+	}
+	return tap_exit();
+}
