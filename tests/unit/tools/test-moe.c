@@ -175,7 +175,7 @@ static const struct jcheck replay_checks[] = {
 
 int main(int argc, char **argv)
 {
-	uint64_t dense, xbytes, slice_min_reads, misses = 0, reads = 0, need, m_all, m_warm;
+	uint64_t dense, xbytes, slice_min_reads, xmin = 0, xmax = 0, misses = 0, reads = 0, need, m_all, m_warm;
 	uint64_t bad_off[EXPERTS], slice, exps_off, exps_bytes, got, a, b, c, d;
 	char bad[128], args[512], want[256];
 	const char *v = tool_jval;	/* what the last JSON check saw */
@@ -210,6 +210,12 @@ int main(int argc, char **argv)
 		   "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ")", &exps_off, &exps_bytes,
 		   &slice_min_reads) != 3 || exps_bytes % EXPERTS || !slice_min_reads)
 		tap_bail("no layer-0 expert tensor of 8 experts in the moe-tiny model");
+	/* The smallest and largest expert of any layer: all its slices' bytes. */
+	if (sscanf(tool_jeval(g, "(lambda s: (min(s), max(s)))([sum(t[\"expert_bytes\"] for t in "
+				 "d[\"tensors\"] if t[\"layer\"] == l and t[\"experts\"]) "
+				 "for l in range(4)])"),
+		   "(%" SCNu64 ", %" SCNu64 ")", &xmin, &xmax) != 2 || !xmin || xmax < xmin)
+		tap_bail("no expert sizes in the moe-tiny model");
 	free(g);
 	/* One byte in the middle of each expert's slice: e*size/8 .. (e+1)*size/8. */
 	slice = exps_bytes / EXPERTS;
@@ -276,6 +282,7 @@ int main(int argc, char **argv)
 	       "--miss-cost: exit 0, a table whose columns end with late, floor, over floor");
 	for (i = 1; i <= 8; i *= 2) {
 		double col[14] = { 0 };
+		unsigned int warm = 0, all = 0;
 		unsigned int k = 0, threads = 0;
 		char row[16], shape[32];
 		const char *l;
@@ -291,6 +298,20 @@ int main(int argc, char **argv)
 			       fabs(col[12] - (col[7] - col[11])) < 0.15,
 		       "k=%d: a floor of %.1f us, and over floor = released - floor (%.1f - %.1f = "
 		       "%+.1f)", i, col[11], col[7], col[11], col[12]);
+		/*
+		 * A mean over wholly cold batches reads k experts' worth each, at least k of
+		 * the smallest: a batch with a hit in it (the decode leaves experts resident)
+		 * is left out, not counted at a fraction of the bytes. The note says how many.
+		 */
+		l = strchr(tool_line(out, row), '\n');	/* the row's own note, if any */
+		if (l && strncmp(l, "\n      (", 8))
+			l = NULL;
+		tap_ok(counted == 14 && col[0] * 1048576.0 >= i * (double)xmin - 0.01 * 1048576.0 &&
+			       col[0] * 1048576.0 <= i * (double)xmax * 1.02 + 0.01 * 1048576.0 &&
+			       (!l || (sscanf(l, "\n      (%u of %u batches not wholly cold", &warm,
+					      &all) == 2 && all == warm + 10)),
+		       "k=%d: the batches counted were wholly cold (%.3f MiB, %d x %.3f-%.3f)%s", i,
+		       col[0], i, xmin / 1048576.0, xmax / 1048576.0, l ? ", the rest left out" : "");
 		snprintf(shape, sizeof(shape), "  floor shape k=%d: ", i);
 		l = tool_line(out, shape);
 		named = *l && sscanf(l + strlen(shape), "%u thread", &threads) == 1 &&
