@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +281,7 @@ static int generate(const char *path, uint64_t size, unsigned int threads)
 {
 	struct gen_job jobs[256];
 	pthread_t tids[256];
+	bool started[256];	/* pthread_t has no value that means "none" */
 	uint64_t per = (size / threads + 4095) & ~4095ull;
 	unsigned int i;
 	struct stat st;
@@ -296,13 +298,13 @@ static int generate(const char *path, uint64_t size, unsigned int threads)
 		jobs[i].end = jobs[i].start + per < size ? jobs[i].start + per : size;
 		jobs[i].seed = 0x9e3779b97f4a7c15ull * (i + 1);
 		jobs[i].err = 0;
-		if (pthread_create(&tids[i], NULL, gen_thread, &jobs[i])) {
+		/* A thread that cannot start: its stripe is written here instead. */
+		started[i] = !pthread_create(&tids[i], NULL, gen_thread, &jobs[i]);
+		if (!started[i])
 			gen_thread(&jobs[i]);
-			tids[i] = 0;
-		}
 	}
 	for (i = 0; i < threads; i++) {
-		if (tids[i])
+		if (started[i])
 			pthread_join(tids[i], NULL);
 		if (jobs[i].err && !ret)
 			ret = jobs[i].err;
