@@ -492,7 +492,7 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 	int fl_err[MISS_KS];
 	bool shown[MISS_KS] = { false };	/* a row for ks[i] */
 	uint32_t ids[8], layer = 0, next = 0, i, tries, k, done, warm;
-	uint64_t t0, dt, ns, bytes, reads, submit, first, last, map, unmap, late;
+	uint64_t t0, dt, ns, bytes, reads, submit, first, last, map, unmap, late, taken, landed;
 	double n, us, floor_us;
 	size_t ki, nbatch, ncold;
 	char shape[64];
@@ -503,14 +503,16 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 		(double)a.read_piece / 1024.0);
 	fprintf(out, "  floor: the fastest plain reads of a cold batch's ranges (shapes below); "
 		"over floor = released - floor\n");
-	fprintf(out, "  %-3s %8s %6s %8s %7s %7s %8s %8s %9s %9s %9s %7s %8s %10s\n", "k", "MiB",
-		"reads", "submit", "(map", "unmap)", "first", "last", "released", "bytes/ceil",
-		"overhead", "late", "floor", "over floor");
+	fprintf(out, "  taken, landed: its last read handed to an engine thread, and read "
+		"(before any copy; - where the path does not say)\n");
+	fprintf(out, "  %-3s %8s %6s %8s %7s %7s %8s %8s %9s %9s %9s %7s %8s %10s %8s %8s\n", "k",
+		"MiB", "reads", "submit", "(map", "unmap)", "first", "last", "released",
+		"bytes/ceil", "overhead", "late", "floor", "over floor", "taken", "landed");
 	for (ki = 0; ki < MISS_KS; ki++) {
 		k = ks[ki];
 		if (k > r->info.experts || k > r->info.capacity)
 			break;
-		ns = bytes = reads = submit = first = last = map = unmap = late = 0;
+		ns = bytes = reads = submit = first = last = map = unmap = late = taken = landed = 0;
 		ncold = 0;
 		/*
 		 * Ten wholly cold batches, at most thirty tries: a batch of which an expert was
@@ -557,6 +559,8 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 			map += b.map_ns - a.map_ns;
 			unmap += b.unmap_ns - a.unmap_ns;
 			late += b.late_unmap_ns - a.late_unmap_ns;
+			taken += b.batch_taken_ns - a.batch_taken_ns;
+			landed += b.batch_landed_ns - a.batch_landed_ns;
 		}
 		if (!done)
 			continue;
@@ -589,10 +593,14 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 			us, (double)ns / n * 1e-3 - us, (double)late / n * 1e-3);
 		floor_us = fl[ki].seconds * 1e6;
 		if (fl_err[ki])
-			fprintf(out, " %8s %10s\n", "-", "-");
+			fprintf(out, " %8s %10s", "-", "-");
 		else
-			fprintf(out, " %8.1f %+10.1f\n", floor_us,
-				(double)ns / n * 1e-3 - floor_us);
+			fprintf(out, " %8.1f %+10.1f", floor_us, (double)ns / n * 1e-3 - floor_us);
+		if (taken && landed)
+			fprintf(out, " %8.1f %8.1f\n", (double)taken / n * 1e-3,
+				(double)landed / n * 1e-3);
+		else
+			fprintf(out, " %8s %8s\n", "-", "-");
 		if (warm)
 			fprintf(out, "      (%u of %u batches not wholly cold, left out of the means)\n",
 				warm, warm + done);

@@ -281,7 +281,7 @@ int main(int argc, char **argv)
 		       tool_has_line(out, "  k ", " late    floor over floor"),
 	       "--miss-cost: exit 0, a table whose columns end with late, floor, over floor");
 	for (i = 1; i <= 8; i *= 2) {
-		double col[14] = { 0 };
+		double col[16] = { 0 };
 		unsigned int warm = 0, all = 0;
 		unsigned int k = 0, threads = 0;
 		char row[16], shape[32];
@@ -290,11 +290,11 @@ int main(int argc, char **argv)
 
 		snprintf(row, sizeof(row), "  %-3d ", i);
 		counted = sscanf(tool_line(out, row), "%u %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf "
-				 "%lf %lf %lf", &k, &col[0], &col[1], &col[2], &col[3], &col[4],
-				 &col[5], &col[6], &col[7], &col[8], &col[9], &col[10], &col[11],
-				 &col[12]);
+				 "%lf %lf %lf %lf %lf", &k, &col[0], &col[1], &col[2], &col[3],
+				 &col[4], &col[5], &col[6], &col[7], &col[8], &col[9], &col[10],
+				 &col[11], &col[12], &col[13], &col[14]);
 		/* col[7] released, col[11] floor, col[12] over floor: printed to 0.1 us each. */
-		tap_ok(counted == 14 && k == (unsigned int)i && col[11] > 0 &&
+		tap_ok(counted == 16 && k == (unsigned int)i && col[11] > 0 &&
 			       fabs(col[12] - (col[7] - col[11])) < 0.15,
 		       "k=%d: a floor of %.1f us, and over floor = released - floor (%.1f - %.1f = "
 		       "%+.1f)", i, col[11], col[7], col[11], col[12]);
@@ -306,7 +306,15 @@ int main(int argc, char **argv)
 		l = strchr(tool_line(out, row), '\n');	/* the row's own note, if any */
 		if (l && strncmp(l, "\n      (", 8))
 			l = NULL;
-		tap_ok(counted == 14 && col[0] * 1048576.0 >= i * (double)xmin - 0.01 * 1048576.0 &&
+		/*
+		 * col[13] taken, col[14] landed: the engine's phases of the batch's last read
+		 * (into host memory the path says them), each before the load completed (col[6]).
+		 */
+		tap_ok(counted == 16 && col[13] > 0 && col[13] <= col[14] + 0.15 &&
+			       col[14] <= col[6] + 0.15,
+		       "k=%d: its last read handed out at %.1f us, read at %.1f, the load done at "
+		       "%.1f", i, col[13], col[14], col[6]);
+		tap_ok(counted == 16 && col[0] * 1048576.0 >= i * (double)xmin - 0.01 * 1048576.0 &&
 			       col[0] * 1048576.0 <= i * (double)xmax * 1.02 + 0.01 * 1048576.0 &&
 			       (!l || (sscanf(l, "\n      (%u of %u batches not wholly cold", &warm,
 					      &all) == 2 && all == warm + 10)),

@@ -333,6 +333,12 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  * @busy_ns:     time at least one load was in flight (the reads' wall time: @bytes over
  *               it is the rate the loads got while there were any).
  * @read_pieces: the reads per load (0: loads cut by @read_piece).
+ * @batch_taken_ns: for the miss batches, summed, the time from the call's start until the
+ *               last of its reads was handed to one of the engine's threads, and ...
+ * @batch_landed_ns: ... until the last of them was read (its bytes in the path's staging
+ *               or in place, before any copy to the GPU). Both 0 where the path does not
+ *               say (P2P); with @batch_submit_ns, @batch_first_ns and @batch_done_ns they
+ *               tell the engine's hand-out, its reads and its copies apart.
  */
 struct p2pio_experts_io {
 	size_t size;
@@ -363,6 +369,8 @@ struct p2pio_experts_io {
 	uint64_t forced_unmaps;
 	uint64_t busy_ns;
 	uint64_t read_pieces;
+	uint64_t batch_taken_ns;
+	uint64_t batch_landed_ns;
 };
 
 /**

@@ -127,7 +127,7 @@ static void p2pio_op_complete(struct p2pio_op *op)
 {
 	struct p2pio_ctx *ctx = op->ctx;
 	struct p2pio_queue *q = op->q;
-	uint64_t lat = p2pio_now_ns() - op->t_submit, one = 1;
+	uint64_t now = p2pio_now_ns(), lat = now - op->t_submit, one = 1;
 	int err = atomic_load(&op->err);
 
 	pthread_mutex_lock(&ctx->stats_lock);
@@ -135,6 +135,7 @@ static void p2pio_op_complete(struct p2pio_op *op)
 	p2pio_stats_add(&ctx->stats.path[P2PIO_PATH_AUTO], op, err, lat);
 	pthread_mutex_unlock(&ctx->stats_lock);
 	op->t_submit = lat;	/* from now on: the latency */
+	op->t_done = now;
 
 	if (op->flag_slot >= 0)
 		p2pio_flag_release(op);
@@ -166,6 +167,15 @@ static void p2pio_op_complete(struct p2pio_op *op)
 void p2pio_op_get(struct p2pio_op *op)
 {
 	atomic_fetch_add(&op->pending, 1);
+}
+
+/* A chunk of @op was read (its bytes in staging or in place): the latest such time. */
+void p2pio_op_landed(struct p2pio_op *op)
+{
+	uint_fast64_t now = p2pio_now_ns(), seen = atomic_load(&op->t_landed);
+
+	while (seen < now && !atomic_compare_exchange_weak(&op->t_landed, &seen, now))
+		;
 }
 
 void p2pio_op_put(struct p2pio_op *op, int err, uint64_t bytes_read)
@@ -250,6 +260,8 @@ static int p2pio_op_prepare(struct p2pio_ctx *ctx, const struct p2pio_req *r,
 	atomic_init(&op->pending, 1);
 	atomic_init(&op->err, 0);
 	atomic_init(&op->bytes_read, 0);
+	atomic_init(&op->t_taken, 0);
+	atomic_init(&op->t_landed, 0);
 	if (r->flags & P2PIO_REQ_STREAM) {
 		ret = p2pio_flag_arm(op, r->stream);
 		if (ret) {
@@ -477,6 +489,13 @@ int p2pio_submit(struct p2pio_queue *q, const struct p2pio_req *reqs, unsigned i
 int p2pio_complete(struct p2pio_queue *q, struct p2pio_cqe *cqes, unsigned int max,
 		   unsigned int min, int timeout_ms)
 {
+	return p2pio_complete_phases(q, cqes, NULL, max, min, timeout_ms);
+}
+
+int p2pio_complete_phases(struct p2pio_queue *q, struct p2pio_cqe *cqes,
+			  struct p2pio_cqe_phases *ph, unsigned int max, unsigned int min,
+			  int timeout_ms)
+{
 	struct timespec dl;
 	struct p2pio_op *op;
 	unsigned int n = 0;
@@ -516,6 +535,13 @@ int p2pio_complete(struct p2pio_queue *q, struct p2pio_cqe *cqes, unsigned int m
 		cqes[n].path = op->path;
 		cqes[n].bytes = cqes[n].res ? 0 : op->len;
 		cqes[n].latency_ns = op->t_submit;
+		if (ph)
+			ph[n] = (struct p2pio_cqe_phases){
+				.submit_ns = op->t_done - op->t_submit,
+				.taken_ns = atomic_load(&op->t_taken),
+				.landed_ns = atomic_load(&op->t_landed),
+				.done_ns = op->t_done,
+			};
 		free(op);
 		n++;
 	}

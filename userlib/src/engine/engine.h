@@ -136,6 +136,14 @@ struct p2pio_op {
 	uint64_t tag;
 	enum p2pio_path path;
 	uint64_t t_submit;
+	/*
+	 * Where a read's time goes (p2pio_now_ns(), 0 where the path does not say): when the
+	 * last of its chunks was handed to a worker, and when the last of them was read (in
+	 * staging or in place; before any copy to the GPU). BOUNCE and POSIX set them.
+	 */
+	atomic_uint_fast64_t t_taken;
+	atomic_uint_fast64_t t_landed;
+	uint64_t t_done;		/* completed (t_submit is then its latency) */
 
 	atomic_int pending;
 	atomic_int err;			/* first error, 0 if none */
@@ -156,6 +164,23 @@ struct p2pio_op {
 P2PIO_HIDDEN uint64_t p2pio_now_ns(void);
 P2PIO_HIDDEN void p2pio_op_get(struct p2pio_op *op);
 P2PIO_HIDDEN void p2pio_op_put(struct p2pio_op *op, int err, uint64_t bytes_read);
+P2PIO_HIDDEN void p2pio_op_landed(struct p2pio_op *op);
+
+/*
+ * The phases of a completed read (p2pio_now_ns() times; 0 where the path does not say):
+ * submitted, its last chunk handed to a worker, its last chunk read, completed.
+ */
+struct p2pio_cqe_phases {
+	uint64_t submit_ns;
+	uint64_t taken_ns;
+	uint64_t landed_ns;
+	uint64_t done_ns;
+};
+
+/* p2pio_complete() that also says each read's phases, in @ph (as many as @cqes). */
+P2PIO_HIDDEN int p2pio_complete_phases(struct p2pio_queue *q, struct p2pio_cqe *cqes,
+				       struct p2pio_cqe_phases *ph, unsigned int max,
+				       unsigned int min, int timeout_ms);
 P2PIO_HIDDEN void p2pio_file_note(struct p2pio_file *f, enum p2pio_path path, const char *fmt,
 				  ...) __attribute__((format(printf, 3, 4)));
 

@@ -38,6 +38,16 @@ static void bury(struct p2pio_experts *x, uint32_t layer, uint32_t expert)
 	p2pio_xpool_unmap(x->pool, layer, expert);
 }
 
+/* The current miss batch is complete: its times from the call's start. Called locked. */
+static void batch_complete(struct p2pio_experts *x)
+{
+	uint64_t t0 = x->batch_t0;
+
+	x->io.batch_done_ns += p2pio_now_ns() - t0;
+	x->io.batch_taken_ns += x->batch_taken > t0 ? x->batch_taken - t0 : 0;
+	x->io.batch_landed_ns += x->batch_landed > t0 ? x->batch_landed - t0 : 0;
+}
+
 /* A load of the current miss batch finished; the last one, once the call has submitted
  * everything, completes the batch. Called locked. */
 static void batch_load_done(struct p2pio_experts *x)
@@ -45,16 +55,24 @@ static void batch_load_done(struct p2pio_experts *x)
 	if (x->batch_left)
 		x->batch_left--;
 	if (!x->batch_open && !x->batch_left)
-		x->io.batch_done_ns += p2pio_now_ns() - x->batch_t0;
+		batch_complete(x);
 }
 
 /*
  * A read of entry @e completed, reaped at @t (before the lock, which require holds while
- * it submits): the first of the current batch is the breakdown's "first". Locked.
+ * it submits), its phases in @ph: the first of the current batch is the breakdown's
+ * "first"; the latest hand-out and read of any of them its "taken" and "landed". Locked.
  */
-static void batch_read_done(struct p2pio_experts *x, const struct xentry *e, uint64_t t)
+static void batch_read_done(struct p2pio_experts *x, const struct xentry *e, uint64_t t,
+			    const struct p2pio_cqe_phases *ph)
 {
-	if (!e->batch || e->batch != x->batch || x->batch_first)
+	if (!e->batch || e->batch != x->batch)
+		return;
+	if (ph->taken_ns > x->batch_taken)
+		x->batch_taken = ph->taken_ns;
+	if (ph->landed_ns > x->batch_landed)
+		x->batch_landed = ph->landed_ns;
+	if (x->batch_first)
 		return;
 	x->batch_first = true;
 	x->io.batch_first_ns += t > x->batch_t0 ? t - x->batch_t0 : 0;
@@ -89,13 +107,14 @@ static void finish_load(struct p2pio_experts *x, size_t i)
 }
 
 /* P2PIO_CTX_POLL: completions polled for (yielding) before the reaper sleeps on them. */
-static int reap_poll(struct p2pio_experts *x, struct p2pio_cqe *cqe)
+static int reap_poll(struct p2pio_experts *x, struct p2pio_cqe *cqe,
+		     struct p2pio_cqe_phases *ph)
 {
 	uint64_t t0 = p2pio_now_ns();
 	int n;
 
 	do {
-		n = p2pio_complete(x->q, cqe, REAP_BATCH, 0, 0);
+		n = p2pio_complete_phases(x->q, cqe, ph, REAP_BATCH, 0, 0);
 		if (n)
 			return n;
 		sched_yield();
@@ -107,6 +126,7 @@ void *p2pio_experts_reaper(void *arg)
 {
 	struct p2pio_experts *x = arg;
 	struct p2pio_cqe cqe[REAP_BATCH];
+	struct p2pio_cqe_phases ph[REAP_BATCH];
 	uint64_t t;
 	int n, i;
 
@@ -120,9 +140,9 @@ void *p2pio_experts_reaper(void *arg)
 		while (!x->loading && !atomic_load(&x->stop))
 			pthread_cond_wait(&x->reap_cond, &x->lock);
 		pthread_mutex_unlock(&x->lock);
-		n = x->ctx->opts.flags & P2PIO_CTX_POLL ? reap_poll(x, cqe) : 0;
+		n = x->ctx->opts.flags & P2PIO_CTX_POLL ? reap_poll(x, cqe, ph) : 0;
 		if (!n)
-			n = p2pio_complete(x->q, cqe, REAP_BATCH, 1, REAP_TIMEOUT_MS);
+			n = p2pio_complete_phases(x->q, cqe, ph, REAP_BATCH, 1, REAP_TIMEOUT_MS);
 		if (n == -ETIMEDOUT || n == -EINTR || n == -EAGAIN || n == 0)
 			continue;
 		t = p2pio_now_ns();
@@ -145,7 +165,7 @@ void *p2pio_experts_reaper(void *arg)
 
 			if (cqe[i].res < 0 && !e->err)
 				e->err = cqe[i].res;
-			batch_read_done(x, e, t);
+			batch_read_done(x, e, t, &ph[i]);
 			if (--e->pending == 0)
 				finish_load(x, k);
 		}
@@ -571,6 +591,8 @@ static void batch_begin(struct p2pio_experts *x, uint64_t t0)
 	x->batch_loads = 0;
 	x->batch_first = false;
 	x->batch_open = true;
+	x->batch_taken = 0;
+	x->batch_landed = 0;
 }
 
 /*
@@ -585,7 +607,7 @@ static void batch_end(struct p2pio_experts *x)
 	x->io.batches++;
 	x->io.batch_submit_ns += p2pio_now_ns() - x->batch_t0;
 	if (!x->batch_left)
-		x->io.batch_done_ns += p2pio_now_ns() - x->batch_t0;
+		batch_complete(x);
 }
 
 /* ---- the API ---------------------------------------------------------------------- */

@@ -110,7 +110,8 @@ struct p2pio_experts {
 	/*
 	 * The current miss batch (the demand loads of one require), for the statistics'
 	 * breakdown: its number, when the call started, its loads not finished, whether its
-	 * first read completed, and whether the call is still submitting.
+	 * first read completed, whether the call is still submitting, and when the engine
+	 * last handed one of its reads to a thread and last read one.
 	 */
 	uint32_t batch;
 	uint64_t batch_t0;
@@ -118,6 +119,8 @@ struct p2pio_experts {
 	uint32_t batch_loads;			/* loads the batch started */
 	bool batch_first;
 	bool batch_open;
+	uint64_t batch_taken;			/* latest hand-out of its reads (engine time) */
+	uint64_t batch_landed;			/* latest of its reads read */
 
 	struct p2pio_experts_io io;
 	uint64_t t_start;

@@ -155,6 +155,7 @@ static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finishe
 	p2pio_op_get(op);
 	op->cur += rlen;
 	if (op->cur == op->end) {
+		atomic_store(&op->t_taken, p2pio_now_ns());
 		b->head = op->next;
 		if (!b->head)
 			b->tail = NULL;
@@ -207,6 +208,8 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 			err = -ENODATA;
 		}
 	}
+	if (!err)
+		p2pio_op_landed(op);
 	if (err || atomic_load(&op->err) || !s) {
 		p2pio_op_put(op, err, bio->done);
 		if (s)

@@ -98,6 +98,8 @@ static void p2pio_posix_chunk(struct p2pio_pworker *w, struct p2pio_op *op, uint
 	}
 	if (op->buf->host) {
 		ret = p2pio_pread_full(op->file->fd, (char *)op->buf->host + dst, n, off);
+		if (!ret)
+			p2pio_op_landed(op);
 		p2pio_op_put(op, ret, ret ? 0 : n);
 		return;
 	}
@@ -109,6 +111,7 @@ static void p2pio_posix_chunk(struct p2pio_pworker *w, struct p2pio_op *op, uint
 		p2pio_op_put(op, ret, 0);
 		return;
 	}
+	p2pio_op_landed(op);
 	res = cu->MemcpyHtoDAsync(op->buf->addr + dst, s->mem, n, w->stream);
 	if (res == CUDA_SUCCESS)
 		res = cu->EventRecord(s->ev, w->stream);
@@ -155,6 +158,7 @@ static void *p2pio_posix_thread(void *arg)
 		p2pio_op_get(op);
 		last = NULL;
 		if (op->cur == op->end) {
+			atomic_store(&op->t_taken, p2pio_now_ns());
 			px->head = op->next;
 			if (!px->head)
 				px->tail = NULL;
