@@ -12,7 +12,8 @@
 # whole model (36 layers, 63 GB on a 64G zram) for each "tag|options" line of MOONS
 # (default: 8 GiB twice, 25 and 50 %), and in 8 GiB with the best variant if that is not
 # the defaults; the 1-layer model on the virtio disk at 10, 25 and 50 % (VIRTIO=1; the
-# moonshot leaves it VIRTIO_S seconds). Every run measures its own ceiling (the storage
+# moonshot leaves it VIRTIO_S seconds; TOKENSV tokens each, default 400). Every run
+# measures its own ceiling (the storage
 # and link sweeps). Results: OUT/moe.tgz.
 #
 # The 1-layer decodes run TOKENS1 tokens of oss1.trace (default 1000; a shorter trace
@@ -121,7 +122,9 @@ zreset
 save
 
 if [ "${VIRTIO:-0}" = 1 ] && [ $(left) -gt 60 ]; then
-	TRUN1=50
+	# At ~2 GB/s a 10 % decode of 1000 tokens reads ~40 GB: more than a run's 50 s with
+	# the disk's ceiling sweeps (session 6); TOKENSV tokens here (default 400).
+	TRUN1=50 TOKENS1=${TOKENSV:-400}
 	mkdir -p $V && timeout 40 $B/p2pio-mkmodel -q -p gpt-oss-120b --layers 1 -s 11 $V/oss.gguf && sync
 	log "1-layer model on the virtio disk: $(ls -l $V/oss.gguf 2>&1) ($(df -h $V | tail -1))"
 	for f in 0.10 0.25 0.50; do run1 $V/oss.gguf v-def-f$f --fraction $f; done
