@@ -13,8 +13,7 @@
 # (default: 8 GiB twice, 25 and 50 %), and in 8 GiB with the best variant if that is not
 # the defaults; the 1-layer model on the virtio disk at 10, 25 and 50 % (VIRTIO=1; the
 # moonshot leaves it VIRTIO_S seconds; TOKENSV tokens each, default 400). Every run
-# measures its own ceiling (the storage
-# and link sweeps). Results: OUT/moe.tgz.
+# measures its own ceiling (the storage and link sweeps). Results: OUT/moe.tgz.
 #
 # The 1-layer decodes run TOKENS1 tokens of oss1.trace (default 1000; a shorter trace
 # decodes what it has): with 60 tokens a decode lasted 30-80 ms, so a cold file's first
