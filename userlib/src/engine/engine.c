@@ -537,7 +537,6 @@ int p2pio_complete_phases(struct p2pio_queue *q, struct p2pio_cqe *cqes,
 		cqes[n].latency_ns = op->t_submit;
 		if (ph)
 			ph[n] = (struct p2pio_cqe_phases){
-				.submit_ns = op->t_done - op->t_submit,
 				.taken_ns = atomic_load(&op->t_taken),
 				.landed_ns = atomic_load(&op->t_landed),
 				.done_ns = op->t_done,

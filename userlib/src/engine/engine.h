@@ -168,10 +168,10 @@ P2PIO_HIDDEN void p2pio_op_landed(struct p2pio_op *op);
 
 /*
  * The phases of a completed read (p2pio_now_ns() times; 0 where the path does not say):
- * submitted, its last chunk handed to a worker, its last chunk read, completed.
+ * its last chunk handed to a worker, its last chunk read, completed (submitted: done_ns
+ * less the cqe's latency_ns).
  */
 struct p2pio_cqe_phases {
-	uint64_t submit_ns;
 	uint64_t taken_ns;
 	uint64_t landed_ns;
 	uint64_t done_ns;
