@@ -8,10 +8,11 @@
 # commands in moe.md). In order, each step with a time limit, inside LIMIT seconds
 # (default 480): the GPU tests (GPUTESTS=1); on a 1-layer gpt-oss-120b-shaped model on
 # zram, decode at 10 % (with the miss cost), 25 and 50 % resident for each engine setting
-# of VARIANTS ("tag:opt,opt ..."; "def:" the defaults, run REPEAT times, default 2); the
+# of VARIANTS ("tag:opt,opt ..."; "def:" the defaults, run REPEAT times, default 2;
+# "tag@DIR:..." runs DIR's p2pio-moe, a change beside the tree's); the
 # whole model (36 layers, 63 GB on a 64G zram) for each "tag|options" line of MOONS
-# (default: 8 GiB twice, 25 and 50 %), and in 8 GiB with the best variant if that is not
-# the defaults; the 1-layer model on the virtio disk at 10, 25 and 50 % (VIRTIO=1; the
+# (default: 8 GiB twice, 25 and 50 %), and in 8 GiB with the best variant's options if
+# that is not the defaults (the tree's p2pio-moe; none where MOONS is empty); the 1-layer model on the virtio disk at 10, 25 and 50 % (VIRTIO=1; the
 # moonshot leaves it VIRTIO_S seconds; TOKENSV tokens each, default 400). Every run
 # measures its own ceiling (the storage and link sweeps). Results: OUT/moe.tgz.
 #
@@ -47,7 +48,7 @@ fi
 
 run1() { # model tag args...
 	m=$1; tag=$2; shift 2
-	timeout ${TRUN1:-25} $B/p2pio-moe run $m --trace $D/oss1.trace -n ${TOKENS1:-1000} "$@" >$R/run1-$tag.txt 2>&1
+	timeout ${TRUN1:-25} ${VBIN:-$B}/p2pio-moe run $m --trace $D/oss1.trace -n ${TOKENS1:-1000} "$@" >$R/run1-$tag.txt 2>&1
 	echo "rc=$?" >>$R/run1-$tag.txt
 	log "$tag: $(grep -E '^bound' $R/run1-$tag.txt)"
 	grep -E '^(reads|ceiling)' $R/run1-$tag.txt >>$R/log.txt
@@ -59,6 +60,8 @@ best=def; bestargs=; bestv=0
 layer1() { # model prefix
 	for v in ${VARIANTS:-def:}; do
 		vt=${v%%:*}; va=$(echo "${v#*:}" | tr , ' ')
+		# "tag@DIR:options": DIR's p2pio-moe (a change measured beside the tree's).
+		VBIN=; case $vt in *@*) VBIN=${vt#*@}; vt=${vt%%@*} ;; esac
 		n=1; [ "$vt" = def ] && n=${REPEAT:-2}
 		k=1; sum=0
 		while [ $k -le $n ]; do
@@ -72,6 +75,7 @@ layer1() { # model prefix
 			k=$((k + 1))
 		done
 		log "$2$vt: mean of bound $sum"
+		VBIN=
 		[ "$(awk "BEGIN{print ($sum > $bestv)}")" = 1 ] && { best=$vt; bestv=$sum; bestargs=$va; }
 	done
 	log "best: $best ($bestv): $bestargs"
@@ -87,7 +91,7 @@ moons=${MOONS-"8G|--budget 8G
 8G-2|--budget 8G
 f0.25|--fraction 0.25 -n 150
 f0.50|--fraction 0.50 -n 150"}
-[ "$best" != def ] && moons="$moons
+[ "$best" != def ] && [ -n "$moons" ] && moons="$moons
 8G-$best|--budget 8G $bestargs"
 # The whole model (lz4: incompressible pages are stored as they are, and fastest).
 rc=1

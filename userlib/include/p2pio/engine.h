@@ -75,8 +75,10 @@ const char *p2pio_path_name(enum p2pio_path path);
 /*
  * Latency over CPU time: BOUNCE's threads, and an expert cache's completion thread, poll
  * (yielding the CPU to any thread that wants it) for P2PIO_CTX_POLL_US before they sleep
- * on a copy, on new work or on completions. Where waking a sleeping thread is slow (a
- * virtual machine's idle vCPUs) each hand-off of a read otherwise pays that wake-up.
+ * on new work or on completions, and BOUNCE's threads then spin on a copy to the GPU
+ * rather than sleep on it. Where waking a sleeping thread is slow (a virtual machine's
+ * idle vCPUs; a blocking-sync CUDA event, 250-300 us late on the H200) each hand-off of
+ * a read otherwise pays that wake-up.
  */
 #define P2PIO_CTX_POLL (1u << 2)
 #define P2PIO_CTX_POLL_US 200

@@ -35,6 +35,13 @@
  * what reads: a spinning waiter took a core from them).
  */
 #define P2PIO_COPY_EVENT_FLAGS (CU_EVENT_DISABLE_TIMING | CU_EVENT_BLOCKING_SYNC)
+/*
+ * With P2PIO_CTX_POLL (latency over CPU time) BOUNCE's copy events do not block: a worker
+ * that polled P2PIO_CTX_POLL_US for its copy then spins on it. On the H200 a worker woken
+ * by a blocking-sync event came back 250-300 us after its 1 MB copy had ended, and a lone
+ * expert miss waited that much for its last copy (Documentation/moe.md, seventh round).
+ */
+#define P2PIO_POLL_EVENT_FLAGS CU_EVENT_DISABLE_TIMING
 
 /* Bounds on options, so a typo cannot ask for a terabyte of pinned memory. */
 #define P2PIO_MAX_QUEUE_DEPTH 1024

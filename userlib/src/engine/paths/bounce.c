@@ -71,9 +71,10 @@ struct p2pio_bounce {
 	struct p2pio_ctx *ctx;
 	unsigned int sqe_flags;		/* IOSQE_ASYNC with P2PIO_CTX_BOUNCE_ASYNC */
 
-	pthread_mutex_t lock;		/* head, tail, stop, slot_free, nr_waiting */
+	pthread_mutex_t lock;		/* head, tail, queued, stop, slot_free, nr_waiting */
 	pthread_cond_t cond;		/* work queued, a slot freed, stop */
 	struct p2pio_op *head, *tail;
+	uint64_t queued;		/* chunks queued and not yet handed out */
 	atomic_bool stop;		/* set under @lock; the poll loop reads it without */
 	struct p2pio_bslot *slot_free;
 	unsigned int nr_waiting;	/* workers asleep on @cond */
@@ -154,6 +155,7 @@ static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finishe
 	bio->hi = hi;
 	p2pio_op_get(op);
 	op->cur += rlen;
+	b->queued--;
 	if (op->cur == op->end) {
 		atomic_store(&op->t_taken, p2pio_now_ns());
 		b->head = op->next;
@@ -305,6 +307,7 @@ static void *p2pio_bounce_thread(void *arg)
 	struct p2pio_bounce *b = w->b;
 	struct p2pio_op *finished, *op;
 	struct io_uring_cqe *cqe;
+	uint64_t share, took;
 	bool progress;
 	int ret;
 
@@ -333,7 +336,19 @@ static void *p2pio_bounce_thread(void *arg)
 			pthread_mutex_unlock(&b->lock);
 			break;
 		}
-		while (p2pio_bounce_next(w, &finished))
+		/*
+		 * No more than this worker's share of what is queued. On a device that reads
+		 * each bio in the submitting task (zram, brd), a ring's reads run one after
+		 * another inside io_uring_submit(): a worker that took a lone miss's reads up
+		 * to its depth (4-5 of 14) read them serially while other workers slept, and
+		 * the batch took about twice its bytes' time. Taking a share (at least one chunk,
+		 * rounded down: 15 chunks for 14 workers is one each, and the 15th for whoever
+		 * is free first) leaves the rest to the workers the submission woke; a long queue
+		 * still fills every ring.
+		 */
+		share = b->queued / b->nr;
+		for (took = 0; took < (share ? share : 1) && p2pio_bounce_next(w, &finished);
+		     took++)
 			progress = true;
 		pthread_mutex_unlock(&b->lock);
 		/* New reads, and short reads resumed by p2pio_bounce_landed(). */
@@ -491,7 +506,8 @@ static int p2pio_bounce_start(struct p2pio_ctx *ctx, void **privp)
 	if (cu) {
 		prev = p2pio_ctx_enter(ctx);
 		for (i = 0; i < nslots && cr == CUDA_SUCCESS; i++)
-			cr = cu->EventCreate(&b->slots[i].ev, P2PIO_COPY_EVENT_FLAGS);
+			cr = cu->EventCreate(&b->slots[i].ev, b->poll ? P2PIO_POLL_EVENT_FLAGS :
+								       P2PIO_COPY_EVENT_FLAGS);
 		p2pio_ctx_leave(ctx, prev);
 		if (cr != CUDA_SUCCESS) {
 			ret = p2pio_cuda_errno(cr);
@@ -523,6 +539,7 @@ out_free:
 static int p2pio_bounce_submit_many(void *priv, struct p2pio_op **ops, unsigned int n)
 {
 	struct p2pio_bounce *b = priv;
+	uint64_t chunk, chunks = 0;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
@@ -531,8 +548,12 @@ static int p2pio_bounce_submit_many(void *priv, struct p2pio_op **ops, unsigned 
 		ops[i]->cur = p2pio_round_down(ops[i]->off, al);
 		ops[i]->end = p2pio_round_up(ops[i]->off + ops[i]->len, al);
 		ops[i]->next = i + 1 < n ? ops[i + 1] : NULL;
+		/* As p2pio_bounce_next() cuts it. */
+		chunk = p2pio_round_down(b->ctx->opts.chunk_size, al);
+		chunks += (ops[i]->end - ops[i]->cur + chunk - 1) / chunk;
 	}
 	pthread_mutex_lock(&b->lock);
+	b->queued += chunks;
 	if (b->tail)
 		b->tail->next = ops[0];
 	else
