@@ -471,8 +471,9 @@ static void floor_shape(const struct bench_burst *fl, char *buf, size_t len)
 /*
  * Batches of @k cold misses: time until the stream has them, against bytes / ceiling, and
  * where it goes (means per batch, from the start of require): every read submitted
- * (admission, unmapping victims, mapping: "map" and "unmap" of that), the first read's
- * bytes in place, the last load complete (its completion word stored: on BOUNCE the last
+ * (admission, unmapping victims, backing with memory: "map" and "unmap"; on a GPU "map"
+ * also counts the homes mapped after the reads were submitted, while they run), the first
+ * read's bytes in place, the last load complete (its completion word stored: on BOUNCE the last
  * copy is done), the stream released (require, then the stream synchronised); and, off
  * that path, the victims' deferred unmapping at release ("late"). Each batch's ranges
  * leave the page cache first (unless --keep-cache), so that a buffered path's misses are

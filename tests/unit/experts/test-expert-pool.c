@@ -36,6 +36,7 @@ struct fake {
 	int errors;			/* misuse seen by the fake */
 	int fail_create, fail_map;	/* fail the next one */
 	bool alias_ok;			/* a chunk may be mapped at two homes (deferred) */
+	bool io_view;			/* chunks come with a view of their own (io_buf) */
 };
 
 /* Mappings of chunk @handle in place. */
@@ -95,6 +96,11 @@ static int f_create(void *arg, struct p2pio_xchunk *c)
 	if (f->next_handle >= MAX_CHUNKS)
 		return -ENOMEM;
 	c->handle = f->next_handle++;
+	if (f->io_view) {
+		/* Only compared with NULL by the pool: any address of the fake's will do. */
+		c->io_buf = (struct p2pio_buf *)&f->chunk[c->handle];
+		c->io_addr = 0x600000000000ull + c->handle * (64ull << 20);
+	}
 	f->chunk[c->handle].live = true;
 	f->chunk[c->handle].len = c->len;
 	f->creates++;
@@ -324,6 +330,75 @@ static void test_deferred(void)
 	tap_is_int(f.errors, 0, "the fake allocator saw no misuse");
 }
 
+/*
+ * Chunks with a view of their own: take leaves the home unmapped (reads go through the
+ * view), go_home maps it; a chunk taken and never homed is freed without an allocator call.
+ */
+static void test_io_view(void)
+{
+	static const uint64_t len[1] = { GRAN };
+	const struct p2pio_xchunk *c, *c2;
+	struct fake f = { .alias_ok = true, .io_view = true };
+	struct p2pio_xpool_stats st;
+	struct p2pio_xpool *p;
+	uint64_t h;
+
+	tap_is_int(p2pio_xpool_create(&fake_ops, &f, 1, 8, len, 3 * GRAN, &p), 0,
+		   "pool over chunks with views, room for three, deferred unmapping");
+	p2pio_xpool_set_deferred(p, true);
+	tap_is_int(p2pio_xpool_take(p, 0, 1, &c), 0, "take a chunk for expert 1");
+	tap_ok(c->io_buf && !c->at_home && f.maps == 0 && p2pio_xpool_chunk(p, 0, 1) == c,
+	       "it backs the expert, readable through its view, its home not mapped yet");
+	tap_is_int(p2pio_xpool_take(p, 0, 1, &c2), -EEXIST, "taking it twice is refused");
+	tap_is_int(p2pio_xpool_go_home(p, 0, 1), 0, "map its home");
+	tap_ok(c->at_home && f.maps == 1 && c->addr == p2pio_xpool_home(p, 0, 1),
+	       "one allocator map, at the expert's home");
+	tap_is_int(p2pio_xpool_go_home(p, 0, 1), 0, "going home again ...");
+	tap_is_int(f.maps, 1, "... maps nothing");
+	tap_is_int(p2pio_xpool_go_home(p, 0, 0), -ENOENT, "an expert nothing backs has no home");
+
+	/* Taken, never homed, evicted: freed without an allocator call, and reused. */
+	tap_is_int(p2pio_xpool_take(p, 0, 2, &c2), 0, "take a chunk for expert 2");
+	h = c2->handle;
+	tap_is_int(p2pio_xpool_unmap(p, 0, 2), 0, "evict it before its home is mapped");
+	tap_ok(f.unmaps == 0 && p2pio_xpool_ghosts(p) == 0 && !p2pio_xpool_chunk(p, 0, 2),
+	       "no unmap, no ghost: there was nothing to undo");
+	tap_is_int(p2pio_xpool_take(p, 0, 3, &c2), 0, "expert 3 is taken");
+	tap_ok(c2->handle == h && f.creates == 2, "with the freed chunk");
+
+	/* A home that cannot be mapped: the expert stays backed until the caller evicts it. */
+	f.fail_map = 1;
+	tap_is_int(p2pio_xpool_go_home(p, 0, 3), -EIO, "a failed home map is reported");
+	tap_ok(p2pio_xpool_chunk(p, 0, 3) == c2 && !c2->at_home,
+	       "the chunk still backs it (its reads may be in flight), not at home");
+	tap_is_int(p2pio_xpool_unmap(p, 0, 3), 0, "evicting it ...");
+	tap_ok(f.unmaps == 0 && f.errors == 0, "... undoes no mapping");
+
+	/* p2pio_xpool_map() does both steps. */
+	tap_is_int(p2pio_xpool_map(p, 0, 4, &c2), 0, "map expert 4 in one call");
+	tap_ok(c2->at_home && c2->addr == p2pio_xpool_home(p, 0, 4) && f.maps == 2,
+	       "mapped at its home");
+	f.fail_map = 1;
+	tap_is_int(p2pio_xpool_map(p, 0, 5, &c2), -EIO, "a one-call map whose home fails ...");
+	p2pio_xpool_stats(p, &st);
+	tap_ok(!p2pio_xpool_chunk(p, 0, 5) && st.maps == 4 && st.mapped == 2 * GRAN,
+	       "... leaves the expert unbacked and the books as before");
+
+	/* Deferred: the ghost of a home goes when that home is mapped again, not at take. */
+	tap_is_int(p2pio_xpool_unmap(p, 0, 1), 0, "evict expert 1 (deferred)");
+	tap_is_int((int)p2pio_xpool_ghosts(p), 1, "its home is a ghost");
+	tap_is_int(p2pio_xpool_take(p, 0, 1, &c2), 0, "expert 1 is taken again");
+	tap_is_int((int)p2pio_xpool_ghosts(p), 1, "its old mapping is still there");
+	tap_is_int(p2pio_xpool_go_home(p, 0, 1), 0, "its home is mapped");
+	p2pio_xpool_stats(p, &st);
+	tap_ok(p2pio_xpool_ghosts(p) == 0 && st.forced_unmaps == 1 && f.errors == 0,
+	       "after the old mapping was undone (forced)");
+	p2pio_xpool_destroy(p);
+	tap_ok(f.live == 0 && f.mapped == 0 && f.unreserves == 1,
+	       "destroy unmaps and frees everything");
+	tap_is_int(f.errors, 0, "the fake allocator saw no misuse");
+}
+
 /* An allocator that cannot remap: addresses are the chunks'. */
 static int n_create(void *arg, struct p2pio_xchunk *c)
 {
@@ -382,6 +457,7 @@ int main(void)
 	test_homes();
 	test_reuse();
 	test_deferred();
+	test_io_view();
 	test_unstable();
 	test_bad();
 	return tap_exit();

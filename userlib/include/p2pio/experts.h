@@ -318,11 +318,13 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  * @batches:     require calls that started loads (a miss batch); for those, summed, the
  *               time from the call's start until ...
  * @batch_submit_ns: ... every read of its misses was submitted (admission, unmapping
- *               victims, mapping, submission);
+ *               victims, backing them with memory, submission; on a GPU the experts'
+ *               addresses are mapped after that, while the reads run);
  * @batch_first_ns: ... the first read of its misses completed (its bytes in place);
  * @batch_done_ns: ... the last of its misses completed and its completion word was
  *               stored (the caller's stream may go on).
- * @map_ns:      time spent backing experts with memory (mapping), and ...
+ * @map_ns:      time spent backing experts with memory (taking chunks, mapping their
+ *               addresses: on a GPU, after the reads are submitted), and ...
  * @unmap_ns:    ... taking it back from victims, on the caller's thread, in require (with
  *               deferred unmapping only the bookkeeping, and @forced_unmaps);
  * @read_piece:  the bytes of each read a load is cut into.

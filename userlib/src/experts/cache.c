@@ -336,8 +336,9 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 
 	ret = p2pio_expert_plan(x->m->gguf, gl, expert, P2PIO_MODEL_BLOCK, x->m->file_size, &plan);
 	if (!ret) {
+		/* A chunk with a view of its own is read first and mapped home after. */
 		t0 = p2pio_now_ns();
-		ret = p2pio_xpool_map(x->pool, layer, expert, &c);
+		ret = p2pio_xpool_take(x->pool, layer, expert, &c);
 		x->io.map_ns += p2pio_now_ns() - t0;
 	}
 	if (ret) {
@@ -378,8 +379,9 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 				.file = x->m->file,
 				.file_offset = plan.runs[r].file_off + off,
 				.length = len < piece[r] ? len : piece[r],
-				.buf = c->buf,
-				.buf_offset = c->buf_off + plan.runs[r].dst_off + off,
+				.buf = c->io_buf ? c->io_buf : c->buf,
+				.buf_offset = (c->io_buf ? c->io_off : c->buf_off) +
+					      plan.runs[r].dst_off + off,
 				.tag = i,
 			};
 			if (nq == XREQS)
@@ -389,10 +391,42 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	/* The last batch (a failed submission leaves none: it empties @reqs). */
 	if (nq)
 		submit_pieces(x, e, reqs, &nq, &npieces);
+	if (!c->at_home)
+		x->homeless[x->nhomeless++] = i;
 	ret = e->err;
 	if (--e->pending == 0)
 		finish_load(x, i);
 	return ret;
+}
+
+/*
+ * Map the homes of the loads started since the last call, whose reads were submitted
+ * first (their chunks' views): every miss of a require has its reads in flight before
+ * the first home is mapped. Called locked, before the lock is dropped or an address is
+ * handed out: while it is held no load can complete (the reaper needs the lock), so no
+ * stream is let go before its expert's home is mapped. A home that cannot be mapped fails
+ * its load; the reads in flight complete, and the failed load is buried as any other.
+ */
+static void homes_map(struct p2pio_experts *x)
+{
+	uint64_t t0;
+	size_t k, i;
+	int ret;
+
+	if (!x->nhomeless)
+		return;
+	t0 = p2pio_now_ns();
+	for (k = 0; k < x->nhomeless; k++) {
+		i = x->homeless[k];
+		/* Gone already: its submission failed and the load was buried. */
+		if (!p2pio_xpool_chunk(x->pool, (uint32_t)(i / x->ne), (uint32_t)(i % x->ne)))
+			continue;
+		ret = p2pio_xpool_go_home(x->pool, (uint32_t)(i / x->ne), (uint32_t)(i % x->ne));
+		if (ret && !x->ent[i].err)
+			x->ent[i].err = ret;
+	}
+	x->nhomeless = 0;
+	x->io.map_ns += p2pio_now_ns() - t0;
 }
 
 /*
@@ -413,6 +447,8 @@ static int load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool p
 					    (size_t)x->nl * x->ne, &nv);
 		if (ret != -ENOSPC || prefetch)
 			break;
+		/* Waiting may drop the lock: the homes of this call's earlier misses first. */
+		homes_map(x);
 		if (x->pf_n) {
 			prefetch_unhold(x);
 		} else if (x->cu && x->rel) {
@@ -447,7 +483,8 @@ static uint64_t expert_addr(const struct p2pio_experts *x, uint32_t layer, uint3
 {
 	const struct p2pio_xchunk *c = p2pio_xpool_chunk(x->pool, layer, expert);
 
-	return c ? c->addr : 0;
+	/* Not at home: its home could not be mapped (homes_map() failed the load). */
+	return c && c->at_home ? c->addr : 0;
 }
 
 static int check_ids(const struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
@@ -654,6 +691,7 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 	}
 	if (x->batch_open)
 		batch_end(x);
+	homes_map(x);
 	if (!ret)
 		ret = wait_loads(x, layer, ids, n, (CUstream)stream);
 	for (i = 0; !ret && i < n; i++) {
@@ -689,9 +727,11 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 			x->ent[idx(x, next, k)].refs++;
 			x->pf_ids[x->pf_n++] = k;
 		}
+		homes_map(x);
 		x->pf_layer = next;
 	}
 out_unlock:
+	homes_map(x);
 	pthread_mutex_unlock(&x->lock);
 	p2pio_ctx_leave(x->ctx, prev);
 	return ret;
@@ -773,6 +813,7 @@ int p2pio_experts_prefetch(struct p2pio_experts *x, uint32_t layer, const uint32
 	if (x->cu)
 		poll_releases(x, false);
 	ret = prefetch_locked(x, layer, ids, n);
+	homes_map(x);
 	pthread_mutex_unlock(&x->lock);
 	p2pio_ctx_leave(x->ctx, prev);
 	return ret;
@@ -796,6 +837,7 @@ int p2pio_experts_pin(struct p2pio_experts *x, uint32_t layer, const uint32_t *i
 		if (!ret)
 			ret = p2pio_residency_pin(x->res, layer, ids[i], pin);
 	}
+	homes_map(x);
 	pthread_mutex_unlock(&x->lock);
 	p2pio_ctx_leave(x->ctx, prev);
 	return ret;

@@ -71,6 +71,8 @@ struct p2pio_experts {
 	struct p2pio_xpool *pool;
 	struct p2pio_residency *res;
 	struct p2pio_expert_ref *victims;	/* [nl * ne] */
+	size_t *homeless;			/* [nl * ne]: loads whose homes wait ... */
+	size_t nhomeless;			/* ... (homes_map()) */
 	struct xentry *ent;			/* [nl * ne] */
 	volatile uint32_t *flag;		/* completion words, host view ... */
 	CUdeviceptr flag_dev;			/* ... and the device's */

@@ -348,11 +348,12 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	x->data_len = calloc(x->nl, sizeof(*x->data_len));
 	x->ent = calloc((size_t)x->nl * x->ne, sizeof(*x->ent));
 	x->victims = calloc((size_t)x->nl * x->ne, sizeof(*x->victims));
+	x->homeless = calloc((size_t)x->nl * x->ne, sizeof(*x->homeless));
 	x->prev_ids = calloc((size_t)x->nl * x->ne, sizeof(*x->prev_ids));
 	x->prev_n = calloc(x->nl, sizeof(*x->prev_n));
 	x->pf_ids = calloc(x->ne, sizeof(*x->pf_ids));
-	if (!region || !x->data_len || !x->ent || !x->victims || !x->prev_ids || !x->prev_n ||
-	    !x->pf_ids ||
+	if (!region || !x->data_len || !x->ent || !x->victims || !x->homeless || !x->prev_ids ||
+	    !x->prev_n || !x->pf_ids ||
 	    flags_alloc(x, (size_t)x->nl * x->ne) || timings_create(x)) {
 		ret = p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
 		goto out_close;
@@ -470,6 +471,7 @@ void p2pio_experts_close(struct p2pio_experts *x)
 	free(x->data_len);
 	free(x->ent);
 	free(x->victims);
+	free(x->homeless);
 	free(x->prev_ids);
 	free(x->prev_n);
 	free(x->pf_ids);

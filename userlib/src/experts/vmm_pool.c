@@ -163,6 +163,18 @@ size_t p2pio_xpool_ghosts(const struct p2pio_xpool *p)
 	return p->nghosts;
 }
 
+/* Undo p2pio_xpool_take() of entry @i whose home could not be mapped: as if never taken. */
+static void untake(struct p2pio_xpool *p, size_t i)
+{
+	struct p2pio_xchunk *c = p->backing[i];
+
+	p->backing[i] = NULL;
+	p->st.maps--;
+	p->st.mapped -= c->len;
+	c->next = p->free;
+	p->free = c;
+}
+
 /* A free chunk of @len bytes, unlinked, or NULL. */
 static struct p2pio_xchunk *take_free(struct p2pio_xpool *p, uint64_t len)
 {
@@ -178,8 +190,8 @@ static struct p2pio_xchunk *take_free(struct p2pio_xpool *p, uint64_t len)
 	return NULL;
 }
 
-int p2pio_xpool_map(struct p2pio_xpool *p, uint32_t layer, uint32_t expert,
-		    const struct p2pio_xchunk **out)
+int p2pio_xpool_take(struct p2pio_xpool *p, uint32_t layer, uint32_t expert,
+		     const struct p2pio_xchunk **out)
 {
 	struct p2pio_xchunk *c;
 	size_t i;
@@ -225,27 +237,66 @@ int p2pio_xpool_map(struct p2pio_xpool *p, uint32_t layer, uint32_t expert,
 		if (p->st.committed > p->st.peak)
 			p->st.peak = p->st.committed;
 	}
-	if (p->va) {
-		uint64_t home = p2pio_xpool_home(p, layer, expert);
-		size_t g;
-
-		/* The home's old mapping (an earlier residency, not flushed yet) goes first. */
-		for (g = 0; g < p->nghosts; g++)
-			if (p->ghosts[g].addr == home) {
-				ghost_drop(p, g);
-				p->st.forced_unmaps++;
-				break;
-			}
-		ret = p->ops->map(p->arg, home, c);
-		if (ret) {
-			c->next = p->free;
-			p->free = c;
-			return ret;
-		}
-	}
+	c->at_home = false;
 	p->st.maps++;
 	p->st.mapped += len;
 	p->backing[i] = c;
+	/* Without a view of its own, the chunk is read through its home: map it now. */
+	if (!c->io_buf || !p->va) {
+		ret = p2pio_xpool_go_home(p, layer, expert);
+		if (ret) {
+			untake(p, i);
+			return ret;
+		}
+	}
+	*out = c;
+	return 0;
+}
+
+int p2pio_xpool_go_home(struct p2pio_xpool *p, uint32_t layer, uint32_t expert)
+{
+	struct p2pio_xchunk *c;
+	uint64_t home;
+	size_t g;
+	int ret;
+
+	if (layer >= p->nlayers || expert >= p->nexperts)
+		return -ENOENT;
+	c = p->backing[(size_t)layer * p->nexperts + expert];
+	if (!c)
+		return -ENOENT;
+	if (c->at_home || !p->va) {
+		c->at_home = true;
+		return 0;
+	}
+	home = p2pio_xpool_home(p, layer, expert);
+	/* The home's old mapping (an earlier residency, not flushed yet) goes first. */
+	for (g = 0; g < p->nghosts; g++)
+		if (p->ghosts[g].addr == home) {
+			ghost_drop(p, g);
+			p->st.forced_unmaps++;
+			break;
+		}
+	ret = p->ops->map(p->arg, home, c);
+	if (ret)
+		return ret;
+	c->at_home = true;
+	return 0;
+}
+
+int p2pio_xpool_map(struct p2pio_xpool *p, uint32_t layer, uint32_t expert,
+		    const struct p2pio_xchunk **out)
+{
+	const struct p2pio_xchunk *c;
+	int ret = p2pio_xpool_take(p, layer, expert, &c);
+
+	if (ret)
+		return ret;
+	ret = p2pio_xpool_go_home(p, layer, expert);
+	if (ret) {
+		untake(p, (size_t)layer * p->nexperts + expert);
+		return ret;
+	}
 	*out = c;
 	return 0;
 }
@@ -286,7 +337,9 @@ int p2pio_xpool_unmap(struct p2pio_xpool *p, uint32_t layer, uint32_t expert)
 	c = p->backing[i];
 	if (!c)
 		return -ENOENT;
-	if (p->va && p->deferred && grow_ghosts(p)) {
+	if (p->va && !c->at_home) {
+		/* Taken but never mapped at its home (or that failed): nothing to undo. */
+	} else if (p->va && p->deferred && grow_ghosts(p)) {
 		/* The chunk is free now; its old home stays mapped until the next flush. */
 		p->ghosts[p->nghosts++] = *c;
 		p->ghosts[p->nghosts - 1].next = NULL;
@@ -295,6 +348,7 @@ int p2pio_xpool_unmap(struct p2pio_xpool *p, uint32_t layer, uint32_t expert)
 	} else if (p->va) {
 		p->ops->unmap(p->arg, c);
 	}
+	c->at_home = false;
 	p->backing[i] = NULL;
 	p->st.unmaps++;
 	p->st.mapped -= c->len;

@@ -33,6 +33,13 @@
  * @buf:     the engine buffer reads into it go through while mapped ...
  * @buf_off: ... at this offset.
  * @host:    a CPU view of @addr, or NULL (CUDA memory).
+ * @io_buf:  an engine buffer over the chunk at an address of its own, mapped for the
+ *           chunk's whole life (allocators that make one at create; else NULL): reads go
+ *           through it before the chunk is mapped at a home, so that a miss submits its
+ *           reads first and maps the home while they run (p2pio_xpool_take()) ...
+ * @io_off:  ... at this offset;
+ * @io_addr: that address (the allocator's, for destroy).
+ * @at_home: mapped at the home of the expert it backs (the pool's).
  * @next:    free list.
  */
 struct p2pio_xchunk {
@@ -42,6 +49,10 @@ struct p2pio_xchunk {
 	struct p2pio_buf *buf;
 	uint64_t buf_off;
 	void *host;
+	struct p2pio_buf *io_buf;
+	uint64_t io_off;
+	uint64_t io_addr;
+	bool at_home;
 	struct p2pio_xchunk *next;
 };
 
@@ -52,8 +63,9 @@ struct p2pio_xchunk {
  *             NULL when the allocator cannot remap (then homes do not exist).
  * @unreserve: give the reservation back (everything unmapped).
  * @create:    allocate a chunk of @c->len bytes; fill @c->handle (and, without a
- *             reservation, @c->addr, @c->buf, @c->buf_off, @c->host).
- * @destroy:   free an unmapped chunk.
+ *             reservation, @c->addr, @c->buf, @c->buf_off, @c->host; optionally
+ *             @c->io_buf, @c->io_off, @c->io_addr).
+ * @destroy:   free an unmapped chunk (and its @io_buf mapping).
  * @map:       back [@va, @va + @c->len) with @c, accessible to the device; fill @c->addr,
  *             @c->buf, @c->buf_off, @c->host. NULL without a reservation.
  * @unmap:     undo @map (the caller guarantees no work uses it any more).
@@ -111,11 +123,23 @@ P2PIO_HIDDEN bool p2pio_xpool_stable(const struct p2pio_xpool *p);
 
 /*
  * Back (@layer, @expert) with a chunk: a free one of its size, else a new one within the
- * limit. Return the chunk (owned by the pool until p2pio_xpool_unmap()) through @out; 0,
- * -EEXIST (already backed), -ENOSPC (the limit), -ERANGE, or the allocator's -errno.
+ * limit, mapped at the expert's home. Return the chunk (owned by the pool until
+ * p2pio_xpool_unmap()) through @out; 0, -EEXIST (already backed), -ENOSPC (the limit),
+ * -ERANGE, or the allocator's -errno.
  */
 P2PIO_HIDDEN int p2pio_xpool_map(struct p2pio_xpool *p, uint32_t layer, uint32_t expert,
 				 const struct p2pio_xchunk **out);
+/*
+ * p2pio_xpool_map() in two steps. Take backs the expert with a chunk and, where the chunk
+ * has an @io_buf, leaves the home unmapped (@at_home false: reads may go through @io_buf
+ * at once); go_home maps it (0 when it is already). Between the two the expert is backed
+ * but has no address: the caller maps the home before anyone is handed the address, and
+ * unmapping (or a failed home) just frees the chunk. The errors are p2pio_xpool_map()'s;
+ * go_home: -ENOENT when nothing backs the expert.
+ */
+P2PIO_HIDDEN int p2pio_xpool_take(struct p2pio_xpool *p, uint32_t layer, uint32_t expert,
+				  const struct p2pio_xchunk **out);
+P2PIO_HIDDEN int p2pio_xpool_go_home(struct p2pio_xpool *p, uint32_t layer, uint32_t expert);
 /* The chunk backing (@layer, @expert), or NULL. */
 P2PIO_HIDDEN const struct p2pio_xchunk *p2pio_xpool_chunk(const struct p2pio_xpool *p,
 							  uint32_t layer, uint32_t expert);
