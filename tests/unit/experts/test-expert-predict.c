@@ -108,6 +108,60 @@ static void test_learned_no_future(void)
 }
 
 /*
+ * The prediction weighs each predecessor by the share of its co-occurrences, not by its raw
+ * counts. Two layers, six experts, top_k 2, capacity 2 per layer, LRU. Token 0 chooses
+ * {1,5} then {4,5}: expert 1 has been followed by 4 and 5 once each. Tokens 1-10 choose
+ * {0,5} then ten pairs that leave expert 0 followed by 2 six times, 3 five, 4 five and 5
+ * four (20 in all), the last two {2,3}, which stay resident at layer 1. The query, token
+ * 11, chooses {0,1} then {4,5}.
+ *  - Shares: 2 gets 6/20, 3 5/20, 4 5/20 + 1/2, 5 4/20 + 1/2: {4,5}, both prefetched, both
+ *    hit.
+ *  - Raw counts would say 2: 6, 3: 5, 4: 5 + 1, 5: 4 + 1: {2,4} (a tie, the lower id
+ *    first); 2 is resident, 4 is prefetched and hits, 5 misses: one hit.
+ * The query's layer-1 hits are those of the whole trace less those of its first 11 tokens
+ * (the replay never looks ahead, so the first 11 replay the same either way).
+ */
+static void test_learned_shares(void)
+{
+	static const uint32_t pairs[10][2] = { { 4, 5 }, { 3, 5 }, { 3, 4 }, { 3, 4 }, { 2, 5 },
+					       { 2, 5 }, { 2, 4 }, { 2, 4 }, { 2, 3 }, { 2, 3 } };
+	static const uint32_t first0[2] = { 1, 5 }, first1[2] = { 4, 5 }, mid0[2] = { 0, 5 },
+			      q0[2] = { 0, 1 }, q1[2] = { 4, 5 };
+	struct p2pio_expert_trace_info info = { .nr_layers = 2, .nr_experts = 6, .top_k = 2 };
+	struct p2pio_expert_replay_opts o = { .policy = "lru", .capacity = 2, .per_layer = true,
+					      .prefetch = P2PIO_EXPERT_PREFETCH_LEARNED };
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_expert_layer_stats before[2], after[2];
+	struct p2pio_expert_trace *t = NULL;
+	int i, pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		if (p2pio_expert_trace_new(&info, &t))
+			tap_bail("trace_new");
+		p2pio_expert_trace_add(t, 0, first0, 2);
+		p2pio_expert_trace_add(t, 1, first1, 2);
+		p2pio_expert_trace_end_token(t, 0);
+		for (i = 0; i < 10; i++) {
+			p2pio_expert_trace_add(t, 0, mid0, 2);
+			p2pio_expert_trace_add(t, 1, pairs[i], 2);
+			p2pio_expert_trace_end_token(t, 0);
+		}
+		if (pass) {
+			p2pio_expert_trace_add(t, 0, q0, 2);
+			p2pio_expert_trace_add(t, 1, q1, 2);
+			p2pio_expert_trace_end_token(t, 0);
+		}
+		tap_is_int(p2pio_expert_replay(t, &o, &st, pass ? after : before, NULL), 0,
+			   "replay of %d tokens with learned prefetch", pass ? 12 : 11);
+		p2pio_expert_trace_free(t);
+		t = NULL;
+	}
+	tap_ok(after[1].hits - before[1].hits == 2 && after[1].misses == before[1].misses,
+	       "the query's layer 1: {4,5} predicted by shares, 2 hits, no miss (%llu hits)",
+	       (unsigned long long)(after[1].hits - before[1].hits));
+}
+
+/*
  * One layer, capacity 2, top_k 2: tokens {0,1}, {2,3}, {0,1}. At token 1, expert 2 comes in
  * first (evicting 0 or 1), then 3 must come in: unconstrained, Belady would evict 2 (never
  * used again) and keep one of 0/1 for token 2 - but 2 is in use by the layer, as in the real
@@ -264,6 +318,7 @@ int main(void)
 	tap_plan_lazy();
 	test_learned();
 	test_learned_no_future();
+	test_learned_shares();
 	test_inuse();
 	test_synth_refinements();
 	return tap_exit();
