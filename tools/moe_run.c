@@ -468,6 +468,19 @@ static void floor_shape(const struct bench_burst *fl, char *buf, size_t len)
 #define MISS_KS 4
 #define MISS_BATCHES 10u	/* cold batches timed per k */
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of @n sorted times in ns, in us. */
+static double median_us(const uint64_t *v, uint32_t n)
+{
+	return (n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2) * 1e-3;
+}
+
 /*
  * Batches of @k cold misses: time until the stream has them, against bytes / ceiling, and
  * where it goes (means per batch, from the start of require): every read submitted
@@ -492,6 +505,8 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 	struct bench_burst fl[MISS_KS];
 	int fl_err[MISS_KS];
 	bool shown[MISS_KS] = { false };	/* a row for ks[i] */
+	uint64_t rel[MISS_KS][MISS_BATCHES];	/* each counted batch's released time */
+	uint32_t n_rel[MISS_KS] = { 0 };
 	uint32_t ids[8], layer = 0, next = 0, i, tries, k, done, warm;
 	uint64_t t0, dt, ns, bytes, reads, submit, first, last, map, unmap, late, taken, landed;
 	double n, us, floor_us;
@@ -550,7 +565,7 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 			/* All k loaded: the floor reads what this batch read. */
 			memcpy(cold, batch, nbatch * sizeof(batch[0]));
 			ncold = nbatch;
-			done++;
+			rel[ki][done++] = dt;
 			ns += dt;
 			bytes += b.bytes - a.bytes;
 			reads += b.reads - a.reads;
@@ -584,6 +599,7 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 			fl_err[ki] = bench_burst_floor(&bp, &fl[ki]);
 		}
 		shown[ki] = true;
+		n_rel[ki] = done;
 		n = (double)done;
 		us = (double)bytes / n / ceiling * 1e6;
 		fprintf(out, "  %-3u %8.2f %6.1f %8.1f %7.1f %7.1f %8.1f %8.1f %9.1f %9.1f %+9.1f "
@@ -607,6 +623,19 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 				warm, warm + done);
 	}
 	/* After the table, so that its rows stay together: one line per k. */
+	for (ki = 0; ki < MISS_KS; ki++) {
+		if (!shown[ki])
+			continue;
+		/*
+		 * The spread of the batches behind each mean: the first batch after the decode
+		 * ran 100-400 us slower than the rest in session 7, and a median shows what a
+		 * typical miss costs where one slow batch moves the mean.
+		 */
+		qsort(rel[ki], n_rel[ki], sizeof(rel[ki][0]), cmp_u64);
+		fprintf(out, "  released k=%u: median %.1f us, fastest %.1f, slowest %.1f (%u "
+			"batch%s)\n", ks[ki], median_us(rel[ki], n_rel[ki]), rel[ki][0] * 1e-3,
+			rel[ki][n_rel[ki] - 1] * 1e-3, n_rel[ki], n_rel[ki] == 1 ? "" : "es");
+	}
 	for (ki = 0; ki < MISS_KS; ki++) {
 		if (!shown[ki])
 			continue;

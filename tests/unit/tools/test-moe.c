@@ -320,6 +320,21 @@ int main(int argc, char **argv)
 					      &all) == 2 && all == warm + 10)),
 		       "k=%d: the batches counted were wholly cold (%.3f MiB, %d x %.3f-%.3f)%s", i,
 		       col[0], i, xmin / 1048576.0, xmax / 1048576.0, l ? ", the rest left out" : "");
+		/* The spread behind the mean: fastest <= median <= slowest, the mean inside. */
+		{
+			double med = 0, lo = 0, hi = 0;
+			unsigned int nb = 0;
+			char rl[32];
+
+			snprintf(rl, sizeof(rl), "  released k=%d: ", i);
+			l = tool_line(out, rl);
+			counted = *l ? sscanf(l + strlen(rl), "median %lf us, fastest %lf, slowest "
+					      "%lf (%u batch", &med, &lo, &hi, &nb) : 0;
+			tap_ok(counted == 4 && nb == 10 && lo <= med && med <= hi &&
+				       col[7] >= lo - 0.15 && col[7] <= hi + 0.15,
+			       "k=%d: %u batches released in %.1f-%.1f us, median %.1f, the mean "
+			       "%.1f between", i, nb, lo, hi, med, col[7]);
+		}
 		snprintf(shape, sizeof(shape), "  floor shape k=%d: ", i);
 		l = tool_line(out, shape);
 		named = *l && sscanf(l + strlen(shape), "%u thread", &threads) == 1 &&
