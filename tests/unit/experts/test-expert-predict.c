@@ -97,13 +97,19 @@ static void test_learned_no_future(void)
 		p2pio_expert_trace_end_token(t, 0);
 	}
 	p2pio_expert_replay(t, &o, &st, ls, NULL);
-	/* Layer 1: token 0 misses (nothing learned), 1-3 hit; token 4 misses (the table says
-	 * 1), token 5 still predicts 1 (1 seen 4 times, 2 once): misses... until 2 has been
-	 * seen more often than 1, which 8 tokens never reach. With capacity 1 the wrong
-	 * prefetch evicts the right expert: tokens 4-7 all miss. */
-	tap_ok(ls[1].hits == 3 && ls[1].misses == 5,
-	       "layer 1: 3 hits before the change, none after (%llu hits)",
-	       (unsigned long long)ls[1].hits);
+	/*
+	 * Layer 1 is predicted from the token's layer 0 (always 0: full weight) and from the
+	 * token before's layer 1 (two layers back: half weight). Token 0 misses (nothing
+	 * learned), 1-3 hit. Token 4 misses: all that was seen says 1 (0 -> 1 four times,
+	 * 1 -> 1 three). Token 5 misses: 0 -> 1 has 4 of 5 shares, and nothing has followed
+	 * 2 yet. Token 6 hits: 0 -> 2 has 2 of 6 (0.33) plus half of 2 -> 2 (1 of 1): 0.83
+	 * against 1's 0.67; token 7 too. 5 hits, 3 misses; a predictor that looked ahead would
+	 * have hit token 4. With capacity 1 a wrong prefetch evicts the right expert.
+	 */
+	tap_ok(ls[1].hits == 5 && ls[1].misses == 3,
+	       "layer 1: 3 hits before the change, 2 misses at it, 2 hits once 2 has followed 2 "
+	       "(%llu hits, %llu misses)", (unsigned long long)ls[1].hits,
+	       (unsigned long long)ls[1].misses);
 	p2pio_expert_trace_free(t);
 }
 
@@ -114,8 +120,10 @@ static void test_learned_no_future(void)
  * {0,5} then ten pairs that leave expert 0 followed by 2 six times, 3 five, 4 five and 5
  * four (20 in all), the last two {2,3}, which stay resident at layer 1. The query, token
  * 11, chooses {0,1} then {4,5}.
- *  - Shares: 2 gets 6/20, 3 5/20, 4 5/20 + 1/2, 5 4/20 + 1/2: {4,5}, both prefetched, both
- *    hit.
+ *  - Shares: 2 gets 6/20, 3 5/20, 4 5/20 + 1/2, 5 4/20 + 1/2 from layer 0; the cell two
+ *    layers back (token 10's layer 1, {2,3}, whose followers at layer 1 were counted from
+ *    tokens 1-10) adds at half weight 0.375, 0.29, 0.225 and 0.11: 0.68, 0.54, 0.98,
+ *    0.81, so {4,5}, both prefetched, both hit.
  *  - Raw counts would say 2: 6, 3: 5, 4: 5 + 1, 5: 4 + 1: {2,4} (a tie, the lower id
  *    first); 2 is resident, 4 is prefetched and hits, 5 misses: one hit.
  * The query's layer-1 hits are those of the whole trace less those of its first 11 tokens

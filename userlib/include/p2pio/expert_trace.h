@@ -224,12 +224,13 @@ int p2pio_expert_trace_writer_close(struct p2pio_expert_trace_writer *w, struct 
 					 * next-layer predictor */
 #define P2PIO_EXPERT_PREFETCH_LEARNED 0x4u /* a predictor a caller can run: for layer l,
 					 * the top_k experts most likely at l given the
-					 * experts the token chose at l - 1 (layer 0:
-					 * the token before's last layer): for each of
-					 * those, the share of its co-occurrences that
-					 * went to each expert, summed; counted over the
-					 * tokens replayed so far (the whole replay,
-					 * never the future) */
+					 * experts chosen one and two layers before it
+					 * (l - 1, l - 2; across the token boundary for
+					 * l < 2): for each of those, the share of its
+					 * co-occurrences that went to each expert,
+					 * summed, two layers back at half weight;
+					 * counted over the tokens replayed so far (the
+					 * whole replay, never the future) */
 
 /**
  * struct p2pio_expert_replay_opts - one replay.

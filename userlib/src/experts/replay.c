@@ -26,8 +26,15 @@
 #include "experts/residency.h"
 #include "experts/trace.h"
 
-/* The learned predictor's table: layers x experts^2 counters (256 MiB at most). */
+/* The learned predictor's tables: REPLAY_BACK x layers x experts^2 counters (256 MiB at
+ * most in all). */
 #define REPLAY_MAX_COOC ((size_t)1 << 26)
+/*
+ * How far back the learned predictor looks: the cells one and two layers before the one
+ * it predicts, the second at half the weight. With the layer before alone it hit 0.1-1.9
+ * points less on the real traces and loaded 1-4 % more (moe.md, "Closing the gap").
+ */
+#define REPLAY_BACK 2
 
 struct replay {
 	const struct p2pio_expert_trace *t;
@@ -41,11 +48,11 @@ struct replay {
 	uint32_t *inuse;	/* the running layer's experts, busy until it is done */
 	uint32_t nr_inuse;
 	bool protect;		/* ... when a layer's top_k experts fit at once */
-	/* LEARNED: cooc[l][a][b] counts tokens that chose a at layer l - 1 (layer 0: the
-	 * last layer of the token before) and b at layer l, cooc_sum[l][a] the row's total;
-	 * score[] is scratch. */
-	uint32_t *cooc;
-	uint64_t *cooc_sum;
+	/* LEARNED: cooc[d - 1][l][a][b] counts tokens that chose a d layers before layer l
+	 * (in routing order: layer l - d of the token, or of the token before where l < d)
+	 * and b at layer l, cooc_sum[d - 1][l][a] the row's total; score[] is scratch. */
+	uint32_t *cooc[REPLAY_BACK];
+	uint64_t *cooc_sum[REPLAY_BACK];
 	uint64_t *score;
 };
 
@@ -58,71 +65,81 @@ static void replay_unuse(struct replay *rp, uint32_t layer)
 	rp->nr_inuse = 0;
 }
 
-/* The cell (token index @ti, layer @l)'s predecessor: layer l - 1 of the token, or the last
- * layer of the token before; 0 experts when there is none. */
-static int replay_prev_cell(const struct replay *rp, uint64_t ti, uint32_t l,
+/* The cell @d layers before (token index @ti, layer @l) in routing order: layer l - d of
+ * the token, or a layer of a token before; 0 experts when there is none. */
+static int replay_back_cell(const struct replay *rp, uint64_t ti, uint32_t l, uint32_t d,
 			    const uint16_t **ids)
 {
-	if (l)
-		return p2pio_expert_trace_cell(rp->t, rp->tok[ti], l - 1, ids);
-	if (!ti)
+	uint64_t L = rp->t->info.nr_layers, pos = ti * L + l;
+
+	if (pos < d)
 		return 0;
-	return p2pio_expert_trace_cell(rp->t, rp->tok[ti - 1], rp->t->info.nr_layers - 1, ids);
+	pos -= d;
+	return p2pio_expert_trace_cell(rp->t, rp->tok[pos / L], (uint32_t)(pos % L), ids);
 }
 
-static uint32_t *replay_cooc_row(const struct replay *rp, uint32_t l, uint32_t a)
+static size_t replay_cooc_idx(const struct replay *rp, uint32_t l, uint32_t a)
 {
-	size_t E = rp->t->info.nr_experts;
-
-	return &rp->cooc[((size_t)l * E + a) * E];
+	return (size_t)l * rp->t->info.nr_experts + a;
 }
 
 /* Learn from the cell (token index @ti, layer @l), once the token has run it. */
 static void replay_learn(struct replay *rp, uint64_t ti, uint32_t l)
 {
+	size_t E = rp->t->info.nr_experts;
 	const uint16_t *prev, *ids;
+	uint32_t d;
 	int np, n, i, j;
 
-	if (!rp->cooc)
+	if (!rp->cooc[0])
 		return;
-	np = replay_prev_cell(rp, ti, l, &prev);
 	n = p2pio_expert_trace_cell(rp->t, rp->tok[ti], l, &ids);
-	for (i = 0; i < np; i++) {
-		uint32_t *row = replay_cooc_row(rp, l, prev[i]);
+	for (d = 1; d <= REPLAY_BACK; d++) {
+		np = replay_back_cell(rp, ti, l, d, &prev);
+		for (i = 0; i < np; i++) {
+			size_t k = replay_cooc_idx(rp, l, prev[i]);
+			uint32_t *row = &rp->cooc[d - 1][k * E];
 
-		for (j = 0; j < n; j++)
-			if (row[ids[j]] < UINT32_MAX) {
-				row[ids[j]]++;
-				rp->cooc_sum[(size_t)l * rp->t->info.nr_experts + prev[i]]++;
-			}
+			for (j = 0; j < n; j++)
+				if (row[ids[j]] < UINT32_MAX) {
+					row[ids[j]]++;
+					rp->cooc_sum[d - 1][k]++;
+				}
+		}
 	}
 }
 
 /*
  * LEARNED's prediction for (token index @ti, layer @l): the top_k experts most likely
- * given the predecessor cell's experts: for each of those, the share of its co-occurrences
- * that went to each expert (the chance it follows that one), summed (ties: the lower id);
- * only experts seen at least once with them. Shares, not raw counts: with counts an expert
- * seen often outvotes one seen rarely whatever either says (on the real traces shares hit
- * 0.3-6 points more, moe.md "Closing the gap"). Returns the count, ids in @out.
+ * given the experts of the cells before it: for each of those, the share of its
+ * co-occurrences that went to each expert (the chance it comes that far ahead of that
+ * one), summed, the cell one layer before at full weight and the one two layers before at
+ * half (ties: the lower id); only experts seen at least once with them. Shares, not raw
+ * counts: with counts an expert seen often outvotes one seen rarely whatever either says
+ * (on the real traces shares hit 0.1-6 points more, moe.md "Closing the gap"). Returns the
+ * count, ids in @out.
  */
 static int replay_learned(struct replay *rp, uint64_t ti, uint32_t l, uint16_t *out)
 {
-	uint32_t E = rp->t->info.nr_experts, K = rp->t->info.top_k, e;
+	uint32_t E = rp->t->info.nr_experts, K = rp->t->info.top_k, e, d;
 	const uint16_t *prev;
 	int np, i, n = 0;
 
-	np = replay_prev_cell(rp, ti, l, &prev);
-	if (np <= 0)
+	if (replay_back_cell(rp, ti, l, 1, &prev) <= 0)
 		return 0;
 	memset(rp->score, 0, E * sizeof(*rp->score));
-	for (i = 0; i < np; i++) {
-		const uint32_t *row = replay_cooc_row(rp, l, prev[i]);
-		uint64_t sum = rp->cooc_sum[(size_t)l * E + prev[i]];
+	for (d = 1; d <= REPLAY_BACK; d++) {
+		np = replay_back_cell(rp, ti, l, d, &prev);
+		for (i = 0; i < np; i++) {
+			size_t k = replay_cooc_idx(rp, l, prev[i]);
+			const uint32_t *row = &rp->cooc[d - 1][k * E];
+			uint64_t sum = rp->cooc_sum[d - 1][k];
 
-		/* Fixed point, 2^20 to one: at most 2^32 * 2^20 / sum per row, 255 rows. */
-		for (e = 0; e < E && sum; e++)
-			rp->score[e] += ((uint64_t)row[e] << 20) / sum;
+			/* Fixed point, 2^20 to one (2^19 two layers back): at most
+			 * 2^32 * 2^20 / sum per row, 2 x 255 rows. */
+			for (e = 0; e < E && sum; e++)
+				rp->score[e] += (((uint64_t)row[e] << 20) / sum) >> (d - 1);
+		}
 	}
 	/* Selection of the K best: K is small (<= 255), E at most 65536. */
 	while ((uint32_t)n < K) {
@@ -320,18 +337,25 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
 	rp.inuse = calloc(t->info.top_k ? t->info.top_k : 1, sizeof(*rp.inuse));
 	if (o->prefetch & P2PIO_EXPERT_PREFETCH_LEARNED) {
 		size_t cells = (size_t)t->info.nr_layers * t->info.nr_experts * t->info.nr_experts;
+		size_t rows = (size_t)t->info.nr_layers * t->info.nr_experts;
+		uint32_t d;
 
-		if (cells > REPLAY_MAX_COOC) {
+		if (cells > REPLAY_MAX_COOC / REPLAY_BACK) {
 			ret = p2pio_set_error(err, -E2BIG, P2PIO_NO_OFFSET,
 					      "learned prefetch: %u layers x %u^2 experts is too large a table",
 					      t->info.nr_layers, t->info.nr_experts);
 			goto out;
 		}
-		rp.cooc = calloc(cells, sizeof(*rp.cooc));
-		rp.cooc_sum = calloc((size_t)t->info.nr_layers * t->info.nr_experts,
-				     sizeof(*rp.cooc_sum));
+		for (d = 0; d < REPLAY_BACK; d++) {
+			rp.cooc[d] = calloc(cells, sizeof(*rp.cooc[d]));
+			rp.cooc_sum[d] = calloc(rows, sizeof(*rp.cooc_sum[d]));
+			if (!rp.cooc[d] || !rp.cooc_sum[d]) {
+				ret = -ENOMEM;
+				goto out;
+			}
+		}
 		rp.score = calloc(t->info.nr_experts, sizeof(*rp.score));
-		if (!rp.cooc || !rp.cooc_sum || !rp.score) {
+		if (!rp.score) {
 			ret = -ENOMEM;
 			goto out;
 		}
@@ -369,8 +393,10 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
 	}
 out:
 	free(seq);
-	free(rp.cooc);
-	free(rp.cooc_sum);
+	for (k = 0; k < REPLAY_BACK; k++) {
+		free(rp.cooc[k]);
+		free(rp.cooc_sum[k]);
+	}
 	free(rp.score);
 	free(rp.inuse);
 	free(rp.held);
