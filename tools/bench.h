@@ -291,6 +291,9 @@ void bench_gate_abort(struct bench_gate *g);
 
 /* ---- output ----------------------------------------------------------------------- */
 
+/* @n bytes as "4M", "512K", "1G" where it is a whole number of them, else "12345". */
+void bench_size_str(uint64_t n, char *buf, size_t sz);
+
 void bench_print_line(FILE *f, const struct bench_result *r);
 void bench_print_json(FILE *f, const struct bench_result *r);
 /* A line chart of GiB/s against I/O size (or depth when only depth varies). */

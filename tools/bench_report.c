@@ -66,7 +66,7 @@ void bench_lat_finish(struct bench_lat *l, double *avg, double *p99)
 	memset(l, 0, sizeof(*l));
 }
 
-static void size_str(uint64_t n, char *buf, size_t sz)
+void bench_size_str(uint64_t n, char *buf, size_t sz)
 {
 	if (n && !(n & ((1ull << 30) - 1)))
 		snprintf(buf, sz, "%lluG", (unsigned long long)(n >> 30));
@@ -86,7 +86,7 @@ void bench_print_line(FILE *f, const struct bench_result *r)
 {
 	char sz[32];
 
-	size_str(r->io_size, sz, sizeof(sz));
+	bench_size_str(r->io_size, sz, sizeof(sz));
 	if (r->err) {
 		fprintf(f, "skipped mode=%s cache=%s size=%s depth=%u: %s\n", r->mode,
 			r->cold ? "cold" : "warm", sz, r->depth, r->note);
@@ -198,7 +198,7 @@ int bench_plot_svg(const char *path, const struct bench_result *rs, size_t n)
 		if (by_depth)
 			snprintf(label, sizeof(label), "%u", rs[i].depth);
 		else
-			size_str(rs[i].io_size, label, sizeof(label));
+			bench_size_str(rs[i].io_size, label, sizeof(label));
 		fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x,
 			H - MB + 16, label);
 	}

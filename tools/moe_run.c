@@ -453,16 +453,11 @@ static size_t batch_ranges(struct run *r, uint32_t layer, const uint32_t *ids, u
 /* "16 threads x 512K", "1 thread x whole ranges": the floor's shape. */
 static void floor_shape(const struct bench_burst *fl, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%u thread%s x ", fl->threads, fl->threads == 1 ? "" : "s");
+	char piece[32] = "whole ranges";
 
-	if (n < 0 || (size_t)n >= len)
-		return;
-	if (!fl->piece)
-		snprintf(buf + n, len - (size_t)n, "whole ranges");
-	else if (!(fl->piece & ((1ull << 20) - 1)))
-		snprintf(buf + n, len - (size_t)n, "%lluM", (unsigned long long)(fl->piece >> 20));
-	else
-		snprintf(buf + n, len - (size_t)n, "%lluK", (unsigned long long)(fl->piece >> 10));
+	if (fl->piece)
+		bench_size_str(fl->piece, piece, sizeof(piece));
+	snprintf(buf, len, "%u thread%s x %s", fl->threads, fl->threads == 1 ? "" : "s", piece);
 }
 
 #define MISS_KS 4
@@ -504,9 +499,8 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 	struct bench_range batch[8 * RUN_MAX_SLICES], cold[8 * RUN_MAX_SLICES];
 	struct bench_burst fl[MISS_KS];
 	int fl_err[MISS_KS];
-	bool shown[MISS_KS] = { false };	/* a row for ks[i] */
 	uint64_t rel[MISS_KS][MISS_BATCHES];	/* each counted batch's released time */
-	uint32_t n_rel[MISS_KS] = { 0 };
+	uint32_t n_rel[MISS_KS] = { 0 };	/* counted batches: a row for ks[i] if any */
 	uint32_t ids[8], layer = 0, next = 0, i, tries, k, done, warm;
 	uint64_t t0, dt, ns, bytes, reads, submit, first, last, map, unmap, late, taken, landed;
 	double n, us, floor_us;
@@ -598,7 +592,6 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 
 			fl_err[ki] = bench_burst_floor(&bp, &fl[ki]);
 		}
-		shown[ki] = true;
 		n_rel[ki] = done;
 		n = (double)done;
 		us = (double)bytes / n / ceiling * 1e6;
@@ -624,7 +617,7 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 	}
 	/* After the table, so that its rows stay together: one line per k. */
 	for (ki = 0; ki < MISS_KS; ki++) {
-		if (!shown[ki])
+		if (!n_rel[ki])
 			continue;
 		/*
 		 * The spread of the batches behind each mean: the first batch after the decode
@@ -637,7 +630,7 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 			rel[ki][n_rel[ki] - 1] * 1e-3, n_rel[ki], n_rel[ki] == 1 ? "" : "es");
 	}
 	for (ki = 0; ki < MISS_KS; ki++) {
-		if (!shown[ki])
+		if (!n_rel[ki])
 			continue;
 		if (fl_err[ki]) {
 			fprintf(out, "  floor shape k=%u: none (%s)\n", ks[ki], fl[ki].note);

@@ -107,6 +107,12 @@ static void p2pio_bio_prep(struct p2pio_bworker *w, struct p2pio_bio *bio)
 	w->nr_reads++;
 }
 
+/* The bytes of each read of @f's operations: the chunk size, in whole O_DIRECT blocks. */
+static uint64_t p2pio_bounce_chunk(const struct p2pio_bounce *b, const struct p2pio_file *f)
+{
+	return p2pio_round_down(b->ctx->opts.chunk_size, f->dio_align);
+}
+
 /* Can @w start a chunk now? Under b->lock. */
 static bool p2pio_bounce_can_take(const struct p2pio_bworker *w)
 {
@@ -126,7 +132,7 @@ static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finishe
 	if (!op || !w->bio_free)
 		return false;
 	f = op->file;
-	chunk = p2pio_round_down(b->ctx->opts.chunk_size, f->dio_align);
+	chunk = p2pio_bounce_chunk(b, f);
 	foff = op->cur;
 	rlen = op->end - foff < chunk ? op->end - foff : chunk;
 	lo = foff > op->off ? foff : op->off;
@@ -549,7 +555,7 @@ static int p2pio_bounce_submit_many(void *priv, struct p2pio_op **ops, unsigned 
 		ops[i]->end = p2pio_round_up(ops[i]->off + ops[i]->len, al);
 		ops[i]->next = i + 1 < n ? ops[i + 1] : NULL;
 		/* As p2pio_bounce_next() cuts it. */
-		chunk = p2pio_round_down(b->ctx->opts.chunk_size, al);
+		chunk = p2pio_bounce_chunk(b, ops[i]->file);
 		chunks += (ops[i]->end - ops[i]->cur + chunk - 1) / chunk;
 	}
 	pthread_mutex_lock(&b->lock);
