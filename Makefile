@@ -169,7 +169,7 @@ $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(GPU_COMMON_OBJS) $(UNIT_COMMON_OB
 # Unit tests of the tools' shared code (tools/*.c) link the objects they test, and what
 # those call: UNIT_OBJS_test-NAME. test-bench-gate includes bench_gate.c and the code
 # under test itself, with pthread_create failing where it says.
-UNIT_OBJS_test-bench-burst := $(addprefix $(BUILD)/tools/,bench_burst.o bench_gate.o \
+UNIT_OBJS_test-bench-burst := $(addprefix $(BUILD)/tools/,bench_burst.o bench_cuda.o bench_gate.o \
 	bench_report.o cli.o)
 UNIT_OBJS_test-bench-gate := $(addprefix $(BUILD)/tools/,bench_report.o bench_cuda.o cli.o)
 

@@ -5,7 +5,8 @@
  * most 150 us over its bytes / bandwidth; for one lone miss (a few MB) bytes / the steady
  * ceiling is no fair reference, since a burst that short cannot reach steady bandwidth
  * even with plain O_DIRECT. The floor is the fastest of a sweep of shapes over the very
- * ranges the miss read, in the same cache state.
+ * ranges the miss read, in the same cache state. Into a GPU, the floor copies each read to
+ * device memory as it lands, as a path through host memory must.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -21,6 +22,9 @@
 #define BURST_MAX_THREADS 64
 /* Written at both ends of every read's destination before each try; any read overwrites it. */
 #define BURST_POISON 0xa5c3e1f00f1e3c5aull
+/* The GPU buffer's bytes before each try: a copy that never happened cannot match a read. */
+#define BURST_GPU_POISON 0x5a
+#define BURST_CU_NOT_READY 600	/* CUDA_ERROR_NOT_READY */
 
 static const uint64_t burst_pieces[] = { 0, 4ull << 20, 1ull << 20, 512ull << 10, 256ull << 10 };
 static const unsigned int burst_threads[] = { 1, 2, 4, 8, 16, 32, 64 };
@@ -37,11 +41,13 @@ struct burst_piece {
 	uint64_t len;		/* asked for: aligned */
 	uint64_t want;		/* there: less where the file ends first */
 	char *dst;
+	bench_devptr gpu_dst;	/* with a GPU: where the copy lands */
 };
 
 /* One repetition, shared by its threads. */
 struct burst_rep {
 	int fd;
+	const struct bench_cuda *cu;	/* NULL: host memory only */
 	const struct burst_piece *pieces;
 	size_t npieces;
 	atomic_size_t next;
@@ -51,6 +57,7 @@ struct burst_rep {
 
 struct burst_worker {
 	struct burst_rep *rep;
+	void *stream;		/* with a GPU: this thread's copies */
 	double t_end;
 	int err;
 	uint64_t err_off;
@@ -68,6 +75,9 @@ struct burst {
 	uint64_t *rdst;		/* each range's first byte in the buffer */
 	char *buf;
 	uint64_t buf_len;
+	bench_devptr gpu_buf;	/* with a GPU: the copies' destination, buf_len bytes */
+	char *gpu_back;		/* and where its bytes come back to be checked */
+	void *streams[BURST_MAX_THREADS];
 	uint64_t biggest;	/* the longest run */
 	struct burst_piece *pieces;
 	size_t max_pieces;
@@ -279,6 +289,7 @@ static size_t burst_cut(struct burst *b, uint64_t piece)
 			pc->len = end - off;
 			pc->want = (end < b->file_size ? end : b->file_size) - off;
 			pc->dst = b->buf + r->dst + (off - r->start);
+			pc->gpu_dst = b->gpu_buf + r->dst + (off - r->start);
 			off = end;
 		}
 	}
@@ -311,6 +322,7 @@ static void *burst_thread(void *arg)
 	size_t i;
 	int zero = 0;
 
+	bench_cuda_bind(rep->cu);
 	if (!bench_gate_wait(&rep->gate))
 		return NULL;
 	while (!atomic_load_explicit(&rep->err, memory_order_relaxed)) {
@@ -318,11 +330,25 @@ static void *burst_thread(void *arg)
 		if (i >= rep->npieces)
 			break;
 		w->err = burst_read(rep->fd, &rep->pieces[i]);
+		/* Its copy starts now, and runs while this thread reads its next piece. */
+		if (!w->err && rep->cu &&
+		    rep->cu->MemcpyHtoDAsync(rep->pieces[i].gpu_dst, rep->pieces[i].dst,
+					     rep->pieces[i].want, w->stream))
+			w->err = -ENODEV;
 		if (w->err) {
 			w->err_off = rep->pieces[i].off;
 			atomic_compare_exchange_strong(&rep->err, &zero, w->err);
 			break;
 		}
+	}
+	/* Spinning, as a loader that waits for its last copy would. */
+	if (rep->cu && !w->err) {
+		bench_cures cr;
+
+		while ((cr = rep->cu->StreamQuery(w->stream)) == BURST_CU_NOT_READY)
+			;
+		if (cr)
+			w->err = -ENODEV;
 	}
 	w->t_end = bench_now();
 	return NULL;
@@ -371,6 +397,27 @@ static void burst_evict(const struct burst *b)
 				   b->runs[i].end - b->runs[i].start }, 1);
 }
 
+/* With a GPU: every piece's bytes there as they were read (untimed, after the try). */
+static int burst_gpu_check(struct burst *b, size_t np)
+{
+	size_t k;
+
+	if (!b->bp->cu)
+		return 0;
+	if (b->bp->cu->MemcpyDtoH(b->gpu_back, b->gpu_buf, b->buf_len))
+		return burst_fail(b->res, -ENODEV, "copying the GPU buffer back failed");
+	for (k = 0; k < np; k++) {
+		const struct burst_piece *pc = &b->pieces[k];
+
+		if (memcmp(b->gpu_back + (pc->dst - b->buf), pc->dst, pc->want))
+			return burst_fail(b->res, -EIO, "the copy into the GPU of %llu bytes read "
+					  "at file offset %llu does not match them",
+					  (unsigned long long)pc->want,
+					  (unsigned long long)pc->off);
+	}
+	return 0;
+}
+
 /* One repetition: @np reads by @nt threads, timed from the gate to the last byte. */
 static int burst_once(struct burst *b, size_t np, unsigned int nt, double *secs)
 {
@@ -388,8 +435,13 @@ static int burst_once(struct burst *b, size_t np, unsigned int nt, double *secs)
 		poison(b->pieces[k].dst);
 		poison(last_word(&b->pieces[k]));
 	}
+	/* On the legacy stream, which the copies' non-blocking streams do not wait for. */
+	if (b->bp->cu && (b->bp->cu->MemsetD8(b->gpu_buf, BURST_GPU_POISON, b->buf_len) ||
+			  b->bp->cu->StreamSynchronize(NULL)))
+		return burst_fail(b->res, -ENODEV, "poisoning the GPU buffer failed");
 	memset(&rep, 0, sizeof(rep));
 	rep.fd = b->fd;
+	rep.cu = b->bp->cu;
 	rep.pieces = b->pieces;
 	rep.npieces = np;
 	atomic_init(&rep.next, 0);
@@ -399,8 +451,10 @@ static int burst_once(struct burst *b, size_t np, unsigned int nt, double *secs)
 	if (ret)
 		return burst_fail(b->res, ret, "the threads' start line: %s", strerror(-ret));
 	memset(w, 0, sizeof(w));
-	for (i = 0; i < nt; i++)
+	for (i = 0; i < nt; i++) {
 		w[i].rep = &rep;
+		w[i].stream = b->streams[i];
+	}
 	ret = bench_gate_spawn(&rep.gate, tids, nt, burst_thread, w, sizeof(w[0]));
 	if (ret) {
 		bench_gate_destroy(&rep.gate);
@@ -414,11 +468,15 @@ static int burst_once(struct burst *b, size_t np, unsigned int nt, double *secs)
 			t_end = w[i].t_end;
 	}
 	bench_gate_destroy(&rep.gate);
-	for (i = 0; i < nt; i++)
+	for (i = 0; i < nt; i++) {
+		if (w[i].err == -ENODEV)
+			return burst_fail(b->res, w[i].err, "copying the read at file offset %llu "
+					  "into the GPU failed", (unsigned long long)w[i].err_off);
 		if (w[i].err)
 			return burst_fail(b->res, w[i].err, "%s read at file offset %llu: %s",
 					  b->res->buffered ? "buffered" : "O_DIRECT",
 					  (unsigned long long)w[i].err_off, strerror(-w[i].err));
+	}
 	for (k = 0; k < np; k++) {
 		const struct burst_piece *pc = &b->pieces[k];
 
@@ -428,6 +486,9 @@ static int burst_once(struct burst *b, size_t np, unsigned int nt, double *secs)
 					  (unsigned long long)pc->want,
 					  (unsigned long long)pc->off);
 	}
+	ret = burst_gpu_check(b, np);
+	if (ret)
+		return ret;
 	for (k = 0; b->bp->check && k < b->bp->nr_ranges; k++) {
 		ret = b->bp->check(b->bp->check_arg, &b->bp->ranges[k], b->buf + b->rdst[k]);
 		if (ret)
@@ -448,7 +509,7 @@ static int burst_sweep(struct burst *b)
 	size_t pi, ti, np;
 	unsigned int nt, prev, rep;
 	bool have = false;
-	double secs;
+	double secs = 0;
 	int ret;
 
 	for (pi = 0; pi < sizeof(burst_pieces) / sizeof(burst_pieces[0]); pi++) {
@@ -481,6 +542,50 @@ static int burst_sweep(struct burst *b)
 	return 0;
 }
 
+/* Pinned host memory for the reads, device memory for the copies, a stream per thread. */
+static int burst_gpu_alloc(struct burst *b)
+{
+	const struct bench_cuda *cu = b->bp->cu;
+	unsigned int i;
+
+	b->res->gpu = true;
+	bench_cuda_bind(cu);
+	if (cu->MemHostAlloc((void **)&b->buf, b->buf_len, 0)) {
+		b->buf = NULL;
+		return burst_fail(b->res, -ENOMEM, "no pinned host memory for %llu bytes",
+				  (unsigned long long)b->buf_len);
+	}
+	if (cu->MemAlloc(&b->gpu_buf, b->buf_len)) {
+		b->gpu_buf = 0;
+		return burst_fail(b->res, -ENOMEM, "no GPU memory for %llu bytes",
+				  (unsigned long long)b->buf_len);
+	}
+	b->gpu_back = malloc(b->buf_len);
+	if (!b->gpu_back)
+		return -ENOMEM;
+	for (i = 0; i < BURST_MAX_THREADS; i++)
+		if (cu->StreamCreate(&b->streams[i], 1 /* CU_STREAM_NON_BLOCKING */)) {
+			b->streams[i] = NULL;
+			return burst_fail(b->res, -ENODEV, "could not create a CUDA stream");
+		}
+	return 0;
+}
+
+static void burst_gpu_free(struct burst *b)
+{
+	const struct bench_cuda *cu = b->bp->cu;
+	unsigned int i;
+
+	for (i = 0; i < BURST_MAX_THREADS; i++)
+		if (b->streams[i])
+			cu->StreamDestroy(b->streams[i]);
+	if (b->gpu_buf)
+		cu->MemFree(b->gpu_buf);
+	if (b->buf)
+		cu->MemFreeHost(b->buf);
+	free(b->gpu_back);
+}
+
 int bench_burst_floor(const struct bench_burst_params *bp, struct bench_burst *res)
 {
 	struct burst b;
@@ -509,10 +614,14 @@ int bench_burst_floor(const struct bench_burst_params *bp, struct bench_burst *r
 	/* Dirty pages stay in the cache whatever the advice: a file just written goes out first. */
 	if (bp->cold)
 		fdatasync(bp->fd);
-	if (posix_memalign((void **)&b.buf, 4096, b.buf_len) ||
-	    !(b.pieces = calloc(b.max_pieces, sizeof(*b.pieces)))) {
-		ret = burst_fail(res, -ENOMEM, "out of memory for %llu bytes",
-				 (unsigned long long)b.buf_len);
+	ret = bp->cu ? burst_gpu_alloc(&b) :
+		       posix_memalign((void **)&b.buf, 4096, b.buf_len) ? -ENOMEM : 0;
+	if (!ret && !(b.pieces = calloc(b.max_pieces, sizeof(*b.pieces))))
+		ret = -ENOMEM;
+	if (ret) {
+		if (ret == -ENOMEM)
+			burst_fail(res, -ENOMEM, "out of memory for %llu bytes",
+				   (unsigned long long)b.buf_len);
 		goto out;
 	}
 	/* Faulted in now, not by the first timed reads. */
@@ -522,7 +631,10 @@ out:
 	if (b.fd >= 0 && b.fd != bp->fd)
 		close(b.fd);
 	free(b.pieces);
-	free(b.buf);
+	if (bp->cu)
+		burst_gpu_free(&b);
+	else
+		free(b.buf);
 	free(b.runs);
 	free(b.rdst);
 	if (ret)

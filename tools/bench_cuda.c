@@ -51,10 +51,12 @@ bool bench_cuda_init(struct bench_cuda *cu, int device)
 	LOAD(MemHostUnregister, "cuMemHostUnregister");
 	LOAD(MemcpyHtoD, "cuMemcpyHtoD_v2");
 	LOAD(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
+	LOAD(MemcpyDtoH, "cuMemcpyDtoH_v2");
 	LOAD(MemsetD8, "cuMemsetD8_v2");
 	LOAD(StreamCreate, "cuStreamCreate");
 	LOAD(StreamDestroy, "cuStreamDestroy_v2");
 	LOAD(StreamSynchronize, "cuStreamSynchronize");
+	LOAD(StreamQuery, "cuStreamQuery");
 	LOAD(CtxSetCurrent, "cuCtxSetCurrent");
 	cu->ok = true;
 	bench_cuda_bind(cu);

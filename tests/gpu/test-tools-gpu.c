@@ -7,10 +7,13 @@
  * the sweep's array), so a 54 GB/s link rate stood as zram's "storage" ceiling and every
  * p2pio-moe decode on the H200 looked like a third of its bound. Without a GPU there is
  * no link sweep, so only this test can see that. Then p2pio-moe run into the GPU (CUDA
- * virtual memory, the checking kernels), which the host tests run into host memory only.
+ * virtual memory, the checking kernels), which the host tests run into host memory only,
+ * and its miss cost with the floor that copies each read into the GPU (+copy).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gpu_fixture.h"
 #include "tap.h"
@@ -31,7 +34,7 @@ int main(int argc, char **argv)
 	gpu_fixture_cuda();
 	tool_init(argv[0]);
 	tool_need_python();
-	tap_plan(9);
+	tap_plan(18);
 	dir = tool_scratch("tools-gpu");
 
 	st = tool_run(NULL, "p2pio-mkmodel", "-q -p llama-8b-q4k --layers 2 -s 5 %s/m.gguf", dir);
@@ -86,6 +89,42 @@ int main(int argc, char **argv)
 			"__import__(\"re\").search(" LINK_RE ", d[\"ceiling_from\"]) is not None",
 			"True"),
 	       "its ceiling names the link and reads a storage shape again after the decode");
+	free(out);
+
+	/*
+	 * --miss-cost into the GPU: each row ends with the floor whose reads are copied into
+	 * the GPU (bench_burst_floor() checks every copied byte against the read) and the
+	 * batch's time over it; a shape line names that floor's shape.
+	 */
+	out = NULL;
+	st = tool_run(&out, "p2pio-moe", "run %s/moe.gguf --trace %s/moe.trace --fraction 0.5 "
+		      "--miss-cost", dir, dir);
+	tap_ok(st == 0 && tool_has_line(out, "  k ", " +copy over +copy"),
+	       "--miss-cost into the GPU: exit 0, the table ends with +copy, over +copy");
+	for (int k = 1; k <= 8; k *= 2) {
+		char row[16], line[512], shape[32], *tok[32], *save = NULL;
+		const char *l;
+		int n = 0;
+		double rel, cp, over;
+
+		snprintf(row, sizeof(row), "  %-3d ", k);
+		l = tool_line(out, row);
+		snprintf(line, sizeof(line), "%.*s", (int)strcspn(l, "\n"), l);
+		for (char *t = strtok_r(line, " ", &save); t && n < 32; t = strtok_r(NULL, " ", &save))
+			tok[n++] = t;
+		/* k, then 17 columns: released the 8th, +copy and over +copy the last two. */
+		rel = n == 18 ? atof(tok[8]) : 0;
+		cp = n == 18 ? atof(tok[16]) : 0;
+		over = n == 18 ? atof(tok[17]) : 0;
+		tap_ok(n == 18 && cp > 0 && fabs(over - (rel - cp)) < 0.15,
+		       "k=%d: a floor with copies of %.1f us, over it = released - it (%.1f - %.1f "
+		       "= %+.1f)", k, cp, rel, cp, over);
+		snprintf(shape, sizeof(shape), "  +copy shape k=%d: ", k);
+		l = tool_line(out, shape);
+		tap_ok(*l && strstr(l, " thread") && strstr(l, "copied on its thread's stream"),
+		       "k=%d: a line names the +copy floor's shape:%.*s", k,
+		       (int)strcspn(l + (*l != 0), "\n"), l + (*l != 0));
+	}
 	free(out);
 	return tap_exit();
 }

@@ -7,7 +7,9 @@
  * unaligned range of three bytes is one shape; a check that fails, no ranges, an empty
  * range, a range past the end, an overflowing one, a negative descriptor and a directory
  * are refused with their errno and a note; where O_DIRECT is refused (tmpfs before 6.6)
- * the reads are buffered and the note says so.
+ * the reads are buffered and the note says so. Into a GPU (a stand-in whose device memory
+ * is host memory), every read's bytes are copied and waited for, and a copy that changed
+ * a byte, or failed, ends the floor with -EIO or -ENODEV.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -86,6 +88,114 @@ static int floor_of(int fd, const struct bench_range *rg, size_t n, struct seen 
 	struct bench_burst_params bp = {
 		.fd = fd, .ranges = rg, .nr_ranges = n, .cold = true,
 		.check = s ? check : NULL, .check_arg = s,
+	};
+
+	return bench_burst_floor(&bp, res);
+}
+
+/*
+ * A GPU whose device memory is host memory, for bench_burst_floor()'s @cu: it counts the
+ * bytes copied, reports each stream busy on every other query, and can fail a copy or
+ * change its first byte.
+ */
+static struct {
+	uint64_t copied;
+	unsigned int queries;
+	bool fail_copy, corrupt;
+} fake;
+
+static bench_cures fake_alloc(bench_devptr *p, size_t n)
+{
+	void *m = malloc(n);
+
+	*p = (bench_devptr)(uintptr_t)m;
+	return m ? 0 : 2;
+}
+
+static bench_cures fake_free(bench_devptr p)
+{
+	free((void *)(uintptr_t)p);
+	return 0;
+}
+
+static bench_cures fake_host_alloc(void **p, size_t n, unsigned int flags)
+{
+	(void)flags;
+	return posix_memalign(p, 4096, n) ? 2 : 0;
+}
+
+static bench_cures fake_host_free(void *p)
+{
+	free(p);
+	return 0;
+}
+
+static bench_cures fake_copy(bench_devptr dst, const void *src, size_t n, void *stream)
+{
+	(void)stream;
+	if (fake.fail_copy)
+		return 700;
+	memcpy((void *)(uintptr_t)dst, src, n);
+	if (fake.corrupt && n)
+		*(uint8_t *)(uintptr_t)dst ^= 0xff;
+	__atomic_fetch_add(&fake.copied, n, __ATOMIC_RELAXED);	/* from every thread */
+	return 0;
+}
+
+static bench_cures fake_back(void *dst, bench_devptr src, size_t n)
+{
+	memcpy(dst, (const void *)(uintptr_t)src, n);
+	return 0;
+}
+
+static bench_cures fake_memset(bench_devptr dst, unsigned char v, size_t n)
+{
+	memset((void *)(uintptr_t)dst, v, n);
+	return 0;
+}
+
+static bench_cures fake_stream(void **s, unsigned int flags)
+{
+	static int token;
+
+	(void)flags;
+	*s = &token;
+	return 0;
+}
+
+static bench_cures fake_stream_destroy(void *s)
+{
+	(void)s;
+	return 0;
+}
+
+static bench_cures fake_sync(void *s)
+{
+	(void)s;
+	return 0;
+}
+
+static bench_cures fake_query(void *s)
+{
+	(void)s;
+	return __atomic_fetch_add(&fake.queries, 1, __ATOMIC_RELAXED) % 2 ? 0 : 600;
+}
+
+static const struct bench_cuda fake_gpu = {
+	.ok = false,	/* no context to bind */
+	.MemAlloc = fake_alloc, .MemFree = fake_free,
+	.MemHostAlloc = fake_host_alloc, .MemFreeHost = fake_host_free,
+	.MemcpyHtoDAsync = fake_copy, .MemcpyDtoH = fake_back, .MemsetD8 = fake_memset,
+	.StreamCreate = fake_stream, .StreamDestroy = fake_stream_destroy,
+	.StreamQuery = fake_query, .StreamSynchronize = fake_sync,
+};
+
+static int gpu_floor_of(int fd, const struct bench_range *rg, size_t n, struct seen *s,
+			struct bench_burst *res)
+{
+	struct bench_burst_params bp = {
+		.fd = fd, .ranges = rg, .nr_ranges = n, .cold = true,
+		.check = s ? check : NULL, .check_arg = s, .cu = &fake_gpu,
 	};
 
 	return bench_burst_floor(&bp, res);
@@ -188,6 +298,29 @@ int main(int argc, char **argv)
 	close(dfd);
 	tap_ok(bench_burst_floor(NULL, &res) == -EINVAL && bench_burst_floor(NULL, NULL) == -EINVAL,
 	       "no parameters or no result: -EINVAL");
+
+	/* ---- into a GPU: every read copied, every copy checked ---- */
+	memset(&s, 0, sizeof(s));
+	ret = gpu_floor_of(fd, rg, n, &s, &res);
+	tap_ok(ret == 0 && res.gpu && res.seconds > 0 && res.runs == 3 && res.bytes == bytes &&
+		       s.wrong == 0,
+	       "into a GPU: 0, a positive time, the same runs and bytes (%d: %s)", ret, res.note);
+	tap_ok(fake.copied == bytes * res.shapes * BENCH_BURST_REPS,
+	       "every try copied every byte it read (%llu = %llu x %u shapes x %d tries)",
+	       (unsigned long long)fake.copied, (unsigned long long)bytes, res.shapes,
+	       BENCH_BURST_REPS);
+	tap_ok(fake.queries >= 2, "and waited for its copies (%u queries, half of them busy)",
+	       fake.queries);
+	fake.corrupt = true;
+	ret = gpu_floor_of(fd, rg, n, NULL, &res);
+	tap_ok(ret == -EIO && strstr(res.note, "does not match") && res.seconds == 0,
+	       "a copy that changed a byte: -EIO (%s)", res.note);
+	fake.corrupt = false;
+	fake.fail_copy = true;
+	ret = gpu_floor_of(fd, rg, n, NULL, &res);
+	tap_ok(ret == -ENODEV && strstr(res.note, "into the GPU failed") && res.seconds == 0,
+	       "a copy that failed: -ENODEV (%s)", res.note);
+	fake.fail_copy = false;
 	close(fd);
 
 	/* ---- where O_DIRECT is refused ---- */
