@@ -192,10 +192,10 @@ struct bench_burst_params {
 	/*
 	 * Optional: into this GPU. Each read lands in pinned host memory and is copied to
 	 * device memory as soon as it has (cuMemcpyHtoDAsync on its thread's own stream), and
-	 * the burst ends when the last copy has: the floor of a path that must bounce through
-	 * host memory, where reads and copies share the host's memory (on the H200 machine a
-	 * burst of 12 MiB read from zram in 0.5 ms took 0.85 ms with its copies, whatever the
-	 * pieces; Documentation/moe.md, "Eighth round").
+	 * the burst ends when the last copy has: what a plain read-then-copy loop takes at its
+	 * best shape. On the H200 machine a 12 MiB burst that zram read in 0.5 ms took 0.85
+	 * ms with its copies, whatever the pieces, as reads and copies share the host's
+	 * memory (Documentation/moe.md, "Eighth round").
 	 */
 	const struct bench_cuda *cu;
 };

@@ -5,8 +5,8 @@
  * most 150 us over its bytes / bandwidth; for one lone miss (a few MB) bytes / the steady
  * ceiling is no fair reference, since a burst that short cannot reach steady bandwidth
  * even with plain O_DIRECT. The floor is the fastest of a sweep of shapes over the very
- * ranges the miss read, in the same cache state. Into a GPU, the floor copies each read to
- * device memory as it lands, as a path through host memory must.
+ * ranges the miss read, in the same cache state. Into a GPU, optionally, each read is also
+ * copied to device memory as it lands: a plain read-then-copy loop at its best shape.
  */
 #include <errno.h>
 #include <stdarg.h>
