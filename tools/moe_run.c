@@ -462,6 +462,24 @@ static void floor_shape(const struct bench_burst *fl, char *buf, size_t len)
 	snprintf(buf, len, "%u thread%s x %s", fl->threads, fl->threads == 1 ? "" : "s", piece);
 }
 
+/* "  floor shape k=1: 16 threads x 512K (O_DIRECT; ...)": the best shape of a floor. */
+static void shape_line(FILE *out, const char *what, uint32_t k, const struct bench_burst *fl,
+		       int err)
+{
+	char shape[64];
+
+	if (err) {
+		fprintf(out, "  %s shape k=%u: none (%s)\n", what, k, fl->note);
+		return;
+	}
+	floor_shape(fl, shape, sizeof(shape));
+	fprintf(out, "  %s shape k=%u: %s (%s%s; %u run%s, %.2f MiB; the best of %d tries at "
+		"each of %u shape%s)\n", what, k, shape, fl->buffered ? fl->note : "O_DIRECT",
+		fl->gpu ? ", each read copied on its thread's stream" : "", fl->runs,
+		fl->runs == 1 ? "" : "s", (double)fl->bytes / 1048576.0, BENCH_BURST_REPS,
+		fl->shapes, fl->shapes == 1 ? "" : "s");
+}
+
 #define MISS_KS 4
 #define MISS_BATCHES 10u	/* cold batches timed per k */
 
@@ -512,7 +530,6 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 	uint64_t t0, dt, ns, bytes, reads, submit, first, last, map, unmap, late, taken, landed;
 	double n, us, floor_us;
 	size_t ki, nbatch, ncold;
-	char shape[64];
 	int fd = open(r->o.model, O_RDONLY | O_CLOEXEC), open_err = fd < 0 ? -errno : 0;
 
 	p2pio_experts_stats(r->x, NULL, &a, false);
@@ -651,32 +668,12 @@ static void miss_cost(struct run *r, double ceiling, FILE *out)
 			"batch%s)\n", ks[ki], median_us(rel[ki], n_rel[ki]), rel[ki][0] * 1e-3,
 			rel[ki][n_rel[ki] - 1] * 1e-3, n_rel[ki], n_rel[ki] == 1 ? "" : "es");
 	}
-	for (ki = 0; ki < MISS_KS; ki++) {
-		if (!n_rel[ki])
-			continue;
-		if (fl_err[ki]) {
-			fprintf(out, "  floor shape k=%u: none (%s)\n", ks[ki], fl[ki].note);
-			continue;
-		}
-		floor_shape(&fl[ki], shape, sizeof(shape));
-		fprintf(out, "  floor shape k=%u: %s (%s; %u run%s, %.2f MiB; the best of %d tries "
-			"at each of %u shape%s)\n", ks[ki], shape,
-			fl[ki].buffered ? fl[ki].note : "O_DIRECT", fl[ki].runs,
-			fl[ki].runs == 1 ? "" : "s", (double)fl[ki].bytes / 1048576.0,
-			BENCH_BURST_REPS, fl[ki].shapes, fl[ki].shapes == 1 ? "" : "s");
-	}
-	for (ki = 0; r->stream && ki < MISS_KS; ki++) {
-		if (!n_rel[ki])
-			continue;
-		if (cfl_err[ki]) {
-			fprintf(out, "  +copy shape k=%u: none (%s)\n", ks[ki], cfl[ki].note);
-			continue;
-		}
-		floor_shape(&cfl[ki], shape, sizeof(shape));
-		fprintf(out, "  +copy shape k=%u: %s, each read copied on its thread's stream "
-			"(the best of %d tries at each of %u shape%s)\n", ks[ki], shape,
-			BENCH_BURST_REPS, cfl[ki].shapes, cfl[ki].shapes == 1 ? "" : "s");
-	}
+	for (ki = 0; ki < MISS_KS; ki++)
+		if (n_rel[ki])
+			shape_line(out, "floor", ks[ki], &fl[ki], fl_err[ki]);
+	for (ki = 0; r->stream && ki < MISS_KS; ki++)
+		if (n_rel[ki])
+			shape_line(out, "+copy", ks[ki], &cfl[ki], cfl_err[ki]);
 	if (fd >= 0)
 		close(fd);
 }
