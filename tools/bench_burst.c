@@ -319,6 +319,7 @@ static void *burst_thread(void *arg)
 {
 	struct burst_worker *w = arg;
 	struct burst_rep *rep = w->rep;
+	uint64_t copied = 0;	/* the file offset of this thread's last copy */
 	size_t i;
 	int zero = 0;
 
@@ -331,24 +332,31 @@ static void *burst_thread(void *arg)
 			break;
 		w->err = burst_read(rep->fd, &rep->pieces[i]);
 		/* Its copy starts now, and runs while this thread reads its next piece. */
-		if (!w->err && rep->cu &&
-		    rep->cu->MemcpyHtoDAsync(rep->pieces[i].gpu_dst, rep->pieces[i].dst,
-					     rep->pieces[i].want, w->stream))
-			w->err = -ENODEV;
+		if (!w->err && rep->cu) {
+			if (rep->cu->MemcpyHtoDAsync(rep->pieces[i].gpu_dst, rep->pieces[i].dst,
+						     rep->pieces[i].want, w->stream))
+				w->err = -ENODEV;
+			copied = rep->pieces[i].off;
+		}
 		if (w->err) {
 			w->err_off = rep->pieces[i].off;
 			atomic_compare_exchange_strong(&rep->err, &zero, w->err);
 			break;
 		}
 	}
-	/* Spinning, as a loader that waits for its last copy would. */
-	if (rep->cu && !w->err) {
+	/*
+	 * Spinning, as a loader that waits for its last copy would; after a failure too, so
+	 * that no copy is still running when the buffers are freed.
+	 */
+	if (rep->cu) {
 		bench_cures cr;
 
 		while ((cr = rep->cu->StreamQuery(w->stream)) == BURST_CU_NOT_READY)
 			;
-		if (cr)
+		if (cr && !w->err) {
 			w->err = -ENODEV;
+			w->err_off = copied;
+		}
 	}
 	w->t_end = bench_now();
 	return NULL;
@@ -619,8 +627,8 @@ int bench_burst_floor(const struct bench_burst_params *bp, struct bench_burst *r
 	if (!ret && !(b.pieces = calloc(b.max_pieces, sizeof(*b.pieces))))
 		ret = -ENOMEM;
 	if (ret) {
-		if (ret == -ENOMEM)
-			burst_fail(res, -ENOMEM, "out of memory for %llu bytes",
+		if (!res->note[0])
+			burst_fail(res, ret, "out of memory for %llu bytes",
 				   (unsigned long long)b.buf_len);
 		goto out;
 	}

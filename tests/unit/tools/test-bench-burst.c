@@ -9,7 +9,7 @@
  * are refused with their errno and a note; where O_DIRECT is refused (tmpfs before 6.6)
  * the reads are buffered and the note says so. Into a GPU (a stand-in whose device memory
  * is host memory), every read's bytes are copied and waited for, and a copy that changed
- * a byte, or failed, ends the floor with -EIO or -ENODEV.
+ * a byte, failed, or left its stream failed ends the floor with -EIO or -ENODEV.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -101,7 +101,7 @@ static int floor_of(int fd, const struct bench_range *rg, size_t n, struct seen 
 static struct {
 	uint64_t copied;
 	unsigned int queries;
-	bool fail_copy, corrupt;
+	bool fail_copy, corrupt, fail_stream;
 } fake;
 
 static bench_cures fake_alloc(bench_devptr *p, size_t n)
@@ -178,6 +178,8 @@ static bench_cures fake_sync(void *s)
 static bench_cures fake_query(void *s)
 {
 	(void)s;
+	if (fake.fail_stream)
+		return 999;	/* CUDA_ERROR_UNKNOWN: what a copy that faulted leaves */
 	return __atomic_fetch_add(&fake.queries, 1, __ATOMIC_RELAXED) % 2 ? 0 : 600;
 }
 
@@ -321,6 +323,11 @@ int main(int argc, char **argv)
 	tap_ok(ret == -ENODEV && strstr(res.note, "into the GPU failed") && res.seconds == 0,
 	       "a copy that failed: -ENODEV (%s)", res.note);
 	fake.fail_copy = false;
+	fake.fail_stream = true;
+	ret = gpu_floor_of(fd, rg, n, NULL, &res);
+	tap_ok(ret == -ENODEV && strstr(res.note, "into the GPU failed") && res.seconds == 0,
+	       "a stream whose copy failed later: -ENODEV (%s)", res.note);
+	fake.fail_stream = false;
 	close(fd);
 
 	/* ---- where O_DIRECT is refused ---- */
