@@ -49,6 +49,30 @@ static void cuda_unreserve(void *arg, uint64_t va, uint64_t len)
 }
 
 /*
+ * Map @c at @va (reserved) for this device and wrap it in an engine buffer, in @buf; all
+ * undone on failure. Called with the context current.
+ */
+static int map_wrapped(struct xmem_cuda *x, uint64_t va, const struct p2pio_xchunk *c,
+		       struct p2pio_buf **buf)
+{
+	CUresult res = x->cu->MemMap(va, c->len, 0, c->handle, 0);
+	int ret;
+
+	if (res == CUDA_SUCCESS) {
+		res = x->cu->MemSetAccess(va, c->len, &x->access, 1);
+		if (res != CUDA_SUCCESS)
+			x->cu->MemUnmap(va, c->len);
+	}
+	if (res != CUDA_SUCCESS)
+		return p2pio_cuda_errno(res);
+	/* Device memory of this context, one allocation: nothing for the driver to check. */
+	ret = p2pio_buf_wrap(x->ctx, P2PIO_MEM_CUDA, va, c->len, buf);
+	if (ret)
+		x->cu->MemUnmap(va, c->len);
+	return ret;
+}
+
+/*
  * The chunk's own view: an address range of its own with the chunk mapped there for its
  * whole life, so that a miss's reads can go into the chunk before its home is mapped (the
  * mapping calls, 50-100 us for 14 MiB on the H200, then overlap the reads instead of
@@ -58,20 +82,13 @@ static void cuda_unreserve(void *arg, uint64_t va, uint64_t len)
 static void cuda_view(struct xmem_cuda *x, struct p2pio_xchunk *c)
 {
 	CUdeviceptr va = 0;
-	CUresult res = x->cu->MemAddressReserve(&va, c->len, x->ops.granularity, 0, 0);
 
-	if (res != CUDA_SUCCESS)
+	if (x->cu->MemAddressReserve(&va, c->len, x->ops.granularity, 0, 0) != CUDA_SUCCESS)
 		return;
-	res = x->cu->MemMap(va, c->len, 0, c->handle, 0);
-	if (res == CUDA_SUCCESS) {
-		res = x->cu->MemSetAccess(va, c->len, &x->access, 1);
-		if (res == CUDA_SUCCESS &&
-		    !p2pio_buf_wrap(x->ctx, P2PIO_MEM_CUDA, va, c->len, &c->io_buf)) {
-			c->io_addr = va;
-			c->io_off = 0;
-			return;
-		}
-		x->cu->MemUnmap(va, c->len);
+	if (!map_wrapped(x, va, c, &c->io_buf)) {
+		c->io_addr = va;
+		c->io_off = 0;
+		return;
 	}
 	x->cu->MemAddressFree(va, c->len);
 	c->io_buf = NULL;
@@ -116,26 +133,11 @@ static int cuda_map(void *arg, uint64_t va, struct p2pio_xchunk *c)
 {
 	struct xmem_cuda *x = arg;
 	CUcontext prev = p2pio_ctx_enter(x->ctx);
-	CUresult res;
-	int ret;
+	int ret = map_wrapped(x, va, c, &c->buf);
 
-	res = x->cu->MemMap(va, c->len, 0, c->handle, 0);
-	if (res == CUDA_SUCCESS) {
-		res = x->cu->MemSetAccess(va, c->len, &x->access, 1);
-		if (res != CUDA_SUCCESS)
-			x->cu->MemUnmap(va, c->len);
-	}
 	p2pio_ctx_leave(x->ctx, prev);
-	if (res != CUDA_SUCCESS)
-		return p2pio_cuda_errno(res);
-	/* Device memory of this context, one allocation: nothing for the driver to check. */
-	ret = p2pio_buf_wrap(x->ctx, P2PIO_MEM_CUDA, va, c->len, &c->buf);
-	if (ret) {
-		prev = p2pio_ctx_enter(x->ctx);
-		x->cu->MemUnmap(va, c->len);
-		p2pio_ctx_leave(x->ctx, prev);
+	if (ret)
 		return ret;
-	}
 	c->addr = va;
 	c->buf_off = 0;
 	c->host = NULL;
