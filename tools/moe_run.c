@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ struct run_opts {
 	uint32_t read_pieces;		/* or reads per expert load; 0: by the piece */
 	bool keep_cache;		/* leave the model in the page cache */
 	bool eager_unmap;		/* unmap victims before the miss loads (as before) */
+	bool run_ahead;			/* require a layer before the stream reaches it */
 };
 
 struct run {
@@ -98,6 +100,10 @@ static void run_help(void)
 	       "  -f, --fraction F     instead: the dense part and F (0 < F <= 1) of all experts\n"
 	       "      --policy P       eviction policy (lru, lfu, lrfu; default lru)\n"
 	       "      --prefetch-prev  prefetch the previous token's routing, a layer ahead\n"
+	       "      --run-ahead      require each layer's experts as soon as the trace names\n"
+	       "                       them, tokens ahead of the stream (default: only once\n"
+	       "                       the stream has finished the layers before, as an engine\n"
+	       "                       must that reads each layer's routing back from the GPU)\n"
 	       "  -n, --tokens N       decode at most N tokens of the trace\n"
 	       "      --warmup N       tokens decoded before the measurement (default: a tenth)\n"
 	       "      --compute-us U   GPU time per layer standing in for its arithmetic\n"
@@ -141,7 +147,7 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
-	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_RUN_AHEAD, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
 	OPT_QUEUE_DEPTH,
 };
 
@@ -159,6 +165,7 @@ static const struct option run_longopts[] = {
 	{ "path", required_argument, NULL, OPT_PATH },
 	{ "miss-cost", no_argument, NULL, OPT_MISS_COST },
 	{ "eager-unmap", no_argument, NULL, OPT_EAGER_UNMAP },
+	{ "run-ahead", no_argument, NULL, OPT_RUN_AHEAD },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 	{ "poll", no_argument, NULL, OPT_POLL },
@@ -249,6 +256,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_MISS_COST: o->miss_cost = true; break;
 		case OPT_EAGER_UNMAP: o->eager_unmap = true; break;
+		case OPT_RUN_AHEAD: o->run_ahead = true; break;
 		case OPT_POLL: o->poll = true; break;
 		case OPT_NO_POLL: o->poll = false; break;
 		case OPT_BOUNCE_ASYNC: o->bounce_async = true; break;
@@ -324,6 +332,22 @@ static int verify_expert(struct run *r, uint32_t layer, uint32_t expert, uint64_
 	return p2pio_verifier_check(r->v, t, (uint32_t)n, r->stream, 0);
 }
 
+/*
+ * An engine learns which experts layer l needs from the router of layer l, on the GPU,
+ * after the layers before it: it cannot require them before its stream gets there. The
+ * trace names them in advance, so without this wait the decode would queue tokens ahead
+ * of the stream, as far as the cache's budget lets it, and overlap loads that no engine
+ * could overlap (and leave the policy to evict among fewer experts: those tokens' own are
+ * in use). The wait yields its CPU: on zram the CPUs are what reads.
+ */
+static void route_wait(struct run *r)
+{
+	if (!r->stream || r->o.run_ahead)
+		return;
+	while (r->cu.StreamQuery(r->stream) == 600 /* CUDA_ERROR_NOT_READY */)
+		sched_yield();
+}
+
 /* Decode tokens [@from, @to) of the trace. */
 static int decode(struct run *r, uint64_t from, uint64_t to)
 {
@@ -344,6 +368,7 @@ static int decode(struct run *r, uint64_t from, uint64_t to)
 				return -E2BIG;
 			for (i = 0; i < (uint32_t)n; i++)
 				ids[i] = cell[i];
+			route_wait(r);
 			ret = p2pio_experts_require(r->x, l, ids, (uint32_t)n, r->stream, ptr);
 			if (ret) {
 				cli_err("token %" PRIu64 " layer %u: %s", tok, l, p2pio_strerror(ret));
@@ -940,6 +965,7 @@ static int moe_run(int argc, char **argv)
 		fprintf(out, ",\"trace\":");
 		cli_json_str(out, r.o.trace);
 		fprintf(out, ",\"threads\":%u,\"queue_depth\":%u", r.threads, r.queue_depth);
+		fprintf(out, ",\"run_ahead\":%s", r.stream && r.o.run_ahead ? "true" : "false");
 		fprintf(out, ",\"path\":\"%s\",\"policy\":\"%s\",\"prefetch_prev\":%s,"
 			"\"budget\":%" PRIu64 ",\"dense_bytes\":%" PRIu64 ",\"expert_bytes\":%" PRIu64
 			",\"capacity\":%" PRIu64 ",\"experts\":%" PRIu64 ",\"resident_fraction\":",
@@ -996,7 +1022,10 @@ static int moe_run(int argc, char **argv)
 			r.o.poll ? ", polling before they sleep" : "", r.queue_depth,
 			r.o.queue_depth ? " (given)" : " (the library's)");
 		fprintf(out, "decode    %" PRIu64 " tokens after %" PRIu64 " of warm-up in %.3f s: "
-			"%.2f tokens/s\n", tokens, warm, (double)wall * 1e-9, tps);
+			"%.2f tokens/s%s\n", tokens, warm, (double)wall * 1e-9, tps,
+			!r.stream ? "" : r.o.run_ahead ? " (run ahead: layers required before "
+			"the stream reaches them)" : " (in step: each layer required once the "
+			"stream is done with the layers before)");
 		fprintf(out, "hits      %.1f%% (%" PRIu64 " of %" PRIu64 "; %" PRIu64 " late), %.2f "
 			"misses/token, %" PRIu64 " prefetches (%" PRIu64 " used)\n", 100 * hit,
 			st.hits, st.accesses, st.late,

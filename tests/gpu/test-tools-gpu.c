@@ -34,7 +34,7 @@ int main(int argc, char **argv)
 	gpu_fixture_cuda();
 	tool_init(argv[0]);
 	tool_need_python();
-	tap_plan(18);
+	tap_plan(20);
 	dir = tool_scratch("tools-gpu");
 
 	st = tool_run(NULL, "p2pio-mkmodel", "-q -p llama-8b-q4k --layers 2 -s 5 %s/m.gguf", dir);
@@ -89,6 +89,22 @@ int main(int argc, char **argv)
 			"__import__(\"re\").search(" LINK_RE ", d[\"ceiling_from\"]) is not None",
 			"True"),
 	       "its ceiling names the link and reads a storage shape again after the decode");
+
+	/*
+	 * In step (the default), each layer is required only once the stream is done with
+	 * the layers before it, so every load a layer waited for has landed by the next
+	 * require: no hit can find its expert still loading. Run ahead, the host queues tokens
+	 * ahead of the stream (and hits on loads in flight are counted late).
+	 */
+	tap_ok(tool_jis(out, "(d[\"run_ahead\"], d[\"late\"])", "(False, 0)"),
+	       "in step by default: no hit found its expert still loading: %s", tool_jval);
+	free(out);
+	out = NULL;
+	st = tool_run(&out, "p2pio-moe", "run %s/moe.gguf --trace %s/moe.trace --fraction 0.5 "
+		      "--run-ahead --json", dir, dir);
+	tap_ok(st == 0 && tool_jis(out, "(d[\"run_ahead\"], d[\"mismatches\"], "
+				   "d[\"verified_bytes\"] > 0)", "(True, 0, True)"),
+	       "--run-ahead: exit 0, every expert checked, none wrong: %s", tool_jval);
 	free(out);
 
 	/*

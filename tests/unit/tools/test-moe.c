@@ -366,6 +366,11 @@ int main(int argc, char **argv)
 	tap_ok(st == 0 && tool_jis(out, "(d[\"threads\"], d[\"queue_depth\"], d[\"mismatches\"])",
 				   "(4, 6, 0)"),
 	       "--queue-depth 6 in JSON: threads 4, queue_depth 6, 0 bytes wrong: %s", tool_jval);
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
+		 "--run-ahead -n %d", model, trace, SHORT);
+	tap_ok(st == 0 && tool_jis(out, "(d[\"run_ahead\"], d[\"mismatches\"])", "(False, 0)"),
+	       "--run-ahead into host memory: exit 0, nothing to run ahead of (each require "
+	       "loads before it returns): %s", tool_jval);
 	tap_ok(moe("run -d host %s --trace %s --queue-depth 0", model, trace) == 2,
 	       "--queue-depth 0: a usage error (exit 2)");
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 -n %d",

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -182,4 +183,23 @@ int p2pio_cuda_errno(CUresult res)
 	default:
 		return -EIO;
 	}
+}
+
+/*
+ * The context's default scheduling (CU_CTX_SCHED_AUTO: a spin wherever CPUs outnumber
+ * contexts) makes cuEventSynchronize() on a spinning event hold its CPU for the whole
+ * wait, and a blocking-sync event wakes its waiter 250-300 us late on the H200
+ * (Documentation/moe.md, seventh round). Where the CPUs are the storage (zram) the
+ * engine's readers need every CPU, and the expert cache's caller waits on its releases for
+ * most of a decode: a query, then sched_yield() between queries, keeps the latency of a
+ * spin and gives the CPU to any reader that wants it. Left to the primary context's flags
+ * to decide, this would change the application's own waits too.
+ */
+CUresult p2pio_cuda_event_wait(const struct p2pio_cuda *cu, CUevent ev)
+{
+	CUresult cr;
+
+	while ((cr = cu->EventQuery(ev)) == CUDA_ERROR_NOT_READY)
+		sched_yield();
+	return cr;
 }

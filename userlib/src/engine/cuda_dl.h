@@ -121,4 +121,11 @@ P2PIO_HIDDEN const char *p2pio_cuda_errname(CUresult res);
 /* p2pio_cuda_errno() - the negative errno a CUresult maps to (-ENOMEM, -EINVAL, -EIO, ...). */
 P2PIO_HIDDEN int p2pio_cuda_errno(CUresult res);
 
+/*
+ * p2pio_cuda_event_wait() - wait for @ev (a spinning event: not CU_EVENT_BLOCKING_SYNC) as
+ * cuEventSynchronize() would, but yield the CPU between queries; returns what the last
+ * query did. See cuda.c for why.
+ */
+P2PIO_HIDDEN CUresult p2pio_cuda_event_wait(const struct p2pio_cuda *cu, CUevent ev);
+
 #endif /* P2PIO_CUDA_DL_H */

@@ -204,7 +204,7 @@ static void poll_releases(struct p2pio_experts *x, bool block)
 
 		t0 = p2pio_now_ns();
 		pthread_mutex_unlock(&x->lock);
-		x->cu->EventSynchronize(ev);
+		p2pio_cuda_event_wait(x->cu, ev);
 		pthread_mutex_lock(&x->lock);
 		x->io.host_wait_ns += p2pio_now_ns() - t0;
 	}
@@ -564,7 +564,7 @@ static void harvest(struct p2pio_experts *x, struct xtiming *t, bool block)
 			return;
 		t0 = p2pio_now_ns();
 		pthread_mutex_unlock(&x->lock);
-		x->cu->EventSynchronize(t->e1);
+		p2pio_cuda_event_wait(x->cu, t->e1);
 		pthread_mutex_lock(&x->lock);
 		/* A caller NR_TIMINGS stalls ahead of its stream waits for it here. */
 		x->io.host_wait_ns += p2pio_now_ns() - t0;
@@ -925,7 +925,7 @@ void p2pio_experts_drain_releases(struct p2pio_experts *x)
 	struct xrelease *r;
 
 	while ((r = x->rel)) {
-		x->cu->EventSynchronize(r->ev);
+		p2pio_cuda_event_wait(x->cu, r->ev);
 		x->rel = r->next;
 		release_done(x, r);
 	}

@@ -204,11 +204,12 @@ static int flags_alloc(struct p2pio_experts *x, size_t n)
 
 /*
  * The stall timings' events, which the caller's thread waits on as it does on the release
- * events (cache.c), spinning: not CU_EVENT_BLOCKING_SYNC, though a spinning wait takes a
- * CPU the engine's threads could use where the CPUs are the storage (zram): with
- * blocking-sync events every decode at 50 % resident on the H200 hung (8 of 8; none at 10
- * and 25 %), and the same tree with spinning ones did not (Documentation/moe.md, third
- * round; the cause is not found).
+ * events (cache.c): spinning events, not CU_EVENT_BLOCKING_SYNC, waited on by a query and
+ * sched_yield() between queries (p2pio_cuda_event_wait()), so that the wait leaves the
+ * CPU to the engine's threads where the CPUs are the storage (zram). With blocking-sync
+ * events every decode at 50 % resident on the H200 hung (8 of 8; none at 10 and 25 %),
+ * and the same tree with spinning ones did not (Documentation/moe.md, third round; the
+ * cause is not found); a blocking-sync waiter also wakes 250-300 us late (seventh round).
  */
 static int timings_create(struct p2pio_experts *x)
 {

@@ -270,7 +270,12 @@ static bool p2pio_bounce_retire(struct p2pio_bworker *w, bool wait)
 	CUresult cr;
 
 	while ((s = w->copy_head)) {
-		cr = wait && !any ? cu->EventSynchronize(s->ev) : cu->EventQuery(s->ev);
+		/* Polling's events spin: wait on them yielding, as on the others blocking. */
+		if (wait && !any)
+			cr = w->b->poll ? p2pio_cuda_event_wait(cu, s->ev) :
+					  cu->EventSynchronize(s->ev);
+		else
+			cr = cu->EventQuery(s->ev);
 		if (cr == CUDA_ERROR_NOT_READY)
 			break;
 		w->copy_head = s->next;
