@@ -98,7 +98,7 @@ static void run_help(void)
 	       "  -t, --trace T        routing trace (native, or a JSON log p2pio-moe reads)\n"
 	       "  -b, --budget B       memory for the dense part and the experts (K/M/G units)\n"
 	       "  -f, --fraction F     instead: the dense part and F (0 < F <= 1) of all experts\n"
-	       "      --policy P       eviction policy (lru, lfu, lrfu; default lru)\n"
+	       "      --policy P       eviction policy (lru, lfu, lrfu; default %s)\n"
 	       "      --prefetch-prev  prefetch the previous token's routing, a layer ahead\n"
 	       "      --run-ahead      require each layer's experts as soon as the trace names\n"
 	       "                       them, tokens ahead of the stream (default: only once\n"
@@ -141,7 +141,7 @@ static void run_help(void)
 	       "      --json           one JSON object instead of the report\n"
 	       "\n"
 	       "Exit status: 0 success, 1 a byte was wrong, 2 bad usage, 3 the run failed.\n",
-	       cli_prog(), PATH_DEPTH);
+	       cli_prog(), P2PIO_EXPERTS_DEFAULT_POLICY, PATH_DEPTH);
 }
 
 enum {
@@ -969,7 +969,7 @@ static int moe_run(int argc, char **argv)
 		fprintf(out, ",\"path\":\"%s\",\"policy\":\"%s\",\"prefetch_prev\":%s,"
 			"\"budget\":%" PRIu64 ",\"dense_bytes\":%" PRIu64 ",\"expert_bytes\":%" PRIu64
 			",\"capacity\":%" PRIu64 ",\"experts\":%" PRIu64 ",\"resident_fraction\":",
-			p2pio_path_name(pi.path), r.o.policy ? r.o.policy : "lru",
+			p2pio_path_name(pi.path), r.o.policy ? r.o.policy : P2PIO_EXPERTS_DEFAULT_POLICY,
 			r.o.prefetch_prev ? "true" : "false", r.info.budget, r.info.dense_bytes,
 			r.info.expert_bytes, r.info.capacity, all);
 		cli_json_double(out, (double)r.info.capacity / (double)all);
@@ -1015,7 +1015,7 @@ static int moe_run(int argc, char **argv)
 			100.0 * (double)r.info.capacity / (double)all,
 			cli_human_bytes(r.info.expert_bytes, h3));
 		fprintf(out, "path      %s (%s); policy %s%s\n", p2pio_path_name(pi.path), pi.why,
-			r.o.policy ? r.o.policy : "lru",
+			r.o.policy ? r.o.policy : P2PIO_EXPERTS_DEFAULT_POLICY,
 			r.o.prefetch_prev ? ", previous-token prefetch" : "");
 		fprintf(out, "engine    %u threads%s%s; %u reads in flight%s\n", r.threads,
 			r.o.threads ? " (given)" : " (the CPUs less two, within 4..16)",

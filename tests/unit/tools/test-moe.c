@@ -104,11 +104,12 @@ static bool text_counts(uint64_t *misses, uint64_t *reads)
 }
 
 /* The misses of `replay -g -c @cap -p lru -f none` of the trace: the same cache, modelled. */
-static int64_t replay_lru_misses(uint64_t cap)
+static int64_t replay_misses(const char *policy, uint64_t cap)
 {
 	uint64_t n, misses;
 
-	if (moe("replay --json -g -c %" PRIu64 " -p lru -f none --no-oracle %s", cap, trace) ||
+	if (moe("replay --json -g -c %" PRIu64 " -p %s -f none --no-oracle %s", cap, policy,
+		trace) ||
 	    sscanf(tool_jeval(out, "(len(d[\"results\"]), d[\"results\"][0][\"misses\"])"),
 		   "(%" SCNu64 ", %" SCNu64 ")", &n, &misses) != 2 || n != 1)
 		return -1;
@@ -183,6 +184,7 @@ int main(int argc, char **argv)
 	const char *p;
 	int st, e, i, counted;
 	int64_t r;
+	bool lrfu;
 
 	tool_init(argv[0]);
 	tool_need_python();
@@ -234,15 +236,24 @@ int main(int argc, char **argv)
 
 	/* ---- the real cache against its model: warm-up 0, every access counted ---- */
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
-		 "--warmup 0", model, trace);
+		 "--warmup 0 --policy lru", model, trace);
 	counted = sscanf(tool_jeval(out, "(d[\"warmup_tokens\"], d[\"tokens\"], "
 				    "d[\"mismatches\"], d[\"misses\"])"),
 			 "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ", %" SCNu64 ")", &a, &b, &c, &got);
 	tap_ok(st == 0 && counted == 4 && a == 0 && b == TOKENS && c == 0,
 	       "--warmup 0: all 40 tokens measured, no byte wrong");
-	r = replay_lru_misses(8);
+	r = replay_misses("lru", 8);
 	tap_ok(r >= 0 && (uint64_t)r == got,
 	       "LRU, 8 experts: the real cache misses as often as the replay of it (%" PRIu64
+	       " and %" PRId64 ")", got, r);
+	/* No --policy: the library's default, LRFU, and the replay of LRFU. */
+	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 "
+		 "--warmup 0", model, trace);
+	counted = sscanf(tool_jeval(out, "d[\"misses\"]"), "%" SCNu64, &got);
+	lrfu = tool_jis(out, "d[\"policy\"]", "lrfu");
+	r = replay_misses("lrfu", 8);	/* (replaces out) */
+	tap_ok(st == 0 && counted == 1 && lrfu && r >= 0 && (uint64_t)r == got,
+	       "the default policy is LRFU, and misses as often as the replay of it (%" PRIu64
 	       " and %" PRId64 ")", got, r);
 
 	/* ---- the text report, cold (the default), a given ceiling ---- */
@@ -389,7 +400,7 @@ int main(int argc, char **argv)
 			 "(%" SCNu64 ", %" SCNu64 ", %" SCNu64 ")", &a, &c, &m_all);
 	tap_ok(st == 0 && counted == 3 && a == LAYERS * EXPERTS && c == 0,
 	       "--fraction 1: every expert has a slot, no byte wrong");
-	r = replay_lru_misses(LAYERS * EXPERTS);
+	r = replay_misses("lru", LAYERS * EXPERTS);
 	tap_ok(r > 0 && (uint64_t)r == m_all,
 	       "--warmup 0: the misses are the trace's distinct experts (%" PRIu64 ", replay %"
 	       PRId64 ")", m_all, r);

@@ -65,6 +65,14 @@ struct p2pio_experts;
  */
 #define P2PIO_EXPERTS_EAGER_UNMAP (1u << 1)
 
+/*
+ * The eviction policy where the caller names none: LRFU (recency and frequency), which
+ * beat LRU on every real trace at 25-50 % of the experts resident and by 13-19 points at
+ * 10 %, and in the runtime on the H200 decoded the fitted gpt-oss-120b trace in 8 GiB at
+ * 30.1 % hits against LRU's 22.5 %: 14.3 tokens/s against 11.9 (Documentation/moe.md).
+ */
+#define P2PIO_EXPERTS_DEFAULT_POLICY "lrfu"
+
 /**
  * struct p2pio_experts_opts - options of p2pio_experts_open(); grows at the end, set @size.
  * @size:        sizeof(struct p2pio_experts_opts) as the caller compiled it.
@@ -72,7 +80,8 @@ struct p2pio_experts;
  *               together; 0: enough for every expert (nothing is evicted).
  * @layer_floor: optional, [layers] bytes: a layer never loses experts to another layer's
  *               miss below this many bytes of its own.
- * @policy:      eviction policy by name (p2pio_expert_policy_find()); NULL: "lru".
+ * @policy:      eviction policy by name (p2pio_expert_policy_find()); NULL:
+ *               P2PIO_EXPERTS_DEFAULT_POLICY.
  * @policy_args: the policy's option string, or NULL.
  * @flags:       P2PIO_EXPERTS_* flags.
  * @policy_ops:  the caller's own eviction policy (struct p2pio_expert_policy_ops: @name,

@@ -274,7 +274,8 @@ static int policy_choose(const struct p2pio_experts_opts *opts,
 		*pol = p;
 		return 0;
 	}
-	p = p2pio_expert_policy_find(opts && opts->policy ? opts->policy : "lru");
+	p = p2pio_expert_policy_find(opts && opts->policy ? opts->policy :
+							     P2PIO_EXPERTS_DEFAULT_POLICY);
 	if (!p)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "no eviction policy named '%s'",
 				       opts->policy);
