@@ -41,6 +41,7 @@ struct run_opts {
 	double fraction;
 	const char *policy;
 	bool prefetch_prev;
+	bool prefetch_next;		/* the trace's next layer as the prediction */
 	uint64_t tokens;
 	uint64_t warmup;
 	bool warmup_set;
@@ -100,6 +101,9 @@ static void run_help(void)
 	       "  -f, --fraction F     instead: the dense part and F (0 < F <= 1) of all experts\n"
 	       "      --policy P       eviction policy (lru, lfu, lrfu; default %s)\n"
 	       "      --prefetch-prev  prefetch the previous token's routing, a layer ahead\n"
+	       "      --prefetch-next  once a layer is required, prefetch the next layer's\n"
+	       "                       routing from the trace (p2pio_experts_prefetch()): a\n"
+	       "                       predictor that is always right, never across tokens\n"
 	       "      --run-ahead      require each layer's experts as soon as the trace names\n"
 	       "                       them, tokens ahead of the stream (default: only once\n"
 	       "                       the stream has finished the layers before, as an engine\n"
@@ -147,7 +151,7 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
-	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_RUN_AHEAD, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
 	OPT_QUEUE_DEPTH,
 };
 
@@ -166,6 +170,7 @@ static const struct option run_longopts[] = {
 	{ "miss-cost", no_argument, NULL, OPT_MISS_COST },
 	{ "eager-unmap", no_argument, NULL, OPT_EAGER_UNMAP },
 	{ "run-ahead", no_argument, NULL, OPT_RUN_AHEAD },
+	{ "prefetch-next", no_argument, NULL, OPT_PREFETCH_NEXT },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 	{ "poll", no_argument, NULL, OPT_POLL },
@@ -213,6 +218,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_POLICY: o->policy = optarg; break;
 		case OPT_PREFETCH_PREV: o->prefetch_prev = true; break;
+		case OPT_PREFETCH_NEXT: o->prefetch_next = true; break;
 		case 'n':
 			if (cli_parse_u64(optarg, &o->tokens) || !o->tokens)
 				return cli_usage_err("bad token count '%s'", optarg);
@@ -348,6 +354,33 @@ static void route_wait(struct run *r)
 		sched_yield();
 }
 
+/*
+ * --prefetch-next: hint the next layer's experts while this one's are loading and in use,
+ * as an engine would that predicts a layer's routing from the input of the layer before
+ * (the next layer's router run early): here the prediction is the trace itself, so the
+ * decode shows what a predictor that is always right can give. Not across tokens: the
+ * next token's first layer waits for this token's last, and its sampling.
+ */
+static int predict_next(struct run *r, uint64_t tok, uint32_t layer)
+{
+	const struct p2pio_expert_trace_info *ti = p2pio_expert_trace_info(r->t);
+	uint32_t ids[RUN_MAX_USED];
+	const uint16_t *cell;
+	int n, i, ret;
+
+	if (!r->o.prefetch_next || layer + 1 >= ti->nr_layers)
+		return 0;
+	n = p2pio_expert_trace_cell(r->t, tok, layer + 1, &cell);
+	if (n < 0)
+		return n;
+	if (n > RUN_MAX_USED)
+		return -E2BIG;
+	for (i = 0; i < n; i++)
+		ids[i] = cell[i];
+	ret = p2pio_experts_prefetch(r->x, layer + 1, ids, (uint32_t)n);
+	return ret < 0 ? ret : 0;
+}
+
 /* Decode tokens [@from, @to) of the trace. */
 static int decode(struct run *r, uint64_t from, uint64_t to)
 {
@@ -382,6 +415,9 @@ static int decode(struct run *r, uint64_t from, uint64_t to)
 			if (r->o.compute_ns)
 				p2pio_verifier_check(r->v, NULL, 0, r->stream, r->o.compute_ns);
 			ret = p2pio_experts_release(r->x, l, ids, (uint32_t)n, r->stream);
+			if (ret)
+				return ret;
+			ret = predict_next(r, tok, l);
 			if (ret)
 				return ret;
 		}
@@ -966,6 +1002,7 @@ static int moe_run(int argc, char **argv)
 		cli_json_str(out, r.o.trace);
 		fprintf(out, ",\"threads\":%u,\"queue_depth\":%u", r.threads, r.queue_depth);
 		fprintf(out, ",\"run_ahead\":%s", r.stream && r.o.run_ahead ? "true" : "false");
+		fprintf(out, ",\"prefetch_next\":%s", r.o.prefetch_next ? "true" : "false");
 		fprintf(out, ",\"path\":\"%s\",\"policy\":\"%s\",\"prefetch_prev\":%s,"
 			"\"budget\":%" PRIu64 ",\"dense_bytes\":%" PRIu64 ",\"expert_bytes\":%" PRIu64
 			",\"capacity\":%" PRIu64 ",\"experts\":%" PRIu64 ",\"resident_fraction\":",
@@ -1014,9 +1051,10 @@ static int moe_run(int argc, char **argv)
 			cli_human_bytes(r.info.budget, h1), r.info.capacity,
 			100.0 * (double)r.info.capacity / (double)all,
 			cli_human_bytes(r.info.expert_bytes, h3));
-		fprintf(out, "path      %s (%s); policy %s%s\n", p2pio_path_name(pi.path), pi.why,
+		fprintf(out, "path      %s (%s); policy %s%s%s\n", p2pio_path_name(pi.path), pi.why,
 			r.o.policy ? r.o.policy : P2PIO_EXPERTS_DEFAULT_POLICY,
-			r.o.prefetch_prev ? ", previous-token prefetch" : "");
+			r.o.prefetch_prev ? ", previous-token prefetch" : "",
+			r.o.prefetch_next ? ", next-layer prefetch (the trace's: always right)" : "");
 		fprintf(out, "engine    %u threads%s%s; %u reads in flight%s\n", r.threads,
 			r.o.threads ? " (given)" : " (the CPUs less two, within 4..16)",
 			r.o.poll ? ", polling before they sleep" : "", r.queue_depth,

@@ -382,6 +382,22 @@ int main(int argc, char **argv)
 	tap_ok(st == 0 && tool_jis(out, "(d[\"run_ahead\"], d[\"mismatches\"])", "(False, 0)"),
 	       "--run-ahead into host memory: exit 0, nothing to run ahead of (each require "
 	       "loads before it returns): %s", tool_jval);
+	{
+		uint64_t m0 = 0, m1 = 0, used = 0;
+
+		st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.5 --ceiling 5 "
+			 "--warmup 0", model, trace);
+		counted = sscanf(tool_jeval(out, "d[\"misses\"]"), "%" SCNu64, &m0);
+		st |= moe("run -d host --json --keep-cache %s --trace %s --fraction 0.5 --ceiling 5 "
+			  "--warmup 0 --prefetch-next", model, trace);
+		counted += sscanf(tool_jeval(out, "(d[\"misses\"], d[\"prefetch_used\"])"),
+				  "(%" SCNu64 ", %" SCNu64 ")", &m1, &used);
+		tap_ok(st == 0 && counted == 3 && used > 0 && m1 < m0 &&
+			       tool_jis(out, "(d[\"prefetch_next\"], d[\"mismatches\"])",
+					"(True, 0)"),
+		       "--prefetch-next: the next layer's experts prefetched and used (%" PRIu64
+		       "), misses %" PRIu64 " against %" PRIu64 " without, none wrong", used, m1, m0);
+	}
 	tap_ok(moe("run -d host %s --trace %s --queue-depth 0", model, trace) == 2,
 	       "--queue-depth 0: a usage error (exit 2)");
 	st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.25 --ceiling 5 -n %d",
