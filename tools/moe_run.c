@@ -9,8 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <sched.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,8 +151,8 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
-	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
-	OPT_QUEUE_DEPTH,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
+	OPT_QUEUE_DEPTH, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT,
 };
 
 static const struct option run_longopts[] = {

@@ -66,10 +66,11 @@ struct p2pio_experts;
 #define P2PIO_EXPERTS_EAGER_UNMAP (1u << 1)
 
 /*
- * The eviction policy where the caller names none: LRFU (recency and frequency), which
- * beat LRU on every real trace at 25-50 % of the experts resident and by 13-19 points at
- * 10 %, and in the runtime on the H200 decoded the fitted gpt-oss-120b trace in 8 GiB at
- * 30.1 % hits against LRU's 22.5 %: 14.3 tokens/s against 11.9 (Documentation/moe.md).
+ * The eviction policy where the caller names none: LRFU (recency and frequency). In the
+ * replay of the real traces it was ahead of LRU or level in every cell but one (Mixtral at
+ * 25 %, 2.2 points behind), by up to 19 points at 10 % where LRU collapses; on the H200
+ * the runtime decoded the fitted gpt-oss-120b trace in 8 GiB at 30.1 % hits against LRU's
+ * 22.5 %: 14.3 tokens/s against 11.9 (Documentation/moe.md, "Ninth round").
  */
 #define P2PIO_EXPERTS_DEFAULT_POLICY "lrfu"
 
