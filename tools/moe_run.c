@@ -42,6 +42,8 @@ struct run_opts {
 	const char *policy;
 	bool prefetch_prev;
 	bool prefetch_next;		/* the trace's next layer as the prediction */
+	double accuracy;		/* of each predicted expert, 0..1 (default 1) */
+	bool accuracy_set;
 	uint64_t tokens;
 	uint64_t warmup;
 	bool warmup_set;
@@ -104,6 +106,9 @@ static void run_help(void)
 	       "      --prefetch-next  once a layer is required, prefetch the next layer's\n"
 	       "                       routing from the trace (p2pio_experts_prefetch()): a\n"
 	       "                       predictor that is always right, never across tokens\n"
+	       "      --accuracy F     with --prefetch-next: each predicted expert is the\n"
+	       "                       trace's with probability F, else one the layer does not\n"
+	       "                       route to (a fixed-seed draw; default 1)\n"
 	       "      --run-ahead      require each layer's experts as soon as the trace names\n"
 	       "                       them, tokens ahead of the stream (default: only once\n"
 	       "                       the stream has finished the layers before, as an engine\n"
@@ -152,7 +157,7 @@ enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
 	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
-	OPT_QUEUE_DEPTH, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT,
+	OPT_QUEUE_DEPTH, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT, OPT_ACCURACY,
 };
 
 static const struct option run_longopts[] = {
@@ -171,6 +176,7 @@ static const struct option run_longopts[] = {
 	{ "eager-unmap", no_argument, NULL, OPT_EAGER_UNMAP },
 	{ "run-ahead", no_argument, NULL, OPT_RUN_AHEAD },
 	{ "prefetch-next", no_argument, NULL, OPT_PREFETCH_NEXT },
+	{ "accuracy", required_argument, NULL, OPT_ACCURACY },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 	{ "poll", no_argument, NULL, OPT_POLL },
@@ -202,6 +208,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->tokens = UINT64_MAX;
+	o->accuracy = 1;
 	o->poll = true;		/* a decode waits on each miss: latency over CPU time */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:b:f:n:d:h", run_longopts, NULL)) != -1) {
@@ -219,6 +226,13 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		case OPT_POLICY: o->policy = optarg; break;
 		case OPT_PREFETCH_PREV: o->prefetch_prev = true; break;
 		case OPT_PREFETCH_NEXT: o->prefetch_next = true; break;
+		case OPT_ACCURACY:
+			if (parse_double(optarg, &o->accuracy) || !(o->accuracy >= 0) ||
+			    o->accuracy > 1)
+				return cli_usage_err("the accuracy must be in [0, 1], not '%s'",
+						     optarg);
+			o->accuracy_set = true;
+			break;
 		case 'n':
 			if (cli_parse_u64(optarg, &o->tokens) || !o->tokens)
 				return cli_usage_err("bad token count '%s'", optarg);
@@ -304,6 +318,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		return cli_usage_err("--trace is required");
 	if (o->budget && o->fraction > 0)
 		return cli_usage_err("give --budget or --fraction, not both");
+	if (o->accuracy_set && !o->prefetch_next)
+		return cli_usage_err("--accuracy is the --prefetch-next predictor's");
 	if (o->policy && !strcmp(o->policy, "oracle"))
 		return cli_usage_err("the oracle needs the future: use p2pio-moe replay for it");
 	return 0;
@@ -354,17 +370,38 @@ static void route_wait(struct run *r)
 		sched_yield();
 }
 
+/* splitmix64: the predictor's draws, a function of (token, layer, rank) alone. */
+static uint64_t mix64(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static bool in_ids(const uint32_t *ids, int n, uint32_t e)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (ids[i] == e)
+			return true;
+	return false;
+}
+
 /*
  * --prefetch-next: hint the next layer's experts while this one's are loading and in use,
  * as an engine would that predicts a layer's routing from the input of the layer before
  * (the next layer's router run early): here the prediction is the trace itself, so the
- * decode shows what a predictor that is always right can give. Not across tokens: the
- * next token's first layer waits for this token's last, and its sampling.
+ * decode shows what a predictor that is always right can give, and with --accuracy F one
+ * whose every guess is right with probability F (a wrong one names an expert the layer
+ * does not route to, so it costs a load and saves none). Not across tokens: the next
+ * token's first layer waits for this token's last, and its sampling.
  */
 static int predict_next(struct run *r, uint64_t tok, uint32_t layer)
 {
 	const struct p2pio_expert_trace_info *ti = p2pio_expert_trace_info(r->t);
-	uint32_t ids[RUN_MAX_USED];
+	uint32_t ids[RUN_MAX_USED], guess[RUN_MAX_USED];
 	const uint16_t *cell;
 	int n, i, ret;
 
@@ -376,8 +413,24 @@ static int predict_next(struct run *r, uint64_t tok, uint32_t layer)
 	if (n > RUN_MAX_USED)
 		return -E2BIG;
 	for (i = 0; i < n; i++)
-		ids[i] = cell[i];
-	ret = p2pio_experts_prefetch(r->x, layer + 1, ids, (uint32_t)n);
+		ids[i] = guess[i] = cell[i];
+	for (i = 0; i < n; i++) {
+		uint64_t z = mix64((tok * ti->nr_layers + layer + 1) * RUN_MAX_USED + (uint64_t)i);
+		uint32_t e, k;
+
+		if ((double)(z >> 11) * 0x1.0p-53 < r->o.accuracy)
+			continue;
+		/*
+		 * A wrong guess: the first expert from a random start that is neither routed
+		 * to nor guessed already (none where the layer has no other: the guess stays).
+		 */
+		e = (uint32_t)(mix64(z) % ti->nr_experts);
+		for (k = 0; k < ti->nr_experts && (in_ids(ids, n, e) || in_ids(guess, n, e)); k++)
+			e = (e + 1) % ti->nr_experts;
+		if (k < ti->nr_experts)
+			guess[i] = e;
+	}
+	ret = p2pio_experts_prefetch(r->x, layer + 1, guess, (uint32_t)n);
 	return ret < 0 ? ret : 0;
 }
 
@@ -1002,7 +1055,8 @@ static int moe_run(int argc, char **argv)
 		cli_json_str(out, r.o.trace);
 		fprintf(out, ",\"threads\":%u,\"queue_depth\":%u", r.threads, r.queue_depth);
 		fprintf(out, ",\"run_ahead\":%s", r.stream && r.o.run_ahead ? "true" : "false");
-		fprintf(out, ",\"prefetch_next\":%s", r.o.prefetch_next ? "true" : "false");
+		fprintf(out, ",\"prefetch_next\":%s,\"accuracy\":", r.o.prefetch_next ? "true" : "false");
+		cli_json_double(out, r.o.accuracy);
 		fprintf(out, ",\"path\":\"%s\",\"policy\":\"%s\",\"prefetch_prev\":%s,"
 			"\"budget\":%" PRIu64 ",\"dense_bytes\":%" PRIu64 ",\"expert_bytes\":%" PRIu64
 			",\"capacity\":%" PRIu64 ",\"experts\":%" PRIu64 ",\"resident_fraction\":",
@@ -1051,10 +1105,13 @@ static int moe_run(int argc, char **argv)
 			cli_human_bytes(r.info.budget, h1), r.info.capacity,
 			100.0 * (double)r.info.capacity / (double)all,
 			cli_human_bytes(r.info.expert_bytes, h3));
-		fprintf(out, "path      %s (%s); policy %s%s%s\n", p2pio_path_name(pi.path), pi.why,
+		fprintf(out, "path      %s (%s); policy %s%s", p2pio_path_name(pi.path), pi.why,
 			r.o.policy ? r.o.policy : P2PIO_EXPERTS_DEFAULT_POLICY,
-			r.o.prefetch_prev ? ", previous-token prefetch" : "",
-			r.o.prefetch_next ? ", next-layer prefetch (the trace's: always right)" : "");
+			r.o.prefetch_prev ? ", previous-token prefetch" : "");
+		if (r.o.prefetch_next)
+			fprintf(out, ", next-layer prefetch (the trace's, each guess right with "
+				"probability %.2f)", r.o.accuracy);
+		fprintf(out, "\n");
 		fprintf(out, "engine    %u threads%s%s; %u reads in flight%s\n", r.threads,
 			r.o.threads ? " (given)" : " (the CPUs less two, within 4..16)",
 			r.o.poll ? ", polling before they sleep" : "", r.queue_depth,

@@ -383,7 +383,7 @@ int main(int argc, char **argv)
 	       "--run-ahead into host memory: exit 0, nothing to run ahead of (each require "
 	       "loads before it returns): %s", tool_jval);
 	{
-		uint64_t m0 = 0, m1 = 0, used = 0;
+		uint64_t m0 = 0, m1 = 0, used = 0, wrong = 0;
 
 		st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.5 --ceiling 5 "
 			 "--warmup 0", model, trace);
@@ -397,6 +397,23 @@ int main(int argc, char **argv)
 					"(True, 0)"),
 		       "--prefetch-next: the next layer's experts prefetched and used (%" PRIu64
 		       "), misses %" PRIu64 " against %" PRIu64 " without, none wrong", used, m1, m0);
+		/*
+		 * Every guess wrong: an expert the next layer does not route to, so a guess is
+		 * used only where a later token happens to need it while it is resident.
+		 */
+		st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.5 --ceiling 5 "
+			 "--warmup 0 --prefetch-next --accuracy 0", model, trace);
+		counted = sscanf(tool_jeval(out, "(d[\"misses\"], d[\"prefetch_used\"])"),
+				 "(%" SCNu64 ", %" SCNu64 ")", &m0, &wrong);
+		tap_ok(st == 0 && counted == 2 && wrong < used &&
+			       tool_jis(out, "(d[\"prefetches\"] > 0, d[\"accuracy\"], "
+					"d[\"mismatches\"])", "(True, 0, 0)"),
+		       "--accuracy 0: guesses prefetched, %" PRIu64 " used later against %" PRIu64
+		       " right ones; misses %" PRIu64 ", none wrong", wrong, used, m0);
+		tap_ok(moe("run -d host %s --trace %s --accuracy 0.5 2>/dev/null", model, trace) == 2 &&
+			       moe("run -d host %s --trace %s --prefetch-next --accuracy 1.5 "
+				   "2>/dev/null", model, trace) == 2,
+		       "--accuracy without --prefetch-next, or above 1: usage errors (exit 2)");
 	}
 	tap_ok(moe("run -d host %s --trace %s --queue-depth 0", model, trace) == 2,
 	       "--queue-depth 0: a usage error (exit 2)");
