@@ -22,6 +22,8 @@ MEMS = {"host": 0, "cuda": 1, "nvdouble": 2}
 P2PIO_MODEL_SET_MEM = 1 << 0
 P2PIO_STREAM_NO_PREFETCH = 1 << 0
 P2PIO_STREAM_LRU = 1 << 1
+P2PIO_EXPERTS_PREFETCH_PREV = 1 << 0
+P2PIO_EXPERTS_EAGER_UNMAP = 1 << 1
 
 
 class P2pioError(OSError):
@@ -111,11 +113,57 @@ class p2pio_gguf_tensor(Structure):
 		    ("n_experts", c_uint64), ("expert_bytes", c_uint64)]
 
 
+class p2pio_experts_opts(Structure):
+	_fields_ = [("size", c_size_t), ("budget", c_uint64), ("layer_floor", POINTER(c_uint64)),
+		    ("policy", c_char_p), ("policy_args", c_char_p), ("flags", c_uint32),
+		    ("reserved", c_uint32), ("policy_ops", c_void_p), ("read_piece", c_uint64),
+		    ("read_pieces", c_uint32), ("reserved2", c_uint32)]
+
+
+class p2pio_experts_info(Structure):
+	_fields_ = [("layers", c_uint32), ("experts", c_uint32), ("experts_used", c_uint32),
+		    ("reserved", c_uint32)] + \
+		[(n, c_uint64) for n in ("expert_bytes", "expert_data", "dense_bytes", "budget",
+					 "capacity")] + [("stable", c_bool)]
+
+
+class p2pio_expert_slice(Structure):
+	_fields_ = [("name", c_char_p), ("offset", c_uint64), ("size", c_uint64),
+		    ("file_offset", c_uint64), ("type", c_uint32), ("reserved", c_uint32)]
+
+
+class p2pio_expert_stats(Structure):
+	_fields_ = [("size", c_uint32), ("reserved", c_uint32)] + \
+		[(n, c_uint64) for n in ("tokens", "accesses", "hits", "misses", "late",
+					 "max_token_faults", "steady_tokens", "steady_accesses",
+					 "steady_hits", "steady_misses", "loads", "bytes_loaded",
+					 "evictions", "prefetches", "prefetch_used", "prefetch_wasted",
+					 "stall_ns")]
+
+
+class p2pio_experts_io(Structure):
+	_fields_ = [("size", c_size_t)] + \
+		[(n, c_uint64) for n in ("loads", "prefetches", "reads", "bytes", "io_ns", "stalls",
+					 "stall_ns", "host_wait_ns", "committed", "peak", "creates",
+					 "maps", "unmaps", "dense_bytes", "wall_ns", "batches",
+					 "batch_submit_ns", "batch_first_ns", "batch_done_ns", "map_ns",
+					 "unmap_ns", "read_piece", "late_unmaps", "late_unmap_ns",
+					 "forced_unmaps", "busy_ns", "read_pieces", "batch_taken_ns",
+					 "batch_landed_ns")]
+
+
+class p2pio_expert_layer_stats(Structure):
+	_fields_ = [("accesses", c_uint64), ("hits", c_uint64), ("misses", c_uint64),
+		    ("max_resident", c_uint32), ("resident", c_uint32)]
+
+
 # Every struct above, by its C name: tests compare them with the compiler's layout.
 STRUCTS = {c.__name__: c for c in (p2pio_error, p2pio_ctx_opts, p2pio_path_info,
 				     p2pio_model_tensor, p2pio_model_info, p2pio_model_opts,
 				     p2pio_model_load_opts, p2pio_load_result, p2pio_streamer_opts,
-				     p2pio_layer, p2pio_stream_stats, p2pio_gguf_tensor)}
+				     p2pio_layer, p2pio_stream_stats, p2pio_gguf_tensor,
+				     p2pio_experts_opts, p2pio_experts_info, p2pio_expert_slice,
+				     p2pio_expert_stats, p2pio_experts_io, p2pio_expert_layer_stats)}
 
 vp = c_void_p
 ERRP = POINTER(p2pio_error)
@@ -158,6 +206,23 @@ PROTOTYPES = {
 	"p2pio_streamer_stats": (None, [vp, POINTER(p2pio_stream_stats),
 					POINTER(p2pio_stream_stats), c_uint32]),
 	"p2pio_streamer_reset_stats": (None, [vp]),
+	"p2pio_experts_opts_init": (None, [POINTER(p2pio_experts_opts)]),
+	"p2pio_experts_open": (c_int, [vp, POINTER(p2pio_experts_opts), POINTER(vp), ERRP]),
+	"p2pio_experts_close": (None, [vp]),
+	"p2pio_experts_info": (None, [vp, POINTER(p2pio_experts_info)]),
+	"p2pio_experts_slices": (c_int, [vp, c_uint32, c_uint32, POINTER(p2pio_expert_slice),
+					 c_uint32]),
+	"p2pio_experts_tensor": (c_int, [vp, c_char_p, POINTER(p2pio_model_tensor)]),
+	"p2pio_experts_require": (c_int, [vp, c_uint32, POINTER(c_uint32), c_uint32, vp,
+					  POINTER(c_uint64)]),
+	"p2pio_experts_release": (c_int, [vp, c_uint32, POINTER(c_uint32), c_uint32, vp]),
+	"p2pio_experts_prefetch": (c_int, [vp, c_uint32, POINTER(c_uint32), c_uint32]),
+	"p2pio_experts_pin": (c_int, [vp, c_uint32, POINTER(c_uint32), c_uint32, c_bool]),
+	"p2pio_experts_token_begin": (None, [vp]),
+	"p2pio_experts_token_end": (c_int, [vp]),
+	"p2pio_experts_stats": (c_int, [vp, POINTER(p2pio_expert_stats),
+					POINTER(p2pio_experts_io), c_bool]),
+	"p2pio_experts_layer_stats": (c_int, [vp, c_uint32, POINTER(p2pio_expert_layer_stats)]),
 	"p2pio_gguf_open": (c_int, [c_char_p, POINTER(vp), ERRP]),
 	"p2pio_gguf_close": (None, [vp]),
 	"p2pio_gguf_tensor_count": (c_size_t, [vp]),

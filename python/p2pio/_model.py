@@ -155,6 +155,15 @@ class Model(_Resource):
 		"""Every tensor, by name (after load())."""
 		return {n: self.tensor(n) for n in self.names}
 
+	def experts(self, budget=0, policy=None, **kw):
+		"""An expert cache of this mixture-of-experts model (p2pio.Experts): the dense
+		part loaded, the experts of each layer kept within @budget bytes of target memory
+		(dense part included; 0: all of them) and loaded as require() asks; @policy
+		"lru", "lfu" or "lrfu" (None: the library's default). The model must not be
+		loaded whole or streamed."""
+		from ._experts import Experts  # _experts imports this module
+		return Experts(self, budget, policy, **kw)
+
 	def stream(self, budget=0, slots=0, prefetch=0, no_prefetch=False, lru=False):
 		"""A Streamer of this model's layers through @budget bytes of target memory (or
 		@slots layer slots); 0 for the defaults."""

@@ -303,6 +303,123 @@ class TestModel(unittest.TestCase):
 			self.assertEqual(cm.exception.errno, errno.ENOENT)
 
 
+class TestExperts(unittest.TestCase):
+	"""The expert cache on host memory: the moe-tiny model (4 layers, 8 experts, 2 used)
+	in a budget of the dense part and three experts, every slice of every expert handed
+	out compared with the file."""
+
+	def setUp(self):
+		self.ctx = p2pio.Context(device="host")
+		self.data = Files.bytes[Files.moe]
+
+	def tearDown(self):
+		self.ctx.close()
+
+	def check_expert(self, x, e):
+		self.assertEqual(len(e.tensors), len(x.slices(e.layer, e.id)))
+		for name, t in e.tensors.items():
+			self.assertTrue(name.startswith("blk.%d." % e.layer) and "_exps" in name)
+			self.assertEqual((t.layer, t.data_ptr - e.data_ptr),
+					 (e.layer, next(s["offset"] for s in x.slices(e.layer, e.id)
+							if s["name"] == name)))
+			self.assertEqual(host_bytes(t), self.data[t.file_offset:t.file_offset + t.nbytes],
+					 "%s of expert %d" % (name, e.id))
+
+	def test_decode_in_a_budget_every_byte(self):
+		with self.ctx.open_model(Files.moe) as m:
+			with m.experts() as whole:
+				info = whole.info
+			self.assertEqual((info["layers"], info["experts"], info["experts_used"]), (4, 8, 2))
+			# Budget 0: room for every expert, counted in experts of the largest layer's
+			# size (Q6_K layers' are larger), so up to all 32.
+			self.assertTrue(0 < info["capacity"] <= 32 and info["budget"] > info["dense_bytes"])
+			budget = info["dense_bytes"] + 3 * info["expert_bytes"]
+			with m.experts(budget=budget, policy="lru") as x:
+				self.assertEqual(x.capacity, 3)
+				# The dense part is resident, typed like the model's own tensors.
+				norm = x["output_norm.weight"]
+				self.assertEqual((norm.dtype, norm.layer), ("float32", None))
+				self.assertEqual(host_bytes(norm),
+						 self.data[norm.file_offset:norm.file_offset + norm.nbytes])
+				rng = random.Random(11)
+				tokens = 12
+				for _ in range(tokens):
+					x.token_begin()
+					for layer in range(x.layers):
+						ids = rng.sample(range(8), 2)
+						es = x.require(layer, ids)
+						self.assertEqual([e.id for e in es], ids)
+						for e in es:
+							self.check_expert(x, e)
+						x.release(layer, es)
+					x.token_end()
+				st = x.stats()
+				self.assertEqual(st["accesses"], tokens * 4 * 2)
+				self.assertEqual(st["hits"] + st["misses"], st["accesses"])
+				self.assertGreater(st["evictions"], 0)
+				self.assertEqual(x.io()["loads"], st["misses"])
+				self.assertEqual(sum(x.layer_stats(i)["accesses"] for i in range(4)),
+						 st["accesses"])
+				# A hint loads what is absent; a pinned expert stays through misses.
+				self.assertIn(x.prefetch(3, [0, 1]), (0, 1, 2))
+				x.pin(0, [7])
+				for layer in (1, 2, 3):
+					x.release(layer, x.require(layer, [4, 5]))
+				self.assertEqual(x.layer_stats(0)["resident"], 1)
+				x.unpin(0, [7])
+				io = x.io(reset=True)
+				self.assertGreater(io["bytes"], 0)
+				self.assertEqual(x.io()["loads"], 0)
+
+	def test_errors(self):
+		with self.ctx.open_model(Files.moe) as m, m.experts() as x:
+			for layer, ids, code in ((4, [0], errno.ERANGE), (0, [8], errno.ERANGE),
+						 (0, [1, 1], errno.EINVAL)):
+				with self.assertRaises(p2pio.P2pioError) as cm:
+					x.require(layer, ids)
+				self.assertEqual(cm.exception.errno, code, (layer, ids))
+			with self.assertRaises(p2pio.P2pioError) as cm:
+				x["blk.0.ffn_up_exps.weight"]  # an expert tensor: require its experts
+			self.assertEqual(cm.exception.errno, errno.EINVAL)
+			with self.assertRaises(p2pio.P2pioError) as cm:
+				x.release(0, [3])  # not held
+			self.assertEqual(cm.exception.errno, errno.EINVAL)
+		with self.ctx.open_model(Files.moe) as m:
+			with self.assertRaises(p2pio.P2pioError) as cm:
+				m.experts(policy="fifo")
+			self.assertEqual(cm.exception.errno, errno.EINVAL)
+			self.assertIn("fifo", cm.exception.strerror)
+			with self.assertRaises(p2pio.P2pioError) as cm:
+				m.experts(budget=4096)  # not even the dense part
+			self.assertEqual(cm.exception.errno, errno.ENOSPC)
+			with self.assertRaises(ValueError):
+				m.experts(layer_floor=[0])
+		with self.ctx.open_model(Files.tiny) as m:
+			with self.assertRaises(p2pio.P2pioError):
+				m.experts()  # a dense model has no experts
+
+	def test_exported_expert_outlives_close(self):
+		gc.collect()
+		base = _dlpack.live_exports()
+		m = self.ctx.open_model(Files.moe)
+		x = m.experts()
+		e = x.require(2, [6])[0]
+		name = "blk.2.ffn_down_exps.weight"
+		a = np.from_dlpack(e[name])
+		want = self.data[e[name].file_offset:e[name].file_offset + e[name].nbytes]
+		self.assertEqual(_dlpack.live_exports(), base + 1)
+		x.release(2, [6])
+		x.close()
+		m.close()
+		self.assertIsNotNone(x._handle)  # still allocated: NumPy uses it
+		self.assertEqual(a.tobytes(), want)
+		del a
+		gc.collect()
+		self.assertEqual(_dlpack.live_exports(), base)
+		self.assertIsNone(x._handle)
+		self.assertIsNone(m._handle)
+
+
 class TestLifetime(unittest.TestCase):
 	def test_exported_memory_outlives_close(self):
 		gc.collect()

@@ -175,6 +175,46 @@ def main():
 			   "byte matches (loads %d, hits %d)" % (os.path.basename(p), m.layers, s.slots,
 							      stats["loads"], stats["hits"]))
 
+		# an expert cache: the dense part resident, the experts of each layer in a budget
+		# of three, handed out ordered before a torch stream's work
+		p = models[1]
+		st = None if CPU else torch.cuda.Stream()
+		with ctx.open_model(p) as m:
+			with m.experts() as whole:
+				info = whole.info
+			budget = info["dense_bytes"] + 3 * info["expert_bytes"]
+			with m.experts(budget=budget) as x:
+				good = x.capacity == 3
+				rng = np.random.default_rng(7)
+				if st is not None:
+					torch.cuda.set_stream(st)
+				for _ in range(6):
+					x.token_begin()
+					for layer in range(x.layers):
+						ids = [int(i) for i in rng.choice(info["experts"], 2, replace=False)]
+						es = x.require(layer, ids, stream=st)
+						for e in es:
+							for name, t in e.tensors.items():
+								u8 = torch.from_dlpack(t.view("uint8"))
+								good = good and u8.data_ptr() == t.data_ptr and \
+									torch.equal(u8, file_u8(data[p], t.file_offset,
+												t.nbytes))
+						x.release(layer, es, stream=st)
+					x.token_end()
+				if st is not None:
+					st.synchronize()
+					torch.cuda.set_stream(torch.cuda.default_stream())
+				norm = x["output_norm.weight"]
+				good = good and torch.equal(torch.from_dlpack(norm.view("uint8")),
+							    file_u8(data[p], norm.file_offset, norm.nbytes))
+				est = x.stats()
+				ok(good and est["misses"] > 0 and est["evictions"] > 0,
+				   "%s: Experts in a budget of 3 (policy %s), 6 tokens on a torch stream: "
+				   "every slice of every expert handed out matches, the dense part too "
+				   "(%d hits, %d misses, %d evictions)" % (
+					   os.path.basename(p), "default", est["hits"], est["misses"],
+					   est["evictions"]))
+
 		# file ranges into a torch tensor the caller allocated
 		p = models[0]
 		dest = torch.full((3 << 20,), 0xA5, dtype=torch.uint8, device=DEV)
