@@ -34,7 +34,7 @@ int main(int argc, char **argv)
 	gpu_fixture_cuda();
 	tool_init(argv[0]);
 	tool_need_python();
-	tap_plan(20);
+	tap_plan(21);
 	dir = tool_scratch("tools-gpu");
 
 	st = tool_run(NULL, "p2pio-mkmodel", "-q -p llama-8b-q4k --layers 2 -s 5 %s/m.gguf", dir);
@@ -105,6 +105,17 @@ int main(int argc, char **argv)
 	tap_ok(st == 0 && tool_jis(out, "(d[\"run_ahead\"], d[\"mismatches\"], "
 				   "d[\"verified_bytes\"] > 0)", "(True, 0, True)"),
 	       "--run-ahead: exit 0, every expert checked, none wrong: %s", tool_jval);
+	free(out);
+
+	/* In step, the next layer's experts hinted from the trace load while a layer waits. */
+	out = NULL;
+	st = tool_run(&out, "p2pio-moe", "run %s/moe.gguf --trace %s/moe.trace --fraction 0.5 "
+		      "--prefetch-next --json", dir, dir);
+	tap_ok(st == 0 && tool_jis(out, "(d[\"prefetch_next\"], d[\"prefetch_used\"] > 0, "
+				   "d[\"mismatches\"], d[\"verified_bytes\"] > 0)",
+				   "(True, True, 0, True)"),
+	       "--prefetch-next into the GPU: hints used, every expert checked, none wrong: %s",
+	       tool_jval);
 	free(out);
 
 	/*
