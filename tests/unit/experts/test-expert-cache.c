@@ -537,6 +537,65 @@ out:
 	p2pio_model_close(m);
 }
 
+/*
+ * A require that finds no load in flight cuts every one of its misses as a lone miss, so
+ * the engine's threads get equal shares of the batch: two misses are read in twice the
+ * reads of one. Experts of 12.8 MiB and 8 engine threads: a lone load in 8 pieces (10
+ * reads over its four slices), one among others in 4 (7 reads: no read above the chunk).
+ */
+static void test_alone_batch_pieces(enum p2pio_path path, const char *pname)
+{
+	struct p2pio_experts_io io = { .size = sizeof(io) }, io0 = { .size = sizeof(io0) };
+	char mpath[PATH_MAX + 8];
+	struct p2pio_ctx_opts co;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x = NULL;
+	struct p2pio_model *m = NULL;
+	struct p2pio_ctx *ctx = NULL;
+	uint32_t two[2] = { 0, 1 }, one[1] = { 2 };
+	uint64_t ptr[2], lone, pair;
+	int bad = 0;
+
+	snprintf(mpath, sizeof(mpath), "%s.big", model_path);
+	p2pio_ctx_opts_init(&co);
+	co.device = P2PIO_DEVICE_HOST;
+	co.path = path;
+	co.threads = 8;
+	if (model_fixture_write_moe(mpath, 1, 3, 2048, 4096, SEED) ||
+	    p2pio_ctx_create(&co, &ctx, &err) || p2pio_model_open(ctx, mpath, NULL, &m, &err) ||
+	    p2pio_experts_open(m, NULL, &x, &err)) {
+		tap_ok(0, "%s: a cache of three 12.8 MiB experts on 8 threads: %s", pname, err.msg);
+		goto out;
+	}
+	p2pio_experts_stats(x, NULL, &io0, false);
+	if (p2pio_experts_require(x, 0, one, 1, NULL, ptr) ||
+	    p2pio_experts_release(x, 0, one, 1, NULL)) {
+		tap_ok(0, "%s: a lone miss loads", pname);
+		goto out;
+	}
+	bad += check_expert(x, 0, one[0], ptr[0]);
+	p2pio_experts_stats(x, NULL, &io, false);
+	lone = io.reads - io0.reads;
+	io0 = io;
+	if (p2pio_experts_require(x, 0, two, 2, NULL, ptr)) {
+		tap_ok(0, "%s: two misses load", pname);
+		goto out;
+	}
+	bad += check_expert(x, 0, two[0], ptr[0]) + check_expert(x, 0, two[1], ptr[1]);
+	p2pio_experts_release(x, 0, two, 2, NULL);
+	p2pio_experts_stats(x, NULL, &io, false);
+	pair = io.reads - io0.reads;
+	tap_ok(lone > 7 && pair == 2 * lone && !bad,
+	       "%s: a batch of two misses alone is read in %llu reads, twice a lone miss's %llu "
+	       "(each cut as a lone miss), every byte right", pname, (unsigned long long)pair,
+	       (unsigned long long)lone);
+out:
+	p2pio_experts_close(x);
+	p2pio_model_close(m);
+	p2pio_ctx_destroy(ctx);
+	unlink(mpath);
+}
+
 static void test_dense_model(struct p2pio_ctx *ctx)
 {
 	char path[PATH_MAX + 8];
@@ -596,6 +655,7 @@ int main(void)
 		/* Victims unmapped before their miss loads, as before deferred unmapping. */
 		test_decode(ctx, paths[i].name, 0, 0, P2PIO_EXPERTS_EAGER_UNMAP);
 		p2pio_ctx_destroy(ctx);
+		test_alone_batch_pieces(paths[i].path, paths[i].name);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */
 	ctx = host_ctx_flags(P2PIO_PATH_BOUNCE, P2PIO_CTX_POLL);

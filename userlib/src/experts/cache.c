@@ -294,11 +294,21 @@ static void submit_pieces(struct p2pio_experts *x, struct xentry *e, struct p2pi
  * where no other load is in flight), about that many reads shared out between the runs by
  * their bytes (every run at least one, none larger than the engine's chunk), each run cut
  * into equal block-aligned pieces.
+ *
+ * Every miss of a require that found no load in flight is cut as a lone one, not just its
+ * first: the engine's threads take a batch's reads in order, one each while there are
+ * more reads than threads, so two misses in 14 and 7 pieces gave 14 threads a 0.9 MiB
+ * read each and then 7 of them a 1.8 MiB one: 2.7 MiB on the slowest thread where 1.8
+ * would do (two misses were the batch furthest over the plain read-then-copy loop in the
+ * eighth round's miss-cost tables, 125-387 us). Cut alike, k misses are k equal reads per
+ * thread. A decode in step with its stream (p2pio-moe run's default) has every batch
+ * alone. (Callers' requires on several threads may see each other's flag: it only sets
+ * how reads are cut.)
  */
 static void expert_pieces(const struct p2pio_experts *x, const struct p2pio_expert_plan *plan,
 			  uint64_t *piece)
 {
-	uint32_t pieces = x->loading ? x->pieces : x->lone_pieces;
+	uint32_t pieces = x->loading && !x->alone_batch ? x->pieces : x->lone_pieces;
 	uint64_t chunk = p2pio_round_down(x->ctx->opts.chunk_size, P2PIO_MODEL_BLOCK), total = 0;
 	uint32_t r;
 
@@ -669,6 +679,7 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 	}
 	if (x->cu)
 		poll_releases(x, false);
+	x->alone_batch = !x->loading;
 	for (i = 0; i < n; i++) {
 		struct xentry *e = &x->ent[idx(x, layer, ids[i])];
 
@@ -689,6 +700,7 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		e->refs++;
 		got++;
 	}
+	x->alone_batch = false;
 	if (x->batch_open)
 		batch_end(x);
 	homes_map(x);
