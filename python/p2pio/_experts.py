@@ -79,6 +79,7 @@ class Experts(_Resource):
 		super().__init__(h.value, lib.p2pio_experts_close, (model,))
 		self.model = model
 		self._maker = model._maker
+		self._slices = {}  # (layer, expert) -> slices: they never change
 		info = p2pio_experts_info()
 		lib.p2pio_experts_info(h, ctypes.byref(info))
 		self.info = _fields(info)
@@ -95,14 +96,19 @@ class Experts(_Resource):
 	def slices(self, layer, expert):
 		"""Where each slice of (@layer, @expert) lies in the expert's memory: dicts of
 		name, offset, size, file_offset and type (the ggml type), by file offset."""
+		got = self._slices.get((layer, expert))
+		if got is not None:
+			return [dict(s) for s in got]
 		out = (p2pio_expert_slice * _MAX_SLICES)()
 		n = check(lib.p2pio_experts_slices(self._h(), layer, expert, out, _MAX_SLICES), None,
 			  "layer %d expert %d" % (layer, expert))
 		if n > _MAX_SLICES:
 			raise ValueError("layer %d: %d slices per expert, more than %d" %
 					 (layer, n, _MAX_SLICES))
-		return [dict(_fields(out[i], skip=("reserved",)), name=out[i].name.decode())
-			for i in range(n)]
+		got = [dict(_fields(out[i], skip=("reserved",)), name=out[i].name.decode())
+		       for i in range(n)]
+		self._slices[(layer, expert)] = got
+		return [dict(s) for s in got]
 
 	def _slice_tensor(self, s, addr, layer):
 		"""A slice as a tensor: typed and shaped like one expert of its GGUF tensor (the
