@@ -957,6 +957,7 @@ static int moe_run(int argc, char **argv)
 	struct run r;
 	uint64_t tokens, warm, t0, wall, all;
 	double tps, ceiling, ceiling_gbps, missed, bound, hit, path_rate = 0;
+	double batch_loads = 0, batch_us = 0, batch_bytes_us = 0;
 	bool short_decode;		/* under MOE_STEADY_S: no steady ratio */
 	char ceiling_why[256] = "given";
 	struct bench_ceiling_params cp;
@@ -1047,6 +1048,18 @@ static int moe_run(int argc, char **argv)
 	short_decode = (double)wall * 1e-9 < MOE_STEADY_S;
 	missed = tokens ? (double)io.bytes / (double)tokens : 0;
 	bound = missed > 0 ? ceiling / missed : 0;
+	/*
+	 * The miss batches of the decode itself (the demand loads of each require): how long
+	 * each took from its require to its last load done, against its bytes / the ceiling.
+	 * In step that difference is what every layer with a miss waits beyond the bytes
+	 * (issue 12's overhead per miss batch, in the decode rather than --miss-cost's cold
+	 * batches); run ahead, batches overlap and wait for each other's reads.
+	 */
+	if (io.batches && io.loads && ceiling > 0) {
+		batch_loads = (double)(io.loads - io.prefetches) / (double)io.batches;
+		batch_us = (double)io.batch_done_ns * 1e-3 / (double)io.batches;
+		batch_bytes_us = batch_loads * ((double)io.bytes / (double)io.loads) / ceiling * 1e6;
+	}
 	hit = st.accesses ? (double)st.hits / (double)st.accesses : 0;
 	if (r.o.json) {
 		fprintf(out, "{\"model\":");
@@ -1094,6 +1107,12 @@ static int moe_run(int argc, char **argv)
 		fprintf(out, ",\"short_decode\":%s", short_decode ? "true" : "false");
 		fprintf(out, ",\"reads_busy_s\":");
 		cli_json_double(out, (double)io.busy_ns * 1e-9);
+		fprintf(out, ",\"batches\":%" PRIu64 ",\"batch_loads\":", io.batches);
+		cli_json_double(out, batch_loads);
+		fprintf(out, ",\"batch_done_us\":");
+		cli_json_double(out, batch_us);
+		fprintf(out, ",\"batch_bytes_us\":");
+		cli_json_double(out, batch_bytes_us);
 		fprintf(out, ",\"verified_bytes\":%" PRIu64 ",\"mismatches\":%" PRIu64 "}\n",
 			vr.bytes, vr.mismatches);
 	} else {
@@ -1150,6 +1169,14 @@ static int moe_run(int argc, char **argv)
 			"%.2f GB/s while any were\n", io.reads, what,
 			wall ? 100.0 * (double)io.busy_ns / (double)wall : 0,
 			io.busy_ns ? (double)io.bytes / (double)io.busy_ns : 0);
+		if (io.batches)
+			fprintf(out, "batches   %" PRIu64 " miss batches of %.2f loads: each done %.0f us "
+				"after its require, its bytes / the ceiling %.0f us: %+.0f us over (%s)\n",
+				io.batches, batch_loads, batch_us, batch_bytes_us,
+				batch_us - batch_bytes_us,
+				!r.stream ? "require waits for it" : r.o.run_ahead ?
+				"run ahead: batches overlap and share the reads" :
+				"in step: what each layer with a miss waits beyond its bytes");
 		fprintf(out, "ceiling   %.2f GB/s (%s); the path's expert-sized reads, %d deep: "
 			"%.2f GB/s\n", ceiling * 1e-9, ceiling_why, PATH_DEPTH, path_rate * 1e-9);
 		if (bound > 0)

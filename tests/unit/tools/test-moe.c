@@ -154,6 +154,11 @@ static const struct jcheck run_checks[] = {
 	{ "0 < d[\"reads_busy_s\"] <= d[\"wall_s\"]",
 	  "reads in flight for some of the decode, no longer than it" },
 	{ "d[\"path_Bps\"] > 0", "the path's own expert-sized reads were measured" },
+	{ "d[\"batches\"] > 0 and abs(d[\"batch_loads\"] * d[\"batches\"] - d[\"misses\"]) < 1e-6",
+	  "miss batches: their loads are the misses" },
+	{ "d[\"batch_done_us\"] > 0 and abs(d[\"batch_bytes_us\"] * 1e-6 * d[\"ceiling_Bps\"] * "
+	  "d[\"batches\"] / d[\"bytes_read\"] - 1) < 1e-9",
+	  "each batch timed, and its bytes / the ceiling: all batches' bytes are the bytes read" },
 };
 
 /* The replay of the trace with the default policies, prefetches and capacities. */
@@ -264,9 +269,10 @@ int main(int argc, char **argv)
 	       "model and budget lines");
 	tap_ok(tool_has_line(out, "engine ", " threads") &&
 		       tool_has_line(out, "reads ", " per load") &&
+		       tool_has_line(out, "batches ", " us over (require waits for it)") &&
 		       tool_has_line(out, "ceiling ", "5.00 GB/s (given)") &&
 		       tool_has_line(out, "bound ", " tokens/s = ceiling / missed bytes per token"),
-	       "engine, reads, ceiling (given) and bound lines");
+	       "engine, reads, batches, ceiling (given) and bound lines");
 	/* A decode under 0.5 s says its ratio is no steady one (a few tokens: milliseconds). */
 	{
 		const char *in = strstr(tool_line(out, "decode "), " in ");
