@@ -16,6 +16,10 @@
 # moonshot leaves it VIRTIO_S seconds; TOKENSV tokens each, default 400). Every run
 # measures its own ceiling (the storage and link sweeps). Results: OUT/moe.tgz.
 #
+# Every decode is in step with its stream (p2pio-moe run's default since the ninth round:
+# each layer required once the layers before are done, as an engine must); a variant
+# "ra:--run-ahead" decodes as every round before did, tokens ahead of the stream.
+#
 # The 1-layer decodes run TOKENS1 tokens of oss1.trace (default 1000; a shorter trace
 # decodes what it has): with 60 tokens a decode lasted 30-80 ms, so a cold file's first
 # reads weighed in it while the ceiling it is divided by reads steadily for 0.3 s per
