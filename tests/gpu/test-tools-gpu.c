@@ -24,6 +24,21 @@
 #define LINK_RE "r\", link ([0-9.]+) GB/s\""
 #define STORAGE_RE "r\"^storage ([0-9.]+) GB/s\""
 
+/*
+ * p2pio-moe run of the moe-tiny model in @dir with @opts and --json: whether it exits 0
+ * and python3's @expr over its JSON prints @want (tool_jval holds what it printed).
+ */
+static bool moe_json_is(const char *dir, const char *opts, const char *expr, const char *want)
+{
+	char *out = NULL;
+	bool ok;
+
+	ok = tool_run(&out, "p2pio-moe", "run %s/moe.gguf --trace %s/moe.trace --fraction 0.5 "
+		      "%s --json", dir, dir, opts) == 0 && tool_jis(out, expr, want);
+	free(out);
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir, *v;
@@ -99,24 +114,15 @@ int main(int argc, char **argv)
 	tap_ok(tool_jis(out, "(d[\"run_ahead\"], d[\"late\"])", "(False, 0)"),
 	       "in step by default: no hit found its expert still loading: %s", tool_jval);
 	free(out);
-	out = NULL;
-	st = tool_run(&out, "p2pio-moe", "run %s/moe.gguf --trace %s/moe.trace --fraction 0.5 "
-		      "--run-ahead --json", dir, dir);
-	tap_ok(st == 0 && tool_jis(out, "(d[\"run_ahead\"], d[\"mismatches\"], "
-				   "d[\"verified_bytes\"] > 0)", "(True, 0, True)"),
+	tap_ok(moe_json_is(dir, "--run-ahead", "(d[\"run_ahead\"], d[\"mismatches\"], "
+			   "d[\"verified_bytes\"] > 0)", "(True, 0, True)"),
 	       "--run-ahead: exit 0, every expert checked, none wrong: %s", tool_jval);
-	free(out);
-
 	/* In step, the next layer's experts hinted from the trace load while a layer waits. */
-	out = NULL;
-	st = tool_run(&out, "p2pio-moe", "run %s/moe.gguf --trace %s/moe.trace --fraction 0.5 "
-		      "--prefetch-next --json", dir, dir);
-	tap_ok(st == 0 && tool_jis(out, "(d[\"prefetch_next\"], d[\"prefetch_used\"] > 0, "
-				   "d[\"mismatches\"], d[\"verified_bytes\"] > 0)",
-				   "(True, True, 0, True)"),
+	tap_ok(moe_json_is(dir, "--prefetch-next", "(d[\"prefetch_next\"], "
+			   "d[\"prefetch_used\"] > 0, d[\"mismatches\"], d[\"verified_bytes\"] > 0)",
+			   "(True, True, 0, True)"),
 	       "--prefetch-next into the GPU: hints used, every expert checked, none wrong: %s",
 	       tool_jval);
-	free(out);
 
 	/*
 	 * --miss-cost into the GPU: each row ends with the floor whose reads are copied into
