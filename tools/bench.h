@@ -21,6 +21,9 @@
 typedef int bench_cures;
 typedef unsigned long long bench_devptr;
 
+/* CUDA_ERROR_NOT_READY: a stream or event query's "still busy". */
+#define BENCH_CU_NOT_READY 600
+
 struct bench_cuda {
 	bool ok;
 	int device;

@@ -24,7 +24,6 @@
 #define BURST_POISON 0xa5c3e1f00f1e3c5aull
 /* The GPU buffer's bytes before each try: a copy that never happened cannot match a read. */
 #define BURST_GPU_POISON 0x5a
-#define BURST_CU_NOT_READY 600	/* CUDA_ERROR_NOT_READY */
 
 static const uint64_t burst_pieces[] = { 0, 4ull << 20, 1ull << 20, 512ull << 10, 256ull << 10 };
 static const unsigned int burst_threads[] = { 1, 2, 4, 8, 16, 32, 64 };
@@ -351,7 +350,7 @@ static void *burst_thread(void *arg)
 	if (rep->cu) {
 		bench_cures cr;
 
-		while ((cr = rep->cu->StreamQuery(w->stream)) == BURST_CU_NOT_READY)
+		while ((cr = rep->cu->StreamQuery(w->stream)) == BENCH_CU_NOT_READY)
 			;
 		if (cr && !w->err) {
 			w->err = -ENODEV;

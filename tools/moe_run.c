@@ -366,7 +366,7 @@ static void route_wait(struct run *r)
 {
 	if (!r->stream || r->o.run_ahead)
 		return;
-	while (r->cu.StreamQuery(r->stream) == 600 /* CUDA_ERROR_NOT_READY */)
+	while (r->cu.StreamQuery(r->stream) == BENCH_CU_NOT_READY)
 		sched_yield();
 }
 

@@ -81,13 +81,13 @@ static int make_file(const char *path, uint64_t size)
 	return fd;
 }
 
-/* The floor of @n ranges of @fd; the note goes to the diagnostics when it failed. */
+/* The floor of @n ranges of @fd (into @cu's GPU, or none); @s checks every range read. */
 static int floor_of(int fd, const struct bench_range *rg, size_t n, struct seen *s,
-		    struct bench_burst *res)
+		    const struct bench_cuda *cu, struct bench_burst *res)
 {
 	struct bench_burst_params bp = {
 		.fd = fd, .ranges = rg, .nr_ranges = n, .cold = true,
-		.check = s ? check : NULL, .check_arg = s,
+		.check = s ? check : NULL, .check_arg = s, .cu = cu,
 	};
 
 	return bench_burst_floor(&bp, res);
@@ -180,7 +180,7 @@ static bench_cures fake_query(void *s)
 	(void)s;
 	if (fake.fail_stream)
 		return 999;	/* CUDA_ERROR_UNKNOWN: what a copy that faulted leaves */
-	return __atomic_fetch_add(&fake.queries, 1, __ATOMIC_RELAXED) % 2 ? 0 : 600;
+	return __atomic_fetch_add(&fake.queries, 1, __ATOMIC_RELAXED) % 2 ? 0 : BENCH_CU_NOT_READY;
 }
 
 static const struct bench_cuda fake_gpu = {
@@ -192,22 +192,11 @@ static const struct bench_cuda fake_gpu = {
 	.StreamQuery = fake_query, .StreamSynchronize = fake_sync,
 };
 
-static int gpu_floor_of(int fd, const struct bench_range *rg, size_t n, struct seen *s,
-			struct bench_burst *res)
-{
-	struct bench_burst_params bp = {
-		.fd = fd, .ranges = rg, .nr_ranges = n, .cold = true,
-		.check = s ? check : NULL, .check_arg = s, .cu = &fake_gpu,
-	};
-
-	return bench_burst_floor(&bp, res);
-}
-
 /* A refusal: @want and a note. */
 static void refused(int fd, const struct bench_range *rg, size_t n, int want, const char *what)
 {
 	struct bench_burst res;
-	int ret = floor_of(fd, rg, n, NULL, &res);
+	int ret = floor_of(fd, rg, n, NULL, NULL, &res);
 
 	tap_ok(ret == want && res.note[0] && res.seconds == 0, "%s: %d (%s)", what, ret,
 	       res.note);
@@ -246,7 +235,7 @@ int main(int argc, char **argv)
 		tap_bail("could not write the scratch file");
 
 	/* ---- five ranges, three runs ---- */
-	ret = floor_of(fd, rg, n, &s, &res);
+	ret = floor_of(fd, rg, n, &s, NULL, &res);
 	tap_is_int(ret, 0, "five ranges: 0 (%s)", res.note[0] ? res.note : "no note");
 	tap_ok(res.seconds > 0 && res.seconds < 10, "a positive time: %.1f us", res.seconds * 1e6);
 	/* 1..64 threads: powers of two, capped at the number of reads (3 runs whole: 3). */
@@ -268,7 +257,7 @@ int main(int argc, char **argv)
 	/* ---- one unaligned range of three bytes: one block, one thread, the run whole ---- */
 	memset(&s, 0, sizeof(s));
 	one = (struct bench_range){ 4097, 3 };
-	ret = floor_of(fd, &one, 1, &s, &res);
+	ret = floor_of(fd, &one, 1, &s, NULL, &res);
 	tap_ok(ret == 0 && res.seconds > 0 && res.runs == 1 && res.bytes == 4096 &&
 		       res.threads == 1 && res.piece == 0 && res.shapes == 1,
 	       "3 bytes at 4097: one 4096-byte read, one shape (%d, %u runs, %llu bytes, %u "
@@ -278,7 +267,7 @@ int main(int argc, char **argv)
 	/* ---- a check that fails ends the floor with its error ---- */
 	memset(&s, 0, sizeof(s));
 	s.fail_with = -EBADMSG;
-	ret = floor_of(fd, rg, n, &s, &res);
+	ret = floor_of(fd, rg, n, &s, NULL, &res);
 	tap_ok(ret == -EBADMSG && strstr(res.note, "check of range 0") && s.calls == 1,
 	       "a check returning -EBADMSG: %d after one call (%s)", ret, res.note);
 
@@ -303,7 +292,7 @@ int main(int argc, char **argv)
 
 	/* ---- into a GPU: every read copied, every copy checked ---- */
 	memset(&s, 0, sizeof(s));
-	ret = gpu_floor_of(fd, rg, n, &s, &res);
+	ret = floor_of(fd, rg, n, &s, &fake_gpu, &res);
 	tap_ok(ret == 0 && res.gpu && res.seconds > 0 && res.runs == 3 && res.bytes == bytes &&
 		       s.wrong == 0,
 	       "into a GPU: 0, a positive time, the same runs and bytes (%d: %s)", ret, res.note);
@@ -314,17 +303,17 @@ int main(int argc, char **argv)
 	tap_ok(fake.queries >= 2, "and waited for its copies (%u queries, half of them busy)",
 	       fake.queries);
 	fake.corrupt = true;
-	ret = gpu_floor_of(fd, rg, n, NULL, &res);
+	ret = floor_of(fd, rg, n, NULL, &fake_gpu, &res);
 	tap_ok(ret == -EIO && strstr(res.note, "does not match") && res.seconds == 0,
 	       "a copy that changed a byte: -EIO (%s)", res.note);
 	fake.corrupt = false;
 	fake.fail_copy = true;
-	ret = gpu_floor_of(fd, rg, n, NULL, &res);
+	ret = floor_of(fd, rg, n, NULL, &fake_gpu, &res);
 	tap_ok(ret == -ENODEV && strstr(res.note, "into the GPU failed") && res.seconds == 0,
 	       "a copy that failed: -ENODEV (%s)", res.note);
 	fake.fail_copy = false;
 	fake.fail_stream = true;
-	ret = gpu_floor_of(fd, rg, n, NULL, &res);
+	ret = floor_of(fd, rg, n, NULL, &fake_gpu, &res);
 	tap_ok(ret == -ENODEV && strstr(res.note, "into the GPU failed") && res.seconds == 0,
 	       "a stream whose copy failed later: -ENODEV (%s)", res.note);
 	fake.fail_stream = false;
@@ -344,7 +333,7 @@ int main(int argc, char **argv)
 		} else {
 			memset(&s, 0, sizeof(s));
 			one = (struct bench_range){ 1000, 300000 };
-			ret = floor_of(fd, &one, 1, &s, &res);
+			ret = floor_of(fd, &one, 1, &s, NULL, &res);
 			tap_ok(ret == 0 && res.buffered && strstr(res.note, "buffered reads") &&
 				       s.wrong == 0 && s.calls > 0,
 			       "tmpfs: buffered reads, and the note says so (%d: %s)", ret,
