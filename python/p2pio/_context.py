@@ -4,7 +4,7 @@
 import ctypes
 import os
 
-from ._lib import (MEMS, P2PIO_DEVICE_HOST, P2PIO_PATH_NR, PATHS, check, lib, new_error,
+from ._lib import (MEMS, P2PIO_DEVICE_HOST, P2PIO_PATH_NR, PATHS, check, lib, open_handle,
 		   p2pio_ctx_opts, p2pio_path_info)
 from ._resource import _Resource
 from ._tensor import Tensor
@@ -42,11 +42,8 @@ class Context(_Resource):
 		opts.staging_bytes = staging_bytes
 		opts.pin_window = pin_window
 		opts.flags = flags
-		h = ctypes.c_void_p()
-		err = new_error()
-		check(lib.p2pio_ctx_create(ctypes.byref(opts), ctypes.byref(h), ctypes.byref(err)),
-		      err, "context")
-		super().__init__(h.value, lib.p2pio_ctx_destroy)
+		h = open_handle(lib.p2pio_ctx_create, ctypes.byref(opts), what="context")
+		super().__init__(h, lib.p2pio_ctx_destroy)
 		self.device = lib.p2pio_ctx_device(h)
 
 	@property
@@ -86,11 +83,8 @@ class Buffer(_Resource):
 
 	@classmethod
 	def _alloc(cls, ctx, nbytes, mem):
-		h = ctypes.c_void_p()
-		err = new_error()
-		check(lib.p2pio_buf_alloc(ctx._h(), MEMS[mem], nbytes, ctypes.byref(h),
-					  ctypes.byref(err)), err, "buffer")
-		return cls(ctx, h.value, nbytes, mem, None)
+		h = open_handle(lib.p2pio_buf_alloc, ctx._h(), MEMS[mem], nbytes, what="buffer")
+		return cls(ctx, h, nbytes, mem, None)
 
 	@classmethod
 	def _register(cls, ctx, obj, nbytes, mem):
@@ -117,11 +111,9 @@ class Buffer(_Resource):
 			keep = obj
 		else:
 			raise TypeError("register: an address, a torch tensor or a NumPy array")
-		h = ctypes.c_void_p()
-		err = new_error()
-		check(lib.p2pio_buf_register(ctx._h(), MEMS[mem], addr, nbytes, ctypes.byref(h),
-					     ctypes.byref(err)), err, "buffer")
-		return cls(ctx, h.value, nbytes, mem, keep)
+		h = open_handle(lib.p2pio_buf_register, ctx._h(), MEMS[mem], addr, nbytes,
+				what="buffer")
+		return cls(ctx, h, nbytes, mem, keep)
 
 	def __init__(self, ctx, handle, nbytes, mem, keep):
 		super().__init__(handle, lib.p2pio_buf_free, (ctx,))
@@ -157,11 +149,9 @@ class File(_Resource):
 	"""A file opened on a context for reading ranges into buffers."""
 
 	def __init__(self, ctx, path, path_mode=None):
-		h = ctypes.c_void_p()
-		err = new_error()
-		check(lib.p2pio_file_open(ctx._h(), os.fsencode(path), _path_flag(path_mode),
-					  ctypes.byref(h), ctypes.byref(err)), err, str(path))
-		super().__init__(h.value, lib.p2pio_file_close, (ctx,))
+		h = open_handle(lib.p2pio_file_open, ctx._h(), os.fsencode(path),
+				_path_flag(path_mode), what=str(path))
+		super().__init__(h, lib.p2pio_file_close, (ctx,))
 		self.context = ctx
 		self.name = str(path)
 		self.size = lib.p2pio_file_size(h)

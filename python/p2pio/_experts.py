@@ -5,7 +5,7 @@ resident and each layer's experts loaded on demand into a memory budget (p2pio/e
 import ctypes
 
 from ._lib import (P2PIO_EXPERTS_EAGER_UNMAP, P2PIO_EXPERTS_PREFETCH_PREV, check, lib,
-		   new_error, p2pio_expert_layer_stats, p2pio_expert_slice, p2pio_expert_stats,
+		   open_handle, p2pio_expert_layer_stats, p2pio_expert_slice, p2pio_expert_stats,
 		   p2pio_experts_info, p2pio_experts_io, p2pio_experts_opts, p2pio_model_tensor)
 from ._model import _stream_handle
 from ._resource import _Resource
@@ -72,11 +72,9 @@ class Experts(_Resource):
 			(P2PIO_EXPERTS_EAGER_UNMAP if eager_unmap else 0)
 		opts.read_piece = read_piece
 		opts.read_pieces = read_pieces
-		h = ctypes.c_void_p()
-		err = new_error()
-		check(lib.p2pio_experts_open(model._h(), ctypes.byref(opts), ctypes.byref(h),
-					     ctypes.byref(err)), err, "experts of %s" % model.path)
-		super().__init__(h.value, lib.p2pio_experts_close, (model,))
+		h = open_handle(lib.p2pio_experts_open, model._h(), ctypes.byref(opts),
+				what="experts of %s" % model.path)
+		super().__init__(h, lib.p2pio_experts_close, (model,))
 		self.model = model
 		self._maker = model._maker
 		self._slices = {}  # (layer, expert) -> slices: they never change

@@ -271,3 +271,12 @@ def new_error():
 	e.offset = P2PIO_NO_OFFSET
 	return e
 
+
+def open_handle(fn, *args, what=None):
+	"""@fn(*args, &handle, &error), the shape of every constructor of the library: the
+	handle, or P2pioError with the library's message about @what."""
+	h = ctypes.c_void_p()
+	err = new_error()
+	check(fn(*args, ctypes.byref(h), ctypes.byref(err)), err, what)
+	return h.value
+

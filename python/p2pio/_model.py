@@ -6,7 +6,7 @@ import os
 
 from ._context import _path_flag
 from ._lib import (MEMS, P2PIO_MODEL_SET_MEM, P2PIO_STREAM_LRU, P2PIO_STREAM_NO_PREFETCH, PATHS,
-		   PROGRESS_FN, check, lib, new_error, p2pio_layer, p2pio_load_result,
+		   PROGRESS_FN, check, lib, open_handle, p2pio_layer, p2pio_load_result,
 		   p2pio_model_info, p2pio_model_load_opts, p2pio_model_opts, p2pio_model_tensor,
 		   p2pio_path_info, p2pio_stream_stats, p2pio_streamer_opts)
 from ._resource import _Resource
@@ -29,10 +29,7 @@ def _stream_handle(stream):
 
 def _gguf_shapes(path):
 	"""name -> (n_dims, ne) for every tensor of a GGUF file."""
-	g = ctypes.c_void_p()
-	err = new_error()
-	check(lib.p2pio_gguf_open(os.fsencode(path), ctypes.byref(g), ctypes.byref(err)), err,
-	      str(path))
+	g = open_handle(lib.p2pio_gguf_open, os.fsencode(path), what=str(path))
 	try:
 		shapes = {}
 		for i in range(lib.p2pio_gguf_tensor_count(g)):
@@ -77,11 +74,9 @@ class Model(_Resource):
 			opts.flags |= P2PIO_MODEL_SET_MEM
 			opts.mem = MEMS[mem]
 		shapes = _gguf_shapes(path)
-		h = ctypes.c_void_p()
-		err = new_error()
-		check(lib.p2pio_model_open(ctx._h(), os.fsencode(path), ctypes.byref(opts),
-					   ctypes.byref(h), ctypes.byref(err)), err, str(path))
-		super().__init__(h.value, lib.p2pio_model_close, (ctx,))
+		h = open_handle(lib.p2pio_model_open, ctx._h(), os.fsencode(path),
+				ctypes.byref(opts), what=str(path))
+		super().__init__(h, lib.p2pio_model_close, (ctx,))
 		self.context = ctx
 		self.path = str(path)
 		self.mem = mem or ctx._default_mem()
@@ -213,11 +208,9 @@ class Streamer(_Resource):
 		opts.prefetch = prefetch
 		opts.flags = (P2PIO_STREAM_NO_PREFETCH if no_prefetch else 0) | \
 			(P2PIO_STREAM_LRU if lru else 0)
-		h = ctypes.c_void_p()
-		err = new_error()
-		check(lib.p2pio_streamer_open(model._h(), ctypes.byref(opts), ctypes.byref(h),
-					      ctypes.byref(err)), err, "stream %s" % model.path)
-		super().__init__(h.value, lib.p2pio_streamer_close, (model,))
+		h = open_handle(lib.p2pio_streamer_open, model._h(), ctypes.byref(opts),
+				what="stream %s" % model.path)
+		super().__init__(h, lib.p2pio_streamer_close, (model,))
 		self.model = model
 		self._maker = model._maker
 		self.slots = lib.p2pio_streamer_slots(h)
