@@ -301,14 +301,13 @@ static void submit_pieces(struct p2pio_experts *x, struct xentry *e, struct p2pi
  * read each and then 7 of them a 1.8 MiB one: 2.7 MiB on the slowest thread where 1.8
  * would do (two misses were the batch furthest over the plain read-then-copy loop in the
  * eighth round's miss-cost tables, 125-387 us). Cut alike, k misses are k equal reads per
- * thread. A decode in step with its stream (p2pio-moe run's default) has every batch
- * alone. (Callers' requires on several threads may see each other's flag: it only sets
- * how reads are cut.)
+ * thread (@alone: the load is one of such a require's misses). A decode in step with its
+ * stream (p2pio-moe run's default) has every batch alone.
  */
 static void expert_pieces(const struct p2pio_experts *x, const struct p2pio_expert_plan *plan,
-			  uint64_t *piece)
+			  bool alone, uint64_t *piece)
 {
-	uint32_t pieces = x->loading && !x->alone_batch ? x->pieces : x->lone_pieces;
+	uint32_t pieces = x->loading && !alone ? x->pieces : x->lone_pieces;
 	uint64_t chunk = p2pio_round_down(x->ctx->opts.chunk_size, P2PIO_MODEL_BLOCK), total = 0;
 	uint32_t r;
 
@@ -330,8 +329,12 @@ static void expert_pieces(const struct p2pio_experts *x, const struct p2pio_expe
 	}
 }
 
-/* Start loading (@layer, @expert), which the core has just admitted. Called locked. */
-static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool prefetch)
+/*
+ * Start loading (@layer, @expert), which the core has just admitted; @alone: cut as a lone
+ * miss (expert_pieces()). Called locked.
+ */
+static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool prefetch,
+		      bool alone)
 {
 	const struct p2pio_gguf_layer *gl = p2pio_gguf_layer(x->m->gguf, layer);
 	size_t i = idx(x, layer, expert);
@@ -361,7 +364,7 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	 * whole run), and each piece is copied out while later ones are still read, so a lone
 	 * miss costs about its bytes / the storage bandwidth, not a chunk's latency.
 	 */
-	expert_pieces(x, &plan, piece);
+	expert_pieces(x, &plan, alone, piece);
 	for (r = 0; r < plan.nruns; r++)
 		npieces += (uint32_t)((plan.runs[r].len + piece[r] - 1) / piece[r]);
 	e->seq++;
@@ -442,9 +445,10 @@ static void homes_map(struct p2pio_experts *x)
 /*
  * Admit and load (@layer, @expert). A demand load waits for room (released stream work,
  * loads in flight) where the budget is full of experts nobody can give up now; a prefetch
- * gives up. Called locked.
+ * gives up. @alone: a miss of a require that found no load in flight. Called locked.
  */
-static int load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool prefetch)
+static int load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool prefetch,
+		bool alone)
 {
 	size_t nv = 0, i;
 	uint64_t t0;
@@ -486,7 +490,7 @@ static int load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool p
 	}
 	if (nv)
 		x->io.unmap_ns += p2pio_now_ns() - t0;
-	return start_load(x, layer, expert, prefetch);
+	return start_load(x, layer, expert, prefetch, alone);
 }
 
 static uint64_t expert_addr(const struct p2pio_experts *x, uint32_t layer, uint32_t expert)
@@ -529,7 +533,7 @@ static int prefetch_locked(struct p2pio_experts *x, uint32_t layer, const uint32
 		if (p2pio_residency_state(x->res, layer, ids[i]) != P2PIO_RES_ABSENT ||
 		    x->ent[idx(x, layer, ids[i])].zombie)
 			continue;
-		if (load(x, layer, ids[i], true) == 0)
+		if (load(x, layer, ids[i], true, false) == 0)
 			started++;
 	}
 	return started;
@@ -665,6 +669,7 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 	uint64_t t0 = p2pio_now_ns();
 	CUcontext prev;
 	uint32_t i, got = 0, next;
+	bool alone;
 	int ret;
 
 	ret = check_ids(x, layer, ids, n);
@@ -679,7 +684,7 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 	}
 	if (x->cu)
 		poll_releases(x, false);
-	x->alone_batch = !x->loading;
+	alone = !x->loading;
 	for (i = 0; i < n; i++) {
 		struct xentry *e = &x->ent[idx(x, layer, ids[i])];
 
@@ -690,7 +695,7 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		if (!p2pio_residency_access(x->res, layer, ids[i])) {
 			if (!x->batch_open)
 				batch_begin(x, t0);
-			ret = load(x, layer, ids[i], false);
+			ret = load(x, layer, ids[i], false, alone);
 			if (ret)
 				break;
 		}
@@ -700,7 +705,6 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		e->refs++;
 		got++;
 	}
-	x->alone_batch = false;
 	if (x->batch_open)
 		batch_end(x);
 	homes_map(x);
@@ -733,7 +737,7 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		for (i = 0; i < x->prev_n[next]; i++) {
 			k = x->prev_ids[idx(x, next, i)];
 			if (p2pio_residency_state(x->res, next, k) != P2PIO_RES_ABSENT ||
-			    x->ent[idx(x, next, k)].zombie || load(x, next, k, true))
+			    x->ent[idx(x, next, k)].zombie || load(x, next, k, true, false))
 				continue;
 			p2pio_residency_busy_get(x->res, next, k);
 			x->ent[idx(x, next, k)].refs++;
@@ -845,7 +849,7 @@ int p2pio_experts_pin(struct p2pio_experts *x, uint32_t layer, const uint32_t *i
 	pthread_mutex_lock(&x->lock);
 	for (i = 0; i < n && !ret; i++) {
 		if (pin && p2pio_residency_state(x->res, layer, ids[i]) == P2PIO_RES_ABSENT)
-			ret = load(x, layer, ids[i], false);
+			ret = load(x, layer, ids[i], false, false);
 		if (!ret)
 			ret = p2pio_residency_pin(x->res, layer, ids[i], pin);
 	}

@@ -107,8 +107,6 @@ struct p2pio_experts {
 	uint64_t piece;				/* bytes per engine read of a load */
 	uint32_t pieces;			/* or reads per load; 0: by @piece */
 	uint32_t lone_pieces;			/* ... for a load that starts alone */
-	bool alone_batch;			/* the require in progress found no load in
-						 * flight: every miss of it is cut as a lone one */
 	uint64_t busy_t0;			/* when @loading last went from 0 to 1 */
 
 	/*
