@@ -41,6 +41,7 @@ struct run_opts {
 	double fraction;
 	const char *policy;
 	bool prefetch_prev;
+	bool prefetch_learned;
 	bool prefetch_next;		/* the trace's next layer as the prediction */
 	double accuracy;		/* of each predicted expert, 0..1 (default 1) */
 	bool accuracy_set;
@@ -103,6 +104,9 @@ static void run_help(void)
 	       "  -f, --fraction F     instead: the dense part and F (0 < F <= 1) of all experts\n"
 	       "      --policy P       eviction policy (lru, lfu, lrfu; default %s)\n"
 	       "      --prefetch-prev  prefetch the previous token's routing, a layer ahead\n"
+	       "      --prefetch-learned\n"
+	       "                       the cache's learned prefetch: the next layer's experts\n"
+	       "                       as the routing seen so far predicts them, a layer ahead\n"
 	       "      --prefetch-next  once a layer is required, prefetch the next layer's\n"
 	       "                       routing from the trace (p2pio_experts_prefetch()): a\n"
 	       "                       predictor that is always right, never across tokens\n"
@@ -157,7 +161,7 @@ enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
 	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
-	OPT_QUEUE_DEPTH, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT, OPT_ACCURACY,
+	OPT_QUEUE_DEPTH, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT, OPT_ACCURACY, OPT_PREFETCH_LEARNED,
 };
 
 static const struct option run_longopts[] = {
@@ -166,6 +170,7 @@ static const struct option run_longopts[] = {
 	{ "fraction", required_argument, NULL, 'f' },
 	{ "policy", required_argument, NULL, OPT_POLICY },
 	{ "prefetch-prev", no_argument, NULL, OPT_PREFETCH_PREV },
+	{ "prefetch-learned", no_argument, NULL, OPT_PREFETCH_LEARNED },
 	{ "tokens", required_argument, NULL, 'n' },
 	{ "warmup", required_argument, NULL, OPT_WARMUP },
 	{ "compute-us", required_argument, NULL, OPT_COMPUTE },
@@ -225,6 +230,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_POLICY: o->policy = optarg; break;
 		case OPT_PREFETCH_PREV: o->prefetch_prev = true; break;
+		case OPT_PREFETCH_LEARNED: o->prefetch_learned = true; break;
 		case OPT_PREFETCH_NEXT: o->prefetch_next = true; break;
 		case OPT_ACCURACY:
 			if (parse_double(optarg, &o->accuracy) || !(o->accuracy >= 0) ||
@@ -893,7 +899,8 @@ static int run_open(struct run *r)
 	else
 		xo.budget = r->o.budget;
 	xo.policy = r->o.policy;
-	xo.flags = r->o.prefetch_prev ? P2PIO_EXPERTS_PREFETCH_PREV : 0;
+	xo.flags = (r->o.prefetch_prev ? P2PIO_EXPERTS_PREFETCH_PREV : 0) |
+		   (r->o.prefetch_learned ? P2PIO_EXPERTS_PREFETCH_LEARNED : 0);
 	xo.flags |= r->o.eager_unmap ? P2PIO_EXPERTS_EAGER_UNMAP : 0;
 	xo.read_piece = r->o.read_piece;
 	xo.read_pieces = r->o.read_pieces;
@@ -1070,6 +1077,7 @@ static int moe_run(int argc, char **argv)
 		fprintf(out, ",\"run_ahead\":%s", r.stream && r.o.run_ahead ? "true" : "false");
 		fprintf(out, ",\"prefetch_next\":%s,\"accuracy\":", r.o.prefetch_next ? "true" : "false");
 		cli_json_double(out, r.o.accuracy);
+		fprintf(out, ",\"prefetch_learned\":%s", r.o.prefetch_learned ? "true" : "false");
 		fprintf(out, ",\"path\":\"%s\",\"policy\":\"%s\",\"prefetch_prev\":%s,"
 			"\"budget\":%" PRIu64 ",\"dense_bytes\":%" PRIu64 ",\"expert_bytes\":%" PRIu64
 			",\"capacity\":%" PRIu64 ",\"experts\":%" PRIu64 ",\"resident_fraction\":",
@@ -1127,6 +1135,8 @@ static int moe_run(int argc, char **argv)
 		fprintf(out, "path      %s (%s); policy %s%s", p2pio_path_name(pi.path), pi.why,
 			r.o.policy ? r.o.policy : P2PIO_EXPERTS_DEFAULT_POLICY,
 			r.o.prefetch_prev ? ", previous-token prefetch" : "");
+		if (r.o.prefetch_learned)
+			fprintf(out, ", learned next-layer prefetch");
 		if (r.o.prefetch_next)
 			fprintf(out, ", next-layer prefetch (the trace's, each guess right with "
 				"probability %.2f)", r.o.accuracy);

@@ -371,6 +371,41 @@ class TestExperts(unittest.TestCase):
 				self.assertGreater(io["bytes"], 0)
 				self.assertEqual(x.io()["loads"], 0)
 
+	def test_learned_prefetch(self):
+		# Chained routing: layer 0 of token t takes t and t + 1, each later layer maps the
+		# one before through e -> 3e + 1 (mod 8). Once the predictor has seen each
+		# expert lead to its successor, layers 1-3 never miss again; without it they do.
+		def route(token, layer):
+			ids = [token % 8, (token + 1) % 8]
+			for _ in range(layer):
+				ids = [(3 * e + 1) % 8 for e in ids]
+			return ids
+
+		with self.ctx.open_model(Files.moe) as m:
+			with m.experts() as whole:
+				info = whole.info
+			budget = info["dense_bytes"] + 6 * info["expert_bytes"]
+			late = {}
+			for learned in (False, True):
+				with m.experts(budget=budget, policy="lru", prefetch_learned=learned) as x:
+					warm = None
+					for token in range(40):
+						if token == 16:
+							warm = [x.layer_stats(i)["misses"] for i in range(4)]
+						x.token_begin()
+						for layer in range(4):
+							es = x.require(layer, route(token, layer))
+							for e in es:
+								self.check_expert(x, e)
+							x.release(layer, es)
+						x.token_end()
+					late[learned] = sum(x.layer_stats(i)["misses"] - warm[i]
+							    for i in (1, 2, 3))
+					if learned:
+						self.assertGreater(x.stats()["prefetch_used"], 0)
+			self.assertEqual(late[True], 0)
+			self.assertGreater(late[False], 0)
+
 	def test_errors(self):
 		with self.ctx.open_model(Files.moe) as m, m.experts() as x:
 			for layer, ids, code in ((4, [0], errno.ERANGE), (0, [8], errno.ERANGE),

@@ -232,6 +232,7 @@ int main(void)
 	test_decode(ctx, cu, 0, 0, 12);
 	test_decode(ctx, cu, 0, 200000, 12);
 	test_decode(ctx, cu, P2PIO_EXPERTS_PREFETCH_PREV, 200000, 12);
+	test_decode(ctx, cu, P2PIO_EXPERTS_PREFETCH_LEARNED, 200000, 12);
 	test_decode(ctx, cu, 0, 50000, USED);
 	test_flip_and_miss(ctx, cu);
 	p2pio_ctx_destroy(ctx);

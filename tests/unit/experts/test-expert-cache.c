@@ -357,6 +357,87 @@ out_model:
 	p2pio_model_close(m);
 }
 
+/*
+ * A routing whose layers follow each other: layer 0 of token t takes t and t + 1, each
+ * later layer maps the one before through e -> 3e + 1 (mod 8, a bijection, so a layer's
+ * two experts stay distinct). What a layer routes to is then known from the layer before.
+ */
+static void chained_route(uint32_t token, uint32_t layer, uint32_t *ids)
+{
+	uint32_t i, l;
+
+	ids[0] = token % NEXPERTS;
+	ids[1] = (token + 1) % NEXPERTS;
+	for (l = 0; l < layer; l++)
+		for (i = 0; i < USED; i++)
+			ids[i] = (3 * ids[i] + 1) % NEXPERTS;
+}
+
+/*
+ * The learned prefetch on chained routing: once it has seen each expert of a layer lead to
+ * its successor (a token or so per expert), every later layer's experts are prefetched
+ * before they are required and no layer after the first misses again; without the flag
+ * they keep missing. Every byte checked.
+ */
+static void test_prefetch_learned(struct p2pio_ctx *ctx)
+{
+	struct p2pio_expert_layer_stats ls;
+	struct p2pio_experts_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x;
+	struct p2pio_model *m;
+	uint64_t ptr[USED], warm[2][NLAYERS], late[2] = { 0 }, used = 0;
+	uint32_t tok, l, ids[USED], i, run;
+	int ret = 0, bad = 0;
+
+	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
+		tap_ok(0, "model opens: %s", err.msg);
+		return;
+	}
+	for (run = 0; run < 2 && !ret; run++) {
+		p2pio_experts_opts_init(&o);
+		o.budget = budget_for(m, 6);
+		o.policy = "lru";
+		o.flags = run ? P2PIO_EXPERTS_PREFETCH_LEARNED : 0;
+		if (p2pio_experts_open(m, &o, &x, &err)) {
+			tap_ok(0, "cache opens: %s", err.msg);
+			goto out_model;
+		}
+		for (tok = 0; tok < TOKENS && !ret; tok++) {
+			if (tok == 2 * NEXPERTS)
+				for (l = 0; l < NLAYERS; l++)
+					if (!p2pio_experts_layer_stats(x, l, &ls))
+						warm[run][l] = ls.misses;
+			p2pio_experts_token_begin(x);
+			for (l = 0; l < NLAYERS && !ret; l++) {
+				chained_route(tok, l, ids);
+				ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
+				for (i = 0; !ret && i < USED; i++)
+					bad += check_expert(x, l, ids[i], ptr[i]);
+				ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
+			}
+			p2pio_experts_token_end(x);
+		}
+		for (l = 1; l < NLAYERS; l++)
+			if (!p2pio_experts_layer_stats(x, l, &ls))
+				late[run] += ls.misses - warm[run][l];
+		if (run) {
+			struct p2pio_expert_stats st = { .size = sizeof(st) };
+
+			p2pio_experts_stats(x, &st, NULL, false);
+			used = st.prefetch_used;
+		}
+		p2pio_experts_close(x);
+	}
+	tap_ok(!ret && !bad, "decodes with and without learned prefetch, every byte right");
+	tap_ok(late[1] == 0 && late[0] > 0 && used > 0,
+	       "learned prefetch: after %d tokens layers 1-%d miss %llu times (%llu without), "
+	       "%llu prefetches used", 2 * NEXPERTS, NLAYERS - 1, (unsigned long long)late[1],
+	       (unsigned long long)late[0], (unsigned long long)used);
+out_model:
+	p2pio_model_close(m);
+}
+
 static void test_open_errors(struct p2pio_ctx *ctx)
 {
 	struct p2pio_experts_opts o;
@@ -377,6 +458,10 @@ static void test_open_errors(struct p2pio_ctx *ctx)
 	o.policy = "no-such-policy";
 	tap_is_int(p2pio_experts_open(m, &o, &x, &err), -EINVAL, "an unknown policy is refused");
 	o.policy = "lfu";
+	o.flags = 1u << 31;
+	tap_is_int(p2pio_experts_open(m, &o, &x, &err), -EINVAL, "an unknown flag is refused");
+	tap_ok(strstr(err.msg, "unknown flags 0x80000000") != NULL, "and named");
+	o.flags = 0;
 	tap_is_int(p2pio_experts_open(m, &o, &x, &err), 0, "another policy by name");
 	p2pio_experts_close(x);
 	p2pio_model_close(m);
@@ -670,6 +755,7 @@ int main(void)
 		tap_bail("no context");
 	test_pins_prefetch(ctx);
 	test_prefetch_prev(ctx);
+	test_prefetch_learned(ctx);
 	test_open_errors(ctx);
 	test_custom_policy(ctx);
 	test_dense_model(ctx);

@@ -180,6 +180,11 @@ static void test_decode(struct p2pio_ctx *ctx, const char *path, uint32_t flags,
 		tap_ok(st.prefetches > 0 && st.prefetch_used > 0,
 		       "%s: the previous token's routing was prefetched (%llu, %llu used)", what,
 		       (unsigned long long)st.prefetches, (unsigned long long)st.prefetch_used);
+	if (flags & P2PIO_EXPERTS_PREFETCH_LEARNED)
+		tap_ok(st.prefetches > 0 && st.loads == st.misses + st.prefetches,
+		       "%s: the learned predictor's experts were prefetched (%llu, %llu used)",
+		       what, (unsigned long long)st.prefetches,
+		       (unsigned long long)st.prefetch_used);
 	tap_ok(p2p_bytes >= io.bytes && io.bytes > 0 &&
 	       after.path[P2PIO_PATH_BOUNCE].bytes == before.path[P2PIO_PATH_BOUNCE].bytes,
 	       "%s: the P2P path moved the experts' %llu bytes (P2P counted %llu)", what,
@@ -221,6 +226,7 @@ int main(void)
 	}
 	test_decode(ctx, path, 0, NLAYERS * NEXPERTS / 4, "lru");
 	test_decode(ctx, path, P2PIO_EXPERTS_PREFETCH_PREV, 5, "lru+prev");
+	test_decode(ctx, path, P2PIO_EXPERTS_PREFETCH_LEARNED, 5, "lru+learned");
 	p2pio_ctx_destroy(ctx);
 	ctx = ctx_new(256 * VM_KIB);
 	if (ctx && !vm_nvd_set_bar1_kib(1024)) {

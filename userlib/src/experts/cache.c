@@ -539,6 +539,50 @@ static int prefetch_locked(struct p2pio_experts *x, uint32_t layer, const uint32
 	return started;
 }
 
+/* Start loading the absent of @ids[@n] at @layer and hold them for it. Called locked. */
+static void prefetch_hold(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			  uint32_t n)
+{
+	uint32_t i, k;
+
+	for (i = 0; i < n; i++) {
+		k = ids[i];
+		if (p2pio_residency_state(x->res, layer, k) != P2PIO_RES_ABSENT ||
+		    x->ent[idx(x, layer, k)].zombie || load(x, layer, k, true, false))
+			continue;
+		p2pio_residency_busy_get(x->res, layer, k);
+		x->ent[idx(x, layer, k)].refs++;
+		x->pf_ids[x->pf_n++] = k;
+	}
+}
+
+/*
+ * The built-in prefetch, once @layer's experts @ids[@n] are required: what the previous
+ * token used at the next layer (P2PIO_EXPERTS_PREFETCH_PREV), then what the learned
+ * predictor expects there (P2PIO_EXPERTS_PREFETCH_LEARNED); the replay's order. The
+ * experts held for the layer before are let go first: that layer is being required now.
+ * Called locked.
+ */
+static void prefetch_next_layer(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+				uint32_t n)
+{
+	uint32_t next = layer + 1 < x->nl ? layer + 1 : 0;
+
+	prefetch_unhold(x);
+	x->pf_layer = next;
+	if (x->flags & P2PIO_EXPERTS_PREFETCH_PREV) {
+		memcpy(x->prev_ids + idx(x, layer, 0), ids, n * sizeof(*ids));
+		x->prev_n[layer] = n;
+		prefetch_hold(x, next, x->prev_ids + idx(x, next, 0), x->prev_n[next]);
+	}
+	if (x->pred) {
+		p2pio_predictor_observe(x->pred, layer, ids, n);
+		prefetch_hold(x, next, x->pred_ids,
+			      p2pio_predictor_predict(x->pred, next, 0, x->pred_ids));
+	}
+	homes_map(x);
+}
+
 /*
  * Unmap the homes of the experts evicted since the last flush (the pool defers them: a
  * miss maps the victim's chunk at its own home at once and submits its reads; the
@@ -668,7 +712,7 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 {
 	uint64_t t0 = p2pio_now_ns();
 	CUcontext prev;
-	uint32_t i, got = 0, next;
+	uint32_t i, got = 0;
 	bool alone;
 	int ret;
 
@@ -727,25 +771,8 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		}
 		goto out_unlock;
 	}
-	if (x->flags & P2PIO_EXPERTS_PREFETCH_PREV) {
-		uint32_t k;
-
-		prefetch_unhold(x);
-		memcpy(x->prev_ids + idx(x, layer, 0), ids, n * sizeof(*ids));
-		x->prev_n[layer] = n;
-		next = layer + 1 < x->nl ? layer + 1 : 0;
-		for (i = 0; i < x->prev_n[next]; i++) {
-			k = x->prev_ids[idx(x, next, i)];
-			if (p2pio_residency_state(x->res, next, k) != P2PIO_RES_ABSENT ||
-			    x->ent[idx(x, next, k)].zombie || load(x, next, k, true, false))
-				continue;
-			p2pio_residency_busy_get(x->res, next, k);
-			x->ent[idx(x, next, k)].refs++;
-			x->pf_ids[x->pf_n++] = k;
-		}
-		homes_map(x);
-		x->pf_layer = next;
-	}
+	if (x->flags & (P2PIO_EXPERTS_PREFETCH_PREV | P2PIO_EXPERTS_PREFETCH_LEARNED))
+		prefetch_next_layer(x, layer, ids, n);
 out_unlock:
 	homes_map(x);
 	pthread_mutex_unlock(&x->lock);

@@ -11,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "model/model.h"
+#include "experts/predict.h"
 #include "experts/residency.h"
 #include "experts/xmem.h"
 
@@ -103,6 +104,8 @@ struct p2pio_experts {
 	uint32_t *pf_ids;			/* [ne] */
 	uint32_t pf_n;
 	uint32_t pf_layer;
+	struct p2pio_predictor *pred;		/* P2PIO_EXPERTS_PREFETCH_LEARNED's */
+	uint32_t *pred_ids;			/* [ne], its prediction */
 
 	uint64_t piece;				/* bytes per engine read of a load */
 	uint32_t pieces;			/* or reads per load; 0: by @piece */
@@ -127,6 +130,10 @@ struct p2pio_experts {
 	struct p2pio_experts_io io;
 	uint64_t t_start;
 };
+
+/* The P2PIO_EXPERTS_* flags open accepts. */
+#define P2PIO_EXPERTS_FLAGS \
+	(P2PIO_EXPERTS_PREFETCH_PREV | P2PIO_EXPERTS_EAGER_UNMAP | P2PIO_EXPERTS_PREFETCH_LEARNED)
 
 static inline size_t idx(const struct p2pio_experts *x, uint32_t layer, uint32_t expert)
 {

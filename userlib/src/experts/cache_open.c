@@ -304,6 +304,9 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	if (m->streamer || m->arena)
 		return p2pio_set_error(err, -EBUSY, P2PIO_NO_OFFSET,
 				       "the model is already streaming or loaded whole");
+	if (opts && (opts->flags & ~P2PIO_EXPERTS_FLAGS))
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "unknown flags 0x%x",
+				       opts->flags & ~P2PIO_EXPERTS_FLAGS);
 	ret = policy_choose(opts, &pol, err);
 	if (ret)
 		return ret;
@@ -354,11 +357,17 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	x->prev_ids = calloc((size_t)x->nl * x->ne, sizeof(*x->prev_ids));
 	x->prev_n = calloc(x->nl, sizeof(*x->prev_n));
 	x->pf_ids = calloc(x->ne, sizeof(*x->pf_ids));
+	x->pred_ids = calloc(x->ne, sizeof(*x->pred_ids));
 	if (!region || !x->data_len || !x->ent || !x->victims || !x->homeless || !x->prev_ids ||
-	    !x->prev_n || !x->pf_ids ||
+	    !x->prev_n || !x->pf_ids || !x->pred_ids ||
 	    flags_alloc(x, (size_t)x->nl * x->ne) || timings_create(x)) {
 		ret = p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
 		goto out_close;
+	}
+	if (x->flags & P2PIO_EXPERTS_PREFETCH_LEARNED) {
+		ret = p2pio_predictor_create(x->nl, x->ne, &x->pred, err);
+		if (ret)
+			goto out_close;
 	}
 	ret = plan_layers(x, region, err);
 	if (ret)
@@ -477,6 +486,8 @@ void p2pio_experts_close(struct p2pio_experts *x)
 	free(x->prev_ids);
 	free(x->prev_n);
 	free(x->pf_ids);
+	free(x->pred_ids);
+	p2pio_predictor_destroy(x->pred);
 	pthread_mutex_destroy(&x->lock);
 	pthread_cond_destroy(&x->cond);
 	pthread_cond_destroy(&x->reap_cond);

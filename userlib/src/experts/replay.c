@@ -15,26 +15,18 @@
  *
  * A layer's experts are busy while the layer runs, as in the real cache (require() hands
  * them to GPU work together): one of the token's experts is never evicted to make room for
- * another of the same layer - unless a per-layer capacity is below top_k, where they must
- * evict each other (and none is protected).
+ * another of the same layer, nor for the prefetch issued while it runs - unless a
+ * per-layer capacity is below top_k, where they must evict each other (and none is
+ * protected).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "experts/policy.h"
+#include "experts/predict.h"
 #include "experts/residency.h"
 #include "experts/trace.h"
-
-/* The learned predictor's tables: REPLAY_BACK x layers x experts^2 counters (256 MiB at
- * most in all). */
-#define REPLAY_MAX_COOC ((size_t)1 << 26)
-/*
- * How far back the learned predictor looks: the cells one and two layers before the one
- * it predicts, the second at half the weight. With the layer before alone it hit 0.1-1.9
- * points less on the real traces and loaded 1-4 % more (moe.md, "Closing the gap").
- */
-#define REPLAY_BACK 2
 
 struct replay {
 	const struct p2pio_expert_trace *t;
@@ -48,12 +40,7 @@ struct replay {
 	uint32_t *inuse;	/* the running layer's experts, busy until it is done */
 	uint32_t nr_inuse;
 	bool protect;		/* ... when a layer's top_k experts fit at once */
-	/* LEARNED: cooc[d - 1][l][a][b] counts tokens that chose a d layers before layer l
-	 * (in routing order: layer l - d of the token, or of the token before where l < d)
-	 * and b at layer l, cooc_sum[d - 1][l][a] the row's total; score[] is scratch. */
-	uint32_t *cooc[REPLAY_BACK];
-	uint64_t *cooc_sum[REPLAY_BACK];
-	uint64_t *score;
+	struct p2pio_predictor *pred;	/* LEARNED's, learning across the sequences */
 };
 
 static void replay_unuse(struct replay *rp, uint32_t layer)
@@ -65,95 +52,15 @@ static void replay_unuse(struct replay *rp, uint32_t layer)
 	rp->nr_inuse = 0;
 }
 
-/* The cell @d layers before (token index @ti, layer @l) in routing order: layer l - d of
- * the token, or a layer of a token before; 0 experts when there is none. */
-static int replay_back_cell(const struct replay *rp, uint64_t ti, uint32_t l, uint32_t d,
-			    const uint16_t **ids)
+/* The cell (token index @ti, layer @l) as the predictor takes it; its count. */
+static uint32_t replay_cell(const struct replay *rp, uint64_t ti, uint32_t l, uint32_t *ids)
 {
-	uint64_t L = rp->t->info.nr_layers, pos = ti * L + l;
+	const uint16_t *c;
+	int n = p2pio_expert_trace_cell(rp->t, rp->tok[ti], l, &c), i;
 
-	if (pos < d)
-		return 0;
-	pos -= d;
-	return p2pio_expert_trace_cell(rp->t, rp->tok[pos / L], (uint32_t)(pos % L), ids);
-}
-
-static size_t replay_cooc_idx(const struct replay *rp, uint32_t l, uint32_t a)
-{
-	return (size_t)l * rp->t->info.nr_experts + a;
-}
-
-/* Learn from the cell (token index @ti, layer @l), once the token has run it. */
-static void replay_learn(struct replay *rp, uint64_t ti, uint32_t l)
-{
-	size_t E = rp->t->info.nr_experts;
-	const uint16_t *prev, *ids;
-	uint32_t d;
-	int np, n, i, j;
-
-	if (!rp->cooc[0])
-		return;
-	n = p2pio_expert_trace_cell(rp->t, rp->tok[ti], l, &ids);
-	for (d = 1; d <= REPLAY_BACK; d++) {
-		np = replay_back_cell(rp, ti, l, d, &prev);
-		for (i = 0; i < np; i++) {
-			size_t k = replay_cooc_idx(rp, l, prev[i]);
-			uint32_t *row = &rp->cooc[d - 1][k * E];
-
-			for (j = 0; j < n; j++)
-				if (row[ids[j]] < UINT32_MAX) {
-					row[ids[j]]++;
-					rp->cooc_sum[d - 1][k]++;
-				}
-		}
-	}
-}
-
-/*
- * LEARNED's prediction for (token index @ti, layer @l): the top_k experts most likely
- * given the experts of the cells before it: for each of those, the share of its
- * co-occurrences that went to each expert (the chance it comes that far ahead of that
- * one), summed, the cell one layer before at full weight and the one two layers before at
- * half (ties: the lower id); only experts seen at least once with them. Shares, not raw
- * counts: with counts an expert seen often outvotes one seen rarely whatever either says
- * (on the real traces shares hit 0.1-6 points more, moe.md "Closing the gap"). Returns the
- * count, ids in @out.
- */
-static int replay_learned(struct replay *rp, uint64_t ti, uint32_t l, uint16_t *out)
-{
-	uint32_t E = rp->t->info.nr_experts, K = rp->t->info.top_k, e, d;
-	const uint16_t *prev;
-	int np, i, n = 0;
-
-	if (replay_back_cell(rp, ti, l, 1, &prev) <= 0)
-		return 0;
-	memset(rp->score, 0, E * sizeof(*rp->score));
-	for (d = 1; d <= REPLAY_BACK; d++) {
-		np = replay_back_cell(rp, ti, l, d, &prev);
-		for (i = 0; i < np; i++) {
-			size_t k = replay_cooc_idx(rp, l, prev[i]);
-			const uint32_t *row = &rp->cooc[d - 1][k * E];
-			uint64_t sum = rp->cooc_sum[d - 1][k];
-
-			/* Fixed point, 2^20 to one (2^19 two layers back): at most
-			 * 2^32 * 2^20 / sum per row, 2 x 255 rows. */
-			for (e = 0; e < E && sum; e++)
-				rp->score[e] += (((uint64_t)row[e] << 20) / sum) >> (d - 1);
-		}
-	}
-	/* Selection of the K best: K is small (<= 255), E at most 65536. */
-	while ((uint32_t)n < K) {
-		uint32_t best = UINT32_MAX;
-
-		for (e = 0; e < E; e++)
-			if (rp->score[e] && (best == UINT32_MAX || rp->score[e] > rp->score[best]))
-				best = e;
-		if (best == UINT32_MAX)
-			break;
-		out[n++] = (uint16_t)best;
-		rp->score[best] = 0;
-	}
-	return n;
+	for (i = 0; i < n; i++)
+		ids[i] = c[i];
+	return n > 0 ? (uint32_t)n : 0;
 }
 
 static void replay_release(struct replay *rp)
@@ -165,9 +72,9 @@ static void replay_release(struct replay *rp)
 	rp->nr_held = 0;
 }
 
-static void replay_prefetch(struct replay *rp, uint32_t layer, const uint16_t *ids, int n)
+static void replay_prefetch(struct replay *rp, uint32_t layer, const uint32_t *ids, uint32_t n)
 {
-	int i;
+	uint32_t i;
 
 	for (i = 0; i < n; i++) {
 		if (p2pio_residency_state(rp->r, layer, ids[i]) != P2PIO_RES_ABSENT)
@@ -183,24 +90,21 @@ static void replay_prefetch(struct replay *rp, uint32_t layer, const uint16_t *i
 /* Prefetch for (token index @ti, layer @l) of the sequence. */
 static void replay_predict(struct replay *rp, uint64_t ti, uint32_t l)
 {
-	const uint16_t *ids;
-	int n;
+	uint32_t ids[P2PIO_EXPERT_TRACE_MAX_TOP_K], n;
 
 	replay_release(rp);
 	rp->held_layer = l;
 	if ((rp->o->prefetch & P2PIO_EXPERT_PREFETCH_NEXT)) {
-		n = p2pio_expert_trace_cell(rp->t, rp->tok[ti], l, &ids);
+		n = replay_cell(rp, ti, l, ids);
 		replay_prefetch(rp, l, ids, n);
 	}
 	if ((rp->o->prefetch & P2PIO_EXPERT_PREFETCH_LAG) && ti) {
-		n = p2pio_expert_trace_cell(rp->t, rp->tok[ti - 1], l, &ids);
+		n = replay_cell(rp, ti - 1, l, ids);
 		replay_prefetch(rp, l, ids, n);
 	}
-	if ((rp->o->prefetch & P2PIO_EXPERT_PREFETCH_LEARNED)) {
-		uint16_t pred[P2PIO_EXPERT_TRACE_MAX_TOP_K];
-
-		n = replay_learned(rp, ti, l, pred);
-		replay_prefetch(rp, l, pred, n);
+	if (rp->pred) {
+		n = p2pio_predictor_predict(rp->pred, l, rp->t->info.top_k, ids);
+		replay_prefetch(rp, l, ids, n);
 	}
 }
 
@@ -240,6 +144,8 @@ static int replay_seq(struct replay *rp, struct pol_future *f, struct p2pio_expe
 	if (ret)
 		goto out;
 
+	if (rp->pred)
+		p2pio_predictor_forget(rp->pred);	/* each sequence starts cold */
 	for (ti = 0; ti < rp->nr_tok; ti++) {
 		p2pio_residency_token_begin(rp->r);
 		for (l = 0; l < in->nr_layers; l++) {
@@ -262,14 +168,19 @@ static int replay_seq(struct replay *rp, struct pol_future *f, struct p2pio_expe
 					rp->inuse[rp->nr_inuse++] = ids[i];
 				}
 			}
-			replay_unuse(rp, l);
-			replay_learn(rp, ti, l);
+			if (rp->pred) {
+				uint32_t cell[P2PIO_EXPERT_TRACE_MAX_TOP_K];
+
+				p2pio_predictor_observe(rp->pred, l, cell, replay_cell(rp, ti, l, cell));
+			}
+			/* The prefetch is issued while the layer runs: its experts stay busy. */
 			if (l + 1 < in->nr_layers)
 				replay_predict(rp, ti, l + 1);
 			else if (ti + 1 < rp->nr_tok)
 				replay_predict(rp, ti + 1, 0);
 			else
 				replay_release(rp);
+			replay_unuse(rp, l);
 		}
 		p2pio_residency_token_end(rp->r);
 	}
@@ -336,29 +247,9 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
 	rp.held = calloc((size_t)3 * t->info.top_k, sizeof(*rp.held));
 	rp.inuse = calloc(t->info.top_k ? t->info.top_k : 1, sizeof(*rp.inuse));
 	if (o->prefetch & P2PIO_EXPERT_PREFETCH_LEARNED) {
-		size_t cells = (size_t)t->info.nr_layers * t->info.nr_experts * t->info.nr_experts;
-		size_t rows = (size_t)t->info.nr_layers * t->info.nr_experts;
-		uint32_t d;
-
-		if (cells > REPLAY_MAX_COOC / REPLAY_BACK) {
-			ret = p2pio_set_error(err, -E2BIG, P2PIO_NO_OFFSET,
-					      "learned prefetch: %u layers x %u^2 experts is too large a table",
-					      t->info.nr_layers, t->info.nr_experts);
+		ret = p2pio_predictor_create(t->info.nr_layers, t->info.nr_experts, &rp.pred, err);
+		if (ret)
 			goto out;
-		}
-		for (d = 0; d < REPLAY_BACK; d++) {
-			rp.cooc[d] = calloc(cells, sizeof(*rp.cooc[d]));
-			rp.cooc_sum[d] = calloc(rows, sizeof(*rp.cooc_sum[d]));
-			if (!rp.cooc[d] || !rp.cooc_sum[d]) {
-				ret = -ENOMEM;
-				goto out;
-			}
-		}
-		rp.score = calloc(t->info.nr_experts, sizeof(*rp.score));
-		if (!rp.score) {
-			ret = -ENOMEM;
-			goto out;
-		}
 	}
 	seq = calloc(t->nr_tokens * t->info.nr_layers * t->info.top_k + 1, sizeof(*seq));
 	if (!rp.tok || !rp.held || !rp.inuse || !seq) {
@@ -393,11 +284,7 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
 	}
 out:
 	free(seq);
-	for (k = 0; k < REPLAY_BACK; k++) {
-		free(rp.cooc[k]);
-		free(rp.cooc_sum[k]);
-	}
-	free(rp.score);
+	p2pio_predictor_destroy(rp.pred);
 	free(rp.inuse);
 	free(rp.held);
 	free(rp.tok);
