@@ -138,6 +138,7 @@ int moe_sweep_run(struct moe_sweep *sw)
 				ADD(steady_tokens); ADD(steady_accesses); ADD(steady_hits);
 				ADD(steady_misses); ADD(loads); ADD(bytes_loaded); ADD(evictions);
 				ADD(prefetches); ADD(prefetch_used); ADD(prefetch_wasted);
+				ADD(missed_layers); ADD(steady_missed_layers);
 #undef ADD
 				if (st.max_token_faults > pt->st.max_token_faults)
 					pt->st.max_token_faults = st.max_token_faults;
@@ -159,14 +160,20 @@ int moe_sweep_run(struct moe_sweep *sw)
 	return ret;
 }
 
-/* Predicted tokens/s: every byte loaded has to come through the link. */
+/*
+ * Predicted tokens/s: every byte loaded has to come through the link, and with a miss
+ * overhead each missed layer adds it (a decode in step: a layer with a miss waits for its
+ * batch, whose fixed cost no other work hides; prefetches that land in time cost bytes only).
+ */
 static double moe_tps(const struct moe_sweep *sw, const struct moe_point *pt)
 {
 	double bytes = moe_per_token(pt->st.loads, &pt->st) * (double)sw->expert_bytes;
+	double t = bytes / sw->bandwidth +
+		   moe_per_token(pt->st.missed_layers, &pt->st) * sw->miss_overhead;
 
 	if (!sw->bandwidth || !sw->expert_bytes)
 		return NAN;
-	return bytes > 0 ? sw->bandwidth / bytes : INFINITY;
+	return t > 0 ? 1 / t : INFINITY;
 }
 
 void moe_report_table(FILE *f, const struct moe_sweep *sw)
@@ -186,38 +193,47 @@ void moe_report_table(FILE *f, const struct moe_sweep *sw)
 		(unsigned long long)(sw->nr_series ? sw->series[0].pts[0].st.tokens : 0),
 		sw->with_prefill ? "prompt and generated" : "generated only",
 		sw->global ? "one budget for all layers" : "per layer");
-	fprintf(f, "cells: hit %% / faults per token / loads per token (faults + prefetches)\n\n");
+	fprintf(f, "cells: hit %% / faults per token / loads per token (faults + prefetches)\n");
+	fprintf(f, "       / layers with a fault per token (in step, each one a wait)\n\n");
 	fprintf(f, "%-18s", "policy");
 	for (c = 0; c < sw->nr_caps; c++) {
 		const struct moe_point *pt = &sw->series[0].pts[c];
 		char hd[40];
 
 		snprintf(hd, sizeof(hd), "%.0f%% (%u)", pt->frac * 100, pt->cap);
-		fprintf(f, " %22s", hd);
+		fprintf(f, " %28s", hd);
 	}
 	fputc('\n', f);
 	for (s = 0; s < sw->nr_series; s++) {
 		fprintf(f, "%-18s", moe_series_label(&sw->series[s], lab, sizeof(lab)));
 		for (c = 0; c < sw->nr_caps; c++) {
 			const struct moe_point *pt = &sw->series[s].pts[c];
-			char cell[48];
+			char cell[64];
 
-			snprintf(cell, sizeof(cell), "%5.1f %6.2f %6.2f", 100 * moe_hit_rate(&pt->st),
-				 moe_per_token(pt->st.misses, &pt->st),
-				 moe_per_token(pt->st.loads, &pt->st));
-			fprintf(f, " %22s", cell);
+			snprintf(cell, sizeof(cell), "%5.1f %6.2f %6.2f %5.2f",
+				 100 * moe_hit_rate(&pt->st), moe_per_token(pt->st.misses, &pt->st),
+				 moe_per_token(pt->st.loads, &pt->st),
+				 moe_per_token(pt->st.missed_layers, &pt->st));
+			fprintf(f, " %28s", cell);
 		}
 		fputc('\n', f);
 	}
 	if (sw->bandwidth && sw->expert_bytes) {
 		char hb[CLI_HUMAN_LEN];
 
-		fprintf(f, "\npredicted tokens/s at %.2f GB/s, %s per expert (bytes loaded per token / bandwidth):\n",
-			sw->bandwidth / 1e9, cli_human_bytes(sw->expert_bytes, hb));
+		if (sw->miss_overhead > 0)
+			fprintf(f, "\npredicted tokens/s at %.2f GB/s, %s per expert, %.0f us per "
+				"missed layer (bytes loaded per token / bandwidth + missed layers "
+				"per token x overhead):\n", sw->bandwidth / 1e9,
+				cli_human_bytes(sw->expert_bytes, hb), sw->miss_overhead * 1e6);
+		else
+			fprintf(f, "\npredicted tokens/s at %.2f GB/s, %s per expert (bytes loaded "
+				"per token / bandwidth):\n", sw->bandwidth / 1e9,
+				cli_human_bytes(sw->expert_bytes, hb));
 		for (s = 0; s < sw->nr_series; s++) {
 			fprintf(f, "%-18s", moe_series_label(&sw->series[s], lab, sizeof(lab)));
 			for (c = 0; c < sw->nr_caps; c++)
-				fprintf(f, " %22.1f", moe_tps(sw, &sw->series[s].pts[c]));
+				fprintf(f, " %28.1f", moe_tps(sw, &sw->series[s].pts[c]));
 			fputc('\n', f);
 		}
 	}
@@ -243,7 +259,9 @@ void moe_report_json(FILE *f, const struct moe_sweep *sw)
 	fprintf(f, "],\"cache\":\"%s\",\"with_prefill\":%s,\"bandwidth\":", sw->global ? "global" : "per_layer",
 		sw->with_prefill ? "true" : "false");
 	cli_json_double(f, sw->bandwidth ? sw->bandwidth : NAN);
-	fprintf(f, ",\"expert_bytes\":%llu,\"results\":[", (unsigned long long)sw->expert_bytes);
+	fprintf(f, ",\"expert_bytes\":%llu,\"miss_overhead_s\":", (unsigned long long)sw->expert_bytes);
+	cli_json_double(f, sw->miss_overhead);
+	fprintf(f, ",\"results\":[");
 	for (s = 0; s < sw->nr_series; s++) {
 		for (c = 0; c < sw->nr_caps; c++) {
 			const struct moe_point *pt = &sw->series[s].pts[c];
@@ -271,17 +289,21 @@ void moe_report_json(FILE *f, const struct moe_sweep *sw)
 			cli_json_double(f, moe_per_token(st->misses, st));
 			fprintf(f, ",\"loads_per_token\":");
 			cli_json_double(f, moe_per_token(st->loads, st));
+			fprintf(f, ",\"missed_layers_per_token\":");
+			cli_json_double(f, moe_per_token(st->missed_layers, st));
 			fprintf(f, ",\"tokens_per_s\":");
 			cli_json_double(f, moe_tps(sw, pt));
 			fprintf(f, ",\"tokens\":%llu,\"accesses\":%llu,\"hits\":%llu,\"misses\":%llu,"
 				"\"steady_tokens\":%llu,\"loads\":%llu,\"evictions\":%llu,\"prefetches\":%llu,"
-				"\"prefetch_used\":%llu,\"prefetch_wasted\":%llu,\"max_token_faults\":%llu}",
+				"\"prefetch_used\":%llu,\"prefetch_wasted\":%llu,\"max_token_faults\":%llu,"
+				"\"missed_layers\":%llu}",
 				(unsigned long long)st->tokens, (unsigned long long)st->accesses,
 				(unsigned long long)st->hits, (unsigned long long)st->misses,
 				(unsigned long long)st->steady_tokens, (unsigned long long)st->loads,
 				(unsigned long long)st->evictions, (unsigned long long)st->prefetches,
 				(unsigned long long)st->prefetch_used, (unsigned long long)st->prefetch_wasted,
-				(unsigned long long)st->max_token_faults);
+				(unsigned long long)st->max_token_faults,
+				(unsigned long long)st->missed_layers);
 		}
 	}
 	fprintf(f, "]}\n");

@@ -1033,6 +1033,7 @@ static int moe_run(int argc, char **argv)
 		st.prefetches -= s0.prefetches;
 		st.prefetch_used -= s0.prefetch_used;
 		st.evictions -= s0.evictions;
+		st.missed_layers -= s0.missed_layers;
 	}
 	if (!r.o.no_verify) {
 		ret = p2pio_verifier_result(r.v, &vr, false);
@@ -1092,8 +1093,8 @@ static int moe_run(int argc, char **argv)
 		cli_json_double(out, tps);
 		fprintf(out, ",\"accesses\":%" PRIu64 ",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
 			",\"late\":%" PRIu64 ",\"prefetches\":%" PRIu64 ",\"prefetch_used\":%" PRIu64
-			",\"hit_rate\":", st.accesses, st.hits, st.misses, st.late, st.prefetches,
-			st.prefetch_used);
+			",\"missed_layers\":%" PRIu64 ",\"hit_rate\":", st.accesses, st.hits, st.misses,
+			st.late, st.prefetches, st.prefetch_used, st.missed_layers);
 		cli_json_double(out, hit);
 		fprintf(out, ",\"bytes_read\":%" PRIu64 ",\"missed_bytes_per_token\":", io.bytes);
 		cli_json_double(out, missed);
@@ -1151,10 +1152,11 @@ static int moe_run(int argc, char **argv)
 			"the stream reaches them)" : " (in step: each layer required once the "
 			"stream is done with the layers before)");
 		fprintf(out, "hits      %.1f%% (%" PRIu64 " of %" PRIu64 "; %" PRIu64 " late), %.2f "
-			"misses/token, %" PRIu64 " prefetches (%" PRIu64 " used)\n", 100 * hit,
-			st.hits, st.accesses, st.late,
-			tokens ? (double)st.misses / (double)tokens : 0, st.prefetches,
-			st.prefetch_used);
+			"misses/token in %.2f of %u layers, %" PRIu64 " prefetches (%" PRIu64
+			" used)\n", 100 * hit, st.hits, st.accesses, st.late,
+			tokens ? (double)st.misses / (double)tokens : 0,
+			tokens ? (double)st.missed_layers / (double)tokens : 0, r.info.layers,
+			st.prefetches, st.prefetch_used);
 		fprintf(out, "missed    %s per token (%s read)\n",
 			cli_human_bytes((uint64_t)missed, h1), cli_human_bytes(io.bytes, h2));
 		fprintf(out, "stall     %.3f s on the stream (%.3f ms/token), host waited %.3f s\n",

@@ -68,6 +68,8 @@ static void replay_usage(FILE *f)
 		"      --with-prefill      replay prompt tokens too (default: generated tokens only)\n"
 		"  -b, --bandwidth GB/s    storage bandwidth, for predicted tokens/s\n"
 		"  -e, --expert-bytes SIZE bytes of one expert (all its tensors), e.g. 13M\n"
+		"  -w, --miss-overhead US  a missed layer's wait beyond its bytes (a decode in step,\n"
+		"                          e.g. p2pio-moe run's batches line), for tokens/s\n"
 		"  -m, --model FILE.gguf   take --expert-bytes from a model's *_exps tensors\n"
 		"  -j, --json              one JSON document instead of the table\n"
 		"  -s, --svg FILE          also plot hit rate against capacity as SVG\n");
@@ -171,6 +173,7 @@ static int replay_main(int argc, char **argv)
 		{ "with-prefill", no_argument, NULL, 'P' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "expert-bytes", required_argument, NULL, 'e' },
+		{ "miss-overhead", required_argument, NULL, 'w' },
 		{ "model", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "svg", required_argument, NULL, 's' },
@@ -185,7 +188,7 @@ static int replay_main(int argc, char **argv)
 	char *pols = NULL, *save = NULL, *tok;
 	int opt, ret = CLI_EXIT_OK, r;
 
-	while ((opt = getopt_long(argc, argv, "c:gp:f:b:e:m:js:h", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:gp:f:b:e:w:m:js:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'c': caps_s = optarg; break;
 		case 'g': sw.global = true; break;
@@ -206,6 +209,17 @@ static int replay_main(int argc, char **argv)
 			if (cli_parse_size(optarg, &sw.expert_bytes) || !sw.expert_bytes)
 				return cli_usage_err("--expert-bytes: '%s' is not a size", optarg);
 			break;
+		case 'w': {
+			char *end;
+
+			errno = 0;
+			sw.miss_overhead = strtod(optarg, &end) * 1e-6;
+			if (end == optarg || *end || errno || !(sw.miss_overhead >= 0) ||
+			    !isfinite(sw.miss_overhead))
+				return cli_usage_err("--miss-overhead: '%s' is not a number of "
+						     "microseconds", optarg);
+			break;
+		}
 		case 'm': model = optarg; break;
 		case 'j': json = true; break;
 		case 's': svg = optarg; break;

@@ -139,7 +139,7 @@ class p2pio_expert_stats(Structure):
 					 "max_token_faults", "steady_tokens", "steady_accesses",
 					 "steady_hits", "steady_misses", "loads", "bytes_loaded",
 					 "evictions", "prefetches", "prefetch_used", "prefetch_wasted",
-					 "stall_ns")]
+					 "stall_ns", "missed_layers", "steady_missed_layers")]
 
 
 class p2pio_experts_io(Structure):

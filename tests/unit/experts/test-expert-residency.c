@@ -261,6 +261,8 @@ static void test_stats(void)
 	       "4 loads, 4 bytes moved, 2 evictions (%llu %llu %llu)", (unsigned long long)st.loads,
 	       (unsigned long long)st.bytes_loaded, (unsigned long long)st.evictions);
 	tap_ok(st.max_token_faults == 1, "at most 1 fault in a token");
+	tap_ok(st.missed_layers == 2 && st.steady_missed_layers == 1,
+	       "2 layer accesses missed, 1 in steady state");
 	p2pio_residency_layer_stats(r, 0, &ls);
 	tap_ok(ls.accesses == 4 && ls.hits == 3 && ls.misses == 1 && ls.max_resident == 2,
 	       "layer 0: 4 accesses, 3 hits, 1 miss, at most 2 resident");
@@ -268,6 +270,53 @@ static void test_stats(void)
 	st.tokens = 77;
 	p2pio_residency_stats(r, &st);
 	tap_ok(st.tokens == 77, "a short size leaves later fields alone");
+	p2pio_residency_destroy(r);
+}
+
+/* Access (@l, @e), loading it on a miss. */
+static void use(struct p2pio_residency *r, uint32_t l, uint32_t e)
+{
+	if (!p2pio_residency_access(r, l, e) && !p2pio_residency_admit(r, l, e, false, NULL, 0, NULL))
+		p2pio_residency_loaded(r, l, e, 0);
+}
+
+/*
+ * Missed layers: a token's consecutive accesses of one layer are one layer access, counted
+ * once however many of its experts miss; a token boundary starts a new one even at the
+ * same layer (a one-layer model's tokens).
+ */
+static void test_missed_layers(void)
+{
+	struct p2pio_residency *r = mk(2, 8, 16, NULL, NULL, "lru", NULL, NULL);
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+
+	p2pio_residency_token_begin(r);		/* both layers miss, layer 0 twice: 2 */
+	use(r, 0, 0);
+	use(r, 0, 1);
+	use(r, 1, 0);
+	p2pio_residency_token_end(r);
+	p2pio_residency_token_begin(r);		/* layer 0 hits twice, layer 1 misses once: 1 */
+	use(r, 0, 0);
+	use(r, 0, 1);
+	use(r, 1, 0);
+	use(r, 1, 2);
+	p2pio_residency_token_end(r);
+	p2pio_residency_token_begin(r);		/* layer 0 in two calls, both miss: 1 */
+	use(r, 0, 3);
+	use(r, 0, 4);
+	use(r, 1, 0);
+	p2pio_residency_token_end(r);
+	p2pio_residency_token_begin(r);		/* layer 1 alone, then again next token: 2 */
+	use(r, 1, 5);
+	p2pio_residency_token_end(r);
+	p2pio_residency_token_begin(r);
+	use(r, 1, 6);
+	p2pio_residency_token_end(r);
+	p2pio_residency_stats(r, &st);
+	tap_ok(st.misses == 8 && st.missed_layers == 6 && st.steady_missed_layers == 0,
+	       "8 misses in 6 missed layer accesses, none steady (the budget never filled): "
+	       "%llu, %llu, %llu", (unsigned long long)st.misses,
+	       (unsigned long long)st.missed_layers, (unsigned long long)st.steady_missed_layers);
 	p2pio_residency_destroy(r);
 }
 
@@ -280,5 +329,6 @@ int main(void)
 	test_pin_busy();
 	test_floor_cap();
 	test_stats();
+	test_missed_layers();
 	return tap_exit();
 }

@@ -176,6 +176,9 @@ static const struct jcheck run_checks[] = {
 	{ "d[\"path_Bps\"] > 0", "the path's own expert-sized reads were measured" },
 	{ "d[\"batches\"] > 0 and abs(d[\"batch_loads\"] * d[\"batches\"] - d[\"misses\"]) < 1e-6",
 	  "miss batches: their loads are the misses" },
+	{ "d[\"misses\"] / 2 <= d[\"missed_layers\"] <= min(d[\"misses\"], d[\"tokens\"] * 4) and "
+	  "d[\"missed_layers\"] == d[\"batches\"]",
+	  "missed layers: between misses / 2 used and the misses, one per miss batch" },
 	{ "d[\"batch_done_us\"] > 0 and abs(d[\"batch_bytes_us\"] * 1e-6 * d[\"ceiling_Bps\"] * "
 	  "d[\"batches\"] / d[\"bytes_read\"] - 1) < 1e-9",
 	  "each batch timed, and its bytes / the ceiling: all batches' bytes are the bytes read" },
@@ -197,6 +200,21 @@ static const struct jcheck replay_checks[] = {
 	{ "[o[\"hit_rate\"] for o in d[\"results\"] if o[\"series\"] == \"oracle\"] == "
 	  "sorted(o[\"hit_rate\"] for o in d[\"results\"] if o[\"series\"] == \"oracle\")",
 	  "the oracle's hit rate grows with the capacity" },
+	{ "all(r[\"misses\"] / 2 <= r[\"missed_layers\"] <= min(r[\"misses\"], 160) and "
+	  "abs(r[\"missed_layers_per_token\"] * 40 - r[\"missed_layers\"]) < 1e-9 "
+	  "for r in d[\"results\"])",
+	  "every series: missed layers between misses / 2 used and the misses (and 160 layer "
+	  "accesses), per token over 40 tokens" },
+};
+
+/* The replay with a bandwidth, an expert size and a miss overhead: tokens/s in step. */
+static const struct jcheck replay_step_checks[] = {
+	{ "(d[\"bandwidth\"], d[\"expert_bytes\"], d[\"miss_overhead_s\"]) == (2e9, 1048576, 0.0005)",
+	  "bandwidth 2 GB/s, 1 MiB experts, 500 us per missed layer" },
+	{ "all(abs(r[\"tokens_per_s\"] * (r[\"loads_per_token\"] * 1048576 / 2e9 + "
+	  "r[\"missed_layers_per_token\"] * 0.0005) - 1) < 1e-9 for r in d[\"results\"])",
+	  "every series: tokens/s = 1 / (bytes loaded per token / bandwidth + missed layers per "
+	  "token x overhead)" },
 };
 
 int main(int argc, char **argv)
@@ -594,6 +612,11 @@ int main(int argc, char **argv)
 	tap_is_int(st, 0, "replay --json: exit 0");
 	tap_ok(tool_json_ok(out) == 1, "its output is JSON");
 	jchecks(replay_checks, NCHECKS(replay_checks));
+	st = moe("replay --json -b 2 -e 1M -w 500 %s", trace);
+	tap_is_int(st, 0, "replay --json -b 2 -e 1M -w 500: exit 0");
+	jchecks(replay_step_checks, NCHECKS(replay_step_checks));
+	tap_ok(moe("replay -w -1 %s 2>/dev/null", trace) == 2,
+	       "--miss-overhead below 0: a usage error (exit 2)");
 
 	free(out);
 	return tap_exit();

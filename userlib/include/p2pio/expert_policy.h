@@ -126,6 +126,12 @@ const char *p2pio_expert_policy_name(unsigned int i);
  * @prefetch_wasted: prefetched experts evicted (or still resident at the end, never used:
  *                   counted when the statistics are read).
  * @stall_ns:        time streams waited for missing experts (a real cache; 0 in a replay).
+ * @missed_layers:   layer accesses with at least one miss: a token's consecutive accesses
+ *                   of one layer (a require call) are one layer access. Where each layer
+ *                   is required only once its routing is known, each is a wait of the
+ *                   stream for storage that no earlier work hides (hits on loads still in
+ *                   flight, @late, can add waits of their own).
+ * @steady_missed_layers: ... of them after the warm-up.
  *
  * The warm-up is the tokens up to and including the first one during which the budget was
  * full (a load had to evict), unless the cache was told a fixed warm-up token count; a
@@ -151,6 +157,8 @@ struct p2pio_expert_stats {
 	uint64_t prefetch_used;
 	uint64_t prefetch_wasted;
 	uint64_t stall_ns;
+	uint64_t missed_layers;
+	uint64_t steady_missed_layers;
 };
 
 /**

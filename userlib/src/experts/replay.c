@@ -193,7 +193,7 @@ static int replay_seq(struct replay *rp, struct pol_future *f, struct p2pio_expe
 	ADD(tokens); ADD(accesses); ADD(hits); ADD(misses); ADD(late);
 	ADD(steady_tokens); ADD(steady_accesses); ADD(steady_hits); ADD(steady_misses);
 	ADD(loads); ADD(bytes_loaded); ADD(evictions); ADD(prefetches); ADD(prefetch_used);
-	ADD(prefetch_wasted); ADD(stall_ns);
+	ADD(prefetch_wasted); ADD(stall_ns); ADD(missed_layers); ADD(steady_missed_layers);
 #undef ADD
 	if (s.max_token_faults > st->max_token_faults)
 		st->max_token_faults = s.max_token_faults;

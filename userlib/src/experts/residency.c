@@ -43,6 +43,10 @@ struct p2pio_residency {
 	bool steady;
 	bool evicted_in_token;
 	uint64_t token_faults;
+	/* The layer access in progress (consecutive accesses of a layer in a token). */
+	bool cell_open;
+	bool cell_missed;
+	uint32_t cell_layer;
 	struct p2pio_expert_stats st;
 };
 
@@ -317,6 +321,11 @@ bool p2pio_residency_access(struct p2pio_residency *r, uint32_t layer, uint32_t 
 	e = res_at(r, layer, expert);
 	ly = &r->layers[layer];
 	hit = e->state != P2PIO_RES_ABSENT;
+	if (!r->cell_open || layer != r->cell_layer) {
+		r->cell_open = true;
+		r->cell_missed = false;
+		r->cell_layer = layer;
+	}
 	ly->st.accesses++;
 	if (r->steady)
 		r->st.steady_accesses++;
@@ -339,6 +348,12 @@ bool p2pio_residency_access(struct p2pio_residency *r, uint32_t layer, uint32_t 
 		if (r->steady)
 			r->st.steady_misses++;
 		r->token_faults++;
+		if (!r->cell_missed) {
+			r->cell_missed = true;
+			r->st.missed_layers++;
+			if (r->steady)
+				r->st.steady_missed_layers++;
+		}
 	}
 	r->st.accesses++;
 	return hit;
@@ -394,6 +409,7 @@ void p2pio_residency_token_begin(struct p2pio_residency *r)
 {
 	r->token_faults = 0;
 	r->evicted_in_token = false;
+	r->cell_open = false;
 }
 
 void p2pio_residency_token_end(struct p2pio_residency *r)
@@ -411,6 +427,7 @@ void p2pio_residency_token_end(struct p2pio_residency *r)
 		r->pol->token_end(r->pol_state, r->st.tokens);
 	r->token_faults = 0;
 	r->evicted_in_token = false;
+	r->cell_open = false;
 }
 
 void p2pio_residency_add_stall(struct p2pio_residency *r, uint64_t ns)
