@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * moe_synth.c - p2pio-moe synth (a synthetic trace from skew and locality parameters) and
- * fit (the parameters whose LRU and oracle hit rates, at 10, 25 and 50 % of the experts per
- * layer, match those of real traces; for a model shape no trace exists for).
+ * fit (the parameters whose LRU, oracle and LRU-with-learned-prefetch hit rates, at 10, 25
+ * and 50 % of the experts per layer, match those of real traces; for a model shape no
+ * trace exists for). The third series is there for the cross-layer coupling (--chain): a
+ * trace whose layers are less (or more) predictable from each other than real routing
+ * would under- (or over-) state what a next-layer predictor buys.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -62,6 +65,7 @@ static int synth_opt(int opt, const char *arg, struct p2pio_expert_synth_params 
 	case 'C': if (parse_double(arg, 0, 64, &p->cutoff)) break; return 1;
 	case 'R': if (parse_double(arg, 0, 1, &p->repeat)) break; return 1;
 	case 'Q': if (parse_double(arg, 0, 1024, &p->offset)) break; return 1;
+	case 'x': if (parse_double(arg, 0, 1, &p->chain)) break; return 1;
 	default: return 0;
 	}
 	cli_usage_err("bad value '%s' for -%c (see --help)", arg, opt);
@@ -75,10 +79,10 @@ static int synth_opt(int opt, const char *arg, struct p2pio_expert_synth_params 
 	{ "window", required_argument, NULL, 'w' }, { "seed", required_argument, NULL, 'S' },    \
 	{ "layer-spread", required_argument, NULL, 'V' }, { "drift", required_argument, NULL, 'D' }, \
 	{ "cutoff", required_argument, NULL, 'C' }, { "repeat", required_argument, NULL, 'R' }, \
-	{ "offset", required_argument, NULL, 'Q' }, \
+	{ "offset", required_argument, NULL, 'Q' }, { "chain", required_argument, NULL, 'x' }, \
 	{ "output", required_argument, NULL, 'o' }, { "json", no_argument, NULL, 'j' },         \
 	{ "help", no_argument, NULL, 'h' }
-#define SYNTH_SHORTOPTS "L:E:k:n:z:l:w:S:V:D:C:R:Q:o:jh"
+#define SYNTH_SHORTOPTS "L:E:k:n:z:l:w:S:V:D:C:R:Q:x:o:jh"
 
 static const char synth_opts_help[] =
 	"  -L, --layers N      MoE layers (default 36)\n"
@@ -98,6 +102,9 @@ static const char synth_opts_help[] =
 	"                      at the layer, 0-1 (default 0)\n"
 	"  -Q, --offset Q      Zipf-Mandelbrot offset: rank r's weight 1 / (r + 1 + Q)^skew,\n"
 	"                      a flat head of about Q experts, 0-1024 (default 0)\n"
+	"  -x, --chain P       probability a slot at layer l >= 1 takes the expert a fixed\n"
+	"                      map pairs with one of the token's experts at layer l - 1,\n"
+	"                      0-1 (default 0: layers independent)\n"
 	"  -S, --seed N        random seed (default 1)\n"
 	"  -o, --output FILE   write the trace (native format)\n"
 	"  -j, --json          JSON output\n";
@@ -124,21 +131,28 @@ static int save_trace(const struct p2pio_expert_trace *t, const char *path)
 	return r;
 }
 
-/* LRU and oracle hit rates of @t at the fit's capacities (per layer). */
-static int fit_rates(const struct p2pio_expert_trace *t, double lru[NR_FRACS],
-		     double opt[NR_FRACS], uint64_t *tokens)
+/* The fit's series: LRU, the oracle, and LRU with the learned prefetch (replay -p lru
+ * -f learned), the one that sees how predictable a layer is from the layers before it. */
+enum { FIT_LRU, FIT_ORACLE, FIT_LEARNED, NR_SERIES };
+
+/* Series @from .. @to - 1's hit rates of @t at the fit's capacities (per layer):
+ * @rates[series][fraction]. */
+static int fit_rates(const struct p2pio_expert_trace *t, double rates[NR_SERIES][NR_FRACS],
+		     unsigned int from, unsigned int to, uint64_t *tokens)
 {
 	unsigned int i, k;
 	int r;
 
 	for (i = 0; i < NR_FRACS; i++) {
-		for (k = 0; k < 2; k++) {
+		for (k = from; k < to; k++) {
 			struct moe_cap c = { .frac = fit_fracs[i] };
 			struct p2pio_expert_replay_opts o = { 0 };
 			struct p2pio_expert_stats st = { .size = sizeof(st) };
 			struct p2pio_error err = { 0 };
 
-			o.policy = k ? "oracle" : "lru";
+			o.policy = k == FIT_ORACLE ? "oracle" : "lru";
+			if (k == FIT_LEARNED)
+				o.prefetch = P2PIO_EXPERT_PREFETCH_LEARNED;
 			o.per_layer = true;
 			o.capacity = moe_cap_experts(&c, t, false);
 			r = p2pio_expert_replay(t, &o, &st, NULL, &err);
@@ -146,7 +160,7 @@ static int fit_rates(const struct p2pio_expert_trace *t, double lru[NR_FRACS],
 				cli_err_p2pio("replay", r, &err);
 				return r;
 			}
-			(k ? opt : lru)[i] = moe_hit_rate(&st);
+			rates[k][i] = moe_hit_rate(&st);
 			if (tokens)
 				*tokens = st.tokens;
 		}
@@ -159,7 +173,7 @@ static int synth_main(int argc, char **argv)
 	static const struct option lo[] = { SYNTH_LONGOPTS, { 0 } };
 	struct p2pio_expert_synth_params p;
 	struct p2pio_expert_trace *t;
-	double lru[NR_FRACS], opt[NR_FRACS];
+	double rt[NR_SERIES][NR_FRACS];
 	const char *out = NULL;
 	bool json = false;
 	unsigned int i;
@@ -178,7 +192,8 @@ static int synth_main(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'h':
 			printf("usage: p2pio-moe synth [OPTIONS] -o FILE\n"
-			       "Make a synthetic routing trace and report its LRU and oracle hit rates.\n\n%s",
+			       "Make a synthetic routing trace and report its LRU, oracle and\n"
+			       "LRU with learned prefetch hit rates.\n\n%s",
 			       synth_opts_help);
 			return CLI_EXIT_OK;
 		default: return cli_usage_err("synth: bad option");
@@ -193,7 +208,7 @@ static int synth_main(int argc, char **argv)
 		cli_err("synth: %s", strerror(-r));
 		return CLI_EXIT_ERROR;
 	}
-	r = fit_rates(t, lru, opt, NULL);
+	r = fit_rates(t, rt, 0, NR_SERIES, NULL);
 	if (!r && out)
 		r = save_trace(t, out);
 	p2pio_expert_trace_free(t);
@@ -215,23 +230,29 @@ static int synth_main(int argc, char **argv)
 		cli_json_double(stdout, p.repeat);
 		printf(",\"offset\":");
 		cli_json_double(stdout, p.offset);
+		printf(",\"chain\":");
+		cli_json_double(stdout, p.chain);
 		printf(",\"seed\":%llu,\"rates\":[", (unsigned long long)p.seed);
 		for (i = 0; i < NR_FRACS; i++) {
 			printf("%s{\"capacity_fraction\":%.2f,\"lru\":", i ? "," : "", fit_fracs[i]);
-			cli_json_double(stdout, lru[i]);
+			cli_json_double(stdout, rt[FIT_LRU][i]);
 			printf(",\"oracle\":");
-			cli_json_double(stdout, opt[i]);
+			cli_json_double(stdout, rt[FIT_ORACLE][i]);
+			printf(",\"lru_learned\":");
+			cli_json_double(stdout, rt[FIT_LEARNED][i]);
 			printf("}");
 		}
 		printf("]}\n");
 	} else {
-		printf("synthetic trace: %u layers, %u experts, top-%u, %llu tokens; skew %.3f, locality %.3f, window %u, cutoff %.3f, layer spread %.3f, drift %.3f, repeat %.3f, offset %.3f, seed %llu\n",
+		printf("synthetic trace: %u layers, %u experts, top-%u, %llu tokens; skew %.3f, locality %.3f, window %u, cutoff %.3f, layer spread %.3f, drift %.3f, repeat %.3f, offset %.3f, seed %llu, chain %.3f\n",
 		       p.nr_layers, p.nr_experts, p.top_k, (unsigned long long)p.tokens, p.skew, p.locality,
 		       p.window, p.cutoff, p.layer_spread, p.drift, p.repeat, p.offset,
-		       (unsigned long long)p.seed);
-		printf("capacity  LRU     oracle\n");
+		       (unsigned long long)p.seed, p.chain);
+		printf("capacity  LRU     oracle  LRU+learned\n");
 		for (i = 0; i < NR_FRACS; i++)
-			printf("%3.0f%%      %5.1f%%  %5.1f%%\n", fit_fracs[i] * 100, lru[i] * 100, opt[i] * 100);
+			printf("%3.0f%%      %5.1f%%  %5.1f%%  %5.1f%%\n", fit_fracs[i] * 100,
+			       rt[FIT_LRU][i] * 100, rt[FIT_ORACLE][i] * 100,
+			       rt[FIT_LEARNED][i] * 100);
 		if (out)
 			printf("written to %s\n", out);
 	}
@@ -240,32 +261,46 @@ static int synth_main(int argc, char **argv)
 
 /* ---- fit --------------------------------------------------------------------------------- */
 
+static const char *const fit_series_name[NR_SERIES] = { "LRU", "oracle", "LRU+learned" };
+
 struct fit_eval {
-	double lru[NR_FRACS], opt[NR_FRACS];
+	double rt[NR_SERIES][NR_FRACS];
 	double err;	/* the largest distance to the target, in hit-rate points (0-100) */
 };
 
-static int fit_try(struct p2pio_expert_synth_params *p, const double *tl, const double *to,
-		   struct fit_eval *e)
+/* @e for @p; a point whose LRU and oracle are already @bound off or more cannot win and
+ * skips the learned series (its replays cost 4 times the others'). */
+static int fit_try(struct p2pio_expert_synth_params *p, double tg[NR_SERIES][NR_FRACS],
+		   double bound, struct fit_eval *e)
 {
 	struct p2pio_expert_trace *t;
-	unsigned int i;
+	unsigned int i, k;
 	int r;
 
 	r = p2pio_expert_synth(p, &t);
 	if (r)
 		return r;
-	r = fit_rates(t, e->lru, e->opt, NULL);
-	p2pio_expert_trace_free(t);
-	if (r)
-		return r;
 	e->err = 0;
-	for (i = 0; i < NR_FRACS; i++) {
-		e->err = fmax(e->err, 100 * fabs(e->lru[i] - tl[i]));
-		e->err = fmax(e->err, 100 * fabs(e->opt[i] - to[i]));
+	for (k = 0; k < NR_SERIES; k++) {
+		if (k == FIT_LEARNED && e->err >= bound)
+			break;
+		r = fit_rates(t, e->rt, k, k + 1, NULL);
+		if (r)
+			break;
+		for (i = 0; i < NR_FRACS; i++)
+			e->err = fmax(e->err, 100 * fabs(e->rt[k][i] - tg[k][i]));
 	}
-	return 0;
+	p2pio_expert_trace_free(t);
+	return r;
 }
+
+/* The coupling the grid assumes (about what fits the real traces: their learned prefetch
+ * gains 6-19 points over LRU), and the chains tried at the grid's best (or at the
+ * parameters given, with --refine) before the coordinate search: the gain grows steeply
+ * only above chain 0.5, so a search starting without coupling stays there, and a grid
+ * point with none would be judged by a learned series 15 points off. */
+#define FIT_GRID_CHAIN 0.8
+#define FIT_CHAIN_STEPS 10
 
 static int fit_main(int argc, char **argv)
 {
@@ -273,14 +308,14 @@ static int fit_main(int argc, char **argv)
 		SYNTH_LONGOPTS, { "refine", no_argument, NULL, 'r' }, { 0 }
 	};
 	static const uint32_t windows[] = { 2, 4, 8, 16, 32 };
-	double tl[NR_FRACS] = { 0 }, to[NR_FRACS] = { 0 };
+	double tg[NR_SERIES][NR_FRACS] = { { 0 } };
 	struct p2pio_expert_synth_params p, best;
 	struct fit_eval e, be = { .err = INFINITY };
 	uint64_t tokens_sum = 0;
 	const char *out = NULL;
 	bool json = false, tokens_set = false, refine = false;
-	double *per = NULL;	/* [trace][lru, oracle][fraction] */
-	unsigned int i, nr, w, iter;
+	double *per = NULL;	/* [trace][series][fraction] */
+	unsigned int i, nr, w, iter, k, f;
 	int o, r;
 
 	synth_defaults(&p);
@@ -298,11 +333,13 @@ static int fit_main(int argc, char **argv)
 		case 'r': refine = true; break;
 		case 'h':
 			printf("usage: p2pio-moe fit [OPTIONS] TRACE...\n"
-			       "Find the synth parameters (skew, locality, window, cutoff, layer spread, drift,\n"
-			       "repeat, offset) for the shape given whose\n"
-			       "LRU and oracle hit rates at 10, 25 and 50%% of the experts per layer are closest\n"
-			       "to the real traces' (their mean), and report the fit.\n\n%s"
-			       "  -r, --refine        skip the grid: search from the parameters given\n",
+			       "Find the synth parameters (skew, locality, window, cutoff, layer\n"
+			       "spread, drift, repeat, offset, chain) for the shape given whose LRU,\n"
+			       "oracle and LRU with learned prefetch hit rates at 10, 25 and 50%%\n"
+			       "of the experts per layer are closest to the real traces' (their\n"
+			       "mean), and report the fit.\n\n%s"
+			       "  -r, --refine        skip the grid: search from the parameters given\n"
+			       "                      (the chain is still scanned, 0 to 1)\n",
 			       synth_opts_help);
 			return CLI_EXIT_OK;
 		default: return cli_usage_err("fit: bad option");
@@ -311,47 +348,47 @@ static int fit_main(int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_err("fit: no trace given");
 	nr = (unsigned int)(argc - optind);
-	per = calloc((size_t)nr * 2 * NR_FRACS, sizeof(*per));
+	per = calloc((size_t)nr * NR_SERIES * NR_FRACS, sizeof(*per));
 	if (!per)
 		goto fail;
 	for (i = 0; i < nr; i++) {
 		struct p2pio_error err = { 0 };
 		struct p2pio_expert_trace *t;
-		double l[NR_FRACS], op[NR_FRACS];
+		double rt[NR_SERIES][NR_FRACS];
 		uint64_t tok = 0;
-		unsigned int k;
 
 		r = p2pio_expert_trace_load(argv[optind + i], &t, &err);
 		if (r) {
 			cli_err_p2pio(argv[optind + i], r, &err);
 			goto fail;
 		}
-		r = fit_rates(t, l, op, &tok);
+		r = fit_rates(t, rt, 0, NR_SERIES, &tok);
 		p2pio_expert_trace_free(t);
 		if (r)
 			goto fail;
-		for (k = 0; k < NR_FRACS; k++) {
-			tl[k] += l[k] / nr;
-			to[k] += op[k] / nr;
-			per[(i * 2) * NR_FRACS + k] = l[k];
-			per[(i * 2 + 1) * NR_FRACS + k] = op[k];
+		for (k = 0; k < NR_SERIES; k++) {
+			for (f = 0; f < NR_FRACS; f++) {
+				tg[k][f] += rt[k][f] / nr;
+				per[(i * NR_SERIES + k) * NR_FRACS + f] = rt[k][f];
+			}
 		}
 		tokens_sum += tok;
 	}
 	if (!tokens_set)
 		p.tokens = tokens_sum / nr ? tokens_sum / nr : 1;
 
-	/* A coarse grid over skew, locality, window and cutoff (layer spread 0.5), then a
-	 * coordinate search over every parameter around the best point; --refine starts the
-	 * search from the parameters given instead of the grid's best. */
+	/* A coarse grid over skew, locality, window and cutoff (layer spread 0.5, chain
+	 * FIT_GRID_CHAIN), the chain scanned at its best, then a coordinate search over every
+	 * parameter around the best point; --refine starts the search from the parameters
+	 * given instead. */
 	if (refine) {
-		if (fit_try(&p, tl, to, &be))
+		if (fit_try(&p, tg, INFINITY, &be))
 			goto fail;
 		best = p;
 	}
 	for (w = 0; !refine && w < MOE_ARRAY_SIZE(windows); w++) {
 		for (i = 0; i <= 6; i++) {
-			unsigned int k, c;
+			unsigned int c;
 
 			for (k = 0; k <= 8; k++) {
 				for (c = 0; c < 3; c++) {
@@ -363,7 +400,8 @@ static int fit_main(int argc, char **argv)
 					p.drift = 0;
 					p.repeat = 0;
 					p.offset = 0;
-					if (fit_try(&p, tl, to, &e))
+					p.chain = FIT_GRID_CHAIN;
+					if (fit_try(&p, tg, be.err, &e))
 						goto fail;
 					if (e.err < be.err) {
 						be = e;
@@ -373,25 +411,35 @@ static int fit_main(int argc, char **argv)
 			}
 		}
 	}
+	for (k = 0; k <= FIT_CHAIN_STEPS; k++) {
+		p = best;
+		p.chain = (double)k / FIT_CHAIN_STEPS;
+		if (fit_try(&p, tg, be.err - 1e-9, &e))
+			goto fail;
+		if (e.err < be.err - 1e-9) {
+			be = e;
+			best = p;
+		}
+	}
 	{
-		/* skew, locality, cutoff, layer_spread, drift, repeat: step and range; then the
-		 * window, one token either way (the grid's windows are far apart: 2 and 4 differ
-		 * much in what LRU sees against what the oracle sees). */
-		double step[7] = { 0.1, 0.05, 0.5, 0.1, 0.02, 0.05, 4 };
-		static const double hi[7] = { 8, 1, 64, 1, 1, 1, 1024 };
-		unsigned int k, sg;
+		/* skew, locality, cutoff, layer_spread, drift, repeat, offset, chain: step and
+		 * range; then the window, one token either way (the grid's windows are far
+		 * apart: 2 and 4 differ much in what LRU sees against what the oracle sees). */
+		double step[8] = { 0.1, 0.05, 0.5, 0.1, 0.02, 0.05, 4, 0.05 };
+		static const double hi[8] = { 8, 1, 64, 1, 1, 1, 1024, 1 };
+		unsigned int sg;
 
 		for (iter = 0; iter < 5; iter++) {
 			bool moved = true;
 
 			while (moved) {
 				moved = false;
-				for (k = 0; k < 8; k++) {
+				for (k = 0; k < 9; k++) {
 					for (sg = 0; sg < 2; sg++) {
-						double *v[7];
+						double *v[8];
 
 						p = best;
-						if (k == 7) {
+						if (k == 8) {
 							if (sg ? p.window <= 1 : p.window >= 1024)
 								continue;
 							p.window = sg ? p.window - 1 : p.window + 1;
@@ -404,11 +452,12 @@ static int fit_main(int argc, char **argv)
 						v[4] = &p.drift;
 						v[5] = &p.repeat;
 						v[6] = &p.offset;
+						v[7] = &p.chain;
 						*v[k] += sg ? -step[k] : step[k];
 						if (*v[k] < 0 || *v[k] > hi[k])
 							continue;
 try:
-						if (fit_try(&p, tl, to, &e))
+						if (fit_try(&p, tg, be.err - 1e-9, &e))
 							goto fail;
 						if (e.err < be.err - 1e-9) {
 							be = e;
@@ -418,7 +467,7 @@ try:
 					}
 				}
 			}
-			for (k = 0; k < 7; k++)
+			for (k = 0; k < 8; k++)
 				step[k] /= 2;
 		}
 	}
@@ -449,18 +498,24 @@ try:
 		cli_json_double(stdout, best.repeat);
 		printf(",\"offset\":");
 		cli_json_double(stdout, best.offset);
+		printf(",\"chain\":");
+		cli_json_double(stdout, best.chain);
 		printf(",\"seed\":%llu,\"max_error_points\":", (unsigned long long)best.seed);
 		cli_json_double(stdout, be.err);
 		printf(",\"within_3_points\":%s,\"rates\":[", be.err <= 3 ? "true" : "false");
 		for (i = 0; i < NR_FRACS; i++) {
 			printf("%s{\"capacity_fraction\":%.2f,\"real_lru\":", i ? "," : "", fit_fracs[i]);
-			cli_json_double(stdout, tl[i]);
+			cli_json_double(stdout, tg[FIT_LRU][i]);
 			printf(",\"synth_lru\":");
-			cli_json_double(stdout, be.lru[i]);
+			cli_json_double(stdout, be.rt[FIT_LRU][i]);
 			printf(",\"real_oracle\":");
-			cli_json_double(stdout, to[i]);
+			cli_json_double(stdout, tg[FIT_ORACLE][i]);
 			printf(",\"synth_oracle\":");
-			cli_json_double(stdout, be.opt[i]);
+			cli_json_double(stdout, be.rt[FIT_ORACLE][i]);
+			printf(",\"real_lru_learned\":");
+			cli_json_double(stdout, tg[FIT_LEARNED][i]);
+			printf(",\"synth_lru_learned\":");
+			cli_json_double(stdout, be.rt[FIT_LEARNED][i]);
 			printf("}");
 		}
 		printf("]}\n");
@@ -468,25 +523,30 @@ try:
 		printf("fit of a %u-layer, %u-expert, top-%u synthetic trace (%llu tokens) to %u trace%s\n",
 		       best.nr_layers, best.nr_experts, best.top_k, (unsigned long long)best.tokens, nr,
 		       nr == 1 ? "" : "s (their mean)");
-		printf("parameters: --skew %.4f --locality %.4f --window %u --cutoff %.4f --layer-spread %.4f --drift %.4f --repeat %.4f --offset %.4f --seed %llu\n",
+		printf("parameters: --skew %.4f --locality %.4f --window %u --cutoff %.4f --layer-spread %.4f --drift %.4f --repeat %.4f --offset %.4f --seed %llu --chain %.4f\n",
 		       best.skew, best.locality, best.window, best.cutoff, best.layer_spread, best.drift,
-		       best.repeat, best.offset, (unsigned long long)best.seed);
-		printf("capacity  LRU real  synth   oracle real  synth\n");
+		       best.repeat, best.offset, (unsigned long long)best.seed, best.chain);
+		printf("capacity  LRU real  synth   oracle real  synth   LRU+learned real  synth\n");
 		for (i = 0; i < NR_FRACS; i++)
-			printf("%3.0f%%      %5.1f%%    %5.1f%%  %5.1f%%       %5.1f%%\n", fit_fracs[i] * 100,
-			       tl[i] * 100, be.lru[i] * 100, to[i] * 100, be.opt[i] * 100);
+			printf("%3.0f%%      %5.1f%%    %5.1f%%  %5.1f%%       %5.1f%%  %5.1f%%            %5.1f%%\n",
+			       fit_fracs[i] * 100, tg[FIT_LRU][i] * 100, be.rt[FIT_LRU][i] * 100,
+			       tg[FIT_ORACLE][i] * 100, be.rt[FIT_ORACLE][i] * 100,
+			       tg[FIT_LEARNED][i] * 100, be.rt[FIT_LEARNED][i] * 100);
 		printf("largest difference: %.2f points (%s 3)\n", be.err, be.err <= 3 ? "within" : "NOT within");
-		printf("each trace (LRU 10/25/50 %%, oracle 10/25/50 %%) and the synthetic trace's difference (points):\n");
+		printf("each trace (");
+		for (k = 0; k < NR_SERIES; k++)
+			printf("%s%s 10/25/50 %%", k ? ", " : "", fit_series_name[k]);
+		printf(") and the synthetic trace's difference (points):\n");
 		for (i = 0; i < nr; i++) {
-			unsigned int k;
+			const double *pt = &per[i * NR_SERIES * NR_FRACS];
 
 			printf("  %s\n   ", argv[optind + i]);
-			for (k = 0; k < 2 * NR_FRACS; k++)
-				printf(" %5.1f", per[i * 2 * NR_FRACS + k] * 100);
+			for (k = 0; k < NR_SERIES * NR_FRACS; k++)
+				printf(" %5.1f", pt[k] * 100);
 			printf("  |");
-			for (k = 0; k < 2 * NR_FRACS; k++)
-				printf(" %+5.1f", 100 * ((k < NR_FRACS ? be.lru[k] : be.opt[k - NR_FRACS]) -
-							per[i * 2 * NR_FRACS + k]));
+			for (k = 0; k < NR_SERIES * NR_FRACS; k++)
+				printf(" %+5.1f",
+				       100 * (be.rt[k / NR_FRACS][k % NR_FRACS] - pt[k]));
 			printf("\n");
 		}
 		if (out)
@@ -507,6 +567,6 @@ const struct moe_cmd moe_cmd_synth = {
 
 const struct moe_cmd moe_cmd_fit = {
 	.name = "fit",
-	.summary = "synth parameters whose LRU and oracle hit rates match real traces",
+	.summary = "synth parameters whose LRU, oracle, learned-prefetch hit rates match traces",
 	.main = fit_main,
 };

@@ -3,7 +3,7 @@
  * test-expert-predict.c - the replay's learned (co-occurrence) prefetch and its rule that a
  * layer's experts stay resident while the layer runs, on hand-made traces with answers
  * worked out by hand; and the synthetic generator's refinements (tail cutoff, per-layer
- * spread, popularity drift).
+ * spread, popularity drift, the cross-layer chain).
  */
 #include <errno.h>
 #include <math.h>
@@ -321,6 +321,126 @@ static void test_synth_refinements(void)
 	p2pio_expert_trace_free(base);
 }
 
+/* FNV-1a over every cell of @t: per cell its count, then each id as two bytes, low first. */
+static uint64_t trace_hash(const struct p2pio_expert_trace *t)
+{
+	uint64_t tok, h = 0xcbf29ce484222325ull;
+	uint32_t l;
+
+	for (tok = 0; tok < p2pio_expert_trace_tokens(t); tok++)
+		for (l = 0; l < p2pio_expert_trace_info(t)->nr_layers; l++) {
+			const uint16_t *ids;
+			int n = p2pio_expert_trace_cell(t, tok, l, &ids), k;
+
+			h = (h ^ (uint8_t)n) * 0x100000001b3ull;
+			for (k = 0; k < n; k++) {
+				h = (h ^ (ids[k] & 0xff)) * 0x100000001b3ull;
+				h = (h ^ (ids[k] >> 8)) * 0x100000001b3ull;
+			}
+		}
+	return h;
+}
+
+/* LRU's hit rate on @t at @cap experts per layer, with @prefetch. */
+static double lru_rate(const struct p2pio_expert_trace *t, uint32_t cap, unsigned int prefetch)
+{
+	struct p2pio_expert_replay_opts o = { .policy = "lru", .capacity = cap, .per_layer = true,
+					      .prefetch = prefetch };
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+
+	if (p2pio_expert_replay(t, &o, &st, NULL, NULL) || !st.accesses)
+		tap_bail("replay");
+	return (double)st.hits / (double)st.accesses;
+}
+
+/*
+ * @chain: layer l >= 1 takes experts a fixed map pairs with the token's experts at l - 1,
+ * which the learned prefetch (next layer from the layers before) learns; with chain 0 the
+ * generator is the one it was before chain existed, bit for bit.
+ */
+static void test_synth_chain(void)
+{
+	/*
+	 * Every other refinement on. The hash is that of the trace the generator made before
+	 * chain existed (p2pio-moe synth -L 16 -E 64 -k 4 -n 300 --skew 0.5 --locality 0.3
+	 * --window 4 -S 7 --layer-spread 0.5 --drift 0.05 --cutoff 2 --repeat 0.1 --offset 8,
+	 * hashed as trace_hash() does): chain draws from a stream of its own.
+	 */
+	struct p2pio_expert_synth_params p = { .nr_layers = 16, .nr_experts = 64, .top_k = 4,
+					       .tokens = 300, .skew = 0.5, .locality = 0.3,
+					       .window = 4, .seed = 7, .layer_spread = 0.5,
+					       .drift = 0.05, .cutoff = 2, .repeat = 0.1,
+					       .offset = 8 };
+	struct p2pio_expert_trace *base = NULL, *x = NULL, *y = NULL;
+	double g0, g1, h0, h1;
+	bool distinct_ids = true;
+	uint64_t tok;
+	uint32_t l;
+
+	tap_is_int(p2pio_expert_synth(&p, &base), 0, "synth, chain 0, the other refinements on");
+	tap_ok(base && trace_hash(base) == 0x1056f9408cb19b4cull,
+	       "chain 0: bit for bit the trace made before chain existed (%#llx)",
+	       base ? (unsigned long long)trace_hash(base) : 0ull);
+
+	p.chain = 0.5;
+	p2pio_expert_synth(&p, &x);
+	p2pio_expert_synth(&p, &y);
+	tap_ok(x && y && same_trace(x, y), "chain 0.5: the same seed gives the same trace");
+	tap_ok(x && !same_trace(x, base), "chain 0.5 changes the trace");
+	for (tok = 0; x && tok < p.tokens; tok++)
+		for (l = 0; l < p.nr_layers; l++) {
+			const uint16_t *ids;
+			int n = p2pio_expert_trace_cell(x, tok, l, &ids), i, j;
+
+			distinct_ids &= n == 4;
+			for (i = 0; i < n; i++)
+				for (j = 0; j < i; j++)
+					distinct_ids &= ids[i] != ids[j];
+		}
+	tap_ok(x && distinct_ids, "chain 0.5: every cell has top_k distinct experts");
+	p2pio_expert_trace_free(x);
+	p2pio_expert_trace_free(y);
+	p2pio_expert_trace_free(base);
+	x = NULL;
+
+	/*
+	 * 8 layers of 32 experts, 8 per layer cached (25 %), uniform popularity, no locality:
+	 * with chain 1 a layer's experts follow from the layer before, so after a few tokens
+	 * the learned prefetch loads them in time; with chain 0 the layers are independent
+	 * and it has nothing to learn (no popular experts either; its guesses are noise).
+	 */
+	memset(&p, 0, sizeof(p));
+	p.nr_layers = 8;
+	p.nr_experts = 32;
+	p.top_k = 4;
+	p.tokens = 400;
+	p.window = 4;
+	p.seed = 3;
+	p2pio_expert_synth(&p, &x);
+	g0 = lru_rate(x, 8, 0);
+	g1 = lru_rate(x, 8, P2PIO_EXPERT_PREFETCH_LEARNED);
+	p2pio_expert_trace_free(x);
+	p.chain = 1;
+	p2pio_expert_synth(&p, &x);
+	h0 = lru_rate(x, 8, 0);
+	h1 = lru_rate(x, 8, P2PIO_EXPERT_PREFETCH_LEARNED);
+	p2pio_expert_trace_free(x);
+	x = NULL;
+	tap_ok(h1 > h0 + 0.3, "chain 1: learned prefetch well above none (%.1f %% > %.1f %%)",
+	       100 * h1, 100 * h0);
+	tap_ok(fabs(g1 - g0) < 0.03,
+	       "chain 0: learned prefetch gains nothing (%.1f %% against %.1f %%)", 100 * g1,
+	       100 * g0);
+
+	p.chain = 1.5;
+	tap_is_int(p2pio_expert_synth(&p, &x), -EINVAL, "chain above 1: %s", "-EINVAL");
+	p.chain = -0.1;
+	tap_is_int(p2pio_expert_synth(&p, &x), -EINVAL, "negative chain: %s", "-EINVAL");
+	p.chain = NAN;
+	tap_is_int(p2pio_expert_synth(&p, &x), -EINVAL, "a chain that is not a number: %s",
+		   "-EINVAL");
+}
+
 int main(void)
 {
 	tap_plan_lazy();
@@ -329,5 +449,6 @@ int main(void)
 	test_learned_shares();
 	test_inuse();
 	test_synth_refinements();
+	test_synth_chain();
 	return tap_exit();
 }

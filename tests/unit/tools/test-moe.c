@@ -607,6 +607,17 @@ int main(int argc, char **argv)
 		       "a trace of 3 layers on a model of 4: exit 3, says so");
 	}
 
+	/* ---- synth --chain: layers coupled; its rates include LRU with learned prefetch ---- */
+	st = moe("synth -j -L 4 -E 16 -k 2 -n 8 --chain 0.5 -o %s/chain.trace", dir);
+	tap_ok(st == 0 && tool_jis(out, "(d[\"chain\"], all(\"lru_learned\" in r for r in "
+				   "d[\"rates\"]))", "(0.5, True)"),
+	       "synth --chain 0.5 --json: exit 0, the chain and LRU+learned rates reported");
+	tap_ok(moe("synth -n 8 --chain 1.5 2>/dev/null") == 2 &&
+		       moe("synth -n 8 --chain -0.1 2>/dev/null") == 2 &&
+		       moe("synth -n 8 --chain x 2>/dev/null") == 2 &&
+		       moe("fit --chain 2 %s 2>/dev/null", trace) == 2,
+	       "--chain outside 0..1 or not a number: usage errors (exit 2)");
+
 	/* ---- replay: the oracle (Belady) is the fewest misses a demand cache can have ---- */
 	st = moe("replay --json %s", trace);
 	tap_is_int(st, 0, "replay --json: exit 0");

@@ -308,9 +308,16 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
  * @offset:   0 .. 1024: Zipf-Mandelbrot offset: rank r's weight is 1 / (r + 1 + @offset)^skew
  *            (times the cutoff), a flat head of about @offset experts before the power
  *            law: a layer's working set, which recency catches once it fits; 0: plain Zipf.
+ * @chain:    0 .. 1: probability that a slot at layer l >= 1 takes the expert a fixed
+ *            per-layer map assigns to one of the token's experts at layer l - 1 (drawn
+ *            uniformly among them), in place of a popularity draw (after @repeat and
+ *            @locality): routing coupled across layers, which a next-layer predictor
+ *            (P2PIO_EXPERT_PREFETCH_LEARNED) learns. The map pairs the two layers' experts
+ *            by popularity rank, one to one, so the layers' popularity barely moves.
+ *            Layer 0 is never chained. 0: layers independent.
  *
- * @layer_spread, @drift and @repeat draw from a stream of their own: with all three 0 the
- * trace is the one the other parameters gave before they existed.
+ * @layer_spread, @drift and @repeat draw from a stream of their own, @chain from another:
+ * with all four 0 the trace is the one the other parameters gave before they existed.
  */
 struct p2pio_expert_synth_params {
 	uint32_t nr_layers;
@@ -326,6 +333,7 @@ struct p2pio_expert_synth_params {
 	double cutoff;
 	double repeat;
 	double offset;
+	double chain;
 };
 
 /**
@@ -335,7 +343,8 @@ struct p2pio_expert_synth_params {
  *
  * Return: 0, -EINVAL for parameters out of range (top_k > nr_experts, skew < 0 or > 8,
  * locality outside 0 .. 1, window 0, tokens 0 or above 2^24, layer_spread or drift
- * outside 0 .. 1, cutoff outside 0 .. 64, repeat outside 0 .. 1, offset outside 0 .. 1024), -ENOMEM.
+ * outside 0 .. 1, cutoff outside 0 .. 64, repeat outside 0 .. 1, offset outside 0 .. 1024,
+ * chain outside 0 .. 1), -ENOMEM.
  */
 int p2pio_expert_synth(const struct p2pio_expert_synth_params *p,
 		       struct p2pio_expert_trace **out);

@@ -150,9 +150,11 @@ uint32_t p2pio_predictor_predict(struct p2pio_predictor *p, uint32_t layer, uint
 			uint64_t sum = p->sum[d - 1][r];
 
 			/* Fixed point, 2^20 to one (2^19 two cells back): at most
-			 * 2^32 * 2^20 / sum per row, 2 x E rows. */
+			 * 2^32 * 2^20 / sum per row, 2 x E rows. Most counts are 0: no
+			 * division for them (the fit replays this millions of times). */
 			for (e = 0; e < E && sum; e++)
-				p->score[e] += (((uint64_t)row[e] << 20) / sum) >> (d - 1);
+				if (row[e])
+					p->score[e] += (((uint64_t)row[e] << 20) / sum) >> (d - 1);
 		}
 	}
 	/* The k best, ties to the lower id: k is small, a selection pass each. */

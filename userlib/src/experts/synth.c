@@ -13,6 +13,23 @@
  * layer with that probability), so the hot set of the end is not that of the start. They
  * draw from their own random stream: with all three 0 the trace is the same as without them.
  * @repeat (a slot takes one of the token before's experts) draws from that stream too.
+ *
+ * @chain couples the layers of a token, as real routing is coupled (the hidden state that
+ * chose layer l - 1's experts goes on to choose layer l's): a slot at layer l >= 1 takes,
+ * with that probability, map_l(x) for an expert x the token chose at layer l - 1. map_l
+ * pairs the experts of the two layers by popularity rank in their seeded random orders
+ * (rank r at l - 1 to rank r at l): a one-to-one map, so the chance @chain alone sets how
+ * predictable layer l is from layer l - 1, and a rank-for-rank map, so a chained slot is
+ * about as popular at l as its source was at l - 1 and the layer's popularity (what LRU
+ * and the oracle see) barely moves; a random function would send popular experts to the
+ * tail. It is built from the orders the other draws make, before any drift, and stays
+ * fixed in expert ids, as a learned table would. Layer 0 is not chained: a token enters
+ * the model from its embedding, not from the last layer of the token before. The chain is
+ * drawn after @repeat and @locality, in place of a popularity draw: it takes the slots
+ * recency would miss, not those it would hit, which keeps LRU's rates near where they were
+ * (drawn first it took reuse away from LRU, and fitted 1 point worse to the real traces).
+ * It draws from a third stream: with @chain 0 the trace is the one it was before @chain
+ * existed.
  */
 #include <errno.h>
 #include <math.h>
@@ -56,11 +73,14 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 {
 	struct p2pio_expert_trace_info info = { 0 };
 	uint32_t E = p->nr_experts, L = p->nr_layers, K = p->top_k, W = p->window;
-	uint32_t *perm = NULL, *hist = NULL, *cand = NULL, sel[P2PIO_EXPERT_TRACE_MAX_TOP_K];
+	uint32_t *perm = NULL, *hist = NULL, *cand = NULL, *map = NULL;
+	uint32_t sel[P2PIO_EXPERT_TRACE_MAX_TOP_K];
 	double *cdf = NULL, *total = NULL, *loc = NULL;
 	struct p2pio_expert_trace *t = NULL;
-	/* @s: the routing draws; @s2: the refinements' draws (their own stream). */
+	/* @s: the routing draws; @s2: the refinements' draws (their own stream); @s3: the
+	 * chain's (its own again, so that @chain 0 leaves the other two as they were). */
 	uint64_t s = p->seed, s2 = p->seed ^ 0x5851f42d4c957f2dull, tok;
+	uint64_t s3 = p->seed ^ 0xd1b54a32d192ed03ull;
 	uint32_t l, e, j, r;
 	int ret;
 
@@ -69,7 +89,7 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 	    W > 1024 || !p->tokens || p->tokens > (1u << 24) ||
 	    !(p->layer_spread >= 0 && p->layer_spread <= 1) || !(p->drift >= 0 && p->drift <= 1) ||
 	    !(p->cutoff >= 0 && p->cutoff <= 64) || !(p->repeat >= 0 && p->repeat <= 1) ||
-	    !(p->offset >= 0 && p->offset <= 1024))
+	    !(p->offset >= 0 && p->offset <= 1024) || !(p->chain >= 0 && p->chain <= 1))
 		return -EINVAL;
 	info.nr_layers = L;
 	info.nr_experts = E;
@@ -84,7 +104,8 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 	loc = calloc(L, sizeof(*loc));
 	hist = calloc((size_t)L * W * K, sizeof(*hist));	/* ring of the last W cells */
 	cand = calloc((size_t)W * K, sizeof(*cand));
-	if (!perm || !cdf || !total || !loc || !hist || !cand) {
+	map = calloc((size_t)L * E, sizeof(*map));	/* map[l][x at l - 1]: an expert at l */
+	if (!perm || !cdf || !total || !loc || !hist || !cand || !map) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -113,6 +134,8 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 			pl[e] = pl[x];
 			pl[x] = tmp;
 		}
+		for (r = 0; l && r < E; r++)
+			map[(size_t)l * E + perm[(size_t)(l - 1) * E + r]] = pl[r];
 	}
 
 	for (tok = 0; tok < p->tokens; tok++) {
@@ -145,6 +168,18 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 							cand[nc++] = ring[h];
 					if (nc)
 						x = cand[sm64_below(&s, nc)];
+				}
+				/* The experts map_l gives the token's layer l - 1 (the newest cell
+				 * of that layer's ring, written just before this layer). */
+				if (x == UINT32_MAX && p->chain > 0 && l &&
+				    sm64_unit(&s3) < p->chain) {
+					const uint32_t *up = &hist[(size_t)(l - 1) * W * K];
+
+					for (nc = 0, h = 0; h < K; h++)
+						if (!in_set(sel, n, map[(size_t)l * E + up[h]]))
+							cand[nc++] = map[(size_t)l * E + up[h]];
+					if (nc)
+						x = cand[sm64_below(&s3, nc)];
 				}
 				for (j = 0; x == UINT32_MAX && j < 64; j++) {
 					const double *cl = &cdf[(size_t)l * E];
@@ -190,5 +225,6 @@ out:
 	free(loc);
 	free(hist);
 	free(cand);
+	free(map);
 	return ret;
 }
