@@ -59,6 +59,7 @@ struct moe_sweep {
 	double bandwidth;	/* bytes/s, 0: not given */
 	uint64_t expert_bytes;	/* 0: not given */
 	double miss_overhead;	/* seconds a missed layer waits beyond its bytes; 0: none */
+	double router_accuracy;	/* the router prefetch's share of right guesses (default 1) */
 };
 
 /* Capacity in experts of @c for @t (at least 1, at most what the trace has). */

@@ -28,11 +28,12 @@ static double moe_per_token(uint64_t v, const struct p2pio_expert_stats *st)
 
 const char *moe_series_label(const struct moe_series *s, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s%s%s%s%s%s%s", s->policy,
+	snprintf(buf, size, "%s%s%s%s%s%s%s%s", s->policy,
 		 s->args ? "(" : "", s->args ? s->args : "", s->args ? ")" : "",
 		 s->prefetch & P2PIO_EXPERT_PREFETCH_LAG ? "+lag" : "",
 		 s->prefetch & P2PIO_EXPERT_PREFETCH_LEARNED ? "+learned" : "",
-		 s->prefetch & P2PIO_EXPERT_PREFETCH_NEXT ? "+next" : "");
+		 s->prefetch & P2PIO_EXPERT_PREFETCH_NEXT ? "+next" : "",
+		 s->prefetch & P2PIO_EXPERT_PREFETCH_ROUTER ? "+router" : "");
 	return buf;
 }
 
@@ -120,6 +121,7 @@ int moe_sweep_run(struct moe_sweep *sw)
 				o.prefetch = se->prefetch;
 				o.per_layer = !sw->global;
 				o.with_prefill = sw->with_prefill;
+				o.router_wrong = 1 - sw->router_accuracy;
 				o.capacity = moe_cap_experts(&sw->caps[c], sw->traces[t], sw->global);
 				memset(&err, 0, sizeof(err));
 				ret = p2pio_expert_replay(sw->traces[t], &o, &st, ls, &err);
@@ -261,6 +263,8 @@ void moe_report_json(FILE *f, const struct moe_sweep *sw)
 	cli_json_double(f, sw->bandwidth ? sw->bandwidth : NAN);
 	fprintf(f, ",\"expert_bytes\":%llu,\"miss_overhead_s\":", (unsigned long long)sw->expert_bytes);
 	cli_json_double(f, sw->miss_overhead);
+	fprintf(f, ",\"router_accuracy\":");
+	cli_json_double(f, sw->router_accuracy);
 	fprintf(f, ",\"results\":[");
 	for (s = 0; s < sw->nr_series; s++) {
 		for (c = 0; c < sw->nr_caps; c++) {
@@ -271,6 +275,8 @@ void moe_report_json(FILE *f, const struct moe_sweep *sw)
 			cli_json_str(f, moe_series_label(&sw->series[s], lab, sizeof(lab)));
 			fprintf(f, ",\"policy\":");
 			cli_json_str(f, sw->series[s].policy);
+			fprintf(f, ",\"prefetch_router\":%s",
+				sw->series[s].prefetch & P2PIO_EXPERT_PREFETCH_ROUTER ? "true" : "false");
 			fprintf(f, ",\"prefetch_lag\":%s,\"prefetch_learned\":%s,\"prefetch_next\":%s,\"capacity\":%u,\"capacity_fraction\":",
 				sw->series[s].prefetch & P2PIO_EXPERT_PREFETCH_LAG ? "true" : "false",
 				sw->series[s].prefetch & P2PIO_EXPERT_PREFETCH_LEARNED ? "true" : "false",

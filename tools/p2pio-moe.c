@@ -62,8 +62,9 @@ static void replay_usage(FILE *f)
 		"  -p, --policies LIST     policies (default lru,lfu,lrfu); NAME:ARGS sets options,\n"
 		"                          e.g. lfu:decay=0.8\n"
 		"  -f, --prefetch LIST     prefetch sources, comma-separated: none, or lag, learned,\n"
-		"                          next joined by '+' (e.g. learned+lag); default\n"
+		"                          next, router joined by '+' (e.g. learned+lag); default\n"
 		"                          none,lag,learned,next\n"
+		"  -a, --accuracy F        router's share of right guesses, 0-1 (default 1)\n"
 		"      --no-oracle         leave the oracle (Belady) out\n"
 		"      --with-prefill      replay prompt tokens too (default: generated tokens only)\n"
 		"  -b, --bandwidth GB/s    storage bandwidth, for predicted tokens/s\n"
@@ -150,6 +151,8 @@ static int parse_prefetch(const char *s, unsigned int *out, unsigned int *n)
 					bits |= P2PIO_EXPERT_PREFETCH_NEXT;
 				else if (!strcmp(src, "learned"))
 					bits |= P2PIO_EXPERT_PREFETCH_LEARNED;
+				else if (!strcmp(src, "router"))
+					bits |= P2PIO_EXPERT_PREFETCH_ROUTER;
 				else
 					ret = -EINVAL;
 			}
@@ -174,6 +177,7 @@ static int replay_main(int argc, char **argv)
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "expert-bytes", required_argument, NULL, 'e' },
 		{ "miss-overhead", required_argument, NULL, 'w' },
+		{ "accuracy", required_argument, NULL, 'a' },
 		{ "model", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "svg", required_argument, NULL, 's' },
@@ -188,7 +192,8 @@ static int replay_main(int argc, char **argv)
 	char *pols = NULL, *save = NULL, *tok;
 	int opt, ret = CLI_EXIT_OK, r;
 
-	while ((opt = getopt_long(argc, argv, "c:gp:f:b:e:w:m:js:h", lo, NULL)) != -1) {
+	sw.router_accuracy = 1;
+	while ((opt = getopt_long(argc, argv, "c:gp:f:b:e:w:a:m:js:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'c': caps_s = optarg; break;
 		case 'g': sw.global = true; break;
@@ -220,6 +225,16 @@ static int replay_main(int argc, char **argv)
 						     "microseconds", optarg);
 			break;
 		}
+		case 'a': {
+			char *end;
+
+			errno = 0;
+			sw.router_accuracy = strtod(optarg, &end);
+			if (end == optarg || *end || errno || !(sw.router_accuracy >= 0) ||
+			    sw.router_accuracy > 1)
+				return cli_usage_err("--accuracy: '%s' is not in 0 .. 1", optarg);
+			break;
+		}
 		case 'm': model = optarg; break;
 		case 'j': json = true; break;
 		case 's': svg = optarg; break;
@@ -236,7 +251,8 @@ static int replay_main(int argc, char **argv)
 	}
 	if (parse_prefetch(pf_s, pf, &nr_pf)) {
 		free(sw.caps);
-		return cli_usage_err("--prefetch: '%s' is not a list of none or lag, learned, next joined by '+'", pf_s);
+		return cli_usage_err("--prefetch: '%s' is not a list of none or lag, learned, next, "
+				     "router joined by '+'", pf_s);
 	}
 	if (model && expert_bytes_of(model, &sw.expert_bytes)) {
 		ret = CLI_EXIT_ERROR;

@@ -441,6 +441,61 @@ static void test_synth_chain(void)
 		   "-EINVAL");
 }
 
+/*
+ * The router prefetch (an engine running the next layer's router early): 4 layers, 8
+ * experts, one per cell, the same expert at every layer of a token, 0..7 in turn for 24
+ * tokens, 2 experts per layer resident. Without prefetch every access misses (the cycle
+ * is longer than the cache). Always right, layers 1-3 are prefetched within the token and
+ * hit; layer 0 is never predicted (the next token is not known before it is sampled), so
+ * it misses every token: 24 misses in 24 missed layers, 72 prefetches all used. Always
+ * wrong, the guesses are experts the layer does not route to: layers 1-3 miss as before
+ * (but for a wrong guess a later token happens to use while it is resident).
+ */
+static void test_router(void)
+{
+	uint32_t xs[24], i;
+	struct p2pio_expert_replay_opts o = { .policy = "lru", .capacity = 2, .per_layer = true };
+	struct p2pio_expert_stats st = { .size = sizeof(st) }, st2 = { .size = sizeof(st2) };
+	struct p2pio_expert_layer_stats ls[4];
+	struct p2pio_error err = { 0 };
+	struct p2pio_expert_trace *t;
+
+	for (i = 0; i < 24; i++)
+		xs[i] = i % 8;
+	t = mirror_trace(xs, 24, 4, 8);
+	tap_is_int(p2pio_expert_replay(t, &o, &st, ls, &err), 0, "replay without prefetch");
+	tap_ok(st.misses == 96 && st.missed_layers == 96, "a cycle of 8 in 2 slots: all 96 miss");
+	o.prefetch = P2PIO_EXPERT_PREFETCH_ROUTER;
+	tap_is_int(p2pio_expert_replay(t, &o, &st, ls, &err), 0, "replay with the router, right");
+	tap_ok(st.misses == 24 && ls[0].misses == 24 && st.missed_layers == 24 &&
+	       st.prefetches == 72 && st.prefetch_used == 72,
+	       "always right: only layer 0 misses (%llu misses, %llu at layer 0, %llu missed "
+	       "layers), 72 prefetches all used (%llu, %llu)", (unsigned long long)st.misses,
+	       (unsigned long long)ls[0].misses, (unsigned long long)st.missed_layers,
+	       (unsigned long long)st.prefetches, (unsigned long long)st.prefetch_used);
+	o.router_wrong = 1;
+	p2pio_expert_replay(t, &o, &st, ls, &err);
+	tap_ok(ls[1].misses + ls[2].misses + ls[3].misses > 48 && st.prefetches > 0 &&
+	       st.prefetch_used < st.prefetches / 2,
+	       "always wrong: layers 1-3 miss %llu of 72 times, %llu of %llu guesses used later",
+	       (unsigned long long)(ls[1].misses + ls[2].misses + ls[3].misses),
+	       (unsigned long long)st.prefetch_used, (unsigned long long)st.prefetches);
+	o.router_wrong = 0.5;
+	p2pio_expert_replay(t, &o, &st, NULL, &err);
+	p2pio_expert_replay(t, &o, &st2, NULL, &err);
+	tap_ok(st.misses > 24 && st.misses < 96 && st.misses == st2.misses &&
+	       st.prefetches == st2.prefetches,
+	       "half wrong: between the two (%llu misses), the same draws every replay",
+	       (unsigned long long)st.misses);
+	o.router_wrong = 1.5;
+	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, &err), -EINVAL, "router_wrong 1.5: %s",
+		   "-EINVAL");
+	o.router_wrong = NAN;
+	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, &err), -EINVAL, "router_wrong NaN: %s",
+		   "-EINVAL");
+	p2pio_expert_trace_free(t);
+}
+
 int main(void)
 {
 	tap_plan_lazy();
@@ -450,5 +505,6 @@ int main(void)
 	test_inuse();
 	test_synth_refinements();
 	test_synth_chain();
+	test_router();
 	return tap_exit();
 }

@@ -628,6 +628,17 @@ int main(int argc, char **argv)
 	jchecks(replay_step_checks, NCHECKS(replay_step_checks));
 	tap_ok(moe("replay -w -1 %s 2>/dev/null", trace) == 2,
 	       "--miss-overhead below 0: a usage error (exit 2)");
+	st = moe("replay --json -p lru -f none,router -a 0.8 --no-oracle %s", trace);
+	tap_ok(st == 0 && tool_jis(out, "(d[\"router_accuracy\"], [(r[\"series\"], "
+				   "r[\"prefetch_router\"]) for r in d[\"results\"][::3]], "
+				   "all(r[\"misses\"] > s[\"misses\"] for r, s in "
+				   "zip(d[\"results\"][:3], d[\"results\"][3:])))",
+				   "(0.8, [('lru', False), ('lru+router', True)], True)"),
+	       "replay -f none,router -a 0.8: the router series flagged, fewer misses at every "
+	       "capacity: %s", tool_jval);
+	tap_ok(moe("replay -f router -a 1.5 %s 2>/dev/null", trace) == 2 &&
+		       moe("replay -f router+bogus %s 2>/dev/null", trace) == 2,
+	       "--accuracy above 1, an unknown source: usage errors (exit 2)");
 
 	free(out);
 	return tap_exit();

@@ -231,6 +231,14 @@ int p2pio_expert_trace_writer_close(struct p2pio_expert_trace_writer *w, struct 
 					 * summed, two layers back at half weight;
 					 * counted over the tokens replayed so far (the
 					 * whole replay, never the future) */
+#define P2PIO_EXPERT_PREFETCH_ROUTER 0x8u /* the next layer's routing as an engine that
+					 * runs that layer's router early, on this
+					 * layer's input, would predict it: the true
+					 * routing, each expert right with probability
+					 * 1 - @router_wrong (else one the layer does not
+					 * route to, a seeded draw); never across
+					 * tokens: layer 0 waits for the token before's
+					 * sampling */
 
 /**
  * struct p2pio_expert_replay_opts - one replay.
@@ -244,6 +252,8 @@ int p2pio_expert_trace_writer_close(struct p2pio_expert_trace_writer *w, struct 
  * @warmup_tokens: with @fixed_warmup, the steady state starts after this many tokens of
  *                 each sequence; without, after the cache first had to evict.
  * @fixed_warmup:  see @warmup_tokens.
+ * @router_wrong:  P2PIO_EXPERT_PREFETCH_ROUTER's chance of a wrong guess per expert,
+ *                 0 .. 1 (0: always right).
  */
 struct p2pio_expert_replay_opts {
 	const char *policy;
@@ -254,6 +264,7 @@ struct p2pio_expert_replay_opts {
 	bool with_prefill;
 	uint64_t warmup_tokens;
 	bool fixed_warmup;
+	double router_wrong;
 };
 
 /**

@@ -8,7 +8,9 @@
  * token after the last layer) is issued from the chosen predictors: the previous token's
  * routing at that layer (LAG), a table of layer-to-layer co-occurrences learned from the
  * tokens already replayed (LEARNED: what a caller can predict from the routing it has
- * seen, never the future), and/or that layer's true routing (NEXT, an oracle predictor).
+ * seen, never the future), that layer's true routing (NEXT, an oracle predictor), and/or
+ * the same within the token with a set share of wrong guesses (ROUTER: an engine that runs
+ * the next layer's router early; never layer 0, which waits for the token before).
  * Prefetched experts stay busy (not evictable) until their layer has been accessed, so a
  * prefetch is never undone by the next prefetch or by its own layer's misses - unless a
  * demand miss finds no other room, which releases them first.
@@ -87,6 +89,50 @@ static void replay_prefetch(struct replay *rp, uint32_t layer, const uint32_t *i
 	}
 }
 
+/* splitmix64: ROUTER's draws, a function of (token, layer, rank) alone. */
+static uint64_t replay_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static bool replay_in(const uint32_t *ids, uint32_t n, uint32_t e)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (ids[i] == e)
+			return true;
+	return false;
+}
+
+/*
+ * ROUTER's guess at (token index @ti, layer @l), whose true experts are @ids[@n]: each
+ * stays with probability 1 - router_wrong, else becomes the first expert from a random
+ * start that is neither routed to nor guessed already (p2pio-moe run --prefetch-next
+ * --accuracy draws its wrong guesses the same way). @guess gets the @n guesses.
+ */
+static void replay_router(const struct replay *rp, uint64_t ti, uint32_t l, const uint32_t *ids,
+			  uint32_t n, uint32_t *guess)
+{
+	uint32_t E = rp->t->info.nr_experts, i, k, e;
+
+	memcpy(guess, ids, n * sizeof(*ids));
+	for (i = 0; i < n; i++) {
+		uint64_t z = replay_mix(((rp->tok[ti] * rp->t->info.nr_layers + l) << 8 | i) +
+				       0x9e3779b97f4a7c15ull);
+
+		if ((double)(z >> 11) * 0x1.0p-53 >= rp->o->router_wrong)
+			continue;
+		e = (uint32_t)(replay_mix(z) % E);
+		for (k = 0; k < E && (replay_in(ids, n, e) || replay_in(guess, n, e)); k++)
+			e = (e + 1) % E;
+		if (k < E)
+			guess[i] = e;
+	}
+}
+
 /* Prefetch for (token index @ti, layer @l) of the sequence. */
 static void replay_predict(struct replay *rp, uint64_t ti, uint32_t l)
 {
@@ -97,6 +143,13 @@ static void replay_predict(struct replay *rp, uint64_t ti, uint32_t l)
 	if ((rp->o->prefetch & P2PIO_EXPERT_PREFETCH_NEXT)) {
 		n = replay_cell(rp, ti, l, ids);
 		replay_prefetch(rp, l, ids, n);
+	}
+	if ((rp->o->prefetch & P2PIO_EXPERT_PREFETCH_ROUTER) && l) {
+		uint32_t guess[P2PIO_EXPERT_TRACE_MAX_TOP_K];
+
+		n = replay_cell(rp, ti, l, ids);
+		replay_router(rp, ti, l, ids, n, guess);
+		replay_prefetch(rp, l, guess, n);
 	}
 	if ((rp->o->prefetch & P2PIO_EXPERT_PREFETCH_LAG) && ti) {
 		n = replay_cell(rp, ti - 1, l, ids);
@@ -237,14 +290,17 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
 	if (!o->capacity)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "a cache of 0 experts");
 	if (o->prefetch & ~(P2PIO_EXPERT_PREFETCH_LAG | P2PIO_EXPERT_PREFETCH_NEXT |
-			    P2PIO_EXPERT_PREFETCH_LEARNED))
+			    P2PIO_EXPERT_PREFETCH_LEARNED | P2PIO_EXPERT_PREFETCH_ROUTER))
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "unknown prefetch bits 0x%x",
 				       o->prefetch);
+	if (!(o->router_wrong >= 0 && o->router_wrong <= 1))
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "router_wrong must be in 0 .. 1, not %g", o->router_wrong);
 	memset(&sum, 0, sizeof(sum));
 	if (layers)
 		memset(layers, 0, t->info.nr_layers * sizeof(*layers));
 	rp.tok = calloc(t->nr_tokens ? t->nr_tokens : 1, sizeof(*rp.tok));
-	rp.held = calloc((size_t)3 * t->info.top_k, sizeof(*rp.held));
+	rp.held = calloc((size_t)4 * t->info.top_k, sizeof(*rp.held));
 	rp.inuse = calloc(t->info.top_k ? t->info.top_k : 1, sizeof(*rp.inuse));
 	if (o->prefetch & P2PIO_EXPERT_PREFETCH_LEARNED) {
 		ret = p2pio_predictor_create(t->info.nr_layers, t->info.nr_experts, &rp.pred, err);
