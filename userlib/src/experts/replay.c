@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/pattern.h"
 #include "experts/policy.h"
 #include "experts/predict.h"
 #include "experts/residency.h"
@@ -89,14 +90,6 @@ static void replay_prefetch(struct replay *rp, uint32_t layer, const uint32_t *i
 	}
 }
 
-/* splitmix64: ROUTER's draws, a function of (token, layer, rank) alone. */
-static uint64_t replay_mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static bool replay_in(const uint32_t *ids, uint32_t n, uint32_t e)
 {
 	uint32_t i;
@@ -120,12 +113,12 @@ static void replay_router(const struct replay *rp, uint64_t ti, uint32_t l, cons
 
 	memcpy(guess, ids, n * sizeof(*ids));
 	for (i = 0; i < n; i++) {
-		uint64_t z = replay_mix(((rp->tok[ti] * rp->t->info.nr_layers + l) << 8 | i) +
-				       0x9e3779b97f4a7c15ull);
+		/* splitmix64: a function of (token, layer, rank) alone. */
+		uint64_t z = p2pio_pattern_mix((rp->tok[ti] * rp->t->info.nr_layers + l) << 8 | i);
 
 		if ((double)(z >> 11) * 0x1.0p-53 >= rp->o->router_wrong)
 			continue;
-		e = (uint32_t)(replay_mix(z) % E);
+		e = (uint32_t)(p2pio_pattern_mix(z) % E);
 		for (k = 0; k < E && (replay_in(ids, n, e) || replay_in(guess, n, e)); k++)
 			e = (e + 1) % E;
 		if (k < E)
