@@ -10,7 +10,7 @@
 A thin layer over libp2pio.so.0 through ctypes (python/README.md says why): _lib (the
 library, its structs, errors), _dlpack (the capsules), _resource (lifetimes), _tensor,
 _context (contexts, buffers, files), _model (models, streamers, layers), _experts (expert
-caches).
+caches), _trace (routing traces: recorded, loaded, replayed through the caches' policies).
 """
 
 from ._context import Buffer, Context, File
@@ -18,9 +18,10 @@ from ._experts import Expert, Experts
 from ._lib import P2pioError
 from ._model import Layer, Model, Streamer
 from ._tensor import DTYPES, GGML_DTYPES, Tensor, ggml_type_name, version
+from ._trace import Trace, TraceWriter, synth
 
 __version__ = version()
 
 __all__ = ["Context", "Buffer", "File", "Model", "Streamer", "Layer", "Experts", "Expert",
-	   "Tensor", "P2pioError",
+	   "Tensor", "P2pioError", "Trace", "TraceWriter", "synth",
 	   "version", "ggml_type_name", "DTYPES", "GGML_DTYPES"]

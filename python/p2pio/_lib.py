@@ -7,8 +7,8 @@ The structs mirror userlib/include/p2pio/*.h field for field; tests/test_layout.
 
 import ctypes
 import os
-from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_int,
-		    c_int32, c_size_t, c_uint, c_uint32, c_uint64, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_double, c_int,
+		    c_int32, c_size_t, c_uint, c_uint16, c_uint32, c_uint64, c_void_p)
 
 P2PIO_PATH_NR = 4
 P2PIO_REASON_LEN = 192
@@ -25,6 +25,12 @@ P2PIO_STREAM_LRU = 1 << 1
 P2PIO_EXPERTS_PREFETCH_PREV = 1 << 0
 P2PIO_EXPERTS_EAGER_UNMAP = 1 << 1
 P2PIO_EXPERTS_PREFETCH_LEARNED = 1 << 2
+
+P2PIO_EXPERT_TRACE_MODEL_LEN = 64
+P2PIO_EXPERT_TOKEN_PREFILL = 0x1
+P2PIO_EXPERT_TOKEN_SEQ_START = 0x2
+# A replay's prefetch sources (P2PIO_EXPERT_PREFETCH_*), by the names p2pio-moe replay -f takes.
+EXPERT_PREFETCH = {"lag": 0x1, "next": 0x2, "learned": 0x4, "router": 0x8}
 
 
 class P2pioError(OSError):
@@ -158,13 +164,34 @@ class p2pio_expert_layer_stats(Structure):
 		    ("max_resident", c_uint32), ("resident", c_uint32)]
 
 
+class p2pio_expert_trace_info(Structure):
+	_fields_ = [("nr_layers", c_uint32), ("nr_experts", c_uint32), ("top_k", c_uint32),
+		    ("model", c_char * P2PIO_EXPERT_TRACE_MODEL_LEN)]
+
+
+class p2pio_expert_replay_opts(Structure):
+	_fields_ = [("policy", c_char_p), ("policy_args", c_char_p), ("capacity", c_uint32),
+		    ("per_layer", c_bool), ("prefetch", c_uint), ("with_prefill", c_bool),
+		    ("warmup_tokens", c_uint64), ("fixed_warmup", c_bool), ("router_wrong", c_double)]
+
+
+class p2pio_expert_synth_params(Structure):
+	_fields_ = [("nr_layers", c_uint32), ("nr_experts", c_uint32), ("top_k", c_uint32),
+		    ("tokens", c_uint64), ("skew", c_double), ("locality", c_double),
+		    ("window", c_uint32), ("seed", c_uint64)] + \
+		[(n, c_double) for n in ("layer_spread", "drift", "cutoff", "repeat", "offset",
+					 "chain")]
+
+
 # Every struct above, by its C name: tests compare them with the compiler's layout.
 STRUCTS = {c.__name__: c for c in (p2pio_error, p2pio_ctx_opts, p2pio_path_info,
 				     p2pio_model_tensor, p2pio_model_info, p2pio_model_opts,
 				     p2pio_model_load_opts, p2pio_load_result, p2pio_streamer_opts,
 				     p2pio_layer, p2pio_stream_stats, p2pio_gguf_tensor,
 				     p2pio_experts_opts, p2pio_experts_info, p2pio_expert_slice,
-				     p2pio_expert_stats, p2pio_experts_io, p2pio_expert_layer_stats)}
+				     p2pio_expert_stats, p2pio_experts_io, p2pio_expert_layer_stats,
+				     p2pio_expert_trace_info, p2pio_expert_replay_opts,
+				     p2pio_expert_synth_params)}
 
 vp = c_void_p
 ERRP = POINTER(p2pio_error)
@@ -224,6 +251,25 @@ PROTOTYPES = {
 	"p2pio_experts_stats": (c_int, [vp, POINTER(p2pio_expert_stats),
 					POINTER(p2pio_experts_io), c_bool]),
 	"p2pio_experts_layer_stats": (c_int, [vp, c_uint32, POINTER(p2pio_expert_layer_stats)]),
+	"p2pio_expert_trace_new": (c_int, [POINTER(p2pio_expert_trace_info), POINTER(vp)]),
+	"p2pio_expert_trace_add": (c_int, [vp, c_uint32, POINTER(c_uint32), c_uint32]),
+	"p2pio_expert_trace_end_token": (c_int, [vp, c_uint32]),
+	"p2pio_expert_trace_free": (None, [vp]),
+	"p2pio_expert_trace_info": (POINTER(p2pio_expert_trace_info), [vp]),
+	"p2pio_expert_trace_tokens": (c_uint64, [vp]),
+	"p2pio_expert_trace_token_flags": (c_uint32, [vp, c_uint64]),
+	"p2pio_expert_trace_cell": (c_int, [vp, c_uint64, c_uint32, POINTER(POINTER(c_uint16))]),
+	"p2pio_expert_trace_load": (c_int, [c_char_p, POINTER(vp), ERRP]),
+	"p2pio_expert_trace_save": (c_int, [vp, c_char_p, ERRP]),
+	"p2pio_expert_trace_writer_open": (c_int, [c_char_p, POINTER(p2pio_expert_trace_info),
+						   POINTER(vp), ERRP]),
+	"p2pio_expert_trace_writer_add": (c_int, [vp, c_uint32, POINTER(c_uint32), c_uint32]),
+	"p2pio_expert_trace_writer_end_token": (c_int, [vp, c_uint32]),
+	"p2pio_expert_trace_writer_close": (c_int, [vp, ERRP]),
+	"p2pio_expert_replay": (c_int, [vp, POINTER(p2pio_expert_replay_opts),
+					POINTER(p2pio_expert_stats),
+					POINTER(p2pio_expert_layer_stats), ERRP]),
+	"p2pio_expert_synth": (c_int, [POINTER(p2pio_expert_synth_params), POINTER(vp)]),
 	"p2pio_gguf_open": (c_int, [c_char_p, POINTER(vp), ERRP]),
 	"p2pio_gguf_close": (None, [vp]),
 	"p2pio_gguf_tensor_count": (c_size_t, [vp]),

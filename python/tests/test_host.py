@@ -19,16 +19,9 @@ import p2pio
 from p2pio import _dlpack
 
 import gguf_writer as gw
+from p2pio_tools import tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def mkmodel():
-	b = os.environ.get("P2PIO_BIN")
-	exe = os.path.join(b, "p2pio-mkmodel") if b else shutil.which("p2pio-mkmodel")
-	if not exe or not os.path.exists(exe):
-		raise unittest.SkipTest("p2pio-mkmodel not found (set P2PIO_BIN)")
-	return exe
 
 
 class Files:
@@ -42,9 +35,9 @@ class Files:
 			return
 		cls.dir = tempfile.mkdtemp(prefix="p2pio-py-")
 		cls.tiny = os.path.join(cls.dir, "tiny.gguf")
-		subprocess.run([mkmodel(), "-q", "-p", "tiny", "-s", "7", cls.tiny], check=True)
+		subprocess.run([tool("p2pio-mkmodel"), "-q", "-p", "tiny", "-s", "7", cls.tiny], check=True)
 		cls.moe = os.path.join(cls.dir, "moe.gguf")
-		subprocess.run([mkmodel(), "-q", "-p", "moe-tiny", "-a", "4096", "-s", "9", cls.moe],
+		subprocess.run([tool("p2pio-mkmodel"), "-q", "-p", "moe-tiny", "-a", "4096", "-s", "9", cls.moe],
 			       check=True)
 		# Every element type, plus a quantized one, in two layers and a non-layer group.
 		rng = np.random.default_rng(5)
