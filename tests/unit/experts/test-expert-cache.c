@@ -438,6 +438,82 @@ out_model:
 	p2pio_model_close(m);
 }
 
+/*
+ * A model whose layer 0 is dense (DeepSeek's first layers are): the built-in prefetch is
+ * for the next layer with experts, layer 1 after layer 3, across the token boundary.
+ * Layers 1-3 route as chained_route()'s layers 0-2, in a budget of 6 experts: with the
+ * learned prefetch layers 2 and 3 stop missing once the predictor has seen each expert
+ * lead to its successor, and layer 1, predicted from the token before's layer 3, misses
+ * far less than without it (where a prefetch after layer 3 went to layer 0, there was
+ * nothing to load, and layer 1 missed as without).
+ */
+static void test_prefetch_dense_first(struct p2pio_ctx *ctx)
+{
+	struct p2pio_expert_layer_stats ls;
+	struct p2pio_experts_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x = NULL;
+	struct p2pio_model *m = NULL;
+	uint32_t tok, l, ids[USED], i, run;
+	uint64_t ptr[USED], warm[2][NLAYERS] = { { 0 } }, late[2][NLAYERS] = { { 0 } };
+	char mpath[PATH_MAX + 8];
+	int ret = 0, bad = 0;
+
+	snprintf(mpath, sizeof(mpath), "%s.dense0", model_path);
+	if (model_fixture_write_moe_ex(mpath, NLAYERS, 1, NEXPERTS, HIDDEN, FFN, SEED) ||
+	    p2pio_model_open(ctx, mpath, NULL, &m, &err)) {
+		tap_ok(0, "a model with a dense layer 0 opens: %s", err.msg);
+		goto out;
+	}
+	for (run = 0; run < 2 && !ret; run++) {
+		p2pio_experts_opts_init(&o);
+		o.budget = budget_for(m, 6);
+		o.policy = "lru";
+		o.flags = run ? P2PIO_EXPERTS_PREFETCH_LEARNED : 0;
+		if (p2pio_experts_open(m, &o, &x, &err)) {
+			tap_ok(0, "cache opens: %s", err.msg);
+			goto out;
+		}
+		ids[0] = 0;
+		if (!run)
+			tap_is_int(p2pio_experts_require(x, 0, ids, 1, NULL, ptr), -EINVAL,
+				   "a dense layer has no experts to require");
+		for (tok = 0; tok < TOKENS && !ret; tok++) {
+			if (tok == 2 * NEXPERTS)
+				for (l = 1; l < NLAYERS; l++)
+					if (!p2pio_experts_layer_stats(x, l, &ls))
+						warm[run][l] = ls.misses;
+			p2pio_experts_token_begin(x);
+			for (l = 1; l < NLAYERS && !ret; l++) {
+				chained_route(tok, l - 1, ids);
+				ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
+				for (i = 0; !ret && i < USED; i++)
+					bad += check_expert(x, l, ids[i], ptr[i]);
+				ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
+			}
+			p2pio_experts_token_end(x);
+		}
+		for (l = 1; l < NLAYERS; l++)
+			if (!p2pio_experts_layer_stats(x, l, &ls))
+				late[run][l] = ls.misses - warm[run][l];
+		p2pio_experts_close(x);
+		x = NULL;
+	}
+	tap_ok(!ret && !bad, "dense layer 0: %d tokens of layers 1-%d, with and without the "
+	       "learned prefetch, every byte right", TOKENS, NLAYERS - 1);
+	tap_ok(!ret && late[1][2] + late[1][3] == 0 && late[0][2] + late[0][3] > 0 &&
+	       late[1][1] * 2 < late[0][1],
+	       "after %d tokens layers 2-3 miss %llu times (%llu without), layer 1, prefetched "
+	       "after layer 3, %llu (%llu without)", 2 * NEXPERTS,
+	       (unsigned long long)(late[1][2] + late[1][3]),
+	       (unsigned long long)(late[0][2] + late[0][3]), (unsigned long long)late[1][1],
+	       (unsigned long long)late[0][1]);
+out:
+	p2pio_experts_close(x);
+	p2pio_model_close(m);
+	unlink(mpath);
+}
+
 static void test_open_errors(struct p2pio_ctx *ctx)
 {
 	struct p2pio_experts_opts o;
@@ -756,6 +832,7 @@ int main(void)
 	test_pins_prefetch(ctx);
 	test_prefetch_prev(ctx);
 	test_prefetch_learned(ctx);
+	test_prefetch_dense_first(ctx);
 	test_open_errors(ctx);
 	test_custom_policy(ctx);
 	test_dense_model(ctx);

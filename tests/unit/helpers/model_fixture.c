@@ -82,6 +82,12 @@ static int add_tensor(struct p2pio_gguf_writer *w, const char *name, uint32_t ty
 int model_fixture_write_moe(const char *path, int nlayers, uint32_t nexperts, uint64_t hidden,
 			    uint64_t ffn, uint64_t seed)
 {
+	return model_fixture_write_moe_ex(path, nlayers, 0, nexperts, hidden, ffn, seed);
+}
+
+int model_fixture_write_moe_ex(const char *path, int nlayers, int ndense, uint32_t nexperts,
+			       uint64_t hidden, uint64_t ffn, uint64_t seed)
+{
 	static uint64_t fill_seed;
 	struct p2pio_gguf_writer *w;
 	struct p2pio_error err = { 0 };
@@ -106,6 +112,12 @@ int model_fixture_write_moe(const char *path, int nlayers, uint32_t nexperts, ui
 	} while (0)
 		T("attn_norm.weight", P2PIO_GGML_TYPE_F32, 1, hidden, 1, 1);
 		T("attn_q.weight", P2PIO_GGML_TYPE_F32, 2, hidden, 8 + (uint64_t)l, 1);
+		if (l < ndense) {
+			T("ffn_gate.weight", P2PIO_GGML_TYPE_F32, 2, hidden, ffn, 1);
+			T("ffn_up.weight", P2PIO_GGML_TYPE_F32, 2, hidden, ffn, 1);
+			T("ffn_down.weight", P2PIO_GGML_TYPE_F32, 2, ffn, hidden, 1);
+			continue;
+		}
 		T("ffn_gate_inp.weight", P2PIO_GGML_TYPE_F32, 2, hidden, nexperts, 1);
 		T("ffn_gate_exps.weight", P2PIO_GGML_TYPE_MXFP4, 3, hidden, ffn, nexperts);
 		T("ffn_gate_exps.bias", P2PIO_GGML_TYPE_F32, 2, ffn, nexperts, 1);

@@ -38,4 +38,11 @@ int model_fixture_write_shape(const char *path, int nlayers, uint64_t seed,
 int model_fixture_write_moe(const char *path, int nlayers, uint32_t nexperts, uint64_t hidden,
 			    uint64_t ffn, uint64_t seed);
 
+/*
+ * The same with its first @ndense layers dense (ffn_gate, ffn_up and ffn_down, F32, no
+ * router, no experts), as DeepSeek's and Kimi's first layers are.
+ */
+int model_fixture_write_moe_ex(const char *path, int nlayers, int ndense, uint32_t nexperts,
+			       uint64_t hidden, uint64_t ffn, uint64_t seed);
+
 #endif /* P2PIO_MODEL_FIXTURE_H */

@@ -53,8 +53,9 @@ struct p2pio_experts;
 /* Flags (struct p2pio_experts_opts.flags). */
 /*
  * Built-in prefetch from the previous token's routing: when layer L is required, the
- * experts layer L + 1 used in the previous token (and, at the last layer, those layer 0
- * used in this one) start loading, one layer ahead of their use.
+ * experts the next layer with experts used in the previous token (and, at the last layer,
+ * those the first used in this one) start loading, one layer ahead of their use. Dense
+ * layers (no *_exps tensors, never required) are skipped.
  */
 #define P2PIO_EXPERTS_PREFETCH_PREV (1u << 0)
 /*
@@ -67,9 +68,9 @@ struct p2pio_experts;
 /*
  * Built-in learned prefetch: the cache learns, from the routing its require calls show
  * it, which experts of a layer come with which experts of the one or two layers before,
- * and when layer L is required it starts loading the experts it predicts for layer L + 1
- * (layer 0 after the last layer), as many as this call required, one layer ahead of their
- * use. It sees only the past, so it needs no router of the next layer: on the real traces
+ * and when layer L is required it starts loading the experts it predicts for the next
+ * layer with experts (the first after the last layer), as many as this call required, one
+ * layer ahead of their use. It sees only the past, so it needs no router of the next layer: on the real traces
  * the same predictor turned 10-15 points of misses at 25 % of the experts resident into
  * loads that land before their layer, for 4-50 % more loads (Documentation/moe.md,
  * "Closing the gap"). Its tables take 2 x layers x experts^2 x 4 bytes of host memory

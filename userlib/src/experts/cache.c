@@ -557,17 +557,36 @@ static void prefetch_hold(struct p2pio_experts *x, uint32_t layer, const uint32_
 }
 
 /*
+ * The layer with experts that comes after @layer in routing order (after the last, the
+ * first of the next token): dense layers (a model's first few, in some) are never
+ * required, so the prefetch is for the layer after them.
+ */
+static uint32_t next_moe_layer(const struct p2pio_experts *x, uint32_t layer)
+{
+	uint32_t l = layer, i;
+
+	for (i = 0; i < x->nl; i++) {
+		l = l + 1 < x->nl ? l + 1 : 0;
+		if (p2pio_gguf_layer(x->m->gguf, l)->n_experts)
+			break;
+	}
+	return l;
+}
+
+/*
  * The built-in prefetch, once @layer's experts @ids[@n] are required: what the previous
- * token used at the next layer (P2PIO_EXPERTS_PREFETCH_PREV), then what the learned
- * predictor expects there (P2PIO_EXPERTS_PREFETCH_LEARNED); the replay's order. The
- * experts held for the layer before are let go first: that layer is being required now.
- * Called locked.
+ * token used at the next layer with experts (P2PIO_EXPERTS_PREFETCH_PREV), then what the
+ * learned predictor expects there (P2PIO_EXPERTS_PREFETCH_LEARNED); the replay's order.
+ * The experts held for this layer are let go first: it is being required now. A call
+ * that requires nothing is no step of the routing. Called locked.
  */
 static void prefetch_next_layer(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
 				uint32_t n)
 {
-	uint32_t next = layer + 1 < x->nl ? layer + 1 : 0;
+	uint32_t next = next_moe_layer(x, layer);
 
+	if (!n)
+		return;
 	prefetch_unhold(x);
 	x->pf_layer = next;
 	if (x->flags & P2PIO_EXPERTS_PREFETCH_PREV) {
