@@ -496,6 +496,34 @@ static void test_router(void)
 	p2pio_expert_trace_free(t);
 }
 
+/* The learned predictor's tables are capped: 1 layer of 6000 experts needs 2 x 6000^2
+ * counters, over 2^26; the replay says so and runs without it. */
+static void test_learned_too_large(void)
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = 1, .nr_experts = 6000, .top_k = 1 };
+	struct p2pio_expert_replay_opts o = { .policy = "lru", .capacity = 8, .per_layer = true,
+					      .prefetch = P2PIO_EXPERT_PREFETCH_LEARNED };
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_error err = { 0 };
+	struct p2pio_expert_trace *t = NULL;
+	uint32_t i, e;
+
+	if (p2pio_expert_trace_new(&info, &t))
+		tap_bail("trace_new");
+	for (i = 0; i < 4; i++) {
+		e = i * 1000;
+		p2pio_expert_trace_add(t, 0, &e, 1);
+		p2pio_expert_trace_end_token(t, 0);
+	}
+	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, &err), -E2BIG,
+		   "learned prefetch over 6000 experts: -E2BIG");
+	tap_ok(strstr(err.msg, "table for 1 layer of 6000 experts") != NULL,
+	       "and says why: %s", err.msg);
+	o.prefetch = P2PIO_EXPERT_PREFETCH_LAG;
+	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, &err), 0, "the same trace replays without it");
+	p2pio_expert_trace_free(t);
+}
+
 int main(void)
 {
 	tap_plan_lazy();
@@ -506,5 +534,6 @@ int main(void)
 	test_synth_refinements();
 	test_synth_chain();
 	test_router();
+	test_learned_too_large();
 	return tap_exit();
 }

@@ -50,8 +50,10 @@ int p2pio_predictor_create(uint32_t nr_layers, uint32_t nr_experts,
 				       "learned prefetch: no layers or no experts");
 	if (rows > P2PIO_PREDICT_MAX_COUNTERS / nr_experts / P2PIO_PREDICT_BACK)
 		return p2pio_set_error(err, -E2BIG, P2PIO_NO_OFFSET,
-				       "learned prefetch: %u layers x %u^2 experts is too large a table",
-				       nr_layers, nr_experts);
+				       "learned prefetch: its table for %u layer%s of %u experts "
+				       "(%d x layers x experts^2 counters) would pass 2^26",
+				       nr_layers, nr_layers == 1 ? "" : "s", nr_experts,
+				       P2PIO_PREDICT_BACK);
 	cells = rows * nr_experts;
 	p = calloc(1, sizeof(*p));
 	if (!p)
