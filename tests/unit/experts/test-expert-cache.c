@@ -88,6 +88,35 @@ static void route(uint32_t token, uint32_t layer, uint32_t *ids)
 	ids[1] = b;
 }
 
+/* A routing: the experts (USED of them) @token chooses at @layer. */
+typedef void route_fn(uint32_t token, uint32_t layer, uint32_t *ids);
+
+/*
+ * Decode tokens [@from, @to) through layers @l0 .. NLAYERS - 1, routed by @route (with the
+ * layer's index from @l0): each layer required, every byte of its experts checked (@bad
+ * counts the wrong ones), released. 0 or the first error.
+ */
+static int decode(struct p2pio_experts *x, uint32_t from, uint32_t to, uint32_t l0,
+		  route_fn *route_of, int *bad)
+{
+	uint32_t tok, l, ids[USED], i;
+	uint64_t ptr[USED];
+	int ret = 0;
+
+	for (tok = from; tok < to && !ret; tok++) {
+		p2pio_experts_token_begin(x);
+		for (l = l0; l < NLAYERS && !ret; l++) {
+			route_of(tok, l - l0, ids);
+			ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
+			for (i = 0; !ret && i < USED; i++)
+				*bad += check_expert(x, l, ids[i], ptr[i]);
+			ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
+		}
+		ret = ret ?: p2pio_experts_token_end(x);
+	}
+	return ret;
+}
+
 static uint64_t budget_for(struct p2pio_model *m, uint32_t experts)
 {
 	struct p2pio_experts_info info;
@@ -319,8 +348,6 @@ static void test_prefetch_prev(struct p2pio_ctx *ctx)
 	struct p2pio_error err = { 0 };
 	struct p2pio_experts *x;
 	struct p2pio_model *m;
-	uint32_t tok, l, ids[USED], i;
-	uint64_t ptr[USED];
 	int ret = 0, bad = 0;
 
 	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
@@ -334,17 +361,7 @@ static void test_prefetch_prev(struct p2pio_ctx *ctx)
 		tap_ok(0, "cache opens: %s", err.msg);
 		goto out_model;
 	}
-	for (tok = 0; tok < TOKENS && !ret; tok++) {
-		p2pio_experts_token_begin(x);
-		for (l = 0; l < NLAYERS && !ret; l++) {
-			route(tok, l, ids);
-			ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
-			for (i = 0; !ret && i < USED; i++)
-				bad += check_expert(x, l, ids[i], ptr[i]);
-			ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
-		}
-		p2pio_experts_token_end(x);
-	}
+	ret = decode(x, 0, TOKENS, 0, route, &bad);
 	p2pio_experts_stats(x, &st, NULL, false);
 	tap_ok(!ret && !bad, "decode with previous-token prefetch, every byte right");
 	tap_ok(st.prefetches > 0 && st.prefetch_used > 0 &&
@@ -374,6 +391,49 @@ static void chained_route(uint32_t token, uint32_t layer, uint32_t *ids)
 }
 
 /*
+ * Decode @m's layers @l0 .. NLAYERS - 1 with chained_route() (layer @l0 as its layer 0) in a
+ * budget of 6 experts under LRU, without (run 0) and with (run 1) the learned prefetch:
+ * @late[run][l] are layer l's misses after 2 x NEXPERTS tokens of warm-up, @used the
+ * prefetches run 1 used, @bad the wrong experts. 0 or the first error.
+ */
+static int learned_runs(struct p2pio_model *m, uint32_t l0, uint64_t late[2][NLAYERS],
+			uint64_t *used, int *bad)
+{
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_expert_layer_stats ls;
+	struct p2pio_experts_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x;
+	uint64_t warm[NLAYERS] = { 0 };
+	uint32_t l, run;
+	int ret = 0;
+
+	for (run = 0; run < 2 && !ret; run++) {
+		p2pio_experts_opts_init(&o);
+		o.budget = budget_for(m, 6);
+		o.policy = "lru";
+		o.flags = run ? P2PIO_EXPERTS_PREFETCH_LEARNED : 0;
+		ret = p2pio_experts_open(m, &o, &x, &err);
+		if (ret) {
+			tap_diag("cache opens: %s", err.msg);
+			break;
+		}
+		ret = decode(x, 0, 2 * NEXPERTS, l0, chained_route, bad);
+		for (l = l0; l < NLAYERS; l++)
+			if (!p2pio_experts_layer_stats(x, l, &ls))
+				warm[l] = ls.misses;
+		ret = ret ?: decode(x, 2 * NEXPERTS, TOKENS, l0, chained_route, bad);
+		for (l = l0; l < NLAYERS; l++)
+			if (!p2pio_experts_layer_stats(x, l, &ls))
+				late[run][l] = ls.misses - warm[l];
+		p2pio_experts_stats(x, &st, NULL, false);
+		*used = st.prefetch_used;
+		p2pio_experts_close(x);
+	}
+	return ret;
+}
+
+/*
  * The learned prefetch on chained routing: once it has seen each expert of a layer lead to
  * its successor (a token or so per expert), every later layer's experts are prefetched
  * before they are required and no layer after the first misses again; without the flag
@@ -381,124 +441,59 @@ static void chained_route(uint32_t token, uint32_t layer, uint32_t *ids)
  */
 static void test_prefetch_learned(struct p2pio_ctx *ctx)
 {
-	struct p2pio_expert_layer_stats ls;
-	struct p2pio_experts_opts o;
+	uint64_t late[2][NLAYERS] = { { 0 } }, used = 0, sum[2] = { 0 };
 	struct p2pio_error err = { 0 };
-	struct p2pio_experts *x;
 	struct p2pio_model *m;
-	uint64_t ptr[USED], warm[2][NLAYERS], late[2] = { 0 }, used = 0;
-	uint32_t tok, l, ids[USED], i, run;
-	int ret = 0, bad = 0;
+	int ret, bad = 0;
+	uint32_t l;
 
 	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
 		tap_ok(0, "model opens: %s", err.msg);
 		return;
 	}
-	for (run = 0; run < 2 && !ret; run++) {
-		p2pio_experts_opts_init(&o);
-		o.budget = budget_for(m, 6);
-		o.policy = "lru";
-		o.flags = run ? P2PIO_EXPERTS_PREFETCH_LEARNED : 0;
-		if (p2pio_experts_open(m, &o, &x, &err)) {
-			tap_ok(0, "cache opens: %s", err.msg);
-			goto out_model;
-		}
-		for (tok = 0; tok < TOKENS && !ret; tok++) {
-			if (tok == 2 * NEXPERTS)
-				for (l = 0; l < NLAYERS; l++)
-					if (!p2pio_experts_layer_stats(x, l, &ls))
-						warm[run][l] = ls.misses;
-			p2pio_experts_token_begin(x);
-			for (l = 0; l < NLAYERS && !ret; l++) {
-				chained_route(tok, l, ids);
-				ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
-				for (i = 0; !ret && i < USED; i++)
-					bad += check_expert(x, l, ids[i], ptr[i]);
-				ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
-			}
-			p2pio_experts_token_end(x);
-		}
-		for (l = 1; l < NLAYERS; l++)
-			if (!p2pio_experts_layer_stats(x, l, &ls))
-				late[run] += ls.misses - warm[run][l];
-		if (run) {
-			struct p2pio_expert_stats st = { .size = sizeof(st) };
-
-			p2pio_experts_stats(x, &st, NULL, false);
-			used = st.prefetch_used;
-		}
-		p2pio_experts_close(x);
+	ret = learned_runs(m, 0, late, &used, &bad);
+	for (l = 1; l < NLAYERS; l++) {
+		sum[0] += late[0][l];
+		sum[1] += late[1][l];
 	}
 	tap_ok(!ret && !bad, "decodes with and without learned prefetch, every byte right");
-	tap_ok(late[1] == 0 && late[0] > 0 && used > 0,
+	tap_ok(sum[1] == 0 && sum[0] > 0 && used > 0,
 	       "learned prefetch: after %d tokens layers 1-%d miss %llu times (%llu without), "
-	       "%llu prefetches used", 2 * NEXPERTS, NLAYERS - 1, (unsigned long long)late[1],
-	       (unsigned long long)late[0], (unsigned long long)used);
-out_model:
+	       "%llu prefetches used", 2 * NEXPERTS, NLAYERS - 1, (unsigned long long)sum[1],
+	       (unsigned long long)sum[0], (unsigned long long)used);
 	p2pio_model_close(m);
 }
 
 /*
  * A model whose layer 0 is dense (DeepSeek's first layers are): the built-in prefetch is
  * for the next layer with experts, layer 1 after layer 3, across the token boundary.
- * Layers 1-3 route as chained_route()'s layers 0-2, in a budget of 6 experts: with the
- * learned prefetch layers 2 and 3 stop missing once the predictor has seen each expert
- * lead to its successor, and layer 1, predicted from the token before's layer 3, misses
- * far less than without it (where a prefetch after layer 3 went to layer 0, there was
- * nothing to load, and layer 1 missed as without).
+ * Layers 1-3 route as chained_route()'s layers 0-2: with the learned prefetch layers 2 and
+ * 3 stop missing once the predictor has seen each expert lead to its successor, and layer
+ * 1, predicted from the token before's layer 3, misses far less than without it (where a
+ * prefetch after layer 3 went to layer 0, there was nothing to load, and layer 1 missed
+ * as without).
  */
 static void test_prefetch_dense_first(struct p2pio_ctx *ctx)
 {
-	struct p2pio_expert_layer_stats ls;
-	struct p2pio_experts_opts o;
+	uint64_t late[2][NLAYERS] = { { 0 } }, used = 0, ptr[1];
 	struct p2pio_error err = { 0 };
 	struct p2pio_experts *x = NULL;
 	struct p2pio_model *m = NULL;
-	uint32_t tok, l, ids[USED], i, run;
-	uint64_t ptr[USED], warm[2][NLAYERS] = { { 0 } }, late[2][NLAYERS] = { { 0 } };
 	char mpath[PATH_MAX + 8];
-	int ret = 0, bad = 0;
+	uint32_t zero = 0;
+	int ret, bad = 0;
 
 	snprintf(mpath, sizeof(mpath), "%s.dense0", model_path);
 	if (model_fixture_write_moe_ex(mpath, NLAYERS, 1, NEXPERTS, HIDDEN, FFN, SEED) ||
-	    p2pio_model_open(ctx, mpath, NULL, &m, &err)) {
-		tap_ok(0, "a model with a dense layer 0 opens: %s", err.msg);
+	    p2pio_model_open(ctx, mpath, NULL, &m, &err) || p2pio_experts_open(m, NULL, &x, &err)) {
+		tap_ok(0, "a model with a dense layer 0 and its cache open: %s", err.msg);
 		goto out;
 	}
-	for (run = 0; run < 2 && !ret; run++) {
-		p2pio_experts_opts_init(&o);
-		o.budget = budget_for(m, 6);
-		o.policy = "lru";
-		o.flags = run ? P2PIO_EXPERTS_PREFETCH_LEARNED : 0;
-		if (p2pio_experts_open(m, &o, &x, &err)) {
-			tap_ok(0, "cache opens: %s", err.msg);
-			goto out;
-		}
-		ids[0] = 0;
-		if (!run)
-			tap_is_int(p2pio_experts_require(x, 0, ids, 1, NULL, ptr), -EINVAL,
-				   "a dense layer has no experts to require");
-		for (tok = 0; tok < TOKENS && !ret; tok++) {
-			if (tok == 2 * NEXPERTS)
-				for (l = 1; l < NLAYERS; l++)
-					if (!p2pio_experts_layer_stats(x, l, &ls))
-						warm[run][l] = ls.misses;
-			p2pio_experts_token_begin(x);
-			for (l = 1; l < NLAYERS && !ret; l++) {
-				chained_route(tok, l - 1, ids);
-				ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
-				for (i = 0; !ret && i < USED; i++)
-					bad += check_expert(x, l, ids[i], ptr[i]);
-				ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
-			}
-			p2pio_experts_token_end(x);
-		}
-		for (l = 1; l < NLAYERS; l++)
-			if (!p2pio_experts_layer_stats(x, l, &ls))
-				late[run][l] = ls.misses - warm[run][l];
-		p2pio_experts_close(x);
-		x = NULL;
-	}
+	tap_is_int(p2pio_experts_require(x, 0, &zero, 1, NULL, ptr), -EINVAL,
+		   "a dense layer has no experts to require");
+	p2pio_experts_close(x);
+	x = NULL;
+	ret = learned_runs(m, 1, late, &used, &bad);
 	tap_ok(!ret && !bad, "dense layer 0: %d tokens of layers 1-%d, with and without the "
 	       "learned prefetch, every byte right", TOKENS, NLAYERS - 1);
 	tap_ok(!ret && late[1][2] + late[1][3] == 0 && late[0][2] + late[0][3] > 0 &&
@@ -646,8 +641,6 @@ static void test_custom_policy(struct p2pio_ctx *ctx)
 	struct p2pio_error err = { 0 };
 	struct p2pio_experts *x = NULL;
 	struct p2pio_model *m;
-	uint32_t tok, l, ids[USED], i;
-	uint64_t ptr[USED];
 	int bad = 0, ret = 0;
 
 	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
@@ -671,17 +664,7 @@ static void test_custom_policy(struct p2pio_ctx *ctx)
 	tap_is_int(ret, 0, "a cache opens with the caller's policy table");
 	if (ret)
 		goto out;
-	for (tok = 0; tok < TOKENS && !ret; tok++) {
-		p2pio_experts_token_begin(x);
-		for (l = 0; l < NLAYERS && !ret; l++) {
-			route(tok, l, ids);
-			ret = p2pio_experts_require(x, l, ids, USED, NULL, ptr);
-			for (i = 0; !ret && i < USED; i++)
-				bad += check_expert(x, l, ids[i], ptr[i]);
-			ret = ret ?: p2pio_experts_release(x, l, ids, USED, NULL);
-		}
-		ret = ret ?: p2pio_experts_token_end(x);
-	}
+	ret = decode(x, 0, TOKENS, 0, route, &bad);
 	tap_is_int(ret, 0, "%d tokens decoded under the caller's policy", TOKENS);
 	tap_is_int(bad, 0, "every byte of every required expert is the file's");
 	p2pio_experts_stats(x, &st, NULL, false);
