@@ -90,16 +90,6 @@ static void replay_prefetch(struct replay *rp, uint32_t layer, const uint32_t *i
 	}
 }
 
-static bool replay_in(const uint32_t *ids, uint32_t n, uint32_t e)
-{
-	uint32_t i;
-
-	for (i = 0; i < n; i++)
-		if (ids[i] == e)
-			return true;
-	return false;
-}
-
 /*
  * ROUTER's guess at (token index @ti, layer @l), whose true experts are @ids[@n]: each
  * stays with probability 1 - router_wrong, else becomes the first expert from a random
@@ -119,7 +109,7 @@ static void replay_router(const struct replay *rp, uint64_t ti, uint32_t l, cons
 		if ((double)(z >> 11) * 0x1.0p-53 >= rp->o->router_wrong)
 			continue;
 		e = (uint32_t)(p2pio_pattern_mix(z) % E);
-		for (k = 0; k < E && (replay_in(ids, n, e) || replay_in(guess, n, e)); k++)
+		for (k = 0; k < E && (cell_has(ids, n, e) || cell_has(guess, n, e)); k++)
 			e = (e + 1) % E;
 		if (k < E)
 			guess[i] = e;
@@ -216,8 +206,9 @@ static int replay_seq(struct replay *rp, struct pol_future *f, struct p2pio_expe
 			}
 			if (rp->pred) {
 				uint32_t cell[P2PIO_EXPERT_TRACE_MAX_TOP_K];
+				uint32_t nc = replay_cell(rp, ti, l, cell);
 
-				p2pio_predictor_observe(rp->pred, l, cell, replay_cell(rp, ti, l, cell));
+				p2pio_predictor_observe(rp->pred, l, cell, nc);
 			}
 			/* The prefetch is issued while the layer runs: its experts stay busy. */
 			if (l + 1 < in->nr_layers)

@@ -59,16 +59,6 @@ static uint32_t sm64_below(uint64_t *s, uint32_t n)
 	return (uint32_t)(sm64_unit(s) * n);
 }
 
-static bool in_set(const uint32_t *ids, uint32_t n, uint32_t x)
-{
-	uint32_t i;
-
-	for (i = 0; i < n; i++)
-		if (ids[i] == x)
-			return true;
-	return false;
-}
-
 int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_expert_trace **out)
 {
 	struct p2pio_expert_trace_info info = { 0 };
@@ -156,7 +146,7 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 				/* The token before's experts (the newest cell of the ring). */
 				if (p->repeat > 0 && avail && sm64_unit(&s2) < p->repeat) {
 					for (nc = 0, h = 0; h < K; h++)
-						if (!in_set(sel, n, ring[h]))
+						if (!cell_has(sel, n, ring[h]))
 							cand[nc++] = ring[h];
 					if (nc)
 						x = cand[sm64_below(&s2, nc)];
@@ -164,7 +154,8 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 				if (x == UINT32_MAX && avail && sm64_unit(&s) < loc[l]) {
 					/* Experts of the last @avail tokens not chosen yet. */
 					for (nc = 0, h = 0; h < avail * K; h++)
-						if (!in_set(sel, n, ring[h]) && !in_set(cand, nc, ring[h]))
+						if (!cell_has(sel, n, ring[h]) &&
+						    !cell_has(cand, nc, ring[h]))
 							cand[nc++] = ring[h];
 					if (nc)
 						x = cand[sm64_below(&s, nc)];
@@ -176,7 +167,7 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 					const uint32_t *up = &hist[(size_t)(l - 1) * W * K];
 
 					for (nc = 0, h = 0; h < K; h++)
-						if (!in_set(sel, n, map[(size_t)l * E + up[h]]))
+						if (!cell_has(sel, n, map[(size_t)l * E + up[h]]))
 							cand[nc++] = map[(size_t)l * E + up[h]];
 					if (nc)
 						x = cand[sm64_below(&s3, nc)];
@@ -194,13 +185,13 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 						else
 							lo = mid + 1;
 					}
-					if (!in_set(sel, n, perm[(size_t)l * E + lo]))
+					if (!cell_has(sel, n, perm[(size_t)l * E + lo]))
 						x = perm[(size_t)l * E + lo];
 				}
 				/* Rejection kept failing (a very skewed layer): the most popular
 				 * expert not chosen yet. */
 				for (r = 0; x == UINT32_MAX && r < E; r++)
-					if (!in_set(sel, n, perm[(size_t)l * E + r]))
+					if (!cell_has(sel, n, perm[(size_t)l * E + r]))
 						x = perm[(size_t)l * E + r];
 				sel[n++] = x;
 			}

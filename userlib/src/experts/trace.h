@@ -25,6 +25,17 @@ struct p2pio_expert_trace {
 P2PIO_HIDDEN int p2pio_trace_check_info(const struct p2pio_expert_trace_info *info,
 					struct p2pio_error *err, uint64_t off);
 
+/* Whether @x is among @ids[@n] (a cell being built: n is small). */
+static inline bool cell_has(const uint32_t *ids, uint32_t n, uint32_t x)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (ids[i] == x)
+			return true;
+	return false;
+}
+
 /* Check one cell: n <= top_k, ids < nr_experts and distinct. */
 P2PIO_HIDDEN bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info,
 				      const uint32_t *ids, uint32_t n);
