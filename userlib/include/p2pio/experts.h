@@ -70,13 +70,16 @@ struct p2pio_experts;
  * it, which experts of a layer come with which experts of the one or two layers before,
  * and when layer L is required it starts loading the experts it predicts for the next
  * layer with experts (the first after the last layer), as many as this call required, one
- * layer ahead of their use. It sees only the past, so it needs no router of the next layer: on the real traces
- * the same predictor turned 10-15 points of misses at 25 % of the experts resident into
- * loads that land before their layer, for 4-50 % more loads (Documentation/moe.md,
- * "Closing the gap"). Its tables take 2 x layers x experts^2 x 4 bytes of host memory
- * (256 MiB at most: p2pio_experts_open() fails with -E2BIG above). Require each layer's
- * experts in one call per token, layers in order: every call is one step of the routing
- * it learns. With P2PIO_EXPERTS_PREFETCH_PREV both prefetch.
+ * layer ahead of their use. It sees only the past, so it needs no router of the next
+ * layer: on the real traces the same predictor turned 10-20 points of misses at 25 % of
+ * the experts resident into loads that land before their layer, for 4-90 % more loads
+ * (Documentation/moe.md, "Closing the gap"). It seldom gets all of a layer's experts
+ * right, so a decode that waits for each layer's routing waits about as often as without
+ * it ("Tenth round"); a caller's own guess of the next layer (p2pio_experts_prefetch())
+ * does better where it is right nearly always. Its tables take 2 x layers x experts^2 x 4
+ * bytes of host memory (256 MiB at most: p2pio_experts_open() fails with -E2BIG above).
+ * Require each layer's experts in one call per token, layers in order: every call is one
+ * step of the routing it learns. With P2PIO_EXPERTS_PREFETCH_PREV both prefetch.
  */
 #define P2PIO_EXPERTS_PREFETCH_LEARNED (1u << 2)
 
