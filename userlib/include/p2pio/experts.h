@@ -71,7 +71,7 @@ struct p2pio_experts;
  * and when layer L is required it starts loading the experts it predicts for the next
  * layer with experts (the first after the last layer), as many as this call required, one
  * layer ahead of their use. It sees only the past, so it needs no router of the next
- * layer: on the real traces the same predictor turned 10-20 points of misses at 25 % of
+ * layer: on the real traces the same predictor turned 2-21 points of misses at 25 % of
  * the experts resident into loads that land before their layer, for 4-90 % more loads
  * (Documentation/moe.md, "Closing the gap"). It seldom gets all of a layer's experts
  * right, so a decode that waits for each layer's routing waits about as often as without
