@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 	gpu_fixture_cuda();
 	tool_init(argv[0]);
 	tool_need_python();
-	tap_plan(21);
+	tap_plan(23);
 	dir = tool_scratch("tools-gpu");
 
 	st = tool_run(NULL, "p2pio-mkmodel", "-q -p llama-8b-q4k --layers 2 -s 5 %s/m.gguf", dir);
@@ -113,6 +113,10 @@ int main(int argc, char **argv)
 	 */
 	tap_ok(tool_jis(out, "(d[\"run_ahead\"], d[\"late\"])", "(False, 0)"),
 	       "in step by default: no hit found its expert still loading: %s", tool_jval);
+	/* In step every layer with a miss is one miss batch the stream waits for. */
+	tap_ok(tool_jis(out, "(d[\"missed_layers\"] > 0, "
+			"d[\"missed_layers\"] == d[\"batches\"])", "(True, True)"),
+	       "in step, each missed layer one miss batch: %s", tool_jval);
 	free(out);
 	tap_ok(moe_json_is(dir, "--run-ahead", "(d[\"run_ahead\"], d[\"mismatches\"], "
 			   "d[\"verified_bytes\"] > 0)", "(True, 0, True)"),
@@ -122,6 +126,12 @@ int main(int argc, char **argv)
 			   "d[\"prefetch_used\"] > 0, d[\"mismatches\"], d[\"verified_bytes\"] > 0)",
 			   "(True, True, 0, True)"),
 	       "--prefetch-next into the GPU: hints used, every expert checked, none wrong: %s",
+	       tool_jval);
+	/* The cache's own learned prefetch, held for its layer, on the GPU. */
+	tap_ok(moe_json_is(dir, "--prefetch-learned", "(d[\"prefetch_learned\"], "
+			   "d[\"prefetches\"] > 0, d[\"mismatches\"], d[\"verified_bytes\"] > 0)",
+			   "(True, True, 0, True)"),
+	       "--prefetch-learned into the GPU: prefetches, every expert checked, none wrong: %s",
 	       tool_jval);
 
 	/*
