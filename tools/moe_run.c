@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -964,7 +965,7 @@ static int moe_run(int argc, char **argv)
 	struct run r;
 	uint64_t tokens, warm, t0, wall, all;
 	double tps, ceiling, ceiling_gbps, missed, bound, hit, path_rate = 0;
-	double batch_loads = 0, batch_us = 0, batch_bytes_us = 0;
+	double batch_loads = 0, batch_us = 0, batch_bytes_us = 0, wait_us = NAN;
 	bool short_decode;		/* under MOE_STEADY_S: no steady ratio */
 	char ceiling_why[256] = "given";
 	struct bench_ceiling_params cp;
@@ -1068,6 +1069,14 @@ static int moe_run(int argc, char **argv)
 		batch_us = (double)io.batch_done_ns * 1e-3 / (double)io.batches;
 		batch_bytes_us = batch_loads * ((double)io.bytes / (double)io.loads) / ceiling * 1e6;
 	}
+	/*
+	 * The whole decode's time beyond its bytes / the ceiling, per layer with a miss: the
+	 * one constant of the replay's model of a decode in step (p2pio-moe replay
+	 * --miss-overhead), everything a token spends besides reading lumped on its waits.
+	 */
+	if (tokens && st.missed_layers && ceiling > 0)
+		wait_us = ((double)wall * 1e-3 / (double)tokens - missed / ceiling * 1e6) /
+			  ((double)st.missed_layers / (double)tokens);
 	hit = st.accesses ? (double)st.hits / (double)st.accesses : 0;
 	if (r.o.json) {
 		fprintf(out, "{\"model\":");
@@ -1122,6 +1131,8 @@ static int moe_run(int argc, char **argv)
 		cli_json_double(out, batch_us);
 		fprintf(out, ",\"batch_bytes_us\":");
 		cli_json_double(out, batch_bytes_us);
+		fprintf(out, ",\"wait_per_missed_layer_us\":");
+		cli_json_double(out, wait_us);
 		fprintf(out, ",\"verified_bytes\":%" PRIu64 ",\"mismatches\":%" PRIu64 "}\n",
 			vr.bytes, vr.mismatches);
 	} else {
@@ -1189,6 +1200,12 @@ static int moe_run(int argc, char **argv)
 				!r.stream ? "require waits for it" : r.o.run_ahead ?
 				"run ahead: batches overlap and share the reads" :
 				"in step: what each layer with a miss waits beyond its bytes");
+		if (!isnan(wait_us))
+			fprintf(out, "waits     %.2f of %u layers a token missed; %.0f us a token "
+				"beyond its bytes / the ceiling: %.0f us per missed layer (replay "
+				"--miss-overhead)\n", (double)st.missed_layers / (double)tokens,
+				r.info.layers, (double)wall * 1e-3 / (double)tokens -
+				missed / ceiling * 1e6, wait_us);
 		fprintf(out, "ceiling   %.2f GB/s (%s); the path's expert-sized reads, %d deep: "
 			"%.2f GB/s\n", ceiling * 1e-9, ceiling_why, PATH_DEPTH, path_rate * 1e-9);
 		if (bound > 0)

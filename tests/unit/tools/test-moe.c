@@ -179,6 +179,10 @@ static const struct jcheck run_checks[] = {
 	{ "d[\"misses\"] / 2 <= d[\"missed_layers\"] <= min(d[\"misses\"], d[\"tokens\"] * 4) and "
 	  "d[\"missed_layers\"] == d[\"batches\"]",
 	  "missed layers: between misses / 2 used and the misses, one per miss batch" },
+	{ "abs(d[\"wait_per_missed_layer_us\"] * d[\"missed_layers\"] - (d[\"wall_s\"] - "
+	  "d[\"bytes_read\"] / d[\"ceiling_Bps\"]) * 1e6) < 1e-3 * d[\"wall_s\"] * 1e6",
+	  "the wait per missed layer: the decode's time beyond bytes / ceiling over its missed "
+	  "layers" },
 	{ "d[\"batch_done_us\"] > 0 and abs(d[\"batch_bytes_us\"] * 1e-6 * d[\"ceiling_Bps\"] * "
 	  "d[\"batches\"] / d[\"bytes_read\"] - 1) < 1e-9",
 	  "each batch timed, and its bytes / the ceiling: all batches' bytes are the bytes read" },
@@ -350,9 +354,10 @@ int main(int argc, char **argv)
 	tap_ok(tool_has_line(out, "engine ", " threads") &&
 		       tool_has_line(out, "reads ", " per load") &&
 		       tool_has_line(out, "batches ", " us over (require waits for it)") &&
+		       tool_has_line(out, "waits ", " us per missed layer (replay --miss-overhead)") &&
 		       tool_has_line(out, "ceiling ", "5.00 GB/s (given)") &&
 		       tool_has_line(out, "bound ", " tokens/s = ceiling / missed bytes per token"),
-	       "engine, reads, batches, ceiling (given) and bound lines");
+	       "engine, reads, batches, waits, ceiling (given) and bound lines");
 	/* A decode under 0.5 s says its ratio is no steady one (a few tokens: milliseconds). */
 	{
 		const char *in = strstr(tool_line(out, "decode "), " in ");
