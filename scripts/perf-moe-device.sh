@@ -55,7 +55,7 @@ run1() { # model tag args...
 	timeout ${TRUN1:-25} ${VBIN:-$B}/p2pio-moe run $m --trace $D/oss1.trace -n ${TOKENS1:-1000} "$@" >$R/run1-$tag.txt 2>&1
 	echo "rc=$?" >>$R/run1-$tag.txt
 	log "$tag: $(grep -E '^bound' $R/run1-$tag.txt)"
-	grep -E '^(hits|reads|batches|ceiling)' $R/run1-$tag.txt >>$R/log.txt
+	grep -E '^(hits|reads|batches|waits|ceiling)' $R/run1-$tag.txt >>$R/log.txt
 	misscost $R/run1-$tag.txt >>$R/log.txt
 }
 # Each variant ("tag:options", VARIANTS) at 10 % (with the miss cost), 25 and 50 %; the
@@ -115,7 +115,7 @@ runm() { # tag seconds args...
 	log "moon $tag (timeout $t s): $*"
 	timeout $t $B/p2pio-moe run $Z/oss.gguf --trace $D/oss36-fit.trace "$@" >$R/moon-$tag.txt 2>&1
 	echo "rc=$?" >>$R/moon-$tag.txt
-	grep -E '^(budget|engine|decode|hits|missed|stall|memory|reads|batches|ceiling|bound|verify)' $R/moon-$tag.txt | tee -a $R/log.txt
+	grep -E '^(budget|engine|decode|hits|missed|stall|memory|reads|batches|waits|ceiling|bound|verify)' $R/moon-$tag.txt | tee -a $R/log.txt
 	save
 }
 if [ $rc = 0 ]; then
