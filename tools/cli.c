@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -93,6 +94,17 @@ static int cli_parse_num(const char *s, uint64_t *out, const char **end)
 	*out = v;
 	*end = p;
 	return 0;
+}
+
+int cli_parse_double(const char *s, double *out)
+{
+	char *end;
+
+	if (!s)
+		return -EINVAL;
+	errno = 0;
+	*out = strtod(s, &end);
+	return errno || end == s || *end ? -EINVAL : 0;
 }
 
 int cli_parse_u64(const char *s, uint64_t *out)

@@ -51,6 +51,13 @@ int cli_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_parse_u64(const char *s, uint64_t *out);
 
 /*
+ * Parse a whole string as a floating-point number (strtod's syntax, "inf" and "nan"
+ * included: the caller bounds the value). Return: 0, or -EINVAL for anything that is not
+ * exactly one number or that overflows or underflows.
+ */
+int cli_parse_double(const char *s, double *out);
+
+/*
  * Parse a size: a number with an optional binary unit, K, M, G, T or P (powers of 1024),
  * optionally followed by "iB" or "B", in either case: "4096", "512M", "4G", "1GiB", "64k".
  * Return: 0, -EINVAL for malformed input, -ERANGE when the size does not fit 64 bits.

@@ -198,15 +198,6 @@ static const struct option run_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int parse_double(const char *s, double *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	return errno || end == s || *end ? -EINVAL : 0;
-}
-
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
 	uint64_t v;
@@ -225,7 +216,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 				return cli_usage_err("bad budget '%s'", optarg);
 			break;
 		case 'f':
-			if (parse_double(optarg, &o->fraction) || !(o->fraction > 0) ||
+			if (cli_parse_double(optarg, &o->fraction) || !(o->fraction > 0) ||
 			    o->fraction > 1)
 				return cli_usage_err("the fraction must be in (0, 1], not '%s'", optarg);
 			break;
@@ -234,7 +225,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		case OPT_PREFETCH_LEARNED: o->prefetch_learned = true; break;
 		case OPT_PREFETCH_NEXT: o->prefetch_next = true; break;
 		case OPT_ACCURACY:
-			if (parse_double(optarg, &o->accuracy) || !(o->accuracy >= 0) ||
+			if (cli_parse_double(optarg, &o->accuracy) || !(o->accuracy >= 0) ||
 			    o->accuracy > 1)
 				return cli_usage_err("the accuracy must be in [0, 1], not '%s'",
 						     optarg);
@@ -255,7 +246,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			o->compute_ns = v * 1000;
 			break;
 		case OPT_CEILING:
-			if (parse_double(optarg, &o->ceiling) || !(o->ceiling > 0))
+			if (cli_parse_double(optarg, &o->ceiling) || !(o->ceiling > 0))
 				return cli_usage_err("bad ceiling '%s'", optarg);
 			o->ceiling *= 1e9;
 			break;

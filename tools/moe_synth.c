@@ -28,11 +28,7 @@ struct synth_cli {
 
 static int parse_double(const char *s, double lo, double hi, double *out)
 {
-	char *end;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	return end == s || *end || errno || !(*out >= lo && *out <= hi) ? -EINVAL : 0;
+	return cli_parse_double(s, out) || !(*out >= lo && *out <= hi) ? -EINVAL : 0;
 }
 
 static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)

@@ -859,15 +859,10 @@ static int parse_u32(const char *s, uint32_t *out, uint32_t min)
 	return 0;
 }
 
+/* A number of at least 0, and finite. */
 static int parse_double(const char *s, double *out)
 {
-	char *end;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	if (errno || end == s || *end || !(*out >= 0) || isinf(*out))
-		return -EINVAL;
-	return 0;
+	return cli_parse_double(s, out) || !(*out >= 0) || isinf(*out) ? -EINVAL : 0;
 }
 
 static int parse(int argc, char **argv, struct opts *o)

@@ -190,6 +190,7 @@ static int replay_main(int argc, char **argv)
 	unsigned int pf[8], nr_pf, i, k;
 	bool json = false, oracle = true;
 	char *pols = NULL, *save = NULL, *tok;
+	double v;
 	int opt, ret = CLI_EXIT_OK, r;
 
 	sw.router_accuracy = 1;
@@ -201,40 +202,26 @@ static int replay_main(int argc, char **argv)
 		case 'f': pf_s = optarg; break;
 		case 'O': oracle = false; break;
 		case 'P': sw.with_prefill = true; break;
-		case 'b': {
-			char *end;
-
-			errno = 0;
-			sw.bandwidth = strtod(optarg, &end) * 1e9;
-			if (end == optarg || *end || errno || !(sw.bandwidth > 0) || !isfinite(sw.bandwidth))
+		case 'b':
+			if (cli_parse_double(optarg, &v) || !(v * 1e9 > 0) || !isfinite(v * 1e9))
 				return cli_usage_err("--bandwidth: '%s' is not a positive number of GB/s", optarg);
+			sw.bandwidth = v * 1e9;
 			break;
-		}
 		case 'e':
 			if (cli_parse_size(optarg, &sw.expert_bytes) || !sw.expert_bytes)
 				return cli_usage_err("--expert-bytes: '%s' is not a size", optarg);
 			break;
-		case 'w': {
-			char *end;
-
-			errno = 0;
-			sw.miss_overhead = strtod(optarg, &end) * 1e-6;
-			if (end == optarg || *end || errno || !(sw.miss_overhead >= 0) ||
-			    !isfinite(sw.miss_overhead))
+		case 'w':
+			if (cli_parse_double(optarg, &v) || !(v * 1e-6 >= 0) || !isfinite(v * 1e-6))
 				return cli_usage_err("--miss-overhead: '%s' is not a number of "
 						     "microseconds", optarg);
+			sw.miss_overhead = v * 1e-6;
 			break;
-		}
-		case 'a': {
-			char *end;
-
-			errno = 0;
-			sw.router_accuracy = strtod(optarg, &end);
-			if (end == optarg || *end || errno || !(sw.router_accuracy >= 0) ||
-			    sw.router_accuracy > 1)
+		case 'a':
+			if (cli_parse_double(optarg, &sw.router_accuracy) ||
+			    !(sw.router_accuracy >= 0) || sw.router_accuracy > 1)
 				return cli_usage_err("--accuracy: '%s' is not in 0 .. 1", optarg);
 			break;
-		}
 		case 'm': model = optarg; break;
 		case 'j': json = true; break;
 		case 's': svg = optarg; break;

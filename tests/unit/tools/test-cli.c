@@ -26,8 +26,9 @@ int main(void)
 {
 	char h[CLI_HUMAN_LEN];
 	uint64_t v = 0;
+	double d = 0;
 
-	tap_plan(22);
+	tap_plan(26);
 	tap_ok(!cli_parse_size("4096", &v) && v == 4096, "4096");
 	tap_ok(!cli_parse_size("4K", &v) && v == 4096, "4K");
 	tap_ok(!cli_parse_size("512M", &v) && v == 512ull << 20, "512M");
@@ -44,6 +45,12 @@ int main(void)
 	tap_ok(!cli_parse_u64("18446744073709551615", &v) && v == UINT64_MAX, "2^64-1 parses");
 	tap_ok(!cli_parse_u64("0x1F", &v) && v == 31, "hex");
 	tap_is_int(cli_parse_u64("12 ", &v), -EINVAL, "trailing space refused");
+	tap_ok(!cli_parse_double("1.5e-3", &d) && d == 1.5e-3, "a double parses");
+	tap_ok(cli_parse_double("", &d) == -EINVAL && cli_parse_double("1.5 ", &d) == -EINVAL &&
+	       cli_parse_double("0x", &d) == -EINVAL, "an empty string or trailing text refused");
+	tap_is_int(cli_parse_double("1e999", &d), -EINVAL, "overflow refused");
+	tap_ok(!cli_parse_double("nan", &d) && isnan(d) && !cli_parse_double("-inf", &d) &&
+	       isinf(d), "nan and inf parse (the caller bounds them)");
 	tap_ok(!strcmp(cli_human_bytes(512, h), "512 B") && !strcmp(cli_human_bytes(4915883296ull, h),
 	       "4.58 GiB") && !strcmp(cli_human_bytes(1536, h), "1.50 KiB"), "human sizes: %s", h);
 	tap_ok(!strcmp(json("a\"b\\c", 5), "\"a\\\"b\\\\c\""), "quotes and backslashes escaped");
