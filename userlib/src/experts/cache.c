@@ -522,6 +522,16 @@ static int check_ids(const struct p2pio_experts *x, uint32_t layer, const uint32
 	return 0;
 }
 
+/*
+ * Start prefetching (@layer, @expert) if it is absent and room can be made now; whether a
+ * load started. Called locked.
+ */
+static bool prefetch_one(struct p2pio_experts *x, uint32_t layer, uint32_t expert)
+{
+	return p2pio_residency_state(x->res, layer, expert) == P2PIO_RES_ABSENT &&
+	       !x->ent[idx(x, layer, expert)].zombie && !load(x, layer, expert, true, false);
+}
+
 /* Prefetch what is absent of @ids; the number of loads started. Called locked. */
 static int prefetch_locked(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
 			   uint32_t n)
@@ -529,13 +539,8 @@ static int prefetch_locked(struct p2pio_experts *x, uint32_t layer, const uint32
 	int started = 0;
 	uint32_t i;
 
-	for (i = 0; i < n; i++) {
-		if (p2pio_residency_state(x->res, layer, ids[i]) != P2PIO_RES_ABSENT ||
-		    x->ent[idx(x, layer, ids[i])].zombie)
-			continue;
-		if (load(x, layer, ids[i], true, false) == 0)
-			started++;
-	}
+	for (i = 0; i < n; i++)
+		started += prefetch_one(x, layer, ids[i]);
 	return started;
 }
 
@@ -543,16 +548,14 @@ static int prefetch_locked(struct p2pio_experts *x, uint32_t layer, const uint32
 static void prefetch_hold(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
 			  uint32_t n)
 {
-	uint32_t i, k;
+	uint32_t i;
 
 	for (i = 0; i < n; i++) {
-		k = ids[i];
-		if (p2pio_residency_state(x->res, layer, k) != P2PIO_RES_ABSENT ||
-		    x->ent[idx(x, layer, k)].zombie || load(x, layer, k, true, false))
+		if (!prefetch_one(x, layer, ids[i]))
 			continue;
-		p2pio_residency_busy_get(x->res, layer, k);
-		x->ent[idx(x, layer, k)].refs++;
-		x->pf_ids[x->pf_n++] = k;
+		p2pio_residency_busy_get(x->res, layer, ids[i]);
+		x->ent[idx(x, layer, ids[i])].refs++;
+		x->pf_ids[x->pf_n++] = ids[i];
 	}
 }
 

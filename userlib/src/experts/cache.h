@@ -105,7 +105,7 @@ struct p2pio_experts {
 	uint32_t pf_n;
 	uint32_t pf_layer;
 	struct p2pio_predictor *pred;		/* P2PIO_EXPERTS_PREFETCH_LEARNED's */
-	uint32_t *pred_ids;			/* [ne], its prediction */
+	uint32_t *pred_ids;			/* [ne], its prediction (with it only) */
 
 	uint64_t piece;				/* bytes per engine read of a load */
 	uint32_t pieces;			/* or reads per load; 0: by @piece */

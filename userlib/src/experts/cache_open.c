@@ -357,9 +357,8 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	x->prev_ids = calloc((size_t)x->nl * x->ne, sizeof(*x->prev_ids));
 	x->prev_n = calloc(x->nl, sizeof(*x->prev_n));
 	x->pf_ids = calloc(x->ne, sizeof(*x->pf_ids));
-	x->pred_ids = calloc(x->ne, sizeof(*x->pred_ids));
 	if (!region || !x->data_len || !x->ent || !x->victims || !x->homeless || !x->prev_ids ||
-	    !x->prev_n || !x->pf_ids || !x->pred_ids ||
+	    !x->prev_n || !x->pf_ids ||
 	    flags_alloc(x, (size_t)x->nl * x->ne) || timings_create(x)) {
 		ret = p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
 		goto out_close;
@@ -368,6 +367,11 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 		ret = p2pio_predictor_create(x->nl, x->ne, &x->pred, err);
 		if (ret)
 			goto out_close;
+		x->pred_ids = calloc(x->ne, sizeof(*x->pred_ids));
+		if (!x->pred_ids) {
+			ret = p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
+			goto out_close;
+		}
 	}
 	ret = plan_layers(x, region, err);
 	if (ret)
