@@ -956,7 +956,7 @@ static int moe_run(int argc, char **argv)
 	struct run r;
 	uint64_t tokens, warm, t0, wall, all;
 	double tps, ceiling, ceiling_gbps, missed, bound, hit, path_rate = 0;
-	double batch_loads = 0, batch_us = 0, batch_bytes_us = 0, wait_us = NAN;
+	double batch_loads = 0, batch_us = 0, batch_bytes_us = 0, beyond_us = 0, wait_us = NAN;
 	bool short_decode;		/* under MOE_STEADY_S: no steady ratio */
 	char ceiling_why[256] = "given";
 	struct bench_ceiling_params cp;
@@ -1065,9 +1065,10 @@ static int moe_run(int argc, char **argv)
 	 * one constant of the replay's model of a decode in step (p2pio-moe replay
 	 * --miss-overhead), everything a token spends besides reading lumped on its waits.
 	 */
-	if (tokens && st.missed_layers && ceiling > 0)
-		wait_us = ((double)wall * 1e-3 / (double)tokens - missed / ceiling * 1e6) /
-			  ((double)st.missed_layers / (double)tokens);
+	if (tokens && st.missed_layers && ceiling > 0) {
+		beyond_us = (double)wall * 1e-3 / (double)tokens - missed / ceiling * 1e6;
+		wait_us = beyond_us / ((double)st.missed_layers / (double)tokens);
+	}
 	hit = st.accesses ? (double)st.hits / (double)st.accesses : 0;
 	if (r.o.json) {
 		fprintf(out, "{\"model\":");
@@ -1195,8 +1196,7 @@ static int moe_run(int argc, char **argv)
 			fprintf(out, "waits     %.2f of %u layers a token missed; %.0f us a token "
 				"beyond its bytes / the ceiling: %.0f us per missed layer (replay "
 				"--miss-overhead)\n", (double)st.missed_layers / (double)tokens,
-				r.info.layers, (double)wall * 1e-3 / (double)tokens -
-				missed / ceiling * 1e6, wait_us);
+				r.info.layers, beyond_us, wait_us);
 		fprintf(out, "ceiling   %.2f GB/s (%s); the path's expert-sized reads, %d deep: "
 			"%.2f GB/s\n", ceiling * 1e-9, ceiling_why, PATH_DEPTH, path_rate * 1e-9);
 		if (bound > 0)
