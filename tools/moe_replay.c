@@ -169,12 +169,11 @@ int moe_sweep_run(struct moe_sweep *sw)
  */
 static double moe_tps(const struct moe_sweep *sw, const struct moe_point *pt)
 {
-	double bytes = moe_per_token(pt->st.loads, &pt->st) * (double)sw->expert_bytes;
-	double t = bytes / sw->bandwidth +
-		   moe_per_token(pt->st.missed_layers, &pt->st) * sw->miss_overhead;
+	double bytes = moe_per_token(pt->st.loads, &pt->st) * (double)sw->expert_bytes, t;
 
 	if (!sw->bandwidth || !sw->expert_bytes)
 		return NAN;
+	t = bytes / sw->bandwidth + moe_per_token(pt->st.missed_layers, &pt->st) * sw->miss_overhead;
 	return t > 0 ? 1 / t : INFINITY;
 }
 
