@@ -15,14 +15,8 @@
 
 #include "p2pio.h"
 
-#define CHECK(x)                                                                       \
-	do {                                                                           \
-		if (!(x)) {                                                            \
-			fprintf(stderr, "fuzz-gguf: invariant failed: %s (line %d)\n", #x, \
-				__LINE__);                                             \
-			abort();                                                       \
-		}                                                                      \
-	} while (0)
+#define FUZZ_NAME "fuzz-gguf"
+#include "fuzz-check.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

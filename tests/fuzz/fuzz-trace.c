@@ -20,14 +20,8 @@
 
 #include "p2pio.h"
 
-#define CHECK(x)                                                                        \
-	do {                                                                            \
-		if (!(x)) {                                                             \
-			fprintf(stderr, "fuzz-trace: invariant failed: %s (line %d)\n", #x, \
-				__LINE__);                                              \
-			abort();                                                        \
-		}                                                                       \
-	} while (0)
+#define FUZZ_NAME "fuzz-trace"
+#include "fuzz-check.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
