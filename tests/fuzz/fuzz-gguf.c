@@ -16,7 +16,7 @@
 #include "p2pio.h"
 
 #define FUZZ_NAME "fuzz-gguf"
-#include "fuzz-check.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
@@ -109,15 +109,11 @@ static void walk(struct p2pio_gguf *g)
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-	static int fd = -1;
+	int fd = fuzz_input_fd(data, size);
 	struct p2pio_gguf *g = NULL;
 	struct p2pio_error err;
 	int ret;
 
-	if (fd < 0)
-		fd = memfd_create("fuzz-gguf", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, 0) || pwrite(fd, data, size, 0) != (ssize_t)size)
-		abort();
 	memset(&err, 0, sizeof(err));
 	ret = p2pio_gguf_open_fd(fd, &g, &err);
 	if (ret) {

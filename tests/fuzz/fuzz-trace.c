@@ -21,7 +21,7 @@
 #include "p2pio.h"
 
 #define FUZZ_NAME "fuzz-trace"
-#include "fuzz-check.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
@@ -115,20 +115,20 @@ static void replay(const struct p2pio_expert_trace *t)
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-	static int fd = -1, fd2 = -1;
+	static int fd2 = -1;
 	static char path[64], path2[64];
 	struct p2pio_expert_trace *t = NULL, *t2 = NULL;
 	struct p2pio_error err;
 	int ret;
 
-	if (fd < 0) {
-		fd = memfd_create("fuzz-trace", MFD_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fuzz_input_fd(data, size));
+	if (fd2 < 0) {
+		/* Where an accepted trace is saved to be loaded again. */
 		fd2 = memfd_create("fuzz-trace-saved", MFD_CLOEXEC);
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		if (fd2 < 0)
+			abort();
 		snprintf(path2, sizeof(path2), "/proc/self/fd/%d", fd2);
 	}
-	if (fd < 0 || fd2 < 0 || ftruncate(fd, 0) || pwrite(fd, data, size, 0) != (ssize_t)size)
-		abort();
 	memset(&err, 0, sizeof(err));
 	ret = p2pio_expert_trace_load(path, &t, &err);
 	if (ret) {
