@@ -105,7 +105,7 @@ GPU_COMMON := $(filter-out $(GPU_MAINS),$(wildcard tests/gpu/*.c))
 GPU_COMMON_OBJS := $(GPU_COMMON:%.c=$(BUILD)/%.o)
 
 .PHONY: all lib tools tests kmod man deps check check-unit check-asan check-fuzz check-vm \
-	check-gpu check-man check-python check-pkg demo install deb clean
+	check-gpu check-man check-python check-scripts check-pkg demo install deb clean
 .DEFAULT_GOAL := all
 # Keep object files of tools and tests between builds.
 .SECONDARY:
@@ -226,6 +226,12 @@ check-python: lib tools
 	PYTHONDONTWRITEBYTECODE=1 P2PIO_LIBRARY=$(abspath $(LIB_SO)) P2PIO_BIN=$(abspath $(BUILD)/bin) \
 		PYTHONPATH=$(abspath python) $(PYTHON) -m unittest discover -v -s python/tests
 
+# The perf scripts' own logic (scripts/perf-paired.*): known answers, and a run on host
+# memory with the built tools.
+check-scripts: tools
+	PYTHONDONTWRITEBYTECODE=1 P2PIO_BIN=$(abspath $(BUILD)/bin) \
+		$(PYTHON) -m unittest discover -v -s tests/scripts
+
 # Builds the Debian packages, installs them on this machine, builds a program with
 # pkg-config alone, has DKMS build the module for every VM kernel and runs the VM's P2P
 # read test with DKMS's module; lintian; then removes the packages again.
@@ -243,6 +249,7 @@ check: deps
 	$(MAKE) check-fuzz
 	$(MAKE) check-man
 	$(MAKE) check-python
+	$(MAKE) check-scripts
 	$(MAKE) check-vm
 	$(MAKE) check-pkg
 	$(MAKE) check-gpu

@@ -6,9 +6,13 @@
 #   zram-8b     the 8B-shaped model on zram: whole loads with the defaults (cold and warm,
 #               five each), p2pio-bench's ceilings, peers at their best and the library's
 #               paths, streams transfer-bound (cold, warm) and compute-bound
-#               (scripts/perf-defaults.sh)
-#   zram-70x20  the 70B-shaped model, 20 layers, on zram: loads, cold bench
-#   vda-8b      the 8B-shaped model on the root (virtio) disk: loads, cold bench
+#               (scripts/perf-defaults.sh), then paired rounds: cold loads, the best
+#               storage and cuFile shapes over the whole file, interleaved, ratios taken
+#               round by round (scripts/perf-paired.sh)
+#   zram-70x20  the 70B-shaped model, 20 layers, on zram: loads, cold bench, paired rounds
+#   vda-8b      the 8B-shaped model on the root (virtio) disk: loads, cold bench, paired
+#               rounds (its rate drifts 15-25 % within a minute: only ratios taken within
+#               a round resolve a few percent there)
 #   python      p2pio, safetensors and Python threads into PyTorch (scripts/perf-python.py)
 #   profiles    where the CPU goes (with PERF): a cold load, and O_DIRECT alone
 #   variants    whole loads with one engine setting changed
@@ -51,14 +55,14 @@ zram_reset
 log "start, limit ${LIMIT}s"
 export LD_LIBRARY_PATH="$LIB:${LD_LIBRARY_PATH:-}"
 M=/mnt/p2pio-zram/model-_p_llama_8b_q4k_.gguf
-step zram-8b 110 env STREAM=1 VARIANTS=0 ROUNDS=5 DUR=1 MMAP_LOADS=0 \
+step zram-8b 160 env STREAM=1 VARIANTS=0 ROUNDS=5 DUR=1 MMAP_LOADS=0 PAIRED=5 \
 	BENCH_MODES=storage,link,cufile,mmap,bounce,posix,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-8b"
-step zram-70x20 90 env VARIANTS=0 ROUNDS=3 DUR=1 MODEL="-p llama-70b-q4k --layers 20" \
+step zram-70x20 130 env VARIANTS=0 ROUNDS=3 DUR=1 PAIRED=3 MODEL="-p llama-70b-q4k --layers 20" \
 	BENCH_CACHE=cold BENCH_MODES=storage,link,cufile,bounce,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-70x20"
 rm -f /mnt/p2pio-zram/model-_p_llama_70b_q4k___layers_20_.gguf
-step vda-8b 120 env VARIANTS=0 ROUNDS=3 DUR=1 BENCH_CACHE=cold \
+step vda-8b 170 env VARIANTS=0 ROUNDS=3 DUR=1 BENCH_CACHE=cold PAIRED=3 \
 	BENCH_MODES=storage,link,cufile,bounce,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/vda-8b" "$DISK"
 rm -f "$DISK"/model-*.gguf

@@ -19,7 +19,9 @@
 # leaves out p2pio-load --mmap (the bench's mmap mode is the peer at its best); STREAM=1 also streams the
 # layers (quarter budget, 4 passes) transfer-bound, cold and warm, against the honest
 # ceiling, and compute-bound (compute per layer 1.5 x its transfer time at that ceiling);
-# HOST=1 also loads into host memory (--host), cold and warm, three times each.
+# HOST=1 also loads into host memory (--host), cold and warm, three times each. PAIRED=N
+# (default 0) then runs N paired rounds (scripts/perf-paired.sh: cold loads, the bench's
+# best storage and cuFile shapes, each over the whole file, interleaved; ratios per round).
 # VARIANTS=1: the bench grid of engine settings (GRID=0 leaves it out) and whole loads with
 # one setting changed (VCOLD, VWARM: one set of p2pio-load options a line; VROUNDS rounds).
 set -u
@@ -35,6 +37,7 @@ DUR=${DUR:-2}
 STREAM=${STREAM:-0}
 ROUNDS=${ROUNDS:-5}
 HOST=${HOST:-0}
+PAIRED=${PAIRED:-0}
 GRID=${GRID:-1}
 VROUNDS=${VROUNDS:-1}
 # The settings tried in both cache states, then the other path of each.
@@ -96,6 +99,11 @@ log "bench"
 [ -n "$BENCH_MODES" ] &&
 	cap 200 "$BIN/p2pio-bench" --modes $BENCH_MODES --size 64M --depth 32 --duration $DUR \
 		--cache $BENCH_CACHE --json "$M" >"$OUT/bench.json" 2>"$OUT/bench.err"
+if [ "$PAIRED" -gt 0 ] && [ -s "$OUT/bench.json" ]; then
+	log "paired rounds"
+	PAIRED=$PAIRED LIMIT=$(( $(left) - 5 )) "$(dirname "$0")/perf-paired.sh" "$BIN" "$OUT" "$M" \
+		"$OUT/bench.json" >"$OUT/paired.log" 2>&1
+fi
 if [ "$MMAP_LOADS" = 1 ]; then
 	load mmap cold --mmap --no-verify
 	load mmap warm --mmap --no-verify
@@ -193,6 +201,12 @@ for line in open(os.path.join(out, "loads.jsonl")):
 for (tag, cold), js in med.items():
     g = [j["gbps"] for j in js]
     print("median %-28s %s n=%d %6.2f GB/s (%.2f-%.2f) cpu %.3f s/GB" % (tag, "cold" if cold else "warm", len(g), statistics.median(g), min(g), max(g), statistics.median([j["cpu_seconds"] / (j["bytes"] / 1e9) for j in js])))
+try:
+    for line in open(os.path.join(out, "paired.txt")):
+        if not line.startswith("paired-json"):
+            print("paired", line.rstrip())
+except FileNotFoundError:
+    pass
 try:
     for line in open(os.path.join(out, "streams.jsonl")):
         try:

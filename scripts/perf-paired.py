@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The summary of scripts/perf-paired.sh: ratios taken inside each round, then their medians.
+
+    scripts/perf-paired.py PAIRED.jsonl
+
+Each line of PAIRED.jsonl is one read of the whole file: {"round", "kind" (load, storage or
+cufile), "shape", "gbps", "cpu_s_per_gb"}. A round's ceiling is its fastest storage read
+and its cuFile its fastest cuFile read, so both are at their best shape of the round; the
+ratios divide results of one round, taken seconds apart, and the medians are over the
+rounds that have both sides of a ratio. A load with a wrong byte is reported and not
+counted. Prints a table of the rounds, a median line per
+ratio, a line per candidate shape, and one "paired-json" line with all of it.
+"""
+import json
+import statistics
+import sys
+
+
+def load_rounds(lines):
+    """{round: {"load": rec, "storage": [rec...], "cufile": [rec...]}} from JSON lines."""
+    rounds = {}
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        rec = json.loads(line)
+        r = rounds.setdefault(int(rec["round"]), {"load": None, "storage": [], "cufile": []})
+        if rec["kind"] == "load":
+            # A load that put a wrong byte in place is not a load: reported, not counted.
+            if rec.get("mismatches"):
+                r.setdefault("wrong", []).append(rec)
+                continue
+            r["load"] = rec
+        elif rec["kind"] in ("storage", "cufile"):
+            r[rec["kind"]].append(rec)
+        else:
+            raise ValueError("unknown kind %r" % rec["kind"])
+    return rounds
+
+
+def fastest(recs):
+    return max(recs, key=lambda x: x["gbps"]) if recs else None
+
+
+def ratio(a, b, key="gbps"):
+    if a is None or b is None or not b[key]:
+        return None
+    return a[key] / b[key]
+
+
+RATIOS = (
+    ("load_over_storage", lambda ld, st, cf: ratio(ld, st)),
+    ("load_over_cufile", lambda ld, st, cf: ratio(ld, cf)),
+    ("cufile_over_storage", lambda ld, st, cf: ratio(cf, st)),
+    ("cpu_load_over_cufile", lambda ld, st, cf: ratio(ld, cf, "cpu_s_per_gb")),
+)
+
+
+def summarise(rounds):
+    """Per-round rows and, for each ratio, its median, lowest, highest and round count."""
+    rows = []
+    for n in sorted(rounds):
+        r = rounds[n]
+        ld, st, cf = r["load"], fastest(r["storage"]), fastest(r["cufile"])
+        row = {"round": n, "load": ld, "storage": st, "cufile": cf}
+        for name, f in RATIOS:
+            row[name] = f(ld, st, cf)
+        rows.append(row)
+    medians = {}
+    for name, _ in RATIOS:
+        v = [row[name] for row in rows if row[name] is not None]
+        if v:
+            medians[name] = {"median": statistics.median(v), "low": min(v), "high": max(v),
+                             "rounds": len(v)}
+    shapes = {}
+    for r in rounds.values():
+        for kind in ("storage", "cufile"):
+            for rec in r[kind]:
+                shapes.setdefault((kind, rec["shape"]), []).append(rec["gbps"])
+        if r["load"]:
+            shapes.setdefault(("load", r["load"]["shape"]), []).append(r["load"]["gbps"])
+    return rows, medians, shapes
+
+
+def fmt(x, spec="%.3f"):
+    return "-" if x is None else spec % x
+
+
+def report(rounds, rows, medians, shapes, out):
+    out.write("round  load GB/s  ceiling GB/s (shape)            cuFile GB/s (shape)"
+              "             load/ceil  load/cuFile  cuFile/ceil  CPU load/cuFile\n")
+    for row in rows:
+        ld, st, cf = row["load"], row["storage"], row["cufile"]
+        out.write("%5d  %9s  %7s %-24s %7s %-24s %9s  %11s  %11s  %15s\n" % (
+            row["round"], fmt(ld and ld["gbps"], "%.2f"),
+            fmt(st and st["gbps"], "%.2f"), st["shape"] if st else "",
+            fmt(cf and cf["gbps"], "%.2f"), cf["shape"] if cf else "",
+            fmt(row["load_over_storage"]), fmt(row["load_over_cufile"]),
+            fmt(row["cufile_over_storage"]), fmt(row["cpu_load_over_cufile"])))
+    for name, _ in RATIOS:
+        m = medians.get(name)
+        if m:
+            out.write("median %-22s %.3f (%.3f-%.3f) over %d rounds\n" % (
+                name, m["median"], m["low"], m["high"], m["rounds"]))
+        else:
+            out.write("median %-22s - (no round has both sides)\n" % name)
+    for (kind, shape), g in sorted(shapes.items()):
+        out.write("shape %-7s %-26s median %.2f GB/s (%.2f-%.2f), %d read%s\n" % (
+            kind, shape, statistics.median(g), min(g), max(g), len(g), "" if len(g) == 1 else "s"))
+    # A read faster than its round's ceiling means the ceiling missed a faster shape or
+    # the two reads drifted apart: say so rather than leave a ratio above 1.0 unexplained.
+    for n, r in sorted(rounds.items()):
+        for rec in r.get("wrong", []):
+            out.write("WRONG: round %d's load had %d wrong bytes: not counted\n"
+                      % (n, rec["mismatches"]))
+    for row in rows:
+        if row["load_over_storage"] is not None and row["load_over_storage"] > 1.0:
+            out.write("note: round %d's load is %.3f of its ceiling: above 1.0, so the "
+                      "candidates missed a faster shape or the reads drifted\n"
+                      % (row["round"], row["load_over_storage"]))
+    out.write("paired-json " + json.dumps({"rounds": rows, "medians": medians}) + "\n")
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.stderr.write("usage: perf-paired.py PAIRED.jsonl\n")
+        return 2
+    with open(argv[1]) as f:
+        rounds = load_rounds(f)
+    if not rounds:
+        sys.stderr.write("perf-paired.py: %s has no reads\n" % argv[1])
+        return 1
+    report(rounds, *summarise(rounds), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

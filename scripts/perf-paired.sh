@@ -1,0 +1,102 @@
+#!/bin/bash
+# Paired rounds: whole cold loads, the storage ceiling and cuFile, each read over the whole
+# file, interleaved round by round, and the ratios taken inside each round.
+#
+#   scripts/perf-paired.sh BINDIR OUTDIR MODEL.gguf BENCH.json
+#
+# Why: a ceiling sampled once, seconds away from the loads it bounds, drifts ~10 % on zram
+# and 15-25 % within a minute on the virtio disk (Documentation/performance.md, run 7),
+# so a ratio of a few percent is inside the noise of the two samples. Here each round reads
+# the file once with the load and once with each candidate shape, in an order that rotates
+# round by round, and a round's ratio divides results taken within seconds of each other;
+# the summary gives each ratio's median and range over the rounds.
+#
+# The candidates come from BENCH.json (p2pio-bench --json over the same file): the TOP
+# fastest cold storage shapes (O_DIRECT or buffered) and the TOP fastest cold cuFile shapes
+# of its sweeps, so the ceiling and the peer are at their best shape of a round, not at one
+# setting: a round's ceiling is its fastest storage candidate, its cuFile its fastest cuFile
+# candidate. Every candidate reads the whole file (no --duration), as the load does.
+#
+# The loads are p2pio-load's defaults, verified after the clock stops as the headline loads
+# are (a load with a wrong byte is reported, not counted).
+#
+# Environment: PAIRED (rounds, default 5), TOP (candidates per kind, default 2), LIMIT
+# (seconds, default 120), LOAD_ARGS (more p2pio-load options, e.g. --host) and BENCH_ARGS
+# (more p2pio-bench options, e.g. --device host). Results: OUTDIR/paired.jsonl (a line per
+# read) and OUTDIR/paired.txt (the rounds and the medians), also on stdout.
+set -u
+BIN=$(cd "$1" && pwd)
+OUT=$2
+M=$3
+BENCH=$4
+PAIRED=${PAIRED:-5}
+TOP=${TOP:-2}
+LIMIT=${LIMIT:-120}
+LOAD_ARGS=${LOAD_ARGS:-}
+BENCH_ARGS=${BENCH_ARGS:-}
+T0=$(date +%s)
+mkdir -p "$OUT"
+. "$(dirname "$0")/perf-lib.sh"
+
+# The candidates: "kind mode size depth threads" a line.
+cands=$(python3 - "$BENCH" "$TOP" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+top = int(sys.argv[2])
+for kind, modes in (("storage", ("direct", "buffered")), ("cufile", ("cufile",))):
+    rs = [r for r in d.get("results", []) if r.get("mode") in modes and r.get("cache") == "cold"
+          and r.get("ok") and r.get("gibps", 0) > 0]
+    rs.sort(key=lambda r: -r["gibps"])
+    seen = set()
+    for r in rs:
+        k = (r["mode"], r["io_size"], r["depth"], r["threads"])
+        if k in seen:
+            continue
+        seen.add(k)
+        print(kind, *k)
+        if len(seen) == top:
+            break
+PY
+) || { log "paired: no candidates in $BENCH"; exit 1; }
+[ -n "$cands" ] || { log "paired: no cold storage or cuFile result in $BENCH"; exit 1; }
+mapfile -t items < <(echo load; echo "$cands")
+log "paired: $PAIRED rounds of ${#items[@]} reads: ${items[*]}"
+
+J="$OUT/paired.jsonl"
+: >"$J"
+# One read of the whole file, its result as one JSON line tagged with the round and item.
+one() { # round item
+	local round=$1 item=$2 kind mode size depth threads
+	if [ "$item" = load ]; then
+		cap 60 "$BIN/p2pio-load" --json -q --cold $LOAD_ARGS "$M" \
+			2>>"$OUT/paired.err" |
+			python3 -c 'import json, sys
+j = json.loads(sys.stdin.read())
+print(json.dumps({"round": int(sys.argv[1]), "kind": "load", "shape": j.get("path", "?"),
+                  "gbps": j["gbps"], "cpu_s_per_gb": j["cpu_seconds"] / (j["bytes"] / 1e9),
+                  "verified": j.get("verified"), "mismatches": j.get("mismatches")}))' \
+			"$round" >>"$J" 2>>"$OUT/paired.err"
+		return
+	fi
+	read -r kind mode size depth threads <<<"$item"
+	cap 60 "$BIN/p2pio-bench" --json --fixed --modes "$mode" --size "$size" --depth "$depth" \
+		--threads "$threads" --cache cold $BENCH_ARGS "$M" 2>>"$OUT/paired.err" |
+		python3 -c 'import json, sys
+d = json.loads(sys.stdin.read())
+r = d["results"][0]
+if not r.get("ok"):
+    sys.exit("bench: " + r.get("note", "failed"))
+g = 1.073741824
+print(json.dumps({"round": int(sys.argv[1]), "kind": sys.argv[2],
+                  "shape": "%s %dK qd%d x%d" % (r["mode"], r["io_size"] // 1024, r["depth"], r["threads"]),
+                  "gbps": r["gibps"] * g, "cpu_s_per_gb": r["cpu_s_per_gib"] / g}))' \
+		"$round" "$kind" >>"$J" 2>>"$OUT/paired.err"
+}
+
+n=${#items[@]}
+for r in $(seq "$PAIRED"); do
+	for i in $(seq 0 $((n - 1))); do
+		one "$r" "${items[$(( (i + r - 1) % n ))]}" || log "paired: round $r: ${items[$(( (i + r - 1) % n ))]} failed"
+	done
+done
+python3 "$(dirname "$0")/perf-paired.py" "$J" | tee "$OUT/paired.txt"

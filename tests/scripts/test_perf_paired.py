@@ -1,0 +1,156 @@
+"""scripts/perf-paired.sh and its summary, scripts/perf-paired.py.
+
+The summary is checked on hand-made rounds with known answers; the script end to end on
+this machine's host memory (no GPU, so no cuFile candidate) with a small model, for the
+reads it makes, their order and that each lands in the summary.
+"""
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("P2PIO_BIN", os.path.join(ROOT, "build", "bin"))
+
+spec = importlib.util.spec_from_file_location("perf_paired",
+                                              os.path.join(ROOT, "scripts", "perf-paired.py"))
+pp = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(pp)
+
+
+def rec(rnd, kind, shape, gbps, cpu, **more):
+    d = {"round": rnd, "kind": kind, "shape": shape, "gbps": gbps, "cpu_s_per_gb": cpu}
+    d.update(more)
+    return json.dumps(d)
+
+
+class Summary(unittest.TestCase):
+    def lines(self):
+        return [
+            rec(1, "load", "bounce", 27.0, 0.60, mismatches=0),
+            rec(1, "storage", "direct 1024K qd1 x64", 30.0, 0.5),
+            rec(1, "storage", "direct 4096K qd16 x16", 28.0, 0.5),
+            rec(1, "cufile", "cufile 4096K qd16 x16", 24.0, 0.6),
+            rec(1, "cufile", "cufile 1024K qd16 x16", 25.0, 0.5),
+            # Round 2: the other storage shape is the faster one this time.
+            rec(2, "storage", "direct 1024K qd1 x64", 25.0, 0.5),
+            rec(2, "storage", "direct 4096K qd16 x16", 26.0, 0.5),
+            rec(2, "load", "bounce", 24.7, 0.55, mismatches=0),
+            rec(2, "cufile", "cufile 4096K qd16 x16", 23.0, 0.5),
+            # Round 3: the load is above its ceiling, and cuFile did not run.
+            rec(3, "load", "bounce", 31.0, 0.60, mismatches=0),
+            rec(3, "storage", "direct 1024K qd1 x64", 30.0, 0.5),
+            # Round 4: a load with wrong bytes is not counted.
+            rec(4, "load", "bounce", 99.0, 0.1, mismatches=12),
+            rec(4, "storage", "direct 1024K qd1 x64", 30.0, 0.5),
+            rec(4, "cufile", "cufile 4096K qd16 x16", 20.0, 0.5),
+        ]
+
+    def test_ratios_per_round_and_medians(self):
+        rounds = pp.load_rounds(self.lines())
+        rows, med, shapes = pp.summarise(rounds)
+        self.assertEqual([r["round"] for r in rows], [1, 2, 3, 4])
+        # Each round divides by its own fastest candidate of each kind.
+        self.assertAlmostEqual(rows[0]["load_over_storage"], 27.0 / 30.0)
+        self.assertAlmostEqual(rows[0]["load_over_cufile"], 27.0 / 25.0)
+        self.assertAlmostEqual(rows[0]["cpu_load_over_cufile"], 0.60 / 0.5)
+        self.assertAlmostEqual(rows[0]["cufile_over_storage"], 25.0 / 30.0)
+        self.assertEqual(rows[1]["storage"]["shape"], "direct 4096K qd16 x16")
+        self.assertAlmostEqual(rows[1]["load_over_storage"], 24.7 / 26.0)
+        self.assertIsNone(rows[2]["load_over_cufile"])
+        self.assertIsNone(rows[3]["load"])
+        self.assertIsNone(rows[3]["load_over_storage"])
+        self.assertAlmostEqual(rows[3]["cufile_over_storage"], 20.0 / 30.0)
+        m = med["load_over_storage"]
+        self.assertEqual(m["rounds"], 3)
+        self.assertAlmostEqual(m["median"], 24.7 / 26.0)
+        self.assertAlmostEqual(m["low"], 27.0 / 30.0)
+        self.assertAlmostEqual(m["high"], 31.0 / 30.0)
+        self.assertEqual(med["load_over_cufile"]["rounds"], 2)
+        self.assertAlmostEqual(med["load_over_cufile"]["median"], (27.0 / 25.0 + 24.7 / 23.0) / 2)
+        self.assertEqual(sorted(shapes[("storage", "direct 1024K qd1 x64")]), [25.0, 30.0, 30.0, 30.0])
+
+    def test_report_says_what_is_odd(self):
+        rounds = pp.load_rounds(self.lines())
+        out = io.StringIO()
+        pp.report(rounds, *pp.summarise(rounds), out)
+        text = out.getvalue()
+        self.assertIn("WRONG: round 4's load had 12 wrong bytes: not counted", text)
+        self.assertIn("note: round 3's load is 1.033 of its ceiling", text)
+        self.assertNotIn("note: round 1", text)
+        self.assertIn("median load_over_storage      0.950 (0.900-1.033) over 3 rounds", text)
+        last = text.strip().splitlines()[-1]
+        self.assertTrue(last.startswith("paired-json "))
+        j = json.loads(last[len("paired-json "):])
+        self.assertEqual(j["medians"]["load_over_storage"]["rounds"], 3)
+
+    def test_bad_input_is_refused(self):
+        with self.assertRaises(ValueError):
+            pp.load_rounds([rec(1, "mystery", "x", 1.0, 1.0)])
+        with self.assertRaises(json.JSONDecodeError):
+            pp.load_rounds(["{not json"])
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as f:
+            r = subprocess.run(["python3", os.path.join(ROOT, "scripts", "perf-paired.py"),
+                                f.name], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("has no reads", r.stderr)
+
+
+@unittest.skipUnless(os.access(os.path.join(BIN, "p2pio-load"), os.X_OK), "no built tools")
+class EndToEnd(unittest.TestCase):
+    def test_host_rounds(self):
+        with tempfile.TemporaryDirectory() as d:
+            m = os.path.join(d, "m.gguf")
+            subprocess.run([os.path.join(BIN, "p2pio-mkmodel"), "-q", "--arch", "llama",
+                            "--layers", "2", "--hidden", "256", "--ffn", "512", "--heads", "4",
+                            "--kv-heads", "2", "--vocab", "512", "-s", "7", m], check=True)
+            bench = os.path.join(d, "bench.json")
+            with open(bench, "w") as f:
+                subprocess.run([os.path.join(BIN, "p2pio-bench"), "--modes", "storage",
+                                "--size", "1M,4M", "--cache", "cold", "--device", "host",
+                                "--json", m], check=True, stdout=f)
+            out = os.path.join(d, "out")
+            env = dict(os.environ, PAIRED="3", TOP="2", LOAD_ARGS="--host",
+                       BENCH_ARGS="--device host")
+            r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "perf-paired.sh"), BIN,
+                                out, m, bench], env=env, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            reads = [json.loads(l) for l in open(os.path.join(out, "paired.jsonl"))]
+            # Three rounds of the load and two storage shapes, no cuFile on host memory.
+            self.assertEqual(len(reads), 9, reads)
+            self.assertEqual({x["kind"] for x in reads}, {"load", "storage"})
+            self.assertEqual(len({x["shape"] for x in reads if x["kind"] == "storage"}), 2)
+            # The order rotates: round r starts with item r - 1 of (load, shape 1, shape 2).
+            firsts = [x for i, x in enumerate(reads) if i % 3 == 0]
+            self.assertEqual([x["round"] for x in firsts], [1, 2, 3])
+            self.assertEqual(firsts[0]["kind"], "load")
+            self.assertEqual(firsts[1]["kind"], "storage")
+            self.assertEqual(firsts[2]["kind"], "storage")
+            self.assertNotEqual(firsts[1]["shape"], firsts[2]["shape"])
+            for x in reads:
+                self.assertGreater(x["gbps"], 0)
+                if x["kind"] == "load":
+                    self.assertEqual(x["mismatches"], 0)
+                    self.assertTrue(x["verified"])
+            text = open(os.path.join(out, "paired.txt")).read()
+            self.assertIn("over 3 rounds", text)
+            self.assertIn("(no round has both sides)", text)
+
+    def test_no_candidates(self):
+        with tempfile.TemporaryDirectory() as d:
+            bench = os.path.join(d, "bench.json")
+            with open(bench, "w") as f:
+                json.dump({"results": [{"mode": "cufile", "cache": "cold", "ok": False,
+                                        "gibps": 0, "io_size": 1, "depth": 1, "threads": 1}]}, f)
+            r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "perf-paired.sh"), BIN,
+                                os.path.join(d, "out"), bench, bench],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("no cold storage or cuFile result", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
