@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * moe_run.h - what the parts of `p2pio-moe run` share: its options, the state of one run
+ * and what it measured. moe_run.c opens the model and the cache and drives a run;
+ * moe_run_opts.c parses the command line; moe_run_decode.c decodes the trace (per layer
+ * of a token: require, verify, release, predict); moe_run_miss.c measures the path's
+ * expert-sized reads and the cost of cold miss batches (--miss-cost); moe_run_report.c
+ * prints the results, as text or as one JSON object.
+ */
+#ifndef P2PIO_TOOLS_MOE_RUN_H
+#define P2PIO_TOOLS_MOE_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "bench.h"
+#include "p2pio.h"
+
+#define RUN_MAX_USED 64
+#define RUN_MAX_SLICES 16
+/* The same path's rate: this much of the model, in expert-sized reads, this many deep. */
+#define RUN_PATH_BYTES (2ull << 30)
+#define RUN_PATH_DEPTH 32
+
+struct run_opts {
+	const char *model;
+	const char *trace;
+	uint64_t budget;
+	double fraction;
+	const char *policy;
+	bool prefetch_prev;
+	bool prefetch_learned;
+	bool prefetch_next;		/* the trace's next layer as the prediction */
+	double accuracy;		/* of each predicted expert, 0..1 (default 1) */
+	bool accuracy_set;
+	uint64_t tokens;
+	uint64_t warmup;
+	bool warmup_set;
+	uint64_t compute_ns;
+	double ceiling;			/* bytes/s; 0: measure */
+	int device;
+	bool device_set;
+	enum p2pio_path path;
+	bool miss_cost;
+	bool no_verify;
+	bool json;
+	uint64_t chunk;			/* engine chunk size; 0: the library's default */
+	uint32_t threads;		/* engine threads; 0: the library's default */
+	uint32_t queue_depth;		/* engine queue depth; 0: the library's default */
+	bool poll;			/* P2PIO_CTX_POLL */
+	bool bounce_async;		/* P2PIO_CTX_BOUNCE_ASYNC */
+	uint64_t read_piece;		/* the cache's read piece; 0: the library's default */
+	uint32_t read_pieces;		/* or reads per expert load; 0: by the piece */
+	bool keep_cache;		/* leave the model in the page cache */
+	bool eager_unmap;		/* unmap victims before the miss loads (as before) */
+	bool run_ahead;			/* require a layer before the stream reaches it */
+};
+
+struct run {
+	struct run_opts o;
+	struct p2pio_ctx *ctx;
+	struct p2pio_model *m;
+	struct p2pio_experts *x;
+	uint32_t threads;		/* the engine's */
+	uint32_t queue_depth;		/* the engine's */
+	struct p2pio_verifier *v;
+	struct p2pio_expert_trace *t;
+	struct p2pio_experts_info info;
+	struct p2pio_model_info minfo;
+	struct bench_cuda cu;
+	void *stream;
+	uint64_t verified_bytes;
+};
+
+/* What a run measured, for the report. */
+struct run_result {
+	struct p2pio_expert_stats st;	/* the measured tokens' (after the warm-up) */
+	struct p2pio_experts_io io;
+	struct p2pio_path_info pi;
+	struct p2pio_verify_result vr;
+	uint64_t tokens;		/* measured, after the warm-up */
+	uint64_t warm;			/* warm-up tokens */
+	uint64_t wall_ns;		/* the measured tokens' wall time */
+	uint64_t all;			/* experts in the model */
+	double tps;
+	double ceiling;			/* bytes/s */
+	char ceiling_why[256];
+	double path_rate;		/* bytes/s of the path's expert-sized reads */
+	double missed;			/* bytes missed per token */
+	double bound;			/* tokens/s: ceiling / missed; 0 without misses */
+	double hit;
+	bool short_decode;		/* too short for a steady ratio */
+	double batch_loads;		/* demand loads per miss batch */
+	double batch_us;		/* a batch's require to its last load done */
+	double batch_bytes_us;		/* a batch's bytes / the ceiling */
+	double beyond_us;		/* a token's time beyond its bytes / the ceiling */
+	double wait_us;			/* that per missed layer; NAN: none */
+};
+
+static inline uint64_t run_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* moe_run_opts.c: the command line into @o. 0, or the tool's usage exit status. */
+int moe_run_parse(int argc, char **argv, struct run_opts *o);
+
+/* moe_run_decode.c: wait for the run's stream (none on host memory). */
+void moe_run_stream_sync(struct run *r);
+/* Decode tokens [@from, @to) of the trace. 0 or -errno (message printed). */
+int moe_run_decode(struct run *r, uint64_t from, uint64_t to);
+
+/* moe_run_miss.c: the path's expert-sized reads, RUN_PATH_DEPTH deep, in bytes/s. */
+int moe_run_measure_path(struct run *r, double *bps);
+/* The table of cold miss batches of 1, 2, 4 and 8 experts against their floors. */
+void moe_run_miss_cost(struct run *r, double ceiling, FILE *out);
+
+/* moe_run_report.c: the results as text, or one JSON object with --json. */
+void moe_run_report(FILE *out, const struct run *r, const struct run_result *res);
+
+#endif

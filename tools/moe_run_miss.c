@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+/*
+ * moe_run_miss.c - what a miss costs in `p2pio-moe run`: the rate of the path's own
+ * expert-sized reads, and (--miss-cost) cold batches of 1, 2, 4 and 8 misses timed from
+ * require to the stream's release, beside their bytes / the ceiling, the fastest plain
+ * reads of the same ranges and, into a GPU, those reads each copied as it lands.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "moe_run.h"
+
+/*
+ * What the cache's path reads at one good shape, for comparison with the ceiling (it is
+ * not one: the decode read faster than this): expert-sized reads of the model (its expert
+ * region, sequentially, as many as RUN_PATH_BYTES allow), RUN_PATH_DEPTH in flight, on the same
+ * context and path, into target memory.
+ */
+int moe_run_measure_path(struct run *r, double *bps)
+{
+	uint64_t len = r->info.expert_data, start = r->minfo.data_offset, end = r->minfo.file_size;
+	uint64_t off, total = 0, t0, ring = (uint64_t)RUN_PATH_DEPTH * len;
+	enum p2pio_mem mem = p2pio_ctx_device(r->ctx) == P2PIO_DEVICE_HOST ? P2PIO_MEM_HOST
+									  : P2PIO_MEM_CUDA;
+	struct p2pio_cqe cqe[RUN_PATH_DEPTH];
+	struct p2pio_queue *q = NULL;
+	struct p2pio_buf *buf = NULL;
+	unsigned int inflight = 0, slot = 0;
+	int ret, n, i;
+
+	if (!len)
+		return -EINVAL;
+	if (end - start > RUN_PATH_BYTES)
+		end = start + RUN_PATH_BYTES;
+	ret = p2pio_buf_alloc(r->ctx, mem, ring, &buf, NULL);
+	ret = ret ?: p2pio_queue_create(r->ctx, &q);
+	if (ret)
+		goto out;
+	if (!r->o.keep_cache)
+		cli_drop_cache(r->o.model);
+	t0 = run_now_ns();
+	for (off = start; (off + len <= end || inflight) && !ret;) {
+		while (off + len <= end && inflight < RUN_PATH_DEPTH) {
+			struct p2pio_req req = {
+				.file = p2pio_model_file(r->m),
+				.file_offset = off,
+				.length = len,
+				.buf = buf,
+				.buf_offset = (uint64_t)(slot++ % RUN_PATH_DEPTH) * len,
+			};
+
+			n = p2pio_submit(q, &req, 1);
+			if (n < 0) {
+				ret = n;
+				break;
+			}
+			inflight++;
+			off += len;
+		}
+		if (!inflight)
+			break;
+		n = p2pio_complete(q, cqe, RUN_PATH_DEPTH, 1, -1);
+		if (n < 0) {
+			ret = n;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			inflight--;
+			if (cqe[i].res < 0)
+				ret = cqe[i].res;
+			total += cqe[i].bytes;
+		}
+	}
+	*bps = (double)total / ((double)(run_now_ns() - t0) * 1e-9);
+out:
+	p2pio_queue_destroy(q);
+	p2pio_buf_free(buf);
+	return ret;
+}
+
+/* The file ranges of @k experts' slices: what a batch of their misses reads. */
+static size_t batch_ranges(struct run *r, uint32_t layer, const uint32_t *ids, uint32_t k,
+			   struct bench_range *out, size_t max)
+{
+	struct p2pio_expert_slice sl[RUN_MAX_SLICES];
+	size_t n = 0;
+	uint32_t i;
+	int ns, j;
+
+	for (i = 0; i < k; i++) {
+		ns = p2pio_experts_slices(r->x, layer, ids[i], sl, RUN_MAX_SLICES);
+		for (j = 0; j < ns && j < RUN_MAX_SLICES && n < max; j++)
+			out[n++] = (struct bench_range){ sl[j].file_offset, sl[j].size };
+	}
+	return n;
+}
+
+/* "16 threads x 512K", "1 thread x whole ranges": the floor's shape. */
+static void floor_shape(const struct bench_burst *fl, char *buf, size_t len)
+{
+	char piece[32] = "whole ranges";
+
+	if (fl->piece)
+		bench_size_str(fl->piece, piece, sizeof(piece));
+	snprintf(buf, len, "%u thread%s x %s", fl->threads, fl->threads == 1 ? "" : "s", piece);
+}
+
+/* "  floor shape k=1: 16 threads x 512K (O_DIRECT; ...)": the best shape of a floor. */
+static void shape_line(FILE *out, const char *what, uint32_t k, const struct bench_burst *fl,
+		       int err)
+{
+	char shape[64];
+
+	if (err) {
+		fprintf(out, "  %s shape k=%u: none (%s)\n", what, k, fl->note);
+		return;
+	}
+	floor_shape(fl, shape, sizeof(shape));
+	fprintf(out, "  %s shape k=%u: %s (%s%s; %u run%s, %.2f MiB; the best of %d tries at "
+		"each of %u shape%s)\n", what, k, shape, fl->buffered ? fl->note : "O_DIRECT",
+		fl->gpu ? ", each read copied on its thread's stream" : "", fl->runs,
+		fl->runs == 1 ? "" : "s", (double)fl->bytes / 1048576.0, BENCH_BURST_REPS,
+		fl->shapes, fl->shapes == 1 ? "" : "s");
+}
+
+#define MISS_KS 4
+#define MISS_BATCHES 10u	/* cold batches timed per k */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of @n sorted times in ns, in us. */
+static double median_us(const uint64_t *v, uint32_t n)
+{
+	return (n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2) * 1e-3;
+}
+
+/*
+ * Batches of @k cold misses: time until the stream has them, against bytes / ceiling, and
+ * where it goes (means per batch, from the start of require): every read submitted
+ * (admission, unmapping victims, backing with memory: "map" and "unmap"; on a GPU "map"
+ * also counts the homes mapped after the reads were submitted, while they run), the first
+ * read's bytes in place, the last load complete (its completion word stored: on BOUNCE the last
+ * copy is done), the stream released (require, then the stream synchronised); and, off
+ * that path, the victims' deferred unmapping at release ("late"). Each batch's ranges
+ * leave the page cache first (unless --keep-cache), so that a buffered path's misses are
+ * cold too.
+ *
+ * Then the floor (issue 12's reference for the 150 us a batch may cost over its bytes):
+ * the fastest plain reads of the last wholly cold batch's very ranges, in the same cache
+ * state (bench_burst_floor()). bytes / the steady ceiling is no fair reference for a
+ * burst of a few MB, which cannot reach steady bandwidth even with plain O_DIRECT.
+ * Into a GPU also "+copy": the same sweep with each read copied into the GPU as it lands
+ * (on its thread's own stream), what a plain read-then-copy loop takes at its best shape.
+ * A peer, not a floor: on the H200 machine it took 0.3-0.4 ms more than the reads alone
+ * for one 12 MiB expert (reads and copies share the host's memory), and the cache beat
+ * it for batches of 4 and 8 (moe.md, "Eighth round").
+ */
+void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
+{
+	static const uint32_t ks[MISS_KS] = { 1, 2, 4, 8 };
+	struct p2pio_experts_io a = { .size = sizeof(a) }, b = { .size = sizeof(b) };
+	struct bench_range batch[8 * RUN_MAX_SLICES], cold[8 * RUN_MAX_SLICES];
+	struct bench_burst fl[MISS_KS], cfl[MISS_KS];	/* the floors: reads; with copies */
+	int fl_err[MISS_KS], cfl_err[MISS_KS];
+	uint64_t rel[MISS_KS][MISS_BATCHES];	/* each counted batch's released time */
+	uint32_t n_rel[MISS_KS] = { 0 };	/* counted batches: a row for ks[i] if any */
+	uint32_t ids[8], layer = 0, next = 0, i, tries, k, done, warm;
+	uint64_t t0, dt, ns, bytes, reads, submit, first, last, map, unmap, late, taken, landed;
+	double n, us, floor_us;
+	size_t ki, nbatch, ncold;
+	int fd = open(r->o.model, O_RDONLY | O_CLOEXEC), open_err = fd < 0 ? -errno : 0;
+
+	p2pio_experts_stats(r->x, NULL, &a, false);
+	fprintf(out, "  reads of %.0f KiB; times in us per batch, from the start of require:\n",
+		(double)a.read_piece / 1024.0);
+	fprintf(out, "  floor: the fastest plain reads of a cold batch's ranges (shapes below); "
+		"over floor = released - floor\n");
+	fprintf(out, "  taken, landed: its last read handed to an engine thread, and read "
+		"(before any copy; - where the path does not say)\n");
+	if (r->stream)
+		fprintf(out, "  +copy: the same plain reads, each copied into the GPU as it lands, "
+			"at their best shape (below); over +copy = released - +copy\n");
+	fprintf(out, "  %-3s %8s %6s %8s %7s %7s %8s %8s %9s %9s %9s %7s %8s %10s %8s %8s %8s "
+		"%10s\n", "k", "MiB", "reads", "submit", "(map", "unmap)", "first", "last",
+		"released", "bytes/ceil", "overhead", "late", "floor", "over floor", "taken",
+		"landed", "+copy", "over +copy");
+	for (ki = 0; ki < MISS_KS; ki++) {
+		k = ks[ki];
+		if (k > r->info.experts || k > r->info.capacity)
+			break;
+		ns = bytes = reads = submit = first = last = map = unmap = late = taken = landed = 0;
+		ncold = 0;
+		/*
+		 * Ten wholly cold batches, at most thirty tries: a batch of which an expert was
+		 * still resident (a hit, left by the decode) is timed but not counted, as its
+		 * time is not a cold batch's (it used to dilute every mean by its share).
+		 */
+		for (tries = 0, done = 0, warm = 0; done < MISS_BATCHES && tries < 3 * MISS_BATCHES;
+		     tries++) {
+			/* Walk the experts in order: each batch is ones not used for longest. */
+			if (next + k > r->info.experts) {
+				next = 0;
+				layer = (layer + 1) % r->info.layers;
+			}
+			for (i = 0; i < k; i++)
+				ids[i] = next++;
+			nbatch = batch_ranges(r, layer, ids, k, batch,
+					      sizeof(batch) / sizeof(batch[0]));
+			if (fd >= 0 && !r->o.keep_cache)
+				bench_evict_ranges(fd, batch, nbatch);
+			p2pio_experts_stats(r->x, NULL, &a, false);
+			t0 = run_now_ns();
+			if (p2pio_experts_require(r->x, layer, ids, k, r->stream, (uint64_t[8]){ 0 }))
+				continue;
+			moe_run_stream_sync(r);
+			dt = run_now_ns() - t0;
+			p2pio_experts_release(r->x, layer, ids, k, r->stream);
+			moe_run_stream_sync(r);
+			p2pio_experts_stats(r->x, NULL, &b, false);
+			if ((b.loads - b.prefetches) - (a.loads - a.prefetches) != k ||
+			    b.batches - a.batches != 1) {
+				warm++;
+				continue;
+			}
+			/* All k loaded: the floor reads what this batch read. */
+			memcpy(cold, batch, nbatch * sizeof(batch[0]));
+			ncold = nbatch;
+			rel[ki][done++] = dt;
+			ns += dt;
+			bytes += b.bytes - a.bytes;
+			reads += b.reads - a.reads;
+			submit += b.batch_submit_ns - a.batch_submit_ns;
+			first += b.batch_first_ns - a.batch_first_ns;
+			last += b.batch_done_ns - a.batch_done_ns;
+			map += b.map_ns - a.map_ns;
+			unmap += b.unmap_ns - a.unmap_ns;
+			late += b.late_unmap_ns - a.late_unmap_ns;
+			taken += b.batch_taken_ns - a.batch_taken_ns;
+			landed += b.batch_landed_ns - a.batch_landed_ns;
+		}
+		if (!done)
+			continue;
+		memset(&fl[ki], 0, sizeof(fl[ki]));
+		memset(&cfl[ki], 0, sizeof(cfl[ki]));
+		cfl_err[ki] = -ENODEV;
+		if (fd < 0) {
+			fl_err[ki] = open_err;
+			snprintf(fl[ki].note, sizeof(fl[ki].note), "cannot open %s: %s", r->o.model,
+				 strerror(-open_err));
+		} else if (!ncold) {
+			fl_err[ki] = -ENODATA;
+			snprintf(fl[ki].note, sizeof(fl[ki].note), "no batch loaded all %u", k);
+		} else {
+			struct bench_burst_params bp = {
+				.fd = fd,
+				.ranges = cold,
+				.nr_ranges = ncold,
+				.cold = !r->o.keep_cache,
+			};
+
+			fl_err[ki] = bench_burst_floor(&bp, &fl[ki]);
+			if (r->stream) {
+				bp.cu = &r->cu;
+				cfl_err[ki] = bench_burst_floor(&bp, &cfl[ki]);
+			}
+		}
+		n_rel[ki] = done;
+		n = (double)done;
+		us = (double)bytes / n / ceiling * 1e6;
+		fprintf(out, "  %-3u %8.2f %6.1f %8.1f %7.1f %7.1f %8.1f %8.1f %9.1f %9.1f %+9.1f "
+			"%7.1f",
+			k, (double)bytes / n / 1048576.0, (double)reads / n,
+			(double)submit / n * 1e-3, (double)map / n * 1e-3, (double)unmap / n * 1e-3,
+			(double)first / n * 1e-3, (double)last / n * 1e-3, (double)ns / n * 1e-3,
+			us, (double)ns / n * 1e-3 - us, (double)late / n * 1e-3);
+		floor_us = fl[ki].seconds * 1e6;
+		if (fl_err[ki])
+			fprintf(out, " %8s %10s", "-", "-");
+		else
+			fprintf(out, " %8.1f %+10.1f", floor_us, (double)ns / n * 1e-3 - floor_us);
+		if (taken && landed)
+			fprintf(out, " %8.1f %8.1f", (double)taken / n * 1e-3,
+				(double)landed / n * 1e-3);
+		else
+			fprintf(out, " %8s %8s", "-", "-");
+		if (cfl_err[ki])
+			fprintf(out, " %8s %10s\n", "-", "-");
+		else
+			fprintf(out, " %8.1f %+10.1f\n", cfl[ki].seconds * 1e6,
+				(double)ns / n * 1e-3 - cfl[ki].seconds * 1e6);
+		if (warm)
+			fprintf(out, "      (%u of %u batches not wholly cold, left out of the means)\n",
+				warm, warm + done);
+	}
+	/* After the table, so that its rows stay together: one line per k. */
+	for (ki = 0; ki < MISS_KS; ki++) {
+		if (!n_rel[ki])
+			continue;
+		/*
+		 * The spread of the batches behind each mean: the first batch after the decode
+		 * ran 100-400 us slower than the rest in session 7, and a median shows what a
+		 * typical miss costs where one slow batch moves the mean.
+		 */
+		qsort(rel[ki], n_rel[ki], sizeof(rel[ki][0]), cmp_u64);
+		fprintf(out, "  released k=%u: median %.1f us, fastest %.1f, slowest %.1f (%u "
+			"batch%s)\n", ks[ki], median_us(rel[ki], n_rel[ki]), rel[ki][0] * 1e-3,
+			rel[ki][n_rel[ki] - 1] * 1e-3, n_rel[ki], n_rel[ki] == 1 ? "" : "es");
+	}
+	for (ki = 0; ki < MISS_KS; ki++)
+		if (n_rel[ki])
+			shape_line(out, "floor", ks[ki], &fl[ki], fl_err[ki]);
+	for (ki = 0; r->stream && ki < MISS_KS; ki++)
+		if (n_rel[ki])
+			shape_line(out, "+copy", ks[ki], &cfl[ki], cfl_err[ki]);
+	if (fd >= 0)
+		close(fd);
+}
