@@ -66,7 +66,12 @@ LIB_A := $(BUILD)/lib/libp2pio.a
 LIB_MAP := userlib/libp2pio.map
 
 TOOL_MAINS := $(sort $(wildcard tools/p2pio-*.c))
-TOOL_COMMON := $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
+# The parts of one tool (tools/load_*.c: p2pio-load's; tools/moe_*.c: p2pio-moe's) link
+# into that tool alone; every other tools/*.c is shared by all of them.
+TOOL_OWN_p2pio-load := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/load_*.c)))
+TOOL_OWN_p2pio-moe := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/moe_*.c)))
+TOOL_OWN_OBJS := $(TOOL_OWN_p2pio-load) $(TOOL_OWN_p2pio-moe)
+TOOL_COMMON := $(filter-out $(TOOL_MAINS) $(TOOL_OWN_OBJS:$(BUILD)/%.o=%.c),$(wildcard tools/*.c))
 TOOL_COMMON_OBJS := $(TOOL_COMMON:%.c=$(BUILD)/%.o)
 TOOLS := $(TOOL_MAINS:tools/%.c=$(BUILD)/bin/%)
 # Tools link the static library (they run from the build tree as they are);
@@ -160,7 +165,9 @@ $(LIB_SO): $(LIB_OBJS) $(LIB_MAP)
 # Tools and tests link the static library so they run from the build tree as they are.
 $(BUILD)/bin/%: $(BUILD)/tools/%.o $(TOOL_COMMON_OBJS) $(TOOL_LIB_DEP)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(TOOL_COMMON_OBJS) $(TOOL_LIB) $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(TOOL_OWN_$*) $(TOOL_COMMON_OBJS) $(TOOL_LIB) $(LDLIBS_ALL)
+$(BUILD)/bin/p2pio-load: $(TOOL_OWN_p2pio-load)
+$(BUILD)/bin/p2pio-moe: $(TOOL_OWN_p2pio-moe)
 
 $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(GPU_COMMON_OBJS) $(UNIT_COMMON_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -279,6 +286,6 @@ clean:
 	rm -rf build build-asan build-fuzz
 	@if [ -f kmod/Kbuild ]; then $(MAKE) -C kmod clean; fi
 
--include $(LIB_OBJS:.o=.d) $(TOOL_COMMON_OBJS:.o=.d) $(TOOLS:$(BUILD)/bin/%=$(BUILD)/tools/%.d) \
+-include $(LIB_OBJS:.o=.d) $(TOOL_COMMON_OBJS:.o=.d) $(TOOL_OWN_OBJS:.o=.d) $(TOOLS:$(BUILD)/bin/%=$(BUILD)/tools/%.d) \
 	$(UNIT_COMMON_OBJS:.o=.d) $(UNIT_MAINS:%.c=$(BUILD)/%.d) \
 	$(GPU_TESTS:%=%.d) $(GPU_COMMON_OBJS:.o=.d)
