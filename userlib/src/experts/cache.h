@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * experts/cache.h - the expert cache's state, shared by cache.c (require, release,
- * prefetch: the hot path) and cache_open.c (open, close, the dense part). Private.
+ * experts/cache.h - the expert cache's state, shared by cache.c (the API: require,
+ * release, prefetch, pin, statistics), cache_load.c (loads and prefetches),
+ * cache_reap.c (completions), cache_release.c (releases by event) and cache_open.c
+ * (open, close, the dense part). Private.
  */
 #ifndef P2PIO_EXPERTS_CACHE_H
 #define P2PIO_EXPERTS_CACHE_H
@@ -140,9 +142,45 @@ static inline size_t idx(const struct p2pio_experts *x, uint32_t layer, uint32_t
 	return (size_t)layer * x->ne + expert;
 }
 
-/* cache.c: the thread that reaps the engine's completions (started by open). */
+/* cache_reap.c: the thread that reaps the engine's completions (started by open). */
 P2PIO_HIDDEN void *p2pio_experts_reaper(void *arg);
-/* cache.c: retire every release (close: waits for the stream work). Called locked. */
+/* Unmap a failed expert's memory once nothing references it. Called locked. */
+P2PIO_HIDDEN void xcache_bury(struct p2pio_experts *x, uint32_t layer, uint32_t expert);
+/* The current miss batch is complete: its times from the call's start. Called locked. */
+P2PIO_HIDDEN void xcache_batch_complete(struct p2pio_experts *x);
+/*
+ * Entry @i's load is over (every read done, or it failed): store its completion word
+ * (a failed load's too: a stream may wait on it) and tell the core. Called locked.
+ */
+P2PIO_HIDDEN void xcache_finish_load(struct p2pio_experts *x, size_t i);
+
+/* cache_release.c: retire every release (close: waits for the stream work). Locked. */
 P2PIO_HIDDEN void p2pio_experts_drain_releases(struct p2pio_experts *x);
+/* Retire releases whose stream work has completed; with @block, wait for the oldest. */
+P2PIO_HIDDEN void xcache_poll_releases(struct p2pio_experts *x, bool block);
+/* A release with room for @n experts (its event not yet recorded); NULL without memory. */
+P2PIO_HIDDEN struct xrelease *xcache_release_get(struct p2pio_experts *x, uint32_t n);
+/* Let the built-in prefetch's held experts go. Called locked. */
+P2PIO_HIDDEN void xcache_prefetch_unhold(struct p2pio_experts *x);
+
+/*
+ * cache_load.c, each called locked: map the homes of the loads whose reads are out;
+ * admit and load (@layer, @expert) (@alone: a require's miss with no load in flight);
+ * an expert's address at home (0: not there); check a call's ids (-ERANGE for a layer
+ * or an id out of range, -EINVAL for an id twice or experts of a dense layer); prefetch what is absent of @ids (the number started); the built-in
+ * prefetch for the layer after @layer; unmap the victims left for after the batch.
+ */
+P2PIO_HIDDEN void xcache_homes_map(struct p2pio_experts *x);
+P2PIO_HIDDEN int xcache_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert,
+			     bool prefetch, bool alone);
+P2PIO_HIDDEN uint64_t xcache_addr(const struct p2pio_experts *x, uint32_t layer,
+				  uint32_t expert);
+P2PIO_HIDDEN int xcache_check_ids(const struct p2pio_experts *x, uint32_t layer,
+				  const uint32_t *ids, uint32_t n);
+P2PIO_HIDDEN int xcache_prefetch_locked(struct p2pio_experts *x, uint32_t layer,
+					const uint32_t *ids, uint32_t n);
+P2PIO_HIDDEN void xcache_prefetch_next_layer(struct p2pio_experts *x, uint32_t layer,
+					     const uint32_t *ids, uint32_t n);
+P2PIO_HIDDEN void xcache_flush_unmaps(struct p2pio_experts *x);
 
 #endif /* P2PIO_EXPERTS_CACHE_H */

@@ -204,7 +204,7 @@ static int flags_alloc(struct p2pio_experts *x, size_t n)
 
 /*
  * The stall timings' events, which the caller's thread waits on as it does on the release
- * events (cache.c): spinning events, not CU_EVENT_BLOCKING_SYNC, waited on by a query and
+ * events (cache_release.c): spinning events, not CU_EVENT_BLOCKING_SYNC, waited on by a query and
  * sched_yield() between queries (p2pio_cuda_event_wait()), so that the wait leaves the
  * CPU to the engine's threads where the CPUs are the storage (zram). With blocking-sync
  * events every decode at 50 % resident on the H200 hung (8 of 8; none at 10 and 25 %),
