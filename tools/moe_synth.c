@@ -168,6 +168,7 @@ static int synth_main(int argc, char **argv)
 {
 	static const struct option lo[] = { SYNTH_LONGOPTS, { 0 } };
 	struct p2pio_expert_synth_params p;
+	struct p2pio_error err = { 0 };
 	struct p2pio_expert_trace *t;
 	double rt[NR_SERIES][NR_FRACS];
 	const char *out = NULL;
@@ -199,9 +200,9 @@ static int synth_main(int argc, char **argv)
 		return cli_usage_err("synth: unexpected argument '%s'", argv[optind]);
 	if (p.top_k > p.nr_experts)
 		return cli_usage_err("synth: top-k %u is more than the %u experts", p.top_k, p.nr_experts);
-	r = p2pio_expert_synth(&p, &t);
+	r = p2pio_expert_synth(&p, &t, &err);
 	if (r) {
-		cli_err("synth: %s", strerror(-r));
+		cli_err_p2pio("synth", r, &err);
 		return CLI_EXIT_ERROR;
 	}
 	r = fit_rates(t, rt, 0, NR_SERIES, NULL);
@@ -269,13 +270,17 @@ struct fit_eval {
 static int fit_try(struct p2pio_expert_synth_params *p, double tg[NR_SERIES][NR_FRACS],
 		   double bound, struct fit_eval *e)
 {
+	struct p2pio_error err = { 0 };
 	struct p2pio_expert_trace *t;
 	unsigned int i, k;
 	int r;
 
-	r = p2pio_expert_synth(p, &t);
-	if (r)
+	r = p2pio_expert_synth(p, &t, &err);
+	if (r) {
+		/* The fit stops at the first failure: say why, or it fails in silence. */
+		cli_err_p2pio("fit", r, &err);
 		return r;
+	}
 	e->err = 0;
 	for (k = 0; k < NR_SERIES; k++) {
 		if (k == FIT_LEARNED && e->err >= bound)
@@ -469,9 +474,12 @@ try:
 	}
 
 	if (out) {
+		struct p2pio_error err = { 0 };
 		struct p2pio_expert_trace *t;
 
-		r = p2pio_expert_synth(&best, &t);
+		r = p2pio_expert_synth(&best, &t, &err);
+		if (r)
+			cli_err_p2pio("fit", r, &err);
 		if (r || save_trace(t, out)) {
 			p2pio_expert_trace_free(t);
 			goto fail;

@@ -120,10 +120,9 @@ class Trace(_Resource):
 
 	def __init__(self, layers, experts, top_k, model=""):
 		info = _info(layers, experts, top_k, model)
-		h = ctypes.c_void_p()
-		check(lib.p2pio_expert_trace_new(ctypes.byref(info), ctypes.byref(h)), None,
-		      "trace of %d layers, %d experts, top_k %d" % (layers, experts, top_k))
-		self._own(h.value, None)
+		h = open_handle(lib.p2pio_expert_trace_new, ctypes.byref(info),
+				what="trace of %d layers, %d experts, top_k %d" % (layers, experts, top_k))
+		self._own(h, None)
 
 	def _own(self, h, path):
 		_Resource.__init__(self, h, lib.p2pio_expert_trace_free)
@@ -281,7 +280,5 @@ def synth(layers, experts, top_k, tokens, skew=0.8, locality=0.5, window=4, seed
 		locality=locality, window=_uint(window, "window"), seed=_uint(seed, "seed", _U64),
 		layer_spread=layer_spread, drift=drift, cutoff=cutoff, repeat=repeat,
 		offset=offset, chain=chain)
-	h = ctypes.c_void_p()
-	check(lib.p2pio_expert_synth(ctypes.byref(p), ctypes.byref(h)), None,
-	      "synthetic trace")
-	return Trace._wrap(h.value)
+	return Trace._wrap(open_handle(lib.p2pio_expert_synth, ctypes.byref(p),
+				       what="synthetic trace"))

@@ -276,6 +276,22 @@ class TestErrors(Tmp):
 		self.assertErrno(errno.EINVAL, p2pio.synth, 2, 8, 2, 10, skew=9)
 		self.assertErrno(errno.EINVAL, p2pio.synth, 2, 8, 2, 10, chain=1.5)
 
+	def test_bad_shape_messages(self):
+		"""The library's message reaches the exception: the field, its value, the range."""
+		e = self.assertErrno(errno.EINVAL, p2pio.Trace, 2, 8, 9)
+		self.assertIn("top_k 9 (1 to 255 allowed, and at most nr_experts, 8)", e.strerror)
+		self.assertIn("top_k 9", str(e))
+		self.assertIsNone(e.offset)
+		e = self.assertErrno(errno.EINVAL, p2pio.Trace, 0, 8, 2)
+		self.assertIn("nr_layers 0 (1 to 4096 allowed)", e.strerror)
+		e = self.assertErrno(errno.EINVAL, p2pio.synth, 2, 8, 2, 10, skew=9)
+		self.assertIn("skew 9 (0 to 8 allowed)", e.strerror)
+		self.assertIn("skew 9", str(e))
+		e = self.assertErrno(errno.EINVAL, p2pio.synth, 2, 8, 2, 0)
+		self.assertIn("tokens 0 (1 to 16777216 allowed)", e.strerror)
+		e = self.assertErrno(errno.EINVAL, p2pio.synth, 2, 8, 9, 10)
+		self.assertIn("top_k 9", e.strerror)
+
 	def test_files(self):
 		missing = self.path("missing.trace")
 		e = self.assertErrno(errno.ENOENT, p2pio.Trace.load, missing)

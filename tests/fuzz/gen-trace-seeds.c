@@ -50,7 +50,7 @@ static void synthetic(uint32_t layers, uint32_t experts, uint32_t top_k, const c
 	};
 	struct p2pio_expert_trace *t;
 
-	if (p2pio_expert_synth(&p, &t))
+	if (p2pio_expert_synth(&p, &t, NULL))
 		exit(1);
 	save(t, name);
 	p2pio_expert_trace_free(t);
@@ -65,7 +65,7 @@ static void by_hand(void)
 	uint32_t seq;
 
 	snprintf(info.model, sizeof(info.model), "hand-made");
-	if (p2pio_expert_trace_new(&info, &t))
+	if (p2pio_expert_trace_new(&info, &t, NULL))
 		exit(1);
 	for (seq = 0; seq < 2; seq++) {
 		p2pio_expert_trace_add(t, 0, a, 3);

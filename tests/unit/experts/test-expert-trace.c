@@ -53,7 +53,7 @@ static void test_roundtrip(void)
 	uint32_t l;
 
 	snprintf(info.model, sizeof(info.model), "test-model");
-	tap_is_int(p2pio_expert_trace_new(&info, &t), 0, "a new trace");
+	tap_is_int(p2pio_expert_trace_new(&info, &t, NULL), 0, "a new trace");
 	tap_is_int(p2pio_expert_trace_add(t, 0, a, 2), 0, "add layer 0");
 	tap_is_int(p2pio_expert_trace_add(t, 0, a, 2), -EINVAL, "a layer twice in a token: %s", "-EINVAL");
 	tap_is_int(p2pio_expert_trace_add(t, 1, b, 2), -EINVAL, "a repeated id: %s", "-EINVAL");
@@ -337,7 +337,7 @@ static void test_replay(void)
 	struct p2pio_error err = { 0 };
 	size_t i;
 
-	p2pio_expert_trace_new(&info, &t);
+	p2pio_expert_trace_new(&info, &t, NULL);
 	for (i = 0; i < 12; i++) {
 		uint32_t x = s[i];
 
@@ -373,7 +373,7 @@ static void test_replay(void)
 	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, &err), -EINVAL, "an unknown policy: %s", "-EINVAL");
 	/* Prefill tokens are skipped unless asked for; sequences reset the cache. */
 	p2pio_expert_trace_free(t);
-	p2pio_expert_trace_new(&info, &t);
+	p2pio_expert_trace_new(&info, &t, NULL);
 	for (i = 0; i < 4; i++) {
 		uint32_t x = 1;
 
@@ -392,6 +392,105 @@ static void test_replay(void)
 	p2pio_expert_trace_free(t);
 }
 
+/* @info refused with -EINVAL, no trace, and a message holding @needle: the field, its
+ * value and the range allowed. */
+static void new_refused(const struct p2pio_expert_trace_info *info, const char *needle,
+			const char *what)
+{
+	struct p2pio_expert_trace *t = NULL;
+	struct p2pio_error err = { 0 };
+	int r = p2pio_expert_trace_new(info, &t, &err);
+
+	if (!tap_ok(r == -EINVAL && !t && err.code == -EINVAL && err.offset == P2PIO_NO_OFFSET &&
+		    strstr(err.msg, needle), "trace_new, %s: -EINVAL, the message says '%s'", what,
+		    needle))
+		tap_diag("got %d '%s'", r, err.msg);
+	p2pio_expert_trace_free(t);
+}
+
+/* Each of p2pio_expert_trace_new()'s refusals, with its message; @err stays optional. */
+static void test_new_refused(void)
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = 2, .nr_experts = 8, .top_k = 2 };
+	struct p2pio_expert_trace *t = NULL;
+
+	new_refused(NULL, "info is NULL", "no info");
+	info.nr_layers = 0;
+	new_refused(&info, "nr_layers 0 (1 to 4096 allowed)", "no layers");
+	info.nr_layers = P2PIO_EXPERT_TRACE_MAX_LAYERS + 1;
+	new_refused(&info, "nr_layers 4097 (1 to 4096 allowed)", "too many layers");
+	info.nr_layers = 2;
+	info.nr_experts = 0;
+	new_refused(&info, "nr_experts 0 (1 to 65536 allowed)", "no experts");
+	info.nr_experts = P2PIO_EXPERT_TRACE_MAX_EXPERTS + 1;
+	new_refused(&info, "nr_experts 65537 (1 to 65536 allowed)", "too many experts");
+	info.nr_experts = 8;
+	info.top_k = 0;
+	new_refused(&info, "top_k 0 (1 to 255 allowed", "top_k 0");
+	info.top_k = 9;
+	new_refused(&info, "top_k 9 (1 to 255 allowed, and at most nr_experts, 8)",
+		    "top_k above the experts");
+	info.nr_experts = 1024;
+	info.top_k = P2PIO_EXPERT_TRACE_MAX_TOP_K + 1;
+	new_refused(&info, "top_k 256 (1 to 255 allowed", "top_k above its limit");
+	info.nr_experts = 8;
+	info.top_k = 2;
+	memset(info.model, 'm', sizeof(info.model));
+	new_refused(&info, "model not NUL-terminated within its 64 bytes", "an unterminated model");
+	info.nr_layers = 0;
+	tap_ok(p2pio_expert_trace_new(&info, &t, NULL) == -EINVAL && !t,
+	       "trace_new without an error struct: still -EINVAL");
+}
+
+/* As new_refused(), for p2pio_expert_synth(). */
+static void synth_refused(const struct p2pio_expert_synth_params *p, const char *needle,
+			  const char *what)
+{
+	struct p2pio_expert_trace *t = NULL;
+	struct p2pio_error err = { 0 };
+	int r = p2pio_expert_synth(p, &t, &err);
+
+	if (!tap_ok(r == -EINVAL && !t && err.code == -EINVAL && err.offset == P2PIO_NO_OFFSET &&
+		    strstr(err.msg, needle), "synth, %s: -EINVAL, the message says '%s'", what,
+		    needle))
+		tap_diag("got %d '%s'", r, err.msg);
+	p2pio_expert_trace_free(t);
+}
+
+/* The synth's refusals that test_synth() and test-expert-predict.c do not try; @p is
+ * valid. */
+static void test_synth_refused(struct p2pio_expert_synth_params p)
+{
+	struct p2pio_expert_synth_params q = p;
+	struct p2pio_expert_trace *t = NULL;
+
+	q.nr_layers = 0;
+	synth_refused(&q, "nr_layers 0 (1 to 4096 allowed)", "no layers");
+	q = p;
+	q.nr_experts = P2PIO_EXPERT_TRACE_MAX_EXPERTS + 1;
+	synth_refused(&q, "nr_experts 65537 (1 to 65536 allowed)", "too many experts");
+	q = p;
+	q.skew = 9;
+	synth_refused(&q, "skew 9 (0 to 8 allowed)", "skew above 8");
+	q = p;
+	q.window = 0;
+	synth_refused(&q, "window 0 (1 to 1024 allowed)", "window 0");
+	q.window = 1025;
+	synth_refused(&q, "window 1025 (1 to 1024 allowed)", "window above 1024");
+	q = p;
+	q.tokens = 0;
+	synth_refused(&q, "tokens 0 (1 to 16777216 allowed)", "no tokens");
+	q.tokens = (1u << 24) + 1;
+	synth_refused(&q, "tokens 16777217 (1 to 16777216 allowed)", "too many tokens");
+	q = p;
+	q.cutoff = 65;
+	synth_refused(&q, "cutoff 65 (0 to 64 allowed)", "cutoff above 64");
+	q = p;
+	q.skew = -1;
+	tap_ok(p2pio_expert_synth(&q, &t, NULL) == -EINVAL && !t,
+	       "synth without an error struct: still -EINVAL");
+}
+
 /* @repeat 1: a layer keeps the token before's experts; @offset flattens the head. */
 static void test_synth_refinements(struct p2pio_expert_synth_params p,
 				   const struct p2pio_expert_trace *plain)
@@ -404,7 +503,7 @@ static void test_synth_refinements(struct p2pio_expert_synth_params p,
 	uint32_t l, i, j;
 
 	/* Both 0: the trace without them (@plain, made from the same parameters). */
-	p2pio_expert_synth(&p, &t);
+	p2pio_expert_synth(&p, &t, NULL);
 	for (tok = 0; t && tok < p.tokens; tok++)
 		for (l = 0; l < p.nr_layers; l++) {
 			const uint16_t *x, *y;
@@ -417,7 +516,7 @@ static void test_synth_refinements(struct p2pio_expert_synth_params p,
 	p2pio_expert_trace_free(t);
 	t = NULL;
 	p.repeat = 1;
-	tap_is_int(p2pio_expert_synth(&p, &t), 0, "synth with repeat 1");
+	tap_is_int(p2pio_expert_synth(&p, &t, NULL), 0, "synth with repeat 1");
 	for (tok = 1; t && tok < p.tokens; tok++)
 		for (l = 0; l < p.nr_layers; l++) {
 			const uint16_t *x, *y;
@@ -437,12 +536,12 @@ static void test_synth_refinements(struct p2pio_expert_synth_params p,
 	p.repeat = 0;
 	p.locality = 0;
 	p.skew = 2;
-	p2pio_expert_synth(&p, &t);
+	p2pio_expert_synth(&p, &t, NULL);
 	p2pio_expert_replay(t, &o, &s0, NULL, NULL);
 	p2pio_expert_trace_free(t);
 	t = NULL;
 	p.offset = 16;
-	p2pio_expert_synth(&p, &t);
+	p2pio_expert_synth(&p, &t, NULL);
 	p2pio_expert_replay(t, &o, &s1, NULL, NULL);
 	tap_ok(t && s1.hits < s0.hits, "offset 16 flattens the head: fewer LRU hits (%llu < %llu)",
 	       (unsigned long long)s1.hits, (unsigned long long)s0.hits);
@@ -461,10 +560,10 @@ static void test_synth(void)
 	uint64_t tok;
 	uint32_t l;
 
-	tap_is_int(p2pio_expert_synth(&p, &a), 0, "synth");
-	p2pio_expert_synth(&p, &b);
+	tap_is_int(p2pio_expert_synth(&p, &a, NULL), 0, "synth");
+	p2pio_expert_synth(&p, &b, NULL);
 	p.seed = 43;
-	p2pio_expert_synth(&p, &c);
+	p2pio_expert_synth(&p, &c, NULL);
 	for (tok = 0; a && b && c && tok < 200; tok++)
 		for (l = 0; l < 4; l++) {
 			const uint16_t *x, *y, *z;
@@ -482,14 +581,14 @@ static void test_synth(void)
 	p2pio_expert_trace_free(c);
 	p.seed = 42;
 	p.locality = 0.9;
-	p2pio_expert_synth(&p, &c);
+	p2pio_expert_synth(&p, &c, NULL);
 	p2pio_expert_replay(c, &o, &sl, NULL, NULL);
 	tap_ok(sl.hits > sa.hits, "more locality, more LRU hits (%llu > %llu)",
 	       (unsigned long long)sl.hits, (unsigned long long)sa.hits);
 	p2pio_expert_trace_free(c);
 	p.locality = 0;
 	p.skew = 0;
-	p2pio_expert_synth(&p, &c);
+	p2pio_expert_synth(&p, &c, NULL);
 	p2pio_expert_replay(c, &o, &sl, NULL, NULL);
 	tap_ok(sl.hits * 100 < sl.accesses * 35,
 	       "uniform and no locality: LRU near capacity/experts = 25%% (%llu of %llu)",
@@ -497,18 +596,20 @@ static void test_synth(void)
 	p2pio_expert_trace_free(c);
 	c = NULL;
 	p.top_k = 40;
-	tap_is_int(p2pio_expert_synth(&p, &c), -EINVAL, "top_k above the experts: %s", "-EINVAL");
+	synth_refused(&p, "top_k 40 (1 to 255 allowed, and at most nr_experts, 32)",
+		      "top_k above the experts");
 	p.top_k = 4;
 	p.locality = 1.5;
-	tap_is_int(p2pio_expert_synth(&p, &c), -EINVAL, "locality above 1: %s", "-EINVAL");
+	synth_refused(&p, "locality 1.5 (0 to 1 allowed)", "locality above 1");
 	p.locality = 0.5;
 	p.skew = 1.0;
 	p.repeat = 1.5;
-	tap_is_int(p2pio_expert_synth(&p, &c), -EINVAL, "repeat above 1: %s", "-EINVAL");
+	synth_refused(&p, "repeat 1.5 (0 to 1 allowed)", "repeat above 1");
 	p.repeat = 0;
 	p.offset = 2000;
-	tap_is_int(p2pio_expert_synth(&p, &c), -EINVAL, "offset above 1024: %s", "-EINVAL");
+	synth_refused(&p, "offset 2000 (0 to 1024 allowed)", "offset above 1024");
 	p.offset = 0;
+	test_synth_refused(p);
 	test_synth_refinements(p, a);
 	p2pio_expert_trace_free(a);
 	p2pio_expert_trace_free(b);
@@ -573,6 +674,7 @@ int main(void)
 		tap_bail("mkdtemp");
 	tap_plan_lazy();
 	test_roundtrip();
+	test_new_refused();
 	test_malformed();
 	test_json();
 	test_replay();

@@ -72,11 +72,12 @@ struct p2pio_expert_trace_writer;
  * p2pio_expert_trace_new() - an empty trace in memory, to fill with _add() and _end_token().
  * @info: its shape (limits: the P2PIO_EXPERT_TRACE_MAX_* values).
  * @out:  the trace.
+ * @err:  optional: what was wrong (the field, its value and the range allowed).
  *
  * Return: 0, -EINVAL for a shape out of limits, -ENOMEM.
  */
 int p2pio_expert_trace_new(const struct p2pio_expert_trace_info *info,
-			   struct p2pio_expert_trace **out);
+			   struct p2pio_expert_trace **out, struct p2pio_error *err);
 
 /**
  * p2pio_expert_trace_add() - record the experts a layer chose for the token being built.
@@ -302,7 +303,7 @@ int p2pio_expert_replay(const struct p2pio_expert_trace *t,
  *            ranks its experts in its own random order.
  * @locality: probability that a slot reuses an expert from the layer's last @window
  *            tokens (temporal locality), 0 .. 1.
- * @window:   tokens of history @locality draws from (>= 1).
+ * @window:   tokens of history @locality draws from, 1 .. 1024.
  * @seed:     the random seed: the same parameters give the same trace on every machine.
  * @layer_spread: 0 .. 1: each layer's Zipf exponent is @skew x (1 + @layer_spread x u) and its
  *            locality @locality x (1 + @layer_spread x u') (at most 1), u and u'
@@ -351,14 +352,15 @@ struct p2pio_expert_synth_params {
  * p2pio_expert_synth() - generate a synthetic trace.
  * @p:   its parameters.
  * @out: the trace.
+ * @err: optional: what was wrong (the field, its value and the range allowed).
  *
- * Return: 0, -EINVAL for parameters out of range (top_k > nr_experts, skew < 0 or > 8,
- * locality outside 0 .. 1, window 0, tokens 0 or above 2^24, layer_spread or drift
- * outside 0 .. 1, cutoff outside 0 .. 64, repeat outside 0 .. 1, offset outside 0 .. 1024,
- * chain outside 0 .. 1), -ENOMEM.
+ * Return: 0, -EINVAL for parameters out of range (a shape out of the trace's limits,
+ * top_k > nr_experts, skew < 0 or > 8, locality outside 0 .. 1, window 0 or above 1024,
+ * tokens 0 or above 2^24, layer_spread or drift outside 0 .. 1, cutoff outside 0 .. 64,
+ * repeat outside 0 .. 1, offset outside 0 .. 1024, chain outside 0 .. 1), -ENOMEM.
  */
 int p2pio_expert_synth(const struct p2pio_expert_synth_params *p,
-		       struct p2pio_expert_trace **out);
+		       struct p2pio_expert_trace **out, struct p2pio_error *err);
 
 #ifdef __cplusplus
 }

@@ -59,7 +59,21 @@ static uint32_t sm64_below(uint64_t *s, uint32_t n)
 	return (uint32_t)(sm64_unit(s) * n);
 }
 
-int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_expert_trace **out)
+/* 0 when @lo <= @v <= @hi, else -EINVAL with a message naming parameter @name (NaN is
+ * refused too: every comparison with it is false). */
+static int synth_check(const char *name, double v, double lo, double hi, struct p2pio_error *err)
+{
+	if (v >= lo && v <= hi)
+		return 0;
+	if (isnan(v))
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "expert synth: %s is not a number (%g to %g allowed)", name, lo, hi);
+	return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "expert synth: %s %g (%g to %g allowed)",
+			       name, v, lo, hi);
+}
+
+int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_expert_trace **out,
+		       struct p2pio_error *err)
 {
 	struct p2pio_expert_trace_info info = { 0 };
 	uint32_t E = p->nr_experts, L = p->nr_layers, K = p->top_k, W = p->window;
@@ -75,17 +89,37 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 	int ret;
 
 	*out = NULL;
-	if (!(p->skew >= 0 && p->skew <= 8) || !(p->locality >= 0 && p->locality <= 1) || !W ||
-	    W > 1024 || !p->tokens || p->tokens > (1u << 24) ||
-	    !(p->layer_spread >= 0 && p->layer_spread <= 1) || !(p->drift >= 0 && p->drift <= 1) ||
-	    !(p->cutoff >= 0 && p->cutoff <= 64) || !(p->repeat >= 0 && p->repeat <= 1) ||
-	    !(p->offset >= 0 && p->offset <= 1024) || !(p->chain >= 0 && p->chain <= 1))
-		return -EINVAL;
+	if (!W || W > 1024)
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "expert synth: window %u (1 to 1024 allowed)", W);
+	if (!p->tokens || p->tokens > (1u << 24))
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "expert synth: tokens %llu (1 to %u allowed)",
+				       (unsigned long long)p->tokens, 1u << 24);
+	ret = synth_check("skew", p->skew, 0, 8, err);
+	if (!ret)
+		ret = synth_check("locality", p->locality, 0, 1, err);
+	if (!ret)
+		ret = synth_check("layer_spread", p->layer_spread, 0, 1, err);
+	if (!ret)
+		ret = synth_check("drift", p->drift, 0, 1, err);
+	if (!ret)
+		ret = synth_check("cutoff", p->cutoff, 0, 64, err);
+	if (!ret)
+		ret = synth_check("repeat", p->repeat, 0, 1, err);
+	if (!ret)
+		ret = synth_check("offset", p->offset, 0, 1024, err);
+	if (!ret)
+		ret = synth_check("chain", p->chain, 0, 1, err);
+	if (ret)
+		return ret;
 	info.nr_layers = L;
 	info.nr_experts = E;
 	info.top_k = K;
 	snprintf(info.model, sizeof(info.model), "synth %ux%u top-%u", L, E, K);
-	ret = p2pio_expert_trace_new(&info, &t);
+	/* The shape's limits are the trace's: its messages name nr_layers, nr_experts and
+	 * top_k, fields of both structs. */
+	ret = p2pio_expert_trace_new(&info, &t, err);
 	if (ret)
 		return ret;
 	perm = calloc((size_t)L * E, sizeof(*perm));
@@ -96,7 +130,9 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 	cand = calloc((size_t)W * K, sizeof(*cand));
 	map = calloc((size_t)L * E, sizeof(*map));	/* map[l][x at l - 1]: an expert at l */
 	if (!perm || !cdf || !total || !loc || !hist || !cand || !map) {
-		ret = -ENOMEM;
+		ret = p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET,
+				      "expert synth: out of memory for %u layers of %u experts, window %u",
+				      L, E, W);
 		goto out;
 	}
 	/* Popularity: rank r has weight 1 / (r + 1)^skew_l; each layer its own ranking, and
@@ -196,14 +232,22 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 				sel[n++] = x;
 			}
 			ret = p2pio_expert_trace_add(t, l, sel, n);
-			if (ret)
+			if (ret) {
+				/* A bug here: the draws above keep a cell valid. */
+				p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
+						"expert synth: token %llu layer %u: a bad cell drawn",
+						(unsigned long long)tok, l);
 				goto out;
+			}
 			memmove(ring + K, ring, (size_t)(W - 1) * K * sizeof(*ring));
 			memcpy(ring, sel, K * sizeof(*ring));
 		}
 		ret = p2pio_expert_trace_end_token(t, tok ? 0 : P2PIO_EXPERT_TOKEN_SEQ_START);
-		if (ret)
+		if (ret) {
+			p2pio_set_error(err, ret, P2PIO_NO_OFFSET, "expert synth: token %llu: %s",
+					(unsigned long long)tok, p2pio_strerror(ret));
 			goto out;
+		}
 	}
 	*out = t;
 	t = NULL;

@@ -11,19 +11,23 @@
 int p2pio_trace_check_info(const struct p2pio_expert_trace_info *info, struct p2pio_error *err,
 			   uint64_t off)
 {
+	/* The messages name the fields of struct p2pio_expert_trace_info (and of
+	 * p2pio_expert_synth_params, which shares them): a caller finds what to fix. */
 	if (!info->nr_layers || info->nr_layers > P2PIO_EXPERT_TRACE_MAX_LAYERS)
-		return p2pio_set_error(err, -EINVAL, off, "expert trace: %u layers (1 to %u allowed)",
+		return p2pio_set_error(err, -EINVAL, off, "expert trace: nr_layers %u (1 to %u allowed)",
 				       info->nr_layers, P2PIO_EXPERT_TRACE_MAX_LAYERS);
 	if (!info->nr_experts || info->nr_experts > P2PIO_EXPERT_TRACE_MAX_EXPERTS)
-		return p2pio_set_error(err, -EINVAL, off, "expert trace: %u experts per layer (1 to %u allowed)",
+		return p2pio_set_error(err, -EINVAL, off, "expert trace: nr_experts %u (1 to %u allowed)",
 				       info->nr_experts, P2PIO_EXPERT_TRACE_MAX_EXPERTS);
 	if (!info->top_k || info->top_k > P2PIO_EXPERT_TRACE_MAX_TOP_K ||
 	    info->top_k > info->nr_experts)
 		return p2pio_set_error(err, -EINVAL, off,
-				       "expert trace: top_k %u (1 to %u, and at most the %u experts)",
+				       "expert trace: top_k %u (1 to %u allowed, and at most nr_experts, %u)",
 				       info->top_k, P2PIO_EXPERT_TRACE_MAX_TOP_K, info->nr_experts);
 	if (!memchr(info->model, '\0', sizeof(info->model)))
-		return p2pio_set_error(err, -EINVAL, off, "expert trace: model name not terminated");
+		return p2pio_set_error(err, -EINVAL, off,
+				       "expert trace: model not NUL-terminated within its %d bytes",
+				       P2PIO_EXPERT_TRACE_MODEL_LEN);
 	return 0;
 }
 
@@ -45,26 +49,35 @@ bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info, const uint3
 }
 
 int p2pio_expert_trace_new(const struct p2pio_expert_trace_info *info,
-			   struct p2pio_expert_trace **out)
+			   struct p2pio_expert_trace **out, struct p2pio_error *err)
 {
 	struct p2pio_expert_trace *t;
+	int ret;
 
 	*out = NULL;
-	if (!info || p2pio_trace_check_info(info, NULL, P2PIO_NO_OFFSET))
-		return -EINVAL;
+	if (!info)
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "expert trace: info is NULL");
+	ret = p2pio_trace_check_info(info, err, P2PIO_NO_OFFSET);
+	if (ret)
+		return ret;
 	t = calloc(1, sizeof(*t));
 	if (!t)
-		return -ENOMEM;
+		goto nomem;
 	t->info = *info;
 	t->cur_count = calloc(info->nr_layers, sizeof(*t->cur_count));
 	t->cur_set = calloc(info->nr_layers, sizeof(*t->cur_set));
 	t->cur_ids = calloc((size_t)info->nr_layers * info->top_k, sizeof(*t->cur_ids));
 	if (!t->cur_count || !t->cur_set || !t->cur_ids) {
 		p2pio_expert_trace_free(t);
-		return -ENOMEM;
+		goto nomem;
 	}
 	*out = t;
 	return 0;
+
+nomem:
+	return p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET,
+			       "expert trace: out of memory for %u layers of top_k %u",
+			       info->nr_layers, info->top_k);
 }
 
 void p2pio_expert_trace_free(struct p2pio_expert_trace *t)

@@ -105,7 +105,7 @@ static int parse_native(const char *path, const unsigned char *p, size_t len,
 		return p2pio_set_error(err, -EINVAL, 12,
 				       "%s: expert trace shape out of limits: %u layers, %u experts, top_k %u",
 				       path, info.nr_layers, info.nr_experts, info.top_k);
-	ret = p2pio_expert_trace_new(&info, &t);
+	ret = p2pio_expert_trace_new(&info, &t, err);
 	if (ret)
 		return ret;
 	off = TRACE_HDR + mlen;
@@ -279,7 +279,7 @@ int p2pio_expert_trace_writer_open(const char *path, const struct p2pio_expert_t
 	if (!w)
 		return -ENOMEM;
 	w->path = strdup(path);
-	ret = w->path ? p2pio_expert_trace_new(info, &w->tok) : -ENOMEM;
+	ret = w->path ? p2pio_expert_trace_new(info, &w->tok, err) : -ENOMEM;
 	if (ret)
 		goto out_free;
 	w->f = fopen(path, "wbe");

@@ -177,7 +177,7 @@ static int jt_build(struct jtrace *j, struct p2pio_expert_trace **out)
 	if (ret)
 		return ret;
 	qsort(j->r, j->nr, sizeof(*j->r), jrec_cmp);
-	ret = p2pio_expert_trace_new(&info, &t);
+	ret = p2pio_expert_trace_new(&info, &t, j->err);
 	if (ret)
 		return ret;
 	for (i = 0; i < j->nr; i++) {
