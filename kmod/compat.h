@@ -184,4 +184,10 @@ static inline void p2pio_lease_init(struct file_lock *fl, struct file *filp, voi
 }
 #endif
 
+/*
+ * The kernel's own credential. prepare_kernel_cred(NULL) meant init's until 6.2 and is
+ * refused since; a copy of init_task's works on both.
+ */
+#define p2pio_prepare_kernel_cred() prepare_kernel_cred(&init_task)
+
 #endif /* P2PIO_COMPAT_H */

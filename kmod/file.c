@@ -259,38 +259,78 @@ static void p2pio_file_free(struct p2pio_file *f)
 	kfree(f);
 }
 
+/*
+ * A lease that could not be given back still names @f: a later break runs
+ * p2pio_lease_break() on @f and its worker gives the lease back from @f->filp. So @f and
+ * its file are kept for good (the extents go), and so is the module, whose lease
+ * operations the lease points to. Not expected with the kernel's credential.
+ */
+static void p2pio_file_keep(struct p2pio_file *f)
+{
+	p2pio_user_uncharge_ext(f->user, f->ext_charged);
+	f->ext_charged = 0;
+	kvfree(f->ext);
+	f->ext = NULL;
+	f->nr_ext = 0;
+	__module_get(THIS_MODULE);
+}
+
 /* ---- the layout lease --------------------------------------------------------------- */
 
 /*
- * vfs_setlease() lets only the file's owner or CAP_LEASE take or give back a lease; a
- * registration may belong to a writer who is not the owner, and is released from any
- * context. The lease is the module's, not the caller's: take the capability for the call.
+ * The credential the module takes and gives back its leases with: the kernel's own (the
+ * init user namespace, every capability, the kernel's LSM label), prepared once at load.
+ * vfs_setlease() checks its caller for every call, giving back included: the owner, or
+ * capable(CAP_LEASE), and the LSM's file_lock hook. A lease is the module's, not the
+ * caller's: a registration may belong to a writer who is not the owner, and is released
+ * from whatever context closes /dev/p2pio. With the closer's credentials (plus CAP_LEASE)
+ * the give-back failed in a user namespace, where capable() looks at the init namespace
+ * and fails whatever the effective set holds (any user may unshare one), or under an LSM
+ * denying the lock, or without memory for the copy; the lease then outlived the
+ * registration it names, and the next write's break used the freed registration.
  */
+static const struct cred *p2pio_lease_cred;
+
+int p2pio_file_init(void)
+{
+	p2pio_lease_cred = p2pio_prepare_kernel_cred();
+	return p2pio_lease_cred ? 0 : -ENOMEM;
+}
+
+void p2pio_file_exit(void)
+{
+	put_cred(p2pio_lease_cred);
+}
+
 static int p2pio_setlease(struct file *filp, int arg, struct p2pio_lease **fl, void **priv)
 {
-	const struct cred *old;
-	struct cred *cred;
-	int ret;
+	const struct cred *old = override_creds(p2pio_lease_cred);
+	int ret = vfs_setlease(filp, arg, fl, priv);
 
-	cred = prepare_creds();
-	if (!cred)
-		return -ENOMEM;
-	cap_raise(cred->cap_effective, CAP_LEASE);
-	old = override_creds(cred);
-	ret = vfs_setlease(filp, arg, fl, priv);
 	revert_creds(old);
-	put_cred(cred);
 	return ret;
 }
 
-static void p2pio_lease_give_back(struct p2pio_file *f)
+/*
+ * Gives the lease back; false when it may still be on the inode. Then it still names @f,
+ * which must live on: a break would call p2pio_lease_break() on it.
+ */
+static bool p2pio_lease_give_back(struct p2pio_file *f)
 {
 	void *owner = f;
+	int ret;
 
 	if (!xchg(&f->leased, false))
-		return;
-	/* -EAGAIN when lease_break_time ran out and the kernel removed it already. */
-	p2pio_setlease(f->filp, F_UNLCK, NULL, &owner);
+		return true;
+	ret = p2pio_setlease(f->filp, F_UNLCK, NULL, &owner);
+	/* -EAGAIN: lease_break_time ran out and the kernel removed it already. */
+	if (!ret || ret == -EAGAIN)
+		return true;
+	/* The break's worker tries again, with the kernel's credentials as well. */
+	WRITE_ONCE(f->leased, true);
+	pr_err_ratelimited("%pD: the layout lease of registration %u could not be given back (%d): the registration is kept\n",
+			   f->filp, f->handle, ret);
+	return false;
 }
 
 /*
@@ -347,11 +387,16 @@ static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
 	return 0;
 }
 
-/* Undoes p2pio_lease_take(); after it, no break can reach @f. */
-static void p2pio_lease_drop(struct p2pio_file *f)
+/*
+ * Undoes p2pio_lease_take(); after it, no break can reach @f. False when the lease could
+ * not be given back: then @f, its file and the module must stay (p2pio_file_keep()).
+ */
+static bool p2pio_lease_drop(struct p2pio_file *f)
 {
-	p2pio_lease_give_back(f);
+	if (!p2pio_lease_give_back(f))
+		return false;
 	cancel_work_sync(&f->break_work);
+	return true;
 }
 
 /*
@@ -377,12 +422,31 @@ void p2pio_file_put(struct p2pio_file *f)
 
 /* ---- registration ------------------------------------------------------------------- */
 
+/*
+ * xfs breaks layout leases before it changes a block map, then holds the file's i_rwsem
+ * through the change (a dedupe: its compare and the remap) and breaks once more under the
+ * lock for a lease taken meanwhile: it relies on lease holders reading the map under that
+ * lock, as pNFS does (xfs_fs_map_blocks()). A registration that took its lease and read
+ * the map without it could land inside the window, with the old blocks and a lease no
+ * break reached, and the remap then freed the blocks under it. So on xfs the lease is
+ * taken and the map read with i_rwsem held shared. Not on ext4: ext4_bmap() takes it
+ * itself (a second down_read can deadlock behind a queued writer), and ext4 breaks no
+ * layouts: it changes a file's map only through an fd open for writing, which
+ * registration denies.
+ */
+static bool p2pio_map_needs_iolock(struct inode *inode)
+{
+	return !strcmp(inode->i_sb->s_type->name, "xfs");
+}
+
 int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 			struct p2pio_file **out)
 {
 	struct p2pio_file *f;
 	struct pci_dev *pdev = NULL;
+	struct inode *inode;
 	struct file *filp;
+	bool iolock = false, kept = false;
 	u32 id;
 	int ret;
 
@@ -391,6 +455,7 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 	filp = fget(arg->fd);
 	if (!filp)
 		return -EBADF;
+	inode = file_inode(filp);
 	f = kzalloc(sizeof(*f), GFP_KERNEL_ACCOUNT);
 	if (!f) {
 		ret = -ENOMEM;
@@ -419,16 +484,22 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 		ret = p2pio_refuse(filp, ETXTBSY, "open for writing elsewhere");
 		goto out_uncount;
 	}
+	/* The lease and the map under i_rwsem where the file system relies on it. */
+	iolock = p2pio_map_needs_iolock(inode);
+	if (iolock && down_read_killable(&inode->i_rwsem)) {
+		ret = -EINTR;
+		goto out_allow;
+	}
 	/* Before the block map is read: a change after this point breaks the lease. */
 	f->filp = filp;
 	ret = p2pio_lease_take(f, filp);
 	if (ret)
-		goto out_allow;
+		goto out_iolock;
 	/* Dirty pages get their blocks allocated and written before we look. */
 	ret = filemap_write_and_wait(filp->f_mapping);
 	if (ret)
 		goto out_lease;
-	f->size = i_size_read(file_inode(filp));
+	f->size = i_size_read(inode);
 	if (!f->size) {
 		ret = p2pio_refuse(filp, ENODATA, "empty file");
 		goto out_lease;
@@ -440,6 +511,9 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 		ret = p2pio_refuse(filp, EAGAIN, "block map changed while being read");
 		goto out_lease;
 	}
+	if (iolock)
+		up_read(&inode->i_rwsem);
+	iolock = false;
 
 	mutex_lock(&ctx->lock);
 	if (ctx->nr_files >= P2PIO_MAX_FILES) {
@@ -475,11 +549,18 @@ out_nvme:
 out_unlock:
 	mutex_unlock(&ctx->lock);
 out_lease:
-	p2pio_lease_drop(f);
+	kept = !p2pio_lease_drop(f);
+out_iolock:
+	if (iolock)
+		up_read(&inode->i_rwsem);
 out_allow:
 	allow_write_access(filp);
 out_uncount:
 	atomic_dec(&f->user->files);
+	if (kept) {
+		p2pio_file_keep(f);
+		return ret;
+	}
 	p2pio_file_free(f);
 out_fput:
 	fput(filp);
@@ -489,15 +570,21 @@ out_fput:
 /* Mirrors p2pio_file_register(); the caller has removed @f from the handle table. */
 void p2pio_file_release(struct p2pio_ctx *ctx, struct p2pio_file *f)
 {
+	bool kept;
+
 	WARN_ON_ONCE(atomic_read(&f->busy));
-	p2pio_lease_drop(f);
+	kept = !p2pio_lease_drop(f);
 	p2pio_nvme_put(f->nvme);
 	allow_write_access(f->filp);
-	fput(f->filp);
 	atomic_dec(&f->user->files);
-	p2pio_file_free(f);
 	atomic64_dec(&ctx->stats.live_files);
 	atomic64_dec(&p2pio_global.live_files);
+	if (kept) {
+		p2pio_file_keep(f);
+		return;
+	}
+	fput(f->filp);
+	p2pio_file_free(f);
 }
 
 int p2pio_file_unregister(struct p2pio_ctx *ctx, u32 handle)

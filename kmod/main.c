@@ -263,9 +263,12 @@ static int __init p2pio_init(void)
 	ret = p2pio_stats_init();
 	if (ret)
 		return ret;
-	ret = p2pio_nvme_init();
+	ret = p2pio_file_init();
 	if (ret)
 		goto out_stats;
+	ret = p2pio_nvme_init();
+	if (ret)
+		goto out_file;
 	/* Device-memory providers, each behind struct p2pio_mem_provider. */
 	ret = p2pio_nvidia_init();
 	if (ret)
@@ -289,6 +292,8 @@ out_nvidia:
 	p2pio_nvidia_exit();
 out_nvme:
 	p2pio_nvme_exit();
+out_file:
+	p2pio_file_exit();
 out_stats:
 	p2pio_stats_exit();
 	return ret;
@@ -300,6 +305,7 @@ static void __exit p2pio_exit(void)
 	p2pio_pcibar_exit();
 	p2pio_nvidia_exit();
 	p2pio_nvme_exit();
+	p2pio_file_exit();
 	p2pio_stats_exit();
 }
 

@@ -273,6 +273,8 @@ void p2pio_stats_fill(struct p2pio_counters *c, struct p2pio_stats *out);
 void p2pio_count_latency(struct p2pio_ctx *ctx, u64 ns);
 
 /* file.c */
+int p2pio_file_init(void);	/* the credential leases are taken and given back with */
+void p2pio_file_exit(void);
 int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 			struct p2pio_file **out);
 int p2pio_file_unregister(struct p2pio_ctx *ctx, u32 handle);

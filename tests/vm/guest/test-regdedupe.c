@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-regdedupe - a registration that races a dedupe into its file must not keep the
+ * blocks the dedupe frees.
+ *
+ * xfs breaks layout leases before it changes a file's block map, then holds the file's
+ * i_rwsem through the dedupe's compare and the remap: it relies on whoever takes a lease
+ * reading the map under that lock (as pNFS does), so that a lease taken inside that
+ * window is found and broken once more before the remap. A registration that took its
+ * lease and read the map without the lock could land inside the window: it got the
+ * file's old blocks and a lease no break ever reached, and the dedupe then freed the
+ * blocks under it.
+ *
+ * On each xfs file system, rounds of: a victim and a same-content twin written and
+ * dropped from the page cache (so that the dedupe's compare reads them from the disk, one
+ * folio at a time, and takes long), a thread deduping the twin into the victim
+ * (FIDEDUPERANGE through the victim's read-only fd), and the main thread registering the
+ * victim again and again meanwhile, keeping each registration it gets. Once the dedupe
+ * has returned, the victim's blocks are the twin's and its old ones are free: every
+ * registration kept must be stale (a read fails with ESTALE and nothing lands), and
+ * registering it again is refused (shared blocks). A registration that still reads is
+ * one the dedupe did not break.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "vmlib.h"
+
+#define LEN (16 * VM_MIB)
+#define ROUNDS 3
+#define MAX_REGS 48
+#define POISON 0x3c
+#define READ_LEN (64 * VM_KIB)
+
+static int pfd, nvd;
+
+struct deduper {
+	int src, dst;
+	atomic_int started, done;
+	int ret;
+};
+
+/* Dedupes all of @d->src into @d->dst; d->ret 0 when the whole range now shares it. */
+static void *dedupe_thread(void *arg)
+{
+	struct deduper *d = arg;
+	struct file_dedupe_range *r = calloc(1, sizeof(*r) + sizeof(r->info[0]));
+	int ret;
+
+	atomic_store(&d->started, 1);
+	if (!r) {
+		d->ret = -ENOMEM;
+		atomic_store(&d->done, 1);
+		return NULL;
+	}
+	r->src_length = LEN;
+	r->dest_count = 1;
+	r->info[0].dest_fd = d->dst;
+	ret = ioctl(d->src, FIDEDUPERANGE, r) ? -errno : 0;
+	if (!ret && r->info[0].status != FILE_DEDUPE_RANGE_SAME)
+		ret = r->info[0].status < 0 ? r->info[0].status : -EILSEQ;
+	if (!ret && r->info[0].bytes_deduped != LEN)
+		ret = -ERANGE;
+	free(r);
+	d->ret = ret;
+	atomic_store(&d->done, 1);
+	return NULL;
+}
+
+static int drop_caches(void)
+{
+	sync();
+	return vm_write_str("/proc/sys/vm/drop_caches", "3");
+}
+
+static void round_on(const char *mnt, int round, struct vm_target *t)
+{
+	char victim[128], twin[128];
+	struct p2pio_register_file regs[MAX_REGS], again;
+	struct deduper d = { .src = -1, .dst = -1 };
+	unsigned int nregs = 0, tries = 0, during = 0, live = 0, odd = 0, i;
+	pthread_t tid;
+	int ret;
+
+	snprintf(victim, sizeof(victim), "%s/rd-victim", mnt);
+	snprintf(twin, sizeof(twin), "%s/rd-twin", mnt);
+	if (!tap_ok(!vm_make_pattern_file(victim, "rd-victim", LEN) &&
+		    !vm_make_pattern_file(twin, "rd-victim", LEN) && !drop_caches(),
+		    "%s round %d: victim and twin written, dropped from the page cache", mnt,
+		    round))
+		goto out;
+	d.dst = open(victim, O_RDONLY | O_CLOEXEC);
+	d.src = open(twin, O_RDONLY | O_CLOEXEC);
+	if (!tap_ok(d.dst >= 0 && d.src >= 0 && !pthread_create(&tid, NULL, dedupe_thread, &d),
+		    "%s round %d: the dedupe started", mnt, round))
+		goto out;
+	while (!atomic_load(&d.started))
+		;
+	/* Register while the dedupe runs; keep every registration that succeeds. */
+	while (!atomic_load(&d.done) && nregs < MAX_REGS) {
+		tries++;
+		ret = vm_p2p_register(pfd, d.dst, &regs[nregs]);
+		if (!atomic_load(&d.done))
+			during++;
+		if (!ret)
+			nregs++;
+		else if (ret != -ENODATA && ret != -EAGAIN && !odd++)
+			tap_diag("register during the dedupe: %d (%s)", ret, strerror(-ret));
+	}
+	pthread_join(tid, NULL);
+	tap_is_int(d.ret, 0, "%s round %d: the twin deduped into the victim", mnt, round);
+	tap_diag("%s round %d: %u registrations tried, %u returned while the dedupe ran, "
+		 "%u succeeded", mnt, round, tries, during, nregs);
+	tap_ok(tries > 0, "%s round %d: registrations raced the dedupe (%u tried)", mnt, round,
+	       tries);
+	/* Every registration kept was made before the remap: each must be stale now. */
+	for (i = 0; i < nregs; i++) {
+		vm_mem_poison(&t->mem, 0, READ_LEN, POISON);
+		vm_host_sync();
+		ret = vm_p2p_read(pfd, regs[i].handle, t->pin.handle, 0, READ_LEN, 0);
+		if (ret != -ESTALE) {
+			if (!live++)
+				tap_diag("registration %u (of %u) read after the dedupe: %d", i,
+					 nregs, ret);
+		} else {
+			vm_mem_expect_fill(&t->mem, 0, READ_LEN, POISON);
+		}
+		vm_p2p_unregister(pfd, regs[i].handle);
+	}
+	tap_is_int(live, 0, "%s round %d: every registration made during the dedupe is stale "
+		   "(%u kept)", mnt, round, nregs);
+	if (!tap_ok(!vm_host_sync(), "%s round %d: nothing landed from a stale one", mnt, round))
+		tap_diag("%s", vm_host_why());
+	tap_is_int(vm_p2p_register(pfd, d.dst, &again), -ENODATA,
+		   "%s round %d: the deduped victim is refused (shared blocks)", mnt, round);
+	tap_is_int(odd, 0, "%s round %d: registrations failed only with ENODATA or EAGAIN", mnt,
+		   round);
+out:
+	if (d.src >= 0)
+		close(d.src);
+	if (d.dst >= 0)
+		close(d.dst);
+	unlink(twin);
+	unlink(victim);
+	sync();
+}
+
+int main(void)
+{
+	static const char *const xfs[] = { "/mnt/a2", "/mnt/b1" };
+	struct vm_target t;
+	size_t i;
+	int r;
+
+	tap_plan_lazy();
+	pfd = vm_p2p_open();
+	if (pfd < 0)
+		tap_skip_all("no /dev/p2pio");
+	nvd = vm_nvd_open();
+	if (nvd < 0)
+		tap_bail("no /dev/nvdouble");
+	tap_ok(!vm_host_sync(), "host channel");
+	if (!tap_is_int(vm_target_new(pfd, nvd, P2PIO_PROVIDER_NVIDIA, READ_LEN, 0, 0, 0, &t),
+			0, "GPU memory pinned"))
+		return tap_exit();
+	for (i = 0; i < sizeof(xfs) / sizeof(xfs[0]); i++)
+		for (r = 1; r <= ROUNDS; r++)
+			round_on(xfs[i], r, &t);
+	tap_is_int(vm_target_free(pfd, &t), 0, "unpinned");
+	close(nvd);
+	close(pfd);
+	return tap_exit();
+}
