@@ -515,7 +515,11 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 		up_read(&inode->i_rwsem);
 	iolock = false;
 
-	mutex_lock(&ctx->lock);
+	/* Killable: a SUBMIT on the same fd holds the lock for as long as its batch takes. */
+	if (mutex_lock_killable(&ctx->lock)) {
+		ret = -EINTR;
+		goto out_lease;
+	}
 	if (ctx->nr_files >= P2PIO_MAX_FILES) {
 		ret = -EMFILE;
 		goto out_unlock;
@@ -591,7 +595,8 @@ int p2pio_file_unregister(struct p2pio_ctx *ctx, u32 handle)
 {
 	struct p2pio_file *f;
 
-	mutex_lock(&ctx->lock);
+	if (mutex_lock_killable(&ctx->lock))
+		return -EINTR;
 	f = xa_load(&ctx->files, handle);
 	if (!f) {
 		mutex_unlock(&ctx->lock);
@@ -616,7 +621,9 @@ int p2pio_file_unregister(struct p2pio_ctx *ctx, u32 handle)
  */
 void p2pio_file_undo(struct p2pio_ctx *ctx, struct p2pio_file *f, u32 handle)
 {
-	mutex_lock(&ctx->lock);
+	/* Killed: the fd's close releases it with the rest. */
+	if (mutex_lock_killable(&ctx->lock))
+		return;
 	if (xa_load(&ctx->files, handle) != f || atomic_read(&f->busy)) {
 		mutex_unlock(&ctx->lock);
 		return;

@@ -386,7 +386,10 @@ int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem
 		return ret;
 	p2pio_count(ctx, live_pins, 1);
 
-	mutex_lock(&ctx->lock);
+	if (mutex_lock_killable(&ctx->lock)) {
+		ret = -EINTR;
+		goto out_release_unlocked;
+	}
 	if (ctx->nr_mems >= P2PIO_MAX_PINS) {
 		ret = -EMFILE;
 		goto out_release;
@@ -412,6 +415,7 @@ int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem
 
 out_release:
 	mutex_unlock(&ctx->lock);
+out_release_unlocked:
 	p2pio_mem_release(ctx, mem);
 	return ret;
 }
@@ -424,7 +428,9 @@ out_release:
  */
 void p2pio_mem_undo(struct p2pio_ctx *ctx, struct p2pio_mem *mem, u32 handle)
 {
-	mutex_lock(&ctx->lock);
+	/* Killed: the fd's close releases it with the rest. */
+	if (mutex_lock_killable(&ctx->lock))
+		return;
 	if (xa_load(&ctx->mems, handle) != mem || atomic_read(&mem->busy)) {
 		mutex_unlock(&ctx->lock);
 		return;
@@ -439,7 +445,8 @@ int p2pio_mem_unpin(struct p2pio_ctx *ctx, u32 handle)
 {
 	struct p2pio_mem *mem;
 
-	mutex_lock(&ctx->lock);
+	if (mutex_lock_killable(&ctx->lock))
+		return -EINTR;
 	mem = xa_load(&ctx->mems, handle);
 	if (!mem) {
 		mutex_unlock(&ctx->lock);

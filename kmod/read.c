@@ -217,7 +217,12 @@ int p2pio_submit(struct p2pio_ctx *ctx, struct p2pio_submit *arg)
 	if (!arg->count || arg->count > P2PIO_MAX_BATCH)
 		return -EINVAL;
 
-	mutex_lock(&ctx->lock);
+	/*
+	 * Held for the whole batch (minutes for a large one): the fd's other ioctls wait
+	 * for it killably, and so does a second submitter.
+	 */
+	if (mutex_lock_killable(&ctx->lock))
+		return -EINTR;
 	for (i = 0; i < arg->count; i++) {
 		if (copy_from_user(&r, &ureads[i], sizeof(r))) {
 			ret = -EFAULT;
@@ -329,7 +334,8 @@ int p2pio_reap(struct p2pio_ctx *ctx, struct p2pio_reap *arg)
 		wret = wait_event_interruptible_hrtimeout(ctx->cq_wait,
 							  p2pio_reap_ready(ctx, arg->min),
 							  ns_to_ktime(arg->timeout_ns));
-	mutex_lock(&ctx->reap_lock);
+	if (mutex_lock_killable(&ctx->reap_lock))
+		return -EINTR;
 	ret = p2pio_pop(ctx, ubuf, arg->max, &arg->count);
 	mutex_unlock(&ctx->reap_lock);
 	if (!ret && !arg->count && wret == -ERESTARTSYS)
@@ -350,7 +356,8 @@ ssize_t p2pio_read_completions(struct p2pio_ctx *ctx, char __user *buf, size_t l
 	if (!nonblock &&
 	    wait_event_interruptible(ctx->cq_wait, p2pio_reap_ready(ctx, 1)))
 		return -ERESTARTSYS;
-	mutex_lock(&ctx->reap_lock);
+	if (mutex_lock_killable(&ctx->reap_lock))
+		return -EINTR;
 	ret = p2pio_pop(ctx, (struct p2pio_completion __user *)buf, max, &count);
 	mutex_unlock(&ctx->reap_lock);
 	if (ret)
