@@ -218,6 +218,8 @@ static int p2pio_file_resolve(struct file *filp, struct p2pio_file *f)
 	unsigned int bbits = inode->i_blkbits;
 	u64 part = (u64)p2pio_bdev_start_sect(f->bdev) << SECTOR_SHIFT;
 	u64 nblocks = DIV_ROUND_UP(f->size, 1ULL << bbits);
+	/* The blocks of the partition (or whole namespace) the file system lives on. */
+	u64 dev_blocks = bdev_nr_bytes(f->bdev) >> bbits;
 	u32 cap = 0;
 	u64 i;
 	int ret;
@@ -232,6 +234,11 @@ static int p2pio_file_resolve(struct file *filp, struct p2pio_file *f)
 			return p2pio_refuse(filp, ENODATA,
 					    "block %llu is a hole, unwritten, or shared (reflink)",
 					    i);
+		/* A damaged file system must not send reads into the next partition. */
+		if (blk >= dev_blocks)
+			return p2pio_refuse(filp, EIO,
+					    "block %llu maps to %llu, past the end of %pg (%llu blocks)",
+					    i, (u64)blk, f->bdev, dev_blocks);
 		ret = p2pio_extent_add(f, &cap, i << bbits, part + ((u64)blk << bbits),
 				       1ULL << bbits);
 		if (ret == -E2BIG)

@@ -350,6 +350,10 @@ void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem)
 	spin_lock_irq(&mem->lock);
 	revoked = mem->revoked;
 	spin_unlock_irq(&mem->lock);
+	if (mem->user) {
+		atomic_dec(&mem->user->pins);
+		mem->user = NULL;
+	}
 	if (!mem->prov->release(mem, revoked)) {
 		/* Still pinned as far as the owner knows: a callback may yet use @mem. */
 		dev_err_ratelimited(p2pio_dev,
@@ -381,9 +385,19 @@ int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem
 		return -EINVAL;
 	if (!p2pio_mem_provider_ready(prov))
 		return -EOPNOTSUPP;
+	if (atomic_inc_return(&ctx->user->pins) > READ_ONCE(p2pio_max_user_pins)) {
+		atomic_dec(&ctx->user->pins);
+		dev_info_ratelimited(p2pio_dev, "refusing a pin: the user holds max_user_pins (%u)\n",
+				     READ_ONCE(p2pio_max_user_pins));
+		return -EDQUOT;
+	}
 	ret = prov->pin(ctx, arg, &mem);
-	if (ret)
+	if (ret) {
+		atomic_dec(&ctx->user->pins);
 		return ret;
+	}
+	/* From here the pin's release gives the charge back. */
+	mem->user = ctx->user;
 	p2pio_count(ctx, live_pins, 1);
 
 	if (mutex_lock_killable(&ctx->lock)) {

@@ -234,10 +234,16 @@ static int p2pio_nv_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2p
 		goto out_put_pages;
 	}
 	shift = p2pio_nv_page_shift(pt->page_size);
-	if (shift < 0 || ((u64)pt->entries << shift) < nv->len) {
+	/*
+	 * Entry 0 is taken to start at @nv->va, aligned to 64 KiB only: pages larger than
+	 * that (128 KiB) must start there too, or every DMA address would be off by the
+	 * difference.
+	 */
+	if (shift < 0 || ((u64)pt->entries << shift) < nv->len ||
+	    (nv->va & ((1ULL << shift) - 1))) {
 		dev_err_ratelimited(p2pio_dev,
-				    "nvidia page table: page size type %u, %u entries for %llu bytes\n",
-				    pt->page_size, pt->entries, nv->len);
+				    "nvidia page table: page size type %u, %u entries for %llu bytes at %#llx\n",
+				    pt->page_size, pt->entries, nv->len, nv->va);
 		ret = -EPROTO;
 		goto out_put_pages;
 	}

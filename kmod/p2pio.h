@@ -113,6 +113,7 @@ struct p2pio_user {
 	unsigned int fds;		/* under user.c's mutex */
 	atomic_t cmds;			/* NVMe commands in flight */
 	atomic_t files;			/* registered files */
+	atomic_t pins;			/* pins (each a driver page table) */
 	atomic64_t ext_bytes;		/* extent lists' memory */
 	wait_queue_head_t cmd_wait;	/* a command of this user completed */
 };
@@ -209,6 +210,7 @@ struct p2pio_mem {
 	u32 handle;
 	const struct p2pio_mem_provider *prov;
 	struct p2pio_ctx *ctx;
+	struct p2pio_user *user;	/* charged for the pin, once pinned; NULL before */
 	u64 length;		/* user-visible bytes, from offset 0 */
 	u64 skew;		/* internal offset of user offset 0 */
 	u64 page_size;
@@ -289,6 +291,7 @@ int p2pio_ns_check_format(struct file *filp, struct gendisk *disk, struct pci_de
 /* user.c */
 extern unsigned int p2pio_max_user_cmds;
 extern unsigned int p2pio_max_user_files;
+extern unsigned int p2pio_max_user_pins;
 extern unsigned long p2pio_max_user_extent_kib;
 struct p2pio_user *p2pio_user_get(void);
 void p2pio_user_put(struct p2pio_user *u);

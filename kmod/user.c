@@ -28,6 +28,17 @@ module_param_named(max_user_files, p2pio_max_user_files, uint, 0644);
 MODULE_PARM_DESC(max_user_files,
 		 "files one user may have registered over all their fds (default 4096); more: EDQUOT");
 
+/*
+ * Each pin makes the driver allocate a page table (and p2pio a DMA map per controller),
+ * none of it charged to the user's memory cgroup, and the same GPU range may be pinned
+ * again and again: without a bound per user, 1024 pins per fd times the fds a user may
+ * open.
+ */
+unsigned int p2pio_max_user_pins = 4096;
+module_param_named(max_user_pins, p2pio_max_user_pins, uint, 0644);
+MODULE_PARM_DESC(max_user_pins,
+		 "pins one user may hold over all their fds (default 4096); more: EDQUOT");
+
 unsigned long p2pio_max_user_extent_kib = 256 * 1024;
 module_param_named(max_user_extent_kib, p2pio_max_user_extent_kib, ulong, 0644);
 MODULE_PARM_DESC(max_user_extent_kib,
@@ -58,6 +69,7 @@ struct p2pio_user *p2pio_user_get(void)
 	u->fds = 1;
 	atomic_set(&u->cmds, 0);
 	atomic_set(&u->files, 0);
+	atomic_set(&u->pins, 0);
 	atomic64_set(&u->ext_bytes, 0);
 	init_waitqueue_head(&u->cmd_wait);
 	hash_add(p2pio_users, &u->node, __kuid_val(uid));
@@ -71,7 +83,7 @@ void p2pio_user_put(struct p2pio_user *u)
 	mutex_lock(&p2pio_users_lock);
 	if (!--u->fds) {
 		WARN_ON_ONCE(atomic_read(&u->cmds) || atomic_read(&u->files) ||
-			     atomic64_read(&u->ext_bytes));
+			     atomic_read(&u->pins) || atomic64_read(&u->ext_bytes));
 		hash_del(&u->node);
 		kfree(u);
 	}

@@ -304,6 +304,34 @@ static int write_param(const char *path, const char *v)
 
 #define PARAM(name) "/sys/module/p2pio/parameters/" name
 
+static void pin_limit(void)
+{
+	struct vm_mem g;
+	struct p2pio_pin p[3], q;
+	int pfd2 = vm_p2p_open(), ret;
+
+	ret = vm_gpu_alloc(nvd, &g, VM_MIB, 0, 0);
+	if (!tap_ok(!ret && pfd2 >= 0, "1 MiB of GPU memory and a second /dev/p2pio fd")) {
+		if (pfd2 >= 0)
+			close(pfd2);
+		return;
+	}
+	tap_ok(!write_param(PARAM("max_user_pins"), "2"), "max_user_pins set to 2");
+	tap_is_int(vm_p2p_pin_gpu(pfd, &g, 0, &p[0]), 0, "first pin");
+	tap_is_int(vm_p2p_pin_gpu(pfd, &g, 0, &p[1]), 0, "the same memory pinned again");
+	tap_is_int(vm_p2p_pin_gpu(pfd, &g, 0, &p[2]), -EDQUOT, "a third pin: EDQUOT");
+	tap_is_int(vm_p2p_pin_gpu(pfd2, &g, 0, &q), -EDQUOT,
+		   "nor on another fd of the same user: EDQUOT");
+	tap_is_int(vm_p2p_unpin(pfd, p[1].handle), 0, "one unpinned");
+	tap_is_int(vm_p2p_pin_gpu(pfd2, &g, 0, &q), 0, "then the other fd may pin");
+	close(pfd2);	/* gives its pin back */
+	tap_is_int(vm_p2p_pin_gpu(pfd, &g, 0, &p[1]), 0, "and its close gave the pin back");
+	vm_p2p_unpin(pfd, p[1].handle);
+	vm_p2p_unpin(pfd, p[0].handle);
+	write_param(PARAM("max_user_pins"), "4096");
+	vm_gpu_free(&g);
+}
+
 /* Per-user limits, a registration undone when its result cannot be copied out. */
 static void limits(void)
 {
@@ -344,6 +372,12 @@ static void limits(void)
 	vm_p2p_unregister(pfd, reg[1].handle);
 	close(w);
 	vm_target_free(pfd, &t);
+
+	/*
+	 * Pins per user, over all their fds: the driver's page tables are no memory the
+	 * user's cgroup is charged for. The same GPU memory pinned again counts again.
+	 */
+	pin_limit();
 
 	/* handles are not handed out again at once */
 	first = reg[0].handle;
