@@ -233,14 +233,17 @@ void p2pio_mem_revoke(struct p2pio_mem *mem)
 	wait_event(mem->idle, p2pio_mem_unused(mem));
 	if (mem->prov->revoke)
 		mem->prov->revoke(mem);
-	p2pio_count(mem->ctx, revoked, 1);
 	dev_dbg(p2pio_dev, "pin %u revoked\n", mem->handle);
 
 	/* From here on a release may free @mem: the last touch is under its lock. */
 	spin_lock_irq(&mem->lock);
+	/* The fd's counter only while @mem is the fd's (p2pio_mem_release()). */
+	if (mem->ctx)
+		atomic64_inc(&mem->ctx->stats.revoked);
 	mem->revoke_done = true;
 	wake_up(&mem->idle);
 	spin_unlock_irq(&mem->lock);
+	atomic64_inc(&p2pio_global.revoked);
 }
 
 static struct p2pio_mem_map *p2pio_mem_find_map(struct p2pio_mem *mem,
@@ -359,6 +362,10 @@ void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem)
 		dev_err_ratelimited(p2pio_dev,
 				    "pin %u: %s refused to release it; keeping its state\n",
 				    mem->handle, mem->prov->name);
+		/* It outlives its fd: a later revocation must not count into the freed fd. */
+		spin_lock_irq(&mem->lock);
+		mem->ctx = NULL;
+		spin_unlock_irq(&mem->lock);
 		return;
 	}
 	/* A revocation in progress may still be waiting on @mem. */
