@@ -21,7 +21,8 @@
  *  - with the double's BAR1 aperture cut to 1 MiB (module parameter bar1_kib), reads into a
  *    buffer many times that size still land byte for byte: the library unpins its least
  *    recently used idle windows when a pin fails with -ENOMEM; cut below one window, a read
- *    fails with that error instead of hanging, and nothing stays pinned.
+ *    fails with that error instead of hanging, and nothing stays pinned;
+ *  - with the module's max_user_pins cut to 3, the same: windows unpinned at EDQUOT.
  * Then the guest's CPU time per GiB (all CPUs, /proc/stat: the kernel's interrupt and
  * io_uring worker time included) of P2P against BOUNCE for the largest file, side by side.
  *
@@ -44,6 +45,7 @@
 #define POISON 0x5a
 #define GUARD 4096
 #define ROUNDS 24
+#define MAX_USER_PINS "/sys/module/p2pio/parameters/max_user_pins"
 #define BATCH 32
 #define MAXLEN (64 * VM_MIB)
 
@@ -272,6 +274,49 @@ static void small_bar1(const char *path, uint64_t size)
 		   "freeing the buffers unpinned every window it had");
 out:
 	vm_nvd_set_bar1_kib(0);
+	p2pio_buf_free(buf);
+	p2pio_file_close(f);
+	p2pio_ctx_destroy(c);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * The module's per-user bound on pins (max_user_pins) set to 3: @path, read whole and at
+ * random into a buffer of many 256 KiB windows, needs the library to unpin idle windows
+ * when a pin fails with EDQUOT, as it does when BAR1 is full, and pin again.
+ */
+static void few_pins(const char *path, uint64_t size)
+{
+	struct p2pio_ctx *c = host_ctx(P2PIO_PATH_P2P, 256 * VM_KIB);
+	uint64_t blen = size + 2 * GUARD, off, len, dst;
+	struct p2pio_error err = { 0 };
+	struct p2pio_file *f = NULL;
+	struct p2pio_buf *buf = NULL;
+	char was[32] = "4096";
+	int fd = open(path, O_RDONLY), i, ret = 0;
+	bool ok = true;
+
+	if (!c || fd < 0 || p2pio_file_open(c, path, 0, &f, &err) ||
+	    p2pio_buf_alloc(c, P2PIO_MEM_NVDOUBLE, blen, &buf, &err)) {
+		tap_ok(0, "few pins: set-up: %s", err.msg);
+		goto out;
+	}
+	vm_read_str(MAX_USER_PINS, was, sizeof(was));
+	if (!tap_is_int(vm_write_str(MAX_USER_PINS, "3"), 0, "max_user_pins set to 3"))
+		goto out;
+	ok &= read_check(f, fd, buf, blen, 0, size, GUARD, &ret);
+	for (i = 0; i < ROUNDS && ok; i++) {
+		off = (vm_rand(&rng) % size) & ~4095ull;
+		len = 1 + vm_rand(&rng) % (size - off < 8 * VM_MIB ? size - off : 8 * VM_MIB);
+		dst = ((vm_rand(&rng) % (blen - len - 4)) & ~3ull) + off % 4;
+		ok &= read_check(f, fd, buf, blen, off, len, dst, &ret);
+	}
+	tap_ok(ok, "few pins (3 for %llu MiB in 256 KiB windows): %s whole and %d random reads byte-exact, idle windows unpinned at EDQUOT%s%s",
+	       (unsigned long long)(blen >> 20), path, ROUNDS, ret ? ": " : "",
+	       ret ? p2pio_strerror(ret) : "");
+	vm_write_str(MAX_USER_PINS, was);
+out:
 	p2pio_buf_free(buf);
 	p2pio_file_close(f);
 	p2pio_ctx_destroy(c);
@@ -630,10 +675,12 @@ int main(void)
 	       (unsigned long long)st.path[P2PIO_PATH_P2P].bytes_read);
 	p2pio_ctx_destroy(small);
 	p2pio_ctx_destroy(ctx);
-	if (big_size)
+	if (big_size) {
 		small_bar1(big, big_size);
-	else
+		few_pins(big, big_size);
+	} else {
 		tap_ok(0, "no NVMe data file for the small-BAR1 test");
+	}
 	if (big_size)
 		measure(big, big_size);
 	nobody_fallback();

@@ -393,9 +393,14 @@ static int p2pio_pin_refused(struct p2pio_p2p *p, int err)
 	return -err;
 }
 
+/*
+ * A pin refused for want of room: BAR1 full (ENOMEM, ENOSPC), the fd's pins (EMFILE) or
+ * the user's (EDQUOT, max_user_pins) used up. Unpinning idle windows makes room in each.
+ */
 static bool p2pio_pin_no_room(int err)
 {
-	return err == -ENOSPC || err == -ENOMEM || err == -EMFILE || err == -EBUSY;
+	return err == -ENOSPC || err == -ENOMEM || err == -EMFILE || err == -EDQUOT ||
+	       err == -EBUSY;
 }
 
 /*
