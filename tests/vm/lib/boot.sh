@@ -59,3 +59,12 @@ vm_boot() {
 	rm -f "$sock"
 	return $rc
 }
+
+# vm_died_early OUT: true when the boot whose outputs are in OUT left no TAP file (the
+# guest ran no program: none of ours was loaded) and its kernel log has a panic or an
+# oops. A hang or a timeout is not this: it gave no such line.
+vm_died_early() {
+	local out=$1
+	! ls "$out"/*.tap >/dev/null 2>&1 &&
+		grep -aqE 'Kernel panic|Oops:' "$out/console.log" 2>/dev/null
+}
