@@ -4,6 +4,7 @@
  * and the streaming slot scheduler (budget to slots, prefetch, eviction, reuse).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -388,9 +389,72 @@ static void test_sched_busy_order(void)
 	p2pio_sched_fini(&s);
 }
 
+/*
+ * Two threads lay out models at once, as two model opens may: each its own spans (in
+ * reverse file order, so the sort has work), each checking its result every time. The
+ * layout once sorted through a process-global base pointer: the threads then sorted by
+ * each other's offsets (wrong layouts, or overlaps refused) or crashed on its reset.
+ */
+#define THREAD_SPANS 20000u
+#define THREAD_ROUNDS 40
+
+struct layout_job {
+	uint64_t stride;	/* this thread's spacing of its spans */
+	int bad;		/* rounds whose layout was wrong */
+};
+
+static void *layout_thread(void *arg)
+{
+	struct layout_job *j = arg;
+	struct p2pio_span *e = calloc(THREAD_SPANS, sizeof(*e));
+	struct p2pio_run *r = calloc(THREAD_SPANS, sizeof(*r));
+	uint64_t *dst = calloc(THREAD_SPANS, sizeof(*dst)), region;
+	uint32_t i;
+	int round, n;
+
+	if (!e || !r || !dst) {
+		j->bad = THREAD_ROUNDS;
+		goto out;
+	}
+	for (i = 0; i < THREAD_SPANS; i++)
+		e[i] = (struct p2pio_span){ (uint64_t)(THREAD_SPANS - 1 - i) * j->stride, 32 };
+	for (round = 0; round < THREAD_ROUNDS; round++) {
+		n = p2pio_layout(e, THREAD_SPANS, BLK, 0, (uint64_t)THREAD_SPANS * j->stride, r,
+				 dst, &region);
+		/* Apart by more than a block: a run each, in file order, packed block by block. */
+		for (i = 0; n == (int)THREAD_SPANS && i < THREAD_SPANS; i++)
+			if (dst[i] != (uint64_t)(THREAD_SPANS - 1 - i) * BLK + e[i].off % BLK)
+				break;
+		if (n != (int)THREAD_SPANS || i < THREAD_SPANS)
+			j->bad++;
+	}
+out:
+	free(e);
+	free(r);
+	free(dst);
+	return NULL;
+}
+
+static void test_layout_threads(void)
+{
+	struct layout_job jobs[2] = { { .stride = 3 * BLK }, { .stride = 5 * BLK + 64 } };
+	pthread_t t[2];
+	int i, started = 0;
+
+	for (i = 0; i < 2; i++)
+		started += !pthread_create(&t[i], NULL, layout_thread, &jobs[i]);
+	for (i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	tap_is_int(started, 2, "two threads laying out models");
+	tap_ok(!jobs[0].bad && !jobs[1].bad,
+	       "each thread's %d layouts of %u spans right while the other lays out its own "
+	       "(%d and %d wrong)", THREAD_ROUNDS, THREAD_SPANS, jobs[0].bad, jobs[1].bad);
+}
+
 int main(void)
 {
 	tap_plan_lazy();
+	test_layout_threads();
 	test_layout_contiguous();
 	test_layout_gaps_and_eof();
 	test_layout_errors();

@@ -7,12 +7,12 @@
 
 #include "model/plan.h"
 
-static const struct p2pio_span *sort_base;
-
-static int cmp_off(const void *a, const void *b)
+/* Orders span indices by the spans' offsets; @arg: the spans. */
+static int cmp_off(const void *a, const void *b, void *arg)
 {
-	uint64_t x = sort_base[*(const uint32_t *)a].off;
-	uint64_t y = sort_base[*(const uint32_t *)b].off;
+	const struct p2pio_span *base = arg;
+	uint64_t x = base[*(const uint32_t *)a].off;
+	uint64_t y = base[*(const uint32_t *)b].off;
 
 	return x < y ? -1 : x > y;
 }
@@ -35,10 +35,11 @@ int p2pio_layout(const struct p2pio_span *ext, uint32_t n, uint64_t align, uint6
 		return -ENOMEM;
 	for (i = 0; i < n; i++)
 		order[i] = i;
-	/* qsort has no context argument in C11; layouts are planned from one thread. */
-	sort_base = ext;
-	qsort(order, n, sizeof(*order), cmp_off);
-	sort_base = NULL;
+	/*
+	 * qsort_r (glibc, as the GGUF reader uses): models are opened from any thread, and a
+	 * global base pointer shared by two sorts crashed one of them (session 11's review).
+	 */
+	qsort_r(order, n, sizeof(*order), cmp_off, (void *)ext);
 
 	for (i = 0; i < n; i++) {
 		const struct p2pio_span *e = &ext[order[i]];
