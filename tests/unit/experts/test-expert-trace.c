@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "p2pio.h"
@@ -667,6 +668,74 @@ static void test_real(void)
 	p2pio_expert_trace_free(t[1]);
 }
 
+/* Peak resident memory of this process so far, in MiB (getrusage: kilobytes). */
+static long peak_mib(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) ? -1 : ru.ru_maxrss / 1024;
+}
+
+/*
+ * Files that describe a huge dense trace in a few bytes (session 11's review): a JSON
+ * log with one record at layer 4095 listing 255 experts and then 399 one-expert tokens
+ * (18 KB; every token 2 MB wide in memory: 800 MiB before), and a native file of
+ * 4096 layers x top_k 255 whose 40 tokens have only empty cells (164 KB, 83 MB). Each is
+ * refused with -E2BIG and says why, without taking the memory.
+ */
+static void test_sparse_refused(void)
+{
+	struct p2pio_expert_trace *t = NULL;
+	struct p2pio_error err = { 0 };
+	size_t cap = 1 << 20, len = 0, hdr;
+	char *text = malloc(cap);
+	unsigned char *nat;
+	long before = peak_mib();
+	int r, i, k;
+
+	if (!text)
+		tap_bail("malloc");
+	len += (size_t)snprintf(text + len, cap - len, "{\"experts\":[");
+	for (k = 0; k < 255; k++)
+		len += (size_t)snprintf(text + len, cap - len, "%s%d", k ? "," : "", k);
+	len += (size_t)snprintf(text + len, cap - len, "],\"token_idx\":0,\"layer\":4095}\n");
+	for (i = 1; i < 400; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+					"{\"experts\":[0],\"token_idx\":%d,\"layer\":0}\n", i);
+	write_file(tmp_path("sparse.jsonl"), text, len);
+	r = p2pio_expert_trace_load(tmp_path("sparse.jsonl"), &t, &err);
+	if (!tap_ok(r == -E2BIG && !t && strstr(err.msg, "too sparse"),
+		    "a %zu-byte JSON log of 400 tokens 4096 layers wide: -E2BIG, too sparse", len))
+		tap_diag("got %d '%s'", r, err.msg);
+	p2pio_expert_trace_free(t);
+	t = NULL;
+
+	/* native: the header, then 40 tokens of a flag byte and 4096 empty cells */
+	hdr = 33;
+	len = hdr + 40 * (1 + 4096);
+	nat = calloc(1, len);
+	if (!nat)
+		tap_bail("calloc");
+	memcpy(nat, "P2PIOXT\n", 8);
+	put32(nat + 8, 1);
+	put32(nat + 12, 4096);	/* layers */
+	put32(nat + 16, 255);	/* experts */
+	put32(nat + 20, 255);	/* top_k */
+	put32(nat + 24, 1);
+	nat[32] = 'm';
+	write_file(tmp_path("sparse.trace"), nat, len);
+	r = p2pio_expert_trace_load(tmp_path("sparse.trace"), &t, &err);
+	if (!tap_ok(r == -E2BIG && !t && strstr(err.msg, "too sparse"),
+		    "a %zu-byte native file of 40 empty tokens 4096 layers x 255 wide: -E2BIG, too sparse",
+		    len))
+		tap_diag("got %d '%s'", r, err.msg);
+	p2pio_expert_trace_free(t);
+	tap_ok(peak_mib() - before < 200, "refusing them took %ld MiB more at the peak (< 200)",
+	       peak_mib() - before);
+	free(nat);
+	free(text);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/p2pio-trace-XXXXXX");
@@ -676,6 +745,7 @@ int main(void)
 	test_roundtrip();
 	test_new_refused();
 	test_malformed();
+	test_sparse_refused();
 	test_json();
 	test_replay();
 	test_synth();

@@ -98,7 +98,11 @@ int p2pio_expert_trace_add(struct p2pio_expert_trace *t, uint32_t layer, const u
  * @t:     the trace.
  * @flags: P2PIO_EXPERT_TOKEN_* bits.
  *
- * Return: 0, -EINVAL for unknown flags, -ENOMEM.
+ * A trace in memory keeps each token as a dense nr_layers x top_k block: its tokens
+ * may take 1 GiB at most (1 + nr_layers x (1 + 2 top_k) bytes each).
+ *
+ * Return: 0, -EINVAL for unknown flags, -E2BIG when the trace would pass that size,
+ * -ENOMEM.
  */
 int p2pio_expert_trace_end_token(struct p2pio_expert_trace *t, uint32_t flags);
 
@@ -153,7 +157,10 @@ int p2pio_expert_trace_cell(const struct p2pio_expert_trace *t, uint64_t token, 
  * @err:  optional: what was wrong, and at which byte.
  *
  * Return: 0; -ENOENT and the like when the file cannot be read; -EINVAL for a malformed
- * or unrecognised file; -ENOMEM.
+ * or unrecognised file; -E2BIG when the trace would take more than 1 GiB in memory
+ * (p2pio_expert_trace_end_token()), or more than 64 times the file's size plus 64 MiB
+ * (cells or records so sparse that a small file describes a huge dense trace);
+ * -ENOMEM.
  */
 int p2pio_expert_trace_load(const char *path, struct p2pio_expert_trace **out,
 			    struct p2pio_error *err);

@@ -108,13 +108,19 @@ int p2pio_expert_trace_add(struct p2pio_expert_trace *t, uint32_t layer, const u
 	return 0;
 }
 
+/* Room for more tokens: -E2BIG past P2PIO_TRACE_MAX_BYTES (trace.h says why). */
 static int trace_grow(struct p2pio_expert_trace *t)
 {
 	size_t L = t->info.nr_layers, K = t->info.top_k;
 	uint64_t cap = t->cap_tokens ? t->cap_tokens * 2 : 64;
+	uint64_t most = P2PIO_TRACE_MAX_BYTES / p2pio_trace_token_bytes(&t->info);
 	uint8_t *flags, *count;
 	uint16_t *ids;
 
+	if (cap > most)
+		cap = most;
+	if (cap <= t->cap_tokens)
+		return -E2BIG;
 	if (cap > (SIZE_MAX / 2) / (L * K))
 		return -ENOMEM;
 	flags = realloc(t->flags, cap);

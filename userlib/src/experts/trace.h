@@ -45,6 +45,26 @@ P2PIO_HIDDEN bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info
 /* The file's bytes, read whole (at most P2PIO_TRACE_MAX_FILE). */
 #define P2PIO_TRACE_MAX_FILE (1ull << 30)
 
+/*
+ * An in-memory trace keeps every token as a dense [nr_layers][top_k] block (and a count
+ * per layer), whatever the file holds: a small file can describe a huge one (a JSON log
+ * with one record at layer 4095 listing 255 experts makes every token 2 MB wide; 17.8 KB
+ * of such a log took 800 MiB). So a trace's tokens may take at most P2PIO_TRACE_MAX_BYTES
+ * (a replay then takes 4 times that again), and a file's (native or JSON) at most
+ * P2PIO_TRACE_JSON_RATIO times its own size plus P2PIO_TRACE_JSON_SLACK: -E2BIG beyond.
+ * A native file of full cells takes in memory about what it takes on disk.
+ * A real trace is far inside both: 500 000 tokens of 61 layers x 8 experts take 510 MB.
+ */
+#define P2PIO_TRACE_MAX_BYTES (1ull << 30)
+#define P2PIO_TRACE_JSON_RATIO 64
+#define P2PIO_TRACE_JSON_SLACK (64ull << 20)
+
+/* Bytes one token of a trace of @info's shape takes in memory. */
+static inline uint64_t p2pio_trace_token_bytes(const struct p2pio_expert_trace_info *info)
+{
+	return 1 + (uint64_t)info->nr_layers * (1 + 2 * (uint64_t)info->top_k);
+}
+
 /* Parse a JSON routing log already in memory (trace_json.c). */
 P2PIO_HIDDEN int p2pio_trace_parse_json(const char *path, const char *buf, size_t len,
 					struct p2pio_expert_trace **out, struct p2pio_error *err);

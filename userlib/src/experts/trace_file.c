@@ -148,6 +148,24 @@ static int parse_native(const char *path, const unsigned char *p, size_t len,
 			off += 1 + 2 * (size_t)n;
 		}
 		ret = p2pio_expert_trace_end_token(t, flags);
+		/* Dense tokens from mostly empty cells: bounded by the file's size (trace.h). */
+		if (!ret && t->nr_tokens * p2pio_trace_token_bytes(&info) >
+				    P2PIO_TRACE_JSON_RATIO * (uint64_t)len + P2PIO_TRACE_JSON_SLACK) {
+			ret = p2pio_set_error(err, -E2BIG, off,
+					      "%s: token %llu: %u layers x top_k %u take more than %d times the file's %zu bytes in memory: its cells are too sparse for a dense trace",
+					      path, (unsigned long long)t->nr_tokens, info.nr_layers,
+					      info.top_k, P2PIO_TRACE_JSON_RATIO, len);
+			goto out_free;
+		}
+		if (ret == -E2BIG) {
+			ret = p2pio_set_error(err, -E2BIG, off,
+					      "%s: token %llu: %u layers x top_k %u take %llu bytes a token in memory, past %llu MiB for the trace",
+					      path, (unsigned long long)t->nr_tokens, info.nr_layers,
+					      info.top_k,
+					      (unsigned long long)p2pio_trace_token_bytes(&info),
+					      (unsigned long long)(P2PIO_TRACE_MAX_BYTES >> 20));
+			goto out_free;
+		}
 		if (ret)
 			goto out_free;
 	}

@@ -53,6 +53,7 @@ struct jtrace {
 	size_t nr_ids, cap_ids;
 	uint32_t nr_experts_hint;	/* from the file's metadata, or 0 */
 	char model[P2PIO_EXPERT_TRACE_MODEL_LEN];
+	size_t len;			/* the document's bytes */
 };
 
 static int jt_fail(struct jtrace *j, uint64_t off, const char *what, const char *detail)
@@ -177,6 +178,17 @@ static int jt_build(struct jtrace *j, struct p2pio_expert_trace **out)
 	if (ret)
 		return ret;
 	qsort(j->r, j->nr, sizeof(*j->r), jrec_cmp);
+	/* Dense tokens from sparse records: bounded by the file's size (trace.h). */
+	for (i = 0, k = 0; i < j->nr; i++)
+		k += !i || j->r[i].seq != j->r[i - 1].seq || j->r[i].tok != j->r[i - 1].tok;
+	if ((uint64_t)k * p2pio_trace_token_bytes(&info) >
+	    P2PIO_TRACE_JSON_RATIO * (uint64_t)j->len + P2PIO_TRACE_JSON_SLACK)
+		return p2pio_set_error(j->err, -E2BIG, 0,
+				       "%s: %zu tokens of %u layers x top_k %u would take %llu MiB in memory, more than %d times the log's %zu bytes: its records are too sparse for a dense trace",
+				       j->path, k, info.nr_layers, info.top_k,
+				       (unsigned long long)((uint64_t)k *
+							    p2pio_trace_token_bytes(&info) >> 20),
+				       P2PIO_TRACE_JSON_RATIO, j->len);
 	ret = p2pio_expert_trace_new(&info, &t, j->err);
 	if (ret)
 		return ret;
@@ -201,6 +213,11 @@ static int jt_build(struct jtrace *j, struct p2pio_expert_trace **out)
 			seq_start = !b || j->r[b - 1].seq != r->seq;
 			ret = p2pio_expert_trace_end_token(t, r->flags |
 							   (seq_start ? P2PIO_EXPERT_TOKEN_SEQ_START : 0));
+			if (ret == -E2BIG)
+				ret = p2pio_set_error(j->err, -E2BIG, 0,
+						      "%s: more than %llu MiB of tokens in memory",
+						      j->path,
+						      (unsigned long long)(P2PIO_TRACE_MAX_BYTES >> 20));
 			if (ret)
 				goto out_free;
 		}
@@ -470,7 +487,7 @@ static int jt_document(struct jtrace *j, struct json_object *doc)
 int p2pio_trace_parse_json(const char *path, const char *buf, size_t len,
 			   struct p2pio_expert_trace **out, struct p2pio_error *err)
 {
-	struct jtrace j = { .path = path, .err = err };
+	struct jtrace j = { .path = path, .err = err, .len = len };
 	struct json_tokener *tk;
 	struct json_object *doc;
 	size_t end;
