@@ -92,7 +92,19 @@ def live_exports():
 def make_capsule(owner, data, nbytes_check, device, dtype, shape):
 	"""A "dltensor" capsule for @shape elements of @dtype ((code, bits)) at address @data
 	on @device ((type, id)), C-contiguous. @owner._pin() is called now and
-	@owner._unpin() when the consumer deletes the tensor."""
+	@owner._unpin() when the consumer deletes the tensor. @nbytes_check is the size of the
+	memory at @data: BufferError unless @shape of @dtype covers exactly that many bytes (a
+	consumer reads and writes every byte the tensor describes)."""
+	count = 1
+	for d in shape:
+		if not 0 <= d < 1 << 63:
+			raise BufferError("p2pio: shape %r has an extent a DLPack tensor cannot have"
+					  % (tuple(shape),))
+		count *= d
+	nbytes = count * dtype[1] // 8
+	if nbytes != nbytes_check:
+		raise BufferError("p2pio: shape %r of %d-bit elements is %d bytes, but the memory "
+				  "is %d bytes" % (tuple(shape), dtype[1], nbytes, nbytes_check))
 	ndim = len(shape)
 	shape_arr = (c_int64 * max(ndim, 1))(*shape)
 	strides = []

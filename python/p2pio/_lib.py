@@ -272,6 +272,8 @@ PROTOTYPES = {
 	"p2pio_expert_synth": (c_int, [POINTER(p2pio_expert_synth_params), POINTER(vp), ERRP]),
 	"p2pio_gguf_open": (c_int, [c_char_p, POINTER(vp), ERRP]),
 	"p2pio_gguf_close": (None, [vp]),
+	"p2pio_gguf_fd": (c_int, [vp]),
+	"p2pio_gguf_file_size": (c_uint64, [vp]),
 	"p2pio_gguf_tensor_count": (c_size_t, [vp]),
 	"p2pio_gguf_tensor": (POINTER(p2pio_gguf_tensor), [vp, c_size_t]),
 }
