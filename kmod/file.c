@@ -333,7 +333,7 @@ static bool p2pio_lease_give_back(struct p2pio_file *f)
 	/* -EAGAIN: lease_break_time ran out and the kernel removed it already. */
 	if (!ret || ret == -EAGAIN)
 		return true;
-	/* The break's worker tries again, with the kernel's credentials as well. */
+	/* Leased again: the release (p2pio_lease_drop()) or a later break's worker retries. */
 	WRITE_ONCE(f->leased, true);
 	pr_err_ratelimited("%pD: the layout lease of registration %u could not be given back (%d): the registration is kept\n",
 			   f->filp, f->handle, ret);
@@ -403,7 +403,8 @@ static bool p2pio_lease_drop(struct p2pio_file *f)
 	if (!p2pio_lease_give_back(f))
 		return false;
 	cancel_work_sync(&f->break_work);
-	return true;
+	/* A break's worker that failed to give it back meanwhile left it leased again. */
+	return p2pio_lease_give_back(f);
 }
 
 /*
@@ -430,16 +431,16 @@ void p2pio_file_put(struct p2pio_file *f)
 /* ---- registration ------------------------------------------------------------------- */
 
 /*
- * xfs breaks layout leases before it changes a block map, then holds the file's i_rwsem
- * through the change (a dedupe: its compare and the remap) and breaks once more under the
- * lock for a lease taken meanwhile: it relies on lease holders reading the map under that
- * lock, as pNFS does (xfs_fs_map_blocks()). A registration that took its lease and read
- * the map without it could land inside the window, with the old blocks and a lease no
- * break reached, and the remap then freed the blocks under it. So on xfs the lease is
- * taken and the map read with i_rwsem held shared. Not on ext4: ext4_bmap() takes it
- * itself (a second down_read can deadlock behind a queued writer), and ext4 breaks no
- * layouts: it changes a file's map only through an fd open for writing, which
- * registration denies.
+ * xfs breaks layout leases before it takes the file's i_rwsem for a change of its block
+ * map, breaks once more under the lock for a lease taken in between, and then holds the
+ * lock through the change (a dedupe: its compare and the remap). A lease taken while it
+ * holds the lock is one no break reaches: a registration that took its lease there read
+ * the old blocks, and the remap then freed them under it. So on xfs the lease is taken
+ * with i_rwsem held shared: before the change's lock (its second break finds the lease)
+ * or after the change (the map read then is the new one). The map itself is read
+ * without it: from the lease on, a change breaks it first, and the check of @stale after
+ * the read catches one that came during it. Not on ext4: ext4 breaks no layouts (it
+ * changes a file's map only through an fd open for writing, which registration denies).
  */
 static bool p2pio_map_needs_iolock(struct inode *inode)
 {
@@ -453,7 +454,7 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 	struct pci_dev *pdev = NULL;
 	struct inode *inode;
 	struct file *filp;
-	bool iolock = false, kept = false;
+	bool iolock, kept = false;
 	u32 id;
 	int ret;
 
@@ -491,7 +492,7 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 		ret = p2pio_refuse(filp, ETXTBSY, "open for writing elsewhere");
 		goto out_uncount;
 	}
-	/* The lease and the map under i_rwsem where the file system relies on it. */
+	/* The lease under i_rwsem where the file system relies on it. */
 	iolock = p2pio_map_needs_iolock(inode);
 	if (iolock && down_read_killable(&inode->i_rwsem)) {
 		ret = -EINTR;
@@ -500,8 +501,10 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 	/* Before the block map is read: a change after this point breaks the lease. */
 	f->filp = filp;
 	ret = p2pio_lease_take(f, filp);
+	if (iolock)
+		up_read(&inode->i_rwsem);
 	if (ret)
-		goto out_iolock;
+		goto out_allow;
 	/* Dirty pages get their blocks allocated and written before we look. */
 	ret = filemap_write_and_wait(filp->f_mapping);
 	if (ret)
@@ -518,9 +521,6 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 		ret = p2pio_refuse(filp, EAGAIN, "block map changed while being read");
 		goto out_lease;
 	}
-	if (iolock)
-		up_read(&inode->i_rwsem);
-	iolock = false;
 
 	/* Killable: a SUBMIT on the same fd holds the lock for as long as its batch takes. */
 	if (mutex_lock_killable(&ctx->lock)) {
@@ -561,9 +561,6 @@ out_unlock:
 	mutex_unlock(&ctx->lock);
 out_lease:
 	kept = !p2pio_lease_drop(f);
-out_iolock:
-	if (iolock)
-		up_read(&inode->i_rwsem);
 out_allow:
 	allow_write_access(filp);
 out_uncount:

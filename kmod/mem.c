@@ -25,6 +25,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/device.h>
+#include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
 
@@ -366,6 +367,8 @@ void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem)
 		spin_lock_irq(&mem->lock);
 		mem->ctx = NULL;
 		spin_unlock_irq(&mem->lock);
+		/* And the module: the provider may still call p2pio_mem_revoke() on it. */
+		__module_get(THIS_MODULE);
 		return;
 	}
 	/* A revocation in progress may still be waiting on @mem. */

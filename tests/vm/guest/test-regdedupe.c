@@ -3,13 +3,12 @@
  * test-regdedupe - a registration that races a dedupe into its file must not keep the
  * blocks the dedupe frees.
  *
- * xfs breaks layout leases before it changes a file's block map, then holds the file's
- * i_rwsem through the dedupe's compare and the remap: it relies on whoever takes a lease
- * reading the map under that lock (as pNFS does), so that a lease taken inside that
- * window is found and broken once more before the remap. A registration that took its
- * lease and read the map without the lock could land inside the window: it got the
- * file's old blocks and a lease no break ever reached, and the dedupe then freed the
- * blocks under it.
+ * xfs breaks layout leases before it takes a file's i_rwsem for a change of its block
+ * map and once more right after, then holds the lock through the dedupe's compare and
+ * the remap: it relies on lease takers holding that lock (as pNFS does). A registration
+ * that took its lease without it could land inside the hold: it got the file's old
+ * blocks and a lease no break ever reached, and the dedupe then freed the blocks under
+ * it.
  *
  * On each xfs file system, rounds of: a victim and a same-content twin written and
  * dropped from the page cache (so that the dedupe's compare reads them from the disk, one
