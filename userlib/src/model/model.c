@@ -4,10 +4,12 @@
  * every tensor goes for a whole-model load and for layer streaming.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model/model.h"
 
@@ -156,7 +158,7 @@ int p2pio_model_open(struct p2pio_ctx *ctx, const char *path, const struct p2pio
 		     struct p2pio_model **out, struct p2pio_error *err)
 {
 	struct p2pio_model *m;
-	int ret;
+	int fd, ret;
 
 	if (!ctx || !path || !out)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "missing argument");
@@ -170,12 +172,29 @@ int p2pio_model_open(struct p2pio_ctx *ctx, const char *path, const struct p2pio
 		m->mem = opts->mem;
 		m->gpu = opts->mem == P2PIO_MEM_CUDA;
 	}
-	ret = p2pio_gguf_open(path, &m->gguf, err);
-	if (ret)
+	/*
+	 * One open for the header and the reads: opening the path twice could parse one file
+	 * and read another, should the path be replaced in between (session 11's review).
+	 */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = p2pio_set_error(err, -errno, P2PIO_NO_OFFSET, "%s: %s", path,
+				      strerror(errno));
 		goto out_free;
-	ret = p2pio_file_open(ctx, path, opts ? opts->path : 0, &m->file, err);
-	if (ret)
+	}
+	ret = p2pio_gguf_open_fd(fd, &m->gguf, err);
+	if (!ret)
+		ret = p2pio_file_open_fd(ctx, fd, opts ? opts->path : 0, &m->file, err);
+	close(fd);
+	if (ret) {
+		if (err) {
+			char why[sizeof(err->msg)];
+
+			memcpy(why, err->msg, sizeof(why));
+			p2pio_set_error(err, ret, err->offset, "%s: %s", path, why);
+		}
 		goto out_free;
+	}
 	m->file_size = p2pio_gguf_file_size(m->gguf);
 	m->data_offset = p2pio_gguf_data_offset(m->gguf);
 	m->data_size = p2pio_gguf_data_size(m->gguf);
