@@ -667,9 +667,19 @@ static int streamer_slots(struct p2pio_model *m, const struct p2pio_streamer_opt
 		 * The default: a quarter of the model, but room for two slots, so that a load
 		 * overlaps compute even where the resident tensors take most of that quarter.
 		 */
-		budget = (m->resident.region + m->slot_bytes * (uint64_t)m->nlayers) / 4;
-		if (budget < m->resident.region + 2 * m->slot_bytes)
-			budget = m->resident.region + 2 * m->slot_bytes;
+		uint64_t layers, two;
+
+		/* Sizes from the file: a crafted one must not wrap them (session 11's review). */
+		if (p2pio_mul_overflow(m->slot_bytes, m->nlayers, &layers) ||
+		    p2pio_add_overflow(layers, m->resident.region, &budget) ||
+		    p2pio_mul_overflow(m->slot_bytes, 2, &two) ||
+		    p2pio_add_overflow(two, m->resident.region, &two))
+			return p2pio_set_error(err, -EOVERFLOW, P2PIO_NO_OFFSET,
+					       "the model's layers (%u of %llu bytes) overflow a budget",
+					       m->nlayers, (unsigned long long)m->slot_bytes);
+		budget /= 4;
+		if (budget < two)
+			budget = two;
 	}
 	ret = p2pio_sched_slots_for_budget(budget, m->resident.region, m->slot_bytes, slots);
 	if (ret)
@@ -727,7 +737,7 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 	struct p2pio_streamer *s;
 	CUcontext prev = NULL;
 	char why[160];
-	uint64_t t;
+	uint64_t t, slots_bytes;
 	int ret;
 
 	if (m->streamer || m->arena)
@@ -767,7 +777,13 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 	s->rt = calloc(nslots, sizeof(*s->rt));
 	if (!s->rt || layers_alloc(s) || flags_alloc(s, nslots) || events_create(s))
 		goto out_nomem;
-	ret = p2pio_buf_alloc(s->ctx, m->mem, (uint64_t)nslots * m->slot_bytes, &s->slots, err);
+	if (p2pio_mul_overflow(nslots, m->slot_bytes, &slots_bytes)) {
+		ret = p2pio_set_error(err, -EOVERFLOW, P2PIO_NO_OFFSET,
+				      "%u slots of %llu bytes overflow", nslots,
+				      (unsigned long long)m->slot_bytes);
+		goto out_close;
+	}
+	ret = p2pio_buf_alloc(s->ctx, m->mem, slots_bytes, &s->slots, err);
 	if (ret)
 		goto out_close;
 	s->slots_host = p2pio_buf_host_ptr(s->slots);
