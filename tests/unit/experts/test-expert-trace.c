@@ -174,6 +174,18 @@ static void test_malformed(void)
 			       p2pio_expert_trace_tokens(t) == 1, "the hand-made file loads");
 		p2pio_expert_trace_free(t);
 	}
+	{
+		struct p2pio_expert_trace *t = NULL;
+		struct p2pio_error err = { 0 };
+
+		memcpy(b, good, len);
+		b[32] = 0x1b;	/* the model name: an escape */
+		write_file(tmp_path("esc.trace"), b, len);
+		tap_ok(!p2pio_expert_trace_load(tmp_path("esc.trace"), &t, &err) &&
+			       !strcmp(p2pio_expert_trace_info(t)->model, "?"),
+		       "a model name's control byte is read as '?'");
+		p2pio_expert_trace_free(t);
+	}
 	expect_bad(good, 20, "header truncated", "a short header");
 	memcpy(b, good, len); put32(b + 8, 2);
 	expect_bad(b, len, "version 2", "another version");
@@ -289,6 +301,29 @@ static void test_json(void)
 		       cell0(t, 1, 0) == 5 && cell0(t, 1, 1) == 11,
 	       "RoutingTrace JSON: phases and layer keys");
 	p2pio_expert_trace_free(t);
+
+	/*
+	 * Text from the file that tools print is printable ASCII (session 11's review): a
+	 * model name with a terminal escape, and the same in a bad layer key's message.
+	 */
+	t = load_text("esc.json",
+		      "{\"meta\":{\"model_id\":\"\\u001b]0;pwned\\u0007\\u001b[2J evil\",\"num_experts\":12},"
+		      "\"routes\":[{\"token_pos\":0,\"layers\":{\"0\":{\"experts\":[1,2]}}}]}");
+	tap_ok(t && !strcmp(p2pio_expert_trace_info(t)->model, "?]0;pwned??[2J evil"),
+	       "a model name's control bytes are read as '?' (%s)",
+	       t ? p2pio_expert_trace_info(t)->model : "not loaded");
+	p2pio_expert_trace_free(t);
+	{
+		struct p2pio_error err = { 0 };
+		const char *bad = "{\"routes\":[{\"token_pos\":0,\"layers\":{\"\\u001b[31mRED\":{\"experts\":[1]}}}]}";
+
+		t = NULL;
+		write_file(tmp_path("esckey.json"), bad, strlen(bad));
+		tap_ok(p2pio_expert_trace_load(tmp_path("esckey.json"), &t, &err) == -EINVAL &&
+			       strstr(err.msg, "?[31mRED") && !strchr(err.msg, 0x1b),
+		       "a bad layer key is quoted without its escape: %s", err.msg);
+		p2pio_expert_trace_free(t);
+	}
 
 	/* HF greedy loop: step 0 is the last prompt token. */
 	t = load_text("g.json",

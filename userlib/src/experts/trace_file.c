@@ -101,6 +101,10 @@ static int parse_native(const char *path, const unsigned char *p, size_t len,
 	memcpy(info.model, p + TRACE_HDR, mlen);
 	if (memchr(info.model, '\0', mlen))
 		return p2pio_set_error(err, -EINVAL, TRACE_HDR, "%s: expert trace model name holds a NUL byte", path);
+	/* Printable only: tools print it (p2pio_trace_quote()). */
+	for (i = 0; i < mlen; i++)
+		if (info.model[i] < 0x20 || info.model[i] == 0x7f)
+			info.model[i] = '?';
 	if (p2pio_trace_check_info(&info, NULL, 12))
 		return p2pio_set_error(err, -EINVAL, 12,
 				       "%s: expert trace shape out of limits: %u layers, %u experts, top_k %u",
