@@ -24,6 +24,13 @@
 P2PIO_HIDDEN int p2pio_set_error(struct p2pio_error *err, int code, uint64_t offset, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * Untrusted text (a name from a file) for a message or a terminal: the @len bytes at @s
+ * as printable ASCII into @buf (any other byte as '?': no terminal escapes), at most
+ * @size - 4 of them, then "..." when cut. @size is at least 5. Returns @buf.
+ */
+P2PIO_HIDDEN const char *p2pio_quote(char *buf, size_t size, const char *s, size_t len);
+
 /* Overflow-checked arithmetic: true when the result overflowed. */
 static inline bool p2pio_add_overflow(uint64_t a, uint64_t b, uint64_t *res)
 {

@@ -35,3 +35,15 @@ int p2pio_set_error(struct p2pio_error *err, int code, uint64_t offset, const ch
 	va_end(ap);
 	return code;
 }
+
+const char *p2pio_quote(char *buf, size_t size, const char *s, size_t len)
+{
+	size_t i, n = len < size - 4 ? len : size - 4;
+
+	for (i = 0; i < n; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	if (n < len)
+		memcpy(buf + n, "...", 3), n += 3;
+	buf[n] = '\0';
+	return buf;
+}

@@ -31,18 +31,6 @@ int p2pio_trace_check_info(const struct p2pio_expert_trace_info *info, struct p2
 	return 0;
 }
 
-const char *p2pio_trace_quote(char *buf, size_t size, const char *s)
-{
-	size_t i, len = strlen(s), n = len < size - 4 ? len : size - 4;
-
-	for (i = 0; i < n; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (n < len)
-		memcpy(buf + n, "...", 3), n += 3;
-	buf[n] = '\0';
-	return buf;
-}
-
 bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info, const uint32_t *ids,
 			 uint32_t n)
 {

@@ -42,13 +42,6 @@ P2PIO_HIDDEN bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info
 
 
 
-/*
- * Text from a trace file (its model name, a bad key) printed by tools could carry
- * terminal escapes: @s as printable ASCII into @buf (others as '?'), at most @size - 4
- * bytes of it then "...". Returns @buf.
- */
-P2PIO_HIDDEN const char *p2pio_trace_quote(char *buf, size_t size, const char *s);
-
 /* The file's bytes, read whole (at most P2PIO_TRACE_MAX_FILE). */
 #define P2PIO_TRACE_MAX_FILE (1ull << 30)
 

@@ -101,7 +101,7 @@ static int parse_native(const char *path, const unsigned char *p, size_t len,
 	memcpy(info.model, p + TRACE_HDR, mlen);
 	if (memchr(info.model, '\0', mlen))
 		return p2pio_set_error(err, -EINVAL, TRACE_HDR, "%s: expert trace model name holds a NUL byte", path);
-	/* Printable only: tools print it (p2pio_trace_quote()). */
+	/* Printable only: tools print it (as p2pio_quote() does). */
 	for (i = 0; i < mlen; i++)
 		if (info.model[i] < 0x20 || info.model[i] == 0x7f)
 			info.model[i] = '?';

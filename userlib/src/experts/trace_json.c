@@ -236,8 +236,8 @@ static void jt_model(struct jtrace *j, struct json_object *v)
 
 	if (v && json_object_is_type(v, json_type_string)) {
 		s = json_object_get_string(v);
-		/* Printable only: tools print it (p2pio_trace_quote()). */
-		p2pio_trace_quote(j->model, sizeof(j->model), s);
+		/* Printable only: tools print it (p2pio_quote()). */
+		p2pio_quote(j->model, sizeof(j->model), s, strlen(s));
 	}
 }
 
@@ -407,7 +407,7 @@ static int jt_routes(struct jtrace *j, struct json_object *doc, struct json_obje
 				char q[64];
 
 				ret = jt_fail(j, 0, "a route's layer key is not a layer number",
-					      p2pio_trace_quote(q, sizeof(q), key));
+					      p2pio_quote(q, sizeof(q), key, strlen(key)));
 			}
 			else
 				ret = jt_add(j, 0, 0, tok, l, jget(val, "experts"), flags);

@@ -12,14 +12,7 @@
  */
 const char *gguf_quote(char buf[GGUF_QUOTE_MAX], const char *s, uint64_t len)
 {
-	size_t i, n = len < GGUF_QUOTE_MAX - 4 ? (size_t)len : GGUF_QUOTE_MAX - 4;
-
-	for (i = 0; i < n; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (n < len)
-		memcpy(buf + n, "...", 3), n += 3;
-	buf[n] = '\0';
-	return buf;
+	return p2pio_quote(buf, GGUF_QUOTE_MAX, s, len > SIZE_MAX ? SIZE_MAX : (size_t)len);
 }
 
 void gguf_wrap(struct p2pio_error *err, const char *fmt, ...)
