@@ -93,12 +93,13 @@ static bool is_pci_addr(const char *s, size_t len)
 /* Parent bridge and host bridge from the resolved sysfs path of the function. */
 static void read_chain(const char *sysfs, struct p2pio_pci_dev *pd)
 {
-	char link[PATH_MAX], real[PATH_MAX], rel[64], *p, *prev_pci = NULL, *cur_pci = NULL;
+	char link[PATH_MAX], real[PATH_MAX], rel[64], *p, *save, *prev_pci = NULL, *cur_pci = NULL;
 
 	snprintf(rel, sizeof(rel), "bus/pci/devices/%s", pd->addr);
 	if (p2pio_path_join(link, sizeof(link), sysfs, rel) || !realpath(link, real))
 		return;
-	for (p = strtok(real, "/"); p; p = strtok(NULL, "/")) {
+	/* strtok_r: contexts are created from any thread, each reading the topology. */
+	for (p = strtok_r(real, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
 		if (strncmp(p, "pci", 3) == 0 && strchr(p, ':'))
 			snprintf(pd->host_bridge, sizeof(pd->host_bridge), "%.23s", p);
 		else if (is_pci_addr(p, strlen(p))) {
