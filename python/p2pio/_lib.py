@@ -217,6 +217,7 @@ PROTOTYPES = {
 	"p2pio_read": (c_int, [vp, c_uint64, c_uint64, vp, c_uint64]),
 	"p2pio_model_open": (c_int, [vp, c_char_p, POINTER(p2pio_model_opts), POINTER(vp), ERRP]),
 	"p2pio_model_file": (vp, [vp]),
+	"p2pio_model_gguf": (vp, [vp]),
 	"p2pio_model_close": (None, [vp]),
 	"p2pio_model_info": (None, [vp, POINTER(p2pio_model_info)]),
 	"p2pio_model_load": (c_int, [vp, POINTER(p2pio_model_load_opts),

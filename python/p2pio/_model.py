@@ -2,12 +2,11 @@
 """Models: whole loads and layer streaming, their tensors typed and shaped from the GGUF."""
 
 import ctypes
-import errno
 import os
 
 from ._context import _path_flag
 from ._lib import (MEMS, P2PIO_MODEL_SET_MEM, P2PIO_STREAM_LRU, P2PIO_STREAM_NO_PREFETCH, PATHS,
-		   PROGRESS_FN, P2pioError, check, lib, open_handle, p2pio_layer, p2pio_load_result,
+		   PROGRESS_FN, check, lib, open_handle, p2pio_layer, p2pio_load_result,
 		   p2pio_model_info, p2pio_model_load_opts, p2pio_model_opts, p2pio_model_tensor,
 		   p2pio_path_info, p2pio_stream_stats, p2pio_streamer_opts)
 from ._resource import _Resource
@@ -28,80 +27,13 @@ def _stream_handle(stream):
 	raise TypeError("stream: expected None, an int CUstream, or a torch/cupy stream")
 
 
-class _GgufTensors:
-	"""What the binding reads from a GGUF file itself (the C API gives a model's tensors
-	without their dimensions): @shapes, name -> ne (innermost extent first); @tensors,
-	name -> (type, size, file_offset); @stat, the os.stat_result of the very file that was
-	parsed (an fstat of the parser's own descriptor)."""
-
-	def __init__(self, shapes, tensors, stat):
-		self.shapes = shapes
-		self.tensors = tensors
-		self.stat = stat
-
-
-def _gguf_shapes(path):
-	"""The tensors of the GGUF file at @path, as a _GgufTensors."""
-	g = open_handle(lib.p2pio_gguf_open, os.fsencode(path), what=str(path))
-	try:
-		st = os.fstat(lib.p2pio_gguf_fd(g))
-		if lib.p2pio_gguf_file_size(g) != st.st_size:
-			_changed(path, "%d bytes when parsed, %d now" %
-				 (lib.p2pio_gguf_file_size(g), st.st_size))
-		shapes, tensors = {}, {}
-		for i in range(lib.p2pio_gguf_tensor_count(g)):
-			t = lib.p2pio_gguf_tensor(g, i).contents
-			name = t.name.decode()
-			shapes[name] = tuple(t.ne[d] for d in range(t.n_dims))
-			tensors[name] = (t.type, t.size, t.file_offset)
-		return _GgufTensors(shapes, tensors, st)
-	finally:
-		lib.p2pio_gguf_close(g)
-
-
-def _changed(path, why):
-	raise P2pioError(errno.ESTALE, "the file changed while it was opened (%s)" % why, None,
-			 str(path))
-
-
-def _identity(st):
-	return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _check_same_file(path, parsed, h):
-	"""The model @h, which p2pio_model_open() parsed from @path on its own, is the file
-	@parsed describes: the same file at the path, the same tensors with the same types,
-	sizes and offsets. P2pioError ESTALE if not (the path was replaced, or the file
-	written, between the two opens): shapes from one file must not describe the memory
-	of another. Returns the model's tensor names in order."""
-	try:
-		now = os.stat(path)
-	except OSError as e:
-		_changed(path, "it cannot be found again: %s" % (e.strerror or e))
-	if _identity(now) != _identity(parsed.stat):
-		_changed(path, "device, inode, size, mtime %r when its shapes were read, %r now" %
-			 (_identity(parsed.stat), _identity(now)))
-	info = p2pio_model_info()
-	lib.p2pio_model_info(h, ctypes.byref(info))
-	fsize = lib.p2pio_file_size(lib.p2pio_model_file(h))
-	if info.file_size != now.st_size or fsize != now.st_size:
-		_changed(path, "the model parsed %d bytes and reads a file of %d, the binding's "
-			 "parse saw %d" % (info.file_size, fsize, now.st_size))
-	if info.tensors != len(parsed.tensors):
-		_changed(path, "%d tensors in the model, %d when its shapes were read" %
-			 (info.tensors, len(parsed.tensors)))
-	names = []
-	t = p2pio_model_tensor()
-	for i in range(info.tensors):
-		check(lib.p2pio_model_tensor_at(h, i, ctypes.byref(t)))
-		name = t.name.decode()
-		got = (t.type, t.size, t.file_offset)
-		want = parsed.tensors.get(name)
-		if got != want:
-			_changed(path, "tensor %r: type, size, file offset %r in the model, %r when its "
-				 "shapes were read" % (name, got, want))
-		names.append(name)
-	return names
+def _gguf_shapes(g):
+	"""name -> ne (innermost extent first) of every tensor of the parsed GGUF header @g."""
+	shapes = {}
+	for i in range(lib.p2pio_gguf_tensor_count(g)):
+		t = lib.p2pio_gguf_tensor(g, i).contents
+		shapes[t.name.decode()] = tuple(t.ne[d] for d in range(t.n_dims))
+	return shapes
 
 
 class _TensorMaker:
@@ -140,13 +72,20 @@ class Model(_Resource):
 		if mem is not None:
 			opts.flags |= P2PIO_MODEL_SET_MEM
 			opts.mem = MEMS[mem]
-		# The C API gives no tensor's dimensions, so the binding parses the file itself,
-		# and the model opens the path again: check that both opens saw the same file.
-		parsed = _gguf_shapes(path)
 		h = open_handle(lib.p2pio_model_open, ctx._h(), os.fsencode(path),
 				ctypes.byref(opts), what=str(path))
 		try:
-			names = _check_same_file(path, parsed, h)
+			# The shapes from the model's own parse of the file it reads
+			# (p2pio_model_gguf()): a second open of the path could find another file
+			# there, whose shapes would describe memory this model does not have.
+			shapes = _gguf_shapes(lib.p2pio_model_gguf(h))
+			info = p2pio_model_info()
+			lib.p2pio_model_info(h, ctypes.byref(info))
+			names = []
+			t = p2pio_model_tensor()
+			for i in range(info.tensors):
+				check(lib.p2pio_model_tensor_at(h, i, ctypes.byref(t)))
+				names.append(t.name.decode())
 		except BaseException:
 			lib.p2pio_model_close(h)
 			raise
@@ -154,9 +93,7 @@ class Model(_Resource):
 		self.context = ctx
 		self.path = str(path)
 		self.mem = mem or ctx._default_mem()
-		self._maker = _TensorMaker(parsed.shapes, ctx._devtuple(self.mem))
-		info = p2pio_model_info()
-		lib.p2pio_model_info(h, ctypes.byref(info))
+		self._maker = _TensorMaker(shapes, ctx._devtuple(self.mem))
 		self.info = {f: getattr(info, f) for f, _ in p2pio_model_info._fields_}
 		self.names = names
 		self.loaded = False

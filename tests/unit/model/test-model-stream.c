@@ -116,6 +116,22 @@ static void test_whole(struct p2pio_ctx *ctx, const char *pname)
 	p2pio_model_info(m, &info);
 	tap_ok(info.layers == NLAYERS && info.has_seed && info.pattern_seed == SEED,
 	       "%s: %u layers, pattern seed found", pname, info.layers);
+	/* The model's own header: the same tensors, at the same offsets, with dimensions. */
+	{
+		struct p2pio_gguf *g = p2pio_model_gguf(m);
+		const struct p2pio_gguf_tensor *gt;
+		bool same = g && p2pio_gguf_tensor_count(g) == info.tensors &&
+			    p2pio_gguf_file_size(g) == info.file_size;
+
+		for (i = 0; same && i < info.tensors; i++) {
+			p2pio_model_tensor_at(m, i, &t);
+			gt = p2pio_gguf_tensor_by_name(g, t.name);
+			same = gt && gt->n_dims >= 1 && gt->size == t.size &&
+			       gt->file_offset == t.file_offset && gt->type == t.type;
+		}
+		tap_ok(same, "%s: p2pio_model_gguf() is the model's header: %u tensors, sizes, "
+		       "offsets and types alike", pname, info.tensors);
+	}
 	/* The result grows at the end: its size must be set, and nothing past it is written. */
 	{
 		struct {

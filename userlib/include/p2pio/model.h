@@ -138,6 +138,19 @@ int p2pio_model_open(struct p2pio_ctx *ctx, const char *path, const struct p2pio
 struct p2pio_file *p2pio_model_file(const struct p2pio_model *m);
 
 /**
+ * p2pio_model_gguf() - the model's own parsed GGUF header.
+ * @m: the model.
+ *
+ * The header the model was opened with (metadata, and each tensor's name, type and
+ * dimensions), parsed from the same open file the model reads: take a tensor's shape here
+ * rather than by opening the path again, which could find another file there by then.
+ * Owned by @m: valid until p2pio_model_close(); do not close it.
+ *
+ * Return: the handle.
+ */
+struct p2pio_gguf *p2pio_model_gguf(const struct p2pio_model *m);
+
+/**
  * p2pio_model_close() - free a model's target memory and close its file. NULL is a no-op.
  * @m: the model; every streamer opened on it must be closed first.
  */

@@ -234,6 +234,11 @@ struct p2pio_file *p2pio_model_file(const struct p2pio_model *m)
 	return m->file;
 }
 
+struct p2pio_gguf *p2pio_model_gguf(const struct p2pio_model *m)
+{
+	return m->gguf;
+}
+
 void p2pio_model_info(const struct p2pio_model *m, struct p2pio_model_info *info)
 {
 	uint32_t i;
