@@ -173,13 +173,7 @@ int main(void)
 	size_t i;
 
 	tap_plan_lazy();
-	pfd = vm_p2p_open();
-	if (pfd < 0)
-		tap_skip_all("no /dev/p2pio");
-	nvd = vm_nvd_open();
-	if (nvd < 0)
-		tap_bail("no /dev/nvdouble");
-	tap_ok(!vm_host_sync(), "host channel");
+	pfd = vm_test_open(&nvd, true);
 	for (i = 0; i < sizeof(xfs) / sizeof(xfs[0]); i++)
 		dedupe_on(xfs[i]);
 	close(nvd);

@@ -340,13 +340,7 @@ int main(void)
 	size_t i;
 
 	tap_plan_lazy();
-	pfd = vm_p2p_open();
-	if (pfd < 0)
-		tap_skip_all("no /dev/p2pio");
-	nvd = vm_nvd_open();
-	if (nvd < 0)
-		tap_bail("no /dev/nvdouble");
-	tap_ok(!vm_host_sync(), "host channel");
+	pfd = vm_test_open(&nvd, true);
 	vm_read_str(PARAM_CMDS, cmds, sizeof(cmds));
 	vm_read_str(LEASE_TIME, lease, sizeof(lease));
 	/* issuers sleep for a slot between commands; the kernel waits 1 s for a break */

@@ -217,12 +217,7 @@ int main(void)
 	int cur = 0, k = 0;
 
 	tap_plan_lazy();
-	pfd = vm_p2p_open();
-	if (pfd < 0)
-		tap_skip_all("no /dev/p2pio");
-	nvd = vm_nvd_open();
-	if (nvd < 0)
-		tap_bail("no /dev/nvdouble");
+	pfd = vm_test_open(&nvd, false);
 	full = !strcmp(vm_phase(), "default");
 	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s0);
 

@@ -161,13 +161,7 @@ int main(void)
 	int r;
 
 	tap_plan_lazy();
-	pfd = vm_p2p_open();
-	if (pfd < 0)
-		tap_skip_all("no /dev/p2pio");
-	nvd = vm_nvd_open();
-	if (nvd < 0)
-		tap_bail("no /dev/nvdouble");
-	tap_ok(!vm_host_sync(), "host channel");
+	pfd = vm_test_open(&nvd, true);
 	if (!tap_is_int(vm_target_new(pfd, nvd, P2PIO_PROVIDER_NVIDIA, READ_LEN, 0, 0, 0, &t),
 			0, "GPU memory pinned"))
 		return tap_exit();

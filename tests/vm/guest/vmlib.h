@@ -246,4 +246,26 @@ bool vm_drop_privileges_nogroup(void);
 /* 64-bit xorshift generator: seeded, reproducible. */
 uint64_t vm_rand(uint64_t *state);
 
+#ifdef P2PIO_TAP_H
+/*
+ * The opening most test programs share (with tap.h included first: its state is the
+ * program's own): /dev/p2pio, the whole test skipped without it; /dev/nvdouble, bailing
+ * out without it; with @host_sync, the host channel checked as a TAP test. Returns the
+ * /dev/p2pio fd and the double's in *@nvd.
+ */
+static inline int vm_test_open(int *nvd, bool host_sync)
+{
+	int pfd = vm_p2p_open();
+
+	if (pfd < 0)
+		tap_skip_all("no /dev/p2pio");
+	*nvd = vm_nvd_open();
+	if (*nvd < 0)
+		tap_bail("no /dev/nvdouble");
+	if (host_sync)
+		tap_ok(!vm_host_sync(), "host channel");
+	return pfd;
+}
+#endif
+
 #endif /* VMLIB_H */
