@@ -86,17 +86,20 @@ class TraceWriter(_Resource):
 		order (at most top_k, distinct, each below experts). Each layer at most once per
 		token; a layer never added is stored as not recorded (0 experts)."""
 		arr, n = _ids(ids)
-		ret = lib.p2pio_expert_trace_writer_add(self._h(), _uint(layer, "layer"), arr, n)
+		err = new_error()
+		ret = lib.p2pio_expert_trace_writer_add(self._h(), _uint(layer, "layer"), arr, n,
+							 ctypes.byref(err))
 		if ret < 0:
-			check(ret, None, "layer %d experts %s" % (layer, list(arr)[:n]))
+			check(ret, err, "layer %d experts %s" % (layer, list(arr)[:n]))
 
 	def end_token(self, prefill=False, seq_start=False):
 		"""Write the token built by add(): @prefill for a prompt token (a replay skips
 		them unless with_prefill), @seq_start for the first token of a new sequence (a
 		replay starts it with a cold cache). A write that failed raises, here or at
 		close(); the writer records nothing more after one."""
-		check(lib.p2pio_expert_trace_writer_end_token(self._h(), _flags(prefill, seq_start)),
-		      None, self.path)
+		err = new_error()
+		check(lib.p2pio_expert_trace_writer_end_token(self._h(), _flags(prefill, seq_start),
+							      ctypes.byref(err)), err, self.path)
 		self.tokens += 1
 
 	def close(self):
@@ -174,14 +177,17 @@ class Trace(_Resource):
 	def add(self, layer, ids):
 		"""As TraceWriter.add(), for the token being built in memory."""
 		arr, n = _ids(ids)
-		ret = lib.p2pio_expert_trace_add(self._h(), _uint(layer, "layer"), arr, n)
+		err = new_error()
+		ret = lib.p2pio_expert_trace_add(self._h(), _uint(layer, "layer"), arr, n,
+						 ctypes.byref(err))
 		if ret < 0:
-			check(ret, None, "layer %d experts %s" % (layer, list(arr)[:n]))
+			check(ret, err, "layer %d experts %s" % (layer, list(arr)[:n]))
 
 	def end_token(self, prefill=False, seq_start=False):
 		"""As TraceWriter.end_token(): append the token built by add()."""
-		check(lib.p2pio_expert_trace_end_token(self._h(), _flags(prefill, seq_start)), None,
-		      "end of token")
+		err = new_error()
+		check(lib.p2pio_expert_trace_end_token(self._h(), _flags(prefill, seq_start),
+						       ctypes.byref(err)), err, "end of token")
 
 	def cell(self, token, layer):
 		"""The experts @token chose at @layer, in the router's order ([]: not recorded)."""

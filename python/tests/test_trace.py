@@ -265,6 +265,31 @@ class TestErrors(Tmp):
 		with p2pio.Trace.load(self.path("w")) as back:
 			self.assertEqual([back.cell(0, 0), back.cell(0, 1)], [[1, 2], []])
 
+	def test_bad_cell_messages(self):
+		"""The library's message reaches the exception of add() and end_token(): which
+		layer, which id and why."""
+		t = p2pio.Trace(2, 8, 2)
+		w = p2pio.TraceWriter(self.path("w"), 2, 8, 2)
+		for add in (t.add, w.add):
+			e = self.assertErrno(errno.EINVAL, add, 0, [8])
+			self.assertIn("layer 0: expert id 8 out of range (0 to 7 allowed: nr_experts 8)",
+				      e.strerror)
+			self.assertIn("expert id 8", str(e))
+			self.assertIsNone(e.offset)
+			e = self.assertErrno(errno.EINVAL, add, 1, [3, 3])
+			self.assertIn("layer 1: expert id 3 repeated", e.strerror)
+			e = self.assertErrno(errno.EINVAL, add, 0, [1, 2, 3])
+			self.assertIn("layer 0: 3 experts, more than top_k 2", e.strerror)
+			e = self.assertErrno(errno.EINVAL, add, 2, [1])
+			self.assertIn("layer 2 out of range (0 to 1 allowed: nr_layers 2)", e.strerror)
+			add(0, [1, 2])
+			e = self.assertErrno(errno.EINVAL, add, 0, [3])
+			self.assertIn("layer 0 already added to this token", e.strerror)
+		t.end_token()
+		w.end_token()
+		w.close()
+		self.assertEqual(t.cell(0, 0), [1, 2])
+
 	def test_bad_shapes(self):
 		self.assertErrno(errno.EINVAL, p2pio.Trace, 0, 8, 2)
 		self.assertErrno(errno.EINVAL, p2pio.Trace, 2, 8, 9)          # top_k above experts
@@ -332,6 +357,8 @@ class TestErrors(Tmp):
 					w.add(layer, range(8))
 				w.end_token()
 		self.assertEqual(cm.exception.errno, errno.EIO)
+		self.assertIn("/dev/full: token %d: writing the expert trace failed: %s" %
+			      (w.tokens, os.strerror(errno.ENOSPC)), cm.exception.strerror)
 		self.assertLess(w.tokens, 100000)
 		self.assertErrno(errno.EIO, w.close)
 

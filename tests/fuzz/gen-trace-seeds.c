@@ -68,14 +68,14 @@ static void by_hand(void)
 	if (p2pio_expert_trace_new(&info, &t, NULL))
 		exit(1);
 	for (seq = 0; seq < 2; seq++) {
-		p2pio_expert_trace_add(t, 0, a, 3);
-		p2pio_expert_trace_add(t, 2, b, 1);
+		p2pio_expert_trace_add(t, 0, a, 3, NULL);
+		p2pio_expert_trace_add(t, 2, b, 1, NULL);
 		p2pio_expert_trace_end_token(t, P2PIO_EXPERT_TOKEN_PREFILL |
-					     P2PIO_EXPERT_TOKEN_SEQ_START);
-		p2pio_expert_trace_add(t, 0, b, 1);
-		p2pio_expert_trace_add(t, 1, a, 2);
-		p2pio_expert_trace_add(t, 2, a, 3);
-		p2pio_expert_trace_end_token(t, 0);
+					     P2PIO_EXPERT_TOKEN_SEQ_START, NULL);
+		p2pio_expert_trace_add(t, 0, b, 1, NULL);
+		p2pio_expert_trace_add(t, 1, a, 2, NULL);
+		p2pio_expert_trace_add(t, 2, a, 3, NULL);
+		p2pio_expert_trace_end_token(t, 0, NULL);
 	}
 	save(t, "hand.trace");
 	p2pio_expert_trace_free(t);

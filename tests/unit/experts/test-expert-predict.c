@@ -29,8 +29,8 @@ static struct p2pio_expert_trace *mirror_trace(const uint32_t *xs, size_t n, uin
 		tap_bail("trace_new");
 	for (i = 0; i < n; i++) {
 		for (l = 0; l < layers; l++)
-			p2pio_expert_trace_add(t, l, &xs[i], 1);
-		p2pio_expert_trace_end_token(t, 0);
+			p2pio_expert_trace_add(t, l, &xs[i], 1, NULL);
+		p2pio_expert_trace_end_token(t, 0, NULL);
 	}
 	return t;
 }
@@ -92,9 +92,9 @@ static void test_learned_no_future(void)
 	for (i = 0; i < 8; i++) {
 		uint32_t x = i < 4 ? 1 : 2;
 
-		p2pio_expert_trace_add(t, 0, &zero, 1);
-		p2pio_expert_trace_add(t, 1, &x, 1);
-		p2pio_expert_trace_end_token(t, 0);
+		p2pio_expert_trace_add(t, 0, &zero, 1, NULL);
+		p2pio_expert_trace_add(t, 1, &x, 1, NULL);
+		p2pio_expert_trace_end_token(t, 0, NULL);
 	}
 	p2pio_expert_replay(t, &o, &st, ls, NULL);
 	/*
@@ -146,18 +146,18 @@ static void test_learned_shares(void)
 	for (pass = 0; pass < 2; pass++) {
 		if (p2pio_expert_trace_new(&info, &t, NULL))
 			tap_bail("trace_new");
-		p2pio_expert_trace_add(t, 0, first0, 2);
-		p2pio_expert_trace_add(t, 1, first1, 2);
-		p2pio_expert_trace_end_token(t, 0);
+		p2pio_expert_trace_add(t, 0, first0, 2, NULL);
+		p2pio_expert_trace_add(t, 1, first1, 2, NULL);
+		p2pio_expert_trace_end_token(t, 0, NULL);
 		for (i = 0; i < 10; i++) {
-			p2pio_expert_trace_add(t, 0, mid0, 2);
-			p2pio_expert_trace_add(t, 1, pairs[i], 2);
-			p2pio_expert_trace_end_token(t, 0);
+			p2pio_expert_trace_add(t, 0, mid0, 2, NULL);
+			p2pio_expert_trace_add(t, 1, pairs[i], 2, NULL);
+			p2pio_expert_trace_end_token(t, 0, NULL);
 		}
 		if (pass) {
-			p2pio_expert_trace_add(t, 0, q0, 2);
-			p2pio_expert_trace_add(t, 1, q1, 2);
-			p2pio_expert_trace_end_token(t, 0);
+			p2pio_expert_trace_add(t, 0, q0, 2, NULL);
+			p2pio_expert_trace_add(t, 1, q1, 2, NULL);
+			p2pio_expert_trace_end_token(t, 0, NULL);
 		}
 		tap_is_int(p2pio_expert_replay(t, &o, &st, pass ? after : before, NULL), 0,
 			   "replay of %d tokens with learned prefetch", pass ? 12 : 11);
@@ -187,8 +187,8 @@ static void test_inuse(void)
 
 	p2pio_expert_trace_new(&info, &t, NULL);
 	for (i = 0; i < 3; i++) {
-		p2pio_expert_trace_add(t, 0, cells[i], 2);
-		p2pio_expert_trace_end_token(t, 0);
+		p2pio_expert_trace_add(t, 0, cells[i], 2, NULL);
+		p2pio_expert_trace_end_token(t, 0, NULL);
 	}
 	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, NULL), 0, "oracle replay");
 	tap_ok(st.hits == 0 && st.misses == 6,
@@ -525,8 +525,8 @@ static void test_learned_too_large(void)
 		tap_bail("trace_new");
 	for (i = 0; i < 4; i++) {
 		e = i * 1000;
-		p2pio_expert_trace_add(t, 0, &e, 1);
-		p2pio_expert_trace_end_token(t, 0);
+		p2pio_expert_trace_add(t, 0, &e, 1, NULL);
+		p2pio_expert_trace_end_token(t, 0, NULL);
 	}
 	tap_is_int(p2pio_expert_replay(t, &o, &st, NULL, &err), -E2BIG,
 		   "learned prefetch over 6000 experts: -E2BIG");

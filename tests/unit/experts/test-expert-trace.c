@@ -41,6 +41,36 @@ static void put32(unsigned char *p, uint32_t v)
 	p[3] = v >> 24;
 }
 
+/* trace_add (@w NULL) or writer_add refused with -EINVAL, and a message holding @needle:
+ * the layer, the id and why. */
+static void add_refused(struct p2pio_expert_trace *t, struct p2pio_expert_trace_writer *w,
+			uint32_t layer, const uint32_t *ids, uint32_t n, const char *needle,
+			const char *what)
+{
+	struct p2pio_error err = { 0 };
+	int r = w ? p2pio_expert_trace_writer_add(w, layer, ids, n, &err) :
+		    p2pio_expert_trace_add(t, layer, ids, n, &err);
+
+	if (!tap_ok(r == -EINVAL && err.code == -EINVAL && err.offset == P2PIO_NO_OFFSET &&
+		    strstr(err.msg, needle), "%s, %s: -EINVAL, the message says '%s'",
+		    w ? "writer_add" : "trace_add", what, needle))
+		tap_diag("got %d '%s'", r, err.msg);
+}
+
+/* As add_refused(), for trace_end_token (@w NULL) or writer_end_token, and errno @code. */
+static void end_refused(struct p2pio_expert_trace *t, struct p2pio_expert_trace_writer *w,
+			uint32_t flags, int code, const char *needle, const char *what)
+{
+	struct p2pio_error err = { 0 };
+	int r = w ? p2pio_expert_trace_writer_end_token(w, flags, &err) :
+		    p2pio_expert_trace_end_token(t, flags, &err);
+
+	if (!tap_ok(r == code && err.code == code && err.offset == P2PIO_NO_OFFSET &&
+		    strstr(err.msg, needle), "%s, %s: %d, the message says '%s'",
+		    w ? "writer_end_token" : "trace_end_token", what, code, needle))
+		tap_diag("got %d '%s'", r, err.msg);
+}
+
 static void test_roundtrip(void)
 {
 	struct p2pio_expert_trace_info info = { .nr_layers = 3, .nr_experts = 300, .top_k = 2 };
@@ -55,26 +85,39 @@ static void test_roundtrip(void)
 
 	snprintf(info.model, sizeof(info.model), "test-model");
 	tap_is_int(p2pio_expert_trace_new(&info, &t, NULL), 0, "a new trace");
-	tap_is_int(p2pio_expert_trace_add(t, 0, a, 2), 0, "add layer 0");
-	tap_is_int(p2pio_expert_trace_add(t, 0, a, 2), -EINVAL, "a layer twice in a token: %s", "-EINVAL");
-	tap_is_int(p2pio_expert_trace_add(t, 1, b, 2), -EINVAL, "a repeated id: %s", "-EINVAL");
-	tap_is_int(p2pio_expert_trace_add(t, 1, c, 3), -EINVAL, "more than top_k: %s", "-EINVAL");
+	tap_is_int(p2pio_expert_trace_add(t, 0, a, 2, NULL), 0, "add layer 0");
+	add_refused(t, NULL, 0, a, 2, "expert trace: layer 0 already added to this token",
+		    "a layer twice in a token");
+	add_refused(t, NULL, 1, b, 2, "expert trace: layer 1: expert id 5 repeated (at 0 and 1 of the 2 ids)",
+		    "a repeated id");
+	add_refused(t, NULL, 1, c, 3, "expert trace: layer 1: 3 experts, more than top_k 2",
+		    "more than top_k");
 	a[0] = 300;
-	tap_is_int(p2pio_expert_trace_add(t, 1, a, 1), -EINVAL, "an id out of range: %s", "-EINVAL");
+	add_refused(t, NULL, 1, a, 1,
+		    "expert trace: layer 1: expert id 300 out of range (0 to 299 allowed: nr_experts 300)",
+		    "an id out of range");
 	a[0] = 299;
-	tap_is_int(p2pio_expert_trace_add(t, 3, a, 1), -EINVAL, "a layer out of range: %s", "-EINVAL");
-	tap_is_int(p2pio_expert_trace_add(t, 2, c, 1), 0, "layer 2 with one id; layer 1 left out");
-	tap_is_int(p2pio_expert_trace_end_token(t, 4), -EINVAL, "unknown token flags: %s", "-EINVAL");
-	p2pio_expert_trace_end_token(t, P2PIO_EXPERT_TOKEN_SEQ_START | P2PIO_EXPERT_TOKEN_PREFILL);
+	add_refused(t, NULL, 3, a, 1, "expert trace: layer 3 out of range (0 to 2 allowed: nr_layers 3)",
+		    "a layer out of range");
+	add_refused(t, NULL, 1, NULL, 1, "expert trace: layer 1: ids is NULL for 1 experts", "NULL ids");
+	tap_is_int(p2pio_expert_trace_add(t, 3, a, 1, NULL), -EINVAL,
+		   "trace_add without an error struct: still %s", "-EINVAL");
+	tap_is_int(p2pio_expert_trace_add(t, 2, c, 1, NULL), 0, "layer 2 with one id; layer 1 left out");
+	end_refused(t, NULL, 4, -EINVAL,
+		    "expert trace: token 0: unknown flags 0x4 (the P2PIO_EXPERT_TOKEN_* bits are 0x3)",
+		    "unknown token flags");
+	tap_is_int(p2pio_expert_trace_end_token(t, 4, NULL), -EINVAL,
+		   "end_token without an error struct: still %s", "-EINVAL");
+	p2pio_expert_trace_end_token(t, P2PIO_EXPERT_TOKEN_SEQ_START | P2PIO_EXPERT_TOKEN_PREFILL, NULL);
 	for (tok = 1; tok < 100; tok++) {
 		for (l = 0; l < 3; l++) {
 			uint32_t x[2] = { (uint32_t)(tok * 7 + l) % 300, (uint32_t)(tok * 13 + l + 1) % 300 };
 
 			if (x[0] == x[1])
 				x[1] = (x[1] + 1) % 300;
-			p2pio_expert_trace_add(t, l, x, 2);
+			p2pio_expert_trace_add(t, l, x, 2, NULL);
 		}
-		p2pio_expert_trace_end_token(t, 0);
+		p2pio_expert_trace_end_token(t, 0, NULL);
 	}
 	tap_is_int(p2pio_expert_trace_save(t, tmp_path("rt.trace"), &err), 0, "save");
 	tap_is_int(p2pio_expert_trace_load(tmp_path("rt.trace"), &u, &err), 0, "load it back");
@@ -116,9 +159,9 @@ static void test_roundtrip(void)
 				continue;
 			x[0] = ids[0];
 			x[1] = n > 1 ? ids[1] : 0;
-			p2pio_expert_trace_writer_add(w, l, x, (uint32_t)n);
+			p2pio_expert_trace_writer_add(w, l, x, (uint32_t)n, NULL);
 		}
-		p2pio_expert_trace_writer_end_token(w, p2pio_expert_trace_token_flags(t, tok));
+		p2pio_expert_trace_writer_end_token(w, p2pio_expert_trace_token_flags(t, tok), NULL);
 	}
 	tap_is_int(p2pio_expert_trace_writer_close(w, &err), 0, "writer close");
 	{
@@ -377,9 +420,9 @@ static void test_replay(void)
 	for (i = 0; i < 12; i++) {
 		uint32_t x = s[i];
 
-		p2pio_expert_trace_add(t, 0, &x, 1);
-		p2pio_expert_trace_add(t, 1, &x, 1);
-		p2pio_expert_trace_end_token(t, 0);
+		p2pio_expert_trace_add(t, 0, &x, 1, NULL);
+		p2pio_expert_trace_add(t, 1, &x, 1, NULL);
+		p2pio_expert_trace_end_token(t, 0, NULL);
 	}
 	tap_is_int(p2pio_expert_replay(t, &o, &st, ls, &err), 0, "replay oracle");
 	tap_ok(st.hits == 10 && st.accesses == 24 && ls[0].hits == 5 && ls[1].hits == 5 &&
@@ -413,9 +456,9 @@ static void test_replay(void)
 	for (i = 0; i < 4; i++) {
 		uint32_t x = 1;
 
-		p2pio_expert_trace_add(t, 0, &x, 1);
+		p2pio_expert_trace_add(t, 0, &x, 1, NULL);
 		p2pio_expert_trace_end_token(t, i == 0 ? P2PIO_EXPERT_TOKEN_PREFILL | P2PIO_EXPERT_TOKEN_SEQ_START :
-						i == 2 ? P2PIO_EXPERT_TOKEN_SEQ_START : 0);
+						i == 2 ? P2PIO_EXPERT_TOKEN_SEQ_START : 0, NULL);
 	}
 	o.policy = "lru";
 	o.prefetch = 0;
@@ -771,6 +814,107 @@ static void test_sparse_refused(void)
 	free(text);
 }
 
+/* The writer's refusals, each with its message; what was refused is not written. */
+static void test_writer_refused(void)
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = 2, .nr_experts = 8, .top_k = 2 };
+	uint32_t one[1] = { 1 }, two[1] = { 2 }, eight[1] = { 8 }, twice[2] = { 1, 1 };
+	uint32_t three[3] = { 1, 2, 3 };
+	struct p2pio_expert_trace_writer *w = NULL;
+	struct p2pio_expert_trace *u = NULL;
+	struct p2pio_error err = { 0 };
+	const uint16_t *ids;
+
+	if (p2pio_expert_trace_writer_open(tmp_path("wr.trace"), &info, &w, &err))
+		tap_bail(err.msg);
+	add_refused(NULL, w, 2, one, 1, "expert trace: layer 2 out of range (0 to 1 allowed: nr_layers 2)",
+		    "a layer out of range");
+	add_refused(NULL, w, 0, eight, 1,
+		    "expert trace: layer 0: expert id 8 out of range (0 to 7 allowed: nr_experts 8)",
+		    "an id out of range");
+	add_refused(NULL, w, 1, three, 3, "expert trace: layer 1: 3 experts, more than top_k 2",
+		    "more than top_k");
+	add_refused(NULL, w, 0, twice, 2, "expert trace: layer 0: expert id 1 repeated (at 0 and 1 of the 2 ids)",
+		    "a repeated id");
+	tap_is_int(p2pio_expert_trace_writer_add(w, 0, one, 1, &err), 0, "writer_add layer 0");
+	add_refused(NULL, w, 0, two, 1, "expert trace: layer 0 already added to this token",
+		    "a layer twice in a token");
+	tap_is_int(p2pio_expert_trace_writer_add(w, 0, two, 1, NULL), -EINVAL,
+		   "writer_add without an error struct: still %s", "-EINVAL");
+	end_refused(NULL, w, 8, -EINVAL,
+		    "expert trace: token 0: unknown flags 0x8 (the P2PIO_EXPERT_TOKEN_* bits are 0x3)",
+		    "unknown token flags");
+	tap_is_int(p2pio_expert_trace_writer_end_token(w, 0, &err), 0, "writer_end_token");
+	end_refused(NULL, w, 0x5, -EINVAL, "expert trace: token 1: unknown flags 0x5",
+		    "unknown flags beside known ones");
+	tap_is_int(p2pio_expert_trace_writer_end_token(w, 4, NULL), -EINVAL,
+		   "writer_end_token without an error struct: still %s", "-EINVAL");
+	tap_is_int(p2pio_expert_trace_writer_close(w, &err), 0, "writer close");
+	tap_ok(!p2pio_expert_trace_load(tmp_path("wr.trace"), &u, &err) &&
+		       p2pio_expert_trace_tokens(u) == 1 && p2pio_expert_trace_cell(u, 0, 0, &ids) == 1 &&
+		       ids[0] == 1 && p2pio_expert_trace_cell(u, 0, 1, &ids) == 0,
+	       "the refusals wrote nothing: one token, layer 0 = [1]");
+	p2pio_expert_trace_free(u);
+}
+
+/* A write that fails (a full disk): -EIO, and a message naming the file, the token and
+ * the write's error; later tokens say which one failed. */
+static void test_writer_full(void)
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = 4, .nr_experts = 64, .top_k = 8 };
+	uint32_t ids[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	struct p2pio_expert_trace_writer *w = NULL;
+	struct p2pio_error err = { 0 };
+	char needle[200];
+	uint32_t l, tok;
+	int r = 0;
+
+	if (access("/dev/full", W_OK) ||
+	    p2pio_expert_trace_writer_open("/dev/full", &info, &w, &err)) {
+		tap_skip(3, "no writable /dev/full");
+		return;
+	}
+	for (tok = 0; !r && tok < 100000; tok++) {
+		for (l = 0; l < 4; l++)
+			p2pio_expert_trace_writer_add(w, l, ids, 8, NULL);
+		r = p2pio_expert_trace_writer_end_token(w, 0, &err);
+	}
+	tok--;
+	snprintf(needle, sizeof(needle), "/dev/full: token %u: writing the expert trace failed: %s",
+		 tok, strerror(ENOSPC));
+	if (!tap_ok(r == -EIO && err.code == -EIO && strstr(err.msg, needle),
+		    "a full disk: -EIO at token %u, the message says '%s'", tok, needle))
+		tap_diag("got %d '%s'", r, err.msg);
+	snprintf(needle, sizeof(needle),
+		 "/dev/full: token %u not written: writing the expert trace failed at token %u: %s",
+		 tok + 1, tok, strerror(ENOSPC));
+	end_refused(NULL, w, 0, -EIO, needle, "the token after a failed write");
+	tap_ok(p2pio_expert_trace_writer_close(w, &err) < 0, "close reports the failure too: %s",
+	       err.msg);
+}
+
+/* end_token's -E2BIG: a trace's tokens take at most 1 GiB in memory. 4096 layers x top_k
+ * 255 take 2093057 bytes a token: 513 fit. */
+static void test_end_token_too_big(void)
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = 4096, .nr_experts = 255, .top_k = 255 };
+	struct p2pio_expert_trace *t = NULL;
+	uint32_t tok;
+	int r = 0;
+
+	if (p2pio_expert_trace_new(&info, &t, NULL))
+		tap_bail("trace_new");
+	for (tok = 0; !r && tok < 1000; tok++)
+		r = p2pio_expert_trace_end_token(t, 0, NULL);
+	tap_ok(r == -E2BIG && tok == 514, "E2BIG at token 513, with 513 tokens taken (got %d at %u)",
+	       r, tok - 1);
+	end_refused(t, NULL, 0, -E2BIG,
+		    "expert trace: token 513: 4096 layers x top_k 255 take 2093057 bytes a token in memory, past the trace's bound of 1024 MiB",
+		    "past 1 GiB of tokens");
+	tap_ok(p2pio_expert_trace_tokens(t) == 513, "the trace keeps its 513 tokens");
+	p2pio_expert_trace_free(t);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/p2pio-trace-XXXXXX");
@@ -778,6 +922,9 @@ int main(void)
 		tap_bail("mkdtemp");
 	tap_plan_lazy();
 	test_roundtrip();
+	test_writer_refused();
+	test_writer_full();
+	test_end_token_too_big();
 	test_new_refused();
 	test_malformed();
 	test_sparse_refused();

@@ -86,17 +86,21 @@ int p2pio_expert_trace_new(const struct p2pio_expert_trace_info *info,
  *         cell of 0 experts: not recorded).
  * @ids:   the experts, in the router's order.
  * @n:     how many (at most top_k).
+ * @err:   optional: what was wrong (the layer, the id and why: out of range with the
+ *         range allowed, repeated, more than top_k, or the layer already added).
  *
  * Return: 0; -EINVAL for a layer out of range, a layer already added to this token, an id
- * out of range or repeated, or @n above top_k.
+ * out of range or repeated, or @n above top_k (the token being built is left unchanged).
  */
 int p2pio_expert_trace_add(struct p2pio_expert_trace *t, uint32_t layer, const uint32_t *ids,
-			   uint32_t n);
+			   uint32_t n, struct p2pio_error *err);
 
 /**
  * p2pio_expert_trace_end_token() - close the token being built and append it.
  * @t:     the trace.
  * @flags: P2PIO_EXPERT_TOKEN_* bits.
+ * @err:   optional: what was wrong (the unknown flags, or the size a token takes and the
+ *         trace's bound).
  *
  * A trace in memory keeps each token as a dense nr_layers x top_k block: its tokens
  * may take 1 GiB at most (1 + nr_layers x (1 + 2 top_k) bytes each).
@@ -104,7 +108,8 @@ int p2pio_expert_trace_add(struct p2pio_expert_trace *t, uint32_t layer, const u
  * Return: 0, -EINVAL for unknown flags, -E2BIG when the trace would pass that size,
  * -ENOMEM.
  */
-int p2pio_expert_trace_end_token(struct p2pio_expert_trace *t, uint32_t flags);
+int p2pio_expert_trace_end_token(struct p2pio_expert_trace *t, uint32_t flags,
+				 struct p2pio_error *err);
 
 /**
  * p2pio_expert_trace_free() - free a trace.
@@ -195,20 +200,25 @@ int p2pio_expert_trace_writer_open(const char *path, const struct p2pio_expert_t
  * @layer: as p2pio_expert_trace_add().
  * @ids:   as p2pio_expert_trace_add().
  * @n:     as p2pio_expert_trace_add().
+ * @err:   optional: as p2pio_expert_trace_add().
  *
  * Return: 0 or -EINVAL.
  */
 int p2pio_expert_trace_writer_add(struct p2pio_expert_trace_writer *w, uint32_t layer,
-				  const uint32_t *ids, uint32_t n);
+				  const uint32_t *ids, uint32_t n, struct p2pio_error *err);
 
 /**
  * p2pio_expert_trace_writer_end_token() - write the token being built.
  * @w:     the writer.
  * @flags: P2PIO_EXPERT_TOKEN_* bits.
+ * @err:   optional: what was wrong (the unknown flags), or what failed (the file, the
+ *         token and the write's error, this token's or an earlier one's).
  *
- * Return: 0, -EINVAL for unknown flags, -EIO (or the write's errno) when writing failed.
+ * Return: 0, -EINVAL for unknown flags, -EIO when writing failed (this token or an
+ * earlier one: the writer records nothing more after a failed write).
  */
-int p2pio_expert_trace_writer_end_token(struct p2pio_expert_trace_writer *w, uint32_t flags);
+int p2pio_expert_trace_writer_end_token(struct p2pio_expert_trace_writer *w, uint32_t flags,
+					struct p2pio_error *err);
 
 /**
  * p2pio_expert_trace_writer_close() - finish the file and free the writer. A token still

@@ -76,6 +76,7 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 		       struct p2pio_error *err)
 {
 	struct p2pio_expert_trace_info info = { 0 };
+	struct p2pio_error tok_err = { 0 };
 	uint32_t E = p->nr_experts, L = p->nr_layers, K = p->top_k, W = p->window;
 	uint32_t *perm = NULL, *hist = NULL, *cand = NULL, *map = NULL;
 	uint32_t sel[P2PIO_EXPERT_TRACE_MAX_TOP_K];
@@ -231,7 +232,7 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 						x = perm[(size_t)l * E + r];
 				sel[n++] = x;
 			}
-			ret = p2pio_expert_trace_add(t, l, sel, n);
+			ret = p2pio_expert_trace_add(t, l, sel, n, NULL);
 			if (ret) {
 				/* A bug here: the draws above keep a cell valid. */
 				p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
@@ -242,10 +243,12 @@ int p2pio_expert_synth(const struct p2pio_expert_synth_params *p, struct p2pio_e
 			memmove(ring + K, ring, (size_t)(W - 1) * K * sizeof(*ring));
 			memcpy(ring, sel, K * sizeof(*ring));
 		}
-		ret = p2pio_expert_trace_end_token(t, tok ? 0 : P2PIO_EXPERT_TOKEN_SEQ_START);
+		ret = p2pio_expert_trace_end_token(t, tok ? 0 : P2PIO_EXPERT_TOKEN_SEQ_START,
+						   &tok_err);
 		if (ret) {
-			p2pio_set_error(err, ret, P2PIO_NO_OFFSET, "expert synth: token %llu: %s",
-					(unsigned long long)tok, p2pio_strerror(ret));
+			/* -E2BIG (a shape whose tokens pass the trace's bound) or -ENOMEM: the
+			 * trace's message names the token, its size and the bound. */
+			p2pio_set_error(err, ret, P2PIO_NO_OFFSET, "expert synth: %s", tok_err.msg);
 			goto out;
 		}
 	}

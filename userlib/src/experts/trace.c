@@ -94,17 +94,51 @@ void p2pio_expert_trace_free(struct p2pio_expert_trace *t)
 }
 
 int p2pio_expert_trace_add(struct p2pio_expert_trace *t, uint32_t layer, const uint32_t *ids,
-			   uint32_t n)
+			   uint32_t n, struct p2pio_error *err)
 {
-	uint32_t i;
+	const struct p2pio_expert_trace_info *info = &t->info;
+	uint32_t i, j;
 
-	if (layer >= t->info.nr_layers || t->cur_set[layer] || (n && !ids) ||
-	    !p2pio_trace_cell_ok(&t->info, ids, n))
-		return -EINVAL;
+	/* The checks of p2pio_trace_cell_ok(), each with its own message: an engine finds
+	 * which layer and which id its router gave wrong. */
+	if (layer >= info->nr_layers)
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "expert trace: layer %u out of range (0 to %u allowed: nr_layers %u)",
+				       layer, info->nr_layers - 1, info->nr_layers);
+	if (t->cur_set[layer])
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "expert trace: layer %u already added to this token", layer);
+	if (n && !ids)
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "expert trace: layer %u: ids is NULL for %u experts", layer, n);
+	if (n > info->top_k)
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "expert trace: layer %u: %u experts, more than top_k %u",
+				       layer, n, info->top_k);
+	for (i = 0; i < n; i++) {
+		if (ids[i] >= info->nr_experts)
+			return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+					       "expert trace: layer %u: expert id %u out of range (0 to %u allowed: nr_experts %u)",
+					       layer, ids[i], info->nr_experts - 1, info->nr_experts);
+		for (j = 0; j < i; j++)
+			if (ids[i] == ids[j])
+				return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+						       "expert trace: layer %u: expert id %u repeated (at %u and %u of the %u ids)",
+						       layer, ids[i], j, i, n);
+	}
 	for (i = 0; i < n; i++)
 		t->cur_ids[(size_t)layer * t->info.top_k + i] = (uint16_t)ids[i];
 	t->cur_count[layer] = (uint8_t)n;
 	t->cur_set[layer] = true;
+	return 0;
+}
+
+int p2pio_trace_check_flags(uint32_t flags, uint64_t tok, struct p2pio_error *err)
+{
+	if (flags & ~P2PIO_EXPERT_TOKEN_FLAGS)
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "expert trace: token %llu: unknown flags 0x%x (the P2PIO_EXPERT_TOKEN_* bits are 0x%x)",
+				       (unsigned long long)tok, flags, P2PIO_EXPERT_TOKEN_FLAGS);
 	return 0;
 }
 
@@ -139,17 +173,29 @@ static int trace_grow(struct p2pio_expert_trace *t)
 	return 0;
 }
 
-int p2pio_expert_trace_end_token(struct p2pio_expert_trace *t, uint32_t flags)
+int p2pio_expert_trace_end_token(struct p2pio_expert_trace *t, uint32_t flags,
+				 struct p2pio_error *err)
 {
 	size_t L = t->info.nr_layers, K = t->info.top_k;
 	int ret;
 
-	if (flags & ~P2PIO_EXPERT_TOKEN_FLAGS)
-		return -EINVAL;
+	ret = p2pio_trace_check_flags(flags, t->nr_tokens, err);
+	if (ret)
+		return ret;
 	if (t->nr_tokens == t->cap_tokens) {
 		ret = trace_grow(t);
+		if (ret == -E2BIG)
+			return p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
+					       "expert trace: token %llu: %u layers x top_k %u take %llu bytes a token in memory, past the trace's bound of %llu MiB",
+					       (unsigned long long)t->nr_tokens, t->info.nr_layers,
+					       t->info.top_k,
+					       (unsigned long long)p2pio_trace_token_bytes(&t->info),
+					       (unsigned long long)(P2PIO_TRACE_MAX_BYTES >> 20));
 		if (ret)
-			return ret;
+			return p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
+					       "expert trace: token %llu: out of memory for more tokens of %llu bytes",
+					       (unsigned long long)t->nr_tokens,
+					       (unsigned long long)p2pio_trace_token_bytes(&t->info));
 	}
 	t->flags[t->nr_tokens] = (uint8_t)flags;
 	memcpy(&t->count[t->nr_tokens * L], t->cur_count, L);

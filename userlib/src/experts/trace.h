@@ -40,6 +40,10 @@ static inline bool cell_has(const uint32_t *ids, uint32_t n, uint32_t x)
 P2PIO_HIDDEN bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info,
 				      const uint32_t *ids, uint32_t n);
 
+/* Check a token's P2PIO_EXPERT_TOKEN_* @flags: 0 or -EINVAL with a message in @err
+ * naming token @tok and the unknown bits. */
+P2PIO_HIDDEN int p2pio_trace_check_flags(uint32_t flags, uint64_t tok, struct p2pio_error *err);
+
 
 
 /* The file's bytes, read whole (at most P2PIO_TRACE_MAX_FILE). */

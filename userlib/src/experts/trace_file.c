@@ -146,12 +146,14 @@ static int parse_native(const char *path, const unsigned char *p, size_t len,
 						      path, (unsigned long long)t->nr_tokens, l, info.nr_experts);
 				goto out_free;
 			}
-			ret = p2pio_expert_trace_add(t, l, ids, n);
+			/* Checked above with this file's own message; the layer is new. */
+			ret = p2pio_expert_trace_add(t, l, ids, n, err);
 			if (ret)
 				goto out_free;
 			off += 1 + 2 * (size_t)n;
 		}
-		ret = p2pio_expert_trace_end_token(t, flags);
+		/* -E2BIG gets this file's message below (the flags were checked above). */
+		ret = p2pio_expert_trace_end_token(t, flags, err);
 		/* Dense tokens from mostly empty cells: bounded by the file's size (trace.h). */
 		if (!ret && t->nr_tokens * p2pio_trace_token_bytes(&info) >
 				    P2PIO_TRACE_JSON_RATIO * (uint64_t)len + P2PIO_TRACE_JSON_SLACK) {
@@ -215,6 +217,9 @@ struct p2pio_expert_trace_writer {
 	FILE *f;
 	char *path;
 	int error;			/* the first write error */
+	int error_errno;		/* its errno from the C library, for the message */
+	uint64_t error_tok;		/* the token it failed at (UINT64_MAX: the header) */
+	uint64_t tokens;		/* tokens ended so far, written or not */
 	struct p2pio_expert_trace *tok;	/* builds one token at a time */
 };
 
@@ -309,8 +314,12 @@ int p2pio_expert_trace_writer_open(const char *path, const struct p2pio_expert_t
 		ret = p2pio_set_error(err, -errno, P2PIO_NO_OFFSET, "%s: %s", path, strerror(errno));
 		goto out_free;
 	}
-	if (write_header(w->f, info))
+	errno = 0;
+	if (write_header(w->f, info)) {
 		w->error = -EIO;
+		w->error_errno = errno ? errno : EIO;
+		w->error_tok = UINT64_MAX;
+	}
 	*out = w;
 	return 0;
 
@@ -322,22 +331,49 @@ out_free:
 }
 
 int p2pio_expert_trace_writer_add(struct p2pio_expert_trace_writer *w, uint32_t layer,
-				  const uint32_t *ids, uint32_t n)
+				  const uint32_t *ids, uint32_t n, struct p2pio_error *err)
 {
-	return p2pio_expert_trace_add(w->tok, layer, ids, n);
+	/* w->tok only builds the token (it never ends one): its messages name the layer and
+	 * the ids, not the token. */
+	return p2pio_expert_trace_add(w->tok, layer, ids, n, err);
 }
 
-int p2pio_expert_trace_writer_end_token(struct p2pio_expert_trace_writer *w, uint32_t flags)
+int p2pio_expert_trace_writer_end_token(struct p2pio_expert_trace_writer *w, uint32_t flags,
+					struct p2pio_error *err)
 {
 	struct p2pio_expert_trace *t = w->tok;
+	uint64_t tok;
+	int ret;
 
-	if (flags & ~P2PIO_EXPERT_TOKEN_FLAGS)
-		return -EINVAL;
-	if (!w->error && write_token(w->f, t, 0, true, (uint8_t)flags))
-		w->error = -EIO;
+	ret = p2pio_trace_check_flags(flags, w->tokens, err);
+	if (ret)
+		return ret;
+	tok = w->tokens++;
+	if (!w->error) {
+		errno = 0;
+		if (write_token(w->f, t, 0, true, (uint8_t)flags)) {
+			w->error = -EIO;
+			w->error_errno = errno ? errno : EIO;
+			w->error_tok = tok;
+		}
+	}
 	memset(t->cur_count, 0, t->info.nr_layers);
 	memset(t->cur_set, 0, t->info.nr_layers * sizeof(*t->cur_set));
-	return w->error;
+	if (!w->error)
+		return 0;
+	if (w->error_tok == tok)
+		return p2pio_set_error(err, w->error, P2PIO_NO_OFFSET,
+				       "%s: token %llu: writing the expert trace failed: %s",
+				       w->path, (unsigned long long)tok, strerror(w->error_errno));
+	/* The writer records nothing after a failed write: say which one failed. */
+	if (w->error_tok == UINT64_MAX)
+		return p2pio_set_error(err, w->error, P2PIO_NO_OFFSET,
+				       "%s: token %llu not written: writing the expert trace's header failed: %s",
+				       w->path, (unsigned long long)tok, strerror(w->error_errno));
+	return p2pio_set_error(err, w->error, P2PIO_NO_OFFSET,
+			       "%s: token %llu not written: writing the expert trace failed at token %llu: %s",
+			       w->path, (unsigned long long)tok, (unsigned long long)w->error_tok,
+			       strerror(w->error_errno));
 }
 
 int p2pio_expert_trace_writer_close(struct p2pio_expert_trace_writer *w, struct p2pio_error *err)

@@ -200,7 +200,8 @@ static int jt_build(struct jtrace *j, struct p2pio_expert_trace **out)
 			ret = jt_fail(j, 0, "two records for the same token and layer", NULL);
 			goto out_free;
 		}
-		ret = p2pio_expert_trace_add(t, r->layer, &j->ids[r->ids], r->n);
+		/* jt_add() checked the ids, and the loop above the layer twice. */
+		ret = p2pio_expert_trace_add(t, r->layer, &j->ids[r->ids], r->n, j->err);
 		if (ret)
 			goto out_free;
 		if (i + 1 == j->nr || j->r[i + 1].seq != r->seq || j->r[i + 1].tok != r->tok) {
@@ -212,7 +213,9 @@ static int jt_build(struct jtrace *j, struct p2pio_expert_trace **out)
 				b--;
 			seq_start = !b || j->r[b - 1].seq != r->seq;
 			ret = p2pio_expert_trace_end_token(t, r->flags |
-							   (seq_start ? P2PIO_EXPERT_TOKEN_SEQ_START : 0));
+							   (seq_start ? P2PIO_EXPERT_TOKEN_SEQ_START : 0),
+							   j->err);
+			/* The log's own message, as before: it names the file. */
 			if (ret == -E2BIG)
 				ret = p2pio_set_error(j->err, -E2BIG, 0,
 						      "%s: more than %llu MiB of tokens in memory",
