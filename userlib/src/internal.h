@@ -24,6 +24,10 @@
 P2PIO_HIDDEN int p2pio_set_error(struct p2pio_error *err, int code, uint64_t offset, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Prefix err->msg (@err may be NULL) with a printf-style context ("file: ", "key 'x': "). */
+P2PIO_HIDDEN void p2pio_error_wrap(struct p2pio_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /*
  * Untrusted text (a name from a file) for a message or a terminal: the @len bytes at @s
  * as printable ASCII into @buf (any other byte as '?': no terminal escapes), at most

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,4 +47,27 @@ const char *p2pio_quote(char *buf, size_t size, const char *s, size_t len)
 		memcpy(buf + n, "...", 3), n += 3;
 	buf[n] = '\0';
 	return buf;
+}
+
+void p2pio_error_wrap(struct p2pio_error *err, const char *fmt, ...)
+{
+	char old[sizeof(err->msg)];
+	size_t n, keep;
+	va_list ap;
+	int r;
+
+	if (!err)
+		return;
+	memcpy(old, err->msg, sizeof(old));
+	va_start(ap, fmt);
+	r = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	n = r < 0 ? 0 : (size_t)r;
+	if (n >= sizeof(err->msg) - 1)
+		return;
+	keep = strnlen(old, sizeof(old) - 1);
+	if (keep > sizeof(err->msg) - 1 - n)
+		keep = sizeof(err->msg) - 1 - n;
+	memcpy(err->msg + n, old, keep);
+	err->msg[n + keep] = '\0';
 }

@@ -31,23 +31,6 @@ int p2pio_trace_check_info(const struct p2pio_expert_trace_info *info, struct p2
 	return 0;
 }
 
-bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info, const uint32_t *ids,
-			 uint32_t n)
-{
-	uint32_t i, j;
-
-	if (n > info->top_k)
-		return false;
-	for (i = 0; i < n; i++) {
-		if (ids[i] >= info->nr_experts)
-			return false;
-		for (j = 0; j < i; j++)
-			if (ids[i] == ids[j])
-				return false;
-	}
-	return true;
-}
-
 int p2pio_expert_trace_new(const struct p2pio_expert_trace_info *info,
 			   struct p2pio_expert_trace **out, struct p2pio_error *err)
 {
@@ -99,8 +82,8 @@ int p2pio_expert_trace_add(struct p2pio_expert_trace *t, uint32_t layer, const u
 	const struct p2pio_expert_trace_info *info = &t->info;
 	uint32_t i, j;
 
-	/* The checks of p2pio_trace_cell_ok(), each with its own message: an engine finds
-	 * which layer and which id its router gave wrong. */
+	/* Each check with its own message: an engine (or a file's reader) finds which layer
+	 * and which id was wrong. */
 	if (layer >= info->nr_layers)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
 				       "expert trace: layer %u out of range (0 to %u allowed: nr_layers %u)",

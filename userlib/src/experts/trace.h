@@ -36,9 +36,6 @@ static inline bool cell_has(const uint32_t *ids, uint32_t n, uint32_t x)
 	return false;
 }
 
-/* Check one cell: n <= top_k, ids < nr_experts and distinct. */
-P2PIO_HIDDEN bool p2pio_trace_cell_ok(const struct p2pio_expert_trace_info *info,
-				      const uint32_t *ids, uint32_t n);
 
 /* Check a token's P2PIO_EXPERT_TOKEN_* @flags: 0 or -EINVAL with a message in @err
  * naming token @tok and the unknown bits. */

@@ -70,6 +70,14 @@ static int read_whole(const char *path, char **buf, size_t *len, struct p2pio_er
 	return 0;
 }
 
+/* The trace's own message about a token of file @path, said where in the file. */
+static void at_token(struct p2pio_error *err, const char *path, uint64_t tok, size_t off)
+{
+	p2pio_error_wrap(err, "%s: token %llu: ", path, (unsigned long long)tok);
+	if (err)
+		err->offset = off;
+}
+
 static int parse_native(const char *path, const unsigned char *p, size_t len,
 			struct p2pio_expert_trace **out, struct p2pio_error *err)
 {
@@ -140,19 +148,14 @@ static int parse_native(const char *path, const unsigned char *p, size_t len,
 			}
 			for (i = 0; i < n; i++)
 				ids[i] = p[off + 1 + 2 * i] | (uint32_t)p[off + 2 + 2 * i] << 8;
-			if (!p2pio_trace_cell_ok(&info, ids, n)) {
-				ret = p2pio_set_error(err, -EINVAL, off,
-						      "%s: token %llu layer %u: an expert id is out of range (%u experts) or repeated",
-						      path, (unsigned long long)t->nr_tokens, l, info.nr_experts);
+			/* It checks the ids (range, repeats) and says which is wrong. */
+			ret = p2pio_expert_trace_add(t, l, ids, n, err);
+			if (ret) {
+				at_token(err, path, t->nr_tokens, off);
 				goto out_free;
 			}
-			/* Checked above with this file's own message; the layer is new. */
-			ret = p2pio_expert_trace_add(t, l, ids, n, err);
-			if (ret)
-				goto out_free;
 			off += 1 + 2 * (size_t)n;
 		}
-		/* -E2BIG gets this file's message below (the flags were checked above). */
 		ret = p2pio_expert_trace_end_token(t, flags, err);
 		/* Dense tokens from mostly empty cells: bounded by the file's size (trace.h). */
 		if (!ret && t->nr_tokens * p2pio_trace_token_bytes(&info) >
@@ -163,17 +166,10 @@ static int parse_native(const char *path, const unsigned char *p, size_t len,
 					      info.top_k, P2PIO_TRACE_JSON_RATIO, len);
 			goto out_free;
 		}
-		if (ret == -E2BIG) {
-			ret = p2pio_set_error(err, -E2BIG, off,
-					      "%s: token %llu: %u layers x top_k %u take %llu bytes a token in memory, past %llu MiB for the trace",
-					      path, (unsigned long long)t->nr_tokens, info.nr_layers,
-					      info.top_k,
-					      (unsigned long long)p2pio_trace_token_bytes(&info),
-					      (unsigned long long)(P2PIO_TRACE_MAX_BYTES >> 20));
+		if (ret) {
+			at_token(err, path, t->nr_tokens, off);
 			goto out_free;
 		}
-		if (ret)
-			goto out_free;
 	}
 	*out = t;
 	return 0;

@@ -216,13 +216,10 @@ static int jt_build(struct jtrace *j, struct p2pio_expert_trace **out)
 							   (seq_start ? P2PIO_EXPERT_TOKEN_SEQ_START : 0),
 							   j->err);
 			/* The log's own message, as before: it names the file. */
-			if (ret == -E2BIG)
-				ret = p2pio_set_error(j->err, -E2BIG, 0,
-						      "%s: more than %llu MiB of tokens in memory",
-						      j->path,
-						      (unsigned long long)(P2PIO_TRACE_MAX_BYTES >> 20));
-			if (ret)
+			if (ret) {
+				p2pio_error_wrap(j->err, "%s: ", j->path);
 				goto out_free;
+			}
 		}
 	}
 	*out = t;

@@ -136,7 +136,7 @@ static int gguf_parse_kv(struct p2pio_gguf *g, struct gguf_cursor *c, struct ggu
 	if (!ret)
 		ret = gguf_read_value(c, &kv->v, type, 0);
 	if (ret) {
-		gguf_wrap(c->err, "metadata key '%s' at byte %llu: ", q, (unsigned long long)kv->pos);
+		p2pio_error_wrap(c->err, "metadata key '%s' at byte %llu: ", q, (unsigned long long)kv->pos);
 		return ret;
 	}
 	if (!strcmp((const char *)c->buf + kv->key.off, "general.alignment"))
@@ -189,7 +189,7 @@ static int gguf_parse_tensor(struct p2pio_gguf *g, struct gguf_cursor *c, struct
 		ret = p2pio_ggml_tensor_size(pt->type, pt->n_dims, pt->ne, &pt->size, c->err);
 	if (ret && c->err && c->err->offset == P2PIO_NO_OFFSET) {
 		c->err->offset = field;
-		gguf_wrap(c->err, "type field at byte %llu: ", (unsigned long long)field);
+		p2pio_error_wrap(c->err, "type field at byte %llu: ", (unsigned long long)field);
 	}
 	if (!ret) {
 		t->offset_pos = c->off;
@@ -201,7 +201,7 @@ static int gguf_parse_tensor(struct p2pio_gguf *g, struct gguf_cursor *c, struct
 				      (unsigned long long)pt->offset, (unsigned long long)t->offset_pos,
 				      g->alignment);
 	if (ret)
-		gguf_wrap(c->err, "tensor '%s' at byte %llu: ", q, (unsigned long long)t->pos);
+		p2pio_error_wrap(c->err, "tensor '%s' at byte %llu: ", q, (unsigned long long)t->pos);
 	return ret;
 }
 
@@ -394,7 +394,7 @@ int p2pio_gguf_open(const char *path, struct p2pio_gguf **out, struct p2pio_erro
 		return p2pio_set_error(err, -errno, P2PIO_NO_OFFSET, "%s: %s", path, strerror(errno));
 	ret = gguf_open_owned(fd, out, err);
 	if (ret)
-		gguf_wrap(err, "%s: ", path);
+		p2pio_error_wrap(err, "%s: ", path);
 	return ret;
 }
 

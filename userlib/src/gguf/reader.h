@@ -130,8 +130,5 @@ P2PIO_HIDDEN void gguf_group_free(struct p2pio_gguf *g);
 /* gguf_errors.c: a short, printable rendering of an untrusted name for messages. */
 #define GGUF_QUOTE_MAX 64
 P2PIO_HIDDEN const char *gguf_quote(char buf[GGUF_QUOTE_MAX], const char *s, uint64_t len);
-/* Prefix err->msg with a printf-style context ("metadata key 'x': "). */
-P2PIO_HIDDEN void gguf_wrap(struct p2pio_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 #endif /* P2PIO_GGUF_READ_H */

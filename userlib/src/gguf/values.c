@@ -123,7 +123,7 @@ static int gguf_read_array(struct gguf_cursor *c, struct p2pio_gguf_value *v, un
 			return p2pio_set_error(c->err, ret, c->off, "out of memory at element %llu",
 					       (unsigned long long)i);
 		if (ret) {
-			gguf_wrap(c->err, "element %llu: ", (unsigned long long)i);
+			p2pio_error_wrap(c->err, "element %llu: ", (unsigned long long)i);
 			return ret;
 		}
 	}

@@ -187,12 +187,7 @@ int p2pio_model_open(struct p2pio_ctx *ctx, const char *path, const struct p2pio
 		ret = p2pio_file_open_fd(ctx, fd, opts ? opts->path : 0, &m->file, err);
 	close(fd);
 	if (ret) {
-		if (err) {
-			char why[sizeof(err->msg)];
-
-			memcpy(why, err->msg, sizeof(why));
-			p2pio_set_error(err, ret, err->offset, "%s: %s", path, why);
-		}
+		p2pio_error_wrap(err, "%s: ", path);
 		goto out_free;
 	}
 	m->file_size = p2pio_gguf_file_size(m->gguf);
