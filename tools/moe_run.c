@@ -47,14 +47,34 @@ static uint32_t widest_cell(const struct run *r)
 	return widest;
 }
 
-static int run_open(struct run *r)
+int moe_run_cache_open(struct run *r, uint64_t budget, const char *policy, uint32_t flags)
 {
 	struct p2pio_experts_opts xo;
+	struct p2pio_error err = { 0 };
+	int ret;
+
+	p2pio_experts_opts_init(&xo);
+	xo.budget = budget;
+	xo.policy = policy;
+	xo.flags = flags | (r->o.eager_unmap ? P2PIO_EXPERTS_EAGER_UNMAP : 0);
+	xo.read_piece = r->o.read_piece;
+	xo.read_pieces = r->o.read_pieces;
+	ret = p2pio_experts_open(r->m, &xo, &r->x, &err);
+	if (ret) {
+		cli_err_p2pio("expert cache", ret, &err);
+		return ret;
+	}
+	p2pio_experts_info(r->x, &r->info);
+	return 0;
+}
+
+static int run_open(struct run *r)
+{
 	struct p2pio_ctx_opts co;
 	struct p2pio_model_opts mo = { 0 };
 	struct p2pio_error err = { 0 };
 	const struct p2pio_expert_trace_info *ti;
-	uint64_t all;
+	uint64_t all, budget;
 	uint32_t need;
 	int ret;
 
@@ -120,25 +140,17 @@ static int run_open(struct run *r)
 			"experts)", ti->nr_layers, ti->nr_experts, r->info.layers, r->info.experts);
 		return -EINVAL;
 	}
-	p2pio_experts_opts_init(&xo);
 	all = (uint64_t)r->info.layers * r->info.experts;
 	if (r->o.fraction > 0)
-		xo.budget = r->info.dense_bytes +
-			    (uint64_t)((double)all * r->o.fraction + 0.5) * r->info.expert_bytes;
+		budget = r->info.dense_bytes +
+			 (uint64_t)((double)all * r->o.fraction + 0.5) * r->info.expert_bytes;
 	else
-		xo.budget = r->o.budget;
-	xo.policy = r->o.policy;
-	xo.flags = (r->o.prefetch_prev ? P2PIO_EXPERTS_PREFETCH_PREV : 0) |
-		   (r->o.prefetch_learned ? P2PIO_EXPERTS_PREFETCH_LEARNED : 0);
-	xo.flags |= r->o.eager_unmap ? P2PIO_EXPERTS_EAGER_UNMAP : 0;
-	xo.read_piece = r->o.read_piece;
-	xo.read_pieces = r->o.read_pieces;
-	ret = p2pio_experts_open(r->m, &xo, &r->x, &err);
-	if (ret) {
-		cli_err_p2pio("expert cache", ret, &err);
+		budget = r->o.budget;
+	ret = moe_run_cache_open(r, budget, r->o.policy,
+				 (r->o.prefetch_prev ? P2PIO_EXPERTS_PREFETCH_PREV : 0) |
+				 (r->o.prefetch_learned ? P2PIO_EXPERTS_PREFETCH_LEARNED : 0));
+	if (ret)
 		return ret;
-	}
-	p2pio_experts_info(r->x, &r->info);
 	/*
 	 * The cache only checks that the budget holds one expert; a layer's experts of a token
 	 * are resident at once, so with fewer slots than the trace's largest cell the first

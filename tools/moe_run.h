@@ -112,6 +112,12 @@ int moe_run_parse(int argc, char **argv, struct run_opts *o);
 
 /* moe_run_decode.c: wait for the run's stream (none on host memory). */
 void moe_run_stream_sync(struct run *r);
+/*
+ * moe_run.c: open r->x on r->m with @budget (bytes), @policy (NULL: the library's) and
+ * P2PIO_EXPERTS_* @flags (--eager-unmap and the read pieces from the options), and fill
+ * r->info. 0 or -errno (message printed).
+ */
+int moe_run_cache_open(struct run *r, uint64_t budget, const char *policy, uint32_t flags);
 /* Decode tokens [@from, @to) of the trace. 0 or -errno (message printed). */
 int moe_run_decode(struct run *r, uint64_t from, uint64_t to);
 

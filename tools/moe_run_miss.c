@@ -146,6 +146,56 @@ static double median_us(const uint64_t *v, uint32_t n)
 }
 
 /*
+ * The next @k experts of a walk through every expert in order, layer by layer (a layer's
+ * last experts are skipped where fewer than @k remain).
+ */
+static void walk_next(const struct run *r, uint32_t *layer, uint32_t *next, uint32_t k,
+		      uint32_t *ids)
+{
+	uint32_t i;
+
+	if (*next + k > r->info.experts) {
+		*next = 0;
+		*layer = (*layer + 1) % r->info.layers;
+	}
+	for (i = 0; i < k; i++)
+		ids[i] = (*next)++;
+}
+
+/*
+ * A cache of its own for the batches: the decode's cache closed, one opened with the same
+ * budget, LRU and no prefetch, and filled by the walk, so that every batch of the walk
+ * evicts experts and finds none of its own resident as long as the walk is longer than the
+ * cache holds. The decode's cache (LRFU by default) kept its hot experts through the walk,
+ * and a batch of 4 or 8 of moe-tiny's 8 experts per layer was never wholly cold (no rows
+ * for k=4 and 8 in the H200's run 8).
+ */
+static int miss_cache(struct run *r, uint32_t *layer, uint32_t *next)
+{
+	uint32_t ids[8], k, held = 0;
+	int ret;
+
+	p2pio_experts_close(r->x);
+	r->x = NULL;
+	ret = moe_run_cache_open(r, r->info.budget, "lru", 0);
+	if (ret)
+		return ret;
+	while (held < r->info.capacity) {
+		k = r->info.capacity - held < 8 ? (uint32_t)(r->info.capacity - held) : 8;
+		if (k > r->info.experts)
+			k = r->info.experts;
+		walk_next(r, layer, next, k, ids);
+		ret = p2pio_experts_require(r->x, *layer, ids, k, r->stream, (uint64_t[8]){ 0 });
+		if (ret)
+			return ret;
+		p2pio_experts_release(r->x, *layer, ids, k, r->stream);
+		moe_run_stream_sync(r);
+		held += k;
+	}
+	return 0;
+}
+
+/*
  * Batches of @k cold misses: time until the stream has them, against bytes / ceiling, and
  * where it goes (means per batch, from the start of require): every read submitted
  * (admission, unmapping victims, backing with memory: "map" and "unmap"; on a GPU "map"
@@ -175,12 +225,23 @@ void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
 	int fl_err[MISS_KS], cfl_err[MISS_KS];
 	uint64_t rel[MISS_KS][MISS_BATCHES];	/* each counted batch's released time */
 	uint32_t n_rel[MISS_KS] = { 0 };	/* counted batches: a row for ks[i] if any */
-	uint32_t ids[8], layer = 0, next = 0, i, tries, k, done, warm;
+	uint32_t ids[8], layer = 0, next = 0, tries, k, done, warm;
 	uint64_t t0, dt, ns, bytes, reads, submit, first, last, map, unmap, late, taken, landed;
 	double n, us, floor_us;
 	size_t ki, nbatch, ncold;
 	int fd = open(r->o.model, O_RDONLY | O_CLOEXEC), open_err = fd < 0 ? -errno : 0;
 
+	int ret = miss_cache(r, &layer, &next);
+
+	if (ret) {
+		fprintf(out, "  none: the cache for the batches: %s\n", p2pio_strerror(ret));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fprintf(out, "  a cache of its own: %" PRIu64 " of %" PRIu64 " experts, LRU, filled by "
+		"walking the experts in order; each batch the next k of the walk\n",
+		r->info.capacity, (uint64_t)r->info.layers * r->info.experts);
 	p2pio_experts_stats(r->x, NULL, &a, false);
 	fprintf(out, "  reads of %.0f KiB; times in us per batch, from the start of require:\n",
 		(double)a.read_piece / 1024.0);
@@ -197,24 +258,23 @@ void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
 		"landed", "+copy", "over +copy");
 	for (ki = 0; ki < MISS_KS; ki++) {
 		k = ks[ki];
-		if (k > r->info.experts || k > r->info.capacity)
+		if (k > r->info.experts || k > r->info.capacity) {
+			fprintf(out, "  %-3u none: more than the %" PRIu64 " experts %s\n", k,
+				k > r->info.experts ? (uint64_t)r->info.experts : r->info.capacity,
+				k > r->info.experts ? "of a layer" : "the cache holds");
 			break;
+		}
 		ns = bytes = reads = submit = first = last = map = unmap = late = taken = landed = 0;
 		ncold = 0;
 		/*
 		 * Ten wholly cold batches, at most thirty tries: a batch of which an expert was
-		 * still resident (a hit, left by the decode) is timed but not counted, as its
+		 * still resident (a hit: a walk no longer than the cache) is timed but not counted, as its
 		 * time is not a cold batch's (it used to dilute every mean by its share).
 		 */
 		for (tries = 0, done = 0, warm = 0; done < MISS_BATCHES && tries < 3 * MISS_BATCHES;
 		     tries++) {
 			/* Walk the experts in order: each batch is ones not used for longest. */
-			if (next + k > r->info.experts) {
-				next = 0;
-				layer = (layer + 1) % r->info.layers;
-			}
-			for (i = 0; i < k; i++)
-				ids[i] = next++;
+			walk_next(r, &layer, &next, k, ids);
 			nbatch = batch_ranges(r, layer, ids, k, batch,
 					      sizeof(batch) / sizeof(batch[0]));
 			if (fd >= 0 && !r->o.keep_cache)
@@ -249,8 +309,12 @@ void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
 			taken += b.batch_taken_ns - a.batch_taken_ns;
 			landed += b.batch_landed_ns - a.batch_landed_ns;
 		}
-		if (!done)
+		if (!done) {
+			fprintf(out, "  %-3u none: no batch of %u tries was wholly cold (the cache "
+				"holds %" PRIu64 " of %" PRIu64 " experts)\n", k, tries,
+				r->info.capacity, (uint64_t)r->info.layers * r->info.experts);
 			continue;
+		}
 		memset(&fl[ki], 0, sizeof(fl[ki]));
 		memset(&cfl[ki], 0, sizeof(cfl[ki]));
 		cfl_err[ki] = -ENODEV;
