@@ -2,16 +2,19 @@
 /*
  * Repack: the copy has every tensor aligned to N, the same bytes, the same metadata in the
  * same order (general.alignment updated), the same tensor order; the input is never
- * touched; output == input is refused under any name; a failure leaves nothing behind.
+ * touched; output == input is refused under any name; a failure leaves nothing behind; an
+ * input that someone else truncates while it is copied or verified gives an error, not SIGBUS.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "p2pio.h"
+#include "gguf/repack.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/p2pio-test-repack-XXXXXX";
@@ -138,6 +141,117 @@ out:
 	p2pio_gguf_close(b);
 }
 
+typedef int (*repack_step)(struct p2pio_gguf *in, const char *path, uint32_t alignment,
+			   struct p2pio_error *err);
+
+/*
+ * @step in a child, so that a SIGBUS (the input read through a mapping that outlived the
+ * file's end) fails the test rather than killing it. Returns the step's result, with its
+ * error in *@e, or 1 when the child did not exit normally (*@sig: the signal).
+ */
+static int run_step(repack_step step, struct p2pio_gguf *g, const char *path, struct p2pio_error *e,
+		    int *sig)
+{
+	int fds[2], ret = 1, status;
+	pid_t pid;
+
+	*sig = 0;
+	memset(e, 0, sizeof(*e));
+	if (pipe(fds))
+		return 1;
+	pid = fork();
+	if (!pid) {
+		close(fds[0]);
+		ret = step(g, path, 4096, e);
+		if (write(fds[1], &ret, sizeof(ret)) != sizeof(ret) ||
+		    write(fds[1], e, sizeof(*e)) != sizeof(*e))
+			_exit(2);
+		_exit(0);
+	}
+	close(fds[1]);
+	if (pid > 0 && waitpid(pid, &status, 0) == pid) {
+		if (WIFSIGNALED(status))
+			*sig = WTERMSIG(status);
+		else if (WIFEXITED(status) && !WEXITSTATUS(status) &&
+			 (read(fds[0], &ret, sizeof(ret)) != sizeof(ret) ||
+			  read(fds[0], e, sizeof(*e)) != sizeof(*e)))
+			ret = 1;
+	}
+	close(fds[0]);
+	return ret;
+}
+
+/*
+ * An input truncated by someone else after it was opened, once while it is copied and once
+ * while the copy is verified: the repack reads it with pread(), so it fails with a message
+ * naming the tensor that is cut short, and leaves the output as it was.
+ */
+static void check_shrunk(const uint8_t *bytes, size_t len)
+{
+	struct p2pio_gguf *g = NULL;
+	const struct p2pio_gguf_tensor *t;
+	struct p2pio_error e = { 0 };
+	char shrunk[300];
+	uint8_t *o1, *o2;
+	size_t l1, l2;
+	uint64_t cut;
+	FILE *f;
+	int ret, sig = 0, n;
+
+	snprintf(shrunk, sizeof(shrunk), "%s/shrunk.gguf", dir);
+	f = fopen(shrunk, "wb");
+	if (!f || fwrite(bytes, 1, len, f) != len || fclose(f) ||
+	    p2pio_gguf_open(shrunk, &g, NULL)) {
+		tap_skip(8, "cannot write or open a copy of the input");
+		return;
+	}
+	unlink(out);
+	n = count_entries();
+	/*
+	 * Cut the 4200-byte blk.0.ffn_down_exps.weight 100 bytes in: with 4 KiB pages its end
+	 * lies in a page wholly past the new end of the file, which a mapping reads as SIGBUS.
+	 */
+	t = p2pio_gguf_tensor_by_name(g, "blk.0.ffn_down_exps.weight");
+	cut = t->file_offset + 100;
+	ret = truncate(shrunk, (off_t)cut) ? -errno : run_step(gguf_repack_from, g, out, &e, &sig);
+	tap_ok(!sig, "an input truncated before the copy does not kill the repack (signal %d)",
+	       sig);
+	tap_is_int(ret, -ENODATA, "it fails with -ENODATA: %s", e.msg);
+	tap_ok(strstr(e.msg, "shrank") && strstr(e.msg, t->name) && e.offset == cut,
+	       "the message says the input shrank, names the tensor and the offset is the new end");
+	tap_ok(stat(out, &(struct stat){ 0 }) && errno == ENOENT && count_entries() == n,
+	       "no output, no temporary file");
+	p2pio_gguf_close(g);
+	g = NULL;
+
+	/*
+	 * A good copy; then the input shrinks to nothing while the copy is compared with it
+	 * (every page of a mapping past the end: SIGBUS whatever the page size).
+	 */
+	f = fopen(shrunk, "wb");
+	if (!f || fwrite(bytes, 1, len, f) != len || fclose(f) ||
+	    p2pio_gguf_repack(shrunk, out, 4096, NULL) || p2pio_gguf_open(shrunk, &g, NULL)) {
+		tap_skip(4, "cannot rewrite, repack or open the input");
+		goto out;
+	}
+	o1 = slurp(out, &l1);
+	t = p2pio_gguf_tensor(g, 0);
+	ret = truncate(shrunk, 0) ? -errno : run_step(gguf_repack_verify, g, out, &e, &sig);
+	tap_ok(!sig, "an input truncated before the verification does not kill it (signal %d)",
+	       sig);
+	tap_is_int(ret, -ENODATA, "the verification fails with -ENODATA: %s", e.msg);
+	tap_ok(strstr(e.msg, "shrank") && strstr(e.msg, t->name) && e.offset == 0,
+	       "the message says the input shrank and names the first tensor");
+	o2 = slurp(out, &l2);
+	tap_ok(o1 && o2 && l1 == l2 && !memcmp(o1, o2, l1), "the verified file is left as it was");
+	free(o1);
+	free(o2);
+out:
+	p2pio_gguf_close(g);
+	unlink(shrunk);
+	unlink(out);
+}
+
 int main(void)
 {
 	uint8_t *before, *after;
@@ -151,7 +265,7 @@ int main(void)
 		tap_bail("mkdtemp failed");
 	snprintf(in, sizeof(in), "%s/in.gguf", dir);
 	snprintf(out, sizeof(out), "%s/out.gguf", dir);
-	tap_plan(3 * 5 + 13);
+	tap_plan(3 * 5 + 13 + 8);
 	tap_ok(!make_input(32), "input written (alignment 32, general.alignment kept)");
 	before = slurp(in, &lb);
 
@@ -198,6 +312,7 @@ int main(void)
 	after = slurp(in, &la);
 	tap_ok(after && la == lb && !memcmp(before, after, la), "the input is still untouched");
 	free(after);
+	check_shrunk(before, lb);
 	free(before);
 	unlink(in);
 	unlink(out);

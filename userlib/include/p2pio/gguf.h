@@ -606,9 +606,13 @@ const struct p2pio_gguf_tensor *p2pio_gguf_tensor_by_name(const struct p2pio_ggu
  * @err:  filled on failure; may be NULL.
  *
  * The first call maps the file (PROT_READ, MAP_SHARED); pages are read when touched. The
- * mapping lives until p2pio_gguf_close(). Safe to call from several threads. If the file
- * is truncated behind the handle's back, touching the missing pages raises SIGBUS, as with
- * any mapping: files being read must not be modified.
+ * mapping lives until p2pio_gguf_close(). Safe to call from several threads.
+ *
+ * The view is a shared mapping of the file, not a copy: if another process truncates the
+ * file, touching the pages past its new end raises SIGBUS, which kills the caller unless it
+ * handles the signal. A caller whose file others may truncate (a file it does not own, an
+ * untrusted download) should instead read the tensor with pread() on p2pio_gguf_fd() at
+ * its file_offset, where a short read is an error it can report; p2pio_gguf_repack() does.
  *
  * Return: 0; -ERANGE if @i is out of range; or the negative errno of mmap().
  */
@@ -1021,11 +1025,13 @@ int p2pio_gguf_pattern_fill(void *arg, void *buf, size_t len, uint64_t tensor_of
  * The copy keeps the GGUF version, every metadata pair in order (general.alignment set to
  * @alignment, added if absent and @alignment is not 32) and every tensor in order. The
  * verification reopens the copy with the reader and compares every metadata value and
- * every tensor's info and bytes with the input.
+ * every tensor's info and bytes with the input. Tensor data are read with pread(), never
+ * through a mapping, so an input that another process truncates meanwhile is an error
+ * (-ENODATA), not a SIGBUS.
  *
- * Return: 0; -EINVAL (bad alignment, @out is @in), -EIO (the copy did not verify), or the
- * error of reading @in or writing @out. On failure nothing is left at @out that was not
- * there before.
+ * Return: 0; -EINVAL (bad alignment, @out is @in), -EIO (the copy did not verify), -ENODATA
+ * (@in shrank while it was read), or the error of reading @in or writing @out. On failure
+ * nothing is left at @out that was not there before.
  */
 int p2pio_gguf_repack(const char *in, const char *out, uint32_t alignment,
 		      struct p2pio_error *err);

@@ -3,10 +3,15 @@
  * gguf_repack.c - copy a GGUF model with every tensor aligned to N bytes, and prove the copy.
  *
  * The input is read with the reader (so a hostile file is refused before anything is
- * written) and its tensors are copied from the reader's read-only mapping through the
- * writer. The copy goes to a temporary file beside the output, is fsynced, reopened with
- * the reader and compared with the input value by value and byte by byte, and only then
- * renamed onto the output: a failure at any step leaves the output path as it was.
+ * written) and its tensors are read with pread() into the writer's buffers by a fill
+ * callback. The copy goes to a temporary file beside the output, is fsynced, reopened with
+ * the reader and compared with the input value by value and, with pread() again, byte by
+ * byte; only then is it renamed onto the output: a failure at any step leaves the output
+ * path as it was.
+ *
+ * Neither step reads tensor data through the reader's mapping: the input is not ours, and
+ * if someone truncates it while we read, a mapping raises SIGBUS where pread() comes up
+ * short; a short read is reported as the input having shrunk, naming the tensor.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gguf/repack.h"
 #include "gguf/writer.h"
 #include "internal.h"
 
@@ -26,6 +32,61 @@
 #endif
 
 #define REPACK_ALIGNMENT_KEY "general.alignment"
+
+/* The verification compares input and copy in chunks of this many bytes. */
+#define REPACK_CHUNK (4u << 20)
+
+/* Room for a tensor name, which the writer limits to 63 bytes, in a message. */
+#define REPACK_QUOTE_MAX 72
+
+/*
+ * pread() @len bytes at @off of tensor @t's file @fd (the input's, or the copy's if not
+ * @input) into @buf, over short reads and EINTR; @when names the step in messages. The
+ * reader checked every tensor against the file's size, so a file that now ends first was
+ * truncated by someone else: -ENODATA for the input (not ours: an error, not a failed
+ * verification) and -EIO for the copy (which then did not verify).
+ */
+static int rp_read(int fd, bool input, const char *when, const struct p2pio_gguf_tensor *t,
+		   void *buf, size_t len, uint64_t off, struct p2pio_error *err)
+{
+	const char *whose = input ? "the input" : "the copy";
+	char q[REPACK_QUOTE_MAX];
+	unsigned char *p = buf;
+	struct stat st;
+	uint64_t end;
+	ssize_t r;
+	int e;
+
+	while (len) {
+		r = pread(fd, p, len, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			e = errno;
+			return p2pio_set_error(err, -e, off,
+					       "reading tensor %s at byte %llu of %s failed: %s",
+					       p2pio_quote(q, sizeof(q), t->name, strlen(t->name)),
+					       (unsigned long long)off, whose, strerror(e));
+		}
+		if (!r) {
+			/* The read only says the file ends at or before @off. */
+			end = off;
+			if (!fstat(fd, &st) && (uint64_t)st.st_size < off)
+				end = (uint64_t)st.st_size;
+			return p2pio_set_error(err, input ? -ENODATA : -EIO, end,
+					       "%s shrank %s: tensor %s needs %llu bytes at byte %llu, but the file now ends at byte %llu",
+					       whose, when,
+					       p2pio_quote(q, sizeof(q), t->name, strlen(t->name)),
+					       (unsigned long long)t->size,
+					       (unsigned long long)t->file_offset,
+					       (unsigned long long)end);
+		}
+		p += r;
+		off += (uint64_t)r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
 
 static bool rp_is_signed(uint32_t t)
 {
@@ -136,8 +197,30 @@ static int rp_copy_value(struct p2pio_gguf_writer *w, const char *key,
 	return ret ?: p2pio_gguf_writer_end_array(w);
 }
 
+/* The input as rp_fill() reads it, and what went wrong there: the writer only says it failed. */
+struct rp_in {
+	int fd;
+	struct p2pio_error err;
+};
+
+/* One tensor of the input, the arg of its fill. */
+struct rp_src {
+	struct rp_in *in;
+	const struct p2pio_gguf_tensor *t;
+};
+
+static int rp_fill(void *arg, void *buf, size_t len, uint64_t tensor_off, uint64_t file_off)
+{
+	struct rp_src *s = arg;
+
+	return rp_read(s->in->fd, true, "while being copied", s->t, buf, len,
+		       s->t->file_offset + tensor_off, &s->in->err);
+}
+
 static int rp_copy(struct p2pio_gguf *g, struct p2pio_gguf_writer *w, struct p2pio_error *err)
 {
+	struct rp_in in = { .fd = p2pio_gguf_fd(g) };
+	struct rp_src *src;
 	size_t i, n;
 	int ret;
 
@@ -162,26 +245,37 @@ static int rp_copy(struct p2pio_gguf *g, struct p2pio_gguf_writer *w, struct p2p
 			goto out_writer;
 	}
 	n = p2pio_gguf_tensor_count(g);
+	/* The fills run in p2pio_gguf_writer_finish(): their args live until then. */
+	src = calloc(n ?: 1, sizeof(*src));
+	if (!src)
+		return p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
 	for (i = 0; i < n; i++) {
 		const struct p2pio_gguf_tensor *t = p2pio_gguf_tensor(g, i);
 		struct p2pio_gguf_new_tensor nt;
 
+		src[i].in = &in;
+		src[i].t = t;
 		memset(&nt, 0, sizeof(nt));
 		nt.name = t->name;
 		nt.type = t->type;
 		nt.n_dims = t->n_dims;
 		memcpy(nt.ne, t->ne, sizeof(nt.ne));
-		ret = p2pio_gguf_tensor_data(g, i, &nt.data, err);
-		if (ret)
-			return ret;
+		nt.fill = rp_fill;
+		nt.arg = &src[i];
 		ret = p2pio_gguf_writer_add_tensor(w, &nt);
 		if (ret)
-			goto out_writer;
+			break;
 	}
-	ret = p2pio_gguf_writer_finish(w);
-	if (ret)
-		goto out_writer;
-	return 0;
+	ret = ret ?: p2pio_gguf_writer_finish(w);
+	free(src);
+	if (!ret)
+		return 0;
+	/* A fill that failed said what happened to the input; the writer only that it failed. */
+	if (in.err.code) {
+		if (err)
+			*err = in.err;
+		return in.err.code;
+	}
 
 out_writer:
 	return p2pio_set_error(err, ret, P2PIO_NO_OFFSET, "%s", p2pio_gguf_writer_error(w)->msg);
@@ -297,41 +391,70 @@ static int rp_verify_meta(const struct p2pio_gguf *in, const struct p2pio_gguf *
 	return 0;
 }
 
-static int rp_verify_tensors(struct p2pio_gguf *in, struct p2pio_gguf *out, uint32_t alignment,
-			     struct p2pio_error *err)
+/* Compare tensor @i's bytes in @in and @out, a chunk at a time, with pread() (see the top). */
+static int rp_verify_data(struct p2pio_gguf *in, struct p2pio_gguf *out, size_t i,
+			  unsigned char *ba, unsigned char *bb, struct p2pio_error *err)
 {
-	size_t i, n = p2pio_gguf_tensor_count(in);
+	const struct p2pio_gguf_tensor *a = p2pio_gguf_tensor(in, i);
+	const struct p2pio_gguf_tensor *b = p2pio_gguf_tensor(out, i);
+	uint64_t done;
+	size_t len;
 	int ret;
 
-	if (p2pio_gguf_tensor_count(out) != n)
-		return p2pio_set_error(err, -EIO, P2PIO_NO_OFFSET, "the copy has %zu tensors, not %zu",
-				       p2pio_gguf_tensor_count(out), n);
-	for (i = 0; i < n; i++) {
-		const struct p2pio_gguf_tensor *a = p2pio_gguf_tensor(in, i);
-		const struct p2pio_gguf_tensor *b = p2pio_gguf_tensor(out, i);
-		const void *da, *db;
-
-		if (strcmp(a->name, b->name) || a->type != b->type || a->n_dims != b->n_dims ||
-		    memcmp(a->ne, b->ne, sizeof(a->ne)) || a->size != b->size)
-			return p2pio_set_error(err, -EIO, P2PIO_NO_OFFSET,
-					       "tensor %zu (%s) differs in the copy", i, a->name);
-		if (b->file_offset % alignment)
-			return p2pio_set_error(err, -EIO, b->file_offset,
-					       "tensor %s is not aligned to %u in the copy", b->name,
-					       alignment);
-		ret = p2pio_gguf_tensor_data(in, i, &da, err);
-		ret = ret ?: p2pio_gguf_tensor_data(out, i, &db, err);
+	for (done = 0; done < a->size; done += len) {
+		len = a->size - done < REPACK_CHUNK ? (size_t)(a->size - done) : REPACK_CHUNK;
+		ret = rp_read(p2pio_gguf_fd(in), true, "during the verification", a, ba, len,
+			      a->file_offset + done, err);
+		ret = ret ?: rp_read(p2pio_gguf_fd(out), false, "during the verification", b,
+				     bb, len, b->file_offset + done, err);
 		if (ret)
 			return ret;
-		if (memcmp(da, db, a->size))
+		if (memcmp(ba, bb, len))
 			return p2pio_set_error(err, -EIO, b->file_offset,
 					       "the data of tensor %s differ in the copy", a->name);
 	}
 	return 0;
 }
 
-static int rp_verify(struct p2pio_gguf *in, const char *path, uint32_t alignment,
-		     struct p2pio_error *err)
+static int rp_verify_tensors(struct p2pio_gguf *in, struct p2pio_gguf *out, uint32_t alignment,
+			     struct p2pio_error *err)
+{
+	size_t i, n = p2pio_gguf_tensor_count(in);
+	unsigned char *ba, *bb;
+	int ret = 0;
+
+	if (p2pio_gguf_tensor_count(out) != n)
+		return p2pio_set_error(err, -EIO, P2PIO_NO_OFFSET, "the copy has %zu tensors, not %zu",
+				       p2pio_gguf_tensor_count(out), n);
+	ba = malloc(REPACK_CHUNK);
+	bb = malloc(REPACK_CHUNK);
+	if (!ba || !bb) {
+		ret = p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
+		goto out;
+	}
+	for (i = 0; !ret && i < n; i++) {
+		const struct p2pio_gguf_tensor *a = p2pio_gguf_tensor(in, i);
+		const struct p2pio_gguf_tensor *b = p2pio_gguf_tensor(out, i);
+
+		if (strcmp(a->name, b->name) || a->type != b->type || a->n_dims != b->n_dims ||
+		    memcmp(a->ne, b->ne, sizeof(a->ne)) || a->size != b->size)
+			ret = p2pio_set_error(err, -EIO, P2PIO_NO_OFFSET,
+					      "tensor %zu (%s) differs in the copy", i, a->name);
+		else if (b->file_offset % alignment)
+			ret = p2pio_set_error(err, -EIO, b->file_offset,
+					      "tensor %s is not aligned to %u in the copy", b->name,
+					      alignment);
+		else
+			ret = rp_verify_data(in, out, i, ba, bb, err);
+	}
+out:
+	free(ba);
+	free(bb);
+	return ret;
+}
+
+int gguf_repack_verify(struct p2pio_gguf *in, const char *path, uint32_t alignment,
+		       struct p2pio_error *err)
 {
 	struct p2pio_error e = { 0 };
 	struct p2pio_gguf *out;
@@ -364,36 +487,22 @@ static void rp_sync_dir(const char *path)
 	free(copy);
 }
 
-int p2pio_gguf_repack(const char *in, const char *out, uint32_t alignment,
-		      struct p2pio_error *err)
+int gguf_repack_from(struct p2pio_gguf *g, const char *out, uint32_t alignment,
+		     struct p2pio_error *err)
 {
 	struct p2pio_gguf_writer *w = NULL;
-	struct p2pio_gguf *g = NULL;
 	struct stat si, so;
 	char *tmp = NULL;
 	int fd, ret;
 
-	if (!in || !out)
-		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "no input or output path");
-	if (alignment < P2PIO_GGUF_DEFAULT_ALIGNMENT || alignment > (1u << 30) ||
-	    (alignment & (alignment - 1)))
-		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
-				       "alignment %u is not a power of two from 32 to 2^30", alignment);
-	ret = p2pio_gguf_open(in, &g, err);
-	if (ret)
-		return ret;
 	/* Never write over the input, whatever name reaches it. */
-	if (!strcmp(in, out) || (!fstat(p2pio_gguf_fd(g), &si) && !stat(out, &so) &&
-				 si.st_dev == so.st_dev && si.st_ino == so.st_ino)) {
-		ret = p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
-				      "the output %s is the input file", out);
-		goto out_close;
-	}
+	if (!fstat(p2pio_gguf_fd(g), &si) && !stat(out, &so) && si.st_dev == so.st_dev &&
+	    si.st_ino == so.st_ino)
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "the output %s is the input file", out);
 	fd = p2pio_tmpfile_create(out, &tmp, err);
-	if (fd < 0) {
-		ret = fd;
-		goto out_close;
-	}
+	if (fd < 0)
+		return fd;
 	ret = p2pio_gguf_writer_create_fd(&w, fd, alignment, err);
 	if (ret)
 		goto out_unlink;
@@ -405,7 +514,7 @@ int p2pio_gguf_repack(const char *in, const char *out, uint32_t alignment,
 				      strerror(errno));
 		goto out_unlink;
 	}
-	ret = rp_verify(g, tmp, alignment, err);
+	ret = gguf_repack_verify(g, tmp, alignment, err);
 	if (ret)
 		goto out_unlink;
 	if (rename(tmp, out)) {
@@ -422,7 +531,29 @@ out_free:
 	p2pio_gguf_writer_free(w);
 	close(fd);
 	free(tmp);
-out_close:
+	return ret;
+}
+
+int p2pio_gguf_repack(const char *in, const char *out, uint32_t alignment,
+		      struct p2pio_error *err)
+{
+	struct p2pio_gguf *g = NULL;
+	int ret;
+
+	if (!in || !out)
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET, "no input or output path");
+	if (alignment < P2PIO_GGUF_DEFAULT_ALIGNMENT || alignment > (1u << 30) ||
+	    (alignment & (alignment - 1)))
+		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				       "alignment %u is not a power of two from 32 to 2^30", alignment);
+	ret = p2pio_gguf_open(in, &g, err);
+	if (ret)
+		return ret;
+	if (!strcmp(in, out))
+		ret = p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
+				      "the output %s is the input file", out);
+	else
+		ret = gguf_repack_from(g, out, alignment, err);
 	p2pio_gguf_close(g);
 	return ret;
 }
