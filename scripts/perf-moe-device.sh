@@ -12,7 +12,8 @@
 # "tag@DIR:..." runs DIR's p2pio-moe, a change beside the tree's); the
 # whole model (36 layers, 63 GB on a 64G zram) for each "tag|options" line of MOONS
 # (default: 8 GiB twice, 25 and 50 %), and in 8 GiB with the best variant's options if
-# that is not the defaults (the tree's p2pio-moe; none where MOONS is empty); the 1-layer model on the virtio disk at 10, 25 and 50 % (VIRTIO=1; the
+# that is not the defaults (the tree's p2pio-moe; none where MOONS is empty; LAYER1=0 leaves
+# out the 1-layer decodes); the 1-layer model on the virtio disk at 10, 25 and 50 % (VIRTIO=1; the
 # moonshot leaves it VIRTIO_S seconds; TOKENSV tokens each, default 400). Every run
 # measures its own ceiling (the storage and link sweeps). Results: OUT/moe.tgz.
 #
@@ -84,12 +85,15 @@ layer1() { # model prefix
 	done
 	log "best: $best ($bestv): $bestargs"
 }
-echo 8G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $Z &&
-	mount /dev/zram0 $Z && timeout 25 $B/p2pio-mkmodel -q -p gpt-oss-120b --layers 1 -s 11 $Z/oss.gguf
-log "1-layer model on zram: $(ls -l $Z/oss.gguf 2>&1)"
-layer1 $Z/oss.gguf z-
-zreset
-save
+# LAYER1=0: no 1-layer decodes (a call for the moons alone).
+if [ "${LAYER1:-1}" = 1 ]; then
+	echo 8G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $Z &&
+		mount /dev/zram0 $Z && timeout 25 $B/p2pio-mkmodel -q -p gpt-oss-120b --layers 1 -s 11 $Z/oss.gguf
+	log "1-layer model on zram: $(ls -l $Z/oss.gguf 2>&1)"
+	layer1 $Z/oss.gguf z-
+	zreset
+	save
+fi
 
 moons=${MOONS-"8G|--budget 8G
 8G-2|--budget 8G

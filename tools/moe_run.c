@@ -252,7 +252,9 @@ static int run_main(int argc, char **argv)
 	double ceiling_gbps;
 	struct bench_ceiling_params cp;
 	struct bench_ceiling_best best;
+	static const unsigned int depths[RUN_PATH_NDEPTHS] = RUN_PATH_DEPTHS;
 	FILE *out = stdout;
+	unsigned int i;
 	int ret;
 
 	memset(&r, 0, sizeof(r));
@@ -268,11 +270,15 @@ static int run_main(int argc, char **argv)
 	res.warm = r.o.warmup_set ? r.o.warmup : tokens / 10;
 	if (res.warm >= tokens)
 		res.warm = 0;
-	ret = moe_run_measure_path(&r, &res.path_rate);
-	if (ret) {
-		cli_err("measuring the path's reads: %s", p2pio_strerror(ret));
-		goto out_fail;
+	for (i = 0; i < RUN_PATH_NDEPTHS; i++) {
+		ret = moe_run_measure_path(&r, depths[i], &res.path_rates[i]);
+		if (ret) {
+			cli_err("measuring the path's reads, %u deep: %s", depths[i],
+				p2pio_strerror(ret));
+			goto out_fail;
+		}
 	}
+	res.path_rate = res.path_rates[RUN_PATH_NDEPTHS - 1];
 	cp = (struct bench_ceiling_params){
 		.path = r.o.model,
 		.file_size = r.minfo.file_size,

@@ -23,6 +23,13 @@
 /* The same path's rate: this much of the model, in expert-sized reads, this many deep. */
 #define RUN_PATH_BYTES (2ull << 30)
 #define RUN_PATH_DEPTH 32
+/*
+ * And shallower: an in-step decode keeps a layer or two of loads in flight (3-6 experts
+ * at 9 %), and at 0.73 of its bound with every next layer prefetched (the eleventh round)
+ * the question was whether reads that few deep can reach the ceiling at all.
+ */
+#define RUN_PATH_DEPTHS { 2, 4, 8, RUN_PATH_DEPTH }
+#define RUN_PATH_NDEPTHS 4
 
 struct run_opts {
 	const char *model;
@@ -87,7 +94,8 @@ struct run_result {
 	double tps;
 	double ceiling;			/* bytes/s */
 	char ceiling_why[256];
-	double path_rate;		/* bytes/s of the path's expert-sized reads */
+	double path_rate;		/* bytes/s of the path's expert-sized reads, deepest */
+	double path_rates[RUN_PATH_NDEPTHS];	/* at each of RUN_PATH_DEPTHS */
 	double missed;			/* bytes missed per token */
 	double bound;			/* tokens/s: ceiling / missed; 0 without misses */
 	double hit;
@@ -121,8 +129,8 @@ int moe_run_cache_open(struct run *r, uint64_t budget, const char *policy, uint3
 /* Decode tokens [@from, @to) of the trace. 0 or -errno (message printed). */
 int moe_run_decode(struct run *r, uint64_t from, uint64_t to);
 
-/* moe_run_miss.c: the path's expert-sized reads, RUN_PATH_DEPTH deep, in bytes/s. */
-int moe_run_measure_path(struct run *r, double *bps);
+/* moe_run_miss.c: the path's expert-sized reads, @depth (<= RUN_PATH_DEPTH) deep, in bytes/s. */
+int moe_run_measure_path(struct run *r, unsigned int depth, double *bps);
 /* The table of cold miss batches of 1, 2, 4 and 8 experts against their floors. */
 void moe_run_miss_cost(struct run *r, double ceiling, FILE *out);
 

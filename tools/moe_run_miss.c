@@ -19,13 +19,13 @@
 /*
  * What the cache's path reads at one good shape, for comparison with the ceiling (it is
  * not one: the decode read faster than this): expert-sized reads of the model (its expert
- * region, sequentially, as many as RUN_PATH_BYTES allow), RUN_PATH_DEPTH in flight, on the same
+ * region, sequentially, as many as RUN_PATH_BYTES allow), @depth in flight, on the same
  * context and path, into target memory.
  */
-int moe_run_measure_path(struct run *r, double *bps)
+int moe_run_measure_path(struct run *r, unsigned int depth, double *bps)
 {
 	uint64_t len = r->info.expert_data, start = r->minfo.data_offset, end = r->minfo.file_size;
-	uint64_t off, total = 0, t0, ring = (uint64_t)RUN_PATH_DEPTH * len;
+	uint64_t off, total = 0, t0, ring = (uint64_t)depth * len;
 	enum p2pio_mem mem = p2pio_ctx_device(r->ctx) == P2PIO_DEVICE_HOST ? P2PIO_MEM_HOST
 									  : P2PIO_MEM_CUDA;
 	struct p2pio_cqe cqe[RUN_PATH_DEPTH];
@@ -34,7 +34,7 @@ int moe_run_measure_path(struct run *r, double *bps)
 	unsigned int inflight = 0, slot = 0;
 	int ret, n, i;
 
-	if (!len)
+	if (!len || !depth || depth > RUN_PATH_DEPTH)
 		return -EINVAL;
 	if (end - start > RUN_PATH_BYTES)
 		end = start + RUN_PATH_BYTES;
@@ -46,13 +46,13 @@ int moe_run_measure_path(struct run *r, double *bps)
 		cli_drop_cache(r->o.model);
 	t0 = run_now_ns();
 	for (off = start; (off + len <= end || inflight) && !ret;) {
-		while (off + len <= end && inflight < RUN_PATH_DEPTH) {
+		while (off + len <= end && inflight < depth) {
 			struct p2pio_req req = {
 				.file = p2pio_model_file(r->m),
 				.file_offset = off,
 				.length = len,
 				.buf = buf,
-				.buf_offset = (uint64_t)(slot++ % RUN_PATH_DEPTH) * len,
+				.buf_offset = (uint64_t)(slot++ % depth) * len,
 			};
 
 			n = p2pio_submit(q, &req, 1);

@@ -174,6 +174,10 @@ static const struct jcheck run_checks[] = {
 	{ "0 < d[\"reads_busy_s\"] <= d[\"wall_s\"]",
 	  "reads in flight for some of the decode, no longer than it" },
 	{ "d[\"path_Bps\"] > 0", "the path's own expert-sized reads were measured" },
+	{ "sorted(d[\"path_Bps_by_depth\"], key=int) == [\"2\", \"4\", \"8\", \"32\"] and "
+	  "all(v > 0 for v in d[\"path_Bps_by_depth\"].values()) and "
+	  "d[\"path_Bps_by_depth\"][\"32\"] == d[\"path_Bps\"]",
+	  "and at 2, 4, 8 and 32 deep, the deepest the path_Bps" },
 	{ "d[\"batches\"] > 0 and abs(d[\"batch_loads\"] * d[\"batches\"] - d[\"misses\"]) < 1e-6",
 	  "miss batches: their loads are the misses" },
 	{ "d[\"misses\"] / 2 <= d[\"missed_layers\"] <= min(d[\"misses\"], d[\"tokens\"] * 4) and "
@@ -356,8 +360,9 @@ int main(int argc, char **argv)
 		       tool_has_line(out, "batches ", " us over (require waits for it)") &&
 		       tool_has_line(out, "waits ", " us per missed layer (replay --miss-overhead)") &&
 		       tool_has_line(out, "ceiling ", "5.00 GB/s (given)") &&
+		       tool_has_line(out, "depths ", ", 32 deep ") &&
 		       tool_has_line(out, "bound ", " tokens/s = ceiling / missed bytes per token"),
-	       "engine, reads, batches, waits, ceiling (given) and bound lines");
+	       "engine, reads, batches, waits, ceiling (given), depths and bound lines");
 	/* A decode under 0.5 s says its ratio is no steady one (a few tokens: milliseconds). */
 	{
 		const char *in = strstr(tool_line(out, "decode "), " in ");
