@@ -104,7 +104,7 @@ f0.50|--fraction 0.50 -n 150"}
 # The whole model (lz4: incompressible pages are stored as they are, and fastest).
 rc=1
 [ -n "$moons" ] && grep -qw lz4 /sys/block/zram0/comp_algorithm && echo lz4 >/sys/block/zram0/comp_algorithm
-if [ -n "$moons" ] && echo 64G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 &&
+if [ -n "$moons" ] && echo 64G >/sys/block/zram0/disksize && mkfs.ext4 -q -F /dev/zram0 && mkdir -p $Z &&
 	mount /dev/zram0 $Z; then
 	echo 1073741824 >/proc/sys/vm/dirty_background_bytes
 	echo 4294967296 >/proc/sys/vm/dirty_bytes
