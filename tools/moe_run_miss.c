@@ -6,7 +6,6 @@
  * reads of the same ranges and, into a GPU, those reads each copied as it lands.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,14 +228,13 @@ void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
 	uint64_t t0, dt, ns, bytes, reads, submit, first, last, map, unmap, late, taken, landed;
 	double n, us, floor_us;
 	size_t ki, nbatch, ncold;
-	int fd = open(r->o.model, O_RDONLY | O_CLOEXEC), open_err = fd < 0 ? -errno : 0;
+	/* The model's own descriptor: the file the cache reads, whatever its path names now. */
+	int fd = p2pio_gguf_fd(p2pio_model_gguf(r->m));
 
 	int ret = miss_cache(r, &layer, &next);
 
 	if (ret) {
 		fprintf(out, "  none: the cache for the batches: %s\n", p2pio_strerror(ret));
-		if (fd >= 0)
-			close(fd);
 		return;
 	}
 	fprintf(out, "  a cache of its own: %" PRIu64 " of %" PRIu64 " experts, LRU, filled by "
@@ -277,7 +275,7 @@ void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
 			walk_next(r, &layer, &next, k, ids);
 			nbatch = batch_ranges(r, layer, ids, k, batch,
 					      sizeof(batch) / sizeof(batch[0]));
-			if (fd >= 0 && !r->o.keep_cache)
+			if (!r->o.keep_cache)
 				bench_evict_ranges(fd, batch, nbatch);
 			p2pio_experts_stats(r->x, NULL, &a, false);
 			t0 = run_now_ns();
@@ -318,11 +316,7 @@ void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
 		memset(&fl[ki], 0, sizeof(fl[ki]));
 		memset(&cfl[ki], 0, sizeof(cfl[ki]));
 		cfl_err[ki] = -ENODEV;
-		if (fd < 0) {
-			fl_err[ki] = open_err;
-			snprintf(fl[ki].note, sizeof(fl[ki].note), "cannot open %s: %s", r->o.model,
-				 strerror(-open_err));
-		} else if (!ncold) {
+		if (!ncold) {
 			fl_err[ki] = -ENODATA;
 			snprintf(fl[ki].note, sizeof(fl[ki].note), "no batch loaded all %u", k);
 		} else {
@@ -387,6 +381,4 @@ void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
 	for (ki = 0; r->stream && ki < MISS_KS; ki++)
 		if (n_rel[ki])
 			shape_line(out, "+copy", ks[ki], &cfl[ki], cfl_err[ki]);
-	if (fd >= 0)
-		close(fd);
 }
