@@ -3,9 +3,8 @@
  * moe.h - what the parts of p2pio-moe share: its subcommand table entry, the replay sweep
  * (policies x prefetch sources x capacities over one or more traces) and its reports.
  *
- * A subcommand is a struct moe_cmd. p2pio-moe.c lists replay, synth and fit; another file
- * adds one by defining one of the weak symbols p2pio-moe.c declares (moe_cmd_run: the
- * real-cache decode, tools/moe_run.c), with no change to p2pio-moe.c.
+ * A subcommand is a struct moe_cmd; p2pio-moe.c lists them: replay (its own), synth and fit
+ * (moe_synth.c) and run (the real-cache decode, moe_run.c).
  */
 #ifndef P2PIO_TOOLS_MOE_H
 #define P2PIO_TOOLS_MOE_H
@@ -84,5 +83,6 @@ double moe_hit_rate(const struct p2pio_expert_stats *st);
 
 extern const struct moe_cmd moe_cmd_synth;
 extern const struct moe_cmd moe_cmd_fit;
+extern const struct moe_cmd moe_cmd_run;
 
 #endif /* P2PIO_TOOLS_MOE_H */

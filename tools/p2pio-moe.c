@@ -5,8 +5,8 @@
  * traces (synth) and fits them to real ones (fit). Documentation/moe.md describes the
  * model and the output; man/p2pio-moe.1 the options.
  *
- * Subcommands are entries of moe_cmds[]; one defined in another file is picked up through
- * a weak symbol (moe_cmd_run: the real cache's decode, tools/moe_run.c).
+ * Subcommands are entries of moe_cmds(): replay here, synth and fit in moe_synth.c, run (the
+ * real cache's decode) in moe_run*.c, all linked into this tool alone.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,23 +18,14 @@
 #include "cli.h"
 #include "moe.h"
 
-extern const struct moe_cmd moe_cmd_run __attribute__((weak));
-
 static const struct moe_cmd moe_cmd_replay;
 
 static const struct moe_cmd *moe_cmds(unsigned int i)
 {
 	const struct moe_cmd *const all[] = { &moe_cmd_replay, &moe_cmd_synth, &moe_cmd_fit,
 					      &moe_cmd_run };
-	unsigned int k, seen = 0;
 
-	for (k = 0; k < MOE_ARRAY_SIZE(all); k++) {
-		if (!all[k])
-			continue;
-		if (seen++ == i)
-			return all[k];
-	}
-	return NULL;
+	return i < MOE_ARRAY_SIZE(all) ? all[i] : NULL;
 }
 
 static void moe_usage(FILE *f)
