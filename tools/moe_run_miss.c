@@ -229,10 +229,9 @@ void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
 	double n, us, floor_us;
 	size_t ki, nbatch, ncold;
 	/* The model's own descriptor: the file the cache reads, whatever its path names now. */
-	int fd = p2pio_gguf_fd(p2pio_model_gguf(r->m));
+	int fd = p2pio_gguf_fd(p2pio_model_gguf(r->m)), ret;
 
-	int ret = miss_cache(r, &layer, &next);
-
+	ret = miss_cache(r, &layer, &next);
 	if (ret) {
 		fprintf(out, "  none: the cache for the batches: %s\n", p2pio_strerror(ret));
 		return;
