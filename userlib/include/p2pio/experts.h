@@ -289,6 +289,13 @@ int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_
  * @ids:   experts (already resident or loading ones are skipped).
  * @n:     how many.
  *
+ * The hint that pays is the next layer's routing, as soon as it can be guessed (an early
+ * router run on this layer's input): a decode that requires each layer once the layers
+ * before it are done otherwise waits for a miss batch in nearly every layer. On the H200
+ * stand-in the gpt-oss-120b-shaped model in 8 GiB decoded at 18.35 tokens/s with every
+ * next layer hinted, 16.38 with each guess right 90 % of the time, and 14.67 with no hint
+ * (Documentation/moe.md, "Eleventh round").
+ *
  * Never blocks; a prefetch that would need room nobody can give up now is dropped.
  * Return: the number of loads started, or -ERANGE.
  */
