@@ -225,22 +225,23 @@ static void test_stats(void)
 	struct p2pio_expert_stats st;
 	size_t n;
 
-	/* token 1: prefetch 0/0 and 1/0, use 0/0 (prefetch used), miss 0/1 (evicts 1/0:
-	 * wasted prefetch). Warm-up ends with this token (it evicted). */
+	/* token 1: prefetch 0/0 and 1/0, use 0/0 (prefetch used), miss 1/1 (evicts 1/0, a
+	 * wrong guess once layer 1 came without it: wasted). Warm-up ends with this token (it
+	 * evicted). */
 	p2pio_residency_token_begin(r);
 	p2pio_residency_admit(r, 0, 0, true, NULL, 0, &n);
 	p2pio_residency_admit(r, 1, 0, true, NULL, 0, &n);
 	tap_ok(p2pio_residency_access(r, 0, 0), "an access of a loading prefetch hits");
 	p2pio_residency_loaded(r, 0, 0, 0);
 	p2pio_residency_loaded(r, 1, 0, 0);
-	tap_ok(!p2pio_residency_access(r, 0, 1), "an absent expert misses");
-	p2pio_residency_admit(r, 0, 1, false, NULL, 0, &n);
-	p2pio_residency_loaded(r, 0, 1, 0);
+	tap_ok(!p2pio_residency_access(r, 1, 1), "an absent expert misses");
+	p2pio_residency_admit(r, 1, 1, false, NULL, 0, &n);
+	p2pio_residency_loaded(r, 1, 1, 0);
 	p2pio_residency_token_end(r);
 	/* token 2: two hits, one miss, in steady state. */
 	p2pio_residency_token_begin(r);
 	p2pio_residency_access(r, 0, 0);
-	p2pio_residency_access(r, 0, 1);
+	p2pio_residency_access(r, 1, 1);
 	p2pio_residency_access(r, 1, 3);
 	p2pio_residency_admit(r, 1, 3, false, NULL, 0, &n);
 	p2pio_residency_token_end(r);
@@ -263,9 +264,9 @@ static void test_stats(void)
 	tap_ok(st.max_token_faults == 1, "at most 1 fault in a token");
 	tap_ok(st.missed_layers == 2 && st.steady_missed_layers == 1,
 	       "2 layer accesses missed, 1 in steady state");
-	p2pio_residency_layer_stats(r, 0, &ls);
-	tap_ok(ls.accesses == 4 && ls.hits == 3 && ls.misses == 1 && ls.max_resident == 2,
-	       "layer 0: 4 accesses, 3 hits, 1 miss, at most 2 resident");
+	p2pio_residency_layer_stats(r, 1, &ls);
+	tap_ok(ls.accesses == 3 && ls.hits == 1 && ls.misses == 2 && ls.max_resident == 2,
+	       "layer 1: 3 accesses, 1 hit, 2 misses, at most 2 resident");
 	st.size = 4;
 	st.tokens = 77;
 	p2pio_residency_stats(r, &st);
@@ -278,6 +279,65 @@ static void use(struct p2pio_residency *r, uint32_t l, uint32_t e)
 {
 	if (!p2pio_residency_access(r, l, e) && !p2pio_residency_admit(r, l, e, false, NULL, 0, NULL))
 		p2pio_residency_loaded(r, l, e, 0);
+}
+
+/* Admit (@l, @e) (a prefetch with @pf) and load it; its single victim, or -1/-1. */
+static struct p2pio_expert_ref admit_one(struct p2pio_residency *r, uint32_t l, uint32_t e,
+					 bool pf, int *ret)
+{
+	struct p2pio_expert_ref v[2] = { { UINT32_MAX, UINT32_MAX } };
+	size_t n = 0;
+
+	*ret = p2pio_residency_admit(r, l, e, pf, v, 2, &n);
+	if (!*ret)
+		p2pio_residency_loaded(r, l, e, 0);
+	return n == 1 ? v[0] : (struct p2pio_expert_ref){ UINT32_MAX, UINT32_MAX };
+}
+
+/*
+ * A prefetch waits for the next access of its layer: no other miss or prefetch evicts it
+ * while anything else can go (LRU would take it first here: it is the least recent), it
+ * goes when nothing else can, and once its layer was accessed without it it is an expert
+ * like any other.
+ */
+static void test_waiting_prefetch(void)
+{
+	struct p2pio_residency *r = mk(3, 8, 2, NULL, NULL, "lru", NULL, NULL);
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_expert_ref v;
+	int ret;
+
+	p2pio_residency_token_begin(r);
+	admit_one(r, 2, 0, true, &ret);		/* a hint for layer 2, the least recent */
+	use(r, 0, 0);
+	v = admit_one(r, 1, 0, false, &ret);	/* layer 1's miss: 0/0 goes, not the hint */
+	p2pio_residency_access(r, 1, 0);
+	tap_ok(!ret && v.layer == 0 && v.expert == 0,
+	       "a miss elsewhere takes another expert, not the hint waiting for its layer (%u/%u)",
+	       v.layer, v.expert);
+	p2pio_residency_pin(r, 1, 0, true);
+	v = admit_one(r, 1, 1, false, &ret);	/* only the hint can go: it does */
+	tap_ok(!ret && v.layer == 2 && v.expert == 0,
+	       "with nothing else evictable the waiting hint goes, no -ENOSPC (%d, %u/%u)", ret,
+	       v.layer, v.expert);
+	p2pio_residency_pin(r, 1, 0, false);
+	p2pio_residency_token_end(r);
+
+	/* A wrong guess: layer 2 comes without it, and it is the LRU again. */
+	p2pio_residency_token_begin(r);
+	admit_one(r, 2, 1, true, &ret);		/* evicts 1/0 (LRU): room for the hint */
+	p2pio_residency_access(r, 1, 1);	/* 1/1 the most recent */
+	tap_ok(!p2pio_residency_access(r, 2, 2), "layer 2 comes, routed elsewhere: a miss");
+	v = admit_one(r, 2, 2, false, &ret);
+	tap_ok(!ret && v.layer == 2 && v.expert == 1,
+	       "once its layer came without it the hint is the LRU's victim (%u/%u)", v.layer,
+	       v.expert);
+	p2pio_residency_token_end(r);
+	p2pio_residency_stats(r, &st);
+	tap_ok(st.prefetches == 2 && st.prefetch_used == 0 && st.prefetch_wasted == 2,
+	       "2 prefetches, both wasted (%llu, %llu, %llu)", (unsigned long long)st.prefetches,
+	       (unsigned long long)st.prefetch_used, (unsigned long long)st.prefetch_wasted);
+	p2pio_residency_destroy(r);
 }
 
 /*
@@ -329,6 +389,7 @@ int main(void)
 	test_pin_busy();
 	test_floor_cap();
 	test_stats();
+	test_waiting_prefetch();
 	test_missed_layers();
 	return tap_exit();
 }

@@ -296,6 +296,11 @@ int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_
  * next layer hinted, 16.38 with each guess right 90 % of the time, and 14.67 with no hint
  * (Documentation/moe.md, "Eleventh round").
  *
+ * A prefetched expert waits for the next access of its layer: until then no miss or
+ * prefetch evicts it while anything else can go (a policy ranks an expert never accessed
+ * last), so a hint may be given several layers ahead; once its layer was accessed without
+ * it, it was a wrong guess and is evicted like any other expert.
+ *
  * Never blocks; a prefetch that would need room nobody can give up now is dropped.
  * Return: the number of loads started, or -ERANGE.
  */
