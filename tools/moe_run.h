@@ -20,6 +20,7 @@
 
 #define RUN_MAX_USED 64
 #define RUN_MAX_SLICES 16
+#define RUN_MAX_LOOKAHEAD 16
 /* The same path's rate: this much of the model, in expert-sized reads, this many deep. */
 #define RUN_PATH_BYTES (2ull << 30)
 #define RUN_PATH_DEPTH 32
@@ -42,6 +43,8 @@ struct run_opts {
 	bool prefetch_next;		/* the trace's next layer as the prediction */
 	double accuracy;		/* of each predicted expert, 0..1 (default 1) */
 	bool accuracy_set;
+	uint32_t lookahead;		/* layers hinted ahead (default 1) */
+	bool lookahead_set;
 	uint64_t tokens;
 	uint64_t warmup;
 	bool warmup_set;

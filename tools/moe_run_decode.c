@@ -85,17 +85,21 @@ static bool in_ids(const uint32_t *ids, int n, uint32_t e)
  * whose every guess is right with probability F (a wrong one names an expert the layer
  * does not route to, so it costs a load and saves none). Not across tokens: the next
  * token's first layer waits for this token's last, and its sampling.
+ *
+ * --lookahead L hints layers l + 1 .. l + L: an in-step decode keeps only a layer or two
+ * of loads in flight, and reads that few deep ran at 0.7-0.8 of the ceiling on the H200
+ * stand-in (moe.md, "Eleventh round"); this asks what a predictor further ahead would
+ * give. A layer's guesses are drawn from (token, layer, slot) alone, so one hinted again
+ * at the next layer is the same guess, and the loads it started are skipped.
  */
-static int predict_next(struct run *r, uint64_t tok, uint32_t layer)
+static int predict_layer(struct run *r, uint64_t tok, uint32_t target)
 {
 	const struct p2pio_expert_trace_info *ti = p2pio_expert_trace_info(r->t);
 	uint32_t ids[RUN_MAX_USED], guess[RUN_MAX_USED];
 	const uint16_t *cell;
 	int n, i, ret;
 
-	if (!r->o.prefetch_next || layer + 1 >= ti->nr_layers)
-		return 0;
-	n = p2pio_expert_trace_cell(r->t, tok, layer + 1, &cell);
+	n = p2pio_expert_trace_cell(r->t, tok, target, &cell);
 	if (n < 0)
 		return n;
 	if (n > RUN_MAX_USED)
@@ -103,7 +107,7 @@ static int predict_next(struct run *r, uint64_t tok, uint32_t layer)
 	for (i = 0; i < n; i++)
 		ids[i] = guess[i] = cell[i];
 	for (i = 0; i < n; i++) {
-		uint64_t z = mix64((tok * ti->nr_layers + layer + 1) * RUN_MAX_USED + (uint64_t)i);
+		uint64_t z = mix64((tok * ti->nr_layers + target) * RUN_MAX_USED + (uint64_t)i);
 		uint32_t e, k;
 
 		if ((double)(z >> 11) * 0x1.0p-53 < r->o.accuracy)
@@ -118,8 +122,24 @@ static int predict_next(struct run *r, uint64_t tok, uint32_t layer)
 		if (k < ti->nr_experts)
 			guess[i] = e;
 	}
-	ret = p2pio_experts_prefetch(r->x, layer + 1, guess, (uint32_t)n);
+	ret = p2pio_experts_prefetch(r->x, target, guess, (uint32_t)n);
 	return ret < 0 ? ret : 0;
+}
+
+static int predict_next(struct run *r, uint64_t tok, uint32_t layer)
+{
+	const struct p2pio_expert_trace_info *ti = p2pio_expert_trace_info(r->t);
+	uint32_t d;
+	int ret;
+
+	if (!r->o.prefetch_next)
+		return 0;
+	for (d = 1; d <= r->o.lookahead && layer + d < ti->nr_layers; d++) {
+		ret = predict_layer(r, tok, layer + d);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 /* Decode tokens [@from, @to) of the trace. */

@@ -33,6 +33,8 @@ static void run_help(void)
 	       "      --accuracy F     with --prefetch-next: each predicted expert is the\n"
 	       "                       trace's with probability F, else one the layer does not\n"
 	       "                       route to (a fixed-seed draw; default 1)\n"
+	       "      --lookahead L    with --prefetch-next: hint the next L layers (1-16,\n"
+	       "                       default 1), each guess right with the same --accuracy\n"
 	       "      --run-ahead      require each layer's experts as soon as the trace names\n"
 	       "                       them, tokens ahead of the stream (default: only once\n"
 	       "                       the stream has finished the layers before, as an engine\n"
@@ -82,6 +84,7 @@ enum {
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
 	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
 	OPT_QUEUE_DEPTH, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT, OPT_ACCURACY, OPT_PREFETCH_LEARNED,
+	OPT_LOOKAHEAD,
 };
 
 static const struct option run_longopts[] = {
@@ -102,6 +105,7 @@ static const struct option run_longopts[] = {
 	{ "run-ahead", no_argument, NULL, OPT_RUN_AHEAD },
 	{ "prefetch-next", no_argument, NULL, OPT_PREFETCH_NEXT },
 	{ "accuracy", required_argument, NULL, OPT_ACCURACY },
+	{ "lookahead", required_argument, NULL, OPT_LOOKAHEAD },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 	{ "poll", no_argument, NULL, OPT_POLL },
@@ -125,6 +129,7 @@ int moe_run_parse(int argc, char **argv, struct run_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->tokens = UINT64_MAX;
 	o->accuracy = 1;
+	o->lookahead = 1;
 	o->poll = true;		/* a decode waits on each miss: latency over CPU time */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:b:f:n:d:h", run_longopts, NULL)) != -1) {
@@ -149,6 +154,13 @@ int moe_run_parse(int argc, char **argv, struct run_opts *o)
 				return cli_usage_err("the accuracy must be in [0, 1], not '%s'",
 						     optarg);
 			o->accuracy_set = true;
+			break;
+		case OPT_LOOKAHEAD:
+			if (cli_parse_u64(optarg, &v) || !v || v > RUN_MAX_LOOKAHEAD)
+				return cli_usage_err("the lookahead must be 1 to %d layers, not '%s'",
+						     RUN_MAX_LOOKAHEAD, optarg);
+			o->lookahead = (uint32_t)v;
+			o->lookahead_set = true;
 			break;
 		case 'n':
 			if (cli_parse_u64(optarg, &o->tokens) || !o->tokens)
@@ -237,6 +249,8 @@ int moe_run_parse(int argc, char **argv, struct run_opts *o)
 		return cli_usage_err("give --budget or --fraction, not both");
 	if (o->accuracy_set && !o->prefetch_next)
 		return cli_usage_err("--accuracy is the --prefetch-next predictor's");
+	if (o->lookahead_set && !o->prefetch_next)
+		return cli_usage_err("--lookahead is the --prefetch-next predictor's");
 	if (o->policy && !strcmp(o->policy, "oracle"))
 		return cli_usage_err("the oracle needs the future: use p2pio-moe replay for it");
 	return 0;

@@ -27,6 +27,7 @@ void moe_run_report(FILE *out, const struct run *r, const struct run_result *res
 		fprintf(out, ",\"run_ahead\":%s", r->stream && r->o.run_ahead ? "true" : "false");
 		fprintf(out, ",\"prefetch_next\":%s,\"accuracy\":", r->o.prefetch_next ? "true" : "false");
 		cli_json_double(out, r->o.accuracy);
+		fprintf(out, ",\"lookahead\":%u", r->o.lookahead);
 		fprintf(out, ",\"prefetch_learned\":%s", r->o.prefetch_learned ? "true" : "false");
 		fprintf(out, ",\"path\":\"%s\",\"policy\":\"%s\",\"prefetch_prev\":%s,"
 			"\"budget\":%" PRIu64 ",\"dense_bytes\":%" PRIu64 ",\"expert_bytes\":%" PRIu64
@@ -96,8 +97,9 @@ void moe_run_report(FILE *out, const struct run *r, const struct run_result *res
 		if (r->o.prefetch_learned)
 			fprintf(out, ", learned next-layer prefetch");
 		if (r->o.prefetch_next)
-			fprintf(out, ", next-layer prefetch (the trace's, each guess right with "
-				"probability %.2f)", r->o.accuracy);
+			fprintf(out, ", next-layer prefetch (the trace's, %u layer%s ahead, each "
+				"guess right with probability %.2f)", r->o.lookahead,
+				r->o.lookahead == 1 ? "" : "s", r->o.accuracy);
 		fprintf(out, "\n");
 		fprintf(out, "engine    %u threads%s%s; %u reads in flight%s\n", r->threads,
 			r->o.threads ? " (given)" : " (the CPUs less two, within 4..16)",
