@@ -39,6 +39,12 @@
 /* Room for a tensor name, which the writer limits to 63 bytes, in a message. */
 #define REPACK_QUOTE_MAX 72
 
+/* @s (a name or key from the file: untrusted) quoted, printable only, for a message. */
+static const char *rp_q(char buf[REPACK_QUOTE_MAX], const char *s)
+{
+	return p2pio_quote(buf, REPACK_QUOTE_MAX, s, strlen(s));
+}
+
 /*
  * pread() @len bytes at @off of tensor @t's file @fd (the input's, or the copy's if not
  * @input) into @buf, over short reads and EINTR; @when names the step in messages. The
@@ -65,7 +71,7 @@ static int rp_read(int fd, bool input, const char *when, const struct p2pio_gguf
 			e = errno;
 			return p2pio_set_error(err, -e, off,
 					       "reading tensor %s at byte %llu of %s failed: %s",
-					       p2pio_quote(q, sizeof(q), t->name, strlen(t->name)),
+					       rp_q(q, t->name),
 					       (unsigned long long)off, whose, strerror(e));
 		}
 		if (!r) {
@@ -76,7 +82,7 @@ static int rp_read(int fd, bool input, const char *when, const struct p2pio_gguf
 			return p2pio_set_error(err, input ? -ENODATA : -EIO, end,
 					       "%s shrank %s: tensor %s needs %llu bytes at byte %llu, but the file now ends at byte %llu",
 					       whose, when,
-					       p2pio_quote(q, sizeof(q), t->name, strlen(t->name)),
+					       rp_q(q, t->name),
 					       (unsigned long long)t->size,
 					       (unsigned long long)t->file_offset,
 					       (unsigned long long)end);
@@ -220,6 +226,7 @@ static int rp_fill(void *arg, void *buf, size_t len, uint64_t tensor_off, uint64
 static int rp_copy(struct p2pio_gguf *g, struct p2pio_gguf_writer *w, struct p2pio_error *err)
 {
 	struct rp_in in = { .fd = p2pio_gguf_fd(g) };
+	char q[REPACK_QUOTE_MAX];
 	struct rp_src *src;
 	size_t i, n;
 	int ret;
@@ -238,7 +245,7 @@ static int rp_copy(struct p2pio_gguf *g, struct p2pio_gguf_writer *w, struct p2p
 			ret = rp_copy_value(w, key, p2pio_gguf_kv_value(g, i));
 			if (ret && !p2pio_gguf_writer_error(w)->msg[0])
 				return p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
-						       "cannot read metadata %s: %s", key,
+						       "cannot read metadata %s: %s", rp_q(q, key),
 						       p2pio_strerror(ret));
 		}
 		if (ret)
@@ -359,6 +366,7 @@ static bool rp_value_equal(const struct p2pio_gguf_value *a, const struct p2pio_
 static int rp_verify_meta(const struct p2pio_gguf *in, const struct p2pio_gguf *out,
 			  uint32_t alignment, struct p2pio_error *err)
 {
+	char q[REPACK_QUOTE_MAX];
 	uint64_t a = 0;
 	size_t i, j = 0, n = p2pio_gguf_kv_count(in);
 
@@ -381,13 +389,14 @@ static int rp_verify_meta(const struct p2pio_gguf *in, const struct p2pio_gguf *
 		if (!p2pio_gguf_kv_key(out, j) || strcmp(p2pio_gguf_kv_key(out, j), key) ||
 		    !rp_value_equal(p2pio_gguf_kv_value(in, i), p2pio_gguf_kv_value(out, j)))
 			return p2pio_set_error(err, -EIO, P2PIO_NO_OFFSET,
-					       "metadata %s differs in the copy", key);
+					       "metadata %s differs in the copy", rp_q(q, key));
 		j++;
 	}
 	for (; j < p2pio_gguf_kv_count(out); j++)
 		if (strcmp(p2pio_gguf_kv_key(out, j), REPACK_ALIGNMENT_KEY))
 			return p2pio_set_error(err, -EIO, P2PIO_NO_OFFSET,
-					       "the copy has extra metadata %s", p2pio_gguf_kv_key(out, j));
+					       "the copy has extra metadata %s",
+					       rp_q(q, p2pio_gguf_kv_key(out, j)));
 	return 0;
 }
 
@@ -397,6 +406,7 @@ static int rp_verify_data(struct p2pio_gguf *in, struct p2pio_gguf *out, size_t 
 {
 	const struct p2pio_gguf_tensor *a = p2pio_gguf_tensor(in, i);
 	const struct p2pio_gguf_tensor *b = p2pio_gguf_tensor(out, i);
+	char q[REPACK_QUOTE_MAX];
 	uint64_t done;
 	size_t len;
 	int ret;
@@ -411,7 +421,8 @@ static int rp_verify_data(struct p2pio_gguf *in, struct p2pio_gguf *out, size_t 
 			return ret;
 		if (memcmp(ba, bb, len))
 			return p2pio_set_error(err, -EIO, b->file_offset,
-					       "the data of tensor %s differ in the copy", a->name);
+					       "the data of tensor %s differ in the copy",
+					       rp_q(q, a->name));
 	}
 	return 0;
 }
@@ -420,6 +431,7 @@ static int rp_verify_tensors(struct p2pio_gguf *in, struct p2pio_gguf *out, uint
 			     struct p2pio_error *err)
 {
 	size_t i, n = p2pio_gguf_tensor_count(in);
+	char q[REPACK_QUOTE_MAX];
 	unsigned char *ba, *bb;
 	int ret = 0;
 
@@ -439,10 +451,10 @@ static int rp_verify_tensors(struct p2pio_gguf *in, struct p2pio_gguf *out, uint
 		if (strcmp(a->name, b->name) || a->type != b->type || a->n_dims != b->n_dims ||
 		    memcmp(a->ne, b->ne, sizeof(a->ne)) || a->size != b->size)
 			ret = p2pio_set_error(err, -EIO, P2PIO_NO_OFFSET,
-					      "tensor %zu (%s) differs in the copy", i, a->name);
+					      "tensor %zu (%s) differs in the copy", i, rp_q(q, a->name));
 		else if (b->file_offset % alignment)
 			ret = p2pio_set_error(err, -EIO, b->file_offset,
-					      "tensor %s is not aligned to %u in the copy", b->name,
+					      "tensor %s is not aligned to %u in the copy", rp_q(q, b->name),
 					      alignment);
 		else
 			ret = rp_verify_data(in, out, i, ba, bb, err);
