@@ -28,6 +28,12 @@ P2PIO_HIDDEN int p2pio_set_error(struct p2pio_error *err, int code, uint64_t off
 P2PIO_HIDDEN void p2pio_error_wrap(struct p2pio_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Whether byte @c of untrusted text may be shown as it is: printable ASCII. */
+static inline bool p2pio_printable(char c)
+{
+	return c >= 0x20 && c < 0x7f;
+}
+
 /*
  * Untrusted text (a name from a file) for a message or a terminal: the @len bytes at @s
  * as printable ASCII into @buf (any other byte as '?': no terminal escapes), at most

@@ -41,6 +41,22 @@ static void put32(unsigned char *p, uint32_t v)
 	p[3] = v >> 24;
 }
 
+/*
+ * A native trace header (magic, version 1, the shape) and a 1-byte model name "m": 33
+ * bytes at @p, where the first token goes.
+ */
+static size_t put_header(unsigned char *p, uint32_t layers, uint32_t experts, uint32_t top_k)
+{
+	memcpy(p, "P2PIOXT\n", 8);
+	put32(p + 8, 1);
+	put32(p + 12, layers);
+	put32(p + 16, experts);
+	put32(p + 20, top_k);
+	put32(p + 24, 1);	/* model name length */
+	p[32] = 'm';
+	return 33;
+}
+
 /* trace_add (@w NULL) or writer_add refused with -EINVAL, and a message holding @needle:
  * the layer, the id and why. */
 static void add_refused(struct p2pio_expert_trace *t, struct p2pio_expert_trace_writer *w,
@@ -196,15 +212,8 @@ static void test_malformed(void)
 	size_t len;
 
 	memset(good, 0, sizeof(good));
-	memcpy(good, "P2PIOXT\n", 8);
-	put32(good + 8, 1);
-	put32(good + 12, 2);	/* layers */
-	put32(good + 16, 10);	/* experts */
-	put32(good + 20, 2);	/* top_k */
-	put32(good + 24, 1);
-	good[32] = 'm';
+	len = put_header(good, 2, 10, 2);	/* 2 layers, 10 experts, top_k 2 */
 	/* token: flags 0, layer 0: 2 ids (1, 9), layer 1: 1 id (3) */
-	len = 33;
 	good[len++] = 0;
 	good[len++] = 2; good[len++] = 1; good[len++] = 0; good[len++] = 9; good[len++] = 0;
 	good[len++] = 1; good[len++] = 3; good[len++] = 0;
@@ -794,13 +803,7 @@ static void test_sparse_refused(void)
 	nat = calloc(1, len);
 	if (!nat)
 		tap_bail("calloc");
-	memcpy(nat, "P2PIOXT\n", 8);
-	put32(nat + 8, 1);
-	put32(nat + 12, 4096);	/* layers */
-	put32(nat + 16, 255);	/* experts */
-	put32(nat + 20, 255);	/* top_k */
-	put32(nat + 24, 1);
-	nat[32] = 'm';
+	put_header(nat, 4096, 255, 255);	/* 4096 layers, 255 experts, top_k 255 */
 	write_file(tmp_path("sparse.trace"), nat, len);
 	r = p2pio_expert_trace_load(tmp_path("sparse.trace"), &t, &err);
 	if (!tap_ok(r == -E2BIG && !t && strstr(err.msg, "too sparse"),

@@ -42,7 +42,7 @@ const char *p2pio_quote(char *buf, size_t size, const char *s, size_t len)
 	size_t i, n = len < size - 4 ? len : size - 4;
 
 	for (i = 0; i < n; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+		buf[i] = p2pio_printable(s[i]) ? s[i] : '?';
 	if (n < len)
 		memcpy(buf + n, "...", 3), n += 3;
 	buf[n] = '\0';

@@ -36,12 +36,9 @@ static inline bool cell_has(const uint32_t *ids, uint32_t n, uint32_t x)
 	return false;
 }
 
-
 /* Check a token's P2PIO_EXPERT_TOKEN_* @flags: 0 or -EINVAL with a message in @err
  * naming token @tok and the unknown bits. */
 P2PIO_HIDDEN int p2pio_trace_check_flags(uint32_t flags, uint64_t tok, struct p2pio_error *err);
-
-
 
 /* The file's bytes, read whole (at most P2PIO_TRACE_MAX_FILE). */
 #define P2PIO_TRACE_MAX_FILE (1ull << 30)
@@ -64,6 +61,14 @@ P2PIO_HIDDEN int p2pio_trace_check_flags(uint32_t flags, uint64_t tok, struct p2
 static inline uint64_t p2pio_trace_token_bytes(const struct p2pio_expert_trace_info *info)
 {
 	return 1 + (uint64_t)info->nr_layers * (1 + 2 * (uint64_t)info->top_k);
+}
+
+/* Whether @tokens of @info's shape take more memory than a file of @file_len bytes may. */
+static inline bool p2pio_trace_too_sparse(const struct p2pio_expert_trace_info *info,
+					  uint64_t tokens, size_t file_len)
+{
+	return tokens * p2pio_trace_token_bytes(info) >
+	       P2PIO_TRACE_JSON_RATIO * (uint64_t)file_len + P2PIO_TRACE_JSON_SLACK;
 }
 
 /* Parse a JSON routing log already in memory (trace_json.c). */

@@ -109,9 +109,9 @@ static int parse_native(const char *path, const unsigned char *p, size_t len,
 	memcpy(info.model, p + TRACE_HDR, mlen);
 	if (memchr(info.model, '\0', mlen))
 		return p2pio_set_error(err, -EINVAL, TRACE_HDR, "%s: expert trace model name holds a NUL byte", path);
-	/* Printable only: tools print it (as p2pio_quote() does). */
+	/* Printable only: tools print it (as p2pio_quote() does, but never cut). */
 	for (i = 0; i < mlen; i++)
-		if (info.model[i] < 0x20 || info.model[i] == 0x7f)
+		if (!p2pio_printable(info.model[i]))
 			info.model[i] = '?';
 	if (p2pio_trace_check_info(&info, NULL, 12))
 		return p2pio_set_error(err, -EINVAL, 12,
@@ -158,8 +158,7 @@ static int parse_native(const char *path, const unsigned char *p, size_t len,
 		}
 		ret = p2pio_expert_trace_end_token(t, flags, err);
 		/* Dense tokens from mostly empty cells: bounded by the file's size (trace.h). */
-		if (!ret && t->nr_tokens * p2pio_trace_token_bytes(&info) >
-				    P2PIO_TRACE_JSON_RATIO * (uint64_t)len + P2PIO_TRACE_JSON_SLACK) {
+		if (!ret && p2pio_trace_too_sparse(&info, t->nr_tokens, len)) {
 			ret = p2pio_set_error(err, -E2BIG, off,
 					      "%s: token %llu: %u layers x top_k %u take more than %d times the file's %zu bytes in memory: its cells are too sparse for a dense trace",
 					      path, (unsigned long long)t->nr_tokens, info.nr_layers,

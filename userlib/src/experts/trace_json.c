@@ -181,8 +181,7 @@ static int jt_build(struct jtrace *j, struct p2pio_expert_trace **out)
 	/* Dense tokens from sparse records: bounded by the file's size (trace.h). */
 	for (i = 0, k = 0; i < j->nr; i++)
 		k += !i || j->r[i].seq != j->r[i - 1].seq || j->r[i].tok != j->r[i - 1].tok;
-	if ((uint64_t)k * p2pio_trace_token_bytes(&info) >
-	    P2PIO_TRACE_JSON_RATIO * (uint64_t)j->len + P2PIO_TRACE_JSON_SLACK)
+	if (p2pio_trace_too_sparse(&info, k, j->len))
 		return p2pio_set_error(j->err, -E2BIG, 0,
 				       "%s: %zu tokens of %u layers x top_k %u would take %llu MiB in memory, more than %d times the log's %zu bytes: its records are too sparse for a dense trace",
 				       j->path, k, info.nr_layers, info.top_k,
