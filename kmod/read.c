@@ -11,6 +11,8 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/fsnotify.h>
 #include <linux/hrtimer.h>
 #include <linux/ktime.h>
 #include <linux/sched/signal.h>
@@ -149,10 +151,22 @@ static int p2pio_rd_issue(struct p2pio_ctx *ctx, struct p2pio_rd *rd,
 	struct p2pio_file *f;
 	struct p2pio_mem *mem;
 	u64 foff, moff, len;
+	loff_t pos;
 	int ret;
 
 	ret = p2pio_read_check(ctx, r, &f, &mem);
 	if (ret)
+		goto out_fail;
+	/*
+	 * What read() asks before every read, with the caller's credentials: the LSM's
+	 * read-time check (SELinux revalidates after a relabel or a policy change) and
+	 * fanotify's permission event (FAN_ACCESS_PERM: content scanners, HSMs). Before the
+	 * file is taken busy: a listener may take its time, and a layout break must not
+	 * wait for it.
+	 */
+	pos = r->file_offset;
+	ret = rw_verify_area(READ, f->filp, &pos, r->length);
+	if (ret < 0)
 		goto out_fail;
 	/* Held while issuing: a layout break waits for it, or it sees the break. */
 	if (!p2pio_file_get(f)) {
@@ -191,6 +205,8 @@ static int p2pio_rd_issue(struct p2pio_ctx *ctx, struct p2pio_rd *rd,
 		len -= n;
 	}
 	p2pio_file_put(f);
+	/* As read() does once its bytes are read: inotify's IN_ACCESS, fanotify's FAN_ACCESS. */
+	fsnotify_access(f->filp);
 	if (rd->ncmds > 1)
 		p2pio_count(ctx, splits, rd->ncmds - 1);
 	return 0;
