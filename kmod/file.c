@@ -472,10 +472,10 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 	atomic_set(&f->busy, 0);
 	INIT_WORK(&f->break_work, p2pio_file_break_work);
 	f->user = ctx->user;
-	if (atomic_inc_return(&f->user->files) > READ_ONCE(p2pio_max_user_files)) {
+	if (!p2pio_user_take(&f->user->files, READ_ONCE(p2pio_max_user_files))) {
 		ret = p2pio_refuse(filp, EDQUOT, "the user has max_user_files (%u) registered",
 				   READ_ONCE(p2pio_max_user_files));
-		goto out_uncount;
+		goto out_free;
 	}
 	ret = p2pio_file_check_inode(filp);
 	if (ret)
@@ -569,6 +569,7 @@ out_uncount:
 		p2pio_file_keep(f);
 		return ret;
 	}
+out_free:
 	p2pio_file_free(f);
 out_fput:
 	fput(filp);

@@ -395,8 +395,7 @@ int p2pio_mem_pin(struct p2pio_ctx *ctx, struct p2pio_pin *arg, struct p2pio_mem
 		return -EINVAL;
 	if (!p2pio_mem_provider_ready(prov))
 		return -EOPNOTSUPP;
-	if (atomic_inc_return(&ctx->user->pins) > READ_ONCE(p2pio_max_user_pins)) {
-		atomic_dec(&ctx->user->pins);
+	if (!p2pio_user_take(&ctx->user->pins, READ_ONCE(p2pio_max_user_pins))) {
 		dev_info_ratelimited(p2pio_dev, "refusing a pin: the user holds max_user_pins (%u)\n",
 				     READ_ONCE(p2pio_max_user_pins));
 		return -EDQUOT;

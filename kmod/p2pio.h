@@ -295,6 +295,7 @@ extern unsigned int p2pio_max_user_pins;
 extern unsigned long p2pio_max_user_extent_kib;
 struct p2pio_user *p2pio_user_get(void);
 void p2pio_user_put(struct p2pio_user *u);
+bool p2pio_user_take(atomic_t *count, unsigned int limit);
 int p2pio_user_cmd_slot(struct p2pio_user *u);
 void p2pio_user_cmd_done(struct p2pio_user *u);
 int p2pio_user_charge_ext(struct p2pio_user *u, u64 bytes);

@@ -90,6 +90,22 @@ void p2pio_user_put(struct p2pio_user *u)
 	mutex_unlock(&p2pio_users_lock);
 }
 
+/*
+ * Counts one more of what @count counts for a user (files, pins) unless the user has
+ * @limit already: true if counted. The count never passes @limit, not even for a
+ * moment, so a racing caller is never refused for a charge that is about to be undone.
+ */
+bool p2pio_user_take(atomic_t *count, unsigned int limit)
+{
+	int old = atomic_read(count);
+
+	do {
+		if ((unsigned int)old >= limit)
+			return false;
+	} while (!atomic_try_cmpxchg(count, &old, old + 1));
+	return true;
+}
+
 /* Waits (killable) until the user has fewer than max_user_cmds commands in flight. */
 int p2pio_user_cmd_slot(struct p2pio_user *u)
 {
