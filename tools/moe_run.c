@@ -27,6 +27,8 @@
  */
 #define MOE_STEADY_S 0.5
 
+const unsigned int run_path_depths[RUN_PATH_NDEPTHS] = { 2, 4, 8, RUN_PATH_DEPTH };
+
 /* The most experts one layer of one token to decode requires at once. */
 static uint32_t widest_cell(const struct run *r)
 {
@@ -252,7 +254,6 @@ static int run_main(int argc, char **argv)
 	double ceiling_gbps;
 	struct bench_ceiling_params cp;
 	struct bench_ceiling_best best;
-	static const unsigned int depths[RUN_PATH_NDEPTHS] = RUN_PATH_DEPTHS;
 	FILE *out = stdout;
 	unsigned int i;
 	int ret;
@@ -271,9 +272,9 @@ static int run_main(int argc, char **argv)
 	if (res.warm >= tokens)
 		res.warm = 0;
 	for (i = 0; i < RUN_PATH_NDEPTHS; i++) {
-		ret = moe_run_measure_path(&r, depths[i], &res.path_rates[i]);
+		ret = moe_run_measure_path(&r, run_path_depths[i], &res.path_rates[i]);
 		if (ret) {
-			cli_err("measuring the path's reads, %u deep: %s", depths[i],
+			cli_err("measuring the path's reads, %u deep: %s", run_path_depths[i],
 				p2pio_strerror(ret));
 			goto out_fail;
 		}

@@ -29,8 +29,8 @@
  * at 9 %), and at 0.73 of its bound with every next layer prefetched (the eleventh round)
  * the question was whether reads that few deep can reach the ceiling at all.
  */
-#define RUN_PATH_DEPTHS { 2, 4, 8, RUN_PATH_DEPTH }
 #define RUN_PATH_NDEPTHS 4
+extern const unsigned int run_path_depths[RUN_PATH_NDEPTHS];	/* 2, 4, 8, RUN_PATH_DEPTH */
 
 struct run_opts {
 	const char *model;
@@ -98,7 +98,7 @@ struct run_result {
 	double ceiling;			/* bytes/s */
 	char ceiling_why[256];
 	double path_rate;		/* bytes/s of the path's expert-sized reads, deepest */
-	double path_rates[RUN_PATH_NDEPTHS];	/* at each of RUN_PATH_DEPTHS */
+	double path_rates[RUN_PATH_NDEPTHS];	/* at each of run_path_depths */
 	double missed;			/* bytes missed per token */
 	double bound;			/* tokens/s: ceiling / missed; 0 without misses */
 	double hit;

@@ -13,7 +13,6 @@
 
 void moe_run_report(FILE *out, const struct run *r, const struct run_result *res)
 {
-	static const unsigned int depths[RUN_PATH_NDEPTHS] = RUN_PATH_DEPTHS;
 	unsigned int i;
 	char h1[CLI_HUMAN_LEN], h2[CLI_HUMAN_LEN], h3[CLI_HUMAN_LEN];
 	char what[64];
@@ -61,7 +60,7 @@ void moe_run_report(FILE *out, const struct run *r, const struct run_result *res
 		cli_json_double(out, res->path_rate);
 		fprintf(out, ",\"path_Bps_by_depth\":{");
 		for (i = 0; i < RUN_PATH_NDEPTHS; i++) {
-			fprintf(out, "%s\"%u\":", i ? "," : "", depths[i]);
+			fprintf(out, "%s\"%u\":", i ? "," : "", run_path_depths[i]);
 			cli_json_double(out, res->path_rates[i]);
 		}
 		fprintf(out, "}");
@@ -157,7 +156,7 @@ void moe_run_report(FILE *out, const struct run *r, const struct run_result *res
 			"%.2f GB/s\n", res->ceiling * 1e-9, res->ceiling_why, RUN_PATH_DEPTH, res->path_rate * 1e-9);
 		fprintf(out, "depths    the path's expert-sized reads");
 		for (i = 0; i < RUN_PATH_NDEPTHS; i++)
-			fprintf(out, "%s %u deep %.2f GB/s", i ? "," : "", depths[i],
+			fprintf(out, "%s %u deep %.2f GB/s", i ? "," : "", run_path_depths[i],
 				res->path_rates[i] * 1e-9);
 		fprintf(out, " (%.2f-%.2f of the ceiling)\n", res->path_rates[0] / res->ceiling,
 			res->path_rates[RUN_PATH_NDEPTHS - 1] / res->ceiling);
