@@ -9,12 +9,14 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "p2pio.h"
+#include "experts/cache.h"	/* the entries' load state: test_miss_before_hints() */
 #include "model_fixture.h"
 #include "tap.h"
 
@@ -740,6 +742,81 @@ out:
 	unlink(mpath);
 }
 
+/*
+ * A miss is read before the hints queued ahead of it (its reads are P2PIO_REQ_URGENT, a
+ * prefetch's are not): one engine thread, one read in flight, every expert of layer 1
+ * hinted, then a miss on layer 0. Of the hints still loading when the miss is required,
+ * only those whose reads were in flight may load before it (two, for the slack of reads
+ * taken between the count and the miss's submission). Read in the order submitted, every
+ * one would load before the miss.
+ */
+static uint32_t hints_loading(struct p2pio_experts *x)
+{
+	uint32_t e, n = 0;
+
+	pthread_mutex_lock(&x->lock);
+	for (e = 0; e < NEXPERTS; e++)
+		n += x->ent[idx(x, 1, e)].loading;
+	pthread_mutex_unlock(&x->lock);
+	return n;
+}
+
+static void test_miss_before_hints(enum p2pio_path path, const char *pname)
+{
+	uint32_t all[NEXPERTS], zero = 0, e, before, loading;
+	uint64_t ptr[NEXPERTS];
+	char mpath[PATH_MAX + 8];
+	struct p2pio_ctx_opts co;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x = NULL;
+	struct p2pio_model *m = NULL;
+	struct p2pio_ctx *ctx = NULL;
+	int bad = 0;
+
+	snprintf(mpath, sizeof(mpath), "%s.hints", model_path);
+	p2pio_ctx_opts_init(&co);
+	co.device = P2PIO_DEVICE_HOST;
+	co.path = path;
+	co.threads = 1;
+	co.queue_depth = 1;
+	co.chunk_size = 256 << 10;
+	if (model_fixture_write_moe(mpath, 2, NEXPERTS, 1024, 1024, SEED) ||
+	    p2pio_ctx_create(&co, &ctx, &err) || p2pio_model_open(ctx, mpath, NULL, &m, &err) ||
+	    p2pio_experts_open(m, NULL, &x, &err)) {
+		tap_ok(0, "%s: a cache of 1.6 MiB experts on one thread: %s", pname, err.msg);
+		goto out;
+	}
+	for (e = 0; e < NEXPERTS; e++)
+		all[e] = e;
+	if (p2pio_experts_prefetch(x, 1, all, NEXPERTS) != NEXPERTS) {
+		tap_ok(0, "%s: %d hints", pname, NEXPERTS);
+		goto out;
+	}
+	before = hints_loading(x);
+	if (p2pio_experts_require(x, 0, &zero, 1, NULL, ptr)) {
+		tap_ok(0, "%s: a miss after %d hints", pname, NEXPERTS);
+		goto out;
+	}
+	loading = hints_loading(x);
+	bad += check_expert(x, 0, 0, ptr[0]);
+	p2pio_experts_release(x, 0, &zero, 1, NULL);
+	if (p2pio_experts_require(x, 1, all, NEXPERTS, NULL, ptr)) {
+		tap_ok(0, "%s: the hinted experts load", pname);
+		goto out;
+	}
+	for (e = 0; e < NEXPERTS; e++)
+		bad += check_expert(x, 1, e, ptr[e]);
+	p2pio_experts_release(x, 1, all, NEXPERTS, NULL);
+	tap_ok(before >= NEXPERTS / 2 && loading + 2 >= before && !bad,
+	       "%s: a miss queued behind %u loading hints loads first (%u of them still loading "
+	       "when it had), every byte right", pname, before, loading);
+out:
+	p2pio_experts_close(x);
+	p2pio_model_close(m);
+	p2pio_ctx_destroy(ctx);
+	unlink(mpath);
+}
+
 static void test_dense_model(struct p2pio_ctx *ctx)
 {
 	char path[PATH_MAX + 8];
@@ -800,6 +877,7 @@ int main(void)
 		test_decode(ctx, paths[i].name, 0, 0, P2PIO_EXPERTS_EAGER_UNMAP);
 		p2pio_ctx_destroy(ctx);
 		test_alone_batch_pieces(paths[i].path, paths[i].name);
+		test_miss_before_hints(paths[i].path, paths[i].name);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */
 	ctx = host_ctx_flags(P2PIO_PATH_BOUNCE, P2PIO_CTX_POLL);

@@ -356,6 +356,15 @@ int p2pio_queue_fd(const struct p2pio_queue *q);
 /* Request flags (struct p2pio_req.flags). */
 /* @stream is set: work queued on it after p2pio_submit() waits for this read. */
 #define P2PIO_REQ_STREAM (1u << 0)
+/*
+ * Something waits for this read now (a cache miss), where the reads without the flag may
+ * be speculative (prefetches): the context's threads take it before every read without
+ * the flag that has pieces not yet handed out (one already being read goes on); urgent
+ * reads keep their order among themselves. BOUNCE and POSIX queue reads in the library
+ * and honour it; P2P hands every read to the device as it is submitted, so there is no
+ * queue to jump (the flag is accepted and changes nothing).
+ */
+#define P2PIO_REQ_URGENT (1u << 1)
 
 /**
  * struct p2pio_req - one asynchronous read.

@@ -301,6 +301,9 @@ int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_
  * last), so a hint may be given several layers ahead; once its layer was accessed without
  * it, it was a wrong guess and is evicted like any other expert.
  *
+ * A hint's reads go behind every miss's (a miss's reads are P2PIO_REQ_URGENT): on BOUNCE
+ * and POSIX a miss does not wait for hints queued before it, only for reads already out.
+ *
  * Never blocks; a prefetch that would need room nobody can give up now is dropped.
  * Return: the number of loads started, or -ERANGE.
  */

@@ -197,7 +197,7 @@ static int p2pio_req_check(struct p2pio_ctx *ctx, const struct p2pio_req *r)
 	uint64_t end;
 
 	if (!r->file || !r->buf || r->file->ctx != ctx || r->buf->ctx != ctx || r->reserved ||
-	    r->flags & ~P2PIO_REQ_STREAM)
+	    r->flags & ~(P2PIO_REQ_STREAM | P2PIO_REQ_URGENT))
 		return -EINVAL;
 	if (p2pio_add_overflow(r->buf_offset, r->length, &end) || end > r->buf->len)
 		return -EINVAL;
@@ -256,6 +256,7 @@ static int p2pio_op_prepare(struct p2pio_ctx *ctx, const struct p2pio_req *r,
 	op->q = q;
 	op->sync = sync;
 	op->flag_slot = -1;
+	op->urgent = r->flags & P2PIO_REQ_URGENT;
 	op->t_submit = p2pio_now_ns();
 	atomic_init(&op->pending, 1);
 	atomic_init(&op->err, 0);

@@ -162,10 +162,24 @@ struct p2pio_op {
 	struct p2pio_queue *q;		/* completion goes here ... */
 	struct p2pio_sync *sync;	/* ... or here */
 
+	bool urgent;			/* P2PIO_REQ_URGENT: ahead of the path's other reads */
 	uint64_t cur;			/* path's cursor: next offset to hand out */
 	uint64_t end;			/* path's end of range (rounded as the path needs) */
 	struct p2pio_op *next;		/* in a path's list, then in q's done list */
 };
+
+/*
+ * op_queue.c: a path's reads with pieces left to hand out, urgent ones first (each kind
+ * in order), under the path's lock. Workers take pieces of @head; once the last piece of
+ * @head is out, p2pio_opq_pop() drops it.
+ */
+struct p2pio_opq {
+	struct p2pio_op *head, *tail;
+	struct p2pio_op *urgent_tail;	/* the last urgent read queued; NULL when none is */
+};
+
+P2PIO_HIDDEN void p2pio_opq_push(struct p2pio_opq *q, struct p2pio_op *op);
+P2PIO_HIDDEN void p2pio_opq_pop(struct p2pio_opq *q);
 
 /* engine.c */
 P2PIO_HIDDEN uint64_t p2pio_now_ns(void);

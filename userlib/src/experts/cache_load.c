@@ -151,6 +151,8 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 				.buf_offset = (c->io_buf ? c->io_off : c->buf_off) +
 					      plan.runs[r].dst_off + off,
 				.tag = i,
+				/* A miss before every hint: see p2pio_opq_push(). */
+				.flags = prefetch ? 0 : P2PIO_REQ_URGENT,
 			};
 			if (nq == XREQS)
 				submit_pieces(x, e, reqs, &nq, &npieces);

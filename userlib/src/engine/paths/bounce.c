@@ -71,9 +71,9 @@ struct p2pio_bounce {
 	struct p2pio_ctx *ctx;
 	unsigned int sqe_flags;		/* IOSQE_ASYNC with P2PIO_CTX_BOUNCE_ASYNC */
 
-	pthread_mutex_t lock;		/* head, tail, queued, stop, slot_free, nr_waiting */
+	pthread_mutex_t lock;		/* q, queued, stop, slot_free, nr_waiting */
 	pthread_cond_t cond;		/* work queued, a slot freed, stop */
-	struct p2pio_op *head, *tail;
+	struct p2pio_opq q;		/* reads with chunks left to hand out */
 	uint64_t queued;		/* chunks queued and not yet handed out */
 	atomic_bool stop;		/* set under @lock; the poll loop reads it without */
 	struct p2pio_bslot *slot_free;
@@ -116,14 +116,14 @@ static uint64_t p2pio_bounce_chunk(const struct p2pio_bounce *b, const struct p2
 /* Can @w start a chunk now? Under b->lock. */
 static bool p2pio_bounce_can_take(const struct p2pio_bworker *w)
 {
-	return w->b->head && w->bio_free && w->b->slot_free;
+	return w->b->q.head && w->bio_free && w->b->slot_free;
 }
 
 /* Hand out the next chunk of the oldest operation to @w; false when none can start now. */
 static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finished)
 {
 	struct p2pio_bounce *b = w->b;
-	struct p2pio_op *op = b->head;
+	struct p2pio_op *op = b->q.head;
 	struct p2pio_bio *bio;
 	struct p2pio_file *f;
 	uint64_t chunk, foff, rlen, lo, hi;
@@ -164,9 +164,7 @@ static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finishe
 	b->queued--;
 	if (op->cur == op->end) {
 		atomic_store(&op->t_taken, p2pio_now_ns());
-		b->head = op->next;
-		if (!b->head)
-			b->tail = NULL;
+		p2pio_opq_pop(&b->q);
 		op->next = *finished;
 		*finished = op;
 	}
@@ -343,7 +341,7 @@ static void *p2pio_bounce_thread(void *arg)
 			pthread_cond_wait(&b->cond, &b->lock);
 			b->nr_waiting--;
 		}
-		if (b->stop && !b->head && !w->nr_reads && !w->copy_head) {
+		if (b->stop && !b->q.head && !w->nr_reads && !w->copy_head) {
 			pthread_mutex_unlock(&b->lock);
 			break;
 		}
@@ -558,18 +556,14 @@ static int p2pio_bounce_submit_many(void *priv, struct p2pio_op **ops, unsigned 
 
 		ops[i]->cur = p2pio_round_down(ops[i]->off, al);
 		ops[i]->end = p2pio_round_up(ops[i]->off + ops[i]->len, al);
-		ops[i]->next = i + 1 < n ? ops[i + 1] : NULL;
 		/* As p2pio_bounce_next() cuts it. */
 		chunk = p2pio_bounce_chunk(b, ops[i]->file);
 		chunks += (ops[i]->end - ops[i]->cur + chunk - 1) / chunk;
 	}
 	pthread_mutex_lock(&b->lock);
 	b->queued += chunks;
-	if (b->tail)
-		b->tail->next = ops[0];
-	else
-		b->head = ops[0];
-	b->tail = ops[n - 1];
+	for (i = 0; i < n; i++)
+		p2pio_opq_push(&b->q, ops[i]);
 	atomic_fetch_add(&b->submitted, n);
 	/* Every sleeping worker: a large read, or many, has chunks for all of them. */
 	if (b->nr_waiting)

@@ -33,7 +33,7 @@ struct p2pio_posix {
 	struct p2pio_ctx *ctx;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct p2pio_op *head, *tail;	/* operations with chunks left to hand out */
+	struct p2pio_opq q;		/* operations with chunks left to hand out */
 	bool stop;
 	unsigned int nr;
 	struct p2pio_pworker w[];
@@ -136,7 +136,7 @@ static void *p2pio_posix_thread(void *arg)
 		px->ctx->cu->CtxSetCurrent(px->ctx->cuctx);
 	pthread_mutex_lock(&px->lock);
 	for (;;) {
-		if (!px->head) {
+		if (!px->q.head) {
 			/* Idle: finish the copies in flight before sleeping or leaving. */
 			if (w->slot[0].op || w->slot[1].op) {
 				pthread_mutex_unlock(&px->lock);
@@ -150,7 +150,7 @@ static void *p2pio_posix_thread(void *arg)
 			pthread_cond_wait(&px->cond, &px->lock);
 			continue;
 		}
-		op = px->head;
+		op = px->q.head;
 		off = op->cur;
 		n = op->end - off < px->ctx->opts.chunk_size ? op->end - off :
 							       px->ctx->opts.chunk_size;
@@ -159,9 +159,7 @@ static void *p2pio_posix_thread(void *arg)
 		last = NULL;
 		if (op->cur == op->end) {
 			atomic_store(&op->t_taken, p2pio_now_ns());
-			px->head = op->next;
-			if (!px->head)
-				px->tail = NULL;
+			p2pio_opq_pop(&px->q);
 			last = op;
 		}
 		pthread_mutex_unlock(&px->lock);
@@ -260,13 +258,8 @@ static int p2pio_posix_submit(void *priv, struct p2pio_op *op)
 
 	op->cur = op->off;
 	op->end = op->off + op->len;
-	op->next = NULL;
 	pthread_mutex_lock(&px->lock);
-	if (px->tail)
-		px->tail->next = op;
-	else
-		px->head = op;
-	px->tail = op;
+	p2pio_opq_push(&px->q, op);
 	pthread_cond_broadcast(&px->cond);
 	pthread_mutex_unlock(&px->lock);
 	return 0;

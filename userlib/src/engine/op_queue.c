@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+/*
+ * op_queue.c - a path's queue of reads with pieces left to hand out (BOUNCE's and POSIX's
+ * workers take them from its head): urgent reads first, each kind in the order submitted.
+ *
+ * An urgent read (P2PIO_REQ_URGENT) is one the caller waits for now; the others may be
+ * speculative. The expert cache marks its misses urgent and its prefetches not: with
+ * hints several layers ahead (p2pio-moe run --lookahead), a miss queued behind them
+ * would wait for every hinted expert of the layers to come before its own bytes are read.
+ * An urgent read goes ahead of a read whose first pieces are out already: the pieces in
+ * flight go on, the rest are handed out after it. Urgent reads are always a prefix of
+ * the queue, ending at @urgent_tail.
+ */
+#include "engine/engine.h"
+
+void p2pio_opq_push(struct p2pio_opq *q, struct p2pio_op *op)
+{
+	struct p2pio_op *after = NULL;
+
+	if (op->urgent) {
+		after = q->urgent_tail;
+		q->urgent_tail = op;
+	} else {
+		after = q->tail;
+	}
+	if (after) {
+		op->next = after->next;
+		after->next = op;
+	} else {
+		op->next = q->head;
+		q->head = op;
+	}
+	if (!op->next)
+		q->tail = op;
+}
+
+void p2pio_opq_pop(struct p2pio_opq *q)
+{
+	struct p2pio_op *op = q->head;
+
+	q->head = op->next;
+	if (!q->head)
+		q->tail = NULL;
+	if (q->urgent_tail == op)
+		q->urgent_tail = NULL;
+}
