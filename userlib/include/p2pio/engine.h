@@ -437,6 +437,26 @@ int p2pio_complete(struct p2pio_queue *q, struct p2pio_cqe *cqes, unsigned int m
 		   unsigned int min, int timeout_ms);
 
 /**
+ * p2pio_cancel() - withdraw queued reads that nothing has started reading.
+ * @q:   the queue they were submitted on.
+ * @tag: their tag.
+ * @n:   how many reads of @q carry @tag and have not completed.
+ *
+ * All or nothing: when exactly @n reads of @q tagged @tag wait in the library's queue and
+ * no piece of any has been handed to a thread, they are withdrawn: never read, no
+ * completion (p2pio_inflight() stops counting them), a stream waiting on one
+ * (P2PIO_REQ_STREAM) released as for a failed read. Otherwise nothing changes and they
+ * complete as usual. Made for a cache that gives up a speculative load (a prefetch whose
+ * guess turned out wrong): what is withdrawn costs no bandwidth, and the caller never
+ * has part of a load read and part withdrawn. BOUNCE and POSIX queue reads in the
+ * library; P2P hands every read to the device as it is submitted, so its reads are never
+ * withdrawn.
+ *
+ * Return: @n when withdrawn, 0 when not, -EINVAL for a NULL @q or a zero @n.
+ */
+int p2pio_cancel(struct p2pio_queue *q, uint64_t tag, unsigned int n);
+
+/**
  * p2pio_inflight() - reads submitted on @q and not yet reaped.
  * @q: a queue.
  */

@@ -487,6 +487,38 @@ int p2pio_submit(struct p2pio_queue *q, const struct p2pio_req *reqs, unsigned i
 	return (int)nr;
 }
 
+int p2pio_cancel(struct p2pio_queue *q, uint64_t tag, unsigned int n)
+{
+	const struct p2pio_path_ops *const *ops;
+	struct p2pio_op *op, *next;
+	unsigned int got = 0;
+	void *priv;
+
+	if (!q || !n)
+		return -EINVAL;
+	/* A load's reads all take one path here: the file's, or all its fallback. */
+	for (ops = p2pio_paths; *ops && !got; ops++) {
+		priv = (*ops)->withdraw ? p2pio_path_priv(q->ctx, *ops) : NULL;
+		if (priv)
+			got = (*ops)->withdraw(priv, q, tag, n, &op);
+	}
+	if (!got)
+		return 0;
+	for (; op; op = next) {
+		next = op->next;
+		/* A stream that waits on it goes on, as for a failed read. */
+		if (op->flag_slot >= 0)
+			p2pio_flag_release(op);
+		free(op);
+	}
+	pthread_mutex_lock(&q->lock);
+	q->inflight -= got;
+	/* A reaper waiting for completions that will not come now counts again. */
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return (int)got;
+}
+
 int p2pio_complete(struct p2pio_queue *q, struct p2pio_cqe *cqes, unsigned int max,
 		   unsigned int min, int timeout_ms)
 {

@@ -163,6 +163,7 @@ struct p2pio_op {
 	struct p2pio_sync *sync;	/* ... or here */
 
 	bool urgent;			/* P2PIO_REQ_URGENT: ahead of the path's other reads */
+	uint64_t begin;			/* @cur when queued: nothing handed out while equal */
 	uint64_t cur;			/* path's cursor: next offset to hand out */
 	uint64_t end;			/* path's end of range (rounded as the path needs) */
 	struct p2pio_op *next;		/* in a path's list, then in q's done list */
@@ -180,6 +181,12 @@ struct p2pio_opq {
 
 P2PIO_HIDDEN void p2pio_opq_push(struct p2pio_opq *q, struct p2pio_op *op);
 P2PIO_HIDDEN void p2pio_opq_pop(struct p2pio_opq *q);
+/*
+ * The reads of queue @cq tagged @tag, when exactly @n of them are in @q and no piece of
+ * any is out: unlinked onto *@out (through ->next). Returns @n, or 0 with @q unchanged.
+ */
+P2PIO_HIDDEN unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p2pio_queue *cq,
+					     uint64_t tag, unsigned int n, struct p2pio_op **out);
 
 /* engine.c */
 P2PIO_HIDDEN uint64_t p2pio_now_ns(void);

@@ -17,6 +17,8 @@ void p2pio_opq_push(struct p2pio_opq *q, struct p2pio_op *op)
 {
 	struct p2pio_op *after = NULL;
 
+	op->begin = op->cur;
+
 	if (op->urgent) {
 		after = q->urgent_tail;
 		q->urgent_tail = op;
@@ -43,4 +45,44 @@ void p2pio_opq_pop(struct p2pio_opq *q)
 		q->tail = NULL;
 	if (q->urgent_tail == op)
 		q->urgent_tail = NULL;
+}
+
+/*
+ * p2pio_cancel(): all or nothing, so that a caller who counts a load's reads never sees
+ * some of them withdrawn and the others read (the load would be neither loaded nor gone).
+ */
+unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p2pio_queue *cq,
+				uint64_t tag, unsigned int n, struct p2pio_op **out)
+{
+	struct p2pio_op *op, *prev = NULL, *next;
+	unsigned int found = 0;
+
+	for (op = q->head; op; op = op->next) {
+		if (op->q != cq || op->tag != tag)
+			continue;
+		if (op->cur != op->begin)
+			return 0;	/* a piece of it is out */
+		found++;
+	}
+	if (!n || found != n)
+		return 0;
+	*out = NULL;
+	for (op = q->head; op; op = next) {
+		next = op->next;
+		if (op->q != cq || op->tag != tag) {
+			prev = op;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			q->head = next;
+		if (q->tail == op)
+			q->tail = prev;
+		if (q->urgent_tail == op)
+			q->urgent_tail = prev && prev->urgent ? prev : NULL;
+		op->next = *out;
+		*out = op;
+	}
+	return n;
 }

@@ -22,6 +22,7 @@ struct p2pio_ctx;
 struct p2pio_file;
 struct p2pio_buf;
 struct p2pio_op;
+struct p2pio_queue;
 
 /*
  * Every operation but @submit and @start may be NULL: the path has nothing to do there (or,
@@ -79,6 +80,14 @@ struct p2pio_path_ops {
 	 */
 	int (*submit_many)(void *priv, struct p2pio_op **ops, unsigned int n);
 
+	/*
+	 * Optional: p2pio_cancel(). If exactly @n reads of queue @q tagged @tag wait in the
+	 * path's queue with no piece handed out, unlink them onto *@out (through ->next),
+	 * still holding the path's reference, and return @n; else change nothing and return
+	 * 0. A path that hands reads to the device at submission has nothing to withdraw.
+	 */
+	unsigned int (*withdraw)(void *priv, const struct p2pio_queue *q, uint64_t tag,
+				 unsigned int n, struct p2pio_op **out);
 	/* Per buffer, before p2pio_buf_free() frees it: let go of what the path holds on it. */
 	void (*buf_release)(void *priv, struct p2pio_buf *buf);
 };

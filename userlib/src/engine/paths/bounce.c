@@ -577,6 +577,24 @@ static int p2pio_bounce_submit(void *priv, struct p2pio_op *op)
 	return p2pio_bounce_submit_many(priv, &op, 1);
 }
 
+static unsigned int p2pio_bounce_withdraw(void *priv, const struct p2pio_queue *q, uint64_t tag,
+					  unsigned int n, struct p2pio_op **out)
+{
+	struct p2pio_bounce *b = priv;
+	struct p2pio_op *op;
+	unsigned int got;
+
+	pthread_mutex_lock(&b->lock);
+	got = p2pio_opq_withdraw(&b->q, q, tag, n, out);
+	for (op = got ? *out : NULL; op; op = op->next) {
+		uint64_t chunk = p2pio_bounce_chunk(b, op->file);
+
+		b->queued -= (op->end - op->cur + chunk - 1) / chunk;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return got;
+}
+
 static void p2pio_bounce_stop(void *priv)
 {
 	struct p2pio_bounce *b = priv;
@@ -754,4 +772,5 @@ const struct p2pio_path_ops p2pio_bounce_ops = {
 	.op_ok = p2pio_bounce_op_ok,
 	.submit = p2pio_bounce_submit,
 	.submit_many = p2pio_bounce_submit_many,
+	.withdraw = p2pio_bounce_withdraw,
 };

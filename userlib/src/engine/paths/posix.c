@@ -252,17 +252,39 @@ static int p2pio_posix_start(struct p2pio_ctx *ctx, void **privp)
 	return 0;
 }
 
-static int p2pio_posix_submit(void *priv, struct p2pio_op *op)
+/* Queued together under one lock: an urgent read of the batch goes ahead of all of it. */
+static int p2pio_posix_submit_many(void *priv, struct p2pio_op **ops, unsigned int n)
 {
 	struct p2pio_posix *px = priv;
+	unsigned int i;
 
-	op->cur = op->off;
-	op->end = op->off + op->len;
+	for (i = 0; i < n; i++) {
+		ops[i]->cur = ops[i]->off;
+		ops[i]->end = ops[i]->off + ops[i]->len;
+	}
 	pthread_mutex_lock(&px->lock);
-	p2pio_opq_push(&px->q, op);
+	for (i = 0; i < n; i++)
+		p2pio_opq_push(&px->q, ops[i]);
 	pthread_cond_broadcast(&px->cond);
 	pthread_mutex_unlock(&px->lock);
 	return 0;
+}
+
+static int p2pio_posix_submit(void *priv, struct p2pio_op *op)
+{
+	return p2pio_posix_submit_many(priv, &op, 1);
+}
+
+static unsigned int p2pio_posix_withdraw(void *priv, const struct p2pio_queue *q, uint64_t tag,
+					 unsigned int n, struct p2pio_op **out)
+{
+	struct p2pio_posix *px = priv;
+	unsigned int got;
+
+	pthread_mutex_lock(&px->lock);
+	got = p2pio_opq_withdraw(&px->q, q, tag, n, out);
+	pthread_mutex_unlock(&px->lock);
+	return got;
 }
 
 static void p2pio_posix_stop(void *priv)
@@ -289,4 +311,6 @@ const struct p2pio_path_ops p2pio_posix_ops = {
 	.start = p2pio_posix_start,
 	.stop = p2pio_posix_stop,
 	.submit = p2pio_posix_submit,
+	.submit_many = p2pio_posix_submit_many,
+	.withdraw = p2pio_posix_withdraw,
 };

@@ -1,16 +1,24 @@
 // SPDX-License-Identifier: MIT
 /*
- * test-engine-urgent: P2PIO_REQ_URGENT reads jump the queue of BOUNCE and POSIX.
+ * test-engine-queue: the order BOUNCE and POSIX read queued reads in, and withdrawing them.
  *
  * One worker, one read in flight: the reads complete in the order the worker takes them,
- * which the queue decides. In one submission of many plain reads and an urgent one last,
- * the urgent read completes among the first (at most the reads the worker had taken
- * before it was queued come first); without the flag the same read completes among the
- * last. Urgent reads keep their order among themselves, and one queued behind a large
- * read whose first chunks are out goes ahead of the rest of it. Every byte is checked.
+ * which the queue decides.
+ *  - P2PIO_REQ_URGENT: in one submission of many plain reads and an urgent one last, the
+ *    urgent read completes among the first (at most the reads the worker had taken before
+ *    it was queued come first); without the flag the same read completes among the last.
+ *    Urgent reads keep their order among themselves, and one queued behind a large read
+ *    goes ahead of the rest of it.
+ *  - p2pio_cancel(): reads queued behind a large one are withdrawn all or none: never
+ *    read (their destinations untouched), no completion, not in flight; a count that does
+ *    not match withdraws nothing (and a read already started: test-op-queue, where no
+ *    thread's timing decides it); a reaper waiting for them returns once the others are
+ *    done.
+ * Every byte is checked.
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +32,7 @@
 #define BIG (256u * CHUNK)	/* a read of many chunks */
 #define FILE_SIZE ((uint64_t)BIG + NR * CHUNK + 4 * CHUNK)
 #define TAG_URGENT 900
-/* Reads the worker may have taken before the urgent one was queued (POSIX queues one
- * read per call, so the worker may start before the last is in). */
+/* Reads the worker may have taken before the urgent one was queued. */
 #define SLACK 3
 
 static char path[PATH_MAX];
@@ -121,6 +128,90 @@ static int position(const uint64_t *order, int n, uint64_t tag)
 	return -1;
 }
 
+struct waiter {
+	struct p2pio_queue *q;
+	int got;
+};
+
+static void *wait_all(void *arg)
+{
+	struct waiter *w = arg;
+	struct p2pio_cqe cqe[8];
+
+	w->got = p2pio_complete(w->q, cqe, 8, 8, 10000);
+	return NULL;
+}
+
+/* The withdrawn reads' destinations: nothing was written there. */
+static bool untouched(const struct rig *r, const struct p2pio_req *req, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!efx_guard_intact(r->mem + req[i].buf_offset, req[i].length))
+			return false;
+	return true;
+}
+
+static void cancel_path(enum p2pio_path p, const char *what)
+{
+	struct p2pio_req req[8], big;
+	struct p2pio_cqe cqe[8];
+	struct waiter w;
+	pthread_t th;
+	struct rig r;
+	int n, i, got = 0;
+	bool tags_ok = true;
+
+	rig_open(&r, p);
+	memset(r.mem, EFX_GUARD, FILE_SIZE);
+	/*
+	 * A cold file: the one worker reads the large read from the disk, one chunk at a
+	 * time, for tens of milliseconds at least, while the small ones wait behind it.
+	 */
+	efx_drop_cache(path);
+	/* A large read first (the worker is busy with it), then four tagged 7 and two 8. */
+	req[0] = big = req_at(&r, (uint64_t)NR * CHUNK, BIG, 1, 0);
+	for (i = 1; i < 7; i++)
+		req[i] = req_at(&r, (uint64_t)i * 2 * CHUNK, CHUNK, i < 5 ? 7 : 8, 0);
+	tap_is_int(p2pio_submit(r.q, req, 7), 7, "%s: a large read and six small ones queued",
+		   what);
+	tap_is_int(p2pio_cancel(r.q, 8, 1), 0,
+		   "%s: one of the two reads tagged 8 is not withdrawn (all or none)", what);
+	tap_is_int(p2pio_cancel(r.q, 7, 4), 4, "%s: the four tagged 7 are withdrawn", what);
+	tap_is_int(p2pio_inflight(r.q), 3, "%s: three reads in flight after it", what);
+	while (got < 3) {
+		n = p2pio_complete(r.q, cqe, 8, 1, 20000);
+		if (n <= 0)
+			break;
+		for (i = 0; i < n; i++)
+			tags_ok &= !cqe[i].res && (cqe[i].tag == 1 || cqe[i].tag == 8);
+		got += n;
+	}
+	tap_ok(got == 3 && tags_ok && p2pio_complete(r.q, cqe, 8, 0, 0) == 0,
+	       "%s: only the three others complete", what);
+	tap_ok(untouched(&r, req + 1, 4) &&
+	       efx_mismatch(r.mem + req[5].buf_offset, req[5].file_offset, CHUNK) < 0 &&
+	       efx_mismatch(r.mem + req[6].buf_offset, req[6].file_offset, CHUNK) < 0 &&
+	       efx_mismatch(r.mem + big.buf_offset, big.file_offset, BIG) < 0,
+	       "%s: nothing landed where the withdrawn reads pointed, the others byte-exact",
+	       what);
+
+	/* A reaper waiting for all of them returns once the ones left are done. */
+	w.q = r.q;
+	w.got = -1;
+	efx_drop_cache(path);
+	tap_is_int(p2pio_submit(r.q, req, 5), 5, "%s: a large read and four tagged 7 queued again",
+		   what);
+	if (pthread_create(&th, NULL, wait_all, &w))
+		tap_bail("pthread_create");
+	usleep(1000);
+	tap_is_int(p2pio_cancel(r.q, 7, 4), 4, "%s: withdrawn while a reaper waits for them", what);
+	pthread_join(th, NULL);
+	tap_is_int(w.got, 1, "%s: the reaper returns the one read left, not a time-out", what);
+	tap_is_int(p2pio_cancel(NULL, 7, 1), -EINVAL, "%s: no queue: -EINVAL", what);
+	tap_is_int(p2pio_cancel(r.q, 7, 0), -EINVAL, "%s: a count of 0: -EINVAL", what);
+	rig_close(&r);
+}
+
 static void one_path(enum p2pio_path p, const char *what)
 {
 	struct p2pio_req req[NR + 4];
@@ -162,9 +253,11 @@ static void one_path(enum p2pio_path p, const char *what)
 	 */
 	req[0] = req_at(&r, (uint64_t)NR * CHUNK + 2 * CHUNK, BIG, 1, 0);
 	req[1] = req_at(&r, 0, CHUNK, TAG_URGENT, P2PIO_REQ_URGENT);
+	efx_drop_cache(path);	/* tens of milliseconds of reading it, one chunk at a time */
 	tap_ok(run_split(&r, req, 2, 1, order), "%s: a large read and an urgent one land", what);
 	tap_ok(order[0] == TAG_URGENT, "%s: the urgent one completes before the large read", what);
 	req[1].flags = 0;
+	efx_drop_cache(path);
 	tap_ok(run_split(&r, req, 2, 1, order) && order[0] == 1,
 	       "%s: without the flag the large read completes first", what);
 
@@ -176,11 +269,13 @@ static void one_path(enum p2pio_path p, const char *what)
 
 int main(void)
 {
-	tap_plan(2 * 10);
+	tap_plan(2 * 10 + 2 * 11);
 	if (efx_make_file(path, FILE_SIZE))
 		tap_bail("cannot create the test file");
 	one_path(P2PIO_PATH_POSIX, "posix");
 	one_path(P2PIO_PATH_BOUNCE, "bounce");
+	cancel_path(P2PIO_PATH_POSIX, "posix");
+	cancel_path(P2PIO_PATH_BOUNCE, "bounce");
 	unlink(path);
 	return tap_exit();
 }

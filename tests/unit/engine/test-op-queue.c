@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-op-queue: a path's queue of reads (engine/op_queue.c) without threads, so that
+ * every order and every refusal is decided by the code alone: urgent reads a prefix in
+ * their own order, plain ones after in theirs, the head handed out piece by piece and
+ * popped, the tail and the urgent tail kept through pops and withdrawals; withdrawing
+ * all or none, never a read with a piece out, never another queue's reads.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "tap.h"
+
+#define NOPS 16
+
+static struct p2pio_op ops[NOPS];
+static struct p2pio_queue qa, qb;	/* only their addresses matter */
+
+static struct p2pio_op *mk(int i, bool urgent, struct p2pio_queue *q, uint64_t tag)
+{
+	struct p2pio_op *op = &ops[i];
+
+	memset(op, 0, sizeof(*op));
+	op->urgent = urgent;
+	op->q = q;
+	op->tag = tag;
+	op->cur = 4096;
+	op->end = 4096 + 3 * 4096;
+	return op;
+}
+
+/* The queue's reads, as indices into ops[], into @out; their number. Checks the links. */
+static int walk(const struct p2pio_opq *q, int *out, bool *links_ok)
+{
+	const struct p2pio_op *op, *last = NULL, *last_urgent = NULL;
+	bool plain_seen = false;
+	int n = 0;
+
+	*links_ok = true;
+	for (op = q->head; op && n < NOPS; op = op->next) {
+		out[n++] = (int)(op - ops);
+		if (op->urgent) {
+			if (plain_seen)
+				*links_ok = false;	/* urgent reads must be a prefix */
+			last_urgent = op;
+		} else {
+			plain_seen = true;
+		}
+		last = op;
+	}
+	if (q->tail != last || q->urgent_tail != last_urgent)
+		*links_ok = false;
+	return n;
+}
+
+static bool order_is(const struct p2pio_opq *q, const int *want, int nwant)
+{
+	int got[NOPS], n;
+	bool links;
+
+	n = walk(q, got, &links);
+	if (!links || n != nwant)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (got[i] != want[i])
+			return false;
+	return true;
+}
+
+/* Hand out one piece of the head, popping it after its last (as the workers do). */
+static void take_piece(struct p2pio_opq *q)
+{
+	struct p2pio_op *op = q->head;
+
+	op->cur += 4096;
+	if (op->cur == op->end)
+		p2pio_opq_pop(q);
+}
+
+int main(void)
+{
+	struct p2pio_opq q = { 0 };
+	struct p2pio_op *out;
+	int n;
+
+	tap_plan(15);
+
+	p2pio_opq_push(&q, mk(0, false, &qa, 1));
+	p2pio_opq_push(&q, mk(1, false, &qa, 1));
+	p2pio_opq_push(&q, mk(2, true, &qa, 2));
+	p2pio_opq_push(&q, mk(3, false, &qa, 3));
+	p2pio_opq_push(&q, mk(4, true, &qa, 2));
+	tap_ok(order_is(&q, (int[]){ 2, 4, 0, 1, 3 }, 5),
+	       "urgent reads first in their order, then the plain ones in theirs");
+
+	take_piece(&q);	/* a piece of 2 is out */
+	tap_is_int(p2pio_opq_withdraw(&q, &qa, 2, 2, &out), 0,
+		   "reads with a piece out are not withdrawn, nor their untouched twin");
+	tap_ok(order_is(&q, (int[]){ 2, 4, 0, 1, 3 }, 5), "... and the queue is unchanged");
+	take_piece(&q);
+	take_piece(&q);	/* 2 is out whole: popped */
+	tap_ok(order_is(&q, (int[]){ 4, 0, 1, 3 }, 4), "a read whose last piece is out is popped");
+
+	p2pio_opq_push(&q, mk(5, true, &qa, 5));
+	tap_ok(order_is(&q, (int[]){ 4, 5, 0, 1, 3 }, 5), "a new urgent read after the urgent ones");
+
+	tap_is_int(p2pio_opq_withdraw(&q, &qa, 1, 1, &out), 0,
+		   "a count below the reads with the tag withdraws nothing");
+	tap_is_int(p2pio_opq_withdraw(&q, &qa, 1, 3, &out), 0,
+		   "a count above them withdraws nothing");
+	tap_is_int(p2pio_opq_withdraw(&q, &qb, 1, 2, &out), 0,
+		   "another queue's tag withdraws nothing");
+	n = (int)p2pio_opq_withdraw(&q, &qa, 1, 2, &out);
+	tap_ok(n == 2 && out && out->next && !out->next->next &&
+	       ((out == &ops[0] && out->next == &ops[1]) || (out == &ops[1] && out->next == &ops[0])),
+	       "the exact count withdraws both, handed back linked");
+	tap_ok(order_is(&q, (int[]){ 4, 5, 3 }, 3), "the queue keeps the others in order");
+
+	n = (int)p2pio_opq_withdraw(&q, &qa, 5, 1, &out);
+	tap_ok(n == 1 && out == &ops[5] && order_is(&q, (int[]){ 4, 3 }, 2),
+	       "withdrawing the last urgent read moves the urgent tail back");
+	p2pio_opq_push(&q, mk(6, true, &qa, 6));
+	tap_ok(order_is(&q, (int[]){ 4, 6, 3 }, 3), "... where the next urgent read goes after it");
+
+	n = (int)p2pio_opq_withdraw(&q, &qa, 3, 1, &out);
+	tap_ok(n == 1 && order_is(&q, (int[]){ 4, 6 }, 2), "withdrawing the tail moves the tail back");
+	n = (int)p2pio_opq_withdraw(&q, &qa, 2, 1, &out);	/* 4, the twin of 2 */
+	tap_ok(n == 1 && order_is(&q, (int[]){ 6 }, 1), "withdrawing the head moves the head on");
+	p2pio_opq_pop(&q);
+	p2pio_opq_push(&q, mk(7, false, &qa, 7));
+	p2pio_opq_push(&q, mk(8, true, &qa, 8));
+	tap_ok(order_is(&q, (int[]){ 8, 7 }, 2), "emptied and refilled: an urgent read at the head");
+	return tap_exit();
+}
