@@ -107,27 +107,21 @@ int p2pio_residency_create(const struct p2pio_residency_opts *o, struct p2pio_re
 		r->floor[l] = o->layer_floor ? o->layer_floor[l] : 0;
 		r->cap[l] = o->layer_cap ? o->layer_cap[l] : UINT64_MAX;
 	}
-	r->pol = o->policy;
-	ret = r->pol->create(&r->pol_state, o->nr_layers, o->nr_experts, o->policy_args,
-			     o->policy_data);
+	ret = o->policy->create(&r->pol_state, o->nr_layers, o->nr_experts, o->policy_args,
+				o->policy_data);
 	if (ret) {
 		p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
-				"expert policy '%s': %s (options '%s')", r->pol->name,
+				"expert policy '%s': %s (options '%s')", o->policy->name,
 				ret == -EINVAL ? "invalid options or missing data" : "cannot create",
 				o->policy_args ? o->policy_args : "");
 		goto out_free;
 	}
+	r->pol = o->policy;
 	*out = r;
 	return 0;
 
 out_free:
-	free(r->scratch);
-	free(r->e);
-	free(r->layers);
-	free(r->cap);
-	free(r->floor);
-	free(r->bytes);
-	free(r);
+	p2pio_residency_destroy(r);
 	return ret;
 }
 
@@ -135,7 +129,9 @@ void p2pio_residency_destroy(struct p2pio_residency *r)
 {
 	if (!r)
 		return;
-	r->pol->destroy(r->pol_state);
+	/* NULL until the policy has its state: create's failures come here too. */
+	if (r->pol)
+		r->pol->destroy(r->pol_state);
 	free(r->scratch);
 	free(r->e);
 	free(r->layers);
