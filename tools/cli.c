@@ -165,6 +165,19 @@ int cli_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int cli_parse_path(const char *s, enum p2pio_path *out)
+{
+	int p;
+
+	for (p = 0; p < P2PIO_PATH_NR; p++) {
+		if (!strcmp(s, p2pio_path_name((enum p2pio_path)p))) {
+			*out = (enum p2pio_path)p;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 const char *cli_human_bytes(uint64_t n, char buf[CLI_HUMAN_LEN])
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
