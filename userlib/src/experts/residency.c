@@ -392,15 +392,23 @@ bool p2pio_residency_access(struct p2pio_residency *r, uint32_t layer, uint32_t 
 	return hit;
 }
 
+/* The entry that evict and pin act on: -EINVAL out of range, -ENOENT when ABSENT. */
+static int res_present(struct p2pio_residency *r, uint32_t layer, uint32_t expert,
+		       struct res_entry **e)
+{
+	if (!res_in_range(r, layer, expert))
+		return -EINVAL;
+	*e = res_at(r, layer, expert);
+	return (*e)->state == P2PIO_RES_ABSENT ? -ENOENT : 0;
+}
+
 int p2pio_residency_evict(struct p2pio_residency *r, uint32_t layer, uint32_t expert)
 {
 	struct res_entry *e;
+	int ret = res_present(r, layer, expert, &e);
 
-	if (!res_in_range(r, layer, expert))
-		return -EINVAL;
-	e = res_at(r, layer, expert);
-	if (e->state == P2PIO_RES_ABSENT)
-		return -ENOENT;
+	if (ret)
+		return ret;
 	if (e->state != P2PIO_RES_RESIDENT || e->pinned || e->busy)
 		return -EBUSY;
 	res_remove(r, layer, expert);
@@ -411,12 +419,10 @@ int p2pio_residency_evict(struct p2pio_residency *r, uint32_t layer, uint32_t ex
 int p2pio_residency_pin(struct p2pio_residency *r, uint32_t layer, uint32_t expert, bool pin)
 {
 	struct res_entry *e;
+	int ret = res_present(r, layer, expert, &e);
 
-	if (!res_in_range(r, layer, expert))
-		return -EINVAL;
-	e = res_at(r, layer, expert);
-	if (e->state == P2PIO_RES_ABSENT)
-		return -ENOENT;
+	if (ret)
+		return ret;
 	e->pinned = pin;
 	return 0;
 }
