@@ -29,13 +29,20 @@ const char *cli_prog(void)
 	return cli_progname;
 }
 
+/* "prog: message" on stderr, without the line's end: each caller ends it its own way. */
+__attribute__((format(printf, 1, 0)))
+static void cli_vmsg(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", cli_progname);
+	vfprintf(stderr, fmt, ap);
+}
+
 void cli_err(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", cli_progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vmsg(fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
 }
@@ -58,9 +65,8 @@ int cli_usage_err(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", cli_progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vmsg(fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nTry '%s --help'.\n", cli_progname);
 	return CLI_EXIT_USAGE;
@@ -157,6 +163,19 @@ int cli_parse_size(const char *s, uint64_t *out)
 		return -ERANGE;
 	*out = v << shift;
 	return 0;
+}
+
+int cli_parse_path(const char *s, enum p2pio_path *out)
+{
+	int p;
+
+	for (p = 0; p < P2PIO_PATH_NR; p++) {
+		if (!strcmp(s, p2pio_path_name((enum p2pio_path)p))) {
+			*out = (enum p2pio_path)p;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 const char *cli_human_bytes(uint64_t n, char buf[CLI_HUMAN_LEN])

@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct p2pio_error;
+#include "p2pio.h"
 
 enum {
 	CLI_EXIT_OK = 0,
@@ -63,6 +63,12 @@ int cli_parse_double(const char *s, double *out);
  * Return: 0, -EINVAL for malformed input, -ERANGE when the size does not fit 64 bits.
  */
 int cli_parse_size(const char *s, uint64_t *out);
+
+/*
+ * Parse an I/O path by its library name (p2pio_path_name()): "auto", "p2p", "bounce" or
+ * "posix". Return: 0, or -EINVAL for anything else.
+ */
+int cli_parse_path(const char *s, enum p2pio_path *out);
 
 /* "4.58 GiB", "512 B": a size for people, in binary units, with three significant digits. */
 #define CLI_HUMAN_LEN 32

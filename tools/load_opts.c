@@ -133,15 +133,7 @@ int load_parse(int argc, char **argv, struct load_opts *o)
 			o->device = P2PIO_DEVICE_HOST;
 			break;
 		case 'p':
-			if (!strcmp(optarg, "auto"))
-				o->io_path = P2PIO_PATH_AUTO;
-			else if (!strcmp(optarg, "p2p"))
-				o->io_path = P2PIO_PATH_P2P;
-			else if (!strcmp(optarg, "bounce"))
-				o->io_path = P2PIO_PATH_BOUNCE;
-			else if (!strcmp(optarg, "posix"))
-				o->io_path = P2PIO_PATH_POSIX;
-			else
+			if (cli_parse_path(optarg, &o->io_path))
 				return cli_usage_err("unknown path '%s'", optarg);
 			break;
 		case OPT_MMAP:

@@ -192,15 +192,7 @@ int moe_run_parse(int argc, char **argv, struct run_opts *o)
 			}
 			break;
 		case OPT_PATH:
-			if (!strcmp(optarg, "auto"))
-				o->path = P2PIO_PATH_AUTO;
-			else if (!strcmp(optarg, "p2p"))
-				o->path = P2PIO_PATH_P2P;
-			else if (!strcmp(optarg, "bounce"))
-				o->path = P2PIO_PATH_BOUNCE;
-			else if (!strcmp(optarg, "posix"))
-				o->path = P2PIO_PATH_POSIX;
-			else
+			if (cli_parse_path(optarg, &o->path))
 				return cli_usage_err("unknown path '%s'", optarg);
 			break;
 		case OPT_MISS_COST: o->miss_cost = true; break;

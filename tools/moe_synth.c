@@ -127,6 +127,30 @@ static int save_trace(const struct p2pio_expert_trace *t, const char *path)
 	return r;
 }
 
+/* The JSON object's opening that synth and fit share: "{" and every parameter of @p, up to
+ * the seed; each caller goes on with its own results. */
+static void print_params_json(const struct p2pio_expert_synth_params *p)
+{
+	printf("{\"layers\":%u,\"experts\":%u,\"top_k\":%u,\"tokens\":%llu,\"skew\":", p->nr_layers,
+	       p->nr_experts, p->top_k, (unsigned long long)p->tokens);
+	cli_json_double(stdout, p->skew);
+	printf(",\"locality\":");
+	cli_json_double(stdout, p->locality);
+	printf(",\"window\":%u,\"cutoff\":", p->window);
+	cli_json_double(stdout, p->cutoff);
+	printf(",\"layer_spread\":");
+	cli_json_double(stdout, p->layer_spread);
+	printf(",\"drift\":");
+	cli_json_double(stdout, p->drift);
+	printf(",\"repeat\":");
+	cli_json_double(stdout, p->repeat);
+	printf(",\"offset\":");
+	cli_json_double(stdout, p->offset);
+	printf(",\"chain\":");
+	cli_json_double(stdout, p->chain);
+	printf(",\"seed\":%llu", (unsigned long long)p->seed);
+}
+
 /* The fit's series: LRU, the oracle, and LRU with the learned prefetch (replay -p lru
  * -f learned), the one that sees how predictable a layer is from the layers before it. */
 enum { FIT_LRU, FIT_ORACLE, FIT_LEARNED, NR_SERIES };
@@ -212,24 +236,8 @@ static int synth_main(int argc, char **argv)
 	if (r)
 		return CLI_EXIT_ERROR;
 	if (json) {
-		printf("{\"layers\":%u,\"experts\":%u,\"top_k\":%u,\"tokens\":%llu,\"skew\":", p.nr_layers,
-		       p.nr_experts, p.top_k, (unsigned long long)p.tokens);
-		cli_json_double(stdout, p.skew);
-		printf(",\"locality\":");
-		cli_json_double(stdout, p.locality);
-		printf(",\"window\":%u,\"cutoff\":", p.window);
-		cli_json_double(stdout, p.cutoff);
-		printf(",\"layer_spread\":");
-		cli_json_double(stdout, p.layer_spread);
-		printf(",\"drift\":");
-		cli_json_double(stdout, p.drift);
-		printf(",\"repeat\":");
-		cli_json_double(stdout, p.repeat);
-		printf(",\"offset\":");
-		cli_json_double(stdout, p.offset);
-		printf(",\"chain\":");
-		cli_json_double(stdout, p.chain);
-		printf(",\"seed\":%llu,\"rates\":[", (unsigned long long)p.seed);
+		print_params_json(&p);
+		printf(",\"rates\":[");
 		for (i = 0; i < NR_FRACS; i++) {
 			printf("%s{\"capacity_fraction\":%.2f,\"lru\":", i ? "," : "", fit_fracs[i]);
 			cli_json_double(stdout, rt[FIT_LRU][i]);
@@ -487,24 +495,8 @@ try:
 		p2pio_expert_trace_free(t);
 	}
 	if (json) {
-		printf("{\"layers\":%u,\"experts\":%u,\"top_k\":%u,\"tokens\":%llu,\"skew\":",
-		       best.nr_layers, best.nr_experts, best.top_k, (unsigned long long)best.tokens);
-		cli_json_double(stdout, best.skew);
-		printf(",\"locality\":");
-		cli_json_double(stdout, best.locality);
-		printf(",\"window\":%u,\"cutoff\":", best.window);
-		cli_json_double(stdout, best.cutoff);
-		printf(",\"layer_spread\":");
-		cli_json_double(stdout, best.layer_spread);
-		printf(",\"drift\":");
-		cli_json_double(stdout, best.drift);
-		printf(",\"repeat\":");
-		cli_json_double(stdout, best.repeat);
-		printf(",\"offset\":");
-		cli_json_double(stdout, best.offset);
-		printf(",\"chain\":");
-		cli_json_double(stdout, best.chain);
-		printf(",\"seed\":%llu,\"max_error_points\":", (unsigned long long)best.seed);
+		print_params_json(&best);
+		printf(",\"max_error_points\":");
 		cli_json_double(stdout, be.err);
 		printf(",\"within_3_points\":%s,\"rates\":[", be.err <= 3 ? "true" : "false");
 		for (i = 0; i < NR_FRACS; i++) {

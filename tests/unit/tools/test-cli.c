@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The tools' shared helpers (tools/cli.c): size and number parsing, human-readable sizes,
- * and JSON strings that stay valid JSON whatever bytes a hostile GGUF string holds.
+ * The tools' shared helpers (tools/cli.c): size, number and I/O path parsing, human-readable
+ * sizes, and JSON strings that stay valid JSON whatever bytes a hostile GGUF string holds.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,9 +26,10 @@ int main(void)
 {
 	char h[CLI_HUMAN_LEN];
 	uint64_t v = 0;
+	enum p2pio_path p = P2PIO_PATH_AUTO;
 	double d = 0;
 
-	tap_plan(26);
+	tap_plan(28);
 	tap_ok(!cli_parse_size("4096", &v) && v == 4096, "4096");
 	tap_ok(!cli_parse_size("4K", &v) && v == 4096, "4K");
 	tap_ok(!cli_parse_size("512M", &v) && v == 512ull << 20, "512M");
@@ -51,6 +52,12 @@ int main(void)
 	tap_is_int(cli_parse_double("1e999", &d), -EINVAL, "overflow refused");
 	tap_ok(!cli_parse_double("nan", &d) && isnan(d) && !cli_parse_double("-inf", &d) &&
 	       isinf(d), "nan and inf parse (the caller bounds them)");
+	tap_ok(!cli_parse_path("p2p", &p) && p == P2PIO_PATH_P2P && !cli_parse_path("bounce", &p) &&
+	       p == P2PIO_PATH_BOUNCE && !cli_parse_path("posix", &p) && p == P2PIO_PATH_POSIX &&
+	       !cli_parse_path("auto", &p) && p == P2PIO_PATH_AUTO, "the four path names parse");
+	tap_ok(cli_parse_path("P2P", &p) == -EINVAL && cli_parse_path("", &p) == -EINVAL &&
+	       cli_parse_path("?", &p) == -EINVAL && p == P2PIO_PATH_AUTO,
+	       "any other path name refused, the path left alone");
 	tap_ok(!strcmp(cli_human_bytes(512, h), "512 B") && !strcmp(cli_human_bytes(4915883296ull, h),
 	       "4.58 GiB") && !strcmp(cli_human_bytes(1536, h), "1.50 KiB"), "human sizes: %s", h);
 	tap_ok(!strcmp(json("a\"b\\c", 5), "\"a\\\"b\\\\c\""), "quotes and backslashes escaped");

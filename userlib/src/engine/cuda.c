@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -202,4 +203,35 @@ CUresult p2pio_cuda_event_wait(const struct p2pio_cuda *cu, CUevent ev)
 	while ((cr = cu->EventQuery(ev)) == CUDA_ERROR_NOT_READY)
 		sched_yield();
 	return cr;
+}
+
+int p2pio_cuda_flags_alloc(const struct p2pio_cuda *cu, size_t n, void **mem, CUdeviceptr *dev)
+{
+	void *p = NULL;
+
+	if (!cu) {
+		p = calloc(n, sizeof(uint32_t));
+		if (!p)
+			return -ENOMEM;
+		*mem = p;
+		return 0;
+	}
+	if (cu->MemHostAlloc(&p, n * sizeof(uint32_t),
+			     CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE))
+		return -ENOMEM;
+	memset(p, 0, n * sizeof(uint32_t));
+	*mem = p;
+	if (cu->MemHostGetDevicePointer(dev, p, 0))
+		return -ENODEV;
+	return 0;
+}
+
+void p2pio_cuda_flags_free(const struct p2pio_cuda *cu, void *mem)
+{
+	if (!mem)
+		return;
+	if (cu)
+		cu->MemFreeHost(mem);
+	else
+		free(mem);
 }

@@ -128,4 +128,18 @@ P2PIO_HIDDEN int p2pio_cuda_errno(CUresult res);
  */
 P2PIO_HIDDEN CUresult p2pio_cuda_event_wait(const struct p2pio_cuda *cu, CUevent ev);
 
+/*
+ * p2pio_cuda_flags_alloc() - @n zeroed 32-bit completion words, which the host stores and
+ * a GPU stream waits on (cuStreamWaitValue32): pinned host memory mapped for the device,
+ * or plain memory where @cu is NULL (no GPU; *@dev is left alone).
+ * @mem: the memory, set as soon as there is some: p2pio_cuda_flags_free() it even when the
+ * call fails.
+ *
+ * Return: 0, -ENOMEM, or -ENODEV when the device cannot map the memory.
+ */
+P2PIO_HIDDEN int p2pio_cuda_flags_alloc(const struct p2pio_cuda *cu, size_t n, void **mem,
+					CUdeviceptr *dev);
+/* p2pio_cuda_flags_free() - free what p2pio_cuda_flags_alloc() gave @mem (NULL: nothing). */
+P2PIO_HIDDEN void p2pio_cuda_flags_free(const struct p2pio_cuda *cu, void *mem);
+
 #endif /* P2PIO_CUDA_DL_H */

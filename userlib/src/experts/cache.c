@@ -133,6 +133,29 @@ static void batch_end(struct p2pio_experts *x)
 
 /* ---- the API ---------------------------------------------------------------------- */
 
+/*
+ * How every call that names experts begins: a bad id fails the call before it touches the
+ * cache; then the calls work in the cache's CUDA context (events, stream waits, unmaps)
+ * and under its lock, which xcache_call_end() gives back.
+ */
+static int xcache_call_begin(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			     uint32_t n, CUcontext *prev)
+{
+	int ret = xcache_check_ids(x, layer, ids, n);
+
+	if (ret)
+		return ret;
+	*prev = p2pio_ctx_enter(x->ctx);
+	pthread_mutex_lock(&x->lock);
+	return 0;
+}
+
+static void xcache_call_end(struct p2pio_experts *x, CUcontext prev)
+{
+	pthread_mutex_unlock(&x->lock);
+	p2pio_ctx_leave(x->ctx, prev);
+}
+
 int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
 			  uint32_t n, void *stream, uint64_t *ptrs_out)
 {
@@ -142,11 +165,9 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 	bool alone;
 	int ret;
 
-	ret = xcache_check_ids(x, layer, ids, n);
+	ret = xcache_call_begin(x, layer, ids, n, &prev);
 	if (ret)
 		return ret;
-	prev = p2pio_ctx_enter(x->ctx);
-	pthread_mutex_lock(&x->lock);
 	if (x->async_err) {
 		ret = x->async_err;
 		x->async_err = 0;
@@ -201,8 +222,7 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		xcache_prefetch_next_layer(x, layer, ids, n);
 out_unlock:
 	xcache_homes_map(x);
-	pthread_mutex_unlock(&x->lock);
-	p2pio_ctx_leave(x->ctx, prev);
+	xcache_call_end(x, prev);
 	return ret;
 }
 
@@ -226,11 +246,9 @@ int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_
 	uint32_t i;
 	int ret;
 
-	ret = xcache_check_ids(x, layer, ids, n);
+	ret = xcache_call_begin(x, layer, ids, n, &prev);
 	if (ret)
 		return ret;
-	prev = p2pio_ctx_enter(x->ctx);
-	pthread_mutex_lock(&x->lock);
 	for (i = 0; i < n; i++)
 		if (!x->ent[idx(x, layer, ids[i])].held) {
 			ret = -EINVAL;
@@ -263,8 +281,7 @@ int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_
 	}
 	xcache_flush_unmaps(x);
 out_unlock:
-	pthread_mutex_unlock(&x->lock);
-	p2pio_ctx_leave(x->ctx, prev);
+	xcache_call_end(x, prev);
 	return ret;
 }
 
@@ -274,17 +291,14 @@ int p2pio_experts_prefetch(struct p2pio_experts *x, uint32_t layer, const uint32
 	CUcontext prev;
 	int ret;
 
-	ret = xcache_check_ids(x, layer, ids, n);
+	ret = xcache_call_begin(x, layer, ids, n, &prev);
 	if (ret)
 		return ret;
-	prev = p2pio_ctx_enter(x->ctx);
-	pthread_mutex_lock(&x->lock);
 	if (x->cu)
 		xcache_poll_releases(x, false);
 	ret = xcache_prefetch_locked(x, layer, ids, n);
 	xcache_homes_map(x);
-	pthread_mutex_unlock(&x->lock);
-	p2pio_ctx_leave(x->ctx, prev);
+	xcache_call_end(x, prev);
 	return ret;
 }
 
@@ -295,11 +309,9 @@ int p2pio_experts_pin(struct p2pio_experts *x, uint32_t layer, const uint32_t *i
 	uint32_t i;
 	int ret;
 
-	ret = xcache_check_ids(x, layer, ids, n);
+	ret = xcache_call_begin(x, layer, ids, n, &prev);
 	if (ret)
 		return ret;
-	prev = p2pio_ctx_enter(x->ctx);
-	pthread_mutex_lock(&x->lock);
 	for (i = 0; i < n && !ret; i++) {
 		if (pin && p2pio_residency_state(x->res, layer, ids[i]) == P2PIO_RES_ABSENT)
 			ret = xcache_load(x, layer, ids[i], false, false);
@@ -307,8 +319,7 @@ int p2pio_experts_pin(struct p2pio_experts *x, uint32_t layer, const uint32_t *i
 			ret = p2pio_residency_pin(x->res, layer, ids[i], pin);
 	}
 	xcache_homes_map(x);
-	pthread_mutex_unlock(&x->lock);
-	p2pio_ctx_leave(x->ctx, prev);
+	xcache_call_end(x, prev);
 	return ret;
 }
 

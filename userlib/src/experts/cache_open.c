@@ -181,25 +181,10 @@ static int make_pool(struct p2pio_experts *x, const uint64_t *region, uint64_t l
 
 static int flags_alloc(struct p2pio_experts *x, size_t n)
 {
-	void *p = NULL;
+	int ret = p2pio_cuda_flags_alloc(x->cu, n, &x->flag_mem, &x->flag_dev);
 
-	if (!x->cu) {
-		p = calloc(n, sizeof(uint32_t));
-		if (!p)
-			return -ENOMEM;
-		x->flag_mem = p;
-		x->flag = p;
-		return 0;
-	}
-	if (x->cu->MemHostAlloc(&p, n * sizeof(uint32_t),
-				CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE))
-		return -ENOMEM;
-	memset(p, 0, n * sizeof(uint32_t));
-	x->flag_mem = p;
-	x->flag = p;
-	if (x->cu->MemHostGetDevicePointer(&x->flag_dev, p, 0))
-		return -ENODEV;
-	return 0;
+	x->flag = x->flag_mem;
+	return ret;
 }
 
 /*
@@ -476,12 +461,7 @@ void p2pio_experts_close(struct p2pio_experts *x)
 	p2pio_residency_destroy(x->res);
 	p2pio_buf_free(x->dense_buf);
 	p2pio_model_group_free(&x->dense);
-	if (x->flag_mem) {
-		if (x->cu)
-			x->cu->MemFreeHost(x->flag_mem);
-		else
-			free(x->flag_mem);
-	}
+	p2pio_cuda_flags_free(x->cu, x->flag_mem);
 	free(x->dense_addr);
 	free(x->data_len);
 	free(x->ent);

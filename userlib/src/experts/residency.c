@@ -107,27 +107,21 @@ int p2pio_residency_create(const struct p2pio_residency_opts *o, struct p2pio_re
 		r->floor[l] = o->layer_floor ? o->layer_floor[l] : 0;
 		r->cap[l] = o->layer_cap ? o->layer_cap[l] : UINT64_MAX;
 	}
-	r->pol = o->policy;
-	ret = r->pol->create(&r->pol_state, o->nr_layers, o->nr_experts, o->policy_args,
-			     o->policy_data);
+	ret = o->policy->create(&r->pol_state, o->nr_layers, o->nr_experts, o->policy_args,
+				o->policy_data);
 	if (ret) {
 		p2pio_set_error(err, ret, P2PIO_NO_OFFSET,
-				"expert policy '%s': %s (options '%s')", r->pol->name,
+				"expert policy '%s': %s (options '%s')", o->policy->name,
 				ret == -EINVAL ? "invalid options or missing data" : "cannot create",
 				o->policy_args ? o->policy_args : "");
 		goto out_free;
 	}
+	r->pol = o->policy;
 	*out = r;
 	return 0;
 
 out_free:
-	free(r->scratch);
-	free(r->e);
-	free(r->layers);
-	free(r->cap);
-	free(r->floor);
-	free(r->bytes);
-	free(r);
+	p2pio_residency_destroy(r);
 	return ret;
 }
 
@@ -135,7 +129,9 @@ void p2pio_residency_destroy(struct p2pio_residency *r)
 {
 	if (!r)
 		return;
-	r->pol->destroy(r->pol_state);
+	/* NULL until the policy has its state: create's failures come here too. */
+	if (r->pol)
+		r->pol->destroy(r->pol_state);
 	free(r->scratch);
 	free(r->e);
 	free(r->layers);
@@ -396,15 +392,23 @@ bool p2pio_residency_access(struct p2pio_residency *r, uint32_t layer, uint32_t 
 	return hit;
 }
 
+/* The entry that evict and pin act on: -EINVAL out of range, -ENOENT when ABSENT. */
+static int res_present(struct p2pio_residency *r, uint32_t layer, uint32_t expert,
+		       struct res_entry **e)
+{
+	if (!res_in_range(r, layer, expert))
+		return -EINVAL;
+	*e = res_at(r, layer, expert);
+	return (*e)->state == P2PIO_RES_ABSENT ? -ENOENT : 0;
+}
+
 int p2pio_residency_evict(struct p2pio_residency *r, uint32_t layer, uint32_t expert)
 {
 	struct res_entry *e;
+	int ret = res_present(r, layer, expert, &e);
 
-	if (!res_in_range(r, layer, expert))
-		return -EINVAL;
-	e = res_at(r, layer, expert);
-	if (e->state == P2PIO_RES_ABSENT)
-		return -ENOENT;
+	if (ret)
+		return ret;
 	if (e->state != P2PIO_RES_RESIDENT || e->pinned || e->busy)
 		return -EBUSY;
 	res_remove(r, layer, expert);
@@ -415,12 +419,10 @@ int p2pio_residency_evict(struct p2pio_residency *r, uint32_t layer, uint32_t ex
 int p2pio_residency_pin(struct p2pio_residency *r, uint32_t layer, uint32_t expert, bool pin)
 {
 	struct res_entry *e;
+	int ret = res_present(r, layer, expert, &e);
 
-	if (!res_in_range(r, layer, expert))
-		return -EINVAL;
-	e = res_at(r, layer, expert);
-	if (e->state == P2PIO_RES_ABSENT)
-		return -ENOENT;
+	if (ret)
+		return ret;
 	e->pinned = pin;
 	return 0;
 }

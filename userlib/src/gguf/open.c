@@ -94,6 +94,24 @@ static int gguf_check_name(struct gguf_cursor *c, const struct gguf_str *s, uint
 	return 0;
 }
 
+/*
+ * The metadata key or tensor name at the cursor, checked; *@pos is where it starts and @q
+ * holds it quoted, for the messages of the rest of its entry.
+ */
+static int gguf_read_name(struct gguf_cursor *c, struct gguf_str *s, uint64_t *pos,
+			  const char *what, char q[GGUF_QUOTE_MAX])
+{
+	int ret;
+
+	*pos = c->off;
+	ret = gguf_read_str(c, s, what);
+	if (!ret)
+		ret = gguf_check_name(c, s, *pos, what);
+	if (!ret)
+		gguf_quote(q, (const char *)c->buf + s->off, s->len);
+	return ret;
+}
+
 static int gguf_check_alignment(struct p2pio_gguf *g, struct gguf_cursor *c,
 				const struct gguf_kv *kv)
 {
@@ -120,13 +138,9 @@ static int gguf_parse_kv(struct p2pio_gguf *g, struct gguf_cursor *c, struct ggu
 	uint32_t type;
 	int ret;
 
-	kv->pos = c->off;
-	ret = gguf_read_str(c, &kv->key, "metadata key");
-	if (!ret)
-		ret = gguf_check_name(c, &kv->key, kv->pos, "metadata key");
+	ret = gguf_read_name(c, &kv->key, &kv->pos, "metadata key", q);
 	if (ret)
 		return ret;
-	gguf_quote(q, (const char *)c->buf + kv->key.off, kv->key.len);
 	type_pos = c->off;
 	ret = gguf_read_u32(c, &type, "value type");
 	if (!ret && type >= P2PIO_GGUF_TYPE_COUNT)
@@ -152,13 +166,9 @@ static int gguf_parse_tensor(struct p2pio_gguf *g, struct gguf_cursor *c, struct
 	uint32_t i;
 	int ret;
 
-	t->pos = c->off;
-	ret = gguf_read_str(c, &t->name, "tensor name");
-	if (!ret)
-		ret = gguf_check_name(c, &t->name, t->pos, "tensor name");
+	ret = gguf_read_name(c, &t->name, &t->pos, "tensor name", q);
 	if (ret)
 		return ret;
-	gguf_quote(q, (const char *)c->buf + t->name.off, t->name.len);
 
 	field = c->off;
 	ret = gguf_read_u32(c, &pt->n_dims, "n_dims");

@@ -589,25 +589,10 @@ void p2pio_streamer_reset_stats(struct p2pio_streamer *s)
 /* Completion words: device-mapped pinned memory on a GPU, plain memory otherwise. */
 static int flags_alloc(struct p2pio_streamer *s, uint32_t n)
 {
-	size_t len = sizeof(uint32_t) * n;
-	void *p = NULL;
+	int ret = p2pio_cuda_flags_alloc(s->cu, n, &s->flag_mem, &s->flag_dev);
 
-	if (!s->cu) {
-		p = calloc(n, sizeof(uint32_t));
-		if (!p)
-			return -ENOMEM;
-		s->flag_mem = p;
-		s->flag = p;
-		return 0;
-	}
-	if (s->cu->MemHostAlloc(&p, len, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE))
-		return -ENOMEM;
-	memset(p, 0, len);
-	s->flag_mem = p;
-	s->flag = p;
-	if (s->cu->MemHostGetDevicePointer(&s->flag_dev, p, 0))
-		return -ENODEV;
-	return 0;
+	s->flag = s->flag_mem;
+	return ret;
 }
 
 static int events_create(struct p2pio_streamer *s)
@@ -903,12 +888,7 @@ void p2pio_streamer_close(struct p2pio_streamer *s)
 		p2pio_queue_destroy(s->q);
 	p2pio_buf_free(s->slots);
 	p2pio_buf_free(s->resident);
-	if (s->flag_mem) {
-		if (s->cu)
-			s->cu->MemFreeHost(s->flag_mem);
-		else
-			free(s->flag_mem);
-	}
+	p2pio_cuda_flags_free(s->cu, s->flag_mem);
 	for (i = 0; s->lr && i < s->sched.nlayers; i++)
 		free(s->lr[i].t);
 	free(s->lr);
