@@ -65,6 +65,7 @@ struct run_opts {
 	uint32_t read_pieces;		/* or reads per expert load; 0: by the piece */
 	bool keep_cache;		/* leave the model in the page cache */
 	bool eager_unmap;		/* unmap victims before the miss loads (as before) */
+	bool keep_wrong_hints;		/* hinted loads load on though their layer passed */
 	bool run_ahead;			/* require a layer before the stream reaches it */
 };
 

@@ -65,6 +65,9 @@ static void run_help(void)
 	       "                       the software path on a file in memory)\n"
 	       "      --eager-unmap    unmap a victim before its miss loads, not after the\n"
 	       "                       batch (for comparison; P2PIO_EXPERTS_EAGER_UNMAP)\n"
+	       "      --keep-wrong-hints  hinted loads its layer did not require load on (for\n"
+	       "                       comparison; default: withdrawn where none of their\n"
+	       "                       reads has started; P2PIO_EXPERTS_KEEP_WRONG_HINTS)\n"
 	       "      --miss-cost      also time batches of 1, 2, 4 and 8 cold misses against\n"
 	       "                       their bytes / the ceiling, with where the time goes, and\n"
 	       "                       against their floor: the fastest plain O_DIRECT reads of\n"
@@ -82,7 +85,7 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
-	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_KEEP_WRONG_HINTS, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
 	OPT_QUEUE_DEPTH, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT, OPT_ACCURACY, OPT_PREFETCH_LEARNED,
 	OPT_LOOKAHEAD,
 };
@@ -102,6 +105,7 @@ static const struct option run_longopts[] = {
 	{ "path", required_argument, NULL, OPT_PATH },
 	{ "miss-cost", no_argument, NULL, OPT_MISS_COST },
 	{ "eager-unmap", no_argument, NULL, OPT_EAGER_UNMAP },
+	{ "keep-wrong-hints", no_argument, NULL, OPT_KEEP_WRONG_HINTS },
 	{ "run-ahead", no_argument, NULL, OPT_RUN_AHEAD },
 	{ "prefetch-next", no_argument, NULL, OPT_PREFETCH_NEXT },
 	{ "accuracy", required_argument, NULL, OPT_ACCURACY },
@@ -197,6 +201,7 @@ int moe_run_parse(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_MISS_COST: o->miss_cost = true; break;
 		case OPT_EAGER_UNMAP: o->eager_unmap = true; break;
+		case OPT_KEEP_WRONG_HINTS: o->keep_wrong_hints = true; break;
 		case OPT_RUN_AHEAD: o->run_ahead = true; break;
 		case OPT_POLL: o->poll = true; break;
 		case OPT_NO_POLL: o->poll = false; break;

@@ -4,7 +4,8 @@ resident and each layer's experts loaded on demand into a memory budget (p2pio/e
 
 import ctypes
 
-from ._lib import (P2PIO_EXPERTS_EAGER_UNMAP, P2PIO_EXPERTS_PREFETCH_LEARNED,
+from ._lib import (P2PIO_EXPERTS_EAGER_UNMAP, P2PIO_EXPERTS_KEEP_WRONG_HINTS,
+		   P2PIO_EXPERTS_PREFETCH_LEARNED,
 		   P2PIO_EXPERTS_PREFETCH_PREV, check, lib, open_handle, p2pio_expert_layer_stats, p2pio_expert_slice, p2pio_expert_stats,
 		   p2pio_experts_info, p2pio_experts_io, p2pio_experts_opts, p2pio_model_tensor)
 from ._model import _stream_handle
@@ -53,7 +54,7 @@ class Experts(_Resource):
 
 	def __init__(self, model, budget=0, policy=None, policy_args=None, prefetch_prev=False,
 		     layer_floor=None, read_piece=0, read_pieces=0, eager_unmap=False,
-		     prefetch_learned=False):
+		     prefetch_learned=False, keep_wrong_hints=False):
 		if layer_floor is not None and len(layer_floor) < model.layers:
 			raise ValueError("layer_floor: %d values for %d layers" %
 					 (len(layer_floor), model.layers))
@@ -71,7 +72,8 @@ class Experts(_Resource):
 			opts.layer_floor = floors
 		opts.flags = (P2PIO_EXPERTS_PREFETCH_PREV if prefetch_prev else 0) | \
 			(P2PIO_EXPERTS_EAGER_UNMAP if eager_unmap else 0) | \
-			(P2PIO_EXPERTS_PREFETCH_LEARNED if prefetch_learned else 0)
+			(P2PIO_EXPERTS_PREFETCH_LEARNED if prefetch_learned else 0) | \
+			(P2PIO_EXPERTS_KEEP_WRONG_HINTS if keep_wrong_hints else 0)
 		opts.read_piece = read_piece
 		opts.read_pieces = read_pieces
 		h = open_handle(lib.p2pio_experts_open, model._h(), ctypes.byref(opts),

@@ -25,6 +25,7 @@ P2PIO_STREAM_LRU = 1 << 1
 P2PIO_EXPERTS_PREFETCH_PREV = 1 << 0
 P2PIO_EXPERTS_EAGER_UNMAP = 1 << 1
 P2PIO_EXPERTS_PREFETCH_LEARNED = 1 << 2
+P2PIO_EXPERTS_KEEP_WRONG_HINTS = 1 << 3
 
 P2PIO_EXPERT_TRACE_MODEL_LEN = 64
 P2PIO_EXPERT_TOKEN_PREFILL = 0x1
@@ -156,7 +157,7 @@ class p2pio_experts_io(Structure):
 					 "batch_submit_ns", "batch_first_ns", "batch_done_ns", "map_ns",
 					 "unmap_ns", "read_piece", "late_unmaps", "late_unmap_ns",
 					 "forced_unmaps", "busy_ns", "read_pieces", "batch_taken_ns",
-					 "batch_landed_ns")]
+					 "batch_landed_ns", "cancels")]
 
 
 class p2pio_expert_layer_stats(Structure):

@@ -16,7 +16,8 @@
 #include <unistd.h>
 
 #include "p2pio.h"
-#include "experts/cache.h"	/* the entries' load state: test_miss_before_hints() */
+#include "experts/cache.h"	/* the entries' load state: hints_loading() */
+#include "engine_fixture.h"	/* efx_drop_cache() */
 #include "model_fixture.h"
 #include "tap.h"
 
@@ -761,60 +762,156 @@ static uint32_t hints_loading(struct p2pio_experts *x)
 	return n;
 }
 
-static void test_miss_before_hints(enum p2pio_path path, const char *pname)
+/*
+ * A cache where hints wait in the engine's queue: one engine thread, one read in flight,
+ * two layers of NEXPERTS experts of 1.6 MiB, the file cold after the open.
+ */
+struct hint_rig {
+	char path[PATH_MAX + 8];
+	struct p2pio_ctx *ctx;
+	struct p2pio_model *m;
+	struct p2pio_experts *x;
+	uint32_t all[NEXPERTS];
+};
+
+static bool hint_rig_open(struct hint_rig *r, enum p2pio_path path, const char *pname,
+			  uint32_t flags)
 {
-	uint32_t all[NEXPERTS], zero = 0, e, before, loading;
-	uint64_t ptr[NEXPERTS];
-	char mpath[PATH_MAX + 8];
+	struct p2pio_experts_opts xo;
 	struct p2pio_ctx_opts co;
 	struct p2pio_error err = { 0 };
-	struct p2pio_experts *x = NULL;
-	struct p2pio_model *m = NULL;
-	struct p2pio_ctx *ctx = NULL;
-	int bad = 0;
+	uint32_t e;
 
-	snprintf(mpath, sizeof(mpath), "%s.hints", model_path);
+	memset(r, 0, sizeof(*r));
+	snprintf(r->path, sizeof(r->path), "%s.hints", model_path);
 	p2pio_ctx_opts_init(&co);
 	co.device = P2PIO_DEVICE_HOST;
 	co.path = path;
 	co.threads = 1;
 	co.queue_depth = 1;
 	co.chunk_size = 256 << 10;
-	if (model_fixture_write_moe(mpath, 2, NEXPERTS, 1024, 1024, SEED) ||
-	    p2pio_ctx_create(&co, &ctx, &err) || p2pio_model_open(ctx, mpath, NULL, &m, &err) ||
-	    p2pio_experts_open(m, NULL, &x, &err)) {
-		tap_ok(0, "%s: a cache of 1.6 MiB experts on one thread: %s", pname, err.msg);
-		goto out;
-	}
+	p2pio_experts_opts_init(&xo);
+	xo.flags = flags;
 	for (e = 0; e < NEXPERTS; e++)
-		all[e] = e;
-	if (p2pio_experts_prefetch(x, 1, all, NEXPERTS) != NEXPERTS) {
+		r->all[e] = e;
+	if (model_fixture_write_moe(r->path, 2, NEXPERTS, 1024, 1024, SEED) ||
+	    p2pio_ctx_create(&co, &r->ctx, &err) ||
+	    p2pio_model_open(r->ctx, r->path, NULL, &r->m, &err) ||
+	    p2pio_experts_open(r->m, &xo, &r->x, &err)) {
+		tap_ok(0, "%s: a cache of 1.6 MiB experts on one thread: %s", pname, err.msg);
+		return false;
+	}
+	efx_drop_cache(r->path);
+	return true;
+}
+
+static void hint_rig_close(struct hint_rig *r)
+{
+	p2pio_experts_close(r->x);
+	p2pio_model_close(r->m);
+	p2pio_ctx_destroy(r->ctx);
+	unlink(r->path);
+}
+
+static void test_miss_before_hints(enum p2pio_path path, const char *pname)
+{
+	uint32_t zero = 0, e, before, loading;
+	uint64_t ptr[NEXPERTS];
+	struct hint_rig r;
+	int bad = 0;
+
+	if (!hint_rig_open(&r, path, pname, 0))
+		goto out;
+	if (p2pio_experts_prefetch(r.x, 1, r.all, NEXPERTS) != NEXPERTS) {
 		tap_ok(0, "%s: %d hints", pname, NEXPERTS);
 		goto out;
 	}
-	before = hints_loading(x);
-	if (p2pio_experts_require(x, 0, &zero, 1, NULL, ptr)) {
+	before = hints_loading(r.x);
+	if (p2pio_experts_require(r.x, 0, &zero, 1, NULL, ptr)) {
 		tap_ok(0, "%s: a miss after %d hints", pname, NEXPERTS);
 		goto out;
 	}
-	loading = hints_loading(x);
-	bad += check_expert(x, 0, 0, ptr[0]);
-	p2pio_experts_release(x, 0, &zero, 1, NULL);
-	if (p2pio_experts_require(x, 1, all, NEXPERTS, NULL, ptr)) {
+	loading = hints_loading(r.x);
+	bad += check_expert(r.x, 0, 0, ptr[0]);
+	p2pio_experts_release(r.x, 0, &zero, 1, NULL);
+	if (p2pio_experts_require(r.x, 1, r.all, NEXPERTS, NULL, ptr)) {
 		tap_ok(0, "%s: the hinted experts load", pname);
 		goto out;
 	}
 	for (e = 0; e < NEXPERTS; e++)
-		bad += check_expert(x, 1, e, ptr[e]);
-	p2pio_experts_release(x, 1, all, NEXPERTS, NULL);
+		bad += check_expert(r.x, 1, e, ptr[e]);
+	p2pio_experts_release(r.x, 1, r.all, NEXPERTS, NULL);
 	tap_ok(before >= NEXPERTS / 2 && loading + 2 >= before && !bad,
 	       "%s: a miss queued behind %u loading hints loads first (%u of them still loading "
 	       "when it had), every byte right", pname, before, loading);
 out:
-	p2pio_experts_close(x);
-	p2pio_model_close(m);
-	p2pio_ctx_destroy(ctx);
-	unlink(mpath);
+	hint_rig_close(&r);
+}
+
+/*
+ * Wrong hints are withdrawn: every expert of layer 1 hinted, then the layer required with
+ * one of them and another pinned. The others' loads that had not started are withdrawn:
+ * not read (the bytes read are those of the loads kept), not resident, counted as wasted
+ * prefetches; the pinned one stays. Required next, they load as misses, every byte right.
+ * With P2PIO_EXPERTS_KEEP_WRONG_HINTS nothing is withdrawn.
+ */
+static void test_wrong_hints(enum p2pio_path path, const char *pname, bool keep)
+{
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_expert_layer_stats ls;
+	struct p2pio_expert_slice sl[8];
+	uint32_t zero = 0, five = 5, e;
+	uint64_t ptr[NEXPERTS], one;
+	struct hint_rig r;
+	int bad = 0, n;
+
+	if (!hint_rig_open(&r, path, pname, keep ? P2PIO_EXPERTS_KEEP_WRONG_HINTS : 0))
+		goto out;
+	n = p2pio_experts_slices(r.x, 1, 0, sl, 8);
+	for (e = 0, one = 0; n > 0 && e < (uint32_t)n; e++)
+		one += sl[e].size;	/* a load reads these, and the blocks around them */
+	if (p2pio_experts_prefetch(r.x, 1, r.all, NEXPERTS) != NEXPERTS ||
+	    p2pio_experts_pin(r.x, 1, &five, 1, true) ||
+	    p2pio_experts_require(r.x, 1, &zero, 1, NULL, ptr)) {
+		tap_ok(0, "%s: %d hints, one pinned, one required", pname, NEXPERTS);
+		goto out;
+	}
+	bad += check_expert(r.x, 1, 0, ptr[0]);
+	p2pio_experts_release(r.x, 1, &zero, 1, NULL);
+	while (hints_loading(r.x))
+		usleep(1000);
+	p2pio_experts_stats(r.x, &st, &io, false);
+	p2pio_experts_layer_stats(r.x, 1, &ls);
+	if (keep) {
+		tap_ok(io.cancels == 0 && ls.resident == NEXPERTS,
+		       "%s, keeping wrong hints: none withdrawn, all %d resident", pname, NEXPERTS);
+	} else {
+		tap_ok(io.cancels >= NEXPERTS / 2 && io.cancels <= NEXPERTS - 2 &&
+		       ls.resident == NEXPERTS - io.cancels &&
+		       io.loads == NEXPERTS - io.cancels && io.prefetches == io.loads &&
+		       io.bytes >= io.loads * one && io.bytes < (io.loads + 1) * one &&
+		       st.prefetch_wasted >= io.cancels,
+		       "%s: %llu of %d wrong hints withdrawn unread (%u resident, %llu bytes read for "
+		       "%llu loads, %llu wasted prefetches)", pname,
+		       (unsigned long long)io.cancels, NEXPERTS - 2, ls.resident,
+		       (unsigned long long)io.bytes, (unsigned long long)io.loads,
+		       (unsigned long long)st.prefetch_wasted);
+	}
+	p2pio_experts_require(r.x, 1, &five, 1, NULL, ptr);
+	bad += check_expert(r.x, 1, 5, ptr[0]);
+	p2pio_experts_release(r.x, 1, &five, 1, NULL);
+	if (p2pio_experts_require(r.x, 1, r.all, NEXPERTS, NULL, ptr)) {
+		tap_ok(0, "%s: every expert of the layer required after", pname);
+		goto out;
+	}
+	for (e = 0; e < NEXPERTS; e++)
+		bad += check_expert(r.x, 1, e, ptr[e]);
+	p2pio_experts_release(r.x, 1, r.all, NEXPERTS, NULL);
+	tap_ok(!bad, "%s: the pinned one and then every expert of the layer, every byte right",
+	       pname);
+out:
+	hint_rig_close(&r);
 }
 
 static void test_dense_model(struct p2pio_ctx *ctx)
@@ -878,6 +975,8 @@ int main(void)
 		p2pio_ctx_destroy(ctx);
 		test_alone_batch_pieces(paths[i].path, paths[i].name);
 		test_miss_before_hints(paths[i].path, paths[i].name);
+		test_wrong_hints(paths[i].path, paths[i].name, false);
+		test_wrong_hints(paths[i].path, paths[i].name, true);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */
 	ctx = host_ctx_flags(P2PIO_PATH_BOUNCE, P2PIO_CTX_POLL);

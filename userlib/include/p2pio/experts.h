@@ -82,6 +82,16 @@ struct p2pio_experts;
  * step of the routing it learns. With P2PIO_EXPERTS_PREFETCH_PREV both prefetch.
  */
 #define P2PIO_EXPERTS_PREFETCH_LEARNED (1u << 2)
+/*
+ * Keep loading wrong hints. By default, when a layer is required, the loads of its
+ * hinted experts that it did not require (wrong guesses, p2pio_experts_prefetch() or the
+ * built-in prefetch) are withdrawn if none of their reads has started (p2pio_cancel()):
+ * their bandwidth goes to the loads the decode waits for. With this flag they load on and
+ * stay as ordinary experts, as every hint did before session 13. A caller that requires
+ * one layer's experts in several calls per token wants this flag: its first call would
+ * withdraw the hints the later ones need.
+ */
+#define P2PIO_EXPERTS_KEEP_WRONG_HINTS (1u << 3)
 
 /*
  * The eviction policy where the caller names none: LRFU (recency and frequency). In the
@@ -299,7 +309,9 @@ int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_
  * A prefetched expert waits for the next access of its layer: until then no miss or
  * prefetch evicts it while anything else can go (a policy ranks an expert never accessed
  * last), so a hint may be given several layers ahead; once its layer was accessed without
- * it, it was a wrong guess and is evicted like any other expert.
+ * it, it was a wrong guess: its load is withdrawn if none of its reads has started
+ * (P2PIO_EXPERTS_KEEP_WRONG_HINTS keeps it), else it loads and is evicted like any other
+ * expert.
  *
  * A hint's reads go behind every miss's (a miss's reads are P2PIO_REQ_URGENT): on BOUNCE
  * and POSIX a miss does not wait for hints queued before it, only for reads already out.
@@ -384,6 +396,8 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  *               or in place, before any copy to the GPU). Both 0 where the path does not
  *               say (P2P); with @batch_submit_ns, @batch_first_ns and @batch_done_ns they
  *               tell the engine's hand-out, its reads and its copies apart.
+ * @cancels:     hinted loads withdrawn before any of their reads started, their layer
+ *               required without them (not in @loads, @prefetches, @reads or @bytes).
  */
 struct p2pio_experts_io {
 	size_t size;
@@ -416,6 +430,7 @@ struct p2pio_experts_io {
 	uint64_t read_pieces;
 	uint64_t batch_taken_ns;
 	uint64_t batch_landed_ns;
+	uint64_t cancels;
 };
 
 /**

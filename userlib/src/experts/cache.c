@@ -192,12 +192,15 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		}
 		/* Held from here: no later miss of this call may evict it. */
 		p2pio_residency_busy_get(x->res, layer, ids[i]);
+		e->hinted = false;	/* a right guess */
 		e->held++;
 		e->refs++;
 		got++;
 	}
 	if (x->batch_open)
 		batch_end(x);
+	if (!ret)
+		xcache_drop_wrong_hints(x, layer);
 	xcache_homes_map(x);
 	if (!ret)
 		ret = wait_loads(x, layer, ids, n, (CUstream)stream);
@@ -315,6 +318,8 @@ int p2pio_experts_pin(struct p2pio_experts *x, uint32_t layer, const uint32_t *i
 	for (i = 0; i < n && !ret; i++) {
 		if (pin && p2pio_residency_state(x->res, layer, ids[i]) == P2PIO_RES_ABSENT)
 			ret = xcache_load(x, layer, ids[i], false, false);
+		if (pin)	/* wanted: never withdrawn as a wrong hint */
+			x->ent[idx(x, layer, ids[i])].hinted = false;
 		if (!ret)
 			ret = p2pio_residency_pin(x->res, layer, ids[i], pin);
 	}

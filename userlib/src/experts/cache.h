@@ -34,11 +34,13 @@ struct xentry {
 	uint32_t pending;	/* reads of the current load in flight */
 	int err;		/* first error of the current load */
 	bool loading;
+	bool hinted;		/* loading for a prefetch its layer has not required yet */
 	bool zombie;		/* its load failed while referenced: unmap once free */
 	uint32_t held;		/* required and not released */
 	uint32_t refs;		/* held, or released with the stream work not yet done */
 	uint32_t batch;		/* the miss batch its demand load belongs to; 0: none */
 	uint64_t t_submit;
+	uint64_t bytes;		/* submitted by the current load */
 };
 
 /* Experts released on a stream: busy until @ev has completed. */
@@ -135,7 +137,8 @@ struct p2pio_experts {
 
 /* The P2PIO_EXPERTS_* flags open accepts. */
 #define P2PIO_EXPERTS_FLAGS \
-	(P2PIO_EXPERTS_PREFETCH_PREV | P2PIO_EXPERTS_EAGER_UNMAP | P2PIO_EXPERTS_PREFETCH_LEARNED)
+	(P2PIO_EXPERTS_PREFETCH_PREV | P2PIO_EXPERTS_EAGER_UNMAP | P2PIO_EXPERTS_PREFETCH_LEARNED | \
+	 P2PIO_EXPERTS_KEEP_WRONG_HINTS)
 
 static inline size_t idx(const struct p2pio_experts *x, uint32_t layer, uint32_t expert)
 {
@@ -182,5 +185,6 @@ P2PIO_HIDDEN int xcache_prefetch_locked(struct p2pio_experts *x, uint32_t layer,
 P2PIO_HIDDEN void xcache_prefetch_next_layer(struct p2pio_experts *x, uint32_t layer,
 					     const uint32_t *ids, uint32_t n);
 P2PIO_HIDDEN void xcache_flush_unmaps(struct p2pio_experts *x);
+P2PIO_HIDDEN void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer);
 
 #endif /* P2PIO_EXPERTS_CACHE_H */

@@ -32,8 +32,10 @@ static void submit_pieces(struct p2pio_experts *x, struct xentry *e, struct p2pi
 	int ret = p2pio_submit(x->q, reqs, *nq);
 	uint32_t done = ret < 0 ? 0 : (uint32_t)ret, k;
 
-	for (k = 0; k < done; k++)
+	for (k = 0; k < done; k++) {
 		x->io.bytes += reqs[k].length;
+		e->bytes += reqs[k].length;
+	}
 	x->io.reads += done;
 	*left -= done;
 	if (done < *nq) {
@@ -125,6 +127,8 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	e->seq++;
 	e->err = 0;
 	e->loading = true;
+	e->hinted = prefetch;
+	e->bytes = 0;
 	e->pending = npieces + 1;	/* the submitter's own reference */
 	e->t_submit = p2pio_now_ns();
 	if (!prefetch && x->batch_open) {
@@ -378,4 +382,38 @@ void xcache_flush_unmaps(struct p2pio_experts *x)
 	t0 = p2pio_now_ns();
 	x->io.late_unmaps += p2pio_xpool_flush(x->pool);
 	x->io.late_unmap_ns += p2pio_now_ns() - t0;
+}
+
+/*
+ * @layer was just required: its experts still loading for a hint that it did not require
+ * were wrong guesses. A load none of whose reads has started is withdrawn whole
+ * (p2pio_cancel(): all of its reads or none), so that its bandwidth goes to the loads the
+ * decode waits for; one being read completes and stays, as an ordinary expert. Where a
+ * hint several layers ahead is wrong one time in ten, the reads it would have taken are
+ * about a tenth of the bytes. Called locked, before the call waits for its loads.
+ */
+void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer)
+{
+	uint32_t expert;
+
+	if (x->flags & P2PIO_EXPERTS_KEEP_WRONG_HINTS)
+		return;
+	for (expert = 0; expert < x->ne; expert++) {
+		size_t i = idx(x, layer, expert);
+		struct xentry *e = &x->ent[i];
+
+		if (!e->loading || !e->hinted || e->refs || !e->pending)
+			continue;
+		if (p2pio_cancel(x->q, i, e->pending) != (int)e->pending)
+			continue;
+		/* Not read: as if never started, but counted. */
+		x->io.bytes -= e->bytes;
+		x->io.reads -= e->pending;
+		x->io.loads--;
+		x->io.prefetches--;
+		x->io.cancels++;
+		e->pending = 0;
+		e->err = -ECANCELED;
+		xcache_finish_load(x, i);
+	}
 }

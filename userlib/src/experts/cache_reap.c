@@ -76,7 +76,8 @@ void xcache_finish_load(struct p2pio_experts *x, size_t i)
 	uint32_t layer = (uint32_t)(i / x->ne), expert = (uint32_t)(i % x->ne);
 	struct xentry *e = &x->ent[i];
 
-	x->io.io_ns += p2pio_now_ns() - e->t_submit;
+	if (e->err != -ECANCELED)	/* a withdrawn load was never read */
+		x->io.io_ns += p2pio_now_ns() - e->t_submit;
 	/* Release: the data landed before the GPU may see the word. A failed load stores it
 	 * too, or a stream already waiting would wait forever. */
 	__atomic_store_n(&x->flag[i], e->seq, __ATOMIC_RELEASE);

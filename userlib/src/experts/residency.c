@@ -338,7 +338,9 @@ void p2pio_residency_loaded(struct p2pio_residency *r, uint32_t layer, uint32_t 
 		e->state = P2PIO_RES_RESIDENT;
 		return;
 	}
-	e->prefetched = false;	/* a failed load is not a wasted prefetch */
+	/* A failed load is not a wasted prefetch; a withdrawn wrong hint is one. */
+	if (err != -ECANCELED)
+		e->prefetched = false;
 	res_remove(r, layer, expert);
 }
 
