@@ -399,6 +399,19 @@ class TestExperts(unittest.TestCase):
 			self.assertEqual(late[True], 0)
 			self.assertGreater(late[False], 0)
 
+	def test_keep_wrong_hints(self):
+		# Kept, every hint loads though its layer was required without it: no
+		# withdrawal, and the layer's experts all hit afterwards.
+		with self.ctx.open_model(Files.moe) as m, m.experts(keep_wrong_hints=True) as x:
+			x.prefetch(1, list(range(8)))
+			x.release(1, x.require(1, [0]))
+			es = x.require(1, list(range(8)))
+			for e in es:
+				self.check_expert(x, e)
+			x.release(1, es)
+			self.assertEqual(x.io()["cancels"], 0)
+			self.assertEqual(x.layer_stats(1)["misses"], 0)
+
 	def test_errors(self):
 		with self.ctx.open_model(Files.moe) as m, m.experts() as x:
 			for layer, ids, code in ((4, [0], errno.ERANGE), (0, [8], errno.ERANGE),
