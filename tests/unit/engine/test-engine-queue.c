@@ -14,6 +14,9 @@
  *    not match withdraws nothing (and a read already started: test-op-queue, where no
  *    thread's timing decides it); a reaper waiting for them returns once the others are
  *    done.
+ *  - Under load: three threads, random batches, some reads urgent, withdrawals tried
+ *    while the threads read: each read completes once and lands, or was withdrawn whole
+ *    and wrote nothing.
  * Every byte is checked.
  */
 #include <errno.h>
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine_fixture.h"
@@ -45,7 +49,7 @@ struct rig {
 	uint8_t *mem;
 };
 
-static void rig_open(struct rig *r, enum p2pio_path p)
+static void rig_open_n(struct rig *r, enum p2pio_path p, unsigned int threads, uint64_t buf_len)
 {
 	struct p2pio_ctx_opts o;
 	struct p2pio_error err = { 0 };
@@ -54,16 +58,22 @@ static void rig_open(struct rig *r, enum p2pio_path p)
 	o.device = P2PIO_DEVICE_HOST;
 	o.path = p;
 	o.chunk_size = CHUNK;
-	o.queue_depth = 1;
-	o.threads = 1;
-	o.staging_bytes = 4 * CHUNK;
+	o.queue_depth = threads;
+	o.threads = threads;
+	o.staging_bytes = (threads + 3) * CHUNK;
 	if (p2pio_ctx_create(&o, &r->ctx, &err) || p2pio_file_open(r->ctx, path, 0, &r->f, &err) ||
-	    p2pio_buf_alloc(r->ctx, P2PIO_MEM_HOST, FILE_SIZE, &r->buf, &err) ||
+	    p2pio_buf_alloc(r->ctx, P2PIO_MEM_HOST, buf_len, &r->buf, &err) ||
 	    p2pio_queue_create(r->ctx, &r->q)) {
 		tap_diag("%s", err.msg);
 		tap_bail("cannot set up a context, file, buffer and queue");
 	}
 	r->mem = p2pio_buf_host_ptr(r->buf);
+}
+
+/* One thread, one read in flight: the order of completions is the queue's. */
+static void rig_open(struct rig *r, enum p2pio_path p)
+{
+	rig_open_n(r, p, 1, FILE_SIZE);
 }
 
 static void rig_close(struct rig *r)
@@ -212,6 +222,90 @@ static void cancel_path(enum p2pio_path p, const char *what)
 	rig_close(&r);
 }
 
+/*
+ * Many threads, reads submitted in random batches, some urgent, withdrawals tried at
+ * random while the threads read: every read either completes once and lands byte for
+ * byte, or was withdrawn (p2pio_cancel() said so) and wrote nothing.
+ */
+#define NSTRESS 160
+#define SLOT (3 * CHUNK + 8192)
+#define GROUP 4			/* reads per tag */
+
+static void stress_path(enum p2pio_path p, const char *what, uint64_t *seed)
+{
+	struct p2pio_req req[NSTRESS];
+	struct p2pio_cqe cqe[NSTRESS];
+	bool withdrawn[NSTRESS / GROUP] = { false }, seen[NSTRESS] = { false }, ok = true;
+	unsigned int done = 0, tried = 0, pulled = 0, i, k;
+	struct rig r;
+	int n;
+
+	rig_open_n(&r, p, 3, (uint64_t)NSTRESS * SLOT);
+	memset(r.mem, EFX_GUARD, (size_t)NSTRESS * SLOT);
+	for (i = 0; i < NSTRESS; i++) {
+		uint64_t len = 1 + efx_rand(seed) % (3 * CHUNK);
+		uint64_t off = efx_rand(seed) % (FILE_SIZE - len);
+
+		req[i] = (struct p2pio_req){ .file = r.f, .file_offset = off, .length = len,
+					     .buf = r.buf,
+					     .buf_offset = (uint64_t)i * SLOT + efx_rand(seed) % 8192,
+					     .tag = i / GROUP,
+					     .flags = efx_rand(seed) % 4 ? 0 : P2PIO_REQ_URGENT };
+	}
+	efx_drop_cache(path);
+	for (i = 0; i < NSTRESS; i += GROUP * 4) {
+		/* Four groups at once, then a withdrawal tried on a random earlier group. */
+		if (p2pio_submit(r.q, req + i, GROUP * 4) != GROUP * 4)
+			ok = false;
+		k = (unsigned int)(efx_rand(seed) % (i / GROUP + 4));
+		if (!withdrawn[k]) {
+			tried++;
+			n = p2pio_cancel(r.q, k, GROUP);
+			if (n == GROUP) {
+				withdrawn[k] = true;
+				pulled++;
+			} else if (n) {
+				ok = false;
+			}
+		}
+	}
+	while (done + pulled * GROUP < NSTRESS) {
+		n = p2pio_complete(r.q, cqe, NSTRESS, 1, 20000);
+		if (n <= 0)
+			break;
+		for (k = 0; k < (unsigned int)n; k++) {
+			uint64_t t = cqe[k].tag;
+			unsigned int j;
+
+			/* Which read of its group: the first not seen whose length matches. */
+			for (j = (unsigned int)t * GROUP; j < (unsigned int)t * GROUP + GROUP; j++)
+				if (!seen[j] && req[j].length == cqe[k].bytes)
+					break;
+			if (t >= NSTRESS / GROUP || withdrawn[t] || cqe[k].res ||
+			    j == (unsigned int)t * GROUP + GROUP) {
+				ok = false;
+				continue;
+			}
+			seen[j] = true;
+			done++;
+		}
+	}
+	tap_ok(ok && done + pulled * GROUP == NSTRESS && p2pio_inflight(r.q) == 0,
+	       "%s, 3 threads: %u reads completed once each, %u groups of %d withdrawn of %u tried",
+	       what, done, pulled, GROUP, tried);
+	for (i = 0; i < NSTRESS; i++) {
+		uint64_t d = req[i].buf_offset;
+
+		if (withdrawn[req[i].tag] ? !efx_guard_intact(r.mem + d, req[i].length) :
+					    efx_mismatch(r.mem + d, req[i].file_offset,
+							 req[i].length) >= 0)
+			ok = false;
+	}
+	tap_ok(ok, "%s, 3 threads: every read byte-exact, nothing where a withdrawn one pointed",
+	       what);
+	rig_close(&r);
+}
+
 static void one_path(enum p2pio_path p, const char *what)
 {
 	struct p2pio_req req[NR + 4];
@@ -269,13 +363,19 @@ static void one_path(enum p2pio_path p, const char *what)
 
 int main(void)
 {
-	tap_plan(2 * 10 + 2 * 11);
+	uint64_t seed = getenv("P2PIO_SEED") ? strtoull(getenv("P2PIO_SEED"), NULL, 0) :
+					       (uint64_t)time(NULL) | 1;
+
+	tap_plan(2 * 10 + 2 * 11 + 2 * 2);
 	if (efx_make_file(path, FILE_SIZE))
 		tap_bail("cannot create the test file");
 	one_path(P2PIO_PATH_POSIX, "posix");
 	one_path(P2PIO_PATH_BOUNCE, "bounce");
 	cancel_path(P2PIO_PATH_POSIX, "posix");
 	cancel_path(P2PIO_PATH_BOUNCE, "bounce");
+	tap_diag("seed %llu (set P2PIO_SEED to repeat)", (unsigned long long)seed);
+	stress_path(P2PIO_PATH_POSIX, "posix", &seed);
+	stress_path(P2PIO_PATH_BOUNCE, "bounce", &seed);
 	unlink(path);
 	return tap_exit();
 }
