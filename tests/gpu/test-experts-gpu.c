@@ -6,12 +6,16 @@
  * first spins and only then reads every byte of the expert: an expert evicted (unmapped
  * or reloaded) before the stream finished with it shows up as mismatches or a fault.
  * Also with the previous token's routing prefetched, and one flipped byte in VRAM must
- * be found. Skips where there is no GPU.
+ * be found; wrong hints withdrawn (or kept) with the GPU's memory behind them. Skips
+ * where there is no GPU.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "engine_fixture.h"	/* efx_drop_cache() */
 #include "gpu_fixture.h"
 #include "model_fixture.h"
 #include "tap.h"
@@ -219,6 +223,98 @@ out_model:
 	p2pio_model_close(m);
 }
 
+/*
+ * Hints on the GPU path: one engine thread and one read in flight, every expert of a
+ * layer of larger experts hinted, one of them pinned, then the layer required on a
+ * stream with one of them. Wrong hints not yet read are withdrawn (their chunks given
+ * back, their homes unmapped, no completion word stored for a stream that never waited),
+ * the pinned one stays; then every expert of the layer required and checked by the GPU.
+ * With P2PIO_EXPERTS_KEEP_WRONG_HINTS nothing is withdrawn.
+ */
+#define HINTS 8
+
+static void test_hints(const struct p2pio_cuda *cu, bool keep)
+{
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	struct p2pio_expert_layer_stats ls;
+	struct p2pio_experts_opts o;
+	struct p2pio_ctx_opts co;
+	struct p2pio_verify_result vr;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x = NULL;
+	struct p2pio_verifier *v = NULL;
+	struct p2pio_model *m = NULL;
+	struct p2pio_ctx *ctx = NULL;
+	uint32_t all[HINTS], zero = 0, five = 5, e;
+	uint64_t ptr[HINTS], want = 0;
+	char path[4200];
+	CUstream cs = NULL;
+	CUcontext prev;
+	int errs = 0;
+
+	snprintf(path, sizeof(path), "%s.hints", model_path);
+	p2pio_ctx_opts_init(&co);
+	co.threads = 1;
+	co.queue_depth = 1;
+	p2pio_experts_opts_init(&o);
+	o.flags = keep ? P2PIO_EXPERTS_KEEP_WRONG_HINTS : 0;
+	for (e = 0; e < HINTS; e++)
+		all[e] = e;
+	if (model_fixture_write_moe(path, 2, HINTS, 1024, 1024, SEED) ||
+	    p2pio_ctx_create(&co, &ctx, &err) || p2pio_model_open(ctx, path, NULL, &m, &err) ||
+	    p2pio_experts_open(m, &o, &x, &err) || p2pio_verifier_open(ctx, SEED, &v, &err)) {
+		tap_ok(0, "one engine thread, a cache of 1.6 MiB experts: %s", err.msg);
+		goto out;
+	}
+	efx_drop_cache(path);
+	cs = gpu_fixture_stream(ctx, cu);
+	if (p2pio_experts_prefetch(x, 1, all, HINTS) != HINTS ||
+	    p2pio_experts_pin(x, 1, &five, 1, true) ||
+	    p2pio_experts_require(x, 1, &zero, 1, cs, ptr)) {
+		tap_ok(0, "%d hints, one pinned, one required", HINTS);
+		goto out;
+	}
+	want += check_expert(x, v, 1, 0, ptr[0], cs);
+	errs += p2pio_experts_release(x, 1, &zero, 1, cs) != 0;
+	prev = p2pio_ctx_enter(ctx);
+	cu->StreamSynchronize(cs);
+	p2pio_ctx_leave(ctx, prev);
+	/* The hints kept finish loading: requiring the pinned one waits for it. */
+	errs += p2pio_experts_require(x, 1, &five, 1, cs, ptr) != 0;
+	want += check_expert(x, v, 1, 5, ptr[0], cs);
+	errs += p2pio_experts_release(x, 1, &five, 1, cs) != 0;
+	p2pio_experts_stats(x, NULL, &io, false);
+	p2pio_experts_layer_stats(x, 1, &ls);
+	if (keep)
+		tap_ok(io.cancels == 0, "keeping wrong hints on a GPU: none withdrawn");
+	else
+		tap_ok(io.cancels >= HINTS / 2 && io.cancels <= HINTS - 2 &&
+		       io.loads == HINTS - io.cancels,
+		       "on a GPU: %llu of %d wrong hints withdrawn unread, %llu loads kept",
+		       (unsigned long long)io.cancels, HINTS - 2, (unsigned long long)io.loads);
+	if (p2pio_experts_require(x, 1, all, HINTS, cs, ptr)) {
+		tap_ok(0, "every expert of the layer required after");
+		goto out;
+	}
+	for (e = 0; e < HINTS; e++)
+		want += check_expert(x, v, 1, e, ptr[e], cs);
+	errs += p2pio_experts_release(x, 1, all, HINTS, cs) != 0;
+	memset(&vr, 0, sizeof(vr));
+	p2pio_verifier_result(v, &vr, true);
+	tap_ok(!errs && want && vr.bytes == want && vr.mismatches == 0,
+	       "%s: the pinned one, then every expert of the layer, read by the GPU: %llu bytes, "
+	       "%llu wrong", keep ? "kept" : "withdrawn", (unsigned long long)vr.bytes,
+	       (unsigned long long)vr.mismatches);
+out:
+	if (cs)
+		gpu_fixture_stream_destroy(ctx, cu, cs);
+	p2pio_verifier_close(v);
+	p2pio_experts_close(x);
+	p2pio_model_close(m);
+	p2pio_ctx_destroy(ctx);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct p2pio_cuda *cu;
@@ -236,5 +332,7 @@ int main(void)
 	test_decode(ctx, cu, 0, 50000, USED);
 	test_flip_and_miss(ctx, cu);
 	p2pio_ctx_destroy(ctx);
+	test_hints(cu, false);
+	test_hints(cu, true);
 	return tap_exit();
 }
