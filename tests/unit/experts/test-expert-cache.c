@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "p2pio.h"
@@ -916,6 +917,116 @@ out:
 	hint_rig_close(&r);
 }
 
+/*
+ * Random calls in a small budget, the cache's state machine stirred by what a careless
+ * caller does: hints for any layer (wrong ones withdrawn or loading), requires of 1-3
+ * experts, pins and unpins, token boundaries. Every require succeeds (3 held and 2
+ * pinned fit in 6), every byte it hands out is right, the budget holds, the statistics
+ * add up. P2PIO_SEED repeats a run.
+ */
+#define RANDOM_CALLS 3000
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* @n distinct experts into @ids. */
+static void random_ids(uint64_t *seed, uint32_t *ids, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j;
+
+		ids[i] = (uint32_t)(rnd(seed) % NEXPERTS);
+		for (j = 0; j < i; j++)
+			if (ids[j] == ids[i]) {
+				ids[i] = (ids[i] + 1) % NEXPERTS;
+				j = (uint32_t)-1;
+			}
+	}
+}
+
+static void test_random_calls(enum p2pio_path path, const char *pname, uint64_t seed)
+{
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	struct p2pio_experts_info info;
+	struct p2pio_experts_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x = NULL;
+	struct p2pio_model *m = NULL;
+	struct p2pio_ctx *ctx;
+	struct p2pio_expert_ref pinned[2];
+	uint32_t ids[4], n, l, npinned = 0, k;
+	uint64_t ptr[4];
+	int bad = 0, fails = 0, first = 0, i, ret;
+
+	ctx = host_ctx(path);
+	if (!ctx || p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
+		tap_ok(0, "%s: context and model: %s", pname, err.msg);
+		goto out;
+	}
+	p2pio_experts_opts_init(&o);
+	o.budget = budget_for(m, 6);
+	if (p2pio_experts_open(m, &o, &x, &err)) {
+		tap_ok(0, "%s: cache opens: %s", pname, err.msg);
+		goto out;
+	}
+	p2pio_experts_info(x, &info);
+	p2pio_experts_token_begin(x);
+	for (i = 0; i < RANDOM_CALLS; i++) {
+		uint64_t what = rnd(&seed) % 100;
+
+		l = (uint32_t)(rnd(&seed) % NLAYERS);
+		if (what < 35) {
+			n = 1 + (uint32_t)(rnd(&seed) % 4);
+			random_ids(&seed, ids, n);
+			ret = p2pio_experts_prefetch(x, l, ids, n);
+			ret = ret < 0 ? ret : 0;
+		} else if (what < 80) {
+			n = 1 + (uint32_t)(rnd(&seed) % 3);
+			random_ids(&seed, ids, n);
+			ret = p2pio_experts_require(x, l, ids, n, NULL, ptr);
+			for (k = 0; !ret && k < n; k++)
+				bad += check_expert(x, l, ids[k], ptr[k]);
+			if (!ret)
+				ret = p2pio_experts_release(x, l, ids, n, NULL);
+		} else if (what < 90 && npinned < 2) {
+			random_ids(&seed, ids, 1);
+			ret = p2pio_experts_pin(x, l, ids, 1, true);
+			if (!ret)
+				pinned[npinned++] = (struct p2pio_expert_ref){ l, ids[0] };
+		} else if (what < 90) {
+			npinned--;
+			ret = p2pio_experts_pin(x, pinned[npinned].layer, &pinned[npinned].expert, 1,
+						false);
+		} else {
+			ret = p2pio_experts_token_end(x);
+			p2pio_experts_token_begin(x);
+		}
+		if (ret && !fails++)
+			first = ret;
+	}
+	ret = p2pio_experts_token_end(x);
+	p2pio_experts_stats(x, &st, &io, false);
+	tap_ok(!fails && !ret && !bad, "%s: %d random calls: none failed (first error %d), every "
+	       "byte handed out right", pname, RANDOM_CALLS, first);
+	tap_ok(io.peak <= 6 * info.expert_bytes && st.hits + st.misses == st.accesses &&
+	       io.loads + io.cancels >= st.misses,
+	       "%s: peak %llu of %llu bytes; %llu hits + %llu misses; %llu loads, %llu hints "
+	       "withdrawn", pname, (unsigned long long)io.peak,
+	       (unsigned long long)(6 * info.expert_bytes), (unsigned long long)st.hits,
+	       (unsigned long long)st.misses, (unsigned long long)io.loads,
+	       (unsigned long long)io.cancels);
+out:
+	p2pio_experts_close(x);
+	p2pio_model_close(m);
+	p2pio_ctx_destroy(ctx);
+}
+
 static void test_dense_model(struct p2pio_ctx *ctx)
 {
 	char path[PATH_MAX + 8];
@@ -948,11 +1059,14 @@ int main(void)
 		{ P2PIO_PATH_BOUNCE, "bounce" },
 	};
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	uint64_t seed = getenv("P2PIO_SEED") ? strtoull(getenv("P2PIO_SEED"), NULL, 0) :
+					       (uint64_t)time(NULL) | 1;
 	struct p2pio_ctx *ctx;
 	size_t i;
 	int fd;
 
 	tap_plan_lazy();
+	tap_diag("seed %llu (set P2PIO_SEED to repeat)", (unsigned long long)seed);
 	snprintf(model_path, sizeof(model_path), "%s/p2pio-moe-XXXXXX", dir);
 	fd = mkstemp(model_path);
 	if (fd < 0)
@@ -979,6 +1093,7 @@ int main(void)
 		test_miss_before_hints(paths[i].path, paths[i].name);
 		test_wrong_hints(paths[i].path, paths[i].name, false);
 		test_wrong_hints(paths[i].path, paths[i].name, true);
+		test_random_calls(paths[i].path, paths[i].name, seed + i);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */
 	ctx = host_ctx_flags(P2PIO_PATH_BOUNCE, P2PIO_CTX_POLL);
