@@ -866,6 +866,39 @@ out:
  * prefetches; the pinned one stays. Required next, they load as misses, every byte right.
  * With P2PIO_EXPERTS_KEEP_WRONG_HINTS nothing is withdrawn.
  */
+/*
+ * The statistics reset while hints are queued: their loads were counted before it, so
+ * withdrawing them takes nothing from the new counts (which start at zero; unsigned, they
+ * would wrap to 2^64 - 1 and the bound of a decode divided by them would be nonsense).
+ */
+static void test_hints_across_reset(enum p2pio_path path, const char *pname)
+{
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	uint32_t zero = 0;
+	uint64_t ptr[1];
+	struct hint_rig r;
+
+	if (!hint_rig_open(&r, path, pname, 0))
+		goto out;
+	if (p2pio_experts_prefetch(r.x, 1, r.all, NEXPERTS) != NEXPERTS ||
+	    p2pio_experts_stats(r.x, NULL, &io, true) ||
+	    p2pio_experts_require(r.x, 1, &zero, 1, NULL, ptr)) {
+		tap_ok(0, "%s: %d hints, a reset, one required", pname, NEXPERTS);
+		goto out;
+	}
+	p2pio_experts_release(r.x, 1, &zero, 1, NULL);
+	while (hints_loading(r.x))
+		usleep(1000);
+	p2pio_experts_stats(r.x, NULL, &io, false);
+	tap_ok(io.cancels >= NEXPERTS / 2 && io.loads == 0 && io.prefetches == 0 &&
+	       io.reads == 0 && io.bytes == 0,
+	       "%s: %llu hints queued before a reset withdrawn after it; the counts since stay "
+	       "at 0 loads, %llu reads, %llu bytes", pname, (unsigned long long)io.cancels,
+	       (unsigned long long)io.reads, (unsigned long long)io.bytes);
+out:
+	hint_rig_close(&r);
+}
+
 static void test_wrong_hints(enum p2pio_path path, const char *pname, bool keep)
 {
 	struct p2pio_experts_io io = { .size = sizeof(io) };
@@ -920,9 +953,9 @@ out:
 /*
  * Random calls in a small budget, the cache's state machine stirred by what a careless
  * caller does: hints for any layer (wrong ones withdrawn or loading), requires of 1-3
- * experts, pins and unpins, token boundaries. Every require succeeds (3 held and 2
- * pinned fit in 6), every byte it hands out is right, the budget holds, the statistics
- * add up. P2PIO_SEED repeats a run.
+ * experts, pins and unpins, token boundaries, statistics reset with loads in flight.
+ * Every require succeeds (3 held and 2 pinned fit in 6), every byte it hands out is
+ * right, the budget holds, no counter goes below zero. P2PIO_SEED repeats a run.
  */
 #define RANDOM_CALLS 3000
 
@@ -962,7 +995,7 @@ static void test_random_calls(enum p2pio_path path, const char *pname, uint64_t 
 	struct p2pio_expert_ref pinned[2];
 	uint32_t ids[4], n, l, npinned = 0, k;
 	uint64_t ptr[4];
-	int bad = 0, fails = 0, first = 0, i, ret;
+	int bad = 0, fails = 0, first = 0, resets = 0, i, ret;
 
 	ctx = host_ctx(path);
 	if (!ctx || p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
@@ -1003,9 +1036,13 @@ static void test_random_calls(enum p2pio_path path, const char *pname, uint64_t 
 			npinned--;
 			ret = p2pio_experts_pin(x, pinned[npinned].layer, &pinned[npinned].expert, 1,
 						false);
-		} else {
+		} else if (what < 96) {
 			ret = p2pio_experts_token_end(x);
 			p2pio_experts_token_begin(x);
+		} else {
+			/* Loads and hints in flight across it: nothing may count below zero. */
+			ret = p2pio_experts_stats(x, NULL, &io, true);
+			resets++;
 		}
 		if (ret && !fails++)
 			first = ret;
@@ -1015,12 +1052,14 @@ static void test_random_calls(enum p2pio_path path, const char *pname, uint64_t 
 	tap_ok(!fails && !ret && !bad, "%s: %d random calls: none failed (first error %d), every "
 	       "byte handed out right", pname, RANDOM_CALLS, first);
 	tap_ok(io.peak <= 6 * info.expert_bytes && st.hits + st.misses == st.accesses &&
-	       io.loads + io.cancels >= st.misses,
-	       "%s: peak %llu of %llu bytes; %llu hits + %llu misses; %llu loads, %llu hints "
-	       "withdrawn", pname, (unsigned long long)io.peak,
-	       (unsigned long long)(6 * info.expert_bytes), (unsigned long long)st.hits,
-	       (unsigned long long)st.misses, (unsigned long long)io.loads,
-	       (unsigned long long)io.cancels);
+	       io.loads <= RANDOM_CALLS * 4 && io.prefetches <= io.loads &&
+	       io.reads <= io.loads * 64 && io.bytes <= io.loads * info.expert_bytes,
+	       "%s: peak %llu of %llu bytes; %llu hits + %llu misses; since the last of %d "
+	       "resets %llu loads (%llu reads, %llu bytes), %llu hints withdrawn", pname,
+	       (unsigned long long)io.peak, (unsigned long long)(6 * info.expert_bytes),
+	       (unsigned long long)st.hits, (unsigned long long)st.misses, resets,
+	       (unsigned long long)io.loads, (unsigned long long)io.reads,
+	       (unsigned long long)io.bytes, (unsigned long long)io.cancels);
 out:
 	p2pio_experts_close(x);
 	p2pio_model_close(m);
@@ -1093,6 +1132,7 @@ int main(void)
 		test_miss_before_hints(paths[i].path, paths[i].name);
 		test_wrong_hints(paths[i].path, paths[i].name, false);
 		test_wrong_hints(paths[i].path, paths[i].name, true);
+		test_hints_across_reset(paths[i].path, paths[i].name);
 		test_random_calls(paths[i].path, paths[i].name, seed + i);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */

@@ -386,6 +386,7 @@ int p2pio_experts_stats(struct p2pio_experts *x, struct p2pio_expert_stats *st,
 	}
 	if (reset) {
 		memset(&x->io, 0, sizeof(x->io));
+		x->io_epoch++;	/* loads counted before are no longer in @io */
 		x->t_start = p2pio_now_ns();
 		x->busy_t0 = x->t_start;	/* a load in flight counts from here */
 	}

@@ -40,7 +40,8 @@ struct xentry {
 	uint32_t refs;		/* held, or released with the stream work not yet done */
 	uint32_t batch;		/* the miss batch its demand load belongs to; 0: none */
 	uint64_t t_submit;
-	uint64_t bytes;		/* submitted by the current load */
+	uint64_t bytes;		/* submitted by the current load ... */
+	uint32_t io_epoch;	/* ... and counted in x->io since this reset of it */
 };
 
 /* Experts released on a stream: busy until @ev has completed. */
@@ -132,6 +133,7 @@ struct p2pio_experts {
 	uint64_t batch_landed;			/* latest of its reads read */
 
 	struct p2pio_experts_io io;
+	uint32_t io_epoch;			/* resets of @io so far */
 	uint64_t t_start;
 };
 

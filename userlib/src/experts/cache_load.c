@@ -129,6 +129,7 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	e->loading = true;
 	e->hinted = prefetch;
 	e->bytes = 0;
+	e->io_epoch = x->io_epoch;
 	e->pending = npieces + 1;	/* the submitter's own reference */
 	e->t_submit = p2pio_now_ns();
 	if (!prefetch && x->batch_open) {
@@ -406,11 +407,13 @@ void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer)
 			continue;
 		if (p2pio_cancel(x->q, i, e->pending) != (int)e->pending)
 			continue;
-		/* Not read: as if never started, but counted. */
-		x->io.bytes -= e->bytes;
-		x->io.reads -= e->pending;
-		x->io.loads--;
-		x->io.prefetches--;
+		/* Not read: as if never started (where it was counted since the last reset). */
+		if (e->io_epoch == x->io_epoch) {
+			x->io.bytes -= e->bytes;
+			x->io.reads -= e->pending;
+			x->io.loads--;
+			x->io.prefetches--;
+		}
 		x->io.cancels++;
 		e->pending = 0;
 		e->err = -ECANCELED;
