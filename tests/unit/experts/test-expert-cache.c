@@ -775,10 +775,11 @@ struct hint_rig {
 	uint32_t all[NEXPERTS];
 };
 
-static bool hint_rig_open(struct hint_rig *r, enum p2pio_path path, const char *pname,
-			  uint32_t flags)
+/* With @budget_experts (0: all) in the budget and the cache's options @xo (NULL: the
+ * defaults; its budget is set here). */
+static bool hint_rig_open_opts(struct hint_rig *r, enum p2pio_path path, const char *pname,
+			       struct p2pio_experts_opts *xo, uint32_t budget_experts)
 {
-	struct p2pio_experts_opts xo;
 	struct p2pio_ctx_opts co;
 	struct p2pio_error err = { 0 };
 	uint32_t e;
@@ -791,19 +792,31 @@ static bool hint_rig_open(struct hint_rig *r, enum p2pio_path path, const char *
 	co.threads = 1;
 	co.queue_depth = 1;
 	co.chunk_size = 256 << 10;
-	p2pio_experts_opts_init(&xo);
-	xo.flags = flags;
 	for (e = 0; e < NEXPERTS; e++)
 		r->all[e] = e;
 	if (model_fixture_write_moe(r->path, 2, NEXPERTS, 1024, 1024, SEED) ||
 	    p2pio_ctx_create(&co, &r->ctx, &err) ||
-	    p2pio_model_open(r->ctx, r->path, NULL, &r->m, &err) ||
-	    p2pio_experts_open(r->m, &xo, &r->x, &err)) {
+	    p2pio_model_open(r->ctx, r->path, NULL, &r->m, &err)) {
+		tap_ok(0, "%s: a model of 1.6 MiB experts on one thread: %s", pname, err.msg);
+		return false;
+	}
+	xo->budget = budget_experts ? budget_for(r->m, budget_experts) : 0;
+	if (p2pio_experts_open(r->m, xo, &r->x, &err)) {
 		tap_ok(0, "%s: a cache of 1.6 MiB experts on one thread: %s", pname, err.msg);
 		return false;
 	}
 	efx_drop_cache(r->path);
 	return true;
+}
+
+static bool hint_rig_open(struct hint_rig *r, enum p2pio_path path, const char *pname,
+			  uint32_t flags)
+{
+	struct p2pio_experts_opts xo;
+
+	p2pio_experts_opts_init(&xo);
+	xo.flags = flags;
+	return hint_rig_open_opts(r, path, pname, &xo, 0);
 }
 
 static void hint_rig_close(struct hint_rig *r)
@@ -895,6 +908,77 @@ static void test_hints_across_reset(enum p2pio_path path, const char *pname)
 	       "%s: %llu hints queued before a reset withdrawn after it; the counts since stay "
 	       "at 0 loads, %llu reads, %llu bytes", pname, (unsigned long long)io.cancels,
 	       (unsigned long long)io.reads, (unsigned long long)io.bytes);
+out:
+	hint_rig_close(&r);
+}
+
+/*
+ * The built-in prefetch's wrong guesses go like the caller's: it holds its guesses for
+ * the next layer until that layer is required, and the require lets them go before it
+ * withdraws (session 13's review: held, they were never withdrawn). A budget of 8 with
+ * the previous token's routing prefetched: layer 1 ran {0, 1}, layer 0 {0..5} fills the
+ * budget, six hints for layer 1 evict (1,0) and (1,1) among others and queue; requiring
+ * (0,5) again has the built-in prefetch queue (1,0) behind them; layer 1 then required
+ * with hint 7 alone: the other hints and the built-in one, none started, are withdrawn.
+ */
+static void test_builtin_hints(enum p2pio_path path, const char *pname)
+{
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	struct p2pio_experts_opts xo;
+	uint32_t l1[2] = { 0, 1 }, l0[6] = { 0, 1, 2, 3, 4, 5 }, hints[6] = { 2, 3, 4, 5, 6, 7 };
+	uint32_t five = 5, seven = 7;
+	bool held = false, gone = false;
+	struct hint_rig r;
+	int bad = 0;
+
+	p2pio_experts_opts_init(&xo);
+	xo.flags = P2PIO_EXPERTS_PREFETCH_PREV;
+	xo.policy = "lru";
+	if (!hint_rig_open_opts(&r, path, pname, &xo, 8))
+		goto out;
+	bad += require_checked(&r, 1, l1, 2) != 0;
+	bad += require_checked(&r, 0, l0, 6) != 0;
+	while (hints_loading(r.x))
+		usleep(1000);
+	if (p2pio_experts_prefetch(r.x, 1, hints, 6) < 4) {
+		tap_ok(0, "%s: hints start loads", pname);
+		goto out;
+	}
+	bad += require_checked(&r, 0, &five, 1) != 0;
+	pthread_mutex_lock(&r.x->lock);
+	held = r.x->ent[idx(r.x, 1, 0)].loading && r.x->ent[idx(r.x, 1, 0)].refs == 1;
+	pthread_mutex_unlock(&r.x->lock);
+	bad += require_checked(&r, 1, &seven, 1) != 0;
+	pthread_mutex_lock(&r.x->lock);
+	gone = !r.x->ent[idx(r.x, 1, 0)].loading &&
+	       p2pio_residency_state(r.x->res, 1, 0) == P2PIO_RES_ABSENT;
+	pthread_mutex_unlock(&r.x->lock);
+	p2pio_experts_stats(r.x, NULL, &io, false);
+	tap_ok(held && gone && io.cancels >= 3 && !bad,
+	       "%s: the built-in prefetch's guess (1,0), held and queued, is withdrawn with the "
+	       "caller's wrong hints (%llu withdrawn)", pname, (unsigned long long)io.cancels);
+out:
+	hint_rig_close(&r);
+}
+
+/* A require of no experts is no step of the routing: it withdraws no hint. */
+static void test_empty_require(enum p2pio_path path, const char *pname)
+{
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	uint64_t ptr[1];
+	struct hint_rig r;
+	int ret;
+
+	if (!hint_rig_open(&r, path, pname, 0))
+		goto out;
+	p2pio_experts_prefetch(r.x, 1, r.all, NEXPERTS);
+	ret = p2pio_experts_require(r.x, 1, r.all, 0, NULL, ptr);
+	while (hints_loading(r.x))
+		usleep(1000);
+	p2pio_experts_stats(r.x, NULL, &io, false);
+	tap_ok(!ret && io.cancels == 0 && io.loads == NEXPERTS,
+	       "%s: requiring no expert of a layer withdraws none of its %d hints (%llu)", pname,
+	       NEXPERTS, (unsigned long long)io.cancels);
 out:
 	hint_rig_close(&r);
 }
@@ -1133,6 +1217,8 @@ int main(void)
 		test_wrong_hints(paths[i].path, paths[i].name, false);
 		test_wrong_hints(paths[i].path, paths[i].name, true);
 		test_hints_across_reset(paths[i].path, paths[i].name);
+		test_builtin_hints(paths[i].path, paths[i].name);
+		test_empty_require(paths[i].path, paths[i].name);
 		test_random_calls(paths[i].path, paths[i].name, seed + i);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */

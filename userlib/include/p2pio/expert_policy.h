@@ -118,7 +118,7 @@ const char *p2pio_expert_policy_name(unsigned int i);
  * @steady_hits:     ...
  * @steady_misses:   ...
  * @loads:           loads issued (demand misses and prefetches).
- * @bytes_loaded:    bytes those loads moved.
+ * @bytes_loaded:    bytes those loads moved (a prefetch withdrawn unread moved none).
  * @evictions:       experts evicted.
  * @prefetches:      prefetch loads issued (hints for experts already resident or loading
  *                   are not counted: they move nothing).

@@ -199,8 +199,16 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 	}
 	if (x->batch_open)
 		batch_end(x);
-	if (!ret)
+	if (!ret && n) {
+		/*
+		 * Every expert this call wants is held by it now: the built-in prefetch's hold
+		 * on this layer has done its work, and its wrong guesses go like the caller's.
+		 * A call that requires nothing is no step of the routing and withdraws nothing.
+		 */
+		if (x->pf_n && x->pf_layer == layer)
+			xcache_prefetch_unhold(x);
 		xcache_drop_wrong_hints(x, layer);
+	}
 	xcache_homes_map(x);
 	if (!ret)
 		ret = wait_loads(x, layer, ids, n, (CUstream)stream);

@@ -403,7 +403,8 @@ void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer)
 		size_t i = idx(x, layer, expert);
 		struct xentry *e = &x->ent[i];
 
-		if (!e->loading || !e->hinted || e->refs || !e->pending)
+		/* A load that failed already (its home unmapped) fails as it is. */
+		if (!e->loading || !e->hinted || e->refs || !e->pending || e->err)
 			continue;
 		if (p2pio_cancel(x->q, i, e->pending) != (int)e->pending)
 			continue;

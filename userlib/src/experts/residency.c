@@ -338,9 +338,14 @@ void p2pio_residency_loaded(struct p2pio_residency *r, uint32_t layer, uint32_t 
 		e->state = P2PIO_RES_RESIDENT;
 		return;
 	}
-	/* A failed load is not a wasted prefetch; a withdrawn wrong hint is one. */
+	/*
+	 * A failed load is not a wasted prefetch; a withdrawn wrong hint is one, issued but
+	 * never read: a load, no bytes moved.
+	 */
 	if (err != -ECANCELED)
 		e->prefetched = false;
+	else
+		r->st.bytes_loaded -= r->bytes[layer];
 	res_remove(r, layer, expert);
 }
 
