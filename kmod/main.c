@@ -116,6 +116,9 @@ static int p2pio_stats_ioctl(struct p2pio_ctx *ctx, struct p2pio_stats *s)
 		s->live_fds = 0;
 		break;
 	case P2PIO_STATS_GLOBAL:
+		/* Every user's I/O, counted together: not for one user to watch the others. */
+		if (!capable(CAP_SYS_ADMIN))
+			return -EPERM;
 		p2pio_stats_fill(&p2pio_global, s);
 		break;
 	default:

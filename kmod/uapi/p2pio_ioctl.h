@@ -255,7 +255,7 @@ struct p2pio_reap {
 
 /* p2pio_stats.scope */
 #define P2PIO_STATS_FD 0	/* counters of this open fd */
-#define P2PIO_STATS_GLOBAL 1	/* counters of the whole module since load */
+#define P2PIO_STATS_GLOBAL 1	/* counters of the whole module since load (CAP_SYS_ADMIN) */
 
 /**
  * struct p2pio_stats - P2PIO_IOC_STATS: counters.

@@ -178,6 +178,16 @@ static int nobody_pcibar(void)
 	return ret == -EPERM ? 0 : 10 + (ret < 0 ? -ret : 0);
 }
 
+/* The module's counters are every user's I/O: nobody sees their own fd's only. */
+static int nobody_stats(void)
+{
+	struct p2pio_stats s;
+
+	if (vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s) != -EPERM)
+		return 1;
+	return vm_p2p_stats(pfd, P2PIO_STATS_FD, &s) ? 2 : 0;
+}
+
 /* A root-owned world-readable file: nobody may read it, not lock its writers out. */
 static int nobody_rootfile(void)
 {
@@ -284,6 +294,8 @@ static void unprivileged(void)
 	tap_is_int(as_nobody(nobody_writable), 0,
 		   "nobody may register a root-owned file they may write");
 	tap_is_int(as_nobody(nobody_pcibar), 0, "nobody cannot pin a PCI BAR: EPERM");
+	tap_is_int(as_nobody(nobody_stats), 0,
+		   "nobody cannot read the module's counters of every user (EPERM), only their fd's");
 	tap_is_int(as_nobody(nobody_reads), 0,
 		   "nobody can read a file they own into their own GPU memory");
 	vm_gpu_alloc(nvd, &parent_gpu, 65536, 0, 0);
