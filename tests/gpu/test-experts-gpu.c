@@ -286,12 +286,14 @@ static void test_hints(const struct p2pio_cuda *cu, bool keep)
 	p2pio_experts_stats(x, NULL, &io, false);
 	p2pio_experts_layer_stats(x, 1, &ls);
 	if (keep)
-		tap_ok(io.cancels == 0, "keeping wrong hints on a GPU: none withdrawn");
+		tap_ok(io.cancels == 0 && ls.resident == HINTS,
+		       "keeping wrong hints on a GPU: none withdrawn, all %d resident", HINTS);
 	else
 		tap_ok(io.cancels >= HINTS / 2 && io.cancels <= HINTS - 2 &&
-		       io.loads == HINTS - io.cancels,
-		       "on a GPU: %llu of %d wrong hints withdrawn unread, %llu loads kept",
-		       (unsigned long long)io.cancels, HINTS - 2, (unsigned long long)io.loads);
+		       io.loads == HINTS - io.cancels && ls.resident == io.loads,
+		       "on a GPU: %llu of %d wrong hints withdrawn unread, %llu loads kept and "
+		       "resident", (unsigned long long)io.cancels, HINTS - 2,
+		       (unsigned long long)io.loads);
 	if (p2pio_experts_require(x, 1, all, HINTS, cs, ptr)) {
 		tap_ok(0, "every expert of the layer required after");
 		goto out;
