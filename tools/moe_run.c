@@ -59,7 +59,8 @@ int moe_run_cache_open(struct run *r, uint64_t budget, const char *policy, uint3
 	xo.budget = budget;
 	xo.policy = policy;
 	xo.flags = flags | (r->o.eager_unmap ? P2PIO_EXPERTS_EAGER_UNMAP : 0) |
-		   (r->o.keep_wrong_hints ? P2PIO_EXPERTS_KEEP_WRONG_HINTS : 0);
+		   (r->o.keep_wrong_hints ? P2PIO_EXPERTS_KEEP_WRONG_HINTS : 0) |
+		   (r->o.misses_in_order ? P2PIO_EXPERTS_MISSES_IN_ORDER : 0);
 	xo.read_piece = r->o.read_piece;
 	xo.read_pieces = r->o.read_pieces;
 	ret = p2pio_experts_open(r->m, &xo, &r->x, &err);

@@ -66,6 +66,7 @@ struct run_opts {
 	bool keep_cache;		/* leave the model in the page cache */
 	bool eager_unmap;		/* unmap victims before the miss loads (as before) */
 	bool keep_wrong_hints;		/* hinted loads load on though their layer passed */
+	bool misses_in_order;		/* misses not read before queued hints */
 	bool run_ahead;			/* require a layer before the stream reaches it */
 };
 

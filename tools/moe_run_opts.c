@@ -68,6 +68,8 @@ static void run_help(void)
 	       "      --keep-wrong-hints  hinted loads its layer did not require load on (for\n"
 	       "                       comparison; default: withdrawn where none of their\n"
 	       "                       reads has started; P2PIO_EXPERTS_KEEP_WRONG_HINTS)\n"
+	       "      --misses-in-order  misses queue behind the hints before them (for\n"
+	       "                       comparison; default: read first; P2PIO_EXPERTS_MISSES_IN_ORDER)\n"
 	       "      --miss-cost      also time batches of 1, 2, 4 and 8 cold misses against\n"
 	       "                       their bytes / the ceiling, with where the time goes, and\n"
 	       "                       against their floor: the fastest plain O_DIRECT reads of\n"
@@ -85,7 +87,7 @@ static void run_help(void)
 enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
-	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_KEEP_WRONG_HINTS, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
+	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_KEEP_WRONG_HINTS, OPT_MISSES_IN_ORDER, OPT_THREADS, OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
 	OPT_QUEUE_DEPTH, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT, OPT_ACCURACY, OPT_PREFETCH_LEARNED,
 	OPT_LOOKAHEAD,
 };
@@ -106,6 +108,7 @@ static const struct option run_longopts[] = {
 	{ "miss-cost", no_argument, NULL, OPT_MISS_COST },
 	{ "eager-unmap", no_argument, NULL, OPT_EAGER_UNMAP },
 	{ "keep-wrong-hints", no_argument, NULL, OPT_KEEP_WRONG_HINTS },
+	{ "misses-in-order", no_argument, NULL, OPT_MISSES_IN_ORDER },
 	{ "run-ahead", no_argument, NULL, OPT_RUN_AHEAD },
 	{ "prefetch-next", no_argument, NULL, OPT_PREFETCH_NEXT },
 	{ "accuracy", required_argument, NULL, OPT_ACCURACY },
@@ -202,6 +205,7 @@ int moe_run_parse(int argc, char **argv, struct run_opts *o)
 		case OPT_MISS_COST: o->miss_cost = true; break;
 		case OPT_EAGER_UNMAP: o->eager_unmap = true; break;
 		case OPT_KEEP_WRONG_HINTS: o->keep_wrong_hints = true; break;
+		case OPT_MISSES_IN_ORDER: o->misses_in_order = true; break;
 		case OPT_RUN_AHEAD: o->run_ahead = true; break;
 		case OPT_POLL: o->poll = true; break;
 		case OPT_NO_POLL: o->poll = false; break;

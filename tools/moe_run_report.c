@@ -29,6 +29,7 @@ void moe_run_report(FILE *out, const struct run *r, const struct run_result *res
 		fprintf(out, ",\"lookahead\":%u", r->o.lookahead);
 		fprintf(out, ",\"prefetch_learned\":%s", r->o.prefetch_learned ? "true" : "false");
 		fprintf(out, ",\"keep_wrong_hints\":%s", r->o.keep_wrong_hints ? "true" : "false");
+		fprintf(out, ",\"misses_in_order\":%s", r->o.misses_in_order ? "true" : "false");
 		fprintf(out, ",\"path\":\"%s\",\"policy\":\"%s\",\"prefetch_prev\":%s,"
 			"\"budget\":%" PRIu64 ",\"dense_bytes\":%" PRIu64 ",\"expert_bytes\":%" PRIu64
 			",\"capacity\":%" PRIu64 ",\"experts\":%" PRIu64 ",\"resident_fraction\":",

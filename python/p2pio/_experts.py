@@ -5,7 +5,7 @@ resident and each layer's experts loaded on demand into a memory budget (p2pio/e
 import ctypes
 
 from ._lib import (P2PIO_EXPERTS_EAGER_UNMAP, P2PIO_EXPERTS_KEEP_WRONG_HINTS,
-		   P2PIO_EXPERTS_PREFETCH_LEARNED,
+		   P2PIO_EXPERTS_MISSES_IN_ORDER, P2PIO_EXPERTS_PREFETCH_LEARNED,
 		   P2PIO_EXPERTS_PREFETCH_PREV, check, lib, open_handle, p2pio_expert_layer_stats, p2pio_expert_slice, p2pio_expert_stats,
 		   p2pio_experts_info, p2pio_experts_io, p2pio_experts_opts, p2pio_model_tensor)
 from ._model import _stream_handle
@@ -54,7 +54,7 @@ class Experts(_Resource):
 
 	def __init__(self, model, budget=0, policy=None, policy_args=None, prefetch_prev=False,
 		     layer_floor=None, read_piece=0, read_pieces=0, eager_unmap=False,
-		     prefetch_learned=False, keep_wrong_hints=False):
+		     prefetch_learned=False, keep_wrong_hints=False, misses_in_order=False):
 		if layer_floor is not None and len(layer_floor) < model.layers:
 			raise ValueError("layer_floor: %d values for %d layers" %
 					 (len(layer_floor), model.layers))
@@ -73,7 +73,8 @@ class Experts(_Resource):
 		opts.flags = (P2PIO_EXPERTS_PREFETCH_PREV if prefetch_prev else 0) | \
 			(P2PIO_EXPERTS_EAGER_UNMAP if eager_unmap else 0) | \
 			(P2PIO_EXPERTS_PREFETCH_LEARNED if prefetch_learned else 0) | \
-			(P2PIO_EXPERTS_KEEP_WRONG_HINTS if keep_wrong_hints else 0)
+			(P2PIO_EXPERTS_KEEP_WRONG_HINTS if keep_wrong_hints else 0) | \
+			(P2PIO_EXPERTS_MISSES_IN_ORDER if misses_in_order else 0)
 		opts.read_piece = read_piece
 		opts.read_pieces = read_pieces
 		h = open_handle(lib.p2pio_experts_open, model._h(), ctypes.byref(opts),

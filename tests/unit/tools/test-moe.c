@@ -536,12 +536,18 @@ int main(int argc, char **argv)
 					"d[\"mismatches\"])", "(True, 0, False, True, 0)"),
 		       "--accuracy 0: guesses prefetched, %" PRIu64 " used later against %" PRIu64
 		       " right ones; misses %" PRIu64 ", none wrong", wrong, used, m0);
-		/* Their loads kept: nothing withdrawn (the cache's tests withdraw, timed). */
+		/*
+		 * Their loads kept, misses queued as any read: as before session 13, nothing
+		 * withdrawn (the cache's tests withdraw and reorder, timed).
+		 */
 		st = moe("run -d host --json --keep-cache %s --trace %s --fraction 0.5 --ceiling 5 "
-			 "--warmup 0 --prefetch-next --accuracy 0 --keep-wrong-hints", model, trace);
-		tap_ok(st == 0 && tool_jis(out, "(d[\"keep_wrong_hints\"], d[\"cancels\"], "
-					   "d[\"mismatches\"])", "(True, 0, 0)"),
-		       "--keep-wrong-hints: no hint withdrawn, none wrong: %s", tool_jval);
+			 "--warmup 0 --prefetch-next --accuracy 0 --keep-wrong-hints "
+			 "--misses-in-order", model, trace);
+		tap_ok(st == 0 && tool_jis(out, "(d[\"keep_wrong_hints\"], d[\"misses_in_order\"], "
+					   "d[\"cancels\"], d[\"mismatches\"])",
+					   "(True, True, 0, 0)"),
+		       "--keep-wrong-hints --misses-in-order: no hint withdrawn, none wrong: %s",
+		       tool_jval);
 		/*
 		 * Three layers ahead, always right: every hint waits for its layer (no miss or
 		 * other hint evicts it first; before, 3 of 55 were), so every one is used. The

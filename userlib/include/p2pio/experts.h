@@ -92,6 +92,12 @@ struct p2pio_experts;
  * withdraw the hints the later ones need.
  */
 #define P2PIO_EXPERTS_KEEP_WRONG_HINTS (1u << 3)
+/*
+ * Queue a miss's reads behind every read queued before it, hints included, as before
+ * session 13, for comparison. By default a miss's reads are P2PIO_REQ_URGENT: on BOUNCE
+ * and POSIX they go ahead of every hint not yet started.
+ */
+#define P2PIO_EXPERTS_MISSES_IN_ORDER (1u << 4)
 
 /*
  * The eviction policy where the caller names none: LRFU (recency and frequency). In the

@@ -140,7 +140,7 @@ struct p2pio_experts {
 /* The P2PIO_EXPERTS_* flags open accepts. */
 #define P2PIO_EXPERTS_FLAGS \
 	(P2PIO_EXPERTS_PREFETCH_PREV | P2PIO_EXPERTS_EAGER_UNMAP | P2PIO_EXPERTS_PREFETCH_LEARNED | \
-	 P2PIO_EXPERTS_KEEP_WRONG_HINTS)
+	 P2PIO_EXPERTS_KEEP_WRONG_HINTS | P2PIO_EXPERTS_MISSES_IN_ORDER)
 
 static inline size_t idx(const struct p2pio_experts *x, uint32_t layer, uint32_t expert)
 {

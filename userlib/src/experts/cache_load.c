@@ -101,6 +101,8 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	struct p2pio_req reqs[XREQS];
 	uint64_t piece[P2PIO_EXPERT_MAX_SLICES];
 	uint32_t r, npieces = 0, nq = 0;
+	uint32_t rflags = prefetch || (x->flags & P2PIO_EXPERTS_MISSES_IN_ORDER) ?
+				  0 : P2PIO_REQ_URGENT;
 	uint64_t t0, off;
 	int ret;
 
@@ -157,7 +159,7 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 					      plan.runs[r].dst_off + off,
 				.tag = i,
 				/* A miss before every hint: see p2pio_opq_push(). */
-				.flags = prefetch ? 0 : P2PIO_REQ_URGENT,
+				.flags = rflags,
 			};
 			if (nq == XREQS)
 				submit_pieces(x, e, reqs, &nq, &npieces);
