@@ -321,8 +321,8 @@ static void one_path(enum p2pio_path p, const char *what)
 	req[NR] = req_at(&r, (uint64_t)NR * CHUNK, CHUNK, TAG_URGENT, P2PIO_REQ_URGENT);
 	tap_ok(run(&r, req, NR + 1, order), "%s: %d plain reads and an urgent one land", what, NR);
 	pos = position(order, NR + 1, TAG_URGENT);
-	if (!tap_ok(pos >= 0 && pos <= SLACK, "%s: the urgent one, submitted last, completes among the first",
-		    what))
+	if (!tap_ok(pos >= 0 && pos <= SLACK,
+		    "%s: the urgent one, submitted last, completes among the first", what))
 		tap_diag("completed %d of %d", pos + 1, NR + 1);
 	req[NR].flags = 0;
 	tap_ok(run(&r, req, NR + 1, order), "%s: the same without the flag land", what);
