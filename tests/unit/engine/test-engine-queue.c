@@ -8,7 +8,7 @@
  *    urgent read completes among the first (at most the reads the worker had taken before
  *    it was queued come first); without the flag the same read completes among the last.
  *    Urgent reads keep their order among themselves, and one queued behind a large read
- *    goes ahead of the rest of it.
+ *    goes ahead of the rest of it, as does a plain one made urgent by p2pio_hasten().
  *  - p2pio_cancel(): reads queued behind a large one are withdrawn all or none: never
  *    read (their destinations untouched), no completion, not in flight; a count that does
  *    not match withdraws nothing (and a read already started: test-op-queue, where no
@@ -93,11 +93,12 @@ static struct p2pio_req req_at(const struct rig *r, uint64_t off, uint64_t len, 
 }
 
 /*
- * Submits requests [0, @split) of @n, then the rest in a second call, reaps them all into @order
- * (tags in completion order) and checks every byte read; false on any failure.
+ * Submits requests [0, @split) of @n, then the rest in a second call, then (@hasten, not
+ * 0) makes the reads tagged @hasten urgent, which must be @hastened of them; reaps them all
+ * into @order (tags in completion order) and checks every byte read; false on any failure.
  */
-static bool run_split(struct rig *r, const struct p2pio_req *req, int n, int split,
-		      uint64_t *order)
+static bool run_hasten(struct rig *r, const struct p2pio_req *req, int n, int split,
+		       uint64_t hasten, int hastened, uint64_t *order)
 {
 	struct p2pio_cqe cqe[NR + 4];
 	int got = 0, k, i;
@@ -109,6 +110,8 @@ static bool run_split(struct rig *r, const struct p2pio_req *req, int n, int spl
 		if (p2pio_submit(r->q, req + split, (unsigned int)(n - split)) != n - split)
 			return false;
 	}
+	if (hasten && p2pio_hasten(r->q, hasten) != hastened)
+		return false;
 	while (got < n) {
 		k = p2pio_complete(r->q, cqe, (unsigned int)(n - got), 1, 20000);
 		if (k <= 0)
@@ -123,6 +126,12 @@ static bool run_split(struct rig *r, const struct p2pio_req *req, int n, int spl
 		if (efx_mismatch(r->mem + req[i].buf_offset, req[i].file_offset, req[i].length) >= 0)
 			return false;
 	return true;
+}
+
+static bool run_split(struct rig *r, const struct p2pio_req *req, int n, int split,
+		      uint64_t *order)
+{
+	return run_hasten(r, req, n, split, 0, 0, order);
 }
 
 static bool run(struct rig *r, const struct p2pio_req *req, int n, uint64_t *order)
@@ -355,6 +364,17 @@ static void one_path(enum p2pio_path p, const char *what)
 	tap_ok(run_split(&r, req, 2, 1, order) && order[0] == 1,
 	       "%s: without the flag the large read completes first", what);
 
+	/*
+	 * p2pio_hasten(): a plain read queued behind a large one and made urgent after it was
+	 * submitted goes ahead of the rest of it; hastening a tag nobody has moves nothing.
+	 */
+	req[1].flags = 0;
+	efx_drop_cache(path);
+	tap_ok(run_hasten(&r, req, 2, 1, TAG_URGENT, 1, order) && order[0] == TAG_URGENT,
+	       "%s: a plain read hastened after its submission completes before the large read",
+	       what);
+	tap_is_int(p2pio_hasten(r.q, TAG_URGENT + 7), 0, "%s: hastening no read moves none", what);
+
 	/* Flags beyond the known ones are still refused. */
 	req[0].flags = P2PIO_REQ_URGENT << 1;
 	tap_is_int(p2pio_submit(r.q, req, 1), -EINVAL, "%s: an unknown flag is refused", what);
@@ -366,7 +386,7 @@ int main(void)
 	uint64_t seed = getenv("P2PIO_SEED") ? strtoull(getenv("P2PIO_SEED"), NULL, 0) :
 					       (uint64_t)time(NULL) | 1;
 
-	tap_plan(2 * 10 + 2 * 11 + 2 * 2);
+	tap_plan(2 * 12 + 2 * 11 + 2 * 2);
 	if (efx_make_file(path, FILE_SIZE))
 		tap_bail("cannot create the test file");
 	one_path(P2PIO_PATH_POSIX, "posix");

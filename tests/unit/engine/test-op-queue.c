@@ -4,7 +4,8 @@
  * every order and every refusal is decided by the code alone: urgent reads a prefix in
  * their own order, plain ones after in theirs, the head handed out piece by piece and
  * popped, the tail and the urgent tail kept through pops and withdrawals; withdrawing
- * all or none, never a read with a piece out, never another queue's reads.
+ * all or none, never a read with a piece out, never another queue's reads; hastening a
+ * tag's plain reads to the end of the urgent ones, in order, a piece out or not.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,7 @@ int main(void)
 	struct p2pio_op *out;
 	int n;
 
-	tap_plan(15);
+	tap_plan(24);
 
 	p2pio_opq_push(&q, mk(0, false, &qa, 1));
 	p2pio_opq_push(&q, mk(1, false, &qa, 1));
@@ -131,5 +132,33 @@ int main(void)
 	p2pio_opq_push(&q, mk(7, false, &qa, 7));
 	p2pio_opq_push(&q, mk(8, true, &qa, 8));
 	tap_ok(order_is(&q, (int[]){ 8, 7 }, 2), "emptied and refilled: an urgent read at the head");
+
+	/* Hastening: 8 urgent; 7, 9, 10 (tag 9), 11, 12 (tag 9), 13 (tag 9 of qb) plain. */
+	p2pio_opq_push(&q, mk(9, false, &qa, 9));
+	p2pio_opq_push(&q, mk(10, false, &qa, 10));
+	p2pio_opq_push(&q, mk(11, false, &qa, 9));
+	p2pio_opq_push(&q, mk(12, false, &qb, 9));
+	tap_is_int(p2pio_opq_hasten(&q, &qa, 99), 0, "hastening a tag nobody has moves nothing");
+	tap_is_int(p2pio_opq_hasten(&q, &qa, 9), 2, "hastening a tag makes its two plain reads urgent");
+	tap_ok(order_is(&q, (int[]){ 8, 9, 11, 7, 10, 12 }, 6),
+	       "... after the urgent read queued before, in their order; another queue's untouched");
+	tap_is_int(p2pio_opq_hasten(&q, &qa, 9), 0, "hastening them again moves nothing");
+	p2pio_opq_push(&q, mk(13, true, &qa, 13));
+	tap_ok(order_is(&q, (int[]){ 8, 9, 11, 13, 7, 10, 12 }, 7),
+	       "a new urgent read goes after the hastened ones");
+	n = (int)p2pio_opq_hasten(&q, &qb, 9);
+	tap_ok(n == 1 && order_is(&q, (int[]){ 8, 9, 11, 13, 12, 7, 10 }, 7),
+	       "hastening the tail moves the tail back");
+	while (q.head != &ops[7])
+		take_piece(&q);
+	take_piece(&q);	/* a piece of 7 is out, 7 at the head with no urgent read */
+	n = (int)p2pio_opq_hasten(&q, &qa, 10);
+	tap_ok(n == 1 && order_is(&q, (int[]){ 10, 7 }, 2),
+	       "with no urgent read queued, a hastened one goes to the head, ahead of one begun");
+	n = (int)p2pio_opq_hasten(&q, &qa, 7);
+	tap_ok(n == 1 && order_is(&q, (int[]){ 10, 7 }, 2) && ops[7].urgent,
+	       "a read with a piece out is hastened in place");
+	tap_is_int(p2pio_opq_withdraw(&q, &qa, 7, 1, &out), 0,
+		   "... and still cannot be withdrawn (hastening keeps its start)");
 	return tap_exit();
 }

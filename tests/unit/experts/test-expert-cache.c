@@ -752,15 +752,20 @@ out:
  * taken between the count and the miss's submission). Read in the order submitted, every
  * one would load before the miss.
  */
-static uint32_t hints_loading(struct p2pio_experts *x)
+static uint32_t layer_loading(struct p2pio_experts *x, uint32_t layer)
 {
 	uint32_t e, n = 0;
 
 	pthread_mutex_lock(&x->lock);
 	for (e = 0; e < NEXPERTS; e++)
-		n += x->ent[idx(x, 1, e)].loading;
+		n += x->ent[idx(x, layer, e)].loading;
 	pthread_mutex_unlock(&x->lock);
 	return n;
+}
+
+static uint32_t hints_loading(struct p2pio_experts *x)
+{
+	return layer_loading(x, 1);
 }
 
 /*
@@ -1040,6 +1045,84 @@ out:
 }
 
 /*
+ * A right hint still queued is read as soon as its layer is required, like a miss (its
+ * reads are hastened, p2pio_hasten()): every expert of layer 0 hinted, then one of layer 1,
+ * then layer 1 required with that one. When it has loaded, most of layer 0's hints are
+ * still loading. With P2PIO_EXPERTS_MISSES_IN_ORDER (as before session 14) it keeps its
+ * place behind them, and they have all loaded first.
+ */
+static void test_right_hint_first(enum p2pio_path path, const char *pname, bool in_order)
+{
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	uint32_t zero = 0, before, loading;
+	struct hint_rig r;
+	int bad;
+
+	if (!hint_rig_open(&r, path, pname, in_order ? P2PIO_EXPERTS_MISSES_IN_ORDER : 0))
+		goto out;
+	if (p2pio_experts_prefetch(r.x, 0, r.all, NEXPERTS) != NEXPERTS ||
+	    p2pio_experts_prefetch(r.x, 1, &zero, 1) != 1) {
+		tap_ok(0, "%s: %d hints for layer 0 and one for layer 1", pname, NEXPERTS);
+		goto out;
+	}
+	before = layer_loading(r.x, 0);
+	bad = require_checked(&r, 1, &zero, 1);
+	loading = layer_loading(r.x, 0);
+	while (layer_loading(r.x, 0))
+		usleep(1000);
+	p2pio_experts_stats(r.x, NULL, &io, false);
+	bad += require_checked(&r, 0, r.all, NEXPERTS) ? 1 : 0;
+	if (in_order)
+		tap_ok(loading == 0 && io.hastened == 0 && !bad,
+		       "%s, misses in order: a right hint queued behind %u others keeps its "
+		       "place, every byte right", pname, before);
+	else
+		tap_ok(before >= NEXPERTS / 2 && loading + 2 >= before && io.hastened == 1 && !bad,
+		       "%s: a right hint queued behind %u others is hastened when its layer is "
+		       "required (%u of them still loading when it had), every byte right", pname,
+		       before, loading);
+out:
+	hint_rig_close(&r);
+}
+
+/*
+ * A miss that finds the budget full of loading hints takes the room of the wrong ones:
+ * a budget of 4, four hints for layer 1 queued (one thread, one read in flight), then
+ * layer 1 required of an expert not hinted. The hints none of whose reads had started
+ * are withdrawn before the miss is admitted, so it waits for no hint and evicts nothing.
+ * Withdrawn only after the misses (as in session 13), the miss waited for the first hint
+ * to load and then evicted it: a read for nothing.
+ */
+static void test_full_of_hints(enum p2pio_path path, const char *pname)
+{
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_experts_opts xo;
+	uint32_t hints[4] = { 0, 1, 2, 3 }, six = 6;
+	struct hint_rig r;
+	int bad;
+
+	p2pio_experts_opts_init(&xo);
+	if (!hint_rig_open_opts(&r, path, pname, &xo, 4))
+		goto out;
+	if (p2pio_experts_prefetch(r.x, 1, hints, 4) != 4) {
+		tap_ok(0, "%s: four hints fill a budget of four", pname);
+		goto out;
+	}
+	bad = require_checked(&r, 1, &six, 1);
+	while (hints_loading(r.x))
+		usleep(1000);
+	p2pio_experts_stats(r.x, &st, &io, false);
+	tap_ok(!bad && io.cancels >= 3 && st.evictions == 0 && io.loads == 5 - io.cancels,
+	       "%s: a miss in a budget full of loading hints takes a withdrawn one's room "
+	       "(%llu of 4 withdrawn, %llu evicted, %llu loads)", pname,
+	       (unsigned long long)io.cancels, (unsigned long long)st.evictions,
+	       (unsigned long long)io.loads);
+out:
+	hint_rig_close(&r);
+}
+
+/*
  * Random calls in a small budget, the cache's state machine stirred by what a careless
  * caller does: hints for any layer (wrong ones withdrawn or loading), requires of 1-3
  * experts, pins and unpins, token boundaries, statistics reset with loads in flight.
@@ -1225,6 +1308,9 @@ int main(void)
 		test_hints_across_reset(paths[i].path, paths[i].name);
 		test_builtin_hints(paths[i].path, paths[i].name);
 		test_empty_require(paths[i].path, paths[i].name);
+		test_full_of_hints(paths[i].path, paths[i].name);
+		test_right_hint_first(paths[i].path, paths[i].name, false);
+		test_right_hint_first(paths[i].path, paths[i].name, true);
 		test_random_calls(paths[i].path, paths[i].name, seed + i);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */

@@ -533,7 +533,8 @@ int main(int argc, char **argv)
 		tap_ok(st == 0 && counted == 2 && wrong < used &&
 			       tool_jis(out, "(d[\"prefetches\"] > 0, d[\"accuracy\"], "
 					"d[\"keep_wrong_hints\"], d[\"cancels\"] >= 0, "
-					"d[\"mismatches\"])", "(True, 0, False, True, 0)"),
+					"d[\"hastened\"] >= 0, "
+					"d[\"mismatches\"])", "(True, 0, False, True, True, 0)"),
 		       "--accuracy 0: guesses prefetched, %" PRIu64 " used later against %" PRIu64
 		       " right ones; misses %" PRIu64 ", none wrong", wrong, used, m0);
 		/*
@@ -544,9 +545,10 @@ int main(int argc, char **argv)
 			 "--warmup 0 --prefetch-next --accuracy 0 --keep-wrong-hints "
 			 "--misses-in-order", model, trace);
 		tap_ok(st == 0 && tool_jis(out, "(d[\"keep_wrong_hints\"], d[\"misses_in_order\"], "
-					   "d[\"cancels\"], d[\"mismatches\"])",
-					   "(True, True, 0, 0)"),
-		       "--keep-wrong-hints --misses-in-order: no hint withdrawn, none wrong: %s",
+					   "d[\"cancels\"], d[\"hastened\"], d[\"mismatches\"])",
+					   "(True, True, 0, 0, 0)"),
+		       "--keep-wrong-hints --misses-in-order: no hint withdrawn or hastened, none "
+		       "wrong: %s",
 		       tool_jval);
 		/*
 		 * Three layers ahead, always right: every hint waits for its layer (no miss or

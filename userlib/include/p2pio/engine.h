@@ -457,6 +457,24 @@ int p2pio_complete(struct p2pio_queue *q, struct p2pio_cqe *cqes, unsigned int m
 int p2pio_cancel(struct p2pio_queue *q, uint64_t tag, unsigned int n);
 
 /**
+ * p2pio_hasten() - make queued reads urgent.
+ * @q:   the queue they were submitted on.
+ * @tag: their tag.
+ *
+ * The reads of @q tagged @tag that wait in the library's queue without P2PIO_REQ_URGENT
+ * get it: their pieces not yet handed to a thread go after the urgent reads queued
+ * already and before every other read, in the order they were submitted. Pieces in
+ * flight go on. Made for a cache whose speculative load turns out wanted: a prefetch
+ * queued as a mere hint is now a read the caller waits for, and a later urgent miss must
+ * not pass it. BOUNCE and POSIX queue reads in the library; P2P hands every read to the
+ * device as it is submitted, so it has none to hasten.
+ *
+ * Return: the number of reads made urgent (0 when none waited, or all were urgent), or
+ * -EINVAL for a NULL @q.
+ */
+int p2pio_hasten(struct p2pio_queue *q, uint64_t tag);
+
+/**
  * p2pio_inflight() - reads submitted on @q and not yet reaped.
  * @q: a queue.
  */

@@ -95,7 +95,10 @@ struct p2pio_experts;
 /*
  * Queue a miss's reads behind every read queued before it, hints included, as before
  * session 13, for comparison. By default a miss's reads are P2PIO_REQ_URGENT: on BOUNCE
- * and POSIX they go ahead of every hint not yet started.
+ * and POSIX they go ahead of every hint not yet started; and a hinted load still queued
+ * when its layer is required with it (a right guess) is made urgent then
+ * (p2pio_hasten()), so that it goes with the misses, ahead of the hints for later layers
+ * and of misses required after it. This flag does neither.
  */
 #define P2PIO_EXPERTS_MISSES_IN_ORDER (1u << 4)
 
@@ -321,6 +324,9 @@ int p2pio_experts_release(struct p2pio_experts *x, uint32_t layer, const uint32_
  *
  * A hint's reads go behind every miss's (a miss's reads are P2PIO_REQ_URGENT): on BOUNCE
  * and POSIX a miss does not wait for hints queued before it, only for reads already out.
+ * Once its layer is required with it, a hint still queued is made urgent too
+ * (p2pio_hasten()), and the layer's wrong hints are withdrawn before its misses are
+ * admitted, so that the misses take their room.
  *
  * Never blocks; a prefetch that would need room nobody can give up now is dropped.
  * Return: the number of loads started, or -ERANGE.
@@ -404,6 +410,8 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  *               tell the engine's hand-out, its reads and its copies apart.
  * @cancels:     hinted loads withdrawn before any of their reads started, their layer
  *               required without them (not in @loads, @prefetches, @reads or @bytes).
+ * @hastened:    hinted loads still queued when their layer was required with them: their
+ *               reads made urgent (p2pio_hasten()), as a miss's are.
  */
 struct p2pio_experts_io {
 	size_t size;
@@ -437,6 +445,7 @@ struct p2pio_experts_io {
 	uint64_t batch_taken_ns;
 	uint64_t batch_landed_ns;
 	uint64_t cancels;
+	uint64_t hastened;
 };
 
 /**

@@ -519,6 +519,23 @@ int p2pio_cancel(struct p2pio_queue *q, uint64_t tag, unsigned int n)
 	return (int)got;
 }
 
+int p2pio_hasten(struct p2pio_queue *q, uint64_t tag)
+{
+	const struct p2pio_path_ops *const *ops;
+	unsigned int got = 0;
+	void *priv;
+
+	if (!q)
+		return -EINVAL;
+	/* Unlike a withdrawal, every path is asked: a load's reads may have fallen back. */
+	for (ops = p2pio_paths; *ops; ops++) {
+		priv = (*ops)->hasten ? p2pio_path_priv(q->ctx, *ops) : NULL;
+		if (priv)
+			got += (*ops)->hasten(priv, q, tag);
+	}
+	return (int)got;
+}
+
 int p2pio_complete(struct p2pio_queue *q, struct p2pio_cqe *cqes, unsigned int max,
 		   unsigned int min, int timeout_ms)
 {

@@ -187,6 +187,10 @@ P2PIO_HIDDEN void p2pio_opq_pop(struct p2pio_opq *q);
  */
 P2PIO_HIDDEN unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p2pio_queue *cq,
 					     uint64_t tag, unsigned int n, struct p2pio_op **out);
+/* The reads of queue @cq tagged @tag not yet urgent made urgent, last of the urgent ones,
+ * in their order; returns how many. */
+P2PIO_HIDDEN unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq,
+					   uint64_t tag);
 
 /* engine.c */
 P2PIO_HIDDEN uint64_t p2pio_now_ns(void);

@@ -86,3 +86,50 @@ unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p2pio_queue *c
 	}
 	return n;
 }
+
+/*
+ * p2pio_hasten(): the reads of a load the caller now waits for (a prefetch whose guess
+ * was right) go behind the urgent reads already queued, in their order, and keep their
+ * @begin: one with pieces out stays unwithdrawable.
+ */
+unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq, uint64_t tag)
+{
+	struct p2pio_op *op, *prev, *next, *first = NULL, *last = NULL;
+	unsigned int n = 0;
+
+	prev = q->urgent_tail;
+	for (op = prev ? prev->next : q->head; op; op = next) {
+		next = op->next;
+		if (op->q != cq || op->tag != tag) {
+			prev = op;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			q->head = next;
+		if (q->tail == op)
+			q->tail = prev;
+		op->urgent = true;
+		op->next = NULL;
+		if (last)
+			last->next = op;
+		else
+			first = op;
+		last = op;
+		n++;
+	}
+	if (!n)
+		return 0;
+	if (q->urgent_tail) {
+		last->next = q->urgent_tail->next;
+		q->urgent_tail->next = first;
+	} else {
+		last->next = q->head;
+		q->head = first;
+	}
+	if (!last->next)
+		q->tail = last;
+	q->urgent_tail = last;
+	return n;
+}

@@ -88,6 +88,12 @@ struct p2pio_path_ops {
 	 */
 	unsigned int (*withdraw)(void *priv, const struct p2pio_queue *q, uint64_t tag,
 				 unsigned int n, struct p2pio_op **out);
+	/*
+	 * Optional: p2pio_hasten(). The reads of queue @q tagged @tag that wait in the path's
+	 * queue and are not urgent become urgent (p2pio_opq_hasten()); returns how many. A
+	 * path without a queue of its own has none.
+	 */
+	unsigned int (*hasten)(void *priv, const struct p2pio_queue *q, uint64_t tag);
 	/* Per buffer, before p2pio_buf_free() frees it: let go of what the path holds on it. */
 	void (*buf_release)(void *priv, struct p2pio_buf *buf);
 };

@@ -175,6 +175,13 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 	}
 	if (x->cu)
 		xcache_poll_releases(x, false);
+	/*
+	 * The hints of this layer that it does not want go first, giving their room to its
+	 * misses. A call that requires nothing is no step of the routing: it withdraws
+	 * nothing.
+	 */
+	if (n)
+		xcache_drop_wrong_hints(x, layer, ids, n);
 	alone = !x->loading;
 	for (i = 0; i < n; i++) {
 		struct xentry *e = &x->ent[idx(x, layer, ids[i])];
@@ -192,23 +199,22 @@ int p2pio_experts_require(struct p2pio_experts *x, uint32_t layer, const uint32_
 		}
 		/* Held from here: no later miss of this call may evict it. */
 		p2pio_residency_busy_get(x->res, layer, ids[i]);
-		e->hinted = false;	/* a right guess */
+		/*
+		 * A right guess still queued is waited for now: it goes with the misses, ahead
+		 * of the hints for later layers and of misses required after this call.
+		 */
+		if (e->loading && e->hinted && !(x->flags & P2PIO_EXPERTS_MISSES_IN_ORDER))
+			x->io.hastened += p2pio_hasten(x->q, idx(x, layer, ids[i])) > 0;
+		e->hinted = false;
 		e->held++;
 		e->refs++;
 		got++;
 	}
 	if (x->batch_open)
 		batch_end(x);
-	if (!ret && n) {
-		/*
-		 * Every expert this call wants is held by it now: the built-in prefetch's hold
-		 * on this layer has done its work, and its wrong guesses go like the caller's.
-		 * A call that requires nothing is no step of the routing and withdraws nothing.
-		 */
-		if (x->pf_n && x->pf_layer == layer)
-			xcache_prefetch_unhold(x);
-		xcache_drop_wrong_hints(x, layer);
-	}
+	/* Every expert this call wants is held by it now: the built-in hold has done its work. */
+	if (!ret && n && x->pf_n && x->pf_layer == layer)
+		xcache_prefetch_unhold(x);
 	xcache_homes_map(x);
 	if (!ret)
 		ret = wait_loads(x, layer, ids, n, (CUstream)stream);

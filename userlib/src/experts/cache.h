@@ -187,6 +187,7 @@ P2PIO_HIDDEN int xcache_prefetch_locked(struct p2pio_experts *x, uint32_t layer,
 P2PIO_HIDDEN void xcache_prefetch_next_layer(struct p2pio_experts *x, uint32_t layer,
 					     const uint32_t *ids, uint32_t n);
 P2PIO_HIDDEN void xcache_flush_unmaps(struct p2pio_experts *x);
-P2PIO_HIDDEN void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer);
+P2PIO_HIDDEN void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer,
+					  const uint32_t *ids, uint32_t n);
 
 #endif /* P2PIO_EXPERTS_CACHE_H */

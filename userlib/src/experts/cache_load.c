@@ -387,26 +387,69 @@ void xcache_flush_unmaps(struct p2pio_experts *x)
 	x->io.late_unmap_ns += p2pio_now_ns() - t0;
 }
 
+static bool ids_have(const uint32_t *ids, uint32_t n, uint32_t expert)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (ids[i] == expert)
+			return true;
+	return false;
+}
+
 /*
- * @layer was just required: its experts still loading for a hint that it did not require
- * were wrong guesses. A load none of whose reads has started is withdrawn whole
- * (p2pio_cancel(): all of its reads or none), so that its bandwidth goes to the loads the
- * decode waits for; one being read completes and stays, as an ordinary expert. Where a
- * hint several layers ahead is wrong one time in ten, the reads it would have taken are
- * about a tenth of the bytes. Called locked, before the call waits for its loads.
+ * The built-in prefetch holds experts of @layer that @layer's require does not want: let
+ * them go, keeping the hold on the ones it wants until the call holds them itself (none of
+ * its misses may evict them meanwhile). Called locked.
  */
-void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer)
+static void prefetch_unhold_wrong(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+				  uint32_t n)
+{
+	uint32_t i, kept = 0;
+
+	if (!x->pf_n || x->pf_layer != layer)
+		return;
+	for (i = 0; i < x->pf_n; i++) {
+		uint32_t expert = x->pf_ids[i];
+
+		if (ids_have(ids, n, expert)) {
+			x->pf_ids[kept++] = expert;
+			continue;
+		}
+		x->ent[idx(x, layer, expert)].refs--;
+		p2pio_residency_busy_put(x->res, layer, expert);
+		xcache_bury(x, layer, expert);
+	}
+	x->pf_n = kept;
+}
+
+/*
+ * @layer is being required, of @ids[@n]: its experts still loading for a hint that are
+ * not among them were wrong guesses. A load none of whose reads has started is withdrawn
+ * whole (p2pio_cancel(): all of its reads or none), so that its bandwidth goes to the
+ * loads the decode waits for; one being read completes and stays, as an ordinary expert.
+ * Where a hint several layers ahead is wrong one time in ten, the reads it would have
+ * taken are about a tenth of the bytes.
+ *
+ * Called locked, before the call admits its misses: a withdrawn load gives its room back
+ * at once, so a miss takes that room instead of evicting an expert that may be used again,
+ * or waiting for a load in flight where the budget is full of loading hints.
+ */
+void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer, const uint32_t *ids,
+			     uint32_t n)
 {
 	uint32_t expert;
 
 	if (x->flags & P2PIO_EXPERTS_KEEP_WRONG_HINTS)
 		return;
+	prefetch_unhold_wrong(x, layer, ids, n);
 	for (expert = 0; expert < x->ne; expert++) {
 		size_t i = idx(x, layer, expert);
 		struct xentry *e = &x->ent[i];
 
 		/* A load that failed already (its home unmapped) fails as it is. */
-		if (!e->loading || !e->hinted || e->refs || !e->pending || e->err)
+		if (!e->loading || !e->hinted || e->refs || !e->pending || e->err ||
+		    ids_have(ids, n, expert))
 			continue;
 		if (p2pio_cancel(x->q, i, e->pending) != (int)e->pending)
 			continue;

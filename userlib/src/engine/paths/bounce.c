@@ -595,6 +595,17 @@ static unsigned int p2pio_bounce_withdraw(void *priv, const struct p2pio_queue *
 	return got;
 }
 
+static unsigned int p2pio_bounce_hasten(void *priv, const struct p2pio_queue *q, uint64_t tag)
+{
+	struct p2pio_bounce *b = priv;
+	unsigned int got;
+
+	pthread_mutex_lock(&b->lock);
+	got = p2pio_opq_hasten(&b->q, q, tag);
+	pthread_mutex_unlock(&b->lock);
+	return got;
+}
+
 static void p2pio_bounce_stop(void *priv)
 {
 	struct p2pio_bounce *b = priv;
@@ -773,4 +784,5 @@ const struct p2pio_path_ops p2pio_bounce_ops = {
 	.submit = p2pio_bounce_submit,
 	.submit_many = p2pio_bounce_submit_many,
 	.withdraw = p2pio_bounce_withdraw,
+	.hasten = p2pio_bounce_hasten,
 };

@@ -196,6 +196,17 @@ static void p2pio_posix_free(struct p2pio_posix *px)
 	free(px);
 }
 
+static unsigned int p2pio_posix_hasten(void *priv, const struct p2pio_queue *q, uint64_t tag)
+{
+	struct p2pio_posix *px = priv;
+	unsigned int got;
+
+	pthread_mutex_lock(&px->lock);
+	got = p2pio_opq_hasten(&px->q, q, tag);
+	pthread_mutex_unlock(&px->lock);
+	return got;
+}
+
 static void p2pio_posix_stop(void *priv);
 
 static int p2pio_posix_start(struct p2pio_ctx *ctx, void **privp)
@@ -313,4 +324,5 @@ const struct p2pio_path_ops p2pio_posix_ops = {
 	.submit = p2pio_posix_submit,
 	.submit_many = p2pio_posix_submit_many,
 	.withdraw = p2pio_posix_withdraw,
+	.hasten = p2pio_posix_hasten,
 };
