@@ -268,9 +268,9 @@ static void p2pio_file_free(struct p2pio_file *f)
 
 /*
  * A lease that could not be given back still names @f: a later break runs
- * p2pio_lease_break() on @f and its worker gives the lease back from @f->filp. So @f and
- * its file are kept for good (the extents go), and so is the module, whose lease
- * operations the lease points to. Not expected with the kernel's credential.
+ * p2pio_lease_break() on @f and its worker gives the lease back from @f->lease_filp. So
+ * @f and both its files are kept for good (the extents go), and so is the module, whose
+ * lease operations the lease points to. Not expected with the kernel's credential.
  */
 static void p2pio_file_keep(struct p2pio_file *f)
 {
@@ -329,7 +329,7 @@ static bool p2pio_lease_give_back(struct p2pio_file *f)
 
 	if (!xchg(&f->leased, false))
 		return true;
-	ret = p2pio_setlease(f->filp, F_UNLCK, NULL, &owner);
+	ret = p2pio_setlease(f->lease_filp, F_UNLCK, NULL, &owner);
 	/* -EAGAIN: lease_break_time ran out and the kernel removed it already. */
 	if (!ret || ret == -EAGAIN)
 		return true;
@@ -371,25 +371,42 @@ static void p2pio_file_break_work(struct work_struct *work)
 			    f->filp, f->handle);
 }
 
+/*
+ * The lease is taken on an open file of the module's own (@f->lease_filp), not on the
+ * user's: giving a lease back (lease_modify(), F_UNLCK) clears its file's owner, so on the
+ * user's file it undid their F_SETOWN and F_SETSIG, and the signal of a lease of their
+ * own on that file (a break) went nowhere. The open is the kernel's credential's, like the
+ * lease; only the lease is taken through it, nothing is read.
+ */
 static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
 {
 	struct p2pio_lease *fl;
+	struct file *lf;
 	int ret;
 
+	lf = dentry_open(&filp->f_path, O_RDONLY | O_LARGEFILE, p2pio_lease_cred);
+	if (IS_ERR(lf))
+		return p2pio_refuse(filp, ENOLCK, "no layout lease: the module's open of the file failed (%ld)",
+				    PTR_ERR(lf));
 	fl = p2pio_lease_alloc();
-	if (!fl)
+	if (!fl) {
+		fput(lf);
 		return -ENOMEM;
-	p2pio_lease_init(fl, filp, f, &p2pio_lease_ops);
-	ret = p2pio_setlease(filp, F_RDLCK, &fl, NULL);
+	}
+	p2pio_lease_init(fl, lf, f, &p2pio_lease_ops);
+	ret = p2pio_setlease(lf, F_RDLCK, &fl, NULL);
 	/* On success the lease list took @fl (NULL here), or kept an older lease of ours. */
 	if (fl)
 		p2pio_lease_free(fl);
-	if (ret == -EAGAIN)
-		return p2pio_refuse(filp, EAGAIN,
-				    "no layout lease: the file's block map is being changed");
-	if (ret)
-		return p2pio_refuse(filp, ENOLCK, "no layout lease (%d): is fs.leases-enable 0?",
-				    ret);
+	if (ret) {
+		fput(lf);
+		if (ret == -EAGAIN)
+			return p2pio_refuse(filp, EAGAIN,
+					    "no layout lease: the file's block map is being changed");
+		return p2pio_refuse(filp, ENOLCK,
+				    "no layout lease (%d): is fs.leases-enable 0?", ret);
+	}
+	f->lease_filp = lf;
 	f->leased = true;
 	return 0;
 }
@@ -404,7 +421,12 @@ static bool p2pio_lease_drop(struct p2pio_file *f)
 		return false;
 	cancel_work_sync(&f->break_work);
 	/* A break's worker that failed to give it back meanwhile left it leased again. */
-	return p2pio_lease_give_back(f);
+	if (!p2pio_lease_give_back(f))
+		return false;
+	if (f->lease_filp)
+		fput(f->lease_filp);
+	f->lease_filp = NULL;
+	return true;
 }
 
 /*

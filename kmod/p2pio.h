@@ -120,7 +120,13 @@ struct p2pio_user {
 
 struct p2pio_file {
 	u32 handle;
-	struct file *filp;		/* our reference; write access denied; layout lease */
+	struct file *filp;		/* our reference to the user's file; write access denied */
+	/*
+	 * The module's own open file of it, read-only, opened with the kernel's credential:
+	 * it holds the layout lease. Giving a lease back clears its file's owner (F_SETOWN,
+	 * F_SETSIG: lease_modify()), which must not be the user's.
+	 */
+	struct file *lease_filp;
 	struct p2pio_user *user;	/* charged for the file and its extent list */
 	u64 ext_charged;		/* bytes of extent list charged to @user */
 	/*

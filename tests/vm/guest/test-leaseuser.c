@@ -16,7 +16,10 @@
  *    file's owner and capable(CAP_LEASE) fails whatever its effective set holds, so a
  *    lease given back with the closer's credentials is refused (EACCES).
  * Then the file must have no lease left (/proc/locks), and a write to it must go through
- * at once. A lease left behind names the freed registration: the write's layout break
+ * at once. The open file's owner (F_SETOWN to the parent, F_SETSIG), set before the
+ * registration, must be as it was: the module takes its lease on an open file of its own,
+ * because giving a lease back clears its file's owner, and on the user's file that undid
+ * the user's F_SETOWN and F_SETSIG (both read 0 after the release before session 14). A lease left behind names the freed registration: the write's layout break
  * calls the module's break handler on freed memory (the boot's slub_debug reports
  * "Poison overwritten", KFENCE a use-after-free) and waits lease_break_time (set to 3 s).
  * Before the fix that gives leases back with the module's own credentials, "userns" left
@@ -25,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +130,7 @@ static void release_as_nobody(const char *mnt, enum how how)
 	struct stat st;
 	uint64_t t0, ms;
 	pid_t pid;
-	int status = 0, fd, rfd, left;
+	int status = 0, fd, rfd, left, owner, sig;
 
 	snprintf(path, sizeof(path), "%s/lu-%s", mnt, how_name[how]);
 	if (!tap_ok(!vm_make_pattern_file(path, "lu-file", LEN) && !chmod(path, 0666) &&
@@ -136,6 +140,10 @@ static void release_as_nobody(const char *mnt, enum how how)
 	rfd = open(path, O_RDONLY);
 	if (!tap_ok(rfd >= 0, "%s %s: the file is open for reading", mnt, how_name[how]))
 		return;
+	/* Its owner: this process, a signal of its choosing (its own leases' breaks). */
+	tap_ok(!fcntl(rfd, F_SETOWN, getpid()) && !fcntl(rfd, F_SETSIG, SIGRTMIN + 1),
+	       "%s %s: the open file's owner is this process, with its signal", mnt,
+	       how_name[how]);
 	pid = fork();
 	if (pid == 0)
 		child(rfd, how);
@@ -149,6 +157,12 @@ static void release_as_nobody(const char *mnt, enum how how)
 			 child_why[WEXITSTATUS(status)] : "died");
 	left = leases_on(&st);
 	tap_is_int(left, 0, "%s %s: no lease is left on the file", mnt, how_name[how]);
+	owner = fcntl(rfd, F_GETOWN);
+	sig = fcntl(rfd, F_GETSIG);
+	if (!tap_ok(owner == getpid() && sig == SIGRTMIN + 1,
+		    "%s %s: the open file's owner and signal are as they were", mnt, how_name[how]))
+		tap_diag("F_GETOWN %d (want %d), F_GETSIG %d (want %d)", owner, (int)getpid(), sig,
+			 SIGRTMIN + 1);
 	/* A left lease is broken by the write and held until lease_break_time. */
 	t0 = now_ms();
 	fd = open(path, O_WRONLY | O_CLOEXEC);
