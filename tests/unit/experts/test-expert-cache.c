@@ -1123,6 +1123,56 @@ out:
 }
 
 /*
+ * The built-in prefetch's right guess stays held while its layer's misses are admitted:
+ * a budget of 3, the previous token's routing prefetched. (1,0) is loaded for layer 1 and
+ * held by the built-in prefetch; two hints for layer 0 take the rest of the budget and
+ * are still loading; layer 1 is then required of {1, 0}. The miss (1,1) finds no room: it
+ * must wait for a hint to load, not evict the held guess (1,0), which the same call wants
+ * next and would read again (the ENOSPC wait in xcache_load() let every hold go).
+ */
+static void test_right_hold_kept(enum p2pio_path path, const char *pname)
+{
+	struct p2pio_experts_opts xo;
+	uint32_t zero = 0, one = 1, l0[3] = { 1, 2, 3 }, hints[2] = { 4, 5 }, want[2] = { 1, 0 };
+	uint32_t held = 0, loading = 0, seq0 = 0, seq1 = 0;
+	struct hint_rig r;
+	int bad = 0;
+
+	p2pio_experts_opts_init(&xo);
+	xo.flags = P2PIO_EXPERTS_PREFETCH_PREV;
+	xo.policy = "lru";
+	if (!hint_rig_open_opts(&r, path, pname, &xo, 3))
+		goto out;
+	bad += require_checked(&r, 1, &zero, 1) != 0;	/* layer 1 routed to {0} */
+	bad += require_checked(&r, 0, l0, 3) != 0;	/* evicts (1,0) */
+	bad += require_checked(&r, 0, &one, 1) != 0;	/* built-in prefetch: (1,0) held */
+	while (hints_loading(r.x))
+		usleep(1000);
+	if (p2pio_experts_prefetch(r.x, 0, hints, 2) != 2) {
+		tap_ok(0, "%s: two hints for layer 0", pname);
+		goto out;
+	}
+	pthread_mutex_lock(&r.x->lock);
+	held = r.x->pf_n == 1 && r.x->pf_layer == 1 && r.x->pf_ids[0] == 0 &&
+	       p2pio_residency_state(r.x->res, 1, 0) == P2PIO_RES_RESIDENT;
+	loading = r.x->ent[idx(r.x, 0, 4)].loading + r.x->ent[idx(r.x, 0, 5)].loading;
+	seq0 = r.x->ent[idx(r.x, 1, 0)].seq;
+	pthread_mutex_unlock(&r.x->lock);
+	bad += require_checked(&r, 1, want, 2) != 0;
+	pthread_mutex_lock(&r.x->lock);
+	seq1 = r.x->ent[idx(r.x, 1, 0)].seq;
+	pthread_mutex_unlock(&r.x->lock);
+	while (layer_loading(r.x, 0) || hints_loading(r.x))
+		usleep(1000);
+	tap_ok(held && !bad && seq1 == seq0,
+	       "%s: a held right guess is not evicted by its layer's miss (read %u more times; "
+	       "guess held %d, %u hints loading at the require)", pname, seq1 - seq0, held,
+	       loading);
+out:
+	hint_rig_close(&r);
+}
+
+/*
  * Random calls in a small budget, the cache's state machine stirred by what a careless
  * caller does: hints for any layer (wrong ones withdrawn or loading), requires of 1-3
  * experts, pins and unpins, token boundaries, statistics reset with loads in flight.
@@ -1311,6 +1361,7 @@ int main(void)
 		test_full_of_hints(paths[i].path, paths[i].name);
 		test_right_hint_first(paths[i].path, paths[i].name, false);
 		test_right_hint_first(paths[i].path, paths[i].name, true);
+		test_right_hold_kept(paths[i].path, paths[i].name);
 		test_random_calls(paths[i].path, paths[i].name, seed + i);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */

@@ -227,7 +227,12 @@ int xcache_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, bool p
 			break;
 		/* Waiting may drop the lock: the homes of this call's earlier misses first. */
 		xcache_homes_map(x);
-		if (x->pf_n) {
+		/*
+		 * The built-in hold on another layer gives way; on this one it holds only
+		 * experts this call wants (xcache_drop_wrong_hints() let the others go): a miss
+		 * that evicted one would have the call read it again.
+		 */
+		if (x->pf_n && x->pf_layer != layer) {
 			xcache_prefetch_unhold(x);
 		} else if (x->cu && x->rel) {
 			xcache_poll_releases(x, true);
@@ -440,9 +445,10 @@ void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer, const uint
 {
 	uint32_t expert;
 
+	/* Kept or not, a wrong guess is no longer held: its room may go to the misses. */
+	prefetch_unhold_wrong(x, layer, ids, n);
 	if (x->flags & P2PIO_EXPERTS_KEEP_WRONG_HINTS)
 		return;
-	prefetch_unhold_wrong(x, layer, ids, n);
 	for (expert = 0; expert < x->ne; expert++) {
 		size_t i = idx(x, layer, expert);
 		struct xentry *e = &x->ent[i];
