@@ -32,6 +32,7 @@
 struct xentry {
 	uint32_t seq;		/* number of the current (or last) load */
 	uint32_t pending;	/* reads of the current load in flight */
+	uint32_t nreads;	/* reads the current load submits */
 	int err;		/* first error of the current load */
 	bool loading;
 	bool hinted;		/* loading for a prefetch its layer has not required yet */

@@ -133,6 +133,7 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	e->bytes = 0;
 	e->io_epoch = x->io_epoch;
 	e->pending = npieces + 1;	/* the submitter's own reference */
+	e->nreads = npieces;
 	e->t_submit = p2pio_now_ns();
 	if (!prefetch && x->batch_open) {
 		e->batch = x->batch;
@@ -453,9 +454,13 @@ void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer, const uint
 		size_t i = idx(x, layer, expert);
 		struct xentry *e = &x->ent[i];
 
-		/* A load that failed already (its home unmapped) fails as it is. */
+		/*
+		 * A load that failed already (its home unmapped) fails as it is; one with a
+		 * read done (reaped: not pending) is no load none of whose reads has started,
+		 * even where the rest are still queued (urgent reads went ahead of them).
+		 */
 		if (!e->loading || !e->hinted || e->refs || !e->pending || e->err ||
-		    ids_have(ids, n, expert))
+		    e->pending != e->nreads || ids_have(ids, n, expert))
 			continue;
 		if (p2pio_cancel(x->q, i, e->pending) != (int)e->pending)
 			continue;
