@@ -931,7 +931,12 @@ out:
  * (0,5) again has the built-in prefetch queue (1,0) behind them; layer 1 then required
  * with hint 7 alone: the other hints and the built-in one, none started, are withdrawn.
  */
-static void test_builtin_hints(enum p2pio_path path, const char *pname)
+/*
+ * One try of the scenario; false when it could not be set up as it must (the hints had
+ * all been read before the built-in guess was queued behind them: @held false).
+ */
+static bool builtin_hints_try(enum p2pio_path path, const char *pname, bool *ok,
+			      uint64_t *cancels)
 {
 	struct p2pio_experts_io io = { .size = sizeof(io) };
 	struct p2pio_experts_opts xo;
@@ -941,6 +946,7 @@ static void test_builtin_hints(enum p2pio_path path, const char *pname)
 	struct hint_rig r;
 	int bad = 0;
 
+	*ok = false;
 	p2pio_experts_opts_init(&xo);
 	xo.flags = P2PIO_EXPERTS_PREFETCH_PREV;
 	xo.policy = "lru";
@@ -950,8 +956,11 @@ static void test_builtin_hints(enum p2pio_path path, const char *pname)
 	bad += require_checked(&r, 0, l0, 6) != 0;
 	while (hints_loading(r.x))
 		usleep(1000);
+	/* The hints read from the disk, not from what the requires left in the page cache. */
+	efx_drop_cache(r.path);
 	if (p2pio_experts_prefetch(r.x, 1, hints, 6) < 4) {
 		tap_ok(0, "%s: hints start loads", pname);
+		held = true;	/* no retry: a failure of its own */
 		goto out;
 	}
 	bad += require_checked(&r, 0, &five, 1) != 0;
@@ -964,11 +973,29 @@ static void test_builtin_hints(enum p2pio_path path, const char *pname)
 	       p2pio_residency_state(r.x->res, 1, 0) == P2PIO_RES_ABSENT;
 	pthread_mutex_unlock(&r.x->lock);
 	p2pio_experts_stats(r.x, NULL, &io, false);
-	tap_ok(held && gone && io.cancels >= 3 && !bad,
-	       "%s: the built-in prefetch's guess (1,0), held and queued, is withdrawn with the "
-	       "caller's wrong hints (%llu withdrawn)", pname, (unsigned long long)io.cancels);
+	*cancels = io.cancels;
+	*ok = held && gone && io.cancels >= 3 && !bad;
 out:
 	hint_rig_close(&r);
+	return held;
+}
+
+/*
+ * A machine busy elsewhere can read every hint before the test queues the built-in guess
+ * behind them; that try proves nothing either way and is made again (at most 5 tries).
+ */
+static void test_builtin_hints(enum p2pio_path path, const char *pname)
+{
+	uint64_t cancels = 0;
+	bool ok = false;
+	int tries;
+
+	for (tries = 1; tries <= 5; tries++)
+		if (builtin_hints_try(path, pname, &ok, &cancels))
+			break;
+	tap_ok(ok, "%s: the built-in prefetch's guess (1,0), held and queued, is withdrawn with the "
+	       "caller's wrong hints (%llu withdrawn; try %d)", pname, (unsigned long long)cancels,
+	       tries > 5 ? 5 : tries);
 }
 
 /* A require of no experts is no step of the routing: it withdraws no hint. */
