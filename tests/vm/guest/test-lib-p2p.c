@@ -22,7 +22,11 @@
  *    buffer many times that size still land byte for byte: the library unpins its least
  *    recently used idle windows when a pin fails with -ENOMEM; cut below one window, a read
  *    fails with that error instead of hanging, and nothing stays pinned;
- *  - with the module's max_user_pins cut to 3, the same: windows unpinned at EDQUOT.
+ *  - with the module's max_user_pins cut to 3, the same: windows unpinned at EDQUOT;
+ *  - plain reads beyond queue_depth x chunk_size wait in the library: in one submission of
+ *    24 plain reads and an urgent one, the urgent one completes among the first 3; held
+ *    reads are withdrawn by p2pio_cancel() (never land, no completion) or sent at once
+ *    by p2pio_hasten() (one submitted last completes among the first 3).
  * Then the guest's CPU time per GiB (all CPUs, /proc/stat: the kernel's interrupt and
  * io_uring worker time included) of P2P against BOUNCE for the largest file, side by side.
  *
@@ -325,6 +329,136 @@ out:
 }
 
 /* CPU seconds per GiB of the guest reading @path whole @reps times into @buf. */
+/*
+ * Held plain reads on P2P: a context of one 64 KiB chunk in flight (queue_depth 1), so
+ * that one plain read is at the device and the rest wait in the library.
+ */
+#define HELD_NR 24
+#define HELD_LEN (64 * VM_KIB)
+#define HELD_TAG 900
+#define HELD_SLACK 3
+
+/*
+ * Submits HELD_NR plain reads (tag i reads chunk i into slot i) and, with @urgent, one
+ * urgent read of chunk HELD_NR tagged HELD_TAG; then withdraws tags @cancel_from.. (each
+ * alone, n = 1) or hastens tag @hasten; reaps everything into @order and checks every
+ * byte of what completed and that withdrawn slots are still poison. The number
+ * completed, or -1 on a failure.
+ */
+static int held_round(struct p2pio_ctx *c, struct p2pio_file *f, int fd, struct p2pio_buf *buf,
+		      bool urgent, int cancel_from, int hasten, uint64_t *order, int *cancelled)
+{
+	struct p2pio_req r[HELD_NR + 1];
+	struct p2pio_cqe cqe[HELD_NR + 1];
+	uint8_t *mem = p2pio_buf_host_ptr(buf);
+	struct p2pio_queue *q;
+	int n = HELD_NR + urgent, got = 0, k, i, want_done;
+
+	*cancelled = 0;
+	if (p2pio_queue_create(c, &q))
+		return -1;
+	memset(mem, POISON, (HELD_NR + 1) * HELD_LEN);
+	for (i = 0; i <= HELD_NR; i++)
+		r[i] = (struct p2pio_req){ .file = f, .file_offset = (uint64_t)i * HELD_LEN,
+					   .length = HELD_LEN, .buf = buf,
+					   .buf_offset = (uint64_t)i * HELD_LEN, .tag = (uint64_t)i };
+	r[HELD_NR].tag = HELD_TAG;
+	r[HELD_NR].flags = P2PIO_REQ_URGENT;
+	if (p2pio_submit(q, r, (unsigned int)n) != n)
+		goto fail;
+	if (cancel_from >= 0)
+		for (i = cancel_from; i < HELD_NR; i++)
+			*cancelled += p2pio_cancel(q, (uint64_t)i, 1) == 1;
+	if (hasten >= 0 && p2pio_hasten(q, (uint64_t)hasten) != 1)
+		goto fail;
+	want_done = n - *cancelled;
+	if (p2pio_inflight(q) != (unsigned int)want_done)
+		goto fail;
+	while (got < want_done) {
+		k = p2pio_complete(q, cqe, (unsigned int)(want_done - got), 1, 30000);
+		if (k <= 0)
+			goto fail;
+		for (i = 0; i < k; i++) {
+			if (cqe[i].res || cqe[i].path != P2PIO_PATH_P2P)
+				goto fail;
+			order[got++] = cqe[i].tag;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		bool withdrawn = cancel_from >= 0 && i >= cancel_from && i < HELD_NR;
+		uint64_t len = HELD_LEN;
+
+		if (withdrawn) {
+			for (uint64_t b = 0; b < len; b++)
+				if (mem[(uint64_t)i * HELD_LEN + b] != POISON)
+					goto fail;
+			continue;
+		}
+		if (pread(fd, want, len, (off_t)((uint64_t)i * HELD_LEN)) != (ssize_t)len ||
+		    memcmp(mem + (uint64_t)i * HELD_LEN, want, len))
+			goto fail;
+	}
+	p2pio_queue_destroy(q);
+	return got;
+fail:
+	/* What is still in flight completes before the queue goes. */
+	while (p2pio_inflight(q) && p2pio_complete(q, cqe, HELD_NR + 1, 1, 30000) > 0)
+		;
+	p2pio_queue_destroy(q);
+	return -1;
+}
+
+static int held_position(const uint64_t *order, int n, uint64_t tag)
+{
+	for (int i = 0; i < n; i++)
+		if (order[i] == tag)
+			return i;
+	return -1;
+}
+
+static void held_reads(const char *path)
+{
+	struct p2pio_ctx_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_ctx *c = NULL;
+	struct p2pio_file *f = NULL;
+	struct p2pio_buf *buf = NULL;
+	uint64_t order[HELD_NR + 1];
+	int fd = open(path, O_RDONLY), got, pos, cancelled;
+
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	o.path = P2PIO_PATH_P2P;
+	o.chunk_size = HELD_LEN;
+	o.queue_depth = 1;
+	if (fd < 0 || p2pio_ctx_create(&o, &c, &err) || p2pio_file_open(c, path, 0, &f, &err) ||
+	    p2pio_buf_alloc(c, P2PIO_MEM_NVDOUBLE, (HELD_NR + 1) * HELD_LEN, &buf, &err)) {
+		tap_ok(0, "held reads: set-up: %s", err.msg);
+		goto out;
+	}
+	got = held_round(c, f, fd, buf, true, -1, -1, order, &cancelled);
+	pos = got > 0 ? held_position(order, got, HELD_TAG) : -1;
+	if (!tap_ok(got == HELD_NR + 1 && pos >= 0 && pos < HELD_SLACK,
+		    "P2P: %d plain reads and an urgent one submitted last, byte-exact; the urgent "
+		    "one completes among the first %d (at %d)", HELD_NR, HELD_SLACK, pos + 1))
+		tap_diag("completed %d", got);
+	got = held_round(c, f, fd, buf, false, HELD_NR - 8, -1, order, &cancelled);
+	tap_ok(got == HELD_NR - 8 && cancelled == 8,
+	       "P2P: 8 held plain reads withdrawn (%d): no completion, nothing landed; the "
+	       "other %d byte-exact", cancelled, got);
+	got = held_round(c, f, fd, buf, false, -1, HELD_NR - 1, order, &cancelled);
+	pos = got > 0 ? held_position(order, got, HELD_NR - 1) : -1;
+	tap_ok(got == HELD_NR && pos >= 0 && pos < HELD_SLACK,
+	       "P2P: the last of %d plain reads hastened completes among the first %d (at %d), "
+	       "all byte-exact", HELD_NR, HELD_SLACK, pos + 1);
+out:
+	p2pio_buf_free(buf);
+	p2pio_file_close(f);
+	p2pio_ctx_destroy(c);
+	if (fd >= 0)
+		close(fd);
+}
+
 static double cpu_per_gib(struct p2pio_ctx *ctx, const char *path, unsigned int flags,
 			  struct p2pio_buf *buf, uint64_t size, int reps, enum p2pio_path *used)
 {
@@ -681,8 +815,10 @@ int main(void)
 	} else {
 		tap_ok(0, "no NVMe data file for the small-BAR1 test");
 	}
-	if (big_size)
+	if (big_size) {
+		held_reads(big);
 		measure(big, big_size);
+	}
 	nobody_fallback();
 	nobody_pin_refused();
 	free(want);

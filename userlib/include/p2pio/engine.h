@@ -361,8 +361,10 @@ int p2pio_queue_fd(const struct p2pio_queue *q);
  * be speculative (prefetches): the context's threads take it before every read without
  * the flag that has pieces not yet handed out (one already being read goes on); urgent
  * reads keep their order among themselves. BOUNCE and POSIX queue reads in the library
- * and honour it; P2P hands every read to the device as it is submitted, so there is no
- * queue to jump (the flag is accepted and changes nothing).
+ * and honour it. P2P sends reads to the device as they are submitted, except plain reads
+ * beyond queue_depth x chunk_size bytes at the device, which wait in the library: an
+ * urgent read goes past those at once (it still shares the device with the plain reads
+ * already sent).
  */
 #define P2PIO_REQ_URGENT (1u << 1)
 
@@ -449,8 +451,8 @@ int p2pio_complete(struct p2pio_queue *q, struct p2pio_cqe *cqes, unsigned int m
  * complete as usual. Made for a cache that gives up a speculative load (a prefetch whose
  * guess turned out wrong): what is withdrawn costs no bandwidth, and the caller never
  * has part of a load read and part withdrawn. BOUNCE and POSIX queue reads in the
- * library; P2P hands every read to the device as it is submitted, so its reads are never
- * withdrawn.
+ * library; P2P withdraws only reads without P2PIO_REQ_URGENT that it still holds back, not
+ * those it has sent to the device.
  *
  * Return: @n when withdrawn, 0 when not, -EINVAL for a NULL @q or a zero @n.
  */
@@ -466,8 +468,8 @@ int p2pio_cancel(struct p2pio_queue *q, uint64_t tag, unsigned int n);
  * already and before every other read, in the order they were submitted. Pieces in
  * flight go on. Made for a cache whose speculative load turns out wanted: a prefetch
  * queued as a mere hint is now a read the caller waits for, and a later urgent miss must
- * not pass it. BOUNCE and POSIX queue reads in the library; P2P hands every read to the
- * device as it is submitted, so it has none to hasten.
+ * not pass it. BOUNCE and POSIX queue reads in the library; P2P sends the reads without
+ * P2PIO_REQ_URGENT that it still holds back at once.
  *
  * Return: the number of reads made urgent (0 when none waited, or all were urgent), or
  * -EINVAL for a NULL @q.

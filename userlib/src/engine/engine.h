@@ -191,6 +191,10 @@ P2PIO_HIDDEN unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p
  * in their order; returns how many. */
 P2PIO_HIDDEN unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq,
 					   uint64_t tag);
+/* Every read of queue @cq tagged @tag unlinked onto *@out (through ->next), in queue
+ * order; returns how many. */
+P2PIO_HIDDEN unsigned int p2pio_opq_take(struct p2pio_opq *q, const struct p2pio_queue *cq,
+					 uint64_t tag, struct p2pio_op **out);
 
 /* engine.c */
 P2PIO_HIDDEN uint64_t p2pio_now_ns(void);

@@ -133,3 +133,39 @@ unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq,
 	q->urgent_tail = last;
 	return n;
 }
+
+/*
+ * The P2P path's p2pio_hasten(): its queue holds reads not yet sent to the device, which
+ * it sends at once when hastened. Every read of queue @cq tagged @tag, in queue order.
+ */
+unsigned int p2pio_opq_take(struct p2pio_opq *q, const struct p2pio_queue *cq, uint64_t tag,
+			    struct p2pio_op **out)
+{
+	struct p2pio_op *op, *prev = NULL, *next, *last = NULL;
+	unsigned int n = 0;
+
+	*out = NULL;
+	for (op = q->head; op; op = next) {
+		next = op->next;
+		if (op->q != cq || op->tag != tag) {
+			prev = op;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			q->head = next;
+		if (q->tail == op)
+			q->tail = prev;
+		if (q->urgent_tail == op)
+			q->urgent_tail = prev && prev->urgent ? prev : NULL;
+		op->next = NULL;
+		if (last)
+			last->next = op;
+		else
+			*out = op;
+		last = op;
+		n++;
+	}
+	return n;
+}

@@ -84,14 +84,14 @@ struct p2pio_path_ops {
 	 * Optional: p2pio_cancel(). If exactly @n reads of queue @q tagged @tag wait in the
 	 * path's queue with no piece handed out, unlink them onto *@out (through ->next),
 	 * still holding the path's reference, and return @n; else change nothing and return
-	 * 0. A path that hands reads to the device at submission has nothing to withdraw.
+	 * 0. P2P withdraws only the plain reads it holds back (not yet sent to the device).
 	 */
 	unsigned int (*withdraw)(void *priv, const struct p2pio_queue *q, uint64_t tag,
 				 unsigned int n, struct p2pio_op **out);
 	/*
 	 * Optional: p2pio_hasten(). The reads of queue @q tagged @tag that wait in the path's
-	 * queue and are not urgent become urgent (p2pio_opq_hasten()); returns how many. A
-	 * path without a queue of its own has none.
+	 * queue and are not urgent become urgent (p2pio_opq_hasten()); returns how many. P2P
+	 * sends the ones it holds back at once.
 	 */
 	unsigned int (*hasten)(void *priv, const struct p2pio_queue *q, uint64_t tag);
 	/* Per buffer, before p2pio_buf_free() frees it: let go of what the path holds on it. */

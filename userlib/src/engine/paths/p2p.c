@@ -11,6 +11,15 @@
  * more (BAR1 space is smaller than VRAM on many boards), the least recently used idle
  * windows of the context are unpinned and the pin retried. A reaper thread collects
  * completions from the fd (poll) and completes the operations.
+ *
+ * The device serves what it was sent side by side: a read sent behind a hundred megabytes
+ * of prefetches shares the drive with all of them. So plain reads (without
+ * P2PIO_REQ_URGENT) go to the module only while the plain bytes sent and not yet read are
+ * below queue_depth x chunk_size, what BOUNCE keeps in flight; the others wait in the
+ * library, in order, and a feeder thread sends them as bytes complete. Urgent reads go at
+ * once, past them. What waits here can be withdrawn (p2pio_cancel()) or sent at once
+ * (p2pio_hasten()), as on BOUNCE and POSIX. A whole-model load keeps 32 chunks in flight,
+ * so with the defaults (16 x 4 MiB) half of them wait here a moment.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +52,7 @@ struct p2pio_win {
 struct p2pio_piece {
 	struct p2pio_op *op;
 	struct p2pio_win *win;
+	uint64_t plain;			/* its bytes, counted in plain_bytes; 0 if urgent */
 };
 
 struct p2pio_p2p {
@@ -59,6 +69,14 @@ struct p2pio_p2p {
 	char pin_why[P2PIO_REASON_LEN];	/* why, when pin_err */
 	unsigned int outstanding;	/* pieces submitted, not yet reaped */
 	unsigned int prepared;		/* pieces holding a window, not yet submitted */
+
+	/* Plain reads held back while @plain_bytes >= @plain_limit; the feeder sends them. */
+	struct p2pio_opq held;
+	uint64_t plain_bytes;		/* bytes of plain reads' pieces prepared or sent */
+	uint64_t plain_limit;		/* queue_depth x chunk_size */
+	bool stopping;			/* the feeder sends what is held, then ends */
+	pthread_t feeder;
+	bool feeder_started;
 
 	int stop_efd;
 	pthread_t th;
@@ -117,6 +135,8 @@ static const char *p2pio_refusal_hint(int e)
 /* ---- the context's /dev/p2pio ------------------------------------------------------ */
 
 static void *p2pio_p2p_reaper(void *arg);
+static void p2pio_p2p_reaper_stop(struct p2pio_p2p *p);
+static void *p2pio_p2p_feeder(void *arg);
 
 static int p2pio_p2p_open(struct p2pio_p2p *p)
 {
@@ -181,6 +201,7 @@ static int p2pio_p2p_start(struct p2pio_ctx *ctx, void **privp)
 	*privp = p;
 	if (p2pio_p2p_open(p))
 		return 0;
+	p->plain_limit = (uint64_t)ctx->opts.queue_depth * ctx->opts.chunk_size;
 	p->stop_efd = eventfd(0, EFD_CLOEXEC);
 	if (p->stop_efd < 0 || pthread_create(&p->th, NULL, p2pio_p2p_reaper, p)) {
 		snprintf(p->why, sizeof(p->why), "P2P: cannot start the completion thread");
@@ -189,6 +210,15 @@ static int p2pio_p2p_start(struct p2pio_ctx *ctx, void **privp)
 		return 0;
 	}
 	p->th_started = true;
+	if (pthread_create(&p->feeder, NULL, p2pio_p2p_feeder, p)) {
+		/* No reads were sent: the reaper ends at once. */
+		snprintf(p->why, sizeof(p->why), "P2P: cannot start the submission thread");
+		p2pio_p2p_reaper_stop(p);
+		close(p->fd);
+		p->fd = -1;
+		return 0;
+	}
+	p->feeder_started = true;
 	return 0;
 }
 
@@ -585,6 +615,7 @@ static void p2pio_p2p_unprep(struct p2pio_p2p *p, struct p2pio_read *rd, unsigne
 		pthread_mutex_lock(&p->lock);
 		pc->win->refs--;
 		p->prepared--;
+		p->plain_bytes -= pc->plain;
 		/* Its window may be idle now, and a waiting submitter may be waiting for that. */
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
@@ -605,11 +636,11 @@ static int p2pio_p2p_send(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned i
 	return ret;
 }
 
-static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
+/* Send @op to the module, all of it; its completion comes through the reaper. */
+static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 {
 	struct p2pio_read rd[P2PIO_P2P_BATCH];
 	struct p2pio_ctx *ctx = op->ctx;
-	struct p2pio_p2p *p = priv;
 	struct p2pio_file *f = op->file;
 	struct p2pio_buf *buf = op->buf;
 	uint64_t lba = f->lba_size, end = op->off + op->len, a, b, pos, dev, n, max, wend;
@@ -625,8 +656,10 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 	ret = p2pio_p2p_edge(op, op->off, a);
 	if (!ret)
 		ret = p2pio_p2p_edge(op, b > a ? b : a, end);
-	if (ret)
-		return ret;
+	if (ret) {
+		p2pio_op_put(op, ret, 0);
+		return;
+	}
 	max = ctx->opts.chunk_size < p->ver.max_read_len ? ctx->opts.chunk_size :
 							    p->ver.max_read_len;
 	max = p2pio_round_down(max, lba);
@@ -638,11 +671,19 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 			ret = -ENOMEM;
 			break;
 		}
+		/* Up to the first block boundary at or past the window's grid end. */
+		wend = p2pio_round_down(dev, ctx->opts.pin_window) + ctx->opts.pin_window;
+		n = b - pos < max ? b - pos : max;
+		if (dev + n > wend)
+			n = p2pio_round_up(wend - dev, lba);
+		pc->plain = op->urgent ? 0 : n;
 		for (;;) {
 			pthread_mutex_lock(&p->lock);
 			ret = p2pio_win_get(p, buf, dev, nr > 0, &w);
-			if (!ret)
+			if (!ret) {
 				p->prepared++;
+				p->plain_bytes += pc->plain;
+			}
 			pthread_mutex_unlock(&p->lock);
 			if (ret != -EAGAIN)
 				break;
@@ -655,11 +696,6 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 			free(pc);
 			break;
 		}
-		/* Up to the first block boundary at or past the window's grid end. */
-		wend = p2pio_round_down(dev, ctx->opts.pin_window) + ctx->opts.pin_window;
-		n = b - pos < max ? b - pos : max;
-		if (dev + n > wend)
-			n = p2pio_round_up(wend - dev, lba);
 		pc->op = op;
 		pc->win = w;
 		p2pio_op_get(op);
@@ -682,7 +718,85 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 		p2pio_p2p_unprep(p, rd, nr, ret);
 	/* The path's reference: the pieces in flight hold the op from here. */
 	p2pio_op_put(op, ret, 0);
+}
+
+/*
+ * A plain read waits here while plain reads fill the device's share (plain_limit) or
+ * others wait before it; an urgent one goes at once. Either way its completion comes
+ * through the reaper.
+ */
+static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
+{
+	struct p2pio_p2p *p = priv;
+
+	if (!op->urgent) {
+		pthread_mutex_lock(&p->lock);
+		if (p->held.head || p->plain_bytes >= p->plain_limit) {
+			p2pio_opq_push(&p->held, op);
+			pthread_cond_broadcast(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+			return 0;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	p2pio_p2p_send_op(p, op);
 	return 0;
+}
+
+/* Sends the held reads, oldest first, as the plain bytes in flight drop below the limit. */
+static void *p2pio_p2p_feeder(void *arg)
+{
+	struct p2pio_p2p *p = arg;
+	struct p2pio_op *op;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		op = p->held.head;
+		if (op && (p->stopping || p->plain_bytes < p->plain_limit)) {
+			p2pio_opq_pop(&p->held);
+			pthread_mutex_unlock(&p->lock);
+			p2pio_p2p_send_op(p, op);
+			pthread_mutex_lock(&p->lock);
+			continue;
+		}
+		if (p->stopping)
+			break;
+		pthread_cond_wait(&p->cond, &p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* p2pio_cancel(): held reads only; those sent are the device's. */
+static unsigned int p2pio_p2p_withdraw(void *priv, const struct p2pio_queue *q, uint64_t tag,
+				       unsigned int n, struct p2pio_op **out)
+{
+	struct p2pio_p2p *p = priv;
+	unsigned int got;
+
+	pthread_mutex_lock(&p->lock);
+	got = p2pio_opq_withdraw(&p->held, q, tag, n, out);
+	pthread_mutex_unlock(&p->lock);
+	return got;
+}
+
+/* p2pio_hasten(): the held reads of @tag are sent now, in order, urgent from here. */
+static unsigned int p2pio_p2p_hasten(void *priv, const struct p2pio_queue *q, uint64_t tag)
+{
+	struct p2pio_p2p *p = priv;
+	struct p2pio_op *op, *next;
+	unsigned int got;
+
+	pthread_mutex_lock(&p->lock);
+	got = p2pio_opq_take(&p->held, q, tag, &op);
+	pthread_mutex_unlock(&p->lock);
+	for (; op; op = next) {
+		next = op->next;
+		op->next = NULL;
+		op->urgent = true;
+		p2pio_p2p_send_op(p, op);
+	}
+	return got;
 }
 
 static void *p2pio_p2p_reaper(void *arg)
@@ -710,6 +824,7 @@ static void *p2pio_p2p_reaper(void *arg)
 			pthread_mutex_lock(&p->lock);
 			pc->win->refs--;
 			p->outstanding--;
+			p->plain_bytes -= pc->plain;
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
 			p2pio_op_put(pc->op, c[i].status < 0 ? c[i].status : 0,
@@ -726,17 +841,33 @@ static void *p2pio_p2p_reaper(void *arg)
 	return NULL;
 }
 
+/* The reaper ends once nothing is outstanding. */
+static void p2pio_p2p_reaper_stop(struct p2pio_p2p *p)
+{
+	uint64_t one = 1;
+
+	if (!p->th_started)
+		return;
+	if (write(p->stop_efd, &one, sizeof(one)) < 0) {
+		/* Cannot fail on a fresh eventfd. */
+	}
+	pthread_join(p->th, NULL);
+	p->th_started = false;
+}
+
 static void p2pio_p2p_stop(void *priv)
 {
 	struct p2pio_p2p *p = priv;
-	uint64_t one = 1;
 
-	if (p->th_started) {
-		if (write(p->stop_efd, &one, sizeof(one)) < 0) {
-			/* Cannot fail on a fresh eventfd. */
-		}
-		pthread_join(p->th, NULL);
+	/* The feeder sends what is still held first: those reads complete as any other. */
+	if (p->feeder_started) {
+		pthread_mutex_lock(&p->lock);
+		p->stopping = true;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->feeder, NULL);
 	}
+	p2pio_p2p_reaper_stop(p);
 	while (p->lru_head)
 		p2pio_win_drop(p, p->lru_head);
 	if (p->fd >= 0)
@@ -764,5 +895,7 @@ const struct p2pio_path_ops p2pio_p2p_ops = {
 	.file_info = p2pio_p2p_file_info,
 	.op_ok = p2pio_p2p_op_ok,
 	.submit = p2pio_p2p_submit,
+	.withdraw = p2pio_p2p_withdraw,
+	.hasten = p2pio_p2p_hasten,
 	.buf_release = p2pio_p2p_buf_release,
 };
