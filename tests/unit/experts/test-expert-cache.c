@@ -824,6 +824,18 @@ static bool hint_rig_open(struct hint_rig *r, enum p2pio_path path, const char *
 	return hint_rig_open_opts(r, path, pname, &xo, 0);
 }
 
+/* LRU with the previous token's routing prefetched (the built-in hold), @budget experts. */
+static bool hint_rig_open_prev(struct hint_rig *r, enum p2pio_path path, const char *pname,
+			       uint32_t budget)
+{
+	struct p2pio_experts_opts xo;
+
+	p2pio_experts_opts_init(&xo);
+	xo.flags = P2PIO_EXPERTS_PREFETCH_PREV;
+	xo.policy = "lru";
+	return hint_rig_open_opts(r, path, pname, &xo, budget);
+}
+
 static void hint_rig_close(struct hint_rig *r)
 {
 	p2pio_experts_close(r->x);
@@ -939,7 +951,6 @@ static bool builtin_hints_try(enum p2pio_path path, const char *pname, bool *ok,
 			      uint64_t *cancels)
 {
 	struct p2pio_experts_io io = { .size = sizeof(io) };
-	struct p2pio_experts_opts xo;
 	uint32_t l1[2] = { 0, 1 }, l0[6] = { 0, 1, 2, 3, 4, 5 }, hints[6] = { 2, 3, 4, 5, 6, 7 };
 	uint32_t five = 5, seven = 7;
 	bool held = false, gone = false;
@@ -947,10 +958,7 @@ static bool builtin_hints_try(enum p2pio_path path, const char *pname, bool *ok,
 	int bad = 0;
 
 	*ok = false;
-	p2pio_experts_opts_init(&xo);
-	xo.flags = P2PIO_EXPERTS_PREFETCH_PREV;
-	xo.policy = "lru";
-	if (!hint_rig_open_opts(&r, path, pname, &xo, 8))
+	if (!hint_rig_open_prev(&r, path, pname, 8))
 		goto out;
 	bad += require_checked(&r, 1, l1, 2) != 0;
 	bad += require_checked(&r, 0, l0, 6) != 0;
@@ -1159,16 +1167,12 @@ out:
  */
 static void test_right_hold_kept(enum p2pio_path path, const char *pname)
 {
-	struct p2pio_experts_opts xo;
 	uint32_t zero = 0, one = 1, l0[3] = { 1, 2, 3 }, hints[2] = { 4, 5 }, want[2] = { 1, 0 };
 	uint32_t held = 0, loading = 0, seq0 = 0, seq1 = 0;
 	struct hint_rig r;
 	int bad = 0;
 
-	p2pio_experts_opts_init(&xo);
-	xo.flags = P2PIO_EXPERTS_PREFETCH_PREV;
-	xo.policy = "lru";
-	if (!hint_rig_open_opts(&r, path, pname, &xo, 3))
+	if (!hint_rig_open_prev(&r, path, pname, 3))
 		goto out;
 	bad += require_checked(&r, 1, &zero, 1) != 0;	/* layer 1 routed to {0} */
 	bad += require_checked(&r, 0, l0, 3) != 0;	/* evicts (1,0) */

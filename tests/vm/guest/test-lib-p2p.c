@@ -123,6 +123,16 @@ static struct p2pio_ctx *host_ctx(enum p2pio_path path, uint64_t window)
 	return ctx;
 }
 
+/* What a test's set-up opened, each part where it got that far. */
+static void close_all(struct p2pio_ctx *c, struct p2pio_file *f, struct p2pio_buf *buf, int fd)
+{
+	p2pio_buf_free(buf);
+	p2pio_file_close(f);
+	p2pio_ctx_destroy(c);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* An async batch through the queue and its fd: every tag back, by P2P, data right. */
 static bool batch(struct p2pio_ctx *ctx, struct p2pio_file *f, int fd, struct p2pio_buf *buf,
 		  uint64_t size)
@@ -278,11 +288,7 @@ static void small_bar1(const char *path, uint64_t size)
 		   "freeing the buffers unpinned every window it had");
 out:
 	vm_nvd_set_bar1_kib(0);
-	p2pio_buf_free(buf);
-	p2pio_file_close(f);
-	p2pio_ctx_destroy(c);
-	if (fd >= 0)
-		close(fd);
+	close_all(c, f, buf, fd);
 }
 
 /*
@@ -321,11 +327,7 @@ static void few_pins(const char *path, uint64_t size)
 	       ret ? p2pio_strerror(ret) : "");
 	vm_write_str(MAX_USER_PINS, was);
 out:
-	p2pio_buf_free(buf);
-	p2pio_file_close(f);
-	p2pio_ctx_destroy(c);
-	if (fd >= 0)
-		close(fd);
+	close_all(c, f, buf, fd);
 }
 
 /* CPU seconds per GiB of the guest reading @path whole @reps times into @buf. */
@@ -452,11 +454,7 @@ static void held_reads(const char *path)
 	       "P2P: the last of %d plain reads hastened completes among the first %d (at %d), "
 	       "all byte-exact", HELD_NR, HELD_SLACK, pos + 1);
 out:
-	p2pio_buf_free(buf);
-	p2pio_file_close(f);
-	p2pio_ctx_destroy(c);
-	if (fd >= 0)
-		close(fd);
+	close_all(c, f, buf, fd);
 }
 
 static double cpu_per_gib(struct p2pio_ctx *ctx, const char *path, unsigned int flags,

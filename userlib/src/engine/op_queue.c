@@ -48,104 +48,18 @@ void p2pio_opq_pop(struct p2pio_opq *q)
 }
 
 /*
- * p2pio_cancel(): all or nothing, so that a caller who counts a load's reads never sees
- * some of them withdrawn and the others read (the load would be neither loaded nor gone).
+ * Unlinks every read of queue @cq tagged @tag that comes after @after (NULL: from the
+ * head) onto *@out, in queue order; returns how many.
  */
-unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p2pio_queue *cq,
-				uint64_t tag, unsigned int n, struct p2pio_op **out)
+static unsigned int opq_unlink_tag(struct p2pio_opq *q, struct p2pio_op *after,
+				   const struct p2pio_queue *cq, uint64_t tag,
+				   struct p2pio_op **out)
 {
-	struct p2pio_op *op, *prev = NULL, *next;
-	unsigned int found = 0;
-
-	for (op = q->head; op; op = op->next) {
-		if (op->q != cq || op->tag != tag)
-			continue;
-		if (op->cur != op->begin)
-			return 0;	/* a piece of it is out */
-		found++;
-	}
-	if (!n || found != n)
-		return 0;
-	*out = NULL;
-	for (op = q->head; op; op = next) {
-		next = op->next;
-		if (op->q != cq || op->tag != tag) {
-			prev = op;
-			continue;
-		}
-		if (prev)
-			prev->next = next;
-		else
-			q->head = next;
-		if (q->tail == op)
-			q->tail = prev;
-		if (q->urgent_tail == op)
-			q->urgent_tail = prev && prev->urgent ? prev : NULL;
-		op->next = *out;
-		*out = op;
-	}
-	return n;
-}
-
-/*
- * p2pio_hasten(): the reads of a load the caller now waits for (a prefetch whose guess
- * was right) go behind the urgent reads already queued, in their order, and keep their
- * @begin: one with pieces out stays unwithdrawable.
- */
-unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq, uint64_t tag)
-{
-	struct p2pio_op *op, *prev, *next, *first = NULL, *last = NULL;
-	unsigned int n = 0;
-
-	prev = q->urgent_tail;
-	for (op = prev ? prev->next : q->head; op; op = next) {
-		next = op->next;
-		if (op->q != cq || op->tag != tag) {
-			prev = op;
-			continue;
-		}
-		if (prev)
-			prev->next = next;
-		else
-			q->head = next;
-		if (q->tail == op)
-			q->tail = prev;
-		op->urgent = true;
-		op->next = NULL;
-		if (last)
-			last->next = op;
-		else
-			first = op;
-		last = op;
-		n++;
-	}
-	if (!n)
-		return 0;
-	if (q->urgent_tail) {
-		last->next = q->urgent_tail->next;
-		q->urgent_tail->next = first;
-	} else {
-		last->next = q->head;
-		q->head = first;
-	}
-	if (!last->next)
-		q->tail = last;
-	q->urgent_tail = last;
-	return n;
-}
-
-/*
- * The P2P path's p2pio_hasten(): its queue holds reads not yet sent to the device, which
- * it sends at once when hastened. Every read of queue @cq tagged @tag, in queue order.
- */
-unsigned int p2pio_opq_take(struct p2pio_opq *q, const struct p2pio_queue *cq, uint64_t tag,
-			    struct p2pio_op **out)
-{
-	struct p2pio_op *op, *prev = NULL, *next, *last = NULL;
+	struct p2pio_op *op, *prev = after, *next, *last = NULL;
 	unsigned int n = 0;
 
 	*out = NULL;
-	for (op = q->head; op; op = next) {
+	for (op = after ? after->next : q->head; op; op = next) {
 		next = op->next;
 		if (op->q != cq || op->tag != tag) {
 			prev = op;
@@ -168,4 +82,67 @@ unsigned int p2pio_opq_take(struct p2pio_opq *q, const struct p2pio_queue *cq, u
 		n++;
 	}
 	return n;
+}
+
+/*
+ * p2pio_cancel(): all or nothing, so that a caller who counts a load's reads never sees
+ * some of them withdrawn and the others read (the load would be neither loaded nor gone).
+ */
+unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p2pio_queue *cq,
+				uint64_t tag, unsigned int n, struct p2pio_op **out)
+{
+	struct p2pio_op *op;
+	unsigned int found = 0;
+
+	for (op = q->head; op; op = op->next) {
+		if (op->q != cq || op->tag != tag)
+			continue;
+		if (op->cur != op->begin)
+			return 0;	/* a piece of it is out */
+		found++;
+	}
+	if (!n || found != n)
+		return 0;
+	return opq_unlink_tag(q, NULL, cq, tag, out);
+}
+
+/*
+ * p2pio_hasten(): the reads of a load the caller now waits for (a prefetch whose guess
+ * was right) go behind the urgent reads already queued, in their order, and keep their
+ * @begin: one with pieces out stays unwithdrawable.
+ */
+unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq, uint64_t tag)
+{
+	struct p2pio_op *first, *last = NULL, *op;
+	unsigned int n;
+
+	/* The plain reads: those after the urgent ones. */
+	n = opq_unlink_tag(q, q->urgent_tail, cq, tag, &first);
+	if (!n)
+		return 0;
+	for (op = first; op; op = op->next) {
+		op->urgent = true;
+		last = op;
+	}
+	if (q->urgent_tail) {
+		last->next = q->urgent_tail->next;
+		q->urgent_tail->next = first;
+	} else {
+		last->next = q->head;
+		q->head = first;
+	}
+	if (!last->next)
+		q->tail = last;
+	q->urgent_tail = last;
+	return n;
+}
+
+/*
+ * The P2P path's p2pio_hasten(): its queue holds reads not yet sent to the device, which
+ * it sends at once when hastened. Every read of queue @cq tagged @tag, in queue order.
+ */
+unsigned int p2pio_opq_take(struct p2pio_opq *q, const struct p2pio_queue *cq, uint64_t tag,
+			    struct p2pio_op **out)
+{
+	return opq_unlink_tag(q, NULL, cq, tag, out);
 }
