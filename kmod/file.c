@@ -377,36 +377,45 @@ static void p2pio_file_break_work(struct work_struct *work)
  * user's file it undid their F_SETOWN and F_SETSIG, and the signal of a lease of their
  * own on that file (a break) went nowhere. The open is the kernel's credential's, like the
  * lease; only the lease is taken through it, nothing is read.
+ *
+ * Opened before any lock of the file is taken: the open asks fanotify's open-permission
+ * listeners (FAN_OPEN_PERM: virus scanners, fapolicyd, HSMs) and waits for their answer,
+ * and a listener reads the file, or sets an xattr on it, before it answers. On xfs the
+ * lease is taken under i_rwsem: an open made there waited for a listener that waited
+ * for that lock (its read queued behind a chmod of the owner's, its setxattr at once),
+ * which hung the listener and every open it was to judge (test-openperm).
  */
-static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
+static int p2pio_lease_open(struct p2pio_file *f, struct file *filp)
 {
-	struct p2pio_lease *fl;
-	struct file *lf;
-	int ret;
+	struct file *lf = dentry_open(&filp->f_path, O_RDONLY | O_LARGEFILE, p2pio_lease_cred);
 
-	lf = dentry_open(&filp->f_path, O_RDONLY | O_LARGEFILE, p2pio_lease_cred);
 	if (IS_ERR(lf))
 		return p2pio_refuse(filp, ENOLCK, "no layout lease: the module's open of the file failed (%ld)",
 				    PTR_ERR(lf));
+	f->lease_filp = lf;
+	return 0;
+}
+
+/* Takes the lease on @f->lease_filp (p2pio_lease_open()); nothing here waits for a user. */
+static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
+{
+	struct p2pio_lease *fl;
+	int ret;
+
 	fl = p2pio_lease_alloc();
-	if (!fl) {
-		fput(lf);
+	if (!fl)
 		return -ENOMEM;
-	}
-	p2pio_lease_init(fl, lf, f, &p2pio_lease_ops);
-	ret = p2pio_setlease(lf, F_RDLCK, &fl, NULL);
+	p2pio_lease_init(fl, f->lease_filp, f, &p2pio_lease_ops);
+	ret = p2pio_setlease(f->lease_filp, F_RDLCK, &fl, NULL);
 	/* On success the lease list took @fl (NULL here), or kept an older lease of ours. */
 	if (fl)
 		p2pio_lease_free(fl);
-	if (ret) {
-		fput(lf);
-		if (ret == -EAGAIN)
-			return p2pio_refuse(filp, EAGAIN,
-					    "no layout lease: the file's block map is being changed");
+	if (ret == -EAGAIN)
+		return p2pio_refuse(filp, EAGAIN,
+				    "no layout lease: the file's block map is being changed");
+	if (ret)
 		return p2pio_refuse(filp, ENOLCK,
 				    "no layout lease (%d): is fs.leases-enable 0?", ret);
-	}
-	f->lease_filp = lf;
 	f->leased = true;
 	return 0;
 }
@@ -509,10 +518,15 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 	if (ret)
 		goto out_uncount;
 
+	f->filp = filp;
+	/* Before the file's locks: the open may wait for fanotify listeners. */
+	ret = p2pio_lease_open(f, filp);
+	if (ret)
+		goto out_uncount;
 	ret = deny_write_access(filp);
 	if (ret) {
 		ret = p2pio_refuse(filp, ETXTBSY, "open for writing elsewhere");
-		goto out_uncount;
+		goto out_lfput;
 	}
 	/* The lease under i_rwsem where the file system relies on it. */
 	iolock = p2pio_map_needs_iolock(inode);
@@ -521,7 +535,6 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 		goto out_allow;
 	}
 	/* Before the block map is read: a change after this point breaks the lease. */
-	f->filp = filp;
 	ret = p2pio_lease_take(f, filp);
 	if (iolock)
 		up_read(&inode->i_rwsem);
@@ -585,6 +598,12 @@ out_lease:
 	kept = !p2pio_lease_drop(f);
 out_allow:
 	allow_write_access(filp);
+out_lfput:
+	/* p2pio_lease_drop() put it, unless it kept it; a lease not taken left it here. */
+	if (!kept && f->lease_filp) {
+		fput(f->lease_filp);
+		f->lease_filp = NULL;
+	}
 out_uncount:
 	atomic_dec(&f->user->files);
 	if (kept) {
