@@ -79,7 +79,8 @@ int p2pio_stats_init(void)
 {
 	/* debugfs is optional: a failure leaves the ioctl as the only view. */
 	p2pio_debugfs = debugfs_create_dir("p2pio", NULL);
-	debugfs_create_file("stats", 0444, p2pio_debugfs, NULL, &p2pio_stats_fops);
+	/* Root's, as P2PIO_STATS_GLOBAL is CAP_SYS_ADMIN's: not left to debugfs's own mode. */
+	debugfs_create_file("stats", 0400, p2pio_debugfs, NULL, &p2pio_stats_fops);
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,6 +189,26 @@ static int nobody_stats(void)
 	return vm_p2p_stats(pfd, P2PIO_STATS_FD, &s) ? 2 : 0;
 }
 
+/*
+ * The same counters in debugfs are root's alone: mode 0400, not left to the mount's mode
+ * (debugfs is mounted 0700 by default, and may be mounted otherwise).
+ */
+static void debugfs_stats_mode(void)
+{
+	const char *path = "/sys/kernel/debug/p2pio/stats";
+	struct stat st;
+
+	if (stat(path, &st) && mount("none", "/sys/kernel/debug", "debugfs", 0, NULL) &&
+	    errno != EBUSY) {
+		tap_skip(1, "debugfs cannot be mounted");
+		return;
+	}
+	if (stat(path, &st))
+		st.st_mode = 0;
+	tap_ok((st.st_mode & 07777) == 0400, "%s is root's only (mode %o)", path,
+	       (unsigned)(st.st_mode & 07777));
+}
+
 /* A root-owned world-readable file: nobody may read it, not lock its writers out. */
 static int nobody_rootfile(void)
 {
@@ -296,6 +317,7 @@ static void unprivileged(void)
 	tap_is_int(as_nobody(nobody_pcibar), 0, "nobody cannot pin a PCI BAR: EPERM");
 	tap_is_int(as_nobody(nobody_stats), 0,
 		   "nobody cannot read the module's counters of every user (EPERM), only their fd's");
+	debugfs_stats_mode();
 	tap_is_int(as_nobody(nobody_reads), 0,
 		   "nobody can read a file they own into their own GPU memory");
 	vm_gpu_alloc(nvd, &parent_gpu, 65536, 0, 0);
