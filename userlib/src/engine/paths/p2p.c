@@ -75,6 +75,7 @@ struct p2pio_p2p {
 	uint64_t plain_bytes;		/* bytes of plain reads' pieces prepared or sent */
 	uint64_t plain_limit;		/* queue_depth x chunk_size */
 	bool stopping;			/* the feeder sends what is held, then ends */
+	bool feeding;			/* the feeder is sending a read it took from @held */
 	pthread_t feeder;
 	bool feeder_started;
 
@@ -731,7 +732,11 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 
 	if (!op->urgent) {
 		pthread_mutex_lock(&p->lock);
-		if (p->held.head || p->plain_bytes >= p->plain_limit) {
+		/*
+		 * Behind a held read, or one the feeder has taken but not yet sent (its bytes
+		 * are not counted yet): a plain read sent here would pass it.
+		 */
+		if (p->held.head || p->feeding || p->plain_bytes >= p->plain_limit) {
 			p2pio_opq_push(&p->held, op);
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
@@ -754,9 +759,11 @@ static void *p2pio_p2p_feeder(void *arg)
 		op = p->held.head;
 		if (op && (p->stopping || p->plain_bytes < p->plain_limit)) {
 			p2pio_opq_pop(&p->held);
+			p->feeding = true;
 			pthread_mutex_unlock(&p->lock);
 			p2pio_p2p_send_op(p, op);
 			pthread_mutex_lock(&p->lock);
+			p->feeding = false;
 			continue;
 		}
 		if (p->stopping)
