@@ -330,7 +330,6 @@ out:
 	close_all(c, f, buf, fd);
 }
 
-/* CPU seconds per GiB of the guest reading @path whole @reps times into @buf. */
 /*
  * Held plain reads on P2P: a context of one 64 KiB chunk in flight (queue_depth 1), so
  * that one plain read is at the device and the rest wait in the library.
@@ -457,6 +456,7 @@ out:
 	close_all(c, f, buf, fd);
 }
 
+/* CPU seconds per GiB of the guest reading @path whole @reps times into @buf. */
 static double cpu_per_gib(struct p2pio_ctx *ctx, const char *path, unsigned int flags,
 			  struct p2pio_buf *buf, uint64_t size, int reps, enum p2pio_path *used)
 {

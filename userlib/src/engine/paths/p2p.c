@@ -18,8 +18,9 @@
  * below queue_depth x chunk_size, what BOUNCE keeps in flight; the others wait in the
  * library, in order, and a feeder thread sends them as bytes complete. Urgent reads go at
  * once, past them. What waits here can be withdrawn (p2pio_cancel()) or sent at once
- * (p2pio_hasten()), as on BOUNCE and POSIX. A whole-model load keeps 32 chunks in flight,
- * so with the defaults (16 x 4 MiB) half of them wait here a moment.
+ * (p2pio_hasten()), as on BOUNCE and POSIX. A whole-model load keeps 32 reads of 64 MiB
+ * (P2PIO_MODEL_DEF_CHUNK) in flight: with the defaults (16 x 4 MiB) one or two are at the
+ * device (60 to 124 MiB of pieces) and the other thirty wait here.
  */
 #include <errno.h>
 #include <fcntl.h>
