@@ -338,6 +338,9 @@ out:
 #define HELD_LEN (64 * VM_KIB)
 #define HELD_TAG 900
 #define HELD_SLACK 3
+/* Read 0 is this long (64 KiB pieces): the reads after it stay held while it is read. */
+#define HELD_FIRST (4 * VM_MIB)
+#define HELD_BUF ((HELD_NR + 1) * HELD_LEN + HELD_FIRST)
 
 /*
  * Submits HELD_NR plain reads (tag i reads chunk i into slot i) and, with @urgent, one
@@ -358,11 +361,13 @@ static int held_round(struct p2pio_ctx *c, struct p2pio_file *f, int fd, struct 
 	*cancelled = 0;
 	if (p2pio_queue_create(c, &q))
 		return -1;
-	memset(mem, POISON, (HELD_NR + 1) * HELD_LEN);
+	memset(mem, POISON, HELD_BUF);
 	for (i = 0; i <= HELD_NR; i++)
 		r[i] = (struct p2pio_req){ .file = f, .file_offset = (uint64_t)i * HELD_LEN,
 					   .length = HELD_LEN, .buf = buf,
 					   .buf_offset = (uint64_t)i * HELD_LEN, .tag = (uint64_t)i };
+	r[0].file_offset = r[0].buf_offset = (HELD_NR + 1) * HELD_LEN;
+	r[0].length = HELD_FIRST;
 	r[HELD_NR].tag = HELD_TAG;
 	r[HELD_NR].flags = P2PIO_REQ_URGENT;
 	if (p2pio_submit(q, r, (unsigned int)n) != n)
@@ -387,16 +392,16 @@ static int held_round(struct p2pio_ctx *c, struct p2pio_file *f, int fd, struct 
 	}
 	for (i = 0; i < n; i++) {
 		bool withdrawn = cancel_from >= 0 && i >= cancel_from && i < HELD_NR;
-		uint64_t len = HELD_LEN;
+		const uint8_t *at = mem + r[i].buf_offset;
 
 		if (withdrawn) {
-			for (uint64_t b = 0; b < len; b++)
-				if (mem[(uint64_t)i * HELD_LEN + b] != POISON)
+			for (uint64_t b = 0; b < r[i].length; b++)
+				if (at[b] != POISON)
 					goto fail;
 			continue;
 		}
-		if (pread(fd, want, len, (off_t)((uint64_t)i * HELD_LEN)) != (ssize_t)len ||
-		    memcmp(mem + (uint64_t)i * HELD_LEN, want, len))
+		if (pread(fd, want, r[i].length, (off_t)r[i].file_offset) != (ssize_t)r[i].length ||
+		    memcmp(at, want, r[i].length))
 			goto fail;
 	}
 	p2pio_queue_destroy(q);
@@ -433,7 +438,7 @@ static void held_reads(const char *path)
 	o.chunk_size = HELD_LEN;
 	o.queue_depth = 1;
 	if (fd < 0 || p2pio_ctx_create(&o, &c, &err) || p2pio_file_open(c, path, 0, &f, &err) ||
-	    p2pio_buf_alloc(c, P2PIO_MEM_NVDOUBLE, (HELD_NR + 1) * HELD_LEN, &buf, &err)) {
+	    p2pio_buf_alloc(c, P2PIO_MEM_NVDOUBLE, HELD_BUF, &buf, &err)) {
 		tap_ok(0, "held reads: set-up: %s", err.msg);
 		goto out;
 	}
