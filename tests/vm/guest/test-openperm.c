@@ -22,7 +22,9 @@
  * Each must end within 3 s (the listener then answers FAN_ALLOW whatever happened, so a
  * module that holds the lock does not hang the test: the registration then goes on and
  * lets the waiters through). The registration must succeed, and the listener must have
- * been asked.
+ * been asked. A third listener, "deny", answers FAN_DENY: the registration is refused
+ * with ENOLCK (no lease without the module's open), and the file registers again once
+ * the listener is gone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,8 +47,8 @@
 #define LEN (256 * VM_KIB)
 #define STUCK_MS 3000
 
-enum how { XATTR, READ };
-static const char *const how_name[] = { "xattr", "read" };
+enum how { XATTR, READ, DENY };
+static const char *const how_name[] = { "xattr", "read", "deny" };
 
 static int fan = -1;
 static atomic_bool stop;
@@ -193,6 +195,13 @@ static void *listener(void *arg)
 				continue;
 			}
 			atomic_fetch_add(&asked, 1);
+			if (atomic_load(&how) == DENY) {
+				r.response = FAN_DENY;
+				if (write(fan, &r, sizeof(r)) != sizeof(r))
+					atomic_fetch_add(&unanswered, 1);
+				close(m->fd);
+				continue;
+			}
 			if (!scan_start(&s, m->fd))
 				atomic_fetch_add(&stuck, 1);
 			/* Allowed whatever happened: a stuck scan would hang the test. */
@@ -229,14 +238,18 @@ static void allow_taint(void)
 	}
 }
 
-enum { CHILD_OK, CHILD_DROP, CHILD_OPEN, CHILD_SYNC, CHILD_REGISTER };
+enum { CHILD_OK, CHILD_DROP, CHILD_OPEN, CHILD_SYNC, CHILD_REGISTER, CHILD_AGAIN };
 static const char *const child_why[] = {
 	"ok", "dropping to nobody failed", "/dev/p2pio or the file did not open as nobody",
-	"the parent did not answer", "registering as nobody failed",
+	"the parent did not answer", "registering as nobody failed (or, denied, not ENOLCK)",
+	"registering again after the denial failed",
 };
 
-/* As nobody, the file's owner: open it, let the parent mark it, register it. */
-static void child(const char *path, int tell, int hear)
+/*
+ * As nobody, the file's owner: open it, let the parent mark it, register it. @deny: the
+ * registration must fail with ENOLCK; then the parent removes the mark and it must work.
+ */
+static void child(const char *path, int tell, int hear, bool deny)
 {
 	struct p2pio_register_file reg;
 	int pfd, fd, ret;
@@ -251,7 +264,16 @@ static void child(const char *path, int tell, int hear)
 	if (write(tell, &c, 1) != 1 || read(hear, &c, 1) != 1)
 		_exit(CHILD_SYNC);
 	ret = vm_p2p_register(pfd, fd, &reg);
-	if (ret) {
+	if (deny) {
+		if (ret != -ENOLCK) {
+			fprintf(stderr, "register: %s, not ENOLCK\n", strerror(-ret));
+			_exit(CHILD_REGISTER);
+		}
+		if (write(tell, &c, 1) != 1 || read(hear, &c, 1) != 1)
+			_exit(CHILD_SYNC);
+		if (vm_p2p_register(pfd, fd, &reg))
+			_exit(CHILD_AGAIN);
+	} else if (ret) {
 		fprintf(stderr, "register: %s\n", strerror(-ret));
 		_exit(CHILD_REGISTER);
 	}
@@ -277,7 +299,7 @@ static void one(const char *mnt, enum how h)
 	if (pid == 0) {
 		close(up[0]);
 		close(down[1]);
-		child(path, up[1], down[0]);
+		child(path, up[1], down[0], h == DENY);
 	}
 	close(up[1]);
 	close(down[0]);
@@ -289,22 +311,31 @@ static void one(const char *mnt, enum how h)
 		allow_taint();
 		if (write(down[1], &c, 1) != 1)
 			tap_diag("the child went away");
+		/* Denied: the mark goes before the child registers again. */
+		if (h == DENY && read(up[0], &c, 1) == 1) {
+			fanotify_mark(fan, FAN_MARK_REMOVE, FAN_OPEN_PERM, AT_FDCWD, path);
+			if (write(down[1], &c, 1) != 1)
+				tap_diag("the child went away");
+		}
 	}
 	close(up[0]);
 	close(down[1]);
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)
 		status = -1;
 	if (!tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == CHILD_OK,
-		    "%s %s: nobody registered the file", mnt, how_name[h]))
+		    "%s %s: nobody registered the file%s", mnt, how_name[h],
+		    h == DENY ? " (denied first: ENOLCK; with the listener gone, registered)" : ""))
 		tap_diag("child: %s", WIFEXITED(status) &&
 			 WEXITSTATUS(status) < sizeof(child_why) / sizeof(child_why[0]) ?
 			 child_why[WEXITSTATUS(status)] : "died");
-	fanotify_mark(fan, FAN_MARK_REMOVE, FAN_OPEN_PERM, AT_FDCWD, path);
+	if (h != DENY)
+		fanotify_mark(fan, FAN_MARK_REMOVE, FAN_OPEN_PERM, AT_FDCWD, path);
 	tap_ok(atomic_load(&asked) > was_asked, "%s %s: the listener was asked (%u)", mnt,
 	       how_name[h], atomic_load(&asked) - was_asked);
-	tap_is_int((int)(atomic_load(&stuck) - was_stuck), 0,
-		   "%s %s: the listener's %s ended: the registration held none of the file's locks while it asked",
-		   mnt, how_name[h], h == XATTR ? "setxattr" : "read (behind a chmod)");
+	if (h != DENY)
+		tap_is_int((int)(atomic_load(&stuck) - was_stuck), 0,
+			   "%s %s: the listener's %s ended: the registration held none of the file's locks while it asked",
+			   mnt, how_name[h], h == XATTR ? "setxattr" : "read (behind a chmod)");
 	unlink(path);
 }
 
@@ -328,7 +359,7 @@ int main(void)
 	if (pthread_create(&th, NULL, listener, NULL))
 		tap_bail("pthread_create");
 	for (size_t i = 0; i < sizeof(xfs) / sizeof(xfs[0]); i++)
-		for (int h = XATTR; h <= READ; h++)
+		for (int h = XATTR; h <= DENY; h++)
 			one(xfs[i], (enum how)h);
 	allow_taint();
 	atomic_store(&stop, true);

@@ -121,7 +121,7 @@ static const char *p2pio_refusal_hint(int e)
 	case EACCES: return "registering locks the file's writers out: needs ownership, write permission or CAP_SYS_ADMIN";
 	case EDQUOT: return "per-user limit of the module reached (max_user_files, max_user_extent_kib)";
 	case EAGAIN: return "the file's block map is changing (no layout lease)";
-	case ENOLCK: return "no layout lease on the file (fs.leases-enable 0?)";
+	case ENOLCK: return "no layout lease on the file (fs.leases-enable 0, or a security module or fanotify listener refused the module's own open of it: the kernel log says which)";
 	case EOPNOTSUPP: return "file system not supported (ext4 and xfs are)";
 	case EMEDIUMTYPE: return "encrypted, verity, compressed, inline or DAX file";
 	case ENOTBLK: return "not on an NVMe namespace (dm, md, loop, virtio, ...)";
