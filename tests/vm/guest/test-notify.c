@@ -45,9 +45,8 @@ static int fan = -1;
 static atomic_bool deny, stop;
 static atomic_uint asked, denied, heard, unanswered;
 
-/* The kernel's taints before the first fanotify call, and whether this run said so. */
+/* The kernel's taints before the first fanotify call. */
 static unsigned long taint_before;
-static bool taint_told;
 
 static void *listener(void *arg)
 {
@@ -97,34 +96,11 @@ static unsigned wait_count(atomic_uint *count, unsigned want)
 	return atomic_load(count);
 }
 
-static unsigned long tainted(void)
-{
-	char buf[32] = "";
-
-	vm_read_str("/proc/sys/kernel/tainted", buf, sizeof(buf));
-	return strtoul(buf, NULL, 10);
-}
-
-/*
- * Debian's kernels taint themselves (X, auxiliary) when a fanotify permission listener
- * marks something ("Using fanotify permission checks may lead to deadlock; tainting
- * kernel"). The boot's last check allows no taint but O and E: tell it this one came
- * from here.
- */
+/* Debian taints itself X for a fanotify permission mark: vm_allow_fanotify_taint(). */
 static void allow_taint(void)
 {
-	unsigned long now = tainted(), aux = 1ul << 16;
-	FILE *f;
-
-	if (!(taint_before & aux) && (now & aux) && !taint_told) {
-		taint_told = true;
+	if (vm_allow_fanotify_taint(taint_before))
 		tap_diag("fanotify_mark() tainted the kernel X (Debian: fanotify permission checks)");
-		f = fopen("/tmp/taint-allowed", "w");
-		if (f) {
-			fprintf(f, "%lu\n", aux);
-			fclose(f);
-		}
-	}
 }
 
 /* Submits @n reads of the first @n * @len bytes of the file and reaps them all. */
@@ -244,7 +220,7 @@ int main(void)
 
 	tap_plan(2 * 16 + 2);
 	pfd = vm_test_open(&nvd, true);
-	taint_before = tainted();
+	taint_before = vm_tainted();
 	fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
 	if (fan < 0) {
 		/* The kernels of the matrix have CONFIG_FANOTIFY_ACCESS_PERMISSIONS. */

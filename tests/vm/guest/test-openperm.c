@@ -57,7 +57,6 @@ static atomic_int how;
 static atomic_uint asked, stuck, unanswered, after;
 
 static unsigned long taint_before;
-static bool taint_told;
 
 static uint64_t now_ms(void)
 {
@@ -213,29 +212,11 @@ static void *listener(void *arg)
 	return NULL;
 }
 
-static unsigned long tainted(void)
-{
-	char buf[32] = "";
-
-	vm_read_str("/proc/sys/kernel/tainted", buf, sizeof(buf));
-	return strtoul(buf, NULL, 10);
-}
-
-/* As test-notify: Debian taints itself X for a fanotify permission mark. */
+/* Debian taints itself X for a fanotify permission mark: vm_allow_fanotify_taint(). */
 static void allow_taint(void)
 {
-	unsigned long now = tainted(), aux = 1ul << 16;
-	FILE *f;
-
-	if (!(taint_before & aux) && (now & aux) && !taint_told) {
-		taint_told = true;
+	if (vm_allow_fanotify_taint(taint_before))
 		tap_diag("fanotify_mark() tainted the kernel X (Debian: fanotify permission checks)");
-		f = fopen("/tmp/taint-allowed", "w");
-		if (f) {
-			fprintf(f, "%lu\n", aux);
-			fclose(f);
-		}
-	}
 }
 
 enum { CHILD_OK, CHILD_DROP, CHILD_OPEN, CHILD_SYNC, CHILD_REGISTER, CHILD_AGAIN };
@@ -350,7 +331,7 @@ int main(void)
 	if (pfd < 0)
 		tap_skip_all("no /dev/p2pio");
 	close(pfd);
-	taint_before = tainted();
+	taint_before = vm_tainted();
 	fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
 	if (fan < 0) {
 		tap_diag("fanotify_init: %s", strerror(errno));

@@ -691,6 +691,31 @@ void vm_sleep_ms(unsigned int ms)
 	nanosleep(&ts, NULL);
 }
 
+unsigned long vm_tainted(void)
+{
+	char buf[32] = "";
+
+	vm_read_str("/proc/sys/kernel/tainted", buf, sizeof(buf));
+	return strtoul(buf, NULL, 10);
+}
+
+bool vm_allow_fanotify_taint(unsigned long before)
+{
+	static bool told;
+	unsigned long aux = 1ul << 16;
+	FILE *f;
+
+	if ((before & aux) || !(vm_tainted() & aux) || told)
+		return false;
+	told = true;
+	f = fopen("/tmp/taint-allowed", "w");
+	if (f) {
+		fprintf(f, "%lu\n", aux);
+		fclose(f);
+	}
+	return true;
+}
+
 int vm_file_extents(int fd, struct vm_extent *out, int max)
 {
 	enum { BATCH = 256 };

@@ -170,6 +170,16 @@ int vm_write_str(const char *path, const char *s);
 int vm_read_str(const char *path, char *buf, size_t len);
 /* Sleeps @ms milliseconds (not resumed after a signal). */
 void vm_sleep_ms(unsigned int ms);
+/* The kernel's taint flags (/proc/sys/kernel/tainted); 0 where unreadable. */
+unsigned long vm_tainted(void);
+/*
+ * Debian's kernels taint themselves X (auxiliary, bit 16) when a fanotify permission
+ * listener marks something ("Using fanotify permission checks may lead to deadlock;
+ * tainting kernel"). The boot's last check allows no taint but O and E and those a test
+ * recorded in /tmp/taint-allowed: this records X there where it was not set at @before and
+ * is now. True the first time it does so in this process (the caller may say so).
+ */
+bool vm_allow_fanotify_taint(unsigned long before);
 
 /**
  * struct vm_extent - one extent of a file, as FIEMAP reports it
