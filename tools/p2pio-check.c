@@ -256,7 +256,7 @@ static void json_dev(FILE *f, const struct p2pio_pci_dev *d)
 /*
  * The engine's defaults on this machine and where each comes from (Documentation/engine.md
  * gives the sweep behind them): threads from the online CPUs, staging from threads, queue
- * depth and chunk.
+ * depth and chunk; P2P's plain bytes at the device from queue depth and chunk.
  */
 static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool json)
 {
@@ -269,15 +269,19 @@ static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool
 	}
 	if (json)
 		snprintf(buf, len, "{\"threads\":%u,\"online_cpus\":%ld,\"queue_depth\":%u,"
-			 "\"chunk\":%llu,\"staging\":%llu,\"copy_wait\":\"blocking\"}",
+			 "\"chunk\":%llu,\"staging\":%llu,\"copy_wait\":\"blocking\","
+			 "\"p2p_plain_bytes\":%llu}",
 			 o.threads, ncpu, o.queue_depth, (unsigned long long)o.chunk_size,
-			 (unsigned long long)o.staging_bytes);
+			 (unsigned long long)o.staging_bytes,
+			 (unsigned long long)o.queue_depth * o.chunk_size);
 	else
 		snprintf(buf, len, "%u threads (one per online CPU: %ld, kept within 4..16), queue depth "
 			 "%u, %llu KiB chunks, %llu MiB staging (pinned with a GPU; a read and a copy "
-			 "in flight per thread), copy waits block",
+			 "in flight per thread), copy waits block; P2P sends reads not marked urgent "
+			 "until %llu MiB are at the device (queue depth x chunk) and holds the rest",
 			 o.threads, ncpu, o.queue_depth, (unsigned long long)(o.chunk_size >> 10),
-			 (unsigned long long)(o.staging_bytes >> 20));
+			 (unsigned long long)(o.staging_bytes >> 20),
+			 (unsigned long long)(o.queue_depth * o.chunk_size) >> 20);
 }
 
 static void usage(FILE *f)
@@ -304,7 +308,7 @@ int main(int argc, char **argv)
 	const struct p2pio_pci_dev *gpus, *nvmes, *g;
 	struct p2pio_ctx_opts copts;
 	struct p2pio_ctx *ctx = NULL;
-	char eng[320];
+	char eng[512];
 	struct p2pio_topo *topo = NULL;
 	struct p2pio_error err = { 0 };
 	size_t ngpus = 0, nnvmes = 0, nv = 0, i, j;

@@ -44,6 +44,10 @@ int main(int argc, char **argv)
 	tap_ok(strcmp(v, "True") == 0, "the file's file system and AUTO path are reported");
 	v = tool_jeval(out, "d[\"module\"][\"library_abi\"]");
 	tap_ok(atoi(v) >= 1, "the library's ABI version is reported (%s)", v);
+	v = tool_jeval(out, "d[\"engine\"][\"p2p_plain_bytes\"] == "
+			    "d[\"engine\"][\"queue_depth\"] * d[\"engine\"][\"chunk\"] > 0");
+	tap_ok(strcmp(v, "True") == 0,
+	       "the bytes P2P sends before it holds reads back: queue depth x chunk (%s)", v);
 
 	st = tool_run(&out, "p2pio-check", "%s", file);
 	tap_ok((st == 0 || st == 1) && strstr(out, "verdict") && strstr(out, "AUTO path"),
