@@ -48,43 +48,33 @@ static atomic_uint asked, denied, heard, unanswered;
 /* The kernel's taints before the first fanotify call. */
 static unsigned long taint_before;
 
+/* The listener: answers every read's FAN_ACCESS_PERM, counts FAN_ACCESS. */
+static bool on_event(int fd, const struct fanotify_event_metadata *m)
+{
+	if (m->mask & FAN_ACCESS_PERM) {
+		struct fanotify_response r = { .fd = m->fd };
+		bool no = atomic_load(&deny);
+
+		r.response = no ? FAN_DENY : FAN_ALLOW;
+		/*
+		 * Counted before the answer: the answer lets the read go on, and its caller
+		 * reads the counts as soon as it returns.
+		 */
+		atomic_fetch_add(&asked, 1);
+		if (no)
+			atomic_fetch_add(&denied, 1);
+		if (write(fd, &r, sizeof(r)) != sizeof(r))
+			atomic_fetch_add(&unanswered, 1);
+	}
+	if (m->mask & FAN_ACCESS)
+		atomic_fetch_add(&heard, 1);
+	return false;
+}
+
 static void *listener(void *arg)
 {
-	char buf[4096] __attribute__((aligned(8)));
-
 	(void)arg;
-	while (!atomic_load(&stop)) {
-		struct pollfd p = { .fd = fan, .events = POLLIN };
-		const struct fanotify_event_metadata *m;
-		ssize_t n;
-
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		n = read(fan, buf, sizeof(buf));
-		if (n <= 0)
-			continue;
-		for (m = (const void *)buf; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-			if (m->mask & FAN_ACCESS_PERM) {
-				struct fanotify_response r = { .fd = m->fd };
-				bool no = atomic_load(&deny);
-
-				r.response = no ? FAN_DENY : FAN_ALLOW;
-				/*
-				 * Counted before the answer: the answer lets the read go on,
-				 * and its caller reads the counts as soon as it returns.
-				 */
-				atomic_fetch_add(&asked, 1);
-				if (no)
-					atomic_fetch_add(&denied, 1);
-				if (write(fan, &r, sizeof(r)) != sizeof(r))
-					atomic_fetch_add(&unanswered, 1);
-			}
-			if (m->mask & FAN_ACCESS)
-				atomic_fetch_add(&heard, 1);
-			if (m->fd >= 0)
-				close(m->fd);
-		}
-	}
+	vm_fanotify_serve(fan, &stop, on_event);
 	return NULL;
 }
 

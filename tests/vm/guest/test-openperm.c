@@ -169,46 +169,34 @@ static void scan_end(struct scan *s, int fd)
 	close(fd);
 }
 
+/* The listener: judges each FAN_OPEN_PERM as the test's @how says; true: it has the fd. */
+static bool on_event(int fd, const struct fanotify_event_metadata *m)
+{
+	struct fanotify_response r = { .fd = m->fd, .response = FAN_ALLOW };
+	struct scan s;
+
+	if (!(m->mask & FAN_OPEN_PERM))
+		return false;
+	atomic_fetch_add(&asked, 1);
+	if (atomic_load(&how) == DENY) {
+		r.response = FAN_DENY;
+		if (write(fd, &r, sizeof(r)) != sizeof(r))
+			atomic_fetch_add(&unanswered, 1);
+		return false;
+	}
+	if (!scan_start(&s, m->fd))
+		atomic_fetch_add(&stuck, 1);
+	/* Allowed whatever happened: a stuck scan would hang the test. */
+	if (write(fd, &r, sizeof(r)) != sizeof(r))
+		atomic_fetch_add(&unanswered, 1);
+	scan_end(&s, m->fd);	/* closes it, or leaves it to the stuck threads */
+	return true;
+}
+
 static void *listener(void *arg)
 {
-	char buf[4096] __attribute__((aligned(8)));
-
 	(void)arg;
-	while (!atomic_load(&stop)) {
-		struct pollfd p = { .fd = fan, .events = POLLIN };
-		const struct fanotify_event_metadata *m;
-		ssize_t n;
-
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		n = read(fan, buf, sizeof(buf));
-		if (n <= 0)
-			continue;
-		for (m = (const void *)buf; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-			struct fanotify_response r = { .fd = m->fd, .response = FAN_ALLOW };
-			struct scan s;
-
-			if (!(m->mask & FAN_OPEN_PERM)) {
-				if (m->fd >= 0)
-					close(m->fd);
-				continue;
-			}
-			atomic_fetch_add(&asked, 1);
-			if (atomic_load(&how) == DENY) {
-				r.response = FAN_DENY;
-				if (write(fan, &r, sizeof(r)) != sizeof(r))
-					atomic_fetch_add(&unanswered, 1);
-				close(m->fd);
-				continue;
-			}
-			if (!scan_start(&s, m->fd))
-				atomic_fetch_add(&stuck, 1);
-			/* Allowed whatever happened: a stuck scan would hang the test. */
-			if (write(fan, &r, sizeof(r)) != sizeof(r))
-				atomic_fetch_add(&unanswered, 1);
-			scan_end(&s, m->fd);
-		}
-	}
+	vm_fanotify_serve(fan, &stop, on_event);
 	return NULL;
 }
 

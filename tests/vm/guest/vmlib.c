@@ -10,6 +10,7 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <poll.h>
+#include <sys/fanotify.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -697,6 +698,27 @@ unsigned long vm_tainted(void)
 
 	vm_read_str("/proc/sys/kernel/tainted", buf, sizeof(buf));
 	return strtoul(buf, NULL, 10);
+}
+
+void vm_fanotify_serve(int fan, const atomic_bool *stop,
+		       bool (*event)(int fan, const struct fanotify_event_metadata *m))
+{
+	char buf[4096] __attribute__((aligned(8)));
+
+	while (!atomic_load(stop)) {
+		struct pollfd p = { .fd = fan, .events = POLLIN };
+		const struct fanotify_event_metadata *m;
+		ssize_t n;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		n = read(fan, buf, sizeof(buf));
+		if (n <= 0)
+			continue;
+		for (m = (const void *)buf; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
+			if (!event(fan, m) && m->fd >= 0)
+				close(m->fd);
+	}
 }
 
 bool vm_allow_fanotify_taint(unsigned long before)

@@ -20,6 +20,7 @@
 #ifndef VMLIB_H
 #define VMLIB_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -180,6 +181,14 @@ unsigned long vm_tainted(void);
  * is now. True the first time it does so in this process (the caller may say so).
  */
 bool vm_allow_fanotify_taint(unsigned long before);
+struct fanotify_event_metadata;
+/*
+ * A fanotify listener's loop: reads @fan's events until *@stop (polled every 50 ms) and
+ * hands each to @event, which answers the permission events it is asked; each event's fd
+ * is closed after it unless @event returns true (it closed the fd, or keeps it).
+ */
+void vm_fanotify_serve(int fan, const atomic_bool *stop,
+		       bool (*event)(int fan, const struct fanotify_event_metadata *m));
 
 /**
  * struct vm_extent - one extent of a file, as FIEMAP reports it
