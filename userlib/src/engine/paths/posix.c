@@ -196,17 +196,6 @@ static void p2pio_posix_free(struct p2pio_posix *px)
 	free(px);
 }
 
-static unsigned int p2pio_posix_hasten(void *priv, const struct p2pio_queue *q, uint64_t tag)
-{
-	struct p2pio_posix *px = priv;
-	unsigned int got;
-
-	pthread_mutex_lock(&px->lock);
-	got = p2pio_opq_hasten(&px->q, q, tag);
-	pthread_mutex_unlock(&px->lock);
-	return got;
-}
-
 static void p2pio_posix_stop(void *priv);
 
 static int p2pio_posix_start(struct p2pio_ctx *ctx, void **privp)
@@ -294,6 +283,17 @@ static unsigned int p2pio_posix_withdraw(void *priv, const struct p2pio_queue *q
 
 	pthread_mutex_lock(&px->lock);
 	got = p2pio_opq_withdraw(&px->q, q, tag, n, out);
+	pthread_mutex_unlock(&px->lock);
+	return got;
+}
+
+static unsigned int p2pio_posix_hasten(void *priv, const struct p2pio_queue *q, uint64_t tag)
+{
+	struct p2pio_posix *px = priv;
+	unsigned int got;
+
+	pthread_mutex_lock(&px->lock);
+	got = p2pio_opq_hasten(&px->q, q, tag);
 	pthread_mutex_unlock(&px->lock);
 	return got;
 }
