@@ -21,8 +21,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,12 +39,9 @@
 static int pfd, nvd;
 
 /* The listener: what it was asked and heard, and how it answers. */
-static int fan = -1;
-static atomic_bool deny, stop;
+static struct vm_fanotify fan;
+static atomic_bool deny;
 static atomic_uint asked, denied, heard, unanswered;
-
-/* The kernel's taints before the first fanotify call. */
-static unsigned long taint_before;
 
 /* The listener: answers every read's FAN_ACCESS_PERM, counts FAN_ACCESS. */
 static bool on_event(int fd, const struct fanotify_event_metadata *m)
@@ -71,13 +66,6 @@ static bool on_event(int fd, const struct fanotify_event_metadata *m)
 	return false;
 }
 
-static void *listener(void *arg)
-{
-	(void)arg;
-	vm_fanotify_serve(fan, &stop, on_event);
-	return NULL;
-}
-
 /* Waits up to a second for @count to reach @want (events are queued asynchronously). */
 static unsigned wait_count(atomic_uint *count, unsigned want)
 {
@@ -86,10 +74,10 @@ static unsigned wait_count(atomic_uint *count, unsigned want)
 	return atomic_load(count);
 }
 
-/* Debian taints itself X for a fanotify permission mark: vm_allow_fanotify_taint(). */
+/* Debian taints itself X for a fanotify permission mark: vm_fanotify_allow_taint(). */
 static void allow_taint(void)
 {
-	if (vm_allow_fanotify_taint(taint_before))
+	if (vm_fanotify_allow_taint(&fan))
 		tap_diag("fanotify_mark() tainted the kernel X (Debian: fanotify permission checks)");
 }
 
@@ -141,7 +129,7 @@ static void one_file(const char *name)
 	ret = vm_target_new(pfd, nvd, P2PIO_PROVIDER_NVIDIA, BATCH * LEN, 0, 0, 0, &t);
 	if (!tap_ok(!ret, "%s: GPU memory pinned", name))
 		tap_diag("target: %s", strerror(-ret));
-	if (fanotify_mark(fan, FAN_MARK_ADD, FAN_ACCESS_PERM | FAN_ACCESS, AT_FDCWD, path)) {
+	if (fanotify_mark(fan.fd, FAN_MARK_ADD, FAN_ACCESS_PERM | FAN_ACCESS, AT_FDCWD, path)) {
 		tap_diag("fanotify_mark %s: %s", path, strerror(errno));
 		tap_bail("fanotify_mark");
 	}
@@ -196,7 +184,7 @@ static void one_file(const char *name)
 		       "%s: inotify heard IN_ACCESS", name);
 	}
 
-	fanotify_mark(fan, FAN_MARK_REMOVE, FAN_ACCESS_PERM | FAN_ACCESS, AT_FDCWD, path);
+	fanotify_mark(fan.fd, FAN_MARK_REMOVE, FAN_ACCESS_PERM | FAN_ACCESS, AT_FDCWD, path);
 	close(ifd);
 	tap_ok(!vm_target_free(pfd, &t), "%s: unpinned", name);
 	tap_ok(!vm_p2p_unregister(pfd, reg.handle), "%s: unregistered", name);
@@ -206,26 +194,21 @@ static void one_file(const char *name)
 int main(void)
 {
 	static const char *const files[] = { "a1-1m", "a2-1m" };
-	pthread_t th;
+	int ret;
 
 	tap_plan(2 * 16 + 2);
 	pfd = vm_test_open(&nvd, true);
-	taint_before = vm_tainted();
-	fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
-	if (fan < 0) {
+	ret = vm_fanotify_start(&fan, on_event);
+	if (ret) {
 		/* The kernels of the matrix have CONFIG_FANOTIFY_ACCESS_PERMISSIONS. */
-		tap_diag("fanotify_init: %s", strerror(errno));
-		tap_bail("fanotify_init");
+		tap_diag("fanotify listener: %s", strerror(-ret));
+		tap_bail("fanotify listener");
 	}
-	if (pthread_create(&th, NULL, listener, NULL))
-		tap_bail("pthread_create");
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		one_file(files[i]);
 	allow_taint();	/* whether the mark or the first event tainted */
-	atomic_store(&stop, true);
-	pthread_join(th, NULL);
+	vm_fanotify_stop(&fan);
 	tap_is_int((int)atomic_load(&unanswered), 0, "the listener answered every question");
-	close(fan);
 	close(pfd);
 	return tap_exit();
 }

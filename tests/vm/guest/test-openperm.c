@@ -28,7 +28,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -50,13 +49,11 @@
 enum how { XATTR, READ, DENY };
 static const char *const how_name[] = { "xattr", "read", "deny" };
 
-static int fan = -1;
-static atomic_bool stop;
+static struct vm_fanotify fan;
 static atomic_int how;
 /* Open events judged, and the ones whose work did not end within STUCK_MS. */
 static atomic_uint asked, stuck, unanswered, after;
 
-static unsigned long taint_before;
 
 static uint64_t now_ms(void)
 {
@@ -193,17 +190,10 @@ static bool on_event(int fd, const struct fanotify_event_metadata *m)
 	return true;
 }
 
-static void *listener(void *arg)
-{
-	(void)arg;
-	vm_fanotify_serve(fan, &stop, on_event);
-	return NULL;
-}
-
-/* Debian taints itself X for a fanotify permission mark: vm_allow_fanotify_taint(). */
+/* Debian taints itself X for a fanotify permission mark: vm_fanotify_allow_taint(). */
 static void allow_taint(void)
 {
-	if (vm_allow_fanotify_taint(taint_before))
+	if (vm_fanotify_allow_taint(&fan))
 		tap_diag("fanotify_mark() tainted the kernel X (Debian: fanotify permission checks)");
 }
 
@@ -273,7 +263,7 @@ static void one(const char *mnt, enum how h)
 	close(up[1]);
 	close(down[0]);
 	if (pid > 0 && read(up[0], &c, 1) == 1) {
-		if (fanotify_mark(fan, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, path)) {
+		if (fanotify_mark(fan.fd, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, path)) {
 			tap_diag("fanotify_mark %s: %s", path, strerror(errno));
 			tap_bail("fanotify_mark");
 		}
@@ -282,7 +272,7 @@ static void one(const char *mnt, enum how h)
 			tap_diag("the child went away");
 		/* Denied: the mark goes before the child registers again. */
 		if (h == DENY && read(up[0], &c, 1) == 1) {
-			fanotify_mark(fan, FAN_MARK_REMOVE, FAN_OPEN_PERM, AT_FDCWD, path);
+			fanotify_mark(fan.fd, FAN_MARK_REMOVE, FAN_OPEN_PERM, AT_FDCWD, path);
 			if (write(down[1], &c, 1) != 1)
 				tap_diag("the child went away");
 		}
@@ -298,7 +288,7 @@ static void one(const char *mnt, enum how h)
 			 WEXITSTATUS(status) < sizeof(child_why) / sizeof(child_why[0]) ?
 			 child_why[WEXITSTATUS(status)] : "died");
 	if (h != DENY)
-		fanotify_mark(fan, FAN_MARK_REMOVE, FAN_OPEN_PERM, AT_FDCWD, path);
+		fanotify_mark(fan.fd, FAN_MARK_REMOVE, FAN_OPEN_PERM, AT_FDCWD, path);
 	tap_ok(atomic_load(&asked) > was_asked, "%s %s: the listener was asked (%u)", mnt,
 	       how_name[h], atomic_load(&asked) - was_asked);
 	if (h != DENY)
@@ -311,31 +301,25 @@ static void one(const char *mnt, enum how h)
 int main(void)
 {
 	static const char *const xfs[] = { "/mnt/a2", "/mnt/b1" };
-	pthread_t th;
-	int pfd;
+	int pfd, ret;
 
 	tap_plan_lazy();
 	pfd = vm_p2p_open();
 	if (pfd < 0)
 		tap_skip_all("no /dev/p2pio");
 	close(pfd);
-	taint_before = vm_tainted();
-	fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
-	if (fan < 0) {
-		tap_diag("fanotify_init: %s", strerror(errno));
-		tap_bail("fanotify_init");
+	ret = vm_fanotify_start(&fan, on_event);
+	if (ret) {
+		tap_diag("fanotify listener: %s", strerror(-ret));
+		tap_bail("fanotify listener");
 	}
-	if (pthread_create(&th, NULL, listener, NULL))
-		tap_bail("pthread_create");
 	for (size_t i = 0; i < sizeof(xfs) / sizeof(xfs[0]); i++)
 		for (int h = XATTR; h <= DENY; h++)
 			one(xfs[i], (enum how)h);
 	allow_taint();
-	atomic_store(&stop, true);
-	pthread_join(th, NULL);
+	vm_fanotify_stop(&fan);
 	tap_is_int((int)atomic_load(&unanswered), 0, "the listener answered every question");
 	tap_is_int((int)atomic_load(&after), 0, "nothing the listener did waited past its answer");
-	close(fan);
 	sync();
 	return tap_exit();
 }

@@ -700,42 +700,70 @@ unsigned long vm_tainted(void)
 	return strtoul(buf, NULL, 10);
 }
 
-void vm_fanotify_serve(int fan, const atomic_bool *stop,
-		       bool (*event)(int fan, const struct fanotify_event_metadata *m))
+static void *vm_fanotify_thread(void *arg)
 {
+	struct vm_fanotify *l = arg;
 	char buf[4096] __attribute__((aligned(8)));
 
-	while (!atomic_load(stop)) {
-		struct pollfd p = { .fd = fan, .events = POLLIN };
+	while (!atomic_load(&l->stop)) {
+		struct pollfd p = { .fd = l->fd, .events = POLLIN };
 		const struct fanotify_event_metadata *m;
 		ssize_t n;
 
 		if (poll(&p, 1, 50) <= 0)
 			continue;
-		n = read(fan, buf, sizeof(buf));
+		n = read(l->fd, buf, sizeof(buf));
 		if (n <= 0)
 			continue;
 		for (m = (const void *)buf; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n))
-			if (!event(fan, m) && m->fd >= 0)
+			if (!l->event(l->fd, m) && m->fd >= 0)
 				close(m->fd);
 	}
+	return NULL;
 }
 
-bool vm_allow_fanotify_taint(unsigned long before)
+int vm_fanotify_start(struct vm_fanotify *l,
+		      bool (*event)(int fan, const struct fanotify_event_metadata *m))
 {
-	static bool told;
+	int ret;
+
+	memset(l, 0, sizeof(*l));
+	l->event = event;
+	l->taint_before = vm_tainted();
+	l->fd = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
+	if (l->fd < 0)
+		return -errno;
+	ret = pthread_create(&l->th, NULL, vm_fanotify_thread, l);
+	if (ret) {
+		close(l->fd);
+		l->fd = -1;
+		return -ret;
+	}
+	return 0;
+}
+
+bool vm_fanotify_allow_taint(struct vm_fanotify *l)
+{
 	unsigned long aux = 1ul << 16;
 	FILE *f;
 
-	if ((before & aux) || !(vm_tainted() & aux) || told)
+	if ((l->taint_before & aux) || !(vm_tainted() & aux) || l->taint_told)
 		return false;
-	told = true;
+	l->taint_told = true;
 	f = fopen("/tmp/taint-allowed", "w");
 	if (f) {
 		fprintf(f, "%lu\n", aux);
 		fclose(f);
 	}
 	return true;
+}
+
+void vm_fanotify_stop(struct vm_fanotify *l)
+{
+	atomic_store(&l->stop, true);
+	pthread_join(l->th, NULL);
+	close(l->fd);
+	l->fd = -1;
 }
 
 int vm_file_extents(int fd, struct vm_extent *out, int max)

@@ -20,6 +20,7 @@
 #ifndef VMLIB_H
 #define VMLIB_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -173,22 +174,35 @@ int vm_read_str(const char *path, char *buf, size_t len);
 void vm_sleep_ms(unsigned int ms);
 /* The kernel's taint flags (/proc/sys/kernel/tainted); 0 where unreadable. */
 unsigned long vm_tainted(void);
+
+struct fanotify_event_metadata;
+/**
+ * struct vm_fanotify - a fanotify permission listener (FAN_CLASS_CONTENT) whose thread
+ * reads its events (polling @stop every 50 ms) and hands each to @event, which answers
+ * the permission events it is asked; each event's fd is closed after it unless @event
+ * returns true (it closed the fd, or keeps it). Tests mark what it listens to on @fd.
+ */
+struct vm_fanotify {
+	int fd;
+	bool (*event)(int fan, const struct fanotify_event_metadata *m);
+	unsigned long taint_before;	/* the kernel's taints before the listener */
+	bool taint_told;
+	atomic_bool stop;
+	pthread_t th;
+};
+/* Starts @l with @event: 0, or -errno where fanotify_init() or the thread failed. */
+int vm_fanotify_start(struct vm_fanotify *l,
+		      bool (*event)(int fan, const struct fanotify_event_metadata *m));
 /*
  * Debian's kernels taint themselves X (auxiliary, bit 16) when a fanotify permission
  * listener marks something ("Using fanotify permission checks may lead to deadlock;
  * tainting kernel"). The boot's last check allows no taint but O and E and those a test
- * recorded in /tmp/taint-allowed: this records X there where it was not set at @before and
- * is now. True the first time it does so in this process (the caller may say so).
+ * recorded in /tmp/taint-allowed: this records X there where it was not set before @l
+ * started and is now. True the first time it does so (the caller may say so).
  */
-bool vm_allow_fanotify_taint(unsigned long before);
-struct fanotify_event_metadata;
-/*
- * A fanotify listener's loop: reads @fan's events until *@stop (polled every 50 ms) and
- * hands each to @event, which answers the permission events it is asked; each event's fd
- * is closed after it unless @event returns true (it closed the fd, or keeps it).
- */
-void vm_fanotify_serve(int fan, const atomic_bool *stop,
-		       bool (*event)(int fan, const struct fanotify_event_metadata *m));
+bool vm_fanotify_allow_taint(struct vm_fanotify *l);
+/* Ends @l's thread and closes its fd. */
+void vm_fanotify_stop(struct vm_fanotify *l);
 
 /**
  * struct vm_extent - one extent of a file, as FIEMAP reports it
