@@ -47,7 +47,8 @@ void moe_run_report(FILE *out, const struct run *r, const struct run_result *res
 			",\"missed_layers\":%" PRIu64 ",\"hit_rate\":", res->st.accesses, res->st.hits, res->st.misses,
 			res->st.late, res->st.prefetches, res->st.prefetch_used, res->st.missed_layers);
 		cli_json_double(out, res->hit);
-		fprintf(out, ",\"cancels\":%" PRIu64 ",\"hastened\":%" PRIu64, res->io.cancels,
+		fprintf(out, ",\"cancels\":%" PRIu64 ",\"cut_short\":%" PRIu64
+			",\"hastened\":%" PRIu64, res->io.cancels, res->io.cut_short,
 			res->io.hastened);
 		fprintf(out, ",\"bytes_read\":%" PRIu64 ",\"missed_bytes_per_token\":", res->io.bytes);
 		cli_json_double(out, res->missed);
@@ -115,11 +116,13 @@ void moe_run_report(FILE *out, const struct run *r, const struct run_result *res
 			"stream is done with the layers before)");
 		fprintf(out, "hits      %.1f%% (%" PRIu64 " of %" PRIu64 "; %" PRIu64 " late), %.2f "
 			"misses/token in %.2f of %u layers, %" PRIu64 " prefetches (%" PRIu64
-			" used, %" PRIu64 " withdrawn unread, %" PRIu64 " hastened)\n", 100 * res->hit,
+			" used, %" PRIu64 " withdrawn unread, %" PRIu64 " cut short, %" PRIu64
+			" hastened)\n", 100 * res->hit,
 			res->st.hits, res->st.accesses, res->st.late,
 			res->tokens ? (double)res->st.misses / (double)res->tokens : 0,
 			res->tokens ? (double)res->st.missed_layers / (double)res->tokens : 0, r->info.layers,
-			res->st.prefetches, res->st.prefetch_used, res->io.cancels, res->io.hastened);
+			res->st.prefetches, res->st.prefetch_used, res->io.cancels, res->io.cut_short,
+			res->io.hastened);
 		fprintf(out, "missed    %s per token (%s read)\n",
 			cli_human_bytes((uint64_t)res->missed, h1), cli_human_bytes(res->io.bytes, h2));
 		fprintf(out, "stall     %.3f s on the stream (%.3f ms/token), host waited %.3f s\n",

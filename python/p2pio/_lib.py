@@ -158,7 +158,7 @@ class p2pio_experts_io(Structure):
 					 "batch_submit_ns", "batch_first_ns", "batch_done_ns", "map_ns",
 					 "unmap_ns", "read_piece", "late_unmaps", "late_unmap_ns",
 					 "forced_unmaps", "busy_ns", "read_pieces", "batch_taken_ns",
-					 "batch_landed_ns", "cancels", "hastened")]
+					 "batch_landed_ns", "cancels", "hastened", "cut_short")]
 
 
 class p2pio_expert_layer_stats(Structure):

@@ -412,6 +412,9 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  *               required without them (not in @loads, @prefetches, @reads or @bytes).
  * @hastened:    hinted loads still queued when their layer was required with them: their
  *               reads made urgent (p2pio_hasten()), as a miss's are.
+ * @cut_short:   hinted loads some of whose reads were done when their layer was required
+ *               without them, the others still queued: those withdrawn, the expert not
+ *               resident (in @loads and @prefetches; @reads and @bytes count what was read).
  */
 struct p2pio_experts_io {
 	size_t size;
@@ -446,6 +449,7 @@ struct p2pio_experts_io {
 	uint64_t batch_landed_ns;
 	uint64_t cancels;
 	uint64_t hastened;
+	uint64_t cut_short;
 };
 
 /**

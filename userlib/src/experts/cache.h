@@ -43,6 +43,7 @@ struct xentry {
 	uint64_t t_submit;
 	uint64_t bytes;		/* submitted by the current load ... */
 	uint32_t io_epoch;	/* ... and counted in x->io since this reset of it */
+	uint64_t bytes_done;	/* of its reads reaped (a withdrawal leaves the rest unread) */
 };
 
 /* Experts released on a stream: busy until @ev has completed. */

@@ -131,6 +131,7 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	e->loading = true;
 	e->hinted = prefetch;
 	e->bytes = 0;
+	e->bytes_done = 0;
 	e->io_epoch = x->io_epoch;
 	e->pending = npieces + 1;	/* the submitter's own reference */
 	e->nreads = npieces;
@@ -431,11 +432,14 @@ static void prefetch_unhold_wrong(struct p2pio_experts *x, uint32_t layer, const
 
 /*
  * @layer is being required, of @ids[@n]: its experts still loading for a hint that are
- * not among them were wrong guesses. A load none of whose reads has started is withdrawn
- * whole (p2pio_cancel(): all of its reads or none), so that its bandwidth goes to the
- * loads the decode waits for; one being read completes and stays, as an ordinary expert.
- * Where a hint several layers ahead is wrong one time in ten, the reads it would have
- * taken are about a tenth of the bytes.
+ * not among them were wrong guesses. Their reads that no thread has started are withdrawn
+ * (p2pio_cancel(): all of a load's reads not reaped yet, or none), so that their bandwidth
+ * goes to the loads the decode waits for. A load with a read in progress completes and
+ * stays, as an ordinary expert. One with some reads done and reaped and the rest still
+ * queued (urgent reads went ahead of them) is cut short: the rest is withdrawn, the
+ * expert is not resident, and only what was read stays in the counts. Where a hint
+ * several layers ahead is wrong one time in ten, the reads it would have taken are about
+ * a tenth of the bytes.
  *
  * Called locked, before the call admits its misses: a withdrawn load gives its room back
  * at once, so a miss takes that room instead of evicting an expert that may be used again,
@@ -453,25 +457,32 @@ void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer, const uint
 	for (expert = 0; expert < x->ne; expert++) {
 		size_t i = idx(x, layer, expert);
 		struct xentry *e = &x->ent[i];
+		bool unread;
 
 		/*
-		 * A load that failed already (its home unmapped) fails as it is; one with a
-		 * read done (reaped: not pending) is no load none of whose reads has started,
-		 * even where the rest are still queued (urgent reads went ahead of them).
+		 * A load that failed already (its home unmapped) fails as it is. @pending counts
+		 * its reads not reaped; the engine withdraws them only if every one of those
+		 * waits unstarted in its queue (none read and not yet reaped either).
 		 */
 		if (!e->loading || !e->hinted || e->refs || !e->pending || e->err ||
-		    e->pending != e->nreads || ids_have(ids, n, expert))
+		    ids_have(ids, n, expert))
 			continue;
 		if (p2pio_cancel(x->q, i, e->pending) != (int)e->pending)
 			continue;
-		/* Not read: as if never started (where it was counted since the last reset). */
+		unread = e->pending == e->nreads;
+		/* What was not read leaves the counts (where counted since the last reset). */
 		if (e->io_epoch == x->io_epoch) {
-			x->io.bytes -= e->bytes;
+			x->io.bytes -= e->bytes - e->bytes_done;
 			x->io.reads -= e->pending;
-			x->io.loads--;
-			x->io.prefetches--;
+			if (unread) {	/* as if never started */
+				x->io.loads--;
+				x->io.prefetches--;
+			}
 		}
-		x->io.cancels++;
+		if (unread)
+			x->io.cancels++;
+		else
+			x->io.cut_short++;
 		e->pending = 0;
 		e->err = -ECANCELED;
 		xcache_finish_load(x, i);

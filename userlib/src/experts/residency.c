@@ -338,14 +338,26 @@ void p2pio_residency_loaded(struct p2pio_residency *r, uint32_t layer, uint32_t 
 		e->state = P2PIO_RES_RESIDENT;
 		return;
 	}
+	if (err == -ECANCELED) {
+		p2pio_residency_withdrawn(r, layer, expert, 0);
+		return;
+	}
+	/* A failed load is not a wasted prefetch. */
+	e->prefetched = false;
+	res_remove(r, layer, expert);
+}
+
+void p2pio_residency_withdrawn(struct p2pio_residency *r, uint32_t layer, uint32_t expert,
+			       uint64_t read)
+{
+	if (!res_in_range(r, layer, expert) ||
+	    res_at(r, layer, expert)->state != P2PIO_RES_LOADING)
+		return;
 	/*
-	 * A failed load is not a wasted prefetch; a withdrawn wrong hint is one, issued but
-	 * never read: a load, no bytes moved.
+	 * A withdrawn wrong hint is a wasted prefetch, issued and not (or not wholly) read: a
+	 * load that moved only what was read before the rest was withdrawn.
 	 */
-	if (err != -ECANCELED)
-		e->prefetched = false;
-	else
-		r->st.bytes_loaded -= r->bytes[layer];
+	r->st.bytes_loaded -= r->bytes[layer] - (read < r->bytes[layer] ? read : r->bytes[layer]);
 	res_remove(r, layer, expert);
 }
 
