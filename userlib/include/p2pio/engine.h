@@ -450,7 +450,8 @@ int p2pio_complete(struct p2pio_queue *q, struct p2pio_cqe *cqes, unsigned int m
  * (P2PIO_REQ_STREAM) released as for a failed read. Otherwise nothing changes and they
  * complete as usual. Made for a cache that gives up a speculative load (a prefetch whose
  * guess turned out wrong): what is withdrawn costs no bandwidth, and the caller never
- * has part of a load read and part withdrawn. BOUNCE and POSIX queue reads in the
+ * has some of the @n read and the others withdrawn (it may pass the reads of a load it has
+ * not reaped yet, and so withdraw the rest of a load some of whose reads it has). BOUNCE and POSIX queue reads in the
  * library; P2P withdraws only reads without P2PIO_REQ_URGENT that it still holds back, not
  * those it has sent to the device.
  *

@@ -86,7 +86,7 @@ static unsigned int opq_unlink_tag(struct p2pio_opq *q, struct p2pio_op *after,
 
 /*
  * p2pio_cancel(): all or nothing, so that a caller who counts a load's reads never sees
- * some of them withdrawn and the others read (the load would be neither loaded nor gone).
+ * some of the ones it names withdrawn and the others read (it could not tell which).
  */
 unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p2pio_queue *cq,
 				uint64_t tag, unsigned int n, struct p2pio_op **out)
