@@ -107,6 +107,7 @@ static int run_open(struct run *r)
 	r->threads = co.threads;
 	co.flags |= r->o.poll ? P2PIO_CTX_POLL : 0;
 	co.flags |= r->o.bounce_async ? P2PIO_CTX_BOUNCE_ASYNC : 0;
+	co.flags |= r->o.urgent_alone ? P2PIO_CTX_URGENT_ALONE : 0;
 	ret = p2pio_ctx_create(&co, &r->ctx, &err);
 	if (ret) {
 		cli_err_p2pio("context", ret, &err);

@@ -61,6 +61,7 @@ struct run_opts {
 	uint32_t queue_depth;		/* engine queue depth; 0: the library's default */
 	bool poll;			/* P2PIO_CTX_POLL */
 	bool bounce_async;		/* P2PIO_CTX_BOUNCE_ASYNC */
+	bool urgent_alone;		/* P2PIO_CTX_URGENT_ALONE */
 	uint64_t read_piece;		/* the cache's read piece; 0: the library's default */
 	uint32_t read_pieces;		/* or reads per expert load; 0: by the piece */
 	bool keep_cache;		/* leave the model in the page cache */

@@ -71,6 +71,9 @@ static void run_help(void)
 	       "      --misses-in-order  misses queue behind the hints before them, and right\n"
 	       "                       hints stay where they are (for comparison; default: both\n"
 	       "                       read first; P2PIO_EXPERTS_MISSES_IN_ORDER)\n"
+	       "      --urgent-alone   no hint starts reading while a miss is read, and misses\n"
+	       "                       are cut as lone ones (P2PIO_CTX_URGENT_ALONE; default:\n"
+	       "                       hints read beside misses)\n"
 	       "      --miss-cost      also time batches of 1, 2, 4 and 8 cold misses against\n"
 	       "                       their bytes / the ceiling, with where the time goes, and\n"
 	       "                       against their floor: the fastest plain O_DIRECT reads of\n"
@@ -89,7 +92,7 @@ enum {
 	OPT_POLICY = 256, OPT_PREFETCH_PREV, OPT_WARMUP, OPT_COMPUTE, OPT_CEILING, OPT_PATH,
 	OPT_MISS_COST, OPT_NO_VERIFY, OPT_JSON, OPT_CHUNK, OPT_READ_PIECE, OPT_READ_PIECES,
 	OPT_KEEP_CACHE, OPT_EAGER_UNMAP, OPT_KEEP_WRONG_HINTS, OPT_MISSES_IN_ORDER, OPT_THREADS,
-	OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC,
+	OPT_POLL, OPT_NO_POLL, OPT_BOUNCE_ASYNC, OPT_URGENT_ALONE,
 	OPT_QUEUE_DEPTH, OPT_RUN_AHEAD, OPT_PREFETCH_NEXT, OPT_ACCURACY, OPT_PREFETCH_LEARNED,
 	OPT_LOOKAHEAD,
 };
@@ -120,6 +123,7 @@ static const struct option run_longopts[] = {
 	{ "poll", no_argument, NULL, OPT_POLL },
 	{ "no-poll", no_argument, NULL, OPT_NO_POLL },
 	{ "bounce-async", no_argument, NULL, OPT_BOUNCE_ASYNC },
+	{ "urgent-alone", no_argument, NULL, OPT_URGENT_ALONE },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
@@ -212,6 +216,7 @@ int moe_run_parse(int argc, char **argv, struct run_opts *o)
 		case OPT_POLL: o->poll = true; break;
 		case OPT_NO_POLL: o->poll = false; break;
 		case OPT_BOUNCE_ASYNC: o->bounce_async = true; break;
+		case OPT_URGENT_ALONE: o->urgent_alone = true; break;
 		case OPT_THREADS:
 			if (cli_parse_u64(optarg, &v) || !v || v > 64)
 				return cli_usage_err("bad thread count '%s'", optarg);

@@ -105,10 +105,11 @@ void moe_run_report(FILE *out, const struct run *r, const struct run_result *res
 				"guess right with probability %.2f)", r->o.lookahead,
 				r->o.lookahead == 1 ? "" : "s", r->o.accuracy);
 		fprintf(out, "\n");
-		fprintf(out, "engine    %u threads%s%s; %u reads in flight%s\n", r->threads,
+		fprintf(out, "engine    %u threads%s%s; %u reads in flight%s%s\n", r->threads,
 			r->o.threads ? " (given)" : " (the CPUs less two, within 4..16)",
 			r->o.poll ? ", polling before they sleep" : "", r->queue_depth,
-			r->o.queue_depth ? " (given)" : " (the library's)");
+			r->o.queue_depth ? " (given)" : " (the library's)",
+			r->o.urgent_alone ? "; misses read alone (no hint starts while one is)" : "");
 		fprintf(out, "decode    %" PRIu64 " tokens after %" PRIu64 " of warm-up in %.3f s: "
 			"%.2f tokens/s%s\n", res->tokens, res->warm, (double)res->wall_ns * 1e-9, res->tps,
 			!r->stream ? "" : r->o.run_ahead ? " (run ahead: layers required before "

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
 #include "engine_fixture.h"
 #include "tap.h"
 
@@ -49,7 +50,8 @@ struct rig {
 	uint8_t *mem;
 };
 
-static void rig_open_n(struct rig *r, enum p2pio_path p, unsigned int threads, uint64_t buf_len)
+static void rig_open_flags(struct rig *r, enum p2pio_path p, unsigned int threads,
+			   uint64_t buf_len, uint32_t flags)
 {
 	struct p2pio_ctx_opts o;
 	struct p2pio_error err = { 0 };
@@ -61,6 +63,7 @@ static void rig_open_n(struct rig *r, enum p2pio_path p, unsigned int threads, u
 	o.queue_depth = threads;
 	o.threads = threads;
 	o.staging_bytes = (threads + 3) * CHUNK;
+	o.flags = flags;
 	if (p2pio_ctx_create(&o, &r->ctx, &err) || p2pio_file_open(r->ctx, path, 0, &r->f, &err) ||
 	    p2pio_buf_alloc(r->ctx, P2PIO_MEM_HOST, buf_len, &r->buf, &err) ||
 	    p2pio_queue_create(r->ctx, &r->q)) {
@@ -68,6 +71,11 @@ static void rig_open_n(struct rig *r, enum p2pio_path p, unsigned int threads, u
 		tap_bail("cannot set up a context, file, buffer and queue");
 	}
 	r->mem = p2pio_buf_host_ptr(r->buf);
+}
+
+static void rig_open_n(struct rig *r, enum p2pio_path p, unsigned int threads, uint64_t buf_len)
+{
+	rig_open_flags(r, p, threads, buf_len, 0);
 }
 
 /* One thread, one read in flight: the order of completions is the queue's. */
@@ -381,18 +389,87 @@ static void one_path(enum p2pio_path p, const char *what)
 	rig_close(&r);
 }
 
+/*
+ * P2PIO_CTX_URGENT_ALONE, two threads: a large urgent read (cold, one chunk at a time) and
+ * NR plain ones in one submission. No plain read is handed out before the urgent one's
+ * last chunk has been read (each cqe's phases: the plain read's taken time against the
+ * urgent one's landed time). Without the flag the thread that is free takes a plain read
+ * while the other reads the urgent one's last chunk (a diagnostic: which thread is free
+ * first is the scheduler's).
+ */
+static int alone_run(struct rig *r, bool *ok)
+{
+	struct p2pio_req req[NR + 1];
+	struct p2pio_cqe cqe[NR + 1];
+	struct p2pio_cqe_phases ph[NR + 1];
+	uint64_t landed = 0, taken[NR];
+	int got = 0, k, i, early = 0;
+
+	*ok = false;
+	req[0] = req_at(r, (uint64_t)NR * CHUNK + 2 * CHUNK, BIG, TAG_URGENT, P2PIO_REQ_URGENT);
+	for (i = 0; i < NR; i++)
+		req[i + 1] = req_at(r, (uint64_t)i * CHUNK, CHUNK, (uint64_t)i, 0);
+	memset(r->mem, EFX_GUARD, FILE_SIZE);
+	efx_drop_cache(path);
+	if (p2pio_submit(r->q, req, NR + 1) != NR + 1)
+		return -1;
+	while (got < NR + 1) {
+		k = p2pio_complete_phases(r->q, cqe + got, ph + got, (unsigned int)(NR + 1 - got),
+					  1, 20000);
+		if (k <= 0)
+			return -1;
+		got += k;
+	}
+	for (i = 0; i < got; i++) {
+		if (cqe[i].res)
+			return -1;
+		if (cqe[i].tag == TAG_URGENT)
+			landed = ph[i].landed_ns;
+		else if (cqe[i].tag < NR)
+			taken[cqe[i].tag] = ph[i].taken_ns;
+	}
+	for (i = 0; i < NR + 1; i++)
+		if (efx_mismatch(r->mem + req[i].buf_offset, req[i].file_offset, req[i].length) >= 0)
+			return -1;
+	for (i = 0; i < NR; i++)
+		early += taken[i] && taken[i] < landed;
+	*ok = landed != 0;
+	return early;
+}
+
+static void alone_path(enum p2pio_path p, const char *what)
+{
+	struct rig r;
+	bool ok;
+	int early;
+
+	rig_open_flags(&r, p, 2, FILE_SIZE, P2PIO_CTX_URGENT_ALONE);
+	early = alone_run(&r, &ok);
+	tap_ok(ok && early == 0, "%s, urgent reads alone: no plain read starts before the urgent "
+	       "one's last chunk is read (%d did), every byte right", what, early);
+	rig_close(&r);
+	rig_open_n(&r, p, 2, FILE_SIZE);
+	early = alone_run(&r, &ok);
+	tap_ok(ok, "%s, beside: every byte right", what);
+	tap_diag("%s, beside (the default): %d of %d plain reads started before the urgent one's "
+		 "last chunk was read", what, early, NR);
+	rig_close(&r);
+}
+
 int main(void)
 {
 	uint64_t seed = getenv("P2PIO_SEED") ? strtoull(getenv("P2PIO_SEED"), NULL, 0) :
 					       (uint64_t)time(NULL) | 1;
 
-	tap_plan(2 * 12 + 2 * 11 + 2 * 2);
+	tap_plan(2 * 12 + 2 * 11 + 2 * 2 + 2 * 2);
 	if (efx_make_file(path, FILE_SIZE))
 		tap_bail("cannot create the test file");
 	one_path(P2PIO_PATH_POSIX, "posix");
 	one_path(P2PIO_PATH_BOUNCE, "bounce");
 	cancel_path(P2PIO_PATH_POSIX, "posix");
 	cancel_path(P2PIO_PATH_BOUNCE, "bounce");
+	alone_path(P2PIO_PATH_POSIX, "posix");
+	alone_path(P2PIO_PATH_BOUNCE, "bounce");
 	tap_diag("seed %llu (set P2PIO_SEED to repeat)", (unsigned long long)seed);
 	stress_path(P2PIO_PATH_POSIX, "posix", &seed);
 	stress_path(P2PIO_PATH_BOUNCE, "bounce", &seed);

@@ -85,7 +85,7 @@ int main(void)
 	struct p2pio_op *out;
 	int n;
 
-	tap_plan(24);
+	tap_plan(32);
 
 	p2pio_opq_push(&q, mk(0, false, &qa, 1));
 	p2pio_opq_push(&q, mk(1, false, &qa, 1));
@@ -160,5 +160,49 @@ int main(void)
 	       "a read with a piece out is hastened in place");
 	tap_is_int(p2pio_opq_withdraw(&q, &qa, 7, 1, &out), 0,
 		   "... and still cannot be withdrawn (hastening keeps its start)");
+
+	/*
+	 * P2PIO_CTX_URGENT_ALONE: a plain head waits while urgent pieces are out; the last
+	 * urgent piece read lets it go (and says so, for the workers to be woken).
+	 */
+	{
+		struct p2pio_opq a = { .urgent_alone = true };
+		bool u1, u2, p1;
+
+		p2pio_opq_push(&a, mk(14, true, &qa, 14));
+		p2pio_opq_push(&a, mk(15, false, &qa, 15));
+		tap_ok(p2pio_opq_next(&a) == &ops[14], "alone: an urgent head is handed out");
+		u1 = p2pio_opq_piece_out(&a, &ops[14]);
+		take_piece(&a);
+		u2 = p2pio_opq_piece_out(&a, &ops[14]);
+		take_piece(&a);
+		tap_ok(u1 && u2 && a.urgent_out == 2, "alone: its pieces out are counted urgent");
+		tap_ok(p2pio_opq_next(&a) == &ops[14], "alone: its last piece may still go");
+		take_piece(&a);		/* its last: popped without the count, as if it failed */
+		tap_ok(a.head == &ops[15] && p2pio_opq_next(&a) == NULL,
+		       "alone: a plain head waits while urgent pieces are out");
+		tap_ok(!p2pio_opq_piece_read(&a, true) && p2pio_opq_next(&a) == NULL,
+		       "alone: ... the first of two read, it still waits");
+		tap_ok(p2pio_opq_piece_read(&a, true) && p2pio_opq_next(&a) == &ops[15],
+		       "alone: the last read lets it go, and says so");
+		/* A plain piece out, then its read hastened: its piece still counts plain. */
+		p1 = p2pio_opq_piece_out(&a, &ops[15]);
+		ops[15].cur += 4096;
+		tap_ok(!p1 && p2pio_opq_hasten(&a, &qa, 15) == 1 && ops[15].urgent &&
+		       !p2pio_opq_piece_read(&a, p1) && a.urgent_out == 0 &&
+		       p2pio_opq_next(&a) == &ops[15],
+		       "alone: a piece counts as it was handed out, though its read is hastened");
+
+		struct p2pio_opq b = { .urgent_alone = false };
+
+		p2pio_opq_push(&b, mk(14, true, &qa, 14));
+		p2pio_opq_push(&b, mk(15, false, &qa, 15));
+		p2pio_opq_piece_out(&b, &ops[14]);
+		take_piece(&b);
+		take_piece(&b);
+		take_piece(&b);
+		tap_ok(p2pio_opq_next(&b) == &ops[15] && !p2pio_opq_piece_read(&b, true),
+		       "beside (the default): a plain head goes while urgent pieces are out");
+	}
 	return tap_exit();
 }

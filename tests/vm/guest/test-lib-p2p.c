@@ -461,6 +461,105 @@ out:
 	close_all(c, f, buf, fd);
 }
 
+/*
+ * P2PIO_CTX_URGENT_ALONE on P2P: an urgent read of HELD_FIRST (64 pieces) submitted
+ * first, then HELD_NR plain ones, with room at the device for all of them (queue depth
+ * 64), then the last plain one withdrawn at once. With the flag the plain reads are held
+ * in the library until every piece of the urgent one is reaped: the last is withdrawn
+ * (no completion, its slot still poison) and the urgent read completes first. Beside (the
+ * default) they are sent at once: none can be withdrawn. Every byte checked.
+ * Returns the urgent read's place among the completions, or -1 on a failure;
+ * *@withdrawn: whether the last plain read was.
+ */
+static int alone_round(const char *path, int fd, uint32_t flags, bool *withdrawn)
+{
+	struct p2pio_ctx_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_ctx *c = NULL;
+	struct p2pio_file *f = NULL;
+	struct p2pio_buf *buf = NULL;
+	struct p2pio_queue *q = NULL;
+	struct p2pio_req r[HELD_NR + 1];
+	struct p2pio_cqe cqe[HELD_NR + 1];
+	uint8_t *mem;
+	int got = 0, k, i, pos = -1, want_done = HELD_NR + 1;
+
+	*withdrawn = false;
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	o.path = P2PIO_PATH_P2P;
+	o.chunk_size = HELD_LEN;
+	o.queue_depth = 64;
+	o.flags = flags;
+	if (p2pio_ctx_create(&o, &c, &err) || p2pio_file_open(c, path, 0, &f, &err) ||
+	    p2pio_buf_alloc(c, P2PIO_MEM_NVDOUBLE, HELD_BUF, &buf, &err) ||
+	    p2pio_queue_create(c, &q)) {
+		tap_diag("urgent alone: set-up: %s", err.msg);
+		goto out;
+	}
+	mem = p2pio_buf_host_ptr(buf);
+	memset(mem, POISON, HELD_BUF);
+	r[0] = (struct p2pio_req){ .file = f, .file_offset = (HELD_NR + 1) * HELD_LEN,
+				   .length = HELD_FIRST, .buf = buf,
+				   .buf_offset = (HELD_NR + 1) * HELD_LEN, .tag = HELD_TAG,
+				   .flags = P2PIO_REQ_URGENT };
+	for (i = 1; i <= HELD_NR; i++)
+		r[i] = (struct p2pio_req){ .file = f, .file_offset = (uint64_t)i * HELD_LEN,
+					   .length = HELD_LEN, .buf = buf,
+					   .buf_offset = (uint64_t)i * HELD_LEN, .tag = (uint64_t)i };
+	if (p2pio_submit(q, r, HELD_NR + 1) != HELD_NR + 1)
+		goto out;
+	*withdrawn = p2pio_cancel(q, HELD_NR, 1) == 1;
+	want_done -= *withdrawn;
+	while (got < want_done) {
+		k = p2pio_complete(q, cqe, (unsigned int)(want_done - got), 1, 30000);
+		if (k <= 0)
+			goto out;
+		for (i = 0; i < k; i++, got++) {
+			if (cqe[i].res || cqe[i].path != P2PIO_PATH_P2P)
+				goto out;
+			if (cqe[i].tag == HELD_TAG)
+				pos = got;
+		}
+	}
+	for (i = 0; i <= HELD_NR; i++) {
+		const uint8_t *at = mem + r[i].buf_offset;
+
+		if (i == HELD_NR && *withdrawn) {
+			for (uint64_t b = 0; b < r[i].length; b++)
+				if (at[b] != POISON)
+					pos = -1;
+			continue;
+		}
+		if (pread(fd, want, r[i].length, (off_t)r[i].file_offset) != (ssize_t)r[i].length ||
+		    memcmp(at, want, r[i].length))
+			pos = -1;
+	}
+out:
+	while (q && p2pio_inflight(q) && p2pio_complete(q, cqe, HELD_NR + 1, 1, 30000) > 0)
+		;
+	p2pio_queue_destroy(q);
+	close_all(c, f, buf, -1);
+	return got == want_done ? pos : -1;
+}
+
+static void urgent_alone(const char *path)
+{
+	int fd = open(path, O_RDONLY), pos;
+	bool withdrawn;
+
+	pos = alone_round(path, fd, P2PIO_CTX_URGENT_ALONE, &withdrawn);
+	tap_ok(pos == 0 && withdrawn, "P2P, urgent reads alone: a 4 MiB urgent read and %d plain "
+	       "ones after it: the plain ones held while it is read (the last withdrawn: %d), it "
+	       "completes first (at %d), the rest byte-exact", HELD_NR, withdrawn, pos + 1);
+	pos = alone_round(path, fd, 0, &withdrawn);
+	tap_ok(pos >= 0 && !withdrawn, "P2P, beside (the default): the plain ones sent at once "
+	       "(the last not withdrawn: %d), all byte-exact (the urgent one completed %d of %d)",
+	       withdrawn, pos + 1, HELD_NR + 1);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* CPU seconds per GiB of the guest reading @path whole @reps times into @buf. */
 static double cpu_per_gib(struct p2pio_ctx *ctx, const char *path, unsigned int flags,
 			  struct p2pio_buf *buf, uint64_t size, int reps, enum p2pio_path *used)
@@ -820,6 +919,7 @@ int main(void)
 	}
 	if (big_size) {
 		held_reads(big);
+		urgent_alone(big);
 		measure(big, big_size);
 	}
 	nobody_fallback();

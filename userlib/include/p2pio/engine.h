@@ -82,6 +82,14 @@ const char *p2pio_path_name(enum p2pio_path path);
  */
 #define P2PIO_CTX_POLL (1u << 2)
 #define P2PIO_CTX_POLL_US 200
+/*
+ * Urgent reads read alone: while a piece of a P2PIO_REQ_URGENT read is being read, no
+ * piece of a plain read starts (those already started go on), so the reads the caller
+ * waits for get the storage's whole bandwidth rather than a share of it beside reads that
+ * can wait (an expert cache's misses beside its prefetches). Where no urgent read is
+ * submitted it changes nothing.
+ */
+#define P2PIO_CTX_URGENT_ALONE (1u << 3)
 
 /**
  * struct p2pio_ctx_opts - how a context reads; grows at the end, so set @size.

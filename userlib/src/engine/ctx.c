@@ -53,7 +53,8 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 	if (o->device < P2PIO_DEVICE_HOST)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
 				       "options: device %d is not an ordinal", o->device);
-	if (o->flags & ~(P2PIO_CTX_NO_WARM_CHECK | P2PIO_CTX_BOUNCE_ASYNC | P2PIO_CTX_POLL) || o->reserved)
+	if (o->flags & ~(P2PIO_CTX_NO_WARM_CHECK | P2PIO_CTX_BOUNCE_ASYNC | P2PIO_CTX_POLL |
+			  P2PIO_CTX_URGENT_ALONE) || o->reserved)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
 				       "options: unknown flags 0x%x", o->flags);
 	if (!o->queue_depth)

@@ -177,10 +177,26 @@ struct p2pio_op {
 struct p2pio_opq {
 	struct p2pio_op *head, *tail;
 	struct p2pio_op *urgent_tail;	/* the last urgent read queued; NULL when none is */
+	bool urgent_alone;		/* P2PIO_CTX_URGENT_ALONE */
+	unsigned int urgent_out;	/* pieces of urgent reads handed out, not yet read */
 };
 
 P2PIO_HIDDEN void p2pio_opq_push(struct p2pio_opq *q, struct p2pio_op *op);
 P2PIO_HIDDEN void p2pio_opq_pop(struct p2pio_opq *q);
+/*
+ * The read whose next piece a worker may take now: @head, or NULL when the queue is
+ * empty or (P2PIO_CTX_URGENT_ALONE) @head is plain while pieces of urgent reads are out.
+ */
+P2PIO_HIDDEN struct p2pio_op *p2pio_opq_next(const struct p2pio_opq *q);
+/*
+ * A piece of @op handed out: returns whether it counts as urgent (the caller keeps that
+ * with the piece and passes it to p2pio_opq_piece_read(), as hastening may make @op
+ * urgent meanwhile).
+ */
+P2PIO_HIDDEN bool p2pio_opq_piece_out(struct p2pio_opq *q, const struct p2pio_op *op);
+/* That piece has been read; true when plain pieces may now start that could not before
+ * (the caller wakes its workers). */
+P2PIO_HIDDEN bool p2pio_opq_piece_read(struct p2pio_opq *q, bool urgent);
 /*
  * The reads of queue @cq tagged @tag, when exactly @n of them are in @q and no piece of
  * any is out: unlinked onto *@out (through ->next). Returns @n, or 0 with @q unchanged.

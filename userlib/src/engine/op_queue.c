@@ -48,6 +48,36 @@ void p2pio_opq_pop(struct p2pio_opq *q)
 }
 
 /*
+ * P2PIO_CTX_URGENT_ALONE: plain pieces wait while urgent ones are read. On storage whose
+ * bandwidth the readers share (zram's locks and copies; an SSD's channels), a miss read
+ * beside prefetches gets a share of it and the decode waits for the whole miss; alone it
+ * gets all of it, and the prefetches, which have time, start again once it is read.
+ */
+struct p2pio_op *p2pio_opq_next(const struct p2pio_opq *q)
+{
+	struct p2pio_op *op = q->head;
+
+	if (op && !op->urgent && q->urgent_alone && q->urgent_out)
+		return NULL;
+	return op;
+}
+
+bool p2pio_opq_piece_out(struct p2pio_opq *q, const struct p2pio_op *op)
+{
+	if (!op->urgent)
+		return false;
+	q->urgent_out++;
+	return true;
+}
+
+bool p2pio_opq_piece_read(struct p2pio_opq *q, bool urgent)
+{
+	if (!urgent)
+		return false;
+	return !--q->urgent_out && q->urgent_alone && q->head;
+}
+
+/*
  * Unlinks every read of queue @cq tagged @tag that comes after @after (NULL: from the
  * head) onto *@out, in queue order; returns how many.
  */

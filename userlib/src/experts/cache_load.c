@@ -123,6 +123,12 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 	 * whole run), and each piece is copied out while later ones are still read, so a lone
 	 * miss costs about its bytes / the storage bandwidth, not a chunk's latency.
 	 */
+	/*
+	 * With P2PIO_CTX_URGENT_ALONE a miss is read with no prefetch beside it, as a lone
+	 * one is: cut alike, for every thread.
+	 */
+	if (rflags && (x->ctx->opts.flags & P2PIO_CTX_URGENT_ALONE))
+		alone = true;
 	expert_pieces(x, &plan, alone, piece);
 	for (r = 0; r < plan.nruns; r++)
 		npieces += (uint32_t)((plan.runs[r].len + piece[r] - 1) / piece[r]);

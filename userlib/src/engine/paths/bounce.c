@@ -49,6 +49,7 @@ struct p2pio_bio {
 	uint64_t rlen;			/* aligned length */
 	uint64_t done;			/* bytes read so far (short reads resume) */
 	uint64_t lo, hi;		/* the op's bytes inside [foff, foff + rlen) */
+	bool urgent;			/* counted in the queue's urgent pieces out */
 	struct p2pio_bio *next;
 };
 
@@ -116,14 +117,14 @@ static uint64_t p2pio_bounce_chunk(const struct p2pio_bounce *b, const struct p2
 /* Can @w start a chunk now? Under b->lock. */
 static bool p2pio_bounce_can_take(const struct p2pio_bworker *w)
 {
-	return w->b->q.head && w->bio_free && w->b->slot_free;
+	return p2pio_opq_next(&w->b->q) && w->bio_free && w->b->slot_free;
 }
 
 /* Hand out the next chunk of the oldest operation to @w; false when none can start now. */
 static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finished)
 {
 	struct p2pio_bounce *b = w->b;
-	struct p2pio_op *op = b->q.head;
+	struct p2pio_op *op = p2pio_opq_next(&b->q);
 	struct p2pio_bio *bio;
 	struct p2pio_file *f;
 	uint64_t chunk, foff, rlen, lo, hi;
@@ -159,6 +160,7 @@ static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finishe
 	bio->done = 0;
 	bio->lo = lo;
 	bio->hi = hi;
+	bio->urgent = p2pio_opq_piece_out(&b->q, op);
 	p2pio_op_get(op);
 	op->cur += rlen;
 	b->queued--;
@@ -216,6 +218,14 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 	}
 	if (!err)
 		p2pio_op_landed(op);
+	if (bio->urgent) {
+		/* The last urgent piece read: plain ones may start again (P2PIO_CTX_URGENT_ALONE). */
+		pthread_mutex_lock(&b->lock);
+		if (p2pio_opq_piece_read(&b->q, true) && b->nr_waiting)
+			pthread_cond_broadcast(&b->cond);
+		pthread_mutex_unlock(&b->lock);
+		bio->urgent = false;
+	}
 	if (err || atomic_load(&op->err) || !s) {
 		p2pio_op_put(op, err, bio->done);
 		if (s)
@@ -329,7 +339,9 @@ static void *p2pio_bounce_thread(void *arg)
 		progress = false;
 		finished = NULL;
 		pthread_mutex_lock(&b->lock);
-		while (!w->nr_reads && !w->copy_head && !b->stop && !p2pio_bounce_can_take(w)) {
+		/* Stopping, a worker still sleeps while plain reads wait for urgent ones. */
+		while (!w->nr_reads && !w->copy_head && !(b->stop && !b->q.head) &&
+		       !p2pio_bounce_can_take(w)) {
 			if (b->poll && !polled) {
 				polled = true;
 				pthread_mutex_unlock(&b->lock);
@@ -496,6 +508,7 @@ static int p2pio_bounce_start(struct p2pio_ctx *ctx, void **privp)
 	b->depth = (o->queue_depth + nr - 1) / nr;
 	b->sqe_flags = o->flags & P2PIO_CTX_BOUNCE_ASYNC ? IOSQE_ASYNC : 0;
 	b->poll = o->flags & P2PIO_CTX_POLL;
+	b->q.urgent_alone = o->flags & P2PIO_CTX_URGENT_ALONE;
 	atomic_init(&b->submitted, 0);
 	atomic_init(&b->stop, false);
 	pthread_mutex_init(&b->lock, NULL);

@@ -54,6 +54,7 @@ struct p2pio_piece {
 	struct p2pio_op *op;
 	struct p2pio_win *win;
 	uint64_t plain;			/* its bytes, counted in plain_bytes; 0 if urgent */
+	uint64_t urgent;		/* its bytes, counted in urgent_bytes; 0 if plain */
 };
 
 struct p2pio_p2p {
@@ -75,6 +76,9 @@ struct p2pio_p2p {
 	struct p2pio_opq held;
 	uint64_t plain_bytes;		/* bytes of plain reads' pieces prepared or sent */
 	uint64_t plain_limit;		/* queue_depth x chunk_size */
+	/* P2PIO_CTX_URGENT_ALONE: plain reads held back too while @urgent_bytes > 0. */
+	bool urgent_alone;
+	uint64_t urgent_bytes;		/* bytes of urgent reads' pieces prepared or sent */
 	bool stopping;			/* the feeder sends what is held, then ends */
 	bool feeding;			/* the feeder is sending a read it took from @held */
 	pthread_t feeder;
@@ -204,6 +208,7 @@ static int p2pio_p2p_start(struct p2pio_ctx *ctx, void **privp)
 	if (p2pio_p2p_open(p))
 		return 0;
 	p->plain_limit = (uint64_t)ctx->opts.queue_depth * ctx->opts.chunk_size;
+	p->urgent_alone = ctx->opts.flags & P2PIO_CTX_URGENT_ALONE;
 	p->stop_efd = eventfd(0, EFD_CLOEXEC);
 	if (p->stop_efd < 0 || pthread_create(&p->th, NULL, p2pio_p2p_reaper, p)) {
 		snprintf(p->why, sizeof(p->why), "P2P: cannot start the completion thread");
@@ -618,6 +623,7 @@ static void p2pio_p2p_unprep(struct p2pio_p2p *p, struct p2pio_read *rd, unsigne
 		pc->win->refs--;
 		p->prepared--;
 		p->plain_bytes -= pc->plain;
+		p->urgent_bytes -= pc->urgent;
 		/* Its window may be idle now, and a waiting submitter may be waiting for that. */
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
@@ -679,12 +685,14 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 		if (dev + n > wend)
 			n = p2pio_round_up(wend - dev, lba);
 		pc->plain = op->urgent ? 0 : n;
+		pc->urgent = op->urgent ? n : 0;
 		for (;;) {
 			pthread_mutex_lock(&p->lock);
 			ret = p2pio_win_get(p, buf, dev, nr > 0, &w);
 			if (!ret) {
 				p->prepared++;
 				p->plain_bytes += pc->plain;
+				p->urgent_bytes += pc->urgent;
 			}
 			pthread_mutex_unlock(&p->lock);
 			if (ret != -EAGAIN)
@@ -723,6 +731,15 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 }
 
 /*
+ * Whether plain reads must wait: their bytes fill the device's share (plain_limit), or
+ * (P2PIO_CTX_URGENT_ALONE) urgent ones are being read. Under p->lock.
+ */
+static bool p2pio_p2p_plain_full(const struct p2pio_p2p *p)
+{
+	return p->plain_bytes >= p->plain_limit || (p->urgent_alone && p->urgent_bytes);
+}
+
+/*
  * A plain read waits here while plain reads fill the device's share (plain_limit) or
  * others wait before it; an urgent one goes at once. Either way its completion comes
  * through the reaper.
@@ -737,7 +754,7 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 		 * Behind a held read, or one the feeder has taken but not yet sent (its bytes
 		 * are not counted yet): a plain read sent here would pass it.
 		 */
-		if (p->held.head || p->feeding || p->plain_bytes >= p->plain_limit) {
+		if (p->held.head || p->feeding || p2pio_p2p_plain_full(p)) {
 			p2pio_opq_push(&p->held, op);
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
@@ -758,7 +775,7 @@ static void *p2pio_p2p_feeder(void *arg)
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		op = p->held.head;
-		if (op && (p->stopping || p->plain_bytes < p->plain_limit)) {
+		if (op && (p->stopping || !p2pio_p2p_plain_full(p))) {
 			p2pio_opq_pop(&p->held);
 			p->feeding = true;
 			pthread_mutex_unlock(&p->lock);
@@ -833,6 +850,7 @@ static void *p2pio_p2p_reaper(void *arg)
 			pc->win->refs--;
 			p->outstanding--;
 			p->plain_bytes -= pc->plain;
+			p->urgent_bytes -= pc->urgent;
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
 			p2pio_op_put(pc->op, c[i].status < 0 ? c[i].status : 0,

@@ -131,12 +131,13 @@ static void *p2pio_posix_thread(void *arg)
 	struct p2pio_posix *px = w->px;
 	struct p2pio_op *op, *last;
 	uint64_t off, n;
+	bool urgent;
 
 	if (px->ctx->cu)
 		px->ctx->cu->CtxSetCurrent(px->ctx->cuctx);
 	pthread_mutex_lock(&px->lock);
 	for (;;) {
-		if (!px->q.head) {
+		if (!p2pio_opq_next(&px->q)) {
 			/* Idle: finish the copies in flight before sleeping or leaving. */
 			if (w->slot[0].op || w->slot[1].op) {
 				pthread_mutex_unlock(&px->lock);
@@ -145,16 +146,18 @@ static void *p2pio_posix_thread(void *arg)
 				pthread_mutex_lock(&px->lock);
 				continue;
 			}
-			if (px->stop)
+			/* Plain reads held back (P2PIO_CTX_URGENT_ALONE) are still work to do. */
+			if (px->stop && !px->q.head)
 				break;
 			pthread_cond_wait(&px->cond, &px->lock);
 			continue;
 		}
-		op = px->q.head;
+		op = p2pio_opq_next(&px->q);
 		off = op->cur;
 		n = op->end - off < px->ctx->opts.chunk_size ? op->end - off :
 							       px->ctx->opts.chunk_size;
 		op->cur += n;
+		urgent = p2pio_opq_piece_out(&px->q, op);
 		p2pio_op_get(op);
 		last = NULL;
 		if (op->cur == op->end) {
@@ -167,6 +170,9 @@ static void *p2pio_posix_thread(void *arg)
 			p2pio_op_put(last, 0, 0);	/* the path's reference */
 		p2pio_posix_chunk(w, op, off, n);
 		pthread_mutex_lock(&px->lock);
+		/* The last urgent piece read: plain ones may start again. */
+		if (p2pio_opq_piece_read(&px->q, urgent))
+			pthread_cond_broadcast(&px->cond);
 	}
 	pthread_mutex_unlock(&px->lock);
 	return NULL;
@@ -212,6 +218,7 @@ static int p2pio_posix_start(struct p2pio_ctx *ctx, void **privp)
 		return -ENOMEM;
 	px->ctx = ctx;
 	px->nr = nr;
+	px->q.urgent_alone = ctx->opts.flags & P2PIO_CTX_URGENT_ALONE;
 	pthread_mutex_init(&px->lock, NULL);
 	pthread_cond_init(&px->cond, NULL);
 	if (cu) {
