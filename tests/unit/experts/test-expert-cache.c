@@ -685,6 +685,45 @@ out:
 	p2pio_model_close(m);
 }
 
+/* A cache of 12.8 MiB experts (@layers layers of 3) on 8 engine threads, no budget. */
+struct big_rig {
+	char path[PATH_MAX + 8];
+	struct p2pio_ctx *ctx;
+	struct p2pio_model *m;
+	struct p2pio_experts *x;
+};
+
+static bool big_rig_open(struct big_rig *r, enum p2pio_path path, const char *pname,
+			 uint32_t layers, uint32_t flags)
+{
+	struct p2pio_ctx_opts co;
+	struct p2pio_error err = { 0 };
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->path, sizeof(r->path), "%s.big", model_path);
+	p2pio_ctx_opts_init(&co);
+	co.device = P2PIO_DEVICE_HOST;
+	co.path = path;
+	co.threads = 8;
+	co.flags = flags;
+	if (model_fixture_write_moe(r->path, layers, 3, 2048, 4096, SEED) ||
+	    p2pio_ctx_create(&co, &r->ctx, &err) ||
+	    p2pio_model_open(r->ctx, r->path, NULL, &r->m, &err) ||
+	    p2pio_experts_open(r->m, NULL, &r->x, &err)) {
+		tap_diag("%s: a cache of 12.8 MiB experts on 8 threads: %s", pname, err.msg);
+		return false;
+	}
+	return true;
+}
+
+static void big_rig_close(struct big_rig *r)
+{
+	p2pio_experts_close(r->x);
+	p2pio_model_close(r->m);
+	p2pio_ctx_destroy(r->ctx);
+	unlink(r->path);
+}
+
 /*
  * A require that finds no load in flight cuts every one of its misses as a lone miss, so
  * the engine's threads get equal shares of the batch: two misses are read in twice the
@@ -694,54 +733,39 @@ out:
 static void test_alone_batch_pieces(enum p2pio_path path, const char *pname)
 {
 	struct p2pio_experts_io io = { .size = sizeof(io) }, io0 = { .size = sizeof(io0) };
-	char mpath[PATH_MAX + 8];
-	struct p2pio_ctx_opts co;
-	struct p2pio_error err = { 0 };
-	struct p2pio_experts *x = NULL;
-	struct p2pio_model *m = NULL;
-	struct p2pio_ctx *ctx = NULL;
 	uint32_t two[2] = { 0, 1 }, one[1] = { 2 };
 	uint64_t ptr[2], lone, pair;
+	struct big_rig r;
 	int bad = 0;
 
-	snprintf(mpath, sizeof(mpath), "%s.big", model_path);
-	p2pio_ctx_opts_init(&co);
-	co.device = P2PIO_DEVICE_HOST;
-	co.path = path;
-	co.threads = 8;
-	if (model_fixture_write_moe(mpath, 1, 3, 2048, 4096, SEED) ||
-	    p2pio_ctx_create(&co, &ctx, &err) || p2pio_model_open(ctx, mpath, NULL, &m, &err) ||
-	    p2pio_experts_open(m, NULL, &x, &err)) {
-		tap_ok(0, "%s: a cache of three 12.8 MiB experts on 8 threads: %s", pname, err.msg);
+	if (!big_rig_open(&r, path, pname, 1, 0)) {
+		tap_ok(0, "%s: a cache of three 12.8 MiB experts on 8 threads", pname);
 		goto out;
 	}
-	p2pio_experts_stats(x, NULL, &io0, false);
-	if (p2pio_experts_require(x, 0, one, 1, NULL, ptr) ||
-	    p2pio_experts_release(x, 0, one, 1, NULL)) {
+	p2pio_experts_stats(r.x, NULL, &io0, false);
+	if (p2pio_experts_require(r.x, 0, one, 1, NULL, ptr) ||
+	    p2pio_experts_release(r.x, 0, one, 1, NULL)) {
 		tap_ok(0, "%s: a lone miss loads", pname);
 		goto out;
 	}
-	bad += check_expert(x, 0, one[0], ptr[0]);
-	p2pio_experts_stats(x, NULL, &io, false);
+	bad += check_expert(r.x, 0, one[0], ptr[0]);
+	p2pio_experts_stats(r.x, NULL, &io, false);
 	lone = io.reads - io0.reads;
 	io0 = io;
-	if (p2pio_experts_require(x, 0, two, 2, NULL, ptr)) {
+	if (p2pio_experts_require(r.x, 0, two, 2, NULL, ptr)) {
 		tap_ok(0, "%s: two misses load", pname);
 		goto out;
 	}
-	bad += check_expert(x, 0, two[0], ptr[0]) + check_expert(x, 0, two[1], ptr[1]);
-	p2pio_experts_release(x, 0, two, 2, NULL);
-	p2pio_experts_stats(x, NULL, &io, false);
+	bad += check_expert(r.x, 0, two[0], ptr[0]) + check_expert(r.x, 0, two[1], ptr[1]);
+	p2pio_experts_release(r.x, 0, two, 2, NULL);
+	p2pio_experts_stats(r.x, NULL, &io, false);
 	pair = io.reads - io0.reads;
 	tap_ok(lone > 7 && pair == 2 * lone && !bad,
 	       "%s: a batch of two misses alone is read in %llu reads, twice a lone miss's %llu "
 	       "(each cut as a lone miss), every byte right", pname, (unsigned long long)pair,
 	       (unsigned long long)lone);
 out:
-	p2pio_experts_close(x);
-	p2pio_model_close(m);
-	p2pio_ctx_destroy(ctx);
-	unlink(mpath);
+	big_rig_close(&r);
 }
 
 /*
@@ -754,31 +778,19 @@ out:
 static uint32_t miss_beside_hint(enum p2pio_path path, const char *pname, uint32_t flags,
 				 uint32_t *lone, bool *loading, int *bad)
 {
-	char mpath[PATH_MAX + 8];
-	struct p2pio_ctx_opts co;
-	struct p2pio_error err = { 0 };
-	struct p2pio_experts *x = NULL;
-	struct p2pio_model *m = NULL;
-	struct p2pio_ctx *ctx = NULL;
 	uint32_t zero = 0, one = 1, two = 2, n = 0;
+	struct p2pio_experts *x;
+	struct big_rig r;
 	uint64_t ptr[1];
 
 	*lone = 0;
 	*loading = false;
-	snprintf(mpath, sizeof(mpath), "%s.alone", model_path);
-	p2pio_ctx_opts_init(&co);
-	co.device = P2PIO_DEVICE_HOST;
-	co.path = path;
-	co.threads = 8;
-	co.flags = flags;
-	if (model_fixture_write_moe(mpath, 2, 3, 2048, 4096, SEED) ||
-	    p2pio_ctx_create(&co, &ctx, &err) || p2pio_model_open(ctx, mpath, NULL, &m, &err) ||
-	    p2pio_experts_open(m, NULL, &x, &err)) {
-		tap_diag("%s: a cache of 12.8 MiB experts on 8 threads: %s", pname, err.msg);
+	if (!big_rig_open(&r, path, pname, 2, flags)) {
 		(*bad)++;
 		goto out;
 	}
-	efx_drop_cache(mpath);
+	x = r.x;
+	efx_drop_cache(r.path);
 	if (p2pio_experts_require(x, 0, &one, 1, NULL, ptr)) {
 		(*bad)++;
 		goto out;
@@ -801,10 +813,7 @@ static uint32_t miss_beside_hint(enum p2pio_path path, const char *pname, uint32
 	p2pio_experts_release(x, 0, &two, 1, NULL);
 	n = x->ent[idx(x, 0, two)].nreads;
 out:
-	p2pio_experts_close(x);
-	p2pio_model_close(m);
-	p2pio_ctx_destroy(ctx);
-	unlink(mpath);
+	big_rig_close(&r);
 	return n;
 }
 

@@ -422,9 +422,28 @@ static int held_position(const uint64_t *order, int n, uint64_t tag)
 	return -1;
 }
 
-static void held_reads(const char *path)
+/*
+ * A P2P context of HELD_LEN chunks, @depth of them at the device, with @flags; @path open
+ * on it and a test-double buffer of HELD_BUF. False (and why in @err) on a failure.
+ */
+static bool held_open(const char *path, unsigned int depth, uint32_t flags,
+		      struct p2pio_ctx **c, struct p2pio_file **f, struct p2pio_buf **buf,
+		      struct p2pio_error *err)
 {
 	struct p2pio_ctx_opts o;
+
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	o.path = P2PIO_PATH_P2P;
+	o.chunk_size = HELD_LEN;
+	o.queue_depth = depth;
+	o.flags = flags;
+	return !p2pio_ctx_create(&o, c, err) && !p2pio_file_open(*c, path, 0, f, err) &&
+	       !p2pio_buf_alloc(*c, P2PIO_MEM_NVDOUBLE, HELD_BUF, buf, err);
+}
+
+static void held_reads(const char *path)
+{
 	struct p2pio_error err = { 0 };
 	struct p2pio_ctx *c = NULL;
 	struct p2pio_file *f = NULL;
@@ -432,13 +451,7 @@ static void held_reads(const char *path)
 	uint64_t order[HELD_NR + 1];
 	int fd = open(path, O_RDONLY), got, pos, cancelled;
 
-	p2pio_ctx_opts_init(&o);
-	o.device = P2PIO_DEVICE_HOST;
-	o.path = P2PIO_PATH_P2P;
-	o.chunk_size = HELD_LEN;
-	o.queue_depth = 1;
-	if (fd < 0 || p2pio_ctx_create(&o, &c, &err) || p2pio_file_open(c, path, 0, &f, &err) ||
-	    p2pio_buf_alloc(c, P2PIO_MEM_NVDOUBLE, HELD_BUF, &buf, &err)) {
+	if (fd < 0 || !held_open(path, 1, 0, &c, &f, &buf, &err)) {
 		tap_ok(0, "held reads: set-up: %s", err.msg);
 		goto out;
 	}
@@ -473,7 +486,6 @@ out:
  */
 static int alone_round(const char *path, int fd, uint32_t flags, bool *withdrawn)
 {
-	struct p2pio_ctx_opts o;
 	struct p2pio_error err = { 0 };
 	struct p2pio_ctx *c = NULL;
 	struct p2pio_file *f = NULL;
@@ -485,15 +497,7 @@ static int alone_round(const char *path, int fd, uint32_t flags, bool *withdrawn
 	int got = 0, k, i, pos = -1, want_done = HELD_NR + 1;
 
 	*withdrawn = false;
-	p2pio_ctx_opts_init(&o);
-	o.device = P2PIO_DEVICE_HOST;
-	o.path = P2PIO_PATH_P2P;
-	o.chunk_size = HELD_LEN;
-	o.queue_depth = 64;
-	o.flags = flags;
-	if (p2pio_ctx_create(&o, &c, &err) || p2pio_file_open(c, path, 0, &f, &err) ||
-	    p2pio_buf_alloc(c, P2PIO_MEM_NVDOUBLE, HELD_BUF, &buf, &err) ||
-	    p2pio_queue_create(c, &q)) {
+	if (!held_open(path, 64, flags, &c, &f, &buf, &err) || p2pio_queue_create(c, &q)) {
 		tap_diag("urgent alone: set-up: %s", err.msg);
 		goto out;
 	}
