@@ -12,7 +12,8 @@
 # "tag@DIR:..." runs DIR's p2pio-moe, a change beside the tree's); the
 # whole model (36 layers, 63 GB on a 64G zram) for each "tag|options" line of MOONS
 # (default: 8 GiB twice, 25 and 50 %), and in 8 GiB with the best variant's options if
-# that is not the defaults (the tree's p2pio-moe; none where MOONS is empty; LAYER1=0 leaves
+# that is not the defaults (the tree's p2pio-moe; none where MOONS is empty; ROUNDS=N runs
+# the list N times, alternating its order; LAYER1=0 leaves
 # out the 1-layer decodes); the 1-layer model on the virtio disk at 10, 25 and 50 % (VIRTIO=1; the
 # moonshot leaves it VIRTIO_S seconds; TOKENSV tokens each, default 400). Every run
 # measures its own ceiling (the storage and link sweeps). Results: OUT/moe.tgz.
@@ -122,11 +123,22 @@ runm() { # tag seconds args...
 	grep -E '^(budget|engine|decode|hits|missed|stall|memory|reads|batches|waits|ceiling|bound|verify)' $R/moon-$tag.txt | tee -a $R/log.txt
 	save
 }
+# ROUNDS=N runs the list N times, every other round in reverse (A B, B A, ...), each run
+# tagged TAG-rK from the second round on: settings measured side by side through the
+# machine's drift (session 15: the same setting read 0.40 first and 0.49 fourth in one
+# call). scripts/moe-table.py --pairs A,B pairs them.
 if [ $rc = 0 ]; then
-	echo "$moons" | while IFS='|' read -r tag args; do
-		[ -n "$tag" ] || continue
-		t=$(($(left) - ${VIRTIO_S:-0})); [ $t -gt 80 ] && t=80
-		[ $t -gt 45 ] && runm $tag $t $args
+	k=1
+	while [ $k -le ${ROUNDS:-1} ]; do
+		list=$moons
+		[ $((k % 2)) = 0 ] && list=$(echo "$moons" | sed '/^$/d' | tac)
+		sfx=; [ $k -gt 1 ] && sfx=-r$k
+		echo "$list" | while IFS='|' read -r tag args; do
+			[ -n "$tag" ] || continue
+			t=$(($(left) - ${VIRTIO_S:-0})); [ $t -gt 80 ] && t=80
+			[ $t -gt 45 ] && runm $tag$sfx $t $args
+		done
+		k=$((k + 1))
 	done
 fi
 zreset
@@ -144,4 +156,6 @@ if [ "${VIRTIO:-0}" = 1 ] && [ $(left) -gt 60 ]; then
 fi
 
 log done
+# The runs as one table (scripts/moe-table.py), where the machine has Python.
+command -v python3 >/dev/null && python3 scripts/moe-table.py $R >$R/table.md 2>&1
 save
