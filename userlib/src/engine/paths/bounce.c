@@ -79,7 +79,9 @@ struct p2pio_bounce {
 	atomic_bool stop;		/* set under @lock; the poll loop reads it without */
 	struct p2pio_bslot *slot_free;
 	unsigned int nr_waiting;	/* workers asleep on @cond */
-	atomic_uint submitted;		/* operations queued so far (polled without the lock) */
+	/* Operations queued so far, and plain ones let go after urgent ones were read
+	 * (P2PIO_CTX_URGENT_ALONE): new work, polled without the lock. */
+	atomic_uint submitted;
 	bool poll;			/* P2PIO_CTX_POLL */
 	unsigned int nr_ready;		/* workers past registering the staging */
 
@@ -221,8 +223,12 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 	if (bio->urgent) {
 		/* The last urgent piece read: plain ones may start again (P2PIO_CTX_URGENT_ALONE). */
 		pthread_mutex_lock(&b->lock);
-		if (p2pio_opq_piece_read(&b->q, true) && b->nr_waiting)
-			pthread_cond_broadcast(&b->cond);
+		if (p2pio_opq_piece_read(&b->q, true)) {
+			/* Polling workers watch @submitted, sleeping ones the condition. */
+			atomic_fetch_add(&b->submitted, 1);
+			if (b->nr_waiting)
+				pthread_cond_broadcast(&b->cond);
+		}
 		pthread_mutex_unlock(&b->lock);
 		bio->urgent = false;
 	}
