@@ -414,7 +414,9 @@ int p2pio_experts_token_end(struct p2pio_experts *x);
  *               reads made urgent (p2pio_hasten()), as a miss's are.
  * @cut_short:   hinted loads some of whose reads were done when their layer was required
  *               without them, the others still queued: those withdrawn, the expert not
- *               resident (in @loads and @prefetches; @reads and @bytes count what was read).
+ *               resident. Counted when it happens, as @cancels and @hastened are; the load
+ *               stays in the @loads and @prefetches of the statistics it started in, whose
+ *               @reads and @bytes keep what was read.
  */
 struct p2pio_experts_io {
 	size_t size;

@@ -189,9 +189,9 @@ P2PIO_HIDDEN void p2pio_opq_pop(struct p2pio_opq *q);
  */
 P2PIO_HIDDEN struct p2pio_op *p2pio_opq_next(const struct p2pio_opq *q);
 /*
- * A piece of @op handed out: returns whether it counts as urgent (the caller keeps that
- * with the piece and passes it to p2pio_opq_piece_read(), as hastening may make @op
- * urgent meanwhile).
+ * A piece of @op handed out: returns whether it counts as urgent, which only an urgent
+ * read's piece does and only with @urgent_alone (the caller keeps that with the piece and
+ * passes it to p2pio_opq_piece_read(), as hastening may make @op urgent meanwhile).
  */
 P2PIO_HIDDEN bool p2pio_opq_piece_out(struct p2pio_opq *q, const struct p2pio_op *op);
 /* That piece has been read; true when plain pieces may now start that could not before

@@ -64,7 +64,8 @@ struct p2pio_op *p2pio_opq_next(const struct p2pio_opq *q)
 
 bool p2pio_opq_piece_out(struct p2pio_opq *q, const struct p2pio_op *op)
 {
-	if (!op->urgent)
+	/* Counted only where it gates (a path's lock per urgent piece read otherwise). */
+	if (!op->urgent || !q->urgent_alone)
 		return false;
 	q->urgent_out++;
 	return true;

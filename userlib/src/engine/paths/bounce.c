@@ -116,6 +116,26 @@ static uint64_t p2pio_bounce_chunk(const struct p2pio_bounce *b, const struct p2
 	return p2pio_round_down(b->ctx->opts.chunk_size, f->dio_align);
 }
 
+/*
+ * A worker's share of the chunks queued (under b->lock): of all of them; with
+ * P2PIO_CTX_URGENT_ALONE and urgent reads at the head, of theirs, which are what the
+ * workers take until they are out (the plain ones behind wait): a miss cut in a piece per
+ * worker is read a piece per worker, not several by the first ones awake.
+ */
+static uint64_t p2pio_bounce_share(const struct p2pio_bounce *b)
+{
+	const struct p2pio_op *op = b->q.head;
+	uint64_t n = 0, chunk;
+
+	if (!b->q.urgent_alone || !op || !op->urgent)
+		return b->queued / b->nr;
+	for (; op && op->urgent; op = op->next) {
+		chunk = p2pio_bounce_chunk(b, op->file);
+		n += (op->end - op->cur + chunk - 1) / chunk;
+	}
+	return n / b->nr;
+}
+
 /* Can @w start a chunk now? Under b->lock. */
 static bool p2pio_bounce_can_take(const struct p2pio_bworker *w)
 {
@@ -373,7 +393,7 @@ static void *p2pio_bounce_thread(void *arg)
 		 * is free first) leaves the rest to the workers the submission woke; a long queue
 		 * still fills every ring.
 		 */
-		share = b->queued / b->nr;
+		share = p2pio_bounce_share(b);
 		for (took = 0; took < (share ? share : 1) && p2pio_bounce_next(w, &finished);
 		     took++)
 			progress = true;
@@ -628,8 +648,11 @@ static unsigned int p2pio_bounce_hasten(void *priv, const struct p2pio_queue *q,
 	 * urgent, may start at once; the workers that slept on it would otherwise sleep on
 	 * until the last urgent piece is read. (Without the flag the head never waits.)
 	 */
-	if (got && held && p2pio_opq_next(&b->q) && b->nr_waiting)
-		pthread_cond_broadcast(&b->cond);
+	if (got && held && p2pio_opq_next(&b->q)) {
+		atomic_fetch_add(&b->submitted, 1);	/* and the polling ones */
+		if (b->nr_waiting)
+			pthread_cond_broadcast(&b->cond);
+	}
 	pthread_mutex_unlock(&b->lock);
 	return got;
 }
