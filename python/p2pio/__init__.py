@@ -15,7 +15,8 @@ caches), _trace (routing traces: recorded, loaded, replayed through the caches' 
 
 from ._context import Buffer, Context, File
 from ._experts import Expert, Experts
-from ._lib import P2pioError
+from ._lib import (CTX_BOUNCE_ASYNC, CTX_NO_WARM_CHECK, CTX_POLL, CTX_URGENT_ALONE,
+		   P2pioError)
 from ._model import Layer, Model, Streamer
 from ._tensor import DTYPES, GGML_DTYPES, Tensor, ggml_type_name, version
 from ._trace import Trace, TraceWriter, synth
@@ -24,4 +25,5 @@ __version__ = version()
 
 __all__ = ["Context", "Buffer", "File", "Model", "Streamer", "Layer", "Experts", "Expert",
 	   "Tensor", "P2pioError", "Trace", "TraceWriter", "synth",
-	   "version", "ggml_type_name", "DTYPES", "GGML_DTYPES"]
+	   "version", "ggml_type_name", "DTYPES", "GGML_DTYPES", "CTX_NO_WARM_CHECK",
+	   "CTX_BOUNCE_ASYNC", "CTX_POLL", "CTX_URGENT_ALONE"]

@@ -25,6 +25,8 @@ class Context(_Resource):
 	device: None (GPU 0 if CUDA has one, else host memory), "host" (or -1), or a CUDA
 	ordinal. path: "auto" (the library picks per file and says why), "p2p", "bounce" or
 	"posix". The other options are struct p2pio_ctx_opts's; 0 means the measured default.
+	flags: p2pio.CTX_* or'ed (CTX_URGENT_ALONE: an expert cache's misses read with no
+	prefetch starting beside them; CTX_POLL: latency over CPU time; ...).
 	"""
 
 	def __init__(self, device=None, path="auto", queue_depth=0, threads=0, chunk_size=0,

@@ -17,6 +17,11 @@ P2PIO_DEVICE_HOST = -1
 P2PIO_NO_OFFSET = (1 << 64) - 1
 
 PATHS = {"auto": 0, "p2p": 1, "bounce": 2, "posix": 3}
+# struct p2pio_ctx_opts.flags (p2pio/engine.h says what each does).
+CTX_NO_WARM_CHECK = 1 << 0
+CTX_BOUNCE_ASYNC = 1 << 1
+CTX_POLL = 1 << 2
+CTX_URGENT_ALONE = 1 << 3
 MEMS = {"host": 0, "cuda": 1, "nvdouble": 2}
 
 P2PIO_MODEL_SET_MEM = 1 << 0

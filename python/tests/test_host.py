@@ -106,6 +106,19 @@ class TestContext(unittest.TestCase):
 		self.assertIn(cm.exception.errno, (errno.ENODEV, errno.EINVAL))
 		self.assertTrue(cm.exception.strerror)
 
+	def test_flags(self):
+		# Each flag the library knows is taken; one beyond them is refused with EINVAL.
+		for flag in (p2pio.CTX_NO_WARM_CHECK, p2pio.CTX_BOUNCE_ASYNC, p2pio.CTX_POLL,
+			     p2pio.CTX_URGENT_ALONE,
+			     p2pio.CTX_POLL | p2pio.CTX_URGENT_ALONE):
+			with p2pio.Context(device="host", flags=flag) as ctx:
+				with ctx.open_file(Files.tiny) as f:
+					self.assertEqual(host_bytes(f.read(4096, 8192)),
+							 Files.bytes[Files.tiny][4096:4096 + 8192], flag)
+		with self.assertRaises(p2pio.P2pioError) as cm:
+			p2pio.Context(device="host", flags=p2pio.CTX_URGENT_ALONE << 1)
+		self.assertEqual(cm.exception.errno, errno.EINVAL)
+
 	def test_bad_path_name(self):
 		with self.assertRaises(ValueError):
 			p2pio.Context(device="host", path="teleport")
