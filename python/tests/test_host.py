@@ -422,7 +422,7 @@ class TestExperts(unittest.TestCase):
 			for e in es:
 				self.check_expert(x, e)
 			x.release(1, es)
-			self.assertEqual(x.io()["cancels"], 0)
+			self.assertEqual((x.io()["cancels"], x.io()["cut_short"]), (0, 0))
 			self.assertEqual(x.layer_stats(1)["misses"], 0)
 
 	def test_errors(self):
