@@ -380,6 +380,54 @@ static void test_missed_layers(void)
 	p2pio_residency_destroy(r);
 }
 
+/*
+ * A prefetch withdrawn (a wrong hint): unread it moved nothing, cut short it moved what
+ * was read (never more than the expert); wasted either way, and its room is free again.
+ */
+static void test_withdrawn(void)
+{
+	struct p2pio_residency_opts o = { 0 };
+	struct p2pio_residency *r = NULL;
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_error err = { 0 };
+	uint64_t bytes[1] = { 1000 };
+	size_t n;
+
+	o.nr_layers = 1;
+	o.nr_experts = 4;
+	o.expert_bytes = bytes;
+	o.budget = 2000;
+	o.policy = p2pio_expert_policy_find("lru");
+	if (p2pio_residency_create(&o, &r, &err)) {
+		tap_ok(0, "create: %s", err.msg);
+		return;
+	}
+	p2pio_residency_admit(r, 0, 0, true, NULL, 0, &n);
+	p2pio_residency_admit(r, 0, 1, true, NULL, 0, &n);
+	p2pio_residency_admit(r, 0, 2, true, NULL, 0, &n);	/* over budget: refused */
+	p2pio_residency_loaded(r, 0, 0, -ECANCELED);	/* withdrawn unread */
+	p2pio_residency_withdrawn(r, 0, 1, 400);	/* cut short after 400 bytes */
+	p2pio_residency_withdrawn(r, 0, 1, 400);	/* not LOADING any more: nothing */
+	p2pio_residency_stats(r, &st);
+	tap_ok(st.prefetches == 2 && st.prefetch_wasted == 2 && st.bytes_loaded == 400,
+	       "withdrawn: unread moves 0 bytes, cut short its 400, both wasted (%llu bytes, %llu "
+	       "wasted)", (unsigned long long)st.bytes_loaded,
+	       (unsigned long long)st.prefetch_wasted);
+	tap_ok(p2pio_residency_state(r, 0, 0) == P2PIO_RES_ABSENT &&
+	       p2pio_residency_state(r, 0, 1) == P2PIO_RES_ABSENT &&
+	       !p2pio_residency_admit(r, 0, 2, false, NULL, 0, &n) &&
+	       !p2pio_residency_admit(r, 0, 3, false, NULL, 0, &n),
+	       "withdrawn: absent, their room taken by two others");
+	p2pio_residency_loaded(r, 0, 2, 0);
+	p2pio_residency_loaded(r, 0, 3, 0);
+	p2pio_residency_admit(r, 0, 0, true, NULL, 0, &n);
+	p2pio_residency_withdrawn(r, 0, 0, 5000);	/* more than the expert: clamped */
+	p2pio_residency_stats(r, &st);
+	tap_ok(st.bytes_loaded == 400 + 2000 + 1000, "withdrawn: what was read counts at most "
+	       "the expert's bytes (%llu)", (unsigned long long)st.bytes_loaded);
+	p2pio_residency_destroy(r);
+}
+
 int main(void)
 {
 	tap_plan_lazy();
@@ -391,5 +439,6 @@ int main(void)
 	test_stats();
 	test_waiting_prefetch();
 	test_missed_layers();
+	test_withdrawn();
 	return tap_exit();
 }
