@@ -1105,6 +1105,7 @@ static bool builtin_hints_try(enum p2pio_path path, const char *pname, bool *ok,
 	uint32_t five = 5, seven = 7;
 	bool held = false, gone = false;
 	struct hint_rig r = { 0 };
+	struct blocker blk = { 0 };
 	int bad = 0;
 
 	*ok = false;
@@ -1116,7 +1117,8 @@ static bool builtin_hints_try(enum p2pio_path path, const char *pname, bool *ok,
 		usleep(1000);
 	/* The hints read from the disk, not from what the requires left in the page cache. */
 	efx_drop_cache(r.path);
-	if (p2pio_experts_prefetch(r.x, 1, hints, 6) < 4) {
+	/* None of them starts before the require of 7: they wait behind the blocker. */
+	if (!blocker_start(&r, &blk) || p2pio_experts_prefetch(r.x, 1, hints, 6) < 4) {
 		tap_ok(0, "%s: hints start loads", pname);
 		held = true;	/* no retry: a failure of its own */
 		goto out;
@@ -1134,6 +1136,8 @@ static bool builtin_hints_try(enum p2pio_path path, const char *pname, bool *ok,
 	*cancels = io.cancels;
 	*ok = held && gone && io.cancels >= 3 && !bad;
 out:
+	if (blk.q && !blocker_end(&blk))
+		*ok = false;
 	hint_rig_close(&r);
 	return held;
 }
