@@ -1191,6 +1191,7 @@ static void test_wrong_hints(enum p2pio_path path, const char *pname, bool keep)
 	uint32_t zero = 0, five = 5, e;
 	uint64_t ptr[NEXPERTS], one;
 	struct hint_rig r = { 0 };
+	struct blocker blk = { 0 };
 	int bad = 0, n;
 
 	if (!hint_rig_open(&r, path, pname, keep ? P2PIO_EXPERTS_KEEP_WRONG_HINTS : 0))
@@ -1198,7 +1199,9 @@ static void test_wrong_hints(enum p2pio_path path, const char *pname, bool keep)
 	n = p2pio_experts_slices(r.x, 1, 0, sl, 8);
 	for (e = 0, one = 0; n > 0 && e < (uint32_t)n; e++)
 		one += sl[e].size;	/* a load reads these, and the blocks around them */
-	if (p2pio_experts_prefetch(r.x, 1, r.all, NEXPERTS) != NEXPERTS ||
+	/* The hints wait behind the blocker: none has started at the require. */
+	if (!blocker_start(&r, &blk) ||
+	    p2pio_experts_prefetch(r.x, 1, r.all, NEXPERTS) != NEXPERTS ||
 	    p2pio_experts_pin(r.x, 1, &five, 1, true) ||
 	    p2pio_experts_require(r.x, 1, &zero, 1, NULL, ptr)) {
 		tap_ok(0, "%s: %d hints, one pinned, one required", pname, NEXPERTS);
@@ -1208,16 +1211,18 @@ static void test_wrong_hints(enum p2pio_path path, const char *pname, bool keep)
 	p2pio_experts_release(r.x, 1, &zero, 1, NULL);
 	while (hints_loading(r.x))
 		usleep(1000);
+	bad += !blocker_end(&blk);
+	blk.q = NULL;
 	p2pio_experts_stats(r.x, &st, &io, false);
 	p2pio_experts_layer_stats(r.x, 1, &ls);
 	if (keep) {
 		tap_ok(io.cancels == 0 && ls.resident == NEXPERTS,
 		       "%s, keeping wrong hints: none withdrawn, all %d resident", pname, NEXPERTS);
 	} else {
-		/* Withdrawn unread, or cut short (some reads done, the rest withdrawn). */
+		/* None started (the blocker): all six withdrawn unread, none cut short. */
 		uint64_t gone = io.cancels + io.cut_short, whole = io.loads - io.cut_short;
 
-		tap_ok(io.cancels >= NEXPERTS / 2 && gone <= NEXPERTS - 2 &&
+		tap_ok(io.cancels == NEXPERTS - 2 && io.cut_short == 0 &&
 		       ls.resident == NEXPERTS - gone &&
 		       io.loads == NEXPERTS - io.cancels && io.prefetches == io.loads &&
 		       io.bytes >= whole * one && io.bytes < (io.loads + 1) * one &&
@@ -1234,6 +1239,8 @@ static void test_wrong_hints(enum p2pio_path path, const char *pname, bool keep)
 	tap_ok(!bad, "%s: the pinned one and then every expert of the layer, every byte right",
 	       pname);
 out:
+	if (blk.q)
+		blocker_end(&blk);
 	hint_rig_close(&r);
 }
 
@@ -1299,25 +1306,31 @@ static void test_full_of_hints(enum p2pio_path path, const char *pname)
 	struct p2pio_experts_opts xo;
 	uint32_t hints[4] = { 0, 1, 2, 3 }, six = 6;
 	struct hint_rig r = { 0 };
+	struct blocker blk = { 0 };
 	int bad;
 
 	p2pio_experts_opts_init(&xo);
 	if (!hint_rig_open_opts(&r, path, pname, &xo, 4))
 		goto out;
-	if (p2pio_experts_prefetch(r.x, 1, hints, 4) != 4) {
+	/* The hints wait behind the blocker: none has started at the require. */
+	if (!blocker_start(&r, &blk) || p2pio_experts_prefetch(r.x, 1, hints, 4) != 4) {
 		tap_ok(0, "%s: four hints fill a budget of four", pname);
 		goto out;
 	}
 	bad = require_checked(&r, 1, &six, 1);
 	while (hints_loading(r.x))
 		usleep(1000);
+	bad += !blocker_end(&blk);
+	blk.q = NULL;
 	p2pio_experts_stats(r.x, &st, &io, false);
-	tap_ok(!bad && io.cancels >= 3 && st.evictions == 0 && io.loads == 5 - io.cancels,
+	tap_ok(!bad && io.cancels == 4 && st.evictions == 0 && io.loads == 1,
 	       "%s: a miss in a budget full of loading hints takes a withdrawn one's room "
 	       "(%llu of 4 withdrawn, %llu evicted, %llu loads)", pname,
 	       (unsigned long long)io.cancels, (unsigned long long)st.evictions,
 	       (unsigned long long)io.loads);
 out:
+	if (blk.q)
+		blocker_end(&blk);
 	hint_rig_close(&r);
 }
 
