@@ -246,15 +246,17 @@ static void cancel_path(enum p2pio_path p, const char *what)
 }
 
 /*
- * Many threads, reads submitted in random batches, some urgent, withdrawals tried at
- * random while the threads read: every read either completes once and lands byte for
- * byte, or was withdrawn (p2pio_cancel() said so) and wrote nothing.
+ * Many threads, reads submitted in random batches, some urgent, withdrawals and (with
+ * @flags, P2PIO_CTX_URGENT_ALONE) hastenings tried at random while the threads read:
+ * every read either completes once and lands byte for byte, or was withdrawn
+ * (p2pio_cancel() said so) and wrote nothing; plain reads held back behind urgent ones
+ * all complete (no worker left asleep).
  */
 #define NSTRESS 160
 #define SLOT (3 * CHUNK + 8192)
 #define GROUP 4			/* reads per tag */
 
-static void stress_path(enum p2pio_path p, const char *what, uint64_t *seed)
+static void stress_path(enum p2pio_path p, const char *what, uint64_t *seed, uint32_t flags)
 {
 	struct p2pio_req req[NSTRESS];
 	struct p2pio_cqe cqe[NSTRESS];
@@ -263,7 +265,7 @@ static void stress_path(enum p2pio_path p, const char *what, uint64_t *seed)
 	struct rig r;
 	int n;
 
-	rig_open_n(&r, p, 3, (uint64_t)NSTRESS * SLOT);
+	rig_open_flags(&r, p, 3, (uint64_t)NSTRESS * SLOT, flags);
 	memset(r.mem, EFX_GUARD, (size_t)NSTRESS * SLOT);
 	for (i = 0; i < NSTRESS; i++) {
 		uint64_t len = 1 + efx_rand(seed) % (3 * CHUNK);
@@ -291,6 +293,8 @@ static void stress_path(enum p2pio_path p, const char *what, uint64_t *seed)
 				ok = false;
 			}
 		}
+		if (flags && efx_rand(seed) % 2)
+			p2pio_hasten(r.q, efx_rand(seed) % (i / GROUP + 4));
 	}
 	while (done + pulled * GROUP < NSTRESS) {
 		n = p2pio_complete(r.q, cqe, NSTRESS, 1, 20000);
@@ -533,7 +537,7 @@ int main(void)
 	uint64_t seed = getenv("P2PIO_SEED") ? strtoull(getenv("P2PIO_SEED"), NULL, 0) :
 					       (uint64_t)time(NULL) | 1;
 
-	tap_plan(2 * 12 + 2 * 11 + 2 * 2 + 2 * 2 + 2);
+	tap_plan(2 * 12 + 2 * 11 + 4 * 2 + 2 * 2 + 2);
 	if (efx_make_file(path, FILE_SIZE))
 		tap_bail("cannot create the test file");
 	one_path(P2PIO_PATH_POSIX, "posix");
@@ -545,8 +549,10 @@ int main(void)
 	alone_hasten_path(P2PIO_PATH_POSIX, "posix");
 	alone_hasten_path(P2PIO_PATH_BOUNCE, "bounce");
 	tap_diag("seed %llu (set P2PIO_SEED to repeat)", (unsigned long long)seed);
-	stress_path(P2PIO_PATH_POSIX, "posix", &seed);
-	stress_path(P2PIO_PATH_BOUNCE, "bounce", &seed);
+	stress_path(P2PIO_PATH_POSIX, "posix", &seed, 0);
+	stress_path(P2PIO_PATH_BOUNCE, "bounce", &seed, 0);
+	stress_path(P2PIO_PATH_POSIX, "posix, urgent reads alone", &seed, P2PIO_CTX_URGENT_ALONE);
+	stress_path(P2PIO_PATH_BOUNCE, "bounce, urgent reads alone", &seed, P2PIO_CTX_URGENT_ALONE);
 	unlink(path);
 	return tap_exit();
 }
