@@ -12,8 +12,8 @@
  *  - every byte of every slice of every required expert is the file's (through the BAR);
  *  - the budget held, experts were evicted and reloaded, chunks were reused;
  *  - the P2P path moved the bytes (the context's per-path statistics);
- *  - again with previous-token prefetch (room for 5 experts), and with the double's BAR1
- *    cut to 1 MiB.
+ *  - again with previous-token prefetch (room for 5 experts), with it and misses read
+ *    alone (P2PIO_CTX_URGENT_ALONE), and with the double's BAR1 cut to 1 MiB.
  *
  * Linked with libp2pio.a (tests/vm/Makefile's rule for test-lib-*.c).
  */
@@ -55,7 +55,7 @@ static void drop_cache(const char *path)
 	}
 }
 
-static struct p2pio_ctx *ctx_new(uint64_t pin_window)
+static struct p2pio_ctx *ctx_new(uint64_t pin_window, uint32_t flags)
 {
 	struct p2pio_ctx_opts o;
 	struct p2pio_error err = { 0 };
@@ -66,6 +66,7 @@ static struct p2pio_ctx *ctx_new(uint64_t pin_window)
 	o.chunk_size = 1 * VM_MIB;
 	o.queue_depth = 8;
 	o.pin_window = pin_window;
+	o.flags = flags;
 	if (p2pio_ctx_create(&o, &ctx, &err))
 		tap_diag("context: %s", err.msg);
 	return ctx;
@@ -213,7 +214,7 @@ int main(void)
 	if (model_fixture_write_moe(path, NLAYERS, NEXPERTS, HIDDEN, FFN, SEED))
 		tap_bail("cannot write the model");
 	drop_cache(path);
-	ctx = ctx_new(0);
+	ctx = ctx_new(0, 0);
 	if (!ctx)
 		tap_bail("no context");
 	if (p2pio_model_open(ctx, path, &nvd, &m, &err) == 0) {
@@ -228,7 +229,14 @@ int main(void)
 	test_decode(ctx, path, P2PIO_EXPERTS_PREFETCH_PREV, 5, "lru+prev");
 	test_decode(ctx, path, P2PIO_EXPERTS_PREFETCH_LEARNED, 5, "lru+learned");
 	p2pio_ctx_destroy(ctx);
-	ctx = ctx_new(256 * VM_KIB);
+	/* Misses read alone: P2P holds the prefetches back while a miss is at the device. */
+	ctx = ctx_new(0, P2PIO_CTX_URGENT_ALONE);
+	if (ctx)
+		test_decode(ctx, path, P2PIO_EXPERTS_PREFETCH_PREV, 5, "lru+prev, urgent alone");
+	else
+		tap_ok(0, "a context with P2PIO_CTX_URGENT_ALONE");
+	p2pio_ctx_destroy(ctx);
+	ctx = ctx_new(256 * VM_KIB, 0);
 	if (ctx && !vm_nvd_set_bar1_kib(1024)) {
 		tap_diag("the double's BAR1 aperture cut to 1 MiB, 256 KiB pin windows");
 		test_decode(ctx, path, 0, NLAYERS * NEXPERTS / 4, "small BAR1");
