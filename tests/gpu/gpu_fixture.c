@@ -21,7 +21,7 @@ const struct p2pio_cuda *gpu_fixture_cuda(void)
 	return cu;
 }
 
-struct p2pio_ctx *gpu_fixture_ctx(const struct p2pio_cuda **cu)
+struct p2pio_ctx *gpu_fixture_ctx_flags(const struct p2pio_cuda **cu, uint32_t flags)
 {
 	struct p2pio_error err = { 0 };
 	struct p2pio_ctx_opts o;
@@ -29,9 +29,15 @@ struct p2pio_ctx *gpu_fixture_ctx(const struct p2pio_cuda **cu)
 
 	*cu = gpu_fixture_cuda();
 	p2pio_ctx_opts_init(&o);
+	o.flags = flags;
 	if (o.device == P2PIO_DEVICE_HOST || p2pio_ctx_create(&o, &ctx, &err))
 		tap_skip_all("no GPU context");
 	return ctx;
+}
+
+struct p2pio_ctx *gpu_fixture_ctx(const struct p2pio_cuda **cu)
+{
+	return gpu_fixture_ctx_flags(cu, 0);
 }
 
 CUstream gpu_fixture_stream(struct p2pio_ctx *ctx, const struct p2pio_cuda *cu)

@@ -23,6 +23,8 @@ const struct p2pio_cuda *gpu_fixture_cuda(void);
  * exit 0. The caller destroys the context.
  */
 struct p2pio_ctx *gpu_fixture_ctx(const struct p2pio_cuda **cu);
+/* The same with the context flags @flags (P2PIO_CTX_*). */
+struct p2pio_ctx *gpu_fixture_ctx_flags(const struct p2pio_cuda **cu, uint32_t flags);
 
 /*
  * A non-blocking stream in @ctx's CUDA context, for the work a test queues behind the

@@ -336,6 +336,11 @@ int main(void)
 	test_decode(ctx, cu, 0, 50000, USED);
 	test_flip_and_miss(ctx, cu);
 	p2pio_ctx_destroy(ctx);
+	/* Misses read alone (no prefetch starting beside them): the same bytes on the GPU. */
+	ctx = gpu_fixture_ctx_flags(&cu, P2PIO_CTX_URGENT_ALONE);
+	tap_diag("the context's misses read alone (P2PIO_CTX_URGENT_ALONE):");
+	test_decode(ctx, cu, P2PIO_EXPERTS_PREFETCH_PREV, 200000, 12);
+	p2pio_ctx_destroy(ctx);
 	test_hints(cu, false);
 	test_hints(cu, true);
 	return tap_exit();
