@@ -116,6 +116,14 @@ static uint64_t p2pio_bounce_chunk(const struct p2pio_bounce *b, const struct p2
 	return p2pio_round_down(b->ctx->opts.chunk_size, f->dio_align);
 }
 
+/* The chunks of @op not handed out yet, as p2pio_bounce_next() cuts them. */
+static uint64_t p2pio_bounce_op_chunks(const struct p2pio_bounce *b, const struct p2pio_op *op)
+{
+	uint64_t chunk = p2pio_bounce_chunk(b, op->file);
+
+	return (op->end - op->cur + chunk - 1) / chunk;
+}
+
 /*
  * A worker's share of the chunks queued (under b->lock): of all of them; with
  * P2PIO_CTX_URGENT_ALONE and urgent reads at the head, of theirs, which are what the
@@ -125,14 +133,12 @@ static uint64_t p2pio_bounce_chunk(const struct p2pio_bounce *b, const struct p2
 static uint64_t p2pio_bounce_share(const struct p2pio_bounce *b)
 {
 	const struct p2pio_op *op = b->q.head;
-	uint64_t n = 0, chunk;
+	uint64_t n = 0;
 
 	if (!b->q.urgent_alone || !op || !op->urgent)
 		return b->queued / b->nr;
-	for (; op && op->urgent; op = op->next) {
-		chunk = p2pio_bounce_chunk(b, op->file);
-		n += (op->end - op->cur + chunk - 1) / chunk;
-	}
+	for (; op && op->urgent; op = op->next)
+		n += p2pio_bounce_op_chunks(b, op);
 	return n / b->nr;
 }
 
@@ -250,7 +256,6 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 				pthread_cond_broadcast(&b->cond);
 		}
 		pthread_mutex_unlock(&b->lock);
-		bio->urgent = false;
 	}
 	if (err || atomic_load(&op->err) || !s) {
 		p2pio_op_put(op, err, bio->done);
@@ -587,7 +592,7 @@ out_free:
 static int p2pio_bounce_submit_many(void *priv, struct p2pio_op **ops, unsigned int n)
 {
 	struct p2pio_bounce *b = priv;
-	uint64_t chunk, chunks = 0;
+	uint64_t chunks = 0;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
@@ -595,9 +600,7 @@ static int p2pio_bounce_submit_many(void *priv, struct p2pio_op **ops, unsigned 
 
 		ops[i]->cur = p2pio_round_down(ops[i]->off, al);
 		ops[i]->end = p2pio_round_up(ops[i]->off + ops[i]->len, al);
-		/* As p2pio_bounce_next() cuts it. */
-		chunk = p2pio_bounce_chunk(b, ops[i]->file);
-		chunks += (ops[i]->end - ops[i]->cur + chunk - 1) / chunk;
+		chunks += p2pio_bounce_op_chunks(b, ops[i]);
 	}
 	pthread_mutex_lock(&b->lock);
 	b->queued += chunks;
@@ -625,11 +628,8 @@ static unsigned int p2pio_bounce_withdraw(void *priv, const struct p2pio_queue *
 
 	pthread_mutex_lock(&b->lock);
 	got = p2pio_opq_withdraw(&b->q, q, tag, n, out);
-	for (op = got ? *out : NULL; op; op = op->next) {
-		uint64_t chunk = p2pio_bounce_chunk(b, op->file);
-
-		b->queued -= (op->end - op->cur + chunk - 1) / chunk;
-	}
+	for (op = got ? *out : NULL; op; op = op->next)
+		b->queued -= p2pio_bounce_op_chunks(b, op);
 	pthread_mutex_unlock(&b->lock);
 	return got;
 }
