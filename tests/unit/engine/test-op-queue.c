@@ -85,7 +85,7 @@ int main(void)
 	struct p2pio_op *out;
 	int n;
 
-	tap_plan(32);
+	tap_plan(34);
 
 	p2pio_opq_push(&q, mk(0, false, &qa, 1));
 	p2pio_opq_push(&q, mk(1, false, &qa, 1));
@@ -138,24 +138,26 @@ int main(void)
 	p2pio_opq_push(&q, mk(10, false, &qa, 10));
 	p2pio_opq_push(&q, mk(11, false, &qa, 9));
 	p2pio_opq_push(&q, mk(12, false, &qb, 9));
-	tap_is_int(p2pio_opq_hasten(&q, &qa, 99), 0, "hastening a tag nobody has moves nothing");
-	tap_is_int(p2pio_opq_hasten(&q, &qa, 9), 2, "hastening a tag makes its two plain reads urgent");
+	tap_is_int(p2pio_opq_hasten(&q, &qa, 99, NULL), 0,
+		   "hastening a tag nobody has moves nothing");
+	tap_is_int(p2pio_opq_hasten(&q, &qa, 9, NULL), 2,
+		   "hastening a tag makes its two plain reads urgent");
 	tap_ok(order_is(&q, (int[]){ 8, 9, 11, 7, 10, 12 }, 6),
 	       "... after the urgent read queued before, in their order; another queue's untouched");
-	tap_is_int(p2pio_opq_hasten(&q, &qa, 9), 0, "hastening them again moves nothing");
+	tap_is_int(p2pio_opq_hasten(&q, &qa, 9, NULL), 0, "hastening them again moves nothing");
 	p2pio_opq_push(&q, mk(13, true, &qa, 13));
 	tap_ok(order_is(&q, (int[]){ 8, 9, 11, 13, 7, 10, 12 }, 7),
 	       "a new urgent read goes after the hastened ones");
-	n = (int)p2pio_opq_hasten(&q, &qb, 9);
+	n = (int)p2pio_opq_hasten(&q, &qb, 9, NULL);
 	tap_ok(n == 1 && order_is(&q, (int[]){ 8, 9, 11, 13, 12, 7, 10 }, 7),
 	       "hastening the tail moves the tail back");
 	while (q.head != &ops[7])
 		take_piece(&q);
 	take_piece(&q);	/* a piece of 7 is out, 7 at the head with no urgent read */
-	n = (int)p2pio_opq_hasten(&q, &qa, 10);
+	n = (int)p2pio_opq_hasten(&q, &qa, 10, NULL);
 	tap_ok(n == 1 && order_is(&q, (int[]){ 10, 7 }, 2),
 	       "with no urgent read queued, a hastened one goes to the head, ahead of one begun");
-	n = (int)p2pio_opq_hasten(&q, &qa, 7);
+	n = (int)p2pio_opq_hasten(&q, &qa, 7, NULL);
 	tap_ok(n == 1 && order_is(&q, (int[]){ 10, 7 }, 2) && ops[7].urgent,
 	       "a read with a piece out is hastened in place");
 	tap_is_int(p2pio_opq_withdraw(&q, &qa, 7, 1, &out), 0,
@@ -188,7 +190,7 @@ int main(void)
 		/* A plain piece out, then its read hastened: its piece still counts plain. */
 		p1 = p2pio_opq_piece_out(&a, &ops[15]);
 		ops[15].cur += 4096;
-		tap_ok(!p1 && p2pio_opq_hasten(&a, &qa, 15) == 1 && ops[15].urgent &&
+		tap_ok(!p1 && p2pio_opq_hasten(&a, &qa, 15, NULL) == 1 && ops[15].urgent &&
 		       !p2pio_opq_piece_read(&a, p1) && a.urgent_out == 0 &&
 		       p2pio_opq_next(&a) == &ops[15],
 		       "alone: a piece counts as it was handed out, though its read is hastened");
@@ -204,6 +206,24 @@ int main(void)
 		tap_ok(!u1 && b.urgent_out == 0 && p2pio_opq_next(&b) == &ops[15] &&
 		       !p2pio_opq_piece_read(&b, u1),
 		       "beside (the default): urgent pieces are not counted, a plain head goes");
+
+		/* Hastening a held plain head says the workers may take it now. */
+		struct p2pio_opq c = { .urgent_alone = true };
+		bool rel = true, rel2 = false;
+
+		p2pio_opq_push(&c, mk(13, false, &qa, 13));
+		tap_ok(p2pio_opq_hasten(&c, &qa, 13, &rel) == 1 && !rel &&
+		       p2pio_opq_next(&c) == &ops[13],
+		       "alone: hastening a head nothing held back releases nothing");
+		u1 = p2pio_opq_piece_out(&c, &ops[13]);
+		p2pio_opq_push(&c, mk(11, false, &qa, 11));
+		take_piece(&c);
+		take_piece(&c);
+		take_piece(&c);
+		tap_ok(u1 && c.head == &ops[11] && p2pio_opq_next(&c) == NULL &&
+		       p2pio_opq_hasten(&c, &qa, 11, &rel2) == 1 && rel2 &&
+		       p2pio_opq_next(&c) == &ops[11],
+		       "alone: hastening the held plain head releases it, and says so");
 	}
 	return tap_exit();
 }

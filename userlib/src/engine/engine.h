@@ -204,9 +204,10 @@ P2PIO_HIDDEN bool p2pio_opq_piece_read(struct p2pio_opq *q, bool urgent);
 P2PIO_HIDDEN unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p2pio_queue *cq,
 					     uint64_t tag, unsigned int n, struct p2pio_op **out);
 /* The reads of queue @cq tagged @tag not yet urgent made urgent, last of the urgent ones,
- * in their order; returns how many. */
+ * in their order; returns how many. *@released (may be NULL): the head was held back
+ * (P2PIO_CTX_URGENT_ALONE) and may start now, so the caller wakes its workers. */
 P2PIO_HIDDEN unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq,
-					   uint64_t tag);
+					   uint64_t tag, bool *released);
 /* Every read of queue @cq tagged @tag unlinked onto *@out (through ->next), in queue
  * order; returns how many. */
 P2PIO_HIDDEN unsigned int p2pio_opq_take(struct p2pio_opq *q, const struct p2pio_queue *cq,

@@ -142,11 +142,15 @@ unsigned int p2pio_opq_withdraw(struct p2pio_opq *q, const struct p2pio_queue *c
  * was right) go behind the urgent reads already queued, in their order, and keep their
  * @begin: one with pieces out stays unwithdrawable.
  */
-unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq, uint64_t tag)
+unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq, uint64_t tag,
+			      bool *released)
 {
 	struct p2pio_op *first, *last = NULL, *op;
+	bool held = !p2pio_opq_next(q);
 	unsigned int n;
 
+	if (released)
+		*released = false;
 	/* The plain reads: those after the urgent ones. */
 	n = opq_unlink_tag(q, q->urgent_tail, cq, tag, &first);
 	if (!n)
@@ -165,6 +169,9 @@ unsigned int p2pio_opq_hasten(struct p2pio_opq *q, const struct p2pio_queue *cq,
 	if (!last->next)
 		q->tail = last;
 	q->urgent_tail = last;
+	/* A plain head held back (P2PIO_CTX_URGENT_ALONE) that may start now: wake workers. */
+	if (released)
+		*released = held && p2pio_opq_next(q);
 	return n;
 }
 

@@ -638,17 +638,16 @@ static unsigned int p2pio_bounce_hasten(void *priv, const struct p2pio_queue *q,
 {
 	struct p2pio_bounce *b = priv;
 	unsigned int got;
-	bool held;
+	bool released;
 
 	pthread_mutex_lock(&b->lock);
-	held = !p2pio_opq_next(&b->q);
-	got = p2pio_opq_hasten(&b->q, q, tag);
+	got = p2pio_opq_hasten(&b->q, q, tag, &released);
 	/*
 	 * P2PIO_CTX_URGENT_ALONE: a plain head held back while urgent pieces are out, now
 	 * urgent, may start at once; the workers that slept on it would otherwise sleep on
 	 * until the last urgent piece is read. (Without the flag the head never waits.)
 	 */
-	if (got && held && p2pio_opq_next(&b->q)) {
+	if (released) {
 		atomic_fetch_add(&b->submitted, 1);	/* and the polling ones */
 		if (b->nr_waiting)
 			pthread_cond_broadcast(&b->cond);

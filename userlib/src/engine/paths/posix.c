@@ -298,13 +298,11 @@ static unsigned int p2pio_posix_hasten(void *priv, const struct p2pio_queue *q, 
 {
 	struct p2pio_posix *px = priv;
 	unsigned int got;
-	bool held;
+	bool released;
 
 	pthread_mutex_lock(&px->lock);
-	held = !p2pio_opq_next(&px->q);
-	got = p2pio_opq_hasten(&px->q, q, tag);
-	/* A held-back plain head made urgent may start now: wake the workers (as bounce.c). */
-	if (got && held && p2pio_opq_next(&px->q))
+	got = p2pio_opq_hasten(&px->q, q, tag, &released);
+	if (released)
 		pthread_cond_broadcast(&px->cond);
 	pthread_mutex_unlock(&px->lock);
 	return got;
