@@ -53,8 +53,8 @@ struct p2pio_win {
 struct p2pio_piece {
 	struct p2pio_op *op;
 	struct p2pio_win *win;
-	uint64_t plain;			/* its bytes, counted in plain_bytes; 0 if urgent */
-	uint64_t urgent;		/* its bytes, counted in urgent_bytes; 0 if plain */
+	uint64_t bytes;			/* counted in plain_bytes or urgent_bytes ... */
+	bool urgent;			/* ... by its read's kind when it was prepared */
 };
 
 struct p2pio_p2p {
@@ -610,6 +610,12 @@ static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned 
 	return 0;
 }
 
+/* The count a prepared or sent piece is in: its read's plain or urgent bytes (p->lock). */
+static uint64_t *p2pio_piece_count(struct p2pio_p2p *p, const struct p2pio_piece *pc)
+{
+	return pc->urgent ? &p->urgent_bytes : &p->plain_bytes;
+}
+
 /* Undo @n pieces that were prepared but not accepted. */
 static void p2pio_p2p_unprep(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n,
 			     int err)
@@ -622,8 +628,7 @@ static void p2pio_p2p_unprep(struct p2pio_p2p *p, struct p2pio_read *rd, unsigne
 		pthread_mutex_lock(&p->lock);
 		pc->win->refs--;
 		p->prepared--;
-		p->plain_bytes -= pc->plain;
-		p->urgent_bytes -= pc->urgent;
+		*p2pio_piece_count(p, pc) -= pc->bytes;
 		/* Its window may be idle now, and a waiting submitter may be waiting for that. */
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
@@ -684,15 +689,14 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 		n = b - pos < max ? b - pos : max;
 		if (dev + n > wend)
 			n = p2pio_round_up(wend - dev, lba);
-		pc->plain = op->urgent ? 0 : n;
-		pc->urgent = op->urgent ? n : 0;
+		pc->bytes = n;
+		pc->urgent = op->urgent;
 		for (;;) {
 			pthread_mutex_lock(&p->lock);
 			ret = p2pio_win_get(p, buf, dev, nr > 0, &w);
 			if (!ret) {
 				p->prepared++;
-				p->plain_bytes += pc->plain;
-				p->urgent_bytes += pc->urgent;
+				*p2pio_piece_count(p, pc) += pc->bytes;
 			}
 			pthread_mutex_unlock(&p->lock);
 			if (ret != -EAGAIN)
@@ -849,8 +853,7 @@ static void *p2pio_p2p_reaper(void *arg)
 			pthread_mutex_lock(&p->lock);
 			pc->win->refs--;
 			p->outstanding--;
-			p->plain_bytes -= pc->plain;
-			p->urgent_bytes -= pc->urgent;
+			*p2pio_piece_count(p, pc) -= pc->bytes;
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
 			p2pio_op_put(pc->op, c[i].status < 0 ? c[i].status : 0,
