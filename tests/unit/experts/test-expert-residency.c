@@ -405,7 +405,7 @@ static void test_withdrawn(void)
 	p2pio_residency_admit(r, 0, 0, true, NULL, 0, &n);
 	p2pio_residency_admit(r, 0, 1, true, NULL, 0, &n);
 	p2pio_residency_admit(r, 0, 2, true, NULL, 0, &n);	/* over budget: refused */
-	p2pio_residency_loaded(r, 0, 0, -ECANCELED);	/* withdrawn unread */
+	p2pio_residency_withdrawn(r, 0, 0, 0);		/* withdrawn unread */
 	p2pio_residency_withdrawn(r, 0, 1, 400);	/* cut short after 400 bytes */
 	p2pio_residency_withdrawn(r, 0, 1, 400);	/* not LOADING any more: nothing */
 	p2pio_residency_stats(r, &st);

@@ -338,11 +338,7 @@ void p2pio_residency_loaded(struct p2pio_residency *r, uint32_t layer, uint32_t 
 		e->state = P2PIO_RES_RESIDENT;
 		return;
 	}
-	if (err == -ECANCELED) {
-		p2pio_residency_withdrawn(r, layer, expert, 0);
-		return;
-	}
-	/* A failed load is not a wasted prefetch. */
+	/* A failed load is not a wasted prefetch (p2pio_residency_withdrawn(): one that is). */
 	e->prefetched = false;
 	res_remove(r, layer, expert);
 }

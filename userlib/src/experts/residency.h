@@ -89,8 +89,8 @@ P2PIO_HIDDEN int p2pio_residency_admit(struct p2pio_residency *r, uint32_t layer
 				       struct p2pio_expert_ref *victims, size_t max_victims,
 				       size_t *nr_victims);
 /* The load finished (LOADING -> RESIDENT), or failed (err != 0: -> ABSENT, bytes given
- * back, the policy told; -ECANCELED: withdrawn unread, p2pio_residency_withdrawn() with
- * @read 0). No-op for an entry that is not LOADING. */
+ * back, the policy told; a withdrawn prefetch is p2pio_residency_withdrawn()'s). No-op
+ * for an entry that is not LOADING. */
 P2PIO_HIDDEN void p2pio_residency_loaded(struct p2pio_residency *r, uint32_t layer,
 					 uint32_t expert, int err);
 /* A prefetch's load withdrawn (LOADING -> ABSENT) after @read of its bytes had been read
