@@ -6,20 +6,15 @@ device call; the run order, the rows and the pairing on hand-made reports with k
 answers.
 """
 import contextlib
-import importlib.util
 import io
 import os
 import subprocess
 import tempfile
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("P2PIO_BIN", os.path.join(ROOT, "build", "bin"))
+from scriptload import BIN, load
 
-spec = importlib.util.spec_from_file_location("moe_table",
-                                              os.path.join(ROOT, "scripts", "moe-table.py"))
-mt = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mt)
+mt = load("moe-table.py", "moe_table")
 
 ALL = ["tps", "bound", "of_bound", "hits", "late", "missed_layers", "withdrawn", "cut_short",
        "hastened", "gbps", "d2", "d4", "d8", "d32", "batch_us", "batch_bytes_us", "wait_us",

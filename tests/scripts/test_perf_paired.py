@@ -4,7 +4,6 @@ The summary is checked on hand-made rounds with known answers; the script end to
 this machine's host memory (no GPU, so no cuFile candidate) with a small model, for the
 reads it makes, their order and that each lands in the summary.
 """
-import importlib.util
 import io
 import json
 import os
@@ -12,13 +11,9 @@ import subprocess
 import tempfile
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("P2PIO_BIN", os.path.join(ROOT, "build", "bin"))
+from scriptload import BIN, ROOT, load
 
-spec = importlib.util.spec_from_file_location("perf_paired",
-                                              os.path.join(ROOT, "scripts", "perf-paired.py"))
-pp = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pp)
+pp = load("perf-paired.py", "perf_paired")
 
 
 def rec(rnd, kind, shape, gbps, cpu, **more):
