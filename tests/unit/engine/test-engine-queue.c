@@ -14,6 +14,8 @@
  *    not match withdraws nothing (and a read already started: test-op-queue, where no
  *    thread's timing decides it); a reaper waiting for them returns once the others are
  *    done.
+ *  - P2PIO_CTX_URGENT_ALONE: urgent reads that fail (their file cut short after it was
+ *    opened) stop holding back the plain reads queued behind them.
  *  - Under load: three threads, random batches, some reads urgent, withdrawals tried
  *    while the threads read: each read completes once and lands, or was withdrawn whole
  *    and wrote nothing.
@@ -532,12 +534,96 @@ static void alone_hasten_path(enum p2pio_path p, const char *what)
 	rig_close(&r);
 }
 
+/*
+ * P2PIO_CTX_URGENT_ALONE, an urgent read that fails: its pieces count as urgent while out
+ * and must stop counting when they fail, or the plain reads held behind them never start
+ * (a hang, not an error). A file of its own, cut to half its size after it was opened:
+ * NR_FAIL urgent reads past the cut fail (ENODATA), the plain reads in one submission
+ * with them, before the cut, complete and land whole.
+ */
+#define NR_FAIL 4
+static void alone_fail_path(enum p2pio_path p, const char *what)
+{
+	char fpath[PATH_MAX];
+	struct p2pio_ctx_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_req req[NR_FAIL + NR];
+	struct p2pio_cqe cqe[NR_FAIL + NR];
+	struct p2pio_ctx *ctx = NULL;
+	struct p2pio_file *f = NULL;
+	struct p2pio_buf *buf = NULL;
+	struct p2pio_queue *q = NULL;
+	uint64_t half = FILE_SIZE / 2;
+	int got = 0, failed = 0, wrong = 0, n = 0, k, i;
+
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	o.path = p;
+	o.chunk_size = CHUNK;
+	o.queue_depth = 2;
+	o.threads = 2;
+	o.staging_bytes = 5 * CHUNK;
+	o.flags = P2PIO_CTX_URGENT_ALONE;
+	if (efx_make_file(fpath, FILE_SIZE) || p2pio_ctx_create(&o, &ctx, &err) ||
+	    p2pio_file_open(ctx, fpath, 0, &f, &err) ||
+	    p2pio_buf_alloc(ctx, P2PIO_MEM_HOST, FILE_SIZE, &buf, &err) ||
+	    p2pio_queue_create(ctx, &q) || truncate(fpath, (off_t)half)) {
+		tap_diag("%s", err.msg);
+		tap_bail("cannot set up a context, a file cut short, a buffer and a queue");
+	}
+	/* The urgent ones first: the threads take them before any plain one. */
+	for (i = 0; i < NR_FAIL; i++) {
+		uint64_t off = half + (uint64_t)i * 2 * CHUNK;
+
+		req[n++] = (struct p2pio_req){ .file = f, .file_offset = off, .length = 2 * CHUNK,
+					       .buf = buf, .buf_offset = off,
+					       .tag = TAG_URGENT + (uint64_t)i,
+					       .flags = P2PIO_REQ_URGENT };
+	}
+	for (i = 0; i < NR; i++)
+		req[n++] = (struct p2pio_req){ .file = f, .file_offset = (uint64_t)i * CHUNK,
+					       .length = CHUNK, .buf = buf,
+					       .buf_offset = (uint64_t)i * CHUNK,
+					       .tag = (uint64_t)i };
+	memset(p2pio_buf_host_ptr(buf), EFX_GUARD, FILE_SIZE);
+	efx_drop_cache(fpath);
+	if (p2pio_submit(q, req, n) != n)
+		tap_bail("cannot submit");
+	while (got < n) {
+		/* 5 s: the plain reads take milliseconds, unless nothing lets them start. */
+		k = p2pio_complete(q, cqe + got, (unsigned int)(n - got), 1, 5000);
+		if (k <= 0)
+			break;
+		got += k;
+	}
+	for (i = 0; i < got; i++) {
+		if (cqe[i].tag >= TAG_URGENT)
+			failed += cqe[i].res == -ENODATA;
+		else
+			wrong += cqe[i].res || efx_mismatch((uint8_t *)p2pio_buf_host_ptr(buf) +
+								    cqe[i].tag * CHUNK,
+							    cqe[i].tag * CHUNK, CHUNK) >= 0;
+	}
+	tap_ok(got == n && failed == NR_FAIL && !wrong,
+	       "%s, urgent reads alone: %d urgent reads that fail let the %d plain ones held "
+	       "behind them start (%d of %d completed, %d failed with ENODATA, %d plain wrong)",
+	       what, NR_FAIL, NR, got, n, failed, wrong);
+	/* Reads still held would be waited for by the context's end: none are, or it hung. */
+	if (got < n)
+		tap_bail("reads still held back: the context cannot be destroyed");
+	p2pio_queue_destroy(q);
+	p2pio_buf_free(buf);
+	p2pio_file_close(f);
+	p2pio_ctx_destroy(ctx);
+	unlink(fpath);
+}
+
 int main(void)
 {
 	uint64_t seed = getenv("P2PIO_SEED") ? strtoull(getenv("P2PIO_SEED"), NULL, 0) :
 					       (uint64_t)time(NULL) | 1;
 
-	tap_plan(2 * 12 + 2 * 11 + 4 * 2 + 2 * 2 + 2);
+	tap_plan(2 * 12 + 2 * 11 + 4 * 2 + 2 * 2 + 2 + 2);
 	if (efx_make_file(path, FILE_SIZE))
 		tap_bail("cannot create the test file");
 	one_path(P2PIO_PATH_POSIX, "posix");
@@ -548,6 +634,8 @@ int main(void)
 	alone_path(P2PIO_PATH_BOUNCE, "bounce");
 	alone_hasten_path(P2PIO_PATH_POSIX, "posix");
 	alone_hasten_path(P2PIO_PATH_BOUNCE, "bounce");
+	alone_fail_path(P2PIO_PATH_POSIX, "posix");
+	alone_fail_path(P2PIO_PATH_BOUNCE, "bounce");
 	tap_diag("seed %llu (set P2PIO_SEED to repeat)", (unsigned long long)seed);
 	stress_path(P2PIO_PATH_POSIX, "posix", &seed, 0);
 	stress_path(P2PIO_PATH_BOUNCE, "bounce", &seed, 0);
