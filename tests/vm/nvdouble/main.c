@@ -38,6 +38,10 @@ unsigned int nvd_bar1_kib;
 module_param_named(bar1_kib, nvd_bar1_kib, uint, 0644);
 MODULE_PARM_DESC(bar1_kib, "Most KiB pinned at once, all pins together (0: the whole BAR): a BAR1 aperture smaller than VRAM, where get_pages fails with -ENOMEM; writable at run time");
 
+unsigned int nvd_map_delay_ms;
+module_param_named(map_delay_ms, nvd_map_delay_ms, uint, 0644);
+MODULE_PARM_DESC(map_delay_ms, "Milliseconds nvidia_p2p_dma_map_pages() sleeps before it takes its locks (0: none), as a busy driver may; writable at run time");
+
 /* The page-table version pins report now. */
 u32 nvd_pt_version(void)
 {

@@ -106,6 +106,7 @@ extern struct nvd_state nvd;
 extern bool nvd_persistent;
 extern int nvd_pt_major;
 extern unsigned int nvd_bar1_kib;
+extern unsigned int nvd_map_delay_ms;
 u32 nvd_pt_version(void);
 
 /* mem.c: allocations */

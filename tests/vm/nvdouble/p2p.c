@@ -13,6 +13,7 @@
  * pin twice, the wrong put function, the wrong peer) is logged with "MISUSE", which the
  * VM harness treats like a kernel WARNING.
  */
+#include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/module.h>
 #include <linux/sched.h>
@@ -268,6 +269,9 @@ int nvidia_p2p_dma_map_pages(struct pci_dev *peer, struct nvidia_p2p_page_table 
 		return -EINVAL;
 	*dma_mapping = NULL;
 
+	/* A slow map (test-leasehold): its caller holds whatever it holds meanwhile. */
+	if (READ_ONCE(nvd_map_delay_ms))
+		msleep(READ_ONCE(nvd_map_delay_ms));
 	mutex_lock(&nvd.api_lock);
 	mutex_lock(&nvd.lock);
 	pin = nvd_pin_lookup_locked(page_table);
