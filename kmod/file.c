@@ -330,7 +330,7 @@ static bool p2pio_lease_give_back(struct p2pio_file *f)
 	if (!xchg(&f->leased, false))
 		return true;
 	ret = p2pio_setlease(f->lease_filp, F_UNLCK, NULL, &owner);
-	/* -EAGAIN: lease_break_time ran out and the kernel removed it already. */
+	/* -EAGAIN: not expected since the break keeps the kernel from timing it out. */
 	if (!ret || ret == -EAGAIN)
 		return true;
 	/* Leased again: the release (p2pio_lease_drop()) or a later break's worker retries. */
@@ -350,6 +350,20 @@ static bool p2pio_lease_break(struct p2pio_lease *fl)
 {
 	struct p2pio_file *f = p2pio_lease_owner(fl);
 
+	/*
+	 * Never let the kernel time the lease out (it set the break time just before
+	 * calling us; 0 means "never expires", as nfsd's layout leases do): the lease is
+	 * what keeps the old blocks from being freed and reused while a command of ours
+	 * may still read them, and only we know when that is over (@busy at 0). With the
+	 * timeout, an issuer preempted between nvme.c's last check of @stale and the
+	 * command's issue (any preemptible kernel: preempt=full, PREEMPT_LAZY, RT; a
+	 * SCHED_IDLE thread among CPU hogs waits minutes for its CPU) issued its read
+	 * after the file system had freed the blocks and another file had taken them,
+	 * and so did a command the NVMe driver completes after lease_break_time. The
+	 * breaker waits (interruptibly) until break_work gives the lease back; the
+	 * issuer stops at its next command, so that is the commands in flight.
+	 */
+	fl->fl_break_time = 0;
 	WRITE_ONCE(f->stale, true);
 	smp_mb();	/* pairs with p2pio_file_get(): @stale before reading @busy */
 	queue_work(system_unbound_wq, &f->break_work);

@@ -278,10 +278,10 @@ int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_fil
 
 	/*
 	 * The file's layout lease may have broken while we slept above (a command slot, a tag,
-	 * PRP pages), and the kernel drops a lease whose break outlasts lease_break_time even
-	 * though our issuer reference still holds the break worker: the extents are trusted
-	 * only if no break has started. A break that starts after this check waits for this
-	 * command (we hold @f->busy since p2pio_file_get()), and nothing below sleeps.
+	 * PRP pages): the extents are trusted only if no break has started. A break that
+	 * starts after this check waits for this command (we hold @f->busy since
+	 * p2pio_file_get(), and p2pio_lease_break() keeps the kernel from timing the lease
+	 * out however long we are preempted before the issue or the command takes).
 	 */
 	if (unlikely(READ_ONCE(f->stale))) {
 		ret = -ESTALE;
