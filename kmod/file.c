@@ -74,14 +74,20 @@ static struct pci_dev *p2pio_disk_pci(struct gendisk *disk)
  * Registration takes deny_write_access() for as long as it lasts: only who may change
  * the file anyway may lock every writer out (else any reader could make world-readable
  * files such as logs unwritable, root included). A read-only file system has no
- * writers to lock out.
+ * writers to lock out. Write permission on an append-only file is only the right to
+ * append: it does not extend to locking out every other appender (root's logger of a
+ * chattr +a log shared with a group), so there it takes ownership.
  */
 static int p2pio_file_check_access(struct file *filp)
 {
 	struct inode *inode = file_inode(filp);
 
-	if (p2pio_file_owner_or_capable(filp) || !file_permission(filp, MAY_WRITE) ||
-	    IS_RDONLY(inode) || capable(CAP_SYS_ADMIN))
+	if (p2pio_file_owner_or_capable(filp) || IS_RDONLY(inode) || capable(CAP_SYS_ADMIN))
+		return 0;
+	if (IS_APPEND(inode))
+		return p2pio_refuse(filp, EACCES,
+				    "append-only file: registering blocks its appenders: needs ownership or CAP_SYS_ADMIN");
+	if (!file_permission(filp, MAY_WRITE))
 		return 0;
 	return p2pio_refuse(filp, EACCES,
 			    "registering blocks writers: needs ownership, write permission or CAP_SYS_ADMIN");

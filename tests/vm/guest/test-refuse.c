@@ -7,6 +7,7 @@
  *    for writing elsewhere (ETXTBSY), and writers refused while registered;
  *  - an unprivileged user: a file they cannot read (even via O_PATH), a file they may
  *    read but neither own nor write (registering would lock its writers out: EACCES),
+ *    nor one they may only append to (EACCES),
  *    GPU memory of another process, pcibar pins, /dev/p2pio without its group; what
  *    they may do still works;
  *  - per-user limits (module parameters max_user_*), a registration whose result cannot
@@ -16,6 +17,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -239,6 +242,39 @@ static int nobody_writable(void)
 	return vm_p2p_unregister(pfd, reg.handle) ? 2 : 0;
 }
 
+/*
+ * The same file made append-only (chattr +a) by root: nobody's write permission is now
+ * only the right to append, which does not extend to locking root's appends out.
+ */
+static int nobody_appendonly(void)
+{
+	struct p2pio_register_file reg;
+	int fd = open(vm_file_path("a1-wr"), O_RDONLY), ret;
+
+	if (fd < 0)
+		return 1;
+	ret = vm_p2p_register(pfd, fd, &reg);
+	if (!ret)
+		vm_p2p_unregister(pfd, reg.handle);
+	return ret == -EACCES ? 0 : 50 + (ret < 0 ? -ret : 0);
+}
+
+/* Sets or clears @path's append-only flag (FS_IOC_SETFLAGS, as chattr does): 0 or -errno. */
+static int set_append_only(const char *path, bool on)
+{
+	int fd = open(path, O_RDONLY), flags, ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags))
+		ret = -errno;
+	flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
+	if (!ret && ioctl(fd, FS_IOC_SETFLAGS, &flags))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 /* Not in the device's group: no /dev/p2pio at all. */
 static int nobody_nogroup(void)
 {
@@ -314,6 +350,13 @@ static void unprivileged(void)
 		   "nobody cannot register a root-owned world-readable file: EACCES");
 	tap_is_int(as_nobody(nobody_writable), 0,
 		   "nobody may register a root-owned file they may write");
+	if (tap_is_int(set_append_only(vm_file_path("a1-wr"), true), 0,
+		       "root makes that file append-only")) {
+		tap_is_int(as_nobody(nobody_appendonly), 0,
+			   "nobody cannot register it append-only, though they may append: EACCES");
+		tap_is_int(set_append_only(vm_file_path("a1-wr"), false), 0,
+			   "root clears the flag again");
+	}
 	tap_is_int(as_nobody(nobody_pcibar), 0, "nobody cannot pin a PCI BAR: EPERM");
 	tap_is_int(as_nobody(nobody_stats), 0,
 		   "nobody cannot read the module's counters of every user (EPERM), only their fd's");
