@@ -106,11 +106,15 @@ bool p2pio_user_take(atomic_t *count, unsigned int limit)
 	return true;
 }
 
-/* Waits (killable) until the user has fewer than max_user_cmds commands in flight. */
+/*
+ * Waits (killable) until the user has fewer than max_user_cmds commands in flight. The
+ * limit is read on every try and compared with >=, not ==: root may lower it while a
+ * user has more in flight than the new one, and the user then waits until below it.
+ */
 int p2pio_user_cmd_slot(struct p2pio_user *u)
 {
 	if (wait_event_killable(u->cmd_wait,
-				atomic_add_unless(&u->cmds, 1, max(READ_ONCE(p2pio_max_user_cmds), 1U))))
+				p2pio_user_take(&u->cmds, max(READ_ONCE(p2pio_max_user_cmds), 1U))))
 		return -EINTR;
 	return 0;
 }
