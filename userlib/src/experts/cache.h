@@ -37,6 +37,7 @@ struct xentry {
 	bool loading;
 	bool hinted;		/* loading for a prefetch its layer has not required yet */
 	bool zombie;		/* its load failed while referenced: unmap once free */
+	bool withdrawn;		/* its load was withdrawn (err -ECANCELED), not failed */
 	uint32_t held;		/* required and not released */
 	uint32_t refs;		/* held, or released with the stream work not yet done */
 	uint32_t batch;		/* the miss batch its demand load belongs to; 0: none */

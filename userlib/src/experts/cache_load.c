@@ -134,6 +134,7 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 		npieces += (uint32_t)((plan.runs[r].len + piece[r] - 1) / piece[r]);
 	e->seq++;
 	e->err = 0;
+	e->withdrawn = false;
 	e->loading = true;
 	e->hinted = prefetch;
 	e->bytes = 0;
@@ -491,6 +492,7 @@ void xcache_drop_wrong_hints(struct p2pio_experts *x, uint32_t layer, const uint
 			x->io.cut_short++;
 		e->pending = 0;
 		e->err = -ECANCELED;
+		e->withdrawn = true;	/* not a read that failed with ECANCELED */
 		xcache_finish_load(x, i);
 	}
 }

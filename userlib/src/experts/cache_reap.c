@@ -76,7 +76,7 @@ void xcache_finish_load(struct p2pio_experts *x, size_t i)
 	uint32_t layer = (uint32_t)(i / x->ne), expert = (uint32_t)(i % x->ne);
 	struct xentry *e = &x->ent[i];
 
-	if (e->err != -ECANCELED)	/* a withdrawn load never completed */
+	if (!e->withdrawn)	/* a withdrawn load never completed */
 		x->io.io_ns += p2pio_now_ns() - e->t_submit;
 	/* Release: the data landed before the GPU may see the word. A failed load stores it
 	 * too, or a stream already waiting would wait forever. */
@@ -87,7 +87,7 @@ void xcache_finish_load(struct p2pio_experts *x, size_t i)
 	e->batch = 0;
 	if (!--x->loading)
 		x->io.busy_ns += p2pio_now_ns() - x->busy_t0;
-	if (e->err == -ECANCELED)
+	if (e->withdrawn)
 		p2pio_residency_withdrawn(x->res, layer, expert, e->bytes_done);
 	else
 		p2pio_residency_loaded(x->res, layer, expert, e->err);
