@@ -84,12 +84,14 @@ const char *p2pio_path_name(enum p2pio_path path);
 #define P2PIO_CTX_POLL_US 200
 /*
  * Urgent reads read alone: while a piece of a P2PIO_REQ_URGENT read is being read, no
- * piece of a plain read starts (those already started go on), so the reads the caller
- * waits for get the storage's whole bandwidth rather than a share of it beside reads that
- * can wait (an expert cache's misses beside its prefetches). Where no urgent read is
- * submitted it changes nothing. Off by default: on zram (reads that are CPU copies) a
- * decode with hints three layers ahead ran at 0.96 x its tokens/s without it, as a miss
- * still waits for the pieces already started (Documentation/moe.md, "Fifteenth round").
+ * piece of a plain read starts (those already started go on; on the P2P path the test is
+ * made per read as it is sent, so a plain read whose pieces are being sent goes on whole),
+ * so the reads the caller waits for get the storage's whole bandwidth rather than a share
+ * of it beside reads that can wait (an expert cache's misses beside its prefetches).
+ * Where no urgent read is submitted it changes nothing. Off by default: on zram (reads
+ * that are CPU copies) a decode with hints three layers ahead ran at 0.96 x its tokens/s
+ * without it, as a miss still waits for the pieces already started
+ * (Documentation/moe.md, "Fifteenth round").
  */
 #define P2PIO_CTX_URGENT_ALONE (1u << 3)
 
