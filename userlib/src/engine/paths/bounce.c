@@ -403,7 +403,12 @@ static void *p2pio_bounce_thread(void *arg)
 		     took++)
 			progress = true;
 		pthread_mutex_unlock(&b->lock);
-		/* New reads, and short reads resumed by p2pio_bounce_landed(). */
+		/*
+		 * New reads, and short reads resumed by p2pio_bounce_landed(). The kernel may
+		 * take none or only some of them (EAGAIN, EBUSY, ENOMEM, EINTR: short of
+		 * resources for the moment): the rest stay in the ring, counted in @nr_reads,
+		 * and are submitted by a later pass (the wait below is timed while any are).
+		 */
 		if (io_uring_sq_ready(&w->ring))
 			io_uring_submit(&w->ring);
 		/* The path's references: dropped once the last chunk of each op is out. */
@@ -421,9 +426,14 @@ static void *p2pio_bounce_thread(void *arg)
 		if (progress)
 			continue;
 		if (w->nr_reads) {
-			/* With copies pending, wake up now and then to retire them. */
-			ret = w->copy_head ? io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts) :
-					     io_uring_wait_cqe(&w->ring, &cqe);
+			/*
+			 * With copies pending, wake up now and then to retire them; with reads
+			 * the kernel did not take, to submit them again (else the worker
+			 * waited for completions of reads never sent: a hang).
+			 */
+			ret = w->copy_head || io_uring_sq_ready(&w->ring) ?
+				      io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts) :
+				      io_uring_wait_cqe(&w->ring, &cqe);
 			(void)ret;
 		} else if (w->copy_head) {
 			if (!b->poll || !p2pio_bounce_poll(w, true))
