@@ -53,7 +53,7 @@ static void submit_fails(int fails)
 	struct p2pio_file *f = NULL;
 	struct p2pio_buf *buf = NULL;
 	struct p2pio_queue *q = NULL;
-	int got = 0, wrong = 0, k, i;
+	int got, wrong = 0, i;
 
 	p2pio_ctx_opts_init(&o);
 	o.device = P2PIO_DEVICE_HOST;
@@ -80,13 +80,8 @@ static void submit_fails(int fails)
 	atomic_store(&fails_left, fails);
 	if (p2pio_submit(q, req, NR) != NR)
 		tap_bail("cannot submit");
-	while (got < NR) {
-		/* 5 s: the reads take milliseconds, unless the worker waits for nothing. */
-		k = p2pio_complete(q, cqe + got, (unsigned int)(NR - got), 1, 5000);
-		if (k <= 0)
-			break;
-		got += k;
-	}
+	/* 5 s: the reads take milliseconds, unless the worker waits for nothing. */
+	got = efx_reap(q, cqe, NR, 5000);
 	for (i = 0; i < got; i++)
 		wrong += cqe[i].res || efx_mismatch((uint8_t *)p2pio_buf_host_ptr(buf) +
 							    cqe[i].tag * CHUNK,

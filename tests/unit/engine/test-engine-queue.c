@@ -554,7 +554,7 @@ static void alone_fail_path(enum p2pio_path p, const char *what)
 	struct p2pio_buf *buf = NULL;
 	struct p2pio_queue *q = NULL;
 	uint64_t half = FILE_SIZE / 2;
-	int got = 0, failed = 0, wrong = 0, n = 0, k, i;
+	int got, failed = 0, wrong = 0, n = 0, i;
 
 	p2pio_ctx_opts_init(&o);
 	o.device = P2PIO_DEVICE_HOST;
@@ -589,13 +589,8 @@ static void alone_fail_path(enum p2pio_path p, const char *what)
 	efx_drop_cache(fpath);
 	if (p2pio_submit(q, req, n) != n)
 		tap_bail("cannot submit");
-	while (got < n) {
-		/* 5 s: the plain reads take milliseconds, unless nothing lets them start. */
-		k = p2pio_complete(q, cqe + got, (unsigned int)(n - got), 1, 5000);
-		if (k <= 0)
-			break;
-		got += k;
-	}
+	/* 5 s: the plain reads take milliseconds, unless nothing lets them start. */
+	got = efx_reap(q, cqe, n, 5000);
 	for (i = 0; i < got; i++) {
 		if (cqe[i].tag >= TAG_URGENT)
 			failed += cqe[i].res == -ENODATA;

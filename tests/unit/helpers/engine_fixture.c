@@ -76,6 +76,19 @@ void efx_drop_cache(const char *path)
 	close(fd);
 }
 
+int efx_reap(struct p2pio_queue *q, struct p2pio_cqe *cqe, int n, int timeout_ms)
+{
+	int got = 0, k;
+
+	while (got < n) {
+		k = p2pio_complete(q, cqe + got, (unsigned int)(n - got), 1, timeout_ms);
+		if (k <= 0)
+			break;
+		got += k;
+	}
+	return got;
+}
+
 struct p2pio_ctx *efx_host_ctx(enum p2pio_path path, uint64_t chunk, uint32_t flags)
 {
 	struct p2pio_ctx_opts o;

@@ -34,6 +34,12 @@ void efx_drop_cache(const char *path);
 /* A host context with the given path, chunk size and flags; NULL on failure. */
 struct p2pio_ctx *efx_host_ctx(enum p2pio_path path, uint64_t chunk, uint32_t flags);
 
+/*
+ * Reaps completions of @q into @cqe until @n have come, or none has for @timeout_ms: the
+ * number reaped (fewer than @n: reads that never completed, or an error).
+ */
+int efx_reap(struct p2pio_queue *q, struct p2pio_cqe *cqe, int n, int timeout_ms);
+
 /* Uniform pseudo-random numbers from a seed (xorshift64*). */
 uint64_t efx_rand(uint64_t *state);
 

@@ -31,28 +31,6 @@
 
 static int pfd, nvd;
 
-/* Dedupes [0, LEN) of @src into @dst; 0 when the whole range now shares @src's blocks. */
-static int dedupe(int src, int dst)
-{
-	struct file_dedupe_range *r = calloc(1, sizeof(*r) + sizeof(r->info[0]));
-	int ret;
-
-	if (!r)
-		return -ENOMEM;
-	r->src_offset = 0;
-	r->src_length = LEN;
-	r->dest_count = 1;
-	r->info[0].dest_fd = dst;
-	r->info[0].dest_offset = 0;
-	ret = ioctl(src, FIDEDUPERANGE, r) ? -errno : 0;
-	if (!ret && r->info[0].status != FILE_DEDUPE_RANGE_SAME)
-		ret = r->info[0].status < 0 ? r->info[0].status : -EILSEQ;
-	if (!ret && r->info[0].bytes_deduped != LEN)
-		ret = -ERANGE;
-	free(r);
-	return ret;
-}
-
 /*
  * With the file system full but for the victim's freed blocks, @fd takes what is left,
  * and the pattern of @name is written over every part of it that lies on one of the
@@ -87,7 +65,7 @@ static void dedupe_on(const char *mnt)
 	struct vm_extent old[MAX_OLD];
 	struct p2pio_register_file reg, again;
 	struct vm_target t;
-	uint64_t covered;
+	uint64_t covered, deduped = 0;
 	int xfd = -1, tfd = -1, zfd = -1, ffd = -1, nold, ret;
 
 	snprintf(victim, sizeof(victim), "%s/dd-victim", mnt);
@@ -122,7 +100,9 @@ static void dedupe_on(const char *mnt)
 	ffd = open(filler, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	tap_ok(ffd >= 0 && vm_fill_fs(ffd) > 0, "%s: file system filled", mnt);
 	/* read-only fd, registered file: neither stops the owner's dedupe */
-	ret = dedupe(tfd, xfd);
+	ret = vm_dedupe(tfd, xfd, LEN, &deduped);
+	if (!ret && deduped != LEN)
+		ret = -ERANGE;	/* the whole victim must share the twin's blocks */
 	if (!tap_is_int(ret, 0, "%s: the twin deduped into the victim (read-only fd)", mnt))
 		goto out_free;
 	zfd = open(other, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -148,30 +148,13 @@ static void *read_loop(void *arg)
 	return NULL;
 }
 
-static int dedupe(int src, int dst)
-{
-	struct file_dedupe_range *d = calloc(1, sizeof(*d) + sizeof(d->info[0]));
-	int ret;
-
-	if (!d)
-		return -ENOMEM;
-	d->src_length = VSIZE;
-	d->dest_count = 1;
-	d->info[0].dest_fd = dst;
-	ret = ioctl(src, FIDEDUPERANGE, d) ? -errno : 0;
-	if (!ret && d->info[0].status != FILE_DEDUPE_RANGE_SAME)
-		ret = d->info[0].status < 0 ? d->info[0].status : -EILSEQ;
-	free(d);
-	return ret;
-}
-
 /* What another process does to the victim: 0 or -errno. */
 static int breaker(const char *kind, int victim, int twin, int copy)
 {
 	struct file_clone_range cr = { .src_fd = victim, .src_length = VSIZE };
 
 	if (!strcmp(kind, "dedupe"))
-		return dedupe(twin, victim);
+		return vm_dedupe(twin, victim, VSIZE, NULL);
 	return ioctl(copy, FICLONERANGE, &cr) ? -errno : 0;
 }
 

@@ -61,23 +61,6 @@ static void *read_one(void *arg)
 	return NULL;
 }
 
-static int dedupe(int src, int dst)
-{
-	struct file_dedupe_range *d = calloc(1, sizeof(*d) + sizeof(d->info[0]));
-	int ret;
-
-	if (!d)
-		return -ENOMEM;
-	d->src_length = VSIZE;
-	d->dest_count = 1;
-	d->info[0].dest_fd = dst;
-	ret = ioctl(src, FIDEDUPERANGE, d) ? -errno : 0;
-	if (!ret && d->info[0].status != FILE_DEDUPE_RANGE_SAME)
-		ret = d->info[0].status < 0 ? d->info[0].status : -EILSEQ;
-	free(d);
-	return ret;
-}
-
 static void one(int nvd, const char *mnt)
 {
 	char victim[128], twin[128];
@@ -112,7 +95,7 @@ static void one(int nvd, const char *mnt)
 	t0 = now_ns();
 	pid = fork();
 	if (pid == 0)
-		_exit(-dedupe(tfd, xfd));
+		_exit(-vm_dedupe(tfd, xfd, VSIZE, NULL));
 	ret = waitpid(pid, &st, 0) == pid && WIFEXITED(st) ? -WEXITSTATUS(st) : -ECHILD;
 	back = now_ns();
 	pthread_join(tid, NULL);

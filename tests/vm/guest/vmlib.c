@@ -766,6 +766,25 @@ void vm_fanotify_stop(struct vm_fanotify *l)
 	l->fd = -1;
 }
 
+int vm_dedupe(int src, int dst, uint64_t len, uint64_t *deduped)
+{
+	struct file_dedupe_range *r = calloc(1, sizeof(*r) + sizeof(r->info[0]));
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	r->src_length = len;
+	r->dest_count = 1;
+	r->info[0].dest_fd = dst;
+	ret = ioctl(src, FIDEDUPERANGE, r) ? -errno : 0;
+	if (!ret && r->info[0].status != FILE_DEDUPE_RANGE_SAME)
+		ret = r->info[0].status < 0 ? r->info[0].status : -EILSEQ;
+	if (deduped)
+		*deduped = ret ? 0 : r->info[0].bytes_deduped;
+	free(r);
+	return ret;
+}
+
 int vm_file_extents(int fd, struct vm_extent *out, int max)
 {
 	enum { BATCH = 256 };

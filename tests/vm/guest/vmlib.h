@@ -222,6 +222,13 @@ struct vm_extent {
  * (at most @max), or -errno.
  */
 int vm_file_extents(int fd, struct vm_extent *out, int max);
+/*
+ * Dedupes [0, @len) of @src into @dst (FIDEDUPERANGE on @src, as the owner may through a
+ * read-only fd): 0 when the file system shared what it compared (the bytes in @deduped
+ * where not NULL: a file system may do less than @len in one call); -EILSEQ where the
+ * contents differ, or -errno.
+ */
+int vm_dedupe(int src, int dst, uint64_t len, uint64_t *deduped);
 /* Writes bytes [off, off + len) of the pattern of file @name (pattern.h) at @off of @fd;
  * 0 or -errno. */
 int vm_write_pattern(int fd, const char *name, uint64_t off, uint64_t len);
