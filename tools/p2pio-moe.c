@@ -67,12 +67,18 @@ static void replay_usage(FILE *f)
 		"  -s, --svg FILE          also plot hit rate against capacity as SVG\n");
 }
 
-/* Expert bytes of a model: its first layer with experts, all expert tensors together. */
+/*
+ * Expert bytes of a model: its first layer with experts (lowest blk.N), all expert tensors
+ * together, as the reader grouped them. Not "names starting blk.0": models whose first
+ * layers are dense (DeepSeek's) have no experts there, and strtoul() of "blk.x." or
+ * "blk.00." reads 0 too, so a non-layer tensor's slices were taken for layer 0's.
+ */
 static int expert_bytes_of(const char *path, uint64_t *out)
 {
 	struct p2pio_error err = { 0 };
 	struct p2pio_gguf *g;
-	uint64_t i, n, sum = 0;
+	uint64_t sum = 0;
+	size_t i, n;
 	int ret;
 
 	ret = p2pio_gguf_open(path, &g, &err);
@@ -80,17 +86,16 @@ static int expert_bytes_of(const char *path, uint64_t *out)
 		cli_err_p2pio(path, ret, &err);
 		return ret;
 	}
-	n = p2pio_gguf_tensor_count(g);
-	for (i = 0; i < n; i++) {
-		const struct p2pio_gguf_tensor *t = p2pio_gguf_tensor(g, i);
+	n = p2pio_gguf_layer_count(g);
+	for (i = 0; i < n && !sum; i++) {
+		const struct p2pio_gguf_layer *l = p2pio_gguf_layer(g, i);
 
-		if (t && t->n_experts && !strncmp(t->name, "blk.", 4) &&
-		    strtoul(t->name + 4, NULL, 10) == 0)
-			sum += t->expert_bytes;
+		if (l->n_experts)
+			sum = l->expert_bytes;
 	}
 	p2pio_gguf_close(g);
 	if (!sum) {
-		cli_err("%s: no expert tensors ('*_exps') in layer 0", path);
+		cli_err("%s: no expert tensors ('*_exps') in any blk.N layer", path);
 		return -EINVAL;
 	}
 	*out = sum;

@@ -10,8 +10,9 @@
  * 1, 2, 4 and 8 cold misses, each against its floor, and names the floor's shape for
  * each; one flipped byte in every expert of a layer makes the run exit 1 and name an
  * offset among them; budgets too small for the dense part or for a token's experts fail
- * with what to give; bad arguments exit 2, unreadable inputs 3; and the replay's oracle
- * never hits less than a demand policy.
+ * with what to give; bad arguments exit 2, unreadable inputs 3; the replay's oracle
+ * never hits less than a demand policy; and replay --model takes the expert size of the
+ * model's first layer with experts, whatever its number and the names outside layers.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gguf_build.h"
 #include "tap.h"
 #include "tool_run.h"
 
@@ -224,6 +226,36 @@ static const struct jcheck replay_step_checks[] = {
 	  "every series: tokens/s = 1 / (bytes loaded per token / bandwidth + missed layers per "
 	  "token x overhead)" },
 };
+
+/*
+ * replay --model on a model whose layer 0 is dense (as DeepSeek's first layers are): blk.1
+ * has experts of 512 bytes, and a non-layer "blk.x.ffn_up_exps.weight" (not a blk.N name)
+ * has slices of 256. The expert size must be blk.1's, not the stray tensor's.
+ */
+static void test_replay_model_dense_first(void)
+{
+	struct gb_tensor t[] = {
+		GB_T("blk.0.attn_q.weight", P2PIO_GGML_TYPE_F32, 2, 32, 4),
+		GB_T("blk.1.ffn_up_exps.weight", P2PIO_GGML_TYPE_F32, 3, 32, 4, 8),
+		GB_T("blk.x.ffn_up_exps.weight", P2PIO_GGML_TYPE_F32, 3, 32, 2, 8),
+	};
+	struct gguf_build b;
+	char path[160];
+	FILE *f;
+	int st;
+
+	snprintf(path, sizeof(path), "%s/dense-first.gguf", dir);
+	gb_init(&b);
+	gb_model(&b, 3, 0, t, 3);
+	f = fopen(path, "wb");
+	if (!f || fwrite(b.p, 1, b.len, f) != b.len || fclose(f))
+		tap_bail("cannot write the dense-first model");
+	gb_free(&b);
+	st = moe("replay --json -b 1 -m %s --no-oracle -p lru -f none %s", path, trace);
+	tap_ok(st == 0 && tool_jis(out, "d[\"expert_bytes\"]", "512"),
+	       "replay -m, layer 0 dense: the expert size is blk.1's 512 bytes, not a non-layer "
+	       "tensor's (exit %d, expert_bytes %s)", st, tool_jval);
+}
 
 int main(int argc, char **argv)
 {
@@ -714,6 +746,7 @@ int main(int argc, char **argv)
 	tap_ok(moe("replay -f router -a 1.5 %s 2>/dev/null", trace) == 2 &&
 		       moe("replay -f router+bogus %s 2>/dev/null", trace) == 2,
 	       "--accuracy above 1, an unknown source: usage errors (exit 2)");
+	test_replay_model_dense_first();
 
 	free(out);
 	return tap_exit();
