@@ -404,6 +404,27 @@ static void test_json(void)
 	tap_ok(!load_text("m8.json", "{\"routes\":[{\"token_pos\":0,\"layers\":{\"0\":{\"experts\":[70000]}}}]}"),
 	       "an id above 65535 is refused");
 	{
+		/* NUL is no JSON blank: a binary tail after a line or a document is refused. */
+		static const char nul_line[] = "{\"token_idx\":0,\"layer\":0,\"experts\":[1]}\0\n"
+					       "{\"token_idx\":1,\"layer\":0,\"experts\":[2]}\n";
+		static const char nul_doc[] = "{\"num_experts\":8,\"decode_steps\":[{\"step\":1,"
+					      "\"layers\":[{\"layer\":0,\"topk_experts\":[1]}]}]}\n\0\0";
+		struct p2pio_error err = { 0 };
+		int r1, r2;
+
+		t = NULL;
+		write_file(tmp_path("nul.jsonl"), nul_line, sizeof(nul_line) - 1);
+		r1 = p2pio_expert_trace_load(tmp_path("nul.jsonl"), &t, &err);
+		p2pio_expert_trace_free(t);
+		t = NULL;
+		write_file(tmp_path("nul.json"), nul_doc, sizeof(nul_doc) - 1);
+		r2 = p2pio_expert_trace_load(tmp_path("nul.json"), &t, &err);
+		p2pio_expert_trace_free(t);
+		tap_ok(r1 == -EINVAL && r2 == -EINVAL,
+		       "NUL bytes after a JSON line or a document are refused, not taken for blanks (%d, %d)",
+		       r1, r2);
+	}
+	{
 		char deep[300];
 
 		memset(deep, '[', sizeof(deep));

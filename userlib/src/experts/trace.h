@@ -71,6 +71,9 @@ static inline bool p2pio_trace_too_sparse(const struct p2pio_expert_trace_info *
 	       P2PIO_TRACE_JSON_RATIO * (uint64_t)file_len + P2PIO_TRACE_JSON_SLACK;
 }
 
+/* Whether @c is a JSON blank (space, tab, CR, LF): never NUL (trace_json.c). */
+P2PIO_HIDDEN bool p2pio_json_blank(char c);
+
 /* Parse a JSON routing log already in memory (trace_json.c). */
 P2PIO_HIDDEN int p2pio_trace_parse_json(const char *path, const char *buf, size_t len,
 					struct p2pio_expert_trace **out, struct p2pio_error *err);

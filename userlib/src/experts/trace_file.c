@@ -193,7 +193,7 @@ int p2pio_expert_trace_load(const char *path, struct p2pio_expert_trace **out,
 		ret = parse_native(path, (const unsigned char *)buf, len, out, err);
 		goto out;
 	}
-	for (i = 0; i < len && strchr(" \t\r\n", buf[i]); i++)
+	for (i = 0; i < len && p2pio_json_blank(buf[i]); i++)
 		;
 	if (i < len && buf[i] == '{') {
 		ret = p2pio_trace_parse_json(path, buf, len, out, err);

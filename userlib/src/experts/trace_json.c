@@ -69,6 +69,16 @@ static struct json_object *jget(struct json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
+/*
+ * JSON's blanks. Not strchr(" \t\r\n", c): that finds c == '\0' as well (the string's
+ * own terminator), so NUL bytes in a log passed for blanks and a binary tail was read
+ * as the end of the document or of a line.
+ */
+bool p2pio_json_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 static bool jint(struct json_object *v, int64_t lo, int64_t hi, int64_t *out)
 {
 	int64_t x;
@@ -289,7 +299,7 @@ static int jt_lines(struct jtrace *j, const char *buf, size_t len)
 
 		line++;
 		off += n + (nl ? 1 : 0);
-		while (n && strchr(" \t\r", p[n - 1]))
+		while (n && p[n - 1] != '\n' && p2pio_json_blank(p[n - 1]))
 			n--;
 		if (!n)
 			continue;
@@ -505,7 +515,7 @@ int p2pio_trace_parse_json(const char *path, const char *buf, size_t len,
 	doc = json_tokener_parse_ex(tk, buf, (int)len);
 	end = json_tokener_get_parse_end(tk);
 	/* One document, or the first of several lines (JSON Lines). */
-	while (end < len && strchr(" \t\r\n", buf[end]))
+	while (end < len && p2pio_json_blank(buf[end]))
 		end++;
 	if (doc && end == len && json_tokener_get_error(tk) == json_tokener_success) {
 		ret = json_object_is_type(doc, json_type_object) ? jt_document(&j, doc) :
