@@ -387,6 +387,18 @@ static void test_json(void)
 		       cell0(t, 1, 0) == 3, "decode_steps JSON: step 0 counts as prompt");
 	p2pio_expert_trace_free(t);
 
+	/* A log of one line parses whole as one document: it is still a log. */
+	t = load_text("one.jsonl", "{\"problem_id\":0,\"layer\":1,\"experts\":[3,4],\"token_idx\":0}\n");
+	tap_ok(t && p2pio_expert_trace_tokens(t) == 1 && p2pio_expert_trace_info(t)->nr_layers == 2 &&
+		       cell0(t, 0, 1) == 3 && cell0(t, 0, 0) == -1,
+	       "profiler JSONL of one record: read as a log");
+	p2pio_expert_trace_free(t);
+	t = load_text("one-route.jsonl",
+		      "{\"type\":\"route\",\"token_idx\":0,\"layer\":0,\"topk_ids\":[1,0],\"topk_weights\":[0.7,0.3]}");
+	tap_ok(t && p2pio_expert_trace_tokens(t) == 1 && cell0(t, 0, 0) == 1,
+	       "FusedMoE JSONL of one route, no newline: read as a log");
+	p2pio_expert_trace_free(t);
+
 	/* Hostile and malformed inputs. */
 	tap_ok(!load_text("m1.json", "{\"routes\":[{\"token_pos\":0,\"layers\":{\"0\":{\"experts\":[1,1]}}}]}"),
 	       "an expert listed twice is refused");

@@ -484,6 +484,17 @@ static int jt_prefill_layers(struct jtrace *j, struct json_object *layers)
 	return ret;
 }
 
+/*
+ * Whether @o is one record of a JSON Lines log (the keys jt_lines() goes by) rather than
+ * a document (the keys jt_document() goes by).
+ */
+static bool jt_is_record(struct json_object *o)
+{
+	if (jget(o, "routes") || jget(o, "decode_steps") || jget(o, "layers"))
+		return false;
+	return jget(o, "type") || jget(o, "topk_ids") || jget(o, "experts");
+}
+
 static int jt_document(struct jtrace *j, struct json_object *doc)
 {
 	struct json_object *v;
@@ -518,8 +529,13 @@ int p2pio_trace_parse_json(const char *path, const char *buf, size_t len,
 	while (end < len && p2pio_json_blank(buf[end]))
 		end++;
 	if (doc && end == len && json_tokener_get_error(tk) == json_tokener_success) {
-		ret = json_object_is_type(doc, json_type_object) ? jt_document(&j, doc) :
-		      jt_fail(&j, 0, "the JSON document is not an object", NULL);
+		/* A JSON Lines log of one line is one document too: read it as a log. */
+		if (!json_object_is_type(doc, json_type_object))
+			ret = jt_fail(&j, 0, "the JSON document is not an object", NULL);
+		else if (jt_is_record(doc))
+			ret = jt_lines(&j, buf, len);
+		else
+			ret = jt_document(&j, doc);
 	} else if (doc || json_tokener_get_error(tk) == json_tokener_continue) {
 		ret = jt_lines(&j, buf, len);
 	} else {
