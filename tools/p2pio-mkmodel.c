@@ -309,6 +309,17 @@ static int mk_check(const struct mk_spec *s)
 	if (s->layers > 100000 || s->hidden > UINT32_MAX || s->vocab > UINT32_MAX ||
 	    s->ffn > UINT32_MAX || s->expert_ffn > UINT32_MAX || s->experts > 65536)
 		return cli_usage_err("a dimension is out of range");
+	/*
+	 * The metadata holds these as uint32, and heads x head_dim sizes attn_q: unchecked,
+	 * --heads 3 --head-dim 6148914691236517206 wrapped to 2 and wrote a [hidden x 2]
+	 * attn_q under a key_length that was cut to 32 bits, with exit 0.
+	 */
+	if (s->heads > UINT32_MAX || s->kv_heads > UINT32_MAX || s->head_dim > UINT32_MAX ||
+	    s->context > UINT32_MAX)
+		return cli_usage_err("a dimension is out of range");
+	if ((s->head_dim ? s->head_dim : s->hidden / s->heads) * s->heads > UINT32_MAX)
+		return cli_usage_err("heads x head-dim (%" PRIu64 " x %" PRIu64 ") is out of range",
+				     s->heads, s->head_dim ? s->head_dim : s->hidden / s->heads);
 	if (!s->head_dim && s->hidden % s->heads)
 		return cli_usage_err("hidden (%" PRIu64 ") is not a multiple of heads (%" PRIu64 ")",
 				     s->hidden, s->heads);

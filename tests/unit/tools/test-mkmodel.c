@@ -258,6 +258,37 @@ static void test_hostile_strings(void)
 	tap_ok(ok, "its JSON parses and its text output carries no escape byte, in every mode");
 }
 
+/*
+ * Shapes whose product or metadata would not fit: heads x head-dim wrapped past 2^64 (to 2
+ * here: an F32 model was written with a [512 x 2] attn_q), and values cut to uint32 in
+ * the metadata. Each is a usage error (exit 2), and nothing is written.
+ */
+static void test_shape_overflow(void)
+{
+	static const char *const bad[] = {
+		"--heads 3 --kv-heads 3 --head-dim 6148914691236517206",
+		"--heads 4294967296 --kv-heads 1 --head-dim 1",
+		"--head-dim 4294967296",
+		"--context 4294967296",
+	};
+	char path[512];
+	size_t i;
+	int ok = 1, st;
+
+	snprintf(path, sizeof(path), "%s/wrap.gguf", dir);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		st = run("%s/p2pio-mkmodel -q -p tiny -t F32 --output-type F32 %s %s 2>/dev/null",
+			 bin, bad[i], path);
+		if (st != 2 || !access(path, F_OK)) {
+			tap_diag("%s: exit %d, %s", bad[i], st,
+				 access(path, F_OK) ? "nothing written" : "a model written");
+			ok = 0;
+			unlink(path);
+		}
+	}
+	tap_ok(ok, "heads x head-dim past 2^32 (or 2^64), and values cut to uint32: exit 2, nothing written");
+}
+
 int main(int argc, char **argv)
 {
 	char self[PATH_MAX];
@@ -269,11 +300,12 @@ int main(int argc, char **argv)
 	    access(strcat(strcpy(self, bin), "/p2pio-gguf"), X_OK))
 		tap_bail("the tools are not built beside this test (make tools)");
 	dir = tool_scratch("mkmodel");
-	tap_plan(11 + 6 + 19 + 2);
+	tap_plan(11 + 6 + 19 + 2 + 1);
 	test_tiny();
 	test_moe();
 	test_gguf_tool();
 	test_hostile_strings();
+	test_shape_overflow();
 	free(out);
 	return tap_exit();
 }
