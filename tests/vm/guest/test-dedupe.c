@@ -28,6 +28,8 @@
 #define POISON 0x5a
 #define LEN (1024 * VM_KIB)
 #define MAX_OLD 64
+/* What a file system may keep of a test's files once they are gone (log, inode chunks). */
+#define SLACK (4 * VM_MIB)
 
 static int pfd, nvd;
 
@@ -65,7 +67,7 @@ static void dedupe_on(const char *mnt)
 	struct vm_extent old[MAX_OLD];
 	struct p2pio_register_file reg, again;
 	struct vm_target t;
-	uint64_t covered, deduped = 0;
+	uint64_t covered, deduped = 0, free0 = vm_fs_free(mnt);
 	int xfd = -1, tfd = -1, zfd = -1, ffd = -1, nold, ret;
 
 	snprintf(victim, sizeof(victim), "%s/dd-victim", mnt);
@@ -145,6 +147,9 @@ out:
 	unlink(twin);
 	unlink(victim);
 	sync();
+	/* it filled the file system: the tests after it need the space back */
+	tap_is_int(vm_fs_wait_free(mnt, free0 > SLACK ? free0 - SLACK : 0, 20000), 0,
+		   "%s: the file system's space is free again", mnt);
 }
 
 int main(void)

@@ -49,6 +49,8 @@
 #define VSIZE (32 * VM_MIB)
 #define NTHREADS 3
 #define MAX_OLD 256
+/* What a file system may keep of a test's files once they are gone (log, inode chunks). */
+#define SLACK (4 * VM_MIB)
 #define PARAM_CMDS "/sys/module/p2pio/parameters/max_user_cmds"
 #define LEASE_TIME "/proc/sys/fs/lease-break-time"
 
@@ -178,7 +180,7 @@ static void one_break(const char *mnt, const char *kind, bool first)
 	char victim[128], twin[128], other[128], filler[128], copy[128];
 	struct vm_extent old[MAX_OLD];
 	struct p2pio_stats s0, s1;
-	uint64_t t0, took, covered = 0;
+	uint64_t t0, took, covered = 0, free0 = vm_fs_free(mnt);
 	unsigned int i, whole = 0, stale = 0, after_ok = 0, nodd = 0, bad = 0;
 	int xfd = -1, tfd = -1, ffd = -1, zfd = -1, cfd = -1, nold = 0, ret, st, ready;
 	bool dd = !strcmp(kind, "dedupe");
@@ -312,6 +314,9 @@ out:
 	unlink(twin);
 	unlink(victim);
 	sync();
+	/* it filled the file system: the runs and tests after it need the space back */
+	tap_is_int(vm_fs_wait_free(mnt, free0 > SLACK ? free0 - SLACK : 0, 20000), 0,
+		   "%s %s: the file system's space is free again", mnt, kind);
 }
 
 int main(void)

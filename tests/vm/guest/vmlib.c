@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -764,6 +765,25 @@ void vm_fanotify_stop(struct vm_fanotify *l)
 	pthread_join(l->th, NULL);
 	close(l->fd);
 	l->fd = -1;
+}
+
+uint64_t vm_fs_free(const char *path)
+{
+	struct statvfs sv;
+
+	return statvfs(path, &sv) ? 0 : (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+int vm_fs_wait_free(const char *path, uint64_t bytes, int timeout_ms)
+{
+	int waited;
+
+	for (waited = 0; vm_fs_free(path) < bytes; waited += 20) {
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		usleep(20000);
+	}
+	return 0;
 }
 
 int vm_dedupe(int src, int dst, uint64_t len, uint64_t *deduped)

@@ -222,6 +222,17 @@ struct vm_extent {
  * (at most @max), or -errno.
  */
 int vm_file_extents(int fd, struct vm_extent *out, int max);
+/* Bytes an unprivileged user may still allocate on the file system of @path (statvfs). */
+uint64_t vm_fs_free(const char *path);
+/*
+ * Waits, at most @timeout_ms, until the file system of @path has @bytes free for an
+ * unprivileged user again: for a test that filled it, once it removed its files, so that
+ * the next test finds the space it had. xfs frees an unlinked file's blocks in a
+ * background worker (inodegc, since 5.19), which a loaded machine runs late (a test
+ * after one that filled b1 failed with ENOSPC writing 32 MiB); statfs() hurries it.
+ * 0, or -ETIMEDOUT.
+ */
+int vm_fs_wait_free(const char *path, uint64_t bytes, int timeout_ms);
 /*
  * Dedupes [0, @len) of @src into @dst (FIDEDUPERANGE on @src, as the owner may through a
  * read-only fd): 0 when the file system shared what it compared (the bytes in @deduped
