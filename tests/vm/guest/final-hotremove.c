@@ -24,7 +24,6 @@ int main(void)
 	static struct p2pio_read rd[NREADS];
 	static struct p2pio_completion c[NREADS];
 	struct p2pio_register_file reg;
-	struct p2pio_stats s;
 	struct vm_target t;
 	char bdf[64], path[128];
 	uint32_t accepted = 0, done = 0, k, got, ok = 0, failed = 0, i;
@@ -95,9 +94,7 @@ int main(void)
 	tap_is_int(vm_p2p_unregister(pfd, reg.handle), 0, "unregister");
 	close(fd);
 	close(nvd);
-	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s);
-	tap_ok(!s.inflight_cmds && !s.outstanding && !s.live_files && !s.live_pins &&
-	       !s.live_prp_pages, "nothing left: commands, reads, files, pins, PRP pages");
+	tap_ok(vm_nothing_left(pfd), "nothing left: commands, reads, files, pins, PRP pages");
 	close(pfd);
 	return tap_exit();
 }

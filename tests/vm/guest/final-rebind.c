@@ -27,7 +27,6 @@ int main(void)
 {
 	struct nvdouble_info before, ni;
 	struct p2pio_register_file reg;
-	struct p2pio_stats s;
 	struct vm_target t;
 	char bdf[64], ns[64], dev[96], path[160];
 	const char *file = vm_file_path("b2-big");
@@ -91,9 +90,7 @@ int main(void)
 		close(fd);
 	tap_is_int(vm_target_free(pfd, &t), 0, "unpin");
 	close(nvd);
-	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s);
-	tap_ok(!s.inflight_cmds && !s.outstanding && !s.live_files && !s.live_pins &&
-	       !s.live_prp_pages, "nothing left: commands, reads, files, pins, PRP pages");
+	tap_ok(vm_nothing_left(pfd), "nothing left: commands, reads, files, pins, PRP pages");
 	vm_nvd_info(&ni);
 	tap_ok(!ni.dma_mappings && !ni.pins_persistent && !ni.pins_callback,
 	       "the driver holds no pin or mapping");

@@ -242,7 +242,6 @@ int main(void)
 	unsigned int r, i, removed = 0, mounted = 0, regs = 0, regerr = 0, rok = 0, rerr = 0;
 	unsigned int bad = 0, nodd = 0, checked = 0, opened = 0, k;
 	char bdf[64], ns[64], dev[96], path[128];
-	struct p2pio_stats s;
 	int pfd, nvd, ret;
 
 	tap_plan_lazy();
@@ -343,9 +342,7 @@ int main(void)
 		close(w[i].pfd);
 	}
 	close(nvd);
-	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s);
-	tap_ok(!s.inflight_cmds && !s.outstanding && !s.live_files && !s.live_pins &&
-	       !s.live_prp_pages, "nothing left: commands, reads, files, pins, PRP pages");
+	tap_ok(vm_nothing_left(pfd), "nothing left: commands, reads, files, pins, PRP pages");
 	user_count_is_zero(pfd);
 	close(pfd);
 	return tap_exit();

@@ -22,7 +22,6 @@ int main(void)
 	struct p2pio_register_file reg;
 	struct nvdouble_info ni;
 	struct p2pio_pin pin;
-	struct p2pio_stats s;
 	struct vm_mem m;
 	uint32_t dom, bus, devfn;
 	char path[128];
@@ -61,9 +60,7 @@ int main(void)
 	tap_is_int(vm_p2p_unregister(pfd, reg.handle), 0, "unregister");
 	close(fd);
 	vm_mem_release(&m);
-	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s);
-	tap_ok(!s.inflight_cmds && !s.outstanding && !s.live_files && !s.live_pins &&
-	       !s.live_prp_pages, "nothing left: commands, reads, files, pins, PRP pages");
+	tap_ok(vm_nothing_left(pfd), "nothing left: commands, reads, files, pins, PRP pages");
 	close(pfd);
 	return tap_exit();
 }

@@ -323,7 +323,6 @@ int main(void)
 {
 	static const char *const xfs[] = { "/mnt/a2", "/mnt/b1" };
 	char cmds[32] = "1024", lease[32] = "45";
-	struct p2pio_stats s;
 	int pfd;
 	size_t i;
 
@@ -340,9 +339,7 @@ int main(void)
 	}
 	vm_write_str(PARAM_CMDS, cmds);
 	vm_write_str(LEASE_TIME, lease);
-	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s);
-	tap_ok(!s.inflight_cmds && !s.outstanding && !s.live_files && !s.live_pins &&
-	       !s.live_prp_pages, "nothing left: commands, reads, files, pins, PRP pages");
+	tap_ok(vm_nothing_left(pfd), "nothing left: commands, reads, files, pins, PRP pages");
 	close(nvd);
 	close(pfd);
 	return tap_exit();

@@ -129,7 +129,6 @@ int main(void)
 {
 	static const char *const xfs[] = { "/mnt/a2", "/mnt/b1" };
 	char lease[32] = "45";
-	struct p2pio_stats s;
 	int nvd, pfd;
 	size_t i;
 
@@ -140,9 +139,7 @@ int main(void)
 	for (i = 0; i < sizeof(xfs) / sizeof(xfs[0]); i++)
 		one(nvd, xfs[i]);
 	vm_write_str(LEASE_TIME, lease);
-	vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s);
-	tap_ok(!s.inflight_cmds && !s.outstanding && !s.live_files && !s.live_pins &&
-	       !s.live_prp_pages, "nothing left: commands, reads, files, pins, PRP pages");
+	tap_ok(vm_nothing_left(pfd), "nothing left: commands, reads, files, pins, PRP pages");
 	close(nvd);
 	close(pfd);
 	return tap_exit();

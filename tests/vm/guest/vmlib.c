@@ -544,6 +544,14 @@ int vm_p2p_stats(int pfd, uint32_t scope, struct p2pio_stats *s)
 	return xioctl(pfd, P2PIO_IOC_STATS, s);
 }
 
+bool vm_nothing_left(int pfd)
+{
+	struct p2pio_stats s;
+
+	return !vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &s) && !s.inflight_cmds && !s.outstanding &&
+	       !s.live_files && !s.live_pins && !s.live_prp_pages;
+}
+
 int vm_p2p_read(int pfd, uint32_t file, uint32_t mem, uint64_t foff, uint64_t len,
 		uint64_t moff)
 {

@@ -115,6 +115,12 @@ int vm_p2p_submit(int pfd, const struct p2pio_read *r, uint32_t n, uint32_t *acc
 int vm_p2p_reap(int pfd, struct p2pio_completion *c, uint32_t max, uint32_t min,
 		int64_t timeout_ns, uint32_t *count);
 int vm_p2p_stats(int pfd, uint32_t scope, struct p2pio_stats *s);
+/*
+ * Whether the module has nothing left of anyone (P2PIO_STATS_GLOBAL): no command or read
+ * in flight, no registered file, pin or PRP page. False also where the counters cannot be
+ * read. What a test checks at its end.
+ */
+bool vm_nothing_left(int pfd);
 /* Submits one read and waits for it (10 s at most); its status, or -errno of a call. */
 int vm_p2p_read(int pfd, uint32_t file, uint32_t mem, uint64_t foff, uint64_t len,
 		uint64_t moff);
