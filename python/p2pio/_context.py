@@ -2,10 +2,11 @@
 """Contexts, buffers and files: reading file ranges into GPU or host memory."""
 
 import ctypes
+import operator
 import os
 
 from ._lib import (MEMS, P2PIO_DEVICE_HOST, P2PIO_PATH_NR, PATHS, check, lib, open_handle,
-		   p2pio_ctx_opts, p2pio_path_info)
+		   p2pio_ctx_opts, p2pio_path_info, uint)
 from ._resource import _Resource
 from ._tensor import Tensor
 
@@ -85,6 +86,7 @@ class Buffer(_Resource):
 
 	@classmethod
 	def _alloc(cls, ctx, nbytes, mem):
+		nbytes = uint(nbytes, "buffer size")
 		h = open_handle(lib.p2pio_buf_alloc, ctx._h(), MEMS[mem], nbytes, what="buffer")
 		return cls(ctx, h, nbytes, mem, None)
 
@@ -100,7 +102,7 @@ class Buffer(_Resource):
 			if not obj.is_contiguous():
 				raise ValueError("register: the tensor must be contiguous")
 			addr = obj.data_ptr()
-			nbytes = nbytes or obj.numel() * obj.element_size()
+			size = obj.numel() * obj.element_size()
 			mem = mem or ("cuda" if obj.is_cuda else "host")
 			keep = obj
 		elif hasattr(obj, "__array_interface__"):  # numpy
@@ -108,11 +110,19 @@ class Buffer(_Resource):
 			if ai.get("strides") is not None or ai["data"][1]:
 				raise ValueError("register: the array must be C-contiguous and writable")
 			addr = ai["data"][0]
-			nbytes = nbytes or obj.nbytes
+			size = obj.nbytes
 			mem = mem or "host"
 			keep = obj
 		else:
 			raise TypeError("register: an address, a torch tensor or a NumPy array")
+		if keep is not None:
+			# Reads land anywhere in the buffer: never past the end of the object.
+			nbytes = size if not nbytes else uint(nbytes, "buffer size")
+			if nbytes > size:
+				raise ValueError("register: %d bytes, but the object has %d" %
+						 (nbytes, size))
+		addr = uint(addr, "address")
+		nbytes = uint(nbytes, "buffer size")
 		h = open_handle(lib.p2pio_buf_register, ctx._h(), MEMS[mem], addr, nbytes,
 				what="buffer")
 		return cls(ctx, h, nbytes, mem, keep)
@@ -131,8 +141,10 @@ class Buffer(_Resource):
 	def view(self, dtype="uint8", shape=None, offset=0, nbytes=None):
 		"""Bytes [@offset, @offset + @nbytes) of the buffer as a Tensor of @dtype."""
 		self._h()
+		offset = operator.index(offset)
 		if nbytes is None:
 			nbytes = self.nbytes - offset
+		nbytes = operator.index(nbytes)
 		if offset < 0 or nbytes < 0 or offset + nbytes > self.nbytes:
 			raise ValueError("range [%d, +%d) outside the buffer of %d bytes" %
 					 (offset, nbytes, self.nbytes))
@@ -174,9 +186,13 @@ class File(_Resource):
 		"""Reads @length bytes at file @offset, waiting for them, into Buffer @into at
 		@buf_offset (or a new buffer of the context's memory, @mem to choose), and
 		returns them as a uint8 Tensor over that buffer range."""
+		offset = uint(offset, "file offset")
+		length = uint(length, "length")
+		buf_offset = uint(buf_offset, "buffer offset")
 		if into is None:
 			into = self.context.alloc(length, mem)
 			buf_offset = 0
-		check(lib.p2pio_read(self._h(), offset, length, into._h(), buf_offset), None,
-		      "read %s [%d, +%d)" % (self.name, offset, length))
+		with self._using() as h, into._using() as b:
+			check(lib.p2pio_read(h, offset, length, b, buf_offset), None,
+			      "read %s [%d, +%d)" % (self.name, offset, length))
 		return into.view(offset=buf_offset, nbytes=length)

@@ -7,7 +7,8 @@ import ctypes
 from ._lib import (P2PIO_EXPERTS_EAGER_UNMAP, P2PIO_EXPERTS_KEEP_WRONG_HINTS,
 		   P2PIO_EXPERTS_MISSES_IN_ORDER, P2PIO_EXPERTS_PREFETCH_LEARNED,
 		   P2PIO_EXPERTS_PREFETCH_PREV, check, lib, open_handle, p2pio_expert_layer_stats, p2pio_expert_slice, p2pio_expert_stats,
-		   p2pio_experts_info, p2pio_experts_io, p2pio_experts_opts, p2pio_model_tensor)
+		   p2pio_experts_info, p2pio_experts_io, p2pio_experts_opts, p2pio_model_tensor,
+		   uint, _U32)
 from ._model import _stream_handle
 from ._resource import _Resource
 from ._tensor import DTYPES, GGML_DTYPES, Tensor
@@ -22,7 +23,7 @@ def _fields(st, skip=("size", "reserved", "reserved2")):
 
 def _ids(ids):
 	"""Expert ids (ints or Expert objects) as a C array and its length."""
-	ids = [e.id if isinstance(e, Expert) else int(e) for e in ids]
+	ids = [e.id if isinstance(e, Expert) else uint(e, "expert id", _U32) for e in ids]
 	return (ctypes.c_uint32 * max(len(ids), 1))(*ids), len(ids)
 
 
@@ -99,6 +100,7 @@ class Experts(_Resource):
 	def slices(self, layer, expert):
 		"""Where each slice of (@layer, @expert) lies in the expert's memory: dicts of
 		name, offset, size, file_offset and type (the ggml type), by file offset."""
+		layer, expert = uint(layer, "layer", _U32), uint(expert, "expert", _U32)
 		got = self._slices.get((layer, expert))
 		if got is not None:
 			return [dict(s) for s in got]
@@ -141,6 +143,7 @@ class Experts(_Resource):
 		before work queued on @stream (a CUstream, a torch or CuPy stream; None: the
 		legacy default stream; without a GPU the call returns once they are loaded).
 		Misses load at once, all in parallel; the experts stay held until release()."""
+		layer = uint(layer, "layer", _U32)
 		arr, n = _ids(ids)
 		ptrs = (ctypes.c_uint64 * max(n, 1))()
 		ret = lib.p2pio_experts_require(self._h(), layer, arr, n, _stream_handle(stream), ptrs)
@@ -151,6 +154,7 @@ class Experts(_Resource):
 	def release(self, layer, ids, stream=None):
 		"""The work queued on @stream so far is the last to use these experts (ids or
 		Expert objects): they may be evicted once it is done."""
+		layer = uint(layer, "layer", _U32)
 		arr, n = _ids(ids)
 		ret = lib.p2pio_experts_release(self._h(), layer, arr, n, _stream_handle(stream))
 		if ret < 0:
@@ -159,12 +163,14 @@ class Experts(_Resource):
 	def prefetch(self, layer, ids):
 		"""A hint: start loading these experts of @layer (a prediction). Never blocks;
 		returns how many loads started."""
+		layer = uint(layer, "layer", _U32)
 		arr, n = _ids(ids)
 		return check(lib.p2pio_experts_prefetch(self._h(), layer, arr, n), None,
 			     "prefetch layer %d" % layer)
 
 	def pin(self, layer, ids, pin=True):
 		"""Keep these experts resident (loading them) until unpin()."""
+		layer = uint(layer, "layer", _U32)
 		arr, n = _ids(ids)
 		check(lib.p2pio_experts_pin(self._h(), layer, arr, n, pin), None,
 		      "%s layer %d" % ("pin" if pin else "unpin", layer))
@@ -193,6 +199,7 @@ class Experts(_Resource):
 		return _fields(io)
 
 	def layer_stats(self, layer):
+		layer = uint(layer, "layer", _U32)
 		st = p2pio_expert_layer_stats()
 		check(lib.p2pio_experts_layer_stats(self._h(), layer, ctypes.byref(st)), None,
 		      "layer %d" % layer)

@@ -6,6 +6,8 @@ The structs mirror userlib/include/p2pio/*.h field for field; tests/test_layout.
 """
 
 import ctypes
+import errno
+import operator
 import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_double, c_int,
 		    c_int32, c_size_t, c_uint, c_uint16, c_uint32, c_uint64, c_void_p)
@@ -303,6 +305,20 @@ def _load():
 
 
 lib = _load()
+
+
+_U32 = (1 << 32) - 1
+_U64 = (1 << 64) - 1
+
+
+def uint(v, what, top=_U64):
+	"""@v as an unsigned C integer. ctypes truncates what does not fit (2**64 + 4096 would
+	reach the library as 4096 while Python goes on believing the larger size; 2**32 + 1 as
+	expert 1), so the range is checked here."""
+	v = operator.index(v)
+	if not 0 <= v <= top:
+		raise P2pioError(errno.EINVAL, "%s %d out of range" % (what, v))
+	return v
 
 
 def strerror(ret):

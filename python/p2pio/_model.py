@@ -120,7 +120,10 @@ class Model(_Resource):
 		"""Loads the whole model into one arena of target memory; returns what the load
 		did. @progress(done, total) is called as reads complete; returning True stops
 		the load (P2pioError ECANCELED)."""
-		h = self._h()
+		with self._using() as h:
+			return self._load(h, chunk, progress)
+
+	def _load(self, h, chunk, progress):
 		if self._exports:
 			raise BufferError("tensors of this model are still exported; a reload "
 					  "would move them")

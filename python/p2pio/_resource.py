@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Native objects that live as long as their users and everything made from them."""
 
+import contextlib
 import threading
 
 
@@ -28,6 +29,20 @@ class _Resource:
 		if self._closed:
 			raise ValueError("%s is closed" % type(self).__name__)
 		return self._handle
+
+	@contextlib.contextmanager
+	def _using(self):
+		"""The handle, kept allocated until the with block ends: a close() meanwhile (from
+		a callback of the call, or another thread) frees it only then."""
+		with self._lock:
+			if self._closed:
+				raise ValueError("%s is closed" % type(self).__name__)
+			self._holds += 1
+			h = self._handle
+		try:
+			yield h
+		finally:
+			self._unpin()
 
 	def _pin(self, export=False):
 		with self._lock:
