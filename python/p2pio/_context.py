@@ -174,7 +174,7 @@ class File(_Resource):
 		"""The path this file's reads take, why, and why not each faster one."""
 		info = p2pio_path_info()
 		info.size = ctypes.sizeof(info)
-		check(lib.p2pio_path_info(self._h(), ctypes.byref(info)))
+		check(self._call(lib.p2pio_path_info, ctypes.byref(info)))
 		names = {v: k for k, v in PATHS.items()}
 		return {"path": names.get(info.path, str(info.path)),
 			"why": info.why.decode(errors="replace"),

@@ -105,7 +105,7 @@ class Experts(_Resource):
 		if got is not None:
 			return [dict(s) for s in got]
 		out = (p2pio_expert_slice * _MAX_SLICES)()
-		n = check(lib.p2pio_experts_slices(self._h(), layer, expert, out, _MAX_SLICES), None,
+		n = check(self._call(lib.p2pio_experts_slices, layer, expert, out, _MAX_SLICES), None,
 			  "layer %d expert %d" % (layer, expert))
 		if n > _MAX_SLICES:
 			raise ValueError("layer %d: %d slices per expert, more than %d" %
@@ -132,7 +132,7 @@ class Experts(_Resource):
 	def tensor(self, name):
 		"""A resident (dense) tensor: attention, norms, router, embeddings, ..."""
 		t = p2pio_model_tensor()
-		check(lib.p2pio_experts_tensor(self._h(), name.encode(), ctypes.byref(t)), None,
+		check(self._call(lib.p2pio_experts_tensor, name.encode(), ctypes.byref(t)), None,
 		      name)
 		return self._maker.make(self, t)
 
@@ -146,7 +146,7 @@ class Experts(_Resource):
 		layer = uint(layer, "layer", _U32)
 		arr, n = _ids(ids)
 		ptrs = (ctypes.c_uint64 * max(n, 1))()
-		ret = lib.p2pio_experts_require(self._h(), layer, arr, n, _stream_handle(stream), ptrs)
+		ret = self._call(lib.p2pio_experts_require, layer, arr, n, _stream_handle(stream), ptrs)
 		if ret < 0:
 			check(ret, None, "layer %d experts %s" % (layer, list(arr)[:n]))
 		return [Expert(self, layer, arr[i], ptrs[i]) for i in range(n)]
@@ -156,7 +156,7 @@ class Experts(_Resource):
 		Expert objects): they may be evicted once it is done."""
 		layer = uint(layer, "layer", _U32)
 		arr, n = _ids(ids)
-		ret = lib.p2pio_experts_release(self._h(), layer, arr, n, _stream_handle(stream))
+		ret = self._call(lib.p2pio_experts_release, layer, arr, n, _stream_handle(stream))
 		if ret < 0:
 			check(ret, None, "release layer %d experts %s" % (layer, list(arr)[:n]))
 
@@ -165,14 +165,14 @@ class Experts(_Resource):
 		returns how many loads started."""
 		layer = uint(layer, "layer", _U32)
 		arr, n = _ids(ids)
-		return check(lib.p2pio_experts_prefetch(self._h(), layer, arr, n), None,
+		return check(self._call(lib.p2pio_experts_prefetch, layer, arr, n), None,
 			     "prefetch layer %d" % layer)
 
 	def pin(self, layer, ids, pin=True):
 		"""Keep these experts resident (loading them) until unpin()."""
 		layer = uint(layer, "layer", _U32)
 		arr, n = _ids(ids)
-		check(lib.p2pio_experts_pin(self._h(), layer, arr, n, pin), None,
+		check(self._call(lib.p2pio_experts_pin, layer, arr, n, pin), None,
 		      "%s layer %d" % ("pin" if pin else "unpin", layer))
 
 	def unpin(self, layer, ids):
@@ -180,27 +180,27 @@ class Experts(_Resource):
 
 	def token_begin(self):
 		"""Marks the start of a token's forward pass (for the per-token statistics)."""
-		lib.p2pio_experts_token_begin(self._h())
+		self._call(lib.p2pio_experts_token_begin)
 
 	def token_end(self):
-		check(lib.p2pio_experts_token_end(self._h()), None, "token end")
+		check(self._call(lib.p2pio_experts_token_end), None, "token end")
 
 	def stats(self):
 		"""Hits, misses, loads, evictions, prefetches, per token and in steady state."""
 		st = p2pio_expert_stats(size=ctypes.sizeof(p2pio_expert_stats))
-		check(lib.p2pio_experts_stats(self._h(), ctypes.byref(st), None, False))
+		check(self._call(lib.p2pio_experts_stats, ctypes.byref(st), None, False))
 		return _fields(st)
 
 	def io(self, reset=False):
 		"""What the runtime did: reads, bytes, the stream's stall, memory mapped, the
 		miss batches' phases (struct p2pio_experts_io); @reset zeroes them after."""
 		io = p2pio_experts_io(size=ctypes.sizeof(p2pio_experts_io))
-		check(lib.p2pio_experts_stats(self._h(), None, ctypes.byref(io), reset))
+		check(self._call(lib.p2pio_experts_stats, None, ctypes.byref(io), reset))
 		return _fields(io)
 
 	def layer_stats(self, layer):
 		layer = uint(layer, "layer", _U32)
 		st = p2pio_expert_layer_stats()
-		check(lib.p2pio_experts_layer_stats(self._h(), layer, ctypes.byref(st)), None,
+		check(self._call(lib.p2pio_experts_layer_stats, layer, ctypes.byref(st)), None,
 		      "layer %d" % layer)
 		return _fields(st)

@@ -112,7 +112,7 @@ class Model(_Resource):
 		"""The path the model's reads take and why (as File.path_info())."""
 		info = p2pio_path_info()
 		info.size = ctypes.sizeof(info)
-		check(lib.p2pio_path_info(lib.p2pio_model_file(self._h()), ctypes.byref(info)))
+		check(lib.p2pio_path_info(self._call(lib.p2pio_model_file), ctypes.byref(info)))
 		names = {v: k for k, v in PATHS.items()}
 		return {"path": names.get(info.path), "why": info.why.decode(errors="replace")}
 
@@ -151,7 +151,7 @@ class Model(_Resource):
 		if not self.loaded:
 			raise ValueError("the model is not loaded: call load() first")
 		t = p2pio_model_tensor()
-		check(lib.p2pio_model_tensor(self._h(), name.encode(), ctypes.byref(t)), None, name)
+		check(self._call(lib.p2pio_model_tensor, name.encode(), ctypes.byref(t)), None, name)
 		return self._maker.make(self, t)
 
 	__getitem__ = tensor
@@ -233,31 +233,31 @@ class Streamer(_Resource):
 		"""Layer @layer, its data ordered before work queued on @stream (a CUstream, a
 		torch or CuPy stream; None: the legacy default stream; ignored on host)."""
 		raw = p2pio_layer()
-		check(lib.p2pio_streamer_acquire(self._h(), layer, _stream_handle(stream),
+		check(self._call(lib.p2pio_streamer_acquire, layer, _stream_handle(stream),
 						 ctypes.byref(raw)), None, "layer %d" % layer)
 		return Layer(self, raw, stream)
 
 	layer = acquire
 
 	def release(self, layer, stream=None):
-		check(lib.p2pio_streamer_release(self._h(), layer, _stream_handle(stream)), None,
+		check(self._call(lib.p2pio_streamer_release, layer, _stream_handle(stream)), None,
 		      "layer %d" % layer)
 
 	def tensor(self, name):
 		"""A resident (non-layer) tensor."""
 		t = p2pio_model_tensor()
-		check(lib.p2pio_streamer_tensor(self._h(), name.encode(), ctypes.byref(t)), None,
+		check(self._call(lib.p2pio_streamer_tensor, name.encode(), ctypes.byref(t)), None,
 		      name)
 		return self._maker.make(self, t)
 
 	def stats(self):
 		s = p2pio_stream_stats()
-		lib.p2pio_streamer_stats(self._h(), ctypes.byref(s), None, 0)
+		self._call(lib.p2pio_streamer_stats, ctypes.byref(s), None, 0)
 		return {f: getattr(s, f) for f, _ in p2pio_stream_stats._fields_}
 
 	def reset_stats(self):
-		lib.p2pio_streamer_reset_stats(self._h())
+		self._call(lib.p2pio_streamer_reset_stats)
 
 	def wait_prefetch(self):
 		"""Waits until the layers loaded ahead have landed (say, at the end of a pass)."""
-		check(lib.p2pio_streamer_wait_prefetch(self._h()), None, "waiting for the prefetch")
+		check(self._call(lib.p2pio_streamer_wait_prefetch), None, "waiting for the prefetch")

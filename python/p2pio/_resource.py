@@ -44,6 +44,12 @@ class _Resource:
 		finally:
 			self._unpin()
 
+	def _call(self, fn, *args):
+		"""fn(the handle, *args), the handle kept allocated until it returns (_using()):
+		ctypes lets go of the GIL, so another thread's close() may come meanwhile."""
+		with self._using() as h:
+			return fn(h, *args)
+
 	def _pin(self, export=False):
 		with self._lock:
 			if self._holds == 0:

@@ -6,32 +6,19 @@ run without memory or I/O; the same files feed `p2pio-moe replay`."""
 
 import ctypes
 import errno
-import operator
 import os
 
 from ._lib import (EXPERT_PREFETCH, P2PIO_EXPERT_TOKEN_PREFILL, P2PIO_EXPERT_TOKEN_SEQ_START,
 		   P2PIO_EXPERT_TRACE_MODEL_LEN, P2pioError, check, lib, new_error, open_handle,
 		   p2pio_expert_layer_stats, p2pio_expert_replay_opts, p2pio_expert_stats,
-		   p2pio_expert_synth_params, p2pio_expert_trace_info)
+		   p2pio_expert_synth_params, p2pio_expert_trace_info, uint, _U32)
 from ._resource import _Resource
-
-_U32 = (1 << 32) - 1
-_U64 = (1 << 64) - 1
-
-
-def _uint(v, what, top=_U32):
-	"""@v as an unsigned C integer. ctypes truncates what does not fit (2**32 + 1 would
-	reach the library as 1, a valid layer or expert), so the range is checked here."""
-	v = operator.index(v)
-	if not 0 <= v <= top:
-		raise P2pioError(errno.EINVAL, "%s %d out of range" % (what, v))
-	return v
 
 
 def _ids(ids):
 	"""Expert ids (any iterable of integers: a list, a NumPy array, a torch tensor's
 	tolist()) as a C array and its length. Floats are refused, not truncated."""
-	ids = [_uint(e, "expert id") for e in ids]
+	ids = [uint(e, "expert id", _U32) for e in ids]
 	return (ctypes.c_uint32 * max(len(ids), 1))(*ids), len(ids)
 
 
@@ -46,9 +33,9 @@ def _info(layers, experts, top_k, model):
 	if len(name) >= P2PIO_EXPERT_TRACE_MODEL_LEN or b"\0" in name:
 		raise P2pioError(errno.EINVAL, "model name %r: at most %d bytes, no NUL" %
 				 (model, P2PIO_EXPERT_TRACE_MODEL_LEN - 1))
-	return p2pio_expert_trace_info(nr_layers=_uint(layers, "layers"),
-				       nr_experts=_uint(experts, "experts"),
-				       top_k=_uint(top_k, "top_k"), model=name)
+	return p2pio_expert_trace_info(nr_layers=uint(layers, "layers", _U32),
+				       nr_experts=uint(experts, "experts", _U32),
+				       top_k=uint(top_k, "top_k", _U32), model=name)
 
 
 def _fields(st, skip=("size", "reserved")):
@@ -87,7 +74,7 @@ class TraceWriter(_Resource):
 		token; a layer never added is stored as not recorded (0 experts)."""
 		arr, n = _ids(ids)
 		err = new_error()
-		ret = lib.p2pio_expert_trace_writer_add(self._h(), _uint(layer, "layer"), arr, n,
+		ret = self._call(lib.p2pio_expert_trace_writer_add, uint(layer, "layer", _U32), arr, n,
 							 ctypes.byref(err))
 		if ret < 0:
 			check(ret, err, "layer %d experts %s" % (layer, list(arr)[:n]))
@@ -98,7 +85,7 @@ class TraceWriter(_Resource):
 		replay starts it with a cold cache). A write that failed raises, here or at
 		close(); the writer records nothing more after one."""
 		err = new_error()
-		check(lib.p2pio_expert_trace_writer_end_token(self._h(), _flags(prefill, seq_start),
+		check(self._call(lib.p2pio_expert_trace_writer_end_token, _flags(prefill, seq_start),
 							      ctypes.byref(err)), err, self.path)
 		self.tokens += 1
 
@@ -169,7 +156,7 @@ class Trace(_Resource):
 	@property
 	def tokens(self):
 		"""Tokens ended so far."""
-		return lib.p2pio_expert_trace_tokens(self._h())
+		return self._call(lib.p2pio_expert_trace_tokens)
 
 	def __len__(self):
 		return self.tokens
@@ -178,7 +165,7 @@ class Trace(_Resource):
 		"""As TraceWriter.add(), for the token being built in memory."""
 		arr, n = _ids(ids)
 		err = new_error()
-		ret = lib.p2pio_expert_trace_add(self._h(), _uint(layer, "layer"), arr, n,
+		ret = self._call(lib.p2pio_expert_trace_add, uint(layer, "layer", _U32), arr, n,
 						 ctypes.byref(err))
 		if ret < 0:
 			check(ret, err, "layer %d experts %s" % (layer, list(arr)[:n]))
@@ -186,31 +173,31 @@ class Trace(_Resource):
 	def end_token(self, prefill=False, seq_start=False):
 		"""As TraceWriter.end_token(): append the token built by add()."""
 		err = new_error()
-		check(lib.p2pio_expert_trace_end_token(self._h(), _flags(prefill, seq_start),
+		check(self._call(lib.p2pio_expert_trace_end_token, _flags(prefill, seq_start),
 						       ctypes.byref(err)), err, "end of token")
 
 	def cell(self, token, layer):
 		"""The experts @token chose at @layer, in the router's order ([]: not recorded)."""
 		ids = ctypes.POINTER(ctypes.c_uint16)()
-		n = check(lib.p2pio_expert_trace_cell(self._h(), _uint(token, "token", _U64),
-						      _uint(layer, "layer"), ctypes.byref(ids)),
+		n = check(self._call(lib.p2pio_expert_trace_cell, uint(token, "token"),
+						      uint(layer, "layer", _U32), ctypes.byref(ids)),
 			  None, "token %d layer %d" % (token, layer))
 		return ids[:n]
 
 	def token_flags(self, token):
 		"""{"prefill": ..., "seq_start": ...}: the flags end_token() was given, so that
 		t.end_token(**other.token_flags(i)) copies a token."""
-		token = _uint(token, "token", _U64)
+		token = uint(token, "token")
 		if token >= self.tokens:
 			raise P2pioError(errno.EINVAL, "token %d of %d" % (token, self.tokens))
-		f = lib.p2pio_expert_trace_token_flags(self._h(), token)
+		f = self._call(lib.p2pio_expert_trace_token_flags, token)
 		return {"prefill": bool(f & P2PIO_EXPERT_TOKEN_PREFILL),
 			"seq_start": bool(f & P2PIO_EXPERT_TOKEN_SEQ_START)}
 
 	def save(self, path):
 		"""Write the trace in the native format (the file is created or truncated)."""
 		err = new_error()
-		check(lib.p2pio_expert_trace_save(self._h(), os.fsencode(path), ctypes.byref(err)),
+		check(self._call(lib.p2pio_expert_trace_save, os.fsencode(path), ctypes.byref(err)),
 		      err, os.fsdecode(path))
 
 	def replay(self, capacity, policy="lru", per_layer=True, prefetch=(), router_accuracy=1.0,
@@ -248,18 +235,18 @@ class Trace(_Resource):
 		args = policy_args.encode() if policy_args is not None else None
 		o.policy = pol
 		o.policy_args = args
-		o.capacity = _uint(capacity, "capacity")
+		o.capacity = uint(capacity, "capacity", _U32)
 		o.per_layer = per_layer
 		o.prefetch = bits
 		o.with_prefill = with_prefill
 		o.router_wrong = 1.0 - router_accuracy
 		if warmup_tokens is not None:
-			o.warmup_tokens = _uint(warmup_tokens, "warmup_tokens", _U64)
+			o.warmup_tokens = uint(warmup_tokens, "warmup_tokens")
 			o.fixed_warmup = True
 		st = p2pio_expert_stats(size=ctypes.sizeof(p2pio_expert_stats))
 		ls = (p2pio_expert_layer_stats * self.layers)()
 		err = new_error()
-		check(lib.p2pio_expert_replay(self._h(), ctypes.byref(o), ctypes.byref(st), ls,
+		check(self._call(lib.p2pio_expert_replay, ctypes.byref(o), ctypes.byref(st), ls,
 					      ctypes.byref(err)), err, "replay")
 		out = _fields(st)
 		out["layers"] = [_fields(x, ()) for x in ls]
@@ -281,9 +268,9 @@ def synth(layers, experts, top_k, tokens, skew=0.8, locality=0.5, window=4, seed
 	defaults are `p2pio-moe synth`'s; the same arguments give the same trace on every
 	machine."""
 	p = p2pio_expert_synth_params(
-		nr_layers=_uint(layers, "layers"), nr_experts=_uint(experts, "experts"),
-		top_k=_uint(top_k, "top_k"), tokens=_uint(tokens, "tokens", _U64), skew=skew,
-		locality=locality, window=_uint(window, "window"), seed=_uint(seed, "seed", _U64),
+		nr_layers=uint(layers, "layers", _U32), nr_experts=uint(experts, "experts", _U32),
+		top_k=uint(top_k, "top_k", _U32), tokens=uint(tokens, "tokens"), skew=skew,
+		locality=locality, window=uint(window, "window", _U32), seed=uint(seed, "seed"),
 		layer_spread=layer_spread, drift=drift, cutoff=cutoff, repeat=repeat,
 		offset=offset, chain=chain)
 	return Trace._wrap(open_handle(lib.p2pio_expert_synth, ctypes.byref(p),
