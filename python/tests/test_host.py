@@ -425,6 +425,16 @@ class TestExperts(unittest.TestCase):
 			self.assertEqual((x.io()["cancels"], x.io()["cut_short"]), (0, 0))
 			self.assertEqual(x.layer_stats(1)["misses"], 0)
 
+	def test_no_whole_load_under_a_cache(self):
+		# Loaded whole or streamed, the model would load what the cache's budget leaves
+		# out: both are refused while the cache is open, and work once it is closed.
+		with self.ctx.open_model(Files.moe) as m:
+			with m.experts():
+				with self.assertRaises(p2pio.P2pioError) as cm:
+					m.load()
+				self.assertEqual(cm.exception.errno, errno.EBUSY)
+			m.load()
+
 	def test_errors(self):
 		with self.ctx.open_model(Files.moe) as m, m.experts() as x:
 			for layer, ids, code in ((4, [0], errno.ERANGE), (0, [8], errno.ERANGE),

@@ -518,6 +518,7 @@ static void test_open_errors(struct p2pio_ctx *ctx)
 	struct p2pio_experts_opts o;
 	struct p2pio_error err = { 0 };
 	struct p2pio_experts *x = NULL;
+	struct p2pio_streamer *s = NULL;
 	struct p2pio_model *m;
 
 	if (p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
@@ -538,7 +539,14 @@ static void test_open_errors(struct p2pio_ctx *ctx)
 	tap_ok(strstr(err.msg, "unknown flags 0x80000000") != NULL, "and named");
 	o.flags = 0;
 	tap_is_int(p2pio_experts_open(m, &o, &x, &err), 0, "another policy by name");
+	/* Loaded whole or streamed, the model would load what the cache's budget leaves out. */
+	tap_is_int(p2pio_model_load(m, NULL, NULL), -EBUSY,
+		   "while the cache is open the model is not loaded whole: EBUSY");
+	tap_is_int(p2pio_streamer_open(m, NULL, &s, &err), -EBUSY, "nor streamed: EBUSY");
+	tap_ok(strstr(err.msg, "expert cache") != NULL, "and says why: %s", err.msg);
 	p2pio_experts_close(x);
+	tap_is_int(p2pio_streamer_open(m, NULL, &s, &err), 0, "once it is closed, it streams");
+	p2pio_streamer_close(s);
 	p2pio_model_close(m);
 }
 

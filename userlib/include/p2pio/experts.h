@@ -157,14 +157,15 @@ void p2pio_experts_opts_init(struct p2pio_experts_opts *o);
 /**
  * p2pio_experts_open() - load a model's dense part and open an expert cache over the rest.
  * @m:    a model opened with p2pio_model_open(), not loaded whole and not streaming; it must
- *        outlive the cache.
+ *        outlive the cache, and while the cache is open it is neither loaded whole nor
+ *        streamed (p2pio_model_load() and p2pio_streamer_open() return -EBUSY).
  * @opts: options, or NULL for the defaults.
  * @out:  the cache.
  * @err:  optional: why it cannot open (no expert tensors, a budget smaller than the dense
  *        part and one expert, no virtual memory management on the GPU, ...).
  *
- * Return: 0, -EINVAL, -ENOSPC (budget), -EOPNOTSUPP, -ENOMEM, or an I/O error loading the
- * dense part.
+ * Return: 0, -EINVAL, -EBUSY (@m loaded whole or streaming), -ENOSPC (budget), -EOPNOTSUPP,
+ * -ENOMEM, or an I/O error loading the dense part.
  */
 int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *opts,
 		       struct p2pio_experts **out, struct p2pio_error *err);

@@ -235,7 +235,8 @@ struct p2pio_load_result {
  * it, p2pio_model_tensor() gives each tensor's address. Loading twice reloads.
  *
  * Return: 0, or a negative errno (-EINVAL when @res->size is not set, -ENOMEM when the
- * arena does not fit, -EIO, -ECANCELED).
+ * arena does not fit, -EBUSY while a streamer or an expert cache is open on @m, -EIO,
+ * -ECANCELED).
  */
 int p2pio_model_load(struct p2pio_model *m, const struct p2pio_model_load_opts *opts,
 		     struct p2pio_load_result *res);
@@ -348,7 +349,8 @@ struct p2pio_stream_stats {
  * Allocates the resident arena and the slots, loads the non-layer tensors (synchronously),
  * and starts prefetching from layer 0.
  *
- * Return: 0, or a negative errno (-ENOSPC: budget too small; -EBUSY: already streaming).
+ * Return: 0, or a negative errno (-ENOSPC: budget too small; -EBUSY: already streaming,
+ * loaded whole, or an expert cache open on @m).
  */
 int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts *opts,
 			struct p2pio_streamer **out, struct p2pio_error *err);

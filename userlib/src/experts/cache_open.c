@@ -299,6 +299,7 @@ int p2pio_experts_open(struct p2pio_model *m, const struct p2pio_experts_opts *o
 	if (!x)
 		return p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
 	x->m = m;
+	m->experts_open++;	/* until p2pio_experts_close(), failures included */
 	x->ctx = m->ctx;
 	x->flags = opts ? opts->flags : 0;
 	x->nl = m->nlayers;
@@ -425,6 +426,7 @@ void p2pio_experts_close(struct p2pio_experts *x)
 
 	if (!x)
 		return;
+	x->m->experts_open--;
 	prev = p2pio_ctx_enter(x->ctx);
 	pthread_mutex_lock(&x->lock);
 	while (x->loading && !x->fatal)

@@ -126,7 +126,7 @@ int p2pio_model_load(struct p2pio_model *m, const struct p2pio_model_load_opts *
 
 	if (res && res->size < offsetof(struct p2pio_load_result, bytes) + sizeof(res->bytes))
 		return -EINVAL;
-	if (m->streamer)
+	if (m->streamer || m->experts_open)
 		return -EBUSY;
 	if (chunk < P2PIO_MODEL_BLOCK)
 		chunk = P2PIO_MODEL_BLOCK;

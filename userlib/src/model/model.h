@@ -54,6 +54,8 @@ struct p2pio_model {
 	struct p2pio_model_group whole;		/* every tensor: the arena's plan */
 	struct p2pio_buf *arena;
 	struct p2pio_streamer *streamer;
+	uint32_t experts_open;	/* expert caches over it (p2pio_experts_open()): no whole load
+				 * or streamer meanwhile, which would load what they budget */
 };
 
 /*

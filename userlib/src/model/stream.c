@@ -725,9 +725,9 @@ int p2pio_streamer_open(struct p2pio_model *m, const struct p2pio_streamer_opts 
 	uint64_t t, slots_bytes;
 	int ret;
 
-	if (m->streamer || m->arena)
+	if (m->streamer || m->arena || m->experts_open)
 		return p2pio_set_error(err, -EBUSY, P2PIO_NO_OFFSET,
-				       "the model is already streaming or loaded whole");
+				       "the model is already streaming, loaded whole or under an expert cache");
 	if (!m->nlayers)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
 				       "the model has no layers (blk.N.*) to stream");
