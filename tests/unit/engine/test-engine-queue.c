@@ -52,8 +52,9 @@ struct rig {
 	uint8_t *mem;
 };
 
-static void rig_open_chunk(struct rig *r, enum p2pio_path p, unsigned int threads,
-			   uint64_t buf_len, uint32_t flags, uint64_t chunk)
+/* A rig over file @file (default: the program's file, @path). */
+static void rig_open_file(struct rig *r, const char *file, enum p2pio_path p,
+			  unsigned int threads, uint64_t buf_len, uint32_t flags, uint64_t chunk)
 {
 	struct p2pio_ctx_opts o;
 	struct p2pio_error err = { 0 };
@@ -66,13 +67,19 @@ static void rig_open_chunk(struct rig *r, enum p2pio_path p, unsigned int thread
 	o.threads = threads;
 	o.staging_bytes = (threads + 3) * chunk;
 	o.flags = flags;
-	if (p2pio_ctx_create(&o, &r->ctx, &err) || p2pio_file_open(r->ctx, path, 0, &r->f, &err) ||
+	if (p2pio_ctx_create(&o, &r->ctx, &err) || p2pio_file_open(r->ctx, file, 0, &r->f, &err) ||
 	    p2pio_buf_alloc(r->ctx, P2PIO_MEM_HOST, buf_len, &r->buf, &err) ||
 	    p2pio_queue_create(r->ctx, &r->q)) {
 		tap_diag("%s", err.msg);
 		tap_bail("cannot set up a context, file, buffer and queue");
 	}
 	r->mem = p2pio_buf_host_ptr(r->buf);
+}
+
+static void rig_open_chunk(struct rig *r, enum p2pio_path p, unsigned int threads,
+			   uint64_t buf_len, uint32_t flags, uint64_t chunk)
+{
+	rig_open_file(r, path, p, threads, buf_len, flags, chunk);
 }
 
 static void rig_open_flags(struct rig *r, enum p2pio_path p, unsigned int threads,
@@ -545,59 +552,35 @@ static void alone_hasten_path(enum p2pio_path p, const char *what)
 static void alone_fail_path(enum p2pio_path p, const char *what)
 {
 	char fpath[PATH_MAX];
-	struct p2pio_ctx_opts o;
-	struct p2pio_error err = { 0 };
 	struct p2pio_req req[NR_FAIL + NR];
 	struct p2pio_cqe cqe[NR_FAIL + NR];
-	struct p2pio_ctx *ctx = NULL;
-	struct p2pio_file *f = NULL;
-	struct p2pio_buf *buf = NULL;
-	struct p2pio_queue *q = NULL;
+	struct rig r;
 	uint64_t half = FILE_SIZE / 2;
 	int got, failed = 0, wrong = 0, n = 0, i;
 
-	p2pio_ctx_opts_init(&o);
-	o.device = P2PIO_DEVICE_HOST;
-	o.path = p;
-	o.chunk_size = CHUNK;
-	o.queue_depth = 2;
-	o.threads = 2;
-	o.staging_bytes = 5 * CHUNK;
-	o.flags = P2PIO_CTX_URGENT_ALONE;
-	if (efx_make_file(fpath, FILE_SIZE) || p2pio_ctx_create(&o, &ctx, &err) ||
-	    p2pio_file_open(ctx, fpath, 0, &f, &err) ||
-	    p2pio_buf_alloc(ctx, P2PIO_MEM_HOST, FILE_SIZE, &buf, &err) ||
-	    p2pio_queue_create(ctx, &q) || truncate(fpath, (off_t)half)) {
-		tap_diag("%s", err.msg);
-		tap_bail("cannot set up a context, a file cut short, a buffer and a queue");
-	}
+	if (efx_make_file(fpath, FILE_SIZE))
+		tap_bail("cannot make a file");
+	rig_open_file(&r, fpath, p, 2, FILE_SIZE, P2PIO_CTX_URGENT_ALONE, CHUNK);
+	if (truncate(fpath, (off_t)half))
+		tap_bail("cannot cut the file short");
 	/* The urgent ones first: the threads take them before any plain one. */
-	for (i = 0; i < NR_FAIL; i++) {
-		uint64_t off = half + (uint64_t)i * 2 * CHUNK;
-
-		req[n++] = (struct p2pio_req){ .file = f, .file_offset = off, .length = 2 * CHUNK,
-					       .buf = buf, .buf_offset = off,
-					       .tag = TAG_URGENT + (uint64_t)i,
-					       .flags = P2PIO_REQ_URGENT };
-	}
+	for (i = 0; i < NR_FAIL; i++)
+		req[n++] = req_at(&r, half + (uint64_t)i * 2 * CHUNK, 2 * CHUNK,
+				  TAG_URGENT + (uint64_t)i, P2PIO_REQ_URGENT);
 	for (i = 0; i < NR; i++)
-		req[n++] = (struct p2pio_req){ .file = f, .file_offset = (uint64_t)i * CHUNK,
-					       .length = CHUNK, .buf = buf,
-					       .buf_offset = (uint64_t)i * CHUNK,
-					       .tag = (uint64_t)i };
-	memset(p2pio_buf_host_ptr(buf), EFX_GUARD, FILE_SIZE);
+		req[n++] = req_at(&r, (uint64_t)i * CHUNK, CHUNK, (uint64_t)i, 0);
+	memset(r.mem, EFX_GUARD, FILE_SIZE);
 	efx_drop_cache(fpath);
-	if (p2pio_submit(q, req, n) != n)
+	if (p2pio_submit(r.q, req, n) != n)
 		tap_bail("cannot submit");
 	/* 5 s: the plain reads take milliseconds, unless nothing lets them start. */
-	got = efx_reap(q, cqe, n, 5000);
+	got = efx_reap(r.q, cqe, n, 5000);
 	for (i = 0; i < got; i++) {
 		if (cqe[i].tag >= TAG_URGENT)
 			failed += cqe[i].res == -ENODATA;
 		else
-			wrong += cqe[i].res || efx_mismatch((uint8_t *)p2pio_buf_host_ptr(buf) +
-								    cqe[i].tag * CHUNK,
-							    cqe[i].tag * CHUNK, CHUNK) >= 0;
+			wrong += cqe[i].res ||
+				 efx_mismatch(r.mem + cqe[i].tag * CHUNK, cqe[i].tag * CHUNK, CHUNK) >= 0;
 	}
 	tap_ok(got == n && failed == NR_FAIL && !wrong,
 	       "%s, urgent reads alone: %d urgent reads that fail let the %d plain ones held "
@@ -606,10 +589,7 @@ static void alone_fail_path(enum p2pio_path p, const char *what)
 	/* Reads still held would be waited for by the context's end: none are, or it hung. */
 	if (got < n)
 		tap_bail("reads still held back: the context cannot be destroyed");
-	p2pio_queue_destroy(q);
-	p2pio_buf_free(buf);
-	p2pio_file_close(f);
-	p2pio_ctx_destroy(ctx);
+	rig_close(&r);
 	unlink(fpath);
 }
 
