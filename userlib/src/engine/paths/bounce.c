@@ -202,6 +202,17 @@ static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finishe
 	return true;
 }
 
+/*
+ * @n more pieces of work a worker may start (reads queued, or plain ones let go): polling
+ * workers watch @submitted, sleeping ones the condition. Under b->lock.
+ */
+static void p2pio_bounce_new_work(struct p2pio_bounce *b, unsigned int n)
+{
+	atomic_fetch_add(&b->submitted, n);
+	if (b->nr_waiting)
+		pthread_cond_broadcast(&b->cond);
+}
+
 /* A slot back to the pool; a worker that waits for one may go on. */
 static void p2pio_bslot_put(struct p2pio_bounce *b, struct p2pio_bslot *s)
 {
@@ -249,12 +260,8 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 	if (bio->urgent) {
 		/* The last urgent piece read: plain ones may start again (P2PIO_CTX_URGENT_ALONE). */
 		pthread_mutex_lock(&b->lock);
-		if (p2pio_opq_piece_read(&b->q, true)) {
-			/* Polling workers watch @submitted, sleeping ones the condition. */
-			atomic_fetch_add(&b->submitted, 1);
-			if (b->nr_waiting)
-				pthread_cond_broadcast(&b->cond);
-		}
+		if (p2pio_opq_piece_read(&b->q, true))
+			p2pio_bounce_new_work(b, 1);
 		pthread_mutex_unlock(&b->lock);
 	}
 	if (err || atomic_load(&op->err) || !s) {
@@ -616,10 +623,8 @@ static int p2pio_bounce_submit_many(void *priv, struct p2pio_op **ops, unsigned 
 	b->queued += chunks;
 	for (i = 0; i < n; i++)
 		p2pio_opq_push(&b->q, ops[i]);
-	atomic_fetch_add(&b->submitted, n);
 	/* Every sleeping worker: a large read, or many, has chunks for all of them. */
-	if (b->nr_waiting)
-		pthread_cond_broadcast(&b->cond);
+	p2pio_bounce_new_work(b, n);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
 }
@@ -657,11 +662,8 @@ static unsigned int p2pio_bounce_hasten(void *priv, const struct p2pio_queue *q,
 	 * urgent, may start at once; the workers that slept on it would otherwise sleep on
 	 * until the last urgent piece is read. (Without the flag the head never waits.)
 	 */
-	if (released) {
-		atomic_fetch_add(&b->submitted, 1);	/* and the polling ones */
-		if (b->nr_waiting)
-			pthread_cond_broadcast(&b->cond);
-	}
+	if (released)
+		p2pio_bounce_new_work(b, 1);
 	pthread_mutex_unlock(&b->lock);
 	return got;
 }

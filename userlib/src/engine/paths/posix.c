@@ -137,7 +137,8 @@ static void *p2pio_posix_thread(void *arg)
 		px->ctx->cu->CtxSetCurrent(px->ctx->cuctx);
 	pthread_mutex_lock(&px->lock);
 	for (;;) {
-		if (!p2pio_opq_next(&px->q)) {
+		op = p2pio_opq_next(&px->q);
+		if (!op) {
 			/* Idle: finish the copies in flight before sleeping or leaving. */
 			if (w->slot[0].op || w->slot[1].op) {
 				pthread_mutex_unlock(&px->lock);
@@ -152,7 +153,6 @@ static void *p2pio_posix_thread(void *arg)
 			pthread_cond_wait(&px->cond, &px->lock);
 			continue;
 		}
-		op = p2pio_opq_next(&px->q);
 		off = op->cur;
 		n = op->end - off < px->ctx->opts.chunk_size ? op->end - off :
 							       px->ctx->opts.chunk_size;
