@@ -212,16 +212,35 @@ static void debugfs_stats_mode(void)
 	       (unsigned)(st.st_mode & 07777));
 }
 
-/* A root-owned world-readable file: nobody may read it, not lock its writers out. */
-static int nobody_rootfile(void)
+/*
+ * Registers test file @name through a read-only fd of its own, and unregisters it again
+ * where that worked: 0, the registration's -errno, 1 where the file does not open, 2
+ * where the unregistration fails. (A child's exit status: what a refusal test expects.)
+ */
+static int register_once(const char *name)
 {
 	struct p2pio_register_file reg;
-	int fd = open(vm_file_path("b1-pub"), O_RDONLY), ret;
+	int fd = open(vm_file_path(name), O_RDONLY), ret;
 
 	if (fd < 0)
 		return 1;
 	ret = vm_p2p_register(pfd, fd, &reg);
-	return ret == -EACCES ? 0 : 30 + (ret < 0 ? -ret : 0);
+	if (!ret && vm_p2p_unregister(pfd, reg.handle))
+		ret = 2;
+	close(fd);
+	return ret;
+}
+
+/* 0 where @ret is -EACCES; else an exit status that says what it was (@base + errno). */
+static int eacces_or(int ret, int base)
+{
+	return ret == -EACCES ? 0 : ret > 0 ? ret : base - ret;
+}
+
+/* A root-owned world-readable file: nobody may read it, not lock its writers out. */
+static int nobody_rootfile(void)
+{
+	return eacces_or(register_once("b1-pub"), 30);
 }
 
 /*
@@ -231,15 +250,9 @@ static int nobody_rootfile(void)
  */
 static int nobody_writable(void)
 {
-	struct p2pio_register_file reg;
-	int fd = open(vm_file_path("a1-wr"), O_RDONLY), ret;
+	int ret = register_once("a1-wr");
 
-	if (fd < 0)
-		return 1;
-	ret = vm_p2p_register(pfd, fd, &reg);
-	if (ret)
-		return 40 + (ret < 0 ? -ret : 0);
-	return vm_p2p_unregister(pfd, reg.handle) ? 2 : 0;
+	return ret < 0 ? 40 - ret : ret;
 }
 
 /*
@@ -248,15 +261,7 @@ static int nobody_writable(void)
  */
 static int nobody_appendonly(void)
 {
-	struct p2pio_register_file reg;
-	int fd = open(vm_file_path("a1-wr"), O_RDONLY), ret;
-
-	if (fd < 0)
-		return 1;
-	ret = vm_p2p_register(pfd, fd, &reg);
-	if (!ret)
-		vm_p2p_unregister(pfd, reg.handle);
-	return ret == -EACCES ? 0 : 50 + (ret < 0 ? -ret : 0);
+	return eacces_or(register_once("a1-wr"), 50);
 }
 
 /* Sets or clears @path's append-only flag (FS_IOC_SETFLAGS, as chattr does): 0 or -errno. */
