@@ -72,14 +72,6 @@ struct reader {
 	char why[128];
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 /*
  * The file system being full but for the victim's freed blocks, @fd takes what is left
  * and the pattern of @name goes over every part of it on one of the @nold extents @old.
@@ -114,7 +106,7 @@ static void *read_loop(void *arg)
 		struct p2pio_read rd = { .file = r->reg.handle, .mem = r->t.pin.handle,
 					 .length = VSIZE };
 		struct p2pio_completion c;
-		uint64_t at = now_ns(), end;
+		uint64_t at = vm_now_ns(), end;
 		uint32_t k = 0, got = 0;
 		int ret;
 
@@ -241,14 +233,14 @@ static void one_break(const char *mnt, const char *kind, bool first)
 	}
 	vm_sleep_ms(100);	/* into the middle of the next reads */
 
-	t0 = now_ns();
+	t0 = vm_now_ns();
 	pid = fork();
 	if (pid == 0)
 		_exit(-breaker(kind, xfd, tfd, cfd));
 	ret = waitpid(pid, &st, 0) == pid && WIFEXITED(st) ? -WEXITSTATUS(st) : -ECHILD;
-	took = now_ns() - t0;
+	took = vm_now_ns() - t0;
 	vm_p2p_stats(rs[0].pfd, P2PIO_STATS_GLOBAL, &s0);
-	atomic_store(&break_end_ns, now_ns());
+	atomic_store(&break_end_ns, vm_now_ns());
 	tap_is_int(ret, 0, "%s %s: another process broke the lease", mnt, kind);
 	tap_ok(took < 1000000000ull,
 	       "%s %s: the break returned in %llu ms, before lease_break_time (1 s): p2pio gave the lease back",

@@ -44,20 +44,12 @@ struct reader {
 	_Atomic uint64_t end_ns;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 static void *read_one(void *arg)
 {
 	struct reader *r = arg;
 
 	r->status = vm_p2p_read(r->pfd, r->file, r->pin, 0, 65536, 0);
-	atomic_store(&r->end_ns, now_ns());
+	atomic_store(&r->end_ns, vm_now_ns());
 	return NULL;
 }
 
@@ -92,12 +84,12 @@ static void one(int nvd, const char *mnt)
 	tap_is_int(vm_write_str(MAP_DELAY, "3000"), 0, "%s: the double's map takes 3 s", mnt);
 	pthread_create(&tid, NULL, read_one, &r);
 	vm_sleep_ms(500);	/* the issuer holds the registration, inside the map */
-	t0 = now_ns();
+	t0 = vm_now_ns();
 	pid = fork();
 	if (pid == 0)
 		_exit(-vm_dedupe(tfd, xfd, VSIZE, NULL));
 	ret = waitpid(pid, &st, 0) == pid && WIFEXITED(st) ? -WEXITSTATUS(st) : -ECHILD;
-	back = now_ns();
+	back = vm_now_ns();
 	pthread_join(tid, NULL);
 	vm_write_str(MAP_DELAY, "0");
 	rend = atomic_load(&r.end_ns);

@@ -482,9 +482,11 @@ out:
  * (no completion, its slot still poison) and the urgent read completes first. Beside (the
  * default) they are sent at once: none can be withdrawn. Every byte checked.
  * Returns the urgent read's place among the completions, or -1 on a failure;
- * *@withdrawn: whether the last plain read was.
+ * *@withdrawn: whether the last plain read was; *@out: whether the urgent read was
+ * provably still out when the submission of all of them returned (submitted after the
+ * call began, it completed its latency later, past the call's end).
  */
-static int alone_round(const char *path, int fd, uint32_t flags, bool *withdrawn)
+static int alone_round(const char *path, int fd, uint32_t flags, bool *withdrawn, bool *out)
 {
 	struct p2pio_error err = { 0 };
 	struct p2pio_ctx *c = NULL;
@@ -495,8 +497,10 @@ static int alone_round(const char *path, int fd, uint32_t flags, bool *withdrawn
 	struct p2pio_cqe cqe[HELD_NR + 1];
 	uint8_t *mem;
 	int got = 0, k, i, pos = -1, want_done = HELD_NR + 1;
+	uint64_t t0, t1;
 
 	*withdrawn = false;
+	*out = false;
 	if (!held_open(path, 64, flags, &c, &f, &buf, &err) || p2pio_queue_create(c, &q)) {
 		tap_diag("urgent alone: set-up: %s", err.msg);
 		goto out;
@@ -511,8 +515,10 @@ static int alone_round(const char *path, int fd, uint32_t flags, bool *withdrawn
 		r[i] = (struct p2pio_req){ .file = f, .file_offset = (uint64_t)i * HELD_LEN,
 					   .length = HELD_LEN, .buf = buf,
 					   .buf_offset = (uint64_t)i * HELD_LEN, .tag = (uint64_t)i };
+	t0 = vm_now_ns();
 	if (p2pio_submit(q, r, HELD_NR + 1) != HELD_NR + 1)
 		goto out;
+	t1 = vm_now_ns();
 	*withdrawn = p2pio_cancel(q, HELD_NR, 1) == 1;
 	want_done -= *withdrawn;
 	while (got < want_done) {
@@ -522,8 +528,10 @@ static int alone_round(const char *path, int fd, uint32_t flags, bool *withdrawn
 		for (i = 0; i < k; i++, got++) {
 			if (cqe[i].res || cqe[i].path != P2PIO_PATH_P2P)
 				goto out;
-			if (cqe[i].tag == HELD_TAG)
+			if (cqe[i].tag == HELD_TAG) {
 				pos = got;
+				*out = t0 + cqe[i].latency_ns > t1;
+			}
 		}
 	}
 	for (i = 0; i <= HELD_NR; i++) {
@@ -547,16 +555,28 @@ out:
 	return got == want_done ? pos : -1;
 }
 
+/*
+ * With the flag, only a round whose urgent read was still out when the plain reads were
+ * queued shows them held: on a loaded machine the submitting thread may be preempted
+ * between the urgent read and the plain ones long enough for the urgent one to be read
+ * whole (then nothing is out to hold them for). Such a round is run again.
+ */
+#define ALONE_TRIES 5
+
 static void urgent_alone(const char *path)
 {
-	int fd = open(path, O_RDONLY), pos;
-	bool withdrawn;
+	int fd = open(path, O_RDONLY), pos, tries = 0;
+	bool withdrawn, out;
 
-	pos = alone_round(path, fd, P2PIO_CTX_URGENT_ALONE, &withdrawn);
-	tap_ok(pos == 0 && withdrawn, "P2P, urgent reads alone: a 4 MiB urgent read and %d plain "
-	       "ones after it: the plain ones held while it is read (the last withdrawn: %d), it "
-	       "completes first (at %d), the rest byte-exact", HELD_NR, withdrawn, pos + 1);
-	pos = alone_round(path, fd, 0, &withdrawn);
+	do
+		pos = alone_round(path, fd, P2PIO_CTX_URGENT_ALONE, &withdrawn, &out);
+	while (pos >= 0 && !out && ++tries < ALONE_TRIES);
+	tap_ok(pos == 0 && withdrawn && out, "P2P, urgent reads alone: a 4 MiB urgent read and "
+	       "%d plain ones after it: the plain ones held while it is read (the last "
+	       "withdrawn: %d), it completes first (at %d), the rest byte-exact (round %d: the "
+	       "urgent read still out when they were queued: %d)", HELD_NR, withdrawn, pos + 1,
+	       tries + 1, out);
+	pos = alone_round(path, fd, 0, &withdrawn, &out);
 	tap_ok(pos >= 0 && !withdrawn, "P2P, beside (the default): the plain ones sent at once "
 	       "(the last not withdrawn: %d), all byte-exact (the urgent one completed %d of %d)",
 	       withdrawn, pos + 1, HELD_NR + 1);

@@ -775,6 +775,14 @@ void vm_fanotify_stop(struct vm_fanotify *l)
 	l->fd = -1;
 }
 
+uint64_t vm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t vm_fs_free(const char *path)
 {
 	struct statvfs sv;

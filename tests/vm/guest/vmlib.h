@@ -228,6 +228,8 @@ struct vm_extent {
  * (at most @max), or -errno.
  */
 int vm_file_extents(int fd, struct vm_extent *out, int max);
+/* CLOCK_MONOTONIC in nanoseconds (the clock of the library's latencies). */
+uint64_t vm_now_ns(void);
 /* Bytes an unprivileged user may still allocate on the file system of @path (statvfs). */
 uint64_t vm_fs_free(const char *path);
 /*
