@@ -459,17 +459,48 @@ static bool p2pio_lease_drop(struct p2pio_file *f)
 }
 
 /*
- * Takes an issuer's reference on @f for the reads about to start: false when the
- * registration is stale. Reads hold @busy from before they are issued until they end.
+ * Whether a command of @f may still be issued: 0, or the errno its read fails with.
+ *
+ * ESTALE once the layout lease broke (@stale). EMEDIUMTYPE once the file is a verity
+ * file: registration refuses those (p2pio_file_check_inode()), but FS_IOC_ENABLE_VERITY
+ * needs only a read-only fd and no writers, which deny_write_access() lets through (it
+ * denies writers itself), and breaks no layout lease (ext4 writes the Merkle tree past
+ * EOF; the data blocks stay where they are). From then on read() checks every block it
+ * reads from the device against the tree and fails with EIO where it does not match;
+ * raw LBA reads would skip that, so they are refused. S_VERITY is set once the tree is
+ * complete and never cleared while the inode lives (@filp holds it).
  */
-bool p2pio_file_get(struct p2pio_file *f)
+int p2pio_file_check(struct p2pio_file *f)
 {
+	if (unlikely(READ_ONCE(f->stale)))
+		return -ESTALE;
+	if (unlikely(IS_VERITY(file_inode(f->filp)))) {
+		/* Once per registration; then the reads' status says it. */
+		if (!xchg(&f->verity, true))
+			return p2pio_refuse(f->filp, EMEDIUMTYPE,
+					    "verity file (fs-verity enabled after registration %u): its reads fail from now on",
+					    f->handle);
+		return -EMEDIUMTYPE;
+	}
+	return 0;
+}
+
+/*
+ * Takes an issuer's reference on @f for the reads about to start: 0, or the errno of
+ * p2pio_file_check() (no reference then). Reads hold @busy from before they are issued
+ * until they end.
+ */
+int p2pio_file_get(struct p2pio_file *f)
+{
+	int ret;
+
 	atomic_inc(&f->busy);
 	smp_mb__after_atomic();	/* pairs with p2pio_lease_break(): @busy before @stale */
-	if (likely(!READ_ONCE(f->stale)))
-		return true;
+	ret = p2pio_file_check(f);
+	if (likely(!ret))
+		return 0;
 	p2pio_file_put(f);
-	return false;
+	return ret;
 }
 
 /* Any context. */

@@ -281,12 +281,12 @@ int p2pio_nvme_read(struct p2pio_ctx *ctx, struct p2pio_rd *rd, struct p2pio_fil
 	 * PRP pages): the extents are trusted only if no break has started. A break that
 	 * starts after this check waits for this command (we hold @f->busy since
 	 * p2pio_file_get(), and p2pio_lease_break() keeps the kernel from timing the lease
-	 * out however long we are preempted before the issue or the command takes).
+	 * out however long we are preempted before the issue or the command takes). The
+	 * same check stops a read whose file became a verity file meanwhile.
 	 */
-	if (unlikely(READ_ONCE(f->stale))) {
-		ret = -ESTALE;
+	ret = p2pio_file_check(f);
+	if (unlikely(ret))
 		goto out_free_prp;
-	}
 	/* From here to the issue nothing sleeps. */
 	if (!p2pio_mem_get(mem)) {
 		ret = -ENODEV;

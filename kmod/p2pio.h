@@ -136,6 +136,7 @@ struct p2pio_file {
 	 */
 	bool stale;
 	bool leased;			/* holds its layout lease */
+	bool verity;			/* became a verity file, logged (p2pio_file_check()) */
 	struct work_struct break_work;
 	struct block_device *bdev;	/* the partition or namespace the fs is on */
 	struct request_queue *q;	/* the namespace's blk-mq queue */
@@ -287,7 +288,8 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 			struct p2pio_file **out);
 int p2pio_file_unregister(struct p2pio_ctx *ctx, u32 handle);
 void p2pio_file_undo(struct p2pio_ctx *ctx, struct p2pio_file *f, u32 handle);
-bool p2pio_file_get(struct p2pio_file *f);
+int p2pio_file_check(struct p2pio_file *f);
+int p2pio_file_get(struct p2pio_file *f);
 void p2pio_file_put(struct p2pio_file *f);
 
 /* ns.c */

@@ -168,11 +168,13 @@ static int p2pio_rd_issue(struct p2pio_ctx *ctx, struct p2pio_rd *rd,
 	ret = rw_verify_area(READ, f->filp, &pos, r->length);
 	if (ret < 0)
 		goto out_fail;
-	/* Held while issuing: a layout break waits for it, or it sees the break. */
-	if (!p2pio_file_get(f)) {
-		ret = -ESTALE;
+	/*
+	 * Held while issuing: a layout break waits for it, or it sees the break (ESTALE).
+	 * Also refused: a file that became a verity file since its registration.
+	 */
+	ret = p2pio_file_get(f);
+	if (ret)
 		goto out_fail;
-	}
 	map = p2pio_mem_get_map(mem, f->nvme);
 	if (IS_ERR(map)) {
 		ret = PTR_ERR(map);

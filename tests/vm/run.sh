@@ -75,6 +75,16 @@ if [ -z "${VM_REPORT_ONLY:-}" ]; then
 	WORK=$VMBUILD/disks
 	rm -rf "$WORK"
 	mkdir -p "$WORK"
+	# ext4's verity feature (test-verity) only where every kernel booted has fs-verity:
+	# without CONFIG_FS_VERITY ext4 mounts a verity file system read-only or not at all
+	VM_EXT4_VERITY=1
+	for kver in $KERNELS; do
+		if ! grep -qs '^CONFIG_FS_VERITY=y' "/boot/config-$kver"; then
+			echo "vm: $kver has no CONFIG_FS_VERITY: no ext4 verity feature, test-verity skips"
+			VM_EXT4_VERITY=""
+		fi
+	done
+	export VM_EXT4_VERITY
 	echo "vm: making disk images"
 	vm_make_disks "$WORK"
 	vm_nr_namespaces >"$WORK/etc/vm-namespaces"

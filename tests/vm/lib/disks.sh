@@ -9,7 +9,7 @@ VM_DISKS=(
 	"a1 A 1 512  mbr 2049 ext4 160 -"	# odd partition start, 512 B LBAs
 	"a2 A 2 4096 gpt 300  xfs  320 -"	# 4 KiB LBAs, GPT
 	"b1 B 1 512  gpt 3001 xfs  320 -"	# controller B: small MDTS (16 KiB)
-	"b2 B 2 4096 mbr 263  ext4 160 -"
+	"b2 B 2 4096 mbr 263  ext4 160 verity"	# ext4's verity feature (test-verity)
 	"md C 1 512  none 0   ext4 32  meta"	# 8 bytes of metadata (PI type 1) per LBA, separate
 	"mx C 2 512  none 0   ext4 32  metaext"	# the same, extended LBAs (mset=1): no integrity profile
 	"vb V 0 512  none 0   ext4 16  -"	# virtio-blk, not NVMe
@@ -45,14 +45,19 @@ vm_stage_files() {
 		"$tag-big data" "$tag-pub data" "$tag-secret secret" "$tag-wr data" >"$dir.list"
 }
 
-# vm_mkfs IMG FSTYPE MIB LBA STAGEDIR
+# vm_mkfs IMG FSTYPE MIB LBA STAGEDIR [NOTE]
+# NOTE "verity" gives an ext4 file system the verity feature (FS_IOC_ENABLE_VERITY works
+# on it), unless VM_EXT4_VERITY is set empty: a kernel without CONFIG_FS_VERITY refuses
+# to mount such a file system read-write (run.sh checks the kernels it boots).
 vm_mkfs() {
-	local img=$1 fs=$2 mib=$3 lba=$4 dir=$5 proto f
+	local img=$1 fs=$2 mib=$3 lba=$4 dir=$5 note=${6:-} proto f opts=""
 	rm -f "$img"
 	truncate -s "${mib}M" "$img"
 	case $fs in
 	ext4)
-		mkfs.ext4 -q -F -b 4096 -d "$dir" "$img" >/dev/null ;;
+		[ "$note" = verity ] && [ -n "${VM_EXT4_VERITY-1}" ] && opts="-O verity"
+		# shellcheck disable=SC2086 # $opts: no option, or one option and its value
+		mkfs.ext4 -q -F -b 4096 $opts -d "$dir" "$img" >/dev/null ;;
 	xfs)
 		# mkfs.xfs copies files in from a prototype file.
 		proto=$img.proto
@@ -125,7 +130,7 @@ vm_make_disks() {
 				echo "/mnt/lp $name $(stat -c %s "$work/stage/lp/$name") $kind"
 			done <"$work/stage/lp.list" >>"$work/etc/vm-files"
 		fi
-		vm_mkfs "$work/$id.part" "$fs" "$mib" "$lba" "$work/stage/$id"
+		vm_mkfs "$work/$id.part" "$fs" "$mib" "$lba" "$work/stage/$id" "$note"
 		vm_mkdisk "$work/$id.img" "$lba" "$table" "$start" "$work/$id.part" "$note"
 		rm -f "$work/$id.part" "$work/$id.part.proto"
 		local part=1 opts=rw
