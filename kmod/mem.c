@@ -288,7 +288,11 @@ struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme
 	}
 	map->mem = mem;
 	map->nvme = nvme;
-	/* The controller's lock keeps its unbind from undoing maps while we make one. */
+	/*
+	 * The controller's lock keeps its unbind from undoing maps while we make one, and
+	 * the unbind (so the device's removal) waiting until this map is made and listed:
+	 * held across the provider's map call, which sleeps (see struct p2pio_nvme).
+	 */
 	mutex_lock(&nvme->lock);
 	if (nvme->dead) {
 		ret = -ENODEV;

@@ -91,7 +91,22 @@ struct p2pio_nvme {
 	 * the controller's queues, which the unbind waits for: no lock needed.
 	 */
 	struct dma_pool *prp_pool;
-	struct mutex lock;		/* maps, dead; held across provider map/unmap */
+	/*
+	 * @maps and @dead. A mutex, held across the provider's map and unmap calls for this
+	 * controller, which sleep (nvidia_p2p_dma_map_pages() takes the NVIDIA driver's API
+	 * lock; IOMMU mappings). On purpose: the unbind (p2pio_nvme_gone()) sets @dead and
+	 * undoes every map under it, so a map in progress is finished before the unbind goes
+	 * on (and with it the device's removal from its IOMMU group), and is then undone by
+	 * it; a map made outside the lock and checked against @dead after could still be
+	 * running on a device already gone. No deadlock: what runs under the driver's API
+	 * lock (the free callback, p2pio_mem_revoke()) waits only for busy and call
+	 * references, never held by a thread waiting for this lock or the API lock; a
+	 * layout break waits for the file's issuers, which may wait here, but no holder of
+	 * this lock waits for a break or a file system lock. Its cost is contention: one
+	 * controller's maps (one per pin, on first use) and unmaps run one at a time.
+	 * Documentation/kmod-internals.md, "Lifetimes and locks".
+	 */
+	struct mutex lock;
 	struct list_head maps;		/* struct p2pio_mem_map.nvme_node */
 	bool dead;			/* unbound: no new mappings, no new files */
 };
