@@ -18,6 +18,7 @@
 
 #include "p2pio.h"
 #include "experts/cache.h"	/* the entries' load state: hints_loading() */
+#include "experts/expert_io.h"	/* an expert's reads: test_bytes_loaded() */
 #include "engine_fixture.h"	/* efx_drop_cache() */
 #include "model_fixture.h"
 #include "tap.h"
@@ -1479,20 +1480,24 @@ static bool partial_hint_try(enum p2pio_path path, const char *pname, bool *ok, 
 		*ok = io.cut_short == 1 && io.cancels == 0 && absent && io.loads == 2 &&
 		      io.prefetches == 1 && hint_done > 0 && hint_done < hint_bytes &&
 		      io.bytes == bytes_other + hint_done && io.reads > nr_other &&
-		      io.reads < nr_other + npieces && st.prefetch_wasted == 1;
+		      io.reads < nr_other + npieces && st.prefetch_wasted == 1 &&
+		      st.bytes_loaded == bytes_other + hint_done;
 	} else {
 		/* Not cut: it completed, whole in every count. */
 		*ok = io.cancels == 0 && !absent && io.loads == 2 && hint_done == hint_bytes &&
-		      io.bytes == bytes_other + hint_bytes && io.reads == nr_other + npieces;
+		      io.bytes == bytes_other + hint_bytes && io.reads == nr_other + npieces &&
+		      st.bytes_loaded == bytes_other + hint_bytes;
 	}
 	*ok = *ok && !bad && got == 2;
 	snprintf(why, whylen, "%u of %u reads of the hint left at the require; %llu cut short, "
 		 "%llu withdrawn unread; %llu of its %llu bytes read; %llu loads, %llu reads, "
-		 "%llu bytes (the miss's %llu); resident %d; %d of 2 reads of the test's own",
+		 "%llu bytes (the miss's %llu), bytes_loaded %llu; resident %d; %d of 2 reads "
+		 "of the test's own",
 		 left, npieces, (unsigned long long)io.cut_short, (unsigned long long)io.cancels,
 		 (unsigned long long)hint_done, (unsigned long long)hint_bytes,
 		 (unsigned long long)io.loads, (unsigned long long)io.reads,
-		 (unsigned long long)io.bytes, (unsigned long long)bytes_other, !absent, got);
+		 (unsigned long long)io.bytes, (unsigned long long)bytes_other,
+		 (unsigned long long)st.bytes_loaded, !absent, got);
 	/* Cut short or not, it loads again byte for byte. */
 	if (require_checked(&r, 1, &zero, 1) != 0)
 		*ok = false;
@@ -1644,6 +1649,71 @@ out:
 	p2pio_ctx_destroy(ctx);
 }
 
+/*
+ * The statistics' bytes_loaded is what the loads read (p2pio/expert_policy.h), not the
+ * memory each expert takes: this model's experts are a few block-aligned reads of about
+ * 40 KiB, each in 64 KiB of host memory (the allocation granularity). Every expert is
+ * loaded once, as a demand miss with room for all: bytes_loaded must be the sum of their
+ * planned reads, exactly, as the I/O counts' bytes are. A completed load once counted the
+ * whole 64 KiB while a withdrawn one counted what it had read.
+ */
+static void test_bytes_loaded(enum p2pio_path path, const char *pname)
+{
+	struct p2pio_expert_stats st = { .size = sizeof(st) };
+	struct p2pio_experts_io io = { .size = sizeof(io) };
+	struct p2pio_experts_info info;
+	struct p2pio_model_info mi;
+	struct p2pio_experts_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_experts *x = NULL;
+	struct p2pio_model *m = NULL;
+	struct p2pio_ctx *ctx = host_ctx(path);
+	uint64_t want = 0, ptr;
+	uint32_t l, e, r;
+	int ret = 0;
+
+	if (!ctx || p2pio_model_open(ctx, model_path, NULL, &m, &err)) {
+		tap_ok(0, "%s: bytes_loaded: context and model: %s", pname, err.msg);
+		goto out;
+	}
+	p2pio_model_info(m, &mi);
+	p2pio_experts_opts_init(&o);
+	o.budget = budget_for(m, NLAYERS * NEXPERTS);
+	if (p2pio_experts_open(m, &o, &x, &err)) {
+		tap_ok(0, "%s: bytes_loaded: cache: %s", pname, err.msg);
+		goto out;
+	}
+	p2pio_experts_info(x, &info);
+	for (l = 0; l < NLAYERS && !ret; l++)
+		for (e = 0; e < NEXPERTS && !ret; e++) {
+			struct p2pio_expert_plan plan;
+
+			ret = p2pio_expert_plan(p2pio_model_gguf(m),
+						p2pio_gguf_layer(p2pio_model_gguf(m), l), e,
+						P2PIO_MODEL_BLOCK, mi.file_size, &plan);
+			for (r = 0; !ret && r < plan.nruns; r++)
+				want += plan.runs[r].len;
+			p2pio_experts_token_begin(x);
+			ret = ret ?: p2pio_experts_require(x, l, &e, 1, NULL, &ptr);
+			ret = ret ?: p2pio_experts_release(x, l, &e, 1, NULL);
+			ret = ret ?: p2pio_experts_token_end(x);
+		}
+	p2pio_experts_stats(x, &st, &io, false);
+	tap_ok(!ret && want != (uint64_t)NLAYERS * NEXPERTS * info.expert_bytes,
+	       "%s: bytes_loaded: every expert loaded once, its reads (%llu bytes in all) less "
+	       "than its memory (%llu bytes each): %s", pname, (unsigned long long)want,
+	       (unsigned long long)info.expert_bytes, p2pio_strerror(ret));
+	tap_ok(st.loads == NLAYERS * NEXPERTS && st.bytes_loaded == want && io.bytes == want,
+	       "%s: bytes_loaded is the bytes the loads read (%llu loads, %llu bytes; read %llu, "
+	       "the I/O counts %llu)", pname, (unsigned long long)st.loads,
+	       (unsigned long long)st.bytes_loaded, (unsigned long long)want,
+	       (unsigned long long)io.bytes);
+out:
+	p2pio_experts_close(x);
+	p2pio_model_close(m);
+	p2pio_ctx_destroy(ctx);
+}
+
 static void test_dense_model(struct p2pio_ctx *ctx)
 {
 	char path[PATH_MAX + 8];
@@ -1721,6 +1791,7 @@ int main(void)
 		test_right_hold_kept(paths[i].path, paths[i].name);
 		test_partial_hint(paths[i].path, paths[i].name);
 		test_random_calls(paths[i].path, paths[i].name, seed + i);
+		test_bytes_loaded(paths[i].path, paths[i].name);
 	}
 	/* Threads that poll before they sleep (P2PIO_CTX_POLL) read the same bytes. */
 	ctx = host_ctx_flags(P2PIO_PATH_BOUNCE, P2PIO_CTX_POLL);

@@ -118,7 +118,12 @@ const char *p2pio_expert_policy_name(unsigned int i);
  * @steady_hits:     ...
  * @steady_misses:   ...
  * @loads:           loads issued (demand misses and prefetches).
- * @bytes_loaded:    bytes those loads moved (a prefetch withdrawn unread moved none).
+ * @bytes_loaded:    bytes those loads moved, counted as each load ends: a cache's load the
+ *                   bytes its reads read (which may be fewer than the memory the expert
+ *                   takes: that is rounded up to the allocation granularity), one that
+ *                   failed or was withdrawn what it read before (a prefetch withdrawn unread
+ *                   moved none), one still in flight nothing yet; a replay's load the
+ *                   expert's bytes it was given.
  * @evictions:       experts evicted.
  * @prefetches:      prefetch loads issued (hints for experts already resident or loading
  *                   are not counted: they move nothing).

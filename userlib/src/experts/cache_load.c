@@ -114,7 +114,8 @@ static int start_load(struct p2pio_experts *x, uint32_t layer, uint32_t expert, 
 		x->io.map_ns += p2pio_now_ns() - t0;
 	}
 	if (ret) {
-		p2pio_residency_loaded(x->res, layer, expert, ret);
+		/* Nothing was read. */
+		p2pio_residency_loaded_read(x->res, layer, expert, ret, 0);
 		return ret;
 	}
 	/*

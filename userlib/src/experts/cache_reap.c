@@ -90,7 +90,8 @@ void xcache_finish_load(struct p2pio_experts *x, size_t i)
 	if (e->withdrawn)
 		p2pio_residency_withdrawn(x->res, layer, expert, e->bytes_done);
 	else
-		p2pio_residency_loaded(x->res, layer, expert, e->err);
+		/* Its bytes in the statistics are what its reads read, done or failed. */
+		p2pio_residency_loaded_read(x->res, layer, expert, e->err, e->bytes_done);
 	if (!e->err)
 		return;
 	if (e->refs) {

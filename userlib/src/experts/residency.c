@@ -303,8 +303,8 @@ int p2pio_residency_admit(struct p2pio_residency *r, uint32_t layer, uint32_t ex
 	r->layers[layer].st.resident = r->layers[layer].resident;
 	if (r->layers[layer].resident > r->layers[layer].st.max_resident)
 		r->layers[layer].st.max_resident = r->layers[layer].resident;
+	/* Its bytes count once it is over (p2pio_residency_loaded_read()): what it read. */
 	r->st.loads++;
-	r->st.bytes_loaded += b;
 	if (prefetch) {
 		r->st.prefetches++;
 		r->pol->inserted(r->pol_state, (struct p2pio_expert_ref){ layer, expert },
@@ -325,7 +325,20 @@ out_unselect:
 	return ret;
 }
 
+/* What a load that is over moved: @read, at most the expert's bytes. */
+static void res_count_read(struct p2pio_residency *r, uint32_t layer, uint64_t read)
+{
+	r->st.bytes_loaded += read < r->bytes[layer] ? read : r->bytes[layer];
+}
+
 void p2pio_residency_loaded(struct p2pio_residency *r, uint32_t layer, uint32_t expert, int err)
+{
+	if (res_in_range(r, layer, expert))
+		p2pio_residency_loaded_read(r, layer, expert, err, r->bytes[layer]);
+}
+
+void p2pio_residency_loaded_read(struct p2pio_residency *r, uint32_t layer, uint32_t expert,
+				 int err, uint64_t read)
 {
 	struct res_entry *e;
 
@@ -334,6 +347,13 @@ void p2pio_residency_loaded(struct p2pio_residency *r, uint32_t layer, uint32_t 
 	e = res_at(r, layer, expert);
 	if (e->state != P2PIO_RES_LOADING)
 		return;
+	/*
+	 * Counted here, not at admission: the statistics' bytes_loaded is the bytes the loads
+	 * moved (p2pio/expert_policy.h), and an expert's reads can be fewer bytes than the
+	 * memory it takes (the cache rounds that to the allocation granularity). Counting the
+	 * memory at admission and what was read only for a withdrawn load mixed the two.
+	 */
+	res_count_read(r, layer, read);
 	if (!err) {
 		e->state = P2PIO_RES_RESIDENT;
 		return;
@@ -353,7 +373,7 @@ void p2pio_residency_withdrawn(struct p2pio_residency *r, uint32_t layer, uint32
 	 * A withdrawn wrong hint is a wasted prefetch, issued and not (or not wholly) read: a
 	 * load that moved only what was read before the rest was withdrawn.
 	 */
-	r->st.bytes_loaded -= r->bytes[layer] - (read < r->bytes[layer] ? read : r->bytes[layer]);
+	res_count_read(r, layer, read);
 	res_remove(r, layer, expert);
 }
 

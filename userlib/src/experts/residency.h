@@ -89,12 +89,19 @@ P2PIO_HIDDEN int p2pio_residency_admit(struct p2pio_residency *r, uint32_t layer
 				       struct p2pio_expert_ref *victims, size_t max_victims,
 				       size_t *nr_victims);
 /* The load finished (LOADING -> RESIDENT), or failed (err != 0: -> ABSENT, bytes given
- * back, the policy told; a withdrawn prefetch is p2pio_residency_withdrawn()'s). No-op
- * for an entry that is not LOADING. */
+ * back, the policy told; a withdrawn prefetch is p2pio_residency_withdrawn()'s), having
+ * read all of the expert's bytes, as the replay's loads do. No-op for an entry that is not
+ * LOADING. */
 P2PIO_HIDDEN void p2pio_residency_loaded(struct p2pio_residency *r, uint32_t layer,
 					 uint32_t expert, int err);
+/* The same, having read @read bytes (the cache's loads: their reads, which may be fewer
+ * bytes than the memory an expert takes; a failed one what it read before). bytes_loaded
+ * counts a load only here (or in p2pio_residency_withdrawn()), when it is over: @read, at
+ * most the expert's bytes. */
+P2PIO_HIDDEN void p2pio_residency_loaded_read(struct p2pio_residency *r, uint32_t layer,
+					      uint32_t expert, int err, uint64_t read);
 /* A prefetch's load withdrawn (LOADING -> ABSENT) after @read of its bytes had been read
- * (0: none): still a wasted prefetch, and bytes_loaded keeps only what was read (at most
+ * (0: none): still a wasted prefetch, and bytes_loaded counts only what was read (at most
  * the expert's bytes). No-op for an entry that is not LOADING. */
 P2PIO_HIDDEN void p2pio_residency_withdrawn(struct p2pio_residency *r, uint32_t layer,
 					    uint32_t expert, uint64_t read);
