@@ -49,6 +49,48 @@ static uint32_t widest_cell(const struct run *r)
 	return widest;
 }
 
+uint32_t moe_run_layer_experts(const struct run *r, uint32_t layer)
+{
+	const struct p2pio_gguf_layer *gl = p2pio_gguf_layer(p2pio_model_gguf(r->m), layer);
+
+	return gl ? (uint32_t)gl->n_experts : 0;
+}
+
+/*
+ * Whether every cell of the tokens to decode fits its layer: each id below that layer's own
+ * expert count (none for a dense layer). The trace's expert count is checked against the
+ * model's largest layer only; layers differ (a model's first layers may be dense, and
+ * layers may have fewer experts), and a cell that did not fit its layer failed the run
+ * mid-decode with a bare "token 2 layer 1: Numerical result out of range", after the
+ * measurements before it. 0, or -EINVAL with the cell named.
+ */
+static int cells_fit(const struct run *r)
+{
+	const struct p2pio_expert_trace_info *ti = p2pio_expert_trace_info(r->t);
+	uint64_t tok, tokens = p2pio_expert_trace_tokens(r->t);
+	const uint16_t *cell;
+	uint32_t l, ne;
+	int n, i;
+
+	if (tokens > r->o.tokens)
+		tokens = r->o.tokens;
+	for (tok = 0; tok < tokens; tok++)
+		for (l = 0; l < ti->nr_layers; l++) {
+			n = p2pio_expert_trace_cell(r->t, tok, l, &cell);
+			if (n <= 0)
+				continue;
+			ne = moe_run_layer_experts(r, l);
+			for (i = 0; i < n; i++)
+				if (cell[i] >= ne) {
+					cli_err("the trace routes token %" PRIu64 " at layer %u to expert "
+						"%u, but the model's layer %u has %u experts%s", tok, l,
+						cell[i], l, ne, ne ? "" : " (a dense layer)");
+					return -EINVAL;
+				}
+		}
+	return 0;
+}
+
 int moe_run_cache_open(struct run *r, uint64_t budget, const char *policy, uint32_t flags)
 {
 	struct p2pio_experts_opts xo;
@@ -145,6 +187,9 @@ static int run_open(struct run *r)
 			"experts)", ti->nr_layers, ti->nr_experts, r->info.layers, r->info.experts);
 		return -EINVAL;
 	}
+	ret = cells_fit(r);
+	if (ret)
+		return ret;
 	all = (uint64_t)r->info.layers * r->info.experts;
 	if (r->o.fraction > 0)
 		budget = r->info.dense_bytes +

@@ -132,6 +132,8 @@ void moe_run_stream_sync(struct run *r);
  * r->info. 0 or -errno (message printed).
  */
 int moe_run_cache_open(struct run *r, uint64_t budget, const char *policy, uint32_t flags);
+/* The experts of the model's layer @layer (0: dense, or no such layer). */
+uint32_t moe_run_layer_experts(const struct run *r, uint32_t layer);
 /* Decode tokens [@from, @to) of the trace. 0 or -errno (message printed). */
 int moe_run_decode(struct run *r, uint64_t from, uint64_t to);
 

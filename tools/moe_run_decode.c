@@ -95,6 +95,12 @@ static bool in_ids(const uint32_t *ids, int n, uint32_t e)
 static int predict_layer(struct run *r, uint64_t tok, uint32_t target)
 {
 	const struct p2pio_expert_trace_info *ti = p2pio_expert_trace_info(r->t);
+	/*
+	 * The target layer's own experts, not the trace's count: that is the largest layer's,
+	 * and a guess beyond a smaller layer's experts failed the prefetch (-ERANGE), and the
+	 * run with it.
+	 */
+	uint32_t ne = moe_run_layer_experts(r, target);
 	uint32_t ids[RUN_MAX_USED], guess[RUN_MAX_USED];
 	const uint16_t *cell;
 	int n, i, ret;
@@ -104,6 +110,9 @@ static int predict_layer(struct run *r, uint64_t tok, uint32_t target)
 		return n;
 	if (n > RUN_MAX_USED)
 		return -E2BIG;
+	/* Nothing to guess (run_open() refused a trace that routes a dense layer). */
+	if (!n || !ne)
+		return 0;
 	for (i = 0; i < n; i++)
 		ids[i] = guess[i] = cell[i];
 	for (i = 0; i < n; i++) {
@@ -116,10 +125,10 @@ static int predict_layer(struct run *r, uint64_t tok, uint32_t target)
 		 * A wrong guess: the first expert from a random start that is neither routed
 		 * to nor guessed already (none where the layer has no other: the guess stays).
 		 */
-		e = (uint32_t)(mix64(z) % ti->nr_experts);
-		for (k = 0; k < ti->nr_experts && (in_ids(ids, n, e) || in_ids(guess, n, e)); k++)
-			e = (e + 1) % ti->nr_experts;
-		if (k < ti->nr_experts)
+		e = (uint32_t)(mix64(z) % ne);
+		for (k = 0; k < ne && (in_ids(ids, n, e) || in_ids(guess, n, e)); k++)
+			e = (e + 1) % ne;
+		if (k < ne)
 			guess[i] = e;
 	}
 	ret = p2pio_experts_prefetch(r->x, target, guess, (uint32_t)n);

@@ -10,9 +10,11 @@
  * 1, 2, 4 and 8 cold misses, each against its floor, and names the floor's shape for
  * each; one flipped byte in every expert of a layer makes the run exit 1 and name an
  * offset among them; budgets too small for the dense part or for a token's experts fail
- * with what to give; bad arguments exit 2, unreadable inputs 3; the replay's oracle
- * never hits less than a demand policy; and replay --model takes the expert size of the
- * model's first layer with experts, whatever its number and the names outside layers.
+ * with what to give; a trace that routes a layer beyond that layer's own experts (or a
+ * dense layer) is refused before the decode, with the cell; bad arguments exit 2,
+ * unreadable inputs 3; the replay's oracle never hits less than a demand policy; and
+ * replay --model takes the expert size of the model's first layer with experts, whatever
+ * its number and the names outside layers.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -255,6 +257,122 @@ static void test_replay_model_dense_first(void)
 	tap_ok(st == 0 && tool_jis(out, "d[\"expert_bytes\"]", "512"),
 	       "replay -m, layer 0 dense: the expert size is blk.1's 512 bytes, not a non-layer "
 	       "tensor's (exit %d, expert_bytes %s)", st, tool_jval);
+}
+
+/*
+ * Write a native trace of @tokens tokens over @layers layers (8 experts, top 2) to @path:
+ * token t routes layer l to @cells[t][l] (n ids, 0: none). False if it could not be made.
+ */
+struct test_cell {
+	uint32_t n;
+	uint32_t ids[2];
+};
+
+static bool write_trace(const char *path, uint32_t layers, uint32_t tokens,
+			const struct test_cell (*cells)[3])
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = layers, .nr_experts = 8, .top_k = 2 };
+	struct p2pio_expert_trace *t;
+	uint32_t tok, l;
+	int ret;
+
+	if (p2pio_expert_trace_new(&info, &t, NULL))
+		return false;
+	ret = 0;
+	for (tok = 0; tok < tokens && !ret; tok++) {
+		for (l = 0; l < layers && !ret; l++)
+			ret = p2pio_expert_trace_add(t, l, cells[tok][l].ids, cells[tok][l].n, NULL);
+		ret = ret ?: p2pio_expert_trace_end_token(t, 0, NULL);
+	}
+	ret = ret ?: p2pio_expert_trace_save(t, path, NULL);
+	p2pio_expert_trace_free(t);
+	return !ret;
+}
+
+/*
+ * run on a model whose layers differ: blk.0 has 8 experts, blk.1 4, blk.2 none (dense).
+ * The trace's expert count (8) fits the largest layer, and only a cell routing layer 1 to
+ * an id of 4 or more, or routing layer 2 at all, does not fit. Such a trace is refused
+ * before anything is decoded, with the token, the layer, the id and the layer's expert
+ * count; it once failed mid-run with "token 2 layer 1: Numerical result out of range"
+ * (or "Invalid argument" for the dense layer). A trace that fits decodes, also with
+ * --prefetch-next's wrong guesses, which are drawn from the layer's own experts (they were
+ * drawn from the trace's 8 and failed the run at layer 1 without a word).
+ */
+static void test_run_layers_differ(void)
+{
+	struct gb_tensor t[] = {
+		GB_T("blk.0.ffn_up_exps.weight", P2PIO_GGML_TYPE_F32, 3, 1024, 4, 8),
+		GB_T("blk.1.ffn_up_exps.weight", P2PIO_GGML_TYPE_F32, 3, 1024, 4, 4),
+		GB_T("blk.2.attn_q.weight", P2PIO_GGML_TYPE_F32, 2, 1024, 4),
+	};
+	static const struct test_cell ok[4][3] = {
+		{ { 2, { 0, 7 } }, { 2, { 0, 3 } }, { 0, { 0 } } },
+		{ { 2, { 5, 6 } }, { 1, { 2 } }, { 0, { 0 } } },
+		{ { 1, { 1 } }, { 2, { 3, 1 } }, { 0, { 0 } } },
+		{ { 2, { 4, 2 } }, { 2, { 0, 2 } }, { 0, { 0 } } },
+	};
+	struct test_cell beyond[4][3], dense[4][3];
+	char path[160], tr[160], args[400];
+	struct gguf_build b;
+	FILE *f;
+	int st;
+
+	snprintf(path, sizeof(path), "%s/layers-differ.gguf", dir);
+	gb_init(&b);
+	gb_model(&b, 3, 0, t, 3);
+	f = fopen(path, "wb");
+	if (!f || fwrite(b.p, 1, b.len, f) != b.len || fclose(f))
+		tap_bail("cannot write the model whose layers differ");
+	gb_free(&b);
+	snprintf(args, sizeof(args), "run -d host --keep-cache --no-verify --ceiling 5 "
+		 "--warmup 0 %s --trace %s/layers-", path, dir);
+
+	snprintf(tr, sizeof(tr), "%s/layers-ok.trace", dir);
+	if (!write_trace(tr, 3, 4, ok))
+		tap_bail("cannot write a trace for the model whose layers differ");
+	st = moe("%sok.trace --json", args);
+	tap_ok(tool_jis(out, "d[\"tokens\"]", "4") && st == 0,
+	       "run, layers of 8, 4 and no experts: a trace that fits each decodes (exit %d, "
+	       "tokens %s)", st, tool_jval);
+	st = moe("%sok.trace --json --prefetch-next --accuracy 0", args);
+	tap_ok(tool_jis(out, "d[\"tokens\"]", "4") && st == 0,
+	       "run --prefetch-next --accuracy 0: every wrong guess one of the layer's own "
+	       "experts (exit %d, tokens %s)", st, tool_jval);
+
+	memcpy(beyond, ok, sizeof(ok));
+	beyond[2][1].ids[0] = 5;	/* token 2, layer 1: expert 5 of 4 */
+	snprintf(tr, sizeof(tr), "%s/layers-beyond.trace", dir);
+	if (!write_trace(tr, 3, 4, beyond))
+		tap_bail("cannot write a trace for the model whose layers differ");
+	st = moe("%sbeyond.trace 2>&1", args);
+	tap_ok(st == 3 && tool_has_line(out, "p2pio-moe: ", "token 2") &&
+	       tool_has_line(out, "p2pio-moe: ", "layer 1") &&
+	       tool_has_line(out, "p2pio-moe: ", "expert 5") &&
+	       tool_has_line(out, "p2pio-moe: ", "4 experts") &&
+	       !tool_has_line(out, "decode", NULL),
+	       "run: a trace routing layer 1 to expert 5 of its 4 is refused before the decode, "
+	       "naming the token, the layer, the id and the count (exit %d): %s", st,
+	       tool_line(out, "p2pio-moe: "));
+
+	memcpy(dense, ok, sizeof(ok));
+	dense[3][2] = (struct test_cell){ 1, { 0 } };	/* token 3 routes dense layer 2 */
+	snprintf(tr, sizeof(tr), "%s/layers-dense.trace", dir);
+	if (!write_trace(tr, 3, 4, dense))
+		tap_bail("cannot write a trace for the model whose layers differ");
+	st = moe("%sdense.trace 2>&1", args);
+	tap_ok(st == 3 && tool_has_line(out, "p2pio-moe: ", "token 3") &&
+	       tool_has_line(out, "p2pio-moe: ", "layer 2") &&
+	       tool_has_line(out, "p2pio-moe: ", "expert 0") &&
+	       tool_has_line(out, "p2pio-moe: ", "0 experts") &&
+	       !tool_has_line(out, "decode", NULL),
+	       "run: a trace routing the dense layer 2 is refused before the decode, naming it "
+	       "(exit %d): %s", st, tool_line(out, "p2pio-moe: "));
+	/* Past -n the trace is not decoded: not checked either. */
+	st = moe("%sdense.trace -n 3 --json", args);
+	tap_ok(tool_jis(out, "d[\"tokens\"]", "3") && st == 0,
+	       "run -n 3: the dense layer's routing at token 3 is not decoded, and not refused "
+	       "(exit %d, tokens %s)", st, tool_jval);
 }
 
 int main(int argc, char **argv)
@@ -747,6 +865,7 @@ int main(int argc, char **argv)
 		       moe("replay -f router+bogus %s 2>/dev/null", trace) == 2,
 	       "--accuracy above 1, an unknown source: usage errors (exit 2)");
 	test_replay_model_dense_first();
+	test_run_layers_differ();
 
 	free(out);
 	return tap_exit();
