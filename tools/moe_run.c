@@ -57,8 +57,9 @@ uint32_t moe_run_layer_experts(const struct run *r, uint32_t layer)
 }
 
 /*
- * Whether every cell of the tokens to decode fits its layer: each id below that layer's own
- * expert count (none for a dense layer). The trace's expert count is checked against the
+ * Whether every cell of the tokens to decode fits its layer: at most RUN_MAX_USED ids (a
+ * wider one stopped the decode with no message), each below that layer's own expert count
+ * (none for a dense layer). The trace's expert count is checked against the
  * model's largest layer only; layers differ (a model's first layers may be dense, and
  * layers may have fewer experts), and a cell that did not fit its layer failed the run
  * mid-decode with a bare "token 2 layer 1: Numerical result out of range", after the
@@ -79,6 +80,12 @@ static int cells_fit(const struct run *r)
 			n = p2pio_expert_trace_cell(r->t, tok, l, &cell);
 			if (n <= 0)
 				continue;
+			/* A trace may route 255 (its format's top_k); the decode's arrays hold 64. */
+			if (n > RUN_MAX_USED) {
+				cli_err("the trace routes token %" PRIu64 " at layer %u to %d experts; "
+					"run decodes at most %d of a layer", tok, l, n, RUN_MAX_USED);
+				return -EINVAL;
+			}
 			ne = moe_run_layer_experts(r, l);
 			for (i = 0; i < n; i++)
 				if (cell[i] >= ne) {

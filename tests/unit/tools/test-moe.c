@@ -375,6 +375,57 @@ static void test_run_layers_differ(void)
 	       "(exit %d, tokens %s)", st, tool_jval);
 }
 
+/*
+ * run decodes at most 64 experts of a layer at once (RUN_MAX_USED); a trace may route up to
+ * 255. One that routes 65 of a layer's 80 experts is refused before the decode, with the
+ * token, the layer and the limit: it once passed every check (the budget holds them all)
+ * and the decode stopped at once with exit 3 and no message at all.
+ */
+static void test_run_wide_cell(void)
+{
+	struct gb_tensor t[] = {
+		GB_T("blk.0.ffn_up_exps.weight", P2PIO_GGML_TYPE_F32, 3, 1024, 4, 80),
+	};
+	struct p2pio_expert_trace_info info = { .nr_layers = 1, .nr_experts = 80, .top_k = 65 };
+	struct p2pio_expert_trace *tr = NULL;
+	char path[160], tpath[160];
+	struct gguf_build b;
+	uint32_t ids[65], i;
+	FILE *f;
+	int st;
+
+	snprintf(path, sizeof(path), "%s/wide.gguf", dir);
+	snprintf(tpath, sizeof(tpath), "%s/wide.trace", dir);
+	gb_init(&b);
+	gb_model(&b, 3, 0, t, 1);
+	f = fopen(path, "wb");
+	if (!f || fwrite(b.p, 1, b.len, f) != b.len || fclose(f))
+		tap_bail("cannot write the model of 80 experts");
+	gb_free(&b);
+	for (i = 0; i < 65; i++)
+		ids[i] = i;
+	if (p2pio_expert_trace_new(&info, &tr, NULL) ||
+	    p2pio_expert_trace_add(tr, 0, ids, 2, NULL) ||
+	    p2pio_expert_trace_end_token(tr, 0, NULL) ||
+	    p2pio_expert_trace_add(tr, 0, ids, 65, NULL) ||
+	    p2pio_expert_trace_end_token(tr, 0, NULL) ||
+	    p2pio_expert_trace_save(tr, tpath, NULL))
+		tap_bail("cannot write the trace of 65 experts a token");
+	p2pio_expert_trace_free(tr);
+	st = moe("run -d host --keep-cache --no-verify --ceiling 5 %s --trace %s 2>&1", path,
+		 tpath);
+	tap_ok(st == 3 && tool_has_line(out, "p2pio-moe: ", "token 1") &&
+	       tool_has_line(out, "p2pio-moe: ", "layer 0") &&
+	       tool_has_line(out, "p2pio-moe: ", "65 experts") &&
+	       tool_has_line(out, "p2pio-moe: ", "64") && !tool_has_line(out, "decode", NULL),
+	       "run: a token routing 65 experts of a layer is refused before the decode, with "
+	       "the limit of 64 (exit %d): %s", st, tool_line(out, "p2pio-moe: "));
+	st = moe("run -d host --keep-cache --no-verify --ceiling 5 %s --trace %s -n 1 --json",
+		 path, tpath);
+	tap_ok(tool_jis(out, "d[\"tokens\"]", "1") && st == 0,
+	       "run -n 1: the token of 2 experts decodes (exit %d, tokens %s)", st, tool_jval);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t dense, xbytes, slice_min_reads, xmin = 0, xmax = 0, misses = 0, reads = 0, need, m_all, m_warm;
@@ -866,6 +917,7 @@ int main(int argc, char **argv)
 	       "--accuracy above 1, an unknown source: usage errors (exit 2)");
 	test_replay_model_dense_first();
 	test_run_layers_differ();
+	test_run_wide_cell();
 
 	free(out);
 	return tap_exit();
