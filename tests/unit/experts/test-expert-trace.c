@@ -330,6 +330,78 @@ static void test_json(void)
 	       "raw JSONL: prefill by position, decode steps split where the layer goes back down");
 	p2pio_expert_trace_free(t);
 
+	/*
+	 * Raw log with a prompt position of 2^40: the decode steps come after it, as tokens of
+	 * their own. The reader keyed a decode step as 2^40 | step, so step 0 shared the
+	 * prompt token 2^40 (a missing cell at layer 0 there): the two made one token, marked
+	 * prefill, with the decode's layer 0 and the prompt's layer 1, and the decode lost a
+	 * step; where both had the layer, the log was refused as "two records for the same
+	 * token and layer".
+	 */
+	t = load_text("raw-far.jsonl",
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[1]}\n"
+		      "{\"layer\":0,\"token_pos\":1,\"experts\":[2]}\n"
+		      "{\"layer\":1,\"token_pos\":0,\"experts\":[3]}\n"
+		      "{\"layer\":1,\"token_pos\":1099511627776,\"experts\":[4]}\n"
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[5]}\n"
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[6]}\n"
+		      "{\"layer\":1,\"token_pos\":0,\"experts\":[7]}\n");
+	tap_ok(t && p2pio_expert_trace_tokens(t) == 5 && cell0(t, 2, 0) == -1 &&
+		       cell0(t, 2, 1) == 4 &&
+		       (p2pio_expert_trace_token_flags(t, 2) & P2PIO_EXPERT_TOKEN_PREFILL) &&
+		       cell0(t, 3, 0) == 5 && cell0(t, 3, 1) == -1 &&
+		       !(p2pio_expert_trace_token_flags(t, 3) & P2PIO_EXPERT_TOKEN_PREFILL) &&
+		       cell0(t, 4, 0) == 6 && cell0(t, 4, 1) == 7,
+	       "raw JSONL, a prompt position of 2^40: its token and the two decode steps after "
+	       "it stay apart (%llu tokens)",
+	       t ? (unsigned long long)p2pio_expert_trace_tokens(t) : 0ull);
+	p2pio_expert_trace_free(t);
+	t = load_text("raw-far2.jsonl",
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[1]}\n"
+		      "{\"layer\":0,\"token_pos\":1099511627776,\"experts\":[2]}\n"
+		      "{\"layer\":1,\"token_pos\":0,\"experts\":[3]}\n"
+		      "{\"layer\":1,\"token_pos\":1099511627776,\"experts\":[4]}\n"
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[5]}\n"
+		      "{\"layer\":1,\"token_pos\":0,\"experts\":[6]}\n");
+	tap_ok(t && p2pio_expert_trace_tokens(t) == 3 && cell0(t, 1, 0) == 2 &&
+		       cell0(t, 1, 1) == 4 && cell0(t, 2, 0) == 5 && cell0(t, 2, 1) == 6 &&
+		       !(p2pio_expert_trace_token_flags(t, 2) & P2PIO_EXPERT_TOKEN_PREFILL),
+	       "raw JSONL, a prompt position of 2^40 and a decode step with the same layers: "
+	       "read, not refused as one cell twice");
+	p2pio_expert_trace_free(t);
+	/* No prompt position at all: every record a decode step, keyed from 0. */
+	t = load_text("raw-decode.jsonl",
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[1]}\n"
+		      "{\"layer\":1,\"token_pos\":0,\"experts\":[2]}\n"
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[3]}\n");
+	tap_ok(t && p2pio_expert_trace_tokens(t) == 2 && cell0(t, 0, 0) == 1 &&
+		       cell0(t, 0, 1) == 2 && cell0(t, 1, 0) == 3 && cell0(t, 1, 1) == -1 &&
+		       !(p2pio_expert_trace_token_flags(t, 0) & P2PIO_EXPERT_TOKEN_PREFILL) &&
+		       !(p2pio_expert_trace_token_flags(t, 1) & P2PIO_EXPERT_TOKEN_PREFILL),
+	       "raw JSONL without a prompt position: two decode steps");
+	p2pio_expert_trace_free(t);
+	{
+		/* No key is left after the last position a record can give: said, not wrapped. */
+		static const char far[] = "{\"layer\":0,\"token_pos\":0,\"experts\":[1]}\n"
+					  "{\"layer\":0,\"token_pos\":9223372036854775806,"
+					  "\"experts\":[2]}\n"
+					  "{\"layer\":1,\"token_pos\":0,\"experts\":[3]}\n"
+					  "{\"layer\":1,\"token_pos\":1,\"experts\":[4]}\n"
+					  "{\"layer\":0,\"token_pos\":0,\"experts\":[5]}\n"
+					  "{\"layer\":0,\"token_pos\":0,\"experts\":[6]}\n";
+		struct p2pio_error err = { 0 };
+		int r;
+
+		t = NULL;
+		write_file(tmp_path("raw-end.jsonl"), far, sizeof(far) - 1);
+		r = p2pio_expert_trace_load(tmp_path("raw-end.jsonl"), &t, &err);
+		p2pio_expert_trace_free(t);
+		tap_ok(r == -EINVAL && strstr(err.msg, "token_pos 9223372036854775806") &&
+			       strstr(err.msg, "2 decode steps"),
+		       "raw JSONL, a prompt position with no room for the decode steps after it: "
+		       "refused, saying so (%d: %s)", r, err.msg);
+	}
+
 	/* vLLM FusedMoE logger: meta line, dummy profiling lead dropped. */
 	t = load_text("c.jsonl",
 		      "{\"type\":\"meta\",\"model_id\":\"m\",\"top_k\":2,\"num_experts\":16}\n"

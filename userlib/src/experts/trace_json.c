@@ -252,11 +252,20 @@ static void jt_model(struct jtrace *j, struct json_object *v)
 
 /* ---- JSON Lines ---- */
 
-/* The profiler's raw log: records in write order; see the comment at the top. */
+/*
+ * The profiler's raw log: records in write order; see the comment at the top. Prompt
+ * tokens keep their position as their key, and decode step s gets the key after the
+ * largest position plus s, so the steps sort after the prompt and never share a token
+ * with it (they were keyed 2^40 | s: a prompt position of 2^40 or more made one token of a
+ * prompt token and a decode step, or refused the log as two records of one cell). A log
+ * whose largest position leaves no key for its steps is refused.
+ */
 static int jt_raw_fixup(struct jtrace *j, const int64_t *pos)
 {
-	size_t i, last_pf = SIZE_MAX, decode_from = 0;
-	int64_t step = -1;
+	size_t i, last_pf = SIZE_MAX, decode_from = 0, steps = 0;
+	int64_t step = -1, max_pos = -1;	/* -1: no prompt token, the steps from key 0 */
+	uint64_t room;
+	char detail[128];
 
 	for (i = 0; i < j->nr; i++)
 		if (pos[i])
@@ -268,13 +277,28 @@ static int jt_raw_fixup(struct jtrace *j, const int64_t *pos)
 	}
 	for (i = 0; i < j->nr; i++) {
 		if (i < decode_from) {
+			if (pos[i] > max_pos)
+				max_pos = pos[i];
+		} else if (i == decode_from || j->r[i].layer <= j->r[i - 1].layer) {
+			steps++;
+		}
+	}
+	/* Keys max_pos + 1 .. max_pos + steps, at most INT64_MAX (2^63 of them from key 0). */
+	room = max_pos < 0 ? (uint64_t)INT64_MAX + 1 : (uint64_t)(INT64_MAX - max_pos);
+	if (steps > room) {
+		snprintf(detail, sizeof(detail), "token_pos %lld leaves no room for the %zu decode "
+			 "steps after it", (long long)max_pos, steps);
+		return jt_fail(j, 0, "raw routing log: a prompt position too large", detail);
+	}
+	for (i = 0; i < j->nr; i++) {
+		if (i < decode_from) {
 			j->r[i].tok = pos[i];
 			j->r[i].flags = P2PIO_EXPERT_TOKEN_PREFILL;
 			continue;
 		}
 		if (i == decode_from || j->r[i].layer <= j->r[i - 1].layer)
 			step++;
-		j->r[i].tok = (int64_t)1 << 40 | step;
+		j->r[i].tok = max_pos + 1 + step;
 		j->r[i].flags = 0;
 	}
 	return 0;
