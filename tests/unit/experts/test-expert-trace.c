@@ -487,6 +487,23 @@ static void test_json(void)
 	       "two records for one cell are refused");
 	tap_ok(!load_text("m8.json", "{\"routes\":[{\"token_pos\":0,\"layers\":{\"0\":{\"experts\":[70000]}}}]}"),
 	       "an id above 65535 is refused");
+	/*
+	 * json-c reads an integer beyond int64 as INT64_MAX (or INT64_MIN), with no error: two
+	 * token indices past 2^63 - 1 were one token, their layers merged.
+	 */
+	t = load_text("m10.jsonl",
+		      "{\"token_idx\":9223372036854775808,\"layer\":0,\"experts\":[1]}\n"
+		      "{\"token_idx\":9223372036854775809,\"layer\":1,\"experts\":[2]}\n");
+	tap_ok(!t, "token indices beyond int64 are refused, not read as 2^63 - 1 (%llu tokens)",
+	       t ? (unsigned long long)p2pio_expert_trace_tokens(t) : 0ull);
+	p2pio_expert_trace_free(t);
+	t = load_text("m11.json",
+		      "{\"decode_steps\":[{\"step\":18446744073709551616,\"layers\":[{\"layer\":0,"
+		      "\"topk_experts\":[1]}]},{\"step\":18446744073709551617,\"layers\":[{\"layer\":1,"
+		      "\"topk_experts\":[2]}]}]}");
+	tap_ok(!t, "decode steps beyond int64 are refused (%llu tokens)",
+	       t ? (unsigned long long)p2pio_expert_trace_tokens(t) : 0ull);
+	p2pio_expert_trace_free(t);
 	{
 		/* NUL is no JSON blank: a binary tail after a line or a document is refused. */
 		static const char nul_line[] = "{\"token_idx\":0,\"layer\":0,\"experts\":[1]}\0\n"

@@ -79,6 +79,11 @@ bool p2pio_json_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/*
+ * @v as an integer in [@lo, @hi]. json-c reads an integer beyond int64 as INT64_MAX (or
+ * INT64_MIN) and says nothing, so those two values are never taken: 2^63 and 2^63 + 1 as
+ * token indices were one token.
+ */
 static bool jint(struct json_object *v, int64_t lo, int64_t hi, int64_t *out)
 {
 	int64_t x;
@@ -87,7 +92,7 @@ static bool jint(struct json_object *v, int64_t lo, int64_t hi, int64_t *out)
 		return false;
 	errno = 0;
 	x = json_object_get_int64(v);
-	if (errno || x < lo || x > hi)
+	if (errno || x == INT64_MAX || x == INT64_MIN || x < lo || x > hi)
 		return false;
 	*out = x;
 	return true;
