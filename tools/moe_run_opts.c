@@ -5,6 +5,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,7 +191,9 @@ int moe_run_parse(int argc, char **argv, struct run_opts *o)
 			o->compute_ns = v * 1000;
 			break;
 		case OPT_CEILING:
-			if (cli_parse_double(optarg, &o->ceiling) || !(o->ceiling > 0))
+			/* Finite in bytes/s too: "inf" (or 1e300 GB/s) made an infinite bound. */
+			if (cli_parse_double(optarg, &o->ceiling) || !(o->ceiling > 0) ||
+			    !isfinite(o->ceiling * 1e9))
 				return cli_usage_err("bad ceiling '%s'", optarg);
 			o->ceiling *= 1e9;
 			break;

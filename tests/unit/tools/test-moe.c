@@ -870,6 +870,12 @@ int main(int argc, char **argv)
 	tap_is_int(moe("run -d host %s --trace %s --policy oracle 2>/dev/null", model, trace), 2,
 		   "--policy oracle: exit 2");
 	tap_is_int(moe("run -d host --trace %s 2>/dev/null", trace), 2, "no model: exit 2");
+	/* An infinite ceiling made an infinite bound ("inf tokens/s"), and ran. */
+	tap_ok(moe("run -d host --keep-cache %s --trace %s -n 2 --ceiling inf 2>/dev/null", model,
+		   trace) == 2 &&
+		       moe("run -d host --keep-cache %s --trace %s -n 2 --ceiling 1e300 2>/dev/null",
+			   model, trace) == 2,
+	       "--ceiling inf, or 1e300 GB/s (inf bytes/s): usage errors (exit 2)");
 	tap_is_int(moe("run -d host %s/nosuch.gguf --trace %s --ceiling 5 2>/dev/null", dir,
 		       trace), 3, "a missing model file: exit 3");
 	tap_is_int(moe("run -d host %s --trace %s/nosuch.trace --ceiling 5 2>/dev/null", model,
