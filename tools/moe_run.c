@@ -323,6 +323,16 @@ static int run_main(int argc, char **argv)
 	tokens = p2pio_expert_trace_tokens(r.t);
 	if (tokens > r.o.tokens)
 		tokens = r.o.tokens;
+	/*
+	 * A warm-up asked for that takes every token would leave nothing to measure; it was
+	 * dropped without a word, and the run measured every token cold instead.
+	 */
+	if (r.o.warmup_set && r.o.warmup && r.o.warmup >= tokens) {
+		ret = cli_usage_err("--warmup %" PRIu64 " leaves no token to measure: the run "
+				    "decodes %" PRIu64 " of the trace", r.o.warmup, tokens);
+		run_close(&r);
+		return ret;
+	}
 	res.warm = r.o.warmup_set ? r.o.warmup : tokens / 10;
 	if (res.warm >= tokens)
 		res.warm = 0;

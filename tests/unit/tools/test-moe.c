@@ -870,6 +870,13 @@ int main(int argc, char **argv)
 	tap_is_int(moe("run -d host %s --trace %s --policy oracle 2>/dev/null", model, trace), 2,
 		   "--policy oracle: exit 2");
 	tap_is_int(moe("run -d host --trace %s 2>/dev/null", trace), 2, "no model: exit 2");
+	/* A warm-up of every token was dropped without a word: all of them measured, cold. */
+	st = moe("run -d host --keep-cache %s --trace %s -n 4 --warmup 4 --ceiling 5 2>&1", model,
+		 trace);
+	tap_ok(st == 2 && tool_has_line(out, "p2pio-moe: ", "--warmup 4") &&
+	       !tool_has_line(out, "decode", NULL),
+	       "--warmup 4 of -n 4 tokens: a usage error, nothing decoded (exit %d): %s", st,
+	       tool_line(out, "p2pio-moe: "));
 	/* An infinite ceiling made an infinite bound ("inf tokens/s"), and ran. */
 	tap_ok(moe("run -d host --keep-cache %s --trace %s -n 2 --ceiling inf 2>/dev/null", model,
 		   trace) == 2 &&
