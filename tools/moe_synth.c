@@ -375,6 +375,16 @@ static int fit_main(int argc, char **argv)
 		p2pio_expert_trace_free(t);
 		if (r)
 			goto fail;
+		/*
+		 * The replays take generated tokens only: a trace without any has hit rates of
+		 * 0, which went into the mean aimed at (or were the whole target, "fit" within
+		 * 3 points).
+		 */
+		if (!tok) {
+			cli_err("%s: no generated tokens to fit (the replay leaves prompt tokens "
+				"out)", argv[optind + i]);
+			goto fail;
+		}
 		for (k = 0; k < NR_SERIES; k++) {
 			for (f = 0; f < NR_FRACS; f++) {
 				tg[k][f] += rt[k][f] / nr;

@@ -426,6 +426,36 @@ static void test_run_wide_cell(void)
 	       "run -n 1: the token of 2 experts decodes (exit %d, tokens %s)", st, tool_jval);
 }
 
+/*
+ * fit replays generated tokens only: a trace of prompt tokens alone has none, and its hit
+ * rates of 0 went into the mean the fit aims at (alone, it "fit" a default shape within 3
+ * points, exit 0). Refused, naming the trace.
+ */
+static void test_fit_prompt_only(void)
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = 2, .nr_experts = 8, .top_k = 2 };
+	struct p2pio_expert_trace *t = NULL;
+	uint32_t ids[2] = { 1, 3 };
+	char path[160];
+	int st, i, bad = 0;
+
+	snprintf(path, sizeof(path), "%s/prompt.trace", dir);
+	bad |= p2pio_expert_trace_new(&info, &t, NULL);
+	for (i = 0; !bad && i < 3; i++)
+		bad |= p2pio_expert_trace_add(t, 0, ids, 2, NULL) ||
+		       p2pio_expert_trace_add(t, 1, ids, 1, NULL) ||
+		       p2pio_expert_trace_end_token(t, P2PIO_EXPERT_TOKEN_PREFILL |
+						    (i ? 0 : P2PIO_EXPERT_TOKEN_SEQ_START), NULL);
+	if (bad || p2pio_expert_trace_save(t, path, NULL))
+		tap_bail("cannot write the trace of prompt tokens");
+	p2pio_expert_trace_free(t);
+	st = moe("fit -L 2 -E 8 -k 2 %s 2>&1", path);
+	tap_ok(st == 3 && tool_has_line(out, "p2pio-moe: ", "prompt.trace") &&
+	       tool_has_line(out, "p2pio-moe: ", "generated"),
+	       "fit of a trace of prompt tokens alone: refused, naming it (exit %d): %s", st,
+	       tool_line(out, "p2pio-moe: "));
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t dense, xbytes, slice_min_reads, xmin = 0, xmax = 0, misses = 0, reads = 0, need, m_all, m_warm;
@@ -931,6 +961,7 @@ int main(int argc, char **argv)
 	test_replay_model_dense_first();
 	test_run_layers_differ();
 	test_run_wide_cell();
+	test_fit_prompt_only();
 
 	free(out);
 	return tap_exit();
