@@ -381,28 +381,37 @@ static void test_missed_layers(void)
 	p2pio_residency_destroy(r);
 }
 
+/* One layer of @experts experts of 1000 bytes each, LRU, @budget bytes; NULL (and a failed
+ * test) where it cannot be made. */
+static struct p2pio_residency *mk1000(uint32_t experts, uint64_t budget)
+{
+	static const uint64_t bytes[1] = { 1000 };
+	struct p2pio_residency_opts o = { 0 };
+	struct p2pio_residency *r = NULL;
+	struct p2pio_error err = { 0 };
+
+	o.nr_layers = 1;
+	o.nr_experts = experts;
+	o.expert_bytes = bytes;
+	o.budget = budget;
+	o.policy = p2pio_expert_policy_find("lru");
+	if (p2pio_residency_create(&o, &r, &err))
+		tap_ok(0, "create: %s", err.msg);
+	return r;
+}
+
 /*
  * A prefetch withdrawn (a wrong hint): unread it moved nothing, cut short it moved what
  * was read (never more than the expert); wasted either way, and its room is free again.
  */
 static void test_withdrawn(void)
 {
-	struct p2pio_residency_opts o = { 0 };
-	struct p2pio_residency *r = NULL;
+	struct p2pio_residency *r = mk1000(4, 2000);
 	struct p2pio_expert_stats st = { .size = sizeof(st) };
-	struct p2pio_error err = { 0 };
-	uint64_t bytes[1] = { 1000 };
 	size_t n;
 
-	o.nr_layers = 1;
-	o.nr_experts = 4;
-	o.expert_bytes = bytes;
-	o.budget = 2000;
-	o.policy = p2pio_expert_policy_find("lru");
-	if (p2pio_residency_create(&o, &r, &err)) {
-		tap_ok(0, "create: %s", err.msg);
+	if (!r)
 		return;
-	}
 	p2pio_residency_admit(r, 0, 0, true, NULL, 0, &n);
 	p2pio_residency_admit(r, 0, 1, true, NULL, 0, &n);
 	p2pio_residency_admit(r, 0, 2, true, NULL, 0, &n);	/* over budget: refused */
@@ -437,22 +446,12 @@ static void test_withdrawn(void)
  */
 static void test_loaded_read(void)
 {
-	struct p2pio_residency_opts o = { 0 };
-	struct p2pio_residency *r = NULL;
+	struct p2pio_residency *r = mk1000(6, 6000);
 	struct p2pio_expert_stats st = { .size = sizeof(st) };
-	struct p2pio_error err = { 0 };
-	uint64_t bytes[1] = { 1000 };
 	size_t n;
 
-	o.nr_layers = 1;
-	o.nr_experts = 6;
-	o.expert_bytes = bytes;
-	o.budget = 6000;
-	o.policy = p2pio_expert_policy_find("lru");
-	if (p2pio_residency_create(&o, &r, &err)) {
-		tap_ok(0, "create: %s", err.msg);
+	if (!r)
 		return;
-	}
 	p2pio_residency_admit(r, 0, 0, false, NULL, 0, &n);
 	p2pio_residency_stats(r, &st);
 	tap_ok(st.loads == 1 && st.bytes_loaded == 0,

@@ -229,6 +229,22 @@ static const struct jcheck replay_step_checks[] = {
 	  "token x overhead)" },
 };
 
+/* Write a model of tensors @t (GGUF v3, default alignment) to @dir/@name, its path in @path. */
+static void write_model(char *path, size_t len, const char *name, struct gb_tensor *t,
+			size_t n)
+{
+	struct gguf_build b;
+	FILE *f;
+
+	snprintf(path, len, "%s/%s", dir, name);
+	gb_init(&b);
+	gb_model(&b, 3, 0, t, n);
+	f = fopen(path, "wb");
+	if (!f || fwrite(b.p, 1, b.len, f) != b.len || fclose(f))
+		tap_bail("cannot write a model");
+	gb_free(&b);
+}
+
 /*
  * replay --model on a model whose layer 0 is dense (as DeepSeek's first layers are): blk.1
  * has experts of 512 bytes, and a non-layer "blk.x.ffn_up_exps.weight" (not a blk.N name)
@@ -241,18 +257,10 @@ static void test_replay_model_dense_first(void)
 		GB_T("blk.1.ffn_up_exps.weight", P2PIO_GGML_TYPE_F32, 3, 32, 4, 8),
 		GB_T("blk.x.ffn_up_exps.weight", P2PIO_GGML_TYPE_F32, 3, 32, 2, 8),
 	};
-	struct gguf_build b;
 	char path[160];
-	FILE *f;
 	int st;
 
-	snprintf(path, sizeof(path), "%s/dense-first.gguf", dir);
-	gb_init(&b);
-	gb_model(&b, 3, 0, t, 3);
-	f = fopen(path, "wb");
-	if (!f || fwrite(b.p, 1, b.len, f) != b.len || fclose(f))
-		tap_bail("cannot write the dense-first model");
-	gb_free(&b);
+	write_model(path, sizeof(path), "dense-first.gguf", t, 3);
 	st = moe("replay --json -b 1 -m %s --no-oracle -p lru -f none %s", path, trace);
 	tap_ok(st == 0 && tool_jis(out, "d[\"expert_bytes\"]", "512"),
 	       "replay -m, layer 0 dense: the expert size is blk.1's 512 bytes, not a non-layer "
@@ -314,17 +322,9 @@ static void test_run_layers_differ(void)
 	};
 	struct test_cell beyond[4][3], dense[4][3];
 	char path[160], tr[160], args[400];
-	struct gguf_build b;
-	FILE *f;
 	int st;
 
-	snprintf(path, sizeof(path), "%s/layers-differ.gguf", dir);
-	gb_init(&b);
-	gb_model(&b, 3, 0, t, 3);
-	f = fopen(path, "wb");
-	if (!f || fwrite(b.p, 1, b.len, f) != b.len || fclose(f))
-		tap_bail("cannot write the model whose layers differ");
-	gb_free(&b);
+	write_model(path, sizeof(path), "layers-differ.gguf", t, 3);
 	snprintf(args, sizeof(args), "run -d host --keep-cache --no-verify --ceiling 5 "
 		 "--warmup 0 %s --trace %s/layers-", path, dir);
 
@@ -389,19 +389,11 @@ static void test_run_wide_cell(void)
 	struct p2pio_expert_trace_info info = { .nr_layers = 1, .nr_experts = 80, .top_k = 65 };
 	struct p2pio_expert_trace *tr = NULL;
 	char path[160], tpath[160];
-	struct gguf_build b;
 	uint32_t ids[65], i;
-	FILE *f;
 	int st;
 
-	snprintf(path, sizeof(path), "%s/wide.gguf", dir);
+	write_model(path, sizeof(path), "wide.gguf", t, 1);
 	snprintf(tpath, sizeof(tpath), "%s/wide.trace", dir);
-	gb_init(&b);
-	gb_model(&b, 3, 0, t, 1);
-	f = fopen(path, "wb");
-	if (!f || fwrite(b.p, 1, b.len, f) != b.len || fclose(f))
-		tap_bail("cannot write the model of 80 experts");
-	gb_free(&b);
 	for (i = 0; i < 65; i++)
 		ids[i] = i;
 	if (p2pio_expert_trace_new(&info, &tr, NULL) ||
