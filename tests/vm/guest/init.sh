@@ -14,7 +14,8 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /tmp && mount -t tmpfs tmp /tmp
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
-exec 3>/dev/ttyS1
+# read-write: finish() reads the host's answer to @@DONE from it
+exec 3<>/dev/ttyS1
 
 VM_VARIANT=$(sed -n 's/.*vm.variant=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
 VM_SELECT=$(sed -n 's/.*vm.tests=\([^ ]*\).*/\1/p' /proc/cmdline)
@@ -38,10 +39,36 @@ run_test() {
 # No umount: the disks are snapshots, and the file system of a hot-removed controller
 # must not be unmounted (Debian's 6.1 nvme driver oopses freeing that controller under
 # intel-iommu, with or without p2pio).
+# A write to ttyS1 returns once the bytes are in the tty's buffer (4 KiB), and what the
+# UART has not sent at the poweroff is lost: the host, reading slower than we write
+# whenever it is busy or descheduled, would miss the last lines and @@DONE. The host
+# answers @@DONE once it has read it, so everything before it; power off only then. No
+# answer in 120 s (the host is gone): power off all the same, the host fails the run
+# if @@DONE did not reach it. Other lines (answers to requests a test abandoned) are
+# skipped. (vmhost reads on until QEMU exits: closing first would make QEMU drop the
+# connection on the hangup, with the answer unread.)
 finish() {
 	chan "@@DONE"
+	while read -r -t 120 ack <&3; do
+		case $ack in *"@@R done OK") break ;; esac
+	done
 	poweroff -f
 }
+
+# The test of the channel (host/test-slowreader.sh, a boot with this /init and busybox
+# alone): vm.chantest=N lines of TAP, then finish. Nothing else runs.
+VM_CHANTEST=$(sed -n 's/.*vm.chantest=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$VM_CHANTEST" ]; then
+	chan "@@BEGIN chantest"
+	chan "1..$VM_CHANTEST"
+	i=1
+	while [ "$i" -le "$VM_CHANTEST" ]; do
+		chan "ok $i - line $i of $VM_CHANTEST, as long as a test's description: 0123456789abcdef"
+		i=$((i + 1))
+	done
+	chan "@@END chantest 0"
+	finish
+fi
 
 while read -r m; do
 	insmod "/mods/$m.ko" 2>/dev/null

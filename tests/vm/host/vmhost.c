@@ -15,7 +15,14 @@
  *	@@P id off len byte	fill the range with byte (poison before a read)
  *	@@S id			sync: answered "@@R id OK" when every check since the
  *				last sync matched, else "@@R id BAD <count>: <first failure>"
- *	@@DONE			the guest finished
+ *	@@DONE			the guest finished: answered "@@R done OK" once OUTDIR/verified
+ *				is written. The guest powers off only then: what its UART
+ *				had not sent by the poweroff would be lost (up to the 4 KiB of
+ *				the tty's buffer; QEMU's socket holds only a few hundred bytes
+ *				of it, one skb a byte), and the host reads slower than the
+ *				guest writes whenever it is busy or descheduled. vmhost then
+ *				reads on until QEMU exits: closing first would make QEMU drop
+ *				the connection (POLLHUP) and with it the answer not yet read.
  *
  * Numbers are hexadecimal ("0x" optional). Only syncs are answered, so the guest streams
  * its checks and waits once per batch (a round trip over the emulated UART is slow); it
@@ -25,12 +32,16 @@
  * controller DMAs into the BAR is in this file when the guest sees the completion. Every
  * byte checked is counted in OUTDIR/verified (bytes and requests), so the run can report
  * how much landed and was compared.
+ *
+ * VMHOST_STALL="LINE:SECONDS[,LINE:SECONDS...]" (a test of the harness, host/test-slowreader.sh):
+ * after the LINEth line from the guest, stop reading for SECONDS, as a host under load does.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,10 +325,59 @@ static void line_in(char *line)
 	}
 }
 
+/* VMHOST_STALL: after line stall_line[i], sleep stall_s[i] seconds without reading. */
+#define MAX_STALLS 8
+static unsigned long stall_line[MAX_STALLS];
+static unsigned int stall_s[MAX_STALLS], nstalls;
+
+static void stall_parse(const char *spec)
+{
+	const char *p = spec;
+	char *end;
+
+	while (p && *p) {
+		if (nstalls == MAX_STALLS)
+			die("VMHOST_STALL: more than %d stalls", MAX_STALLS);
+		stall_line[nstalls] = strtoul(p, &end, 10);
+		if (end == p || *end != ':')
+			die("VMHOST_STALL: want LINE:SECONDS[,...], got %s", spec);
+		p = end + 1;
+		stall_s[nstalls] = strtoul(p, &end, 10);
+		if (end == p || (*end && *end != ','))
+			die("VMHOST_STALL: want LINE:SECONDS[,...], got %s", spec);
+		nstalls++;
+		p = *end ? end + 1 : NULL;
+	}
+}
+
+static void stall_after(unsigned long line)
+{
+	unsigned int i;
+
+	for (i = 0; i < nstalls; i++) {
+		if (stall_line[i] != line)
+			continue;
+		printf("vmhost: VMHOST_STALL: not reading for %u s after line %lu\n", stall_s[i], line);
+		fflush(stdout);
+		sleep(stall_s[i]);
+	}
+}
+
+static void write_verified(void)
+{
+	FILE *f = open_out("verified", "", "w");
+
+	fprintf(f, "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", verified_bytes, verified_reqs,
+		failed_reqs);
+	fclose(f);
+}
+
 int main(int argc, char **argv)
 {
 	static char buf[1 << 16];
+	unsigned long lines = 0, after = 0;
 	size_t have = 0;
+	bool done = false;
 	struct stat st;
 	FILE *f;
 	int fd;
@@ -336,6 +396,9 @@ int main(int argc, char **argv)
 		die("mmap %s: %s", argv[2], strerror(errno));
 	close(fd);
 
+	if (getenv("VMHOST_STALL"))
+		stall_parse(getenv("VMHOST_STALL"));
+
 	chan = chan_connect(argv[1]);
 	for (;;) {
 		ssize_t r = read(chan, buf + have, sizeof(buf) - 1 - have);
@@ -350,10 +413,25 @@ int main(int argc, char **argv)
 			*nl = 0;
 			if (nl > start && nl[-1] == '\r')
 				nl[-1] = 0;
-			if (!strcmp(start, "@@DONE"))
-				goto out;
-			line_in(start);
+			if (done) {
+				/* nothing may follow @@DONE: say so, keep reading until QEMU exits */
+				if (!after++)
+					printf("vmhost: the guest wrote after @@DONE:\n");
+				printf("guest: %s\n", start);
+				fflush(stdout);
+			} else if (!strcmp(start, "@@DONE")) {
+				done = true;
+				if (tap)
+					fclose(tap);
+				tap = NULL;
+				write_verified();
+				/* every line before it is in: the guest may power off */
+				reply("done", "OK");
+			} else {
+				line_in(start);
+			}
 			start = nl + 1;
+			stall_after(++lines);
 		}
 		have -= start - buf;
 		memmove(buf, start, have);
@@ -363,14 +441,12 @@ int main(int argc, char **argv)
 			have = 0;
 		}
 	}
+	if (done)
+		return 0;
 	f = open_out("vmhost", ".eof", "w");	/* the guest never said @@DONE */
 	fclose(f);
-out:
 	if (tap)
 		fclose(tap);
-	f = open_out("verified", "", "w");
-	fprintf(f, "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", verified_bytes, verified_reqs,
-		failed_reqs);
-	fclose(f);
+	write_verified();
 	return 0;
 }

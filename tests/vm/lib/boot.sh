@@ -35,6 +35,8 @@ vm_boot() {
 	[ -n "${VM_FUZZ_CALLS:-}" ] && append="$append vm.fuzz_calls=$VM_FUZZ_CALLS"
 	# the selftest boot: vmcheck.ko's defects on purpose, nothing else
 	[ -n "${VM_SELFTEST:-}" ] && append="$append vm.selftest=$VM_SELFTEST"
+	# the channel's test (host/test-slowreader.sh): that many TAP lines, nothing else
+	[ -n "${VM_CHANTEST:-}" ] && append="$append vm.chantest=$VM_CHANTEST"
 	machine=q35
 	if [ "$variant" = iommu ]; then
 		# what the feasibility probe used: DMA remapping with interrupt remapping
