@@ -9,6 +9,11 @@
  *	return tap_exit();       exit status 0 only if every test passed and the plan held
  *
  * Header-only so that static guest test programs can use it without a build system.
+ *
+ * Each line is written under stdout's lock (flockfile), whole: in the VM tests threads
+ * print TAP while others send the host requests down the same channel, and vmlib flushes
+ * stdout under the same lock before it writes one, so a request never lands inside a TAP
+ * line (where the host would take it for TAP and never run its check).
  */
 #ifndef P2PIO_TAP_H
 #define P2PIO_TAP_H
@@ -39,16 +44,19 @@ static inline void tap_diag(const char *fmt, ...)
 {
 	va_list ap;
 
+	flockfile(stdout);
 	fputs("# ", stdout);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
 	fputc('\n', stdout);
 	fflush(stdout);
+	funlockfile(stdout);
 }
 
 static inline int tap_vok(int pass, const char *fmt, va_list ap)
 {
+	flockfile(stdout);
 	tap_run++;
 	if (!pass)
 		tap_failed++;
@@ -56,6 +64,7 @@ static inline int tap_vok(int pass, const char *fmt, va_list ap)
 	vprintf(fmt, ap);
 	fputc('\n', stdout);
 	fflush(stdout);
+	funlockfile(stdout);
 	return pass;
 }
 
@@ -93,11 +102,13 @@ static inline int tap_ok(int pass, const char *fmt, ...)
 
 static inline void tap_skip(int n, const char *why)
 {
+	flockfile(stdout);
 	while (n-- > 0) {
 		tap_run++;
 		printf("ok %d # SKIP %s\n", tap_run, why);
 	}
 	fflush(stdout);
+	funlockfile(stdout);
 }
 
 static inline void tap_skip_all(const char *why)

@@ -99,12 +99,19 @@ static int vm_host_send(char kind, unsigned int id, const char *fmt, va_list ap)
 	n = snprintf(line, sizeof(line), "@@%c %s%u ", kind, expect_bad ? "x" : "", id);
 	n += vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	line[n++] = '\n';
-	/* stdout shares the channel: what it holds must go first */
+	/*
+	 * stdout shares the channel: what it holds must go first, and under its lock, which
+	 * tap.h holds for each whole line, so that another thread's half-written TAP line is
+	 * never flushed ahead of this request, which would then land inside it.
+	 */
+	flockfile(stdout);
 	fflush(stdout);
 	if (write(chan, line, n) != n) {
+		funlockfile(stdout);
 		snprintf(why, sizeof(why), "write to host: %s", strerror(errno));
 		return -1;
 	}
+	funlockfile(stdout);
 	return 0;
 }
 
