@@ -264,13 +264,19 @@ static struct p2pio_mem_map *p2pio_mem_find_map(struct p2pio_mem *mem,
  * (one submitter per fd), which also keeps the pin from being released. Holds no busy
  * reference: a provider's map call may wait on locks its owner holds while revoking.
  * A mapping its controller has lost (unbind, removal) is never handed out again.
+ *
+ * Both waits are killable (ERR_PTR(-EINTR), nothing taken or changed): another fd's
+ * map of the same controller holds nvme->lock across the provider's map call, which
+ * may take as long as the driver likes (its API lock), and a reader queued behind it
+ * must still die on SIGKILL. The map call itself, once started, is the driver's.
  */
 struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme *nvme)
 {
 	struct p2pio_mem_map *map;
 	int ret;
 
-	mutex_lock(&mem->maps_lock);
+	if (mutex_lock_killable(&mem->maps_lock))
+		return ERR_PTR(-EINTR);
 	map = p2pio_mem_find_map(mem, nvme);
 	if (map) {
 		if (READ_ONCE(map->unmapped) || READ_ONCE(mem->revoked))
@@ -293,7 +299,12 @@ struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme
 	 * the unbind (so the device's removal) waiting until this map is made and listed:
 	 * held across the provider's map call, which sleeps (see struct p2pio_nvme).
 	 */
-	mutex_lock(&nvme->lock);
+	if (mutex_lock_killable(&nvme->lock)) {
+		/* Nothing listed or mapped yet: the unbind has nothing of ours to wait for. */
+		kfree(map);
+		map = ERR_PTR(-EINTR);
+		goto out_unlock;
+	}
 	if (nvme->dead) {
 		ret = -ENODEV;
 		goto out_free;
@@ -336,6 +347,12 @@ void p2pio_mem_release(struct p2pio_ctx *ctx, struct p2pio_mem *mem)
 	spin_unlock_irq(&mem->lock);
 	wait_event(mem->idle, !atomic_read(&mem->busy));
 
+	/*
+	 * Uninterruptible, both locks: a release cannot fail (close, and an unpin whose pin
+	 * already left the handle table), and the maps must be undone before the unpin. A
+	 * release can wait here behind another fd's map of the same controller (nvme->lock
+	 * across the driver's map call) for as long as the driver takes it.
+	 */
 	mutex_lock(&mem->maps_lock);
 	list_for_each_entry_safe(map, tmp, &mem->maps, node) {
 		/* Under the controller's lock: its unbind may undo the mapping too. */

@@ -78,6 +78,10 @@ static void p2pio_bar_revoke(struct p2pio_mem *mem)
 	struct p2pio_bar *bar = mem->priv;
 	struct p2pio_mem_map *map;
 
+	/*
+	 * Uninterruptible: the target's removal (its driver's remove, or ours) cannot fail
+	 * and must not go on while a map of its BAR stands; no process to kill waits here.
+	 */
 	mutex_lock(&mem->maps_lock);
 	list_for_each_entry(map, &mem->maps, node) {
 		mutex_lock(&map->nvme->lock);

@@ -100,6 +100,10 @@ static void p2pio_nvme_gone(struct p2pio_nvme *nvme)
 {
 	struct p2pio_mem_map *map;
 
+	/*
+	 * Uninterruptible: the unbind cannot fail, and it must wait for a map in progress
+	 * (made under this lock) so as to undo it before the device leaves its IOMMU group.
+	 */
 	mutex_lock(&nvme->lock);
 	nvme->dead = true;
 	list_for_each_entry(map, &nvme->maps, nvme_node)
