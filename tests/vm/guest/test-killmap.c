@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test-killmap - a reader queued behind another fd's slow map of the same controller
+ * dies on SIGKILL at once.
+ *
+ * The first use of a pin with a controller maps it, under the controller's lock
+ * (nvme->lock), which is held across the driver's dma_map_pages on purpose (the unbind
+ * waits for a map in progress). Here the double's map takes MAP_MS (map_delay_ms). This
+ * process's thread makes such a map (a read of its fresh pin); a second process, with its
+ * own fd, pin and file on the same controller, then submits a read that needs the same
+ * lock, and is killed while it waits.
+ *
+ * Pass: the killed process is gone within KILL_MS (well under the map's remaining time);
+ * the first read completes and its bytes are what the host expects; nothing is left and
+ * the double's map is back to 0 ms. A module that took the lock with mutex_lock() left
+ * the killed process in D state until the map returned (MAP_MS - 1 s later).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "vmlib.h"
+
+#define FSIZE (1 * VM_MIB)
+#define RLEN 65536
+#define MAP_MS 6000
+#define KILL_MS 1500
+#define POISON 0x6b
+#define MAP_DELAY "/sys/module/nvdouble/parameters/map_delay_ms"
+#define MNT "/mnt/a1"		/* both files on controller A's namespace 1 */
+
+struct reader {
+	int pfd;
+	uint32_t file, pin;
+	int status;
+	_Atomic uint64_t end_ns;
+};
+
+static void *read_one(void *arg)
+{
+	struct reader *r = arg;
+
+	r->status = vm_p2p_read(r->pfd, r->file, r->pin, 0, RLEN, 0);
+	atomic_store(&r->end_ns, vm_now_ns());
+	return NULL;
+}
+
+/*
+ * The second process: its own /dev/p2pio and /dev/nvdouble fds, file and pin; says
+ * "ready" (1) or why not (0) on @ready, waits for a byte on @go, then reads (and is
+ * killed while it waits). Writes nothing to stdout: the TAP stream is the parent's.
+ */
+static void second(const char *path, int ready, int go)
+{
+	struct p2pio_register_file reg;
+	struct vm_target t;
+	char c = 0;
+	int pfd, nvd, xfd;
+
+	pfd = vm_p2p_open();
+	nvd = vm_nvd_open();
+	xfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pfd >= 0 && nvd >= 0 && xfd >= 0 && !vm_p2p_register(pfd, xfd, &reg) &&
+	    !vm_target_new(pfd, nvd, P2PIO_PROVIDER_NVIDIA, FSIZE, 0, 0, 0, &t))
+		c = 1;
+	if (write(ready, &c, 1) != 1 || !c)
+		_exit(2);
+	if (read(go, &c, 1) != 1)
+		_exit(3);
+	vm_p2p_read(pfd, reg.handle, t.pin.handle, 0, RLEN, 0);
+	_exit(4);	/* not reached before the kill, or the kill came too late */
+}
+
+/* Whether /proc/<pid>/stack shows @fn (root only; the kernels have CONFIG_STACKTRACE). */
+static bool stack_has(pid_t pid, const char *fn)
+{
+	char path[64], buf[4096];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stack", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	if (!strstr(buf, fn))
+		tap_diag("stack of %d:\n%s", (int)pid, buf);
+	return strstr(buf, fn) != NULL;
+}
+
+int main(void)
+{
+	const char *one = MNT "/km-one", *two = MNT "/km-two";
+	struct p2pio_register_file reg;
+	struct reader r = { .pfd = -1 };
+	int ready[2], go[2], nvd, pfd, xfd = -1, ret, st = 0;
+	uint64_t t_kill, t_gone = 0, t_read0;
+	struct vm_target t;
+	pthread_t tid;
+	pid_t pid, w;
+	char c;
+
+	tap_plan_lazy();
+	pfd = vm_test_open(&nvd, true);
+	if (!tap_ok(!vm_make_pattern_file(one, "km-one", FSIZE) &&
+		    !vm_make_pattern_file(two, "km-two", FSIZE), "two files on " MNT " written"))
+		goto out;
+	xfd = open(one, O_RDONLY | O_CLOEXEC);
+	r.pfd = vm_p2p_open();
+	ret = xfd < 0 || r.pfd < 0 ? -EBADF : vm_p2p_register(r.pfd, xfd, &reg);
+	if (!tap_is_int(ret, 0, "the first file registered"))
+		goto out;
+	ret = vm_target_new(r.pfd, nvd, P2PIO_PROVIDER_NVIDIA, FSIZE, 0, 0, 0, &t);
+	if (!tap_is_int(ret, 0, "a fresh pin (not yet mapped for the controller)"))
+		goto out_unreg;
+	r.file = reg.handle;
+	r.pin = t.pin.handle;
+	vm_mem_poison(&t.mem, 0, RLEN + 4096, POISON);
+	tap_ok(!vm_host_sync(), "destination poisoned");
+
+	if (pipe2(ready, O_CLOEXEC) || pipe2(go, O_CLOEXEC))
+		tap_bail("pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		close(go[1]);
+		second(two, ready[1], go[0]);
+	}
+	close(ready[1]);
+	close(go[0]);
+	c = 0;
+	if (!tap_ok(pid > 0 && read(ready[0], &c, 1) == 1 && c == 1,
+		    "a second process: its own fd, file on the same controller, fresh pin")) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		goto out_free;
+	}
+
+	tap_is_int(vm_write_str(MAP_DELAY, "6000"), 0, "the double's map takes %d ms", MAP_MS);
+	t_read0 = vm_now_ns();
+	pthread_create(&tid, NULL, read_one, &r);
+	vm_sleep_ms(500);	/* the first read is inside its map, holding nvme->lock */
+	if (write(go[1], "g", 1) != 1)
+		tap_diag("go: %s", strerror(errno));
+	vm_sleep_ms(500);	/* the second read waits for the controller's lock */
+	tap_ok(waitpid(pid, &st, WNOHANG) == 0 && stack_has(pid, "p2pio_mem_get_map"),
+	       "the second process waits in p2pio_mem_get_map (the first map holds the lock)");
+	t_kill = vm_now_ns();
+	kill(pid, SIGKILL);
+	/* Polled: a child stuck until the map returns must not stop the checks after. */
+	while (vm_now_ns() - t_kill < (MAP_MS + 10000) * 1000000ull) {
+		w = waitpid(pid, &st, WNOHANG);
+		if (w == pid) {
+			t_gone = vm_now_ns();
+			break;
+		}
+		if (w < 0)
+			break;
+		vm_sleep_ms(10);
+	}
+	tap_ok(t_gone && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
+	       t_gone - t_kill < KILL_MS * 1000000ull,
+	       "SIGKILLed while it waited, it was gone in %lld ms (at most %d; the map had %lld ms left)",
+	       t_gone ? (long long)((t_gone - t_kill) / 1000000) : -1LL, KILL_MS,
+	       (long long)MAP_MS - (long long)((t_kill - t_read0) / 1000000));
+	if (!t_gone) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	pthread_join(tid, NULL);
+	vm_write_str(MAP_DELAY, "0");
+	tap_is_int(r.status, 0, "the first read completed (after %llu ms)",
+		   (unsigned long long)((atomic_load(&r.end_ns) - t_read0) / 1000000));
+	tap_ok(atomic_load(&r.end_ns) - t_read0 >= (MAP_MS - 100) * 1000000ull,
+	       "... after its map's delay (the map was the slow one)");
+	vm_mem_expect_file(&t.mem, 0, RLEN, "km-one", 0);
+	vm_mem_expect_fill(&t.mem, RLEN, 4096, POISON);
+	if (!tap_ok(!vm_host_sync(), "the host finds the first read's bytes, nothing past them"))
+		tap_diag("%s", vm_host_why());
+	tap_is_int(vm_p2p_read(r.pfd, r.file, r.pin, RLEN, RLEN, RLEN), 0,
+		   "a later read of the same pin (mapped now)");
+	vm_mem_expect_file(&t.mem, RLEN, RLEN, "km-one", RLEN);
+	if (!tap_ok(!vm_host_sync(), "... its bytes too"))
+		tap_diag("%s", vm_host_why());
+	close(ready[0]);
+	close(go[1]);
+out_free:
+	tap_is_int(vm_target_free(r.pfd, &t), 0, "unpinned");
+out_unreg:
+	tap_is_int(vm_p2p_unregister(r.pfd, reg.handle), 0, "unregistered");
+out:
+	vm_write_str(MAP_DELAY, "0");
+	if (r.pfd >= 0)
+		close(r.pfd);
+	if (xfd >= 0)
+		close(xfd);
+	unlink(one);
+	unlink(two);
+	tap_ok(vm_nothing_left(pfd), "nothing left: commands, reads, files, pins, PRP pages");
+	close(nvd);
+	close(pfd);
+	return tap_exit();
+}
