@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -39,14 +38,6 @@
 /* Page size of the nvidia provider: pins and windows are multiples of it. */
 #define P2PIO_GPU_PAGE (64u << 10)
 #define P2PIO_P2P_BATCH 64
-/*
- * A broken layout lease (ESTALE): how long registering the file again retries while the
- * module answers EAGAIN (another lease on the file is still being broken), and how many
- * times one piece is sent again before its read fails with ESTALE after all (the block
- * map keeps changing under every new registration).
- */
-#define P2PIO_REREG_WAIT_NS (5ull * 1000000000ull)
-#define P2PIO_REREG_MAX_TRIES 8
 
 struct p2pio_win {
 	struct p2pio_buf *buf;
@@ -64,16 +55,6 @@ struct p2pio_piece {
 	struct p2pio_win *win;
 	uint64_t bytes;			/* counted in plain_bytes or urgent_bytes ... */
 	bool urgent;			/* ... by its read's kind when it was prepared */
-	struct p2pio_read rd;		/* what was sent (the file handle set at each send) */
-	uint32_t handle;		/* the file handle it was last sent with */
-	unsigned int tries;		/* times sent again after ESTALE */
-	struct p2pio_piece *next;	/* in the context's stale list */
-};
-
-/* A file handle replaced by a new registration, unregistered once @refs pieces are in. */
-struct p2pio_p2p_old {
-	uint32_t handle;
-	unsigned int refs;
 };
 
 struct p2pio_p2p {
@@ -102,8 +83,6 @@ struct p2pio_p2p {
 	bool feeding;			/* the feeder is sending a read it took from @held */
 	pthread_t feeder;
 	bool feeder_started;
-	/* Pieces that completed with ESTALE, for the feeder to send again (or settle). */
-	struct p2pio_piece *stale_head, *stale_tail;
 
 	int stop_efd;
 	pthread_t th;
@@ -295,20 +274,11 @@ static void p2pio_p2p_file_close(struct p2pio_file *f)
 {
 	struct p2pio_handle_arg h = { .handle = (uint32_t)f->p2p_handle };
 	struct p2pio_p2p *p;
-	unsigned int i;
 
 	if (!f->p2p_ok)
 		return;
 	p = p2pio_path_priv(f->ctx, &p2pio_p2p_ops);
 	ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
-	/* Handles replaced after a broken lease whose pieces were still out: nothing is now. */
-	for (i = 0; i < f->p2p_nr_old; i++) {
-		h.handle = f->p2p_old[i].handle;
-		ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
-	}
-	free(f->p2p_old);
-	f->p2p_old = NULL;
-	f->p2p_nr_old = 0;
 	f->p2p_ok = false;
 }
 
@@ -326,8 +296,7 @@ static void p2pio_p2p_fall_back(struct p2pio_file *f, const char *why)
 
 	pthread_mutex_lock(&f->lock);
 	if (atomic_compare_exchange_strong(&f->path, &p2p, p2pio_p2p_ops.fallback))
-		snprintf(f->why, sizeof(f->why), "AUTO: %.*s; reads go by %s",
-			 (int)sizeof(f->why) - 32, why,
+		snprintf(f->why, sizeof(f->why), "AUTO: %s; reads go by %s", why,
 			 p2pio_path_ops(p2pio_p2p_ops.fallback)->name);
 	pthread_mutex_unlock(&f->lock);
 }
@@ -609,46 +578,6 @@ static int p2pio_p2p_edge(struct p2pio_op *op, uint64_t from, uint64_t to)
 }
 
 /*
- * [@from, @to) of @op's file through read() into host memory, copied into place: how the
- * pieces of a file whose registration went stale for good end when AUTO moved the file to
- * its fallback (its later reads go by that path).
- */
-static int p2pio_p2p_host_read(struct p2pio_op *op, uint64_t from, uint64_t to)
-{
-	uint64_t step = 1ull << 20, n;
-	char *tmp;
-	ssize_t r;
-	int ret = 0;
-
-	if (from >= to)
-		return 0;
-	tmp = malloc(to - from < step ? to - from : step);
-	if (!tmp)
-		return -ENOMEM;
-	while (from < to) {
-		n = to - from < step ? to - from : step;
-		r = pread(op->file->fd, tmp, n, (off_t)from);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			ret = -errno;
-			break;
-		}
-		if (!r) {
-			ret = -ENODATA;
-			break;
-		}
-		atomic_fetch_add(&op->bytes_read, (uint64_t)r);
-		ret = p2pio_dst_write_sync(op, op->dst + (from - op->off), tmp, (uint64_t)r);
-		if (ret)
-			break;
-		from += (uint64_t)r;
-	}
-	free(tmp);
-	return ret;
-}
-
-/*
  * Submit @n prepared reads; every accepted one completes through the reaper. Return: 0, or
  * the error that stopped it with *@done of them accepted (the caller undoes the rest).
  */
@@ -656,8 +585,6 @@ static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned 
 			   unsigned int *done)
 {
 	struct p2pio_submit sub;
-	struct p2pio_piece *pc;
-	unsigned int i;
 	int ret;
 
 	*done = 0;
@@ -666,21 +593,8 @@ static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned 
 		sub.reads = (uintptr_t)(rd + *done);
 		sub.count = n - *done;
 		pthread_mutex_lock(&p->lock);
-		/*
-		 * Each piece goes with its file's current handle: one prepared before the file
-		 * was registered again (its lease broke) must not go to the stale handle.
-		 */
-		for (i = *done; i < n; i++) {
-			pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
-			rd[i].file = (uint32_t)pc->op->file->p2p_handle;
-		}
 		ret = ioctl(p->fd, P2PIO_IOC_SUBMIT, &sub) < 0 ? -errno : 0;
 		if (!ret) {
-			for (i = *done; i < *done + sub.accepted; i++) {
-				pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
-				pc->handle = rd[i].file;
-				pc->op->file->p2p_cur_refs++;
-			}
 			p->outstanding += sub.accepted;
 			p->prepared -= sub.accepted;
 			*done += sub.accepted;
@@ -702,29 +616,25 @@ static uint64_t *p2pio_piece_count(struct p2pio_p2p *p, const struct p2pio_piece
 	return pc->urgent ? &p->urgent_bytes : &p->plain_bytes;
 }
 
-/* A prepared piece that is not (or no longer) at the module ends with @err. */
-static void p2pio_piece_settle(struct p2pio_p2p *p, struct p2pio_piece *pc, int err,
-			       uint64_t bytes)
-{
-	pthread_mutex_lock(&p->lock);
-	pc->win->refs--;
-	p->prepared--;
-	*p2pio_piece_count(p, pc) -= pc->bytes;
-	/* Its window may be idle now, and a waiting submitter may be waiting for that. */
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	p2pio_op_put(pc->op, err, bytes);
-	free(pc);
-}
-
 /* Undo @n pieces that were prepared but not accepted. */
 static void p2pio_p2p_unprep(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n,
 			     int err)
 {
+	struct p2pio_piece *pc;
 	unsigned int i;
 
-	for (i = 0; i < n; i++)
-		p2pio_piece_settle(p, (struct p2pio_piece *)(uintptr_t)rd[i].user_tag, err, 0);
+	for (i = 0; i < n; i++) {
+		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
+		pthread_mutex_lock(&p->lock);
+		pc->win->refs--;
+		p->prepared--;
+		*p2pio_piece_count(p, pc) -= pc->bytes;
+		/* Its window may be idle now, and a waiting submitter may be waiting for that. */
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		p2pio_op_put(pc->op, err, 0);
+		free(pc);
+	}
 }
 
 /* Submit the batch; on an error, undo what was not accepted. */
@@ -750,25 +660,12 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 	unsigned int nr = 0, batch;
 	struct p2pio_win *w = NULL;
 	struct p2pio_piece *pc;
-	int ret, gone;
+	int ret;
 
 	a = p2pio_round_up(op->off, lba);
 	b = p2pio_round_down(end, lba);
 	if (a >= b)
 		a = b = end;
-	pthread_mutex_lock(&p->lock);
-	gone = f->p2p_gone;
-	pthread_mutex_unlock(&p->lock);
-	if (gone) {
-		/*
-		 * The file's lease broke and the module refused it since: a forced P2P read
-		 * fails with the refusal; AUTO's file moved to its fallback, and a read that
-		 * was queued here before that is read through host memory.
-		 */
-		ret = f->forced ? -gone : p2pio_p2p_host_read(op, op->off, end);
-		p2pio_op_put(op, ret, 0);
-		return;
-	}
 	ret = p2pio_p2p_edge(op, op->off, a);
 	if (!ret)
 		ret = p2pio_p2p_edge(op, b > a ? b : a, end);
@@ -823,10 +720,6 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 		rd[nr].length = n;
 		rd[nr].mem_offset = dev - w->start;
 		rd[nr].user_tag = (uintptr_t)pc;
-		pc->rd = rd[nr];
-		pc->handle = rd[nr].file;
-		pc->tries = 0;
-		pc->next = NULL;
 		if (++nr == batch) {
 			ret = p2pio_p2p_send(p, rd, &nr);
 			if (ret)
@@ -877,188 +770,14 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 	return 0;
 }
 
-/* ---- a broken layout lease: register the file again ------------------------------ */
-
-/*
- * A piece sent with @handle of @f is in (p->lock held): one fewer on that handle. A
- * replaced handle is unregistered with its last piece (the module refuses to unregister a
- * handle with commands in flight: EBUSY).
- */
-static void p2pio_handle_put(struct p2pio_p2p *p, struct p2pio_file *f, uint32_t handle)
-{
-	struct p2pio_handle_arg h = { .handle = handle };
-	unsigned int i;
-
-	if (handle == (uint32_t)f->p2p_handle) {
-		f->p2p_cur_refs--;
-		return;
-	}
-	for (i = 0; i < f->p2p_nr_old; i++) {
-		if (f->p2p_old[i].handle != handle)
-			continue;
-		if (!--f->p2p_old[i].refs) {
-			ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
-			f->p2p_old[i] = f->p2p_old[--f->p2p_nr_old];
-		}
-		return;
-	}
-}
-
-/* The file's reason says what happened to its registration (AUTO's or the caller's). */
-static void p2pio_p2p_note_rereg(struct p2pio_file *f, uint32_t handle, uint32_t old)
-{
-	char tmp[P2PIO_REASON_LEN];
-
-	pthread_mutex_lock(&f->lock);
-	if (!f->p2p_why_base[0])
-		memcpy(f->p2p_why_base, f->why, sizeof(f->why));
-	snprintf(tmp, sizeof(tmp),
-		 "P2P: layout lease broke (block map changed), registered again %ux (handle %u, was %u)",
-		 f->p2p_reregs, handle, old);
-	snprintf(f->why, sizeof(f->why), "%.*s; %.*s", 60, f->p2p_why_base, 128, tmp);
-	pthread_mutex_unlock(&f->lock);
-}
-
-/*
- * @f's registration went stale (a read of it completed with ESTALE: its layout lease
- * broke). Register it again, retrying with a growing pause while the module answers
- * EAGAIN (another lease on the file is still being broken), for P2PIO_REREG_WAIT_NS at
- * most. On success the new handle replaces the old one, which is unregistered once its
- * last piece is in. A refusal (the file now shares blocks after a dedupe: ENODATA; became
- * a verity file: EMEDIUMTYPE; ...) is for good: AUTO moves the file to its fallback, as for
- * refused pins; a forced P2P file's reads fail with the refusal's errno. Only the feeder
- * calls this, one file at a time.
- */
-static void p2pio_p2p_reregister(struct p2pio_p2p *p, struct p2pio_file *f)
-{
-	struct p2pio_register_file reg;
-	struct p2pio_handle_arg h;
-	struct p2pio_p2p_old *o;
-	uint64_t t0 = p2pio_now_ns(), pause_us = 1000;
-	struct timespec ts;
-	char why[P2PIO_REASON_LEN];
-	uint32_t old;
-	int e;
-
-	for (;;) {
-		memset(&reg, 0, sizeof(reg));
-		reg.fd = f->fd;
-		if (!ioctl(p->fd, P2PIO_IOC_REGISTER_FILE, &reg)) {
-			e = 0;
-			break;
-		}
-		e = errno;
-		if ((e != EAGAIN && e != EINTR) || p2pio_now_ns() - t0 > P2PIO_REREG_WAIT_NS)
-			break;
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)pause_us * 1000;
-		nanosleep(&ts, NULL);
-		pause_us = pause_us < 50000 ? pause_us * 2 : 100000;
-	}
-	if (e) {
-		snprintf(why, sizeof(why),
-			 "P2P: the file's layout lease broke and the module refused it again: %s (%s)",
-			 p2pio_errno_name(e), p2pio_refusal_hint(e));
-	} else if (reg.size != f->size || reg.lba_size != f->lba_size) {
-		h = (struct p2pio_handle_arg){ .handle = reg.handle };
-		ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
-		e = EIO;
-		snprintf(why, sizeof(why),
-			 "P2P: the file's layout lease broke and the module now reports size %llu and block size %u (was %llu and %u)",
-			 (unsigned long long)reg.size, reg.lba_size, (unsigned long long)f->size,
-			 f->lba_size);
-	}
-	pthread_mutex_lock(&p->lock);
-	if (e) {
-		/* The stale handle stays registered (refusing its reads) until the file closes. */
-		f->p2p_gone = e;
-		pthread_mutex_unlock(&p->lock);
-		if (f->forced)
-			p2pio_file_note(f, P2PIO_PATH_P2P, "%s", why);
-		else
-			p2pio_p2p_fall_back(f, why);
-		return;
-	}
-	old = (uint32_t)f->p2p_handle;
-	h = (struct p2pio_handle_arg){ .handle = old };
-	if (!f->p2p_cur_refs) {
-		ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
-	} else {
-		o = realloc(f->p2p_old, (f->p2p_nr_old + 1) * sizeof(*o));
-		/* Without memory the old handle stays registered until the fd closes. */
-		if (o) {
-			f->p2p_old = o;
-			o[f->p2p_nr_old++] = (struct p2pio_p2p_old){ .handle = old,
-								     .refs = f->p2p_cur_refs };
-		}
-	}
-	f->p2p_handle = reg.handle;
-	f->p2p_cur_refs = 0;
-	f->p2p_reregs++;
-	pthread_mutex_unlock(&p->lock);
-	p2pio_p2p_note_rereg(f, reg.handle, old);
-}
-
-/*
- * A piece that completed with ESTALE: register its file again if no one has since it was
- * sent, then send it again with the new handle; or, where the file is refused now, fail
- * it (forced P2P) or read it through host memory (AUTO, whose file moved to its fallback).
- * The other pieces of the stale registration come here too and find the new handle.
- */
-static void p2pio_p2p_resend(struct p2pio_p2p *p, struct p2pio_piece *pc)
-{
-	struct p2pio_file *f = pc->op->file;
-	unsigned int done;
-	bool again;
-	int gone, ret;
-
-	pthread_mutex_lock(&p->lock);
-	again = !f->p2p_gone && pc->handle == (uint32_t)f->p2p_handle;
-	pthread_mutex_unlock(&p->lock);
-	if (again)
-		p2pio_p2p_reregister(p, f);
-	pthread_mutex_lock(&p->lock);
-	gone = f->p2p_gone;
-	pthread_mutex_unlock(&p->lock);
-	if (gone) {
-		ret = f->forced ? -gone :
-				  p2pio_p2p_host_read(pc->op, pc->rd.file_offset,
-						      pc->rd.file_offset + pc->rd.length);
-		p2pio_piece_settle(p, pc, ret, 0);
-		return;
-	}
-	if (++pc->tries > P2PIO_REREG_MAX_TRIES) {
-		p2pio_piece_settle(p, pc, -ESTALE, 0);
-		return;
-	}
-	ret = p2pio_p2p_flush(p, &pc->rd, 1, &done);
-	if (ret)
-		p2pio_piece_settle(p, pc, ret, 0);
-}
-
-/*
- * Sends the held reads, oldest first, as the plain bytes in flight drop below the limit;
- * and sends again the pieces that came back with ESTALE (p2pio_p2p_resend()).
- */
+/* Sends the held reads, oldest first, as the plain bytes in flight drop below the limit. */
 static void *p2pio_p2p_feeder(void *arg)
 {
 	struct p2pio_p2p *p = arg;
-	struct p2pio_piece *pc;
 	struct p2pio_op *op;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		pc = p->stale_head;
-		if (pc) {
-			p->stale_head = pc->next;
-			if (!p->stale_head)
-				p->stale_tail = NULL;
-			pc->next = NULL;
-			pthread_mutex_unlock(&p->lock);
-			p2pio_p2p_resend(p, pc);
-			pthread_mutex_lock(&p->lock);
-			continue;
-		}
 		op = p->held.head;
 		if (op && (p->stopping || !p2pio_p2p_plain_full(p))) {
 			p2pio_opq_pop(&p->held);
@@ -1069,8 +788,7 @@ static void *p2pio_p2p_feeder(void *arg)
 			p->feeding = false;
 			continue;
 		}
-		/* Pieces still out may come back stale: this thread sends those again. */
-		if (p->stopping && !p->outstanding)
+		if (p->stopping)
 			break;
 		pthread_cond_wait(&p->cond, &p->lock);
 	}
@@ -1133,26 +851,8 @@ static void *p2pio_p2p_reaper(void *arg)
 		for (i = 0; i < reap.count && i < P2PIO_P2P_BATCH; i++) {
 			pc = (struct p2pio_piece *)(uintptr_t)c[i].user_tag;
 			pthread_mutex_lock(&p->lock);
-			p->outstanding--;
-			p2pio_handle_put(p, pc->op->file, pc->handle);
-			if (c[i].status == -ESTALE) {
-				/*
-				 * The file's layout lease broke: nothing of this piece may be
-				 * trusted, and the file's bytes are what they were. The feeder
-				 * registers it again and sends the piece again; until then it
-				 * keeps its window, as a prepared piece.
-				 */
-				p->prepared++;
-				if (p->stale_tail)
-					p->stale_tail->next = pc;
-				else
-					p->stale_head = pc;
-				p->stale_tail = pc;
-				pthread_cond_broadcast(&p->cond);
-				pthread_mutex_unlock(&p->lock);
-				continue;
-			}
 			pc->win->refs--;
+			p->outstanding--;
 			*p2pio_piece_count(p, pc) -= pc->bytes;
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
