@@ -37,22 +37,6 @@
 #define MAP_DELAY "/sys/module/nvdouble/parameters/map_delay_ms"
 #define MNT "/mnt/a1"		/* both files on controller A's namespace 1 */
 
-struct reader {
-	int pfd;
-	uint32_t file, pin;
-	int status;
-	_Atomic uint64_t end_ns;
-};
-
-static void *read_one(void *arg)
-{
-	struct reader *r = arg;
-
-	r->status = vm_p2p_read(r->pfd, r->file, r->pin, 0, RLEN, 0);
-	atomic_store(&r->end_ns, vm_now_ns());
-	return NULL;
-}
-
 /*
  * The second process: its own /dev/p2pio and /dev/nvdouble fds, file and pin; says
  * "ready" (1) or why not (0) on @ready, waits for a byte on @go, then reads (and is
@@ -104,7 +88,7 @@ int main(void)
 {
 	const char *one = MNT "/km-one", *two = MNT "/km-two";
 	struct p2pio_register_file reg;
-	struct reader r = { .pfd = -1 };
+	struct vm_timed_read r = { .pfd = -1, .len = RLEN };
 	int ready[2], go[2], nvd, pfd, xfd = -1, ret, st = 0;
 	uint64_t t_kill, t_gone = 0, t_read0;
 	struct vm_target t;
@@ -153,7 +137,7 @@ int main(void)
 
 	tap_is_int(vm_write_str(MAP_DELAY, "6000"), 0, "the double's map takes %d ms", MAP_MS);
 	t_read0 = vm_now_ns();
-	pthread_create(&tid, NULL, read_one, &r);
+	pthread_create(&tid, NULL, vm_timed_read, &r);
 	vm_sleep_ms(500);	/* the first read is inside its map, holding nvme->lock */
 	if (write(go[1], "g", 1) != 1)
 		tap_diag("go: %s", strerror(errno));

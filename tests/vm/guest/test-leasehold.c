@@ -37,28 +37,12 @@
 #define LEASE_TIME "/proc/sys/fs/lease-break-time"
 #define MAP_DELAY "/sys/module/nvdouble/parameters/map_delay_ms"
 
-struct reader {
-	int pfd;
-	uint32_t file, pin;
-	int status;
-	_Atomic uint64_t end_ns;
-};
-
-static void *read_one(void *arg)
-{
-	struct reader *r = arg;
-
-	r->status = vm_p2p_read(r->pfd, r->file, r->pin, 0, 65536, 0);
-	atomic_store(&r->end_ns, vm_now_ns());
-	return NULL;
-}
-
 static void one(int nvd, const char *mnt)
 {
 	char victim[128], twin[128];
 	struct p2pio_register_file reg;
 	struct vm_target t;
-	struct reader r = { .pfd = -1 };
+	struct vm_timed_read r = { .pfd = -1, .len = 65536 };
 	uint64_t t0, back, rend;
 	pthread_t tid;
 	int xfd = -1, tfd = -1, ret, st;
@@ -82,7 +66,7 @@ static void one(int nvd, const char *mnt)
 	r.pin = t.pin.handle;
 
 	tap_is_int(vm_write_str(MAP_DELAY, "3000"), 0, "%s: the double's map takes 3 s", mnt);
-	pthread_create(&tid, NULL, read_one, &r);
+	pthread_create(&tid, NULL, vm_timed_read, &r);
 	vm_sleep_ms(500);	/* the issuer holds the registration, inside the map */
 	t0 = vm_now_ns();
 	pid = fork();

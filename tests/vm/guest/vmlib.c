@@ -790,6 +790,15 @@ uint64_t vm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void *vm_timed_read(void *arg)
+{
+	struct vm_timed_read *r = arg;
+
+	r->status = vm_p2p_read(r->pfd, r->file, r->pin, 0, r->len, 0);
+	atomic_store(&r->end_ns, vm_now_ns());
+	return NULL;
+}
+
 uint64_t vm_fs_free(const char *path)
 {
 	struct statvfs sv;

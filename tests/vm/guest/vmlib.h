@@ -230,6 +230,19 @@ struct vm_extent {
 int vm_file_extents(int fd, struct vm_extent *out, int max);
 /* CLOCK_MONOTONIC in nanoseconds (the clock of the library's latencies). */
 uint64_t vm_now_ns(void);
+/*
+ * A read on a thread of its own, for tests that act while it waits in the module (a slow
+ * map, a lease break): vm_p2p_read() of @len bytes from file offset 0 into pin offset 0,
+ * its status and when it returned (vm_now_ns()). pthread_create(..., vm_timed_read, r).
+ */
+struct vm_timed_read {
+	int pfd;
+	uint32_t file, pin;
+	uint64_t len;
+	int status;
+	_Atomic uint64_t end_ns;
+};
+void *vm_timed_read(void *arg);
 /* Bytes an unprivileged user may still allocate on the file system of @path (statvfs). */
 uint64_t vm_fs_free(const char *path);
 /*
