@@ -369,6 +369,26 @@ static void test_json(void)
 	       "raw JSONL, a prompt position of 2^40 and a decode step with the same layers: "
 	       "read, not refused as one cell twice");
 	p2pio_expert_trace_free(t);
+	/*
+	 * Raw log of one layer: every decode record has the last prompt record's layer. The
+	 * reader took the records after the prompt's last position that shared its layer for
+	 * the prompt too, at position 0 again: the log was refused as two records of one cell.
+	 */
+	t = load_text("raw-one.jsonl",
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[1,2]}\n"
+		      "{\"layer\":0,\"token_pos\":1,\"experts\":[3,4]}\n"
+		      "{\"layer\":0,\"token_pos\":2,\"experts\":[5,6]}\n"
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[7,0]}\n"
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[2,3]}\n");
+	tap_ok(t && p2pio_expert_trace_tokens(t) == 5 && p2pio_expert_trace_info(t)->nr_layers == 1 &&
+		       cell0(t, 0, 0) == 1 && cell0(t, 2, 0) == 5 &&
+		       (p2pio_expert_trace_token_flags(t, 2) & P2PIO_EXPERT_TOKEN_PREFILL) &&
+		       cell0(t, 3, 0) == 7 && cell0(t, 4, 0) == 2 &&
+		       !(p2pio_expert_trace_token_flags(t, 3) & P2PIO_EXPERT_TOKEN_PREFILL) &&
+		       !(p2pio_expert_trace_token_flags(t, 4) & P2PIO_EXPERT_TOKEN_PREFILL),
+	       "raw JSONL of one layer: 3 prompt tokens, then each record a decode step (%llu tokens)",
+	       t ? (unsigned long long)p2pio_expert_trace_tokens(t) : 0ull);
+	p2pio_expert_trace_free(t);
 	/* No prompt position at all: every record a decode step, keyed from 0. */
 	t = load_text("raw-decode.jsonl",
 		      "{\"layer\":0,\"token_pos\":0,\"experts\":[1]}\n"
@@ -826,6 +846,58 @@ static void test_synth(void)
 	p2pio_expert_trace_free(c);
 }
 
+/* Its tokens marked prefill. */
+static uint64_t prefill_tokens(const struct p2pio_expert_trace *t)
+{
+	uint64_t i, n = 0;
+
+	for (i = 0; i < p2pio_expert_trace_tokens(t); i++)
+		n += !!(p2pio_expert_trace_token_flags(t, i) & P2PIO_EXPERT_TOKEN_PREFILL);
+	return n;
+}
+
+/*
+ * The profiler's raw log (SOURCES.md: 135 prompt tokens, then 83 decode steps whose first
+ * routes layer 0 to [6, 5]), whole and cut to its layer 0 in the test's directory (the
+ * trace stays out of the repository). The cut was refused: the reader took the decode
+ * records for prompt ones, as they share the prompt's last layer.
+ */
+static void test_real_raw(const char *base)
+{
+	struct p2pio_expert_trace *t = NULL;
+	struct p2pio_error err = { 0 };
+	char path[256], line[4096];
+	FILE *in, *out;
+	int pass;
+
+	snprintf(path, sizeof(path), "%s/speculative-moe/analysis/deep_analysis/routing_raw.jsonl", base);
+	in = fopen(path, "r");
+	out = fopen(tmp_path("raw-layer0.jsonl"), "w");
+	if (!in || !out)
+		tap_bail("cannot cut the raw log to its layer 0");
+	while (fgets(line, sizeof(line), in))
+		if (strstr(line, "\"layer\": 0,") && fputs(line, out) == EOF)
+			tap_bail("cannot write the raw log's layer 0");
+	if (fclose(out))
+		tap_bail("cannot write the raw log's layer 0");
+	fclose(in);
+	for (pass = 0; pass < 2; pass++) {
+		int r = p2pio_expert_trace_load(pass ? tmp_path("raw-layer0.jsonl") : path, &t, &err);
+
+		if (!tap_ok(!r && p2pio_expert_trace_tokens(t) == 218 && prefill_tokens(t) == 135 &&
+				    p2pio_expert_trace_info(t)->nr_layers == (pass ? 1u : 32u) &&
+				    cell0(t, 135, 0) == 6 && !(p2pio_expert_trace_token_flags(t, 135) &
+							      P2PIO_EXPERT_TOKEN_PREFILL),
+			    "the raw log%s: 135 prompt tokens, then 83 decode steps from [6, 5]",
+			    pass ? " cut to its layer 0" : ""))
+			tap_diag("%d %s; %llu tokens, %llu prefill", r, r ? err.msg : "",
+				 t ? (unsigned long long)p2pio_expert_trace_tokens(t) : 0ull,
+				 t ? (unsigned long long)prefill_tokens(t) : 0ull);
+		p2pio_expert_trace_free(t);
+		t = NULL;
+	}
+}
+
 /*
  * The real traces, when ../shared/data/moe-traces (or ../../, or $P2PIO_MOE_TRACES) is
  * here - not on CI's clean clone: the
@@ -846,9 +918,10 @@ static void test_real(void)
 		if (!access(where[c], R_OK))
 			base = where[c];
 	if (!base) {
-		tap_skip(3, "no ../shared/data/moe-traces here (or P2PIO_MOE_TRACES)");
+		tap_skip(5, "no ../shared/data/moe-traces here (or P2PIO_MOE_TRACES)");
 		return;
 	}
+	test_real_raw(base);
 	snprintf(path, sizeof(path), "%s/speculative-moe/routing_data_collected/humaneval_2_routing.jsonl", base);
 	tap_is_int(p2pio_expert_trace_load(path, &t[0], &err), 0, "the HumanEval trace loads");
 	snprintf(path, sizeof(path), "%s/speculative-moe/routing_data_collected/gsm8k_2_routing.jsonl", base);

@@ -8,9 +8,11 @@
  *                                                sorted by (problem, token, layer); each
  *                                                problem is a sequence; generated tokens.
  *   "experts" + "token_pos"                      the same profiler's raw log: prefill layer
- *                                                blocks (token_pos counts), then decode
- *                                                steps (token_pos 0, a step ends when the
- *                                                layer number goes back down).
+ *                                                blocks (token_pos counts) up to the last
+ *                                                non-zero token_pos, then decode steps
+ *                                                (token_pos 0, a step ends where the layer
+ *                                                number does not go up: in a log of one
+ *                                                layer, every record is a step).
  *   "type": "meta" / "route" + "topk_ids"        vLLM FusedMoE logger (one layer): the
  *                                                leading run of uniform-weight records is
  *                                                vLLM's profiling pass on dummy input and
@@ -272,14 +274,17 @@ static int jt_raw_fixup(struct jtrace *j, const int64_t *pos)
 	uint64_t room;
 	char detail[128];
 
+	/*
+	 * The prompt ends at its last non-zero position: a layer block's positions count up,
+	 * and every decode record has position 0. Records after it that share its layer are
+	 * decode steps too: in a log of one layer, each is one (they were taken for the
+	 * prompt, position 0 again, and the log was refused as two records of one cell).
+	 */
 	for (i = 0; i < j->nr; i++)
 		if (pos[i])
 			last_pf = i;
-	if (last_pf != SIZE_MAX) {
+	if (last_pf != SIZE_MAX)
 		decode_from = last_pf + 1;
-		while (decode_from < j->nr && j->r[decode_from].layer == j->r[last_pf].layer)
-			decode_from++;
-	}
 	for (i = 0; i < j->nr; i++) {
 		if (i < decode_from) {
 			if (pos[i] > max_pos)
