@@ -498,6 +498,36 @@ static void test_json(void)
 	       "a negative expert id is refused");
 	tap_ok(!load_text("m3.json", "{\"routes\":[{\"token_pos\":0,\"layers\":{\"x\":{\"experts\":[1]}}}]}"),
 	       "a layer key that is not a number is refused");
+	{
+		/*
+		 * A layer key is a plain decimal number: strtol() took " 1", "+1" and "01" for
+		 * layer 1 and "-0" for layer 0 (a second spelling of a layer beside it).
+		 */
+		static const char *const bad[] = { " 1", "+1", "01", "-0", "1 ", "", "0x1" };
+		struct p2pio_error err = { 0 };
+		char doc[160], want[64];
+		size_t i;
+		int r;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(doc, sizeof(doc), "{\"routes\":[{\"token_pos\":0,\"layers\":"
+				 "{\"2\":{\"experts\":[1]},\"%s\":{\"experts\":[2]}}}]}", bad[i]);
+			snprintf(want, sizeof(want), "layer key is not a layer number: \"%s\"", bad[i]);
+			t = NULL;
+			write_file(tmp_path("key.json"), doc, strlen(doc));
+			r = p2pio_expert_trace_load(tmp_path("key.json"), &t, &err);
+			if (!tap_ok(r == -EINVAL && !t && strstr(err.msg, want) &&
+					    strstr(err.msg, "plain decimal"),
+				    "layer key \"%s\" is refused, quoted", bad[i]))
+				tap_diag("got %d '%s'", r, err.msg);
+			p2pio_expert_trace_free(t);
+		}
+		t = load_text("key10.json", "{\"routes\":[{\"token_pos\":0,\"layers\":"
+				"{\"0\":{\"experts\":[1]},\"10\":{\"experts\":[2]}}}]}");
+		tap_ok(t && p2pio_expert_trace_info(t)->nr_layers == 11 && cell0(t, 0, 10) == 2,
+		       "layer keys \"0\" and \"10\" are read");
+		p2pio_expert_trace_free(t);
+	}
 	tap_ok(!load_text("m4.json", "{\"meta\":{\"num_experts\":4},\"routes\":[{\"token_pos\":0,\"layers\":{\"0\":{\"experts\":[5]}}}]}"),
 	       "an id beyond the file's own expert count is refused");
 	tap_ok(!load_text("m5.jsonl", "{\"token_idx\":0,\"layer\":0,\"experts\":[1]}\n{\"token_idx\":\n"),

@@ -416,6 +416,28 @@ static int jt_lines(struct jtrace *j, const char *buf, size_t len)
 
 /* ---- single documents ---- */
 
+/*
+ * A RoutingTrace layer key: decimal digits as its writer prints a layer number, without a
+ * sign, blanks or a leading 0 (strtol() took " 1", "+1" and "01" for layer 1, and "-0" for
+ * layer 0: two spellings of one layer). Stops past the largest layer: jt_add() says so.
+ */
+static bool jt_layer_key(const char *key, int64_t *out)
+{
+	int64_t l = 0;
+	const char *p;
+
+	if (!*key || (key[0] == '0' && key[1]))
+		return false;
+	for (p = key; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		if (l <= P2PIO_EXPERT_TRACE_MAX_LAYERS)
+			l = l * 10 + (*p - '0');
+	}
+	*out = l;
+	return true;
+}
+
 static int jt_routes(struct jtrace *j, struct json_object *doc, struct json_object *routes)
 {
 	struct json_object *meta = jget(doc, "meta");
@@ -441,19 +463,22 @@ static int jt_routes(struct jtrace *j, struct json_object *doc, struct json_obje
 		if (ph && !strcmp(json_object_get_string(ph), "prefill"))
 			flags = P2PIO_EXPERT_TOKEN_PREFILL;
 		json_object_object_foreach(layers, key, val) {
-			char *end;
-			long l = strtol(key, &end, 10);
+			int64_t l;
 
 			if (ret)
 				break;
-			if (!*key || *end || l < 0 || !json_object_is_type(val, json_type_object)) {
-				char q[64];
+			if (!jt_layer_key(key, &l)) {
+				char q[64], detail[128];
 
-				ret = jt_fail(j, 0, "a route's layer key is not a layer number",
-					      p2pio_quote(q, sizeof(q), key, strlen(key)));
-			}
-			else
+				snprintf(detail, sizeof(detail), "\"%s\" (a layer key is a plain "
+					 "decimal number: 0, 1, 2...)",
+					 p2pio_quote(q, sizeof(q), key, strlen(key)));
+				ret = jt_fail(j, 0, "a route's layer key is not a layer number", detail);
+			} else if (!json_object_is_type(val, json_type_object)) {
+				ret = jt_fail(j, 0, "a route's layer entry is not an object", NULL);
+			} else {
 				ret = jt_add(j, 0, 0, tok, l, jget(val, "experts"), flags);
+			}
 		}
 	}
 	return ret;
