@@ -528,6 +528,70 @@ static void test_json(void)
 		       "layer keys \"0\" and \"10\" are read");
 		p2pio_expert_trace_free(t);
 	}
+	{
+		/*
+		 * num_experts out of range, or not a number, in each layout that carries it
+		 * (a FusedMoE meta line, a RoutingTrace meta, a decode_steps document): it was
+		 * passed over, and the count taken from the largest id. null is no count.
+		 */
+		/* Each layout: what goes before the value, and after it. */
+		static const char *const fmt[][2] = {
+			{ "{\"type\":\"meta\",\"num_experts\":",
+			  "}\n{\"type\":\"route\",\"token_idx\":0,\"layer\":0,\"topk_ids\":[1,0],"
+			  "\"topk_weights\":[0.7,0.3]}\n" },
+			{ "{\"meta\":{\"num_experts\":",
+			  "},\"routes\":[{\"token_pos\":0,\"layers\":{\"0\":{\"experts\":[1,0]}}}]}" },
+			{ "{\"num_experts\":",
+			  ",\"decode_steps\":[{\"step\":0,\"layers\":"
+			  "[{\"layer\":0,\"topk_experts\":[1,0]}]}]}" },
+		};
+		static const char *const bad[] = { "0", "-1", "65537", "70000", "2.5", "\"8\"" };
+		static const char *const want[] = { "num_experts out of range: 0 (1 to 65536",
+						    "num_experts out of range: -1 (1 to 65536",
+						    "num_experts out of range: 65537 (1 to 65536",
+						    "num_experts out of range: 70000 (1 to 65536",
+						    "num_experts out of range: not an integer",
+						    "num_experts out of range: not an integer" };
+		struct p2pio_error err = { 0 };
+		char doc[256];
+		size_t f, i;
+		int r;
+
+		for (f = 0; f < 3; f++) {
+			bool ok = true;
+
+			for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+				snprintf(doc, sizeof(doc), "%s%s%s", fmt[f][0], bad[i], fmt[f][1]);
+				t = NULL;
+				write_file(tmp_path("ne.json"), doc, strlen(doc));
+				r = p2pio_expert_trace_load(tmp_path("ne.json"), &t, &err);
+				if (r != -EINVAL || t || !strstr(err.msg, want[i])) {
+					tap_diag("num_experts %s: got %d '%s'", bad[i], r, r ? err.msg : "");
+					ok = false;
+				}
+				p2pio_expert_trace_free(t);
+			}
+			tap_ok(ok, "layout %zu: num_experts 0, -1, 65537, 70000, 2.5 and \"8\" are refused, "
+			       "each with its value", f);
+			snprintf(doc, sizeof(doc), "%s%s%s", fmt[f][0], "null", fmt[f][1]);
+			t = load_text("ne-null.json", doc);
+			tap_ok(t && p2pio_expert_trace_info(t)->nr_experts == 2,
+			       "layout %zu: num_experts null is no count: the largest id + 1", f);
+			p2pio_expert_trace_free(t);
+			snprintf(doc, sizeof(doc), "%s%s%s", fmt[f][0], "65536", fmt[f][1]);
+			t = load_text("ne-max.json", doc);
+			tap_ok(t && p2pio_expert_trace_info(t)->nr_experts == 65536,
+			       "layout %zu: num_experts 65536 is taken", f);
+			p2pio_expert_trace_free(t);
+		}
+		t = NULL;
+		snprintf(doc, sizeof(doc), "%s%s%s", fmt[1][0], "1", fmt[1][1]);
+		write_file(tmp_path("ne-id.json"), doc, strlen(doc));
+		r = p2pio_expert_trace_load(tmp_path("ne-id.json"), &t, &err);
+		tap_ok(r == -EINVAL && strstr(err.msg, "expert id 1, num_experts 1 (ids 0 to 0)"),
+		       "an id beyond num_experts is refused, naming both (%s)", err.msg);
+		p2pio_expert_trace_free(t);
+	}
 	tap_ok(!load_text("m4.json", "{\"meta\":{\"num_experts\":4},\"routes\":[{\"token_pos\":0,\"layers\":{\"0\":{\"experts\":[5]}}}]}"),
 	       "an id beyond the file's own expert count is refused");
 	tap_ok(!load_text("m5.jsonl", "{\"token_idx\":0,\"layer\":0,\"experts\":[1]}\n{\"token_idx\":\n"),

@@ -100,6 +100,33 @@ static bool jint(struct json_object *v, int64_t lo, int64_t hi, int64_t *out)
 	return true;
 }
 
+/*
+ * The file's own expert count, "num_experts" in @o, where it has one (null: none). One
+ * out of range or not an integer is refused: it was passed over without a word, and the
+ * count taken from the largest id instead, so a file that said 0, 70000 or "8" was read
+ * as if it had said nothing.
+ */
+static int jt_num_experts(struct jtrace *j, uint64_t off, struct json_object *o)
+{
+	struct json_object *v = jget(o, "num_experts");
+	char detail[96];
+	int64_t n;
+
+	if (!v || json_object_is_type(v, json_type_null))
+		return 0;
+	if (jint(v, 1, P2PIO_EXPERT_TRACE_MAX_EXPERTS, &n)) {
+		j->nr_experts_hint = (uint32_t)n;
+		return 0;
+	}
+	if (jint(v, INT64_MIN, INT64_MAX, &n))
+		snprintf(detail, sizeof(detail), "%lld (1 to %d allowed)", (long long)n,
+			 P2PIO_EXPERT_TRACE_MAX_EXPERTS);
+	else
+		snprintf(detail, sizeof(detail), "not an integer from 1 to %d",
+			 P2PIO_EXPERT_TRACE_MAX_EXPERTS);
+	return jt_fail(j, off, "num_experts out of range", detail);
+}
+
 /* Add one record; @arr is the JSON array of expert ids. */
 static int jt_add(struct jtrace *j, uint64_t off, int64_t seq, int64_t tok, int64_t layer,
 		  struct json_object *arr, uint8_t flags)
@@ -184,8 +211,14 @@ static int jt_build(struct jtrace *j, struct p2pio_expert_trace **out)
 	}
 	info.nr_experts = max_id + 1;
 	if (j->nr_experts_hint) {
-		if (j->nr_experts_hint <= max_id)
-			return jt_fail(j, 0, "an expert id is beyond the file's own expert count", NULL);
+		if (j->nr_experts_hint <= max_id) {
+			char detail[96];
+
+			snprintf(detail, sizeof(detail), "expert id %u, num_experts %u (ids 0 to %u)",
+				 max_id, j->nr_experts_hint, j->nr_experts_hint - 1);
+			return jt_fail(j, 0, "an expert id is beyond the file's own expert count",
+				       detail);
+		}
 		info.nr_experts = j->nr_experts_hint;
 	}
 	if (!info.top_k)
@@ -348,8 +381,7 @@ static int jt_lines(struct jtrace *j, const char *buf, size_t len)
 		}
 		v = jget(o, "type");
 		if (v && !strcmp(json_object_get_string(v), "meta")) {
-			if (jint(jget(o, "num_experts"), 1, P2PIO_EXPERT_TRACE_MAX_EXPERTS, &tok))
-				j->nr_experts_hint = (uint32_t)tok;
+			ret = jt_num_experts(j, (uint64_t)(p - buf), o);
 			jt_model(j, jget(o, "model_id"));
 		} else if (jget(o, "topk_ids")) {
 			struct json_object *w = jget(o, "topk_weights");
@@ -442,12 +474,10 @@ static int jt_routes(struct jtrace *j, struct json_object *doc, struct json_obje
 {
 	struct json_object *meta = jget(doc, "meta");
 	size_t i, n = json_object_array_length(routes);
-	int64_t v;
 	int ret = 0;
 
 	if (meta) {
-		if (jint(jget(meta, "num_experts"), 1, P2PIO_EXPERT_TRACE_MAX_EXPERTS, &v))
-			j->nr_experts_hint = (uint32_t)v;
+		ret = jt_num_experts(j, 0, meta);
 		jt_model(j, jget(meta, "model_id"));
 	}
 	for (i = 0; i < n && !ret; i++) {
@@ -487,11 +517,10 @@ static int jt_routes(struct jtrace *j, struct json_object *doc, struct json_obje
 static int jt_steps(struct jtrace *j, struct json_object *doc, struct json_object *steps)
 {
 	size_t i, k, n = json_object_array_length(steps);
-	int64_t v, step, layer;
+	int64_t step, layer;
 	int ret = 0;
 
-	if (jint(jget(doc, "num_experts"), 1, P2PIO_EXPERT_TRACE_MAX_EXPERTS, &v))
-		j->nr_experts_hint = (uint32_t)v;
+	ret = jt_num_experts(j, 0, doc);
 	for (i = 0; i < n && !ret; i++) {
 		struct json_object *s = json_object_array_get_idx(steps, i), *layers;
 
