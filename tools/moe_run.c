@@ -136,6 +136,14 @@ static int run_open(struct run *r)
 		cli_err_p2pio(r->o.trace, ret, &err);
 		return ret;
 	}
+	/*
+	 * A trace without tokens decodes nothing: it ran the path's and the ceiling's
+	 * measurements and reported 0 tokens/s with exit 0, as if it were a result.
+	 */
+	if (!p2pio_expert_trace_tokens(r->t)) {
+		cli_err("%s: the trace has no tokens to decode", r->o.trace);
+		return -EINVAL;
+	}
 	p2pio_ctx_opts_init(&co);
 	if (r->o.device_set)
 		co.device = r->o.device;

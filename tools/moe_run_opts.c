@@ -86,7 +86,8 @@ static void run_help(void)
 	       "      --no-verify      do not check the experts' bytes\n"
 	       "      --json           one JSON object instead of the report\n"
 	       "\n"
-	       "Exit status: 0 success, 1 a byte was wrong, 2 bad usage, 3 the run failed.\n",
+	       "Exit status: 0 success, 1 a byte was wrong, 2 bad usage, 3 an input could not be\n"
+	       "read or is invalid (a trace without tokens too), or the run failed.\n",
 	       cli_prog(), P2PIO_EXPERTS_DEFAULT_POLICY, RUN_PATH_DEPTH);
 }
 

@@ -448,6 +448,33 @@ static void test_fit_prompt_only(void)
 	       tool_line(out, "p2pio-moe: "));
 }
 
+/*
+ * run of a trace without tokens: it measured the path and reported "0 tokens after 0 of
+ * warm-up ... 0.00 tokens/s", exit 0, a result of nothing. Refused as an invalid input
+ * (exit 3), naming the trace, before anything is measured; nothing on standard output.
+ */
+static void test_run_empty(void)
+{
+	struct p2pio_expert_trace_info info = { .nr_layers = LAYERS, .nr_experts = EXPERTS,
+						 .top_k = USED };
+	struct p2pio_expert_trace *t = NULL;
+	char path[160];
+	int st, json;
+
+	snprintf(path, sizeof(path), "%s/empty.trace", dir);
+	if (p2pio_expert_trace_new(&info, &t, NULL) || p2pio_expert_trace_save(t, path, NULL))
+		tap_bail("cannot write a trace without tokens");
+	p2pio_expert_trace_free(t);
+	st = moe("run -d host --keep-cache --ceiling 5 %s --trace %s 2>&1", model, path);
+	tap_ok(st == 3 && tool_has_line(out, "p2pio-moe: ", "empty.trace: the trace has no tokens") &&
+		       !tool_has_line(out, "decode ", NULL),
+	       "run of a trace without tokens: refused, naming it, nothing decoded (exit %d): %s",
+	       st, tool_line(out, "p2pio-moe: "));
+	json = moe("run -d host --keep-cache --ceiling 5 --json %s --trace %s 2>/dev/null", model,
+		   path);
+	tap_ok(json == 3 && !*out, "and with --json: exit %d, nothing on standard output", json);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t dense, xbytes, slice_min_reads, xmin = 0, xmax = 0, misses = 0, reads = 0, need, m_all, m_warm;
@@ -954,6 +981,7 @@ int main(int argc, char **argv)
 	test_run_layers_differ();
 	test_run_wide_cell();
 	test_fit_prompt_only();
+	test_run_empty();
 
 	free(out);
 	return tap_exit();
