@@ -87,6 +87,34 @@ struct run {
 	uint64_t verified_bytes;
 };
 
+#define MISS_KS 4
+#define MISS_BATCHES 10u	/* cold batches timed per k */
+
+/* --miss-cost: the batches of k cold misses, means per batch from the start of require. */
+struct miss_row {
+	uint32_t k;
+	bool too_many;			/* k is more than @limit: not timed, */
+	bool of_layer;			/* the experts of a layer (else the cache's) */
+	uint64_t limit;
+	uint32_t tries, done, warm;	/* batches tried, wholly cold (timed), not */
+	double mib, reads, submit_us, map_us, unmap_us, first_us, last_us, released_us;
+	double bytes_us;		/* the batch's bytes / the ceiling */
+	double late_us;			/* victims unmapped at release */
+	double taken_us, landed_us;	/* NAN: the path does not say */
+	uint64_t rel[MISS_BATCHES];	/* each timed batch's released time, ns, sorted */
+	struct bench_burst fl, cfl;	/* the floor: plain reads; with copies (GPU) */
+	int fl_err, cfl_err;
+};
+
+struct miss_cost {
+	double ceiling;			/* bytes/s */
+	int err;			/* the batches' cache could not be opened */
+	uint64_t capacity, all;		/* experts it holds; in the model */
+	uint64_t read_piece;
+	uint32_t nr_rows;
+	struct miss_row rows[MISS_KS];
+};
+
 /* What a run measured, for the report. */
 struct run_result {
 	struct p2pio_expert_stats st;	/* the measured tokens' (after the warm-up) */
@@ -139,10 +167,17 @@ int moe_run_decode(struct run *r, uint64_t from, uint64_t to);
 
 /* moe_run_miss.c: the path's expert-sized reads, @depth (<= RUN_PATH_DEPTH) deep, in bytes/s. */
 int moe_run_measure_path(struct run *r, unsigned int depth, double *bps);
-/* The table of cold miss batches of 1, 2, 4 and 8 experts against their floors. */
-void moe_run_miss_cost(struct run *r, double ceiling, FILE *out);
+/*
+ * The cold miss batches of 1, 2, 4 and 8 experts against their floors (--miss-cost),
+ * measured into @mc; 0, or -errno where the batches' own cache could not be opened (in
+ * @mc->err too). Then said as the text's table, or as the JSON report's "miss_cost".
+ */
+int moe_run_miss_cost(struct run *r, double ceiling, struct miss_cost *mc);
+void moe_run_miss_cost_text(FILE *out, const struct run *r, const struct miss_cost *mc);
+void moe_run_miss_cost_json(FILE *out, const struct miss_cost *mc);
 
 /* moe_run_report.c: the results as text, or one JSON object with --json. */
-void moe_run_report(FILE *out, const struct run *r, const struct run_result *res);
+void moe_run_report(FILE *out, const struct run *r, const struct run_result *res,
+		    const struct miss_cost *mc);
 
 #endif

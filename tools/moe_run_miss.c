@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,9 +130,6 @@ static void shape_line(FILE *out, const char *what, uint32_t k, const struct ben
 		fl->shapes, fl->shapes == 1 ? "" : "s");
 }
 
-#define MISS_KS 4
-#define MISS_BATCHES 10u	/* cold batches timed per k */
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -214,34 +213,187 @@ static int miss_cache(struct run *r, uint32_t *layer, uint32_t *next)
  * A peer, not a floor: on the H200 machine it took 0.3-0.4 ms more than the reads alone
  * for one 12 MiB expert (reads and copies share the host's memory), and the cache beat
  * it for batches of 4 and 8 (moe.md, "Eighth round").
+ *
+ * This measures one row (@row->k set); moe_run_miss_cost_text() and _json() say them.
  */
-void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
+static void miss_row(struct run *r, double ceiling, int fd, uint32_t *layer, uint32_t *next,
+		     struct miss_row *row)
 {
-	static const uint32_t ks[MISS_KS] = { 1, 2, 4, 8 };
 	struct p2pio_experts_io a = { .size = sizeof(a) }, b = { .size = sizeof(b) };
 	struct bench_range batch[8 * RUN_MAX_SLICES], cold[8 * RUN_MAX_SLICES];
-	struct bench_burst fl[MISS_KS], cfl[MISS_KS];	/* the floors: reads; with copies */
-	int fl_err[MISS_KS], cfl_err[MISS_KS];
-	uint64_t rel[MISS_KS][MISS_BATCHES];	/* each counted batch's released time */
-	uint32_t n_rel[MISS_KS] = { 0 };	/* counted batches: a row for ks[i] if any */
-	uint32_t ids[8], layer = 0, next = 0, tries, k, done, warm;
 	uint64_t t0, dt, ns, bytes, reads, submit, first, last, map, unmap, late, taken, landed;
-	double n, us, floor_us;
-	size_t ki, nbatch, ncold;
-	/* The model's own descriptor: the file the cache reads, whatever its path names now. */
-	int fd = p2pio_gguf_fd(p2pio_model_gguf(r->m)), ret;
+	uint32_t ids[8], k = row->k, tries, done, warm;
+	size_t nbatch, ncold;
+	double n;
 
-	ret = miss_cache(r, &layer, &next);
-	if (ret) {
-		fprintf(out, "  none: the cache for the batches: %s\n", p2pio_strerror(ret));
+	ns = bytes = reads = submit = first = last = map = unmap = late = taken = landed = 0;
+	ncold = 0;
+	/*
+	 * Ten wholly cold batches, at most thirty tries: a batch of which an expert was
+	 * still resident (a hit: a walk no longer than the cache) is timed but not counted, as its
+	 * time is not a cold batch's (it used to dilute every mean by its share).
+	 */
+	for (tries = 0, done = 0, warm = 0; done < MISS_BATCHES && tries < 3 * MISS_BATCHES;
+	     tries++) {
+		/* Walk the experts in order: each batch is ones not used for longest. */
+		walk_next(r, layer, next, k, ids);
+		nbatch = batch_ranges(r, *layer, ids, k, batch, sizeof(batch) / sizeof(batch[0]));
+		if (!r->o.keep_cache)
+			bench_evict_ranges(fd, batch, nbatch);
+		p2pio_experts_stats(r->x, NULL, &a, false);
+		t0 = run_now_ns();
+		if (p2pio_experts_require(r->x, *layer, ids, k, r->stream, (uint64_t[8]){ 0 }))
+			continue;
+		moe_run_stream_sync(r);
+		dt = run_now_ns() - t0;
+		p2pio_experts_release(r->x, *layer, ids, k, r->stream);
+		moe_run_stream_sync(r);
+		p2pio_experts_stats(r->x, NULL, &b, false);
+		if ((b.loads - b.prefetches) - (a.loads - a.prefetches) != k ||
+		    b.batches - a.batches != 1) {
+			warm++;
+			continue;
+		}
+		/* All k loaded: the floor reads what this batch read. */
+		memcpy(cold, batch, nbatch * sizeof(batch[0]));
+		ncold = nbatch;
+		row->rel[done++] = dt;
+		ns += dt;
+		bytes += b.bytes - a.bytes;
+		reads += b.reads - a.reads;
+		submit += b.batch_submit_ns - a.batch_submit_ns;
+		first += b.batch_first_ns - a.batch_first_ns;
+		last += b.batch_done_ns - a.batch_done_ns;
+		map += b.map_ns - a.map_ns;
+		unmap += b.unmap_ns - a.unmap_ns;
+		late += b.late_unmap_ns - a.late_unmap_ns;
+		taken += b.batch_taken_ns - a.batch_taken_ns;
+		landed += b.batch_landed_ns - a.batch_landed_ns;
+	}
+	row->tries = tries;
+	row->done = done;
+	row->warm = warm;
+	if (!done)
+		return;
+	row->cfl_err = -ENODEV;
+	if (!ncold) {
+		row->fl_err = -ENODATA;
+		snprintf(row->fl.note, sizeof(row->fl.note), "no batch loaded all %u", k);
+	} else {
+		struct bench_burst_params bp = {
+			.fd = fd,
+			.ranges = cold,
+			.nr_ranges = ncold,
+			.cold = !r->o.keep_cache,
+		};
+
+		row->fl_err = bench_burst_floor(&bp, &row->fl);
+		if (r->stream) {
+			bp.cu = &r->cu;
+			row->cfl_err = bench_burst_floor(&bp, &row->cfl);
+		}
+	}
+	n = (double)done;
+	row->mib = (double)bytes / n / 1048576.0;
+	row->reads = (double)reads / n;
+	row->submit_us = (double)submit / n * 1e-3;
+	row->map_us = (double)map / n * 1e-3;
+	row->unmap_us = (double)unmap / n * 1e-3;
+	row->first_us = (double)first / n * 1e-3;
+	row->last_us = (double)last / n * 1e-3;
+	row->released_us = (double)ns / n * 1e-3;
+	row->bytes_us = (double)bytes / n / ceiling * 1e6;
+	row->late_us = (double)late / n * 1e-3;
+	/* NAN: the path does not say (both 0). */
+	row->taken_us = taken && landed ? (double)taken / n * 1e-3 : NAN;
+	row->landed_us = taken && landed ? (double)landed / n * 1e-3 : NAN;
+	qsort(row->rel, done, sizeof(row->rel[0]), cmp_u64);
+}
+
+int moe_run_miss_cost(struct run *r, double ceiling, struct miss_cost *mc)
+{
+	static const uint32_t ks[MISS_KS] = { 1, 2, 4, 8 };
+	struct p2pio_experts_io a = { .size = sizeof(a) };
+	uint32_t layer = 0, next = 0, k;
+	size_t ki;
+	/* The model's own descriptor: the file the cache reads, whatever its path names now. */
+	int fd = p2pio_gguf_fd(p2pio_model_gguf(r->m));
+
+	memset(mc, 0, sizeof(*mc));
+	mc->ceiling = ceiling;
+	mc->err = miss_cache(r, &layer, &next);
+	if (mc->err)
+		return mc->err;
+	mc->capacity = r->info.capacity;
+	mc->all = (uint64_t)r->info.layers * r->info.experts;
+	p2pio_experts_stats(r->x, NULL, &a, false);
+	mc->read_piece = a.read_piece;
+	for (ki = 0; ki < MISS_KS; ki++) {
+		struct miss_row *row = &mc->rows[mc->nr_rows++];
+
+		row->k = k = ks[ki];
+		if (k > r->info.experts || k > r->info.capacity) {
+			/* No more rows: a larger k does not fit either. */
+			row->too_many = true;
+			row->limit = k > r->info.experts ? r->info.experts : r->info.capacity;
+			row->of_layer = k > r->info.experts;
+			break;
+		}
+		miss_row(r, ceiling, fd, &layer, &next, row);
+	}
+	return 0;
+}
+
+static void miss_row_text(FILE *out, const struct miss_cost *mc, const struct miss_row *row)
+{
+	if (row->too_many) {
+		fprintf(out, "  %-3u none: more than the %" PRIu64 " experts %s\n", row->k,
+			row->limit, row->of_layer ? "of a layer" : "the cache holds");
+		return;
+	}
+	if (!row->done) {
+		fprintf(out, "  %-3u none: no batch of %u tries was wholly cold (the cache "
+			"holds %" PRIu64 " of %" PRIu64 " experts)\n", row->k, row->tries,
+			mc->capacity, mc->all);
+		return;
+	}
+	fprintf(out, "  %-3u %8.2f %6.1f %8.1f %7.1f %7.1f %8.1f %8.1f %9.1f %9.1f %+9.1f %7.1f",
+		row->k, row->mib, row->reads, row->submit_us, row->map_us, row->unmap_us,
+		row->first_us, row->last_us, row->released_us, row->bytes_us,
+		row->released_us - row->bytes_us, row->late_us);
+	if (row->fl_err)
+		fprintf(out, " %8s %10s", "-", "-");
+	else
+		fprintf(out, " %8.1f %+10.1f", row->fl.seconds * 1e6,
+			row->released_us - row->fl.seconds * 1e6);
+	if (!isnan(row->taken_us))
+		fprintf(out, " %8.1f %8.1f", row->taken_us, row->landed_us);
+	else
+		fprintf(out, " %8s %8s", "-", "-");
+	if (row->cfl_err)
+		fprintf(out, " %8s %10s\n", "-", "-");
+	else
+		fprintf(out, " %8.1f %+10.1f\n", row->cfl.seconds * 1e6,
+			row->released_us - row->cfl.seconds * 1e6);
+	if (row->warm)
+		fprintf(out, "      (%u of %u batches not wholly cold, left out of the means)\n",
+			row->warm, row->warm + row->done);
+}
+
+void moe_run_miss_cost_text(FILE *out, const struct run *r, const struct miss_cost *mc)
+{
+	size_t i;
+
+	fprintf(out, "miss cost (ceiling %.2f GB/s):\n", mc->ceiling * 1e-9);
+	if (mc->err) {
+		fprintf(out, "  none: the cache for the batches: %s\n", p2pio_strerror(mc->err));
 		return;
 	}
 	fprintf(out, "  a cache of its own: %" PRIu64 " of %" PRIu64 " experts, LRU, filled by "
 		"walking the experts in order; each batch the next k of the walk\n",
-		r->info.capacity, (uint64_t)r->info.layers * r->info.experts);
-	p2pio_experts_stats(r->x, NULL, &a, false);
+		mc->capacity, mc->all);
 	fprintf(out, "  reads of %.0f KiB; times in us per batch, from the start of require:\n",
-		(double)a.read_piece / 1024.0);
+		(double)mc->read_piece / 1024.0);
 	fprintf(out, "  floor: the fastest plain reads of a cold batch's ranges (shapes below); "
 		"over floor = released - floor\n");
 	fprintf(out, "  taken, landed: its last read handed to an engine thread, and read "
@@ -253,131 +405,115 @@ void moe_run_miss_cost(struct run *r, double ceiling, FILE *out)
 		"%10s\n", "k", "MiB", "reads", "submit", "(map", "unmap)", "first", "last",
 		"released", "bytes/ceil", "overhead", "late", "floor", "over floor", "taken",
 		"landed", "+copy", "over +copy");
-	for (ki = 0; ki < MISS_KS; ki++) {
-		k = ks[ki];
-		if (k > r->info.experts || k > r->info.capacity) {
-			fprintf(out, "  %-3u none: more than the %" PRIu64 " experts %s\n", k,
-				k > r->info.experts ? (uint64_t)r->info.experts : r->info.capacity,
-				k > r->info.experts ? "of a layer" : "the cache holds");
-			break;
-		}
-		ns = bytes = reads = submit = first = last = map = unmap = late = taken = landed = 0;
-		ncold = 0;
-		/*
-		 * Ten wholly cold batches, at most thirty tries: a batch of which an expert was
-		 * still resident (a hit: a walk no longer than the cache) is timed but not counted, as its
-		 * time is not a cold batch's (it used to dilute every mean by its share).
-		 */
-		for (tries = 0, done = 0, warm = 0; done < MISS_BATCHES && tries < 3 * MISS_BATCHES;
-		     tries++) {
-			/* Walk the experts in order: each batch is ones not used for longest. */
-			walk_next(r, &layer, &next, k, ids);
-			nbatch = batch_ranges(r, layer, ids, k, batch,
-					      sizeof(batch) / sizeof(batch[0]));
-			if (!r->o.keep_cache)
-				bench_evict_ranges(fd, batch, nbatch);
-			p2pio_experts_stats(r->x, NULL, &a, false);
-			t0 = run_now_ns();
-			if (p2pio_experts_require(r->x, layer, ids, k, r->stream, (uint64_t[8]){ 0 }))
-				continue;
-			moe_run_stream_sync(r);
-			dt = run_now_ns() - t0;
-			p2pio_experts_release(r->x, layer, ids, k, r->stream);
-			moe_run_stream_sync(r);
-			p2pio_experts_stats(r->x, NULL, &b, false);
-			if ((b.loads - b.prefetches) - (a.loads - a.prefetches) != k ||
-			    b.batches - a.batches != 1) {
-				warm++;
-				continue;
-			}
-			/* All k loaded: the floor reads what this batch read. */
-			memcpy(cold, batch, nbatch * sizeof(batch[0]));
-			ncold = nbatch;
-			rel[ki][done++] = dt;
-			ns += dt;
-			bytes += b.bytes - a.bytes;
-			reads += b.reads - a.reads;
-			submit += b.batch_submit_ns - a.batch_submit_ns;
-			first += b.batch_first_ns - a.batch_first_ns;
-			last += b.batch_done_ns - a.batch_done_ns;
-			map += b.map_ns - a.map_ns;
-			unmap += b.unmap_ns - a.unmap_ns;
-			late += b.late_unmap_ns - a.late_unmap_ns;
-			taken += b.batch_taken_ns - a.batch_taken_ns;
-			landed += b.batch_landed_ns - a.batch_landed_ns;
-		}
-		if (!done) {
-			fprintf(out, "  %-3u none: no batch of %u tries was wholly cold (the cache "
-				"holds %" PRIu64 " of %" PRIu64 " experts)\n", k, tries,
-				r->info.capacity, (uint64_t)r->info.layers * r->info.experts);
-			continue;
-		}
-		memset(&fl[ki], 0, sizeof(fl[ki]));
-		memset(&cfl[ki], 0, sizeof(cfl[ki]));
-		cfl_err[ki] = -ENODEV;
-		if (!ncold) {
-			fl_err[ki] = -ENODATA;
-			snprintf(fl[ki].note, sizeof(fl[ki].note), "no batch loaded all %u", k);
-		} else {
-			struct bench_burst_params bp = {
-				.fd = fd,
-				.ranges = cold,
-				.nr_ranges = ncold,
-				.cold = !r->o.keep_cache,
-			};
-
-			fl_err[ki] = bench_burst_floor(&bp, &fl[ki]);
-			if (r->stream) {
-				bp.cu = &r->cu;
-				cfl_err[ki] = bench_burst_floor(&bp, &cfl[ki]);
-			}
-		}
-		n_rel[ki] = done;
-		n = (double)done;
-		us = (double)bytes / n / ceiling * 1e6;
-		fprintf(out, "  %-3u %8.2f %6.1f %8.1f %7.1f %7.1f %8.1f %8.1f %9.1f %9.1f %+9.1f "
-			"%7.1f",
-			k, (double)bytes / n / 1048576.0, (double)reads / n,
-			(double)submit / n * 1e-3, (double)map / n * 1e-3, (double)unmap / n * 1e-3,
-			(double)first / n * 1e-3, (double)last / n * 1e-3, (double)ns / n * 1e-3,
-			us, (double)ns / n * 1e-3 - us, (double)late / n * 1e-3);
-		floor_us = fl[ki].seconds * 1e6;
-		if (fl_err[ki])
-			fprintf(out, " %8s %10s", "-", "-");
-		else
-			fprintf(out, " %8.1f %+10.1f", floor_us, (double)ns / n * 1e-3 - floor_us);
-		if (taken && landed)
-			fprintf(out, " %8.1f %8.1f", (double)taken / n * 1e-3,
-				(double)landed / n * 1e-3);
-		else
-			fprintf(out, " %8s %8s", "-", "-");
-		if (cfl_err[ki])
-			fprintf(out, " %8s %10s\n", "-", "-");
-		else
-			fprintf(out, " %8.1f %+10.1f\n", cfl[ki].seconds * 1e6,
-				(double)ns / n * 1e-3 - cfl[ki].seconds * 1e6);
-		if (warm)
-			fprintf(out, "      (%u of %u batches not wholly cold, left out of the means)\n",
-				warm, warm + done);
-	}
+	for (i = 0; i < mc->nr_rows; i++)
+		miss_row_text(out, mc, &mc->rows[i]);
 	/* After the table, so that its rows stay together: one line per k. */
-	for (ki = 0; ki < MISS_KS; ki++) {
-		if (!n_rel[ki])
+	for (i = 0; i < mc->nr_rows; i++) {
+		const struct miss_row *row = &mc->rows[i];
+
+		if (!row->done)
 			continue;
 		/*
 		 * The spread of the batches behind each mean: the first batch after the decode
 		 * ran 100-400 us slower than the rest in session 7, and a median shows what a
 		 * typical miss costs where one slow batch moves the mean.
 		 */
-		qsort(rel[ki], n_rel[ki], sizeof(rel[ki][0]), cmp_u64);
 		fprintf(out, "  released k=%u: median %.1f us, fastest %.1f, slowest %.1f (%u "
-			"batch%s)\n", ks[ki], median_us(rel[ki], n_rel[ki]), rel[ki][0] * 1e-3,
-			rel[ki][n_rel[ki] - 1] * 1e-3, n_rel[ki], n_rel[ki] == 1 ? "" : "es");
+			"batch%s)\n", row->k, median_us(row->rel, row->done), row->rel[0] * 1e-3,
+			row->rel[row->done - 1] * 1e-3, row->done, row->done == 1 ? "" : "es");
 	}
-	for (ki = 0; ki < MISS_KS; ki++)
-		if (n_rel[ki])
-			shape_line(out, "floor", ks[ki], &fl[ki], fl_err[ki]);
-	for (ki = 0; r->stream && ki < MISS_KS; ki++)
-		if (n_rel[ki])
-			shape_line(out, "+copy", ks[ki], &cfl[ki], cfl_err[ki]);
+	for (i = 0; i < mc->nr_rows; i++)
+		if (mc->rows[i].done)
+			shape_line(out, "floor", mc->rows[i].k, &mc->rows[i].fl, mc->rows[i].fl_err);
+	for (i = 0; r->stream && i < mc->nr_rows; i++)
+		if (mc->rows[i].done)
+			shape_line(out, "+copy", mc->rows[i].k, &mc->rows[i].cfl,
+				   mc->rows[i].cfl_err);
+}
+
+/* A floor in JSON: its time and shape, or null where it was not read (its note in text). */
+static void floor_json(FILE *out, const char *name, const struct bench_burst *fl, int err)
+{
+	fprintf(out, ",\"%s\":", name);
+	if (err) {
+		fprintf(out, "null");
+		return;
+	}
+	fprintf(out, "{\"us\":");
+	cli_json_double(out, fl->seconds * 1e6);
+	fprintf(out, ",\"threads\":%u,\"piece_bytes\":%" PRIu64 ",\"buffered\":%s,"
+		"\"bytes\":%" PRIu64 ",\"runs\":%u,\"shapes\":%u}", fl->threads, fl->piece,
+		fl->buffered ? "true" : "false", fl->bytes, fl->runs, fl->shapes);
+}
+
+static void miss_row_json(FILE *out, const struct miss_row *row)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} us[] = {
+		{ "mib", offsetof(struct miss_row, mib) },
+		{ "reads", offsetof(struct miss_row, reads) },
+		{ "submit_us", offsetof(struct miss_row, submit_us) },
+		{ "map_us", offsetof(struct miss_row, map_us) },
+		{ "unmap_us", offsetof(struct miss_row, unmap_us) },
+		{ "first_us", offsetof(struct miss_row, first_us) },
+		{ "last_us", offsetof(struct miss_row, last_us) },
+		{ "released_us", offsetof(struct miss_row, released_us) },
+		{ "bytes_ceiling_us", offsetof(struct miss_row, bytes_us) },
+		{ "late_us", offsetof(struct miss_row, late_us) },
+		{ "taken_us", offsetof(struct miss_row, taken_us) },
+		{ "landed_us", offsetof(struct miss_row, landed_us) },
+	};
+	size_t i;
+
+	fprintf(out, "{\"k\":%u,\"timed\":%s", row->k, row->done ? "true" : "false");
+	if (row->too_many) {
+		fprintf(out, ",\"why\":\"more than the %" PRIu64 " experts %s\"}", row->limit,
+			row->of_layer ? "of a layer" : "the cache holds");
+		return;
+	}
+	fprintf(out, ",\"batches\":%u,\"not_wholly_cold\":%u", row->done, row->warm);
+	if (!row->done) {
+		fprintf(out, ",\"why\":\"no batch of %u tries was wholly cold\"}", row->tries);
+		return;
+	}
+	for (i = 0; i < sizeof(us) / sizeof(us[0]); i++) {
+		fprintf(out, ",\"%s\":", us[i].name);
+		cli_json_double(out, *(const double *)((const char *)row + us[i].off));
+	}
+	fprintf(out, ",\"overhead_us\":");
+	cli_json_double(out, row->released_us - row->bytes_us);
+	fprintf(out, ",\"released_median_us\":");
+	cli_json_double(out, median_us(row->rel, row->done));
+	fprintf(out, ",\"released_fastest_us\":");
+	cli_json_double(out, row->rel[0] * 1e-3);
+	fprintf(out, ",\"released_slowest_us\":");
+	cli_json_double(out, row->rel[row->done - 1] * 1e-3);
+	floor_json(out, "floor", &row->fl, row->fl_err);
+	floor_json(out, "copy", &row->cfl, row->cfl_err);
+	fprintf(out, "}");
+}
+
+void moe_run_miss_cost_json(FILE *out, const struct miss_cost *mc)
+{
+	size_t i;
+
+	fprintf(out, "{\"ceiling_Bps\":");
+	cli_json_double(out, mc->ceiling);
+	if (mc->err) {
+		fprintf(out, ",\"error\":");
+		cli_json_str(out, p2pio_strerror(mc->err));
+		fprintf(out, "}");
+		return;
+	}
+	fprintf(out, ",\"cache_experts\":%" PRIu64 ",\"experts\":%" PRIu64
+		",\"read_piece_bytes\":%" PRIu64 ",\"rows\":[", mc->capacity, mc->all,
+		mc->read_piece);
+	for (i = 0; i < mc->nr_rows; i++) {
+		if (i)
+			fprintf(out, ",");
+		miss_row_json(out, &mc->rows[i]);
+	}
+	fprintf(out, "]}");
 }

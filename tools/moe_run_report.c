@@ -2,7 +2,8 @@
 /*
  * moe_run_report.c - the results of `p2pio-moe run`: a line per subject in text (the
  * model, budget, path, engine, decode, hits, bytes, stall, memory, reads, batches,
- * waits, ceiling, bound, verification), or every number in one JSON object (--json).
+ * waits, ceiling, bound, verification), or every number in one JSON object (--json), with
+ * --miss-cost's batches in it (in text, moe_run_miss_cost_text() follows the report).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -11,7 +12,8 @@
 #include "cli.h"
 #include "moe_run.h"
 
-void moe_run_report(FILE *out, const struct run *r, const struct run_result *res)
+void moe_run_report(FILE *out, const struct run *r, const struct run_result *res,
+		    const struct miss_cost *mc)
 {
 	unsigned int i;
 	char h1[CLI_HUMAN_LEN], h2[CLI_HUMAN_LEN], h3[CLI_HUMAN_LEN];
@@ -84,8 +86,13 @@ void moe_run_report(FILE *out, const struct run *r, const struct run_result *res
 		cli_json_double(out, res->batch_bytes_us);
 		fprintf(out, ",\"wait_per_missed_layer_us\":");
 		cli_json_double(out, res->wait_us);
-		fprintf(out, ",\"verified_bytes\":%" PRIu64 ",\"mismatches\":%" PRIu64 "}\n",
+		fprintf(out, ",\"verified_bytes\":%" PRIu64 ",\"mismatches\":%" PRIu64,
 			res->vr.bytes, res->vr.mismatches);
+		if (mc) {
+			fprintf(out, ",\"miss_cost\":");
+			moe_run_miss_cost_json(out, mc);
+		}
+		fprintf(out, "}\n");
 	} else {
 		fprintf(out, "model     %s: %u layers x %u experts (%u used), expert %s, dense %s\n",
 			r->o.model, r->info.layers, r->info.experts, r->info.experts_used,

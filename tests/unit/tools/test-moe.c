@@ -730,6 +730,34 @@ int main(int argc, char **argv)
 					"cache holds") && *tool_line(out, "  released k=4: "),
 	       "--miss-cost with room for 6: k=4 timed, k=8 says it does not fit");
 
+	/*
+	 * --miss-cost with --json: the batches in the one JSON object (they were left out
+	 * without a word). Room for 6: k = 1, 2, 4 timed, each mean over its 10 batches,
+	 * the overhead their released time less their bytes / the ceiling, a floor read;
+	 * k = 8 not, saying why.
+	 */
+	st = moe("run -d host --json %s --trace %s --fraction 0.2 --ceiling 5 -n %d --miss-cost",
+		 model, trace, SHORT);
+	tap_ok(st == 0 && tool_json_ok(out) == 1 &&
+		       tool_jis(out, "(d[\"miss_cost\"][\"ceiling_Bps\"], "
+				"d[\"miss_cost\"][\"cache_experts\"], "
+				"[(r[\"k\"], r[\"timed\"], r.get(\"batches\")) "
+				"for r in d[\"miss_cost\"][\"rows\"]], "
+				"d[\"miss_cost\"][\"rows\"][3][\"why\"], "
+				"all(abs(r[\"overhead_us\"] - (r[\"released_us\"] - "
+				"r[\"bytes_ceiling_us\"])) < 1e-6 and r[\"floor\"][\"us\"] > 0 and "
+				"r[\"released_fastest_us\"] <= r[\"released_median_us\"] <= "
+				"r[\"released_slowest_us\"] and r[\"mib\"] > 0 "
+				"for r in d[\"miss_cost\"][\"rows\"][:3]), d[\"mismatches\"])",
+				"(5000000000, 6, [(1, True, 10), (2, True, 10), (4, True, 10), "
+				"(8, False, None)], 'more than the 6 experts the cache holds', True, 0)"),
+	       "--miss-cost --json: the batches in the JSON object, k=8 untimed with why: %s",
+	       tool_jval);
+	st = moe("run -d host --json %s --trace %s --fraction 0.2 --ceiling 5 -n %d", model, trace,
+		 SHORT);
+	tap_ok(st == 0 && tool_jis(out, "\"miss_cost\" in d", "False"),
+	       "without --miss-cost: no miss_cost in the JSON object");
+
 	/* ---- options say what they did ---- */
 	tap_ok(option_says("--read-pieces 3", "reads ", "(about 3 per load)"),
 	       "--read-pieces 3: exit 0, about 3 reads per load, 0 bytes wrong");
