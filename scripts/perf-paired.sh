@@ -17,11 +17,19 @@
 # setting: a round's ceiling is its fastest storage candidate, its cuFile its fastest cuFile
 # candidate. Every candidate reads the whole file (no --duration), as the load does.
 #
+# One more storage candidate (OWN=1, the default): O_DIRECT at the load's own shape (its
+# engine's chunk, queue depth and BOUNCE rings, from OUTDIR/loads.jsonl where an earlier
+# step wrote it, else from one uncounted load). The sweep samples each shape for about a
+# second, and on a disk that drifts it can pick two shapes that read slower than the
+# load's own in every round after (run 10's virtio disk: the load 1.10-1.24 of them); the
+# load's shape read without the library bounds the load as honestly and keeps a round's
+# ceiling from missing the shape the load itself reads at.
+#
 # The loads are p2pio-load's defaults, verified after the clock stops as the headline loads
 # are (a load with a wrong byte is reported, not counted).
 #
 # Environment: PAIRED (rounds, default 5), TOP (candidates per kind, default 2), LIMIT
-# (seconds, default 120), LOAD_ARGS (more p2pio-load options, e.g. --host) and BENCH_ARGS
+# (seconds, default 120), OWN (0: no own-shape candidate), LOAD_ARGS (more p2pio-load options, e.g. --host) and BENCH_ARGS
 # (more p2pio-bench options, e.g. --device host). Results: OUTDIR/paired.jsonl (a line per
 # read) and OUTDIR/paired.txt (the rounds and the medians), also on stdout.
 set -u
@@ -59,6 +67,27 @@ for kind, modes in (("storage", ("direct", "buffered")), ("cufile", ("cufile",))
 PY
 ) || { log "paired: no candidates in $BENCH"; exit 1; }
 [ -n "$cands" ] || { log "paired: no cold storage or cuFile result in $BENCH"; exit 1; }
+if [ "${OWN:-1}" = 1 ]; then
+	# The engine a load ran with: the first "engine" of OUTDIR/loads.jsonl, else a load's.
+	eng() { python3 -c 'import json, sys
+for l in sys.stdin:
+    try:
+        e = json.loads(l)["engine"]
+    except (ValueError, KeyError, TypeError):
+        continue
+    t = min(e["threads"], e["queue_depth"])
+    print("storage direct", e["chunk"], e["queue_depth"], t)
+    break'; }
+	own=
+	[ -s "$OUT/loads.jsonl" ] && own=$(eng <"$OUT/loads.jsonl")
+	[ -n "$own" ] || own=$(cap 60 "$BIN/p2pio-load" --json -q --no-verify $LOAD_ARGS "$M" \
+		2>>"$OUT/paired.err" | eng)
+	if [ -z "$own" ]; then
+		log "paired: the load's own shape is unknown (no engine in a load's JSON)"
+	elif ! grep -qxF "$own" <<<"$cands"; then
+		cands=$(printf '%s\n%s' "$own" "$cands")
+	fi
+fi
 mapfile -t items < <(echo load; echo "$cands")
 log "paired: $PAIRED rounds of ${#items[@]} reads: ${items[*]}"
 

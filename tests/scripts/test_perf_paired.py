@@ -114,12 +114,22 @@ class EndToEnd(unittest.TestCase):
                                 out, m, bench], env=env, capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             reads = [json.loads(l) for l in open(os.path.join(out, "paired.jsonl"))]
-            # Three rounds of the load and two storage shapes, no cuFile on host memory.
-            self.assertEqual(len(reads), 9, reads)
             self.assertEqual({x["kind"] for x in reads}, {"load", "storage"})
-            self.assertEqual(len({x["shape"] for x in reads if x["kind"] == "storage"}), 2)
-            # The order rotates: round r starts with item r - 1 of (load, shape 1, shape 2).
-            firsts = [x for i, x in enumerate(reads) if i % 3 == 0]
+            # The load's own shape (its engine's chunk, queue depth and rings, learned from
+            # an uncounted load) is a storage candidate beside the sweep's two best.
+            eng = json.loads(subprocess.run(
+                [os.path.join(BIN, "p2pio-load"), "--json", "-q", "--no-verify", "--host", m],
+                check=True, capture_output=True, text=True).stdout)["engine"]
+            own = "direct %dK qd%d x%d" % (eng["chunk"] // 1024, eng["queue_depth"],
+                                           min(eng["threads"], eng["queue_depth"]))
+            shapes = {x["shape"] for x in reads if x["kind"] == "storage"}
+            self.assertIn(own, shapes)
+            self.assertIn(len(shapes), (2, 3), shapes)
+            n = len(shapes) + 1
+            # Three rounds of the load and each storage shape, no cuFile on host memory.
+            self.assertEqual(len(reads), 3 * n, reads)
+            # The order rotates: round r starts with item r - 1 of (load, shapes...).
+            firsts = [x for i, x in enumerate(reads) if i % n == 0]
             self.assertEqual([x["round"] for x in firsts], [1, 2, 3])
             self.assertEqual(firsts[0]["kind"], "load")
             self.assertEqual(firsts[1]["kind"], "storage")
@@ -133,6 +143,26 @@ class EndToEnd(unittest.TestCase):
             text = open(os.path.join(out, "paired.txt")).read()
             self.assertIn("over 3 rounds", text)
             self.assertIn("(no round has both sides)", text)
+
+            # OWN=0: the sweep's two best only; a loads.jsonl's engine is taken when there.
+            out2 = os.path.join(d, "out2")
+            os.makedirs(out2)
+            with open(os.path.join(out2, "loads.jsonl"), "w") as f:
+                f.write('not json\n{"tag":"x","engine":{"threads":3,"queue_depth":5,'
+                        '"chunk":2097152}}\n')
+            r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "perf-paired.sh"), BIN,
+                                out2, m, bench], env=dict(env, PAIRED="1"),
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            shapes = {json.loads(l)["shape"] for l in open(os.path.join(out2, "paired.jsonl"))}
+            self.assertIn("direct 2048K qd5 x3", shapes)
+            out3 = os.path.join(d, "out3")
+            r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "perf-paired.sh"), BIN,
+                                out3, m, bench], env=dict(env, PAIRED="1", OWN="0"),
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            reads = [json.loads(l) for l in open(os.path.join(out3, "paired.jsonl"))]
+            self.assertEqual(len(reads), 3, reads)
 
     def test_no_candidates(self):
         with tempfile.TemporaryDirectory() as d:
