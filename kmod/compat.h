@@ -151,6 +151,8 @@ static inline struct request_queue *p2pio_nvme_admin_queue(struct gendisk *disk,
 #define p2pio_lease_alloc() locks_alloc_lease()
 #define p2pio_lease_free(fl) locks_free_lease(fl)
 #define p2pio_lease_owner(fl) ((fl)->c.flc_owner)
+/* A lease breaker sleeps on @fl (fs/locks.c; under the inode's flc_lock). */
+#define p2pio_lease_blocked(fl) (!list_empty(&(fl)->c.flc_blocked_requests))
 
 static inline void p2pio_lease_init(struct file_lease *fl, struct file *filp, void *owner,
 				    const struct p2pio_lease_manager *ops)
@@ -169,6 +171,7 @@ static inline void p2pio_lease_init(struct file_lease *fl, struct file *filp, vo
 #define p2pio_lease_alloc() locks_alloc_lock()
 #define p2pio_lease_free(fl) locks_free_lock(fl)
 #define p2pio_lease_owner(fl) ((fl)->fl_owner)
+#define p2pio_lease_blocked(fl) (!list_empty(&(fl)->fl_blocked_requests))
 
 static inline void p2pio_lease_init(struct file_lock *fl, struct file *filp, void *owner,
 				    const struct p2pio_lease_manager *ops)

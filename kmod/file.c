@@ -416,16 +416,64 @@ static int p2pio_lease_open(struct p2pio_file *f, struct file *filp)
 	return 0;
 }
 
+/*
+ * How often a registration looks for a layout breaker sleeping on its lease that never
+ * asked it to break (p2pio_lease_watch()): the longest such a breaker (a dedupe) waits
+ * before the break starts.
+ */
+#define P2PIO_LEASE_WATCH_MS 20
+
+/*
+ * A breaker that sleeps on our lease without having broken it. fs/locks.c's
+ * __break_lease() breaks (lm_break) the leases it finds when it starts, then sleeps until
+ * they are given back; woken, it waits for any lease that conflicts now, in its restart
+ * loop, without breaking it (6.1, 6.12). A lease taken in between, as a registration made
+ * right after our broken lease was given back is (libp2pio registers a file again when
+ * its reads come back with ESTALE; an application may do so too), was never broken: the
+ * breaker waited until that registration was unregistered, for good where the deduper
+ * was the one to do it (test-rerace: 17 of 80 dedupes hung so on 6.1 with the IOMMU,
+ * each freed by unregistering the new registration). Such a breaker sits on our lease's
+ * blocked list (only layout breakers conflict with a layout lease: a plain open's lease
+ * break does not wait on it); finding one there, we break as lm_break would. Re-armed
+ * while the registration holds its lease and is not stale; cancelled by
+ * p2pio_lease_drop().
+ */
+static void p2pio_lease_watch(struct work_struct *work)
+{
+	struct p2pio_file *f = container_of(to_delayed_work(work), struct p2pio_file,
+					    watch_work);
+	struct file_lock_context *ctx = smp_load_acquire(&file_inode(f->lease_filp)->i_flctx);
+	bool broke = false;
+
+	if (READ_ONCE(f->stale) || !ctx)
+		return;
+	spin_lock(&ctx->flc_lock);
+	/* @leased under flc_lock: the lease is on the inode's list, so @f->lease is valid. */
+	if (READ_ONCE(f->leased) && p2pio_lease_blocked((struct p2pio_lease *)f->lease)) {
+		WRITE_ONCE(f->stale, true);
+		smp_mb();	/* pairs with p2pio_file_get(): @stale before reading @busy */
+		queue_work(system_unbound_wq, &f->break_work);
+		broke = true;
+	}
+	spin_unlock(&ctx->flc_lock);
+	if (broke)
+		pr_info_ratelimited("%pD: a layout break waits on registration %u without having broken it: breaking it\n",
+				    f->filp, f->handle);
+	else
+		schedule_delayed_work(&f->watch_work, msecs_to_jiffies(P2PIO_LEASE_WATCH_MS));
+}
+
 /* Takes the lease on @f->lease_filp (p2pio_lease_open()); nothing here waits for a user. */
 static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
 {
-	struct p2pio_lease *fl;
+	struct p2pio_lease *fl, *mine;
 	int ret;
 
 	fl = p2pio_lease_alloc();
 	if (!fl)
 		return -ENOMEM;
 	p2pio_lease_init(fl, f->lease_filp, f, &p2pio_lease_ops);
+	mine = fl;
 	ret = p2pio_setlease(f->lease_filp, F_RDLCK, &fl, NULL);
 	/* On success the lease list took @fl (NULL here), or kept an older lease of ours. */
 	if (fl)
@@ -437,6 +485,11 @@ static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
 		return p2pio_refuse(filp, ENOLCK,
 				    "no layout lease (%d): is fs.leases-enable 0?", ret);
 	f->leased = true;
+	/* Each registration opens its own lease file: the list took ours. */
+	if (!fl) {
+		f->lease = mine;
+		schedule_delayed_work(&f->watch_work, msecs_to_jiffies(P2PIO_LEASE_WATCH_MS));
+	}
 	return 0;
 }
 
@@ -446,6 +499,7 @@ static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
  */
 static bool p2pio_lease_drop(struct p2pio_file *f)
 {
+	cancel_delayed_work_sync(&f->watch_work);
 	if (!p2pio_lease_give_back(f))
 		return false;
 	cancel_work_sync(&f->break_work);
@@ -553,6 +607,7 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 	}
 	atomic_set(&f->busy, 0);
 	INIT_WORK(&f->break_work, p2pio_file_break_work);
+	INIT_DELAYED_WORK(&f->watch_work, p2pio_lease_watch);
 	f->user = ctx->user;
 	if (!p2pio_user_take(&f->user->files, READ_ONCE(p2pio_max_user_files))) {
 		ret = p2pio_refuse(filp, EDQUOT, "the user has max_user_files (%u) registered",

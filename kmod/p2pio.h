@@ -153,6 +153,12 @@ struct p2pio_file {
 	bool leased;			/* holds its layout lease */
 	bool verity;			/* became a verity file, logged (p2pio_file_check()) */
 	struct work_struct break_work;
+	/*
+	 * The lease (struct p2pio_lease of compat.h), valid while @leased, and the work that
+	 * looks for a breaker sleeping on it unasked (p2pio_lease_watch()).
+	 */
+	void *lease;
+	struct delayed_work watch_work;
 	struct block_device *bdev;	/* the partition or namespace the fs is on */
 	struct request_queue *q;	/* the namespace's blk-mq queue */
 	struct p2pio_nvme *nvme;
