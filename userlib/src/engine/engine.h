@@ -54,6 +54,7 @@
 #define P2PIO_NR_FLAGS 4096
 
 struct p2pio_win;
+struct p2pio_p2p_old;
 
 struct p2pio_flags {
 	uint32_t *host;			/* host-pinned, device-mapped */
@@ -105,6 +106,26 @@ struct p2pio_file {
 	uint64_t p2p_handle;		/* the module's file handle, valid when p2p_ok */
 	bool p2p_ok;
 	uint32_t lba_size;
+	/*
+	 * Re-registration after a broken layout lease (ESTALE), under the P2P path's lock:
+	 * pieces at the module on the current handle; handles replaced and not yet
+	 * unregistered (pieces still at the module on them); the errno of a re-registration
+	 * the module refused, or of one that found the lease still breaking for
+	 * P2PIO_REREG_WAIT_NS (0: none); how many re-registrations worked; the reason before
+	 * the first.
+	 */
+	unsigned int p2p_cur_refs;
+	struct p2pio_p2p_old *p2p_old;
+	unsigned int p2p_nr_old;
+	int p2p_gone;
+	unsigned int p2p_reregs;
+	char p2p_why_base[P2PIO_REASON_LEN];
+	/*
+	 * The P2P reaper's alone (no lock): while the module answers EAGAIN to the new
+	 * registration, when it first did, the pause before the next try and when that is
+	 * due (p2pio_now_ns(); 0: no retry pending).
+	 */
+	uint64_t p2p_rereg_t0, p2p_rereg_pause, p2p_rereg_next;
 	pthread_mutex_t lock;		/* the reasons */
 	char why[P2PIO_REASON_LEN];
 	char why_not[P2PIO_PATH_NR][P2PIO_REASON_LEN];

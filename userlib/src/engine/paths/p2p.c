@@ -38,6 +38,17 @@
 /* Page size of the nvidia provider: pins and windows are multiples of it. */
 #define P2PIO_GPU_PAGE (64u << 10)
 #define P2PIO_P2P_BATCH 64
+/*
+ * A broken layout lease (ESTALE): how long registering the file again is retried while
+ * the module answers EAGAIN (another lease on the file is still being broken), with a
+ * pause growing from the first to the second bound between tries; and how many times
+ * one piece is sent again before its read fails with ESTALE after all (the block map
+ * keeps changing under every new registration).
+ */
+#define P2PIO_REREG_WAIT_NS (5ull * 1000000000ull)
+#define P2PIO_REREG_PAUSE_MIN_NS 1000000ull
+#define P2PIO_REREG_PAUSE_MAX_NS 100000000ull
+#define P2PIO_REREG_MAX_TRIES 8
 
 struct p2pio_win {
 	struct p2pio_buf *buf;
@@ -55,6 +66,16 @@ struct p2pio_piece {
 	struct p2pio_win *win;
 	uint64_t bytes;			/* counted in plain_bytes or urgent_bytes ... */
 	bool urgent;			/* ... by its read's kind when it was prepared */
+	struct p2pio_read rd;		/* what was sent (the file handle set at each send) */
+	uint32_t handle;		/* the file handle it was last sent with */
+	unsigned int tries;		/* times sent again after ESTALE */
+	struct p2pio_piece *next;	/* in the reaper's stale list */
+};
+
+/* A file handle replaced by a new registration, unregistered once @refs pieces are in. */
+struct p2pio_p2p_old {
+	uint32_t handle;
+	unsigned int refs;
 };
 
 struct p2pio_p2p {
@@ -69,7 +90,14 @@ struct p2pio_p2p {
 	bool pinned;			/* a pin has worked on this context */
 	int pin_err;			/* pins refused for good (EPERM), or 0 */
 	char pin_why[P2PIO_REASON_LEN];	/* why, when pin_err */
-	unsigned int outstanding;	/* pieces submitted, not yet reaped */
+	/*
+	 * Pieces submitted and not yet ended: a piece that came back with ESTALE stays
+	 * counted (with its window and its bytes) until the reaper has sent it again and
+	 * reaped it, or ended it otherwise. So whoever waits for a window or for room on
+	 * the fd's queue while pieces are out waits for something only the reaper, which
+	 * waits for no one of them, has to do.
+	 */
+	unsigned int outstanding;
 	unsigned int prepared;		/* pieces holding a window, not yet submitted */
 
 	/* Plain reads held back while @plain_bytes >= @plain_limit; the feeder sends them. */
@@ -83,6 +111,11 @@ struct p2pio_p2p {
 	bool feeding;			/* the feeder is sending a read it took from @held */
 	pthread_t feeder;
 	bool feeder_started;
+	/*
+	 * The reaper's alone (no lock): pieces that completed with ESTALE, to send again
+	 * or end (p2pio_p2p_stale_pass()); counted in @outstanding.
+	 */
+	struct p2pio_piece *stale_head, *stale_tail;
 
 	int stop_efd;
 	pthread_t th;
@@ -274,11 +307,20 @@ static void p2pio_p2p_file_close(struct p2pio_file *f)
 {
 	struct p2pio_handle_arg h = { .handle = (uint32_t)f->p2p_handle };
 	struct p2pio_p2p *p;
+	unsigned int i;
 
 	if (!f->p2p_ok)
 		return;
 	p = p2pio_path_priv(f->ctx, &p2pio_p2p_ops);
 	ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
+	/* Handles replaced after a broken lease whose pieces were still out: nothing is now. */
+	for (i = 0; i < f->p2p_nr_old; i++) {
+		h.handle = f->p2p_old[i].handle;
+		ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
+	}
+	free(f->p2p_old);
+	f->p2p_old = NULL;
+	f->p2p_nr_old = 0;
 	f->p2p_ok = false;
 }
 
@@ -296,7 +338,8 @@ static void p2pio_p2p_fall_back(struct p2pio_file *f, const char *why)
 
 	pthread_mutex_lock(&f->lock);
 	if (atomic_compare_exchange_strong(&f->path, &p2p, p2pio_p2p_ops.fallback))
-		snprintf(f->why, sizeof(f->why), "AUTO: %s; reads go by %s", why,
+		snprintf(f->why, sizeof(f->why), "AUTO: %.*s; reads go by %s",
+			 (int)sizeof(f->why) - 32, why,
 			 p2pio_path_ops(p2pio_p2p_ops.fallback)->name);
 	pthread_mutex_unlock(&f->lock);
 }
@@ -578,6 +621,46 @@ static int p2pio_p2p_edge(struct p2pio_op *op, uint64_t from, uint64_t to)
 }
 
 /*
+ * [@from, @to) of @op's file through read() into host memory, copied into place: how the
+ * pieces of a file whose registration went stale for good end when AUTO moved the file to
+ * its fallback (its later reads go by that path).
+ */
+static int p2pio_p2p_host_read(struct p2pio_op *op, uint64_t from, uint64_t to)
+{
+	uint64_t step = 1ull << 20, n;
+	char *tmp;
+	ssize_t r;
+	int ret = 0;
+
+	if (from >= to)
+		return 0;
+	tmp = malloc(to - from < step ? to - from : step);
+	if (!tmp)
+		return -ENOMEM;
+	while (from < to) {
+		n = to - from < step ? to - from : step;
+		r = pread(op->file->fd, tmp, n, (off_t)from);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			ret = -errno;
+			break;
+		}
+		if (!r) {
+			ret = -ENODATA;
+			break;
+		}
+		atomic_fetch_add(&op->bytes_read, (uint64_t)r);
+		ret = p2pio_dst_write_sync(op, op->dst + (from - op->off), tmp, (uint64_t)r);
+		if (ret)
+			break;
+		from += (uint64_t)r;
+	}
+	free(tmp);
+	return ret;
+}
+
+/*
  * Submit @n prepared reads; every accepted one completes through the reaper. Return: 0, or
  * the error that stopped it with *@done of them accepted (the caller undoes the rest).
  */
@@ -585,6 +668,8 @@ static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned 
 			   unsigned int *done)
 {
 	struct p2pio_submit sub;
+	struct p2pio_piece *pc;
+	unsigned int i;
 	int ret;
 
 	*done = 0;
@@ -593,8 +678,21 @@ static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned 
 		sub.reads = (uintptr_t)(rd + *done);
 		sub.count = n - *done;
 		pthread_mutex_lock(&p->lock);
+		/*
+		 * Each piece goes with its file's current handle: one prepared before the file
+		 * was registered again (its lease broke) must not go to the stale handle.
+		 */
+		for (i = *done; i < n; i++) {
+			pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
+			rd[i].file = (uint32_t)pc->op->file->p2p_handle;
+		}
 		ret = ioctl(p->fd, P2PIO_IOC_SUBMIT, &sub) < 0 ? -errno : 0;
 		if (!ret) {
+			for (i = *done; i < *done + sub.accepted; i++) {
+				pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
+				pc->handle = rd[i].file;
+				pc->op->file->p2p_cur_refs++;
+			}
 			p->outstanding += sub.accepted;
 			p->prepared -= sub.accepted;
 			*done += sub.accepted;
@@ -616,25 +714,36 @@ static uint64_t *p2pio_piece_count(struct p2pio_p2p *p, const struct p2pio_piece
 	return pc->urgent ? &p->urgent_bytes : &p->plain_bytes;
 }
 
+/*
+ * A piece that is not at the module ends with @err (its bytes, if any, were counted in
+ * its read already): one prepared and not accepted, or (@sent) one that came back with
+ * ESTALE and still counts as outstanding.
+ */
+static void p2pio_piece_settle(struct p2pio_p2p *p, struct p2pio_piece *pc, int err,
+			       bool sent)
+{
+	pthread_mutex_lock(&p->lock);
+	pc->win->refs--;
+	if (sent)
+		p->outstanding--;
+	else
+		p->prepared--;
+	*p2pio_piece_count(p, pc) -= pc->bytes;
+	/* Its window may be idle now, and a waiting submitter may be waiting for that. */
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	p2pio_op_put(pc->op, err, 0);
+	free(pc);
+}
+
 /* Undo @n pieces that were prepared but not accepted. */
 static void p2pio_p2p_unprep(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n,
 			     int err)
 {
-	struct p2pio_piece *pc;
 	unsigned int i;
 
-	for (i = 0; i < n; i++) {
-		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
-		pthread_mutex_lock(&p->lock);
-		pc->win->refs--;
-		p->prepared--;
-		*p2pio_piece_count(p, pc) -= pc->bytes;
-		/* Its window may be idle now, and a waiting submitter may be waiting for that. */
-		pthread_cond_broadcast(&p->cond);
-		pthread_mutex_unlock(&p->lock);
-		p2pio_op_put(pc->op, err, 0);
-		free(pc);
-	}
+	for (i = 0; i < n; i++)
+		p2pio_piece_settle(p, (struct p2pio_piece *)(uintptr_t)rd[i].user_tag, err, false);
 }
 
 /* Submit the batch; on an error, undo what was not accepted. */
@@ -660,12 +769,25 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 	unsigned int nr = 0, batch;
 	struct p2pio_win *w = NULL;
 	struct p2pio_piece *pc;
-	int ret;
+	int ret, gone;
 
 	a = p2pio_round_up(op->off, lba);
 	b = p2pio_round_down(end, lba);
 	if (a >= b)
 		a = b = end;
+	pthread_mutex_lock(&p->lock);
+	gone = f->p2p_gone;
+	pthread_mutex_unlock(&p->lock);
+	if (gone) {
+		/*
+		 * The file's lease broke and the module refused it since: a forced P2P read
+		 * fails with the refusal; AUTO's file moved to its fallback, and a read that
+		 * was queued here before that is read through host memory.
+		 */
+		ret = f->forced ? -gone : p2pio_p2p_host_read(op, op->off, end);
+		p2pio_op_put(op, ret, 0);
+		return;
+	}
 	ret = p2pio_p2p_edge(op, op->off, a);
 	if (!ret)
 		ret = p2pio_p2p_edge(op, b > a ? b : a, end);
@@ -720,6 +842,10 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 		rd[nr].length = n;
 		rd[nr].mem_offset = dev - w->start;
 		rd[nr].user_tag = (uintptr_t)pc;
+		pc->rd = rd[nr];
+		pc->handle = rd[nr].file;
+		pc->tries = 0;
+		pc->next = NULL;
 		if (++nr == batch) {
 			ret = p2pio_p2p_send(p, rd, &nr);
 			if (ret)
@@ -768,6 +894,285 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 	}
 	p2pio_p2p_send_op(p, op);
 	return 0;
+}
+
+/* ---- a broken layout lease: register the file again ------------------------------ */
+
+/*
+ * Only the reaper thread runs the code of this section, and it waits here for nothing
+ * that another thread of the library must do first. The first version (5d260d0) had the
+ * feeder send the stale pieces again, but the feeder can itself be waiting inside
+ * p2pio_p2p_send_op() for a window (BAR1 full) or for room on the fd's queue (p->cond),
+ * and what it waited for could be the stale pieces' windows and counts, which it alone
+ * would have freed. Here a stale piece keeps its window, its bytes and its place in
+ * @outstanding until the reaper has sent it again and reaped it, or ended it; whoever
+ * waits for those waits for the reaper, never the other way round.
+ * The ioctls the reaper makes may sleep in the kernel (SUBMIT for an NVMe command slot,
+ * REGISTER_FILE for the file's i_rwsem while a dedupe holds it), but for nothing of the
+ * library: commands end by themselves, and xfs drops the lock before it waits for a
+ * layout lease to be given back (and the module gives it back once the commands in
+ * flight are done). A retry (EAGAIN from REGISTER_FILE or SUBMIT) is the next pass's,
+ * with the poll timeout of p2pio_p2p_stale_pass(), never a sleep here.
+ */
+
+/*
+ * A piece sent with @handle of @f is in (p->lock held): one fewer on that handle. A
+ * replaced handle is unregistered with its last piece (the module refuses to unregister a
+ * handle with commands in flight: EBUSY). One the module still refuses stays listed, for
+ * p2pio_p2p_file_close().
+ */
+static void p2pio_handle_put(struct p2pio_p2p *p, struct p2pio_file *f, uint32_t handle)
+{
+	struct p2pio_handle_arg h = { .handle = handle };
+	unsigned int i;
+
+	if (handle == (uint32_t)f->p2p_handle) {
+		f->p2p_cur_refs--;
+		return;
+	}
+	for (i = 0; i < f->p2p_nr_old; i++) {
+		if (f->p2p_old[i].handle != handle)
+			continue;
+		if (!--f->p2p_old[i].refs && !ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h))
+			f->p2p_old[i] = f->p2p_old[--f->p2p_nr_old];
+		return;
+	}
+}
+
+/* The file's reason says what happened to its registration (AUTO's or the caller's). */
+static void p2pio_p2p_note_rereg(struct p2pio_file *f, uint32_t handle, uint32_t old)
+{
+	char tmp[P2PIO_REASON_LEN];
+
+	pthread_mutex_lock(&f->lock);
+	if (!f->p2p_why_base[0])
+		memcpy(f->p2p_why_base, f->why, sizeof(f->why));
+	snprintf(tmp, sizeof(tmp),
+		 "P2P: layout lease broke (block map changed), registered again %ux (handle %u, was %u)",
+		 f->p2p_reregs, handle, old);
+	snprintf(f->why, sizeof(f->why), "%.*s; %.*s", 60, f->p2p_why_base, 128, tmp);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/*
+ * @f's registration went stale (a read of it completed with ESTALE: its layout lease
+ * broke): one try at registering it again, if one is due at @now. 0: done, for better
+ * (a new handle, the old one unregistered once its last piece is in) or for worse
+ * (p2p_gone set); -EAGAIN: the module answered EAGAIN (another lease on the file is
+ * still being broken), or the next try is not due yet; *@wait_ns is lowered to when it
+ * is. The pause between tries grows from 1 to 100 ms; after P2PIO_REREG_WAIT_NS of
+ * EAGAIN the file is given up as refused with EAGAIN. A refusal (the file now shares
+ * blocks after a dedupe: ENODATA; became a verity file: EMEDIUMTYPE; ...) is for good:
+ * AUTO moves the file to its fallback, as for refused pins; a forced P2P file's reads
+ * fail with the refusal's errno. The reaper's alone.
+ */
+static int p2pio_p2p_reregister(struct p2pio_p2p *p, struct p2pio_file *f, uint64_t now,
+				uint64_t *wait_ns)
+{
+	struct p2pio_register_file reg;
+	struct p2pio_handle_arg h;
+	struct p2pio_p2p_old *o;
+	char why[P2PIO_REASON_LEN];
+	uint32_t old;
+	int e = 0;
+
+	if (f->p2p_rereg_next > now) {
+		if (f->p2p_rereg_next - now < *wait_ns)
+			*wait_ns = f->p2p_rereg_next - now;
+		return -EAGAIN;
+	}
+	memset(&reg, 0, sizeof(reg));
+	reg.fd = f->fd;
+	if (ioctl(p->fd, P2PIO_IOC_REGISTER_FILE, &reg) < 0)
+		e = errno;
+	if ((e == EAGAIN || e == EINTR) &&
+	    (!f->p2p_rereg_t0 || now - f->p2p_rereg_t0 < P2PIO_REREG_WAIT_NS)) {
+		if (!f->p2p_rereg_t0) {
+			f->p2p_rereg_t0 = now;
+			f->p2p_rereg_pause = P2PIO_REREG_PAUSE_MIN_NS;
+		} else if (f->p2p_rereg_pause < P2PIO_REREG_PAUSE_MAX_NS / 2) {
+			f->p2p_rereg_pause *= 2;
+		} else {
+			f->p2p_rereg_pause = P2PIO_REREG_PAUSE_MAX_NS;
+		}
+		f->p2p_rereg_next = now + f->p2p_rereg_pause;
+		if (f->p2p_rereg_pause < *wait_ns)
+			*wait_ns = f->p2p_rereg_pause;
+		return -EAGAIN;
+	}
+	f->p2p_rereg_t0 = f->p2p_rereg_next = 0;
+	if (e) {
+		/* EAGAIN here: the break did not end in P2PIO_REREG_WAIT_NS. */
+		snprintf(why, sizeof(why),
+			 "P2P: the file's layout lease broke and the module refused it again: %s (%s)",
+			 p2pio_errno_name(e), p2pio_refusal_hint(e));
+	} else if (reg.size != f->size || reg.lba_size != f->lba_size) {
+		h = (struct p2pio_handle_arg){ .handle = reg.handle };
+		ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
+		e = EIO;
+		snprintf(why, sizeof(why),
+			 "P2P: the file's layout lease broke and the module now reports size %llu and block size %u (was %llu and %u)",
+			 (unsigned long long)reg.size, reg.lba_size, (unsigned long long)f->size,
+			 f->lba_size);
+	}
+	if (e) {
+		pthread_mutex_lock(&p->lock);
+		/* The stale handle stays registered (refusing its reads) until the file closes. */
+		f->p2p_gone = e;
+		pthread_mutex_unlock(&p->lock);
+		if (f->forced)
+			p2pio_file_note(f, P2PIO_PATH_P2P, "%s", why);
+		else
+			p2pio_p2p_fall_back(f, why);
+		return 0;
+	}
+	pthread_mutex_lock(&p->lock);
+	old = (uint32_t)f->p2p_handle;
+	h = (struct p2pio_handle_arg){ .handle = old };
+	if (f->p2p_cur_refs) {
+		o = realloc(f->p2p_old, (f->p2p_nr_old + 1) * sizeof(*o));
+		/* Without memory the old handle stays registered until the file closes. */
+		if (o) {
+			f->p2p_old = o;
+			o[f->p2p_nr_old++] = (struct p2pio_p2p_old){ .handle = old,
+								     .refs = f->p2p_cur_refs };
+		}
+	} else {
+		ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
+	}
+	f->p2p_handle = reg.handle;
+	f->p2p_cur_refs = 0;
+	f->p2p_reregs++;
+	pthread_mutex_unlock(&p->lock);
+	p2pio_p2p_note_rereg(f, reg.handle, old);
+	return 0;
+}
+
+/*
+ * Send @n stale pieces again, each with its file's handle of the moment, in one SUBMIT
+ * that waits for no room: those the module takes are at the module again (they kept
+ * their place in @outstanding); the count is returned, or -errno with none taken.
+ */
+static int p2pio_p2p_resubmit(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n)
+{
+	struct p2pio_submit sub = { .reads = (uintptr_t)rd, .count = n };
+	struct p2pio_piece *pc;
+	unsigned int i;
+	int ret;
+
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < n; i++) {
+		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
+		rd[i].file = (uint32_t)pc->op->file->p2p_handle;
+	}
+	ret = ioctl(p->fd, P2PIO_IOC_SUBMIT, &sub) < 0 ? -errno : (int)sub.accepted;
+	for (i = 0; ret > 0 && i < (unsigned int)ret; i++) {
+		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
+		pc->rd = rd[i];
+		pc->handle = rd[i].file;
+		pc->tries++;
+		pc->op->file->p2p_cur_refs++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/* Put @pc back on the stale list, for the next pass. */
+static void p2pio_stale_keep(struct p2pio_p2p *p, struct p2pio_piece *pc)
+{
+	pc->next = NULL;
+	if (p->stale_tail)
+		p->stale_tail->next = pc;
+	else
+		p->stale_head = pc;
+	p->stale_tail = pc;
+}
+
+/*
+ * One pass over the pieces that came back with ESTALE, bounded: for each, register its
+ * file again if no one has since the piece was sent (one re-registration per break, one
+ * try per pass); send it again with the file's new handle (one SUBMIT of at most a
+ * batch); or, where the file is refused now, fail it (forced P2P) or read it through
+ * host memory (AUTO, whose file moved to its fallback; one piece per pass, so that
+ * completions of other files are reaped between two such reads). Return the poll timeout
+ * of the next pass in ms: -1 with nothing left, 0 where more can be done at once, else
+ * until the next retry is due (at least 1 ms).
+ */
+static int p2pio_p2p_stale_pass(struct p2pio_p2p *p)
+{
+	struct p2pio_read rd[P2PIO_P2P_BATCH];
+	struct p2pio_piece *pc, *next, *host = NULL;
+	uint64_t now = p2pio_now_ns(), wait_ns = UINT64_MAX;
+	unsigned int nr = 0, batch, i;
+	struct p2pio_file *f;
+	bool again, now_more = false;
+	int gone, ret;
+
+	pc = p->stale_head;
+	if (!pc)
+		return -1;
+	p->stale_head = p->stale_tail = NULL;
+	batch = p->ver.max_batch < P2PIO_P2P_BATCH ? p->ver.max_batch : P2PIO_P2P_BATCH;
+	for (; pc; pc = next) {
+		next = pc->next;
+		f = pc->op->file;
+		pthread_mutex_lock(&p->lock);
+		again = !f->p2p_gone && pc->handle == (uint32_t)f->p2p_handle;
+		pthread_mutex_unlock(&p->lock);
+		/* Sent with the current handle: the break is news, register the file again. */
+		if (again && p2pio_p2p_reregister(p, f, now, &wait_ns) == -EAGAIN) {
+			p2pio_stale_keep(p, pc);
+			continue;
+		}
+		pthread_mutex_lock(&p->lock);
+		gone = f->p2p_gone;
+		pthread_mutex_unlock(&p->lock);
+		if (gone && f->forced) {
+			p2pio_piece_settle(p, pc, -gone, true);
+		} else if (gone) {
+			if (host) {
+				p2pio_stale_keep(p, pc);
+				now_more = true;
+			} else {
+				host = pc;
+			}
+		} else if (pc->tries >= P2PIO_REREG_MAX_TRIES) {
+			p2pio_piece_settle(p, pc, -ESTALE, true);
+		} else if (nr < batch) {
+			rd[nr++] = pc->rd;
+		} else {
+			p2pio_stale_keep(p, pc);
+			now_more = true;
+		}
+	}
+	ret = nr ? p2pio_p2p_resubmit(p, rd, nr) : 0;
+	if (ret < 0 && ret != -EAGAIN && ret != -EINTR && ret != -ENOMEM) {
+		/* Not a want of room: the module refuses the batch itself (cannot happen). */
+		for (i = 0; i < nr; i++)
+			p2pio_piece_settle(p, (struct p2pio_piece *)(uintptr_t)rd[i].user_tag, ret,
+					   true);
+	} else if ((ret < 0 ? 0 : (unsigned int)ret) < nr) {
+		/*
+		 * The module took fewer (its queue is full, or it ran out of memory): the
+		 * rest go again next pass, 1 ms on, or as soon as a completion comes.
+		 */
+		for (i = ret < 0 ? 0 : (unsigned int)ret; i < nr; i++)
+			p2pio_stale_keep(p, (struct p2pio_piece *)(uintptr_t)rd[i].user_tag);
+		if (P2PIO_REREG_PAUSE_MIN_NS < wait_ns)
+			wait_ns = P2PIO_REREG_PAUSE_MIN_NS;
+	}
+	if (host) {
+		ret = p2pio_p2p_host_read(host->op, host->rd.file_offset,
+					  host->rd.file_offset + host->rd.length);
+		p2pio_piece_settle(p, host, ret, true);
+	}
+	if (!p->stale_head)
+		return -1;
+	if (now_more)
+		return 0;
+	if (wait_ns == UINT64_MAX)
+		return 0;
+	return (int)((wait_ns + 999999) / 1000000);
 }
 
 /* Sends the held reads, oldest first, as the plain bytes in flight drop below the limit. */
@@ -828,6 +1233,11 @@ static unsigned int p2pio_p2p_hasten(void *priv, const struct p2pio_queue *q, ui
 	return got;
 }
 
+/*
+ * Reaps completions, and works on the pieces that came back with ESTALE between polls
+ * (p2pio_p2p_stale_pass(), whose timeout the poll takes). Ends once stopped with nothing
+ * outstanding, the stale pieces included.
+ */
 static void *p2pio_p2p_reaper(void *arg)
 {
 	struct p2pio_completion c[P2PIO_P2P_BATCH];
@@ -838,11 +1248,18 @@ static void *p2pio_p2p_reaper(void *arg)
 	};
 	struct p2pio_reap reap;
 	struct p2pio_piece *pc;
-	unsigned int i;
+	unsigned int i, nfds = 2;
+	bool stop = false, done;
+	int timeout = -1;
 
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0)
+		if (poll(pfd, nfds, timeout) < 0)
 			continue;
+		/* The eventfd stays readable: poll it no more (the stale pieces' waits). */
+		if (nfds == 2 && pfd[1].revents & POLLIN) {
+			stop = true;
+			nfds = 1;
+		}
 		memset(&reap, 0, sizeof(reap));
 		reap.completions = (uintptr_t)c;
 		reap.max = P2PIO_P2P_BATCH;
@@ -851,6 +1268,22 @@ static void *p2pio_p2p_reaper(void *arg)
 		for (i = 0; i < reap.count && i < P2PIO_P2P_BATCH; i++) {
 			pc = (struct p2pio_piece *)(uintptr_t)c[i].user_tag;
 			pthread_mutex_lock(&p->lock);
+			p2pio_handle_put(p, pc->op->file, pc->handle);
+			if (c[i].status == -ESTALE) {
+				/*
+				 * The file's layout lease broke; its bytes are what they were.
+				 * The whole piece is read again (the commands of a split read
+				 * issued before the break did land, the others never ran). It
+				 * keeps its window, its bytes and its place in @outstanding
+				 * for the stale pass, which registers the file again and sends
+				 * it again. Its module slot is free: a submitter waiting for
+				 * room may go on.
+				 */
+				pthread_cond_broadcast(&p->cond);
+				pthread_mutex_unlock(&p->lock);
+				p2pio_stale_keep(p, pc);
+				continue;
+			}
 			pc->win->refs--;
 			p->outstanding--;
 			*p2pio_piece_count(p, pc) -= pc->bytes;
@@ -860,12 +1293,12 @@ static void *p2pio_p2p_reaper(void *arg)
 				     c[i].status < 0 ? 0 : c[i].bytes);
 			free(pc);
 		}
+		timeout = p2pio_p2p_stale_pass(p);
 		pthread_mutex_lock(&p->lock);
-		if (pfd[1].revents & POLLIN && !p->outstanding) {
-			pthread_mutex_unlock(&p->lock);
-			break;
-		}
+		done = stop && !p->outstanding;
 		pthread_mutex_unlock(&p->lock);
+		if (done)
+			break;
 	}
 	return NULL;
 }
