@@ -268,18 +268,24 @@ static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool
 		return;
 	}
 	if (json)
-		snprintf(buf, len, "{\"threads\":%u,\"online_cpus\":%ld,\"queue_depth\":%u,"
-			 "\"chunk\":%llu,\"staging\":%llu,\"copy_wait\":\"blocking\","
-			 "\"p2p_plain_bytes\":%llu}",
-			 o.threads, ncpu, o.queue_depth, (unsigned long long)o.chunk_size,
+		snprintf(buf, len, "{\"threads\":%u,\"posix_threads\":%u,\"online_cpus\":%ld,"
+			 "\"queue_depth\":%u,\"chunk\":%llu,\"staging\":%llu,"
+			 "\"copy_wait\":\"blocking\",\"p2p_plain_bytes\":%llu}",
+			 o.threads, o.posix_threads, ncpu, o.queue_depth,
+			 (unsigned long long)o.chunk_size,
 			 (unsigned long long)o.staging_bytes,
 			 (unsigned long long)o.queue_depth * o.chunk_size);
 	else
-		snprintf(buf, len, "%u threads (one per online CPU: %ld, kept within 4..16), queue depth "
+		snprintf(buf, len, "%u threads (one per online CPU: %ld, kept within 4..16), %u POSIX "
+			 "readers (%s), queue depth "
 			 "%u, %llu KiB chunks, %llu MiB staging (pinned with a GPU; a read and a copy "
 			 "in flight per thread), copy waits block; P2P sends reads not marked urgent "
 			 "until %llu MiB are at the device (queue depth x chunk) and holds the rest",
-			 o.threads, ncpu, o.queue_depth, (unsigned long long)(o.chunk_size >> 10),
+			 o.threads, ncpu, o.posix_threads,
+			 o.posix_threads < o.threads ?
+				 "at most 8 into a GPU: a warm read is capped by the link" :
+				 "one per thread",
+			 o.queue_depth, (unsigned long long)(o.chunk_size >> 10),
 			 (unsigned long long)(o.staging_bytes >> 20),
 			 (unsigned long long)(o.queue_depth * o.chunk_size) >> 20);
 }

@@ -31,7 +31,7 @@ class Context(_Resource):
 	"""
 
 	def __init__(self, device=None, path="auto", queue_depth=0, threads=0, chunk_size=0,
-		     staging_bytes=0, pin_window=0, flags=0):
+		     staging_bytes=0, pin_window=0, flags=0, posix_threads=0):
 		opts = p2pio_ctx_opts()
 		lib.p2pio_ctx_opts_init(ctypes.byref(opts))
 		if device == "host":
@@ -45,6 +45,7 @@ class Context(_Resource):
 		opts.staging_bytes = staging_bytes
 		opts.pin_window = pin_window
 		opts.flags = flags
+		opts.posix_threads = posix_threads
 		h = open_handle(lib.p2pio_ctx_create, ctypes.byref(opts), what="context")
 		super().__init__(h, lib.p2pio_ctx_destroy)
 		self.device = lib.p2pio_ctx_device(h)

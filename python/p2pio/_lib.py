@@ -67,7 +67,7 @@ class p2pio_ctx_opts(Structure):
 	_fields_ = [("size", c_size_t), ("device", c_int), ("path", c_int),
 		    ("queue_depth", c_uint32), ("threads", c_uint32), ("chunk_size", c_uint64),
 		    ("staging_bytes", c_uint64), ("pin_window", c_uint64), ("flags", c_uint32),
-		    ("reserved", c_uint32)]
+		    ("reserved", c_uint32), ("posix_threads", c_uint32), ("reserved2", c_uint32)]
 
 
 class p2pio_path_info(Structure):

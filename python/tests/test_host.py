@@ -4,6 +4,7 @@ every tensor and range is compared with the file. Run by `make check-python`
 (P2PIO_LIBRARY=build/lib/libp2pio.so, P2PIO_BIN=build/bin) or against the installed
 packages (python3 -m unittest discover -s python/tests)."""
 
+import ctypes
 import errno
 import gc
 import os
@@ -117,6 +118,19 @@ class TestContext(unittest.TestCase):
 							 Files.bytes[Files.tiny][4096:4096 + 8192], flag)
 		with self.assertRaises(p2pio.P2pioError) as cm:
 			p2pio.Context(device="host", flags=p2pio.CTX_URGENT_ALONE << 1)
+		self.assertEqual(cm.exception.errno, errno.EINVAL)
+
+	def test_posix_threads(self):
+		# Taken and read with (POSIX forced: every read goes by the readers); too many refused.
+		with p2pio.Context(device="host", path="posix", posix_threads=3) as ctx:
+			opts = p2pio._lib.p2pio_ctx_opts()
+			opts.size = ctypes.sizeof(opts)
+			self.assertEqual(p2pio._lib.lib.p2pio_ctx_get_opts(ctx._h(), ctypes.byref(opts)), 0)
+			self.assertEqual(opts.posix_threads, 3)
+			with ctx.open_file(Files.tiny) as f:
+				self.assertEqual(host_bytes(f.read(0, 65536)), Files.bytes[Files.tiny][:65536])
+		with self.assertRaises(p2pio.P2pioError) as cm:
+			p2pio.Context(device="host", posix_threads=100000)
 		self.assertEqual(cm.exception.errno, errno.EINVAL)
 
 	def test_bad_path_name(self):

@@ -88,6 +88,30 @@ static struct p2pio_ctx *gpu_ctx(enum p2pio_path p, uint64_t chunk, uint32_t qd)
 	return ctx;
 }
 
+/*
+ * A GPU context's POSIX readers: at most 8 unless the caller set the threads (a warm read
+ * into a GPU is capped by the link; userlib/src/engine/ctx.c), the caller's count when set.
+ */
+static void posix_readers(void)
+{
+	struct p2pio_ctx_opts got = { .size = sizeof(got) };
+	struct p2pio_ctx *ctx;
+
+	threads = 0;
+	ctx = gpu_ctx(P2PIO_PATH_POSIX, 0, 0);
+	tap_ok(ctx && !p2pio_ctx_get_opts(ctx, &got) &&
+		       got.posix_threads == (got.threads < 8 ? got.threads : 8),
+	       "GPU context, defaults: %u POSIX readers of %u threads", got.posix_threads,
+	       got.threads);
+	p2pio_ctx_destroy(ctx);
+	threads = 16;
+	ctx = gpu_ctx(P2PIO_PATH_POSIX, 0, 0);
+	tap_ok(ctx && !p2pio_ctx_get_opts(ctx, &got) && got.posix_threads == 16,
+	       "GPU context, 16 threads set: %u POSIX readers", got.posix_threads);
+	p2pio_ctx_destroy(ctx);
+	threads = 0;
+}
+
 /* Read, copy back, check data and guards. @host is a scratch host buffer of buf's size. */
 static bool gpu_read_check(struct p2pio_file *f, struct p2pio_buf *buf, uint8_t *host,
 			   uint64_t blen, uint64_t off, uint64_t len, uint64_t dst)
@@ -257,10 +281,11 @@ int main(void)
 	fsize = (getenv("P2PIO_GPU_FILE_MB") ? strtoull(getenv("P2PIO_GPU_FILE_MB"), NULL, 0) :
 					       1024) << 20;
 	fsize += 4567;	/* never a whole number of blocks */
-	tap_plan(1 + 2 * 2 + 2);
+	tap_plan(1 + 2 * 2 + 2 + 2);
 	tap_diag("CUDA driver %d", cu->driver_version);
 	tap_ok(!efx_make_file(path, fsize), "generated a %llu MiB file",
 	       (unsigned long long)(fsize >> 20));
+	posix_readers();
 	correctness(P2PIO_PATH_POSIX, "posix");
 	correctness(P2PIO_PATH_BOUNCE, "bounce");
 	stream_order(P2PIO_PATH_BOUNCE, "bounce");

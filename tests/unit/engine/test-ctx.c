@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * test-ctx: context options (defaults, validation, a caller's older and smaller struct),
- * host contexts, host and device buffers on them.
+ * host contexts, host and device buffers on them; the POSIX readers' default (at most 8
+ * into a GPU unless the caller set the threads, all of them into host memory).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/engine.h"
 #include "p2pio.h"
 #include "tap.h"
 
@@ -25,6 +27,8 @@ static int create(void (*edit)(struct p2pio_ctx_opts *), struct p2pio_error *err
 }
 
 static void bad_path(struct p2pio_ctx_opts *o) { o->path = (enum p2pio_path)7; }
+static void bad_posix(struct p2pio_ctx_opts *o) { o->posix_threads = 100000; }
+static void bad_reserved2(struct p2pio_ctx_opts *o) { o->reserved2 = 1; }
 static void bad_chunk(struct p2pio_ctx_opts *o) { o->chunk_size = 12345; }
 static void bad_depth(struct p2pio_ctx_opts *o) { o->queue_depth = 100000; }
 static void bad_staging(struct p2pio_ctx_opts *o) { o->staging_bytes = 1 << 20; }
@@ -46,7 +50,7 @@ int main(void)
 	} old = { sizeof(old), P2PIO_DEVICE_HOST, P2PIO_PATH_POSIX };
 	uint64_t host[4];
 
-	tap_plan(22);
+	tap_plan(31);
 	p2pio_ctx_opts_init(&o);
 	tap_ok(o.size == sizeof(o) && o.path == P2PIO_PATH_AUTO && !o.queue_depth,
 	       "opts_init: size set, AUTO, zeros for the measured defaults");
@@ -89,6 +93,30 @@ int main(void)
 	tap_is_int(create(bad_flags, &err), -EINVAL, "unknown flags refused");
 	tap_is_int(create(bad_device, &err), -EINVAL, "negative device ordinal refused");
 	tap_is_int(create(bad_size, &err), -EINVAL, "a size too small to hold the fields refused");
+	tap_is_int(create(bad_posix, &err), -EINVAL, "huge POSIX thread count refused (%s)",
+		   err.msg);
+	tap_is_int(create(bad_reserved2, &err), -EINVAL, "reserved2 set refused");
+
+	/* The POSIX readers: the host context above read with all its threads. */
+	tap_ok(got.posix_threads == got.threads, "host context: POSIX readers = threads (%u, %u)",
+	       got.posix_threads, got.threads);
+	tap_is_int((int)p2pio_posix_threads_default(16, false, true), 8,
+		   "GPU, threads left to the library (16): 8 POSIX readers");
+	tap_is_int((int)p2pio_posix_threads_default(4, false, true), 4,
+		   "GPU with 4 default threads: 4 (never more than threads)");
+	tap_is_int((int)p2pio_posix_threads_default(16, true, true), 16,
+		   "GPU, the caller set 16 threads: 16 (its choice)");
+	tap_is_int((int)p2pio_posix_threads_default(16, false, false), 16,
+		   "host memory, 16 default threads: 16");
+	o.device = P2PIO_DEVICE_HOST;
+	o.threads = 5;
+	o.posix_threads = 3;
+	tap_is_int(p2pio_ctx_create(&o, &ctx, &err), 0, "threads 5, POSIX threads 3");
+	got.size = sizeof(got);
+	p2pio_ctx_get_opts(ctx, &got);
+	tap_ok(got.threads == 5 && got.posix_threads == 3, "both kept as given (%u, %u)",
+	       got.threads, got.posix_threads);
+	p2pio_ctx_destroy(ctx);
 
 	/* A caller compiled against an older, shorter struct gets defaults for the rest. */
 	tap_is_int(p2pio_ctx_create((struct p2pio_ctx_opts *)&old, &ctx, &err), 0,

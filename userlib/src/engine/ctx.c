@@ -30,11 +30,30 @@ void p2pio_ctx_opts_init(struct p2pio_ctx_opts *opts)
 	opts->path = P2PIO_PATH_AUTO;
 }
 
+/*
+ * The POSIX path's readers when the caller left them to the library: @threads where the
+ * caller set it (@given), else on a GPU context no more than P2PIO_DEF_POSIX_GPU_THREADS.
+ * A warm read into a GPU is a copy from the page cache into pinned staging and a copy
+ * over the link; the link caps it, and readers beyond what fills it only add copies that
+ * compete with the link's own reads of host memory: on an H100 (Gen5 x16, 16 CPUs; run
+ * 10, Documentation/performance.md) whole warm loads ran 50.4-50.7 GB/s with 8 readers
+ * against 45.1-46.2 with 16, at 0.14 against 0.24 CPU s/GB, and the path started in half
+ * the time (its staging is two chunks per reader). Into host memory each reader copies
+ * into the destination itself, so there the CPU count stands.
+ */
+uint32_t p2pio_posix_threads_default(uint32_t threads, bool given, bool gpu)
+{
+	if (given || !gpu || threads < P2PIO_DEF_POSIX_GPU_THREADS)
+		return threads;
+	return P2PIO_DEF_POSIX_GPU_THREADS;
+}
+
 /* Copy the caller's options, as much of them as its struct has; zeros mean defaults. */
 static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_opts *o,
 			      struct p2pio_error *err)
 {
 	uint64_t staging, bthreads, bdepth;
+	bool threads_given;
 	long ncpu;
 	size_t n;
 
@@ -54,26 +73,31 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
 				       "options: device %d is not an ordinal", o->device);
 	if (o->flags & ~(P2PIO_CTX_NO_WARM_CHECK | P2PIO_CTX_BOUNCE_ASYNC | P2PIO_CTX_POLL |
-			  P2PIO_CTX_URGENT_ALONE) || o->reserved)
+			  P2PIO_CTX_URGENT_ALONE) || o->reserved || o->reserved2)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
 				       "options: unknown flags 0x%x", o->flags);
 	if (!o->queue_depth)
 		o->queue_depth = P2PIO_DEF_QUEUE_DEPTH;
+	threads_given = o->threads;
 	if (!o->threads) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		o->threads = ncpu < P2PIO_DEF_THREADS_MIN ? P2PIO_DEF_THREADS_MIN :
 			     ncpu > P2PIO_DEF_THREADS_MAX ? P2PIO_DEF_THREADS_MAX :
 							    (uint32_t)ncpu;
 	}
+	if (!o->posix_threads)
+		o->posix_threads = p2pio_posix_threads_default(o->threads, threads_given,
+							       o->device != P2PIO_DEVICE_HOST);
 	if (!o->chunk_size)
 		o->chunk_size = P2PIO_DEF_CHUNK;
 	if (!o->pin_window)
 		o->pin_window = P2PIO_DEF_PIN_WINDOW;
-	if (o->queue_depth > P2PIO_MAX_QUEUE_DEPTH || o->threads > P2PIO_MAX_THREADS)
+	if (o->queue_depth > P2PIO_MAX_QUEUE_DEPTH || o->threads > P2PIO_MAX_THREADS ||
+	    o->posix_threads > P2PIO_MAX_THREADS)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
-				       "options: queue depth %u / threads %u above %u / %u",
-				       o->queue_depth, o->threads, P2PIO_MAX_QUEUE_DEPTH,
-				       P2PIO_MAX_THREADS);
+				       "options: queue depth %u / threads %u / POSIX threads %u above %u / %u",
+				       o->queue_depth, o->threads, o->posix_threads,
+				       P2PIO_MAX_QUEUE_DEPTH, P2PIO_MAX_THREADS);
 	if (o->chunk_size < P2PIO_MIN_CHUNK || o->chunk_size > P2PIO_MAX_CHUNK ||
 	    o->chunk_size % 4096)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,

@@ -207,7 +207,7 @@ static void p2pio_posix_stop(void *priv);
 static int p2pio_posix_start(struct p2pio_ctx *ctx, void **privp)
 {
 	const struct p2pio_cuda *cu = ctx->cu;
-	unsigned int i, j, nr = ctx->opts.threads;
+	unsigned int i, j, nr = ctx->opts.posix_threads;
 	struct p2pio_posix *px;
 	CUcontext prev;
 	CUresult res = CUDA_SUCCESS;
