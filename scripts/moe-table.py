@@ -37,7 +37,9 @@ FIELDS = [
      r" GB/s, 32 deep " + NUM + r" GB/s", ["d2", "d4", "d8", "d32"]),
     ("batches", r"each done ([0-9]+) us after its require, its bytes / the ceiling ([0-9]+) us",
      ["batch_us", "batch_bytes_us"]),
-    ("waits", r"([0-9]+) us per missed layer", ["wait_us"]),
+    # Negative where the layers waited less than their bytes / the ceiling (a disk that
+    # read faster than its ceiling's sweep): the sign is part of the number.
+    ("waits", r"(-?[0-9]+) us per missed layer", ["wait_us"]),
     ("verify", r"(\S+ \S+) checked by .*, ([0-9]+) bytes wrong", ["checked", "wrong"]),
 ]
 

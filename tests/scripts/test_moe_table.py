@@ -55,6 +55,15 @@ class RealReport(unittest.TestCase):
         self.assertEqual(f["d2"], out.split("2 deep ")[1].split(" GB/s")[0])
 
 
+class Signs(unittest.TestCase):
+    def test_a_negative_wait_keeps_its_sign(self):
+        # Session 18's virtio decode at 10 %: the layers waited less than bytes / ceiling.
+        f = mt.parse_report("waits     0.99 of 1 layers a token missed; -261 us a token beyond "
+                            "its bytes / the ceiling: -262 us per missed layer "
+                            "(replay --miss-overhead)\n")
+        self.assertEqual(f["wait_us"], "-262")
+
+
 class Table(unittest.TestCase):
     def call(self, d, runs, logged):
         for tag, text in runs:
