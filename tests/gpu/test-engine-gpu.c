@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,76 @@ static void posix_readers(void)
 	       "GPU context, 16 threads set: %u POSIX readers", got.posix_threads);
 	p2pio_ctx_destroy(ctx);
 	threads = 0;
+}
+
+/* Sets the word the legacy stream waits on, if the copy has not come back in 3 s. */
+static void *release_after(void *arg)
+{
+	volatile uint32_t *word = arg;
+	struct timespec ts = { .tv_sec = 3 };
+
+	nanosleep(&ts, NULL);
+	*word = 1;
+	return NULL;
+}
+
+/*
+ * The library's synchronous copy into GPU memory (the P2P path's unaligned edges, the
+ * reads it finishes through host memory) while the legacy default stream waits on a
+ * completion word, as it does for a read ordered on it: the copy must not queue behind
+ * that wait (it did with cuMemcpyHtoD, which runs on the legacy stream: the read would
+ * have waited for itself). A thread sets the word after 3 s, so the test cannot hang; the
+ * copy must be back long before, with its bytes in place.
+ */
+static void sync_write_beside_waiting_stream(void)
+{
+	struct p2pio_ctx *ctx = gpu_ctx(P2PIO_PATH_POSIX, 0, 0);
+	struct p2pio_buf *buf = NULL;
+	struct p2pio_op op = { 0 };
+	uint8_t src[4096], back[4096];
+	volatile uint32_t *word = NULL;
+	CUdeviceptr dword = 0;
+	CUcontext prev = NULL;
+	pthread_t th;
+	double t0, dt = -1;
+	int ret = -1;
+
+	memset(src, 0x5a, sizeof(src));
+	if (!ctx || p2pio_buf_alloc(ctx, P2PIO_MEM_CUDA, 1 << 20, &buf, NULL)) {
+		tap_ok(0, "sync write: set-up");
+		tap_ok(0, "sync write: its bytes");
+		goto out;
+	}
+	cu->CtxGetCurrent(&prev);
+	cu->CtxSetCurrent(p2pio_ctx_cuda_context(ctx));
+	cu->MemsetD8(p2pio_buf_addr(buf), 0, 1 << 20);
+	if (cu->MemHostAlloc((void **)&word, 4, CU_MEMHOSTALLOC_DEVICEMAP |
+			     CU_MEMHOSTALLOC_PORTABLE) ||
+	    cu->MemHostGetDevicePointer(&dword, (void *)word, 0)) {
+		tap_ok(0, "sync write: a device-mapped word");
+		tap_ok(0, "sync write: its bytes");
+		cu->CtxSetCurrent(prev);
+		goto out;
+	}
+	*word = 0;
+	cu->StreamWaitValue32(NULL, dword, 1, CU_STREAM_WAIT_VALUE_GEQ);
+	pthread_create(&th, NULL, release_after, (void *)word);
+	op.ctx = ctx;
+	op.buf = buf;
+	t0 = p2pio_now_ns() * 1e-9;
+	ret = p2pio_dst_write_sync(&op, 8192, src, sizeof(src));
+	dt = p2pio_now_ns() * 1e-9 - t0;
+	pthread_join(th, NULL);
+	cu->StreamSynchronize(NULL);
+	tap_ok(!ret && dt < 1.0, "sync write beside the legacy stream waiting on a word: %d in %.3f s "
+	       "(the word is set after 3 s)", ret, dt);
+	cu->MemcpyDtoH(back, p2pio_buf_addr(buf) + 8192, sizeof(back));
+	tap_ok(!memcmp(back, src, sizeof(src)), "sync write: its bytes in place");
+	cu->MemFreeHost((void *)word);
+	cu->CtxSetCurrent(prev);
+out:
+	p2pio_buf_free(buf);
+	p2pio_ctx_destroy(ctx);
 }
 
 /* Read, copy back, check data and guards. @host is a scratch host buffer of buf's size. */
@@ -281,11 +352,12 @@ int main(void)
 	fsize = (getenv("P2PIO_GPU_FILE_MB") ? strtoull(getenv("P2PIO_GPU_FILE_MB"), NULL, 0) :
 					       1024) << 20;
 	fsize += 4567;	/* never a whole number of blocks */
-	tap_plan(1 + 2 * 2 + 2 + 2);
+	tap_plan(1 + 2 * 2 + 2 + 2 + 2);
 	tap_diag("CUDA driver %d", cu->driver_version);
 	tap_ok(!efx_make_file(path, fsize), "generated a %llu MiB file",
 	       (unsigned long long)(fsize >> 20));
 	posix_readers();
+	sync_write_beside_waiting_stream();
 	correctness(P2PIO_PATH_POSIX, "posix");
 	correctness(P2PIO_PATH_BOUNCE, "bounce");
 	stream_order(P2PIO_PATH_BOUNCE, "bounce");

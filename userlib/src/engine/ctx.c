@@ -171,6 +171,7 @@ int p2pio_ctx_create(const struct p2pio_ctx_opts *opts, struct p2pio_ctx **ctxp,
 	}
 	pthread_mutex_init(&ctx->lock, NULL);
 	pthread_mutex_init(&ctx->stats_lock, NULL);
+	pthread_mutex_init(&ctx->sync_lock, NULL);
 	ctx->stats.size = sizeof(ctx->stats);
 	*ctxp = ctx;
 	return 0;
@@ -199,6 +200,12 @@ void p2pio_ctx_destroy(struct p2pio_ctx *ctx)
 		p2pio_ctx_leave(ctx, prev);
 		free(ctx->flags);
 	}
+	if (ctx->sync_stream) {
+		prev = p2pio_ctx_enter(ctx);
+		ctx->cu->StreamDestroy(ctx->sync_stream);
+		p2pio_ctx_leave(ctx, prev);
+	}
+	pthread_mutex_destroy(&ctx->sync_lock);
 	if (ctx->cu)
 		ctx->cu->DevicePrimaryCtxRelease(ctx->dev);
 	pthread_mutex_destroy(&ctx->stats_lock);

@@ -75,6 +75,12 @@ struct p2pio_ctx {
 	pthread_mutex_t lock;			/* paths started on first use, flags */
 	void *path_priv[P2PIO_PATH_NR];		/* each path's state, NULL until started */
 	struct p2pio_flags *flags;
+	/*
+	 * The non-blocking stream of p2pio_dst_write_sync(), made at its first use (under
+	 * @lock); its copies are serialised by @sync_lock.
+	 */
+	CUstream sync_stream;
+	pthread_mutex_t sync_lock;
 
 	pthread_mutex_t stats_lock;
 	struct p2pio_ctx_stats stats;

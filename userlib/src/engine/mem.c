@@ -235,19 +235,35 @@ void *p2pio_buf_host_ptr(const struct p2pio_buf *buf)
 	return buf->host;
 }
 
+/*
+ * A copy the caller waits for (the P2P path's unaligned edges, and the reads it finishes
+ * through host memory). Not cuMemcpyHtoD(): that runs on the legacy default stream, which
+ * waits for the work queued before it on every blocking stream, a stream-ordered read's
+ * own wait on its completion flag included; with a read ordered on such a stream (the
+ * legacy stream itself, or one made without CU_STREAM_NON_BLOCKING) the copy would wait
+ * for the read it is part of, for good. A non-blocking stream of the library's waits for
+ * nothing but its own copies.
+ */
 int p2pio_dst_write_sync(struct p2pio_op *op, uint64_t dst, const void *src, uint64_t len)
 {
 	struct p2pio_ctx *ctx = op->ctx;
 	struct p2pio_buf *buf = op->buf;
 	CUcontext prev;
-	CUresult res;
+	CUresult res = CUDA_SUCCESS;
 
 	if (buf->host) {
 		memcpy((char *)buf->host + dst, src, len);
 		return 0;
 	}
 	prev = p2pio_ctx_enter(ctx);
-	res = ctx->cu->MemcpyHtoD(buf->addr + dst, src, len);
+	pthread_mutex_lock(&ctx->sync_lock);
+	if (!ctx->sync_stream)
+		res = ctx->cu->StreamCreate(&ctx->sync_stream, CU_STREAM_NON_BLOCKING);
+	if (res == CUDA_SUCCESS)
+		res = ctx->cu->MemcpyHtoDAsync(buf->addr + dst, src, len, ctx->sync_stream);
+	if (res == CUDA_SUCCESS)
+		res = ctx->cu->StreamSynchronize(ctx->sync_stream);
+	pthread_mutex_unlock(&ctx->sync_lock);
 	p2pio_ctx_leave(ctx, prev);
 	return res == CUDA_SUCCESS ? 0 : p2pio_cuda_errno(res);
 }
