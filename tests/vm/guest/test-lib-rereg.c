@@ -145,6 +145,33 @@ static void poison(struct p2pio_buf *buf)
 	memset(p2pio_buf_host_ptr(buf), POISON, 2 * LEN);
 }
 
+/* Two reads after the break, each checked by the host against the file @tag names. */
+static void reads_after(struct p2pio_file *f, struct p2pio_buf *buf, const char *tag,
+			const char *what)
+{
+	poison(buf);
+	tap_is_int(p2pio_read(f, 0, LEN, buf, 0), 0, "%s: a read after", what);
+	tap_is_int(p2pio_read(f, 0, LEN, buf, LEN), 0, "%s: and another", what);
+	host_check(buf, tag, what);
+}
+
+/* What a case opened, closed and removed (NULL and -1 for what it did not get to). */
+static void teardown(struct p2pio_queue *q, struct p2pio_buf *buf, struct p2pio_file *f,
+		     struct p2pio_ctx *ctx, int xfd, int tfd, const char *twin,
+		     const char *victim)
+{
+	p2pio_queue_destroy(q);
+	p2pio_buf_free(buf);
+	p2pio_file_close(f);
+	p2pio_ctx_destroy(ctx);
+	if (xfd >= 0)
+		close(xfd);
+	if (tfd >= 0)
+		close(tfd);
+	unlink(twin);
+	unlink(victim);
+}
+
 /*
  * The victim's lease breaks, its block map stays: the library registers it again and
  * every read, held or sent after, completes by P2P.
@@ -213,21 +240,9 @@ static void same_map(const char *mnt)
 	tap_ok(live_files() == files0,
 	       "%s: the stale handle is gone (%llu files registered, %llu before)", what,
 	       (unsigned long long)live_files(), (unsigned long long)files0);
-	poison(buf);
-	tap_is_int(p2pio_read(f, 0, LEN, buf, 0), 0, "%s: a read after", what);
-	tap_is_int(p2pio_read(f, 0, LEN, buf, LEN), 0, "%s: and another", what);
-	host_check(buf, "rr-victim", what);
+	reads_after(f, buf, "rr-victim", what);
 out:
-	p2pio_queue_destroy(q);
-	p2pio_buf_free(buf);
-	p2pio_file_close(f);
-	p2pio_ctx_destroy(ctx);
-	if (xfd >= 0)
-		close(xfd);
-	if (tfd >= 0)
-		close(tfd);
-	unlink(twin);
-	unlink(victim);
+	teardown(q, buf, f, ctx, xfd, tfd, twin, victim);
 }
 
 /*
@@ -290,22 +305,10 @@ static void dup_map(const char *mnt, bool forced)
 		host_check(buf, "rr-dup", what);
 		tap_ok(info.path == P2PIO_PATH_BOUNCE && strstr(info.why, "refused it again: ENODATA"),
 		       "%s: the file moved to BOUNCE, saying why: \"%s\"", what, info.why);
-		poison(buf);
-		tap_is_int(p2pio_read(f, 0, LEN, buf, 0), 0, "%s: a read after", what);
-		tap_is_int(p2pio_read(f, 0, LEN, buf, LEN), 0, "%s: and another", what);
-		host_check(buf, "rr-dup", what);
+		reads_after(f, buf, "rr-dup", what);
 	}
 out:
-	p2pio_queue_destroy(q);
-	p2pio_buf_free(buf);
-	p2pio_file_close(f);
-	p2pio_ctx_destroy(ctx);
-	if (xfd >= 0)
-		close(xfd);
-	if (tfd >= 0)
-		close(tfd);
-	unlink(twin);
-	unlink(victim);
+	teardown(q, buf, f, ctx, xfd, tfd, twin, victim);
 }
 
 int main(void)
