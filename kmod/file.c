@@ -325,6 +325,51 @@ static int p2pio_setlease(struct file *filp, int arg, struct p2pio_lease **fl, v
 }
 
 /*
+ * Lease breaks under way (registrations whose lease broke and is not given back yet) and
+ * when the last began or ended: p2pio_lease_watch() is needed only around them (a
+ * breaker sleeps unasked only on a lease taken while it was at work), so a registration
+ * watches only while a break is under way or ended less than P2PIO_LEASE_WATCH_SPAN ago,
+ * and an idle machine has no watch running.
+ */
+#define P2PIO_LEASE_WATCH_SPAN (10 * HZ)
+static atomic_t p2pio_breaks_open = ATOMIC_INIT(0);
+static unsigned long p2pio_break_jiffies;
+static bool p2pio_break_seen;
+
+/* @f's lease broke (lm_break, or the watch broke it): once per registration. */
+static void p2pio_break_begin(struct p2pio_file *f)
+{
+	if (xchg(&f->break_open, true))
+		return;
+	WRITE_ONCE(p2pio_break_jiffies, jiffies);
+	WRITE_ONCE(p2pio_break_seen, true);
+	atomic_inc(&p2pio_breaks_open);
+}
+
+/* @f's broken lease was given back (or @f goes: p2pio_lease_drop()). */
+static void p2pio_break_end(struct p2pio_file *f)
+{
+	if (!xchg(&f->break_open, false))
+		return;
+	WRITE_ONCE(p2pio_break_jiffies, jiffies);
+	atomic_dec(&p2pio_breaks_open);
+}
+
+static bool p2pio_breaks_recent(void)
+{
+	return atomic_read(&p2pio_breaks_open) > 0 ||
+	       (READ_ONCE(p2pio_break_seen) &&
+		time_before(jiffies, READ_ONCE(p2pio_break_jiffies) + P2PIO_LEASE_WATCH_SPAN));
+}
+
+/* The watch of @f is no longer armed: out of lease_watches. */
+static void p2pio_watch_ended(struct p2pio_file *f)
+{
+	if (xchg(&f->watching, false))
+		atomic64_dec(&p2pio_global.lease_watches);
+}
+
+/*
  * Gives the lease back; false when it may still be on the inode. Then it still names @f,
  * which must live on: a break would call p2pio_lease_break() on it.
  */
@@ -337,8 +382,10 @@ static bool p2pio_lease_give_back(struct p2pio_file *f)
 		return true;
 	ret = p2pio_setlease(f->lease_filp, F_UNLCK, NULL, &owner);
 	/* -EAGAIN: not expected since the break keeps the kernel from timing it out. */
-	if (!ret || ret == -EAGAIN)
+	if (!ret || ret == -EAGAIN) {
+		p2pio_break_end(f);
 		return true;
+	}
 	/* Leased again: the release (p2pio_lease_drop()) or a later break's worker retries. */
 	WRITE_ONCE(f->leased, true);
 	pr_err_ratelimited("%pD: the layout lease of registration %u could not be given back (%d): the registration is kept\n",
@@ -372,6 +419,7 @@ static bool p2pio_lease_break(struct p2pio_lease *fl)
 	fl->fl_break_time = 0;
 	WRITE_ONCE(f->stale, true);
 	smp_mb();	/* pairs with p2pio_file_get(): @stale before reading @busy */
+	p2pio_break_begin(f);
 	queue_work(system_unbound_wq, &f->break_work);
 	return false;
 }
@@ -446,21 +494,33 @@ static void p2pio_lease_watch(struct work_struct *work)
 	bool broke = false;
 
 	if (READ_ONCE(f->stale) || !ctx)
-		return;
+		goto stop;
 	spin_lock(&ctx->flc_lock);
 	/* @leased under flc_lock: the lease is on the inode's list, so @f->lease is valid. */
 	if (READ_ONCE(f->leased) && p2pio_lease_blocked((struct p2pio_lease *)f->lease)) {
 		WRITE_ONCE(f->stale, true);
 		smp_mb();	/* pairs with p2pio_file_get(): @stale before reading @busy */
+		p2pio_break_begin(f);
 		queue_work(system_unbound_wq, &f->break_work);
 		broke = true;
 	}
 	spin_unlock(&ctx->flc_lock);
-	if (broke)
+	if (broke) {
 		pr_info_ratelimited("%pD: a layout break waits on registration %u without having broken it: breaking it\n",
 				    f->filp, f->handle);
-	else
-		schedule_delayed_work(&f->watch_work, msecs_to_jiffies(P2PIO_LEASE_WATCH_MS));
+		goto stop;
+	}
+	/*
+	 * No break under way or lately: a breaker that comes now finds our lease and breaks
+	 * it (lm_break); only one already at work when the lease was taken could sleep on it
+	 * unasked, and that one has looked again long since.
+	 */
+	if (!p2pio_breaks_recent())
+		goto stop;
+	schedule_delayed_work(&f->watch_work, msecs_to_jiffies(P2PIO_LEASE_WATCH_MS));
+	return;
+stop:
+	p2pio_watch_ended(f);
 }
 
 /* Takes the lease on @f->lease_filp (p2pio_lease_open()); nothing here waits for a user. */
@@ -488,7 +548,12 @@ static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
 	/* Each registration opens its own lease file: the list took ours. */
 	if (!fl) {
 		f->lease = mine;
-		schedule_delayed_work(&f->watch_work, msecs_to_jiffies(P2PIO_LEASE_WATCH_MS));
+		if (p2pio_breaks_recent()) {
+			f->watching = true;
+			atomic64_inc(&p2pio_global.lease_watches);
+			schedule_delayed_work(&f->watch_work,
+					      msecs_to_jiffies(P2PIO_LEASE_WATCH_MS));
+		}
 	}
 	return 0;
 }
@@ -500,6 +565,7 @@ static int p2pio_lease_take(struct p2pio_file *f, struct file *filp)
 static bool p2pio_lease_drop(struct p2pio_file *f)
 {
 	cancel_delayed_work_sync(&f->watch_work);
+	p2pio_watch_ended(f);
 	if (!p2pio_lease_give_back(f))
 		return false;
 	cancel_work_sync(&f->break_work);
@@ -509,6 +575,8 @@ static bool p2pio_lease_drop(struct p2pio_file *f)
 	if (f->lease_filp)
 		fput(f->lease_filp);
 	f->lease_filp = NULL;
+	/* A lease that broke before @leased was set was never given back by the break. */
+	p2pio_break_end(f);
 	return true;
 }
 

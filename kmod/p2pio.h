@@ -63,6 +63,7 @@ struct p2pio_counters {
 	atomic64_t live_fds;
 	atomic64_t revoked;
 	atomic64_t latency[P2PIO_LAT_BUCKETS];
+	atomic64_t lease_watches;	/* global only: p2pio_lease_watch() armed */
 };
 
 extern struct p2pio_counters p2pio_global;
@@ -159,6 +160,8 @@ struct p2pio_file {
 	 */
 	void *lease;
 	struct delayed_work watch_work;
+	bool watching;			/* @watch_work armed, counted in lease_watches */
+	bool break_open;		/* its lease broke and is not given back yet */
 	struct block_device *bdev;	/* the partition or namespace the fs is on */
 	struct request_queue *q;	/* the namespace's blk-mq queue */
 	struct p2pio_nvme *nvme;

@@ -35,6 +35,7 @@ void p2pio_stats_fill(struct p2pio_counters *c, struct p2pio_stats *out)
 	out->revoked = atomic64_read(&c->revoked);
 	for (i = 0; i < P2PIO_LAT_BUCKETS; i++)
 		out->latency[i] = atomic64_read(&c->latency[i]);
+	out->lease_watches = atomic64_read(&c->lease_watches);
 }
 
 /* Bucket 0: under 1 us; bucket i: [2^(i-1), 2^i) us; the last: everything above. */
@@ -68,6 +69,7 @@ static int p2pio_stats_show(struct seq_file *m, void *v)
 	seq_printf(m, "live_prp_pages %llu\n", s.live_prp_pages);
 	seq_printf(m, "live_fds %llu\n", s.live_fds);
 	seq_printf(m, "revoked %llu\n", s.revoked);
+	seq_printf(m, "lease_watches %llu\n", s.lease_watches);
 	for (i = 0; i < P2PIO_LAT_BUCKETS - 1; i++)
 		seq_printf(m, "latency_us_lt_%llu %llu\n", 1ULL << i, s.latency[i]);
 	seq_printf(m, "latency_us_ge_%llu %llu\n", 1ULL << (i - 1), s.latency[i]);

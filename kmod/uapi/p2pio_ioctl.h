@@ -276,6 +276,9 @@ struct p2pio_reap {
  * @live_fds: open /dev/p2pio fds (a gauge; global scope only, else 0).
  * @revoked: pins revoked by their owner (the free callback fired).
  * @latency: per-command latency histogram, see P2PIO_LAT_BUCKETS.
+ * @lease_watches: registrations watching their layout lease for a breaker that sleeps on
+ *                 it unasked (a gauge; global scope only, else 0): only those made while
+ *                 a lease break was under way or had ended less than 10 s before.
  * @reserved: zero.
  */
 struct p2pio_stats {
@@ -296,7 +299,8 @@ struct p2pio_stats {
 	__u64 live_fds;
 	__u64 revoked;
 	__u64 latency[P2PIO_LAT_BUCKETS];
-	__u64 reserved[8];
+	__u64 lease_watches;
+	__u64 reserved[7];
 };
 
 #define P2PIO_IOC_MAGIC 0xE2

@@ -123,7 +123,8 @@ int main(void)
 	OFF(p2pio_stats, live_fds, 104);
 	OFF(p2pio_stats, revoked, 112);
 	OFF(p2pio_stats, latency, 120);
-	OFF(p2pio_stats, reserved, 248);
+	OFF(p2pio_stats, lease_watches, 248);
+	OFF(p2pio_stats, reserved, 256);
 	tap_is_int(P2PIO_LAT_BUCKETS, 16, "latency buckets");
 
 	return tap_exit();

@@ -16,6 +16,10 @@
  * is pending). ITERS rounds; each dedupe must end within 5 s. Where one does not, the
  * second registration is unregistered, which frees it (so the test cannot hang), and the
  * round fails. Before the fix 17 of 80 rounds hung (6.1, IOMMU).
+ *
+ * The watch runs only around breaks: the registrations made again during a break watch
+ * (the global lease_watches gauge is above 0 then), the watches stop once no break has
+ * been under way for 10 s, and a registration made then does not watch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +35,16 @@
 #define ITERS 30
 
 static int pfd, nvd;
+static uint64_t watch_seen;	/* the most lease_watches seen after a second registration */
+
+static uint64_t lease_watches(void)
+{
+	struct p2pio_stats st;
+
+	if (vm_p2p_stats(pfd, P2PIO_STATS_GLOBAL, &st))
+		return ~0ull;
+	return st.lease_watches;
+}
 
 struct dedupe {
 	int src, dst, ret;
@@ -89,8 +103,13 @@ static void rounds(const char *mnt)
 		do
 			ret = vm_p2p_register(pfd, vfd, &r2);
 		while (ret == -EAGAIN && !d.done && vm_now_ns() - t0 < 2000000000ull);
-		if (!ret)
+		if (!ret) {
+			uint64_t w = lease_watches();
+
 			again++;
+			if (w != ~0ull && w > watch_seen)
+				watch_seen = w;
+		}
 		if (!wait_done(&d, 5000)) {
 			hung++;
 			tap_diag("%s: round %d: the dedupe still waits 5 s after the second registration (%d)",
@@ -116,6 +135,70 @@ static void rounds(const char *mnt)
 	unlink(twin);
 }
 
+/*
+ * The watches are there around the breaks only (kmod/file.c, p2pio_breaks_recent()): a
+ * registration made again during a break watches, and stops by itself once no break has
+ * been under way for 10 s, while still registered; one made after that does not watch.
+ */
+static void idle_watches(const char *mnt)
+{
+	char victim[128], twin[128];
+	struct p2pio_register_file r1, r2, r3;
+	int vfd, tfd, ret;
+	uint64_t t0, w = ~0ull;
+	struct dedupe d = { 0 };
+	pthread_t th;
+
+	tap_ok(watch_seen > 0, "registrations made during a break watch their lease (up to %llu at once)",
+	       (unsigned long long)watch_seen);
+	snprintf(victim, sizeof(victim), "%s/lr-idle", mnt);
+	snprintf(twin, sizeof(twin), "%s/lr-idle-twin", mnt);
+	if (vm_make_pattern_file(victim, "lr-idle", LEN) ||
+	    vm_make_pattern_file(twin, "lr-idle-twin", LEN)) {
+		tap_ok(0, "%s: idle watches: set-up", mnt);
+		return;
+	}
+	vfd = open(victim, O_RDONLY | O_CLOEXEC);
+	tfd = open(twin, O_RDONLY | O_CLOEXEC);
+	d.src = tfd;
+	d.dst = vfd;
+	if (vm_p2p_register(pfd, vfd, &r1) || pthread_create(&th, NULL, dedupe_thread, &d)) {
+		tap_ok(0, "%s: idle watches: a registration and a dedupe", mnt);
+		goto out;
+	}
+	t0 = vm_now_ns();
+	do
+		ret = vm_p2p_register(pfd, vfd, &r2);
+	while (ret == -EAGAIN && vm_now_ns() - t0 < 2000000000ull);
+	wait_done(&d, 60000);
+	pthread_join(th, NULL);
+	vm_p2p_unregister(pfd, r1.handle);
+	if (!tap_ok(!ret && lease_watches() >= 1,
+		    "%s: a registration made again during a break, kept: it watches (%d, %llu)",
+		    mnt, ret, (unsigned long long)lease_watches()))
+		goto out_r2;
+	t0 = vm_now_ns();
+	while ((w = lease_watches()) && w != ~0ull && vm_now_ns() - t0 < 20000000000ull)
+		usleep(50000);
+	tap_ok(w == 0, "%s: its watch stopped by itself %.1f s later, still registered (%llu)", mnt,
+	       (double)(vm_now_ns() - t0) * 1e-9, (unsigned long long)w);
+	if (tap_ok(!vm_p2p_register(pfd, vfd, &r3), "%s: a registration with no break under way",
+		   mnt)) {
+		usleep(100000);
+		tap_ok(lease_watches() == 0, "%s: does not watch its lease (%llu watches)", mnt,
+		       (unsigned long long)lease_watches());
+		vm_p2p_unregister(pfd, r3.handle);
+	}
+out_r2:
+	if (!ret)
+		vm_p2p_unregister(pfd, r2.handle);
+out:
+	close(vfd);
+	close(tfd);
+	unlink(victim);
+	unlink(twin);
+}
+
 int main(void)
 {
 	static const char *const xfs[] = { "/mnt/a2", "/mnt/b1" };
@@ -125,6 +208,7 @@ int main(void)
 	pfd = vm_test_open(&nvd, false);
 	for (i = 0; i < sizeof(xfs) / sizeof(xfs[0]); i++)
 		rounds(xfs[i]);
+	idle_watches(xfs[0]);
 	tap_ok(vm_nothing_left(pfd), "nothing left registered, pinned or in flight");
 	close(nvd);
 	close(pfd);
