@@ -394,6 +394,19 @@ static bool p2pio_lease_give_back(struct p2pio_file *f)
 }
 
 /*
+ * @f's lease is broken (by the file system's lm_break, or by p2pio_lease_watch() for a
+ * breaker that sleeps on it unasked): no read starts from now on, and the worker gives
+ * the lease back once the reads in flight are done. Under the inode's flc_lock.
+ */
+static void p2pio_lease_broken(struct p2pio_file *f)
+{
+	WRITE_ONCE(f->stale, true);
+	smp_mb();	/* pairs with p2pio_file_get(): @stale before reading @busy */
+	p2pio_break_begin(f);
+	queue_work(system_unbound_wq, &f->break_work);
+}
+
+/*
  * The file system is about to change the file's block map. Called under the inode's
  * flc_lock: nothing here sleeps. No read starts from now on (p2pio_file_get() sees
  * @stale); the worker waits for the reads in flight and then gives the lease back,
@@ -417,10 +430,7 @@ static bool p2pio_lease_break(struct p2pio_lease *fl)
 	 * issuer stops at its next command, so that is the commands in flight.
 	 */
 	fl->fl_break_time = 0;
-	WRITE_ONCE(f->stale, true);
-	smp_mb();	/* pairs with p2pio_file_get(): @stale before reading @busy */
-	p2pio_break_begin(f);
-	queue_work(system_unbound_wq, &f->break_work);
+	p2pio_lease_broken(f);
 	return false;
 }
 
@@ -479,12 +489,12 @@ static int p2pio_lease_open(struct p2pio_file *f, struct file *filp)
  * right after our broken lease was given back is (libp2pio registers a file again when
  * its reads come back with ESTALE; an application may do so too), was never broken: the
  * breaker waited until that registration was unregistered, for good where the deduper
- * was the one to do it (test-rerace: 17 of 80 dedupes hung so on 6.1 with the IOMMU,
- * each freed by unregistering the new registration). Such a breaker sits on our lease's
+ * was the one to do it (a diagnostic program: 17 of 80 dedupes hung so on 6.1 with the
+ * IOMMU, each freed by unregistering the new registration; test-leaserace). Such a breaker sits on our lease's
  * blocked list (only layout breakers conflict with a layout lease: a plain open's lease
  * break does not wait on it); finding one there, we break as lm_break would. Re-armed
- * while the registration holds its lease and is not stale; cancelled by
- * p2pio_lease_drop().
+ * while the registration holds its lease, is not stale and a break is under way or
+ * recent (p2pio_breaks_recent()); cancelled by p2pio_lease_drop().
  */
 static void p2pio_lease_watch(struct work_struct *work)
 {
@@ -498,10 +508,7 @@ static void p2pio_lease_watch(struct work_struct *work)
 	spin_lock(&ctx->flc_lock);
 	/* @leased under flc_lock: the lease is on the inode's list, so @f->lease is valid. */
 	if (READ_ONCE(f->leased) && p2pio_lease_blocked((struct p2pio_lease *)f->lease)) {
-		WRITE_ONCE(f->stale, true);
-		smp_mb();	/* pairs with p2pio_file_get(): @stale before reading @busy */
-		p2pio_break_begin(f);
-		queue_work(system_unbound_wq, &f->break_work);
+		p2pio_lease_broken(f);
 		broke = true;
 	}
 	spin_unlock(&ctx->flc_lock);
