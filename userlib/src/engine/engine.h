@@ -76,8 +76,8 @@ struct p2pio_ctx {
 	void *path_priv[P2PIO_PATH_NR];		/* each path's state, NULL until started */
 	struct p2pio_flags *flags;
 	/*
-	 * The non-blocking stream of p2pio_dst_write_sync(), made at its first use (under
-	 * @lock); its copies are serialised by @sync_lock.
+	 * The non-blocking stream of p2pio_dst_write_sync(), made at its first use; both
+	 * under @sync_lock, which serialises its copies.
 	 */
 	CUstream sync_stream;
 	pthread_mutex_t sync_lock;

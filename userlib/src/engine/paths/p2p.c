@@ -603,61 +603,61 @@ static void p2pio_p2p_buf_release(void *priv, struct p2pio_buf *buf)
 
 /* ---- reads ---------------------------------------------------------------------- */
 
-/* The unaligned head or tail of a read: less than a block, through host memory. */
-static int p2pio_p2p_edge(struct p2pio_op *op, uint64_t from, uint64_t to)
-{
-	char tmp[65536];
-	ssize_t r;
-
-	if (from == to)
-		return 0;
-	r = pread(op->file->fd, tmp, to - from, (off_t)from);
-	if (r < 0)
-		return -errno;
-	if ((uint64_t)r != to - from)
-		return -ENODATA;
-	atomic_fetch_add(&op->bytes_read, (uint64_t)r);
-	return p2pio_dst_write_sync(op, op->dst + (from - op->off), tmp, to - from);
-}
-
 /*
- * [@from, @to) of @op's file through read() into host memory, copied into place: how the
- * pieces of a file whose registration went stale for good end when AUTO moved the file to
+ * [@from, @to) of @op's file through read() into host memory, copied into place: the
+ * unaligned head and tail of a read (less than a block each), and the whole of the
+ * pieces of a file whose registration went stale for good once AUTO moved the file to
  * its fallback (its later reads go by that path).
  */
 static int p2pio_p2p_host_read(struct p2pio_op *op, uint64_t from, uint64_t to)
 {
-	uint64_t step = 1ull << 20, n;
-	char *tmp;
+	char tmp[65536];
+	uint64_t n;
 	ssize_t r;
-	int ret = 0;
+	int ret;
 
-	if (from >= to)
-		return 0;
-	tmp = malloc(to - from < step ? to - from : step);
-	if (!tmp)
-		return -ENOMEM;
 	while (from < to) {
-		n = to - from < step ? to - from : step;
+		n = to - from < sizeof(tmp) ? to - from : sizeof(tmp);
 		r = pread(op->file->fd, tmp, n, (off_t)from);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			ret = -errno;
-			break;
-		}
-		if (!r) {
-			ret = -ENODATA;
-			break;
-		}
+		if (r < 0)
+			return -errno;
+		if (!r)
+			return -ENODATA;
 		atomic_fetch_add(&op->bytes_read, (uint64_t)r);
 		ret = p2pio_dst_write_sync(op, op->dst + (from - op->off), tmp, (uint64_t)r);
 		if (ret)
-			break;
+			return ret;
 		from += (uint64_t)r;
 	}
-	free(tmp);
-	return ret;
+	return 0;
+}
+
+/*
+ * One SUBMIT of @n pieces, each with its file's handle of the moment (one prepared, or
+ * come back stale, before the file was registered again must not go to the old handle),
+ * the accepted ones counted on that handle. Under p->lock; waits for no room. Return:
+ * how many the module took, or -errno with none taken.
+ */
+static int p2pio_p2p_submit_now(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n)
+{
+	struct p2pio_submit sub = { .reads = (uintptr_t)rd, .count = n };
+	struct p2pio_piece *pc;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
+		rd[i].file = (uint32_t)pc->op->file->p2p_handle;
+	}
+	if (ioctl(p->fd, P2PIO_IOC_SUBMIT, &sub) < 0)
+		return -errno;
+	for (i = 0; i < sub.accepted; i++) {
+		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
+		pc->handle = rd[i].file;
+		pc->op->file->p2p_cur_refs++;
+	}
+	return (int)sub.accepted;
 }
 
 /*
@@ -667,35 +667,17 @@ static int p2pio_p2p_host_read(struct p2pio_op *op, uint64_t from, uint64_t to)
 static int p2pio_p2p_flush(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n,
 			   unsigned int *done)
 {
-	struct p2pio_submit sub;
-	struct p2pio_piece *pc;
-	unsigned int i;
 	int ret;
 
 	*done = 0;
 	while (*done < n) {
-		memset(&sub, 0, sizeof(sub));
-		sub.reads = (uintptr_t)(rd + *done);
-		sub.count = n - *done;
 		pthread_mutex_lock(&p->lock);
-		/*
-		 * Each piece goes with its file's current handle: one prepared before the file
-		 * was registered again (its lease broke) must not go to the stale handle.
-		 */
-		for (i = *done; i < n; i++) {
-			pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
-			rd[i].file = (uint32_t)pc->op->file->p2p_handle;
-		}
-		ret = ioctl(p->fd, P2PIO_IOC_SUBMIT, &sub) < 0 ? -errno : 0;
-		if (!ret) {
-			for (i = *done; i < *done + sub.accepted; i++) {
-				pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
-				pc->handle = rd[i].file;
-				pc->op->file->p2p_cur_refs++;
-			}
-			p->outstanding += sub.accepted;
-			p->prepared -= sub.accepted;
-			*done += sub.accepted;
+		ret = p2pio_p2p_submit_now(p, rd + *done, n - *done);
+		if (ret >= 0) {
+			p->outstanding += (unsigned int)ret;
+			p->prepared -= (unsigned int)ret;
+			*done += (unsigned int)ret;
+			ret = 0;
 		} else if (ret == -EAGAIN && p->outstanding) {
 			/* The fd's queue is full: wait for the reaper to take some. */
 			pthread_cond_wait(&p->cond, &p->lock);
@@ -788,9 +770,9 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 		p2pio_op_put(op, ret, 0);
 		return;
 	}
-	ret = p2pio_p2p_edge(op, op->off, a);
+	ret = p2pio_p2p_host_read(op, op->off, a);
 	if (!ret)
-		ret = p2pio_p2p_edge(op, b > a ? b : a, end);
+		ret = p2pio_p2p_host_read(op, b > a ? b : a, end);
 	if (ret) {
 		p2pio_op_put(op, ret, 0);
 		return;
@@ -1049,29 +1031,21 @@ static int p2pio_p2p_reregister(struct p2pio_p2p *p, struct p2pio_file *f, uint6
 }
 
 /*
- * Send @n stale pieces again, each with its file's handle of the moment, in one SUBMIT
- * that waits for no room: those the module takes are at the module again (they kept
- * their place in @outstanding); the count is returned, or -errno with none taken.
+ * Send @n stale pieces again (p2pio_p2p_submit_now()): those the module takes are at the
+ * module again (they kept their place in @outstanding); the count is returned, or -errno
+ * with none taken.
  */
 static int p2pio_p2p_resubmit(struct p2pio_p2p *p, struct p2pio_read *rd, unsigned int n)
 {
-	struct p2pio_submit sub = { .reads = (uintptr_t)rd, .count = n };
 	struct p2pio_piece *pc;
-	unsigned int i;
-	int ret;
+	int i, ret;
 
 	pthread_mutex_lock(&p->lock);
-	for (i = 0; i < n; i++) {
-		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
-		rd[i].file = (uint32_t)pc->op->file->p2p_handle;
-	}
-	ret = ioctl(p->fd, P2PIO_IOC_SUBMIT, &sub) < 0 ? -errno : (int)sub.accepted;
-	for (i = 0; ret > 0 && i < (unsigned int)ret; i++) {
+	ret = p2pio_p2p_submit_now(p, rd, n);
+	for (i = 0; i < ret; i++) {
 		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
 		pc->rd = rd[i];
-		pc->handle = rd[i].file;
 		pc->tries++;
-		pc->op->file->p2p_cur_refs++;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return ret;
