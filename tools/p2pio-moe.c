@@ -287,8 +287,20 @@ static int replay_main(int argc, char **argv)
 			ret = CLI_EXIT_ERROR;
 			goto out;
 		}
+		/* A hit rate of no accesses is no result: say so rather than print 0 %. */
+		if (!p2pio_expert_trace_tokens(sw.traces[i])) {
+			cli_err("%s: the trace has no tokens to replay", sw.names[i]);
+			ret = CLI_EXIT_ERROR;
+			goto out;
+		}
 	}
 	if (moe_sweep_run(&sw)) {
+		ret = CLI_EXIT_ERROR;
+		goto out;
+	}
+	if (sw.nr_series && sw.nr_caps && !sw.series[0].pts[0].st.tokens) {
+		cli_err("no generated tokens to replay in %s (--with-prefill replays the prompt too)",
+			sw.nr_traces > 1 ? "any trace" : sw.names[0]);
 		ret = CLI_EXIT_ERROR;
 		goto out;
 	}

@@ -446,6 +446,17 @@ static void test_fit_prompt_only(void)
 	       tool_has_line(out, "p2pio-moe: ", "generated"),
 	       "fit of a trace of prompt tokens alone: refused, naming it (exit %d): %s", st,
 	       tool_line(out, "p2pio-moe: "));
+	/* replay too (it printed a table of 0 % hit rates over 0 tokens, exit 0) ... */
+	st = moe("replay -c 25%% %s 2>&1", path);
+	tap_ok(st == 3 && tool_has_line(out, "p2pio-moe: ", "prompt.trace") &&
+	       tool_has_line(out, "p2pio-moe: ", "--with-prefill") &&
+	       !tool_has_line(out, "replayed:", NULL),
+	       "replay of a trace of prompt tokens alone: refused, naming it (exit %d): %s", st,
+	       tool_line(out, "p2pio-moe: "));
+	/* ... unless the prompt is asked for */
+	st = moe("replay --with-prefill -c 25%% %s 2>&1", path);
+	tap_ok(st == 0 && tool_has_line(out, "replayed:", NULL),
+	       "replay --with-prefill of that trace: replayed (exit %d)", st);
 }
 
 /*
@@ -473,6 +484,10 @@ static void test_run_empty(void)
 	json = moe("run -d host --keep-cache --ceiling 5 --json %s --trace %s 2>/dev/null", model,
 		   path);
 	tap_ok(json == 3 && !*out, "and with --json: exit %d, nothing on standard output", json);
+	st = moe("replay --json -c 25%% %s 2>&1", path);
+	tap_ok(st == 3 && tool_has_line(out, "p2pio-moe: ", "empty.trace: the trace has no tokens"),
+	       "replay of a trace without tokens: refused, naming it (exit %d): %s", st,
+	       tool_line(out, "p2pio-moe: "));
 }
 
 int main(int argc, char **argv)
