@@ -258,7 +258,8 @@ static void dup_map(const char *mnt, bool forced)
 	struct p2pio_file *f = NULL;
 	struct p2pio_buf *buf = NULL;
 	struct p2pio_queue *q = NULL;
-	int xfd = -1, tfd = -1, path, e, ret;
+	int xfd = -1, tfd = -1, wfd, path, e, ret;
+	uint64_t files0;
 	unsigned int ok;
 
 	snprintf(victim, sizeof(victim), "%s/rr-dup", mnt);
@@ -279,6 +280,12 @@ static void dup_map(const char *mnt, bool forced)
 	tap_is_int(p2pio_read(f, 0, LEN, buf, 0), 0, "%s: read whole before", what);
 	tap_is_int(p2pio_read(f, 0, LEN, buf, LEN), 0, "%s: and again", what);
 	host_check(buf, "rr-dup", what);
+	files0 = live_files();
+	wfd = open(victim, O_WRONLY | O_CLOEXEC);
+	tap_ok(wfd < 0 && errno == ETXTBSY, "%s: registered, the file cannot be written (%s)",
+	       what, wfd < 0 ? strerror(errno) : "opened for writing");
+	if (wfd >= 0)
+		close(wfd);
 	poison(buf);
 	tap_ok(submit_all(q, f, buf, 0), "%s: reads submitted before the dedupe", what);
 	xfd = open(victim, O_RDONLY | O_CLOEXEC);
@@ -307,6 +314,19 @@ static void dup_map(const char *mnt, bool forced)
 		       "%s: the file moved to BOUNCE, saying why: \"%s\"", what, info.why);
 		reads_after(f, buf, "rr-dup", what);
 	}
+	/*
+	 * Refused for good, the stale registration serves nothing: it is gone once its
+	 * reads are in, and with it the deny-write that kept the file from being written
+	 * (it lasted until the file was closed).
+	 */
+	tap_ok(live_files() == files0 - 1,
+	       "%s: the refused registration is gone with the file still open (%llu files registered, %llu before)",
+	       what, (unsigned long long)live_files(), (unsigned long long)files0);
+	wfd = open(victim, O_WRONLY | O_CLOEXEC);
+	tap_ok(wfd >= 0, "%s: and the file can be opened for writing again (%s)", what,
+	       wfd < 0 ? strerror(errno) : "ok");
+	if (wfd >= 0)
+		close(wfd);
 out:
 	teardown(q, buf, f, ctx, xfd, tfd, twin, victim);
 }

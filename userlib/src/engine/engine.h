@@ -126,6 +126,14 @@ struct p2pio_file {
 	struct p2pio_p2p_old *p2p_old;
 	unsigned int p2p_nr_old;
 	int p2p_gone;
+	/*
+	 * Refused for good (p2p_gone): reads of the file being sent (past their check of
+	 * p2p_gone, not yet all at the module), and whether the stale handle is unregistered
+	 * already (once those and the pieces on it are in: a registration keeps the file
+	 * from being written, and a refused one serves nothing).
+	 */
+	unsigned int p2p_sending;
+	bool p2p_dropped;
 	unsigned int p2p_reregs;
 	char p2p_why_base[P2PIO_REASON_LEN];
 	/*

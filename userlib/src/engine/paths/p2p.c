@@ -312,7 +312,8 @@ static void p2pio_p2p_file_close(struct p2pio_file *f)
 	if (!f->p2p_ok)
 		return;
 	p = p2pio_path_priv(f->ctx, &p2pio_p2p_ops);
-	ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
+	if (!f->p2p_dropped)
+		ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h);
 	/* Handles replaced after a broken lease whose pieces were still out: nothing is now. */
 	for (i = 0; i < f->p2p_nr_old; i++) {
 		h.handle = f->p2p_old[i].handle;
@@ -322,6 +323,7 @@ static void p2pio_p2p_file_close(struct p2pio_file *f)
 	f->p2p_old = NULL;
 	f->p2p_nr_old = 0;
 	f->p2p_ok = false;
+	f->p2p_dropped = false;
 }
 
 static void p2pio_p2p_file_info(const struct p2pio_file *f, struct p2pio_path_info *info)
@@ -604,6 +606,34 @@ static void p2pio_p2p_buf_release(void *priv, struct p2pio_buf *buf)
 /* ---- reads ---------------------------------------------------------------------- */
 
 /*
+ * @f was refused for good after its lease broke (p2p_gone): its stale handle is
+ * unregistered once no piece is at the module on it and no read of it is being sent
+ * (one that passed its check of p2p_gone before it was set sends on the handle, and its
+ * pieces come back ESTALE, to be read through host memory or failed). Until then the
+ * handle refuses every read; kept any longer, its registration would keep the file from
+ * being written (deny-write) and serve nothing. Under p->lock.
+ */
+static void p2pio_p2p_drop_gone(struct p2pio_p2p *p, struct p2pio_file *f)
+{
+	struct p2pio_handle_arg h = { .handle = (uint32_t)f->p2p_handle };
+
+	if (!f->p2p_gone || f->p2p_dropped || f->p2p_cur_refs || f->p2p_sending)
+		return;
+	/* EBUSY cannot be: nothing is at the module on it. Kept listed if it were. */
+	if (!ioctl(p->fd, P2PIO_IOC_UNREGISTER_FILE, &h))
+		f->p2p_dropped = true;
+}
+
+/* A read of @f is done being sent (p2pio_p2p_send_op() counted it in p2p_sending). */
+static void p2pio_p2p_sent(struct p2pio_p2p *p, struct p2pio_file *f)
+{
+	pthread_mutex_lock(&p->lock);
+	f->p2p_sending--;
+	p2pio_p2p_drop_gone(p, f);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
  * [@from, @to) of @op's file through read() into host memory, copied into place: the
  * unaligned head and tail of a read (less than a block each), and the whole of the
  * pieces of a file whose registration went stale for good once AUTO moved the file to
@@ -759,6 +789,8 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 		a = b = end;
 	pthread_mutex_lock(&p->lock);
 	gone = f->p2p_gone;
+	if (!gone)
+		f->p2p_sending++;	/* the handle stays registered until we are done */
 	pthread_mutex_unlock(&p->lock);
 	if (gone) {
 		/*
@@ -774,6 +806,7 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 	if (!ret)
 		ret = p2pio_p2p_host_read(op, b > a ? b : a, end);
 	if (ret) {
+		p2pio_p2p_sent(p, f);
 		p2pio_op_put(op, ret, 0);
 		return;
 	}
@@ -838,6 +871,7 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 		ret = p2pio_p2p_send(p, rd, &nr);
 	if (ret && nr)
 		p2pio_p2p_unprep(p, rd, nr, ret);
+	p2pio_p2p_sent(p, f);
 	/* The path's reference: the pieces in flight hold the op from here. */
 	p2pio_op_put(op, ret, 0);
 }
@@ -910,6 +944,7 @@ static void p2pio_handle_put(struct p2pio_p2p *p, struct p2pio_file *f, uint32_t
 
 	if (handle == (uint32_t)f->p2p_handle) {
 		f->p2p_cur_refs--;
+		p2pio_p2p_drop_gone(p, f);
 		return;
 	}
 	for (i = 0; i < f->p2p_nr_old; i++) {
@@ -999,8 +1034,8 @@ static int p2pio_p2p_reregister(struct p2pio_p2p *p, struct p2pio_file *f, uint6
 	}
 	if (e) {
 		pthread_mutex_lock(&p->lock);
-		/* The stale handle stays registered (refusing its reads) until the file closes. */
 		f->p2p_gone = e;
+		p2pio_p2p_drop_gone(p, f);
 		pthread_mutex_unlock(&p->lock);
 		if (f->forced)
 			p2pio_file_note(f, P2PIO_PATH_P2P, "%s", why);
