@@ -76,9 +76,10 @@ py() {
 [ -s "$M" ] && step python 50 bash -c "$(declare -f py); M=$M SRC=$SRC LIB=$LIB py"
 rm -f "${M%.gguf}.safetensors"
 
-# Where the CPU goes: system-wide samples of a cold load with the defaults and of O_DIRECT
+# Where the CPU goes: system-wide samples of a cold load with the defaults, of O_DIRECT
 # reads alone at its shape (16 rings x one 4 MiB read) and at the storage ceiling's usual
-# best (64 x one 1 MiB read).
+# best (64 x one 1 MiB read), and of cuFile at its usual best (16 threads x 4 MiB), whose
+# CPU per GB the load's is held against.
 prof() {
 	local p=(env LD_LIBRARY_PATH="$PERF_LIB" "$PERF") name=$1; shift
 	"${p[@]}" record -a -e cpu-clock -F 999 -o "$R/perf.data" -- "$@" >"$R/prof-$name.out" 2>&1
@@ -92,9 +93,11 @@ profiles() {
 		--cache cold --duration 1 "$M"
 	prof direct-64x1M "$BIN/p2pio-bench" --modes direct --size 1M --depth 64 --threads 64 \
 		--cache cold --duration 1 "$M"
+	prof cufile-16x4M "$BIN/p2pio-bench" --modes cufile --fixed --size 4M --depth 16 \
+		--threads 16 --cache cold --duration 1 "$M"
 }
 [ -n "${PERF:-}" ] && [ -s "$M" ] &&
-	step profiles 30 bash -c "$(declare -f prof profiles); R=$R PERF=$PERF \
+	step profiles 45 bash -c "$(declare -f prof profiles); R=$R PERF=$PERF \
 		PERF_LIB=${PERF_LIB:-} BIN=$BIN M=$M profiles"
 
 step variants 40 env VARIANTS=1 GRID=0 VROUNDS=2 ROUNDS=0 BENCH_MODES= \
