@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -132,6 +133,26 @@ static void make_sparse(const char *mnt, const char *tag)
 	sync();
 }
 
+/* Whether the disk set lists @mnt in /etc/vm-mounts (the host's vm_make_disks()). */
+static bool in_disk_set(const char *mnt)
+{
+	FILE *f = fopen("/etc/vm-mounts", "r");
+	char line[256], first[64];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%63s", first) == 1 && !strcmp(first, mnt);
+	fclose(f);
+	return found;
+}
+
+/*
+ * The suite's file systems are a1, a2, b1 and b2; one the disk set lists must be mounted
+ * writable. Another disk set (the demo's one file system) has none of them: nothing to
+ * make, skipped, so that its boot's setup step passes rather than failing unjudged.
+ */
 int main(void)
 {
 	static const char *const tags[] = { "a1", "a2", "b1", "b2" };
@@ -141,6 +162,10 @@ int main(void)
 	tap_plan_lazy();
 	for (i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
 		snprintf(mnt, sizeof(mnt), "/mnt/%s", tags[i]);
+		if (!in_disk_set(mnt)) {
+			tap_skip(1, "not in this disk set");
+			continue;
+		}
 		if (access(mnt, W_OK)) {
 			tap_ok(0, "%s is mounted writable", mnt);
 			continue;
@@ -149,8 +174,10 @@ int main(void)
 		make_sparse(mnt, tags[i]);
 	}
 	/* a file the unprivileged user owns, and so may register (test-refuse) */
-	tap_ok(!chown("/mnt/b1/b1-wr", 65534, 65534), "b1-wr belongs to nobody");
+	if (in_disk_set("/mnt/b1"))
+		tap_ok(!chown("/mnt/b1/b1-wr", 65534, 65534), "b1-wr belongs to nobody");
 	/* root's, but anyone may write it: a writer may register it too */
-	tap_ok(!chmod("/mnt/a1/a1-wr", 0666), "a1-wr is writable by everyone");
+	if (in_disk_set("/mnt/a1"))
+		tap_ok(!chmod("/mnt/a1/a1-wr", 0666), "a1-wr is writable by everyone");
 	return tap_exit();
 }
