@@ -14,7 +14,7 @@ if [ ! -x "$VMHOST" ] || ! command -v python3 >/dev/null; then
 	echo "1..0 # SKIP no $VMHOST (make -f tests/vm/Makefile) or no python3"
 	exit 0
 fi
-echo "1..4"
+echo "1..6"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 truncate -s 4096 "$tmp/bar"
@@ -69,3 +69,15 @@ read -r bytes reqs failed <"$tmp/embedded/verified"
 grep -q "@@R 2 BAD .*a request inside another line" "$tmp/embedded.replies" &&
 	echo "ok 4 - the next sync's answer says so" ||
 	echo "not ok 4 - the sync's answer: $(cat "$tmp/embedded.replies")"
+
+# A line over vmhost's 64 KiB buffer: before, its pieces were each taken as a line (here
+# the tail, a result of its own); now the line is dropped whole and the run fails.
+long="# $(head -c 70000 /dev/zero | tr '\0' x)ok 9 - the tail of a long line"
+run long "@@BEGIN t" "ok 1 - a line" "$long" "ok 2 - after it" "@@S 2" "@@END t 0" "@@DONE"
+read -r bytes reqs failed <"$tmp/long/verified"
+[ "$failed" -ge 1 ] 2>/dev/null && ! grep -q "ok 9" "$tmp/long/t.tap" &&
+	echo "ok 5 - a line over 64 KiB fails the run, no piece of it taken as a line ($failed failed)" ||
+	echo "not ok 5 - a line over 64 KiB: verified '$bytes $reqs $failed', t.tap: $(grep -c . "$tmp/long/t.tap") lines"
+[ "$(grep -c '^ok' "$tmp/long/t.tap")" = 2 ] && grep -q "ok 2 - after it" "$tmp/long/t.tap" &&
+	echo "ok 6 - the lines around it still reach t.tap" ||
+	echo "not ok 6 - t.tap: $(head -c 300 "$tmp/long/t.tap")"
