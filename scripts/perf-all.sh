@@ -23,14 +23,17 @@
 #
 # BINDIR: the build's bin (its lib next to it); DISKDIR (default /var/tmp/p2pio-perf): a
 # directory on the root disk. LIMIT (seconds, default 560) caps the whole run; TARBALL
-# (default perf.tgz) names the result; PERF (a perf binary) and PERF_LIB (its libraries)
-# add the CPU profiles. zram0 is reset before and after.
+# (default perf.tgz) names the result; STEPS (names, space-separated; default all) runs
+# only those, in the order above, for a device call with less time than all of them; PERF
+# (a perf binary) and PERF_LIB (its libraries) add the CPU profiles. zram0 is reset before
+# and after.
 set -u
 BIN=$(cd "$1" && pwd)
 OUT=$2
 DISK=${3:-/var/tmp/p2pio-perf}
 LIMIT=${LIMIT:-560}
 TARBALL=${TARBALL:-perf.tgz}
+STEPS=${STEPS:-}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 LIB=$(cd "$BIN/../lib" && pwd)
 T0=$(date +%s)
@@ -40,6 +43,7 @@ left() { echo $((LIMIT - ($(date +%s) - T0))); }
 log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$R/log.txt"; }
 # step NAME SECONDS COMMAND...: at most SECONDS, and never past the run's limit.
 step() { local name=$1 c=$2 l rc; shift 2; l=$(( $(left) - 8 )); [ $l -lt $c ] && c=$l
+	if [ -n "$STEPS" ] && [[ " $STEPS " != *" $name "* ]]; then log "SKIP $name (not in STEPS)"; return; fi
 	if [ $c -le 5 ]; then log "SKIP $name (no time left)"; return; fi
 	log "step $name (limit ${c}s)"
 	LIMIT=$c timeout -k 3 $((c + 2)) "$@" >"$R/$name.txt" 2>&1; rc=$?
@@ -102,7 +106,8 @@ profiles() {
 
 step variants 40 env VARIANTS=1 GRID=0 VROUNDS=2 ROUNDS=0 BENCH_MODES= \
 	VCOLD="--queue-depth 32
+--threads 8
 --threads 32 --queue-depth 32
---chunk 1M --threads 64 --queue-depth 64" VWARM="--threads 8" \
+--chunk 1M --threads 64 --queue-depth 64" VWARM="--threads 16" \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/variants"
 step gpu-tests 120 "$SRC/tests/gpu/run.sh"	# BUILD: build/ of the source tree
