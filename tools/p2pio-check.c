@@ -282,9 +282,7 @@ static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool
 			 "in flight per thread), copy waits block; P2P sends reads not marked urgent "
 			 "until %llu MiB are at the device (queue depth x chunk) and holds the rest",
 			 o.threads, ncpu, o.posix_threads,
-			 o.posix_threads < o.threads ?
-				 "at most 8 into a GPU: a warm read is capped by the link" :
-				 "one per thread",
+			 o.posix_threads == o.threads ? "one per thread" : "set by the caller",
 			 o.queue_depth, (unsigned long long)(o.chunk_size >> 10),
 			 (unsigned long long)(o.staging_bytes >> 20),
 			 (unsigned long long)(o.queue_depth * o.chunk_size) >> 20);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * test-ctx: context options (defaults, validation, a caller's older and smaller struct),
- * host contexts, host and device buffers on them; the POSIX readers' default (at most 8
- * into a GPU unless the caller set the threads, all of them into host memory).
+ * host contexts, host and device buffers on them; the POSIX readers' default (one per
+ * thread) and a count the caller sets.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -50,7 +50,7 @@ int main(void)
 	} old = { sizeof(old), P2PIO_DEVICE_HOST, P2PIO_PATH_POSIX };
 	uint64_t host[4];
 
-	tap_plan(31);
+	tap_plan(29);
 	p2pio_ctx_opts_init(&o);
 	tap_ok(o.size == sizeof(o) && o.path == P2PIO_PATH_AUTO && !o.queue_depth,
 	       "opts_init: size set, AUTO, zeros for the measured defaults");
@@ -100,14 +100,15 @@ int main(void)
 	/* The POSIX readers: the host context above read with all its threads. */
 	tap_ok(got.posix_threads == got.threads, "host context: POSIX readers = threads (%u, %u)",
 	       got.posix_threads, got.threads);
-	tap_is_int((int)p2pio_posix_threads_default(16, false, true), 8,
-		   "GPU, threads left to the library (16): 8 POSIX readers");
-	tap_is_int((int)p2pio_posix_threads_default(4, false, true), 4,
-		   "GPU with 4 default threads: 4 (never more than threads)");
-	tap_is_int((int)p2pio_posix_threads_default(16, true, true), 16,
-		   "GPU, the caller set 16 threads: 16 (its choice)");
-	tap_is_int((int)p2pio_posix_threads_default(16, false, false), 16,
-		   "host memory, 16 default threads: 16");
+	o.device = P2PIO_DEVICE_HOST;
+	o.threads = 7;
+	tap_is_int(p2pio_ctx_create(&o, &ctx, &err), 0, "threads 7, POSIX threads left");
+	got.size = sizeof(got);
+	p2pio_ctx_get_opts(ctx, &got);
+	tap_ok(got.threads == 7 && got.posix_threads == 7,
+	       "POSIX readers left to the library: one per thread (%u, %u)", got.threads,
+	       got.posix_threads);
+	p2pio_ctx_destroy(ctx);
 	o.device = P2PIO_DEVICE_HOST;
 	o.threads = 5;
 	o.posix_threads = 3;

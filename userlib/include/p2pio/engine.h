@@ -113,13 +113,9 @@ const char *p2pio_path_name(enum p2pio_path path);
  *                 0 for the default.
  * @flags:         P2PIO_CTX_* flags.
  * @reserved:      must be 0.
- * @posix_threads: POSIX reader threads; 0 for the default: @threads where the caller set
- *                 it, else, on a GPU context, @threads' default but at most 8 (a warm
- *                 read into a GPU is capped by the link, and more readers than fill it
- *                 slowed it: 16 readers 45.6 GB/s, 8 readers 50.5 on an H100's Gen5 x16
- *                 link of 55.2, at half the CPU per GB; Documentation/engine.md), and on
- *                 a host context @threads' default (reads straight into the destination:
- *                 more readers, more copies at once).
+ * @posix_threads: POSIX reader threads; 0 for the default: @threads (set or default),
+ *                 into a GPU as into host memory (fewer readers into a GPU measured
+ *                 no faster in paired rounds, 8 slower; Documentation/engine.md).
  * @reserved2:     must be 0.
  *
  * Zeros mean "the measured default"; p2pio_ctx_get_opts() reports the values in use.

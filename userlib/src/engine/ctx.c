@@ -30,30 +30,11 @@ void p2pio_ctx_opts_init(struct p2pio_ctx_opts *opts)
 	opts->path = P2PIO_PATH_AUTO;
 }
 
-/*
- * The POSIX path's readers when the caller left them to the library: @threads where the
- * caller set it (@given), else on a GPU context no more than P2PIO_DEF_POSIX_GPU_THREADS.
- * A warm read into a GPU is a copy from the page cache into pinned staging and a copy
- * over the link; the link caps it, and readers beyond what fills it only add copies that
- * compete with the link's own reads of host memory: on an H100 (Gen5 x16, 16 CPUs; run
- * 10, Documentation/performance.md) whole warm loads ran 50.4-50.7 GB/s with 8 readers
- * against 45.1-46.2 with 16, at 0.14 against 0.24 CPU s/GB, and the path started in half
- * the time (its staging is two chunks per reader). Into host memory each reader copies
- * into the destination itself, so there the CPU count stands.
- */
-uint32_t p2pio_posix_threads_default(uint32_t threads, bool given, bool gpu)
-{
-	if (given || !gpu || threads < P2PIO_DEF_POSIX_GPU_THREADS)
-		return threads;
-	return P2PIO_DEF_POSIX_GPU_THREADS;
-}
-
 /* Copy the caller's options, as much of them as its struct has; zeros mean defaults. */
 static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_opts *o,
 			      struct p2pio_error *err)
 {
 	uint64_t staging, bthreads, bdepth;
-	bool threads_given;
 	long ncpu;
 	size_t n;
 
@@ -78,16 +59,22 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 				       "options: unknown flags 0x%x", o->flags);
 	if (!o->queue_depth)
 		o->queue_depth = P2PIO_DEF_QUEUE_DEPTH;
-	threads_given = o->threads;
 	if (!o->threads) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		o->threads = ncpu < P2PIO_DEF_THREADS_MIN ? P2PIO_DEF_THREADS_MIN :
 			     ncpu > P2PIO_DEF_THREADS_MAX ? P2PIO_DEF_THREADS_MAX :
 							    (uint32_t)ncpu;
 	}
+	/*
+	 * One POSIX reader per thread, into a GPU too. Session 18 capped a GPU context's
+	 * readers at 8 on one unpaired H100 sample (warm 8B loads 50.5 GB/s against 45.6
+	 * with 16); session 19's paired rounds on an H100 (interleaved, 2-7 rounds each;
+	 * Documentation/engine.md, "POSIX readers into a GPU") had 16 readers at or above 8
+	 * every time (medians 49.4-51.6 against 43.4-48.6 GB/s; 8's slowest loads 38-43)
+	 * and 10 and 12 within 1 % of 16: the cap went.
+	 */
 	if (!o->posix_threads)
-		o->posix_threads = p2pio_posix_threads_default(o->threads, threads_given,
-							       o->device != P2PIO_DEVICE_HOST);
+		o->posix_threads = o->threads;
 	if (!o->chunk_size)
 		o->chunk_size = P2PIO_DEF_CHUNK;
 	if (!o->pin_window)
