@@ -389,16 +389,31 @@ static void test_json(void)
 	       "raw JSONL of one layer: 3 prompt tokens, then each record a decode step (%llu tokens)",
 	       t ? (unsigned long long)p2pio_expert_trace_tokens(t) : 0ull);
 	p2pio_expert_trace_free(t);
-	/* No prompt position at all: every record a decode step, keyed from 0. */
+	/*
+	 * No position past 0: a one-token prompt, whose block reads like a decode step, then
+	 * decode steps. The reader took the prompt for a decode step (replay counted it).
+	 */
 	t = load_text("raw-decode.jsonl",
 		      "{\"layer\":0,\"token_pos\":0,\"experts\":[1]}\n"
 		      "{\"layer\":1,\"token_pos\":0,\"experts\":[2]}\n"
 		      "{\"layer\":0,\"token_pos\":0,\"experts\":[3]}\n");
 	tap_ok(t && p2pio_expert_trace_tokens(t) == 2 && cell0(t, 0, 0) == 1 &&
 		       cell0(t, 0, 1) == 2 && cell0(t, 1, 0) == 3 && cell0(t, 1, 1) == -1 &&
-		       !(p2pio_expert_trace_token_flags(t, 0) & P2PIO_EXPERT_TOKEN_PREFILL) &&
+		       (p2pio_expert_trace_token_flags(t, 0) & P2PIO_EXPERT_TOKEN_PREFILL) &&
 		       !(p2pio_expert_trace_token_flags(t, 1) & P2PIO_EXPERT_TOKEN_PREFILL),
-	       "raw JSONL without a prompt position: two decode steps");
+	       "raw JSONL without a position past 0: a one-token prompt, then a decode step");
+	p2pio_expert_trace_free(t);
+	/* The same in a log of one layer: the first record is the prompt, each after a step. */
+	t = load_text("raw-decode1.jsonl",
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[1]}\n"
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[2]}\n"
+		      "{\"layer\":0,\"token_pos\":0,\"experts\":[3]}\n");
+	tap_ok(t && p2pio_expert_trace_tokens(t) == 3 && cell0(t, 0, 0) == 1 &&
+		       cell0(t, 1, 0) == 2 && cell0(t, 2, 0) == 3 &&
+		       (p2pio_expert_trace_token_flags(t, 0) & P2PIO_EXPERT_TOKEN_PREFILL) &&
+		       !(p2pio_expert_trace_token_flags(t, 1) & P2PIO_EXPERT_TOKEN_PREFILL) &&
+		       !(p2pio_expert_trace_token_flags(t, 2) & P2PIO_EXPERT_TOKEN_PREFILL),
+	       "raw JSONL of one layer without a position past 0: a one-token prompt, two steps");
 	p2pio_expert_trace_free(t);
 	{
 		/* No key is left after the last position a record can give: said, not wrapped. */

@@ -9,7 +9,8 @@
  *                                                problem is a sequence; generated tokens.
  *   "experts" + "token_pos"                      the same profiler's raw log: prefill layer
  *                                                blocks (token_pos counts) up to the last
- *                                                non-zero token_pos, then decode steps
+ *                                                non-zero token_pos (none: the first block
+ *                                                is a one-token prompt), then decode steps
  *                                                (token_pos 0, a step ends where the layer
  *                                                number does not go up: in a log of one
  *                                                layer, every record is a step).
@@ -316,8 +317,19 @@ static int jt_raw_fixup(struct jtrace *j, const int64_t *pos)
 	for (i = 0; i < j->nr; i++)
 		if (pos[i])
 			last_pf = i;
-	if (last_pf != SIZE_MAX)
+	if (last_pf != SIZE_MAX) {
 		decode_from = last_pf + 1;
+	} else {
+		/*
+		 * No position past 0: the prompt was one token, whose block (one record a
+		 * layer, layers going up) reads like a decode step; the log's first block is
+		 * it, as every generation starts from a prompt (it was taken for a decode step).
+		 */
+		for (decode_from = 1; decode_from < j->nr &&
+				      j->r[decode_from].layer > j->r[decode_from - 1].layer;
+		     decode_from++)
+			;
+	}
 	for (i = 0; i < j->nr; i++) {
 		if (i < decode_from) {
 			if (pos[i] > max_pos)
