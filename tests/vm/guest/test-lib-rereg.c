@@ -96,12 +96,16 @@ static bool submit_all(struct p2pio_queue *q, struct p2pio_file *f, struct p2pio
 }
 
 /* Reap @n completions: how many succeeded, and by which path (all the same or -1). */
+/* Completions of the last reap() by the path they name. */
+static unsigned int reaped_by[P2PIO_PATH_NR];
+
 static unsigned int reap(struct p2pio_queue *q, unsigned int n, int *path, int *first_err)
 {
 	struct p2pio_cqe c[2 * NR];
 	unsigned int ok = 0, i;
 	int got = 0, k;
 
+	memset(reaped_by, 0, sizeof(reaped_by));
 	*path = -2;
 	*first_err = 0;
 	while ((unsigned int)got < n) {
@@ -111,6 +115,8 @@ static unsigned int reap(struct p2pio_queue *q, unsigned int n, int *path, int *
 		got += k;
 	}
 	for (i = 0; i < (unsigned int)got; i++) {
+		if ((unsigned int)c[i].path < P2PIO_PATH_NR)
+			reaped_by[c[i].path]++;
 		if (!c[i].res)
 			ok++;
 		else if (!*first_err)
@@ -309,6 +315,19 @@ static void dup_map(const char *mnt, bool forced)
 	} else {
 		tap_ok(ok == 2 * NR, "%s: all %u reads complete (%u did; first error %d)", what,
 		       (unsigned int)(2 * NR), ok, e);
+		/*
+		 * The reads held in the library (one piece at the device) when the file was
+		 * refused are read whole through pread(): their completions say POSIX (they
+		 * said P2P); the ones that went out before say P2P, stale pieces and all, and
+		 * those submitted after the file moved to BOUNCE say BOUNCE. The first half,
+		 * 64 commands one at a time under TCG, is still being read at the dedupe.
+		 */
+		tap_ok(reaped_by[P2PIO_PATH_POSIX] >= 1 && reaped_by[P2PIO_PATH_BOUNCE] <= NR &&
+			       reaped_by[P2PIO_PATH_P2P] + reaped_by[P2PIO_PATH_POSIX] +
+					       reaped_by[P2PIO_PATH_BOUNCE] == 2 * NR,
+		       "%s: the reads held when the file was refused complete as POSIX, the rest P2P or, sent after the move, BOUNCE (%u POSIX, %u P2P, %u BOUNCE)",
+		       what, reaped_by[P2PIO_PATH_POSIX], reaped_by[P2PIO_PATH_P2P],
+		       reaped_by[P2PIO_PATH_BOUNCE]);
 		host_check(buf, "rr-dup", what);
 		tap_ok(info.path == P2PIO_PATH_BOUNCE && strstr(info.why, "refused it again: ENODATA"),
 		       "%s: the file moved to BOUNCE, saying why: \"%s\"", what, info.why);

@@ -796,8 +796,11 @@ static void p2pio_p2p_send_op(struct p2pio_p2p *p, struct p2pio_op *op)
 		/*
 		 * The file's lease broke and the module refused it since: a forced P2P read
 		 * fails with the refusal; AUTO's file moved to its fallback, and a read that
-		 * was queued here before that is read through host memory.
+		 * was queued here before that is read through host memory, buffered: its
+		 * completion and the statistics say POSIX, the path that served it.
 		 */
+		if (!f->forced)
+			op->path = P2PIO_PATH_POSIX;
 		ret = f->forced ? -gone : p2pio_p2p_host_read(op, op->off, end);
 		p2pio_op_put(op, ret, 0);
 		return;
