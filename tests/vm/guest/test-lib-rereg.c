@@ -95,9 +95,10 @@ static bool submit_all(struct p2pio_queue *q, struct p2pio_file *f, struct p2pio
 	return p2pio_submit(q, r, NR) == (int)NR;
 }
 
-/* Reap @n completions: how many succeeded, and by which path (all the same or -1). */
 /* Completions of the last reap() by the path they name. */
 static unsigned int reaped_by[P2PIO_PATH_NR];
+
+/* Reap @n completions: how many succeeded, and by which path (all the same or -1). */
 
 static unsigned int reap(struct p2pio_queue *q, unsigned int n, int *path, int *first_err)
 {

@@ -25,7 +25,6 @@
  * threads within the spread of 16). */
 #define P2PIO_DEF_THREADS_MIN 4
 #define P2PIO_DEF_THREADS_MAX 16
-/* POSIX readers into a GPU, by default: enough to fill a Gen5 x16 link (ctx.c). */
 #define P2PIO_DEF_CHUNK (4ull << 20)
 #define P2PIO_DEF_STAGING (96ull << 20)
 #define P2PIO_DEF_PIN_WINDOW (64ull << 20)
@@ -251,7 +250,6 @@ P2PIO_HIDDEN unsigned int p2pio_opq_take(struct p2pio_opq *q, const struct p2pio
 
 /* engine.c */
 P2PIO_HIDDEN uint64_t p2pio_now_ns(void);
-/* ctx.c: the POSIX readers when the options leave them to the library (@given: @threads set). */
 P2PIO_HIDDEN void p2pio_op_get(struct p2pio_op *op);
 P2PIO_HIDDEN void p2pio_op_put(struct p2pio_op *op, int err, uint64_t bytes_read);
 P2PIO_HIDDEN void p2pio_op_landed(struct p2pio_op *op);

@@ -1115,7 +1115,7 @@ static int p2pio_p2p_stale_pass(struct p2pio_p2p *p)
 	struct p2pio_read rd[P2PIO_P2P_BATCH];
 	struct p2pio_piece *pc, *next, *host = NULL;
 	uint64_t now = p2pio_now_ns(), wait_ns = UINT64_MAX;
-	unsigned int nr = 0, batch, i;
+	unsigned int nr = 0, batch, i, k;
 	struct p2pio_file *f;
 	bool again, now_more = false;
 	int gone, ret;
@@ -1157,6 +1157,25 @@ static int p2pio_p2p_stale_pass(struct p2pio_p2p *p)
 			now_more = true;
 		}
 	}
+	/*
+	 * A piece taken for sending above may be of a file that a later piece's
+	 * re-registration in this pass found refused: that file's handle may be
+	 * unregistered already (p2pio_p2p_drop_gone()), so its pieces wait for the next
+	 * pass, which reads them through host memory or fails them. Only this thread sets
+	 * p2p_gone: it cannot change between here and the SUBMIT.
+	 */
+	pthread_mutex_lock(&p->lock);
+	for (i = 0, k = 0; i < nr; i++) {
+		pc = (struct p2pio_piece *)(uintptr_t)rd[i].user_tag;
+		if (pc->op->file->p2p_gone) {
+			p2pio_stale_keep(p, pc);
+			now_more = true;
+		} else {
+			rd[k++] = rd[i];
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	nr = k;
 	ret = nr ? p2pio_p2p_resubmit(p, rd, nr) : 0;
 	if (ret < 0 && ret != -EAGAIN && ret != -EINTR && ret != -ENOMEM) {
 		/* Not a want of room: the module refuses the batch itself (cannot happen). */
