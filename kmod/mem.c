@@ -305,6 +305,11 @@ struct p2pio_mem_map *p2pio_mem_get_map(struct p2pio_mem *mem, struct p2pio_nvme
 		map = ERR_PTR(-EINTR);
 		goto out_unlock;
 	}
+	/* Taken without a wait by a task already killed: the map is not worth starting. */
+	if (fatal_signal_pending(current)) {
+		ret = -EINTR;
+		goto out_free;
+	}
 	if (nvme->dead) {
 		ret = -ENODEV;
 		goto out_free;

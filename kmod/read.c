@@ -242,6 +242,16 @@ int p2pio_submit(struct p2pio_ctx *ctx, struct p2pio_submit *arg)
 	if (mutex_lock_killable(&ctx->lock))
 		return -EINTR;
 	for (i = 0; i < arg->count; i++) {
+		/*
+		 * A submitter killed mid-batch stops at its next read: the rest would only be
+		 * issued to be torn down at release, and each may first wait for a map of a
+		 * fresh pin, which takes as long as the driver likes (the waits for a lock or
+		 * a command slot see the signal only where they must sleep).
+		 */
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
 		if (copy_from_user(&r, &ureads[i], sizeof(r))) {
 			ret = -EFAULT;
 			break;

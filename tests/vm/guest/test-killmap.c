@@ -14,6 +14,12 @@
  * the first read completes and its bytes are what the host expects; nothing is left and
  * the double's map is back to 0 ms. A module that took the lock with mutex_lock() left
  * the killed process in D state until the map returned (MAP_MS - 1 s later).
+ *
+ * Then a batch: one SUBMIT of two reads into two fresh pins, each needing its own map
+ * (BATCH_MAP_MS each), killed inside the first map. Pass: the process is gone once that
+ * map returns, well before a second map could have run. The module went on to the next
+ * read of a killed submitter's batch, and its map took the lock uncontended: the process
+ * lived through every map of the batch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +41,8 @@
 #define KILL_MS 1500
 #define POISON 0x6b
 #define MAP_DELAY "/sys/module/nvdouble/parameters/map_delay_ms"
+#define BATCH_MAP_MS 3000
+#define BATCH_KILL_AFTER_MS 1000
 #define MNT "/mnt/a1"		/* both files on controller A's namespace 1 */
 
 /*
@@ -82,6 +90,105 @@ static bool stack_has(pid_t pid, const char *fn)
 	if (!strstr(buf, fn))
 		tap_diag("stack of %d:\n%s", (int)pid, buf);
 	return strstr(buf, fn) != NULL;
+}
+
+/*
+ * The batch's process: its own fds, @path registered, two fresh pins; says "ready" as
+ * second() does, waits for @go, then submits one read into each pin in one SUBMIT.
+ */
+static void batcher(const char *path, int ready, int go)
+{
+	struct p2pio_register_file reg;
+	struct p2pio_read rd[2];
+	struct vm_target t[2];
+	uint32_t accepted;
+	char c = 0;
+	int pfd, nvd, xfd, i;
+
+	pfd = vm_p2p_open();
+	nvd = vm_nvd_open();
+	xfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pfd >= 0 && nvd >= 0 && xfd >= 0 && !vm_p2p_register(pfd, xfd, &reg) &&
+	    !vm_target_new(pfd, nvd, P2PIO_PROVIDER_NVIDIA, FSIZE, 0, 0, 0, &t[0]) &&
+	    !vm_target_new(pfd, nvd, P2PIO_PROVIDER_NVIDIA, FSIZE, 0, 0, 0, &t[1]))
+		c = 1;
+	if (write(ready, &c, 1) != 1 || !c)
+		_exit(2);
+	if (read(go, &c, 1) != 1)
+		_exit(3);
+	memset(rd, 0, sizeof(rd));
+	for (i = 0; i < 2; i++) {
+		rd[i].file = reg.handle;
+		rd[i].mem = t[i].pin.handle;
+		rd[i].length = RLEN;
+		rd[i].user_tag = (uint64_t)i;
+	}
+	vm_p2p_submit(pfd, rd, 2, &accepted);
+	_exit(4);	/* not reached before the kill, or the kill came too late */
+}
+
+/* A killed submitter of a batch of reads into fresh pins lives through one map, not all. */
+static void batch_killed(const char *path)
+{
+	uint64_t t_go, t_kill, t_gone = 0;
+	int ready[2], go[2], st = 0;
+	pid_t pid, w;
+	char c = 0;
+
+	if (pipe2(ready, O_CLOEXEC) || pipe2(go, O_CLOEXEC))
+		tap_bail("pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		close(go[1]);
+		batcher(path, ready[1], go[0]);
+	}
+	close(ready[1]);
+	close(go[0]);
+	if (!tap_ok(pid > 0 && read(ready[0], &c, 1) == 1 && c == 1,
+		    "batch: a process with its own fd, the file and two fresh pins")) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		goto out;
+	}
+	tap_is_int(vm_write_str(MAP_DELAY, "3000"), 0, "batch: the double's map takes %d ms",
+		   BATCH_MAP_MS);
+	t_go = vm_now_ns();
+	if (write(go[1], "g", 1) != 1)
+		tap_diag("go: %s", strerror(errno));
+	vm_sleep_ms(BATCH_KILL_AFTER_MS);	/* inside the first read's map */
+	tap_ok(waitpid(pid, &st, WNOHANG) == 0 && stack_has(pid, "p2pio_mem_get_map"),
+	       "batch: the process is inside its first read's map");
+	t_kill = vm_now_ns();
+	kill(pid, SIGKILL);
+	while (vm_now_ns() - t_kill < (3 * BATCH_MAP_MS + 10000) * 1000000ull) {
+		w = waitpid(pid, &st, WNOHANG);
+		if (w == pid) {
+			t_gone = vm_now_ns();
+			break;
+		}
+		if (w < 0)
+			break;
+		vm_sleep_ms(10);
+	}
+	/* The first map has BATCH_MAP_MS - BATCH_KILL_AFTER_MS left; a second takes 3 s more. */
+	tap_ok(t_gone && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
+		       t_gone - t_kill < (BATCH_MAP_MS - BATCH_KILL_AFTER_MS + 1500) * 1000000ull,
+	       "batch: SIGKILLed inside its first map, gone in %lld ms, once that map returned (at most %d; a second map would end at %d)",
+	       t_gone ? (long long)((t_gone - t_kill) / 1000000) : -1LL,
+	       BATCH_MAP_MS - BATCH_KILL_AFTER_MS + 1500,
+	       2 * BATCH_MAP_MS - (int)((t_kill - t_go) / 1000000));
+	if (!t_gone) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+out:
+	vm_write_str(MAP_DELAY, "0");
+	close(ready[0]);
+	close(go[1]);
 }
 
 int main(void)
@@ -183,6 +290,7 @@ int main(void)
 		tap_diag("%s", vm_host_why());
 	close(ready[0]);
 	close(go[1]);
+	batch_killed(two);
 out_free:
 	tap_is_int(vm_target_free(r.pfd, &t), 0, "unpinned");
 out_unreg:
