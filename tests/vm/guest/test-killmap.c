@@ -127,12 +127,14 @@ static void batcher(const char *path, int ready, int go)
 	_exit(4);	/* not reached before the kill, or the kill came too late */
 }
 
-/* A killed submitter of a batch of reads into fresh pins lives through one map, not all. */
-static void batch_killed(const char *path)
+/*
+ * Fork a process that runs @fn on @path: its pid once it said it is ready, with *@go_wr
+ * the pipe it waits on for a byte; -1 if it could not get ready (reaped).
+ */
+static pid_t spawn_ready(void (*fn)(const char *, int, int), const char *path, int *go_wr)
 {
-	uint64_t t_go, t_kill, t_gone = 0;
-	int ready[2], go[2], st = 0;
-	pid_t pid, w;
+	int ready[2], go[2];
+	pid_t pid;
 	char c = 0;
 
 	if (pipe2(ready, O_CLOEXEC) || pipe2(go, O_CLOEXEC))
@@ -142,30 +144,38 @@ static void batch_killed(const char *path)
 	if (pid == 0) {
 		close(ready[0]);
 		close(go[1]);
-		batcher(path, ready[1], go[0]);
+		fn(path, ready[1], go[0]);
 	}
 	close(ready[1]);
 	close(go[0]);
-	if (!tap_ok(pid > 0 && read(ready[0], &c, 1) == 1 && c == 1,
-		    "batch: a process with its own fd, the file and two fresh pins")) {
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-		}
-		goto out;
+	if (pid > 0 && (read(ready[0], &c, 1) != 1 || c != 1)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		pid = -1;
 	}
-	tap_is_int(vm_write_str(MAP_DELAY, "3000"), 0, "batch: the double's map takes %d ms",
-		   BATCH_MAP_MS);
-	t_go = vm_now_ns();
-	if (write(go[1], "g", 1) != 1)
-		tap_diag("go: %s", strerror(errno));
-	vm_sleep_ms(BATCH_KILL_AFTER_MS);	/* inside the first read's map */
-	tap_ok(waitpid(pid, &st, WNOHANG) == 0 && stack_has(pid, "p2pio_mem_get_map"),
-	       "batch: the process is inside its first read's map");
-	t_kill = vm_now_ns();
+	close(ready[0]);
+	if (pid <= 0) {
+		close(go[1]);
+		return -1;
+	}
+	*go_wr = go[1];
+	return pid;
+}
+
+/*
+ * SIGKILL @pid, at *@t_kill: when it was reaped, its status in *@st; 0 if not within
+ * @limit_ms (it is reaped anyway, later). Polled: a child stuck until a map returns must
+ * not stop the checks after.
+ */
+static uint64_t kill_and_wait(pid_t pid, unsigned int limit_ms, uint64_t *t_kill, int *st)
+{
+	uint64_t t_gone = 0;
+	pid_t w;
+
+	*t_kill = vm_now_ns();
 	kill(pid, SIGKILL);
-	while (vm_now_ns() - t_kill < (3 * BATCH_MAP_MS + 10000) * 1000000ull) {
-		w = waitpid(pid, &st, WNOHANG);
+	while (vm_now_ns() - *t_kill < limit_ms * 1000000ull) {
+		w = waitpid(pid, st, WNOHANG);
 		if (w == pid) {
 			t_gone = vm_now_ns();
 			break;
@@ -174,6 +184,30 @@ static void batch_killed(const char *path)
 			break;
 		vm_sleep_ms(10);
 	}
+	if (!t_gone)
+		waitpid(pid, NULL, 0);
+	return t_gone;
+}
+
+/* A killed submitter of a batch of reads into fresh pins lives through one map, not all. */
+static void batch_killed(const char *path)
+{
+	uint64_t t_go, t_kill, t_gone;
+	int go = -1, st = 0;
+	pid_t pid;
+
+	pid = spawn_ready(batcher, path, &go);
+	if (!tap_ok(pid > 0, "batch: a process with its own fd, the file and two fresh pins"))
+		return;
+	tap_is_int(vm_write_str(MAP_DELAY, "3000"), 0, "batch: the double's map takes %d ms",
+		   BATCH_MAP_MS);
+	t_go = vm_now_ns();
+	if (write(go, "g", 1) != 1)
+		tap_diag("go: %s", strerror(errno));
+	vm_sleep_ms(BATCH_KILL_AFTER_MS);	/* inside the first read's map */
+	tap_ok(waitpid(pid, &st, WNOHANG) == 0 && stack_has(pid, "p2pio_mem_get_map"),
+	       "batch: the process is inside its first read's map");
+	t_gone = kill_and_wait(pid, 3 * BATCH_MAP_MS + 10000, &t_kill, &st);
 	/* The first map has BATCH_MAP_MS - BATCH_KILL_AFTER_MS left; a second takes 3 s more. */
 	tap_ok(t_gone && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
 		       t_gone - t_kill < (BATCH_MAP_MS - BATCH_KILL_AFTER_MS + 1500) * 1000000ull,
@@ -181,14 +215,8 @@ static void batch_killed(const char *path)
 	       t_gone ? (long long)((t_gone - t_kill) / 1000000) : -1LL,
 	       BATCH_MAP_MS - BATCH_KILL_AFTER_MS + 1500,
 	       2 * BATCH_MAP_MS - (int)((t_kill - t_go) / 1000000));
-	if (!t_gone) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-out:
 	vm_write_str(MAP_DELAY, "0");
-	close(ready[0]);
-	close(go[1]);
+	close(go);
 }
 
 int main(void)
@@ -196,12 +224,11 @@ int main(void)
 	const char *one = MNT "/km-one", *two = MNT "/km-two";
 	struct p2pio_register_file reg;
 	struct vm_timed_read r = { .pfd = -1, .len = RLEN };
-	int ready[2], go[2], nvd, pfd, xfd = -1, ret, st = 0;
-	uint64_t t_kill, t_gone = 0, t_read0;
+	int go = -1, nvd, pfd, xfd = -1, ret, st = 0;
+	uint64_t t_kill, t_gone, t_read0;
 	struct vm_target t;
 	pthread_t tid;
-	pid_t pid, w;
-	char c;
+	pid_t pid;
 
 	tap_plan_lazy();
 	pfd = vm_test_open(&nvd, true);
@@ -221,58 +248,25 @@ int main(void)
 	vm_mem_poison(&t.mem, 0, RLEN + 4096, POISON);
 	tap_ok(!vm_host_sync(), "destination poisoned");
 
-	if (pipe2(ready, O_CLOEXEC) || pipe2(go, O_CLOEXEC))
-		tap_bail("pipe");
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		close(ready[0]);
-		close(go[1]);
-		second(two, ready[1], go[0]);
-	}
-	close(ready[1]);
-	close(go[0]);
-	c = 0;
-	if (!tap_ok(pid > 0 && read(ready[0], &c, 1) == 1 && c == 1,
-		    "a second process: its own fd, file on the same controller, fresh pin")) {
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-		}
+	pid = spawn_ready(second, two, &go);
+	if (!tap_ok(pid > 0, "a second process: its own fd, file on the same controller, fresh pin"))
 		goto out_free;
-	}
 
 	tap_is_int(vm_write_str(MAP_DELAY, "6000"), 0, "the double's map takes %d ms", MAP_MS);
 	t_read0 = vm_now_ns();
 	pthread_create(&tid, NULL, vm_timed_read, &r);
 	vm_sleep_ms(500);	/* the first read is inside its map, holding nvme->lock */
-	if (write(go[1], "g", 1) != 1)
+	if (write(go, "g", 1) != 1)
 		tap_diag("go: %s", strerror(errno));
 	vm_sleep_ms(500);	/* the second read waits for the controller's lock */
 	tap_ok(waitpid(pid, &st, WNOHANG) == 0 && stack_has(pid, "p2pio_mem_get_map"),
 	       "the second process waits in p2pio_mem_get_map (the first map holds the lock)");
-	t_kill = vm_now_ns();
-	kill(pid, SIGKILL);
-	/* Polled: a child stuck until the map returns must not stop the checks after. */
-	while (vm_now_ns() - t_kill < (MAP_MS + 10000) * 1000000ull) {
-		w = waitpid(pid, &st, WNOHANG);
-		if (w == pid) {
-			t_gone = vm_now_ns();
-			break;
-		}
-		if (w < 0)
-			break;
-		vm_sleep_ms(10);
-	}
+	t_gone = kill_and_wait(pid, MAP_MS + 10000, &t_kill, &st);
 	tap_ok(t_gone && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
 	       t_gone - t_kill < KILL_MS * 1000000ull,
 	       "SIGKILLed while it waited, it was gone in %lld ms (at most %d; the map had %lld ms left)",
 	       t_gone ? (long long)((t_gone - t_kill) / 1000000) : -1LL, KILL_MS,
 	       (long long)MAP_MS - (long long)((t_kill - t_read0) / 1000000));
-	if (!t_gone) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
 	pthread_join(tid, NULL);
 	vm_write_str(MAP_DELAY, "0");
 	tap_is_int(r.status, 0, "the first read completed (after %llu ms)",
@@ -288,8 +282,7 @@ int main(void)
 	vm_mem_expect_file(&t.mem, RLEN, RLEN, "km-one", RLEN);
 	if (!tap_ok(!vm_host_sync(), "... its bytes too"))
 		tap_diag("%s", vm_host_why());
-	close(ready[0]);
-	close(go[1]);
+	close(go);
 	batch_killed(two);
 out_free:
 	tap_is_int(vm_target_free(r.pfd, &t), 0, "unpinned");
