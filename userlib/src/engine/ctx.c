@@ -70,7 +70,7 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 	 * readers at 8 on one unpaired H100 sample (warm 8B loads 50.5 GB/s against 45.6
 	 * with 16); session 19's paired rounds on an H100 (interleaved, 2-7 rounds each;
 	 * Documentation/engine.md, "POSIX readers into a GPU") had 16 readers at or above 8
-	 * every time (medians 49.4-51.6 against 43.4-48.6 GB/s; 8's slowest loads 38-43)
+	 * every time (medians 49.4-51.6 against 43.4-48.6 GB/s; 8's slowest load of each set 38-45)
 	 * and 10 and 12 within 1 % of 16: the cap went.
 	 */
 	if (!o->posix_threads)
