@@ -77,8 +77,7 @@ load() { # tag cache args...
 	local tag=$1 cache=$2 flag=; shift 2
 	[ "$cache" = cold ] && flag=--cold
 	[ "$cache" = warm ] && cat "$M" >/dev/null
-	cap 30 "$BIN/p2pio-load" --json -q $flag "$@" "$M" 2>>"$OUT/load.err" |
-		sed "s/^{/{\"tag\":\"$tag\",/" >>"$R"
+	load_json "$tag" $flag "$@"
 }
 
 log "loads, defaults"

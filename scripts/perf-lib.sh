@@ -39,3 +39,9 @@ perf_model() {
 	M=$MNT/model-$(echo "$model" | tr -c 'a-z0-9' '_').gguf
 	[ -s "$M" ] || cap 90 "$BIN/p2pio-mkmodel" -q $model -s 7 "$M"
 }
+
+# load_json TAG ARGS...: one p2pio-load of the model M with ARGS, its JSON line tagged TAG
+# and appended to $R (the sourcing script's loads.jsonl); its stderr to OUT/load.err.
+load_json() { local tag=$1; shift
+	cap 30 "$BIN/p2pio-load" --json -q "$@" "$M" 2>>"$OUT/load.err" |
+		sed "s/^{/{\"tag\":\"$tag\",/" >>"$R"; }

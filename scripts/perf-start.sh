@@ -27,11 +27,7 @@ log start
 perf_model "" "-p llama-8b-q4k"
 R=$OUT/loads.jsonl
 : >"$R"
-load() { # tag args...
-	local tag=$1; shift
-	cap 30 "$BIN/p2pio-load" --json -q "$@" "$M" 2>>"$OUT/load.err" |
-		sed "s/^{/{\"tag\":\"$tag\",/" >>"$R"
-}
+load() { load_json "$@"; }
 for i in $(seq "$ROUNDS"); do
 	log "round $i"
 	load cold --cold
