@@ -60,6 +60,9 @@ static size_t add_shape(struct bench_shape *out, size_t n, size_t max, const cha
  * ring per thread: 4 rings of one, 16 of one, 16 of four, 64 of one; the CPU count as a ring
  * count too; a disk behind a host that queues for it, as the virtio disk is, reads fastest
  * with few reads in flight: cuFile with 4 threads beat every deeper shape there in run 10),
+ * and one ring of four: a single sequential front, the order a load reads in (each stripe
+ * of 4 rings is a front of its own; on the virtio disk whole loads 4 reads deep outran
+ * every shape of stripes, session 20),
  * buffered reads at the same sizes with 16 and 64 threads (and one per CPU). Link: 256 MiB
  * and 1 GiB copies on one, two and four streams. cuFile: 4 to 32 threads of 1, 4 and
  * 16 MiB reads. mmap: 4 to 64 MiB copies from the mapping. hostreg: 16 and 64 MiB copies.
@@ -74,6 +77,7 @@ size_t bench_sweep(const char *mode, unsigned int ncpu, struct bench_shape *out,
 	if (!strcmp(mode, "storage")) {
 		for (i = 0; i < 3; i++) {
 			n = add_shape(out, n, max, "direct", sizes[i], 4, 4);
+			n = add_shape(out, n, max, "direct", sizes[i], 4, 1);
 			n = add_shape(out, n, max, "direct", sizes[i], 16, 16);
 			n = add_shape(out, n, max, "direct", sizes[i], 64, 16);
 			n = add_shape(out, n, max, "direct", sizes[i], 64, 64);

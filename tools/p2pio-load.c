@@ -163,9 +163,12 @@ void load_print_engine_json(const struct load_run *r)
 	if (p2pio_ctx_get_opts(r->ctx, &co))
 		return;
 	printf(",\"engine\":{\"threads\":%u,\"posix_threads\":%u,\"queue_depth\":%u,"
-	       "\"chunk\":%" PRIu64 ",\"staging\":%" PRIu64 ",\"bounce_async\":%s}", co.threads,
-	       co.posix_threads, co.queue_depth, (uint64_t)co.chunk_size,
-	       (uint64_t)co.staging_bytes, co.flags & P2PIO_CTX_BOUNCE_ASYNC ? "true" : "false");
+	       "\"file_max_in_flight\":%u,\"chunk\":%" PRIu64 ",\"staging\":%" PRIu64
+	       ",\"bounce_async\":%s}", co.threads, co.posix_threads, co.queue_depth,
+	       r->pi.max_in_flight, (uint64_t)co.chunk_size, (uint64_t)co.staging_bytes,
+	       co.flags & P2PIO_CTX_BOUNCE_ASYNC ? "true" : "false");
+	printf(",\"why\":");
+	cli_json_str(stdout, r->pi.why);
 }
 
 int main(int argc, char **argv)

@@ -181,7 +181,8 @@ class File(_Resource):
 			"why": info.why.decode(errors="replace"),
 			"why_not": {names[i]: info.why_not[i].value.decode(errors="replace")
 				    for i in range(P2PIO_PATH_NR) if info.why_not[i].value},
-			"dio_align": info.dio_align, "lba_size": info.lba_size}
+			"dio_align": info.dio_align, "lba_size": info.lba_size,
+			"max_in_flight": info.max_in_flight}
 
 	def read(self, offset, length, into=None, buf_offset=0, mem=None):
 		"""Reads @length bytes at file @offset, waiting for them, into Buffer @into at

@@ -72,7 +72,7 @@ class p2pio_ctx_opts(Structure):
 
 class p2pio_path_info(Structure):
 	_fields_ = [("size", c_size_t), ("path", c_int), ("dio_align", c_uint32),
-		    ("lba_size", c_uint32), ("reserved", c_uint32),
+		    ("lba_size", c_uint32), ("max_in_flight", c_uint32),
 		    ("why", c_char * P2PIO_REASON_LEN),
 		    ("why_not", (c_char * P2PIO_REASON_LEN) * P2PIO_PATH_NR)]
 

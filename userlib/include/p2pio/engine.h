@@ -309,13 +309,17 @@ uint64_t p2pio_file_size(const struct p2pio_file *file);
  *             memory cannot take P2P) records its reason here too.
  * @dio_align: file offset alignment O_DIRECT needs (0 without O_DIRECT).
  * @lba_size:  the namespace's logical block size for P2P (0 without P2P).
+ * @max_in_flight: the most BOUNCE reads of the file in flight at once, where the library
+ *             holds it below the context's queue depth (0: it does not): a disk that
+ *             says it is rotational gets a few, when the context's queue depth is the
+ *             default (@why says so too).
  */
 struct p2pio_path_info {
 	size_t size;
 	enum p2pio_path path;
 	uint32_t dio_align;
 	uint32_t lba_size;
-	uint32_t reserved;
+	uint32_t max_in_flight;
 	char why[P2PIO_REASON_LEN];
 	char why_not[P2PIO_PATH_NR][P2PIO_REASON_LEN];
 };

@@ -151,6 +151,10 @@ int p2pio_ctx_create(const struct p2pio_ctx_opts *opts, struct p2pio_ctx **ctxp,
 	ret = p2pio_opts_resolve(opts, &ctx->opts, err);
 	if (ret)
 		goto out_free;
+	ctx->depth_default = !opts ||
+			     opts->size < offsetof(struct p2pio_ctx_opts, queue_depth) +
+						  sizeof(opts->queue_depth) ||
+			     !opts->queue_depth;
 	if (ctx->opts.device != P2PIO_DEVICE_HOST) {
 		ret = p2pio_ctx_cuda_init(ctx, err);
 		if (ret)

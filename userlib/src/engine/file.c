@@ -45,6 +45,15 @@ static int p2pio_file_try(struct p2pio_file *f, const struct p2pio_path_ops *ops
 	return 0;
 }
 
+/* A BOUNCE file held to fewer reads in flight than the context's depth says so. */
+static void p2pio_file_why_depth(struct p2pio_file *f)
+{
+	size_t n = strlen(f->why);
+
+	if (f->path == P2PIO_PATH_BOUNCE && f->bounce_why[0])
+		snprintf(f->why + n, sizeof(f->why) - n, "; %s", f->bounce_why);
+}
+
 /*
  * Decide the file's path: the forced one if it takes the file, else (AUTO) the first
  * registered path that takes it and does not pass it on.
@@ -65,6 +74,7 @@ static int p2pio_file_choose(struct p2pio_file *f, enum p2pio_path want, struct 
 		f->path = ops->id;
 		f->forced = true;
 		snprintf(f->why, sizeof(f->why), "forced by the caller");
+		p2pio_file_why_depth(f);
 		return 0;
 	}
 	for (i = 0; (ops = p2pio_paths[i]); i++) {
@@ -77,6 +87,7 @@ static int p2pio_file_choose(struct p2pio_file *f, enum p2pio_path want, struct 
 			continue;
 		f->path = ops->id;
 		snprintf(f->why, sizeof(f->why), "%s", passed[0] ? passed : ops->auto_why);
+		p2pio_file_why_depth(f);
 		return 0;
 	}
 	return p2pio_set_error(err, -EOPNOTSUPP, P2PIO_NO_OFFSET, "no path takes the file");

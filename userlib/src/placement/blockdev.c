@@ -173,40 +173,82 @@ static void decide_why_not(const char *diskdir, struct p2pio_blockdev *bd)
 	}
 }
 
+/*
+ * The sysfs directory of block device @major:@minor (@dev) and of its whole disk
+ * (@diskdir: the parent of a partition, else @dev itself). -ENOENT: no block device has
+ * that number (a virtual file system's device); -ENAMETOOLONG or another -errno else.
+ */
+static int p2pio_blockdev_dirs(const char *sysfs, unsigned int major, unsigned int minor,
+			       char *dev, char *diskdir)
+{
+	char link[PATH_MAX], rel[64];
+	uint64_t v;
+	char *slash;
+
+	snprintf(rel, sizeof(rel), "dev/block/%u:%u", major, minor);
+	if (p2pio_path_join(link, sizeof(link), sysfs, rel))
+		return -ENAMETOOLONG;
+	if (!realpath(link, dev))
+		return -errno;
+	snprintf(diskdir, PATH_MAX, "%s", dev);
+	if (p2pio_sysfs_read_u64(dev, "partition", &v) == 0) {
+		slash = strrchr(diskdir, '/');
+		if (slash)
+			*slash = '\0';
+	}
+	return 0;
+}
+
+int p2pio_blockdev_rotational(const char *sysfs, unsigned int major, unsigned int minor,
+			      char *disk, size_t disk_len)
+{
+	char dev[PATH_MAX], diskdir[PATH_MAX], *slash;
+	uint64_t v;
+	int ret;
+
+	ret = p2pio_blockdev_dirs(sysfs, major, minor, dev, diskdir);
+	if (ret)
+		return ret;
+	slash = strrchr(diskdir, '/');
+	if (disk_len)
+		snprintf(disk, disk_len, "%s", slash ? slash + 1 : diskdir);
+	ret = p2pio_sysfs_read_u64(diskdir, "queue/rotational", &v);
+	if (ret)
+		return ret;
+	return v != 0;
+}
+
 int p2pio_blockdev_probe(const char *sysfs, unsigned int major, unsigned int minor,
 			 struct p2pio_blockdev *out, struct p2pio_error *err)
 {
-	char link[PATH_MAX], dev[PATH_MAX], diskdir[PATH_MAX], rel[64];
+	char dev[PATH_MAX], diskdir[PATH_MAX];
 	struct p2pio_blockdev *bd = out;
 	uint64_t v;
 	char *slash;
+	int ret;
 
 	memset(bd, 0, sizeof(*bd));
 	bd->major = major;
 	bd->minor = minor;
-	snprintf(rel, sizeof(rel), "dev/block/%u:%u", major, minor);
-	if (p2pio_path_join(link, sizeof(link), sysfs, rel))
-		return p2pio_set_error(err, -ENAMETOOLONG, P2PIO_NO_OFFSET, "sysfs path too long");
-	if (!realpath(link, dev)) {
-		if (errno != ENOENT)
-			return p2pio_set_error(err, -errno, P2PIO_NO_OFFSET, "%s: %s", link,
-					       strerror(errno));
+	ret = p2pio_blockdev_dirs(sysfs, major, minor, dev, diskdir);
+	if (ret == -ENAMETOOLONG)
+		return p2pio_set_error(err, ret, P2PIO_NO_OFFSET, "sysfs path too long");
+	if (ret == -ENOENT) {
 		snprintf(bd->why_not, sizeof(bd->why_not),
 			 "device %u:%u is not a block device (a virtual file system: overlay, tmpfs, "
 			 "NFS, ...)",
 			 major, minor);
 		return 0;
 	}
+	if (ret)
+		return p2pio_set_error(err, ret, P2PIO_NO_OFFSET, "%s/dev/block/%u:%u: %s", sysfs,
+				       major, minor, strerror(-ret));
 	slash = strrchr(dev, '/');
 	snprintf(bd->name, sizeof(bd->name), "%.31s", slash ? slash + 1 : dev);
-	snprintf(diskdir, sizeof(diskdir), "%s", dev);
 	if (p2pio_sysfs_read_u64(dev, "partition", &v) == 0) {
 		bd->is_partition = true;
 		if (p2pio_sysfs_read_u64(dev, "start", &v) == 0)
 			bd->part_start = v * 512; /* sysfs counts 512-byte sectors, always */
-		slash = strrchr(diskdir, '/');
-		if (slash)
-			*slash = '\0';
 	}
 	slash = strrchr(diskdir, '/');
 	snprintf(bd->disk, sizeof(bd->disk), "%.31s", slash ? slash + 1 : diskdir);

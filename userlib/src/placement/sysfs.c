@@ -7,6 +7,8 @@
 
 #include "placement/sysfs.h"
 
+const char *p2pio_sysfs_root = "/sys";
+
 int p2pio_path_join(char *out, size_t outsz, const char *dir, const char *name)
 {
 	int n = snprintf(out, outsz, "%s/%s", dir, name);

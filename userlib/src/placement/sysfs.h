@@ -21,4 +21,16 @@ P2PIO_HIDDEN int p2pio_sysfs_read_str(const char *dir, const char *name, char *o
 /* The attribute as a decimal number (hex with a 0x prefix); -EINVAL when it is not one. */
 P2PIO_HIDDEN int p2pio_sysfs_read_u64(const char *dir, const char *name, uint64_t *out);
 
+/*
+ * Whether the whole disk under block device @major:@minor (a partition's parent) says it
+ * is rotational (its queue/rotational): 1 or 0, the disk's name in @disk; -ENOENT where
+ * no block device has that number (tmpfs, overlay, btrfs's anonymous devices) or the
+ * disk has no such attribute, another -errno where sysfs could not be read.
+ */
+P2PIO_HIDDEN int p2pio_blockdev_rotational(const char *sysfs, unsigned int major,
+					   unsigned int minor, char *disk, size_t disk_len);
+
+/* "/sys", or a synthetic tree a test points the engine at. */
+P2PIO_HIDDEN extern const char *p2pio_sysfs_root;
+
 #endif /* P2PIO_SYSFS_H */

@@ -28,10 +28,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "placement/sysfs.h"
 
 struct p2pio_bslot {
 	char *mem;
@@ -142,10 +144,23 @@ static uint64_t p2pio_bounce_share(const struct p2pio_bounce *b)
 	return n / b->nr;
 }
 
-/* Can @w start a chunk now? Under b->lock. */
+/* Has @f as many reads in flight as it may (p2pio_file.bounce_cap)? Under b->lock. */
+static bool p2pio_bounce_file_full(const struct p2pio_file *f)
+{
+	return f->bounce_cap && f->bounce_out >= f->bounce_cap;
+}
+
+/*
+ * Can @w start a chunk now? Under b->lock. Not while the next operation's file has its
+ * reads in flight: the queue waits behind it (its landing read wakes the workers), as it
+ * waits for a free slot. A context that reads a rotational disk's files and others' at
+ * once reads the others behind them.
+ */
 static bool p2pio_bounce_can_take(const struct p2pio_bworker *w)
 {
-	return p2pio_opq_next(&w->b->q) && w->bio_free && w->b->slot_free;
+	const struct p2pio_op *op = p2pio_opq_next(&w->b->q);
+
+	return op && w->bio_free && w->b->slot_free && !p2pio_bounce_file_full(op->file);
 }
 
 /* Hand out the next chunk of the oldest operation to @w; false when none can start now. */
@@ -157,8 +172,9 @@ static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finishe
 	struct p2pio_file *f;
 	uint64_t chunk, foff, rlen, lo, hi;
 	char *direct = NULL;
+	uint32_t out;
 
-	if (!op || !w->bio_free)
+	if (!op || !w->bio_free || p2pio_bounce_file_full(op->file))
 		return false;
 	f = op->file;
 	chunk = p2pio_bounce_chunk(b, f);
@@ -189,6 +205,9 @@ static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finishe
 	bio->lo = lo;
 	bio->hi = hi;
 	bio->urgent = p2pio_opq_piece_out(&b->q, op);
+	out = atomic_fetch_add(&f->bounce_out, 1) + 1;
+	if (out > f->bounce_out_max)
+		f->bounce_out_max = out;
 	p2pio_op_get(op);
 	op->cur += rlen;
 	b->queued--;
@@ -211,6 +230,19 @@ static void p2pio_bounce_new_work(struct p2pio_bounce *b, unsigned int n)
 	atomic_fetch_add(&b->submitted, n);
 	if (b->nr_waiting)
 		pthread_cond_broadcast(&b->cond);
+}
+
+/*
+ * One more read of a capped file may start: one worker wakes for it, not all (sixteen
+ * workers woken at every landing of a file read 4 at a time doubled the CPU per GB on
+ * the virtio disk). The only other waiter on @cond, p2pio_bounce_start(), is done before
+ * any read is queued. Under b->lock.
+ */
+static void p2pio_bounce_new_read(struct p2pio_bounce *b)
+{
+	atomic_fetch_add(&b->submitted, 1);
+	if (b->nr_waiting)
+		pthread_cond_signal(&b->cond);
 }
 
 /* A slot back to the pool; a worker that waits for one may go on. */
@@ -238,6 +270,7 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 	struct p2pio_op *op = bio->op;
 	struct p2pio_bslot *s = bio->slot;
 	uint64_t need = bio->hi - bio->foff, dst = op->dst + (bio->lo - op->off);
+	bool freed;
 	int err = 0;
 	CUresult cr;
 
@@ -257,11 +290,20 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 	}
 	if (!err)
 		p2pio_op_landed(op);
-	if (bio->urgent) {
-		/* The last urgent piece read: plain ones may start again (P2PIO_CTX_URGENT_ALONE). */
+	/*
+	 * One fewer in flight. A capped file's landing read makes room for one more, and one
+	 * waiting worker wakes for it, at every landing: only the first below the cap would
+	 * leave room unclaimed when two land before either is taken again.
+	 */
+	atomic_fetch_sub(&op->file->bounce_out, 1);
+	freed = op->file->bounce_cap;
+	if (bio->urgent || freed) {
 		pthread_mutex_lock(&b->lock);
-		if (p2pio_opq_piece_read(&b->q, true))
+		/* The last urgent piece read: plain ones may start again (P2PIO_CTX_URGENT_ALONE). */
+		if (bio->urgent && p2pio_opq_piece_read(&b->q, true))
 			p2pio_bounce_new_work(b, 1);
+		if (freed)
+			p2pio_bounce_new_read(b);
 		pthread_mutex_unlock(&b->lock);
 	}
 	if (err || atomic_load(&op->err) || !s) {
@@ -702,6 +744,29 @@ static const char *p2pio_fs_name(int fd)
 }
 
 /*
+ * On a disk that says it is rotational, and where the caller left the queue depth to the
+ * library, @f's reads go P2PIO_DEF_ROTATIONAL_DEPTH at a time (engine.h says why). A file
+ * on no block device the library can name (tmpfs, btrfs's anonymous devices) or on one
+ * that does not say keeps the context's depth.
+ */
+static void p2pio_bounce_cap_derive(struct p2pio_file *f, int dfd)
+{
+	uint32_t cap = P2PIO_DEF_ROTATIONAL_DEPTH;
+	struct stat st;
+	char disk[32];
+
+	f->bounce_cap = 0;
+	f->bounce_why[0] = '\0';
+	if (!f->ctx->depth_default || cap >= f->ctx->opts.queue_depth || fstat(dfd, &st) ||
+	    p2pio_blockdev_rotational(p2pio_sysfs_root, major(st.st_dev), minor(st.st_dev),
+				      disk, sizeof(disk)) != 1)
+		return;
+	f->bounce_cap = cap;
+	snprintf(f->bounce_why, sizeof(f->bounce_why), "%u reads in flight (%.31s is rotational)",
+		 cap, disk);
+}
+
+/*
  * Open the O_DIRECT twin of @f->fd and learn its alignment; a one-block read proves it
  * works (some file systems accept O_DIRECT at open and fail the read).
  */
@@ -757,6 +822,7 @@ static int p2pio_dio_open(struct p2pio_file *f, char *why, size_t why_len)
 		}
 	}
 	f->dfd = dfd;
+	p2pio_bounce_cap_derive(f, dfd);
 	return 0;
 
 out_close:
@@ -821,6 +887,7 @@ static void p2pio_bounce_file_close(struct p2pio_file *f)
 static void p2pio_bounce_file_info(const struct p2pio_file *f, struct p2pio_path_info *info)
 {
 	info->dio_align = f->dfd >= 0 ? f->dio_align : 0;
+	info->max_in_flight = f->dfd >= 0 ? f->bounce_cap : 0;
 }
 
 /* Only a file with its O_DIRECT twin open (P2P files may lack one). */
