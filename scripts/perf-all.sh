@@ -86,7 +86,10 @@ rm -f "${M%.gguf}.safetensors"
 # CPU per GB the load's is held against.
 prof() {
 	local p=(env LD_LIBRARY_PATH="$PERF_LIB" "$PERF") name=$1; shift
-	"${p[@]}" record -a -e cpu-clock -F 999 -o "$R/perf.data" -- "$@" >"$R/prof-$name.out" 2>&1
+	# perf's libraries are perf's: the program keeps the run's (run 12 lost its
+	# profiles to a libp2pio that found no liburing).
+	"${p[@]}" record -a -e cpu-clock -F 999 -o "$R/perf.data" -- \
+		env LD_LIBRARY_PATH="$KEEP_LD" "$@" >"$R/prof-$name.out" 2>&1
 	"${p[@]}" report -i "$R/perf.data" --stdio --no-children --sort comm,dso,sym \
 		--percent-limit 0.3 >"$R/prof-$name.txt" 2>&1
 	rm -f "$R/perf.data"
@@ -102,7 +105,7 @@ profiles() {
 }
 [ -n "${PERF:-}" ] && [ -s "$M" ] &&
 	step profiles 45 bash -c "$(declare -f prof profiles); R=$R PERF=$PERF \
-		PERF_LIB=${PERF_LIB:-} BIN=$BIN M=$M profiles"
+		PERF_LIB=${PERF_LIB:-} KEEP_LD=$LD_LIBRARY_PATH BIN=$BIN M=$M profiles"
 
 step variants 40 env VARIANTS=1 GRID=0 VROUNDS=2 ROUNDS=0 BENCH_MODES= \
 	VCOLD="--queue-depth 32
