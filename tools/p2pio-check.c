@@ -278,7 +278,8 @@ static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool
 	else
 		snprintf(buf, len, "%u threads (one per online CPU: %ld, kept within 4..16), %u POSIX "
 			 "readers (%s), queue depth "
-			 "%u, %llu KiB chunks, %llu MiB staging (pinned with a GPU; a read and a copy "
+			 "%u (fewer for a file on a disk that says it is rotational: its AUTO path "
+			 "says how many), %llu KiB chunks, %llu MiB staging (pinned with a GPU; a read and a copy "
 			 "in flight per thread), copy waits block; P2P sends reads not marked urgent "
 			 "until %llu MiB are at the device (queue depth x chunk) and holds the rest",
 			 o.threads, ncpu, o.posix_threads,
@@ -457,7 +458,8 @@ int main(int argc, char **argv)
 			cli_json_str(o, fs.have_path ? p2pio_path_name(fs.info.path) : "");
 			fprintf(o, ",\"auto_text\":");
 			cli_json_str(o, fs.path_text);
-			fprintf(o, "}");
+			/* Reads in flight the library holds this file's BOUNCE reads to (0: none). */
+			fprintf(o, ",\"max_in_flight\":%u}", fs.have_path ? fs.info.max_in_flight : 0);
 		}
 		fprintf(o, ",\"reasons\":[");
 		for (i = 0; i < (size_t)nreasons; i++) {

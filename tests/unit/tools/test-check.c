@@ -42,6 +42,12 @@ int main(int argc, char **argv)
 	v = tool_jeval(out, "d[\"file\"][\"fstype\"] != \"\" and "
 			    "d[\"file\"][\"auto_path\"] != \"\"");
 	tap_ok(strcmp(v, "True") == 0, "the file's file system and AUTO path are reported");
+	v = tool_jeval(out, "d[\"file\"][\"max_in_flight\"] in (0, 4) and "
+			    "(d[\"file\"][\"auto_path\"] != \"bounce\" or "
+			    "(d[\"file\"][\"max_in_flight\"] == 4) == "
+			    "(\"is rotational\" in d[\"file\"][\"auto_text\"]))");
+	tap_ok(strcmp(v, "True") == 0,
+	       "the reads in flight the file is held to, 0 or 4, as its reason says (%s)", v);
 	v = tool_jeval(out, "d[\"module\"][\"library_abi\"]");
 	tap_ok(atoi(v) >= 1, "the library's ABI version is reported (%s)", v);
 	v = tool_jeval(out, "d[\"engine\"][\"p2p_plain_bytes\"] == "
