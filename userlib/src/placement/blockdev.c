@@ -173,51 +173,6 @@ static void decide_why_not(const char *diskdir, struct p2pio_blockdev *bd)
 	}
 }
 
-/*
- * The sysfs directory of block device @major:@minor (@dev) and of its whole disk
- * (@diskdir: the parent of a partition, else @dev itself). -ENOENT: no block device has
- * that number (a virtual file system's device); -ENAMETOOLONG or another -errno else.
- */
-static int p2pio_blockdev_dirs(const char *sysfs, unsigned int major, unsigned int minor,
-			       char *dev, char *diskdir)
-{
-	char link[PATH_MAX], rel[64];
-	uint64_t v;
-	char *slash;
-
-	snprintf(rel, sizeof(rel), "dev/block/%u:%u", major, minor);
-	if (p2pio_path_join(link, sizeof(link), sysfs, rel))
-		return -ENAMETOOLONG;
-	if (!realpath(link, dev))
-		return -errno;
-	snprintf(diskdir, PATH_MAX, "%s", dev);
-	if (p2pio_sysfs_read_u64(dev, "partition", &v) == 0) {
-		slash = strrchr(diskdir, '/');
-		if (slash)
-			*slash = '\0';
-	}
-	return 0;
-}
-
-int p2pio_blockdev_rotational(const char *sysfs, unsigned int major, unsigned int minor,
-			      char *disk, size_t disk_len)
-{
-	char dev[PATH_MAX], diskdir[PATH_MAX], *slash;
-	uint64_t v;
-	int ret;
-
-	ret = p2pio_blockdev_dirs(sysfs, major, minor, dev, diskdir);
-	if (ret)
-		return ret;
-	slash = strrchr(diskdir, '/');
-	if (disk_len)
-		snprintf(disk, disk_len, "%s", slash ? slash + 1 : diskdir);
-	ret = p2pio_sysfs_read_u64(diskdir, "queue/rotational", &v);
-	if (ret)
-		return ret;
-	return v != 0;
-}
-
 int p2pio_blockdev_probe(const char *sysfs, unsigned int major, unsigned int minor,
 			 struct p2pio_blockdev *out, struct p2pio_error *err)
 {

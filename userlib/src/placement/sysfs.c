@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* sysfs.c - sysfs attribute readers (see sysfs.h). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,4 +69,44 @@ int p2pio_sysfs_read_u64(const char *dir, const char *name, uint64_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+int p2pio_blockdev_dirs(const char *sysfs, unsigned int major, unsigned int minor, char *dev,
+			char *diskdir)
+{
+	char link[PATH_MAX], rel[64];
+	uint64_t v;
+	char *slash;
+
+	snprintf(rel, sizeof(rel), "dev/block/%u:%u", major, minor);
+	if (p2pio_path_join(link, sizeof(link), sysfs, rel))
+		return -ENAMETOOLONG;
+	if (!realpath(link, dev))
+		return -errno;
+	snprintf(diskdir, PATH_MAX, "%s", dev);
+	if (p2pio_sysfs_read_u64(dev, "partition", &v) == 0) {
+		slash = strrchr(diskdir, '/');
+		if (slash)
+			*slash = '\0';
+	}
+	return 0;
+}
+
+int p2pio_blockdev_rotational(const char *sysfs, unsigned int major, unsigned int minor,
+			      char *disk, size_t disk_len)
+{
+	char dev[PATH_MAX], diskdir[PATH_MAX], *slash;
+	uint64_t v;
+	int ret;
+
+	ret = p2pio_blockdev_dirs(sysfs, major, minor, dev, diskdir);
+	if (ret)
+		return ret;
+	slash = strrchr(diskdir, '/');
+	if (disk_len)
+		snprintf(disk, disk_len, "%s", slash ? slash + 1 : diskdir);
+	ret = p2pio_sysfs_read_u64(diskdir, "queue/rotational", &v);
+	if (ret)
+		return ret;
+	return v != 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sysfs.h - small readers of sysfs attribute files, shared by blockdev.c and topo.c.
+ * sysfs.h - small readers of sysfs attribute files, shared by blockdev.c, topo.c and the
+ * engine (which asks whether a file's disk is rotational without linking libnvme).
  * Every function takes a directory and a relative name, so callers can point them at a
  * synthetic tree in tests.
  */
@@ -20,6 +21,15 @@ P2PIO_HIDDEN int p2pio_sysfs_read_str(const char *dir, const char *name, char *o
 
 /* The attribute as a decimal number (hex with a 0x prefix); -EINVAL when it is not one. */
 P2PIO_HIDDEN int p2pio_sysfs_read_u64(const char *dir, const char *name, uint64_t *out);
+
+/*
+ * The sysfs directory of block device @major:@minor (@dev) and of its whole disk
+ * (@diskdir: the parent of a partition, else @dev itself; PATH_MAX bytes each). -ENOENT:
+ * no block device has that number (a virtual file system's device); -ENAMETOOLONG or
+ * another -errno else.
+ */
+P2PIO_HIDDEN int p2pio_blockdev_dirs(const char *sysfs, unsigned int major, unsigned int minor,
+				     char *dev, char *diskdir);
 
 /*
  * Whether the whole disk under block device @major:@minor (a partition's parent) says it
