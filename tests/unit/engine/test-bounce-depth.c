@@ -97,6 +97,67 @@ out:
 	return ret;
 }
 
+/*
+ * A capped file's read, then a fast file's, in one queue: once the capped read is all
+ * handed out, the fast file heads the queue and its reads must go as deep as the
+ * context's depth, not only as deep as the workers the capped file's landings happened
+ * to wake (a review found 9-11 of 16 before the pop woke the sleepers). Both files in
+ * one context, the first opened against a rotational tree, the second against a plain
+ * one. Returns the fast file's most reads in flight, or -1.
+ */
+static int mixed(const char *rot_root, const char *plain_root)
+{
+	struct p2pio_ctx_opts o;
+	struct p2pio_error err = { 0 };
+	struct p2pio_ctx *ctx = NULL;
+	struct p2pio_file *fc = NULL, *fu = NULL;
+	struct p2pio_buf *bc = NULL, *bu = NULL;
+	struct p2pio_queue *q = NULL;
+	struct p2pio_req r[2];
+	struct p2pio_cqe c[2];
+	int ret = -1, i;
+
+	p2pio_ctx_opts_init(&o);
+	o.device = P2PIO_DEVICE_HOST;
+	o.path = P2PIO_PATH_BOUNCE;
+	o.chunk_size = CHUNK;
+	o.threads = 16;
+	if (p2pio_ctx_create(&o, &ctx, &err))
+		return -1;
+	p2pio_sysfs_root = rot_root;
+	if (p2pio_file_open(ctx, fpath, 0, &fc, &err))
+		goto out;
+	p2pio_sysfs_root = plain_root;
+	if (p2pio_file_open(ctx, fpath, 0, &fu, &err) ||
+	    p2pio_buf_alloc(ctx, P2PIO_MEM_HOST, FILE_SIZE, &bc, &err) ||
+	    p2pio_buf_alloc(ctx, P2PIO_MEM_HOST, FILE_SIZE, &bu, &err) ||
+	    p2pio_queue_create(ctx, &q))
+		goto out;
+	efx_drop_cache(fpath);
+	memset(r, 0, sizeof(r));
+	r[0] = (struct p2pio_req){ .file = fc, .length = 8 * CHUNK, .buf = bc, .tag = 1 };
+	r[1] = (struct p2pio_req){ .file = fu, .length = FILE_SIZE, .buf = bu, .tag = 2 };
+	if (p2pio_submit(q, r, 2) != 2 || efx_reap(q, c, 2, 20000) != 2)
+		goto out;
+	for (i = 0; i < 2; i++)
+		if (c[i].res)
+			goto out;
+	if (efx_mismatch(p2pio_buf_host_ptr(bu), 0, FILE_SIZE) >= 0 ||
+	    efx_mismatch(p2pio_buf_host_ptr(bc), 0, 8 * CHUNK) >= 0)
+		goto out;
+	tap_diag("capped file: cap %u, most %u; the other: most %u", fc->bounce_cap,
+		 fc->bounce_out_max, fu->bounce_out_max);
+	ret = fc->bounce_cap == P2PIO_DEF_ROTATIONAL_DEPTH ? (int)fu->bounce_out_max : -1;
+out:
+	p2pio_queue_destroy(q);
+	p2pio_buf_free(bc);
+	p2pio_buf_free(bu);
+	p2pio_file_close(fc);
+	p2pio_file_close(fu);
+	p2pio_ctx_destroy(ctx);
+	return ret;
+}
+
 int main(void)
 {
 	char root[] = "/tmp/p2pio-sysfs-XXXXXX";
@@ -105,7 +166,7 @@ int main(void)
 	const char *rots[] = { "1", "0" };
 	int i, ret;
 
-	tap_plan(13);
+	tap_plan(14);
 	if (efx_make_file(fpath, FILE_SIZE))
 		tap_bail("cannot create the test file");
 	for (i = 0; i < 2; i++) {
@@ -136,6 +197,21 @@ int main(void)
 		}
 		tool_rm_dir(root);
 		strcpy(root, "/tmp/p2pio-sysfs-XXXXXX");
+	}
+
+	/* A capped file ahead of a fast one in one queue. */
+	{
+		char r1[] = "/tmp/p2pio-sysfs-XXXXXX", r0[] = "/tmp/p2pio-sysfs-XXXXXX";
+
+		if (!mkdtemp(r1) || !mkdtemp(r0))
+			tap_bail("mkdtemp");
+		make_tree(r1, "1");
+		make_tree(r0, "0");
+		ret = mixed(r1, r0);
+		tap_ok(ret >= 12, "behind a capped file's read, the next file's go 12 or more deep "
+		       "(%d of 16)", ret);
+		tool_rm_dir(r1);
+		tool_rm_dir(r0);
 	}
 
 	/* A disk that does not say, and a device number sysfs does not know. */

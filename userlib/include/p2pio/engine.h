@@ -309,10 +309,10 @@ uint64_t p2pio_file_size(const struct p2pio_file *file);
  *             memory cannot take P2P) records its reason here too.
  * @dio_align: file offset alignment O_DIRECT needs (0 without O_DIRECT).
  * @lba_size:  the namespace's logical block size for P2P (0 without P2P).
- * @max_in_flight: the most BOUNCE reads of the file in flight at once, where the library
- *             holds it below the context's queue depth (0: it does not): a disk that
- *             says it is rotational gets a few, when the context's queue depth is the
- *             default (@why says so too).
+ * @max_in_flight: the most reads of the file in flight at once, where its path is BOUNCE
+ *             and the library holds it below the context's queue depth (0: it does
+ *             not): a disk that says it is rotational gets a few, when the context's
+ *             queue depth is the default (@why says so too).
  */
 struct p2pio_path_info {
 	size_t size;

@@ -163,6 +163,8 @@ static bool p2pio_bounce_can_take(const struct p2pio_bworker *w)
 	return op && w->bio_free && w->b->slot_free && !p2pio_bounce_file_full(op->file);
 }
 
+static void p2pio_bounce_new_work(struct p2pio_bounce *b, unsigned int n);
+
 /* Hand out the next chunk of the oldest operation to @w; false when none can start now. */
 static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finished)
 {
@@ -214,6 +216,9 @@ static bool p2pio_bounce_next(struct p2pio_bworker *w, struct p2pio_op **finishe
 	if (op->cur == op->end) {
 		atomic_store(&op->t_taken, p2pio_now_ns());
 		p2pio_opq_pop(&b->q);
+		/* Workers that slept on a capped head: what heads the queue now may start. */
+		if (f->bounce_cap && b->q.head && b->q.head->file != f)
+			p2pio_bounce_new_work(b, 1);
 		op->next = *finished;
 		*finished = op;
 	}
@@ -687,6 +692,9 @@ static unsigned int p2pio_bounce_withdraw(void *priv, const struct p2pio_queue *
 	got = p2pio_opq_withdraw(&b->q, q, tag, n, out);
 	for (op = got ? *out : NULL; op; op = op->next)
 		b->queued -= p2pio_bounce_op_chunks(b, op);
+	/* A withdrawn head may have held the queue at its file's cap. */
+	if (got && b->q.head)
+		p2pio_bounce_new_work(b, 1);
 	pthread_mutex_unlock(&b->lock);
 	return got;
 }
@@ -694,17 +702,20 @@ static unsigned int p2pio_bounce_withdraw(void *priv, const struct p2pio_queue *
 static unsigned int p2pio_bounce_hasten(void *priv, const struct p2pio_queue *q, uint64_t tag)
 {
 	struct p2pio_bounce *b = priv;
+	const struct p2pio_op *head;
 	unsigned int got;
-	bool released;
+	bool released, capped;
 
 	pthread_mutex_lock(&b->lock);
+	head = p2pio_opq_next(&b->q);
+	capped = head && p2pio_bounce_file_full(head->file);
 	got = p2pio_opq_hasten(&b->q, q, tag, &released);
 	/*
 	 * P2PIO_CTX_URGENT_ALONE: a plain head held back while urgent pieces are out, now
 	 * urgent, may start at once; the workers that slept on it would otherwise sleep on
 	 * until the last urgent piece is read. (Without the flag the head never waits.)
 	 */
-	if (released)
+	if (released || (got && capped && p2pio_opq_next(&b->q) != head))
 		p2pio_bounce_new_work(b, 1);
 	pthread_mutex_unlock(&b->lock);
 	return got;
@@ -887,7 +898,8 @@ static void p2pio_bounce_file_close(struct p2pio_file *f)
 static void p2pio_bounce_file_info(const struct p2pio_file *f, struct p2pio_path_info *info)
 {
 	info->dio_align = f->dfd >= 0 ? f->dio_align : 0;
-	info->max_in_flight = f->dfd >= 0 ? f->bounce_cap : 0;
+	/* Only where @why says so: a POSIX file (the page cache's) is not held to it. */
+	info->max_in_flight = f->dfd >= 0 && info->path == P2PIO_PATH_BOUNCE ? f->bounce_cap : 0;
 }
 
 /* Only a file with its O_DIRECT twin open (P2P files may lack one). */
