@@ -669,7 +669,8 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 	u32 id;
 	int ret;
 
-	if (arg->flags || memchr_inv(arg->reserved, 0, sizeof(arg->reserved)))
+	if ((arg->flags & ~P2PIO_REGISTER_NOWAIT) ||
+	    memchr_inv(arg->reserved, 0, sizeof(arg->reserved)))
 		return -EINVAL;
 	filp = fget(arg->fd);
 	if (!filp)
@@ -709,9 +710,17 @@ int p2pio_file_register(struct p2pio_ctx *ctx, struct p2pio_register_file *arg,
 		ret = p2pio_refuse(filp, ETXTBSY, "open for writing elsewhere");
 		goto out_lfput;
 	}
-	/* The lease under i_rwsem where the file system relies on it. */
+	/*
+	 * The lease under i_rwsem where the file system relies on it. NOWAIT: not behind a
+	 * change of the block map that holds it (a dedupe: its compare and remap).
+	 */
 	iolock = p2pio_map_needs_iolock(inode);
-	if (iolock && down_read_killable(&inode->i_rwsem)) {
+	if (iolock && (arg->flags & P2PIO_REGISTER_NOWAIT)) {
+		if (!down_read_trylock(&inode->i_rwsem)) {
+			ret = -EBUSY;
+			goto out_allow;
+		}
+	} else if (iolock && down_read_killable(&inode->i_rwsem)) {
 		ret = -EINTR;
 		goto out_allow;
 	}

@@ -96,7 +96,7 @@ static void p2pio_version_fill(struct p2pio_version *v)
 	v->abi_version = P2PIO_ABI_VERSION;
 	v->max_batch = P2PIO_MAX_BATCH;
 	v->features = P2PIO_FEAT_POLL | P2PIO_FEAT_READ | P2PIO_FEAT_STATS |
-		      p2pio_mem_features();
+		      P2PIO_FEAT_REGISTER_NOWAIT | p2pio_mem_features();
 	v->max_outstanding = P2PIO_MAX_OUTSTANDING;
 	v->max_files = P2PIO_MAX_FILES;
 	v->max_pins = P2PIO_MAX_PINS;

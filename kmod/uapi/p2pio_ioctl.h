@@ -33,6 +33,7 @@
 #define P2PIO_FEAT_POLL (1ULL << 2)		/* POLLIN when completions wait */
 #define P2PIO_FEAT_READ (1ULL << 3)		/* read() returns p2pio_completion records */
 #define P2PIO_FEAT_STATS (1ULL << 4)		/* P2PIO_IOC_STATS */
+#define P2PIO_FEAT_REGISTER_NOWAIT (1ULL << 5)	/* P2PIO_REGISTER_NOWAIT */
 
 /**
  * struct p2pio_version - P2PIO_IOC_VERSION: the handshake, always the first call.
@@ -61,7 +62,7 @@ struct p2pio_version {
 /**
  * struct p2pio_register_file - P2PIO_IOC_REGISTER_FILE: make a file readable by handle.
  * @fd: in, a regular file the caller opened for reading (O_RDONLY or O_RDWR).
- * @flags: in, must be zero.
+ * @flags: in, 0 or P2PIO_REGISTER_NOWAIT.
  * @handle: out, the file handle (non-zero) for p2pio_read.file.
  * @lba_size: out, the namespace's logical block size: p2pio_read offsets and lengths
  *	must be multiples of it.
@@ -74,6 +75,14 @@ struct p2pio_version {
  * The module resolves the file's blocks to namespace LBAs itself; LBAs are never
  * accepted from userspace. See Documentation/admin-guide.md for every refusal.
  */
+/*
+ * p2pio_register_file.flags: fail with EBUSY instead of waiting where the file's I/O
+ * lock is held (xfs holds it through the compare and remap of a dedupe into the file,
+ * which can take seconds). For a caller that must not stop on one file, as a library's
+ * completion thread registering a file again after its layout lease broke.
+ */
+#define P2PIO_REGISTER_NOWAIT (1U << 0)
+
 struct p2pio_register_file {
 	__s32 fd;
 	__u32 flags;

@@ -28,6 +28,10 @@ int main(void)
 	CMD(P2PIO_IOC_SUBMIT, 0xc028e205);
 	CMD(P2PIO_IOC_REAP, 0xc030e206);
 	CMD(P2PIO_IOC_STATS, 0xc138e207);
+	/* Flag and feature bits are ABI too: a value once shipped never changes. */
+	tap_is_u64(P2PIO_REGISTER_NOWAIT, 1, "P2PIO_REGISTER_NOWAIT");
+	tap_is_u64(P2PIO_FEAT_REGISTER_NOWAIT, 1ull << 5, "P2PIO_FEAT_REGISTER_NOWAIT");
+	tap_is_u64(P2PIO_FEAT_STATS, 1ull << 4, "P2PIO_FEAT_STATS");
 
 	SIZE(p2pio_version, 72);
 	OFF(p2pio_version, abi_version, 0);

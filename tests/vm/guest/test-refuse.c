@@ -101,9 +101,16 @@ static void files(void)
 		tap_ok(ioctl(pfd, P2PIO_IOC_REGISTER_FILE, &reg) && errno == EINVAL,
 		       "register with a reserved field set: EINVAL");
 		reg.reserved[2] = 0;
-		reg.flags = 1;
+		reg.flags = P2PIO_REGISTER_NOWAIT << 1;
 		tap_ok(ioctl(pfd, P2PIO_IOC_REGISTER_FILE, &reg) && errno == EINVAL,
 		       "register with unknown flags: EINVAL");
+		reg.flags = P2PIO_REGISTER_NOWAIT | 1u << 31;
+		tap_ok(ioctl(pfd, P2PIO_IOC_REGISTER_FILE, &reg) && errno == EINVAL,
+		       "register with NOWAIT and an unknown flag: EINVAL");
+		reg.flags = P2PIO_REGISTER_NOWAIT;
+		if (tap_ok(!ioctl(pfd, P2PIO_IOC_REGISTER_FILE, &reg),
+			   "register with NOWAIT, nothing in the way: registered"))
+			vm_p2p_unregister(pfd, reg.handle);
 		close(reg.fd);
 	}
 }

@@ -19,11 +19,18 @@
  * registration kept must be stale (a read fails with ESTALE and nothing lands), and
  * registering it again is refused (shared blocks). A registration that still reads is
  * one the dedupe did not break.
+ *
+ * The last round of each file system registers with P2PIO_REGISTER_NOWAIT (what the
+ * library's completion thread sends when it registers a file again): while the dedupe
+ * holds the file's I/O lock, the module answers EBUSY at once instead of waiting, so
+ * such a round sees EBUSY, and each of its calls returns well before the dedupe ends;
+ * what it registers obeys the same rules.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,12 +88,13 @@ static int drop_caches(void)
 	return vm_write_str("/proc/sys/vm/drop_caches", "3");
 }
 
-static void round_on(const char *mnt, int round, struct vm_target *t)
+static void round_on(const char *mnt, int round, bool nowait, struct vm_target *t)
 {
 	char victim[128], twin[128];
 	struct p2pio_register_file regs[MAX_REGS], again;
 	struct deduper d = { .src = -1, .dst = -1 };
-	unsigned int nregs = 0, tries = 0, during = 0, live = 0, odd = 0, i;
+	unsigned int nregs = 0, tries = 0, during = 0, live = 0, odd = 0, ebusy = 0, i;
+	uint64_t t0, t1, longest = 0, dedupe_ns;
 	pthread_t tid;
 	int ret;
 
@@ -104,21 +112,45 @@ static void round_on(const char *mnt, int round, struct vm_target *t)
 		goto out;
 	while (!atomic_load(&d.started))
 		;
+	t0 = vm_now_ns();
 	/* Register while the dedupe runs; keep every registration that succeeds. */
 	while (!atomic_load(&d.done) && nregs < MAX_REGS) {
 		tries++;
-		ret = vm_p2p_register(pfd, d.dst, &regs[nregs]);
+		t1 = vm_now_ns();
+		if (nowait) {
+			memset(&regs[nregs], 0, sizeof(regs[nregs]));
+			regs[nregs].fd = d.dst;
+			regs[nregs].flags = P2PIO_REGISTER_NOWAIT;
+			ret = ioctl(pfd, P2PIO_IOC_REGISTER_FILE, &regs[nregs]) ? -errno : 0;
+		} else {
+			ret = vm_p2p_register(pfd, d.dst, &regs[nregs]);
+		}
+		if (vm_now_ns() - t1 > longest)
+			longest = vm_now_ns() - t1;
 		if (!atomic_load(&d.done))
 			during++;
 		if (!ret)
 			nregs++;
+		else if (ret == -EBUSY && nowait)
+			ebusy++;
 		else if (ret != -ENODATA && ret != -EAGAIN && !odd++)
 			tap_diag("register during the dedupe: %d (%s)", ret, strerror(-ret));
 	}
 	pthread_join(tid, NULL);
+	dedupe_ns = vm_now_ns() - t0;
 	tap_is_int(d.ret, 0, "%s round %d: the twin deduped into the victim", mnt, round);
-	tap_diag("%s round %d: %u registrations tried, %u returned while the dedupe ran, "
-		 "%u succeeded", mnt, round, tries, during, nregs);
+	tap_diag("%s round %d%s: %u registrations tried, %u returned while the dedupe ran, "
+		 "%u succeeded, %u EBUSY; the longest took %llu ms of the dedupe's %llu", mnt,
+		 round, nowait ? " (NOWAIT)" : "", tries, during, nregs, ebusy,
+		 (unsigned long long)(longest / 1000000), (unsigned long long)(dedupe_ns / 1000000));
+	if (nowait) {
+		tap_ok(ebusy > 0, "%s round %d: NOWAIT registrations met the dedupe's lock: EBUSY "
+		       "(%u of %u)", mnt, round, ebusy, tries);
+		tap_ok(longest * 2 < dedupe_ns,
+		       "%s round %d: no NOWAIT registration waited for it (longest %llu ms, the "
+		       "dedupe %llu ms)", mnt, round, (unsigned long long)(longest / 1000000),
+		       (unsigned long long)(dedupe_ns / 1000000));
+	}
 	tap_ok(tries > 0, "%s round %d: registrations raced the dedupe (%u tried)", mnt, round,
 	       tries);
 	/* Every registration kept was made before the remap: each must be stale now. */
@@ -141,7 +173,7 @@ static void round_on(const char *mnt, int round, struct vm_target *t)
 		tap_diag("%s", vm_host_why());
 	tap_is_int(vm_p2p_register(pfd, d.dst, &again), -ENODATA,
 		   "%s round %d: the deduped victim is refused (shared blocks)", mnt, round);
-	tap_is_int(odd, 0, "%s round %d: registrations failed only with ENODATA or EAGAIN", mnt,
+	tap_is_int(odd, 0, "%s round %d: registrations failed only with ENODATA, EAGAIN or (NOWAIT) EBUSY", mnt,
 		   round);
 out:
 	if (d.src >= 0)
@@ -167,7 +199,7 @@ int main(void)
 		return tap_exit();
 	for (i = 0; i < sizeof(xfs) / sizeof(xfs[0]); i++)
 		for (r = 1; r <= ROUNDS; r++)
-			round_on(xfs[i], r, &t);
+			round_on(xfs[i], r, r == ROUNDS, &t);
 	tap_is_int(vm_target_free(pfd, &t), 0, "unpinned");
 	close(nvd);
 	close(pfd);

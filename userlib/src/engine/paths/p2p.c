@@ -40,7 +40,8 @@
 #define P2PIO_P2P_BATCH 64
 /*
  * A broken layout lease (ESTALE): how long registering the file again is retried while
- * the module answers EAGAIN (another lease on the file is still being broken), with a
+ * the module answers EAGAIN (another lease on the file is still being broken; EBUSY, a
+ * dedupe holding the file's I/O lock, is tried again for as long as it does), with a
  * pause growing from the first to the second bound between tries; and how many times
  * one piece is sent again before its read fails with ESTALE after all (the block map
  * keeps changing under every new registration).
@@ -926,12 +927,15 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
  * would have freed. Here a stale piece keeps its window, its bytes and its place in
  * @outstanding until the reaper has sent it again and reaped it, or ended it; whoever
  * waits for those waits for the reaper, never the other way round.
- * The ioctls the reaper makes may sleep in the kernel (SUBMIT for an NVMe command slot,
- * REGISTER_FILE for the file's i_rwsem while a dedupe holds it), but for nothing of the
- * library: commands end by themselves, and xfs drops the lock before it waits for a
- * layout lease to be given back (and the module gives it back once the commands in
- * flight are done). A retry (EAGAIN from REGISTER_FILE or SUBMIT) is the next pass's,
- * with the poll timeout of p2pio_p2p_stale_pass(), never a sleep here.
+ * The ioctls the reaper makes may sleep in the kernel (SUBMIT for an NVMe command slot),
+ * but for nothing of the library: commands end by themselves. REGISTER_FILE goes with
+ * P2PIO_REGISTER_NOWAIT where the module has it: a dedupe holds the file's i_rwsem through
+ * its compare and remap (seconds for a large file), and the reaper waiting there reaped
+ * no other file's completion meanwhile; the module answers EBUSY instead, tried again
+ * with the pauses of p2pio_p2p_reregister(). (Without the flag, xfs still drops the lock before it waits for a
+ * layout lease to be given back, and the module gives it back once the commands in
+ * flight are done: the wait ends.) A retry (EAGAIN from REGISTER_FILE or SUBMIT) is the
+ * next pass's, with the poll timeout of p2pio_p2p_stale_pass(), never a sleep here.
  */
 
 /*
@@ -979,7 +983,8 @@ static void p2pio_p2p_note_rereg(struct p2pio_file *f, uint32_t handle, uint32_t
  * broke): one try at registering it again, if one is due at @now. 0: done, for better
  * (a new handle, the old one unregistered once its last piece is in) or for worse
  * (p2p_gone set); -EAGAIN: the module answered EAGAIN (another lease on the file is
- * still being broken), or the next try is not due yet; *@wait_ns is lowered to when it
+ * still being broken) or EBUSY (a dedupe holds the file's I/O lock), or the next try is
+ * not due yet; *@wait_ns is lowered to when it
  * is. The pause between tries grows from 1 to 100 ms; after P2PIO_REREG_WAIT_NS of
  * EAGAIN the file is given up as refused with EAGAIN. A refusal (the file now shares
  * blocks after a dedupe: ENODATA; became a verity file: EMEDIUMTYPE; ...) is for good:
@@ -1003,24 +1008,33 @@ static int p2pio_p2p_reregister(struct p2pio_p2p *p, struct p2pio_file *f, uint6
 	}
 	memset(&reg, 0, sizeof(reg));
 	reg.fd = f->fd;
+	/* Not behind the dedupe that broke the lease: other files' completions wait here. */
+	if (p->ver.features & P2PIO_FEAT_REGISTER_NOWAIT)
+		reg.flags = P2PIO_REGISTER_NOWAIT;
 	if (ioctl(p->fd, P2PIO_IOC_REGISTER_FILE, &reg) < 0)
 		e = errno;
-	if ((e == EAGAIN || e == EINTR) &&
-	    (!f->p2p_rereg_t0 || now - f->p2p_rereg_t0 < P2PIO_REREG_WAIT_NS)) {
-		if (!f->p2p_rereg_t0) {
+	/*
+	 * EBUSY (NOWAIT): a dedupe holds the file's I/O lock. Tried again for as long as it
+	 * does, as the blocking registration waited for as long, with no deadline of its
+	 * own; EAGAIN (another lease still being broken) for P2PIO_REREG_WAIT_NS at most.
+	 */
+	if ((e == EBUSY && reg.flags) ||
+	    ((e == EAGAIN || e == EINTR) &&
+	     (!f->p2p_rereg_t0 || now - f->p2p_rereg_t0 < P2PIO_REREG_WAIT_NS))) {
+		if (e != EBUSY && !f->p2p_rereg_t0)
 			f->p2p_rereg_t0 = now;
+		if (!f->p2p_rereg_pause)
 			f->p2p_rereg_pause = P2PIO_REREG_PAUSE_MIN_NS;
-		} else if (f->p2p_rereg_pause < P2PIO_REREG_PAUSE_MAX_NS / 2) {
+		else if (f->p2p_rereg_pause < P2PIO_REREG_PAUSE_MAX_NS / 2)
 			f->p2p_rereg_pause *= 2;
-		} else {
+		else
 			f->p2p_rereg_pause = P2PIO_REREG_PAUSE_MAX_NS;
-		}
 		f->p2p_rereg_next = now + f->p2p_rereg_pause;
 		if (f->p2p_rereg_pause < *wait_ns)
 			*wait_ns = f->p2p_rereg_pause;
 		return -EAGAIN;
 	}
-	f->p2p_rereg_t0 = f->p2p_rereg_next = 0;
+	f->p2p_rereg_t0 = f->p2p_rereg_next = f->p2p_rereg_pause = 0;
 	if (e) {
 		/* EAGAIN here: the break did not end in P2PIO_REREG_WAIT_NS. */
 		snprintf(why, sizeof(why),
