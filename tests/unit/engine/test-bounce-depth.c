@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,21 +159,46 @@ out:
 	return ret;
 }
 
+/* A fresh directory for a synthetic sysfs tree, in @buf (24 bytes). */
+static char *fresh_root(char *buf)
+{
+	strcpy(buf, "/tmp/p2pio-sysfs-XXXXXX");
+	if (!mkdtemp(buf))
+		tap_bail("mkdtemp");
+	return buf;
+}
+
+/* No cap where the tree says nothing: the disk has no @rot (NULL), or no disk at all. */
+static void no_cap(bool disk, const char *what)
+{
+	struct p2pio_path_info pi;
+	uint32_t most = 0;
+	char root[24];
+	int ret;
+
+	fresh_root(root);
+	if (disk)
+		make_tree(root, NULL);
+	p2pio_sysfs_root = root;
+	ret = read_all(0, &pi, &most);
+	tap_ok(!ret && pi.max_in_flight == 0, "%s: no cap", what);
+	tool_rm_dir(root);
+}
+
 int main(void)
 {
-	char root[] = "/tmp/p2pio-sysfs-XXXXXX";
+	char root[24], r0[24];
 	struct p2pio_path_info pi;
 	uint32_t most = 0;
 	const char *rots[] = { "1", "0" };
+	char disk[32] = "";
 	int i, ret;
 
 	tap_plan(14);
 	if (efx_make_file(fpath, FILE_SIZE))
 		tap_bail("cannot create the test file");
 	for (i = 0; i < 2; i++) {
-		if (!mkdtemp(root))
-			tap_bail("mkdtemp");
-		make_tree(root, rots[i]);
+		make_tree(fresh_root(root), rots[i]);
 		p2pio_sysfs_root = root;
 		ret = read_all(0, &pi, &most);
 		tap_is_int(ret, 0, "rotational %s, default depth: 64 MiB read, every byte right",
@@ -196,57 +222,31 @@ int main(void)
 			       "the same reads go %u deep uncapped (the cap is what held them)", most);
 		}
 		tool_rm_dir(root);
-		strcpy(root, "/tmp/p2pio-sysfs-XXXXXX");
 	}
 
 	/* A capped file ahead of a fast one in one queue. */
-	{
-		char r1[] = "/tmp/p2pio-sysfs-XXXXXX", r0[] = "/tmp/p2pio-sysfs-XXXXXX";
-
-		if (!mkdtemp(r1) || !mkdtemp(r0))
-			tap_bail("mkdtemp");
-		make_tree(r1, "1");
-		make_tree(r0, "0");
-		ret = mixed(r1, r0);
-		tap_ok(ret >= 12, "behind a capped file's read, the next file's go 12 or more deep "
-		       "(%d of 16)", ret);
-		tool_rm_dir(r1);
-		tool_rm_dir(r0);
-	}
-
-	/* A disk that does not say, and a device number sysfs does not know. */
-	if (!mkdtemp(root))
-		tap_bail("mkdtemp");
-	make_tree(root, NULL);
-	p2pio_sysfs_root = root;
-	ret = read_all(0, &pi, &most);
-	tap_ok(!ret && pi.max_in_flight == 0, "no queue/rotational: no cap");
+	make_tree(fresh_root(root), "1");
+	make_tree(fresh_root(r0), "0");
+	ret = mixed(root, r0);
+	tap_ok(ret >= 12, "behind a capped file's read, the next file's go 12 or more deep "
+	       "(%d of 16)", ret);
 	tool_rm_dir(root);
-	strcpy(root, "/tmp/p2pio-sysfs-XXXXXX");
-	if (!mkdtemp(root))
-		tap_bail("mkdtemp");
-	p2pio_sysfs_root = root;
-	ret = read_all(0, &pi, &most);
-	tap_ok(!ret && pi.max_in_flight == 0, "device unknown to sysfs: no cap");
-	tool_rm_dir(root);
+	tool_rm_dir(r0);
+
+	no_cap(true, "no queue/rotational");
+	no_cap(false, "device unknown to sysfs");
 
 	/* The disk under a partition answers for it. */
-	strcpy(root, "/tmp/p2pio-sysfs-XXXXXX");
-	if (!mkdtemp(root))
-		tap_bail("mkdtemp");
-	{
-		char disk[32] = "";
-
-		fx_file(root, "devices/virtual/block/sdz/queue", "rotational", "1");
-		fx_file(root, "devices/virtual/block/sdz/sdz2", "partition", "2");
-		fx_devlink(root, "8:242", "sdz/sdz2", "devices/virtual/block");
-		fx_devlink(root, "8:240", "sdz", "devices/virtual/block");
-		tap_is_int(p2pio_blockdev_rotational(root, 8, 242, disk, sizeof(disk)), 1,
-			   "partition sdz2: its disk %s is rotational", disk);
-		fx_file(root, "devices/virtual/block/sdz/queue", "rotational", "0");
-		tap_is_int(p2pio_blockdev_rotational(root, 8, 240, disk, sizeof(disk)), 0,
-			   "disk %s, not rotational now", disk);
-	}
+	fresh_root(root);
+	fx_file(root, "devices/virtual/block/sdz/queue", "rotational", "1");
+	fx_file(root, "devices/virtual/block/sdz/sdz2", "partition", "2");
+	fx_devlink(root, "8:242", "sdz/sdz2", "devices/virtual/block");
+	fx_devlink(root, "8:240", "sdz", "devices/virtual/block");
+	tap_is_int(p2pio_blockdev_rotational(root, 8, 242, disk, sizeof(disk)), 1,
+		   "partition sdz2: its disk %s is rotational", disk);
+	fx_file(root, "devices/virtual/block/sdz/queue", "rotational", "0");
+	tap_is_int(p2pio_blockdev_rotational(root, 8, 240, disk, sizeof(disk)), 0,
+		   "disk %s, not rotational now", disk);
 	tool_rm_dir(root);
 	return tap_exit();
 }
