@@ -59,6 +59,14 @@ struct p2pio_version {
 	__u64 reserved[4];
 };
 
+/*
+ * p2pio_register_file.flags: fail with EBUSY instead of waiting where the file's I/O
+ * lock is held (xfs holds it through the compare and remap of a dedupe into the file,
+ * which can take seconds). For a caller that must not stop on one file, as a library's
+ * completion thread registering a file again after its layout lease broke.
+ */
+#define P2PIO_REGISTER_NOWAIT (1U << 0)
+
 /**
  * struct p2pio_register_file - P2PIO_IOC_REGISTER_FILE: make a file readable by handle.
  * @fd: in, a regular file the caller opened for reading (O_RDONLY or O_RDWR).
@@ -75,14 +83,6 @@ struct p2pio_version {
  * The module resolves the file's blocks to namespace LBAs itself; LBAs are never
  * accepted from userspace. See Documentation/admin-guide.md for every refusal.
  */
-/*
- * p2pio_register_file.flags: fail with EBUSY instead of waiting where the file's I/O
- * lock is held (xfs holds it through the compare and remap of a dedupe into the file,
- * which can take seconds). For a caller that must not stop on one file, as a library's
- * completion thread registering a file again after its layout lease broke.
- */
-#define P2PIO_REGISTER_NOWAIT (1U << 0)
-
 struct p2pio_register_file {
 	__s32 fd;
 	__u32 flags;

@@ -151,10 +151,11 @@ static bool p2pio_bounce_file_full(const struct p2pio_file *f)
 }
 
 /*
- * Can @w start a chunk now? Under b->lock. Not while the next operation's file has its
- * reads in flight: the queue waits behind it (its landing read wakes the workers), as it
- * waits for a free slot. A context that reads a rotational disk's files and others' at
- * once reads the others behind them.
+ * Can @w start a chunk now? Under b->lock. Not while the next operation's file has as
+ * many reads in flight as its cap allows: the queue waits behind it (each of its landing
+ * reads wakes a worker, and so does the head moving on), as it waits for a free slot. A
+ * context that reads a rotational disk's files and others' at once reads the others
+ * behind them.
  */
 static bool p2pio_bounce_can_take(const struct p2pio_bworker *w)
 {
