@@ -23,6 +23,8 @@ export LD_LIBRARY_PATH="$BIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_6
 perf_model() {
 	local dir=$1 model=$2
 	if [ -n "$dir" ]; then
+		# A fresh machine has no such directory yet (run 12 lost a step to that).
+		mkdir -p "$dir" || { log "cannot make $dir"; exit 1; }
 		MNT=$dir
 	else
 		[ -e /sys/block/zram0 ] || modprobe zram num_devices=1 2>/dev/null
