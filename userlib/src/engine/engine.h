@@ -291,6 +291,14 @@ struct p2pio_cqe_phases {
 P2PIO_HIDDEN int p2pio_complete_phases(struct p2pio_queue *q, struct p2pio_cqe *cqes,
 				       struct p2pio_cqe_phases *ph, unsigned int max,
 				       unsigned int min, int timeout_ms);
+
+/*
+ * A BOUNCE file held to fewer reads in flight than the context's depth
+ * (p2pio_file.bounce_why) says so at the end of its reason. Callers that may race a
+ * reader of @f->why hold @f->lock.
+ */
+P2PIO_HIDDEN void p2pio_file_why_depth(struct p2pio_file *f);
+
 P2PIO_HIDDEN void p2pio_file_note(struct p2pio_file *f, enum p2pio_path path, const char *fmt,
 				  ...) __attribute__((format(printf, 3, 4)));
 

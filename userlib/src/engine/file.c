@@ -45,8 +45,7 @@ static int p2pio_file_try(struct p2pio_file *f, const struct p2pio_path_ops *ops
 	return 0;
 }
 
-/* A BOUNCE file held to fewer reads in flight than the context's depth says so. */
-static void p2pio_file_why_depth(struct p2pio_file *f)
+void p2pio_file_why_depth(struct p2pio_file *f)
 {
 	size_t n = strlen(f->why);
 

@@ -340,10 +340,12 @@ static void p2pio_p2p_fall_back(struct p2pio_file *f, const char *why)
 	enum p2pio_path p2p = P2PIO_PATH_P2P;
 
 	pthread_mutex_lock(&f->lock);
-	if (atomic_compare_exchange_strong(&f->path, &p2p, p2pio_p2p_ops.fallback))
+	if (atomic_compare_exchange_strong(&f->path, &p2p, p2pio_p2p_ops.fallback)) {
 		snprintf(f->why, sizeof(f->why), "AUTO: %.*s; reads go by %s",
 			 (int)sizeof(f->why) - 32, why,
 			 p2pio_path_ops(p2pio_p2p_ops.fallback)->name);
+		p2pio_file_why_depth(f);
+	}
 	pthread_mutex_unlock(&f->lock);
 }
 
