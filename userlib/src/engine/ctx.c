@@ -30,9 +30,12 @@ void p2pio_ctx_opts_init(struct p2pio_ctx_opts *opts)
 	opts->path = P2PIO_PATH_AUTO;
 }
 
-/* Copy the caller's options, as much of them as its struct has; zeros mean defaults. */
+/*
+ * Copy the caller's options, as much of them as its struct has; zeros mean defaults.
+ * *@depth_default: the queue depth is the library's (a file may then get a smaller one).
+ */
 static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_opts *o,
-			      struct p2pio_error *err)
+			      bool *depth_default, struct p2pio_error *err)
 {
 	uint64_t staging, bthreads, bdepth;
 	long ncpu;
@@ -57,6 +60,7 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 			  P2PIO_CTX_URGENT_ALONE) || o->reserved || o->reserved2)
 		return p2pio_set_error(err, -EINVAL, P2PIO_NO_OFFSET,
 				       "options: unknown flags 0x%x", o->flags);
+	*depth_default = !o->queue_depth;
 	if (!o->queue_depth)
 		o->queue_depth = P2PIO_DEF_QUEUE_DEPTH;
 	if (!o->threads) {
@@ -148,13 +152,9 @@ int p2pio_ctx_create(const struct p2pio_ctx_opts *opts, struct p2pio_ctx **ctxp,
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return p2pio_set_error(err, -ENOMEM, P2PIO_NO_OFFSET, "out of memory");
-	ret = p2pio_opts_resolve(opts, &ctx->opts, err);
+	ret = p2pio_opts_resolve(opts, &ctx->opts, &ctx->depth_default, err);
 	if (ret)
 		goto out_free;
-	ctx->depth_default = !opts ||
-			     opts->size < offsetof(struct p2pio_ctx_opts, queue_depth) +
-						  sizeof(opts->queue_depth) ||
-			     !opts->queue_depth;
 	if (ctx->opts.device != P2PIO_DEVICE_HOST) {
 		ret = p2pio_ctx_cuda_init(ctx, err);
 		if (ret)

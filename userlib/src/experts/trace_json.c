@@ -301,6 +301,15 @@ static void jt_model(struct jtrace *j, struct json_object *v)
  * prompt token and a decode step, or refused the log as two records of one cell). A log
  * whose largest position leaves no key for its steps is refused.
  */
+/*
+ * Does record @i of a raw log start a block (a token's layers, read in going-up order)?
+ * At @from, where the decode steps start, and wherever the layer does not go up.
+ */
+static bool jt_raw_block_starts(const struct jtrace *j, size_t i, size_t from)
+{
+	return i == from || j->r[i].layer <= j->r[i - 1].layer;
+}
+
 static int jt_raw_fixup(struct jtrace *j, const int64_t *pos)
 {
 	size_t i, last_pf = SIZE_MAX, decode_from = 0, steps = 0;
@@ -325,16 +334,15 @@ static int jt_raw_fixup(struct jtrace *j, const int64_t *pos)
 		 * layer, layers going up) reads like a decode step; the log's first block is
 		 * it, as every generation starts from a prompt (it was taken for a decode step).
 		 */
-		for (decode_from = 1; decode_from < j->nr &&
-				      j->r[decode_from].layer > j->r[decode_from - 1].layer;
-		     decode_from++)
+		for (decode_from = 1;
+		     decode_from < j->nr && !jt_raw_block_starts(j, decode_from, 0); decode_from++)
 			;
 	}
 	for (i = 0; i < j->nr; i++) {
 		if (i < decode_from) {
 			if (pos[i] > max_pos)
 				max_pos = pos[i];
-		} else if (i == decode_from || j->r[i].layer <= j->r[i - 1].layer) {
+		} else if (jt_raw_block_starts(j, i, decode_from)) {
 			steps++;
 		}
 	}
@@ -351,7 +359,7 @@ static int jt_raw_fixup(struct jtrace *j, const int64_t *pos)
 			j->r[i].flags = P2PIO_EXPERT_TOKEN_PREFILL;
 			continue;
 		}
-		if (i == decode_from || j->r[i].layer <= j->r[i - 1].layer)
+		if (jt_raw_block_starts(j, i, decode_from))
 			step++;
 		j->r[i].tok = max_pos + 1 + step;
 		j->r[i].flags = 0;

@@ -276,7 +276,7 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 	struct p2pio_op *op = bio->op;
 	struct p2pio_bslot *s = bio->slot;
 	uint64_t need = bio->hi - bio->foff, dst = op->dst + (bio->lo - op->off);
-	bool freed;
+	bool capped;
 	int err = 0;
 	CUresult cr;
 
@@ -302,13 +302,13 @@ static void p2pio_bounce_landed(struct p2pio_bworker *w, struct p2pio_bio *bio, 
 	 * leave room unclaimed when two land before either is taken again.
 	 */
 	atomic_fetch_sub(&op->file->bounce_out, 1);
-	freed = op->file->bounce_cap;
-	if (bio->urgent || freed) {
+	capped = op->file->bounce_cap;
+	if (bio->urgent || capped) {
 		pthread_mutex_lock(&b->lock);
 		/* The last urgent piece read: plain ones may start again (P2PIO_CTX_URGENT_ALONE). */
 		if (bio->urgent && p2pio_opq_piece_read(&b->q, true))
 			p2pio_bounce_new_work(b, 1);
-		if (freed)
+		if (capped)
 			p2pio_bounce_new_read(b);
 		pthread_mutex_unlock(&b->lock);
 	}

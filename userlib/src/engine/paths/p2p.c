@@ -934,10 +934,11 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
  * P2PIO_REGISTER_NOWAIT where the module has it: a dedupe holds the file's i_rwsem through
  * its compare and remap (seconds for a large file), and the reaper waiting there reaped
  * no other file's completion meanwhile; the module answers EBUSY instead, tried again
- * with the pauses of p2pio_p2p_reregister(). (Without the flag, xfs still drops the lock before it waits for a
- * layout lease to be given back, and the module gives it back once the commands in
- * flight are done: the wait ends.) A retry (EAGAIN from REGISTER_FILE or SUBMIT) is the
- * next pass's, with the poll timeout of p2pio_p2p_stale_pass(), never a sleep here.
+ * with the pauses of p2pio_p2p_reregister(). (Without the flag, xfs still drops the
+ * lock before it waits for a layout lease to be given back, and the module gives it
+ * back once the commands in flight are done: the wait ends.) A retry (EAGAIN from
+ * REGISTER_FILE or SUBMIT) is the next pass's, with the poll timeout of
+ * p2pio_p2p_stale_pass(), never a sleep here.
  */
 
 /*
@@ -986,9 +987,9 @@ static void p2pio_p2p_note_rereg(struct p2pio_file *f, uint32_t handle, uint32_t
  * (a new handle, the old one unregistered once its last piece is in) or for worse
  * (p2p_gone set); -EAGAIN: the module answered EAGAIN (another lease on the file is
  * still being broken) or EBUSY (a dedupe holds the file's I/O lock), or the next try is
- * not due yet; *@wait_ns is lowered to when it
- * is. The pause between tries grows from 1 to 100 ms; after P2PIO_REREG_WAIT_NS of
- * EAGAIN the file is given up as refused with EAGAIN. A refusal (the file now shares
+ * not due yet; *@wait_ns is lowered to when it is. The pause between tries grows from 1
+ * to 100 ms; after P2PIO_REREG_WAIT_NS of EAGAIN the file is given up as refused with
+ * EAGAIN (EBUSY has no such deadline). A refusal (the file now shares
  * blocks after a dedupe: ENODATA; became a verity file: EMEDIUMTYPE; ...) is for good:
  * AUTO moves the file to its fallback, as for refused pins; a forced P2P file's reads
  * fail with the refusal's errno. The reaper's alone.
