@@ -4,12 +4,15 @@
     scripts/perf-paired.py PAIRED.jsonl
 
 Each line of PAIRED.jsonl is one read of the whole file: {"round", "kind" (load, storage or
-cufile), "shape", "gbps", "cpu_s_per_gb"}. A round's ceiling is its fastest storage read
-and its cuFile its fastest cuFile read, so both are at their best shape of the round; the
-ratios divide results of one round, taken seconds apart, and the medians are over the
+cufile), "shape", "gbps", "cpu_s_per_gb"}, and for a load its "variant" (the p2pio-load
+options it ran with; "" or none: the defaults). A round's ceiling is its fastest storage
+read and its cuFile its fastest cuFile read, so both are at their best shape of the round;
+the ratios divide results of one round, taken seconds apart, and the medians are over the
 rounds that have both sides of a ratio. A load with a wrong byte is reported and not
-counted. Prints a table of the rounds, a median line per
-ratio, a line per candidate shape, and one "paired-json" line with all of it.
+counted. The table follows the headline load: the defaults where they ran, else the first
+variant in the file. Prints a table of the rounds, a median line per ratio, with several
+variants a line of medians for each, a line per candidate shape, and one "paired-json"
+line with all of it.
 """
 import json
 import statistics
@@ -17,25 +20,44 @@ import sys
 
 
 def load_rounds(lines):
-    """{round: {"load": rec, "storage": [rec...], "cufile": [rec...]}} from JSON lines."""
+    """{round: {"load": rec, "loads": {variant: rec}, "storage": [rec...], "cufile": [rec...]}}
+    from JSON lines; "load" is the headline variant's."""
     rounds = {}
+    order = []
     for line in lines:
         line = line.strip()
         if not line:
             continue
         rec = json.loads(line)
-        r = rounds.setdefault(int(rec["round"]), {"load": None, "storage": [], "cufile": []})
+        r = rounds.setdefault(int(rec["round"]),
+                              {"load": None, "loads": {}, "storage": [], "cufile": []})
         if rec["kind"] == "load":
+            v = rec.get("variant") or ""
+            if v not in order:
+                order.append(v)
             # A load that put a wrong byte in place is not a load: reported, not counted.
             if rec.get("mismatches"):
                 r.setdefault("wrong", []).append(rec)
                 continue
-            r["load"] = rec
+            r["loads"][v] = rec
         elif rec["kind"] in ("storage", "cufile"):
             r[rec["kind"]].append(rec)
         else:
             raise ValueError("unknown kind %r" % rec["kind"])
+    head = "" if "" in order else (order[0] if order else "")
+    for r in rounds.values():
+        r["load"] = r["loads"].get(head)
     return rounds
+
+
+def variants(rounds):
+    """The load variants in order of first appearance (the defaults first)."""
+    seen = []
+    for n in sorted(rounds):
+        for v in rounds[n]["loads"]:
+            if v not in seen:
+                seen.append(v)
+    return sorted(seen, key=lambda v: v != "")
 
 
 def fastest(recs):
@@ -56,30 +78,60 @@ RATIOS = (
 )
 
 
-def summarise(rounds):
-    """Per-round rows and, for each ratio, its median, lowest, highest and round count."""
+def spread(v):
+    return {"median": statistics.median(v), "low": min(v), "high": max(v), "rounds": len(v)}
+
+
+def rows_of(rounds, variant=None):
+    """A row per round: the load (the headline, or @variant's), the round's fastest of each
+    kind, and the ratios."""
     rows = []
     for n in sorted(rounds):
         r = rounds[n]
-        ld, st, cf = r["load"], fastest(r["storage"]), fastest(r["cufile"])
+        ld = r["load"] if variant is None else r["loads"].get(variant)
+        st, cf = fastest(r["storage"]), fastest(r["cufile"])
         row = {"round": n, "load": ld, "storage": st, "cufile": cf}
         for name, f in RATIOS:
             row[name] = f(ld, st, cf)
         rows.append(row)
+    return rows
+
+
+def medians_of(rows):
     medians = {}
     for name, _ in RATIOS:
         v = [row[name] for row in rows if row[name] is not None]
         if v:
-            medians[name] = {"median": statistics.median(v), "low": min(v), "high": max(v),
-                             "rounds": len(v)}
+            medians[name] = spread(v)
+    return medians
+
+
+def summarise(rounds):
+    """Per-round rows and, for each ratio, its median, lowest, highest and round count."""
+    rows = rows_of(rounds)
     shapes = {}
     for r in rounds.values():
         for kind in ("storage", "cufile"):
             for rec in r[kind]:
                 shapes.setdefault((kind, rec["shape"]), []).append(rec["gbps"])
-        if r["load"]:
-            shapes.setdefault(("load", r["load"]["shape"]), []).append(r["load"]["gbps"])
-    return rows, medians, shapes
+        for v, ld in r["loads"].items():
+            shapes.setdefault(("load", (ld["shape"] + " " + v).strip()), []).append(ld["gbps"])
+    return rows, medians_of(rows), shapes
+
+
+def variant_medians(rounds):
+    """{variant: {ratio: spread, "gbps": spread, "cpu_s_per_gb": spread}}: each variant
+    divided by its own rounds' ceiling and cuFile."""
+    out = {}
+    for v in variants(rounds):
+        rows = rows_of(rounds, v)
+        m = medians_of(rows)
+        for key in ("gbps", "cpu_s_per_gb"):
+            vals = [row["load"][key] for row in rows if row["load"]]
+            if vals:
+                m[key] = spread(vals)
+        out[v] = m
+    return out
 
 
 def fmt(x, spec="%.3f"):
@@ -104,6 +156,18 @@ def report(rounds, rows, medians, shapes, out):
                 name, m["median"], m["low"], m["high"], m["rounds"]))
         else:
             out.write("median %-22s - (no round has both sides)\n" % name)
+    vm = variant_medians(rounds)
+    if len(vm) > 1:
+        for v, m in vm.items():
+            cells = []
+            for name in ("load_over_storage", "load_over_cufile", "cpu_load_over_cufile",
+                         "gbps", "cpu_s_per_gb"):
+                x = m.get(name)
+                cells.append("%s %s" % (name, "-" if not x else "%.3f (%.3f-%.3f)" % (
+                    x["median"], x["low"], x["high"])))
+            n = max([x["rounds"] for x in m.values()] or [0])
+            out.write("variant %-32s %s; %d rounds\n" % (
+                "'%s'" % v if v else "defaults", "  ".join(cells), n))
     for (kind, shape), g in sorted(shapes.items()):
         out.write("shape %-7s %-26s median %.2f GB/s (%.2f-%.2f), %d read%s\n" % (
             kind, shape, statistics.median(g), min(g), max(g), len(g), "" if len(g) == 1 else "s"))
@@ -118,7 +182,8 @@ def report(rounds, rows, medians, shapes, out):
             out.write("note: round %d's load is %.3f of its ceiling: above 1.0, so the "
                       "candidates missed a faster shape or the reads drifted\n"
                       % (row["round"], row["load_over_storage"]))
-    out.write("paired-json " + json.dumps({"rounds": rows, "medians": medians}) + "\n")
+    out.write("paired-json " + json.dumps({"rounds": rows, "medians": medians,
+                                           "variants": vm}) + "\n")
 
 
 def main(argv):

@@ -28,10 +28,17 @@
 # The loads are p2pio-load's defaults, verified after the clock stops as the headline loads
 # are (a load with a wrong byte is reported, not counted).
 #
+# LOADS (one set of p2pio-load options a line; default one empty line, the defaults) adds
+# loads with settings changed to every round, each divided by the same round's ceiling
+# and cuFile: a setting is judged against the defaults read seconds apart, not against
+# another run's. The defaults (the empty line) head the table; each set has a line of
+# medians. The own-shape candidate is the first set's.
+#
 # Environment: PAIRED (rounds, default 5), TOP (candidates per kind, default 2), LIMIT
-# (seconds, default 120), OWN (0: no own-shape candidate), LOAD_ARGS (more p2pio-load options, e.g. --host) and BENCH_ARGS
-# (more p2pio-bench options, e.g. --device host). Results: OUTDIR/paired.jsonl (a line per
-# read) and OUTDIR/paired.txt (the rounds and the medians), also on stdout.
+# (seconds, default 120), OWN (0: no own-shape candidate), LOAD_ARGS (more p2pio-load
+# options for every load, e.g. --host), LOADS (above) and BENCH_ARGS (more p2pio-bench
+# options, e.g. --device host). Results: OUTDIR/paired.jsonl (a line per read) and
+# OUTDIR/paired.txt (the rounds and the medians), also on stdout.
 set -u
 BIN=$(cd "$1" && pwd)
 OUT=$2
@@ -41,6 +48,8 @@ PAIRED=${PAIRED:-5}
 TOP=${TOP:-2}
 LIMIT=${LIMIT:-120}
 LOAD_ARGS=${LOAD_ARGS:-}
+LOADS=${LOADS:-}
+mapfile -t loads <<<"$LOADS"
 BENCH_ARGS=${BENCH_ARGS:-}
 T0=$(date +%s)
 mkdir -p "$OUT"
@@ -79,8 +88,8 @@ for l in sys.stdin:
     print("storage direct", e["chunk"], e["queue_depth"], t)
     break'; }
 	own=
-	[ -s "$OUT/loads.jsonl" ] && own=$(eng <"$OUT/loads.jsonl")
-	[ -n "$own" ] || own=$(cap 60 "$BIN/p2pio-load" --json -q --no-verify $LOAD_ARGS "$M" \
+	[ -s "$OUT/loads.jsonl" ] && [ -z "${loads[0]}" ] && own=$(eng <"$OUT/loads.jsonl")
+	[ -n "$own" ] || own=$(cap 60 "$BIN/p2pio-load" --json -q --no-verify $LOAD_ARGS ${loads[0]} "$M" \
 		2>>"$OUT/paired.err" | eng)
 	if [ -z "$own" ]; then
 		log "paired: the load's own shape is unknown (no engine in a load's JSON)"
@@ -88,23 +97,25 @@ for l in sys.stdin:
 		cands=$(printf '%s\n%s' "$own" "$cands")
 	fi
 fi
-mapfile -t items < <(echo load; echo "$cands")
+mapfile -t items < <(for i in "${!loads[@]}"; do echo "load $i"; done; echo "$cands")
 log "paired: $PAIRED rounds of ${#items[@]} reads: ${items[*]}"
 
 J="$OUT/paired.jsonl"
 : >"$J"
 # One read of the whole file, its result as one JSON line tagged with the round and item.
 one() { # round item
-	local round=$1 item=$2 kind mode size depth threads
-	if [ "$item" = load ]; then
-		cap 60 "$BIN/p2pio-load" --json -q --cold $LOAD_ARGS "$M" \
+	local round=$1 item=$2 kind mode size depth threads v
+	if [ "${item%% *}" = load ]; then
+		v=${loads[${item#load }]}
+		cap 60 "$BIN/p2pio-load" --json -q --cold $LOAD_ARGS $v "$M" \
 			2>>"$OUT/paired.err" |
 			python3 -c 'import json, sys
 j = json.loads(sys.stdin.read())
 print(json.dumps({"round": int(sys.argv[1]), "kind": "load", "shape": j.get("path", "?"),
+                  "variant": sys.argv[2],
                   "gbps": j["gbps"], "cpu_s_per_gb": j["cpu_seconds"] / (j["bytes"] / 1e9),
                   "verified": j.get("verified"), "mismatches": j.get("mismatches")}))' \
-			"$round" >>"$J" 2>>"$OUT/paired.err"
+			"$round" "$v" >>"$J" 2>>"$OUT/paired.err"
 		return
 	fi
 	read -r kind mode size depth threads <<<"$item"

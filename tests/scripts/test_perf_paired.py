@@ -82,6 +82,53 @@ class Summary(unittest.TestCase):
         j = json.loads(last[len("paired-json "):])
         self.assertEqual(j["medians"]["load_over_storage"]["rounds"], 3)
 
+    def test_variants_against_the_same_rounds(self):
+        lines = [
+            rec(1, "load", "bounce", 27.0, 0.60, mismatches=0, variant=""),
+            rec(1, "load", "bounce", 26.0, 0.30, mismatches=0, variant="--threads 8"),
+            rec(1, "storage", "direct 1024K qd1 x64", 30.0, 0.5),
+            rec(1, "cufile", "cufile 4096K qd16 x16", 25.0, 0.5),
+            rec(2, "load", "bounce", 28.0, 0.31, mismatches=0, variant="--threads 8"),
+            rec(2, "load", "bounce", 24.0, 0.62, mismatches=0, variant=""),
+            rec(2, "storage", "direct 1024K qd1 x64", 32.0, 0.5),
+            rec(2, "cufile", "cufile 4096K qd16 x16", 20.0, 0.6),
+            # Round 3: the variant put a wrong byte in place; the defaults did not run.
+            rec(3, "load", "bounce", 99.0, 0.1, mismatches=3, variant="--threads 8"),
+            rec(3, "storage", "direct 1024K qd1 x64", 30.0, 0.5),
+        ]
+        rounds = pp.load_rounds(lines)
+        self.assertEqual(pp.variants(rounds), ["", "--threads 8"])
+        # The table follows the defaults, whatever order they ran in.
+        rows, med, shapes = pp.summarise(rounds)
+        self.assertEqual([r["load"]["gbps"] if r["load"] else None for r in rows],
+                         [27.0, 24.0, None])
+        self.assertAlmostEqual(med["load_over_storage"]["median"], (27 / 30 + 24 / 32) / 2)
+        self.assertEqual(shapes[("load", "bounce --threads 8")], [26.0, 28.0])
+        vm = pp.variant_medians(rounds)
+        t8 = vm["--threads 8"]
+        self.assertEqual(t8["load_over_storage"]["rounds"], 2)
+        self.assertAlmostEqual(t8["load_over_storage"]["low"], 26 / 30)
+        self.assertAlmostEqual(t8["load_over_storage"]["high"], 28 / 32)
+        self.assertAlmostEqual(t8["load_over_cufile"]["high"], 28 / 20)
+        self.assertAlmostEqual(t8["cpu_load_over_cufile"]["low"], 0.31 / 0.6)
+        self.assertAlmostEqual(t8["cpu_s_per_gb"]["median"], 0.305)
+        self.assertAlmostEqual(vm[""]["gbps"]["median"], 25.5)
+        out = io.StringIO()
+        pp.report(rounds, rows, med, shapes, out)
+        text = out.getvalue()
+        self.assertIn("variant defaults ", text)
+        self.assertIn("variant '--threads 8' ", text)
+        self.assertIn("load_over_storage 0.871 (0.867-0.875)", text)
+        self.assertIn("WRONG: round 3's load had 3 wrong bytes", text)
+        j = json.loads(text.strip().splitlines()[-1][len("paired-json "):])
+        self.assertEqual(j["variants"]["--threads 8"]["gbps"]["rounds"], 2)
+        # Only a variant, no defaults: it heads the table, and no variant lines.
+        only = pp.load_rounds([l for l in lines if '"variant": ""' not in l])
+        self.assertEqual(only[1]["load"]["gbps"], 26.0)
+        out = io.StringIO()
+        pp.report(only, *pp.summarise(only), out)
+        self.assertNotIn("variant ", out.getvalue())
+
     def test_bad_input_is_refused(self):
         with self.assertRaises(ValueError):
             pp.load_rounds([rec(1, "mystery", "x", 1.0, 1.0)])
@@ -163,6 +210,22 @@ class EndToEnd(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             reads = [json.loads(l) for l in open(os.path.join(out3, "paired.jsonl"))]
             self.assertEqual(len(reads), 3, reads)
+
+            # LOADS: the defaults and a variant, each in every round, told apart.
+            out4 = os.path.join(d, "out4")
+            r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "perf-paired.sh"), BIN,
+                                out4, m, bench],
+                               env=dict(env, PAIRED="2", OWN="0", LOADS="\n--threads 2"),
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            reads = [json.loads(l) for l in open(os.path.join(out4, "paired.jsonl"))]
+            self.assertEqual(len(reads), 2 * 4, reads)
+            loads = [(x["round"], x["variant"]) for x in reads if x["kind"] == "load"]
+            self.assertEqual(sorted(loads), [(1, ""), (1, "--threads 2"), (2, ""),
+                                             (2, "--threads 2")])
+            text = open(os.path.join(out4, "paired.txt")).read()
+            self.assertIn("variant '--threads 2' ", text)
+            self.assertIn("variant defaults ", text)
 
     def test_no_candidates(self):
         with tempfile.TemporaryDirectory() as d:
