@@ -8,8 +8,10 @@
 #               paths, streams transfer-bound (cold, warm) and compute-bound
 #               (scripts/perf-defaults.sh), then paired rounds: cold loads, the best
 #               storage and cuFile shapes over the whole file, interleaved, ratios taken
-#               round by round (scripts/perf-paired.sh)
+#               round by round (scripts/perf-paired.sh), with a load of a BOUNCE ring per
+#               CPU (the default before session 21) in every round beside the defaults
 #   zram-70x20  the 70B-shaped model, 20 layers, on zram: loads, cold bench, paired rounds
+#               (the same two loads)
 #   vda-8b      the 8B-shaped model on the root (virtio) disk: loads, cold bench, paired
 #               rounds (its rate drifts 15-25 % within a minute: only ratios taken within
 #               a round resolve a few percent there)
@@ -59,10 +61,12 @@ zram_reset
 log "start, limit ${LIMIT}s"
 export LD_LIBRARY_PATH="$LIB:${LD_LIBRARY_PATH:-}"
 M=/mnt/p2pio-zram/model-_p_llama_8b_q4k_.gguf
-step zram-8b 160 env STREAM=1 VARIANTS=0 ROUNDS=5 DUR=1 MMAP_LOADS=0 PAIRED=5 \
+# A ring per CPU (4..16), the rings BOUNCE had before session 21 (engine.md, "BOUNCE rings").
+NCPU=$(nproc); RING_PER_CPU=$(( NCPU < 4 ? 4 : NCPU > 16 ? 16 : NCPU ))
+step zram-8b 160 env LOADS=$'\n'"--threads $RING_PER_CPU" STREAM=1 VARIANTS=0 ROUNDS=5 DUR=1 MMAP_LOADS=0 PAIRED=5 \
 	BENCH_MODES=storage,link,cufile,mmap,bounce,posix,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-8b"
-step zram-70x20 130 env VARIANTS=0 ROUNDS=3 DUR=1 PAIRED=3 MODEL="-p llama-70b-q4k --layers 20" \
+step zram-70x20 130 env LOADS=$'\n'"--threads $RING_PER_CPU" VARIANTS=0 ROUNDS=3 DUR=1 PAIRED=3 MODEL="-p llama-70b-q4k --layers 20" \
 	BENCH_CACHE=cold BENCH_MODES=storage,link,cufile,bounce,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-70x20"
 rm -f /mnt/p2pio-zram/model-_p_llama_70b_q4k___layers_20_.gguf
@@ -80,10 +84,10 @@ py() {
 [ -s "$M" ] && step python 50 bash -c "$(declare -f py); M=$M SRC=$SRC LIB=$LIB py"
 rm -f "${M%.gguf}.safetensors"
 
-# Where the CPU goes: system-wide samples of a cold load with the defaults, of O_DIRECT
-# reads alone at its shape (16 rings x one 4 MiB read) and at the storage ceiling's usual
-# best (64 x one 1 MiB read), and of cuFile at its usual best (16 threads x 4 MiB), whose
-# CPU per GB the load's is held against.
+# Where the CPU goes: system-wide samples of a cold load with the defaults and with a ring
+# per CPU, of O_DIRECT reads alone at the latter's shape (16 x one 4 MiB read) and at the
+# storage ceiling's usual best (64 x one 1 MiB read), and of cuFile at its usual best (16
+# threads x 4 MiB), whose CPU per GB the load's is held against.
 prof() {
 	local p=(env LD_LIBRARY_PATH="$PERF_LIB" "$PERF") name=$1; shift
 	# perf's libraries are perf's: the program keeps the run's (run 12 lost its
@@ -96,6 +100,8 @@ prof() {
 }
 profiles() {
 	prof load "$BIN/p2pio-load" --cold --json -q --no-verify "$M"
+	prof load-ring-per-cpu "$BIN/p2pio-load" --cold --json -q --no-verify \
+		--threads "$RING_PER_CPU" "$M"
 	prof direct-16x4M "$BIN/p2pio-bench" --modes direct --size 4M --depth 16 --threads 16 \
 		--cache cold --duration 1 "$M"
 	prof direct-64x1M "$BIN/p2pio-bench" --modes direct --size 1M --depth 64 --threads 64 \
@@ -105,12 +111,13 @@ profiles() {
 }
 [ -n "${PERF:-}" ] && [ -s "$M" ] &&
 	step profiles 45 bash -c "$(declare -f prof profiles); R=$R PERF=$PERF \
-		PERF_LIB=${PERF_LIB:-} KEEP_LD=$LD_LIBRARY_PATH BIN=$BIN M=$M profiles"
+		PERF_LIB=${PERF_LIB:-} KEEP_LD=$LD_LIBRARY_PATH BIN=$BIN M=$M \
+		RING_PER_CPU=$RING_PER_CPU profiles"
 
 step variants 40 env VARIANTS=1 GRID=0 VROUNDS=2 ROUNDS=0 BENCH_MODES= \
 	VCOLD="--queue-depth 32
+--threads $RING_PER_CPU
 --threads 8
---threads 32 --queue-depth 32
 --chunk 1M --threads 64 --queue-depth 64" VWARM="--threads 16" \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/variants"
 step gpu-tests 120 "$SRC/tests/gpu/run.sh"	# BUILD: build/ of the source tree

@@ -255,8 +255,8 @@ static void json_dev(FILE *f, const struct p2pio_pci_dev *d)
 
 /*
  * The engine's defaults on this machine and where each comes from (Documentation/engine.md
- * gives the sweep behind them): threads from the online CPUs, staging from threads, queue
- * depth and chunk; P2P's plain bytes at the device from queue depth and chunk.
+ * gives the sweep behind them): BOUNCE rings and POSIX readers from the online CPUs,
+ * staging from the rings, queue depth and chunk; P2P's plain bytes at the device from queue depth and chunk.
  */
 static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool json)
 {
@@ -276,15 +276,13 @@ static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool
 			 (unsigned long long)o.staging_bytes,
 			 (unsigned long long)o.queue_depth * o.chunk_size);
 	else
-		snprintf(buf, len, "%u threads (one per online CPU: %ld, kept within 4..16), %u POSIX "
-			 "readers (%s), queue depth "
+		snprintf(buf, len, "%u BOUNCE rings (three per four online CPUs: %ld, kept within "
+			 "4..16), %u POSIX readers (one per online CPU, within 4..16), queue depth "
 			 "%u (fewer for a file on a disk that says it is rotational: its AUTO path "
 			 "says how many), %llu KiB chunks, %llu MiB staging (pinned with a GPU; a read and a copy "
 			 "in flight per thread), copy waits block; P2P sends reads not marked urgent "
 			 "until %llu MiB are at the device (queue depth x chunk) and holds the rest",
-			 o.threads, ncpu, o.posix_threads,
-			 o.posix_threads == o.threads ? "one per thread" : "set by the caller",
-			 o.queue_depth, (unsigned long long)(o.chunk_size >> 10),
+			 o.threads, ncpu, o.posix_threads, o.queue_depth, (unsigned long long)(o.chunk_size >> 10),
 			 (unsigned long long)(o.staging_bytes >> 20),
 			 (unsigned long long)(o.queue_depth * o.chunk_size) >> 20);
 }

@@ -25,6 +25,7 @@
 
 #include "p2pio.h"
 #include "internal.h"
+#include "engine/engine.h"
 #include "engine_fixture.h"
 #include "gpu_fixture.h"
 #include "tap.h"
@@ -90,20 +91,23 @@ static struct p2pio_ctx *gpu_ctx(enum p2pio_path p, uint64_t chunk, uint32_t qd)
 }
 
 /*
- * A GPU context's POSIX readers: one per thread, as into host memory (session 18's cap at
- * 8 went in session 19; userlib/src/engine/ctx.c), the caller's count when set.
+ * A GPU context's POSIX readers: one per CPU, as into host memory (session 18's cap at
+ * 8 went in session 19; userlib/src/engine/ctx.c), beside fewer BOUNCE rings; the
+ * caller's count when set.
  */
 static void posix_readers(void)
 {
 	struct p2pio_ctx_opts got = { .size = sizeof(got) };
 	struct p2pio_ctx *ctx;
+	uint32_t rings, readers;
 
+	p2pio_default_threads(sysconf(_SC_NPROCESSORS_ONLN), &rings, &readers);
 	threads = 0;
 	ctx = gpu_ctx(P2PIO_PATH_POSIX, 0, 0);
 	tap_ok(ctx && !p2pio_ctx_get_opts(ctx, &got) &&
-		       got.posix_threads == got.threads,
-	       "GPU context, defaults: %u POSIX readers of %u threads", got.posix_threads,
-	       got.threads);
+		       got.posix_threads == readers && got.threads == rings,
+	       "GPU context, defaults: %u POSIX readers (want %u), %u rings (want %u)",
+	       got.posix_threads, readers, got.threads, rings);
 	p2pio_ctx_destroy(ctx);
 	threads = 16;
 	ctx = gpu_ctx(P2PIO_PATH_POSIX, 0, 0);

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * test-ctx: context options (defaults, validation, a caller's older and smaller struct),
- * host contexts, host and device buffers on them; the POSIX readers' default (one per
- * thread) and a count the caller sets.
+ * host contexts, host and device buffers on them; the default BOUNCE rings and POSIX
+ * readers (from the online CPUs) and counts the caller sets.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 #include "p2pio.h"
@@ -37,6 +38,27 @@ static void bad_flags(struct p2pio_ctx_opts *o) { o->flags = 0x80; }
 static void bad_device(struct p2pio_ctx_opts *o) { o->device = -7; }
 static void bad_size(struct p2pio_ctx_opts *o) { o->size = 4; }
 
+/* Three BOUNCE rings for every four CPUs, a POSIX reader per CPU, each within 4..16. */
+static void default_threads(void)
+{
+	static const struct { long cpus; uint32_t rings, readers; } t[] = {
+		{ 1, 4, 4 }, { 2, 4, 4 }, { 5, 4, 5 }, { 6, 4, 6 }, { 8, 6, 8 },
+		{ 16, 12, 16 }, { 20, 15, 16 }, { 22, 16, 16 }, { 256, 16, 16 },
+	};
+	uint32_t rings, readers;
+	unsigned int i, bad = 0;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		p2pio_default_threads(t[i].cpus, &rings, &readers);
+		if (rings != t[i].rings || readers != t[i].readers) {
+			tap_diag("%ld CPUs: %u rings, %u readers; want %u, %u", t[i].cpus, rings,
+				 readers, t[i].rings, t[i].readers);
+			bad++;
+		}
+	}
+	tap_ok(!bad, "rings and readers from 1 to 256 CPUs (%u wrong)", bad);
+}
+
 int main(void)
 {
 	struct p2pio_ctx_opts o, got;
@@ -49,8 +71,9 @@ int main(void)
 		enum p2pio_path path;
 	} old = { sizeof(old), P2PIO_DEVICE_HOST, P2PIO_PATH_POSIX };
 	uint64_t host[4];
+	uint32_t rings, readers;
 
-	tap_plan(29);
+	tap_plan(30);
 	p2pio_ctx_opts_init(&o);
 	tap_ok(o.size == sizeof(o) && o.path == P2PIO_PATH_AUTO && !o.queue_depth,
 	       "opts_init: size set, AUTO, zeros for the measured defaults");
@@ -97,9 +120,12 @@ int main(void)
 		   err.msg);
 	tap_is_int(create(bad_reserved2, &err), -EINVAL, "reserved2 set refused");
 
-	/* The POSIX readers: the host context above read with all its threads. */
-	tap_ok(got.posix_threads == got.threads, "host context: POSIX readers = threads (%u, %u)",
-	       got.posix_threads, got.threads);
+	/* The defaults above are this machine's: rings and readers from its online CPUs. */
+	p2pio_default_threads(sysconf(_SC_NPROCESSORS_ONLN), &rings, &readers);
+	tap_ok(got.threads == rings && got.posix_threads == readers,
+	       "host context: %u rings, %u POSIX readers, as the CPUs give (%u, %u)", got.threads,
+	       got.posix_threads, rings, readers);
+	default_threads();
 	o.device = P2PIO_DEVICE_HOST;
 	o.threads = 7;
 	tap_is_int(p2pio_ctx_create(&o, &ctx, &err), 0, "threads 7, POSIX threads left");

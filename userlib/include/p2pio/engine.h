@@ -102,9 +102,11 @@ const char *p2pio_path_name(enum p2pio_path path);
  * @path:          the path for files opened on this context (P2PIO_PATH_AUTO by default).
  * @queue_depth:   reads in flight per path (io_uring depth for BOUNCE, commands for P2P);
  *                 0 for the default.
- * @threads:       POSIX reader threads, and BOUNCE submitting threads (each with its own
- *                 io_uring, sharing @queue_depth; at most @queue_depth of them); 0 for
- *                 the default (one per CPU, 4 to 16).
+ * @threads:       BOUNCE submitting threads (each with its own io_uring, sharing
+ *                 @queue_depth; at most @queue_depth of them), and POSIX reader threads
+ *                 where @posix_threads is 0; 0 for the default (three for every four
+ *                 CPUs, 4 to 16: on a device that reads in the submitting task, zram,
+ *                 a ring per CPU cost a third more CPU per GB for the same rate).
  * @chunk_size:    bytes per read command and per staging buffer; 0 for the default.
  * @staging_bytes: pinned host memory shared by the BOUNCE threads (rounded down to whole
  *                 chunks, at least @queue_depth + 2 chunks); 0 for the default (enough for
@@ -113,9 +115,10 @@ const char *p2pio_path_name(enum p2pio_path path);
  *                 0 for the default.
  * @flags:         P2PIO_CTX_* flags.
  * @reserved:      must be 0.
- * @posix_threads: POSIX reader threads; 0 for the default: @threads (set or default),
- *                 into a GPU as into host memory (fewer readers into a GPU measured
- *                 no faster in paired rounds, 8 slower; Documentation/engine.md).
+ * @posix_threads: POSIX reader threads; 0 for the default: @threads where the caller
+ *                 set it, else one per CPU (4 to 16), into a GPU as into host memory
+ *                 (fewer readers into a GPU measured no faster in paired rounds, 8
+ *                 slower; Documentation/engine.md).
  * @reserved2:     must be 0.
  *
  * Zeros mean "the measured default"; p2pio_ctx_get_opts() reports the values in use.

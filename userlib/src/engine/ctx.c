@@ -30,6 +30,18 @@ void p2pio_ctx_opts_init(struct p2pio_ctx_opts *opts)
 	opts->path = P2PIO_PATH_AUTO;
 }
 
+static uint32_t p2pio_threads_within(long n)
+{
+	return n < P2PIO_DEF_THREADS_MIN ? P2PIO_DEF_THREADS_MIN :
+	       n > P2PIO_DEF_THREADS_MAX ? P2PIO_DEF_THREADS_MAX : (uint32_t)n;
+}
+
+void p2pio_default_threads(long ncpu, uint32_t *rings, uint32_t *readers)
+{
+	*rings = p2pio_threads_within(ncpu * P2PIO_DEF_BOUNCE_RINGS_NUM / P2PIO_DEF_BOUNCE_RINGS_DEN);
+	*readers = p2pio_threads_within(ncpu);
+}
+
 /*
  * Copy the caller's options, as much of them as its struct has; zeros mean defaults.
  * *@depth_default: the queue depth is the library's (a file may then get a smaller one).
@@ -38,7 +50,7 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 			      bool *depth_default, struct p2pio_error *err)
 {
 	uint64_t staging, bthreads, bdepth;
-	long ncpu;
+	uint32_t rings, readers;
 	size_t n;
 
 	p2pio_ctx_opts_init(o);
@@ -63,22 +75,20 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 	*depth_default = !o->queue_depth;
 	if (!o->queue_depth)
 		o->queue_depth = P2PIO_DEF_QUEUE_DEPTH;
-	if (!o->threads) {
-		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		o->threads = ncpu < P2PIO_DEF_THREADS_MIN ? P2PIO_DEF_THREADS_MIN :
-			     ncpu > P2PIO_DEF_THREADS_MAX ? P2PIO_DEF_THREADS_MAX :
-							    (uint32_t)ncpu;
-	}
 	/*
-	 * One POSIX reader per thread, into a GPU too. Session 18 capped a GPU context's
-	 * readers at 8 on one unpaired H100 sample (warm 8B loads 50.5 GB/s against 45.6
-	 * with 16); session 19's paired rounds on an H100 (interleaved, 2-7 rounds each;
-	 * Documentation/engine.md, "POSIX readers into a GPU") had 16 readers at or above 8
-	 * every time (medians 49.4-51.6 against 43.4-48.6 GB/s; 8's slowest load of each set 38-45)
-	 * and 10 and 12 within 1 % of 16: the cap went.
+	 * One POSIX reader per CPU, into a GPU too, and the caller's thread count where it
+	 * set one. Session 18 capped a GPU context's readers at 8 on one unpaired H100
+	 * sample (warm 8B loads 50.5 GB/s against 45.6 with 16); session 19's paired rounds
+	 * on an H100 (interleaved, 2-7 rounds each; Documentation/engine.md, "POSIX readers
+	 * into a GPU") had 16 readers at or above 8 every time (medians 49.4-51.6 against
+	 * 43.4-48.6 GB/s; 8's slowest load of each set 38-45) and 10 and 12 within 1 % of 16:
+	 * the cap went. BOUNCE's rings are fewer (engine.h says why).
 	 */
+	p2pio_default_threads(sysconf(_SC_NPROCESSORS_ONLN), &rings, &readers);
 	if (!o->posix_threads)
-		o->posix_threads = o->threads;
+		o->posix_threads = o->threads ? o->threads : readers;
+	if (!o->threads)
+		o->threads = rings;
 	if (!o->chunk_size)
 		o->chunk_size = P2PIO_DEF_CHUNK;
 	if (!o->pin_window)

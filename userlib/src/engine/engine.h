@@ -29,11 +29,24 @@
  * heuristics assume. zram and NVMe say they are not.
  */
 #define P2PIO_DEF_ROTATIONAL_DEPTH 4
-/* Threads: one per CPU, at least 4 (reads block), at most 16 (H100 host, warm, same run:
- * 8 threads 1.9x and 16 threads 2.15x the throughput of 4; H200, 16 CPUs: 8 and 32
+/* POSIX readers: one per CPU, at least 4 (reads block), at most 16 (H100 host, warm, same
+ * run: 8 threads 1.9x and 16 threads 2.15x the throughput of 4; H200, 16 CPUs: 8 and 32
  * threads within the spread of 16). */
 #define P2PIO_DEF_THREADS_MIN 4
 #define P2PIO_DEF_THREADS_MAX 16
+/*
+ * BOUNCE rings: three for every four CPUs, within the same bounds. Where the device
+ * completes each read in the task that submits it (zram), a ring per CPU made the rings
+ * contend for the device's locks: on 16 CPUs a cold load spent 16 % of its samples in
+ * zram's lock and unlock against 6 % with 8 rings, and 16 rings cost 0.53-0.60 s of CPU
+ * per GB against 0.45-0.46 with 12 and 0.27-0.32 with 8. Paired rounds on two H100
+ * machines (Documentation/engine.md, "BOUNCE rings"): 12 rings read at 0.99 of 16's
+ * rate (medians; 8 at 0.96-0.97), and 12's CPU per GB is 0.77-0.81 of cuFile's where
+ * 16's was 1.04-1.07. On a device that completes reads by interrupt (NVMe) the rings
+ * only submit, and 12 with 2 reads in flight each keep the queue as full as 16.
+ */
+#define P2PIO_DEF_BOUNCE_RINGS_NUM 3
+#define P2PIO_DEF_BOUNCE_RINGS_DEN 4
 #define P2PIO_DEF_CHUNK (4ull << 20)
 #define P2PIO_DEF_STAGING (96ull << 20)
 #define P2PIO_DEF_PIN_WINDOW (64ull << 20)
@@ -302,6 +315,12 @@ P2PIO_HIDDEN void p2pio_file_why_depth(struct p2pio_file *f);
 P2PIO_HIDDEN void p2pio_file_note(struct p2pio_file *f, enum p2pio_path path, const char *fmt,
 				  ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * ctx.c: the default thread counts on @ncpu online CPUs: *@rings BOUNCE rings (three for
+ * every four CPUs) and *@readers POSIX readers (one per CPU), each within
+ * P2PIO_DEF_THREADS_MIN..MAX.
+ */
+P2PIO_HIDDEN void p2pio_default_threads(long ncpu, uint32_t *rings, uint32_t *readers);
 /* ctx.c: run @cuctx current on this thread around CUDA calls from a caller's thread. */
 P2PIO_HIDDEN CUcontext p2pio_ctx_enter(struct p2pio_ctx *ctx);
 P2PIO_HIDDEN void p2pio_ctx_leave(struct p2pio_ctx *ctx, CUcontext prev);
