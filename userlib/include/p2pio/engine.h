@@ -100,13 +100,14 @@ const char *p2pio_path_name(enum p2pio_path path);
  * @size:          sizeof(struct p2pio_ctx_opts) as the caller compiled it.
  * @device:        CUDA device ordinal, or P2PIO_DEVICE_HOST for host memory only.
  * @path:          the path for files opened on this context (P2PIO_PATH_AUTO by default).
- * @queue_depth:   reads in flight per path (io_uring depth for BOUNCE, commands for P2P);
- *                 0 for the default.
- * @threads:       BOUNCE submitting threads (each with its own io_uring, sharing
- *                 @queue_depth; at most @queue_depth of them), and POSIX reader threads
- *                 where @posix_threads is 0; 0 for the default (three for every four
- *                 CPUs, 4 to 16: on a device that reads in the submitting task, zram,
- *                 a ring per CPU cost a third more CPU per GB for the same rate).
+ * @queue_depth:   reads in flight per path (commands for P2P; BOUNCE shares them out
+ *                 between its threads, rounded up per thread, so it keeps up to
+ *                 @threads x ceil(@queue_depth / @threads) in flight); 0 for the default.
+ * @threads:       BOUNCE submitting threads (each with its own io_uring; at most
+ *                 @queue_depth of them); 0 for the default: three for every four CPUs,
+ *                 4 to 16 (on a device that reads in the submitting task, zram, a ring
+ *                 per CPU cost a third more CPU per GB for the same rate). Set, it is
+ *                 the POSIX readers' count too where @posix_threads is 0.
  * @chunk_size:    bytes per read command and per staging buffer; 0 for the default.
  * @staging_bytes: pinned host memory shared by the BOUNCE threads (rounded down to whole
  *                 chunks, at least @queue_depth + 2 chunks); 0 for the default (enough for
@@ -387,10 +388,10 @@ int p2pio_queue_fd(const struct p2pio_queue *q);
  * be speculative (prefetches): the context's threads take it before every read without
  * the flag that has pieces not yet handed out (one already being read goes on); urgent
  * reads keep their order among themselves. BOUNCE and POSIX queue reads in the library
- * and honour it. P2P sends reads to the device as they are submitted, except plain reads
- * beyond queue_depth x chunk_size bytes at the device, which wait in the library: an
- * urgent read goes past those at once (it still shares the device with the plain reads
- * already sent).
+ * and honour it. P2P sends reads to the device as they are submitted (the urgent reads of
+ * one p2pio_submit() before its plain ones), except plain reads beyond queue_depth x
+ * chunk_size bytes at the device, which wait in the library: an urgent read goes past
+ * those at once (it still shares the device with the plain reads already sent).
  */
 #define P2PIO_REQ_URGENT (1u << 1)
 
