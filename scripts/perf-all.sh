@@ -61,8 +61,13 @@ zram_reset
 log "start, limit ${LIMIT}s"
 export LD_LIBRARY_PATH="$LIB:${LD_LIBRARY_PATH:-}"
 M=/mnt/p2pio-zram/model-_p_llama_8b_q4k_.gguf
-# A ring per CPU (4..16), the rings BOUNCE had before session 21 (engine.md, "BOUNCE rings").
-NCPU=$(nproc); RING_PER_CPU=$(( NCPU < 4 ? 4 : NCPU > 16 ? 16 : NCPU ))
+# A ring per CPU (4..16), the rings BOUNCE had before session 21 (engine.md, "BOUNCE rings"),
+# from the online CPUs as the library counts them (nproc follows affinity and OMP_*); and
+# the rings it has now, as p2pio-check reports them.
+NCPU=$(getconf _NPROCESSORS_ONLN); RING_PER_CPU=$(( NCPU < 4 ? 4 : NCPU > 16 ? 16 : NCPU ))
+RINGS=$("$BIN/p2pio-check" --json 2>/dev/null |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["engine"]["threads"])' 2>/dev/null)
+RINGS=${RINGS:-$RING_PER_CPU}
 step zram-8b 160 env LOADS=$'\n'"--threads $RING_PER_CPU" STREAM=1 VARIANTS=0 ROUNDS=5 DUR=1 MMAP_LOADS=0 PAIRED=5 \
 	BENCH_MODES=storage,link,cufile,mmap,bounce,posix,auto \
 	"$SRC/scripts/perf-defaults.sh" "$BIN" "$R/zram-8b"
@@ -85,9 +90,10 @@ py() {
 rm -f "${M%.gguf}.safetensors"
 
 # Where the CPU goes: system-wide samples of a cold load with the defaults and with a ring
-# per CPU, of O_DIRECT reads alone at the latter's shape (16 x one 4 MiB read) and at the
-# storage ceiling's usual best (64 x one 1 MiB read), and of cuFile at its usual best (16
-# threads x 4 MiB), whose CPU per GB the load's is held against.
+# per CPU, of O_DIRECT reads alone at both loads' shapes (16 x one 4 MiB read; the
+# default rings sharing 16 reads) and at the storage ceiling's usual best (64 x one 1 MiB
+# read), and of cuFile at its usual best (16 threads x 4 MiB), whose CPU per GB the
+# load's is held against.
 prof() {
 	local p=(env LD_LIBRARY_PATH="$PERF_LIB" "$PERF") name=$1; shift
 	# perf's libraries are perf's: the program keeps the run's (run 12 lost its
@@ -104,6 +110,8 @@ profiles() {
 		--threads "$RING_PER_CPU" "$M"
 	prof direct-16x4M "$BIN/p2pio-bench" --modes direct --size 4M --depth 16 --threads 16 \
 		--cache cold --duration 1 "$M"
+	prof direct-own "$BIN/p2pio-bench" --modes direct --size 4M --depth 16 \
+		--threads "$RINGS" --cache cold --duration 1 "$M"
 	prof direct-64x1M "$BIN/p2pio-bench" --modes direct --size 1M --depth 64 --threads 64 \
 		--cache cold --duration 1 "$M"
 	prof cufile-16x4M "$BIN/p2pio-bench" --modes cufile --fixed --size 4M --depth 16 \
@@ -112,7 +120,7 @@ profiles() {
 [ -n "${PERF:-}" ] && [ -s "$M" ] &&
 	step profiles 45 bash -c "$(declare -f prof profiles); R=$R PERF=$PERF \
 		PERF_LIB=${PERF_LIB:-} KEEP_LD=$LD_LIBRARY_PATH BIN=$BIN M=$M \
-		RING_PER_CPU=$RING_PER_CPU profiles"
+		RING_PER_CPU=$RING_PER_CPU RINGS=$RINGS profiles"
 
 step variants 40 env VARIANTS=1 GRID=0 VROUNDS=2 ROUNDS=0 BENCH_MODES= \
 	VCOLD="--queue-depth 32

@@ -44,20 +44,27 @@ def load_rounds(lines):
             r[rec["kind"]].append(rec)
         else:
             raise ValueError("unknown kind %r" % rec["kind"])
-    head = "" if "" in order else (order[0] if order else "")
+    # The headline: the defaults where one of their loads counts, else the first variant
+    # that has one (a variant whose every load had a wrong byte heads nothing).
+    valid = [v for v in order if any(v in r["loads"] for r in rounds.values())]
+    head = "" if "" in valid else (valid[0] if valid else "")
     for r in rounds.values():
+        r["head"] = head
         r["load"] = r["loads"].get(head)
     return rounds
 
 
 def variants(rounds):
-    """The load variants in order of first appearance (the defaults first)."""
+    """The load variants that ran, counted or not: the headline first, then in order of
+    first appearance."""
     seen = []
     for n in sorted(rounds):
-        for v in rounds[n]["loads"]:
+        r = rounds[n]
+        for v in list(r["loads"]) + [w.get("variant") or "" for w in r.get("wrong", [])]:
             if v not in seen:
                 seen.append(v)
-    return sorted(seen, key=lambda v: v != "")
+    head = next(iter(rounds.values()))["head"] if rounds else ""
+    return sorted(seen, key=lambda v: v != head)
 
 
 def fastest(recs):
@@ -120,8 +127,9 @@ def summarise(rounds):
 
 
 def variant_medians(rounds):
-    """{variant: {ratio: spread, "gbps": spread, "cpu_s_per_gb": spread}}: each variant
-    divided by its own rounds' ceiling and cuFile."""
+    """{variant: {ratio: spread, "gbps": spread, "cpu_s_per_gb": spread, "over_headline":
+    spread}}: each variant divided by its own rounds' ceiling and cuFile, and (but the
+    headline) its GB/s by the same round's headline load's."""
     out = {}
     for v in variants(rounds):
         rows = rows_of(rounds, v)
@@ -130,6 +138,12 @@ def variant_medians(rounds):
             vals = [row["load"][key] for row in rows if row["load"]]
             if vals:
                 m[key] = spread(vals)
+        over = [ratio(rounds[row["round"]]["loads"][v], rounds[row["round"]]["load"])
+                for row in rows if row["load"] and rounds[row["round"]]["load"]
+                and v != rounds[row["round"]]["head"]]
+        over = [x for x in over if x is not None]
+        if over:
+            m["over_headline"] = spread(over)
         out[v] = m
     return out
 
@@ -161,11 +175,11 @@ def report(rounds, rows, medians, shapes, out):
         for v, m in vm.items():
             cells = []
             for name in ("load_over_storage", "load_over_cufile", "cpu_load_over_cufile",
-                         "gbps", "cpu_s_per_gb"):
+                         "gbps", "cpu_s_per_gb", "over_headline"):
                 x = m.get(name)
                 cells.append("%s %s" % (name, "-" if not x else "%.3f (%.3f-%.3f)" % (
                     x["median"], x["low"], x["high"])))
-            n = max([x["rounds"] for x in m.values()] or [0])
+            n = m["gbps"]["rounds"] if "gbps" in m else 0
             out.write("variant %-32s %s; %d rounds\n" % (
                 "'%s'" % v if v else "defaults", "  ".join(cells), n))
     for (kind, shape), g in sorted(shapes.items()):
@@ -175,13 +189,15 @@ def report(rounds, rows, medians, shapes, out):
     # the two reads drifted apart: say so rather than leave a ratio above 1.0 unexplained.
     for n, r in sorted(rounds.items()):
         for rec in r.get("wrong", []):
-            out.write("WRONG: round %d's load had %d wrong bytes: not counted\n"
-                      % (n, rec["mismatches"]))
-    for row in rows:
-        if row["load_over_storage"] is not None and row["load_over_storage"] > 1.0:
-            out.write("note: round %d's load is %.3f of its ceiling: above 1.0, so the "
-                      "candidates missed a faster shape or the reads drifted\n"
-                      % (row["round"], row["load_over_storage"]))
+            v = rec.get("variant") or ""
+            out.write("WRONG: round %d's load%s had %d wrong bytes: not counted\n"
+                      % (n, " '%s'" % v if v else "", rec["mismatches"]))
+    for v in vm:
+        for row in rows_of(rounds, v):
+            if row["load_over_storage"] is not None and row["load_over_storage"] > 1.0:
+                out.write("note: round %d's load%s is %.3f of its ceiling: above 1.0, so the "
+                          "candidates missed a faster shape or the reads drifted\n"
+                          % (row["round"], " '%s'" % v if v else "", row["load_over_storage"]))
     out.write("paired-json " + json.dumps({"rounds": rows, "medians": medians,
                                            "variants": vm}) + "\n")
 

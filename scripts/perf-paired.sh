@@ -30,9 +30,10 @@
 #
 # LOADS (one set of p2pio-load options a line; default one empty line, the defaults) adds
 # loads with settings changed to every round, each divided by the same round's ceiling
-# and cuFile: a setting is judged against the defaults read seconds apart, not against
-# another run's. The defaults (the empty line) head the table; each set has a line of
-# medians. The own-shape candidate is the first set's.
+# and cuFile and by the same round's headline load: a setting is judged against the
+# defaults read seconds apart, not against another run's. The defaults (an empty line)
+# head the table where they are named, else the first set; each set has a line of
+# medians. The own-shape candidate is the headline set's.
 #
 # Environment: PAIRED (rounds, default 5), TOP (candidates per kind, default 2), LIMIT
 # (seconds, default 120), OWN (0: no own-shape candidate), LOAD_ARGS (more p2pio-load
@@ -49,11 +50,25 @@ TOP=${TOP:-2}
 LIMIT=${LIMIT:-120}
 LOAD_ARGS=${LOAD_ARGS:-}
 LOADS=${LOADS:-}
-mapfile -t loads <<<"$LOADS"
 BENCH_ARGS=${BENCH_ARGS:-}
 T0=$(date +%s)
 mkdir -p "$OUT"
 . "$(dirname "$0")/perf-lib.sh"
+
+# The load sets: each line's words (a CR and extra blanks dropped; options are words, so an
+# option's value cannot hold a blank), each set once; an empty LOADS is the defaults alone.
+# @head: the set the table follows, the defaults where they are named, else the first.
+loads=()
+while IFS= read -r line; do
+	read -ra words <<<"${line//$'\r'/}"
+	l="${words[*]}"
+	for x in "${loads[@]}"; do
+		[ "$x" = "$l" ] && { log "paired: LOADS names '$l' twice: it runs once a round"; continue 2; }
+	done
+	loads+=("$l")
+done <<<"$LOADS"
+head=0
+for i in "${!loads[@]}"; do [ -z "${loads[$i]}" ] && { head=$i; break; }; done
 
 # The candidates: "kind mode size depth threads" a line.
 cands=$(python3 - "$BENCH" "$TOP" <<'PY'
@@ -88,9 +103,10 @@ for l in sys.stdin:
     print("storage direct", e["chunk"], e["queue_depth"], t)
     break'; }
 	own=
-	[ -s "$OUT/loads.jsonl" ] && [ -z "${loads[0]}" ] && own=$(eng <"$OUT/loads.jsonl")
-	[ -n "$own" ] || own=$(cap 60 "$BIN/p2pio-load" --json -q --no-verify $LOAD_ARGS ${loads[0]} "$M" \
-		2>>"$OUT/paired.err" | eng)
+	[ -s "$OUT/loads.jsonl" ] && [ -z "${loads[$head]}" ] && own=$(eng <"$OUT/loads.jsonl")
+	read -ra hv <<<"${loads[$head]}"
+	[ -n "$own" ] || own=$(cap 60 "$BIN/p2pio-load" --json -q --no-verify $LOAD_ARGS "${hv[@]}" \
+		"$M" 2>>"$OUT/paired.err" | eng)
 	if [ -z "$own" ]; then
 		log "paired: the load's own shape is unknown (no engine in a load's JSON)"
 	elif ! grep -qxF "$own" <<<"$cands"; then
@@ -104,10 +120,11 @@ J="$OUT/paired.jsonl"
 : >"$J"
 # One read of the whole file, its result as one JSON line tagged with the round and item.
 one() { # round item
-	local round=$1 item=$2 kind mode size depth threads v
+	local round=$1 item=$2 kind mode size depth threads v args
 	if [ "${item%% *}" = load ]; then
 		v=${loads[${item#load }]}
-		cap 60 "$BIN/p2pio-load" --json -q --cold $LOAD_ARGS $v "$M" \
+		read -ra args <<<"$v"
+		cap 60 "$BIN/p2pio-load" --json -q --cold $LOAD_ARGS "${args[@]}" "$M" \
 			2>>"$OUT/paired.err" |
 			python3 -c 'import json, sys
 j = json.loads(sys.stdin.read())

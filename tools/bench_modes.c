@@ -787,8 +787,10 @@ static void mode_library(const char *mode, const struct bench_params *p, struct 
 	}
 	/* Say which options ran: the library's defaults unless --lib-* asked otherwise. */
 	p2pio_ctx_get_opts(ctx, &o);
-	len = snprintf(r->note, sizeof(r->note), "lib qd=%u threads=%u chunk=%lluK staging=%lluM%s",
-		       o.queue_depth, o.threads, (unsigned long long)(o.chunk_size >> 10),
+	len = snprintf(r->note, sizeof(r->note),
+		       "lib qd=%u threads=%u posix_threads=%u chunk=%lluK staging=%lluM%s",
+		       o.queue_depth, o.threads, o.posix_threads,
+		       (unsigned long long)(o.chunk_size >> 10),
 		       (unsigned long long)(o.staging_bytes >> 20),
 		       o.flags & P2PIO_CTX_BOUNCE_ASYNC ? " async" : "");
 	ret = p2pio_buf_alloc(ctx, p->gpu ? P2PIO_MEM_CUDA : P2PIO_MEM_HOST, p->io_size * depth,

@@ -28,7 +28,7 @@ static void load_usage(void)
 	       "      --no-verify       do not check the data against the generator's pattern\n"
 	       "      --json            one JSON object on stdout\n"
 	       "  -q, --quiet           no progress bar\n"
-	       "      --threads N       engine threads (POSIX path; default: the engine's)\n"
+	       "      --threads N       BOUNCE rings, and POSIX readers (default: the engine's)\n"
 	       "      --queue-depth N   engine queue depth (default: the engine's)\n"
 	       "      --chunk SIZE      engine chunk size (default: the engine's)\n"
 	       "      --staging SIZE    engine pinned staging (default: the engine's)\n"

@@ -276,13 +276,16 @@ static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool
 			 (unsigned long long)o.staging_bytes,
 			 (unsigned long long)o.queue_depth * o.chunk_size);
 	else
-		snprintf(buf, len, "%u BOUNCE rings (three per four online CPUs: %ld, kept within "
+		snprintf(buf, len, "%u BOUNCE rings (three per four of %ld online CPUs, kept within "
 			 "4..16), %u POSIX readers (one per online CPU, within 4..16), queue depth "
-			 "%u (fewer for a file on a disk that says it is rotational: its AUTO path "
-			 "says how many), %llu KiB chunks, %llu MiB staging (pinned with a GPU; a read and a copy "
-			 "in flight per thread), copy waits block; P2P sends reads not marked urgent "
-			 "until %llu MiB are at the device (queue depth x chunk) and holds the rest",
-			 o.threads, ncpu, o.posix_threads, o.queue_depth, (unsigned long long)(o.chunk_size >> 10),
+			 "%u (%u reads per ring; fewer for a file on a disk that says it is "
+			 "rotational: its AUTO path says how many), %llu KiB chunks, %llu MiB "
+			 "staging (pinned with a GPU; each ring's reads and a copy in flight), copy "
+			 "waits block; P2P sends reads not marked urgent until %llu MiB are at the "
+			 "device (queue depth x chunk) and holds the rest",
+			 o.threads, ncpu, o.posix_threads, o.queue_depth,
+			 (o.queue_depth + o.threads - 1) / o.threads,
+			 (unsigned long long)(o.chunk_size >> 10),
 			 (unsigned long long)(o.staging_bytes >> 20),
 			 (unsigned long long)(o.queue_depth * o.chunk_size) >> 20);
 }

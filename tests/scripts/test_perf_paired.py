@@ -119,9 +119,29 @@ class Summary(unittest.TestCase):
         self.assertIn("variant defaults ", text)
         self.assertIn("variant '--threads 8' ", text)
         self.assertIn("load_over_storage 0.871 (0.867-0.875)", text)
-        self.assertIn("WRONG: round 3's load had 3 wrong bytes", text)
+        self.assertIn("WRONG: round 3's load '--threads 8' had 3 wrong bytes", text)
+        # Each variant against the same round's headline load: 26/27 and 28/24.
+        self.assertAlmostEqual(t8["over_headline"]["low"], 26 / 27)
+        self.assertAlmostEqual(t8["over_headline"]["high"], 28 / 24)
+        self.assertNotIn("over_headline", vm[""])
+        self.assertIn("over_headline 1.065 (0.963-1.167); 2 rounds", text)
         j = json.loads(text.strip().splitlines()[-1][len("paired-json "):])
         self.assertEqual(j["variants"]["--threads 8"]["gbps"]["rounds"], 2)
+        # The defaults' every load wrong: the variant heads the table, both get a line,
+        # and a variant above its ceiling is noted.
+        bad = [l.replace('"mismatches": 0, "variant": ""', '"mismatches": 5, "variant": ""')
+               for l in lines] + [rec(4, "load", "bounce", 33.0, 0.3, mismatches=0,
+                                      variant="--threads 8"),
+                                  rec(4, "storage", "direct 1024K qd1 x64", 30.0, 0.5)]
+        wr = pp.load_rounds(bad)
+        self.assertEqual(wr[1]["load"]["gbps"], 26.0)
+        self.assertEqual(pp.variants(wr), ["--threads 8", ""])
+        out = io.StringIO()
+        pp.report(wr, *pp.summarise(wr), out)
+        text = out.getvalue()
+        self.assertIn("variant defaults ", text)
+        self.assertIn("WRONG: round 1's load had 5 wrong bytes", text)
+        self.assertIn("note: round 4's load '--threads 8' is 1.100 of its ceiling", text)
         # Only a variant, no defaults: it heads the table, and no variant lines.
         only = pp.load_rounds([l for l in lines if '"variant": ""' not in l])
         self.assertEqual(only[1]["load"]["gbps"], 26.0)
@@ -226,6 +246,24 @@ class EndToEnd(unittest.TestCase):
             text = open(os.path.join(out4, "paired.txt")).read()
             self.assertIn("variant '--threads 2' ", text)
             self.assertIn("variant defaults ", text)
+
+            # A set named twice (blanks and a CR aside) runs once a round; the own-shape
+            # candidate is the headline set's (the defaults, named second here).
+            out5 = os.path.join(d, "out5")
+            r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "perf-paired.sh"), BIN,
+                                out5, m, bench],
+                               env=dict(env, PAIRED="1", LOADS="--threads  3\n\n--threads 3\r"),
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("LOADS names '--threads 3' twice", r.stdout)
+            with open(os.path.join(out5, "paired.jsonl")) as f:
+                reads = [json.loads(l) for l in f]
+            self.assertEqual(sorted(x["variant"] for x in reads if x["kind"] == "load"),
+                             ["", "--threads 3"])
+            shapes5 = {x["shape"] for x in reads if x["kind"] == "storage"}
+            self.assertIn(own, shapes5)
+            self.assertNotIn("direct %dK qd%d x3" % (eng["chunk"] // 1024, eng["queue_depth"]),
+                             shapes5)
 
     def test_no_candidates(self):
         with tempfile.TemporaryDirectory() as d:

@@ -59,6 +59,31 @@ static void default_threads(void)
 	tap_ok(!bad, "rings and readers from 1 to 256 CPUs (%u wrong)", bad);
 }
 
+/* On 16 CPUs: what a context resolves from the caller's thread counts, zeros and set. */
+static void threads_resolved(void)
+{
+	static const struct { uint32_t threads, posix, want_threads, want_posix; } t[] = {
+		{ 0, 0, 12, 16 }, { 7, 0, 7, 7 }, { 0, 3, 12, 3 }, { 5, 3, 5, 3 },
+	};
+	struct p2pio_ctx_opts o;
+	unsigned int i, bad = 0;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(&o, 0, sizeof(o));
+		o.threads = t[i].threads;
+		o.posix_threads = t[i].posix;
+		p2pio_threads_resolve(&o, 16);
+		if (o.threads != t[i].want_threads || o.posix_threads != t[i].want_posix) {
+			tap_diag("threads %u, POSIX %u: resolved %u, %u; want %u, %u", t[i].threads,
+				 t[i].posix, o.threads, o.posix_threads, t[i].want_threads,
+				 t[i].want_posix);
+			bad++;
+		}
+	}
+	tap_ok(!bad, "16 CPUs: 12 rings and 16 readers by default, the caller's threads for "
+	       "both, its POSIX readers beside default rings (%u wrong)", bad);
+}
+
 int main(void)
 {
 	struct p2pio_ctx_opts o, got;
@@ -73,7 +98,7 @@ int main(void)
 	uint64_t host[4];
 	uint32_t rings, readers;
 
-	tap_plan(30);
+	tap_plan(31);
 	p2pio_ctx_opts_init(&o);
 	tap_ok(o.size == sizeof(o) && o.path == P2PIO_PATH_AUTO && !o.queue_depth,
 	       "opts_init: size set, AUTO, zeros for the measured defaults");
@@ -126,6 +151,7 @@ int main(void)
 	       "host context: %u rings, %u POSIX readers, as the CPUs give (%u, %u)", got.threads,
 	       got.posix_threads, rings, readers);
 	default_threads();
+	threads_resolved();
 	o.device = P2PIO_DEVICE_HOST;
 	o.threads = 7;
 	tap_is_int(p2pio_ctx_create(&o, &ctx, &err), 0, "threads 7, POSIX threads left");

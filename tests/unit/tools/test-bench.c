@@ -166,7 +166,7 @@ int main(int argc, char **argv)
 		   "--chunk 256K --bounce-async --cache warm %s/data", dir);
 	n = check_lines(out, &skipped);
 	tap_ok(st == 0 && n == 1, "BOUNCE with context options moved the file");
-	tap_ok(strstr(out, "lib qd=6 threads=3 chunk=256K") && strstr(out, " async"),
+	tap_ok(strstr(out, "lib qd=6 threads=3 posix_threads=3 chunk=256K") && strstr(out, " async"),
 	       "the result line names the context options that ran");
 	st = bench("--device host --modes posix --size 1M --depth 4 --cache warm %s/data", dir);
 	tap_ok(st == 0 && check_lines(out, &skipped) == 1 && strstr(out, "chunk=4096K"),

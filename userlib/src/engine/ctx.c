@@ -42,6 +42,17 @@ void p2pio_default_threads(long ncpu, uint32_t *rings, uint32_t *readers)
 	*readers = p2pio_threads_within(ncpu);
 }
 
+void p2pio_threads_resolve(struct p2pio_ctx_opts *o, long ncpu)
+{
+	uint32_t rings, readers;
+
+	p2pio_default_threads(ncpu, &rings, &readers);
+	if (!o->posix_threads)
+		o->posix_threads = o->threads ? o->threads : readers;
+	if (!o->threads)
+		o->threads = rings;
+}
+
 /*
  * Copy the caller's options, as much of them as its struct has; zeros mean defaults.
  * *@depth_default: the queue depth is the library's (a file may then get a smaller one).
@@ -50,7 +61,6 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 			      bool *depth_default, struct p2pio_error *err)
 {
 	uint64_t staging, bthreads, bdepth;
-	uint32_t rings, readers;
 	size_t n;
 
 	p2pio_ctx_opts_init(o);
@@ -84,11 +94,7 @@ static int p2pio_opts_resolve(const struct p2pio_ctx_opts *in, struct p2pio_ctx_
 	 * 43.4-48.6 GB/s; 8's slowest load of each set 38-45) and 10 and 12 within 1 % of 16:
 	 * the cap went. BOUNCE's rings are fewer (engine.h says why).
 	 */
-	p2pio_default_threads(sysconf(_SC_NPROCESSORS_ONLN), &rings, &readers);
-	if (!o->posix_threads)
-		o->posix_threads = o->threads ? o->threads : readers;
-	if (!o->threads)
-		o->threads = rings;
+	p2pio_threads_resolve(o, sysconf(_SC_NPROCESSORS_ONLN));
 	if (!o->chunk_size)
 		o->chunk_size = P2PIO_DEF_CHUNK;
 	if (!o->pin_window)

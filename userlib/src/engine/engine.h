@@ -38,12 +38,13 @@
  * BOUNCE rings: three for every four CPUs, within the same bounds. Where the device
  * completes each read in the task that submits it (zram), a ring per CPU made the rings
  * contend for the device's locks: on 16 CPUs a cold load spent 16 % of its samples in
- * zram's lock and unlock against 6 % with 8 rings, and 16 rings cost 0.53-0.60 s of CPU
- * per GB against 0.45-0.46 with 12 and 0.27-0.32 with 8. Paired rounds on two H100
- * machines (Documentation/engine.md, "BOUNCE rings"): 12 rings read at 0.99 of 16's
- * rate (medians; 8 at 0.96-0.97), and 12's CPU per GB is 0.77-0.81 of cuFile's where
- * 16's was 1.04-1.07. On a device that completes reads by interrupt (NVMe) the rings
- * only submit, and 12 with 2 reads in flight each keep the queue as full as 16.
+ * zram's lock and unlock against 6 % with 8 rings, and 16 rings cost 0.52-0.60 s of CPU
+ * per GB against 0.38-0.46 with 12 and 0.27-0.32 with 8. Paired rounds on two H100
+ * machines (Documentation/engine.md, "BOUNCE rings"): 12 rings read at 0.99-1.07 of 16's
+ * rate (medians of four sets; 8 at 0.96-1.01), and 12's CPU per GB is 0.77-0.81 of
+ * cuFile's where 16's was 0.94-1.10. On a device that completes reads by interrupt
+ * (NVMe) the rings only submit, and 12 with 2 reads in flight each keep at least as many
+ * at the device as 16 with 1.
  */
 #define P2PIO_DEF_BOUNCE_RINGS_NUM 3
 #define P2PIO_DEF_BOUNCE_RINGS_DEN 4
@@ -321,6 +322,11 @@ P2PIO_HIDDEN void p2pio_file_note(struct p2pio_file *f, enum p2pio_path path, co
  * P2PIO_DEF_THREADS_MIN..MAX.
  */
 P2PIO_HIDDEN void p2pio_default_threads(long ncpu, uint32_t *rings, uint32_t *readers);
+/*
+ * ctx.c: @o's thread counts the caller left 0, on @ncpu online CPUs: @threads the rings,
+ * @posix_threads the caller's @threads where it set them, else the readers.
+ */
+P2PIO_HIDDEN void p2pio_threads_resolve(struct p2pio_ctx_opts *o, long ncpu);
 /* ctx.c: run @cuctx current on this thread around CUDA calls from a caller's thread. */
 P2PIO_HIDDEN CUcontext p2pio_ctx_enter(struct p2pio_ctx *ctx);
 P2PIO_HIDDEN void p2pio_ctx_leave(struct p2pio_ctx *ctx, CUcontext prev);

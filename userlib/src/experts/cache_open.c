@@ -112,7 +112,10 @@ static uint32_t pieces_floor(uint64_t largest, uint64_t n)
  * P2PIO_EXPERTS_MIN_PIECE. On the H200 (zram, 14 threads) 7 reads per gpt-oss-120b
  * expert decoded at 0.99 of the old bound at 10 % resident, against 0.82 with 1 MiB
  * reads, 0.75 with 14 and 0.69 with 28 reads per load; a lone miss took 0.93 ms in 14
- * reads and 1.17 ms in 7 (Documentation/moe.md, third round).
+ * reads and 1.17 ms in 7 (Documentation/moe.md, third round). p2pio-moe still sets 14
+ * threads there; a context left to its defaults has three BOUNCE rings per four CPUs
+ * since session 21 (12 on 16 CPUs: 6 reads per load, 12 alone; not measured with the
+ * cache).
  */
 static uint32_t read_pieces(const struct p2pio_experts *x, const struct p2pio_experts_opts *o,
 			    uint64_t largest, uint32_t *lone)
