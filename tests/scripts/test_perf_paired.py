@@ -16,6 +16,13 @@ from scriptload import BIN, ROOT, load
 pp = load("perf-paired.py", "perf_paired")
 
 
+def report_text(rounds):
+    """What perf-paired.py prints for @rounds."""
+    out = io.StringIO()
+    pp.report(rounds, *pp.summarise(rounds), out)
+    return out.getvalue()
+
+
 def rec(rnd, kind, shape, gbps, cpu, **more):
     d = {"round": rnd, "kind": kind, "shape": shape, "gbps": gbps, "cpu_s_per_gb": cpu}
     d.update(more)
@@ -69,10 +76,7 @@ class Summary(unittest.TestCase):
         self.assertEqual(sorted(shapes[("storage", "direct 1024K qd1 x64")]), [25.0, 30.0, 30.0, 30.0])
 
     def test_report_says_what_is_odd(self):
-        rounds = pp.load_rounds(self.lines())
-        out = io.StringIO()
-        pp.report(rounds, *pp.summarise(rounds), out)
-        text = out.getvalue()
+        text = report_text(pp.load_rounds(self.lines()))
         self.assertIn("WRONG: round 4's load had 12 wrong bytes: not counted", text)
         self.assertIn("note: round 3's load is 1.033 of its ceiling", text)
         self.assertNotIn("note: round 1", text)
@@ -113,9 +117,7 @@ class Summary(unittest.TestCase):
         self.assertAlmostEqual(t8["cpu_load_over_cufile"]["low"], 0.31 / 0.6)
         self.assertAlmostEqual(t8["cpu_s_per_gb"]["median"], 0.305)
         self.assertAlmostEqual(vm[""]["gbps"]["median"], 25.5)
-        out = io.StringIO()
-        pp.report(rounds, rows, med, shapes, out)
-        text = out.getvalue()
+        text = report_text(rounds)
         self.assertIn("variant defaults ", text)
         self.assertIn("variant '--threads 8' ", text)
         self.assertIn("load_over_storage 0.871 (0.867-0.875)", text)
@@ -136,18 +138,14 @@ class Summary(unittest.TestCase):
         wr = pp.load_rounds(bad)
         self.assertEqual(wr[1]["load"]["gbps"], 26.0)
         self.assertEqual(pp.variants(wr), ["--threads 8", ""])
-        out = io.StringIO()
-        pp.report(wr, *pp.summarise(wr), out)
-        text = out.getvalue()
+        text = report_text(wr)
         self.assertIn("variant defaults ", text)
         self.assertIn("WRONG: round 1's load had 5 wrong bytes", text)
         self.assertIn("note: round 4's load '--threads 8' is 1.100 of its ceiling", text)
         # Only a variant, no defaults: it heads the table, and no variant lines.
         only = pp.load_rounds([l for l in lines if '"variant": ""' not in l])
         self.assertEqual(only[1]["load"]["gbps"], 26.0)
-        out = io.StringIO()
-        pp.report(only, *pp.summarise(only), out)
-        self.assertNotIn("variant ", out.getvalue())
+        self.assertNotIn("variant ", report_text(only))
 
     def test_bad_input_is_refused(self):
         with self.assertRaises(ValueError):

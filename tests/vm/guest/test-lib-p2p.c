@@ -339,6 +339,8 @@ out:
 #define HELD_LEN (64 * VM_KIB)
 #define HELD_TAG 900
 #define HELD_SLACK 3
+/* Rounds of the hastened read tried before giving up (held_reads()). */
+#define HELD_TRIES 5
 /* Read 0 is this long (64 KiB pieces): the reads after it stay held while it is read. */
 #define HELD_FIRST (4 * VM_MIB)
 #define HELD_BUF ((HELD_NR + 1) * HELD_LEN + HELD_FIRST)
@@ -346,12 +348,13 @@ out:
 /*
  * Submits HELD_NR plain reads (tag i reads chunk i into slot i) and, with @urgent, one
  * urgent read of chunk HELD_NR tagged HELD_TAG; then withdraws tags @cancel_from.. (each
- * alone, n = 1) or hastens tag @hasten; reaps everything into @order and checks every
- * byte of what completed and that withdrawn slots are still poison. The number
- * completed, or -1 on a failure.
+ * alone, n = 1) or hastens tag @hasten (*@hastened: whether it was still held); reaps
+ * everything into @order and checks every byte of what completed and that withdrawn
+ * slots are still poison. The number completed, or -1 on a failure.
  */
 static int held_round(struct p2pio_ctx *c, struct p2pio_file *f, int fd, struct p2pio_buf *buf,
-		      bool urgent, int cancel_from, int hasten, uint64_t *order, int *cancelled)
+		      bool urgent, int cancel_from, int hasten, uint64_t *order, int *cancelled,
+		      int *hastened)
 {
 	struct p2pio_req r[HELD_NR + 1];
 	struct p2pio_cqe cqe[HELD_NR + 1];
@@ -376,8 +379,14 @@ static int held_round(struct p2pio_ctx *c, struct p2pio_file *f, int fd, struct 
 	if (cancel_from >= 0)
 		for (i = cancel_from; i < HELD_NR; i++)
 			*cancelled += p2pio_cancel(q, (uint64_t)i, 1) == 1;
-	if (hasten >= 0 && p2pio_hasten(q, (uint64_t)hasten) != 1)
-		goto fail;
+	if (hasten >= 0) {
+		/* 0: the feeder sent it first (a submitter descheduled that long). */
+		int h = p2pio_hasten(q, (uint64_t)hasten);
+
+		if (h < 0 || h > 1)
+			goto fail;
+		*hastened = h;
+	}
 	want_done = n - *cancelled;
 	if (p2pio_inflight(q) != (unsigned int)want_done)
 		goto fail;
@@ -450,19 +459,19 @@ static void held_reads(const char *path)
 	struct p2pio_file *f = NULL;
 	struct p2pio_buf *buf = NULL;
 	uint64_t order[HELD_NR + 1];
-	int fd = open(path, O_RDONLY), got, pos, cancelled;
+	int fd = open(path, O_RDONLY), got, pos, cancelled, hastened = 0, tries = 0;
 
 	if (fd < 0 || !held_open(path, 1, 0, &c, &f, &buf, &err)) {
 		tap_ok(0, "held reads: set-up: %s", err.msg);
 		goto out;
 	}
-	got = held_round(c, f, fd, buf, true, -1, -1, order, &cancelled);
+	got = held_round(c, f, fd, buf, true, -1, -1, order, &cancelled, NULL);
 	pos = got > 0 ? held_position(order, got, HELD_TAG) : -1;
 	if (!tap_ok(got == HELD_NR + 1 && pos >= 0 && pos < HELD_SLACK,
 		    "P2P: %d plain reads and an urgent one submitted last, byte-exact; the urgent "
 		    "one completes among the first %d (at %d)", HELD_NR, HELD_SLACK, pos + 1))
 		tap_diag("completed %d", got);
-	got = held_round(c, f, fd, buf, false, HELD_NR - 8, -1, order, &cancelled);
+	got = held_round(c, f, fd, buf, false, HELD_NR - 8, -1, order, &cancelled, NULL);
 	tap_ok(got == HELD_NR - 8 && cancelled == 8,
 	       "P2P: 8 held plain reads withdrawn (%d): no completion, nothing landed; the "
 	       "other %d byte-exact", cancelled, got);
@@ -471,11 +480,19 @@ static void held_reads(const char *path)
 	 * thread after the submission, and the feeder may send a held read or two before
 	 * it (a loaded clean-clone check had it 4th; held, it would be 24th).
 	 */
-	got = held_round(c, f, fd, buf, false, -1, HELD_NR - 1, order, &cancelled);
+	/*
+	 * A round whose last read the feeder sent before p2pio_hasten() came (the submitter
+	 * descheduled while 23 reads were read: once under a loaded host) shows nothing: it
+	 * is run again.
+	 */
+	do
+		got = held_round(c, f, fd, buf, false, -1, HELD_NR - 1, order, &cancelled,
+				 &hastened);
+	while (got > 0 && !hastened && ++tries < HELD_TRIES);
 	pos = got > 0 ? held_position(order, got, HELD_NR - 1) : -1;
-	tap_ok(got == HELD_NR && pos >= 0 && pos < HELD_SLACK + 2,
+	tap_ok(got == HELD_NR && hastened && pos >= 0 && pos < HELD_SLACK + 2,
 	       "P2P: the last of %d plain reads hastened completes among the first %d (at %d), "
-	       "all byte-exact", HELD_NR, HELD_SLACK + 2, pos + 1);
+	       "all byte-exact (round %d)", HELD_NR, HELD_SLACK + 2, pos + 1, tries + 1);
 	close_all(c, f, buf, -1);
 	c = NULL;
 	f = NULL;
@@ -490,7 +507,7 @@ static void held_reads(const char *path)
 		tap_ok(0, "urgent first in a batch: set-up: %s", err.msg);
 		goto out;
 	}
-	got = held_round(c, f, fd, buf, true, -1, -1, order, &cancelled);
+	got = held_round(c, f, fd, buf, true, -1, -1, order, &cancelled, NULL);
 	pos = got > 0 ? held_position(order, got, HELD_TAG) : -1;
 	tap_ok(got == HELD_NR + 1 && pos >= 0 && pos < HELD_SLACK,
 	       "P2P, nothing held: an urgent read submitted after %d plain ones in one batch is "

@@ -38,7 +38,8 @@ static uint32_t p2pio_threads_within(long n)
 
 void p2pio_default_threads(long ncpu, uint32_t *rings, uint32_t *readers)
 {
-	*rings = p2pio_threads_within(ncpu * P2PIO_DEF_BOUNCE_RINGS_NUM / P2PIO_DEF_BOUNCE_RINGS_DEN);
+	*rings = p2pio_threads_within(ncpu * P2PIO_DEF_BOUNCE_RINGS_NUM /
+				      P2PIO_DEF_BOUNCE_RINGS_DEN);
 	*readers = p2pio_threads_within(ncpu);
 }
 
