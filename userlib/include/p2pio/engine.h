@@ -388,10 +388,11 @@ int p2pio_queue_fd(const struct p2pio_queue *q);
  * be speculative (prefetches): the context's threads take it before every read without
  * the flag that has pieces not yet handed out (one already being read goes on); urgent
  * reads keep their order among themselves. BOUNCE and POSIX queue reads in the library
- * and honour it. P2P sends reads to the device as they are submitted (the urgent reads of
- * one p2pio_submit() before its plain ones), except plain reads beyond queue_depth x
- * chunk_size bytes at the device, which wait in the library: an urgent read goes past
- * those at once (it still shares the device with the plain reads already sent).
+ * and honour it. P2P sends reads to the device as they are submitted (of each run of up
+ * to 64 consecutive requests of one p2pio_submit() that take P2P, the urgent ones first),
+ * except plain reads beyond queue_depth x chunk_size bytes at the device, which wait in
+ * the library: an urgent read goes past those at once (it still shares the device with
+ * the plain reads already sent).
  */
 #define P2PIO_REQ_URGENT (1u << 1)
 

@@ -76,7 +76,10 @@ struct p2pio_path_ops {
 	/*
 	 * Optional: @submit for @n reads at once (one p2pio_submit() of many requests): the
 	 * path queues them all or none (a nonzero return fails every one), so that its
-	 * threads are woken and its lock taken once, not once per read.
+	 * threads are woken and its lock taken once, not once per read (BOUNCE, POSIX), or
+	 * so that it may order them (P2P sends the urgent ones first). It may reorder @ops,
+	 * and must not touch an op once it has handed it on: the op may complete and be
+	 * freed at once.
 	 */
 	int (*submit_many)(void *priv, struct p2pio_op **ops, unsigned int n);
 

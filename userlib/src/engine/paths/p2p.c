@@ -919,8 +919,8 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 }
 
 /*
- * Several reads of one p2pio_submit(): its urgent ones first, then its plain ones, each
- * kind in the order given. The plain reads go to the device as they come (up to
+ * Several reads of one p2pio_submit() (a run of up to P2PIO_SUBMIT_BATCH that take P2P):
+ * its urgent ones first, then its plain ones, each kind in the order given. The plain reads go to the device as they come (up to
  * p2pio_p2p_plain_full()), so an urgent read behind them in the same batch was sent only
  * after them: what the caller marked as waited for went in after reads that could wait,
  * where BOUNCE's queue takes it first. A thread descheduled between them let the feeder
@@ -928,14 +928,21 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
  */
 static int p2pio_p2p_submit_many(void *priv, struct p2pio_op **ops, unsigned int n)
 {
-	unsigned int i;
+	unsigned int i, plain = 0;
 
-	for (i = 0; i < n; i++)
+	/*
+	 * One pass, and no op looked at once it is sent: a sent read may complete and be
+	 * reaped (freed) by another thread at once (the expert cache's reaper). The plain
+	 * ones move down into slots already consumed.
+	 */
+	for (i = 0; i < n; i++) {
 		if (ops[i]->urgent)
 			p2pio_p2p_submit(priv, ops[i]);
-	for (i = 0; i < n; i++)
-		if (!ops[i]->urgent)
-			p2pio_p2p_submit(priv, ops[i]);
+		else
+			ops[plain++] = ops[i];
+	}
+	for (i = 0; i < plain; i++)
+		p2pio_p2p_submit(priv, ops[i]);
 	return 0;
 }
 
