@@ -920,11 +920,12 @@ static int p2pio_p2p_submit(void *priv, struct p2pio_op *op)
 
 /*
  * Several reads of one p2pio_submit() (a run of up to P2PIO_SUBMIT_BATCH that take P2P):
- * its urgent ones first, then its plain ones, each kind in the order given. The plain reads go to the device as they come (up to
- * p2pio_p2p_plain_full()), so an urgent read behind them in the same batch was sent only
- * after them: what the caller marked as waited for went in after reads that could wait,
- * where BOUNCE's queue takes it first. A thread descheduled between them let the feeder
- * send the held ones too (a loaded VM run had such an urgent read complete 20th of 25).
+ * its urgent ones first, then its plain ones, each kind in the order given. The plain
+ * reads go to the device as they come (up to p2pio_p2p_plain_full()), so an urgent read
+ * behind them in the same batch was sent only after them: what the caller marked as
+ * waited for went in after reads that could wait, where BOUNCE's queue takes it first. A
+ * thread descheduled between them let the feeder send the held ones too (a loaded VM run
+ * had such an urgent read complete 20th of 25).
  */
 static int p2pio_p2p_submit_many(void *priv, struct p2pio_op **ops, unsigned int n)
 {
