@@ -256,7 +256,8 @@ static void json_dev(FILE *f, const struct p2pio_pci_dev *d)
 /*
  * The engine's defaults on this machine and where each comes from (Documentation/engine.md
  * gives the sweep behind them): BOUNCE rings and POSIX readers from the online CPUs,
- * staging from the rings, queue depth and chunk; P2P's plain bytes at the device from queue depth and chunk.
+ * staging from the rings, queue depth and chunk; P2P's plain bytes at the device from
+ * queue depth and chunk.
  */
 static void engine_text(const struct p2pio_ctx *ctx, char *buf, size_t len, bool json)
 {

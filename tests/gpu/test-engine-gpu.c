@@ -98,16 +98,16 @@ static struct p2pio_ctx *gpu_ctx(enum p2pio_path p, uint64_t chunk, uint32_t qd)
 static void posix_readers(void)
 {
 	struct p2pio_ctx_opts got = { .size = sizeof(got) };
+	struct p2pio_ctx_opts want = { 0 };
 	struct p2pio_ctx *ctx;
-	uint32_t rings, readers;
 
-	p2pio_default_threads(sysconf(_SC_NPROCESSORS_ONLN), &rings, &readers);
+	p2pio_threads_resolve(&want, sysconf(_SC_NPROCESSORS_ONLN));
 	threads = 0;
 	ctx = gpu_ctx(P2PIO_PATH_POSIX, 0, 0);
 	tap_ok(ctx && !p2pio_ctx_get_opts(ctx, &got) &&
-		       got.posix_threads == readers && got.threads == rings,
+		       got.posix_threads == want.posix_threads && got.threads == want.threads,
 	       "GPU context, defaults: %u POSIX readers (want %u), %u rings (want %u)",
-	       got.posix_threads, readers, got.threads, rings);
+	       got.posix_threads, want.posix_threads, got.threads, want.threads);
 	p2pio_ctx_destroy(ctx);
 	threads = 16;
 	ctx = gpu_ctx(P2PIO_PATH_POSIX, 0, 0);

@@ -45,14 +45,15 @@ static void default_threads(void)
 		{ 1, 4, 4 }, { 2, 4, 4 }, { 5, 4, 5 }, { 6, 4, 6 }, { 8, 6, 8 },
 		{ 16, 12, 16 }, { 20, 15, 16 }, { 22, 16, 16 }, { 256, 16, 16 },
 	};
-	uint32_t rings, readers;
+	struct p2pio_ctx_opts o;
 	unsigned int i, bad = 0;
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		p2pio_default_threads(t[i].cpus, &rings, &readers);
-		if (rings != t[i].rings || readers != t[i].readers) {
-			tap_diag("%ld CPUs: %u rings, %u readers; want %u, %u", t[i].cpus, rings,
-				 readers, t[i].rings, t[i].readers);
+		memset(&o, 0, sizeof(o));
+		p2pio_threads_resolve(&o, t[i].cpus);
+		if (o.threads != t[i].rings || o.posix_threads != t[i].readers) {
+			tap_diag("%ld CPUs: %u rings, %u readers; want %u, %u", t[i].cpus, o.threads,
+				 o.posix_threads, t[i].rings, t[i].readers);
 			bad++;
 		}
 	}
@@ -86,7 +87,7 @@ static void threads_resolved(void)
 
 int main(void)
 {
-	struct p2pio_ctx_opts o, got;
+	struct p2pio_ctx_opts o, got, want;
 	struct p2pio_error err = { 0 };
 	struct p2pio_ctx *ctx = NULL;
 	struct p2pio_buf *buf = NULL;
@@ -96,7 +97,6 @@ int main(void)
 		enum p2pio_path path;
 	} old = { sizeof(old), P2PIO_DEVICE_HOST, P2PIO_PATH_POSIX };
 	uint64_t host[4];
-	uint32_t rings, readers;
 
 	tap_plan(31);
 	p2pio_ctx_opts_init(&o);
@@ -146,10 +146,11 @@ int main(void)
 	tap_is_int(create(bad_reserved2, &err), -EINVAL, "reserved2 set refused");
 
 	/* The defaults above are this machine's: rings and readers from its online CPUs. */
-	p2pio_default_threads(sysconf(_SC_NPROCESSORS_ONLN), &rings, &readers);
-	tap_ok(got.threads == rings && got.posix_threads == readers,
+	memset(&want, 0, sizeof(want));
+	p2pio_threads_resolve(&want, sysconf(_SC_NPROCESSORS_ONLN));
+	tap_ok(got.threads == want.threads && got.posix_threads == want.posix_threads,
 	       "host context: %u rings, %u POSIX readers, as the CPUs give (%u, %u)", got.threads,
-	       got.posix_threads, rings, readers);
+	       got.posix_threads, want.threads, want.posix_threads);
 	default_threads();
 	threads_resolved();
 	o.device = P2PIO_DEVICE_HOST;

@@ -36,22 +36,13 @@ static uint32_t p2pio_threads_within(long n)
 	       n > P2PIO_DEF_THREADS_MAX ? P2PIO_DEF_THREADS_MAX : (uint32_t)n;
 }
 
-void p2pio_default_threads(long ncpu, uint32_t *rings, uint32_t *readers)
-{
-	*rings = p2pio_threads_within(ncpu * P2PIO_DEF_BOUNCE_RINGS_NUM /
-				      P2PIO_DEF_BOUNCE_RINGS_DEN);
-	*readers = p2pio_threads_within(ncpu);
-}
-
 void p2pio_threads_resolve(struct p2pio_ctx_opts *o, long ncpu)
 {
-	uint32_t rings, readers;
-
-	p2pio_default_threads(ncpu, &rings, &readers);
 	if (!o->posix_threads)
-		o->posix_threads = o->threads ? o->threads : readers;
+		o->posix_threads = o->threads ? o->threads : p2pio_threads_within(ncpu);
 	if (!o->threads)
-		o->threads = rings;
+		o->threads = p2pio_threads_within(ncpu * P2PIO_DEF_BOUNCE_RINGS_NUM /
+						  P2PIO_DEF_BOUNCE_RINGS_DEN);
 }
 
 /*

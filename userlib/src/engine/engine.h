@@ -317,14 +317,9 @@ P2PIO_HIDDEN void p2pio_file_note(struct p2pio_file *f, enum p2pio_path path, co
 				  ...) __attribute__((format(printf, 3, 4)));
 
 /*
- * ctx.c: the default thread counts on @ncpu online CPUs: *@rings BOUNCE rings (three for
- * every four CPUs) and *@readers POSIX readers (one per CPU), each within
- * P2PIO_DEF_THREADS_MIN..MAX.
- */
-P2PIO_HIDDEN void p2pio_default_threads(long ncpu, uint32_t *rings, uint32_t *readers);
-/*
- * ctx.c: @o's thread counts the caller left 0, on @ncpu online CPUs: @threads the rings,
- * @posix_threads the caller's @threads where it set them, else the readers.
+ * ctx.c: @o's thread counts the caller left 0, on @ncpu online CPUs: @threads three
+ * BOUNCE rings for every four CPUs, @posix_threads the caller's @threads where it set
+ * them, else one POSIX reader per CPU; each within P2PIO_DEF_THREADS_MIN..MAX.
  */
 P2PIO_HIDDEN void p2pio_threads_resolve(struct p2pio_ctx_opts *o, long ncpu);
 /* ctx.c: run @cuctx current on this thread around CUDA calls from a caller's thread. */

@@ -200,7 +200,8 @@ int p2pio_blockdev_probe(const char *sysfs, unsigned int major, unsigned int min
 				       major, minor, strerror(-ret));
 	slash = strrchr(dev, '/');
 	snprintf(bd->name, sizeof(bd->name), "%.31s", slash ? slash + 1 : dev);
-	if (p2pio_sysfs_read_u64(dev, "partition", &v) == 0) {
+	/* p2pio_blockdev_dirs() read "partition": a partition's disk is its parent. */
+	if (strcmp(dev, diskdir)) {
 		bd->is_partition = true;
 		if (p2pio_sysfs_read_u64(dev, "start", &v) == 0)
 			bd->part_start = v * 512; /* sysfs counts 512-byte sectors, always */
